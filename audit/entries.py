@@ -1,0 +1,72 @@
+"""The audit record of one request, as the proxy builds it before it is written."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+JSON = dict[str, Any]
+
+
+@dataclass(slots=True)
+class AuditEntry:
+    request_id: str
+    tenant_id: int
+    team_id: int
+    api_key_id: int
+    endpoint: str
+    started_at: datetime
+    status: str
+    end_user: str = ""
+    feature: str = ""
+    client_context: JSON = field(default_factory=dict)
+    model_requested: str = ""
+    route_alias: str = ""
+    deployment_name: str = ""
+    provider_name: str = ""
+    upstream_model: str = ""
+    stream: bool = False
+    attempts: list[JSON] = field(default_factory=list)
+    request_body: JSON | None = None
+    response_body: JSON | None = None
+    tool_calls: list[JSON] = field(default_factory=list)
+    tool_results: list[JSON] = field(default_factory=list)
+    http_status: int | None = None
+    error_type: str = ""
+    error_message: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    completed_at: datetime | None = None
+
+    def fields(self) -> JSON:
+        return asdict(self)
+
+
+# What completing a stream may change on its in-progress record; everything else is fixed
+# when the record is first written.
+COMPLETION_FIELDS = (
+    "status",
+    "http_status",
+    "error_type",
+    "error_message",
+    "upstream_model",
+    "response_body",
+    "tool_calls",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cost_usd",
+    "latency_ms",
+    "ttft_ms",
+    "completed_at",
+)
+
+
+def completion_fields(entry: AuditEntry) -> JSON:
+    return {name: getattr(entry, name) for name in COMPLETION_FIELDS}

@@ -1,0 +1,119 @@
+"""Group commit of audit records: the client is answered only after its record is committed.
+
+Requests hand their record to one writer per event loop and wait. The writer commits everything
+that queued up while the previous transaction ran in one transaction (leader/follower group
+commit), so at low load a record is written at once and under load many share one commit.
+Writes run on one dedicated thread with its own database connection, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import close_old_connections, transaction
+
+from audit.entries import AuditEntry, completion_fields
+from audit.models import AuditRecord, AuditStatus
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Insert:
+    entry: AuditEntry
+
+
+@dataclass(frozen=True, slots=True)
+class _Complete:
+    entry: AuditEntry
+
+
+_Op = _Insert | _Complete
+
+
+def write_batch(ops: list[_Op]) -> None:
+    """Write a batch in one transaction (inserts first, so a short stream can complete in it)."""
+    try:
+        with transaction.atomic():
+            inserts = [AuditRecord(**op.entry.fields()) for op in ops if isinstance(op, _Insert)]
+            AuditRecord.objects.bulk_create(inserts)
+            for op in ops:
+                if isinstance(op, _Complete):
+                    # Only an unfinished record may be completed, and only once.
+                    AuditRecord.objects.filter(
+                        request_id=op.entry.request_id, status=AuditStatus.IN_PROGRESS
+                    ).update(**completion_fields(op.entry))
+    finally:
+        close_old_connections()
+
+
+class AuditWriter:
+    def __init__(self, batch_max: int = 256) -> None:
+        self.batch_max = batch_max
+        self._pending: list[tuple[_Op, asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-writer")
+        self._task: asyncio.Task[None] | None = None
+
+    async def insert(self, entry: AuditEntry) -> None:
+        await self._submit(_Insert(entry))
+
+    async def complete(self, entry: AuditEntry) -> None:
+        await self._submit(_Complete(entry))
+
+    async def _submit(self, op: _Op) -> None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._pending.append((op, future))
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._run())
+        self._wake.set()
+        await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch = self._pending[: self.batch_max]
+                del self._pending[: self.batch_max]
+                await self._write(loop, batch)
+
+    async def _write(
+        self, loop: asyncio.AbstractEventLoop, batch: list[tuple[_Op, asyncio.Future[None]]]
+    ) -> None:
+        try:
+            await loop.run_in_executor(self._executor, write_batch, [op for op, _ in batch])
+        except Exception:
+            if len(batch) == 1:
+                logger.exception(
+                    "audit record %s could not be written", batch[0][0].entry.request_id
+                )
+                _settle(batch, error=True)
+                return
+            # One bad record must not fail its neighbours: retry them one by one.
+            for item in batch:
+                await self._write(loop, [item])
+            return
+        _settle(batch, error=False)
+
+
+def _settle(batch: list[tuple[_Op, asyncio.Future[Any]]], *, error: bool) -> None:
+    for op, future in batch:
+        if future.done():
+            continue
+        if error:
+            future.set_exception(AuditWriteError(op.entry.request_id))
+        else:
+            future.set_result(None)
+
+
+class AuditWriteError(Exception):
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"the audit record of {request_id} could not be committed")
+        self.request_id = request_id

@@ -1,0 +1,123 @@
+"""The schema of the declarative configuration file (docs/config.md documents it)."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tenants.models import Role
+
+_SLUG = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def resolve_secret(value: str | None) -> str | None:
+    """`env:NAME` reads the environment variable NAME; anything else is taken literally."""
+    if value is None or not value.startswith("env:"):
+        return value
+    name = value[4:]
+    if name not in os.environ:
+        raise ValueError(f"environment variable {name} is not set")
+    return os.environ[name]
+
+
+class ProviderSpec(_Strict):
+    name: str = Field(pattern=_SLUG, max_length=64)
+    kind: Literal["openai", "anthropic"]
+    base_url: str = Field(pattern=r"^https?://")
+    credential: str | None = None
+    region: str = ""
+
+
+class PriceSpec(_Strict):
+    input_per_mtok: Decimal = Field(default=Decimal(0), ge=0)
+    output_per_mtok: Decimal = Field(default=Decimal(0), ge=0)
+
+
+class DeploymentSpec(_Strict):
+    name: str = Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._:-]*$", max_length=128)
+    provider: str
+    upstream_model: str
+    price: PriceSpec = PriceSpec()
+
+
+class RouteSpec(_Strict):
+    alias: str = Field(min_length=1, max_length=128)
+    description: str = ""
+    targets: list[str] = Field(min_length=1)
+
+
+class KeySpec(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    value: str | None = None
+    allowed_models: list[str] = []
+    expires_at: datetime | None = None
+
+    @field_validator("value")
+    @classmethod
+    def _value_looks_like_a_key(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("env:") and len(value) < 20:
+            raise ValueError("a key value must be at least 20 characters (or env:VAR)")
+        return value
+
+
+class TeamSpec(_Strict):
+    slug: str = Field(pattern=_SLUG, max_length=64)
+    name: str
+    allowed_models: list[str] = []
+    keys: list[KeySpec] = []
+
+
+class UserSpec(_Strict):
+    username: str = Field(min_length=1, max_length=150)
+    email: str = ""
+    role: Role
+    teams: list[str] = []
+    password: str | None = None
+
+
+class TenantSpec(_Strict):
+    slug: str = Field(pattern=_SLUG, max_length=64)
+    name: str
+    residency_region: str = ""
+    teams: list[TeamSpec] = []
+    users: list[UserSpec] = []
+
+    @model_validator(mode="after")
+    def _users_name_known_teams(self) -> TenantSpec:
+        known = {team.slug for team in self.teams}
+        for user in self.users:
+            for team in user.teams:
+                if team not in known:
+                    raise ValueError(f"user {user.username!r} names unknown team {team!r}")
+        return self
+
+
+class GatewayConfig(_Strict):
+    version: Literal[1] = 1
+    providers: list[ProviderSpec] = []
+    deployments: list[DeploymentSpec] = []
+    routes: list[RouteSpec] = []
+    tenants: list[TenantSpec] = []
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> GatewayConfig:
+        providers = {p.name for p in self.providers}
+        deployments = {d.name for d in self.deployments}
+        for deployment in self.deployments:
+            if deployment.provider not in providers:
+                raise ValueError(
+                    f"deployment {deployment.name!r} names unknown provider {deployment.provider!r}"
+                )
+        for route in self.routes:
+            for target in route.targets:
+                if target not in deployments:
+                    raise ValueError(f"route {route.alias!r} names unknown deployment {target!r}")
+        return self

@@ -1,0 +1,145 @@
+"""Applying a declarative configuration: create or update, idempotently, in one transaction.
+
+Nothing absent from the file is deleted: removing things is an explicit act (console or API).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from django.db import transaction
+from pydantic import ValidationError
+
+from declarative.schema import GatewayConfig, TenantSpec, resolve_secret
+from routing import services as routing_services
+from tenants import services as tenant_services
+from tenants.keys import hash_key
+from tenants.models import ApiKey, Team
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass
+class ApplyReport:
+    counts: dict[str, int] = field(default_factory=dict)
+    # Keys generated because the file gave no value: their only chance to be seen.
+    generated_keys: dict[str, str] = field(default_factory=dict)
+
+    def bump(self, kind: str) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+
+
+def config_load(path: Path) -> GatewayConfig:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    try:
+        return GatewayConfig.model_validate(data or {})
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError(
+            f"{path} is not a valid gateway configuration:\n" + "\n".join(lines)
+        ) from exc
+
+
+def _secret(value: str | None, where: str) -> str | None:
+    try:
+        return resolve_secret(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+@transaction.atomic
+def config_apply(config: GatewayConfig) -> ApplyReport:
+    report = ApplyReport()
+    providers = {}
+    for spec in config.providers:
+        providers[spec.name] = routing_services.provider_upsert(
+            name=spec.name,
+            kind=spec.kind,
+            base_url=spec.base_url,
+            credential=_secret(spec.credential, f"provider {spec.name}"),
+            region=spec.region,
+        )
+        report.bump("providers")
+    deployments = {}
+    for deployment in config.deployments:
+        deployments[deployment.name] = routing_services.deployment_upsert(
+            name=deployment.name,
+            provider=providers[deployment.provider],
+            upstream_model=deployment.upstream_model,
+            input_price_per_mtok=deployment.price.input_per_mtok,
+            output_price_per_mtok=deployment.price.output_per_mtok,
+        )
+        report.bump("deployments")
+    for route in config.routes:
+        routing_services.route_upsert(
+            alias=route.alias,
+            description=route.description,
+            deployments=[deployments[name] for name in route.targets],
+        )
+        report.bump("routes")
+    for tenant_spec in config.tenants:
+        _apply_tenant(tenant_spec, report)
+    return report
+
+
+def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
+    tenant = tenant_services.tenant_upsert(
+        slug=spec.slug, name=spec.name, residency_region=spec.residency_region
+    )
+    report.bump("tenants")
+    teams: dict[str, Team] = {}
+    for team_spec in spec.teams:
+        team = tenant_services.team_upsert(
+            tenant=tenant,
+            slug=team_spec.slug,
+            name=team_spec.name,
+            allowed_models=team_spec.allowed_models,
+        )
+        teams[team_spec.slug] = team
+        report.bump("teams")
+        for key_spec in team_spec.keys:
+            where = f"key {spec.slug}/{team_spec.slug}/{key_spec.name}"
+            plaintext = _secret(key_spec.value, where)
+            existing = ApiKey.objects.filter(
+                tenant=tenant, name=key_spec.name, revoked_at__isnull=True
+            ).first()
+            if existing is not None and existing.team_id != team.id:
+                raise ConfigError(f"{where}: a key of that name belongs to another team")
+            if existing is None:
+                _, material = tenant_services.key_create(
+                    team=team,
+                    name=key_spec.name,
+                    plaintext=plaintext,
+                    allowed_models=key_spec.allowed_models,
+                    expires_at=key_spec.expires_at,
+                )
+                if plaintext is None:
+                    report.generated_keys[where] = material.plaintext
+            else:
+                changed = (
+                    plaintext if plaintext and hash_key(plaintext) != existing.key_hash else None
+                )
+                tenant_services.key_update(
+                    key=existing,
+                    allowed_models=key_spec.allowed_models,
+                    expires_at=key_spec.expires_at,
+                    plaintext=changed,
+                )
+            report.bump("keys")
+    for user_spec in spec.users:
+        tenant_services.member_upsert(
+            tenant=tenant,
+            username=user_spec.username,
+            email=user_spec.email,
+            role=user_spec.role,
+            teams=[teams[slug] for slug in user_spec.teams],
+            password=_secret(user_spec.password, f"user {user_spec.username}"),
+        )
+        report.bump("users")

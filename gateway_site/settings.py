@@ -1,0 +1,142 @@
+"""Settings, read from the environment (12-factor). See docs/config.md#environment."""
+
+from pathlib import Path
+
+import dj_database_url
+
+from gateway_site.env import SettingError, envbool, envfloat, envint, envlist, envstr
+from gateway_site.proxy_settings import ProxySettings
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = envbool("GATEWAY_DEBUG", False)
+SECRET_KEY = envstr("GATEWAY_SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG and envstr("GATEWAY_ENV", "dev") == "production":
+        raise SettingError("GATEWAY_SECRET_KEY must be set in production")
+    SECRET_KEY = "dev-only-insecure-secret-key-change-me"  # noqa: S105 - dev default, refused in production
+
+# Provider credentials are encrypted at rest with these Fernet keys (first one encrypts,
+# all of them decrypt, so keys can be rotated). Derived from SECRET_KEY when unset.
+CREDENTIAL_KEYS = envlist("GATEWAY_CREDENTIAL_KEYS", [])
+
+ALLOWED_HOSTS = envlist("GATEWAY_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "tenants",
+    "routing",
+    "audit",
+    "billing",
+    "declarative",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "gateway_site.urls"
+ASGI_APPLICATION = "gateway_site.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# The embedded default is a SQLite file so that a first run needs nothing installed.
+DATABASES = {
+    "default": dj_database_url.parse(
+        envstr("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'gateway.sqlite3'}"),
+        conn_max_age=0,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Under ASGI, persistent connections leak per thread; psycopg's pool is the safe choice.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": envint("GATEWAY_DB_POOL_MIN", 2),
+        "max_size": envint("GATEWAY_DB_POOL_MAX", 10),
+        "timeout": 10,
+    }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Optional: without it, in-process implementations are used and Celery runs eagerly.
+REDIS_URL = envstr("REDIS_URL")
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = envstr("GATEWAY_TIME_ZONE", "UTC")
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = envbool("GATEWAY_SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# --- the proxy ---------------------------------------------------------------------------
+# Largest accepted request body; larger ones get a 413 in OpenAI's error format.
+DATA_UPLOAD_MAX_MEMORY_SIZE = envint("GATEWAY_MAX_BODY_BYTES", 8 * 1024 * 1024)
+GATEWAY = ProxySettings(
+    key_cache_seconds=envfloat("GATEWAY_KEY_CACHE_SECONDS", 1.0),
+    routes_cache_seconds=envfloat("GATEWAY_ROUTES_CACHE_SECONDS", 2.0),
+    upstream_timeout_seconds=envfloat("GATEWAY_UPSTREAM_TIMEOUT_SECONDS", 120.0),
+    upstream_max_connections=envint("GATEWAY_UPSTREAM_MAX_CONNECTIONS", 512),
+    upstream_transport=envstr("GATEWAY_UPSTREAM_TRANSPORT", "aiohttp"),
+    audit_batch_max_size=envint("GATEWAY_AUDIT_BATCH_MAX_SIZE", 256),
+    public_url=envstr("GATEWAY_PUBLIC_URL", "http://127.0.0.1:8000"),
+)
+if GATEWAY.upstream_transport not in ("aiohttp", "httpx"):
+    raise SettingError("GATEWAY_UPSTREAM_TRANSPORT must be 'aiohttp' or 'httpx'")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": envstr("GATEWAY_LOG_LEVEL", "INFO")},
+    "loggers": {"httpx": {"level": "WARNING"}, "django.request": {"level": "ERROR"}},
+}

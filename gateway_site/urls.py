@@ -1,0 +1,28 @@
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import path, re_path
+from django.views.decorators.csrf import csrf_exempt
+
+from routing.api import proxy_api
+from routing.errors import GatewayError
+
+
+def healthz(request: HttpRequest) -> HttpResponse:
+    return JsonResponse({"status": "ok"})
+
+
+@csrf_exempt  # the proxy API authenticates by key, never by cookie
+def proxy_not_found(request: HttpRequest, rest: str) -> HttpResponse:
+    return GatewayError(
+        404,
+        f"No endpoint {request.method} /v1/{rest}: see /v1/docs for the gateway's API.",
+        code="unknown_endpoint",
+    ).response()
+
+
+urlpatterns = [
+    path("v1/", proxy_api.urls),
+    re_path(r"^v1/(?P<rest>.*)$", proxy_not_found),
+    path("healthz", healthz),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,218 @@
+"""Anthropic Messages wire format: request parsing and response/stream/error bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from mock_provider.behaviour import (
+    BadRequest,
+    Prompt,
+    Reply,
+    ToolSpec,
+    pick_tool,
+    split_arguments,
+    word_pieces,
+)
+
+# Status -> error type, as Anthropic labels them.
+_ERRORS: dict[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+
+
+def error_body(status: int, message: str) -> bytes:
+    default = "api_error" if status >= 500 else "invalid_request_error"
+    kind = _ERRORS.get(status, default)
+    return orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
+
+
+def _block_text(block: Any) -> str:
+    if (
+        isinstance(block, dict)
+        and block.get("type") == "text"
+        and isinstance(block.get("text"), str)
+    ):
+        return str(block["text"])
+    return ""
+
+
+def _blocks_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(t for t in map(_block_text, content) if t)
+    return ""
+
+
+def _tools(body: dict[str, Any]) -> list[ToolSpec]:
+    tools = body.get("tools")
+    if not isinstance(tools, list):
+        return []
+    # Server tools (web_search_..., with a `type`) are run by Anthropic, never by the client.
+    return [
+        ToolSpec(tool["name"], tool.get("input_schema") or {})
+        for tool in tools
+        if isinstance(tool, dict)
+        and isinstance(tool.get("name"), str)
+        and tool.get("type") in (None, "custom")
+    ]
+
+
+def parse_messages(body: dict[str, Any], *, counting_only: bool = False) -> Prompt:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("messages: must be a non-empty list")
+    if not isinstance(body.get("model"), str):
+        raise BadRequest("model: Field required")
+    max_tokens = body.get("max_tokens")
+    if not counting_only and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int)):
+        raise BadRequest("max_tokens: Field required")
+    texts = [_blocks_text(body.get("system"))]
+    last_user = ""
+    last_results: list[str] | None = None
+    for message in messages:
+        if not isinstance(message, dict):
+            raise BadRequest("messages: each message must be an object")
+        content = message.get("content")
+        text = _blocks_text(content)
+        texts.append(text)
+        results: list[str] = []
+        if isinstance(content, list):
+            for block in content:
+                if isinstance(block, dict) and block.get("type") == "tool_result":
+                    results.append(_blocks_text(block.get("content")))
+        texts.extend(results)
+        # A user turn holding only tool results is not "what the user said".
+        if message.get("role") == "user" and text:
+            last_user = text
+        last_results = results if message.get("role") == "user" and results else None
+    choice = body.get("tool_choice")
+    kind = choice.get("type") if isinstance(choice, dict) else None
+    forced = choice.get("name") if isinstance(choice, dict) and kind == "tool" else None
+    return Prompt(
+        texts=texts,
+        last_user_text=last_user,
+        tool_result_text=" ".join(last_results) if last_results is not None else None,
+        tool=pick_tool(_tools(body), forced, kind != "none"),
+        max_tokens=None if counting_only else max_tokens,
+    )
+
+
+def _stop_reason(reply: Reply) -> str:
+    if reply.tool_name is not None:
+        return "tool_use"
+    return "max_tokens" if reply.truncated else "end_turn"
+
+
+def _usage(reply: Reply) -> dict[str, int]:
+    return {
+        "input_tokens": reply.prompt_tokens,
+        "output_tokens": reply.completion_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
+
+
+def message_body(reply: Reply, model: str, message_id: str, tool_id: str) -> bytes:
+    block: dict[str, Any]
+    if reply.tool_name is not None:
+        block = {
+            "type": "tool_use",
+            "id": tool_id,
+            "name": reply.tool_name,
+            "input": reply.tool_input,
+        }
+    else:
+        block = {"type": "text", "text": reply.text}
+    return orjson.dumps(
+        {
+            "id": message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [block],
+            "stop_reason": _stop_reason(reply),
+            "stop_sequence": None,
+            "usage": _usage(reply),
+        }
+    )
+
+
+def _event(name: bytes, data: dict[str, Any]) -> bytes:
+    return b"event: " + name + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+def message_stream(reply: Reply, model: str, message_id: str, tool_id: str) -> list[bytes]:
+    """Every SSE event of the stream, message_stop included, in order."""
+    start_usage = _usage(reply)
+    start_usage["output_tokens"] = 1  # Anthropic reports a placeholder 1 until message_delta
+    events = [
+        _event(
+            b"message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": message_id,
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": start_usage,
+                },
+            },
+        )
+    ]
+    deltas: list[dict[str, Any]]
+    if reply.tool_name is not None:
+        assert reply.arguments is not None
+        block: dict[str, Any] = {
+            "type": "tool_use",
+            "id": tool_id,
+            "name": reply.tool_name,
+            "input": {},
+        }
+        # Anthropic opens every tool input with an empty partial_json.
+        pieces = ["", *split_arguments(reply.arguments)]
+        deltas = [{"type": "input_json_delta", "partial_json": p} for p in pieces]
+    else:
+        block = {"type": "text", "text": ""}
+        deltas = [{"type": "text_delta", "text": p} for p in word_pieces(reply.text or "")]
+    events.append(
+        _event(
+            b"content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": block},
+        )
+    )
+    events.append(_event(b"ping", {"type": "ping"}))
+    events += [
+        _event(b"content_block_delta", {"type": "content_block_delta", "index": 0, "delta": d})
+        for d in deltas
+    ]
+    events.append(_event(b"content_block_stop", {"type": "content_block_stop", "index": 0}))
+    events.append(
+        _event(
+            b"message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": _stop_reason(reply), "stop_sequence": None},
+                "usage": {"output_tokens": reply.completion_tokens},
+            },
+        )
+    )
+    events.append(_event(b"message_stop", {"type": "message_stop"}))
+    return events
+
+
+def count_tokens_body(prompt: Prompt) -> bytes:
+    return orjson.dumps({"input_tokens": prompt.prompt_tokens()})

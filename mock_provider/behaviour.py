@@ -1,0 +1,294 @@
+"""Deterministic behaviour of the mock provider: what it answers, and how it counts.
+
+Everything here is a pure function of the request, so tests can predict the answer.
+
+Token counting
+    A token is a whitespace-separated word. Prompt tokens = the words of every text the
+    request carries: the system prompt (OpenAI system/developer messages, Anthropic
+    `system`), the text parts of every message, and tool result contents (OpenAI `tool`
+    messages, Anthropic `tool_result` blocks). Tool definitions, tool-call arguments and
+    images count 0, and there is no per-message overhead. Embedding inputs count their
+    words (or the length of a token array).
+    Completion tokens = the words of the generated text; for a tool call,
+    ceil(len(arguments JSON) / 4).
+
+Text reply
+    "Mock reply to: <first 12 words of the last user message text>", or, when the last
+    message is a tool result, "Tool result received: <first 12 words of it>" (all
+    tool_result blocks of that turn, joined). "The last user message" is the last
+    user-role message with non-empty text, so an Anthropic user turn that only carries
+    tool_result blocks does not hide the prompt before it. The words are re-joined with
+    single spaces; with no user text the reply is just "Mock reply to:".
+    `max_tokens` / `max_completion_tokens` keep only that many words (the prefix
+    included) and end with finish_reason "length" / stop_reason "max_tokens". A tool
+    call is never truncated.
+
+Tool call
+    Made when the request offers tools, tool_choice is not "none" and the last message
+    is not a tool result. The tool named by tool_choice is called, else the first one.
+    Arguments hold the schema's `required` properties (in that order), or all
+    `properties` when nothing is required: string -> "mock" (or the first `enum` value),
+    integer -> 1, number -> 1.5, boolean -> true, array -> [], object -> {}, null -> null.
+    They are serialized as `json.dumps(args, ensure_ascii=False, separators=(", ", ": "))`
+    - spaces included, so a proxy that re-serializes the JSON is caught by a byte
+    comparison. The call id is `call_<16 hex>` / `toolu_<16 hex>`, the first 16 hex digits
+    of sha256(raw request body).
+
+Embeddings
+    Each input text gives a unit-length float32 vector of `dimensions` (default 16)
+    values drawn from shake_256(text); base64 encoding is the little-endian float32 bytes.
+
+Fault controls
+    Resolved per request, first match wins: `x-mock-*` request headers, then a
+    `[mock key=value ...]` directive in the last user-role message text, then the
+    runtime config (`POST /_mock/config`), then the startup config. A status given in
+    a header or directive fails that request; a status from the config fails the
+    fraction `fail_rate` of requests, counted deterministically: request i (0-based,
+    counting only requests where a config status is in force) fails when
+    floor((i+1)*rate) > floor(i*rate), so 0.5 fails every second request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mock_provider.config import MockConfig
+
+ECHO_WORDS = 12
+
+# Header name -> control name; a header overrides everything else.
+HEADER_CONTROLS: dict[bytes, str] = {
+    b"x-mock-status": "status",
+    b"x-mock-retry-after": "retry_after",
+    b"x-mock-latency-ms": "latency_ms",
+    b"x-mock-ttft-ms": "ttft_ms",
+    b"x-mock-chunk-delay-ms": "chunk_delay_ms",
+    b"x-mock-break-after-chunks": "break_after_chunks",
+}
+_DIRECTIVE_KEYS = frozenset(HEADER_CONTROLS.values())
+_DIRECTIVE_RE = re.compile(r"\[mock((?:\s+[a-z_]+=[^\s\]]*)*)\s*\]")
+_PAIR_RE = re.compile(r"([a-z_]+)=([^\s\]]*)")
+
+
+class BadRequest(ValueError):
+    """The request cannot be served; answered with a 400 in the endpoint's wire format."""
+
+
+class ControlError(BadRequest):
+    """A header or directive carries an unknown key or an unparsable value."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    name: str
+    schema: Mapping[str, Any]
+
+
+@dataclass(slots=True)
+class Prompt:
+    """What a chat request says, normalized from either wire format."""
+
+    texts: list[str]  # every counted text: system, message text, tool results
+    last_user_text: str
+    tool_result_text: str | None  # set only when the last message is a tool result
+    tool: ToolSpec | None  # the tool to call, already chosen from tools + tool_choice
+    max_tokens: int | None
+
+    def prompt_tokens(self) -> int:
+        return sum(len(text.split()) for text in self.texts)
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    text: str | None
+    tool_name: str | None
+    arguments: str | None  # serialized JSON, exactly what goes on the wire
+    tool_input: dict[str, Any] | None
+    prompt_tokens: int
+    completion_tokens: int
+    truncated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Controls:
+    status: int | None
+    forced: bool  # status came from a header or directive: fail regardless of fail_rate
+    fail_rate: float
+    retry_after: float | None
+    latency_ms: int
+    ttft_ms: int | None
+    chunk_delay_ms: int
+    break_after_chunks: int | None
+    fail_marker: str | None
+
+
+def _parse_control(name: str, raw: str) -> int | float:
+    try:
+        value: int | float = float(raw) if name == "retry_after" else int(raw)
+    except ValueError:
+        raise ControlError(f"mock control {name} has a bad value: {raw!r}") from None
+    if value < 0:
+        raise ControlError(f"mock control {name} must not be negative")
+    return value
+
+
+def parse_directives(text: str) -> dict[str, int | float]:
+    """Controls from every `[mock key=value ...]` in `text`; later ones win."""
+    found: dict[str, int | float] = {}
+    for match in _DIRECTIVE_RE.finditer(text):
+        for key, raw in _PAIR_RE.findall(match.group(1)):
+            if key not in _DIRECTIVE_KEYS:
+                raise ControlError(f"unknown mock directive key: {key}")
+            found[key] = _parse_control(key, raw)
+    return found
+
+
+def resolve_controls(config: MockConfig, headers: Mapping[str, str], user_text: str) -> Controls:
+    """Layer directive then header values over the (already merged) config."""
+    values: dict[str, Any] = {
+        "status": config.status,
+        "retry_after": config.retry_after,
+        "latency_ms": config.latency_ms,
+        "ttft_ms": config.ttft_ms,
+        "chunk_delay_ms": config.chunk_delay_ms,
+        "break_after_chunks": config.break_after_chunks,
+    }
+    forced = False
+    # The substring test keeps the regex off the hot path of ordinary requests.
+    if "[mock" in user_text:
+        directives = parse_directives(user_text)
+        forced = "status" in directives
+        values.update(directives)
+    for name, raw in headers.items():
+        values[name] = _parse_control(name, raw)
+        forced = forced or name == "status"
+    return Controls(
+        status=values["status"],
+        forced=forced,
+        fail_rate=config.fail_rate,
+        retry_after=values["retry_after"],
+        latency_ms=values["latency_ms"],
+        ttft_ms=values["ttft_ms"],
+        chunk_delay_ms=values["chunk_delay_ms"],
+        break_after_chunks=values["break_after_chunks"],
+        fail_marker=config.fail_marker,
+    )
+
+
+class FailCounter:
+    """Spreads `fail_rate` failures evenly and reproducibly over the request sequence."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def should_fail(self, rate: float) -> bool:
+        i = self.seen
+        self.seen += 1
+        # The epsilon keeps e.g. 0.29 * 100 from flooring to 28 through float error.
+        return math.floor((i + 1) * rate + 1e-9) > math.floor(i * rate + 1e-9)
+
+
+def pick_tool(tools: list[ToolSpec], forced_name: str | None, enabled: bool) -> ToolSpec | None:
+    """The tool to call: the one tool_choice names, else the first; None if disabled."""
+    if not tools or not enabled:
+        return None
+    if forced_name is None:
+        return tools[0]
+    for tool in tools:
+        if tool.name == forced_name:
+            return tool
+    return ToolSpec(forced_name, {})
+
+
+def _value_for(schema: Any) -> Any:
+    if not isinstance(schema, Mapping):
+        return "mock"
+    enum = schema.get("enum")
+    if isinstance(enum, list) and enum:
+        return enum[0]
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        # ["string", "null"] style: the first non-null type is the interesting one.
+        kind = next((k for k in kind if k != "null"), "null")
+    if not isinstance(kind, str):
+        return "mock"
+    return {
+        "integer": 1,
+        "number": 1.5,
+        "boolean": True,
+        "array": [],
+        "object": {},
+        "null": None,
+    }.get(kind, "mock")
+
+
+def tool_arguments(schema: Mapping[str, Any]) -> dict[str, Any]:
+    properties = schema.get("properties")
+    if not isinstance(properties, Mapping):
+        properties = {}
+    required = schema.get("required")
+    names = required if isinstance(required, list) and required else list(properties)
+    return {str(name): _value_for(properties.get(name)) for name in names}
+
+
+def serialize_arguments(args: Mapping[str, Any]) -> str:
+    return json.dumps(args, ensure_ascii=False, separators=(", ", ": "))
+
+
+def tool_call_id(prefix: str, body: bytes) -> str:
+    return prefix + hashlib.sha256(body).hexdigest()[:16]
+
+
+def plan_reply(prompt: Prompt) -> Reply:
+    """Decide the assistant turn for a normalized prompt."""
+    prompt_tokens = prompt.prompt_tokens()
+    if prompt.tool is not None and prompt.tool_result_text is None:
+        args = tool_arguments(prompt.tool.schema)
+        arguments = serialize_arguments(args)
+        return Reply(
+            text=None,
+            tool_name=prompt.tool.name,
+            arguments=arguments,
+            tool_input=args,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=math.ceil(len(arguments) / 4),
+            truncated=False,
+        )
+    if prompt.tool_result_text is not None:
+        words = ["Tool", "result", "received:", *prompt.tool_result_text.split()[:ECHO_WORDS]]
+    else:
+        words = ["Mock", "reply", "to:", *prompt.last_user_text.split()[:ECHO_WORDS]]
+    truncated = prompt.max_tokens is not None and len(words) > prompt.max_tokens
+    if truncated:
+        words = words[: prompt.max_tokens]
+    return Reply(
+        text=" ".join(words),
+        tool_name=None,
+        arguments=None,
+        tool_input=None,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=len(words),
+        truncated=truncated,
+    )
+
+
+def word_pieces(text: str) -> list[str]:
+    """Stream deltas: one word each, later ones with their leading space."""
+    if not text:
+        return []
+    words = text.split(" ")
+    return [words[0]] + [" " + word for word in words[1:]]
+
+
+def split_arguments(arguments: str) -> list[str]:
+    """Two or three pieces whose concatenation is `arguments` (stream deltas)."""
+    if len(arguments) < 3:
+        return [arguments[:1], arguments[1:]]
+    third = len(arguments) // 3
+    return [arguments[:third], arguments[third : 2 * third], arguments[2 * third :]]

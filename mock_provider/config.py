@@ -1,0 +1,111 @@
+"""Behaviour defaults of the mock provider.
+
+A `MockConfig` is given at startup; `POST /_mock/config` layers runtime overrides on
+top of it (see `apply_overrides`). Per-request headers and `[mock ...]` directives
+are layered on top of both at request time (see `behaviour.resolve_controls`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_MODELS: tuple[str, ...] = (
+    "mock-gpt",
+    "mock-gpt-2026-01-01",
+    "mock-claude",
+    "mock-embed",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MockConfig:
+    """What the mock does when a request carries no header or directive of its own."""
+
+    # Fixed delay before a non-streamed response, or before the first chunk of a stream
+    # when `ttft_ms` is not set.
+    latency_ms: int = 0
+    # Delay before the first stream chunk; overrides `latency_ms` for streams only.
+    ttft_ms: int | None = None
+    # Delay between two stream chunks.
+    chunk_delay_ms: int = 0
+    # Error status to answer with (429, 500, 503, 529, 400, ...); None = no injected error.
+    status: int | None = None
+    # Fraction (0..1) of requests that get `status` when it comes from the config.
+    fail_rate: float = 1.0
+    # Seconds sent as `Retry-After` (and `retry-after-ms`) on injected errors.
+    retry_after: float | None = None
+    # A request whose text contains this string is answered with a 500.
+    fail_marker: str | None = None
+    # A stream is cut (no terminator, no final chunk) after this many SSE events.
+    break_after_chunks: int | None = None
+    # When set, only `Authorization: Bearer <key>` or `x-api-key: <key>` is accepted.
+    required_api_key: str | None = None
+    # Not runtime-settable: identity and sizing of the server.
+    models: tuple[str, ...] = DEFAULT_MODELS
+    log_limit: int = 2000
+    embedding_dimensions: int = 16
+
+
+# Fields `POST /_mock/config` may change; the others describe the server itself.
+BEHAVIOUR_FIELDS: frozenset[str] = frozenset(
+    {
+        "latency_ms",
+        "ttft_ms",
+        "chunk_delay_ms",
+        "status",
+        "fail_rate",
+        "retry_after",
+        "fail_marker",
+        "break_after_chunks",
+        "required_api_key",
+    }
+)
+
+_INT_FIELDS = frozenset({"latency_ms", "ttft_ms", "chunk_delay_ms", "status", "break_after_chunks"})
+_FLOAT_FIELDS = frozenset({"fail_rate", "retry_after"})
+_NULLABLE = frozenset(
+    {"ttft_ms", "status", "retry_after", "fail_marker", "break_after_chunks", "required_api_key"}
+)
+
+
+class ConfigError(ValueError):
+    """An override names an unknown field or carries a value of the wrong type."""
+
+
+def _check(name: str, value: Any) -> Any:
+    # Validate eagerly so a typo in a test's config fails loudly instead of being ignored.
+    if name not in BEHAVIOUR_FIELDS:
+        raise ConfigError(f"unknown or read-only field: {name}")
+    if value is None:
+        if name not in _NULLABLE:
+            raise ConfigError(f"{name} may not be null")
+        return None
+    if name in _INT_FIELDS:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"{name} must be a non-negative integer")
+        return value
+    if name in _FLOAT_FIELDS:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"{name} must be a non-negative number")
+        if name == "fail_rate" and value > 1:
+            raise ConfigError("fail_rate must be between 0 and 1")
+        return float(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string")
+    return value
+
+
+def apply_overrides(base: MockConfig, overrides: Mapping[str, Any]) -> MockConfig:
+    """Return `base` with the behaviour fields in `overrides` replaced (validated)."""
+    checked = {name: _check(name, value) for name, value in overrides.items()}
+    return dataclasses.replace(base, **checked)
+
+
+def config_to_dict(config: MockConfig) -> dict[str, Any]:
+    """JSON-friendly view of a config (used by `GET /_mock/config`)."""
+    data = dataclasses.asdict(config)
+    data["models"] = list(config.models)
+    return data

@@ -1,0 +1,249 @@
+"""One proxied call: who made it, on whose behalf, and the audit record it builds as it goes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+
+from audit.entries import AuditEntry
+from audit.models import AuditStatus
+from audit.writer import AuditWriteError
+from billing.pricing import request_cost_usd
+from routing.core.errors import UpstreamError
+from routing.core.types import JSON, Attempt, Target, Usage
+from routing.errors import GatewayError
+from routing.runtime import GatewayRuntime
+from tenants.auth import KeyIdentity
+
+# Attribution headers a caller may send; see docs/api.md#attribution.
+END_USER_HEADER = "x-gateway-end-user"
+FEATURE_HEADER = "x-gateway-feature"
+CONTEXT_HEADERS = {"x-gateway-client-id": "client_id", "x-gateway-session-id": "session_id"}
+_MAX_ATTRIBUTION_LENGTH = 200
+
+
+def parse_json_body(request: HttpRequest) -> JSON:
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        raise GatewayError(
+            413,
+            f"Request body is larger than the gateway's limit of {limit} bytes.",
+            code="request_too_large",
+        ) from None
+    if not body:
+        raise GatewayError(400, "Request body is empty: send a JSON object.", code="invalid_json")
+    try:
+        raw = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise GatewayError(
+            400, f"Request body is not valid JSON ({exc}).", code="invalid_json"
+        ) from None
+    if not isinstance(raw, dict):
+        raise GatewayError(400, "Request body must be a JSON object.", code="invalid_json")
+    return raw
+
+
+def _header(request: HttpRequest, name: str) -> str:
+    value = request.headers.get(name, "").strip()
+    if len(value) > _MAX_ATTRIBUTION_LENGTH:
+        raise GatewayError(
+            400,
+            f"Header '{name}' is longer than {_MAX_ATTRIBUTION_LENGTH} characters.",
+            code="invalid_header",
+        )
+    return value
+
+
+class Call:
+    def __init__(
+        self, runtime: GatewayRuntime, request: HttpRequest, identity: KeyIdentity, endpoint: str
+    ) -> None:
+        self.runtime = runtime
+        self.request = request
+        self.identity = identity
+        self.started = time.perf_counter()
+        self.upstream_ms = 0.0
+        self.attempts: list[Attempt] = []
+        self.entry = AuditEntry(
+            request_id="req_" + uuid.uuid4().hex,
+            tenant_id=identity.tenant_id,
+            team_id=identity.team_id,
+            api_key_id=identity.key_id,
+            endpoint=endpoint,
+            started_at=timezone.now(),
+            status=AuditStatus.IN_PROGRESS,
+        )
+
+    @property
+    def request_id(self) -> str:
+        return self.entry.request_id
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+    def attribute(self, raw: JSON) -> None:
+        """Record on whose behalf the call is made: headers win over the body's fields."""
+        metadata = raw.get("metadata") or {}
+        self.entry.end_user = _header(self.request, END_USER_HEADER) or str(raw.get("user") or "")
+        self.entry.feature = _header(self.request, FEATURE_HEADER) or metadata.get("feature", "")
+        context: dict[str, Any] = dict(metadata)
+        for header, key in CONTEXT_HEADERS.items():
+            if value := _header(self.request, header):
+                context[key] = value
+        self.entry.client_context = context
+
+    async def call_targets(self, targets: tuple[Target, ...], payload: JSON, operation: Any) -> Any:
+        """Try each deployment in order until one answers; fall over on retryable failures."""
+        last_error: UpstreamError | None = None
+        for target in targets:
+            attempt = Attempt(target.deployment_name, target.provider_name)
+            begun = time.perf_counter()
+            try:
+                result = await operation(
+                    self.runtime.adapter(target.kind),
+                    target,
+                    {**payload, "model": target.upstream_model},
+                )
+            except UpstreamError as error:
+                attempt.status, attempt.error = error.status, error.cause
+                attempt.latency_ms = (time.perf_counter() - begun) * 1000
+                self.attempts.append(attempt)
+                if not error.retryable:
+                    raise
+                last_error = error
+                continue
+            attempt.status = 200
+            attempt.latency_ms = (time.perf_counter() - begun) * 1000
+            self.upstream_ms += attempt.latency_ms
+            self.attempts.append(attempt)
+            self._answered_by(target, payload)
+            return result, target
+        assert last_error is not None
+        raise last_error
+
+    def _answered_by(self, target: Target, payload: JSON) -> None:
+        self.entry.deployment_name = target.deployment_name
+        self.entry.provider_name = target.provider_name
+        self.entry.upstream_model = target.upstream_model
+        self.entry.request_body = {**payload, "model": target.upstream_model}
+
+    def settle(
+        self, *, usage: Usage, target: Target, response: JSON | None, status: str, http_status: int
+    ) -> Decimal:
+        cost = request_cost_usd(usage, target)
+        entry = self.entry
+        entry.status = status
+        entry.http_status = http_status
+        entry.prompt_tokens = usage.prompt_tokens
+        entry.completion_tokens = usage.completion_tokens
+        entry.cached_tokens = usage.cached_tokens
+        entry.cost_usd = cost
+        entry.response_body = response
+        if response:
+            entry.upstream_model = response.get("model") or entry.upstream_model
+        self._finish()
+        return cost
+
+    def _finish(self) -> None:
+        self.entry.attempts = [attempt.as_json() for attempt in self.attempts]
+        self.entry.latency_ms = round(self.elapsed_ms(), 3)
+        self.entry.completed_at = timezone.now()
+
+    async def commit(self) -> GatewayError | None:
+        """Write the record; if it cannot be written the client must not get the answer."""
+        try:
+            await self.runtime.audit.insert(self.entry)
+        except AuditWriteError:
+            return GatewayError(
+                503,
+                "The request was not served: its audit record could not be stored. Retry later.",
+                type="server_error",
+                code="audit_unavailable",
+            )
+        return None
+
+    async def reject(self, error: GatewayError) -> HttpResponse:
+        """Refuse the call, with a record of the refusal."""
+        self.entry.status = AuditStatus.REJECTED
+        self.entry.http_status = error.status
+        self.entry.error_type = error.code or error.type
+        self.entry.error_message = error.message
+        self._finish()
+        failure = await self.commit()
+        return (failure or error).response(self.id_headers())
+
+    async def fail_upstream(self, error: UpstreamError) -> HttpResponse:
+        status, body = client_facing_failure(error)
+        self.entry.status = AuditStatus.UPSTREAM_ERROR
+        self.entry.http_status = status
+        self.entry.error_type = error.cause
+        self.entry.error_message = error.message
+        self._finish()
+        if failure := await self.commit():
+            return failure.response(self.id_headers())
+        response = HttpResponse(body, status=status, content_type="application/json")
+        if error.retry_after is not None:
+            response["retry-after"] = str(int(error.retry_after + 0.999))
+        for name, value in self.id_headers().items():
+            response[name] = value
+        return response
+
+    def id_headers(self) -> dict[str, str]:
+        return {"x-request-id": self.request_id}
+
+    def route_headers(self, target: Target) -> dict[str, str]:
+        return {
+            "x-request-id": self.request_id,
+            "x-gateway-route": self.entry.route_alias or target.deployment_name,
+            "x-gateway-deployment": target.deployment_name,
+            "x-gateway-provider": target.provider_name,
+            "x-gateway-attempts": str(len(self.attempts)),
+        }
+
+    def result_headers(self, target: Target, usage: Usage, cost: Decimal) -> dict[str, str]:
+        return {
+            **self.route_headers(target),
+            "x-gateway-prompt-tokens": str(usage.prompt_tokens),
+            "x-gateway-completion-tokens": str(usage.completion_tokens),
+            "x-gateway-cost-usd": f"{cost:f}",
+            "x-gateway-latency-ms": f"{self.elapsed_ms():.2f}",
+            "x-gateway-upstream-ms": f"{self.upstream_ms:.2f}",
+        }
+
+
+def client_facing_failure(error: UpstreamError) -> tuple[int, bytes]:
+    """What the client sees when no deployment could answer: OpenAI's error format."""
+    if error.status is not None and error.status < 500 and error.body:
+        try:
+            parsed = orjson.loads(error.body)
+            if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+                return error.status, error.body  # the provider's own words, already OpenAI-shaped
+        except orjson.JSONDecodeError:
+            pass
+    if error.status == 429:
+        status = 429
+    elif error.status in (503, 529):
+        status = 503
+    elif error.cause == "timeout":
+        status = 504
+    else:
+        status = 502
+    message = {
+        "rate_limited": "Every deployment of this model is rate limited by its provider. Retry later.",
+        "timeout": "The provider did not answer in time.",
+        "connection": "The provider could not be reached.",
+    }.get(error.cause, f"The provider failed to answer ({error.message}).")
+    body = {
+        "error": {"message": message, "type": "upstream_error", "param": None, "code": error.cause}
+    }
+    return status, orjson.dumps(body)

@@ -1,0 +1,1 @@
+"""One adapter per wire format, behind `ProviderAdapter` (base.py)."""

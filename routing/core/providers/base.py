@@ -1,0 +1,111 @@
+"""The one interface every provider adapter implements.
+
+The gateway's internal form is OpenAI's chat format: an adapter takes an OpenAI-format payload
+and gives back OpenAI-format bytes, translating if its provider speaks something else. Adapters
+do no I/O except through the shared, injected `httpx.AsyncClient`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import httpx
+import orjson
+
+from routing.core.errors import UpstreamError, cause_for_status, parse_retry_after
+from routing.core.stream_tap import StreamTap
+from routing.core.types import JSON, Reply, Target
+
+
+@dataclass(slots=True)
+class ChatStream:
+    """An open upstream stream: OpenAI-format SSE events for the client, and what they said.
+
+    `events` yields complete events (terminator included); it raises `UpstreamError` if the
+    provider's stream breaks. The tap is complete once `events` is exhausted.
+    """
+
+    events: AsyncGenerator[bytes, None]
+    tap: StreamTap = field(default_factory=StreamTap)
+    upstream_status: int = 200
+
+
+class ProviderAdapter(ABC):
+    kind: ClassVar[str]
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    @abstractmethod
+    async def chat(self, target: Target, payload: JSON) -> Reply: ...
+
+    @abstractmethod
+    async def chat_stream(
+        self, target: Target, payload: JSON, *, client_wants_usage: bool
+    ) -> ChatStream:
+        """Open a stream; raises `UpstreamError` before the first byte if the provider refuses."""
+
+    @abstractmethod
+    async def embeddings(self, target: Target, payload: JSON) -> Reply: ...
+
+    async def post_json(self, url: str, headers: dict[str, str], payload: JSON) -> httpx.Response:
+        try:
+            return await self.client.post(url, content=orjson.dumps(payload), headers=headers)
+        except httpx.TransportError as exc:
+            raise transport_failure(exc) from exc
+
+    async def open_stream(self, url: str, headers: dict[str, str], payload: JSON) -> httpx.Response:
+        request = self.client.build_request(
+            "POST", url, content=orjson.dumps(payload), headers=headers
+        )
+        try:
+            response = await self.client.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise transport_failure(exc) from exc
+        if response.status_code >= 400:
+            try:
+                body = await response.aread()
+            finally:
+                await response.aclose()
+            raise self.error_from(response.status_code, response.headers, body)
+        return response
+
+    def error_from(self, status: int, headers: httpx.Headers, body: bytes) -> UpstreamError:
+        """Turn a provider's error answer into an `UpstreamError` with an OpenAI-format body."""
+        return UpstreamError(
+            f"provider answered {status}",
+            status=status,
+            cause=cause_for_status(status),
+            body=body,
+            retry_after=parse_retry_after(headers.get("retry-after")),
+        )
+
+
+def transport_failure(exc: httpx.TransportError) -> UpstreamError:
+    """No answer at all: a timeout, or a provider that could not be reached."""
+    cause = exc.__cause__
+    # The aiohttp transport reports a refused connection as a connect *timeout*; the OS error
+    # underneath tells them apart (TimeoutError is itself an OSError, hence the second test).
+    refused = isinstance(cause, OSError) and not isinstance(cause, TimeoutError)
+    if isinstance(exc, httpx.TimeoutException) and not refused:
+        return UpstreamError(
+            f"timed out ({exc or type(exc).__name__})", status=None, cause="timeout"
+        )
+    return UpstreamError(
+        f"unreachable ({exc or type(exc).__name__})", status=None, cause="connection"
+    )
+
+
+def read_json(body: bytes) -> JSON:
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamError(
+            "provider sent a body that is not JSON", status=502, cause="bad_response"
+        ) from exc
+    if not isinstance(value, dict):
+        raise UpstreamError("provider sent unexpected JSON", status=502, cause="bad_response")
+    return value

@@ -1,0 +1,76 @@
+from django.db import models
+
+from gateway_site.crypto import decrypt_secret, encrypt_secret
+
+
+class ProviderKind(models.TextChoices):
+    OPENAI = "openai", "OpenAI-compatible (OpenAI, vLLM, Ollama, …)"
+    ANTHROPIC = "anthropic", "Anthropic"
+
+
+class Provider(models.Model):
+    """A provider account: where requests go and with which credential."""
+
+    name = models.SlugField(max_length=64, unique=True)
+    kind = models.CharField(max_length=16, choices=ProviderKind.choices)
+    base_url = models.URLField(max_length=500)
+    # Fernet token; never the plain credential (see gateway_site/crypto.py).
+    credential_encrypted = models.TextField(blank=True, default="")
+    region = models.CharField(max_length=32, blank=True, default="")
+    is_active = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+    def set_credential(self, plain: str) -> None:
+        self.credential_encrypted = encrypt_secret(plain) if plain else ""
+
+    def get_credential(self) -> str:
+        return decrypt_secret(self.credential_encrypted) if self.credential_encrypted else ""
+
+
+class Deployment(models.Model):
+    """A model served by a provider, under a public name clients may ask for."""
+
+    name = models.SlugField(max_length=128, unique=True)
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="deployments")
+    upstream_model = models.CharField(max_length=200)
+    input_price_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    output_price_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, default=0)
+    is_active = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Route(models.Model):
+    """A public model alias that maps to one or more deployments, tried in order."""
+
+    alias = models.CharField(max_length=128, unique=True)
+    description = models.CharField(max_length=500, blank=True, default="")
+    is_active = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.alias
+
+
+class RouteTarget(models.Model):
+    route = models.ForeignKey(Route, on_delete=models.CASCADE, related_name="targets")
+    deployment = models.ForeignKey(Deployment, on_delete=models.PROTECT, related_name="+")
+    # Lower first: position 0 is the primary, the others are fallbacks in order.
+    position = models.PositiveSmallIntegerField(default=0)
+    weight = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["route", "deployment"], name="deployment_once_per_route"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"route {self.route_id} #{self.position}: deployment {self.deployment_id}"

@@ -1,0 +1,262 @@
+"""The proxy's request flows: authenticate → validate → resolve → forward → settle → audit.
+
+Each flow answers only after the request's audit record is committed (a stream: its start).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+
+from audit.models import AuditStatus
+from routing.call import Call, parse_json_body
+from routing.core.errors import UpstreamError
+from routing.core.providers.base import ChatStream, ProviderAdapter
+from routing.core.types import JSON, Target, Usage
+from routing.errors import GatewayError
+from routing.runtime import GatewayRuntime, get_runtime
+from routing.schemas import validate_chat, validate_embeddings
+from routing.table import ResolvedModel
+from tenants.auth import KeyIdentity
+
+# Fields the gateway reads for itself and does not forward (attribution only).
+GATEWAY_FIELDS = frozenset({"metadata"})
+
+
+async def resolve_model(
+    runtime: GatewayRuntime, identity: KeyIdentity, name: str
+) -> tuple[ResolvedModel, tuple[Target, ...]]:
+    table = await runtime.routes.get()
+    resolved = table.resolve(name)
+    if resolved is None or not identity.may_use(name):
+        # The same answer for "unknown" and "not yours", so keys cannot probe other models.
+        raise GatewayError(
+            404,
+            f"The model '{name}' does not exist or your key cannot use it.",
+            code="model_not_found",
+            param="model",
+        )
+    targets = resolved.targets
+    if identity.residency_region:
+        targets = tuple(t for t in targets if t.region == identity.residency_region)
+        if not targets:
+            raise GatewayError(
+                403,
+                f"No deployment of '{name}' is in your tenant's data residency region "
+                f"'{identity.residency_region}'; the request was not sent anywhere.",
+                type="permission_error",
+                code="residency_unavailable",
+                param="model",
+            )
+    return resolved, targets
+
+
+def forwarded(raw: JSON) -> JSON:
+    return {key: value for key, value in raw.items() if key not in GATEWAY_FIELDS}
+
+
+def tool_results(raw: JSON) -> list[JSON]:
+    return [
+        {"tool_call_id": m.get("tool_call_id"), "content": m.get("content")}
+        for m in raw.get("messages") or ()
+        if isinstance(m, dict) and m.get("role") == "tool"
+    ]
+
+
+async def chat_completions(
+    request: HttpRequest, identity: KeyIdentity
+) -> HttpResponse | StreamingHttpResponse:
+    runtime = get_runtime()
+    call = Call(runtime, request, identity, endpoint="chat.completions")
+    try:
+        raw = parse_json_body(request)
+        call.entry.model_requested = str(raw.get("model") or "")[:200]
+        body = validate_chat(raw)
+        call.attribute(raw)
+        call.entry.tool_results = tool_results(raw)
+        resolved, targets = await resolve_model(runtime, identity, body.model)
+    except GatewayError as error:
+        return await call.reject(error)
+    call.entry.route_alias = resolved.route_alias
+    call.entry.stream = bool(body.stream)
+    if body.stream:
+        wants_usage = bool(body.stream_options and body.stream_options.include_usage)
+        return await _stream_chat(call, targets, forwarded(raw), wants_usage)
+    return await _complete_chat(call, targets, forwarded(raw))
+
+
+async def _chat(adapter: ProviderAdapter, target: Target, payload: JSON) -> Any:
+    return await adapter.chat(target, payload)
+
+
+async def _complete_chat(call: Call, targets: tuple[Target, ...], payload: JSON) -> HttpResponse:
+    try:
+        reply, target = await call.call_targets(targets, payload, _chat)
+    except UpstreamError as error:
+        return await call.fail_upstream(error)
+    message = ((reply.parsed.get("choices") or [{}])[0] or {}).get("message") or {}
+    call.entry.tool_calls = message.get("tool_calls") or []
+    cost = call.settle(
+        usage=reply.usage,
+        target=target,
+        response=reply.parsed,
+        status=AuditStatus.SUCCESS,
+        http_status=reply.status,
+    )
+    if failure := await call.commit():
+        return failure.response(call.id_headers())
+    response = HttpResponse(reply.body, status=reply.status, content_type="application/json")
+    for name, value in call.result_headers(target, reply.usage, cost).items():
+        response[name] = value
+    return response
+
+
+@dataclass(slots=True)
+class _PrimedStream:
+    """A stream whose first event has arrived: until then, another deployment may be tried."""
+
+    stream: ChatStream
+    first: bytes
+
+
+def _stream_opener(wants_usage: bool) -> Any:
+    async def open_stream(adapter: ProviderAdapter, target: Target, payload: JSON) -> _PrimedStream:
+        stream = await adapter.chat_stream(target, payload, client_wants_usage=wants_usage)
+        try:
+            first = await anext(stream.events)
+        except StopAsyncIteration:
+            raise UpstreamError(
+                "provider stream was empty", status=None, cause="stream_broken"
+            ) from None
+        return _PrimedStream(stream, first)
+
+    return open_stream
+
+
+async def _stream_chat(
+    call: Call, targets: tuple[Target, ...], payload: JSON, wants_usage: bool
+) -> HttpResponse | StreamingHttpResponse:
+    try:
+        primed, target = await call.call_targets(targets, payload, _stream_opener(wants_usage))
+    except UpstreamError as error:
+        return await call.fail_upstream(error)
+    call.entry.ttft_ms = round(call.elapsed_ms(), 3)
+    call.entry.attempts = [attempt.as_json() for attempt in call.attempts]
+    # The start record is committed before the first byte goes out: a crash mid-stream leaves
+    # an unfinished record, never a missing one.
+    if failure := await call.commit():
+        await primed.stream.events.aclose()
+        return failure.response(call.id_headers())
+    response = StreamingHttpResponse(_relay(call, primed, target), content_type="text/event-stream")
+    response["cache-control"] = "no-cache"
+    response["x-accel-buffering"] = "no"
+    for name, value in call.route_headers(target).items():
+        response[name] = value
+    return response
+
+
+async def _relay(call: Call, primed: _PrimedStream, target: Target) -> AsyncIterator[bytes]:
+    status, error_type, error_message = (
+        AuditStatus.FAILED,
+        "client_disconnected",
+        "the client went away",
+    )
+    try:
+        yield primed.first
+        async for event in primed.stream.events:
+            yield event
+        status, error_type, error_message = AuditStatus.SUCCESS, "", ""
+    except UpstreamError as error:
+        status, error_type, error_message = AuditStatus.FAILED, error.cause, error.message
+        yield _error_event(call, error)
+    finally:
+        tap = primed.stream.tap
+        call.entry.tool_calls = tap.assembled_tool_calls()
+        call.entry.error_type, call.entry.error_message = error_type, error_message
+        call.settle(
+            usage=tap.usage or Usage(),
+            target=target,
+            response=tap.assembled_response(),
+            status=status,
+            http_status=200,
+        )
+        # Completed in the background: a client that goes away cancels this generator.
+        call.runtime.spawn(_complete_record(call, primed))
+
+
+async def _complete_record(call: Call, primed: _PrimedStream) -> None:
+    await primed.stream.events.aclose()
+    await call.runtime.audit.complete(call.entry)
+
+
+def _error_event(call: Call, error: UpstreamError) -> bytes:
+    body = {
+        "error": {
+            "message": f"The provider's stream broke off ({error.message}); the answer is incomplete. "
+            f"Request id: {call.request_id}.",
+            "type": "upstream_error",
+            "param": None,
+            "code": error.cause,
+        }
+    }
+    return b"data: " + orjson.dumps(body) + b"\n\n"
+
+
+async def _embed(adapter: ProviderAdapter, target: Target, payload: JSON) -> Any:
+    return await adapter.embeddings(target, payload)
+
+
+async def embeddings(request: HttpRequest, identity: KeyIdentity) -> HttpResponse:
+    runtime = get_runtime()
+    call = Call(runtime, request, identity, endpoint="embeddings")
+    try:
+        raw = parse_json_body(request)
+        call.entry.model_requested = str(raw.get("model") or "")[:200]
+        body = validate_embeddings(raw)
+        call.attribute(raw)
+        resolved, targets = await resolve_model(runtime, identity, body.model)
+    except GatewayError as error:
+        return await call.reject(error)
+    call.entry.route_alias = resolved.route_alias
+    try:
+        reply, target = await call.call_targets(targets, forwarded(raw), _embed)
+    except UpstreamError as error:
+        return await call.fail_upstream(error)
+    vectors = reply.parsed.get("data") or []
+    summary = {
+        "object": "list",
+        "model": reply.parsed.get("model"),
+        "usage": reply.parsed.get("usage"),
+        "data": f"{len(vectors)} embedding(s), not stored",
+    }
+    cost = call.settle(
+        usage=reply.usage,
+        target=target,
+        response=summary,
+        status=AuditStatus.SUCCESS,
+        http_status=reply.status,
+    )
+    if failure := await call.commit():
+        return failure.response(call.id_headers())
+    response = HttpResponse(reply.body, status=reply.status, content_type="application/json")
+    for name, value in call.result_headers(target, reply.usage, cost).items():
+        response[name] = value
+    return response
+
+
+async def list_models(identity: KeyIdentity) -> list[str]:
+    table = await get_runtime().routes.get()
+    names = []
+    for name, resolved in table.models.items():
+        if not identity.may_use(name):
+            continue
+        if identity.residency_region and not any(
+            t.region == identity.residency_region for t in resolved.targets
+        ):
+            continue
+        names.append(name)
+    return sorted(names)

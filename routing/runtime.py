@@ -1,0 +1,70 @@
+"""What each worker shares between requests: one pooled HTTP client, adapters, caches, writer.
+
+Built lazily once per event loop (the HTTP pool and the writer belong to their loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Coroutine
+from typing import Any
+
+import httpx
+from django.conf import settings
+from httpx_aiohttp import AiohttpTransport
+
+from audit.writer import AuditWriter
+from routing.core.providers.base import ProviderAdapter
+from routing.core.providers.openai import OpenAIAdapter
+from routing.table import RoutingTableCache
+from tenants.auth import KeyAuthenticator
+
+ADAPTERS: dict[str, type[ProviderAdapter]] = {OpenAIAdapter.kind: OpenAIAdapter}
+
+
+def build_http_client() -> httpx.AsyncClient:
+    config = settings.GATEWAY
+    limits = httpx.Limits(
+        max_connections=config.upstream_max_connections,
+        max_keepalive_connections=config.upstream_max_connections,
+        keepalive_expiry=30,
+    )
+    timeout = httpx.Timeout(config.upstream_timeout_seconds, connect=10.0)
+    if config.upstream_transport == "aiohttp":
+        # httpx's own pool slows down sharply under concurrency; aiohttp's does not (ADR 0003).
+        return httpx.AsyncClient(transport=AiohttpTransport(limits=limits), timeout=timeout)
+    return httpx.AsyncClient(limits=limits, timeout=timeout)
+
+
+class GatewayRuntime:
+    def __init__(self) -> None:
+        self.http = build_http_client()
+        self.adapters = {kind: adapter(self.http) for kind, adapter in ADAPTERS.items()}
+        self.keys = KeyAuthenticator()
+        self.routes = RoutingTableCache()
+        self.audit = AuditWriter(batch_max=settings.GATEWAY.audit_batch_max_size)
+        self._background: set[asyncio.Task[Any]] = set()
+
+    def adapter(self, kind: str) -> ProviderAdapter:
+        return self.adapters[kind]
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run work that must finish even if the request that started it is cancelled."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+
+_runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GatewayRuntime] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def get_runtime() -> GatewayRuntime:
+    loop = asyncio.get_running_loop()
+    runtime = _runtimes.get(loop)
+    if runtime is None:
+        runtime = _runtimes[loop] = GatewayRuntime()
+    return runtime

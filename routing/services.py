@@ -1,0 +1,54 @@
+"""Writes for providers, deployments and routes."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import transaction
+
+from routing.models import Deployment, Provider, Route, RouteTarget
+
+
+def provider_upsert(
+    *, name: str, kind: str, base_url: str, credential: str | None, region: str
+) -> Provider:
+    provider = Provider.objects.filter(name=name).first() or Provider(name=name)
+    provider.kind, provider.base_url, provider.region = kind, base_url, region
+    if credential is not None and (
+        not provider.credential_encrypted or provider.get_credential() != credential
+    ):
+        provider.set_credential(credential)
+    provider.save()
+    return provider
+
+
+def deployment_upsert(
+    *,
+    name: str,
+    provider: Provider,
+    upstream_model: str,
+    input_price_per_mtok: Decimal,
+    output_price_per_mtok: Decimal,
+) -> Deployment:
+    deployment, _ = Deployment.objects.update_or_create(
+        name=name,
+        defaults={
+            "provider": provider,
+            "upstream_model": upstream_model,
+            "input_price_per_mtok": input_price_per_mtok,
+            "output_price_per_mtok": output_price_per_mtok,
+        },
+    )
+    return deployment
+
+
+@transaction.atomic
+def route_upsert(*, alias: str, description: str, deployments: list[Deployment]) -> Route:
+    """Create or update a route; its targets become exactly `deployments`, in that order."""
+    route, _ = Route.objects.update_or_create(alias=alias, defaults={"description": description})
+    route.targets.exclude(deployment__in=deployments).delete()
+    for position, deployment in enumerate(deployments):
+        RouteTarget.objects.update_or_create(
+            route=route, deployment=deployment, defaults={"position": position}
+        )
+    return route

@@ -1,0 +1,105 @@
+"""The routing table: every public model name and the deployments behind it, cached per worker.
+
+Loaded whole from the database (credentials decrypted once), then refreshed in the background
+when older than GATEWAY_ROUTES_CACHE_SECONDS, so requests never wait on the ORM once warm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from routing.core.types import Target
+from routing.models import Deployment, Route
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedModel:
+    public_name: str
+    route_alias: str  # "" when a deployment is asked for by its own name
+    targets: tuple[Target, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingTable:
+    models: dict[str, ResolvedModel]
+
+    def resolve(self, name: str) -> ResolvedModel | None:
+        return self.models.get(name)
+
+
+def _target(deployment: Deployment) -> Target:
+    provider = deployment.provider
+    return Target(
+        deployment_id=deployment.id,
+        deployment_name=deployment.name,
+        provider_name=provider.name,
+        kind=provider.kind,
+        base_url=provider.base_url,
+        api_key=provider.get_credential(),
+        upstream_model=deployment.upstream_model,
+        region=provider.region,
+        input_price_per_mtok=deployment.input_price_per_mtok,
+        output_price_per_mtok=deployment.output_price_per_mtok,
+    )
+
+
+def load_routing_table() -> RoutingTable:
+    deployments = {
+        deployment.id: _target(deployment)
+        for deployment in Deployment.objects.select_related("provider").filter(
+            is_active=True, provider__is_active=True
+        )
+    }
+    models = {
+        target.deployment_name: ResolvedModel(target.deployment_name, "", (target,))
+        for target in deployments.values()
+    }
+    # A route alias wins over a deployment of the same name: that is how a name gains fallbacks.
+    for route in Route.objects.filter(is_active=True).prefetch_related("targets"):
+        targets = tuple(
+            deployments[t.deployment_id]
+            for t in sorted(route.targets.all(), key=lambda t: t.position)
+            if t.deployment_id in deployments
+        )
+        if targets:
+            models[route.alias] = ResolvedModel(route.alias, route.alias, targets)
+    return RoutingTable(models=models)
+
+
+class RoutingTableCache:
+    def __init__(self, ttl_seconds: float | None = None) -> None:
+        self.ttl = settings.GATEWAY.routes_cache_seconds if ttl_seconds is None else ttl_seconds
+        self._table: RoutingTable | None = None
+        self._loaded_at = 0.0
+        self._refreshing: asyncio.Task[None] | None = None
+
+    async def get(self) -> RoutingTable:
+        if self._table is None:
+            await self._refresh()
+        elif time.monotonic() - self._loaded_at > self.ttl and self._refreshing is None:
+            # Serve the current table while a fresh one loads.
+            self._refreshing = asyncio.create_task(self._refresh())
+        assert self._table is not None
+        return self._table
+
+    async def _refresh(self) -> None:
+        try:
+            self._table = await sync_to_async(load_routing_table)()
+            self._loaded_at = time.monotonic()
+        except Exception:
+            if self._table is None:
+                raise
+            logger.exception("could not refresh the routing table; serving the previous one")
+        finally:
+            self._refreshing = None
+
+    def invalidate(self) -> None:
+        self._loaded_at = 0.0

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Starts the bundled mock provider and the gateway, and says how to call them. Ctrl-C stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GATEWAY_PORT=${GATEWAY_PORT:-8000}
+MOCK_PORT=${MOCK_PORT:-9100}
+source .env.demo
+
+.venv/bin/python -m mock_provider --host 127.0.0.1 --port "$MOCK_PORT" > var/mock_provider.log 2>&1 &
+mock_pid=$!
+trap 'kill $mock_pid 2>/dev/null || true' EXIT
+
+cat <<TEXT
+
+  The gateway is starting on $GATEWAY_URL (mock provider on http://127.0.0.1:$MOCK_PORT).
+  Demo key and URL are in .env.demo. Try it:
+
+  curl $GATEWAY_URL/chat/completions \\
+    -H "Authorization: Bearer $GATEWAY_API_KEY" -H "Content-Type: application/json" \\
+    -d '{"model": "demo", "messages": [{"role": "user", "content": "Hello, gateway"}]}'
+
+  .venv/bin/python - <<'PY'
+  from openai import OpenAI
+  client = OpenAI(base_url="$GATEWAY_URL", api_key="$GATEWAY_API_KEY")
+  reply = client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "Hello"}])
+  print(reply.choices[0].message.content)
+  PY
+
+  API docs: $GATEWAY_URL/docs    Stop: Ctrl-C
+
+TEXT
+exec .venv/bin/uvicorn gateway_site.asgi:application --host 127.0.0.1 --port "$GATEWAY_PORT" \
+  --loop uvloop --http httptools --no-access-log --log-level warning

@@ -1,0 +1,144 @@
+"""Authenticating a virtual key on the hot path: hash, then a short-lived in-process cache.
+
+The cache keeps a revoked key working for at most GATEWAY_KEY_CACHE_SECONDS in each worker.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import HttpRequest
+from django.utils import timezone
+
+from routing.errors import GatewayError, unauthorized
+from tenants.keys import hash_key
+from tenants.models import ApiKey
+
+_MAX_CACHED_KEYS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class KeyIdentity:
+    """Who is calling: the key and where it belongs, as the proxy needs it."""
+
+    key_id: int
+    key_prefix: str
+    key_name: str
+    tenant_id: int
+    tenant_slug: str
+    team_id: int
+    team_slug: str
+    # Public model names this key may use; None means every model.
+    allowed_models: frozenset[str] | None
+    residency_region: str
+    expires_at: datetime | None
+    revoked: bool
+
+    def may_use(self, model: str) -> bool:
+        return self.allowed_models is None or model in self.allowed_models
+
+
+def _allowed(team_models: list[str], key_models: list[str]) -> frozenset[str] | None:
+    if team_models and key_models:
+        return frozenset(team_models) & frozenset(key_models)
+    if team_models or key_models:
+        return frozenset(team_models or key_models)
+    return None
+
+
+def load_identity(key_hash: str) -> KeyIdentity | None:
+    key = (
+        ApiKey.objects.select_related("tenant", "team")
+        .filter(key_hash=key_hash)
+        .only(
+            "id",
+            "prefix",
+            "name",
+            "allowed_models",
+            "expires_at",
+            "revoked_at",
+            "tenant__id",
+            "tenant__slug",
+            "tenant__residency_region",
+            "tenant__is_active",
+            "team__id",
+            "team__slug",
+            "team__allowed_models",
+        )
+        .first()
+    )
+    if key is None:
+        return None
+    return KeyIdentity(
+        key_id=key.id,
+        key_prefix=key.prefix,
+        key_name=key.name,
+        tenant_id=key.tenant.id,
+        tenant_slug=key.tenant.slug,
+        team_id=key.team.id,
+        team_slug=key.team.slug,
+        allowed_models=_allowed(key.team.allowed_models, key.allowed_models),
+        residency_region=key.tenant.residency_region,
+        expires_at=key.expires_at,
+        revoked=key.revoked_at is not None or not key.tenant.is_active,
+    )
+
+
+def bearer_token(request: HttpRequest) -> str:
+    header = request.headers.get("authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise unauthorized(
+                "Malformed Authorization header: expected 'Authorization: Bearer <key>'.",
+                "invalid_api_key",
+            )
+        return token.strip()
+    # Anthropic's SDK sends the key in x-api-key.
+    token = request.headers.get("x-api-key", "").strip()
+    if not token:
+        raise unauthorized(
+            "Missing API key: pass your gateway key as 'Authorization: Bearer <key>'.",
+            "missing_api_key",
+        )
+    return token
+
+
+class KeyAuthenticator:
+    def __init__(self, ttl_seconds: float | None = None) -> None:
+        self.ttl = settings.GATEWAY.key_cache_seconds if ttl_seconds is None else ttl_seconds
+        self._cache: dict[str, tuple[float, KeyIdentity | None]] = {}
+
+    async def identify(self, token: str) -> KeyIdentity:
+        key_hash = hash_key(token)
+        now = time.monotonic()
+        cached = self._cache.get(key_hash)
+        if cached is not None and now - cached[0] < self.ttl:
+            identity = cached[1]
+        else:
+            identity = await sync_to_async(load_identity)(key_hash)
+            if len(self._cache) >= _MAX_CACHED_KEYS:
+                self._cache.clear()
+            self._cache[key_hash] = (now, identity)
+        if identity is None:
+            raise unauthorized("Invalid API key.", "invalid_api_key")
+        if identity.revoked:
+            raise unauthorized(
+                f"API key {identity.key_prefix}… has been revoked.", "revoked_api_key"
+            )
+        if identity.expires_at is not None and identity.expires_at <= timezone.now():
+            raise unauthorized(
+                f"API key {identity.key_prefix}… expired at {identity.expires_at.isoformat()}.",
+                "expired_api_key",
+            )
+        return identity
+
+    def forget(self, key_hash: str) -> None:
+        self._cache.pop(key_hash, None)
+
+
+__all__ = ["GatewayError", "KeyAuthenticator", "KeyIdentity", "bearer_token"]

@@ -1,0 +1,89 @@
+"""Writes for tenants, teams, members and keys. Console, management API and YAML all call these."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from tenants.keys import NewKey, generate_key, key_from_plaintext
+from tenants.models import ApiKey, Membership, Team, Tenant
+
+
+def tenant_upsert(*, slug: str, name: str, residency_region: str = "") -> Tenant:
+    tenant, _ = Tenant.objects.update_or_create(
+        slug=slug, defaults={"name": name, "residency_region": residency_region}
+    )
+    return tenant
+
+
+def team_upsert(*, tenant: Tenant, slug: str, name: str, allowed_models: list[str]) -> Team:
+    team, _ = Team.objects.update_or_create(
+        tenant=tenant, slug=slug, defaults={"name": name, "allowed_models": allowed_models}
+    )
+    return team
+
+
+def member_upsert(
+    *, tenant: Tenant, username: str, email: str, role: str, teams: list[Team], password: str | None
+) -> User:
+    user_model = get_user_model()
+    user, created = user_model.objects.get_or_create(username=username, defaults={"email": email})
+    if email and user.email != email:
+        user.email = email
+    if password:
+        user.set_password(password)
+    elif created:
+        user.set_unusable_password()  # signs in through SSO, or gets a password later
+    user.save()
+    Membership.objects.update_or_create(user=user, tenant=tenant, defaults={"role": role})
+    for team in teams:
+        team.members.add(user)
+    return user
+
+
+@transaction.atomic
+def key_create(
+    *,
+    team: Team,
+    name: str,
+    plaintext: str | None = None,
+    allowed_models: list[str] | None = None,
+    expires_at: datetime | None = None,
+    owner: User | None = None,
+) -> tuple[ApiKey, NewKey]:
+    """Create a key; the plaintext in the returned NewKey is the only copy that will ever exist."""
+    material = key_from_plaintext(plaintext) if plaintext else generate_key()
+    key = ApiKey.objects.create(
+        tenant=team.tenant,
+        team=team,
+        owner=owner,
+        name=name,
+        prefix=material.prefix,
+        key_hash=material.key_hash,
+        allowed_models=allowed_models or [],
+        expires_at=expires_at,
+    )
+    return key, material
+
+
+def key_update(
+    *, key: ApiKey, allowed_models: list[str], expires_at: datetime | None, plaintext: str | None
+) -> ApiKey:
+    key.allowed_models = allowed_models
+    key.expires_at = expires_at
+    if plaintext:
+        material = key_from_plaintext(plaintext)
+        key.prefix, key.key_hash = material.prefix, material.key_hash
+    key.save(update_fields=["allowed_models", "expires_at", "prefix", "key_hash"])
+    return key
+
+
+def key_revoke(*, key: ApiKey) -> ApiKey:
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+    return key

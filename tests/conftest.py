@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.support.live import LiveGateway, start_gateway
+from tests.support.world import World, build_world
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> None:
+    """The live-server tests read what the gateway process committed; see tests/README.md."""
+
+
+@pytest.fixture(scope="session")
+def mock_server() -> Iterator[Any]:
+    from mock_provider.testing import run_mock_server
+
+    with run_mock_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def failing_mock() -> Iterator[Any]:
+    """A provider that answers every request with 429 and Retry-After."""
+    from mock_provider.config import MockConfig
+    from mock_provider.testing import run_mock_server
+
+    with run_mock_server(MockConfig(status=429, fail_rate=1.0, retry_after=1)) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def world(
+    django_db_setup: None, django_db_blocker: Any, mock_server: Any, failing_mock: Any
+) -> World:
+    with django_db_blocker.unblock():
+        return build_world(mock_url=mock_server.base_url, failing_mock_url=failing_mock.base_url)
+
+
+@pytest.fixture(scope="session")
+def gateway(world: World) -> Iterator[LiveGateway]:
+    live = start_gateway()
+    yield live
+    live.stop()
+
+
+def wait_for_record(request_id: str, *, finished: bool = True, timeout: float = 5.0) -> Any:
+    from audit.models import AuditRecord, AuditStatus
+
+    deadline = time.monotonic() + timeout
+    while True:
+        record = AuditRecord.objects.filter(request_id=request_id).first()
+        if record is not None and (not finished or record.status != AuditStatus.IN_PROGRESS):
+            return record
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"no {'finished ' if finished else ''}audit record for {request_id}"
+            )
+        time.sleep(0.02)

@@ -1,0 +1,140 @@
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from routing.models import Deployment, Provider, Route
+from tenants.keys import hash_key
+from tenants.models import ApiKey, Membership, Team
+
+CONFIG = """
+version: 1
+providers:
+  - name: cfg-openai
+    kind: openai
+    base_url: http://127.0.0.1:9999/v1
+    credential: env:CFG_PROVIDER_SECRET
+    region: eu
+deployments:
+  - name: cfg-small
+    provider: cfg-openai
+    upstream_model: small-2026-01-01
+    price: {input_per_mtok: 0.15, output_per_mtok: 0.60}
+  - name: cfg-large
+    provider: cfg-openai
+    upstream_model: large-2026-01-01
+routes:
+  - alias: cfg-chat
+    targets: [cfg-large, cfg-small]
+tenants:
+  - slug: cfg-bank
+    name: Config Bank
+    residency_region: eu
+    teams:
+      - slug: research
+        name: Research
+        allowed_models: [cfg-chat]
+        keys:
+          - name: automation
+            value: env:CFG_KEY
+          - name: generated
+    users:
+      - username: cfg-alice
+        email: alice@example.test
+        role: compliance
+        teams: [research]
+"""
+
+
+@pytest.fixture
+def config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CFG_PROVIDER_SECRET", "sk-live-very-secret")
+    monkeypatch.setenv("CFG_KEY", "gw-config-managed-key-0123456789")
+    path = tmp_path / "gateway.yaml"
+    path.write_text(CONFIG)
+    return path
+
+
+@pytest.mark.django_db
+def test_applying_twice_creates_once_and_changes_nothing_the_second_time(config_file, capsys):
+    call_command("apply_config", str(config_file))
+    first = capsys.readouterr().out
+    assert "generated" in first and "gw-" in first  # the generated key is shown once
+    call_command("apply_config", str(config_file))
+    second = capsys.readouterr().out
+    assert "New key" not in second
+
+    assert Provider.objects.filter(name="cfg-openai").count() == 1
+    assert ApiKey.objects.filter(tenant__slug="cfg-bank").count() == 2
+    route = Route.objects.get(alias="cfg-chat")
+    assert [t.deployment.name for t in route.targets.order_by("position")] == [
+        "cfg-large",
+        "cfg-small",
+    ]
+    assert Deployment.objects.get(name="cfg-small").input_price_per_mtok == Decimal("0.15")
+    assert ApiKey.objects.get(name="automation").key_hash == hash_key(
+        "gw-config-managed-key-0123456789"
+    )
+    assert Team.objects.get(slug="research").allowed_models == ["cfg-chat"]
+    assert Membership.objects.get(user__username="cfg-alice").role == "compliance"
+
+
+@pytest.mark.django_db
+def test_the_provider_credential_is_stored_encrypted(config_file):
+    call_command("apply_config", str(config_file))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT credential_encrypted FROM routing_provider WHERE name = 'cfg-openai'"
+        )
+        stored = cursor.fetchone()[0]
+    assert "sk-live-very-secret" not in stored
+    assert Provider.objects.get(name="cfg-openai").get_credential() == "sk-live-very-secret"
+
+
+@pytest.mark.django_db
+def test_reordering_a_route_in_the_file_reorders_it_in_the_database(config_file):
+    call_command("apply_config", str(config_file))
+    config_file.write_text(config_file.read_text().replace("[cfg-large, cfg-small]", "[cfg-small]"))
+    call_command("apply_config", str(config_file))
+    route = Route.objects.get(alias="cfg-chat")
+    assert [t.deployment.name for t in route.targets.all()] == ["cfg-small"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            (
+                "provider: cfg-openai\n    upstream_model: small",
+                "provider: nowhere\n    upstream_model: small",
+            ),
+            "unknown provider 'nowhere'",
+        ),
+        (
+            ("[cfg-large, cfg-small]", "[cfg-large, cfg-missing]"),
+            "unknown deployment 'cfg-missing'",
+        ),
+        (("kind: openai", "kind: carrier-pigeon"), "providers.0.kind"),
+        (("teams: [research]", "teams: [nope]"), "unknown team 'nope'"),
+    ],
+)
+def test_a_bad_file_is_refused_with_a_message_that_says_where(config_file, change, message):
+    config_file.write_text(config_file.read_text().replace(*change))
+    with pytest.raises(CommandError, match=message.replace("[", r"\[")):
+        call_command("apply_config", str(config_file))
+    assert not Provider.objects.filter(name="cfg-openai").exists()
+
+
+@pytest.mark.django_db
+def test_a_missing_environment_variable_is_named(config_file, monkeypatch):
+    monkeypatch.delenv("CFG_KEY")
+    with pytest.raises(CommandError, match="CFG_KEY is not set"):
+        call_command("apply_config", str(config_file))
+    assert not Provider.objects.filter(name="cfg-openai").exists()  # nothing half-applied
+
+
+def test_the_demo_configuration_is_valid():
+    call_command("apply_config", "config/demo.yaml", "--check")

@@ -1,0 +1,94 @@
+"""Running the real gateway (uvicorn, ASGI) in a subprocess against the test database."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_database_url() -> str:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] != "django.db.backends.postgresql":
+        raise RuntimeError("the live-server tests need PostgreSQL: run them with `make test`")
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@dataclass
+class LiveGateway:
+    url: str
+    process: subprocess.Popen[bytes]
+
+    @property
+    def api_url(self) -> str:
+        return self.url + "/v1"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_gateway(**env_overrides: Any) -> LiveGateway:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": test_database_url(),
+        "GATEWAY_ROUTES_CACHE_SECONDS": "0.5",
+        "GATEWAY_LOG_LEVEL": "WARNING",
+        **{name: str(value) for name, value in env_overrides.items()},
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "gateway_site.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    gateway = LiveGateway(url=f"http://127.0.0.1:{port}", process=process)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the gateway exited with {process.returncode} while starting")
+        try:
+            if httpx.get(gateway.url + "/healthz", timeout=1).status_code == 200:
+                return gateway
+        except httpx.TransportError:
+            time.sleep(0.1)
+    gateway.stop()
+    raise RuntimeError("the gateway did not start within 30 s")
