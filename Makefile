@@ -10,16 +10,19 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 .PHONY: run test bench lint format install services clean
 
 $(BIN)/.installed: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
-	touch $@
+	@mkdir -p var
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing into $(VENV) (log: var/install.log)…"
+	@{ $(BIN)/pip install --upgrade pip && $(BIN)/pip install -e ".[dev]"; } > var/install.log 2>&1 \
+		|| { tail -n 30 var/install.log; exit 1; }
+	@touch $@
 
 install: $(BIN)/.installed
 
 run: install
 	@mkdir -p var
 	$(BIN)/python manage.py migrate --verbosity 0
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py seed_demo --url http://127.0.0.1:$(GATEWAY_PORT)
 	@GATEWAY_PORT=$(GATEWAY_PORT) MOCK_PORT=$(MOCK_PORT) scripts/run_demo.sh
 

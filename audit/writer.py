@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connections, transaction
 
 from audit.entries import AuditEntry, completion_fields
 from audit.models import AuditRecord, AuditStatus
@@ -64,6 +64,13 @@ class AuditWriter:
 
     async def complete(self, entry: AuditEntry) -> None:
         await self._submit(_Complete(entry))
+
+    def close(self) -> None:
+        """Stop the writer thread once its queue is empty, closing its database connection."""
+        if self._task is not None:
+            self._task.cancel()
+        self._executor.submit(connections.close_all)
+        self._executor.shutdown(wait=True)
 
     async def _submit(self, op: _Op) -> None:
         loop = asyncio.get_running_loop()

@@ -57,6 +57,12 @@ class GatewayRuntime:
         return task
 
 
+    async def aclose(self) -> None:
+        """Release the worker's connections (shutdown, and tests that run the proxy in-process)."""
+        await self.http.aclose()
+        self.audit.close()
+
+
 _runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GatewayRuntime] = (
     weakref.WeakKeyDictionary()
 )
@@ -68,3 +74,9 @@ def get_runtime() -> GatewayRuntime:
     if runtime is None:
         runtime = _runtimes[loop] = GatewayRuntime()
     return runtime
+
+
+async def close_runtime() -> None:
+    runtime = _runtimes.pop(asyncio.get_running_loop(), None)
+    if runtime is not None:
+        await runtime.aclose()

@@ -12,21 +12,20 @@ trap 'kill $mock_pid 2>/dev/null || true' EXIT
 
 cat <<TEXT
 
-  The gateway is starting on $GATEWAY_URL (mock provider on http://127.0.0.1:$MOCK_PORT).
-  Demo key and URL are in .env.demo. Try it:
+The gateway is starting on $GATEWAY_URL (mock provider on http://127.0.0.1:$MOCK_PORT).
+The demo URL and key are in .env.demo. Try it from another terminal:
 
-  curl $GATEWAY_URL/chat/completions \\
-    -H "Authorization: Bearer $GATEWAY_API_KEY" -H "Content-Type: application/json" \\
-    -d '{"model": "demo", "messages": [{"role": "user", "content": "Hello, gateway"}]}'
+curl $GATEWAY_URL/chat/completions \\
+  -H "Authorization: Bearer $GATEWAY_API_KEY" -H "Content-Type: application/json" \\
+  -d '{"model": "demo", "messages": [{"role": "user", "content": "Hello, gateway"}]}'
 
-  .venv/bin/python - <<'PY'
-  from openai import OpenAI
-  client = OpenAI(base_url="$GATEWAY_URL", api_key="$GATEWAY_API_KEY")
-  reply = client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "Hello"}])
-  print(reply.choices[0].message.content)
-  PY
+.venv/bin/python -c '
+from openai import OpenAI
+client = OpenAI(base_url="$GATEWAY_URL", api_key="$GATEWAY_API_KEY")
+reply = client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "Hello"}])
+print(reply.choices[0].message.content)'
 
-  API docs: $GATEWAY_URL/docs    Stop: Ctrl-C
+API docs: $GATEWAY_URL/docs      Stop: Ctrl-C
 
 TEXT
 exec .venv/bin/uvicorn gateway_site.asgi:application --host 127.0.0.1 --port "$GATEWAY_PORT" \

@@ -1,0 +1,53 @@
+"""Once caches are warm, a proxied request touches the database only to write its audit record."""
+
+from __future__ import annotations
+
+import threading
+
+import orjson
+from asgiref.sync import sync_to_async
+from django.db import connections
+import pytest
+from django.db.backends.utils import CursorWrapper
+from django.test import AsyncClient
+
+from routing.runtime import close_runtime
+
+pytestmark = [pytest.mark.django_db]
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every SQL statement run by any thread (the proxy's ORM work runs off the event loop)."""
+    seen: list[str] = []
+    lock = threading.Lock()
+    original = CursorWrapper.execute
+
+    def counting(self, sql, params=None):  # type: ignore[no-untyped-def]
+        with lock:
+            seen.append(str(sql))
+        return original(self, sql, params)
+
+    monkeypatch.setattr(CursorWrapper, "execute", counting)
+    return seen
+
+
+@pytest.fixture
+async def in_process_proxy():
+    yield
+    await close_runtime()
+    # The key and route lookups ran on asgiref's shared thread: close its connection too.
+    await sync_to_async(connections.close_all)()
+
+
+async def test_a_warm_request_makes_no_query_but_its_audit_insert(world, statements, in_process_proxy):
+    client, auth = AsyncClient(), {"authorization": f"Bearer {world.key}"}
+    body = orjson.dumps({"model": "demo", "messages": [{"role": "user", "content": "warm up"}]})
+    first = await client.post("/v1/chat/completions", body, content_type="application/json", headers=auth)
+    assert first.status_code == 200, first.content
+    statements.clear()
+
+    second = await client.post("/v1/chat/completions", body, content_type="application/json", headers=auth)
+
+    assert second.status_code == 200
+    assert [s.split()[0:3] for s in statements] == [["INSERT", "INTO", '"audit_auditrecord"']]
