@@ -14,10 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import close_old_connections, connections, transaction
+from django.db import close_old_connections, connection, connections, transaction
 
 from audit.entries import AuditEntry, completion_fields
 from audit.models import AuditRecord, AuditStatus
+from audit.sql import insert_entries
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +40,9 @@ def write_batch(ops: list[_Op]) -> None:
     """Write a batch in one transaction (inserts first, so a short stream can complete in it)."""
     try:
         with transaction.atomic():
-            inserts = [AuditRecord(**op.entry.fields()) for op in ops if isinstance(op, _Insert)]
-            AuditRecord.objects.bulk_create(inserts)
+            inserts = [op.entry for op in ops if isinstance(op, _Insert)]
+            if inserts:
+                insert_entries(connection, inserts)
             for op in ops:
                 if isinstance(op, _Complete):
                     # Only an unfinished record may be completed, and only once.

@@ -1,7 +1,30 @@
-import os
+"""The ASGI application: static files, the proxy (`/v1/`) and everything else (console, admin)."""
 
+import os
+from typing import Any
+
+from django.conf import settings
 from django.core.asgi import get_asgi_application
+from servestatic import ServeStaticASGI
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_site.settings")
 
-application = get_asgi_application()
+django_application = get_asgi_application()  # sets Django up; must come before the imports below
+
+from gateway_site.request_lifecycle import ProxyASGIHandler  # noqa: E402
+
+proxy_application = ProxyASGIHandler()
+
+
+async def route(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Send proxy traffic past Django's middleware stack; the console keeps all of it."""
+    if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+        await proxy_application(scope, receive, send)
+    else:
+        await django_application(scope, receive, send)
+
+
+# Static files (console assets, API docs) are answered before Django.
+application = ServeStaticASGI(
+    route, root=settings.STATIC_ROOT, prefix=settings.STATIC_URL, autorefresh=settings.DEBUG
+)

@@ -7,23 +7,16 @@ import secrets
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from mock_provider import anthropic_format, openai_format
-from mock_provider.behaviour import (
-    HEADER_CONTROLS,
-    BadRequest,
-    Controls,
-    FailCounter,
-    Prompt,
-    plan_reply,
-    resolve_controls,
-    tool_call_id,
-)
+from mock_provider.behaviour import BadRequest, Prompt, plan_reply, tool_call_id
 from mock_provider.config import MockConfig, apply_overrides
-from mock_provider.control import handle_control
+from mock_provider.control_api import handle_control
+from mock_provider.controls import HEADER_CONTROLS, Controls, FailCounter, resolve_controls
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -42,6 +35,17 @@ _COUNT = "/v1/messages/count_tokens"
 _EMBED = "/v1/embeddings"
 _MODELS = "/v1/models"
 _POST_ROUTES = frozenset({_CHAT, _MESSAGES, _COUNT, _EMBED})
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How to answer one request."""
+
+    status: int
+    body: bytes = b""  # the payload; for an error, the message to wrap in the wire format
+    headers: list[tuple[bytes, bytes]] | None = None
+    events: list[bytes] | None = None  # set for a stream
+    controls: Controls | None = None  # pacing and breaking of the stream
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -138,61 +142,61 @@ class MockApp:
             elif name in HEADER_CONTROLS:
                 controls[HEADER_CONTROLS[name]] = value.decode("latin-1")
         raw = await _read_body(receive)
-        entry: dict[str, Any] = {"method": scope["method"], "path": path, "headers": logged}
+        entry: dict[str, Any] = {
+            "method": scope["method"],
+            "path": path,
+            "headers": logged,
+            "body": None,
+        }
         self.requests.append(entry)
         self.by_path[path] += 1
-        anthropic = path.startswith(_MESSAGES)
-        status, body, extra, stream = await self._dispatch(scope, path, raw, entry, controls)
-        entry["status"] = status
-        self.by_status[status] += 1
-        if stream is None:
-            if status >= 400:
-                fmt = anthropic_format if anthropic else openai_format
-                body = fmt.error_body(status, body.decode())
-            await send_bytes(send, status, body, extra)
-        else:
-            await self._stream(send, *stream)
+        outcome = await self._dispatch(scope["method"], path, raw, entry, controls)
+        entry["status"] = outcome.status
+        self.by_status[outcome.status] += 1
+        if outcome.events is not None and outcome.controls is not None:
+            await self._stream(send, outcome.events, outcome.controls)
+            return
+        body = outcome.body
+        if outcome.status >= 400:
+            fmt = anthropic_format if path.startswith(_MESSAGES) else openai_format
+            body = fmt.error_body(outcome.status, body.decode())
+        await send_bytes(send, outcome.status, body, outcome.headers)
 
     async def _dispatch(
-        self, scope: Scope, path: str, raw: bytes, entry: dict[str, Any], headers: dict[str, str]
-    ) -> tuple[int, bytes, list[tuple[bytes, bytes]] | None, tuple[list[bytes], Controls] | None]:
-        """Status, body (the message for errors), extra headers, and the stream if any."""
-        method = scope["method"]
+        self, method: str, path: str, raw: bytes, entry: dict[str, Any], headers: dict[str, str]
+    ) -> Outcome:
         if path == _MODELS or path.startswith(_MODELS + "/"):
             if method != "GET":
-                return 405, b"Method not allowed", None, None
+                return Outcome(405, b"Method not allowed")
             if not self._authorized(entry["headers"]):
-                return 401, b"Incorrect API key provided.", None, None
+                return Outcome(401, b"Incorrect API key provided.")
             if path == _MODELS:
-                return 200, self.models_body, None, None
+                return Outcome(200, self.models_body)
             model = path[len(_MODELS) + 1 :]
             if model not in self.config.models:
-                return 404, f"The model '{model}' does not exist".encode(), None, None
+                return Outcome(404, f"The model '{model}' does not exist".encode())
             card = {"id": model, "object": "model", "created": 0, "owned_by": "mock"}
-            return 200, orjson.dumps(card), None, None
+            return Outcome(200, orjson.dumps(card))
         if path not in _POST_ROUTES:
-            return 404, f"Unknown request URL: {method} {path}".encode(), None, None
+            return Outcome(404, f"Unknown request URL: {method} {path}".encode())
         if method != "POST":
-            return 405, b"Method not allowed", None, None
+            return Outcome(405, b"Method not allowed")
         try:
             body = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
-            entry["body"] = None
-            return 400, b"We could not parse the JSON body of your request.", None, None
+            return Outcome(400, b"We could not parse the JSON body of your request.")
         entry["body"] = body
         if not isinstance(body, dict):
-            return 400, b"The request body must be a JSON object.", None, None
+            return Outcome(400, b"The request body must be a JSON object.")
         if not self._authorized(entry["headers"]):
-            message = (
-                b"invalid x-api-key"
-                if path.startswith(_MESSAGES)
-                else b"Incorrect API key provided."
+            anthropic = path.startswith(_MESSAGES)
+            return Outcome(
+                401, b"invalid x-api-key" if anthropic else b"Incorrect API key provided."
             )
-            return 401, message, None, None
         try:
             return await self._serve(path, raw, body, headers)
         except BadRequest as exc:
-            return 400, str(exc).encode(), None, None
+            return Outcome(400, str(exc).encode())
 
     def _authorized(self, headers: dict[str, str]) -> bool:
         key = self.config.required_api_key
@@ -202,7 +206,7 @@ class MockApp:
 
     async def _serve(
         self, path: str, raw: bytes, body: dict[str, Any], headers: dict[str, str]
-    ) -> tuple[int, bytes, list[tuple[bytes, bytes]] | None, tuple[list[bytes], Controls] | None]:
+    ) -> Outcome:
         prompt: Prompt | None = None
         if path == _CHAT:
             prompt = openai_format.parse_chat(body)
@@ -219,12 +223,7 @@ class MockApp:
         marker = ctl.fail_marker
         if marker and any(marker in text for text in texts):
             await _sleep_ms(ctl.latency_ms)
-            return (
-                500,
-                b"The server had an error processing your request (fail marker).",
-                None,
-                None,
-            )
+            return Outcome(500, b"The server had an error processing your request (fail marker).")
         status = ctl.status
         if (
             status is not None
@@ -232,39 +231,34 @@ class MockApp:
             and (ctl.forced or self.fail_counter.should_fail(ctl.fail_rate))
         ):
             await _sleep_ms(ctl.latency_ms)
-            return (
-                status,
-                f"Injected mock error {status}".encode(),
-                _retry_headers(ctl.retry_after),
-                None,
-            )
+            message = f"Injected mock error {status}".encode()
+            return Outcome(status, message, _retry_headers(ctl.retry_after))
         if path == _EMBED:
             out = openai_format.embeddings_body(body, self.config.embedding_dimensions)
-            await _sleep_ms(ctl.latency_ms)
-            return 200, out, None, None
-        assert prompt is not None
-        if path == _COUNT:
-            await _sleep_ms(ctl.latency_ms)
-            return 200, anthropic_format.count_tokens_body(prompt), None, None
-        reply = plan_reply(prompt)
-        model: str = body["model"]
-        stream = body.get("stream") is True
-        if path == _CHAT:
-            completion_id, call_id = "chatcmpl-" + secrets.token_hex(12), tool_call_id("call_", raw)
-            if stream:
-                options = body.get("stream_options")
-                usage = isinstance(options, dict) and options.get("include_usage") is True
-                events = openai_format.chat_stream(reply, model, completion_id, call_id, usage)
-                return 200, b"", None, (events, ctl)
-            out = openai_format.chat_completion(reply, model, completion_id, call_id)
+        elif path == _COUNT:
+            assert prompt is not None
+            out = anthropic_format.count_tokens_body(prompt)
         else:
-            message_id, tool_id = "msg_" + secrets.token_hex(12), tool_call_id("toolu_", raw)
-            if stream:
-                events = anthropic_format.message_stream(reply, model, message_id, tool_id)
-                return 200, b"", None, (events, ctl)
-            out = anthropic_format.message_body(reply, model, message_id, tool_id)
+            assert prompt is not None
+            reply = plan_reply(prompt)
+            model: str = body["model"]
+            stream = body.get("stream") is True
+            if path == _CHAT:
+                chat_id, call_id = "chatcmpl-" + secrets.token_hex(12), tool_call_id("call_", raw)
+                if stream:
+                    options = body.get("stream_options")
+                    usage = isinstance(options, dict) and options.get("include_usage") is True
+                    events = openai_format.chat_stream(reply, model, chat_id, call_id, usage)
+                    return Outcome(200, events=events, controls=ctl)
+                out = openai_format.chat_completion(reply, model, chat_id, call_id)
+            else:
+                msg_id, tool_id = "msg_" + secrets.token_hex(12), tool_call_id("toolu_", raw)
+                if stream:
+                    events = anthropic_format.message_stream(reply, model, msg_id, tool_id)
+                    return Outcome(200, events=events, controls=ctl)
+                out = anthropic_format.message_body(reply, model, msg_id, tool_id)
         await _sleep_ms(ctl.latency_ms)
-        return 200, out, None, None
+        return Outcome(200, out)
 
     async def _stream(self, send: Send, events: list[bytes], ctl: Controls) -> None:
         headers = [(b"content-type", SSE), (b"cache-control", b"no-cache")]

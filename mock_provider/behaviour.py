@@ -38,14 +38,37 @@ Embeddings
     Each input text gives a unit-length float32 vector of `dimensions` (default 16)
     values drawn from shake_256(text); base64 encoding is the little-endian float32 bytes.
 
-Fault controls
+Fault controls (implemented in `mock_provider.controls`)
     Resolved per request, first match wins: `x-mock-*` request headers, then a
-    `[mock key=value ...]` directive in the last user-role message text, then the
+    `[mock key=value ...]` directive in the last user message text (for embeddings: the
+    last input), then the
     runtime config (`POST /_mock/config`), then the startup config. A status given in
     a header or directive fails that request; a status from the config fails the
     fraction `fail_rate` of requests, counted deterministically: request i (0-based,
     counting only requests where a config status is in force) fails when
-    floor((i+1)*rate) > floor(i*rate), so 0.5 fails every second request.
+    floor((i+1)*rate) > floor(i*rate), so 0.5 fails every second request (the counter
+    restarts whenever the runtime config is replaced). A status below 400 injects nothing.
+
+    Headers: x-mock-status, x-mock-retry-after, x-mock-latency-ms, x-mock-ttft-ms,
+    x-mock-chunk-delay-ms, x-mock-break-after-chunks. Directive keys: status,
+    retry_after, latency_ms, ttft_ms, chunk_delay_ms, break_after_chunks, e.g.
+    "[mock status=500]" or "[mock break_after_chunks=3 chunk_delay_ms=50]"; an unknown
+    key or a bad value is answered with a 400. `fail_marker` and `fail_rate` come from
+    the config only.
+
+    - fail_marker: any counted text (or embedding input) containing it gets a 500.
+    - latency_ms: slept before a non-streamed answer, injected errors included, and
+      before the first stream event unless ttft_ms is set; chunk_delay_ms between events.
+    - break_after_chunks=N: the stream stops after N SSE events (Anthropic's ping
+      counts) and the connection is dropped without the chunked-encoding terminator, so
+      clients see an incomplete body, never a clean end.
+    - retry_after: sent as `Retry-After` (seconds) and `retry-after-ms` on injected errors.
+
+Request log
+    Every request outside `/_mock/*` and `/health` is appended to a log of the last
+    `log_limit` (2000) entries: {"method", "path", "headers" (only authorization,
+    x-api-key, anthropic-version, anthropic-beta, content-type, when present), "body"
+    (parsed JSON, None if absent or unparsable), "status"}. `GET /_mock/requests`.
 """
 
 from __future__ import annotations
@@ -53,35 +76,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mock_provider.config import MockConfig
-
 ECHO_WORDS = 12
-
-# Header name -> control name; a header overrides everything else.
-HEADER_CONTROLS: dict[bytes, str] = {
-    b"x-mock-status": "status",
-    b"x-mock-retry-after": "retry_after",
-    b"x-mock-latency-ms": "latency_ms",
-    b"x-mock-ttft-ms": "ttft_ms",
-    b"x-mock-chunk-delay-ms": "chunk_delay_ms",
-    b"x-mock-break-after-chunks": "break_after_chunks",
-}
-_DIRECTIVE_KEYS = frozenset(HEADER_CONTROLS.values())
-_DIRECTIVE_RE = re.compile(r"\[mock((?:\s+[a-z_]+=[^\s\]]*)*)\s*\]")
-_PAIR_RE = re.compile(r"([a-z_]+)=([^\s\]]*)")
 
 
 class BadRequest(ValueError):
     """The request cannot be served; answered with a 400 in the endpoint's wire format."""
-
-
-class ControlError(BadRequest):
-    """A header or directive carries an unknown key or an unparsable value."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,85 +116,6 @@ class Reply:
     prompt_tokens: int
     completion_tokens: int
     truncated: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Controls:
-    status: int | None
-    forced: bool  # status came from a header or directive: fail regardless of fail_rate
-    fail_rate: float
-    retry_after: float | None
-    latency_ms: int
-    ttft_ms: int | None
-    chunk_delay_ms: int
-    break_after_chunks: int | None
-    fail_marker: str | None
-
-
-def _parse_control(name: str, raw: str) -> int | float:
-    try:
-        value: int | float = float(raw) if name == "retry_after" else int(raw)
-    except ValueError:
-        raise ControlError(f"mock control {name} has a bad value: {raw!r}") from None
-    if value < 0:
-        raise ControlError(f"mock control {name} must not be negative")
-    return value
-
-
-def parse_directives(text: str) -> dict[str, int | float]:
-    """Controls from every `[mock key=value ...]` in `text`; later ones win."""
-    found: dict[str, int | float] = {}
-    for match in _DIRECTIVE_RE.finditer(text):
-        for key, raw in _PAIR_RE.findall(match.group(1)):
-            if key not in _DIRECTIVE_KEYS:
-                raise ControlError(f"unknown mock directive key: {key}")
-            found[key] = _parse_control(key, raw)
-    return found
-
-
-def resolve_controls(config: MockConfig, headers: Mapping[str, str], user_text: str) -> Controls:
-    """Layer directive then header values over the (already merged) config."""
-    values: dict[str, Any] = {
-        "status": config.status,
-        "retry_after": config.retry_after,
-        "latency_ms": config.latency_ms,
-        "ttft_ms": config.ttft_ms,
-        "chunk_delay_ms": config.chunk_delay_ms,
-        "break_after_chunks": config.break_after_chunks,
-    }
-    forced = False
-    # The substring test keeps the regex off the hot path of ordinary requests.
-    if "[mock" in user_text:
-        directives = parse_directives(user_text)
-        forced = "status" in directives
-        values.update(directives)
-    for name, raw in headers.items():
-        values[name] = _parse_control(name, raw)
-        forced = forced or name == "status"
-    return Controls(
-        status=values["status"],
-        forced=forced,
-        fail_rate=config.fail_rate,
-        retry_after=values["retry_after"],
-        latency_ms=values["latency_ms"],
-        ttft_ms=values["ttft_ms"],
-        chunk_delay_ms=values["chunk_delay_ms"],
-        break_after_chunks=values["break_after_chunks"],
-        fail_marker=config.fail_marker,
-    )
-
-
-class FailCounter:
-    """Spreads `fail_rate` failures evenly and reproducibly over the request sequence."""
-
-    def __init__(self) -> None:
-        self.seen = 0
-
-    def should_fail(self, rate: float) -> bool:
-        i = self.seen
-        self.seen += 1
-        # The epsilon keeps e.g. 0.29 * 100 from flooring to 28 through float error.
-        return math.floor((i + 1) * rate + 1e-9) > math.floor(i * rate + 1e-9)
 
 
 def pick_tool(tools: list[ToolSpec], forced_name: str | None, enabled: bool) -> ToolSpec | None:

@@ -15,12 +15,16 @@ from django.conf import settings
 from httpx_aiohttp import AiohttpTransport
 
 from audit.writer import AuditWriter
+from routing.core.providers.anthropic import AnthropicAdapter
 from routing.core.providers.base import ProviderAdapter
 from routing.core.providers.openai import OpenAIAdapter
 from routing.table import RoutingTableCache
 from tenants.auth import KeyAuthenticator
 
-ADAPTERS: dict[str, type[ProviderAdapter]] = {OpenAIAdapter.kind: OpenAIAdapter}
+ADAPTERS: dict[str, type[ProviderAdapter]] = {
+    OpenAIAdapter.kind: OpenAIAdapter,
+    AnthropicAdapter.kind: AnthropicAdapter,
+}
 
 
 def build_http_client() -> httpx.AsyncClient:
@@ -55,7 +59,6 @@ class GatewayRuntime:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return task
-
 
     async def aclose(self) -> None:
         """Release the worker's connections (shutdown, and tests that run the proxy in-process)."""

@@ -11,9 +11,9 @@ import logging
 import time
 from dataclasses import dataclass
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from gateway_site.db_threads import run_db
 from routing.core.types import Target
 from routing.models import Deployment, Route
 
@@ -83,7 +83,9 @@ class RoutingTableCache:
 
     async def get(self) -> RoutingTable:
         if self._table is None:
-            await self._refresh()
+            if self._refreshing is None:
+                self._refreshing = asyncio.create_task(self._refresh())
+            await asyncio.shield(self._refreshing)
         elif time.monotonic() - self._loaded_at > self.ttl and self._refreshing is None:
             # Serve the current table while a fresh one loads.
             self._refreshing = asyncio.create_task(self._refresh())
@@ -92,7 +94,7 @@ class RoutingTableCache:
 
     async def _refresh(self) -> None:
         try:
-            self._table = await sync_to_async(load_routing_table)()
+            self._table = await run_db(load_routing_table)
             self._loaded_at = time.monotonic()
         except Exception:
             if self._table is None:

@@ -5,15 +5,16 @@ The cache keeps a revoked key working for at most GATEWAY_KEY_CACHE_SECONDS in e
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest
 from django.utils import timezone
 
+from gateway_site.db_threads import run_db
 from routing.errors import GatewayError, unauthorized
 from tenants.keys import hash_key
 from tenants.models import ApiKey
@@ -112,6 +113,7 @@ class KeyAuthenticator:
     def __init__(self, ttl_seconds: float | None = None) -> None:
         self.ttl = settings.GATEWAY.key_cache_seconds if ttl_seconds is None else ttl_seconds
         self._cache: dict[str, tuple[float, KeyIdentity | None]] = {}
+        self._loading: dict[str, asyncio.Future[KeyIdentity | None]] = {}
 
     async def identify(self, token: str) -> KeyIdentity:
         key_hash = hash_key(token)
@@ -120,7 +122,7 @@ class KeyAuthenticator:
         if cached is not None and now - cached[0] < self.ttl:
             identity = cached[1]
         else:
-            identity = await sync_to_async(load_identity)(key_hash)
+            identity = await self._load(key_hash)
             if len(self._cache) >= _MAX_CACHED_KEYS:
                 self._cache.clear()
             self._cache[key_hash] = (now, identity)
@@ -136,6 +138,15 @@ class KeyAuthenticator:
                 "expired_api_key",
             )
         return identity
+
+    async def _load(self, key_hash: str) -> KeyIdentity | None:
+        """One database lookup per key at a time, however many requests are waiting for it."""
+        pending = self._loading.get(key_hash)
+        if pending is None:
+            pending = asyncio.ensure_future(run_db(lambda: load_identity(key_hash)))
+            self._loading[key_hash] = pending
+            pending.add_done_callback(lambda _: self._loading.pop(key_hash, None))
+        return await asyncio.shield(pending)
 
     def forget(self, key_hash: str) -> None:
         self._cache.pop(key_hash, None)

@@ -5,12 +5,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from django.conf import settings
 
 from tests.support.live import LiveGateway, start_gateway
 from tests.support.world import World, build_world
-
 
 # The test process talks to the database from several threads (the in-process proxy's writer
 # among them); plain connections close with their thread, a pool would keep the test database

@@ -19,10 +19,14 @@ def test_sigkill_during_a_stream_leaves_an_unfinished_record(world):
         body = {
             "model": "demo",
             "stream": True,
-            "messages": [{"role": "user", "content": "[mock chunk_delay_ms=200] a slow and long answer"}],
+            "messages": [
+                {"role": "user", "content": "[mock chunk_delay_ms=200] a slow and long answer"}
+            ],
         }
         headers = {"authorization": f"Bearer {world.key}"}
-        with httpx.stream("POST", doomed.api_url + "/chat/completions", json=body, headers=headers, timeout=10) as response:
+        with httpx.stream(
+            "POST", doomed.api_url + "/chat/completions", json=body, headers=headers, timeout=10
+        ) as response:
             assert response.status_code == 200
             request_id = response.headers["x-request-id"]
             first = next(response.iter_bytes())
@@ -41,10 +45,14 @@ def test_a_client_that_leaves_mid_stream_is_recorded_as_such(gateway, world):
     body = {
         "model": "demo",
         "stream": True,
-        "messages": [{"role": "user", "content": "[mock chunk_delay_ms=100] another slow answer here"}],
+        "messages": [
+            {"role": "user", "content": "[mock chunk_delay_ms=100] another slow answer here"}
+        ],
     }
     headers = {"authorization": f"Bearer {world.key}"}
-    with httpx.stream("POST", gateway.api_url + "/chat/completions", json=body, headers=headers, timeout=10) as response:
+    with httpx.stream(
+        "POST", gateway.api_url + "/chat/completions", json=body, headers=headers, timeout=10
+    ) as response:
         request_id = response.headers["x-request-id"]
         next(response.iter_bytes())
     record = wait_for_record(request_id)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 
 import orjson
+import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
-import pytest
 from django.db.backends.utils import CursorWrapper
 from django.test import AsyncClient
 
@@ -21,14 +21,15 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every SQL statement run by any thread (the proxy's ORM work runs off the event loop)."""
     seen: list[str] = []
     lock = threading.Lock()
-    original = CursorWrapper.execute
+    for name in ("execute", "executemany"):
+        original = getattr(CursorWrapper, name)
 
-    def counting(self, sql, params=None):  # type: ignore[no-untyped-def]
-        with lock:
-            seen.append(str(sql))
-        return original(self, sql, params)
+        def counting(self, sql, params=None, _original=original):  # type: ignore[no-untyped-def]
+            with lock:
+                seen.append(str(sql))
+            return _original(self, sql, params)
 
-    monkeypatch.setattr(CursorWrapper, "execute", counting)
+        monkeypatch.setattr(CursorWrapper, name, counting)
     return seen
 
 
@@ -40,14 +41,20 @@ async def in_process_proxy():
     await sync_to_async(connections.close_all)()
 
 
-async def test_a_warm_request_makes_no_query_but_its_audit_insert(world, statements, in_process_proxy):
+async def test_a_warm_request_makes_no_query_but_its_audit_insert(
+    world, statements, in_process_proxy
+):
     client, auth = AsyncClient(), {"authorization": f"Bearer {world.key}"}
     body = orjson.dumps({"model": "demo", "messages": [{"role": "user", "content": "warm up"}]})
-    first = await client.post("/v1/chat/completions", body, content_type="application/json", headers=auth)
+    first = await client.post(
+        "/v1/chat/completions", body, content_type="application/json", headers=auth
+    )
     assert first.status_code == 200, first.content
     statements.clear()
 
-    second = await client.post("/v1/chat/completions", body, content_type="application/json", headers=auth)
+    second = await client.post(
+        "/v1/chat/completions", body, content_type="application/json", headers=auth
+    )
 
     assert second.status_code == 200
     assert [s.split()[0:3] for s in statements] == [["INSERT", "INTO", '"audit_auditrecord"']]

@@ -60,6 +60,21 @@ def build_world(*, mock_url: str, failing_mock_url: str) -> World:
         input_price_per_mtok=Decimal("0.02"),
         output_price_per_mtok=Decimal(0),
     )
+    anthropic = routing.provider_upsert(
+        name="mock-anthropic",
+        kind="anthropic",
+        base_url=mock_url,
+        credential="sk-ant-upstream",
+        region="us",
+    )
+    claude = routing.deployment_upsert(
+        name="claude-fallback",
+        provider=anthropic,
+        upstream_model="mock-claude",
+        input_price_per_mtok=Decimal("3"),
+        output_price_per_mtok=Decimal("15"),
+    )
+    routing.route_upsert(alias="advisor-chat", description="", deployments=[limited, claude])
     routing.route_upsert(alias="demo", description="", deployments=[chat])
     routing.route_upsert(alias="with-fallback", description="", deployments=[limited, chat])
     routing.route_upsert(alias="always-limited", description="", deployments=[limited])

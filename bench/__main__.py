@@ -1,0 +1,122 @@
+"""`python -m bench [--quick] [--duration S]`: run the benchmark, print it, write docs/benchmarks.md.
+
+Exits 1 when the gateway answered anything but 200 or the audit rows do not match the answers
+(missed performance goals are reported, not failed: they depend on the machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import FrameType
+
+from bench.db import ROOT
+from bench.procs import ServerError
+from bench.report import render
+from bench.scenarios import Bench, Results, Settings
+
+DOCS = ROOT / "docs" / "benchmarks.md"
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namespace]:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 3 s timed runs and fewer requests (about 40 s in all)",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds per timed run (default 10, or 3 with --quick)",
+    )
+    parser.add_argument(
+        "--no-docs", action="store_true", help=f"do not write {DOCS.relative_to(ROOT)}"
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(
+            "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/gateway_bench"
+        ),
+        help="PostgreSQL database for the gateway (created if missing; env BENCH_DATABASE_URL)",
+    )
+    args = parser.parse_args(argv)
+    duration = args.duration if args.duration is not None else (3.0 if args.quick else 10.0)
+    if not 1 <= duration <= 60:
+        parser.error("--duration must be between 1 and 60 seconds")
+    if args.quick:
+        settings = Settings(
+            duration_s=duration,
+            quick=True,
+            stream_requests=60,
+            warmup_requests=100,
+            database_url=args.database_url,
+        )
+    else:
+        settings = Settings(duration_s=duration, database_url=args.database_url)
+    return settings, args
+
+
+def correctness_failures(results: Results) -> list[str]:
+    failures = []
+    for run in results.gateways:
+        if run.answered != run.ok or run.client_errors:
+            failures.append(
+                f"gateway ({run.transport}): {run.answered - run.ok} non-200 answers, "
+                f"{run.client_errors} requests without an answer"
+            )
+        if run.audit_by_status.get("in_progress"):
+            failures.append(
+                f"gateway ({run.transport}): {run.audit_by_status['in_progress']} stream audit "
+                "rows still in_progress after the streams ended"
+            )
+        if not run.audit_matches:
+            failures.append(
+                f"gateway ({run.transport}): {run.audit_added} audit rows for "
+                f"{run.answered} answers"
+            )
+    return failures
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    # Turn SIGTERM into an exception so every `finally` stops the servers.
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings, args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="gateway-bench-") as tmp:
+        bench = Bench(settings, Path(tmp))
+        try:
+            results = bench.run()
+        except ServerError as exc:
+            print(f"bench: {exc}", file=sys.stderr)
+            return 2
+    wall_s = time.monotonic() - start
+    text = render(results, wall_s)
+    print(text)
+    if not args.no_docs:
+        DOCS.parent.mkdir(exist_ok=True)
+        DOCS.write_text(text)
+        print(f"Wrote {DOCS.relative_to(ROOT)} ({wall_s:.0f} s in all).", file=sys.stderr)
+    failures = correctness_failures(results)
+    for failure in failures:
+        print(f"bench: FAILED CHECK: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,406 @@
+"""Render the results as Markdown: printed as-is and written to docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.db import ROOT
+from bench.scenarios import TRANSPORTS, Results
+from bench.stats import RunResult, StreamResult, added
+
+# The goals the headline numbers are held to.
+GOAL_ADDED_P50_MS = 3.0
+GOAL_ADDED_P99_MS = 15.0
+GOAL_PROXIED_RPS = 300.0
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def commit() -> str:
+    head = _git("rev-parse", "--short", "HEAD")
+    if head is None:
+        return "none (the repository has no commits yet)"
+    return head + (" with uncommitted changes" if _git("status", "--porcelain") else "")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def hey_version() -> str:
+    try:
+        done = subprocess.run(
+            ["dpkg-query", "-W", "-f", "${Version}", "hey"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
+def _ms(value: float | None, sign: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:+.1f}" if sign else f"{value:.1f}"
+
+
+def _mib(kib: int) -> str:
+    return f"{kib / 1024:.0f} MiB" if kib else "n/a"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table padded to line up in a terminal too."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        padded = [
+            c.rjust(w) if i else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "| " + " | ".join(padded) + " |"
+
+    rule = "|" + "|".join("-" * (w + 1) + (":" if i else "-") for i, w in enumerate(widths)) + "|"
+    return "\n".join([line(header), rule, *(line(r) for r in rows)])
+
+
+def _run_rows(pair: dict[str, RunResult], label: str = "via gateway") -> list[list[str]]:
+    direct, gateway = pair.get("direct"), pair.get("gateway")
+    rows = []
+    for name, result in (("mock direct", direct), (label, gateway)):
+        if result is None:
+            continue
+        rows.append(
+            [
+                name,
+                f"{result.rps:.0f}",
+                _ms(result.p50_ms),
+                _ms(result.p99_ms),
+                str(result.answered),
+                str(result.non_200),
+                str(result.client_errors),
+            ]
+        )
+    if direct and gateway:
+        rows.append(
+            [
+                "**added by the gateway**",
+                "",
+                _ms(added(gateway.p50_ms, direct.p50_ms), True),
+                _ms(added(gateway.p99_ms, direct.p99_ms), True),
+                "",
+                "",
+                "",
+            ]
+        )
+    return rows
+
+
+_RUN_HEADER = ["", "req/s (200s)", "p50 ms", "p99 ms", "answers", "non-200", "client errors"]
+
+
+def _stream_rows(pair: dict[str, StreamResult]) -> list[list[str]]:
+    rows = []
+    for name, key in (("mock direct", "direct"), ("via gateway", "gateway")):
+        r = pair.get(key)
+        if r is not None:
+            rows.append(
+                [
+                    name,
+                    str(r.answered),
+                    _ms(r.ttft_p50_ms),
+                    _ms(r.ttft_p99_ms),
+                    _ms(r.total_p50_ms),
+                    _ms(r.total_p99_ms),
+                    str(r.non_200 + r.incomplete),
+                    str(r.client_errors),
+                ]
+            )
+    direct, gateway = pair.get("direct"), pair.get("gateway")
+    if direct and gateway:
+        rows.append(
+            [
+                "**added by the gateway**",
+                "",
+                _ms(added(gateway.ttft_p50_ms, direct.ttft_p50_ms), True),
+                _ms(added(gateway.ttft_p99_ms, direct.ttft_p99_ms), True),
+                _ms(added(gateway.total_p50_ms, direct.total_p50_ms), True),
+                _ms(added(gateway.total_p99_ms, direct.total_p99_ms), True),
+                "",
+                "",
+            ]
+        )
+    return rows
+
+
+def _verdict(value: float | None, limit: float, below: bool) -> str:
+    if value is None:
+        return "no data"
+    return "met" if (value < limit if below else value >= limit) else "**missed**"
+
+
+def _goals(results: Results) -> str:
+    rate = results.settings.rate
+    rows = []
+    for name, pair in (
+        (
+            f"hey -c {results.settings.rate_workers} -q {results.settings.rate_qps_per_worker:g}",
+            results.fixed_rate,
+        ),
+        ("uniform arrivals", results.uniform_rate),
+    ):
+        d, g = pair.get("direct"), pair.get("gateway")
+        p50 = added(g.p50_ms, d.p50_ms) if d and g else None
+        p99 = added(g.p99_ms, d.p99_ms) if d and g else None
+        rows.append(
+            [
+                f"added p50 at {rate:g} req/s ({name})",
+                f"< {GOAL_ADDED_P50_MS:g} ms",
+                _ms(p50, True) + " ms",
+                _verdict(p50, GOAL_ADDED_P50_MS, True),
+            ]
+        )
+        rows.append(
+            [
+                f"added p99 at {rate:g} req/s ({name})",
+                f"< {GOAL_ADDED_P99_MS:g} ms",
+                _ms(p99, True) + " ms",
+                _verdict(p99, GOAL_ADDED_P99_MS, True),
+            ]
+        )
+    g = results.fixed_concurrency.get("gateway")
+    rps = g.rps if g else None
+    rows.append(
+        [
+            f"proxied throughput at {results.settings.concurrency} connections",
+            f">= {GOAL_PROXIED_RPS:g} req/s",
+            f"{rps:.0f} req/s" if rps is not None else "n/a",
+            _verdict(rps, GOAL_PROXIED_RPS, False),
+        ]
+    )
+    return table(["Goal", "Target", "Measured", ""], rows)
+
+
+def _transport_rows(results: Results) -> list[list[str]]:
+    rows = []
+    for transport in TRANSPORTS:
+        pair = results.transports.get(transport, {})
+        r, direct = pair.get("gateway"), pair.get("direct")
+        if r is None or direct is None:
+            continue
+        name = transport + (" (default)" if transport == TRANSPORTS[0] else "")
+        rows.append(
+            [
+                name,
+                f"{r.rps:.0f}",
+                _ms(r.p50_ms),
+                _ms(r.p99_ms),
+                _ms(added(r.p50_ms, direct.p50_ms), True),
+                _ms(added(r.p99_ms, direct.p99_ms), True),
+                str(r.non_200),
+                str(r.client_errors),
+            ]
+        )
+    return rows
+
+
+def _gateway_rows(results: Results) -> tuple[list[list[str]], list[list[str]]]:
+    memory, audit = [], []
+    for run in results.gateways:
+        memory.append(
+            [
+                run.transport,
+                f"{run.startup_s:.1f} s",
+                _mib(run.rss_idle_kib),
+                _mib(run.rss_after_kib),
+                _mib(run.peak_kib),
+            ]
+        )
+        statuses = ", ".join(f"{k} {v}" for k, v in sorted(run.audit_by_status.items())) or "-"
+        audit.append(
+            [
+                run.transport,
+                str(run.answered),
+                str(run.ok),
+                str(run.answered - run.ok),
+                str(run.client_errors),
+                str(run.audit_added),
+                statuses,
+                "yes" if run.audit_matches else "**NO**",
+            ]
+        )
+    return memory, audit
+
+
+def _problems(results: Results) -> list[str]:
+    lines: list[str] = []
+    for run in results.gateways:
+        for count, message in run.log_errors[:8]:
+            lines.append(f"- gateway ({run.transport}) logged {count}x `{message}`")
+    samples: list[tuple[str, list[str]]] = []
+    for title, pair in (
+        ("1. fixed concurrency", results.fixed_concurrency),
+        ("2. fixed rate (hey)", results.fixed_rate),
+        ("2b. fixed rate (uniform)", results.uniform_rate),
+    ):
+        for side, r in pair.items():
+            samples.append((f"{title}, {side}", r.error_samples))
+    if results.cold_burst is not None:
+        samples.append(("cold burst", results.cold_burst.error_samples))
+    for side, s in results.streaming.items():
+        samples.append((f"3. streaming, {side}", s.error_samples))
+    for transport, pair in results.transports.items():
+        if transport != TRANSPORTS[0]:
+            for side, r in pair.items():
+                samples.append((f"4. transport {transport}, {side}", r.error_samples))
+    for where, errors in samples:
+        lines.extend(f"- client errors in {where}: {e}" for e in errors[:3])
+    return lines
+
+
+def render(results: Results, wall_s: float) -> str:
+    s = results.settings
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    mode = "quick smoke run, not representative" if s.quick else "full run"
+    parts = [
+        "# Benchmarks",
+        "",
+        "_Generated by `make bench` (`python -m bench`); edits are overwritten on the next run._",
+        "",
+        f"- Date: {now}; {mode}; {s.duration_s:g} s per timed run; whole run {wall_s:.0f} s",
+        f"- Machine: {os.cpu_count()} CPUs ({cpu_model()}), {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}, hey {hey_version()}",
+        f"- Commit: {commit()}",
+        "",
+        "## Method",
+        "",
+        "- One machine: the load generator, the mock provider (`python -m mock_provider`, 0 ms "
+        "latency) and the gateway (one uvicorn worker, uvloop + httptools) share all its CPUs.",
+        "- The gateway runs against PostgreSQL with authentication and audit on: every proxied "
+        "call commits its audit row before it is answered.",
+        "- Every scenario runs the same small chat request against the mock directly, then "
+        "through the gateway; *added* is the difference of the two percentiles.",
+        "- Each server is warmed up first (a few hundred requests at 4 connections), and the "
+        "gateway again just before each timed run, so its 1 s key cache starts warm.",
+        "- Scenarios 1, 2 and 4 use `hey`. hey's rate-limited workers tick in lockstep (bursts of "
+        f"{s.rate_workers} every {1000 / s.rate_qps_per_worker:g} ms), so 2b repeats the rate with "
+        "evenly spaced requests from an open-loop aiohttp client, timed from the planned send "
+        "instant.",
+        "- Streaming uses an aiohttp client: time to the first `data:` line (TTFT) and to "
+        "`data: [DONE]`.",
+        "- Scenario 4 restarts the gateway with `GATEWAY_UPSTREAM_TRANSPORT=httpx` and repeats "
+        "scenario 1 (with its own direct run); memory is VmRSS from `/proc/PID/status` after the load.",
+        "- Correctness: every answer is counted by status, the audit rows of the `bench` "
+        "tenant must grow by exactly the number of requests the gateway answered, and a "
+        "burst after idling (all key lookups missing at once) must be answered promptly.",
+        "",
+        "## Goals",
+        "",
+        _goals(results),
+        "",
+        f"## 1. Fixed concurrency: {s.concurrency} connections, {s.duration_s:g} s",
+        "",
+        table(_RUN_HEADER, _run_rows(results.fixed_concurrency)),
+        "",
+        "Both servers run flat out here, so latency is mostly queueing (connections / "
+        "throughput); the per-request overhead is what scenario 2 measures.",
+        "",
+        f"## 2. Fixed rate: {s.rate:g} req/s, {s.duration_s:g} s",
+        "",
+        f"hey `-c {s.rate_workers} -q {s.rate_qps_per_worker:g}` (bursty):",
+        "",
+        table(_RUN_HEADER, _run_rows(results.fixed_rate)),
+        "",
+        "2b. Open-loop, evenly spaced requests:",
+        "",
+        table(_RUN_HEADER, _run_rows(results.uniform_rate)),
+        "",
+        f"## 3. Streaming: {s.stream_requests} requests, {s.stream_concurrency} connections",
+        "",
+        table(
+            [
+                "",
+                "streams",
+                "TTFT p50 ms",
+                "TTFT p99 ms",
+                "total p50 ms",
+                "total p99 ms",
+                "failed",
+                "client errors",
+            ],
+            _stream_rows(results.streaming),
+        ),
+        "",
+        f"## 4. Upstream transport: scenario 1 ({s.concurrency} connections) per transport",
+        "",
+        table(
+            [
+                "transport",
+                "req/s (200s)",
+                "p50 ms",
+                "p99 ms",
+                "added p50",
+                "added p99",
+                "non-200",
+                "client errors",
+            ],
+            _transport_rows(results),
+        ),
+    ]
+    memory, audit = _gateway_rows(results)
+    parts += [
+        "",
+        "## 5. Memory of the gateway worker",
+        "",
+        table(["transport", "start-up", "RSS idle", "RSS after load", "peak RSS"], memory),
+        "",
+        "## Correctness",
+        "",
+        table(
+            [
+                "gateway",
+                "answers",
+                "200",
+                "non-200",
+                "client errors",
+                "audit rows added",
+                "audit rows by status",
+                "rows = answers",
+            ],
+            audit,
+        ),
+    ]
+    burst = results.cold_burst
+    if burst is not None:
+        parts += [
+            "",
+            f"Cold burst ({TRANSPORTS[0]}): after an idle pause longer than the key cache, "
+            f"{burst.answered + burst.client_errors} requests at {s.burst_connections} connections "
+            f"(every key lookup misses at once): p50 {_ms(burst.p50_ms)} ms, "
+            f"p99 {_ms(burst.p99_ms)} ms, {burst.non_200} non-200, "
+            f"{burst.client_errors} client errors.",
+        ]
+    problems = _problems(results)
+    if problems:
+        parts += ["", "Problems seen during the run:", "", *problems]
+    return "\n".join(parts) + "\n"

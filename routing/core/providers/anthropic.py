@@ -1,0 +1,154 @@
+"""Anthropic's Messages API behind the gateway's OpenAI-format contract.
+
+Requests, answers, streams and error bodies are translated by `routing.core.translate`; this
+module only does the HTTP and keeps the same contract as the pass-through OpenAI adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import httpx
+import orjson
+
+from routing.core.errors import UpstreamError, cause_for_status, parse_retry_after
+from routing.core.providers.base import ChatStream, ProviderAdapter, read_json
+from routing.core.sse import event_data, iter_events
+from routing.core.stream_tap import StreamTap
+from routing.core.translate.anthropic_common import anthropic_error_to_openai, openai_error
+from routing.core.translate.anthropic_request import openai_request_to_anthropic
+from routing.core.translate.anthropic_response import anthropic_response_to_openai
+from routing.core.translate.anthropic_stream import AnthropicToOpenAIStream
+from routing.core.types import JSON, Reply, Target, Usage
+
+ANTHROPIC_VERSION = "2023-06-01"
+
+
+def _event_error(message: JSON) -> UpstreamError:
+    return UpstreamError(
+        "provider reported an error mid-stream",
+        status=None,
+        cause="stream_error",
+        body=anthropic_error_to_openai(500, orjson.dumps(message)),
+    )
+
+
+class AnthropicAdapter(ProviderAdapter):
+    kind = "anthropic"
+
+    def _headers(self, target: Target) -> dict[str, str]:
+        return {
+            "x-api-key": target.api_key,
+            "anthropic-version": ANTHROPIC_VERSION,
+            "content-type": "application/json",
+            "accept": "application/json",
+        }
+
+    def _url(self, target: Target) -> str:
+        base = target.base_url.rstrip("/")
+        if base.endswith("/v1"):
+            base = base[: -len("/v1")]
+        return base + "/v1/messages"
+
+    def _body(self, target: Target, payload: JSON, *, stream: bool) -> JSON:
+        body = openai_request_to_anthropic(payload)
+        body["model"] = body.get("model") or target.upstream_model
+        body.pop("stream", None)
+        if stream:
+            body["stream"] = True
+        return body
+
+    async def chat(self, target: Target, payload: JSON) -> Reply:
+        response = await self.post_json(
+            self._url(target), self._headers(target), self._body(target, payload, stream=False)
+        )
+        if response.status_code >= 400:
+            raise self.error_from(response.status_code, response.headers, response.content)
+        parsed = anthropic_response_to_openai(read_json(response.content))
+        return Reply(
+            status=response.status_code,
+            body=orjson.dumps(parsed),
+            parsed=parsed,
+            usage=Usage.from_openai(parsed["usage"]),
+        )
+
+    async def chat_stream(
+        self, target: Target, payload: JSON, *, client_wants_usage: bool
+    ) -> ChatStream:
+        headers = {**self._headers(target), "accept": "text/event-stream"}
+        response = await self.open_stream(
+            self._url(target), headers, self._body(target, payload, stream=True)
+        )
+        tap = StreamTap()
+        return ChatStream(
+            events=self._relay(response, tap, client_wants_usage),
+            tap=tap,
+            upstream_status=response.status_code,
+        )
+
+    async def _relay(
+        self, response: httpx.Response, tap: StreamTap, client_wants_usage: bool
+    ) -> AsyncGenerator[bytes, None]:
+        translator = AnthropicToOpenAIStream()
+        try:
+            async for event in iter_events(response.aiter_bytes()):
+                data = event_data(event)
+                if data is None:
+                    continue
+                message = orjson.loads(data)
+                if not isinstance(message, dict):
+                    raise UpstreamError(
+                        "provider sent an unexpected stream event",
+                        status=None,
+                        cause="bad_response",
+                    )
+                if message.get("type") == "error":
+                    raise _event_error(message)
+                for chunk in translator.feed(message):
+                    # The tap always sees usage; the client only if it asked for it.
+                    tap.feed(chunk)
+                    if chunk["choices"] or client_wants_usage:
+                        yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+                if translator.done:
+                    break
+        except httpx.HTTPError as exc:
+            raise UpstreamError(
+                f"provider stream broke: {exc or type(exc).__name__}",
+                status=None,
+                cause="stream_broken",
+            ) from exc
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamError(
+                "provider sent a malformed stream event", status=None, cause="bad_response"
+            ) from exc
+        finally:
+            await response.aclose()
+        if not translator.done:
+            raise UpstreamError(
+                "provider stream ended before message_stop", status=None, cause="stream_broken"
+            )
+        yield b"data: [DONE]\n\n"
+
+    async def embeddings(self, target: Target, payload: JSON) -> Reply:
+        message = (
+            f"The deployment '{target.deployment_name}' is served by an Anthropic provider, "
+            "which does not offer embeddings."
+        )
+        raise UpstreamError(
+            message,
+            status=400,
+            cause="client_error",
+            body=openai_error(message, "invalid_request_error", "embeddings_not_supported"),
+        )
+
+    def error_from(self, status: int, headers: httpx.Headers, body: bytes) -> UpstreamError:
+        """Anthropic's error answer -> `UpstreamError` with an OpenAI-format body."""
+        translated = anthropic_error_to_openai(status, body)
+        error = orjson.loads(translated)["error"]
+        return UpstreamError(
+            f"provider answered {status} ({error['code'] or error['type']}): {error['message']}",
+            status=status,
+            cause=cause_for_status(status),
+            body=translated,
+            retry_after=parse_retry_after(headers.get("retry-after")),
+        )

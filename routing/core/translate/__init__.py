@@ -1,0 +1,42 @@
+"""Pure translations between wire formats; the gateway's internal form is OpenAI's.
+
+No I/O here: adapters (and, later, the Anthropic-compatible endpoint) call these functions.
+"""
+
+from routing.core.translate.anthropic_common import (
+    RAW_ARGUMENTS_KEY,
+    anthropic_error_to_openai,
+    anthropic_usage,
+    openai_error_to_anthropic,
+    openai_usage,
+)
+from routing.core.translate.anthropic_request import (
+    DEFAULT_MAX_TOKENS,
+    DROPPED_FIELDS,
+    openai_request_to_anthropic,
+)
+from routing.core.translate.anthropic_request_reverse import anthropic_request_to_openai
+from routing.core.translate.anthropic_response import (
+    anthropic_response_to_openai,
+    openai_response_to_anthropic,
+)
+from routing.core.translate.anthropic_stream import (
+    AnthropicToOpenAIStream,
+    OpenAIToAnthropicStream,
+)
+
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "DROPPED_FIELDS",
+    "RAW_ARGUMENTS_KEY",
+    "AnthropicToOpenAIStream",
+    "OpenAIToAnthropicStream",
+    "anthropic_error_to_openai",
+    "anthropic_request_to_openai",
+    "anthropic_response_to_openai",
+    "anthropic_usage",
+    "openai_error_to_anthropic",
+    "openai_request_to_anthropic",
+    "openai_response_to_anthropic",
+    "openai_usage",
+]
