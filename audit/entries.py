@@ -66,7 +66,3 @@ COMPLETION_FIELDS = (
     "ttft_ms",
     "completed_at",
 )
-
-
-def completion_fields(entry: AuditEntry) -> JSON:
-    return {name: getattr(entry, name) for name in COMPLETION_FIELDS}

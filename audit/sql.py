@@ -13,8 +13,8 @@ import orjson
 from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from audit.entries import AuditEntry
-from audit.models import AuditRecord
+from audit.entries import COMPLETION_FIELDS, AuditEntry
+from audit.models import AuditRecord, AuditStatus
 
 Converter = Callable[[Any], Any]
 
@@ -34,17 +34,20 @@ def _converter(field: models.Field[Any, Any], connection: BaseDatabaseWrapper) -
     return lambda value: value
 
 
-_plans: dict[str, tuple[str, Sequence[tuple[str, Converter]]]] = {}
+Plan = tuple[str, Sequence[tuple[str, Converter]]]
+_plans: dict[tuple[str, str], Plan] = {}
 
 
-def _insert_plan(connection: BaseDatabaseWrapper) -> tuple[str, Sequence[tuple[str, Converter]]]:
-    plan = _plans.get(connection.vendor)
+def _plan(
+    kind: str, connection: BaseDatabaseWrapper, build: Callable[[BaseDatabaseWrapper], Plan]
+) -> Plan:
+    plan = _plans.get((kind, connection.vendor))
     if plan is None:
-        plan = _plans[connection.vendor] = _build_plan(connection)
+        plan = _plans[(kind, connection.vendor)] = build(connection)
     return plan
 
 
-def _build_plan(connection: BaseDatabaseWrapper) -> tuple[str, Sequence[tuple[str, Converter]]]:
+def _build_plan(connection: BaseDatabaseWrapper) -> Plan:
     fields = [f for f in AuditRecord._meta.concrete_fields if not f.primary_key]
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)
@@ -55,7 +58,29 @@ def _build_plan(connection: BaseDatabaseWrapper) -> tuple[str, Sequence[tuple[st
 
 
 def insert_entries(connection: BaseDatabaseWrapper, entries: Sequence[AuditEntry]) -> None:
-    sql, plan = _insert_plan(connection)
-    rows = [[convert(getattr(entry, attname)) for attname, convert in plan] for entry in entries]
+    _execute(connection, _plan("insert", connection, _build_plan), entries)
+
+
+def _build_completion_plan(connection: BaseDatabaseWrapper) -> Plan:
+    by_name = {f.name: f for f in AuditRecord._meta.concrete_fields}
+    fields = [by_name[name] for name in COMPLETION_FIELDS]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+    # Only an unfinished record may be completed, and only once.
+    sql = (
+        f"UPDATE {quote(AuditRecord._meta.db_table)} SET {assignments} "  # noqa: S608 - metadata only
+        f"WHERE {quote('request_id')} = %s AND {quote('status')} = '{AuditStatus.IN_PROGRESS.value}'"
+    )
+    converters = [(f.attname, _converter(f, connection)) for f in fields]
+    return sql, [*converters, ("request_id", lambda value: value)]
+
+
+def complete_entries(connection: BaseDatabaseWrapper, entries: Sequence[AuditEntry]) -> None:
+    _execute(connection, _plan("complete", connection, _build_completion_plan), entries)
+
+
+def _execute(connection: BaseDatabaseWrapper, plan: Plan, entries: Sequence[AuditEntry]) -> None:
+    sql, columns = plan
+    rows = [[convert(getattr(entry, attname)) for attname, convert in columns] for entry in entries]
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)

@@ -16,9 +16,8 @@ from typing import Any
 
 from django.db import close_old_connections, connection, connections, transaction
 
-from audit.entries import AuditEntry, completion_fields
-from audit.models import AuditRecord, AuditStatus
-from audit.sql import insert_entries
+from audit.entries import AuditEntry
+from audit.sql import complete_entries, insert_entries
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +42,9 @@ def write_batch(ops: list[_Op]) -> None:
             inserts = [op.entry for op in ops if isinstance(op, _Insert)]
             if inserts:
                 insert_entries(connection, inserts)
-            for op in ops:
-                if isinstance(op, _Complete):
-                    # Only an unfinished record may be completed, and only once.
-                    AuditRecord.objects.filter(
-                        request_id=op.entry.request_id, status=AuditStatus.IN_PROGRESS
-                    ).update(**completion_fields(op.entry))
+            completions = [op.entry for op in ops if isinstance(op, _Complete)]
+            if completions:
+                complete_entries(connection, completions)
     finally:
         close_old_connections()
 
