@@ -13,7 +13,8 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from routing import pipeline
 from routing.errors import GatewayError
 from routing.runtime import get_runtime
-from routing.schemas import ChatCompletionRequest, EmbeddingsRequest
+from routing.schemas import AnthropicMessagesRequest, ChatCompletionRequest, EmbeddingsRequest
+from routing.wire import AnthropicWire
 from tenants.auth import KeyIdentity, bearer_token
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,15 @@ async def chat_completions(request: HttpRequest) -> HttpResponse | StreamingHttp
     return await pipeline.chat_completions(request, request.auth)  # type: ignore[attr-defined]
 
 
+@router.post(
+    "/messages",
+    openapi_extra=_body_doc(AnthropicMessagesRequest),
+    summary="Create a message (Anthropic's Messages API; streaming and tools supported)",
+)
+async def messages(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    return await pipeline.messages(request, request.auth)  # type: ignore[attr-defined]
+
+
 @router.post("/embeddings", openapi_extra=_body_doc(EmbeddingsRequest), summary="Create embeddings")
 async def embeddings(request: HttpRequest) -> HttpResponse:
     return await pipeline.embeddings(request, request.auth)  # type: ignore[attr-defined]
@@ -71,6 +81,7 @@ def _method_not_allowed(path: str, allowed: str) -> None:
 
 _method_not_allowed("/chat/completions", "POST")
 _method_not_allowed("/embeddings", "POST")
+_method_not_allowed("/messages", "POST")
 
 
 def _model_object(name: str) -> dict[str, Any]:
@@ -99,6 +110,11 @@ def _json(body: dict[str, Any], status: int = 200) -> HttpResponse:
     return HttpResponse(orjson.dumps(body), status=status, content_type="application/json")
 
 
+def _wire(request: HttpRequest) -> AnthropicWire | None:
+    """Errors answer in the wire format of the endpoint that was called."""
+    return AnthropicWire() if request.path.startswith("/v1/messages") else None
+
+
 def build_api() -> NinjaAPI:
     api = NinjaAPI(
         title="AI gateway: proxy API",
@@ -111,19 +127,25 @@ def build_api() -> NinjaAPI:
 
     @api.exception_handler(GatewayError)
     def _gateway_error(request: HttpRequest, exc: GatewayError) -> HttpResponse:
-        return exc.response()
+        return exc.response(wire=_wire(request))
 
     @api.exception_handler(AuthenticationError)
     def _auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
-        return GatewayError(401, "Invalid API key.", code="invalid_api_key").response()
+        return GatewayError(401, "Invalid API key.", code="invalid_api_key").response(
+            wire=_wire(request)
+        )
 
     @api.exception_handler(ValidationError)
     def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
-        return GatewayError(400, f"Invalid request: {exc.errors}", code="invalid_value").response()
+        return GatewayError(400, f"Invalid request: {exc.errors}", code="invalid_value").response(
+            wire=_wire(request)
+        )
 
     @api.exception_handler(HttpError)
     def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-        return GatewayError(exc.status_code, str(exc), code="http_error").response()
+        return GatewayError(exc.status_code, str(exc), code="http_error").response(
+            wire=_wire(request)
+        )
 
     @api.exception_handler(Exception)
     def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
@@ -133,7 +155,7 @@ def build_api() -> NinjaAPI:
             "The gateway failed unexpectedly; the error was logged.",
             type="server_error",
             code="internal_error",
-        ).response()
+        ).response(wire=_wire(request))
 
     return api
 

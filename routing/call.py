@@ -21,6 +21,7 @@ from routing.core.errors import UpstreamError
 from routing.core.types import JSON, Attempt, Target, Usage
 from routing.errors import GatewayError
 from routing.runtime import GatewayRuntime
+from routing.wire import AnthropicWire, OpenAIWire
 from tenants.auth import KeyIdentity
 
 # Attribution headers a caller may send; see docs/api.md#attribution.
@@ -74,6 +75,7 @@ class Call:
         self.started = time.perf_counter()
         self.upstream_ms = 0.0
         self.attempts: list[Attempt] = []
+        self.wire: OpenAIWire = AnthropicWire() if endpoint == "messages" else OpenAIWire()
         self.entry = AuditEntry(
             request_id="req_" + uuid.uuid4().hex,
             tenant_id=identity.tenant_id,
@@ -180,7 +182,7 @@ class Call:
         self.entry.error_message = error.message
         self._finish()
         failure = await self.commit()
-        return (failure or error).response(self.id_headers())
+        return self.error_response(failure or error)
 
     async def fail_upstream(self, error: UpstreamError) -> HttpResponse:
         status, body = client_facing_failure(error)
@@ -190,13 +192,19 @@ class Call:
         self.entry.error_message = error.message
         self._finish()
         if failure := await self.commit():
-            return failure.response(self.id_headers())
-        response = HttpResponse(body, status=status, content_type="application/json")
+            return self.error_response(failure)
+        response = HttpResponse(
+            self.wire.error_body(status, body), status=status, content_type="application/json"
+        )
         if error.retry_after is not None:
             response["retry-after"] = str(int(error.retry_after + 0.999))
         for name, value in self.id_headers().items():
             response[name] = value
         return response
+
+    def error_response(self, error: GatewayError) -> HttpResponse:
+        """A gateway error in the client's wire format, with the request id."""
+        return error.response(self.id_headers(), wire=self.wire)
 
     def id_headers(self) -> dict[str, str]:
         return {"x-request-id": self.request_id}

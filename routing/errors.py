@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import orjson
 from django.http import HttpResponse
+
+
+class WireFormat(Protocol):
+    def error_body(self, status: int, openai_error: bytes) -> bytes: ...
 
 
 class GatewayError(Exception):
@@ -37,10 +43,13 @@ class GatewayError(Exception):
             }
         }
 
-    def response(self, extra_headers: dict[str, str] | None = None) -> HttpResponse:
-        response = HttpResponse(
-            orjson.dumps(self.body()), status=self.status, content_type="application/json"
-        )
+    def response(
+        self, extra_headers: dict[str, str] | None = None, *, wire: WireFormat | None = None
+    ) -> HttpResponse:
+        body = orjson.dumps(self.body())
+        if wire is not None:
+            body = wire.error_body(self.status, body)
+        response = HttpResponse(body, status=self.status, content_type="application/json")
         for name, value in {**self.headers, **(extra_headers or {})}.items():
             response[name] = value
         return response

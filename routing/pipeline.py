@@ -16,10 +16,11 @@ from audit.models import AuditStatus
 from routing.call import Call, parse_json_body
 from routing.core.errors import UpstreamError
 from routing.core.providers.base import ChatStream, ProviderAdapter
+from routing.core.translate import anthropic_request_to_openai
 from routing.core.types import JSON, Target, Usage
 from routing.errors import GatewayError
 from routing.runtime import GatewayRuntime, get_runtime
-from routing.schemas import validate_chat, validate_embeddings
+from routing.schemas import validate_chat, validate_embeddings, validate_messages
 from routing.table import ResolvedModel
 from tenants.auth import KeyIdentity
 
@@ -89,6 +90,31 @@ async def chat_completions(
     return await _complete_chat(call, targets, forwarded(raw))
 
 
+async def messages(
+    request: HttpRequest, identity: KeyIdentity
+) -> HttpResponse | StreamingHttpResponse:
+    """Anthropic's Messages API, served from any provider: translated to the internal form."""
+    runtime = get_runtime()
+    call = Call(runtime, request, identity, endpoint="messages")
+    try:
+        raw = parse_json_body(request)
+        call.entry.model_requested = str(raw.get("model") or "")[:200]
+        anthropic_body = validate_messages(raw)
+        internal = anthropic_request_to_openai(raw)
+        validate_chat(internal)
+        call.attribute(internal)
+        call.entry.tool_results = tool_results(internal)
+        resolved, targets = await resolve_model(runtime, identity, anthropic_body.model)
+    except GatewayError as error:
+        return await call.reject(error)
+    call.entry.route_alias = resolved.route_alias
+    call.entry.stream = bool(anthropic_body.stream)
+    if anthropic_body.stream:
+        # Usage is needed for the closing message_delta, whatever the client asked.
+        return await _stream_chat(call, targets, forwarded(internal), wants_usage=True)
+    return await _complete_chat(call, targets, forwarded(internal))
+
+
 async def _chat(adapter: ProviderAdapter, target: Target, payload: JSON) -> Any:
     return await adapter.chat(target, payload)
 
@@ -108,8 +134,12 @@ async def _complete_chat(call: Call, targets: tuple[Target, ...], payload: JSON)
         http_status=reply.status,
     )
     if failure := await call.commit():
-        return failure.response(call.id_headers())
-    response = HttpResponse(reply.body, status=reply.status, content_type="application/json")
+        return call.error_response(failure)
+    response = HttpResponse(
+        call.wire.body(reply.body, reply.parsed),
+        status=reply.status,
+        content_type="application/json",
+    )
     for name, value in call.result_headers(target, reply.usage, cost).items():
         response[name] = value
     return response
@@ -150,7 +180,7 @@ async def _stream_chat(
     # an unfinished record, never a missing one.
     if failure := await call.commit():
         await primed.stream.events.aclose()
-        return failure.response(call.id_headers())
+        return call.error_response(failure)
     response = StreamingHttpResponse(_relay(call, primed, target), content_type="text/event-stream")
     response["cache-control"] = "no-cache"
     response["x-accel-buffering"] = "no"
@@ -165,14 +195,19 @@ async def _relay(call: Call, primed: _PrimedStream, target: Target) -> AsyncIter
         "client_disconnected",
         "the client went away",
     )
+    wire = call.wire
     try:
-        yield primed.first
+        for out in wire.events(primed.first):
+            yield out
         async for event in primed.stream.events:
-            yield event
+            for out in wire.events(event):
+                yield out
+        for out in wire.finish():
+            yield out
         status, error_type, error_message = AuditStatus.SUCCESS, "", ""
     except UpstreamError as error:
         status, error_type, error_message = AuditStatus.FAILED, error.cause, error.message
-        yield _error_event(call, error)
+        yield wire.error_event(_stream_error(call, error))
     finally:
         tap = primed.stream.tap
         call.entry.tool_calls = tap.assembled_tool_calls()
@@ -193,7 +228,7 @@ async def _complete_record(call: Call, primed: _PrimedStream) -> None:
     await call.runtime.audit.complete(call.entry)
 
 
-def _error_event(call: Call, error: UpstreamError) -> bytes:
+def _stream_error(call: Call, error: UpstreamError) -> bytes:
     body = {
         "error": {
             "message": f"The provider's stream broke off ({error.message}); the answer is incomplete. "
@@ -203,7 +238,7 @@ def _error_event(call: Call, error: UpstreamError) -> bytes:
             "code": error.cause,
         }
     }
-    return b"data: " + orjson.dumps(body) + b"\n\n"
+    return orjson.dumps(body)
 
 
 async def _embed(adapter: ProviderAdapter, target: Target, payload: JSON) -> Any:
@@ -241,7 +276,7 @@ async def embeddings(request: HttpRequest, identity: KeyIdentity) -> HttpRespons
         http_status=reply.status,
     )
     if failure := await call.commit():
-        return failure.response(call.id_headers())
+        return call.error_response(failure)
     response = HttpResponse(reply.body, status=reply.status, content_type="application/json")
     for name, value in call.result_headers(target, reply.usage, cost).items():
         response[name] = value

@@ -111,6 +111,17 @@ class EmbeddingsRequest(_Open):
         return self
 
 
+class AnthropicMessagesRequest(_Open):
+    """Anthropic's Messages body, checked as far as the gateway needs before translating it."""
+
+    model: StrictStr = Field(min_length=1)
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    max_tokens: StrictInt = Field(ge=1)
+    stream: StrictBool | None = False
+    system: StrictStr | list[dict[str, Any]] | None = None
+    tools: list[dict[str, Any]] | None = None
+
+
 def _param(loc: tuple[int | str, ...]) -> str:
     text = ""
     for part in loc:
@@ -144,5 +155,12 @@ def validate_chat(raw: dict[str, Any]) -> ChatCompletionRequest:
 def validate_embeddings(raw: dict[str, Any]) -> EmbeddingsRequest:
     try:
         return EmbeddingsRequest.model_validate(raw)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+def validate_messages(raw: dict[str, Any]) -> AnthropicMessagesRequest:
+    try:
+        return AnthropicMessagesRequest.model_validate(raw)
     except ValidationError as exc:
         raise validation_error(exc) from None
