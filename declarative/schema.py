@@ -48,10 +48,24 @@ class DeploymentSpec(_Strict):
     price: PriceSpec = PriceSpec()
 
 
+class WeightedTarget(_Strict):
+    deployment: str
+    weight: int = Field(default=1, ge=0)
+
+
 class RouteSpec(_Strict):
     alias: str = Field(min_length=1, max_length=128)
     description: str = ""
-    targets: list[str] = Field(min_length=1)
+    strategy: Literal["ordered", "weighted", "latency"] = "ordered"
+    sticky: bool = False
+    # A deployment name (weight 1), or {deployment, weight}; weight 0 makes it a fallback only.
+    targets: list[str | WeightedTarget] = Field(min_length=1)
+
+    def weighted(self) -> list[WeightedTarget]:
+        return [
+            t if isinstance(t, WeightedTarget) else WeightedTarget(deployment=t)
+            for t in self.targets
+        ]
 
 
 class KeySpec(_Strict):
@@ -117,7 +131,9 @@ class GatewayConfig(_Strict):
                     f"deployment {deployment.name!r} names unknown provider {deployment.provider!r}"
                 )
         for route in self.routes:
-            for target in route.targets:
-                if target not in deployments:
-                    raise ValueError(f"route {route.alias!r} names unknown deployment {target!r}")
+            for target in route.weighted():
+                if target.deployment not in deployments:
+                    raise ValueError(
+                        f"route {route.alias!r} names unknown deployment {target.deployment!r}"
+                    )
         return self

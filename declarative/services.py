@@ -81,7 +81,10 @@ def config_apply(config: GatewayConfig) -> ApplyReport:
         routing_services.route_upsert(
             alias=route.alias,
             description=route.description,
-            deployments=[deployments[name] for name in route.targets],
+            deployments=[deployments[t.deployment] for t in route.weighted()],
+            weights=[t.weight for t in route.weighted()],
+            strategy=route.strategy,
+            sticky=route.sticky,
         )
         report.bump("routes")
     for tenant_spec in config.tenants:

@@ -18,6 +18,7 @@ from audit.models import AuditStatus
 from audit.writer import AuditWriteError
 from billing.pricing import request_cost_usd
 from routing.core.errors import UpstreamError
+from routing.core.strategy import RoutePlan, order_targets
 from routing.core.types import JSON, Attempt, Target, Usage
 from routing.errors import GatewayError
 from routing.runtime import GatewayRuntime
@@ -104,8 +105,20 @@ class Call:
                 context[key] = value
         self.entry.client_context = context
 
-    async def call_targets(self, targets: tuple[Target, ...], payload: JSON, operation: Any) -> Any:
-        """Try each deployment in order until one answers; fall over on retryable failures."""
+    async def call_targets(self, plan: RoutePlan, payload: JSON, operation: Any) -> Any:
+        """Try the route's deployments in the strategy's order until one answers.
+
+        Falls over on retryable failures (429, 5xx, 529, timeouts, connection errors). A deployment
+        cooling down (Retry-After, open breaker) is tried only after all others failed; the record
+        notes that it was passed over.
+        """
+        health = self.runtime.health
+        targets = order_targets(plan, end_user=self.entry.end_user, health=health)
+        self.attempts.extend(
+            Attempt(t.deployment_name, t.provider_name, error="cooling_down")
+            for t in targets
+            if health.cooling(t)
+        )
         last_error: UpstreamError | None = None
         for target in targets:
             attempt = Attempt(target.deployment_name, target.provider_name)
@@ -120,12 +133,14 @@ class Call:
                 attempt.status, attempt.error = error.status, error.cause
                 attempt.latency_ms = (time.perf_counter() - begun) * 1000
                 self.attempts.append(attempt)
+                health.record_failure(target, error)
                 if not error.retryable:
                     raise
                 last_error = error
                 continue
             attempt.status = 200
             attempt.latency_ms = (time.perf_counter() - begun) * 1000
+            health.record_success(target, attempt.latency_ms)
             self.upstream_ms += attempt.latency_ms
             self.attempts.append(attempt)
             self._answered_by(target, payload)

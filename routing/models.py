@@ -46,10 +46,18 @@ class Deployment(models.Model):
 
 
 class Route(models.Model):
-    """A public model alias that maps to one or more deployments, tried in order."""
+    """A public model alias that maps to one or more deployments (routing/core/strategy.py)."""
+
+    class Strategy(models.TextChoices):
+        ORDERED = "ordered", "Ordered: primary first, then fallbacks"
+        WEIGHTED = "weighted", "Weighted: split by weight (a canary with sticky)"
+        LATENCY = "latency", "Latency-aware: fastest recent deployment first"
 
     alias = models.CharField(max_length=128, unique=True)
     description = models.CharField(max_length=500, blank=True, default="")
+    strategy = models.CharField(max_length=16, choices=Strategy.choices, default=Strategy.ORDERED)
+    # With the weighted strategy: the choice follows the end user, so each stays on one side.
+    sticky = models.BooleanField(default=False)
     is_active = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -16,6 +16,7 @@ from audit.models import AuditStatus
 from routing.call import Call, parse_json_body
 from routing.core.errors import UpstreamError
 from routing.core.providers.base import ChatStream, ProviderAdapter
+from routing.core.strategy import RoutePlan
 from routing.core.translate import anthropic_request_to_openai
 from routing.core.types import JSON, Target, Usage
 from routing.errors import GatewayError
@@ -30,7 +31,7 @@ GATEWAY_FIELDS = frozenset({"metadata"})
 
 async def resolve_model(
     runtime: GatewayRuntime, identity: KeyIdentity, name: str
-) -> tuple[ResolvedModel, tuple[Target, ...]]:
+) -> tuple[ResolvedModel, RoutePlan]:
     table = await runtime.routes.get()
     resolved = table.resolve(name)
     if resolved is None or not identity.may_use(name):
@@ -41,10 +42,11 @@ async def resolve_model(
             code="model_not_found",
             param="model",
         )
-    targets = resolved.targets
+    plan = resolved.plan
     if identity.residency_region:
-        targets = tuple(t for t in targets if t.region == identity.residency_region)
-        if not targets:
+        region = identity.residency_region
+        plan = plan.only(lambda target: target.region == region)
+        if not plan.targets:
             raise GatewayError(
                 403,
                 f"No deployment of '{name}' is in your tenant's data residency region "
@@ -53,7 +55,7 @@ async def resolve_model(
                 code="residency_unavailable",
                 param="model",
             )
-    return resolved, targets
+    return resolved, plan
 
 
 def forwarded(raw: JSON) -> JSON:
@@ -79,15 +81,15 @@ async def chat_completions(
         body = validate_chat(raw)
         call.attribute(raw)
         call.entry.tool_results = tool_results(raw)
-        resolved, targets = await resolve_model(runtime, identity, body.model)
+        resolved, plan = await resolve_model(runtime, identity, body.model)
     except GatewayError as error:
         return await call.reject(error)
     call.entry.route_alias = resolved.route_alias
     call.entry.stream = bool(body.stream)
     if body.stream:
         wants_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return await _stream_chat(call, targets, forwarded(raw), wants_usage)
-    return await _complete_chat(call, targets, forwarded(raw))
+        return await _stream_chat(call, plan, forwarded(raw), wants_usage)
+    return await _complete_chat(call, plan, forwarded(raw))
 
 
 async def messages(
@@ -104,24 +106,24 @@ async def messages(
         validate_chat(internal)
         call.attribute(internal)
         call.entry.tool_results = tool_results(internal)
-        resolved, targets = await resolve_model(runtime, identity, anthropic_body.model)
+        resolved, plan = await resolve_model(runtime, identity, anthropic_body.model)
     except GatewayError as error:
         return await call.reject(error)
     call.entry.route_alias = resolved.route_alias
     call.entry.stream = bool(anthropic_body.stream)
     if anthropic_body.stream:
         # Usage is needed for the closing message_delta, whatever the client asked.
-        return await _stream_chat(call, targets, forwarded(internal), wants_usage=True)
-    return await _complete_chat(call, targets, forwarded(internal))
+        return await _stream_chat(call, plan, forwarded(internal), wants_usage=True)
+    return await _complete_chat(call, plan, forwarded(internal))
 
 
 async def _chat(adapter: ProviderAdapter, target: Target, payload: JSON) -> Any:
     return await adapter.chat(target, payload)
 
 
-async def _complete_chat(call: Call, targets: tuple[Target, ...], payload: JSON) -> HttpResponse:
+async def _complete_chat(call: Call, plan: RoutePlan, payload: JSON) -> HttpResponse:
     try:
-        reply, target = await call.call_targets(targets, payload, _chat)
+        reply, target = await call.call_targets(plan, payload, _chat)
     except UpstreamError as error:
         return await call.fail_upstream(error)
     message = ((reply.parsed.get("choices") or [{}])[0] or {}).get("message") or {}
@@ -168,10 +170,10 @@ def _stream_opener(wants_usage: bool) -> Any:
 
 
 async def _stream_chat(
-    call: Call, targets: tuple[Target, ...], payload: JSON, wants_usage: bool
+    call: Call, plan: RoutePlan, payload: JSON, wants_usage: bool
 ) -> HttpResponse | StreamingHttpResponse:
     try:
-        primed, target = await call.call_targets(targets, payload, _stream_opener(wants_usage))
+        primed, target = await call.call_targets(plan, payload, _stream_opener(wants_usage))
     except UpstreamError as error:
         return await call.fail_upstream(error)
     call.entry.ttft_ms = round(call.elapsed_ms(), 3)
@@ -253,12 +255,12 @@ async def embeddings(request: HttpRequest, identity: KeyIdentity) -> HttpRespons
         call.entry.model_requested = str(raw.get("model") or "")[:200]
         body = validate_embeddings(raw)
         call.attribute(raw)
-        resolved, targets = await resolve_model(runtime, identity, body.model)
+        resolved, plan = await resolve_model(runtime, identity, body.model)
     except GatewayError as error:
         return await call.reject(error)
     call.entry.route_alias = resolved.route_alias
     try:
-        reply, target = await call.call_targets(targets, forwarded(raw), _embed)
+        reply, target = await call.call_targets(plan, forwarded(raw), _embed)
     except UpstreamError as error:
         return await call.fail_upstream(error)
     vectors = reply.parsed.get("data") or []

@@ -18,6 +18,7 @@ from audit.writer import AuditWriter
 from routing.core.providers.anthropic import AnthropicAdapter
 from routing.core.providers.base import ProviderAdapter
 from routing.core.providers.openai import OpenAIAdapter
+from routing.core.strategy import HealthBook
 from routing.table import RoutingTableCache
 from tenants.auth import KeyAuthenticator
 
@@ -47,6 +48,7 @@ class GatewayRuntime:
         self.adapters = {kind: adapter(self.http) for kind, adapter in ADAPTERS.items()}
         self.keys = KeyAuthenticator()
         self.routes = RoutingTableCache()
+        self.health = HealthBook()
         self.audit = AuditWriter(batch_max=settings.GATEWAY.audit_batch_max_size)
         self._background: set[asyncio.Task[Any]] = set()
 

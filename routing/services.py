@@ -43,12 +43,23 @@ def deployment_upsert(
 
 
 @transaction.atomic
-def route_upsert(*, alias: str, description: str, deployments: list[Deployment]) -> Route:
+def route_upsert(
+    *,
+    alias: str,
+    description: str,
+    deployments: list[Deployment],
+    weights: list[int] | None = None,
+    strategy: str = Route.Strategy.ORDERED,
+    sticky: bool = False,
+) -> Route:
     """Create or update a route; its targets become exactly `deployments`, in that order."""
-    route, _ = Route.objects.update_or_create(alias=alias, defaults={"description": description})
+    route, _ = Route.objects.update_or_create(
+        alias=alias, defaults={"description": description, "strategy": strategy, "sticky": sticky}
+    )
     route.targets.exclude(deployment__in=deployments).delete()
     for position, deployment in enumerate(deployments):
+        weight = 1 if weights is None else weights[position]
         RouteTarget.objects.update_or_create(
-            route=route, deployment=deployment, defaults={"position": position}
+            route=route, deployment=deployment, defaults={"position": position, "weight": weight}
         )
     return route

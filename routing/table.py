@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from gateway_site.db_threads import run_db
+from routing.core.strategy import RoutePlan
 from routing.core.types import Target
 from routing.models import Deployment, Route
 
@@ -24,7 +25,11 @@ logger = logging.getLogger(__name__)
 class ResolvedModel:
     public_name: str
     route_alias: str  # "" when a deployment is asked for by its own name
-    targets: tuple[Target, ...]
+    plan: RoutePlan
+
+    @property
+    def targets(self) -> tuple[Target, ...]:
+        return self.plan.targets
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,18 +64,27 @@ def load_routing_table() -> RoutingTable:
         )
     }
     models = {
-        target.deployment_name: ResolvedModel(target.deployment_name, "", (target,))
+        target.deployment_name: ResolvedModel(
+            target.deployment_name, "", RoutePlan(target.deployment_name, (target,), (1,))
+        )
         for target in deployments.values()
     }
     # A route alias wins over a deployment of the same name: that is how a name gains fallbacks.
     for route in Route.objects.filter(is_active=True).prefetch_related("targets"):
-        targets = tuple(
-            deployments[t.deployment_id]
+        live = [
+            t
             for t in sorted(route.targets.all(), key=lambda t: t.position)
             if t.deployment_id in deployments
-        )
-        if targets:
-            models[route.alias] = ResolvedModel(route.alias, route.alias, targets)
+        ]
+        if live:
+            plan = RoutePlan(
+                alias=route.alias,
+                targets=tuple(deployments[t.deployment_id] for t in live),
+                weights=tuple(t.weight for t in live),
+                strategy=route.strategy,
+                sticky=route.sticky,
+            )
+            models[route.alias] = ResolvedModel(route.alias, route.alias, plan)
     return RoutingTable(models=models)
 
 

@@ -28,6 +28,10 @@ deployments:
 routes:
   - alias: cfg-chat
     targets: [cfg-large, cfg-small]
+  - alias: cfg-canary
+    strategy: weighted
+    sticky: true
+    targets: [{deployment: cfg-large, weight: 95}, {deployment: cfg-small, weight: 5}]
 tenants:
   - slug: cfg-bank
     name: Config Bank
@@ -72,6 +76,12 @@ def test_applying_twice_creates_once_and_changes_nothing_the_second_time(config_
     assert [t.deployment.name for t in route.targets.order_by("position")] == [
         "cfg-large",
         "cfg-small",
+    ]
+    canary = Route.objects.get(alias="cfg-canary")
+    assert (canary.strategy, canary.sticky) == ("weighted", True)
+    assert [(t.deployment.name, t.weight) for t in canary.targets.all()] == [
+        ("cfg-large", 95),
+        ("cfg-small", 5),
     ]
     assert Deployment.objects.get(name="cfg-small").input_price_per_mtok == Decimal("0.15")
     assert ApiKey.objects.get(name="automation").key_hash == hash_key(

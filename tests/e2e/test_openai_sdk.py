@@ -240,11 +240,29 @@ def test_a_rate_limited_primary_falls_over_to_the_next_deployment(gateway, world
     assert raw.parse().choices[0].message.content.startswith("Mock reply to")
     assert raw.headers["x-gateway-deployment"] == "mock-gpt"
     record = wait_for_record(raw.headers["x-request-id"])
-    assert [(a["deployment"], a["status"]) for a in record.attempts] == [
-        ("mock-gpt-limited", 429),
-        ("mock-gpt", 200),
+    primary, answer = record.attempts
+    assert (answer["deployment"], answer["status"]) == ("mock-gpt", 200)
+    # Either it was tried and said 429, or an earlier 429's Retry-After still had it cooling down.
+    assert primary["deployment"] == "mock-gpt-limited"
+    assert (primary["status"], primary["error"]) in {(429, "rate_limited"), (None, "cooling_down")}
+
+
+def test_after_a_429_the_rate_limited_deployment_is_spared_until_retry_after_passes(
+    gateway, world, failing_mock
+):
+    api = client(gateway, world.key)
+    ask = {"model": "with-fallback", "messages": [{"role": "user", "content": "hello again"}]}
+    api.chat.completions.create(
+        **ask
+    )  # the primary answers 429 with Retry-After: 1 (or is cooling)
+    seen = len(failing_mock.requests())
+    raw = api.chat.completions.with_raw_response.create(**ask)
+    assert len(failing_mock.requests()) == seen  # not asked again while cooling down
+    record = wait_for_record(raw.headers["x-request-id"])
+    assert [(a["deployment"], a["error"]) for a in record.attempts] == [
+        ("mock-gpt-limited", "cooling_down"),
+        ("mock-gpt", ""),
     ]
-    assert record.attempts[0]["error"] == "rate_limited"
 
 
 def test_when_every_deployment_is_rate_limited_the_client_gets_a_429_with_retry_after(
@@ -284,3 +302,18 @@ def test_a_residency_bound_tenant_is_never_sent_out_of_region(gateway, world, mo
         )
     assert "residency region 'eu'" in caught.value.message
     assert len(mock_server.requests()) == before
+
+
+def test_a_sticky_canary_keeps_each_end_user_on_one_deployment(gateway, world):
+    api = client(gateway, world.key)
+
+    def deployment_for(user: str) -> str:
+        raw = api.chat.completions.with_raw_response.create(
+            model="canary-chat", messages=[{"role": "user", "content": "hi"}], user=user
+        )
+        return raw.headers["x-gateway-deployment"]
+
+    sides = {f"advisor-{i}": deployment_for(f"advisor-{i}") for i in range(40)}
+    assert set(sides.values()) == {"mock-gpt", "mock-gpt-next"}
+    for user, side in list(sides.items())[:8]:
+        assert {deployment_for(user) for _ in range(4)} == {side}

@@ -76,6 +76,21 @@ def build_world(*, mock_url: str, failing_mock_url: str) -> World:
     )
     routing.route_upsert(alias="advisor-chat", description="", deployments=[limited, claude])
     routing.route_upsert(alias="demo", description="", deployments=[chat])
+    canary = routing.deployment_upsert(
+        name="mock-gpt-next",
+        provider=ok,
+        upstream_model="mock-gpt",
+        input_price_per_mtok=Decimal("2.5"),
+        output_price_per_mtok=Decimal("10"),
+    )
+    routing.route_upsert(
+        alias="canary-chat",
+        description="",
+        deployments=[chat, canary],
+        weights=[50, 50],
+        strategy="weighted",
+        sticky=True,
+    )
     routing.route_upsert(alias="with-fallback", description="", deployments=[limited, chat])
     routing.route_upsert(alias="always-limited", description="", deployments=[limited])
 

@@ -1,0 +1,145 @@
+"""Which deployment to try first, and which next: route strategies and deployment health.
+
+Pure and synchronous: the proxy calls `order_targets` once per request, then reports each
+attempt's outcome to the `HealthBook`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from routing.core.errors import UpstreamError
+from routing.core.types import Target
+
+ORDERED, WEIGHTED, LATENCY = "ordered", "weighted", "latency"
+STRATEGIES = (ORDERED, WEIGHTED, LATENCY)
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePlan:
+    """A route's deployments in configured order, with how to choose among them."""
+
+    alias: str
+    targets: tuple[Target, ...]
+    weights: tuple[int, ...]  # weight 0: never chosen first, only a fallback
+    strategy: str = ORDERED
+    sticky: bool = False  # weighted choice by end user, so a user stays on one side of a canary
+
+    def only(self, keep: Callable[[Target], bool]) -> RoutePlan:
+        """The same plan over the targets `keep` accepts (e.g. those in a residency region)."""
+        kept = [(t, w) for t, w in zip(self.targets, self.weights, strict=True) if keep(t)]
+        return RoutePlan(
+            self.alias,
+            tuple(t for t, _ in kept),
+            tuple(w for _, w in kept),
+            self.strategy,
+            self.sticky,
+        )
+
+
+@dataclass(slots=True)
+class _Health:
+    latency_ms: float | None = None  # moving average of successful attempts
+    failures: int = 0  # consecutive
+    cooling_until: float = 0.0
+
+
+@dataclass
+class HealthBook:
+    """Per-worker memory of each deployment: recent latency, failures, cooldown.
+
+    A 429 or 529 with Retry-After cools the deployment down for that long; `breaker_failures`
+    consecutive failures open its breaker for `breaker_cooldown_s`. A cooling deployment is tried
+    only after every other one has failed: a route never refuses for lack of a healthy target.
+    """
+
+    breaker_failures: int = 3
+    breaker_cooldown_s: float = 30.0
+    max_retry_after_s: float = 60.0
+    smoothing: float = 0.2
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    _states: dict[int, _Health] = field(default_factory=dict, repr=False)
+
+    def _now(self) -> float:
+        return self.clock()
+
+    def _state(self, target: Target) -> _Health:
+        return self._states.setdefault(target.deployment_id, _Health())
+
+    def record_success(self, target: Target, latency_ms: float) -> None:
+        state = self._state(target)
+        state.failures, state.cooling_until = 0, 0.0
+        if state.latency_ms is None:
+            state.latency_ms = latency_ms
+        else:
+            state.latency_ms += self.smoothing * (latency_ms - state.latency_ms)
+
+    def record_failure(self, target: Target, error: UpstreamError) -> None:
+        if not error.retryable:
+            return  # the request's fault, not the deployment's
+        state = self._state(target)
+        state.failures += 1
+        cooldown = 0.0
+        if error.retry_after is not None:
+            cooldown = min(error.retry_after, self.max_retry_after_s)
+        if state.failures >= self.breaker_failures:
+            cooldown = max(cooldown, self.breaker_cooldown_s)
+        if cooldown:
+            state.cooling_until = max(state.cooling_until, self._now() + cooldown)
+
+    def cooling(self, target: Target) -> bool:
+        state = self._states.get(target.deployment_id)
+        return state is not None and state.cooling_until > self._now()
+
+    def latency(self, target: Target) -> float:
+        state = self._states.get(target.deployment_id)
+        return (
+            0.0 if state is None or state.latency_ms is None else state.latency_ms
+        )  # unknown: try it
+
+    def breaker_open(self) -> list[int]:
+        """Deployment ids cooling down now (for metrics and health pages)."""
+        now = self._now()
+        return [deployment for deployment, s in self._states.items() if s.cooling_until > now]
+
+
+def _stable_fraction(key: str) -> float:
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def _weighted_first(plan: RoutePlan, end_user: str, rng: random.Random) -> int | None:
+    total = sum(plan.weights)
+    if total <= 0:
+        return None
+    point = (
+        _stable_fraction(f"{plan.alias}\0{end_user}") if plan.sticky and end_user else rng.random()
+    ) * total
+    for index, weight in enumerate(plan.weights):
+        if point < weight:
+            return index
+        point -= weight
+    return len(plan.weights) - 1
+
+
+_shared_rng = random.Random()  # noqa: S311 - load balancing, not security
+
+
+def order_targets(
+    plan: RoutePlan, *, end_user: str, health: HealthBook, rng: random.Random | None = None
+) -> list[Target]:
+    """The order to try a route's deployments in: strategy first, cooling deployments last."""
+    order = list(range(len(plan.targets)))
+    if plan.strategy == WEIGHTED:
+        first = _weighted_first(plan, end_user, rng or _shared_rng)
+        if first is not None:
+            order.remove(first)
+            order.insert(0, first)
+    elif plan.strategy == LATENCY:
+        order.sort(key=lambda i: health.latency(plan.targets[i]))
+    targets = [plan.targets[i] for i in order]
+    return [t for t in targets if not health.cooling(t)] + [t for t in targets if health.cooling(t)]

@@ -1,0 +1,115 @@
+import random
+from collections import Counter
+from decimal import Decimal
+
+import pytest
+
+from routing.core.errors import UpstreamError
+from routing.core.strategy import LATENCY, ORDERED, WEIGHTED, HealthBook, RoutePlan, order_targets
+from routing.core.types import Target
+
+
+def _target(n: int) -> Target:
+    return Target(
+        deployment_id=n,
+        deployment_name=f"d{n}",
+        provider_name="p",
+        kind="openai",
+        base_url="http://x",
+        api_key="",
+        upstream_model="m",
+        input_price_per_mtok=Decimal(0),
+        output_price_per_mtok=Decimal(0),
+    )
+
+
+A, B, C = _target(1), _target(2), _target(3)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _rate_limited(retry_after: float | None = None) -> UpstreamError:
+    return UpstreamError("429", status=429, cause="rate_limited", retry_after=retry_after)
+
+
+def test_an_ordered_route_tries_deployments_in_configured_order():
+    plan = RoutePlan("r", (A, B, C), (1, 1, 1), ORDERED)
+    assert order_targets(plan, end_user="", health=HealthBook()) == [A, B, C]
+
+
+@pytest.mark.parametrize("weights", [(70, 30, 0), (50, 50, 0), (95, 5, 0)])
+def test_a_weighted_split_is_within_two_points_over_ten_thousand_decisions(weights):
+    plan = RoutePlan("r", (A, B, C), weights, WEIGHTED)
+    rng = random.Random(7)
+    firsts = Counter(
+        order_targets(plan, end_user="", health=HealthBook(), rng=rng)[0] for _ in range(10_000)
+    )
+    total = sum(weights)
+    for target, weight in zip((A, B, C), weights, strict=True):
+        assert abs(firsts[target] / 10_000 - weight / total) <= 0.02
+    assert firsts[C] == 0  # weight 0 is a fallback only
+
+
+def test_the_rest_follow_as_fallbacks_in_configured_order():
+    plan = RoutePlan("r", (A, B, C), (0, 0, 1), WEIGHTED)
+    assert order_targets(plan, end_user="", health=HealthBook()) == [C, A, B]
+
+
+def test_a_sticky_canary_keeps_each_user_on_one_side_and_splits_users_as_configured():
+    plan = RoutePlan("chat", (A, B), (90, 10), WEIGHTED, sticky=True)
+    health = HealthBook()
+    sides = {
+        f"user-{i}": order_targets(plan, end_user=f"user-{i}", health=health)[0]
+        for i in range(10_000)
+    }
+    assert abs(sum(side is B for side in sides.values()) / 10_000 - 0.10) <= 0.02
+    for user in list(sides)[:200]:
+        assert all(
+            order_targets(plan, end_user=user, health=health)[0] is sides[user] for _ in range(5)
+        )
+
+
+def test_latency_aware_routing_prefers_the_fastest_recent_deployment():
+    health = HealthBook()
+    for _ in range(5):
+        health.record_success(A, 300.0)
+        health.record_success(B, 40.0)
+        health.record_success(C, 120.0)
+    plan = RoutePlan("r", (A, B, C), (1, 1, 1), LATENCY)
+    assert order_targets(plan, end_user="", health=health) == [B, C, A]
+
+
+def test_retry_after_cools_a_deployment_down_until_it_has_passed():
+    clock = Clock()
+    health = HealthBook(clock=clock)
+    plan = RoutePlan("r", (A, B), (1, 1), ORDERED)
+    health.record_failure(A, _rate_limited(retry_after=2))
+    assert order_targets(plan, end_user="", health=health) == [B, A]  # last, never dropped
+    clock.now += 2.5
+    assert order_targets(plan, end_user="", health=health) == [A, B]
+
+
+def test_repeated_failures_open_the_breaker_and_a_success_closes_it():
+    clock = Clock()
+    health = HealthBook(clock=clock, breaker_failures=3, breaker_cooldown_s=30)
+    server_error = UpstreamError("500", status=500, cause="server_error")
+    for _ in range(2):
+        health.record_failure(A, server_error)
+    assert not health.cooling(A)
+    health.record_failure(A, server_error)
+    assert health.cooling(A) and health.breaker_open() == [A.deployment_id]
+    clock.now += 31
+    health.record_success(A, 10.0)
+    assert not health.cooling(A) and health.breaker_open() == []
+
+
+def test_a_clients_bad_request_does_not_count_against_the_deployment():
+    health = HealthBook(breaker_failures=1)
+    health.record_failure(A, UpstreamError("400", status=400, cause="client_error"))
+    assert not health.cooling(A)
