@@ -58,6 +58,8 @@ class RouteSpec(_Strict):
     description: str = ""
     strategy: Literal["ordered", "weighted", "latency"] = "ordered"
     sticky: bool = False
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    first_token_timeout_seconds: float | None = Field(default=None, gt=0)
     # A deployment name (weight 1), or {deployment, weight}; weight 0 makes it a fallback only.
     targets: list[str | WeightedTarget] = Field(min_length=1)
 

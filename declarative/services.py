@@ -85,6 +85,8 @@ def config_apply(config: GatewayConfig) -> ApplyReport:
             weights=[t.weight for t in route.weighted()],
             strategy=route.strategy,
             sticky=route.sticky,
+            timeout_seconds=route.timeout_seconds,
+            first_token_timeout_seconds=route.first_token_timeout_seconds,
         )
         report.bump("routes")
     for tenant_spec in config.tenants:

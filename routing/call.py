@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from decimal import Decimal
@@ -105,7 +106,9 @@ class Call:
                 context[key] = value
         self.entry.client_context = context
 
-    async def call_targets(self, plan: RoutePlan, payload: JSON, operation: Any) -> Any:
+    async def call_targets(
+        self, plan: RoutePlan, payload: JSON, operation: Any, *, per_attempt_s: float | None = None
+    ) -> Any:
         """Try the route's deployments in the strategy's order until one answers.
 
         Falls over on retryable failures (429, 5xx, 529, timeouts, connection errors). A deployment
@@ -124,11 +127,22 @@ class Call:
             attempt = Attempt(target.deployment_name, target.provider_name)
             begun = time.perf_counter()
             try:
-                result = await operation(
-                    self.runtime.adapter(target.kind),
-                    target,
-                    {**payload, "model": target.upstream_model},
+                async with asyncio.timeout(per_attempt_s):
+                    result = await operation(
+                        self.runtime.adapter(target.kind),
+                        target,
+                        {**payload, "model": target.upstream_model},
+                    )
+            except TimeoutError:
+                error = UpstreamError(
+                    f"no answer within the route's {per_attempt_s} s", status=None, cause="timeout"
                 )
+                attempt.status, attempt.error = None, error.cause
+                attempt.latency_ms = (time.perf_counter() - begun) * 1000
+                self.attempts.append(attempt)
+                health.record_failure(target, error)
+                last_error = error
+                continue
             except UpstreamError as error:
                 attempt.status, attempt.error = error.status, error.cause
                 attempt.latency_ms = (time.perf_counter() - begun) * 1000

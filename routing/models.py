@@ -58,6 +58,9 @@ class Route(models.Model):
     strategy = models.CharField(max_length=16, choices=Strategy.choices, default=Strategy.ORDERED)
     # With the weighted strategy: the choice follows the end user, so each stays on one side.
     sticky = models.BooleanField(default=False)
+    # Latency contract per attempt; when exceeded the next deployment is tried.
+    timeout_seconds = models.FloatField(null=True, blank=True)
+    first_token_timeout_seconds = models.FloatField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
 

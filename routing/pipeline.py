@@ -123,7 +123,7 @@ async def _chat(adapter: ProviderAdapter, target: Target, payload: JSON) -> Any:
 
 async def _complete_chat(call: Call, plan: RoutePlan, payload: JSON) -> HttpResponse:
     try:
-        reply, target = await call.call_targets(plan, payload, _chat)
+        reply, target = await call.call_targets(plan, payload, _chat, per_attempt_s=plan.timeout_s)
     except UpstreamError as error:
         return await call.fail_upstream(error)
     message = ((reply.parsed.get("choices") or [{}])[0] or {}).get("message") or {}
@@ -173,7 +173,13 @@ async def _stream_chat(
     call: Call, plan: RoutePlan, payload: JSON, wants_usage: bool
 ) -> HttpResponse | StreamingHttpResponse:
     try:
-        primed, target = await call.call_targets(plan, payload, _stream_opener(wants_usage))
+        # Until its first event a stream can still fall over: that is what its deadline guards.
+        primed, target = await call.call_targets(
+            plan,
+            payload,
+            _stream_opener(wants_usage),
+            per_attempt_s=plan.first_token_timeout_s or plan.timeout_s,
+        )
     except UpstreamError as error:
         return await call.fail_upstream(error)
     call.entry.ttft_ms = round(call.elapsed_ms(), 3)

@@ -51,10 +51,19 @@ def route_upsert(
     weights: list[int] | None = None,
     strategy: str = Route.Strategy.ORDERED,
     sticky: bool = False,
+    timeout_seconds: float | None = None,
+    first_token_timeout_seconds: float | None = None,
 ) -> Route:
     """Create or update a route; its targets become exactly `deployments`, in that order."""
     route, _ = Route.objects.update_or_create(
-        alias=alias, defaults={"description": description, "strategy": strategy, "sticky": sticky}
+        alias=alias,
+        defaults={
+            "description": description,
+            "strategy": strategy,
+            "sticky": sticky,
+            "timeout_seconds": timeout_seconds,
+            "first_token_timeout_seconds": first_token_timeout_seconds,
+        },
     )
     route.targets.exclude(deployment__in=deployments).delete()
     for position, deployment in enumerate(deployments):

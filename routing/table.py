@@ -83,6 +83,8 @@ def load_routing_table() -> RoutingTable:
                 weights=tuple(t.weight for t in live),
                 strategy=route.strategy,
                 sticky=route.sticky,
+                timeout_s=route.timeout_seconds,
+                first_token_timeout_s=route.first_token_timeout_seconds,
             )
             models[route.alias] = ResolvedModel(route.alias, route.alias, plan)
     return RoutingTable(models=models)

@@ -35,11 +35,29 @@ def failing_mock() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
+def slow_mock() -> Iterator[Any]:
+    """A provider that takes 1.5 s before its answer or its first event."""
+    from mock_provider.config import MockConfig
+    from mock_provider.testing import run_mock_server
+
+    with run_mock_server(MockConfig(latency_ms=1500)) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
 def world(
-    django_db_setup: None, django_db_blocker: Any, mock_server: Any, failing_mock: Any
+    django_db_setup: None,
+    django_db_blocker: Any,
+    mock_server: Any,
+    failing_mock: Any,
+    slow_mock: Any,
 ) -> World:
     with django_db_blocker.unblock():
-        return build_world(mock_url=mock_server.base_url, failing_mock_url=failing_mock.base_url)
+        return build_world(
+            mock_url=mock_server.base_url,
+            failing_mock_url=failing_mock.base_url,
+            slow_mock_url=slow_mock.base_url,
+        )
 
 
 @pytest.fixture(scope="session")

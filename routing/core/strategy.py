@@ -6,6 +6,7 @@ attempt's outcome to the `HealthBook`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 import time
@@ -28,16 +29,15 @@ class RoutePlan:
     weights: tuple[int, ...]  # weight 0: never chosen first, only a fallback
     strategy: str = ORDERED
     sticky: bool = False  # weighted choice by end user, so a user stays on one side of a canary
+    # Latency contract, per attempt: a whole answer, and a stream's first event.
+    timeout_s: float | None = None
+    first_token_timeout_s: float | None = None
 
     def only(self, keep: Callable[[Target], bool]) -> RoutePlan:
         """The same plan over the targets `keep` accepts (e.g. those in a residency region)."""
         kept = [(t, w) for t, w in zip(self.targets, self.weights, strict=True) if keep(t)]
-        return RoutePlan(
-            self.alias,
-            tuple(t for t, _ in kept),
-            tuple(w for _, w in kept),
-            self.strategy,
-            self.sticky,
+        return dataclasses.replace(
+            self, targets=tuple(t for t, _ in kept), weights=tuple(w for _, w in kept)
         )
 
 

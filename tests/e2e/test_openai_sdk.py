@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -317,3 +318,22 @@ def test_a_sticky_canary_keeps_each_end_user_on_one_deployment(gateway, world):
     assert set(sides.values()) == {"mock-gpt", "mock-gpt-next"}
     for user, side in list(sides.items())[:8]:
         assert {deployment_for(user) for _ in range(4)} == {side}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["answer", "first-token"])
+def test_a_deployment_that_breaks_the_routes_latency_contract_is_fallen_over(
+    gateway, world, stream
+):
+    started = time.perf_counter()
+    raw = client(gateway, world.key).chat.completions.with_raw_response.create(
+        model="latency-contract",
+        stream=stream,
+        messages=[{"role": "user", "content": "quick please"}],
+    )
+    if stream:
+        list(raw.parse())
+    assert time.perf_counter() - started < 1.2  # the slow deployment takes 1.5 s
+    assert raw.headers["x-gateway-deployment"] == "mock-gpt"
+    slow, answer = wait_for_record(raw.headers["x-request-id"]).attempts
+    assert slow["deployment"] == "mock-gpt-slow" and slow["error"] in {"timeout", "cooling_down"}
+    assert answer["status"] == 200

@@ -24,7 +24,7 @@ class World:
     team: Team
 
 
-def build_world(*, mock_url: str, failing_mock_url: str) -> World:
+def build_world(*, mock_url: str, failing_mock_url: str, slow_mock_url: str) -> World:
     ok = routing.provider_upsert(
         name="mock-ok",
         kind="openai",
@@ -76,6 +76,27 @@ def build_world(*, mock_url: str, failing_mock_url: str) -> World:
     )
     routing.route_upsert(alias="advisor-chat", description="", deployments=[limited, claude])
     routing.route_upsert(alias="demo", description="", deployments=[chat])
+    slow_provider = routing.provider_upsert(
+        name="mock-slow",
+        kind="openai",
+        base_url=slow_mock_url + "/v1",
+        credential="sk-slow",
+        region="us",
+    )
+    slow = routing.deployment_upsert(
+        name="mock-gpt-slow",
+        provider=slow_provider,
+        upstream_model="mock-gpt",
+        input_price_per_mtok=Decimal("1"),
+        output_price_per_mtok=Decimal("1"),
+    )
+    routing.route_upsert(
+        alias="latency-contract",
+        description="",
+        deployments=[slow, chat],
+        timeout_seconds=0.3,
+        first_token_timeout_seconds=0.3,
+    )
     canary = routing.deployment_upsert(
         name="mock-gpt-next",
         provider=ok,
