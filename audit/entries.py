@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -43,9 +43,6 @@ class AuditEntry:
     latency_ms: float | None = None
     ttft_ms: float | None = None
     completed_at: datetime | None = None
-
-    def fields(self) -> JSON:
-        return asdict(self)
 
 
 # What completing a stream may change on its in-progress record; everything else is fixed

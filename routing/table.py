@@ -118,6 +118,3 @@ class RoutingTableCache:
             logger.exception("could not refresh the routing table; serving the previous one")
         finally:
             self._refreshing = None
-
-    def invalidate(self) -> None:
-        self._loaded_at = 0.0

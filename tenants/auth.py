@@ -148,8 +148,5 @@ class KeyAuthenticator:
             pending.add_done_callback(lambda _: self._loading.pop(key_hash, None))
         return await asyncio.shield(pending)
 
-    def forget(self, key_hash: str) -> None:
-        self._cache.pop(key_hash, None)
-
 
 __all__ = ["GatewayError", "KeyAuthenticator", "KeyIdentity", "bearer_token"]
