@@ -84,12 +84,8 @@ async def chat_completions(
         resolved, plan = await resolve_model(runtime, identity, body.model)
     except GatewayError as error:
         return await call.reject(error)
-    call.entry.route_alias = resolved.route_alias
-    call.entry.stream = bool(body.stream)
-    if body.stream:
-        wants_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return await _stream_chat(call, plan, forwarded(raw), wants_usage)
-    return await _complete_chat(call, plan, forwarded(raw))
+    wants_usage = bool(body.stream_options and body.stream_options.include_usage)
+    return await _serve_chat(call, resolved, plan, forwarded(raw), bool(body.stream), wants_usage)
 
 
 async def messages(
@@ -109,12 +105,25 @@ async def messages(
         resolved, plan = await resolve_model(runtime, identity, anthropic_body.model)
     except GatewayError as error:
         return await call.reject(error)
+    # Usage is needed for the closing message_delta, whatever the client asked.
+    stream = bool(anthropic_body.stream)
+    return await _serve_chat(call, resolved, plan, forwarded(internal), stream, wants_usage=True)
+
+
+async def _serve_chat(
+    call: Call,
+    resolved: ResolvedModel,
+    plan: RoutePlan,
+    payload: JSON,
+    stream: bool,
+    wants_usage: bool,
+) -> HttpResponse | StreamingHttpResponse:
+    """Forward a validated chat request (internal form), streamed or not."""
     call.entry.route_alias = resolved.route_alias
-    call.entry.stream = bool(anthropic_body.stream)
-    if anthropic_body.stream:
-        # Usage is needed for the closing message_delta, whatever the client asked.
-        return await _stream_chat(call, plan, forwarded(internal), wants_usage=True)
-    return await _complete_chat(call, plan, forwarded(internal))
+    call.entry.stream = stream
+    if stream:
+        return await _stream_chat(call, plan, payload, wants_usage)
+    return await _complete_chat(call, plan, payload)
 
 
 async def _chat(adapter: ProviderAdapter, target: Target, payload: JSON) -> Any:
