@@ -12,6 +12,7 @@ import yaml
 from django.db import transaction
 from pydantic import ValidationError
 
+from activity.services import CONFIG
 from declarative.schema import GatewayConfig, TenantSpec, resolve_secret
 from routing import services as routing_services
 from tenants import services as tenant_services
@@ -60,6 +61,7 @@ def config_apply(config: GatewayConfig) -> ApplyReport:
     providers = {}
     for spec in config.providers:
         providers[spec.name] = routing_services.provider_upsert(
+            actor=CONFIG,
             name=spec.name,
             kind=spec.kind,
             base_url=spec.base_url,
@@ -70,6 +72,7 @@ def config_apply(config: GatewayConfig) -> ApplyReport:
     deployments = {}
     for deployment in config.deployments:
         deployments[deployment.name] = routing_services.deployment_upsert(
+            actor=CONFIG,
             name=deployment.name,
             provider=providers[deployment.provider],
             upstream_model=deployment.upstream_model,
@@ -79,6 +82,7 @@ def config_apply(config: GatewayConfig) -> ApplyReport:
         report.bump("deployments")
     for route in config.routes:
         routing_services.route_upsert(
+            actor=CONFIG,
             alias=route.alias,
             description=route.description,
             deployments=[deployments[t.deployment] for t in route.weighted()],
@@ -96,12 +100,13 @@ def config_apply(config: GatewayConfig) -> ApplyReport:
 
 def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
     tenant = tenant_services.tenant_upsert(
-        slug=spec.slug, name=spec.name, residency_region=spec.residency_region
+        actor=CONFIG, slug=spec.slug, name=spec.name, residency_region=spec.residency_region
     )
     report.bump("tenants")
     teams: dict[str, Team] = {}
     for team_spec in spec.teams:
         team = tenant_services.team_upsert(
+            actor=CONFIG,
             tenant=tenant,
             slug=team_spec.slug,
             name=team_spec.name,
@@ -119,6 +124,7 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
                 raise ConfigError(f"{where}: a key of that name belongs to another team")
             if existing is None:
                 _, material = tenant_services.key_create(
+                    actor=CONFIG,
                     team=team,
                     name=key_spec.name,
                     plaintext=plaintext,
@@ -140,6 +146,7 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
             report.bump("keys")
     for user_spec in spec.users:
         tenant_services.member_upsert(
+            actor=CONFIG,
             tenant=tenant,
             username=user_spec.username,
             email=user_spec.email,

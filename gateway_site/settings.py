@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "ninja",  # serves the API docs assets locally (no CDN)
+    "activity",
     "tenants",
     "routing",
     "audit",
@@ -74,6 +75,9 @@ DATABASES = {
         conn_max_age=0,
     )
 }
+# Parallel test runs on one machine each name their own test database.
+if envstr("GATEWAY_TEST_DB_NAME"):
+    DATABASES["default"]["TEST"] = {"NAME": envstr("GATEWAY_TEST_DB_NAME")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Under ASGI, persistent connections leak per thread; psycopg's pool is the safe choice.
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {

@@ -6,11 +6,19 @@ from decimal import Decimal
 
 from django.db import transaction
 
+from activity.services import SYSTEM, Actor, activity_record
 from routing.models import Deployment, Provider, Route, RouteTarget
 
 
+@transaction.atomic
 def provider_upsert(
-    *, name: str, kind: str, base_url: str, credential: str | None, region: str
+    *,
+    name: str,
+    kind: str,
+    base_url: str,
+    credential: str | None,
+    region: str,
+    actor: Actor = SYSTEM,
 ) -> Provider:
     provider = Provider.objects.filter(name=name).first() or Provider(name=name)
     provider.kind, provider.base_url, provider.region = kind, base_url, region
@@ -18,7 +26,16 @@ def provider_upsert(
         not provider.credential_encrypted or provider.get_credential() != credential
     ):
         provider.set_credential(credential)
+    created = provider.pk is None
     provider.save()
+    activity_record(
+        actor=actor,
+        action="provider.create" if created else "provider.update",
+        target=provider,
+        tenant_id=None,
+        # Never the credential itself.
+        details={"kind": kind, "base_url": base_url, "region": region},
+    )
     return provider
 
 
@@ -29,14 +46,27 @@ def deployment_upsert(
     upstream_model: str,
     input_price_per_mtok: Decimal,
     output_price_per_mtok: Decimal,
+    actor: Actor = SYSTEM,
 ) -> Deployment:
-    deployment, _ = Deployment.objects.update_or_create(
+    deployment, created = Deployment.objects.update_or_create(
         name=name,
         defaults={
             "provider": provider,
             "upstream_model": upstream_model,
             "input_price_per_mtok": input_price_per_mtok,
             "output_price_per_mtok": output_price_per_mtok,
+        },
+    )
+    activity_record(
+        actor=actor,
+        action="deployment.create" if created else "deployment.update",
+        target=deployment,
+        tenant_id=None,
+        details={
+            "provider": provider.name,
+            "upstream_model": upstream_model,
+            "input_price_per_mtok": str(input_price_per_mtok),
+            "output_price_per_mtok": str(output_price_per_mtok),
         },
     )
     return deployment
@@ -53,9 +83,10 @@ def route_upsert(
     sticky: bool = False,
     timeout_seconds: float | None = None,
     first_token_timeout_seconds: float | None = None,
+    actor: Actor = SYSTEM,
 ) -> Route:
     """Create or update a route; its targets become exactly `deployments`, in that order."""
-    route, _ = Route.objects.update_or_create(
+    route, created = Route.objects.update_or_create(
         alias=alias,
         defaults={
             "description": description,
@@ -71,4 +102,16 @@ def route_upsert(
         RouteTarget.objects.update_or_create(
             route=route, deployment=deployment, defaults={"position": position, "weight": weight}
         )
+    activity_record(
+        actor=actor,
+        action="route.create" if created else "route.update",
+        target=route,
+        tenant_id=None,
+        details={
+            "strategy": strategy,
+            "deployments": [d.name for d in deployments],
+            "weights": weights,
+            "sticky": sticky,
+        },
+    )
     return route

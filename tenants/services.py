@@ -9,26 +9,55 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from activity.services import SYSTEM, Actor, activity_record
 from tenants.keys import NewKey, generate_key, key_from_plaintext
 from tenants.models import ApiKey, Membership, Team, Tenant
 
 
-def tenant_upsert(*, slug: str, name: str, residency_region: str = "") -> Tenant:
-    tenant, _ = Tenant.objects.update_or_create(
+@transaction.atomic
+def tenant_upsert(
+    *, slug: str, name: str, residency_region: str = "", actor: Actor = SYSTEM
+) -> Tenant:
+    tenant, created = Tenant.objects.update_or_create(
         slug=slug, defaults={"name": name, "residency_region": residency_region}
+    )
+    activity_record(
+        actor=actor,
+        action="tenant.create" if created else "tenant.update",
+        target=tenant,
+        tenant_id=tenant.pk,
+        details={"name": name, "residency_region": residency_region},
     )
     return tenant
 
 
-def team_upsert(*, tenant: Tenant, slug: str, name: str, allowed_models: list[str]) -> Team:
-    team, _ = Team.objects.update_or_create(
+@transaction.atomic
+def team_upsert(
+    *, tenant: Tenant, slug: str, name: str, allowed_models: list[str], actor: Actor = SYSTEM
+) -> Team:
+    team, created = Team.objects.update_or_create(
         tenant=tenant, slug=slug, defaults={"name": name, "allowed_models": allowed_models}
+    )
+    activity_record(
+        actor=actor,
+        action="team.create" if created else "team.update",
+        target=team,
+        tenant_id=tenant.pk,
+        details={"name": name, "allowed_models": allowed_models},
     )
     return team
 
 
+@transaction.atomic
 def member_upsert(
-    *, tenant: Tenant, username: str, email: str, role: str, teams: list[Team], password: str | None
+    *,
+    tenant: Tenant,
+    username: str,
+    email: str,
+    role: str,
+    teams: list[Team],
+    password: str | None,
+    actor: Actor = SYSTEM,
 ) -> User:
     user_model = get_user_model()
     user, created = user_model.objects.get_or_create(username=username, defaults={"email": email})
@@ -42,6 +71,13 @@ def member_upsert(
     Membership.objects.update_or_create(user=user, tenant=tenant, defaults={"role": role})
     for team in teams:
         team.members.add(user)
+    activity_record(
+        actor=actor,
+        action="member.upsert",
+        target=user,
+        tenant_id=tenant.pk,
+        details={"role": role, "teams": [team.slug for team in teams]},
+    )
     return user
 
 
@@ -54,6 +90,7 @@ def key_create(
     allowed_models: list[str] | None = None,
     expires_at: datetime | None = None,
     owner: User | None = None,
+    actor: Actor = SYSTEM,
 ) -> tuple[ApiKey, NewKey]:
     """Create a key; the plaintext in the returned NewKey is the only copy that will ever exist."""
     material = key_from_plaintext(plaintext) if plaintext else generate_key()
@@ -67,11 +104,28 @@ def key_create(
         allowed_models=allowed_models or [],
         expires_at=expires_at,
     )
+    activity_record(
+        actor=actor,
+        action="key.create",
+        target=key,
+        tenant_id=key.tenant_id,
+        details={
+            "team": team.slug,
+            "allowed_models": key.allowed_models,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
     return key, material
 
 
+@transaction.atomic
 def key_update(
-    *, key: ApiKey, allowed_models: list[str], expires_at: datetime | None, plaintext: str | None
+    *,
+    key: ApiKey,
+    allowed_models: list[str],
+    expires_at: datetime | None,
+    plaintext: str | None,
+    actor: Actor = SYSTEM,
 ) -> ApiKey:
     key.allowed_models = allowed_models
     key.expires_at = expires_at
@@ -79,11 +133,24 @@ def key_update(
         material = key_from_plaintext(plaintext)
         key.prefix, key.key_hash = material.prefix, material.key_hash
     key.save(update_fields=["allowed_models", "expires_at", "prefix", "key_hash"])
+    activity_record(
+        actor=actor,
+        action="key.update",
+        target=key,
+        tenant_id=key.tenant_id,
+        details={
+            "allowed_models": allowed_models,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+            "secret_replaced": bool(plaintext),
+        },
+    )
     return key
 
 
-def key_revoke(*, key: ApiKey) -> ApiKey:
+@transaction.atomic
+def key_revoke(*, key: ApiKey, actor: Actor = SYSTEM) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
+        activity_record(actor=actor, action="key.revoke", target=key, tenant_id=key.tenant_id)
     return key
