@@ -33,6 +33,13 @@ class AuditEntry:
     response_body: JSON | None = None
     tool_calls: list[JSON] = field(default_factory=list)
     tool_results: list[JSON] = field(default_factory=list)
+    guardrail_findings: list[JSON] = field(default_factory=list)
+    prompt_name: str = ""
+    prompt_version: int | None = None
+    prompt_label: str = ""
+    prompt_fingerprint: str = ""
+    quota: JSON = field(default_factory=dict)
+    usage_estimated: bool = False
     http_status: int | None = None
     error_type: str = ""
     error_message: str = ""
@@ -55,6 +62,9 @@ COMPLETION_FIELDS = (
     "upstream_model",
     "response_body",
     "tool_calls",
+    "guardrail_findings",
+    "quota",
+    "usage_estimated",
     "prompt_tokens",
     "completion_tokens",
     "cached_tokens",

@@ -38,6 +38,19 @@ class AuditRecord(models.Model):
     response_body = models.JSONField(null=True, blank=True)
     tool_calls = models.JSONField(default=list, blank=True)
     tool_results = models.JSONField(default=list, blank=True)
+    # What the request and response policies found (PII, injection, output rules).
+    guardrail_findings = models.JSONField(default=list, blank=True)
+
+    # The prompt used: a registry version, or a fingerprint of a caller's own system prompt.
+    prompt_name = models.CharField(max_length=128, blank=True, default="")
+    prompt_version = models.PositiveIntegerField(null=True, blank=True)
+    prompt_label = models.CharField(max_length=64, blank=True, default="")
+    prompt_fingerprint = models.CharField(max_length=64, blank=True, default="")
+
+    # The limits and budget reservations that applied, and whether usage was counted locally
+    # (a stream cut short) rather than reported by the provider.
+    quota = models.JSONField(default=dict, blank=True)
+    usage_estimated = models.BooleanField(default=False)
 
     status = models.CharField(max_length=16, choices=AuditStatus.choices)
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
