@@ -1,6 +1,7 @@
 """What a request cost, from the usage the provider reported and the deployment's prices.
 
-Plain Python on purpose: it runs on the proxy's hot path.
+Plain Python on purpose: it runs on the proxy's hot path. The prices on the target are the ones
+in force when the routing table was loaded (billing/prices.py picks them).
 """
 
 from decimal import Decimal
@@ -12,8 +13,15 @@ _QUANTUM = Decimal("0.0000000001")  # matches AuditRecord.cost_usd's 10 decimal 
 
 
 def request_cost_usd(usage: Usage, target: Target) -> Decimal:
-    cost = (
-        Decimal(usage.prompt_tokens) * target.input_price_per_mtok
+    # Prompt tokens include the cached ones (OpenAI's convention, which the Anthropic adapter
+    # follows): only the rest is charged at the full input price.
+    cached = min(usage.cached_tokens, usage.prompt_tokens)
+    cached_price = target.cached_input_price_per_mtok
+    if cached_price is None:
+        cached_price = target.input_price_per_mtok
+    tokens = (
+        Decimal(usage.prompt_tokens - cached) * target.input_price_per_mtok
+        + Decimal(cached) * cached_price
         + Decimal(usage.completion_tokens) * target.output_price_per_mtok
-    ) / _PER_MILLION
-    return cost.quantize(_QUANTUM)
+    )
+    return (tokens / _PER_MILLION + target.request_price_usd).quantize(_QUANTUM)

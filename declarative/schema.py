@@ -48,13 +48,19 @@ class ProviderSpec(_Strict):
 class PriceSpec(_Strict):
     input_per_mtok: Decimal = Field(default=Decimal(0), ge=0)
     output_per_mtok: Decimal = Field(default=Decimal(0), ge=0)
+    # Versioned by billing (docs/cost.md): a changed price becomes a new version.
+    cached_input_per_mtok: Decimal | None = Field(default=None, ge=0)
+    per_request_usd: Decimal = Field(default=Decimal(0), ge=0)
+    gpu_hour_usd: Decimal | None = Field(default=None, ge=0)
+    effective_from: datetime | None = None
 
 
 class DeploymentSpec(_Strict):
     name: str = Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._:-]*$", max_length=128)
     provider: str
     upstream_model: str
-    price: PriceSpec = PriceSpec()
+    # Absent: the shipped price list's price for the upstream model (billing/data/).
+    price: PriceSpec | None = None
 
 
 class WeightedTarget(_Strict):

@@ -6,6 +6,7 @@ Nothing absent from the file is deleted: removing things is an explicit act (con
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 import yaml
@@ -13,6 +14,7 @@ from django.db import transaction
 from pydantic import ValidationError
 
 from activity.services import CONFIG
+from billing import services as billing_services
 from declarative.schema import GatewayConfig, TenantSpec, resolve_secret
 from quotas.config import apply_rules, apply_tenant_quotas
 from quotas.models import Scope
@@ -76,14 +78,26 @@ def config_apply(config: GatewayConfig) -> ApplyReport:
         report.bump("providers")
     deployments = {}
     for deployment in config.deployments:
+        price = deployment.price
         deployments[deployment.name] = routing_services.deployment_upsert(
             actor=CONFIG,
             name=deployment.name,
             provider=providers[deployment.provider],
             upstream_model=deployment.upstream_model,
-            input_price_per_mtok=deployment.price.input_per_mtok,
-            output_price_per_mtok=deployment.price.output_per_mtok,
+            input_price_per_mtok=price.input_per_mtok if price else Decimal(0),
+            output_price_per_mtok=price.output_per_mtok if price else Decimal(0),
         )
+        if price is not None:
+            billing_services.price_declare(
+                actor=CONFIG,
+                deployment=deployments[deployment.name],
+                input_per_mtok=price.input_per_mtok,
+                output_per_mtok=price.output_per_mtok,
+                cached_input_per_mtok=price.cached_input_per_mtok,
+                per_request_usd=price.per_request_usd,
+                gpu_hour_usd=price.gpu_hour_usd,
+                effective_from=price.effective_from,
+            )
         report.bump("deployments")
     for route in config.routes:
         routing_services.route_upsert(

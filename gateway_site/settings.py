@@ -103,6 +103,12 @@ CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
+# Periodic work (`celery -A gateway_site beat`): rollups catch up on their own after downtime.
+CELERY_BEAT_SCHEDULE = {
+    "rollup-hourly": {"task": "billing.rollup_hourly", "schedule": 300.0},
+    "rollup-daily": {"task": "billing.rollup_daily", "schedule": 900.0},
+    "amortise-gpu-prices": {"task": "billing.amortise_gpu_prices", "schedule": 86400.0},
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

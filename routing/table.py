@@ -12,7 +12,9 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils import timezone
 
+from billing.prices import EffectivePrice, effective_prices
 from gateway_site.db_threads import run_db
 from routing.core.strategy import RoutePlan
 from routing.core.types import Target
@@ -40,7 +42,7 @@ class RoutingTable:
         return self.models.get(name)
 
 
-def _target(deployment: Deployment) -> Target:
+def _target(deployment: Deployment, price: EffectivePrice) -> Target:
     provider = deployment.provider
     return Target(
         deployment_id=deployment.id,
@@ -51,8 +53,10 @@ def _target(deployment: Deployment) -> Target:
         api_key=provider.get_credential(),
         upstream_model=deployment.upstream_model,
         region=provider.region,
-        input_price_per_mtok=deployment.input_price_per_mtok,
-        output_price_per_mtok=deployment.output_price_per_mtok,
+        input_price_per_mtok=price.input_per_mtok,
+        output_price_per_mtok=price.output_per_mtok,
+        cached_input_price_per_mtok=price.cached_input_per_mtok,
+        request_price_usd=price.per_request_usd,
         capacity_rpm=provider.requests_per_minute,
         capacity_tpm=provider.tokens_per_minute,
         capacity_queue_s=provider.capacity_queue_seconds,
@@ -60,11 +64,15 @@ def _target(deployment: Deployment) -> Target:
 
 
 def load_routing_table() -> RoutingTable:
-    deployments = {
-        deployment.id: _target(deployment)
-        for deployment in Deployment.objects.select_related("provider").filter(
+    active = list(
+        Deployment.objects.select_related("provider").filter(
             is_active=True, provider__is_active=True
         )
+    )
+    # Prices are versioned: the table carries those in force now, so requests never query them.
+    prices = effective_prices(active, at=timezone.now())
+    deployments = {
+        deployment.id: _target(deployment, prices[deployment.id]) for deployment in active
     }
     models = {
         target.deployment_name: ResolvedModel(

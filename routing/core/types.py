@@ -23,6 +23,8 @@ class Target:
     region: str = ""
     input_price_per_mtok: Decimal = Decimal(0)
     output_price_per_mtok: Decimal = Decimal(0)
+    cached_input_price_per_mtok: Decimal | None = None  # None: cache reads cost as input
+    request_price_usd: Decimal = Decimal(0)
     # The provider account's capacity (None: not limited by the gateway).
     capacity_rpm: int | None = None
     capacity_tpm: int | None = None

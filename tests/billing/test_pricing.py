@@ -1,0 +1,56 @@
+from decimal import Decimal
+
+from billing.pricing import request_cost_usd
+from routing.core.types import Target, Usage
+
+
+def _target(input_price: str, output_price: str) -> Target:
+    return Target(
+        deployment_id=1,
+        deployment_name="d",
+        provider_name="p",
+        kind="openai",
+        base_url="http://x",
+        api_key="",
+        upstream_model="m",
+        input_price_per_mtok=Decimal(input_price),
+        output_price_per_mtok=Decimal(output_price),
+    )
+
+
+def test_cost_is_exact_to_the_fraction_of_a_cent():
+    cost = request_cost_usd(
+        Usage(prompt_tokens=1234, completion_tokens=567), _target("2.50", "10.00")
+    )
+    assert cost == Decimal("0.008755")
+
+
+def test_a_free_deployment_costs_nothing():
+    assert (
+        request_cost_usd(Usage(prompt_tokens=10**6, completion_tokens=10**6), _target("0", "0"))
+        == 0
+    )
+
+
+def test_cache_reads_are_charged_at_the_cached_price_and_requests_at_their_fee():
+    target = Target(
+        deployment_id=1,
+        deployment_name="d",
+        provider_name="p",
+        kind="openai",
+        base_url="http://x",
+        api_key="",
+        upstream_model="m",
+        input_price_per_mtok=Decimal("2.50"),
+        output_price_per_mtok=Decimal("10"),
+        cached_input_price_per_mtok=Decimal("1.25"),
+        request_price_usd=Decimal("0.001"),
+    )
+    usage = Usage(prompt_tokens=1_000_000, completion_tokens=0, cached_tokens=400_000)
+    # 600k fresh at $2.50 + 400k cached at $1.25 + the per-request fee
+    assert request_cost_usd(usage, target) == Decimal("2.001")
+
+
+def test_without_a_cached_price_cache_reads_cost_as_input():
+    usage = Usage(prompt_tokens=1000, completion_tokens=0, cached_tokens=1000)
+    assert request_cost_usd(usage, _target("2", "0")) == Decimal("0.002")
