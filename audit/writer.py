@@ -59,6 +59,7 @@ class AuditWriter:
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-writer")
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def insert(self, entry: AuditEntry) -> None:
         await self._submit(_Insert(entry))
@@ -66,8 +67,21 @@ class AuditWriter:
     async def complete(self, entry: AuditEntry) -> None:
         await self._submit(_Complete(entry))
 
+    def alive(self) -> bool:
+        """Whether records can still be written: not closed, its loop task not dead (/readyz)."""
+        task = self._task
+        died = task is not None and task.done() and not task.cancelled() and task.exception()
+        return not self._closed and not died
+
+    @property
+    def backlog(self) -> int:
+        return len(self._pending)
+
     def close(self) -> None:
         """Stop the writer thread once its queue is empty, closing its database connection."""
+        if self._closed:
+            return
+        self._closed = True
         if self._task is not None:
             self._task.cancel()
         self._executor.submit(connections.close_all)

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "routing",
     "audit",
     "billing",
+    "observability",
     "quotas",
     "declarative",
 ]
@@ -103,6 +104,8 @@ CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
+# Optional bearer token for /metrics (otherwise restrict it at the network edge).
+GATEWAY_METRICS_TOKEN = envstr("GATEWAY_METRICS_TOKEN")
 # Periodic work (`celery -A gateway_site beat`): rollups catch up on their own after downtime.
 CELERY_BEAT_SCHEDULE = {
     "rollup-hourly": {"task": "billing.rollup_hourly", "schedule": 300.0},

@@ -3,6 +3,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
 
+from observability.views import metrics, readyz
 from routing.api import proxy_api
 from routing.errors import GatewayError
 
@@ -24,5 +25,7 @@ urlpatterns = [
     path("v1/", proxy_api.urls),
     re_path(r"^v1/(?P<rest>.*)$", proxy_not_found),
     path("healthz", healthz),
+    path("readyz", readyz),
+    path("metrics", metrics),
     path("admin/", admin.site.urls),
 ]

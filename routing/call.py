@@ -18,6 +18,7 @@ from audit.entries import AuditEntry
 from audit.models import AuditStatus
 from audit.writer import AuditWriteError
 from billing.pricing import request_cost_usd
+from observability.metrics import observe_call
 from quotas import gate as quota_gate
 from quotas.engine import Admission, Demand
 from routing.core.errors import UpstreamError
@@ -201,6 +202,7 @@ class Call:
         self.entry.attempts = [attempt.as_json() for attempt in self.attempts]
         self.entry.latency_ms = round(self.elapsed_ms(), 3)
         self.entry.completed_at = timezone.now()
+        observe_call(self.entry, self.attempts)
 
     async def commit(self) -> GatewayError | None:
         """Write the record; if it cannot be written the client must not get the answer."""

@@ -75,6 +75,11 @@ _runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GatewayRuntime] 
 )
 
 
+def all_runtimes() -> list[GatewayRuntime]:
+    """This process's runtimes (one per event loop), for metrics read outside the loop."""
+    return list(_runtimes.values())
+
+
 def get_runtime() -> GatewayRuntime:
     loop = asyncio.get_running_loop()
     runtime = _runtimes.get(loop)

@@ -101,6 +101,11 @@ class HealthBook:
             0.0 if state is None or state.latency_ms is None else state.latency_ms
         )  # unknown: try it
 
+    def snapshot(self) -> dict[int, tuple[bool, int]]:
+        """Each deployment seen: (cooling now, consecutive failures), for metrics and /readyz."""
+        now = self._now()
+        return {d: (s.cooling_until > now, s.failures) for d, s in list(self._states.items())}
+
     def breaker_open(self) -> list[int]:
         """Deployment ids cooling down now (for metrics and health pages)."""
         now = self._now()

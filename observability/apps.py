@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class ObservabilityConfig(AppConfig):
+    name = "observability"
+    verbose_name = "Metrics, health and alerts"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from prometheus_client import REGISTRY
+
+        from observability.metrics import DeploymentHealthCollector
+        from observability.views import health_states
+
+        REGISTRY.register(DeploymentHealthCollector(health_states))

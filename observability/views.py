@@ -1,0 +1,100 @@
+"""`/metrics` (Prometheus text format) and `/readyz` (can this worker serve traffic now?)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
+from redis.asyncio import Redis
+
+from gateway_site.db_threads import run_db
+from routing.models import Deployment, Route
+from routing.runtime import all_runtimes, get_runtime
+
+_PROBE_TIMEOUT_S = 2.0
+
+
+def health_states() -> Iterator[tuple[str, bool, int]]:
+    """Every worker loop's view of every deployment it has tried (for the health collector)."""
+    runtimes = all_runtimes()
+    if not runtimes:
+        return
+    names = dict(Deployment.objects.values_list("id", "name"))
+    for runtime in runtimes:
+        for deployment_id, (cooling, failures) in runtime.health.snapshot().items():
+            yield names.get(deployment_id, str(deployment_id)), cooling, failures
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    token = settings.GATEWAY_METRICS_TOKEN
+    if token and request.headers.get("authorization") != f"Bearer {token}":
+        return HttpResponse("metrics need the configured bearer token\n", status=401)
+    registry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Several worker processes: merge their files (prometheus_client's multiprocess mode).
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+
+def _database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return "ok"
+
+
+def _routes_without_deployment(served: set[str]) -> list[str]:
+    aliases = Route.objects.filter(is_active=True).values_list("alias", flat=True)
+    return sorted(alias for alias in aliases if alias not in served)
+
+
+async def _redis() -> str:
+    client = Redis.from_url(settings.REDIS_URL, socket_timeout=_PROBE_TIMEOUT_S)
+    try:
+        await client.ping()
+    finally:
+        await client.aclose()
+    return "ok"
+
+
+async def _probe(name: str, checks: dict[str, str], probe: object) -> None:
+    try:
+        checks[name] = await asyncio.wait_for(probe, _PROBE_TIMEOUT_S)  # type: ignore[arg-type]
+    except Exception as exc:
+        checks[name] = f"failed: {type(exc).__name__}: {exc}"[:300]
+
+
+async def readyz(request: HttpRequest) -> HttpResponse:
+    """Ready when the database and Redis answer, the audit writer runs, and every route has
+    at least one deployment that is active and not cooling down in this worker."""
+    checks: dict[str, str] = {}
+    await _probe("database", checks, run_db(_database))
+    if settings.REDIS_URL:
+        await _probe("redis", checks, _redis())
+    runtime = get_runtime()
+    checks["audit_writer"] = "ok" if runtime.audit.alive() else "failed: the writer has stopped"
+    try:
+        table = await runtime.routes.get()
+        cooling = sorted(
+            name
+            for name, resolved in table.models.items()
+            if resolved.route_alias and all(runtime.health.cooling(t) for t in resolved.targets)
+        )
+        empty = await run_db(lambda: _routes_without_deployment(set(table.models)))
+        problems = [f"{a}: every deployment cooling down" for a in cooling]
+        problems += [f"{a}: no active deployment" for a in empty]
+        checks["routes"] = "failed: " + "; ".join(problems) if problems else "ok"
+    except Exception as exc:
+        checks["routes"] = f"failed: {type(exc).__name__}: {exc}"[:300]
+    ready = all(value == "ok" for value in checks.values())
+    return JsonResponse(
+        {"status": "ready" if ready else "not_ready", "checks": checks},
+        status=200 if ready else 503,
+    )
