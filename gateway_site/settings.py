@@ -6,6 +6,7 @@ import dj_database_url
 
 from gateway_site.env import SettingError, envbool, envfloat, envint, envlist, envstr
 from gateway_site.proxy_settings import ProxySettings
+from observability.config import AlertSettings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -106,11 +107,22 @@ CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 # Optional bearer token for /metrics (otherwise restrict it at the network edge).
 GATEWAY_METRICS_TOKEN = envstr("GATEWAY_METRICS_TOKEN")
+GATEWAY_ALERTS = AlertSettings(
+    webhook_urls=tuple(envlist("GATEWAY_ALERT_WEBHOOKS", [])),
+    emails=tuple(envlist("GATEWAY_ALERT_EMAILS", [])),
+    window_minutes=envint("GATEWAY_ALERT_WINDOW_MINUTES", 5),
+    error_rate=envfloat("GATEWAY_ALERT_ERROR_RATE", 0.2),
+    cost_spike_factor=envfloat("GATEWAY_ALERT_COST_SPIKE_FACTOR", 3.0),
+    cost_spike_min_usd=envfloat("GATEWAY_ALERT_COST_SPIKE_MIN_USD", 1.0),
+    pii_spike_factor=envfloat("GATEWAY_ALERT_PII_SPIKE_FACTOR", 3.0),
+    latency_p99_ms=envfloat("GATEWAY_ALERT_LATENCY_P99_MS", 30_000.0),
+)
 # Periodic work (`celery -A gateway_site beat`): rollups catch up on their own after downtime.
 CELERY_BEAT_SCHEDULE = {
     "rollup-hourly": {"task": "billing.rollup_hourly", "schedule": 300.0},
     "rollup-daily": {"task": "billing.rollup_daily", "schedule": 900.0},
     "amortise-gpu-prices": {"task": "billing.amortise_gpu_prices", "schedule": 86400.0},
+    "alerts-evaluate": {"task": "observability.alerts_evaluate", "schedule": 60.0},
 }
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,0 +1,73 @@
+"""Server-rendered SVG charts: no JavaScript, no CDN, readable without colour (each line is labelled)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+_WIDTH, _HEIGHT, _PAD_LEFT, _PAD_BOTTOM, _PAD_TOP = 720, 240, 56, 28, 12
+# Colour-blind-safe palette (Okabe-Ito).
+_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#999999")
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    label: str
+    colour: str
+    points: str  # SVG polyline points
+    total: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    x: float
+    y: float
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class LineChart:
+    width: int
+    height: int
+    lines: list[Line]
+    x_ticks: list[Tick]
+    y_ticks: list[Tick]
+    plot_left: int
+    plot_bottom: int
+    plot_right: int
+
+
+def line_chart(days: list[date], series: dict[str, list[Decimal]]) -> LineChart | None:
+    """Cost per day, one line per group; None when there is nothing to draw."""
+    if not days or not series:
+        return None
+    peak = max((max(values) for values in series.values()), default=Decimal(0)) or Decimal(1)
+    plot_w = _WIDTH - _PAD_LEFT - 8
+    plot_h = _HEIGHT - _PAD_BOTTOM - _PAD_TOP
+    step = plot_w / max(len(days) - 1, 1)
+
+    def y(value: Decimal) -> float:
+        return round(_PAD_TOP + plot_h - float(value / peak) * plot_h, 1)
+
+    lines = [
+        Line(
+            label,
+            _COLOURS[i % len(_COLOURS)],
+            " ".join(f"{round(_PAD_LEFT + j * step, 1)},{y(v)}" for j, v in enumerate(values)),
+            sum(values, Decimal(0)),
+        )
+        for i, (label, values) in enumerate(series.items())
+    ]
+    every = max(len(days) // 6, 1)
+    x_ticks = [
+        Tick(round(_PAD_LEFT + j * step, 1), _HEIGHT - 8, day.strftime("%b %d"))
+        for j, day in enumerate(days)
+        if j % every == 0
+    ]
+    y_ticks = [
+        Tick(_PAD_LEFT - 6, y(peak * k / 4), f"${peak * k / 4:,.2f}") for k in range(0, 5)
+    ]
+    return LineChart(
+        _WIDTH, _HEIGHT, lines, x_ticks, y_ticks, _PAD_LEFT, _HEIGHT - _PAD_BOTTOM, _WIDTH - 8
+    )

@@ -1,0 +1,186 @@
+"""Reads for finance: cost by team, feature, user or model from the daily rollups; always per tenant.
+
+Windows are whole UTC days [start, end). The rollups are refreshed by Celery beat every few
+minutes (billing/rollups.py); the requests of one user come from the audit records themselves.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from datetime import UTC
+from decimal import Decimal
+
+from django.db.models import Q, QuerySet, Sum
+
+from audit.models import AuditRecord
+from billing.models import Granularity, UsageRollup
+from tenants.models import Team, Tenant
+
+DIMENSIONS = {"team": "team_id", "feature": "feature", "user": "end_user", "model": "model"}
+_NONE_LABEL = {"team": "(no team)", "feature": "(no feature)", "user": "(no user)", "model": "(none)"}
+
+
+@dataclass(frozen=True, slots=True)
+class CostRow:
+    key: str  # the group's value: a team id, feature, end user or model
+    label: str
+    cost_usd: Decimal
+    requests: int
+    errors: int
+    tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class CostSeries:
+    days: list[date]
+    series: dict[str, list[Decimal]]  # label -> cost per day, largest first
+
+
+def _moment(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _rollups(
+    *, tenant: Tenant, start: date, end: date, team_id: int | None = None, user: str | None = None
+) -> QuerySet[UsageRollup]:
+    rows = UsageRollup.objects.filter(
+        tenant=tenant,
+        granularity=Granularity.DAY,
+        bucket_start__gte=_moment(start),
+        bucket_start__lt=_moment(end),
+    )
+    if team_id is not None:
+        rows = rows.filter(team_id=team_id)
+    if user is not None:
+        rows = rows.filter(end_user=user)
+    return rows
+
+
+def _labels(tenant: Tenant, dimension: str, keys: list[str]) -> dict[str, str]:
+    if dimension == "team":
+        teams = Team.objects.filter(tenant=tenant, id__in=[int(k) for k in keys])
+        return {str(t.id): t.name for t in teams}
+    return {k: k or _NONE_LABEL[dimension] for k in keys}
+
+
+def cost_breakdown(
+    *, tenant: Tenant, start: date, end: date, dimension: str, team_id: int | None = None
+) -> list[CostRow]:
+    field = DIMENSIONS[dimension]
+    groups = list(
+        _rollups(tenant=tenant, start=start, end=end, team_id=team_id)
+        .values(field)
+        .annotate(
+            cost=Sum("cost_usd"),
+            requests=Sum("requests"),
+            errors=Sum("errors"),
+            prompt=Sum("prompt_tokens"),
+            completion=Sum("completion_tokens"),
+        )
+        .order_by("-cost", field)
+    )
+    labels = _labels(tenant, dimension, [str(g[field]) for g in groups])
+    return [
+        CostRow(
+            key=str(g[field]),
+            label=labels.get(str(g[field]), str(g[field])),
+            cost_usd=g["cost"] or Decimal(0),
+            requests=g["requests"] or 0,
+            errors=g["errors"] or 0,
+            tokens=(g["prompt"] or 0) + (g["completion"] or 0),
+        )
+        for g in groups
+    ]
+
+
+def cost_series(
+    *,
+    tenant: Tenant,
+    start: date,
+    end: date,
+    dimension: str,
+    team_id: int | None = None,
+    top: int = 5,
+) -> CostSeries:
+    """Daily cost of the `top` largest groups, the rest summed as "others"."""
+    field = DIMENSIONS[dimension]
+    breakdown = cost_breakdown(
+        tenant=tenant, start=start, end=end, dimension=dimension, team_id=team_id
+    )
+    leaders = {row.key: row.label for row in breakdown[:top]}
+    days = [start + timedelta(days=i) for i in range((end - start).days)]
+    index = {day: i for i, day in enumerate(days)}
+    series: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0)] * len(days))
+    rows = (
+        _rollups(tenant=tenant, start=start, end=end, team_id=team_id)
+        .values("bucket_start", field)
+        .annotate(cost=Sum("cost_usd"))
+        .order_by()
+    )
+    for row in rows:
+        label = leaders.get(str(row[field]), "others")
+        series[label][index[row["bucket_start"].astimezone(UTC).date()]] += row["cost"] or 0
+    ordered = {label: series[label] for label in [*leaders.values(), "others"] if label in series}
+    return CostSeries(days, ordered)
+
+
+@dataclass(frozen=True, slots=True)
+class MonthOutlook:
+    month_start: date
+    month_to_date_usd: Decimal
+    forecast_usd: Decimal  # month to date + the last 7 days' daily average for the days left
+    days_left: int
+
+
+def month_outlook(*, tenant: Tenant, today: date, team_id: int | None = None) -> MonthOutlook:
+    month_start = today.replace(day=1)
+    days_in_month = calendar.monthrange(today.year, today.month)[1]
+    tomorrow = today + timedelta(days=1)
+    mtd = _rollups(tenant=tenant, start=month_start, end=tomorrow, team_id=team_id).aggregate(
+        total=Sum("cost_usd")
+    )["total"] or Decimal(0)
+    recent = _rollups(
+        tenant=tenant, start=today - timedelta(days=7), end=today, team_id=team_id
+    ).aggregate(total=Sum("cost_usd"))["total"] or Decimal(0)
+    days_left = days_in_month - today.day
+    forecast = mtd + recent / 7 * days_left
+    return MonthOutlook(month_start, mtd, forecast.quantize(Decimal("0.01")), days_left)
+
+
+def user_requests(
+    *,
+    tenant: Tenant,
+    team_id: int,
+    end_user: str,
+    start: date,
+    end: date,
+    limit: int = 500,
+) -> QuerySet[AuditRecord]:
+    """The requests behind a user's cost, newest first (from the audit records)."""
+    return (
+        AuditRecord.objects.filter(
+            Q(tenant=tenant, team_id=team_id, end_user=end_user),
+            started_at__gte=_moment(start),
+            started_at__lt=_moment(end),
+        )
+        .only(
+            "request_id",
+            "started_at",
+            "model_requested",
+            "deployment_name",
+            "feature",
+            "status",
+            "prompt_tokens",
+            "completion_tokens",
+            "cost_usd",
+            "latency_ms",
+        )
+        .order_by("-started_at")[:limit]
+    )
+
+
+def team_of(*, tenant: Tenant, team_id: int) -> Team | None:
+    return Team.objects.filter(tenant=tenant, id=team_id).first()

@@ -1,0 +1,188 @@
+"""Finance console: cost by team, feature, user and model; drill-down team → user → requests.
+
+Every page exports the same rows as CSV with `?format=csv`. Thin: the numbers come from
+billing/selectors.py, the chart from billing/charts.py.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Sequence
+from datetime import date, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+
+from billing import selectors
+from billing.budgets import budget_burndown
+from billing.charts import line_chart
+from billing.forms import PRESETS, FinanceFilterForm
+from console.access import console_context, console_view
+from tenants.models import Role
+
+FINANCE = (Role.FINANCE, Role.TENANT_ADMIN)
+
+
+def _csv(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return response
+
+
+def _filters(request: HttpRequest) -> tuple[FinanceFilterForm, date, date, date]:
+    form = FinanceFilterForm(request.GET or None)
+    today = timezone.now().date()
+    start, end = form.window(today)
+    return form, today, start, end
+
+
+def _query(request: HttpRequest, **changes: str) -> str:
+    params = {k: v for k, v in request.GET.items() if k != "format"} | changes
+    return urlencode({k: v for k, v in params.items() if v})
+
+
+def _period_links(request: HttpRequest) -> list[tuple[str, str, bool]]:
+    current = request.GET.get("period") or "this_month"
+    return [
+        (label, "?" + _query(request, period=key, start="", end=""), key == current)
+        for key, label in PRESETS.items()
+        if key != "custom"
+    ]
+
+
+def _team_link(request: HttpRequest, team_id: str) -> str:
+    slug = console_context(request).tenant.slug
+    url = reverse("billing:team", kwargs={"tenant_slug": slug, "team_id": int(team_id)})
+    return f"{url}?{_query(request, by='')}"
+
+
+@console_view(*FINANCE)
+def finance(request: HttpRequest) -> HttpResponse:
+    ctx = console_context(request)
+    form, today, start, end = _filters(request)
+    by = form.dimension()
+    rows = selectors.cost_breakdown(tenant=ctx.tenant, start=start, end=end, dimension=by)
+    last = end - timedelta(days=1)
+    if request.GET.get("format") == "csv":
+        return _csv(
+            f"cost-by-{by}-{ctx.tenant.slug}-{start}-{last}",
+            [by, "cost_usd", "requests", "errors", "tokens", "from", "to"],
+            ([r.label, f"{r.cost_usd:.2f}", r.requests, r.errors, r.tokens, start, last] for r in rows),
+        )
+    series = selectors.cost_series(tenant=ctx.tenant, start=start, end=end, dimension=by)
+    return render(
+        request,
+        "billing/finance.html",
+        {
+            "form": form,
+            "by": by,
+            "entries": [(row, _team_link(request, row.key) if by == "team" else "") for row in rows],
+            "total": sum((r.cost_usd for r in rows), start=0),
+            "start": start,
+            "last": last,
+            "chart": line_chart(series.days, series.series),
+            "outlook": selectors.month_outlook(tenant=ctx.tenant, today=today),
+            "budgets": budget_burndown(tenant=ctx.tenant),
+            "periods": _period_links(request),
+            "dimensions": [
+                (d.title(), "?" + _query(request, by=d), d == by) for d in selectors.DIMENSIONS
+            ],
+            "csv_query": _query(request, format="csv"),
+            "query": _query(request),
+        },
+    )
+
+
+def _team(request: HttpRequest, team_id: int) -> Any:
+    team = selectors.team_of(tenant=console_context(request).tenant, team_id=team_id)
+    if team is None:
+        raise Http404("No such team in this tenant.")
+    return team
+
+
+@console_view(*FINANCE)
+def team_costs(request: HttpRequest, team_id: int) -> HttpResponse:
+    ctx = console_context(request)
+    team = _team(request, team_id)
+    form, today, start, end = _filters(request)
+    rows = selectors.cost_breakdown(
+        tenant=ctx.tenant, start=start, end=end, dimension="user", team_id=team.id
+    )
+    last = end - timedelta(days=1)
+    if request.GET.get("format") == "csv":
+        return _csv(
+            f"cost-by-user-{ctx.tenant.slug}-{team.slug}-{start}-{last}",
+            ["team", "end_user", "cost_usd", "requests", "errors", "tokens", "from", "to"],
+            (
+                [team.name, r.key, f"{r.cost_usd:.2f}", r.requests, r.errors, r.tokens, start, last]
+                for r in rows
+            ),
+        )
+    series = selectors.cost_series(
+        tenant=ctx.tenant, start=start, end=end, dimension="user", team_id=team.id
+    )
+    return render(
+        request,
+        "billing/team.html",
+        {
+            "team": team,
+            "rows": rows,
+            "total": sum((r.cost_usd for r in rows), start=0),
+            "start": start,
+            "last": last,
+            "chart": line_chart(series.days, series.series),
+            "outlook": selectors.month_outlook(tenant=ctx.tenant, today=today, team_id=team.id),
+            "query": _query(request),
+            "entries": [(row, "?" + _query(request, user=row.key)) for row in rows],
+            "csv_query": _query(request, format="csv"),
+        },
+    )
+
+
+@console_view(*FINANCE)
+def user_requests(request: HttpRequest, team_id: int) -> HttpResponse:
+    ctx = console_context(request)
+    team = _team(request, team_id)
+    _, _, start, end = _filters(request)
+    end_user = request.GET.get("user", "")[:200]
+    records = selectors.user_requests(
+        tenant=ctx.tenant, team_id=team.id, end_user=end_user, start=start, end=end
+    )
+    last = end - timedelta(days=1)
+    if request.GET.get("format") == "csv":
+        return _csv(
+            f"requests-{ctx.tenant.slug}-{team.slug}-{start}-{last}",
+            ["request_id", "started_at", "model", "feature", "status", "tokens", "cost_usd"],
+            (
+                [
+                    r.request_id,
+                    r.started_at.isoformat(),
+                    r.deployment_name or r.model_requested,
+                    r.feature,
+                    r.status,
+                    r.prompt_tokens + r.completion_tokens,
+                    f"{r.cost_usd:f}",
+                ]
+                for r in records
+            ),
+        )
+    return render(
+        request,
+        "billing/requests.html",
+        {
+            "team": team,
+            "end_user": end_user,
+            "records": records,
+            "start": start,
+            "last": last,
+            "back_query": _query(request, user=""),
+            "csv_query": _query(request, format="csv"),
+        },
+    )
