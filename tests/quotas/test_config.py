@@ -78,5 +78,5 @@ def test_an_unknown_timezone_is_refused_with_its_name(tmp_path: Path) -> None:
 def test_a_negative_limit_is_refused_where_it_is(tmp_path: Path) -> None:
     bad = yaml.safe_load(yaml.safe_dump(CONFIG))
     bad["tenants"][0]["limits"]["requests_per_minute"] = 0
-    with pytest.raises(ConfigError, match="tenants.0.limits.requests_per_minute"):
+    with pytest.raises(ConfigError, match=r"tenants\.0\.limits\.requests_per_minute"):
         config_load(write(tmp_path, bad))
