@@ -26,7 +26,7 @@ def gateway_url(request: HttpRequest) -> str:
 def quickstart_snippets(*, base_url: str, model: str, key: str | None) -> list[Snippet]:
     """With the key only right after it was created; otherwise read from an environment variable."""
     shell_key = key or f"${KEY_ENV}"
-    py_key = repr(key) if key else f'os.environ["{KEY_ENV}"]'
+    py_key = f'"{key}"' if key else f'os.environ["{KEY_ENV}"]'
     py_import = "" if key else "import os\n\n"
     curl = (
         f"curl {base_url}/v1/chat/completions \\\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -62,5 +63,7 @@ def make_acme() -> Acme:
 
 
 @pytest.fixture
-def acme(db: None) -> Acme:
+def acme(db: None, settings: Any) -> Acme:
+    # In-process tests only: a fast hasher (the live gateway keeps the real ones).
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     return make_acme()
