@@ -67,3 +67,7 @@ def acme(db: None, settings: Any) -> Acme:
     # In-process tests only: a fast hasher (the live gateway keeps the real ones).
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     return make_acme()
+
+
+# The browser fixtures (Playwright, chromium, the live gateway, committed users).
+from tests.support.browser import browser, console_gateway, page, people  # noqa: E402, F401
