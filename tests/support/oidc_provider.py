@@ -1,6 +1,7 @@
 """A small but real OpenID Connect provider on loopback, for single sign-on tests.
 
-Authorization-code flow with a sign-in form, RS256 ID tokens signed with Authlib, a userinfo
+Authorization-code flow with a sign-in form, RS256 ID tokens signed with Authlib's JOSE library
+(joserfc, which replaces the deprecated authlib.jose), a userinfo
 endpoint and a JWKS. Only what a relying party exercises; the users and their claims are given.
 """
 
@@ -16,7 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
-from authlib.jose import JsonWebKey, jwt
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 
 from tests.support.live import free_port
 
@@ -27,7 +29,11 @@ class OIDCProvider:
     client_secret: str
     users: dict[str, dict[str, Any]]  # username → extra claims
     port: int = field(default_factory=free_port)
-    key: Any = field(default_factory=lambda: JsonWebKey.generate_key("RSA", 2048, is_private=True))
+    key: RSAKey = field(
+        default_factory=lambda: RSAKey.generate_key(
+            2048, parameters={"kid": "test-idp-1", "alg": "RS256", "use": "sig"}
+        )
+    )
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
     server: ThreadingHTTPServer | None = None
@@ -60,13 +66,10 @@ class OIDCProvider:
             **({"nonce": nonce} if nonce else {}),
             **self.claims(username),
         }
-        header = {"alg": "RS256", "kid": self.key.thumbprint()}
-        token: bytes = jwt.encode(header, payload, self.key)
-        return token.decode()
+        return jwt.encode({"alg": "RS256", "kid": self.key.kid}, payload, self.key)
 
     def jwks(self) -> dict[str, Any]:
-        public = self.key.as_dict(is_private=False)
-        return {"keys": [{**public, "kid": self.key.thumbprint(), "alg": "RS256", "use": "sig"}]}
+        return {"keys": [self.key.as_dict(private=False)]}
 
     def start(self) -> OIDCProvider:
         provider = self
