@@ -20,9 +20,23 @@ GRACE_CHOICES = [
 EXPIRY_CHOICES = [("", "Never"), ("7", "In 7 days"), ("30", "In 30 days"), ("90", "In 90 days")]
 
 
-class KeyCreateForm(forms.Form):
+class ConsoleForm(forms.Form):
+    label_suffix = ""
+
+
+class TeamChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
+    def label_from_instance(self, obj: Any) -> str:
+        return str(obj.name)
+
+
+class TeamsChoiceField(forms.ModelMultipleChoiceField):  # type: ignore[type-arg]
+    def label_from_instance(self, obj: Any) -> str:
+        return str(obj.name)
+
+
+class KeyCreateForm(ConsoleForm):
     name = forms.CharField(max_length=200, help_text="To tell your keys apart, e.g. 'laptop'.")
-    team = forms.ModelChoiceField(queryset=Team.objects.none(), empty_label=None)
+    team = TeamChoiceField(queryset=Team.objects.none(), empty_label=None)
     allowed_models = forms.MultipleChoiceField(
         required=False,
         widget=forms.CheckboxSelectMultiple,
@@ -44,7 +58,7 @@ class KeyCreateForm(forms.Form):
         return timezone.now() + timedelta(days=int(days)) if days else None
 
 
-class KeyRotateForm(forms.Form):
+class KeyRotateForm(ConsoleForm):
     grace_seconds = forms.TypedChoiceField(
         choices=GRACE_CHOICES, coerce=int, initial="3600", label="Old key keeps working for"
     )
@@ -53,7 +67,7 @@ class KeyRotateForm(forms.Form):
         return timedelta(seconds=self.cleaned_data["grace_seconds"])
 
 
-class PlaygroundForm(forms.Form):
+class PlaygroundForm(ConsoleForm):
     api_key = forms.CharField(
         label="Your key",
         max_length=200,
@@ -68,7 +82,7 @@ class PlaygroundForm(forms.Form):
         self.fields["model"].choices = [(m, m) for m in models]  # type: ignore[attr-defined]
 
 
-class TeamForm(forms.Form):
+class TeamForm(ConsoleForm):
     slug = forms.SlugField(max_length=64)
     name = forms.CharField(max_length=200)
     allowed_models = forms.MultipleChoiceField(
@@ -82,7 +96,7 @@ class TeamForm(forms.Form):
         self.fields["allowed_models"].choices = [(m, m) for m in models]  # type: ignore[attr-defined]
 
 
-class TenantModelsForm(forms.Form):
+class TenantModelsForm(ConsoleForm):
     allowed_models = forms.MultipleChoiceField(
         required=False,
         widget=forms.CheckboxSelectMultiple,
@@ -94,18 +108,20 @@ class TenantModelsForm(forms.Form):
         self.fields["allowed_models"].choices = [(m, m) for m in models]  # type: ignore[attr-defined]
 
 
-def _team_field(teams: Any) -> forms.ModelMultipleChoiceField[Any]:
-    return forms.ModelMultipleChoiceField(
-        queryset=teams, required=False, widget=forms.CheckboxSelectMultiple
+def _team_field(teams: Any) -> TeamsChoiceField:
+    return TeamsChoiceField(queryset=teams, required=False, widget=forms.CheckboxSelectMultiple)
+
+
+class MemberForm(ConsoleForm):
+    role = forms.ChoiceField(
+        choices=[(r.value, r.label) for r in Role if r != Role.PLATFORM_ADMIN],
+        initial=Role.DEVELOPER,
     )
-
-
-class MemberForm(forms.Form):
-    role = forms.ChoiceField(choices=[(r.value, r.label) for r in Role if r != Role.PLATFORM_ADMIN])
 
     def __init__(self, *args: Any, teams: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["teams"] = _team_field(teams)
+        self.order_fields(self.field_order)
 
 
 class MemberAddForm(MemberForm):
@@ -121,6 +137,6 @@ class MemberAddForm(MemberForm):
     field_order = ["username", "email", "role", "teams", "password"]
 
 
-class ActivityFilterForm(forms.Form):
+class ActivityFilterForm(ConsoleForm):
     q = forms.CharField(required=False, max_length=200, label="Search")
     action = forms.CharField(required=False, max_length=64)
