@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "routing",
     "audit",
     "billing",
+    "quotas",
     "declarative",
     "console",
 ]
