@@ -169,3 +169,22 @@ def test_the_tenants_allowed_models_bind_every_key(acme: Acme) -> None:
     assert identity is not None
     assert identity.may_use("demo")
     assert not identity.may_use("other") and not identity.may_use("third")
+
+
+def test_a_key_page_shows_its_limits_and_what_is_left_of_its_budgets(acme: Acme) -> None:
+    from quotas import services as quotas
+    from quotas.models import SpendEntry
+
+    quotas.rate_limit_set(tenant=acme.tenant, scope="key", api_key=acme.key, requests_per_minute=60)
+    quotas.budget_set(tenant=acme.tenant, scope="team", team=acme.team, amount_usd=Decimal("10"))
+    SpendEntry.objects.create(
+        tenant=acme.tenant,
+        team=acme.team,
+        api_key=acme.key,
+        amount_usd=Decimal("2.5"),
+        occurred_at=timezone.now(),
+    )
+    page = signed_in(acme, "developer").get(f"/console/t/{acme.tenant.slug}/keys/{acme.key.pk}/")
+    text = page.content.decode()
+    assert "Rate limit of key &#x27;quant-notebook&#x27;: 60 requests/min" in text
+    assert "$7.50 left</strong> of $10.00" in text
