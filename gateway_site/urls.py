@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
+from django.views.generic import RedirectView
 
 from observability.views import metrics, readyz
 from routing.api import proxy_api
@@ -28,4 +29,6 @@ urlpatterns = [
     path("readyz", readyz),
     path("metrics", metrics),
     path("admin/", admin.site.urls),
+    path("console/", include("console.urls")),
+    path("", RedirectView.as_view(pattern_name="console:home", permanent=False)),
 ]
