@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class BillingConfig(AppConfig):
     name = "billing"
     verbose_name = "Cost and billing"
+
+    def ready(self) -> None:
+        from console.nav import NavEntry, nav_register
+
+        nav_register(NavEntry("Finance", "Cost", "billing:finance", 10))

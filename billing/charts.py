@@ -65,9 +65,7 @@ def line_chart(days: list[date], series: dict[str, list[Decimal]]) -> LineChart 
         for j, day in enumerate(days)
         if j % every == 0
     ]
-    y_ticks = [
-        Tick(_PAD_LEFT - 6, y(peak * k / 4), f"${peak * k / 4:,.2f}") for k in range(0, 5)
-    ]
+    y_ticks = [Tick(_PAD_LEFT - 6, y(peak * k / 4), f"${peak * k / 4:,.2f}") for k in range(0, 5)]
     return LineChart(
         _WIDTH, _HEIGHT, lines, x_ticks, y_ticks, _PAD_LEFT, _HEIGHT - _PAD_BOTTOM, _WIDTH - 8
     )

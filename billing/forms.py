@@ -51,7 +51,3 @@ class FinanceFilterForm(forms.Form):
     def dimension(self) -> str:
         data = self.cleaned_data if self.is_valid() else {}
         return data.get("by") or "team"
-
-    def period(self) -> str:
-        data = self.cleaned_data if self.is_valid() else {}
-        return data.get("period") or "this_month"

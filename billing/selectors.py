@@ -9,8 +9,7 @@ from __future__ import annotations
 import calendar
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from datetime import UTC
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.db.models import Q, QuerySet, Sum
@@ -20,7 +19,12 @@ from billing.models import Granularity, UsageRollup
 from tenants.models import Team, Tenant
 
 DIMENSIONS = {"team": "team_id", "feature": "feature", "user": "end_user", "model": "model"}
-_NONE_LABEL = {"team": "(no team)", "feature": "(no feature)", "user": "(no user)", "model": "(none)"}
+_NONE_LABEL = {
+    "team": "(no team)",
+    "feature": "(no feature)",
+    "user": "(no user)",
+    "model": "(none)",
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,7 +74,10 @@ def finance(request: HttpRequest) -> HttpResponse:
         return _csv(
             f"cost-by-{by}-{ctx.tenant.slug}-{start}-{last}",
             [by, "cost_usd", "requests", "errors", "tokens", "from", "to"],
-            ([r.label, f"{r.cost_usd:.2f}", r.requests, r.errors, r.tokens, start, last] for r in rows),
+            (
+                [r.label, f"{r.cost_usd:.2f}", r.requests, r.errors, r.tokens, start, last]
+                for r in rows
+            ),
         )
     series = selectors.cost_series(tenant=ctx.tenant, start=start, end=end, dimension=by)
     return render(
@@ -83,7 +86,9 @@ def finance(request: HttpRequest) -> HttpResponse:
         {
             "form": form,
             "by": by,
-            "entries": [(row, _team_link(request, row.key) if by == "team" else "") for row in rows],
+            "entries": [
+                (row, _team_link(request, row.key) if by == "team" else "") for row in rows
+            ],
             "total": sum((r.cost_usd for r in rows), start=0),
             "start": start,
             "last": last,
@@ -111,7 +116,7 @@ def _team(request: HttpRequest, team_id: int) -> Any:
 def team_costs(request: HttpRequest, team_id: int) -> HttpResponse:
     ctx = console_context(request)
     team = _team(request, team_id)
-    form, today, start, end = _filters(request)
+    _, today, start, end = _filters(request)
     rows = selectors.cost_breakdown(
         tenant=ctx.tenant, start=start, end=end, dimension="user", team_id=team.id
     )

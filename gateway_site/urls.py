@@ -30,5 +30,6 @@ urlpatterns = [
     path("metrics", metrics),
     path("admin/", admin.site.urls),
     path("console/", include("console.urls")),
+    path("console/t/<slug:tenant_slug>/finance/", include("billing.urls")),
     path("", RedirectView.as_view(pattern_name="console:home", permanent=False)),
 ]

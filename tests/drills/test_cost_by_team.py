@@ -44,7 +44,9 @@ def _cents(value: Decimal) -> Decimal:
 
 
 def _last_month() -> tuple[datetime, int]:
-    first_this = timezone.now().astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    first_this = (
+        timezone.now().astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    )
     start = (first_this - timedelta(days=1)).replace(day=1)
     return start, calendar.monthrange(start.year, start.month)[1]
 
@@ -58,7 +60,9 @@ def last_month_ledger(world: Any, django_db_blocker: Any) -> tuple[Ledger, dict[
         records = month_of_traffic(ledger, start, days=days, per_day=60, seed=11)
         # Traffic this month too, which the "last month" view must leave out.
         month_of_traffic(ledger, start + timedelta(days=days), days=1, per_day=20, seed=12)
-        rollup_window(granularity=Granularity.DAY, start=start, end=timezone.now() + timedelta(days=1))
+        rollup_window(
+            granularity=Granularity.DAY, start=start, end=timezone.now() + timedelta(days=1)
+        )
         tenants.member_upsert(
             tenant=ledger.tenant,
             username="drill-fiona",
@@ -127,7 +131,12 @@ def test_an_error_burst_a_cost_spike_and_a_pii_spike_each_raise_one_alert_then_r
         # Provider error burst on one deployment: 12 of 15 attempts fail.
         *[
             _with_attempts(
-                record(ledger.keys[0], burst_at + timedelta(seconds=i), cost=Decimal(0), model="flaky-gpt"),
+                record(
+                    ledger.keys[0],
+                    burst_at + timedelta(seconds=i),
+                    cost=Decimal(0),
+                    model="flaky-gpt",
+                ),
                 "flaky-gpt",
                 failed=i < 12,
             )
