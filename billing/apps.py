@@ -9,3 +9,4 @@ class BillingConfig(AppConfig):
         from console.nav import NavEntry, nav_register
 
         nav_register(NavEntry("Finance", "Cost", "billing:finance", 10))
+        nav_register(NavEntry("Finance", "Prices", "billing:prices", 20))

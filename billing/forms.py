@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from django import forms
 
 from billing.selectors import DIMENSIONS
+from routing.models import Deployment
 
 PRESETS = {
     "this_month": "This month",
@@ -51,3 +52,32 @@ class FinanceFilterForm(forms.Form):
     def dimension(self) -> str:
         data = self.cleaned_data if self.is_valid() else {}
         return data.get("by") or "team"
+
+
+class PriceForm(forms.Form):
+    """A new price version for one deployment (USD per 1M tokens)."""
+
+    label_suffix = ""
+    deployment: forms.ModelChoiceField[Deployment] = forms.ModelChoiceField(
+        queryset=Deployment.objects.none(), empty_label=None
+    )
+    input_per_mtok = forms.DecimalField(min_value=0, max_digits=12, decimal_places=6)
+    output_per_mtok = forms.DecimalField(min_value=0, max_digits=12, decimal_places=6)
+    cached_input_per_mtok = forms.DecimalField(
+        min_value=0,
+        max_digits=12,
+        decimal_places=6,
+        required=False,
+        help_text="Provider prompt-cache reads; empty: charged as input.",
+    )
+    per_request_usd = forms.DecimalField(
+        min_value=0, max_digits=12, decimal_places=8, required=False, initial=0
+    )
+    effective_from = forms.DateTimeField(
+        required=False,
+        help_text="UTC, e.g. 2026-12-01 00:00. Empty: now. Past requests keep their cost.",
+    )
+
+    def __init__(self, *args: object, deployments: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["deployment"].queryset = deployments  # type: ignore[attr-defined]

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from billing import views
+from billing import price_views, views
 
 app_name = "billing"
 
@@ -10,4 +10,5 @@ urlpatterns = [
     path("", views.finance, name="finance"),
     path("teams/<int:team_id>/", views.team_costs, name="team"),
     path("teams/<int:team_id>/requests/", views.user_requests, name="requests"),
+    path("prices/", price_views.prices, name="prices"),
 ]

@@ -31,5 +31,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("console/", include("console.urls")),
     path("console/t/<slug:tenant_slug>/finance/", include("billing.urls")),
+    path("console/t/<slug:tenant_slug>/alerts/", include("observability.urls")),
     path("", RedirectView.as_view(pattern_name="console:home", permanent=False)),
 ]

@@ -13,3 +13,7 @@ class ObservabilityConfig(AppConfig):
         from observability.views import health_states
 
         REGISTRY.register(DeploymentHealthCollector(health_states))
+
+        from console.nav import NavEntry, nav_register
+
+        nav_register(NavEntry("Administration", "Alerts", "observability:alerts", 60))

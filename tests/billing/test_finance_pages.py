@@ -106,3 +106,58 @@ def test_a_budget_shows_its_burn_down(acme: Acme) -> None:
     page = _client(acme, Role.TENANT_ADMIN).get(f"/console/t/{acme.tenant.slug}/finance/")
     html = page.content.decode()
     assert "monthly budget of team" in html and "$50.00" in html and "<meter" in html
+
+
+def test_a_platform_admin_adds_a_price_version_from_the_console(acme: Acme) -> None:
+    from activity.models import ActivityEvent
+    from billing.models import Price
+    from routing import services as routing
+    from routing.models import Provider
+
+    provider = Provider.objects.create(name="console-p", kind="openai", base_url="http://x/v1")
+    deployment = routing.deployment_upsert(
+        name="console-priced",
+        provider=provider,
+        upstream_model="gpt-4o",
+        input_price_per_mtok=Decimal(0),
+        output_price_per_mtok=Decimal(0),
+    )
+    url = f"/console/t/{acme.tenant.slug}/finance/prices/"
+    admin = _client(acme, Role.PLATFORM_ADMIN)
+    page = admin.get(url).content.decode()
+    assert "console-priced" in page and "2.5000" in page  # the shipped list's gpt-4o price
+
+    response = admin.post(
+        url,
+        {"deployment": deployment.id, "input_per_mtok": "3", "output_per_mtok": "12"},
+    )
+
+    assert response.status_code == 302
+    price = Price.objects.get(deployment=deployment)
+    assert (price.input_per_mtok, price.source) == (Decimal(3), "console")
+    event = ActivityEvent.objects.get(action="price.set", target_id=str(price.id))
+    assert event.actor_label == acme.users[Role.PLATFORM_ADMIN].username
+    assert _client(acme, Role.FINANCE).get(url).status_code == 403
+
+
+def test_alerts_are_listed_for_their_tenant_only(acme: Acme) -> None:
+    from observability.models import Alert
+
+    now = timezone.now()
+    common = {"status": "firing", "opened_at": now, "last_seen_at": now}
+    Alert.objects.create(
+        rule="cost_spike", subject="team:1", tenant=acme.tenant, message="ours spiked", **common
+    )
+    Alert.objects.create(
+        rule="cost_spike",
+        subject="team:2",
+        tenant=acme.other_key.tenant,
+        message="theirs spiked",
+        **common,
+    )
+    html = (
+        _client(acme, Role.TENANT_ADMIN)
+        .get(f"/console/t/{acme.tenant.slug}/alerts/")
+        .content.decode()
+    )
+    assert "ours spiked" in html and "theirs spiked" not in html
