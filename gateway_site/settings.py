@@ -4,6 +4,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 
 from gateway_site.env import SettingError, envbool, envfloat, envint, envlist, envstr
 from gateway_site.proxy_settings import ProxySettings
@@ -130,6 +131,12 @@ CELERY_BEAT_SCHEDULE = {
     "rollup-daily": {"task": "billing.rollup_daily", "schedule": 900.0},
     "amortise-gpu-prices": {"task": "billing.amortise_gpu_prices", "schedule": 86400.0},
     "alerts-evaluate": {"task": "observability.alerts_evaluate", "schedule": 60.0},
+    # Tier 2 and 3 signals: after the night's daily rollup, and on Monday mornings.
+    "daily-digest": {"task": "observability.daily_digest", "schedule": crontab(hour=7, minute=0)},
+    "weekly-digest": {
+        "task": "observability.weekly_digest",
+        "schedule": crontab(hour=7, minute=5, day_of_week="mon"),
+    },
 }
 
 AUTH_PASSWORD_VALIDATORS = [

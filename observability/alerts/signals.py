@@ -148,7 +148,7 @@ def cost_spikes(now: datetime, config: AlertSettings) -> list[Condition]:
     return conditions
 
 
-def _is_pii(finding: object) -> bool:
+def is_pii(finding: object) -> bool:
     if not isinstance(finding, dict):
         return False
     label = str(finding.get("category") or finding.get("kind") or finding.get("type") or "")
@@ -162,7 +162,7 @@ def _pii_counts(start: datetime, end: datetime) -> tuple[dict[int, int], dict[in
     with_pii: dict[int, int] = defaultdict(int)
     flagged = records.exclude(guardrail_findings=[]).values_list("tenant_id", "guardrail_findings")
     for tenant_id, findings in flagged.iterator(chunk_size=2000):
-        if any(_is_pii(f) for f in findings):
+        if any(is_pii(f) for f in findings):
             with_pii[tenant_id] += 1
     return totals, with_pii
 

@@ -101,3 +101,44 @@ def test_an_unreachable_webhook_is_recorded_and_does_not_stop_the_alert():
     (alert,) = alerts_evaluate(now=NOW, config=config)["opened"]
     assert alert.status == AlertStatus.FIRING
     assert alert.deliveries[0]["outcome"].startswith("failed")
+
+
+def test_daily_and_weekly_digests_carry_tier_2_and_3_signals():
+    from billing.models import Granularity
+    from billing.rollups import rollup_window
+    from observability.alerts.digests import daily_digest, digest_deliver, weekly_digest
+
+    ledger = make_ledger("digest")
+    day = datetime(2026, 3, 3, tzinfo=UTC)
+    AuditRecord.objects.bulk_create(
+        [
+            record(ledger.keys[0], day + timedelta(hours=1), cost=Decimal("2"), feature="chat"),
+            record(ledger.keys[0], day + timedelta(hours=2), cost=Decimal("1"), cached_tokens=10),
+            record(
+                ledger.keys[1],
+                day + timedelta(hours=3),
+                cost=Decimal("0.5"),
+                guardrail_findings=[{"kind": "pii.email"}],
+            ),
+        ]
+    )
+    rollup_window(granularity=Granularity.DAY, start=day, end=day + timedelta(days=1))
+
+    daily = daily_digest(today=day.date() + timedelta(days=1))
+    weekly = weekly_digest(today=day.date() + timedelta(days=1))
+
+    mine = {row["team_id"]: row["cost_usd"] for row in daily["cost_by_team"]}
+    assert mine[ledger.keys[0].team_id] == "3.00"
+    (gpt,) = [m for m in daily["models"] if m["model"] == "gpt-4o"]
+    assert gpt["cache_hit_rate"] >= 0.3333
+    assert weekly["compliance"]["pii_findings"]["digest-co"] == 1
+    assert {
+        "tenant": "digest-co",
+        "team": "research",
+        "feature": "chat",
+        "cost_usd": "2.00",
+        "requests": 1,
+    } in weekly["cost_by_team_and_feature"]
+    with webhook_receiver() as hook:
+        assert digest_deliver(daily, AlertSettings(webhook_urls=(hook.url,))) == ["http 204"]
+        assert hook.received[0]["event"] == "digest.daily"
