@@ -1,8 +1,12 @@
+from functools import partial
+
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path, re_path
 from django.views.decorators.csrf import csrf_exempt
+from ninja.openapi.views import openapi_view
 
+from management.api import management_api
 from routing.api import proxy_api
 from routing.errors import GatewayError
 
@@ -23,6 +27,8 @@ def proxy_not_found(request: HttpRequest, rest: str) -> HttpResponse:
 urlpatterns = [
     path("v1/", proxy_api.urls),
     re_path(r"^v1/(?P<rest>.*)$", proxy_not_found),
+    path("api/v1/", management_api.urls),
+    path("api/docs", partial(openapi_view, api=management_api), name="management-docs"),
     path("healthz", healthz),
     path("admin/", admin.site.urls),
 ]

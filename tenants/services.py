@@ -154,3 +154,28 @@ def key_revoke(*, key: ApiKey, actor: Actor = SYSTEM) -> ApiKey:
         key.save(update_fields=["revoked_at"])
         activity_record(actor=actor, action="key.revoke", target=key, tenant_id=key.tenant_id)
     return key
+
+
+@transaction.atomic
+def tenant_set_active(*, tenant: Tenant, is_active: bool, actor: Actor = SYSTEM) -> Tenant:
+    """Deactivating a tenant stops every one of its keys (tenants/auth.py treats them as revoked)."""
+    if tenant.is_active != is_active:
+        tenant.is_active = is_active
+        tenant.save(update_fields=["is_active"])
+        activity_record(
+            actor=actor,
+            action="tenant.activate" if is_active else "tenant.deactivate",
+            target=tenant,
+            tenant_id=tenant.pk,
+        )
+    return tenant
+
+
+@transaction.atomic
+def member_remove(*, tenant: Tenant, user: User, actor: Actor = SYSTEM) -> None:
+    """Take a user out of one tenant and its teams; their other tenants are untouched."""
+    deleted, _ = Membership.objects.filter(user=user, tenant=tenant).delete()
+    for team in Team.objects.filter(tenant=tenant, members=user):
+        team.members.remove(user)
+    if deleted:
+        activity_record(actor=actor, action="member.remove", target=user, tenant_id=tenant.pk)

@@ -1,0 +1,250 @@
+"""Request and response bodies of the management API. Secrets appear in exactly two places:
+the one response that creates a key (`KeyCreated`, `AdminKeyCreated`), and provider credentials
+on the way in (never out)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from ninja import Field, Schema
+from pydantic import ConfigDict
+
+from tenants.models import ApiKey, Membership, Role
+
+SLUG = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+class _In(Schema):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not a silent no-op
+
+
+# --- tenants, teams, members -----------------------------------------------------------------
+
+
+class TenantIn(_In):
+    slug: str = Field(pattern=SLUG, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    residency_region: str = Field(default="", max_length=32)
+
+
+class TenantPatch(_In):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    residency_region: str | None = Field(default=None, max_length=32)
+
+
+class TenantOut(Schema):
+    slug: str
+    name: str
+    residency_region: str
+    is_active: bool
+    created_at: datetime
+
+
+class TeamIn(_In):
+    slug: str = Field(pattern=SLUG, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    allowed_models: list[str] = Field(
+        default=[], description="Public model names the team may use; empty means every model."
+    )
+
+
+class TeamPatch(_In):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    allowed_models: list[str] | None = None
+
+
+class TeamOut(Schema):
+    slug: str
+    name: str
+    allowed_models: list[str]
+    created_at: datetime
+
+
+class MemberIn(_In):
+    email: str = Field(default="", max_length=254)
+    role: Role
+    teams: list[str] = Field(default=[], description="Slugs of teams of this tenant to join.")
+    password: str | None = Field(
+        default=None,
+        min_length=12,
+        description="Optional: users who sign in through SSO need none.",
+    )
+
+
+class MemberOut(Schema):
+    username: str
+    email: str
+    role: str
+    teams: list[str]
+
+    @staticmethod
+    def from_membership(membership: Membership) -> MemberOut:
+        user = membership.user
+        return MemberOut(
+            username=user.username,
+            email=user.email,
+            role=membership.role,
+            # prefetched, already narrowed to this tenant's teams (selectors.memberships_of)
+            teams=[team.slug for team in user.teams.all()],
+        )
+
+
+# --- virtual keys ------------------------------------------------------------------------------
+
+
+class KeyIn(_In):
+    team: str = Field(description="Slug of the team the key belongs to.")
+    name: str = Field(min_length=1, max_length=200)
+    allowed_models: list[str] = Field(
+        default=[], description="Within what the team allows; empty means all of those."
+    )
+    expires_at: datetime | None = None
+    owner: str | None = Field(default=None, description="Username of a member of the tenant.")
+
+
+class KeyPatch(_In):
+    allowed_models: list[str] | None = None
+    expires_at: datetime | None = Field(
+        default=None, description="Send null to remove the expiry; omit to keep it."
+    )
+
+
+class KeyOut(Schema):
+    id: int
+    name: str
+    team: str
+    prefix: str = Field(
+        description="The first characters of the key; the key itself is never shown again."
+    )
+    owner: str | None
+    allowed_models: list[str]
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    created_at: datetime
+
+    @staticmethod
+    def from_key(key: ApiKey) -> KeyOut:
+        return KeyOut(
+            id=key.pk,
+            name=key.name,
+            team=key.team.slug,
+            prefix=key.prefix,
+            owner=key.owner.username if key.owner else None,
+            allowed_models=key.allowed_models,
+            expires_at=key.expires_at,
+            revoked_at=key.revoked_at,
+            created_at=key.created_at,
+        )
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="The key itself. Shown once: store it now.")
+
+
+# --- admin keys --------------------------------------------------------------------------------
+
+
+class AdminKeyIn(_In):
+    name: str = Field(min_length=1, max_length=200)
+    tenant: str | None = Field(
+        default=None, description="Slug of the tenant it may manage; null for the whole platform."
+    )
+
+
+class AdminKeyOut(Schema):
+    id: int
+    name: str
+    tenant: str | None
+    prefix: str
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @staticmethod
+    def resolve_tenant(obj: object) -> str | None:
+        tenant = getattr(obj, "tenant", None)
+        return tenant if tenant is None or isinstance(tenant, str) else str(tenant.slug)
+
+
+class AdminKeyCreated(AdminKeyOut):
+    key: str = Field(description="The admin key itself. Shown once: store it now.")
+
+
+# --- providers, deployments, routes (platform) -------------------------------------------------
+
+
+class ProviderIn(_In):
+    kind: Literal["openai", "anthropic"]
+    base_url: str = Field(pattern=r"^https?://", max_length=500)
+    credential: str | None = Field(
+        default=None, description="Write-only: stored encrypted, never returned. Omit to keep it."
+    )
+    region: str = Field(default="", max_length=32)
+
+
+class ProviderOut(Schema):
+    name: str
+    kind: str
+    base_url: str
+    region: str
+    is_active: bool
+    has_credential: bool
+    updated_at: datetime
+
+    @staticmethod
+    def resolve_has_credential(obj: object) -> bool:
+        return bool(getattr(obj, "credential_encrypted", ""))
+
+
+class DeploymentIn(_In):
+    provider: str
+    upstream_model: str = Field(min_length=1, max_length=200)
+    input_price_per_mtok: Decimal = Field(default=Decimal(0), ge=0)
+    output_price_per_mtok: Decimal = Field(default=Decimal(0), ge=0)
+
+
+class DeploymentOut(Schema):
+    name: str
+    provider: str = Field(alias="provider.name")
+    upstream_model: str
+    input_price_per_mtok: Decimal
+    output_price_per_mtok: Decimal
+    is_active: bool
+
+
+class TargetIn(_In):
+    deployment: str
+    weight: int = Field(
+        default=1, ge=0, description="With the weighted strategy; 0: fallback only."
+    )
+
+
+class RouteIn(_In):
+    description: str = Field(default="", max_length=500)
+    strategy: Literal["ordered", "weighted", "latency"] = "ordered"
+    sticky: bool = False
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    first_token_timeout_seconds: float | None = Field(default=None, gt=0)
+    targets: list[TargetIn] = Field(min_length=1)
+
+
+class TargetOut(Schema):
+    deployment: str = Field(alias="deployment.name")
+    weight: int
+
+
+class RouteOut(Schema):
+    alias: str
+    description: str
+    strategy: str
+    sticky: bool
+    timeout_seconds: float | None
+    first_token_timeout_seconds: float | None
+    is_active: bool
+    targets: list[TargetOut]
+
+    @staticmethod
+    def resolve_targets(obj: object) -> list[object]:
+        return list(obj.targets.all())  # type: ignore[attr-defined]
