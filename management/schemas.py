@@ -11,6 +11,7 @@ from typing import Literal
 from ninja import Field, Schema
 from pydantic import ConfigDict
 
+from management.models import AdminKey
 from tenants.models import ApiKey, Membership, Role
 
 SLUG = r"^[a-z0-9][a-z0-9_-]*$"
@@ -163,9 +164,16 @@ class AdminKeyOut(Schema):
     revoked_at: datetime | None
 
     @staticmethod
-    def resolve_tenant(obj: object) -> str | None:
-        tenant = getattr(obj, "tenant", None)
-        return tenant if tenant is None or isinstance(tenant, str) else str(tenant.slug)
+    def from_key(key: AdminKey) -> AdminKeyOut:
+        return AdminKeyOut(
+            id=key.pk,
+            name=key.name,
+            tenant=key.tenant.slug if key.tenant else None,
+            prefix=key.prefix,
+            created_by=key.created_by,
+            created_at=key.created_at,
+            revoked_at=key.revoked_at,
+        )
 
 
 class AdminKeyCreated(AdminKeyOut):

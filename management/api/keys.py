@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from django.contrib.auth.models import User
 from django.http import HttpRequest
-from ninja import Router
+from ninja import Router, Status
 
 from management import selectors
 from management import services as admin_key_services
 from management.api.common import key_or_404, scope_of, tenant_or_404
 from management.errors import conflict, invalid, not_found, platform_only
-from management.models import AdminKey
 from management.schemas import (
     AdminKeyCreated,
     AdminKeyIn,
@@ -63,7 +62,7 @@ def key_list(
     response={201: KeyCreated},
     summary="Create a virtual key (its value is shown in this response only)",
 )
-def key_create(request: HttpRequest, slug: str, payload: KeyIn) -> tuple[int, KeyCreated]:
+def key_create(request: HttpRequest, slug: str, payload: KeyIn) -> Status[KeyCreated]:
     tenant = tenant_or_404(request, slug)
     team = selectors.teams_of(tenant=tenant).filter(slug=payload.team).first()
     if team is None:
@@ -81,7 +80,7 @@ def key_create(request: HttpRequest, slug: str, payload: KeyIn) -> tuple[int, Ke
         actor=scope_of(request).actor,
     )
     key = key_or_404(tenant, key.pk)  # with its team and owner loaded
-    return 201, KeyCreated(**KeyOut.from_key(key).model_dump(), key=material.plaintext)
+    return Status(201, KeyCreated(**KeyOut.from_key(key).model_dump(), key=material.plaintext))
 
 
 @router.get("/tenants/{slug}/keys/{key_id}", response=KeyOut, summary="Get a virtual key")
@@ -129,8 +128,8 @@ def key_revoke(request: HttpRequest, slug: str, key_id: int) -> KeyOut:
 @router.get(
     "/admin-keys", response=list[AdminKeyOut], summary="List admin keys in this key's scope"
 )
-def admin_key_list(request: HttpRequest) -> list[AdminKey]:
-    return list(selectors.admin_keys_visible(scope=scope_of(request)))
+def admin_key_list(request: HttpRequest) -> list[AdminKeyOut]:
+    return [AdminKeyOut.from_key(k) for k in selectors.admin_keys_visible(scope=scope_of(request))]
 
 
 @router.post(
@@ -138,7 +137,7 @@ def admin_key_list(request: HttpRequest) -> list[AdminKey]:
     response={201: AdminKeyCreated},
     summary="Create an admin key (its value is shown in this response only)",
 )
-def admin_key_create(request: HttpRequest, payload: AdminKeyIn) -> tuple[int, AdminKeyCreated]:
+def admin_key_create(request: HttpRequest, payload: AdminKeyIn) -> Status[AdminKeyCreated]:
     scope = scope_of(request)
     if payload.tenant is None and not scope.is_platform:
         raise platform_only()
@@ -146,16 +145,16 @@ def admin_key_create(request: HttpRequest, payload: AdminKeyIn) -> tuple[int, Ad
     key, material = admin_key_services.admin_key_create(
         name=payload.name, tenant=tenant, created_by=scope.label, actor=scope.actor
     )
-    out = AdminKeyOut.from_orm(key).model_dump()
-    return 201, AdminKeyCreated(**out, key=material.plaintext)
+    out = AdminKeyOut.from_key(key).model_dump()
+    return Status(201, AdminKeyCreated(**out, key=material.plaintext))
 
 
 @router.post(
     "/admin-keys/{key_id}/revoke", response=AdminKeyOut, summary="Revoke an admin key (at once)"
 )
-def admin_key_revoke(request: HttpRequest, key_id: int) -> AdminKey:
+def admin_key_revoke(request: HttpRequest, key_id: int) -> AdminKeyOut:
     scope = scope_of(request)
     key = selectors.admin_keys_visible(scope=scope).filter(pk=key_id).first()
     if key is None:
         raise not_found(f"Admin key {key_id}")
-    return admin_key_services.admin_key_revoke(key=key, actor=scope.actor)
+    return AdminKeyOut.from_key(admin_key_services.admin_key_revoke(key=key, actor=scope.actor))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest
-from ninja import Router
+from ninja import Router, Status
 
 from management import selectors
 from management.api.common import platform_scope, scope_of, team_or_404, tenant_or_404
@@ -32,7 +32,7 @@ def tenant_list(request: HttpRequest) -> list[Tenant]:
 
 
 @router.post("/tenants", response={201: TenantOut}, summary="Create a tenant (platform)")
-def tenant_create(request: HttpRequest, payload: TenantIn) -> tuple[int, Tenant]:
+def tenant_create(request: HttpRequest, payload: TenantIn) -> Status[Tenant]:
     scope = platform_scope(request)
     if Tenant.objects.filter(slug=payload.slug).exists():
         raise conflict(f"A tenant with slug '{payload.slug}' already exists.")
@@ -42,7 +42,7 @@ def tenant_create(request: HttpRequest, payload: TenantIn) -> tuple[int, Tenant]
         residency_region=payload.residency_region,
         actor=scope.actor,
     )
-    return 201, tenant
+    return Status(201, tenant)
 
 
 @router.get("/tenants/{slug}", response=TenantOut, summary="Get a tenant")
@@ -104,7 +104,7 @@ def team_list(request: HttpRequest, slug: str) -> list[Team]:
 
 
 @router.post("/tenants/{slug}/teams", response={201: TeamOut}, summary="Create a team")
-def team_create(request: HttpRequest, slug: str, payload: TeamIn) -> tuple[int, Team]:
+def team_create(request: HttpRequest, slug: str, payload: TeamIn) -> Status[Team]:
     tenant = tenant_or_404(request, slug)
     if selectors.teams_of(tenant=tenant).filter(slug=payload.slug).exists():
         raise conflict(f"Tenant '{slug}' already has a team '{payload.slug}'.")
@@ -115,7 +115,7 @@ def team_create(request: HttpRequest, slug: str, payload: TeamIn) -> tuple[int, 
         allowed_models=payload.allowed_models,
         actor=scope_of(request).actor,
     )
-    return 201, team
+    return Status(201, team)
 
 
 @router.get("/tenants/{slug}/teams/{team}", response=TeamOut, summary="Get a team")
@@ -210,10 +210,10 @@ def member_get(request: HttpRequest, slug: str, username: str) -> MemberOut:
     response={204: None},
     summary="Remove a member from the tenant and its teams",
 )
-def member_delete(request: HttpRequest, slug: str, username: str) -> tuple[int, None]:
+def member_delete(request: HttpRequest, slug: str, username: str) -> Status[None]:
     tenant = tenant_or_404(request, slug)
     membership = selectors.memberships_of(tenant=tenant).filter(user__username=username).first()
     if membership is None:
         raise not_found(f"Member '{username}' of tenant '{slug}'")
     services.member_remove(tenant=tenant, user=membership.user, actor=scope_of(request).actor)
-    return 204, None
+    return Status(204, None)
