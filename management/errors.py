@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
@@ -78,6 +79,12 @@ def install_error_handlers(api: NinjaAPI) -> None:
 
     @api.exception_handler(HttpError)
     def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        if exc.status_code == 400 and "parse" in str(exc):
+            return ApiError(
+                400,
+                "invalid_json",
+                "Cannot parse the request body: send JSON with 'Content-Type: application/json'.",
+            ).response()
         return ApiError(exc.status_code, "bad_request", str(exc)).response()
 
     @api.exception_handler(Http404)
@@ -92,3 +99,12 @@ def install_error_handlers(api: NinjaAPI) -> None:
         return ApiError(
             500, "internal_error", "The gateway failed unexpectedly; the error was logged."
         ).response()
+
+
+@csrf_exempt  # keys, never cookies: there is no session to forge
+def unknown_endpoint(request: HttpRequest, rest: str) -> HttpResponse:
+    return ApiError(
+        404,
+        "not_found",
+        f"No endpoint {request.method} /api/{rest}: see /api/docs for the management API.",
+    ).response()

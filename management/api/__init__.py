@@ -3,11 +3,17 @@ the admin key as the actor, so every change lands in the activity log."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern
 from ninja import NinjaAPI
 
 from management.api import keys, platform, tenancy
 from management.auth import AdminKeyAuth
-from management.errors import install_error_handlers
+from management.errors import ApiError, install_error_handlers
 
 DESCRIPTION = """\
 Manage tenants, teams, members, virtual keys, providers, deployments and routes.
@@ -36,3 +42,31 @@ def build_api() -> NinjaAPI:
 
 
 management_api = build_api()
+
+
+def _json_405(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Ninja answers a wrong method in plain text, past the exception handlers: say it in ours."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        if response.status_code != 405:
+            return response
+        allowed = response.get("Allow", "")
+        error = ApiError(
+            405,
+            "method_not_allowed",
+            f"Method {request.method} is not allowed on {request.path}; use {allowed}.",
+        ).response()
+        error["Allow"] = allowed
+        return error
+
+    return wrapper
+
+
+def management_urls() -> tuple[list[Any], str, str]:
+    patterns, app_name, namespace = management_api.urls
+    for pattern in patterns:
+        if isinstance(pattern, URLPattern):
+            pattern.callback = _json_405(pattern.callback)
+    return patterns, app_name, namespace
