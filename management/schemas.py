@@ -190,6 +190,13 @@ class ProviderIn(_In):
         default=None, description="Write-only: stored encrypted, never returned. Omit to keep it."
     )
     region: str = Field(default="", max_length=32)
+    requests_per_minute: int | None = Field(
+        default=None, gt=0, description="The account's own limit: the gateway never sends more."
+    )
+    tokens_per_minute: int | None = Field(default=None, gt=0)
+    capacity_queue_seconds: float = Field(
+        default=0, ge=0, description="How long a request may wait for capacity before failing over."
+    )
 
 
 class ProviderOut(Schema):
@@ -197,6 +204,9 @@ class ProviderOut(Schema):
     kind: str
     base_url: str
     region: str
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
+    capacity_queue_seconds: float
     is_active: bool
     has_credential: bool
     updated_at: datetime

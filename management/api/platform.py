@@ -59,6 +59,9 @@ def provider_put(request: HttpRequest, name: str, payload: ProviderIn) -> Provid
         base_url=payload.base_url,
         credential=payload.credential,
         region=payload.region,
+        requests_per_minute=payload.requests_per_minute,
+        tokens_per_minute=payload.tokens_per_minute,
+        capacity_queue_seconds=payload.capacity_queue_seconds,
         actor=scope.actor,
     )
 

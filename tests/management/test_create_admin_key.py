@@ -27,7 +27,7 @@ def test_a_platform_key_is_printed_once_and_works() -> None:
     key = AdminKey.objects.get(key_hash=hash_key(plaintext))
     assert plaintext.startswith("gwa-") and key.tenant is None and key.created_by == "alice"
     assert Api(plaintext).get("/tenants").status_code == 200
-    event = ActivityEvent.objects.get(action="admin_key.create")
+    event = ActivityEvent.objects.get(action="admin_key.create", target_id=str(key.pk))
     assert plaintext not in f"{event.actor_label} {event.target_label} {event.details}"
 
 
@@ -43,4 +43,4 @@ def test_an_unknown_tenant_or_no_scope_is_refused() -> None:
         run("--tenant", "nope", "--name", "x")
     with pytest.raises(CommandError):
         run("--name", "x")
-    assert not AdminKey.objects.exists()
+    assert not AdminKey.objects.filter(name="x").exists()

@@ -32,10 +32,13 @@ def test_omitting_the_credential_keeps_it(platform: Api) -> None:
     body = {"kind": "openai", "base_url": "https://llm.example/v1"}
     platform.put("/providers/vendor-x", {**body, "credential": SECRET})
 
-    platform.put("/providers/vendor-x", {**body, "region": "eu"})
+    updated = platform.put(
+        "/providers/vendor-x", {**body, "region": "eu", "requests_per_minute": 600}
+    )
 
     provider = Provider.objects.get(name="vendor-x")
     assert provider.get_credential() == SECRET and provider.region == "eu"
+    assert updated.json()["requests_per_minute"] == provider.requests_per_minute == 600
 
 
 def test_a_route_is_built_from_deployments_in_order(platform: Api) -> None:
@@ -66,7 +69,9 @@ def test_a_route_is_built_from_deployments_in_order(platform: Api) -> None:
     ]
     assert Route.objects.get(alias="smart-chat").strategy == "weighted"
     assert platform.get("/deployments/primary-model").json()["provider"] == "vendor-x"
-    assert ActivityEvent.objects.filter(action="route.create", actor_kind="admin_key").exists()
+    assert ActivityEvent.objects.filter(
+        action="route.create", actor_kind="admin_key", target_label="smart-chat"
+    ).exists()
 
 
 def test_a_route_naming_an_unknown_deployment_says_which(platform: Api) -> None:
