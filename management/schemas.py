@@ -11,14 +11,18 @@ from typing import Literal
 from ninja import Field, Schema
 from pydantic import ConfigDict
 
-from management.models import AdminKey
-from tenants.models import ApiKey, Membership, Role
+from tenants.models import Membership, Role
 
 SLUG = r"^[a-z0-9][a-z0-9_-]*$"
 
 
 class _In(Schema):
     model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not a silent no-op
+
+
+class _Out(Schema):
+    # Read from model objects through the aliases; built by field name where a handler adds to it.
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
 
 
 # --- tenants, teams, members -----------------------------------------------------------------
@@ -74,22 +78,17 @@ class MemberIn(_In):
     )
 
 
-class MemberOut(Schema):
-    username: str
-    email: str
+class MemberOut(_Out):
+    """Read from a Membership whose user's teams are prefetched for this tenant only."""
+
+    username: str = Field(alias="user.username")
+    email: str = Field(alias="user.email")
     role: str
     teams: list[str]
 
     @staticmethod
-    def from_membership(membership: Membership) -> MemberOut:
-        user = membership.user
-        return MemberOut(
-            username=user.username,
-            email=user.email,
-            role=membership.role,
-            # prefetched, already narrowed to this tenant's teams (selectors.memberships_of)
-            teams=[team.slug for team in user.teams.all()],
-        )
+    def resolve_teams(obj: Membership) -> list[str]:
+        return [team.slug for team in obj.user.teams.all()]
 
 
 # --- virtual keys ------------------------------------------------------------------------------
@@ -112,32 +111,18 @@ class KeyPatch(_In):
     )
 
 
-class KeyOut(Schema):
+class KeyOut(_Out):
     id: int
     name: str
-    team: str
+    team: str = Field(alias="team.slug")
     prefix: str = Field(
         description="The first characters of the key; the key itself is never shown again."
     )
-    owner: str | None
+    owner: str | None = Field(default=None, alias="owner.username")
     allowed_models: list[str]
     expires_at: datetime | None
     revoked_at: datetime | None
     created_at: datetime
-
-    @staticmethod
-    def from_key(key: ApiKey) -> KeyOut:
-        return KeyOut(
-            id=key.pk,
-            name=key.name,
-            team=key.team.slug,
-            prefix=key.prefix,
-            owner=key.owner.username if key.owner else None,
-            allowed_models=key.allowed_models,
-            expires_at=key.expires_at,
-            revoked_at=key.revoked_at,
-            created_at=key.created_at,
-        )
 
 
 class KeyCreated(KeyOut):
@@ -154,26 +139,16 @@ class AdminKeyIn(_In):
     )
 
 
-class AdminKeyOut(Schema):
+class AdminKeyOut(_Out):
     id: int
     name: str
-    tenant: str | None
+    tenant: str | None = Field(
+        default=None, alias="tenant.slug", description="null: the whole platform"
+    )
     prefix: str
     created_by: str
     created_at: datetime
     revoked_at: datetime | None
-
-    @staticmethod
-    def from_key(key: AdminKey) -> AdminKeyOut:
-        return AdminKeyOut(
-            id=key.pk,
-            name=key.name,
-            tenant=key.tenant.slug if key.tenant else None,
-            prefix=key.prefix,
-            created_by=key.created_by,
-            created_at=key.created_at,
-            revoked_at=key.revoked_at,
-        )
 
 
 class AdminKeyCreated(AdminKeyOut):
@@ -223,7 +198,7 @@ class DeploymentIn(_In):
     output_price_per_mtok: Decimal = Field(default=Decimal(0), ge=0)
 
 
-class DeploymentOut(Schema):
+class DeploymentOut(_Out):
     name: str
     provider: str = Field(alias="provider.name")
     upstream_model: str
@@ -248,7 +223,7 @@ class RouteIn(_In):
     targets: list[TargetIn] = Field(min_length=1)
 
 
-class TargetOut(Schema):
+class TargetOut(_Out):
     deployment: str = Field(alias="deployment.name")
     weight: int
 

@@ -6,13 +6,16 @@ A key's plaintext is in the create response and nowhere else: lists show prefixe
 from __future__ import annotations
 
 from django.contrib.auth.models import User
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Router, Status
+from ninja.pagination import paginate
 
 from management import selectors
 from management import services as admin_key_services
 from management.api.common import key_or_404, scope_of, tenant_or_404
 from management.errors import conflict, invalid, not_found, platform_only
+from management.models import AdminKey
 from management.schemas import (
     AdminKeyCreated,
     AdminKeyIn,
@@ -23,7 +26,7 @@ from management.schemas import (
     KeyPatch,
 )
 from tenants import services
-from tenants.models import Team, Tenant
+from tenants.models import ApiKey, Team, Tenant
 
 router = Router(tags=["keys"])
 
@@ -48,13 +51,13 @@ def _owner(tenant: Tenant, username: str | None) -> User | None:
 
 
 @router.get("/tenants/{slug}/keys", response=list[KeyOut], summary="List a tenant's virtual keys")
+@paginate
 def key_list(
     request: HttpRequest, slug: str, team: str | None = None, include_revoked: bool = True
-) -> list[KeyOut]:
-    keys = selectors.keys_of(
+) -> QuerySet[ApiKey]:
+    return selectors.keys_of(
         tenant=tenant_or_404(request, slug), team_slug=team, include_revoked=include_revoked
     )
-    return [KeyOut.from_key(key) for key in keys]
 
 
 @router.post(
@@ -80,12 +83,13 @@ def key_create(request: HttpRequest, slug: str, payload: KeyIn) -> Status[KeyCre
         actor=scope_of(request).actor,
     )
     key = key_or_404(tenant, key.pk)  # with its team and owner loaded
-    return Status(201, KeyCreated(**KeyOut.from_key(key).model_dump(), key=material.plaintext))
+    out = KeyOut.from_orm(key).model_dump()
+    return Status(201, KeyCreated(**out, key=material.plaintext))
 
 
 @router.get("/tenants/{slug}/keys/{key_id}", response=KeyOut, summary="Get a virtual key")
-def key_get(request: HttpRequest, slug: str, key_id: int) -> KeyOut:
-    return KeyOut.from_key(key_or_404(tenant_or_404(request, slug), key_id))
+def key_get(request: HttpRequest, slug: str, key_id: int) -> ApiKey:
+    return key_or_404(tenant_or_404(request, slug), key_id)
 
 
 @router.patch(
@@ -93,7 +97,7 @@ def key_get(request: HttpRequest, slug: str, key_id: int) -> KeyOut:
     response=KeyOut,
     summary="Change a key's allowed models or expiry",
 )
-def key_update(request: HttpRequest, slug: str, key_id: int, payload: KeyPatch) -> KeyOut:
+def key_update(request: HttpRequest, slug: str, key_id: int, payload: KeyPatch) -> ApiKey:
     key = key_or_404(tenant_or_404(request, slug), key_id)
     if key.revoked_at is not None:
         raise conflict(f"Key {key.prefix}… is revoked; create a new one instead.")
@@ -109,7 +113,7 @@ def key_update(request: HttpRequest, slug: str, key_id: int, payload: KeyPatch) 
         plaintext=None,
         actor=scope_of(request).actor,
     )
-    return KeyOut.from_key(key)
+    return key
 
 
 @router.post(
@@ -117,9 +121,9 @@ def key_update(request: HttpRequest, slug: str, key_id: int, payload: KeyPatch) 
     response=KeyOut,
     summary="Revoke a virtual key (the proxy refuses it within a second)",
 )
-def key_revoke(request: HttpRequest, slug: str, key_id: int) -> KeyOut:
+def key_revoke(request: HttpRequest, slug: str, key_id: int) -> ApiKey:
     key = key_or_404(tenant_or_404(request, slug), key_id)
-    return KeyOut.from_key(services.key_revoke(key=key, actor=scope_of(request).actor))
+    return services.key_revoke(key=key, actor=scope_of(request).actor)
 
 
 # --- admin keys --------------------------------------------------------------------------------
@@ -128,8 +132,9 @@ def key_revoke(request: HttpRequest, slug: str, key_id: int) -> KeyOut:
 @router.get(
     "/admin-keys", response=list[AdminKeyOut], summary="List admin keys in this key's scope"
 )
-def admin_key_list(request: HttpRequest) -> list[AdminKeyOut]:
-    return [AdminKeyOut.from_key(k) for k in selectors.admin_keys_visible(scope=scope_of(request))]
+@paginate
+def admin_key_list(request: HttpRequest) -> QuerySet[AdminKey]:
+    return selectors.admin_keys_visible(scope=scope_of(request))
 
 
 @router.post(
@@ -145,16 +150,16 @@ def admin_key_create(request: HttpRequest, payload: AdminKeyIn) -> Status[AdminK
     key, material = admin_key_services.admin_key_create(
         name=payload.name, tenant=tenant, created_by=scope.label, actor=scope.actor
     )
-    out = AdminKeyOut.from_key(key).model_dump()
+    out = AdminKeyOut.from_orm(key).model_dump()
     return Status(201, AdminKeyCreated(**out, key=material.plaintext))
 
 
 @router.post(
     "/admin-keys/{key_id}/revoke", response=AdminKeyOut, summary="Revoke an admin key (at once)"
 )
-def admin_key_revoke(request: HttpRequest, key_id: int) -> AdminKeyOut:
+def admin_key_revoke(request: HttpRequest, key_id: int) -> AdminKey:
     scope = scope_of(request)
     key = selectors.admin_keys_visible(scope=scope).filter(pk=key_id).first()
     if key is None:
         raise not_found(f"Admin key {key_id}")
-    return AdminKeyOut.from_key(admin_key_services.admin_key_revoke(key=key, actor=scope.actor))
+    return admin_key_services.admin_key_revoke(key=key, actor=scope.actor)

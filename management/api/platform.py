@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import re
 
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Router
+from ninja.pagination import paginate
 
 from management import selectors
 from management.api.common import platform_scope
@@ -31,9 +33,10 @@ _DEPLOYMENT_NAME = r"^[a-zA-Z0-9][a-zA-Z0-9._:-]*$"
 
 
 @router.get("/providers", response=list[ProviderOut], summary="List providers (platform)")
-def provider_list(request: HttpRequest) -> list[Provider]:
+@paginate
+def provider_list(request: HttpRequest) -> QuerySet[Provider]:
     platform_scope(request)
-    return list(selectors.providers_all())
+    return selectors.providers_all()
 
 
 @router.get("/providers/{name}", response=ProviderOut, summary="Get a provider (platform)")
@@ -67,9 +70,10 @@ def provider_put(request: HttpRequest, name: str, payload: ProviderIn) -> Provid
 
 
 @router.get("/deployments", response=list[DeploymentOut], summary="List deployments (platform)")
-def deployment_list(request: HttpRequest) -> list[Deployment]:
+@paginate
+def deployment_list(request: HttpRequest) -> QuerySet[Deployment]:
     platform_scope(request)
-    return list(selectors.deployments_all())
+    return selectors.deployments_all()
 
 
 @router.get("/deployments/{name}", response=DeploymentOut, summary="Get a deployment (platform)")
@@ -103,9 +107,10 @@ def deployment_put(request: HttpRequest, name: str, payload: DeploymentIn) -> De
 
 
 @router.get("/routes", response=list[RouteOut], summary="List routes (platform)")
-def route_list(request: HttpRequest) -> list[Route]:
+@paginate
+def route_list(request: HttpRequest) -> QuerySet[Route]:
     platform_scope(request)
-    return list(selectors.routes_all())
+    return selectors.routes_all()
 
 
 @router.get("/routes/{alias}", response=RouteOut, summary="Get a route (platform)")

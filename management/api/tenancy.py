@@ -4,8 +4,10 @@ changing residency or activation takes a platform key."""
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Router, Status
+from ninja.pagination import paginate
 
 from management import selectors
 from management.api.common import platform_scope, scope_of, team_or_404, tenant_or_404
@@ -27,8 +29,9 @@ router = Router(tags=["tenants"])
 
 
 @router.get("/tenants", response=list[TenantOut], summary="List the tenants this key may see")
-def tenant_list(request: HttpRequest) -> list[Tenant]:
-    return list(selectors.tenants_visible(scope=scope_of(request)))
+@paginate
+def tenant_list(request: HttpRequest) -> QuerySet[Tenant]:
+    return selectors.tenants_visible(scope=scope_of(request))
 
 
 @router.post("/tenants", response={201: TenantOut}, summary="Create a tenant (platform)")
@@ -99,8 +102,9 @@ def tenant_activate(request: HttpRequest, slug: str) -> Tenant:
 
 
 @router.get("/tenants/{slug}/teams", response=list[TeamOut], summary="List a tenant's teams")
-def team_list(request: HttpRequest, slug: str) -> list[Team]:
-    return list(selectors.teams_of(tenant=tenant_or_404(request, slug)))
+@paginate
+def team_list(request: HttpRequest, slug: str) -> QuerySet[Team]:
+    return selectors.teams_of(tenant=tenant_or_404(request, slug))
 
 
 @router.post("/tenants/{slug}/teams", response={201: TeamOut}, summary="Create a team")
@@ -141,9 +145,9 @@ def team_update(request: HttpRequest, slug: str, team: str, payload: TeamPatch) 
 
 
 @router.get("/tenants/{slug}/members", response=list[MemberOut], summary="List members and roles")
-def member_list(request: HttpRequest, slug: str) -> list[MemberOut]:
-    tenant = tenant_or_404(request, slug)
-    return [MemberOut.from_membership(m) for m in selectors.memberships_of(tenant=tenant)]
+@paginate
+def member_list(request: HttpRequest, slug: str) -> QuerySet[Membership]:
+    return selectors.memberships_of(tenant=tenant_or_404(request, slug))
 
 
 def _tenant_may_manage(tenant: Tenant, username: str) -> bool:
@@ -163,7 +167,7 @@ def _tenant_may_manage(tenant: Tenant, username: str) -> bool:
     response=MemberOut,
     summary="Add a member or change their role and teams",
 )
-def member_put(request: HttpRequest, slug: str, username: str, payload: MemberIn) -> MemberOut:
+def member_put(request: HttpRequest, slug: str, username: str, payload: MemberIn) -> Membership:
     tenant = tenant_or_404(request, slug)
     scope = scope_of(request)
     if payload.role == Role.PLATFORM_ADMIN and not scope.is_platform:
@@ -192,17 +196,16 @@ def member_put(request: HttpRequest, slug: str, username: str, payload: MemberIn
         password=payload.password,
         actor=scope.actor,
     )
-    membership = selectors.memberships_of(tenant=tenant).get(user__username=username)
-    return MemberOut.from_membership(membership)
+    return selectors.memberships_of(tenant=tenant).get(user__username=username)
 
 
 @router.get("/tenants/{slug}/members/{username}", response=MemberOut, summary="Get a member")
-def member_get(request: HttpRequest, slug: str, username: str) -> MemberOut:
+def member_get(request: HttpRequest, slug: str, username: str) -> Membership:
     tenant = tenant_or_404(request, slug)
     membership = selectors.memberships_of(tenant=tenant).filter(user__username=username).first()
     if membership is None:
         raise not_found(f"Member '{username}' of tenant '{slug}'")
-    return MemberOut.from_membership(membership)
+    return membership
 
 
 @router.delete(

@@ -94,7 +94,7 @@ def test_a_revoked_key_stays_listed_and_cannot_be_changed(as_ours: Api, ours: Si
 
     revoked = as_ours.post(f"{path}/revoke")
     change = as_ours.patch(path, {"allowed_models": ["demo"]})
-    live = as_ours.get(f"/tenants/{ours.tenant.slug}/keys?include_revoked=false").json()
+    live = as_ours.get(f"/tenants/{ours.tenant.slug}/keys?include_revoked=false").json()["items"]
 
     assert revoked.json()["revoked_at"] is not None
     assert change.status_code == 409
@@ -111,7 +111,7 @@ def test_a_tenant_key_creates_admin_keys_for_its_tenant_only(
     assert own.json()["key"].startswith("gwa-")
     assert own.json()["created_by"].startswith("admin key Hooli terraform")
     assert platform_wide.status_code == 403
-    listed = as_ours.get("/admin-keys").json()
+    listed = as_ours.get("/admin-keys").json()["items"]
     assert {k["tenant"] for k in listed} == {ours.tenant.slug}
     assert all("key" not in k for k in listed)
 
@@ -131,3 +131,13 @@ def test_a_proxy_key_is_told_it_is_the_wrong_kind(ours: Side) -> None:
 
     assert response.status_code == 401
     assert "admin key (gwa-" in response.json()["error"]["message"]
+
+
+def test_long_lists_come_in_pages(as_ours: Api, ours: Side) -> None:
+    for n in range(3):
+        as_ours.post(f"/tenants/{ours.tenant.slug}/keys", {"team": ours.team.slug, "name": f"k{n}"})
+
+    page = as_ours.get(f"/tenants/{ours.tenant.slug}/keys?limit=2&offset=1").json()
+
+    assert page["count"] == 4
+    assert [k["name"] for k in page["items"]] == ["k0", "k1"]

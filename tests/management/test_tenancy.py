@@ -35,8 +35,8 @@ def test_creating_a_tenant_twice_is_a_conflict_not_an_update(platform: Api, ours
 def test_a_platform_key_lists_every_tenant_a_tenant_key_only_its_own(
     platform: Api, as_ours: Api, ours: Side, theirs: Side
 ) -> None:
-    every = {t["slug"] for t in platform.get("/tenants").json()}
-    own = [t["slug"] for t in as_ours.get("/tenants").json()]
+    every = {t["slug"] for t in platform.get("/tenants").json()["items"]}
+    own = [t["slug"] for t in as_ours.get("/tenants").json()["items"]]
 
     assert {ours.tenant.slug, theirs.tenant.slug} <= every
     assert own == [ours.tenant.slug]
@@ -77,7 +77,10 @@ def test_teams_are_created_listed_and_updated(as_ours: Api, ours: Side) -> None:
     assert created.status_code == 201, created.content
     assert duplicate.status_code == 409
     assert updated.json() == {**created.json(), "allowed_models": []}
-    assert [t["slug"] for t in as_ours.get(base).json()] == ["growth", ours.team.slug]
+    assert as_ours.get(base).json() == {
+        "items": [updated.json(), as_ours.get(f"{base}/{ours.team.slug}").json()],
+        "count": 2,
+    }
 
 
 def test_a_misspelt_field_is_refused_with_its_path(as_ours: Api, ours: Side) -> None:
