@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from ninja import Field, Schema
 from pydantic import ConfigDict
@@ -241,3 +241,18 @@ class RouteOut(Schema):
     @staticmethod
     def resolve_targets(obj: object) -> list[object]:
         return list(obj.targets.all())  # type: ignore[attr-defined]
+
+
+# --- activity ----------------------------------------------------------------------------------
+
+
+class ActivityOut(_Out):
+    occurred_at: datetime
+    tenant: str | None = Field(default=None, alias="tenant.slug")
+    actor_kind: str = Field(description="user, admin_key, config or system")
+    actor_label: str
+    action: str = Field(description="Dotted, e.g. key.create")
+    target_type: str
+    target_id: str
+    target_label: str
+    details: dict[str, Any]

@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern
 from ninja import NinjaAPI
 
-from management.api import keys, platform, tenancy
+from management.api import activity, keys, platform, tenancy
 from management.auth import AdminKeyAuth
 from management.errors import ApiError, install_error_handlers
 
@@ -37,6 +37,7 @@ def build_api() -> NinjaAPI:
     api.add_router("/", tenancy.router)
     api.add_router("/", keys.router)
     api.add_router("/", platform.router)
+    api.add_router("/", activity.router)
     install_error_handlers(api)
     return api
 

@@ -54,6 +54,8 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/tenants/{slug}/keys/{key_id}"): Case(),
     ("PATCH", "/tenants/{slug}/keys/{key_id}"): Case(lambda t: {"expires_at": None}),
     ("POST", "/tenants/{slug}/keys/{key_id}/revoke"): Case(),
+    ("GET", "/tenants/{slug}/activity"): Case(),
+    ("GET", "/activity"): Case(kind="platform"),
     ("GET", "/admin-keys"): Case(kind="listing"),
     ("POST", "/admin-keys"): Case(lambda t: {"name": "mine now", "tenant": t.tenant.slug}),
     ("POST", "/admin-keys/{key_id}/revoke"): Case(),

@@ -141,3 +141,17 @@ def test_long_lists_come_in_pages(as_ours: Api, ours: Side) -> None:
 
     assert page["count"] == 4
     assert [k["name"] for k in page["items"]] == ["k0", "k1"]
+
+
+def test_the_activity_log_reads_back_who_did_what(as_ours: Api, platform: Api, ours: Side) -> None:
+    as_ours.post(f"/tenants/{ours.tenant.slug}/keys/{ours.key.pk}/revoke")
+
+    own = as_ours.get(f"/tenants/{ours.tenant.slug}/activity?action=key.").json()["items"]
+    everything = platform.get("/activity?action=key.revoke").json()["items"]
+
+    assert [(e["action"], e["actor_kind"]) for e in own] == [
+        ("key.revoke", "admin_key"),
+        ("key.create", "system"),
+    ]
+    assert own[0]["actor_label"].startswith("admin key Hooli terraform (gwa-")
+    assert own[0] in everything
