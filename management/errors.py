@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
@@ -76,6 +77,12 @@ def install_error_handlers(api: NinjaAPI) -> None:
         ).response()
 
     api.exception_handler(ValidationError)(_validation_error)
+
+    @api.exception_handler(DjangoValidationError)
+    def _service_refused(request: HttpRequest, exc: DjangoValidationError) -> HttpResponse:
+        # A service's own check (e.g. an unknown timezone): the caller's input, so a 422.
+        message = "; ".join(exc.messages)
+        return ApiError(422, "validation_error", message).response()
 
     @api.exception_handler(HttpError)
     def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:

@@ -9,8 +9,9 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from ninja import Field, Schema
-from pydantic import ConfigDict
+from pydantic import BaseModel, ConfigDict
 
+from quotas.config import BudgetSpec, LimitSpec, QuotaPolicySpec
 from tenants.models import Membership, Role
 
 SLUG = r"^[a-z0-9][a-z0-9_-]*$"
@@ -170,7 +171,10 @@ class ProviderIn(_In):
     )
     tokens_per_minute: int | None = Field(default=None, gt=0)
     capacity_queue_seconds: float = Field(
-        default=0, ge=0, description="How long a request may wait for capacity before failing over."
+        default=0,
+        ge=0,
+        le=60,
+        description="How long a request may wait for capacity before failing over.",
     )
 
 
@@ -256,3 +260,61 @@ class ActivityOut(_Out):
     target_id: str
     target_label: str
     details: dict[str, Any]
+
+
+# --- limits, budgets, quota policy (the same validation as the YAML: quotas/config.py) ----------
+
+
+class _RuleScope(BaseModel):
+    scope: Literal["tenant", "team", "key", "user"] = Field(
+        description="Whom the rule applies to: the tenant, one team, one key, or end users."
+    )
+    team: str | None = Field(default=None, description="Team slug, for scope 'team'.")
+    key_id: int | None = Field(default=None, description="Key id, for scope 'key'.")
+    end_user: str = Field(
+        default="", max_length=200, description="For scope 'user': an end user id, or '*' for each."
+    )
+
+
+class LimitIn(LimitSpec, _RuleScope):
+    pass
+
+
+class BudgetIn(BudgetSpec, _RuleScope):
+    pass
+
+
+class _RuleOut(_Out):
+    id: int
+    scope: str
+    team: str | None = Field(default=None, alias="team.slug")
+    key_id: int | None = Field(default=None, alias="api_key_id")
+    end_user: str
+    shadow: bool
+    updated_at: datetime
+
+
+class LimitOut(_RuleOut):
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
+    max_concurrent: int | None
+
+
+class BudgetOut(_RuleOut):
+    amount_usd: Decimal
+    period: str
+    timezone: str
+    soft_threshold_pct: int
+
+
+class QuotaPolicyIn(QuotaPolicySpec):
+    pass
+
+
+class QuotaPolicyOut(_Out):
+    on_store_failure_limits: str
+    on_store_failure_budgets: str
+    max_request_cost_usd: Decimal | None
+    over_ceiling: str
+    downgrade_route: str
+    default_max_tokens: int

@@ -11,12 +11,13 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern
 from ninja import NinjaAPI
 
-from management.api import activity, keys, platform, tenancy
+from management.api import activity, keys, platform, quotas, tenancy
 from management.auth import AdminKeyAuth
 from management.errors import ApiError, install_error_handlers
 
 DESCRIPTION = """\
-Manage tenants, teams, members, virtual keys, providers, deployments and routes.
+Manage tenants, teams, members, virtual keys, rate limits, budgets, providers, deployments
+and routes, and read the activity log.
 
 Authenticate with an admin key: `Authorization: Bearer gwa-…` (create the first one with
 `manage.py create_admin_key --platform --name …`). A tenant key sees and changes only its tenant;
@@ -37,6 +38,7 @@ def build_api() -> NinjaAPI:
     api.add_router("/", tenancy.router)
     api.add_router("/", keys.router)
     api.add_router("/", platform.router)
+    api.add_router("/", quotas.router)
     api.add_router("/", activity.router)
     install_error_handlers(api)
     return api

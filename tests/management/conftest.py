@@ -6,6 +6,7 @@ The slugs differ from the session `world` so that both can live in one database.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from django.test import Client
 
 from activity.services import SYSTEM
 from management.services import admin_key_create
+from quotas import services as quota_services
 from tenants import services as tenant_services
 from tenants.models import ApiKey, Team, Tenant
 
@@ -27,6 +29,8 @@ class Side:
     admin_key_id: int
     username: str
     email: str
+    limit_id: int
+    budget_id: int
 
     def secrets(self) -> list[str]:
         """What must never reach a caller outside this tenant: names they did not send us."""
@@ -55,6 +59,10 @@ def build_side(slug: str, title: str) -> Side:
     key, material = tenant_services.key_create(
         team=team, name=f"{title} production backend", owner=user
     )
+    limit = quota_services.rate_limit_set(
+        tenant=tenant, scope="team", team=team, requests_per_minute=60
+    )
+    budget = quota_services.budget_set(tenant=tenant, scope="tenant", amount_usd=Decimal("250"))
     admin, admin_material = admin_key_create(
         name=f"{title} terraform", tenant=tenant, created_by="test", actor=SYSTEM
     )
@@ -67,6 +75,8 @@ def build_side(slug: str, title: str) -> Side:
         admin_key_id=admin.pk,
         username=username,
         email=email,
+        limit_id=limit.pk,
+        budget_id=budget.pk,
     )
 
 

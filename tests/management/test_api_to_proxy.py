@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,8 +16,18 @@ from activity.models import ActivityEvent
 from activity.services import SYSTEM
 from management.services import admin_key_create
 from tests.conftest import wait_for_record
+from tests.support.live import LiveGateway, start_gateway
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
+
+
+@pytest.fixture(scope="module")
+def gateway(world: Any) -> Iterator[LiveGateway]:
+    """Our own gateway process: warming the shared one would change what later tests see in its
+    caches (they refresh in the background, serving the previous value once)."""
+    live = start_gateway()
+    yield live
+    live.stop()
 
 
 @pytest.fixture(scope="module")

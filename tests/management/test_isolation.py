@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from activity.models import ActivityEvent
 from management.api import management_api
 from management.models import AdminKey
+from quotas.models import Budget, QuotaPolicy, RateLimit
 from tests.management.conftest import Api, Side
 
 pytestmark = pytest.mark.django_db
@@ -54,6 +55,16 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/tenants/{slug}/keys/{key_id}"): Case(),
     ("PATCH", "/tenants/{slug}/keys/{key_id}"): Case(lambda t: {"expires_at": None}),
     ("POST", "/tenants/{slug}/keys/{key_id}/revoke"): Case(),
+    ("GET", "/tenants/{slug}/limits"): Case(),
+    ("POST", "/tenants/{slug}/limits"): Case(
+        lambda t: {"scope": "tenant", "requests_per_minute": 1}
+    ),
+    ("DELETE", "/tenants/{slug}/limits/{limit_id}"): Case(),
+    ("GET", "/tenants/{slug}/budgets"): Case(),
+    ("POST", "/tenants/{slug}/budgets"): Case(lambda t: {"scope": "tenant", "amount_usd": "0"}),
+    ("DELETE", "/tenants/{slug}/budgets/{budget_id}"): Case(),
+    ("GET", "/tenants/{slug}/quota-policy"): Case(),
+    ("PUT", "/tenants/{slug}/quota-policy"): Case(lambda t: {"on_store_failure_budgets": "open"}),
     ("GET", "/tenants/{slug}/activity"): Case(),
     ("GET", "/activity"): Case(kind="platform"),
     ("GET", "/admin-keys"): Case(kind="listing"),
@@ -96,6 +107,8 @@ def fill(template: str, side: Side, *, slug_of: Side | None = None) -> str:
         .replace("{team}", side.team.slug)
         .replace("{username}", side.username)
         .replace("{key_id}", str(key_id))
+        .replace("{limit_id}", str(side.limit_id))
+        .replace("{budget_id}", str(side.budget_id))
         .replace("{name}", "anything")
         .replace("{alias}", "anything")
     )
@@ -123,6 +136,9 @@ def snapshot(side: Side) -> Any:
         list(side.tenant.teams.values_list("slug", "allowed_models")),
         AdminKey.objects.get(pk=side.admin_key_id).revoked_at,
         get_user_model().objects.values_list("email", "password").get(username=side.username),
+        list(RateLimit.objects.filter(tenant=side.tenant).values()),
+        list(Budget.objects.filter(tenant=side.tenant).values()),
+        list(QuotaPolicy.objects.filter(tenant=side.tenant).values()),
     )
 
 
