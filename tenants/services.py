@@ -215,6 +215,7 @@ def tenant_models_set(
         tenant_id=tenant.pk,
         details={"allowed_models": tenant.allowed_models},
     )
+    return tenant
 
 
 @transaction.atomic
