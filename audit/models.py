@@ -233,3 +233,26 @@ class AuditAccess(models.Model):
 
     def __str__(self) -> str:
         return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.user_label} {self.action}"
+
+
+class AuditExport(models.Model):
+    """The manifest of a finished export: what was exported, by whom, and how to verify it.
+
+    Inserted once, when the last byte has been streamed; only ever inserted.
+    """
+
+    id = models.UUIDField(primary_key=True)
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    user_label = models.CharField(max_length=200)
+    format = models.CharField(max_length=8)  # csv | jsonl
+    filters = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField()
+    completed_at = models.DateTimeField()
+    manifest = models.JSONField()
+    signature = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"export {self.id} ({self.format})"

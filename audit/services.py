@@ -8,6 +8,7 @@ turns its permission on for one statement inside its own transaction (docs/audit
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -16,6 +17,7 @@ from django.utils import timezone
 
 from activity.services import SYSTEM, Actor, activity_record
 from audit.models import (
+    AuditAccess,
     AuditChainHead,
     AuditCheckpoint,
     AuditErasure,
@@ -222,3 +224,23 @@ def _purge(
             purged_ranges=_ranges([seq for _, seq in rows]),
             details={"before": now.isoformat(), "by": actor.label},
         )
+
+
+def audit_access_record(
+    *,
+    user: Any,
+    action: str,
+    tenant_id: int,
+    query: dict[str, Any] | None = None,
+    record_count: int | None = None,
+) -> AuditAccess:
+    """Who looked at what: every console search, record view and export is recorded."""
+    return AuditAccess.objects.create(
+        occurred_at=timezone.now(),
+        user=user if getattr(user, "pk", None) else None,
+        user_label=str(user.get_username())[:200],
+        action=action,
+        tenant_ids=[tenant_id],
+        query=query or {},
+        record_count=record_count,
+    )
