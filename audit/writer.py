@@ -19,6 +19,7 @@ from django.db import close_old_connections, connection, connections, transactio
 from audit.content import ContentModes, apply_content_mode
 from audit.entries import AuditEntry
 from audit.sql import complete_entries, insert_entries
+from quotas.ledger import insert_spend
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ def write_batch(ops: list[_Op], content_modes: ContentModes | None = None) -> No
             completions = [entry for op, entry in kept if isinstance(op, _Complete)]
             if completions:
                 complete_entries(connection, completions)
+            # The spend ledger gets its rows in the same transaction as the records they charge.
+            insert_spend(connection, inserts + completions)
     finally:
         close_old_connections()
 
