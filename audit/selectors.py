@@ -34,6 +34,7 @@ class AuditFilters:
     end_user: str = ""
     api_key_id: int | None = None
     model: str = ""
+    upstream_model: str = ""
     provider: str = ""
     status: str = ""
     finding: str = ""
@@ -91,8 +92,10 @@ def audit_records_search(*, tenant_id: int, filters: AuditFilters) -> QuerySet[A
         "cost_usd__lte": f.max_cost,
     }
     records = records.filter(**{k: v for k, v in exact.items() if v not in (None, "")})
-    if f.model:
-        records = records.filter(Q(model_requested=f.model) | Q(upstream_model=f.model))
+    if f.model:  # the public name asked for (served by the tenant+model+time index)
+        records = records.filter(model_requested=f.model)
+    if f.upstream_model:
+        records = records.filter(upstream_model=f.upstream_model)
     if f.finding:
         # A finding of this check or type (the guardrails record both); jsonb containment.
         records = records.filter(
