@@ -15,11 +15,6 @@ from django.db.models.expressions import RawSQL
 from audit import chain
 from audit.models import AuditCheckpoint, AuditErasure, AuditRecord, AuditSeal, CheckpointKind
 
-# The same expression as the GIN index of migration 0004, so PostgreSQL can use the index.
-TEXT_VECTOR = (
-    "jsonb_to_tsvector('english'::regconfig, coalesce(request_body, '{}'::jsonb), '[\"string\"]')"
-    " || jsonb_to_tsvector('english'::regconfig, coalesce(response_body, '{}'::jsonb), '[\"string\"]')"
-)
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -65,9 +60,10 @@ def _text_match(records: QuerySet[AuditRecord], text: str) -> QuerySet[AuditReco
         return records
     if connection.vendor != "postgresql":  # SQLite: a plain substring match over the JSON
         return records.filter(Q(request_body__icontains=text) | Q(response_body__icontains=text))
+    # `search_document` is the stored, GIN-indexed tsvector of migration 0007 (not a model field).
     # Constant SQL text; the words typed are a bound parameter.
     match = RawSQL(  # noqa: S611
-        f"({TEXT_VECTOR}) @@ to_tsquery('english'::regconfig, %s)",
+        "audit_auditrecord.search_document @@ to_tsquery('english'::regconfig, %s)",
         [query],
         output_field=BooleanField(),
     )

@@ -20,7 +20,10 @@ def _array(names):
     return "ARRAY[" + ", ".join(f"'{name}'" for name in names) + "]::text[]"
 
 
-RECORD_GUARD = f"""
+def record_guard(derived=()):
+    """The guard function; `derived` columns (generated ones) are left out of the comparisons."""
+    completion, payload = (*COMPLETION, *derived), (*PAYLOAD, *derived)
+    return f"""
 CREATE OR REPLACE FUNCTION audit_record_guard() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
@@ -31,7 +34,7 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF current_setting('audit.erase', true) = 'on' THEN
-        IF (to_jsonb(NEW) - {_array(PAYLOAD)}) = (to_jsonb(OLD) - {_array(PAYLOAD)})
+        IF (to_jsonb(NEW) - {_array(payload)}) = (to_jsonb(OLD) - {_array(payload)})
            AND NEW.request_body IS NULL AND NEW.response_body IS NULL
            AND NEW.tool_calls = '[]'::jsonb AND NEW.tool_results = '[]'::jsonb THEN
             RETURN NEW;
@@ -40,13 +43,17 @@ BEGIN
             USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF OLD.status = 'in_progress'
-       AND (to_jsonb(NEW) - {_array(COMPLETION)}) = (to_jsonb(OLD) - {_array(COMPLETION)})
+       AND (to_jsonb(NEW) - {_array(completion)}) = (to_jsonb(OLD) - {_array(completion)})
        AND NOT EXISTS (SELECT 1 FROM audit_auditseal WHERE record_id = OLD.id) THEN
         RETURN NEW;
     END IF;
     RAISE EXCEPTION 'audit records are append-only: UPDATE of record % refused (only the one completion of an unfinished stream is allowed)', OLD.id
         USING ERRCODE = 'insufficient_privilege';
 END $$;
+"""
+
+
+RECORD_GUARD = record_guard() + """
 CREATE TRIGGER audit_record_append_only BEFORE UPDATE OR DELETE ON audit_auditrecord
     FOR EACH ROW EXECUTE FUNCTION audit_record_guard();
 """
