@@ -74,7 +74,13 @@ class AuditRecord(models.Model):
             models.Index(
                 fields=["tenant", "end_user", "started_at"], name="audit_tenant_user_time"
             ),
-            models.Index(fields=["status"], name="audit_status"),
+            models.Index(
+                fields=["tenant", "status", "started_at"], name="audit_tenant_status_time"
+            ),
+            # Streams still running: few rows, looked up by the sealer and by monitoring.
+            models.Index(
+                fields=["id"], condition=models.Q(status="in_progress"), name="audit_in_progress"
+            ),
             models.Index(fields=["started_at"], name="audit_time"),
             models.Index(
                 fields=["tenant", "model_requested", "started_at"], name="audit_tenant_model_time"
