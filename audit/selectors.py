@@ -8,9 +8,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection
+from django.db import OperationalError, connection, transaction
 from django.db.models import BooleanField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
+from psycopg.errors import QueryCanceled
 
 from audit import chain
 from audit.models import AuditCheckpoint, AuditErasure, AuditRecord, AuditSeal, CheckpointKind
@@ -54,24 +55,50 @@ def text_query(text: str) -> str:
     return " & ".join(f"{word}:*" for word in words)
 
 
-def _text_match(records: QuerySet[AuditRecord], text: str) -> QuerySet[AuditRecord]:
+# Up to this many matches, a search lists them through the GIN index and sorts them; beyond, the
+# word is common enough that walking the time index finds a page of matches at once. PostgreSQL
+# cannot tell the two apart from statistics (it walked a month of rows for a word in none).
+RARE_MATCHES = 5000
+_MATCH = "audit_auditrecord.search_document @@ to_tsquery('english'::regconfig, %s)"
+
+
+def _rare_match_ids(tenant_id: int, query: str) -> list[int] | None:
+    """Every match of the tenant if there are few (through the GIN index only), else None."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        cursor.execute(
+            f"SELECT id FROM audit_auditrecord WHERE tenant_id = %s AND {_MATCH} LIMIT %s",  # noqa: S608 - constant text
+            [tenant_id, query, RARE_MATCHES + 1],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    return ids if len(ids) <= RARE_MATCHES else None
+
+
+def _text_match(
+    records: QuerySet[AuditRecord], tenant_id: int, text: str, *, probe: bool
+) -> QuerySet[AuditRecord]:
     query = text_query(text)
     if not query:
         return records
     if connection.vendor != "postgresql":  # SQLite: a plain substring match over the JSON
         return records.filter(Q(request_body__icontains=text) | Q(response_body__icontains=text))
-    # `search_document` is the stored, GIN-indexed tsvector of migration 0007 (not a model field).
-    # The words typed are a bound parameter.
-    match = RawSQL(
-        "audit_auditrecord.search_document @@ to_tsquery('english'::regconfig, %s)",
-        [query],
-        output_field=BooleanField(),
-    )
+    if probe and (ids := _rare_match_ids(tenant_id, query)) is not None:
+        return records.filter(id__in=ids)
+    # `search_document` is the stored, GIN-indexed tsvector of migration 0007 (not a model field);
+    # the words typed are a bound parameter.
+    match = RawSQL(_MATCH, [query], output_field=BooleanField())  # noqa: S611
     return records.alias(text_match=match).filter(text_match=True)
 
 
-def audit_records_search(*, tenant_id: int, filters: AuditFilters) -> QuerySet[AuditRecord]:
-    """A tenant's records matching the filters, newest first."""
+def audit_records_search(
+    *, tenant_id: int, filters: AuditFilters, probe_rare_text: bool = True
+) -> QuerySet[AuditRecord]:
+    """A tenant's records matching the filters, newest first.
+
+    With `probe_rare_text` (exports), a text search first lists a rare word's matches through the
+    full-text index; without it (pages), the query walks time order and the caller bounds it.
+    """
     records = AuditRecord.objects.filter(tenant_id=tenant_id)
     f = filters
     exact: dict[str, Any] = {
@@ -98,19 +125,37 @@ def audit_records_search(*, tenant_id: int, filters: AuditFilters) -> QuerySet[A
             Q(guardrail_findings__contains=[{"type": f.finding}])
             | Q(guardrail_findings__contains=[{"check": f.finding}])
         )
-    records = _text_match(records, f.text)
+    records = _text_match(records, tenant_id, f.text, probe=probe_rare_text)
     return records.order_by("-started_at", "-id")
+
+
+# A page that takes longer than this walking time order is a rare word: ask the index instead.
+WALK_TIMEOUT_MS = 300
 
 
 def audit_records_page(
     *, tenant_id: int, filters: AuditFilters, before: tuple[datetime, int] | None, size: int = 50
 ) -> tuple[list[AuditRecord], tuple[datetime, int] | None]:
     """One page of results by keyset (fast on any page of a year of records, no COUNT)."""
-    records = audit_records_search(tenant_id=tenant_id, filters=filters)
-    if before is not None:
-        at, record_id = before
-        records = records.filter(Q(started_at__lt=at) | Q(started_at=at, id__lt=record_id))
-    rows = list(records.select_related("team", "api_key")[: size + 1])
+
+    def fetch(probe: bool) -> list[AuditRecord]:
+        records = audit_records_search(tenant_id=tenant_id, filters=filters, probe_rare_text=probe)
+        if before is not None:
+            at, record_id = before
+            records = records.filter(Q(started_at__lt=at) | Q(started_at=at, id__lt=record_id))
+        return list(records.select_related("team", "api_key")[: size + 1])
+
+    if filters.text and connection.vendor == "postgresql":
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(f"SET LOCAL statement_timeout = {WALK_TIMEOUT_MS}")
+                rows = fetch(probe=False)
+        except OperationalError as error:
+            if not isinstance(error.__cause__, QueryCanceled):
+                raise
+            rows = fetch(probe=True)
+    else:
+        rows = fetch(probe=False)
     more = len(rows) > size
     rows = rows[:size]
     return rows, ((rows[-1].started_at, rows[-1].pk) if more and rows else None)
