@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 
@@ -91,7 +93,7 @@ def test_truncating_the_end_of_the_chain_is_caught_by_the_signed_checkpoint(make
     make_record()
     victim = make_record()
     audit_seal_pending()
-    audit_checkpoint_heads()
+    audit_checkpoint_heads(min_interval=timedelta(0))
     seal = AuditSeal.objects.get(record_id=victim.pk)
 
     _as_superuser_without_triggers("DELETE FROM audit_auditseal WHERE id = %s", [seal.pk])
@@ -105,7 +107,7 @@ def test_truncating_the_end_of_the_chain_is_caught_by_the_signed_checkpoint(make
 def test_a_forged_checkpoint_is_caught(make_record):
     record = make_record()
     audit_seal_pending()
-    checkpoint = audit_checkpoint_heads()[0]
+    checkpoint = audit_checkpoint_heads(min_interval=timedelta(0))[0]
 
     _as_superuser_without_triggers(
         "UPDATE audit_auditcheckpoint SET count = count + 1 WHERE id = %s", [checkpoint.pk]
