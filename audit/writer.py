@@ -65,11 +65,8 @@ class AuditWriter:
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-writer")
         self._task: asyncio.Task[None] | None = None
-<<<<<<< HEAD
         self._closed = False
-=======
         self._content_modes = ContentModes()
->>>>>>> main
 
     async def insert(self, entry: AuditEntry) -> None:
         await self._submit(_Insert(entry))

@@ -114,7 +114,6 @@ CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
-<<<<<<< HEAD
 # Optional bearer token for /metrics (otherwise restrict it at the network edge).
 GATEWAY_METRICS_TOKEN = envstr("GATEWAY_METRICS_TOKEN")
 GATEWAY_ALERTS = AlertSettings(
@@ -128,7 +127,7 @@ GATEWAY_ALERTS = AlertSettings(
     latency_p99_ms=envfloat("GATEWAY_ALERT_LATENCY_P99_MS", 30_000.0),
 )
 # Periodic work (`celery -A gateway_site beat`): rollups catch up on their own after downtime.
-CELERY_BEAT_SCHEDULE = {
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "rollup-hourly": {"task": "billing.rollup_hourly", "schedule": 300.0},
     "rollup-daily": {"task": "billing.rollup_daily", "schedule": 900.0},
     "amortise-gpu-prices": {"task": "billing.amortise_gpu_prices", "schedule": 86400.0},
@@ -140,8 +139,6 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=7, minute=5, day_of_week="mon"),
     },
 }
-=======
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
 
 # --- the audit trail (docs/audit.md) --------------------------------------------------------
 # A stream still unfinished after this long is chained as it is (its worker died).
@@ -152,7 +149,6 @@ AUDIT_SEAL_SECONDS = envfloat("GATEWAY_AUDIT_SEAL_SECONDS", 10.0)
 AUDIT_CHECKPOINT_MINUTES = envint("GATEWAY_AUDIT_CHECKPOINT_MINUTES", 5)
 CELERY_BEAT_SCHEDULE["audit-seal"] = {"task": "audit.seal", "schedule": AUDIT_SEAL_SECONDS}
 CELERY_BEAT_SCHEDULE["audit-retention"] = {"task": "audit.retention", "schedule": 3600.0}
->>>>>>> main
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
