@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-_WIDTH, _HEIGHT, _PAD_LEFT, _PAD_BOTTOM, _PAD_TOP = 720, 240, 56, 28, 12
+_WIDTH, _HEIGHT, _PAD_LEFT, _PAD_RIGHT, _PAD_BOTTOM, _PAD_TOP = 720, 240, 56, 24, 28, 12
 # Colour-blind-safe palette (Okabe-Ito).
 _COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#999999")
 
@@ -43,7 +43,7 @@ def line_chart(days: list[date], series: dict[str, list[Decimal]]) -> LineChart 
     if not days or not series:
         return None
     peak = max((max(values) for values in series.values()), default=Decimal(0)) or Decimal(1)
-    plot_w = _WIDTH - _PAD_LEFT - 8
+    plot_w = _WIDTH - _PAD_LEFT - _PAD_RIGHT
     plot_h = _HEIGHT - _PAD_BOTTOM - _PAD_TOP
     step = plot_w / max(len(days) - 1, 1)
 
@@ -67,5 +67,12 @@ def line_chart(days: list[date], series: dict[str, list[Decimal]]) -> LineChart 
     ]
     y_ticks = [Tick(_PAD_LEFT - 6, y(peak * k / 4), f"${peak * k / 4:,.2f}") for k in range(0, 5)]
     return LineChart(
-        _WIDTH, _HEIGHT, lines, x_ticks, y_ticks, _PAD_LEFT, _HEIGHT - _PAD_BOTTOM, _WIDTH - 8
+        _WIDTH,
+        _HEIGHT,
+        lines,
+        x_ticks,
+        y_ticks,
+        _PAD_LEFT,
+        _HEIGHT - _PAD_BOTTOM,
+        _WIDTH - _PAD_RIGHT,
     )
