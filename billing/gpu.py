@@ -14,8 +14,8 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from activity.services import SYSTEM
-from audit.models import AuditRecord
 from billing.models import Price, PriceSource
+from billing.records import records_between
 from billing.services import current_price, price_set
 from routing.models import Deployment
 
@@ -29,11 +29,11 @@ def gpu_prices_amortise(*, now: datetime | None = None, hours: int = 24) -> list
         price = current_price(deployment, at=now)
         if price is None or price.gpu_hour_usd is None:
             continue
-        served = AuditRecord.objects.filter(
-            deployment_name=deployment.name,
-            started_at__gte=now - timedelta(hours=hours),
-            started_at__lt=now,
-        ).aggregate(prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"))
+        served = (
+            records_between(now - timedelta(hours=hours), now)
+            .filter(deployment_name=deployment.name)
+            .aggregate(prompt=Sum("prompt_tokens"), completion=Sum("completion_tokens"))
+        )
         tokens = (served["prompt"] or 0) + (served["completion"] or 0)
         if not tokens:
             continue  # no traffic to spread the cost over: keep the rate in force

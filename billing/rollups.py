@@ -17,8 +17,9 @@ from django.db.models import Aggregate, CharField, Count, F, FloatField, Q, Sum,
 from django.db.models.functions import Coalesce, NullIf, Trunc
 from django.utils import timezone
 
-from audit.models import AuditRecord, AuditStatus
+from audit.models import AuditStatus
 from billing.models import Granularity, RollupWatermark, UsageRollup
+from billing.records import first_record_at, records_between
 
 STEP = {Granularity.HOUR: timedelta(hours=1), Granularity.DAY: timedelta(days=1)}
 # Windows rolled again on every run: streams finish late, and the current bucket is partial.
@@ -47,9 +48,7 @@ def bucket_floor(moment: datetime, granularity: str) -> datetime:
 
 
 def _window_rows(granularity: str, start: datetime, end: datetime) -> Iterator[UsageRollup]:
-    records = AuditRecord.objects.filter(started_at__gte=start, started_at__lt=end).exclude(
-        status=AuditStatus.IN_PROGRESS
-    )
+    records = records_between(start, end).exclude(status=AuditStatus.IN_PROGRESS)
     aggregates: dict[str, Any] = {
         "requests": Count("id"),
         "errors": Count("id", filter=Q(status__in=_ERRORS)),
@@ -131,8 +130,7 @@ def rollup_catch_up(*, granularity: str, now: datetime | None = None) -> int:
     if mark is not None:
         start = min(mark.done_until, current - step * (REROLL[Granularity(granularity)] - 1))
     else:
-        first = AuditRecord.objects.order_by("started_at").values_list("started_at", flat=True)
-        earliest = first.first()
+        earliest = first_record_at()
         if earliest is None:
             return 0
         start = bucket_floor(earliest, granularity)

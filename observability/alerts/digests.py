@@ -16,8 +16,8 @@ import httpx
 from django.conf import settings
 from django.db.models import Count, Sum
 
-from audit.models import AuditRecord
 from billing.models import Granularity, UsageRollup
+from billing.records import records_between
 from observability.alerts.signals import is_pii
 from observability.config import AlertSettings
 
@@ -91,7 +91,7 @@ def weekly_digest(*, today: date) -> dict[str, Any]:
         .annotate(cost=Sum("cost_usd"), requests=Sum("requests"), rejected=Sum("rejected"))
         .order_by("tenant__slug", "-cost")
     )
-    records = AuditRecord.objects.filter(started_at__gte=_day(start), started_at__lt=_day(today))
+    records = records_between(_day(start), _day(today))
     pii: dict[str, int] = defaultdict(int)
     flagged = records.exclude(guardrail_findings=[]).values_list(
         "tenant__slug", "guardrail_findings"

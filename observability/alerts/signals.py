@@ -16,9 +16,11 @@ from typing import Any
 from django.db import connection
 from django.db.models import Count, Sum
 
-from audit.models import AuditRecord, AuditStatus
+from audit.models import AuditStatus
+from billing.records import records_between
 from billing.rollups import Percentile
 from observability.config import AlertSettings
+from tenants.models import Team, Tenant
 
 # Limits and budgets refusals (quotas/responses.py): any one of them is worth an alert.
 LIMIT_CODES = ("rate_limit_exceeded", "request_exceeds_limit", "budget_exceeded")
@@ -40,9 +42,7 @@ def provider_errors(now: datetime, config: AlertSettings) -> list[Condition]:
     tried: dict[tuple[str, str], int] = defaultdict(int)
     failed: dict[tuple[str, str], int] = defaultdict(int)
     causes: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    records = AuditRecord.objects.filter(started_at__gte=since, started_at__lt=now).exclude(
-        attempts=[]
-    )
+    records = records_between(since, now).exclude(attempts=[])
     for attempts in records.values_list("attempts", flat=True).iterator(chunk_size=2000):
         for attempt in attempts:
             if attempt.get("error") == "cooling_down":
@@ -74,9 +74,8 @@ def provider_errors(now: datetime, config: AlertSettings) -> list[Condition]:
 def limit_rejections(now: datetime, config: AlertSettings) -> list[Condition]:
     since = now - timedelta(minutes=config.window_minutes)
     rows = (
-        AuditRecord.objects.filter(
-            started_at__gte=since,
-            started_at__lt=now,
+        records_between(since, now)
+        .filter(
             status=AuditStatus.REJECTED,
             error_type__in=LIMIT_CODES,
         )
@@ -105,12 +104,7 @@ def limit_rejections(now: datetime, config: AlertSettings) -> list[Condition]:
 
 
 def _team_cost(start: datetime, end: datetime) -> dict[int, Decimal]:
-    rows = (
-        AuditRecord.objects.filter(started_at__gte=start, started_at__lt=end)
-        .values("team_id")
-        .annotate(cost=Sum("cost_usd"))
-        .order_by()
-    )
+    rows = records_between(start, end).values("team_id").annotate(cost=Sum("cost_usd")).order_by()
     return {row["team_id"]: row["cost"] or Decimal(0) for row in rows}
 
 
@@ -124,11 +118,7 @@ def cost_spikes(now: datetime, config: AlertSettings) -> list[Condition]:
             now - timedelta(days=day) - hour, now - timedelta(days=day)
         ).items():
             baseline[team_id] += cost / config.baseline_days
-    teams = dict(
-        AuditRecord.objects.filter(team_id__in=current)
-        .values_list("team_id", "team__tenant_id")
-        .distinct()
-    )
+    teams = {t.id: t for t in Team.objects.filter(id__in=current).select_related("tenant")}
     conditions = []
     for team_id, cost in current.items():
         usual = baseline.get(team_id, Decimal(0))
@@ -139,8 +129,9 @@ def cost_spikes(now: datetime, config: AlertSettings) -> list[Condition]:
                 Condition(
                     "cost_spike",
                     f"team:{team_id}",
-                    teams.get(team_id),
-                    f"team {team_id} spent ${cost:.2f} in the last hour; the same hour usually "
+                    teams[team_id].tenant_id,
+                    f"{teams[team_id].tenant.slug}/{teams[team_id].slug} spent ${cost:.2f} in the "
+                    f"last hour; the same hour usually "
                     f"costs ${usual:.2f} (threshold x{config.cost_spike_factor})",
                     {"cost_usd": f"{cost:.6f}", "baseline_usd": f"{usual:.6f}"},
                 )
@@ -157,7 +148,7 @@ def is_pii(finding: object) -> bool:
 
 def _pii_counts(start: datetime, end: datetime) -> tuple[dict[int, int], dict[int, int]]:
     """Per tenant: requests, and requests with at least one PII finding."""
-    records = AuditRecord.objects.filter(started_at__gte=start, started_at__lt=end)
+    records = records_between(start, end)
     totals = dict(records.values_list("tenant_id").annotate(n=Count("id")).order_by())
     with_pii: dict[int, int] = defaultdict(int)
     flagged = records.exclude(guardrail_findings=[]).values_list("tenant_id", "guardrail_findings")
@@ -172,6 +163,7 @@ def pii_spikes(now: datetime, config: AlertSettings) -> list[Condition]:
     since = now - timedelta(minutes=config.window_minutes)
     totals, with_pii = _pii_counts(since, now)
     base_totals, base_pii = _pii_counts(since - timedelta(days=1), since)
+    slugs = dict(Tenant.objects.filter(id__in=with_pii).values_list("id", "slug"))
     conditions = []
     for tenant_id, count in with_pii.items():
         rate = count / totals[tenant_id]
@@ -186,7 +178,7 @@ def pii_spikes(now: datetime, config: AlertSettings) -> list[Condition]:
                     "pii_spike",
                     f"tenant:{tenant_id}",
                     tenant_id,
-                    f"tenant {tenant_id}: {rate:.0%} of requests carried PII in the last "
+                    f"{slugs.get(tenant_id, tenant_id)}: {rate:.0%} of requests carried PII in the last "
                     f"{config.window_minutes} min; usually {usual:.1%}",
                     {"requests": totals[tenant_id], "with_pii": count, "rate": round(rate, 4)}
                     | {"baseline_rate": round(usual, 4)},
@@ -199,9 +191,11 @@ def latency_p99(now: datetime, config: AlertSettings) -> list[Condition]:
     if connection.vendor != "postgresql":
         return []  # percentile_cont is PostgreSQL's
     since = now - timedelta(minutes=config.window_minutes)
-    stats = AuditRecord.objects.filter(
-        started_at__gte=since, started_at__lt=now, latency_ms__isnull=False
-    ).aggregate(n=Count("id"), p99=Percentile("latency_ms", 0.99))
+    stats = (
+        records_between(since, now)
+        .filter(latency_ms__isnull=False)
+        .aggregate(n=Count("id"), p99=Percentile("latency_ms", 0.99))
+    )
     if stats["n"] < config.latency_min_requests or stats["p99"] <= config.latency_p99_ms:
         return []
     return [
