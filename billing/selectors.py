@@ -106,14 +106,12 @@ def cost_series(
     start: date,
     end: date,
     dimension: str,
+    breakdown: list[CostRow],
     team_id: int | None = None,
     top: int = 5,
 ) -> CostSeries:
-    """Daily cost of the `top` largest groups, the rest summed as "others"."""
+    """Daily cost of the `top` largest groups of `breakdown`, the rest summed as "others"."""
     field = DIMENSIONS[dimension]
-    breakdown = cost_breakdown(
-        tenant=tenant, start=start, end=end, dimension=dimension, team_id=team_id
-    )
     leaders = {row.key: row.label for row in breakdown[:top]}
     days = [start + timedelta(days=i) for i in range((end - start).days)]
     index = {day: i for i, day in enumerate(days)}

@@ -79,7 +79,9 @@ def finance(request: HttpRequest) -> HttpResponse:
                 for r in rows
             ),
         )
-    series = selectors.cost_series(tenant=ctx.tenant, start=start, end=end, dimension=by)
+    series = selectors.cost_series(
+        tenant=ctx.tenant, start=start, end=end, dimension=by, breakdown=rows
+    )
     return render(
         request,
         "billing/finance.html",
@@ -131,7 +133,7 @@ def team_costs(request: HttpRequest, team_id: int) -> HttpResponse:
             ),
         )
     series = selectors.cost_series(
-        tenant=ctx.tenant, start=start, end=end, dimension="user", team_id=team.id
+        tenant=ctx.tenant, start=start, end=end, dimension="user", breakdown=rows, team_id=team.id
     )
     return render(
         request,
