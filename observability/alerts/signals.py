@@ -224,9 +224,9 @@ def budget_warnings(now: datetime, config: AlertSettings) -> list[Condition]:
     from quotas.models import BudgetAlert
 
     conditions = []
-    recent = BudgetAlert.objects.filter(window_start__gte=now - timedelta(days=32)).select_related(
-        "budget", "budget__tenant", "budget__team", "budget__api_key"
-    )
+    recent = BudgetAlert.objects.filter(
+        window_start__gte=now - timedelta(days=32), window_start__lte=now
+    ).select_related("budget", "budget__tenant", "budget__team", "budget__api_key")
     for alert in recent:
         budget = alert.budget
         if now >= _window_end(alert.window_start, budget.period):
