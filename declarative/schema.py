@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from prompts.config import PromptSpec
 from tenants.models import Role
 
 _SLUG = r"^[a-z0-9][a-z0-9_-]*$"
@@ -105,6 +106,7 @@ class TenantSpec(_Strict):
     residency_region: str = ""
     teams: list[TeamSpec] = []
     users: list[UserSpec] = []
+    prompts: list[PromptSpec] = []
 
     @model_validator(mode="after")
     def _users_name_known_teams(self) -> TenantSpec:

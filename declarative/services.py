@@ -14,6 +14,8 @@ from pydantic import ValidationError
 
 from activity.services import CONFIG
 from declarative.schema import GatewayConfig, TenantSpec, resolve_secret
+from prompts.config import prompts_apply
+from prompts.services import PromptError
 from routing import services as routing_services
 from tenants import services as tenant_services
 from tenants.keys import hash_key
@@ -155,3 +157,7 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
             password=_secret(user_spec.password, f"user {user_spec.username}"),
         )
         report.bump("users")
+    try:
+        prompts_apply(tenant=tenant, specs=spec.prompts, teams=teams, bump=report.bump)
+    except PromptError as exc:
+        raise ConfigError(f"tenant {spec.slug}: {exc}") from exc

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "audit",
     "billing",
     "declarative",
+    "prompts",
 ]
 
 MIDDLEWARE = [
