@@ -15,7 +15,6 @@ from typing import Any
 
 VARIABLE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 TEMPLATE_ROLES = ("system", "developer", "user", "assistant")
-_WHITESPACE = re.compile(r"\s+")
 
 
 class MissingVariable(Exception):
@@ -93,7 +92,7 @@ def system_fingerprint(messages: Any) -> str:
     ]
     if not texts:
         return ""
-    normalised = _WHITESPACE.sub(" ", "\n".join(texts)).strip()
+    normalised = " ".join("\n".join(texts).split())
     if not normalised:
         return ""
     return "sp_" + hashlib.sha256(normalised.encode()).hexdigest()[:16]

@@ -72,9 +72,9 @@ def test_every_label_move_is_kept_and_rollback_is_one_recorded_action(prompt):
     ]
     assert moves[-1].actor_label == "ops-lead"
     actions = list(
-        ActivityEvent.objects.filter(action__startswith="prompt.label").values_list(
-            "action", flat=True
-        )
+        ActivityEvent.objects.filter(
+            action__startswith="prompt.label", tenant=prompt.tenant
+        ).values_list("action", flat=True)
     )
     assert actions.count("prompt.label_move") == 2 and actions.count("prompt.label_rollback") == 1
 
