@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "routing",
     "audit",
     "billing",
+    "quotas",
     "declarative",
     "prompts",
 ]
