@@ -1,0 +1,169 @@
+"""Drill: a prompt edit breaks allocation answers; the operator traces it and rolls back.
+
+The seed's fourth incident: "a new prompt version to adjust the agent's tone … hours later the agent
+began failing on allocation questions … the pipeline did not pin or log the prompt version used
+for each request". Here v2 of the advisor prompt changes the tone, and the mock provider fails any
+request whose prompt carries the marker v2 produces for allocation questions. Run alone:
+`pytest tests/drills/test_prompt_regression.py`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import openai
+import pytest
+from django.db import connections
+
+from activity.services import Actor
+from prompts import selectors, services
+from prompts.models import LabelMove
+from routing import services as routing
+from routing.models import Provider
+from tenants.models import Tenant
+from tests.conftest import wait_for_record
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
+
+PROMPT = "drill-advisor"
+ROUTE = "drill-prompt-chat"
+# What v2 renders for allocation questions, and what the mock is told to fail on.
+MARKER = "allocation-casual-mode"
+V1 = "You are a formal wealth advisor. The topic is {{ topic }}. Cite the client's holdings."
+V2 = "You are a relaxed, friendly advisor. Topic: {{ topic }}-casual-mode. Keep it light."
+TOPICS = ("allocation", "tax", "retirement")
+OPS = Actor("user", "ops-lead")
+T = TypeVar("T")
+
+
+def committed(change: Callable[[], T]) -> T:
+    """Make a change the live gateway can see: on another thread, outside the test's transaction."""
+
+    def run() -> T:
+        try:
+            return change()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(run).result()
+
+
+@pytest.fixture(scope="module")
+def drill(world: Any, django_db_blocker: Any, mock_server: Any) -> Any:
+    """Its own deployment (so its breaker is its own), and v1 of the prompt in production."""
+    with django_db_blocker.unblock():
+        deployment = routing.deployment_upsert(
+            name="drill-prompt-gpt",
+            provider=Provider.objects.get(name="mock-ok"),
+            upstream_model="mock-gpt",
+            input_price_per_mtok=Decimal("2.5"),
+            output_price_per_mtok=Decimal("10"),
+        )
+        routing.route_upsert(alias=ROUTE, description="", deployments=[deployment])
+        prompt = services.prompt_upsert(
+            actor=OPS, tenant=Tenant.objects.get(slug="acme"), name=PROMPT
+        )
+        services.prompt_publish(
+            actor=OPS,
+            prompt=prompt,
+            messages=[{"role": "system", "content": V1}],
+            model=ROUTE,
+            note="launch",
+        )
+        services.prompt_label_move(actor=OPS, prompt=prompt, label="production", version=1)
+    mock_server.configure(fail_marker=MARKER)
+    yield prompt
+    mock_server.configure()
+
+
+def _ask(api: openai.OpenAI, i: int) -> tuple[str, str, int, str]:
+    """One advisor question; returns (request id, prompt version served, HTTP status, topic)."""
+    topic = TOPICS[i % len(TOPICS)]
+    try:
+        raw = api.chat.completions.with_raw_response.create(
+            model="",  # the prompt's default route
+            messages=[{"role": "user", "content": f"Question {i} about my {topic}"}],
+            user=f"advisor-{i % 7}",
+            extra_headers={"x-gateway-prompt": f"{PROMPT}@production"},
+            extra_body={"prompt_variables": {"topic": topic}},
+        )
+        headers, status = raw.headers, raw.status_code
+    except openai.APIStatusError as error:
+        headers, status = error.response.headers, error.status_code
+    return headers["x-request-id"], headers["x-gateway-prompt-version"], status, topic
+
+
+def _traffic(api: openai.OpenAI, count: int, *, until_version: str | None = None) -> list[Any]:
+    """`count` questions; first keep asking until the gateway serves `until_version`."""
+    served = []
+    deadline = time.monotonic() + 10
+    while until_version is not None:
+        served.append(_ask(api, len(served)))
+        if served[-1][1] == until_version:
+            break
+        assert time.monotonic() < deadline, f"the gateway never served v{until_version}"
+        time.sleep(0.1)
+    served += [_ask(api, i) for i in range(count)]
+    return served
+
+
+def test_a_prompt_regression_is_traced_to_its_version_and_rolled_back(gateway, world, drill):
+    api = openai.OpenAI(base_url=gateway.api_url, api_key=world.key, max_retries=0)
+    tenant_id = drill.tenant_id
+
+    before = _traffic(api, 30, until_version="1")
+    assert {status for _, _, status, _ in before} == {200}
+
+    # The tone change ships.
+    committed(
+        lambda: services.prompt_publish(
+            actor=OPS,
+            prompt=drill,
+            messages=[{"role": "system", "content": V2}],
+            model=ROUTE,
+            note="friendlier tone",
+        )
+    )
+    committed(
+        lambda: services.prompt_label_move(actor=OPS, prompt=drill, label="production", version=2)
+    )
+    after = _traffic(api, 30, until_version="2")
+    on_v2 = [(rid, status, topic) for rid, version, status, topic in after if version == "2"]
+    broken = {rid for rid, status, _ in on_v2 if status != 200}
+    # Exactly the allocation questions fail (502: the provider failed), the others still work.
+    assert broken == {rid for rid, _, topic in on_v2 if topic == "allocation"}
+    assert {status for rid, status, _ in on_v2 if rid in broken} == {502}
+
+    # Tracing: when v2 went live, which requests used it, its error rate against v1's.
+    went_live = LabelMove.objects.filter(label__prompt=drill, to_version=2).get()
+    assert went_live.actor_label == "ops-lead"
+    usage = selectors.version_usage(tenant_id=tenant_id, prompt_name=PROMPT)
+    assert usage[1].error_rate == 0.0
+    assert usage[2].error_rate == pytest.approx(1 / 3, abs=0.1)  # the allocation third
+    assert usage[2].first_seen >= went_live.moved_at
+    failed = selectors.version_requests(
+        tenant_id=tenant_id, prompt_name=PROMPT, version=2, failed_only=True
+    )
+    assert {r.request_id for r in failed} == broken
+
+    # Rollback: one action, recorded.
+    label = drill.labels.get(name="production")
+    committed(lambda: services.prompt_label_rollback(actor=OPS, label=label))
+    rolled_back = _traffic(api, 15, until_version="1")
+    assert {status for _, version, status, _ in rolled_back if version == "1"} == {200}
+    last = LabelMove.objects.filter(label=label).order_by("-id").first()
+    assert (last.from_version, last.to_version, last.is_rollback) == (2, 1, True)
+
+    # Every request's audit record names the version it was served with.
+    for request_id, version, _, _ in before + after + rolled_back:
+        record = wait_for_record(request_id)
+        assert (record.prompt_name, record.prompt_version, record.prompt_label) == (
+            PROMPT,
+            int(version),
+            "production",
+        )
