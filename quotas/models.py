@@ -91,7 +91,8 @@ class Budget(ScopedRule):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_period_display().lower()} budget of {self.scope_label()}"
+        adjective = {"day": "daily", "week": "weekly", "month": "monthly"}[self.period]
+        return f"{adjective} budget of {self.scope_label()}"
 
 
 class StoreFailure(models.TextChoices):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Any
 
@@ -25,7 +26,7 @@ V2 = "You advise {{ client }} warmly about {{ topic }}."
 
 
 @pytest.fixture(scope="module")
-def registry(world: Any, django_db_blocker: Any) -> dict[str, str]:
+def registry(gateway: Any, world: Any, django_db_blocker: Any) -> dict[str, str]:
     """Committed prompts the live gateway can see: `e2e-advisor` v1/v2, a 50 % canary, a pin."""
     with django_db_blocker.unblock():
         acme = Tenant.objects.get(slug="acme")
@@ -50,7 +51,23 @@ def registry(world: Any, django_db_blocker: Any) -> dict[str, str]:
         _, pinned = tenants.key_create(team=world.team, name="e2e-prompt-pinned")
         key = tenants.ApiKey.objects.get(name="e2e-prompt-pinned", revoked_at__isnull=True)
         services.prompt_pin_set(actor=OPERATOR, prompt=prompt, version=2, api_key=key)
+    _wait_until_served(gateway, world.key)
     return {"pinned_key": pinned.plaintext}
+
+
+def _wait_until_served(gateway: Any, key: str) -> None:
+    """A running gateway reloads its registry every 0.5 s: wait until it knows the new prompts."""
+    deadline = time.monotonic() + 10
+    while True:
+        response = httpx.post(
+            gateway.api_url + "/chat/completions",
+            headers={"authorization": f"Bearer {key}", "x-gateway-prompt": "e2e-advisor@split"},
+            json={"model": "demo", "messages": [{"role": "user", "content": "warm up"}]},
+        )
+        if response.status_code != 404:
+            return
+        assert time.monotonic() < deadline, response.text
+        time.sleep(0.1)
 
 
 def _openai(gateway: Any, key: str) -> openai.OpenAI:
