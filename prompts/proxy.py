@@ -122,8 +122,16 @@ def _render(
             code="prompt_variable_missing",
             param=f"{VARIABLES_FIELD}.{missing.name}",
         ) from None
+    own = body.get("messages")
+    if own is not None and not isinstance(own, list):
+        raise GatewayError(
+            400,
+            "Invalid request at 'messages': must be a list.",
+            code="invalid_value",
+            param="messages",
+        )
     served = {**version.parameters, **body}
-    served["messages"] = [*rendered, *(body.get("messages") or ())]
+    served["messages"] = [*rendered, *(own or ())]
     if not body.get("model") and version.model:
         served["model"] = version.model
     return served

@@ -247,3 +247,18 @@ def test_the_anthropic_api_renders_a_prompt_by_header_too(gateway, world, regist
         "role": "system",
         "content": "You advise Mr Jones formally.",
     }
+
+
+def test_a_stream_names_its_prompt_version_too(gateway, world, registry):
+    raw = _openai(gateway, world.key).chat.completions.with_raw_response.create(
+        model="demo",
+        messages=[{"role": "user", "content": "Stream it"}],
+        stream=True,
+        extra_headers={"x-gateway-prompt": "e2e-advisor@production"},
+        extra_body={"prompt_variables": {"client": "C-9"}},
+    )
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in raw.parse() if chunk.choices)
+    assert text.startswith("Mock reply to: Stream it")
+    assert raw.headers["x-gateway-prompt-version"] == "1"
+    record = wait_for_record(raw.headers["x-request-id"])
+    assert (record.prompt_version, record.stream) == (1, True)
