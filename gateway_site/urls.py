@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
+from django.views.generic import RedirectView
 
 from routing.api import proxy_api
 from routing.errors import GatewayError
@@ -25,4 +26,6 @@ urlpatterns = [
     re_path(r"^v1/(?P<rest>.*)$", proxy_not_found),
     path("healthz", healthz),
     path("admin/", admin.site.urls),
+    path("console/", include("console.urls")),
+    path("", RedirectView.as_view(pattern_name="console:home", permanent=False)),
 ]
