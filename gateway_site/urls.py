@@ -26,6 +26,7 @@ urlpatterns = [
     re_path(r"^v1/(?P<rest>.*)$", proxy_not_found),
     path("healthz", healthz),
     path("admin/", admin.site.urls),
+    path("console/t/<slug:tenant_slug>/prompts/", include("prompts.urls")),
     path("console/", include("console.urls")),
     path("", RedirectView.as_view(pattern_name="console:home", permanent=False)),
 ]

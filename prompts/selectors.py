@@ -13,7 +13,7 @@ from django.db import connection
 from django.db.models import Aggregate, Avg, Count, FloatField, Max, Min, Q, QuerySet, Sum
 
 from audit.models import AuditRecord, AuditStatus
-from prompts.models import LabelMove, Prompt, PromptLabel, PromptVersion
+from prompts.models import LabelMove, Prompt, PromptLabel, PromptPin, PromptVersion
 
 
 def prompt_list(*, tenant_id: int) -> QuerySet[Prompt]:
@@ -38,6 +38,18 @@ def prompt_version(*, prompt: Prompt, number: int) -> PromptVersion | None:
 
 def prompt_labels(*, prompt: Prompt) -> list[PromptLabel]:
     return list(prompt.labels.select_related("version", "canary_version").order_by("name"))
+
+
+def prompt_pins(*, prompt: Prompt) -> list[PromptPin]:
+    return list(
+        prompt.pins.select_related("version", "team", "api_key").order_by(
+            "team__slug", "api_key__name"
+        )
+    )
+
+
+def prompt_pin(*, prompt: Prompt, pin_id: int) -> PromptPin | None:
+    return prompt.pins.filter(pk=pin_id).first()
 
 
 def label_history(*, prompt: Prompt) -> QuerySet[LabelMove]:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, TypeVar
 
 import openai
@@ -20,12 +22,22 @@ import pytest
 from django.db import connections
 
 from activity.services import Actor
-from prompts import selectors, services
+from prompts import services
 from prompts.models import LabelMove
 from routing import services as routing
 from routing.models import Provider
 from tenants.models import Tenant
 from tests.conftest import wait_for_record
+
+# The console's browser fixtures (Playwright, chromium, the live gateway with static files).
+from tests.support.browser import (  # noqa: F401
+    People,
+    browser,
+    console_gateway,
+    page,
+    people,
+    sign_in,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
@@ -37,6 +49,7 @@ V1 = "You are a formal wealth advisor. The topic is {{ topic }}. Cite the client
 V2 = "You are a relaxed, friendly advisor. Topic: {{ topic }}-casual-mode. Keep it light."
 TOPICS = ("allocation", "tax", "retirement")
 OPS = Actor("user", "ops-lead")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 T = TypeVar("T")
 
 
@@ -54,7 +67,12 @@ def committed(change: Callable[[], T]) -> T:
 
 
 @pytest.fixture(scope="module")
-def drill(gateway: Any, world: Any, django_db_blocker: Any, mock_server: Any) -> Any:
+def drill(
+    console_gateway: Any,  # noqa: F811 - the fixture imported above
+    world: Any,
+    django_db_blocker: Any,
+    mock_server: Any,
+) -> Any:
     """Its own deployment (so its breaker is its own), and v1 of the prompt in production."""
     with django_db_blocker.unblock():
         deployment = routing.deployment_upsert(
@@ -76,7 +94,7 @@ def drill(gateway: Any, world: Any, django_db_blocker: Any, mock_server: Any) ->
             note="launch",
         )
         services.prompt_label_move(actor=OPS, prompt=prompt, label="production", version=1)
-    _wait_for_route(gateway, world.key)
+    _wait_for_route(console_gateway, world.key)
     mock_server.configure(fail_marker=MARKER)
     yield prompt
     mock_server.configure()
@@ -127,14 +145,19 @@ def _traffic(api: openai.OpenAI, count: int, *, until_version: str) -> list[Any]
     return [answer for answer in served if answer[1] and answer[2] != 404]
 
 
-def test_a_prompt_regression_is_traced_to_its_version_and_rolled_back(gateway, world, drill):
-    api = openai.OpenAI(base_url=gateway.api_url, api_key=world.key, max_retries=0)
-    tenant_id = drill.tenant_id
+def test_a_prompt_regression_is_traced_to_its_version_and_rolled_back(
+    console_gateway: Any,  # noqa: F811 - the browser fixtures imported above
+    world: Any,
+    drill: Any,
+    page: Any,  # noqa: F811
+    people: People,  # noqa: F811
+) -> None:
+    api = openai.OpenAI(base_url=console_gateway.api_url, api_key=world.key, max_retries=0)
 
     before = _traffic(api, 30, until_version="1")
     assert {status for _, _, status, _ in before} == {200}
 
-    # The tone change ships.
+    # The tone change ships (from git or a script: the operator was not involved).
     committed(
         lambda: services.prompt_publish(
             actor=OPS,
@@ -154,25 +177,40 @@ def test_a_prompt_regression_is_traced_to_its_version_and_rolled_back(gateway, w
     assert broken == {rid for rid, _, topic in on_v2 if topic == "allocation"}
     assert {status for rid, status, _ in on_v2 if rid in broken} == {502}
 
-    # Tracing: when v2 went live, which requests used it, its error rate against v1's.
-    went_live = LabelMove.objects.filter(label__prompt=drill, to_version=2).get()
-    assert went_live.actor_label == "ops-lead"
-    usage = selectors.version_usage(tenant_id=tenant_id, prompt_name=PROMPT)
-    assert usage[1].error_rate == 0.0
-    assert usage[2].error_rate == pytest.approx(1 / 3, abs=0.1)  # the allocation third
-    assert usage[2].first_seen >= went_live.moved_at
-    failed = selectors.version_requests(
-        tenant_id=tenant_id, prompt_name=PROMPT, version=2, failed_only=True
-    )
-    assert {r.request_id for r in failed} == broken
+    # The operator opens the console: when did v2 go live, and what did it do?
+    sign_in(page, people.tenant_admin)
+    page.get_by_role("link", name="Prompts").click()
+    page.get_by_role("link", name=PROMPT).click()
+    went_live = LabelMove.objects.get(label__prompt=drill, to_version=2)
+    history = page.locator("#label-history tbody tr").first
+    assert history.locator("td").all_inner_texts() == [
+        f"{went_live.moved_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}",
+        "ops-lead",
+        "production",
+        "v1",
+        "v2",
+        "",
+    ]
+    v1_rate = _percent(page.locator("#version-1 .error-rate").inner_text())
+    v2_rate = _percent(page.locator("#version-2 .error-rate").inner_text())
+    assert v1_rate == 0
+    assert 20 <= v2_rate <= 45  # the allocation third of v2's traffic
+    page.screenshot(path=str(SCREENSHOTS / "prompt-regression.png"), full_page=True)
 
-    # Rollback: one action, recorded.
-    label = drill.labels.get(name="production")
-    committed(lambda: services.prompt_label_rollback(actor=OPS, label=label))
+    # One click lists the affected requests.
+    page.get_by_role("link", name="Failed requests of v2").click()
+    listed = set(page.locator("#requests tbody tr td:first-child").all_inner_texts())
+    assert listed == broken
+
+    # Rollback: one action, recorded with who did it.
+    page.go_back()
+    page.get_by_role("button", name="Roll back production to v1").click()
+    page.get_by_text("Rolled back").wait_for()
     rolled_back = _traffic(api, 15, until_version="1")
     assert {status for _, version, status, _ in rolled_back if version == "1"} == {200}
-    last = LabelMove.objects.filter(label=label).order_by("-id").first()
+    last = LabelMove.objects.filter(label__prompt=drill).order_by("-id").first()
     assert (last.from_version, last.to_version, last.is_rollback) == (2, 1, True)
+    assert last.actor_label == people.tenant_admin
 
     # Every request's audit record names the version it was served with.
     for request_id, version, _, _ in before + after + rolled_back:
@@ -182,3 +220,7 @@ def test_a_prompt_regression_is_traced_to_its_version_and_rolled_back(gateway, w
             int(version),
             "production",
         )
+
+
+def _percent(cell: str) -> int:
+    return int(cell.split("%")[0].strip())
