@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "declarative",
     "prompts",
     "console",
+    "management",
 ]
 
 MIDDLEWARE = [
