@@ -35,6 +35,7 @@ urlpatterns = [
     path("healthz", healthz),
     path("admin/", admin.site.urls),
     path("console/t/<slug:tenant_slug>/prompts/", include("prompts.urls")),
+    path("console/t/<slug:tenant_slug>/compliance/", include("audit.urls")),
     path("console/", include("console.urls")),
     path("", RedirectView.as_view(pattern_name="console:home", permanent=False)),
 ]
