@@ -12,6 +12,8 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 
 from activity.services import Actor
@@ -38,6 +40,16 @@ def _prompt(request: HttpRequest, name: str) -> Prompt:
     if prompt is None:
         raise Http404("no such prompt")
     return prompt
+
+
+def _audit_search(request: HttpRequest, prompt: Prompt, number: int) -> str:
+    """The compliance audit search filtered to one version ("" for roles that cannot open it)."""
+    ctx = console_context(request)
+    if not ctx.has_role(Role.COMPLIANCE):
+        return ""
+    url = reverse("compliance:search", kwargs={"tenant_slug": ctx.tenant.slug})
+    query: dict[str, str | int] = {"prompt_name": prompt.name, "prompt_version": number}
+    return f"{url}?{urlencode(query)}"
 
 
 def _to_detail(request: HttpRequest, prompt: Prompt) -> HttpResponse:
@@ -92,7 +104,10 @@ def prompt_detail(request: HttpRequest, name: str) -> HttpResponse:
     prompt = _prompt(request, name)
     versions = selectors.prompt_versions(prompt=prompt)
     usage = selectors.version_usage(tenant_id=ctx.tenant.pk, prompt_name=prompt.name)
-    rows = [(version, usage.get(version.number)) for version in versions]
+    rows = [
+        (version, usage.get(version.number), _audit_search(request, prompt, version.number))
+        for version in versions
+    ]
     labels = selectors.prompt_labels(prompt=prompt)
     history = list(selectors.label_history(prompt=prompt))
     # What "roll back" would restore, per label: where it pointed before its last move.
@@ -271,6 +286,7 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
             "prompt": prompt,
             "version": version,
             "usage": usage,
+            "audit_search": _audit_search(request, prompt, number),
             "page": page,
             "failed_only": failed_only,
             "form": form,

@@ -171,3 +171,19 @@ def test_a_team_is_pinned_and_unpinned_from_the_console(acme):
     client.post(_url("pin_clear", name="advisor", pin_id=pin.pk))
     assert not PromptPin.objects.filter(pk=pin.pk).exists()
     assert ActivityEvent.objects.filter(action="prompt.unpin", tenant=acme.tenant).exists()
+
+
+def test_compliance_follows_a_version_into_the_audit_search(acme):
+    client = _as(acme, Role.COMPLIANCE)
+    page = client.get(_url("detail", name="advisor")).content.decode()
+    search = reverse("compliance:search", kwargs={"tenant_slug": "acme-c"})
+    link = f"{search}?prompt_name=advisor&amp;prompt_version=2"
+    assert link in page
+
+    results = client.get(link.replace("&amp;", "&")).content.decode()
+    assert "req_console_5" in results and "req_console_3" in results
+    assert "req_console_0" not in results  # a v1 request
+    # A developer cannot open the audit search, so is not offered the link.
+    assert (
+        search not in _as(acme, Role.DEVELOPER).get(_url("detail", name="advisor")).content.decode()
+    )
