@@ -3,7 +3,10 @@
 The seed's fourth incident: "a new prompt version to adjust the agent's tone … hours later the agent
 began failing on allocation questions … the pipeline did not pin or log the prompt version used
 for each request". Here v2 of the advisor prompt changes the tone, and the mock provider fails any
-request whose prompt carries the marker v2 produces for allocation questions. Run alone:
+request whose prompt carries the marker v2 produces for allocation questions. In a real browser,
+a tenant admin finds when v2 went live (label history), its error rate against v1's, the requests
+it broke, and rolls back with one button; a compliance officer follows v2 into the audit search.
+Every request's audit record names the version it used. Run alone:
 `pytest tests/drills/test_prompt_regression.py`.
 """
 
@@ -26,11 +29,13 @@ from prompts import services
 from prompts.models import LabelMove
 from routing import services as routing
 from routing.models import Provider
+from tenants import services as tenant_services
 from tenants.models import Tenant
 from tests.conftest import wait_for_record
 
 # The console's browser fixtures (Playwright, chromium, the live gateway with static files).
 from tests.support.browser import (  # noqa: F401
+    PASSWORD,
     People,
     browser,
     console_gateway,
@@ -49,6 +54,7 @@ V1 = "You are a formal wealth advisor. The topic is {{ topic }}. Cite the client
 V2 = "You are a relaxed, friendly advisor. Topic: {{ topic }}-casual-mode. Keep it light."
 TOPICS = ("allocation", "tax", "retirement")
 OPS = Actor("user", "ops-lead")
+COMPLIANCE_USER = "drill-compliance"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 T = TypeVar("T")
 
@@ -94,6 +100,14 @@ def drill(
             note="launch",
         )
         services.prompt_label_move(actor=OPS, prompt=prompt, label="production", version=1)
+        tenant_services.member_upsert(
+            tenant=prompt.tenant,
+            username=COMPLIANCE_USER,
+            email="compliance@acme.example",
+            role="compliance",
+            teams=[],
+            password=PASSWORD,
+        )
     _wait_for_route(console_gateway, world.key)
     mock_server.configure(fail_marker=MARKER)
     yield prompt
@@ -211,6 +225,16 @@ def test_a_prompt_regression_is_traced_to_its_version_and_rolled_back(
     last = LabelMove.objects.filter(label__prompt=drill).order_by("-id").first()
     assert (last.from_version, last.to_version, last.is_rollback) == (2, 1, True)
     assert last.actor_label == people.tenant_admin
+
+    # Compliance reviews the affected requests in the audit search: one click from the prompt.
+    page.context.clear_cookies()
+    sign_in(page, COMPLIANCE_USER)
+    page.goto(f"/console/t/acme/prompts/{PROMPT}/")
+    page.get_by_role("link", name="v2 in the audit search").click()
+    page.locator("#results").wait_for()
+    in_search = set(page.locator("#results a.rid").all_inner_texts())
+    assert broken <= in_search
+    assert not in_search & {rid for rid, version, _, _ in before}
 
     # Every request's audit record names the version it was served with.
     for request_id, version, _, _ in before + after + rolled_back:
