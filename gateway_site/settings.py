@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "observability",
     "quotas",
     "declarative",
+    "prompts",
     "console",
     "management",
 ]

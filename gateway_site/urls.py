@@ -37,6 +37,7 @@ urlpatterns = [
     path("readyz", readyz),
     path("metrics", metrics),
     path("admin/", admin.site.urls),
+    path("console/t/<slug:tenant_slug>/prompts/", include("prompts.urls")),
     path("console/t/<slug:tenant_slug>/compliance/", include("audit.urls")),
     path("console/", include("console.urls")),
     path("console/t/<slug:tenant_slug>/finance/", include("billing.urls")),
