@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -25,6 +26,7 @@ from console.access import console_context, console_view
 from tenants.models import Role
 
 FINANCE = (Role.FINANCE, Role.TENANT_ADMIN)
+_CENT = Decimal("0.01")
 
 
 def _csv(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> HttpResponse:
@@ -34,6 +36,11 @@ def _csv(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) ->
     writer.writerow(header)
     writer.writerows(rows)
     return response
+
+
+def _usd(value: Decimal) -> Decimal:
+    """Cents, rounded as the page rounds them (half up), so the CSV says what the page says."""
+    return value.quantize(_CENT, rounding=ROUND_HALF_UP)
 
 
 def _filters(request: HttpRequest) -> tuple[FinanceFilterForm, date, date, date]:
@@ -73,9 +80,9 @@ def finance(request: HttpRequest) -> HttpResponse:
     if request.GET.get("format") == "csv":
         return _csv(
             f"cost-by-{by}-{ctx.tenant.slug}-{start}-{last}",
-            [by, "cost_usd", "requests", "errors", "tokens", "from", "to"],
+            [by, "cost_usd", "requests", "errors", "tokens", "from", "to", "cost_usd_exact"],
             (
-                [r.label, f"{r.cost_usd:.2f}", r.requests, r.errors, r.tokens, start, last]
+                [r.label, _usd(r.cost_usd), r.requests, r.errors, r.tokens, start, last, r.cost_usd]
                 for r in rows
             ),
         )
@@ -128,7 +135,7 @@ def team_costs(request: HttpRequest, team_id: int) -> HttpResponse:
             f"cost-by-user-{ctx.tenant.slug}-{team.slug}-{start}-{last}",
             ["team", "end_user", "cost_usd", "requests", "errors", "tokens", "from", "to"],
             (
-                [team.name, r.key, f"{r.cost_usd:.2f}", r.requests, r.errors, r.tokens, start, last]
+                [team.name, r.key, _usd(r.cost_usd), r.requests, r.errors, r.tokens, start, last]
                 for r in rows
             ),
         )
