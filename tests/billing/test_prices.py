@@ -150,3 +150,38 @@ async def test_a_price_change_applies_to_new_requests_and_never_rewrites_past_on
         await _committed(lambda: Price.objects.filter(deployment=deployment).delete())
         await _committed(lambda: Deployment.objects.filter(pk=deployment.pk).delete())
         await sync_to_async(connections.close_all)()
+
+
+def test_a_gpu_priced_deployment_charges_its_last_day_of_gpu_cost_over_its_tokens(world):
+    from billing.gpu import gpu_prices_amortise
+    from tests.billing.support import make_ledger, record
+
+    deployment = _deployment("local-vllm-gpu", "llama-3.1-70b")
+    now = timezone.now()
+    billing.price_set(
+        actor=SYSTEM,
+        deployment=deployment,
+        input_per_mtok=Decimal("0.5"),
+        output_per_mtok=Decimal("0.5"),
+        gpu_hour_usd=Decimal("2"),
+        effective_from=now - timedelta(days=2),
+    )
+    ledger = make_ledger("gpu")
+    AuditRecord.objects.bulk_create(
+        record(
+            ledger.keys[i % 3],
+            now - timedelta(hours=i + 1),
+            cost=Decimal(0),
+            model="local-vllm-gpu",
+            prompt_tokens=15_000,
+            completion_tokens=5_000,
+        )
+        for i in range(24)
+    )  # 480,000 tokens in the last day
+
+    (price,) = gpu_prices_amortise(now=now)
+
+    # $2 x 24 h = $48 over 480,000 tokens = $100 per 1M tokens.
+    assert (price.input_per_mtok, price.output_per_mtok) == (Decimal(100), Decimal(100))
+    assert price.gpu_hour_usd == 2 and price.source == "gpu"
+    assert effective_prices([deployment], at=now)[deployment.id].input_per_mtok == 100
