@@ -122,6 +122,7 @@ async def _ask(client: AsyncClient, key: str) -> AuditRecord:
 
 async def test_a_price_change_applies_to_new_requests_and_never_rewrites_past_ones(world):
     deployment = await _committed(lambda: _deployment("priced-live", "gpt-4o-2024-08-06"))
+    await close_runtime()  # a runtime left by an earlier test would serve its older table
     client = AsyncClient()
     try:
         before = await _ask(client, world.key)
