@@ -13,6 +13,8 @@ import orjson
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from audit.models import AuditStatus
+from guardrails.core.stream import OutputBlocked
+from guardrails.proxy import client_body, guard_reply, guard_request, guard_stream, stream_error
 from routing.call import Call, parse_json_body
 from routing.core.errors import UpstreamError
 from routing.core.providers.base import ChatStream, ProviderAdapter
@@ -121,6 +123,10 @@ async def _serve_chat(
     """Forward a validated chat request (internal form), streamed or not."""
     call.entry.route_alias = resolved.route_alias
     call.entry.stream = stream
+    try:
+        payload, plan = await guard_request(call, resolved, plan, payload)
+    except GatewayError as error:
+        return await call.reject(error)
     if stream:
         return await _stream_chat(call, plan, payload, wants_usage)
     return await _complete_chat(call, plan, payload)
@@ -133,8 +139,11 @@ async def _chat(adapter: ProviderAdapter, target: Target, payload: JSON) -> Any:
 async def _complete_chat(call: Call, plan: RoutePlan, payload: JSON) -> HttpResponse:
     try:
         reply, target = await call.call_targets(plan, payload, _chat, per_attempt_s=plan.timeout_s)
+        reply, target = await guard_reply(call, plan, payload, reply, target)
     except UpstreamError as error:
         return await call.fail_upstream(error)
+    except GatewayError as error:  # a guardrail withheld the answer
+        return await call.reject(error)
     message = ((reply.parsed.get("choices") or [{}])[0] or {}).get("message") or {}
     call.entry.tool_calls = message.get("tool_calls") or []
     cost = call.settle(
@@ -147,7 +156,7 @@ async def _complete_chat(call: Call, plan: RoutePlan, payload: JSON) -> HttpResp
     if failure := await call.commit():
         return call.error_response(failure)
     response = HttpResponse(
-        call.wire.body(reply.body, reply.parsed),
+        client_body(call, call.wire.body(reply.body, reply.parsed)),
         status=reply.status,
         content_type="application/json",
     )
@@ -214,14 +223,15 @@ async def _relay(call: Call, primed: _PrimedStream, target: Target) -> AsyncIter
     )
     wire = call.wire
     try:
-        for out in wire.events(primed.first):
-            yield out
-        async for event in primed.stream.events:
+        async for event in guard_stream(call, primed.first, primed.stream):
             for out in wire.events(event):
                 yield out
         for out in wire.finish():
             yield out
         status, error_type, error_message = AuditStatus.SUCCESS, "", ""
+    except OutputBlocked as blocked:
+        status, error_type, error_message = AuditStatus.REJECTED, "output_blocked", str(blocked)
+        yield wire.error_event(stream_error(call, blocked))
     except UpstreamError as error:
         status, error_type, error_message = AuditStatus.FAILED, error.cause, error.message
         yield wire.error_event(_stream_error(call, error))
