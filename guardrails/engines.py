@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -38,14 +39,26 @@ def spacy_model() -> str | None:
     return next((name for name in _AUTO_MODELS if spacy.util.is_package(name)), None)
 
 
+_building = threading.Lock()
+
+
 @functools.cache
-def engines() -> Engines:
+def _build() -> Engines:
     model = spacy_model()
     logger.info("guardrails: PII detection with %s", model or "pattern recognizers only")
     return Engines(scanner=PiiScanner(spacy_model=model))
 
 
+def engines() -> Engines:
+    with _building:  # concurrent first requests build one analyzer, not several
+        return _build()
+
+
+def engines_built() -> bool:
+    return bool(_build.cache_info().currsize)
+
+
 async def engines_ready() -> Engines:
-    if engines.cache_info().currsize:
-        return engines()
+    if engines_built():
+        return _build()
     return await asyncio.to_thread(engines)

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from gateway_site.db_threads import run_db
 from guardrails.core.policy import NO_POLICY, Policy, PolicySpec, combine, compile_policy
+from guardrails.engines import Engines, engines_built, engines_ready
 from guardrails.models import PolicyAttachment
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class PolicyTableCache:
         self._table: PolicyTable | None = None
         self._loaded_at = 0.0
         self._refreshing: asyncio.Task[None] | None = None
+        self._warming: asyncio.Task[Engines] | None = None
 
     async def get(self) -> PolicyTable:
         if self._table is None:
@@ -102,6 +104,9 @@ class PolicyTableCache:
         try:
             self._table = await run_db(load_policy_table)
             self._loaded_at = time.monotonic()
+            if self._table.scopes and not engines_built():
+                # Build Presidio now, so the first guarded request does not wait for it.
+                self._warming = asyncio.create_task(engines_ready())
         except Exception:
             if self._table is None:
                 raise

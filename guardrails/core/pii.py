@@ -80,6 +80,9 @@ class PiiScanner:
 
     def __init__(self, *, spacy_model: str | None = None) -> None:
         make_tldextract_offline()
+        # Presidio logs at INFO on every call (too chatty and too slow for the hot path) and
+        # warns at start-up about every recognizer of a language we did not ask for.
+        logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
         from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
         from presidio_analyzer.nlp_engine import NlpEngine, NoOpNlpEngine, SpacyNlpEngine
 

@@ -22,10 +22,10 @@ from guardrails import services as guardrails
 from guardrails.core.policy import PolicySpec
 from guardrails.selectors import audit_records_with_finding
 from routing.models import Route
+from tenants import services as tenants
 from tests.conftest import wait_for_record
 from tests.guardrails.support import CARD, EMAIL, IBAN
 from tests.support.live import LiveGateway, start_gateway
-from tenants import services as tenants
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
