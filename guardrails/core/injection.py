@@ -17,6 +17,9 @@ from guardrails.core.normalise import Normalised, normalise
 
 # Hiding instructions in base64 or hex is itself a signal.
 _OBFUSCATION_BONUS = 0.15
+# Characters around a trigger searched by its rule: longer than any rule's match.
+_REACH = 320
+_MAX_SPOTS = 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,20 +39,53 @@ class Detector(Protocol):
     def score(self, text: Normalised) -> Verdict: ...
 
 
+def _search(rule: Rule, text: str) -> bool:
+    """The rule's regex, run only around where its triggers occur (every trigger is part of
+    what the rule matches, and no rule matches more than _REACH characters on either side)."""
+    spots = []
+    for trigger in (*rule.words, *rule.substrings):
+        at = text.find(trigger)
+        while at >= 0:
+            spots.append(at)
+            if len(spots) > _MAX_SPOTS:
+                return rule.regex.search(text) is not None
+            at = text.find(trigger, at + 1)
+    if not rule.words and not rule.substrings:
+        return rule.regex.search(text) is not None
+    searched = -1  # the search windows overlap: extend the last one instead of starting over
+    for at in sorted(spots):
+        end = at + _REACH
+        if end <= searched:
+            continue
+        if rule.regex.search(text, max(0, at - _REACH), end) is not None:
+            return True
+        searched = end
+    return False
+
+
 @dataclass
 class RuleDetector:
     rules: tuple[Rule, ...] = RULES
     version: str = RULESET_VERSION
     name: str = "rules"
 
-    def _matches(self, text: str) -> list[Rule]:
-        return [rule for rule in self.rules if rule.regex.search(text)]
+    def _matches(self, text: str, candidates: list[Rule]) -> list[Rule]:
+        return [rule for rule in candidates if _search(rule, text)]
 
     def score(self, text: Normalised) -> Verdict:
-        matched = self._matches(text.text)
+        # Most rules' trigger words are absent from most prompts: their regexes never run.
+        words, ascii_only = text.words, text.text.isascii()
+        candidates = [
+            rule
+            for rule in self.rules
+            if not words.isdisjoint(rule.words)
+            or any((s.isascii() or not ascii_only) and s in text.text for s in rule.substrings)
+            or (text.decoded and any(s in d for d in text.decoded for s in rule.substrings))
+        ]
+        matched = self._matches(text.text, candidates)
         hidden: list[Rule] = []
         for decoded in text.decoded:
-            hidden += self._matches(decoded)
+            hidden += self._matches(decoded, candidates)
         every = {rule.id: rule for rule in matched + hidden}.values()
         # Independent evidence combines like probabilities: 1 - prod(1 - w).
         remaining = 1.0

@@ -26,6 +26,9 @@ class Rule:
     category: str
     weight: float
     regex: re.Pattern[str]
+    # The rule's regex only runs when one of these words (or substrings) is in the text.
+    words: frozenset[str]
+    substrings: tuple[str, ...]
 
 
 _PREVIOUS = r"(?:previous|prior|preceding|above|earlier|former|original|initial|system|developer|all|any|your|the|these|those|my)"
@@ -244,7 +247,129 @@ _RULES: list[tuple[str, str, float, str]] = [
     ),
 ]
 
-RULES: tuple[Rule, ...] = tuple(
-    Rule(id, category, weight, re.compile(pattern, re.IGNORECASE))
-    for id, category, weight, pattern in _RULES
-)
+# Trigger words (space-separated), then substrings; kept beside the patterns they gate.
+_TRIGGERS: dict[str, tuple[str, ...]] = {
+    "override.ignore_previous": (
+        "ignore ignoring ignored disregard disregarding forget forgetting skip override overriding bypass bypassing drop discard abandon neglect",
+    ),
+    "override.new_instructions": ("instructions instruction directives directive prompt rules",),
+    "override.from_now_on": (
+        "",
+        "from now on",
+        "starting now",
+        "henceforth",
+        "rest of this conversation",
+    ),
+    "override.do_not_follow": (
+        "follow following obey obeying comply complying adhere adhering listen listening",
+    ),
+    "override.instead": ("instead rather",),
+    "override.no_restrictions": (
+        "restrictions filters limitations censorship guardrails safety policy policies ethical",
+    ),
+    "override.priority": ("priority precedence",),
+    "role.you_are_now": ("", "you are now"),
+    "role.no_longer": ("", "you are no longer"),
+    "role.jailbreak_persona": (
+        "dan stan dude aim unfiltered uncensored unrestricted evil jailbroken",
+    ),
+    "role.jailbreak_terms": (
+        "anything developer god jailbreak jailbroken unfiltered evil dude aim",
+    ),
+    "role.pretend_unrestricted": ("pretend act behave roleplay role-play imagine",),
+    "role.enable_mode": ("mode",),
+    "role.system_says": (
+        "",
+        "system:",
+        "admin:",
+        "administrator:",
+        "developer:",
+        "root:",
+        "system override",
+        "system message",
+        "system notice",
+        "system instruction",
+        "admin override",
+        "admin message",
+        "developer override",
+        "developer message",
+        "root override",
+    ),
+    "extract.reveal_prompt": (
+        "system initial original hidden secret internal developer pre-prompt preprompt pre-instructions",
+    ),
+    "extract.verbatim_above": ("above before preceding prior far verbatim",),
+    "extract.starting_with": ("starting beginning",),
+    "extract.what_were_you_told": ("told instructed programmed configured",),
+    "exfil.credentials": (
+        "api key keys token tokens password passwords credentials private env environment ssh cookies cookie apikey api-key api_key .env",
+    ),
+    "exfil.send_to_url": ("server endpoint webhook url address", "http", "www.", "@"),
+    "exfil.sensitive_files": (
+        "",
+        ".ssh",
+        "id_rsa",
+        "id_ed25519",
+        "/etc/",
+        ".aws/",
+        ".git-credentials",
+        ".env",
+    ),
+    "exfil.markdown_image": ("", "](http"),
+    "exfil.tool_abuse": ("rm curl wget delete drop transfer user customer",),
+    "exfil.conversation_history": ("conversation history previous data",),
+    "delim.chat_markup": ("", "<|", "|>", "[inst]", "[/inst]", "<<sys>>", "<</sys>>"),
+    "delim.fake_turn": (
+        "",
+        "system:",
+        "assistant:",
+        "developer:",
+        "system prompt:",
+        "system message:",
+        "assistant message:",
+        "developer message:",
+        "system :",
+        "assistant :",
+    ),
+    "delim.end_of_prompt": ("", "---", "===", "###", "***", "___", '"""', "```", "]]", "}}", "</"),
+    "delim.tag_system": (
+        "",
+        "<system>",
+        "</system>",
+        "<instructions>",
+        "</instructions>",
+        "<admin>",
+        "</admin>",
+    ),
+    "delim.tag_system_prompt": ("", "sys_prompt>", "system_prompt>"),
+    "i18n.de": ("ignoriere ignorieren ignorier vergiss vergessen missachte",),
+    "i18n.fr": ("ignore ignorer ignorez oublie oublier oubliez tiens",),
+    "i18n.es": ("ignora ignore olvida olvide omite descarta",),
+    "i18n.it": ("ignora dimentica trascura",),
+    "i18n.pt": ("ignore ignora esqueça esqueca desconsidere",),
+    "i18n.nl": ("negeer vergeet",),
+    "i18n.zh": ("", "忽略", "无视", "忘记", "忽视"),
+    "i18n.ja": ("", "無視", "忘れ"),
+    "i18n.ru": ("игнорируй проигнорируй забудь обращай",),
+    "i18n.extract": (
+        "zeige zeig gib verrate montre révèle affiche muestra revela",
+        "显示",
+        "透露",
+        "输出",
+    ),
+}
+
+
+def _rule(id: str, category: str, weight: float, pattern: str) -> Rule:
+    words, *substrings = _TRIGGERS[id]
+    return Rule(
+        id,
+        category,
+        weight,
+        re.compile(pattern, re.IGNORECASE),
+        frozenset(words.split()),
+        tuple(substrings),
+    )
+
+
+RULES: tuple[Rule, ...] = tuple(_rule(*rule) for rule in _RULES)
