@@ -42,6 +42,7 @@ def keys(world: Any, django_db_blocker: Any) -> dict[str, str]:
         team = tenants.team_upsert(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
         guarded, guarded_key = tenants.key_create(team=team, name="guarded")
         routed, routed_key = tenants.key_create(team=team, name="routed")
+        restorer, restorer_key = tenants.key_create(team=team, name="restorer")
         chat, canary = (Deployment.objects.get(name=n) for n in ("mock-gpt", "mock-gpt-next"))
         structured_route = routing.route_upsert(
             alias="gr-structured", description="", deployments=[chat, canary]
@@ -65,11 +66,23 @@ def keys(world: Any, django_db_blocker: Any) -> dict[str, str]:
             route=structured_route,
         )
         guardrails.guardrail_policy_attach(
+            policy=policy(
+                "gr-restore",
+                pii={"restore": True},
+                output={"rules": [{"name": "falcon", "terms": ["Project Falcon"]}]},
+            ),
+            api_key=restorer,
+        )
+        guardrails.guardrail_policy_attach(
             policy=policy("gr-sandboxing", injection={"action": "route", "route": "gr-sandbox"}),
             api_key=routed,
         )
     engines()  # built once per process; the first guarded request would otherwise wait for it
-    return {"guarded": guarded_key.plaintext, "routed": routed_key.plaintext}
+    return {
+        "guarded": guarded_key.plaintext,
+        "routed": routed_key.plaintext,
+        "restorer": restorer_key.plaintext,
+    }
 
 
 @pytest.fixture
@@ -188,3 +201,48 @@ async def test_detections_are_counted_per_tenant(keys, proxy):
     assert value("gateway_guardrail_injections_total", tenant="gr-proxy", action="block") == (
         blocks + 1
     )
+
+
+def anthropic_events(body: bytes) -> list[tuple[str, dict[str, Any]]]:
+    events = []
+    for block in body.decode().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "data" in lines:
+            events.append((lines.get("event", ""), orjson.loads(lines["data"])))
+    return events
+
+
+async def test_anthropic_clients_get_values_restored_streamed_or_not(keys, proxy, mock_server):
+    body = {
+        "model": "demo",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": f"Write to {EMAIL} about {CARD}"}],
+    }
+    whole = await post(proxy, keys["restorer"], body, path="messages")
+    assert whole.status_code == 200
+    assert whole.json()["content"][0]["text"] == f"Mock reply to: Write to {EMAIL} about {CARD}"
+    assert mock_server.requests()[-1]["body"]["messages"][-1]["content"] == (
+        "Write to <EMAIL_1> about <CARD_1>"
+    )
+
+    streamed = await post(proxy, keys["restorer"], {**body, "stream": True}, path="messages")
+    events = anthropic_events(b"".join([chunk async for chunk in streamed.streaming_content]))
+    text = "".join(
+        data["delta"].get("text", "") for name, data in events if name == "content_block_delta"
+    )
+    assert text == f"Mock reply to: Write to {EMAIL} about {CARD}"
+    assert events[-1][0] == "message_stop"
+
+
+async def test_an_anthropic_stream_is_cut_with_an_error_event(keys, proxy):
+    body = {
+        "model": "demo",
+        "max_tokens": 100,
+        "stream": True,
+        "messages": [{"role": "user", "content": "Any news on Project Falcon today?"}],
+    }
+    streamed = await post(proxy, keys["restorer"], body, path="messages")
+    events = anthropic_events(b"".join([chunk async for chunk in streamed.streaming_content]))
+    name, data = events[-1]
+    assert name == "error" and "gr-restore" in data["error"]["message"]
+    assert not any("Falcon" in orjson.dumps(d).decode() for n, d in events if n != "error")
