@@ -18,6 +18,7 @@ from django.db import close_old_connections, connection, connections, transactio
 
 from audit.entries import AuditEntry
 from audit.sql import complete_entries, insert_entries
+from quotas.ledger import insert_spend
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ def write_batch(ops: list[_Op]) -> None:
             completions = [op.entry for op in ops if isinstance(op, _Complete)]
             if completions:
                 complete_entries(connection, completions)
+            # The spend ledger gets its rows in the same transaction as the records they charge.
+            insert_spend(connection, inserts + completions)
     finally:
         close_old_connections()
 

@@ -10,6 +10,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from guardrails.core.policy import PolicySpec
+from quotas.config import (
+    BudgetSpec,
+    EndUserQuotaSpec,
+    LimitSpec,
+    ProviderCapacitySpec,
+    QuotaPolicySpec,
+)
 from tenants.models import Role
 
 _SLUG = r"^[a-z0-9][a-z0-9_-]*$"
@@ -35,6 +42,8 @@ class ProviderSpec(_Strict):
     base_url: str = Field(pattern=r"^https?://")
     credential: str | None = None
     region: str = ""
+    # The account's own rate limits: never exceeded, shared fairly between callers.
+    capacity: ProviderCapacitySpec | None = None
 
 
 class PriceSpec(_Strict):
@@ -76,6 +85,8 @@ class KeySpec(_Strict):
     value: str | None = None
     allowed_models: list[str] = []
     expires_at: datetime | None = None
+    limits: LimitSpec | None = None
+    budgets: list[BudgetSpec] = []
 
     @field_validator("value")
     @classmethod
@@ -90,6 +101,8 @@ class TeamSpec(_Strict):
     name: str
     allowed_models: list[str] = []
     keys: list[KeySpec] = []
+    limits: LimitSpec | None = None
+    budgets: list[BudgetSpec] = []
 
 
 class UserSpec(_Strict):
@@ -106,6 +119,10 @@ class TenantSpec(_Strict):
     residency_region: str = ""
     teams: list[TeamSpec] = []
     users: list[UserSpec] = []
+    quota_policy: QuotaPolicySpec | None = None
+    limits: LimitSpec | None = None
+    budgets: list[BudgetSpec] = []
+    end_users: list[EndUserQuotaSpec] = []
 
     @model_validator(mode="after")
     def _users_name_known_teams(self) -> TenantSpec:

@@ -23,6 +23,8 @@ from declarative.schema import (
     resolve_secret,
 )
 from guardrails import services as guardrail_services
+from quotas.config import apply_rules, apply_tenant_quotas
+from quotas.models import Scope
 from routing import services as routing_services
 from routing.models import Route
 from tenants import services as tenant_services
@@ -77,6 +79,9 @@ def config_apply(config: GatewayConfig) -> ApplyReport:
             base_url=spec.base_url,
             credential=_secret(spec.credential, f"provider {spec.name}"),
             region=spec.region,
+            requests_per_minute=spec.capacity.requests_per_minute if spec.capacity else None,
+            tokens_per_minute=spec.capacity.tokens_per_minute if spec.capacity else None,
+            capacity_queue_seconds=spec.capacity.queue_seconds if spec.capacity else 0,
         )
         report.bump("providers")
     deployments = {}
@@ -174,7 +179,7 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
             if existing is not None and existing.team_id != team.id:
                 raise ConfigError(f"{where}: a key of that name belongs to another team")
             if existing is None:
-                _, material = tenant_services.key_create(
+                existing, material = tenant_services.key_create(
                     actor=CONFIG,
                     team=team,
                     name=key_spec.name,
@@ -189,12 +194,27 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
                     plaintext if plaintext and hash_key(plaintext) != existing.key_hash else None
                 )
                 tenant_services.key_update(
+                    actor=CONFIG,
                     key=existing,
                     allowed_models=key_spec.allowed_models,
                     expires_at=key_spec.expires_at,
                     plaintext=changed,
                 )
             report.bump("keys")
+            apply_rules(
+                tenant=tenant,
+                scope=Scope.KEY,
+                limits=key_spec.limits,
+                budgets=key_spec.budgets,
+                api_key=existing,
+            )
+        apply_rules(
+            tenant=tenant,
+            scope=Scope.TEAM,
+            limits=team_spec.limits,
+            budgets=team_spec.budgets,
+            team=team,
+        )
     for user_spec in spec.users:
         tenant_services.member_upsert(
             actor=CONFIG,
@@ -206,6 +226,13 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
             password=_secret(user_spec.password, f"user {user_spec.username}"),
         )
         report.bump("users")
+    apply_tenant_quotas(
+        tenant=tenant,
+        policy=spec.quota_policy,
+        limits=spec.limits,
+        budgets=spec.budgets,
+        end_users=spec.end_users,
+    )
 
 
 def _attachment_scope(

@@ -145,6 +145,7 @@ class MockApp:
         entry: dict[str, Any] = {
             "method": scope["method"],
             "path": path,
+            "received_at": time.time(),
             "headers": logged,
             "body": None,
         }

@@ -18,6 +18,8 @@ from audit.entries import AuditEntry
 from audit.models import AuditStatus
 from audit.writer import AuditWriteError
 from billing.pricing import request_cost_usd
+from quotas import gate as quota_gate
+from quotas.engine import Admission, Demand
 from routing.core.errors import UpstreamError
 from routing.core.strategy import RoutePlan, order_targets
 from routing.core.types import JSON, Attempt, Target, Usage
@@ -80,6 +82,10 @@ class Call:
         self.started = time.perf_counter()
         self.upstream_ms = 0.0
         self.attempts: list[Attempt] = []
+        # Set once limits and budgets admitted the call; settled after its record is written.
+        self.admission: Admission | None = None
+        self.demand: Demand | None = None
+        self.quota_headers: dict[str, str] = {}
         self.wire: OpenAIWire = AnthropicWire() if endpoint == "messages" else OpenAIWire()
         self.guard: RequestGuard | None = None  # set when a guardrail policy applies
         self.entry = AuditEntry(
@@ -130,6 +136,12 @@ class Call:
         for target in targets:
             attempt = Attempt(target.deployment_name, target.provider_name)
             begun = time.perf_counter()
+            if refusal := await quota_gate.provider_room(self, target):
+                # The provider account has no room for this caller now: the next deployment may.
+                attempt.status, attempt.error = 429, "provider_capacity"
+                self.attempts.append(attempt)
+                last_error = refusal
+                continue
             try:
                 async with asyncio.timeout(per_attempt_s):
                     result = await operation(
@@ -199,12 +211,15 @@ class Call:
         try:
             await self.runtime.audit.insert(self.entry)
         except AuditWriteError:
+            quota_gate.settle(self)
             return GatewayError(
                 503,
                 "The request was not served: its audit record could not be stored. Retry later.",
                 type="server_error",
                 code="audit_unavailable",
             )
+        if self.entry.status != AuditStatus.IN_PROGRESS:
+            quota_gate.settle(self)
         return None
 
     async def reject(self, error: GatewayError) -> HttpResponse:
@@ -244,6 +259,7 @@ class Call:
 
     def route_headers(self, target: Target) -> dict[str, str]:
         return {
+            **self.quota_headers,
             "x-request-id": self.request_id,
             "x-gateway-route": self.entry.route_alias or target.deployment_name,
             "x-gateway-deployment": target.deployment_name,
@@ -283,6 +299,7 @@ def client_facing_failure(error: UpstreamError) -> tuple[int, bytes]:
         "rate_limited": "Every deployment of this model is rate limited by its provider. Retry later.",
         "timeout": "The provider did not answer in time.",
         "connection": "The provider could not be reached.",
+        "provider_capacity": error.message,
     }.get(error.cause, f"The provider failed to answer ({error.message}).")
     body = {
         "error": {"message": message, "type": "upstream_error", "param": None, "code": error.cause}

@@ -17,6 +17,11 @@ class Provider(models.Model):
     # Fernet token; never the plain credential (see gateway_site/crypto.py).
     credential_encrypted = models.TextField(blank=True, default="")
     region = models.CharField(max_length=32, blank=True, default="")
+    # The account's own rate limits: the gateway never sends more, and shares them fairly.
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    # How long a request may wait for capacity before it falls over or gets a 429.
+    capacity_queue_seconds = models.FloatField(default=0)
     is_active = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
 

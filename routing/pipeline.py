@@ -15,6 +15,8 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from audit.models import AuditStatus
 from guardrails.core.stream import OutputBlocked
 from guardrails.proxy import client_body, guard_reply, guard_request, guard_stream, stream_error
+from quotas import gate as quota_gate
+from quotas.tokens import count_text_tokens
 from routing.call import Call, parse_json_body
 from routing.core.errors import UpstreamError
 from routing.core.providers.base import ChatStream, ProviderAdapter
@@ -29,6 +31,9 @@ from tenants.auth import KeyIdentity
 
 # Fields the gateway reads for itself and does not forward (attribution only).
 GATEWAY_FIELDS = frozenset({"metadata"})
+# "x-gateway-dry-run: 1": answer which limit or budget would stop the request and what it could
+# cost, without counting it or calling a provider.
+DRY_RUN_HEADER = "x-gateway-dry-run"
 
 
 async def resolve_model(
@@ -123,13 +128,33 @@ async def _serve_chat(
     """Forward a validated chat request (internal form), streamed or not."""
     call.entry.route_alias = resolved.route_alias
     call.entry.stream = stream
+    if call.request.headers.get(DRY_RUN_HEADER):
+        return await _dry_run(call, plan, payload)
     try:
+        # Guardrails first: a refused request spends no quota, and quotas count masked text.
         payload, plan = await guard_request(call, resolved, plan, payload)
+        plan = await quota_gate.admit(call, plan, payload)
     except GatewayError as error:
         return await call.reject(error)
     if stream:
         return await _stream_chat(call, plan, payload, wants_usage)
     return await _complete_chat(call, plan, payload)
+
+
+async def _dry_run(
+    call: Call, plan: RoutePlan, payload: JSON, *, embeddings: bool = False
+) -> HttpResponse:
+    answer = await quota_gate.dry_run(call, plan, payload, embeddings=embeddings)
+    call.entry.endpoint += ".dry_run"
+    call.entry.status, call.entry.http_status = AuditStatus.SUCCESS, 200
+    call.entry.response_body = answer
+    call.entry.request_body = payload
+    call._finish()
+    if failure := await call.commit():
+        return call.error_response(failure)
+    response = HttpResponse(orjson.dumps(answer), content_type="application/json")
+    response["x-request-id"] = call.request_id
+    return response
 
 
 async def _chat(adapter: ProviderAdapter, target: Target, payload: JSON) -> Any:
@@ -240,7 +265,7 @@ async def _relay(call: Call, primed: _PrimedStream, target: Target) -> AsyncIter
         call.entry.tool_calls = tap.assembled_tool_calls()
         call.entry.error_type, call.entry.error_message = error_type, error_message
         call.settle(
-            usage=tap.usage or Usage(),
+            usage=tap.usage or _counted_usage(call, tap.assembled_response()),
             target=target,
             response=tap.assembled_response(),
             status=status,
@@ -250,9 +275,24 @@ async def _relay(call: Call, primed: _PrimedStream, target: Target) -> AsyncIter
         call.runtime.spawn(_complete_record(call, primed))
 
 
+def _counted_usage(call: Call, response: JSON) -> Usage:
+    """A stream cut short has no reported usage: count what was sent, and mark it counted."""
+    call.entry.usage_estimated = True
+    message = ((response.get("choices") or [{}])[0] or {}).get("message") or {}
+    text = (message.get("content") or "") + "".join(
+        (c.get("function") or {}).get("arguments") or "" for c in message.get("tool_calls") or ()
+    )
+    model = call.entry.upstream_model
+    prompt = call.demand.prompt_tokens if call.demand else 0
+    return Usage(prompt_tokens=prompt, completion_tokens=count_text_tokens(model, text).tokens)
+
+
 async def _complete_record(call: Call, primed: _PrimedStream) -> None:
     await primed.stream.events.aclose()
-    await call.runtime.audit.complete(call.entry)
+    try:
+        await call.runtime.audit.complete(call.entry)
+    finally:
+        quota_gate.settle(call)
 
 
 def _stream_error(call: Call, error: UpstreamError) -> bytes:
@@ -281,9 +321,12 @@ async def embeddings(request: HttpRequest, identity: KeyIdentity) -> HttpRespons
         body = validate_embeddings(raw)
         call.attribute(raw)
         resolved, plan = await resolve_model(runtime, identity, body.model)
+        call.entry.route_alias = resolved.route_alias
+        if request.headers.get(DRY_RUN_HEADER):
+            return await _dry_run(call, plan, forwarded(raw), embeddings=True)
+        plan = await quota_gate.admit(call, plan, forwarded(raw), embeddings=True)
     except GatewayError as error:
         return await call.reject(error)
-    call.entry.route_alias = resolved.route_alias
     try:
         reply, target = await call.call_targets(plan, forwarded(raw), _embed)
     except UpstreamError as error:

@@ -15,6 +15,7 @@ from django.conf import settings
 from httpx_aiohttp import AiohttpTransport
 
 from audit.writer import AuditWriter
+from quotas.gate import build_engine
 from routing.core.providers.anthropic import AnthropicAdapter
 from routing.core.providers.base import ProviderAdapter
 from routing.core.providers.openai import OpenAIAdapter
@@ -49,6 +50,7 @@ class GatewayRuntime:
         self.keys = KeyAuthenticator()
         self.routes = RoutingTableCache()
         self.health = HealthBook()
+        self.quotas = build_engine()
         self.audit = AuditWriter(batch_max=settings.GATEWAY.audit_batch_max_size)
         self._background: set[asyncio.Task[Any]] = set()
 

@@ -18,10 +18,16 @@ def provider_upsert(
     base_url: str,
     credential: str | None,
     region: str,
+    requests_per_minute: int | None = None,
+    tokens_per_minute: int | None = None,
+    capacity_queue_seconds: float = 0,
     actor: Actor = SYSTEM,
 ) -> Provider:
     provider = Provider.objects.filter(name=name).first() or Provider(name=name)
     provider.kind, provider.base_url, provider.region = kind, base_url, region
+    provider.requests_per_minute = requests_per_minute
+    provider.tokens_per_minute = tokens_per_minute
+    provider.capacity_queue_seconds = capacity_queue_seconds
     if credential is not None and (
         not provider.credential_encrypted or provider.get_credential() != credential
     ):
@@ -34,7 +40,13 @@ def provider_upsert(
         target=provider,
         tenant_id=None,
         # Never the credential itself.
-        details={"kind": kind, "base_url": base_url, "region": region},
+        details={
+            "kind": kind,
+            "base_url": base_url,
+            "region": region,
+            "requests_per_minute": requests_per_minute,
+            "tokens_per_minute": tokens_per_minute,
+        },
     )
     return provider
 

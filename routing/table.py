@@ -53,6 +53,9 @@ def _target(deployment: Deployment) -> Target:
         region=provider.region,
         input_price_per_mtok=deployment.input_price_per_mtok,
         output_price_per_mtok=deployment.output_price_per_mtok,
+        capacity_rpm=provider.requests_per_minute,
+        capacity_tpm=provider.tokens_per_minute,
+        capacity_queue_s=provider.capacity_queue_seconds,
     )
 
 

@@ -16,6 +16,16 @@ from tests.support.world import World, build_world
 settings.DATABASES["default"].get("OPTIONS", {}).pop("pool", None)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _fresh_quota_counters() -> None:
+    """Counters are keyed by database ids, which a recreated test database hands out again."""
+    import redis
+    from django.conf import settings as django_settings
+
+    if django_settings.REDIS_URL:
+        redis.Redis.from_url(django_settings.REDIS_URL).flushdb()
+
+
 @pytest.fixture(scope="session")
 def mock_server() -> Iterator[Any]:
     from mock_provider.testing import run_mock_server

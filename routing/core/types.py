@@ -23,6 +23,10 @@ class Target:
     region: str = ""
     input_price_per_mtok: Decimal = Decimal(0)
     output_price_per_mtok: Decimal = Decimal(0)
+    # The provider account's capacity (None: not limited by the gateway).
+    capacity_rpm: int | None = None
+    capacity_tpm: int | None = None
+    capacity_queue_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

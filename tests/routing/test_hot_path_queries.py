@@ -41,7 +41,7 @@ async def in_process_proxy():
     await sync_to_async(connections.close_all)()
 
 
-async def test_a_warm_request_makes_no_query_but_its_audit_insert(
+async def test_a_warm_request_makes_no_query_but_its_audit_and_ledger_inserts(
     world, statements, in_process_proxy
 ):
     client, auth = AsyncClient(), {"authorization": f"Bearer {world.key}"}
@@ -57,4 +57,8 @@ async def test_a_warm_request_makes_no_query_but_its_audit_insert(
     )
 
     assert second.status_code == 200
-    assert [s.split()[0:3] for s in statements] == [["INSERT", "INTO", '"audit_auditrecord"']]
+    # Both in the writer's one transaction: the record and the charge it carries.
+    assert [s.split()[0:3] for s in statements] == [
+        ["INSERT", "INTO", '"audit_auditrecord"'],
+        ["INSERT", "INTO", '"quotas_spendentry"'],
+    ]

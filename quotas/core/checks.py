@@ -1,0 +1,92 @@
+"""What one admission asks of the counters, and what they answer. No Django here.
+
+Four kinds of check, all evaluated together and all-or-nothing: if one enforced check fails,
+nothing is counted. Counts live in one-second buckets; a window check sums the last 61 of them,
+so "at most N per minute" holds for every 60-second span, not only for aligned minutes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+WINDOW_SECONDS = 60
+
+
+@dataclass(frozen=True, slots=True)
+class WindowCheck:
+    """At most `limit` units (requests or tokens) in any 60 s."""
+
+    key: str
+    limit: int
+    amount: int
+    label: str
+    shadow: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ConcurrencyCheck:
+    """At most `limit` requests in flight; each holds a lease until settled or expired."""
+
+    key: str
+    limit: int
+    label: str
+    shadow: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetCheck:
+    """Spent + reserved + this request's reservation must stay within `limit` (nano-USD)."""
+
+    key: str
+    limit: int
+    amount: int
+    label: str
+    ttl_s: int  # the window's keys outlive its end by a margin, then expire
+    soft_permille: int = 800
+    shadow: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ShareCheck:
+    """Fair share of a provider account: when it is more than `tight_permille` used, a consumer
+    already at or above capacity / active-consumers is refused, so the rest stays for others."""
+
+    provider_key: str
+    consumer_key: str
+    active_key: str
+    member: str
+    capacity: int
+    amount: int
+    label: str
+    tight_permille: int = 500
+    shadow: bool = False
+
+
+Check = WindowCheck | ConcurrencyCheck | BudgetCheck | ShareCheck
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    remaining: int
+    reset_s: int  # seconds until the window frees its oldest units (0: nothing counted)
+    exceeded: bool  # for a shadow check: it would have refused
+    alert: bool = False  # a budget crossed its soft threshold with this request (once per window)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    outcomes: tuple[Outcome, ...] = ()
+    failed: int | None = None  # index of the first enforced check that refused
+    retry_after_s: int | None = None  # None: waiting will not help (e.g. larger than the limit)
+    needs_seed: tuple[int, ...] = field(default=())  # budget checks whose window is not loaded
+    at_s: int = 0  # the counters' clock (epoch second) when the request was counted
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """What settling gives back: token corrections, the lease, the reservation and real spend."""
+
+    window_adjustments: tuple[tuple[str, int, int], ...] = ()  # (key, bucket second, delta)
+    concurrency_keys: tuple[str, ...] = ()
+    budget_spend: tuple[tuple[str, int], ...] = ()  # (key, actual nano-USD)

@@ -1,0 +1,280 @@
+"""The shared counters in Redis: one Lua script admits a request against every check at once.
+
+One round trip per admission, atomic across every gateway process; Redis's own clock (TIME) is
+the only clock, so processes with skewed clocks still agree. Same semantics as memory.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+
+from quotas.core.checks import (
+    BudgetCheck,
+    Check,
+    ConcurrencyCheck,
+    Outcome,
+    Release,
+    ShareCheck,
+    Verdict,
+    WindowCheck,
+)
+
+# ARGV: request id, lease seconds, dry run (0|1: evaluate, count nothing), then 7 per check:
+#   kind (w|c|b|s), limit, amount, shadow (0|1), x1, x2, member
+# KEYS per check: w → bucket hash; c → lease zset; b → state hash, reservation zset, amount hash;
+#   s → provider bucket hash, consumer bucket hash, active-consumer zset.
+# Returns {allowed, failed index (0 = none), retry (-1 = never), seed count, now, seeds...,
+#          then 4 values per check: remaining, reset, exceeded, alert}.
+_ADMIT = """
+local now = tonumber(redis.call('TIME')[1])
+local WINDOW = 60
+local request_id = ARGV[1]
+local lease = tonumber(ARGV[2])
+local dry = ARGV[3] == '1'
+local n = (#ARGV - 3) / 7
+
+local function recent(key)
+  local fields = {}
+  for s = now - WINDOW, now do fields[#fields + 1] = s end
+  local values = redis.call('HMGET', key, unpack(fields))
+  local buckets, total = {}, 0
+  for i, v in ipairs(values) do
+    if v then
+      local c = tonumber(v)
+      if c ~= 0 then
+        buckets[#buckets + 1] = {now - WINDOW + i - 1, c}
+        total = total + c
+      end
+    end
+  end
+  if redis.call('HLEN', key) > 2 * WINDOW then
+    for _, f in ipairs(redis.call('HKEYS', key)) do
+      if tonumber(f) < now - WINDOW then redis.call('HDEL', key, f) end
+    end
+  end
+  return buckets, total
+end
+
+local function wait_to_free(buckets, need)
+  local freed = 0
+  for _, b in ipairs(buckets) do
+    freed = freed + b[2]
+    if freed >= need then return b[1] + WINDOW + 1 - now end
+  end
+  return WINDOW + 1
+end
+
+local function reserved(res_key, amt_key)
+  local expired = redis.call('ZRANGEBYSCORE', res_key, '-inf', now)
+  for _, id in ipairs(expired) do
+    redis.call('ZREM', res_key, id)
+    redis.call('HDEL', amt_key, id)
+  end
+  local total = 0
+  for _, v in ipairs(redis.call('HVALS', amt_key)) do total = total + tonumber(v) end
+  return total
+end
+
+local checks, k = {}, 1
+local seeds = {}
+for i = 1, n do
+  local a = 3 + (i - 1) * 7
+  local c = {kind = ARGV[a + 1], limit = tonumber(ARGV[a + 2]), amount = tonumber(ARGV[a + 3]),
+             shadow = ARGV[a + 4] == '1', x1 = tonumber(ARGV[a + 5]), x2 = tonumber(ARGV[a + 6]),
+             member = ARGV[a + 7], k = k}
+  if c.kind == 'w' or c.kind == 'c' then k = k + 1 else k = k + 3 end
+  if c.kind == 'b' and redis.call('HEXISTS', KEYS[c.k], 'spent') == 0 then
+    seeds[#seeds + 1] = i - 1
+  end
+  checks[i] = c
+end
+if #seeds > 0 then
+  local out = {0, 0, -1, #seeds, now}
+  for _, s in ipairs(seeds) do out[#out + 1] = s end
+  return out
+end
+
+local outcomes, failed, retry = {}, 0, -1
+for i, c in ipairs(checks) do
+  local ok, remaining, reset, wait = true, 0, 0, -1
+  if c.kind == 'w' then
+    local buckets, used = recent(KEYS[c.k])
+    ok = used + c.amount <= c.limit
+    remaining = c.limit - used - c.amount
+    if #buckets > 0 then reset = buckets[1][1] + WINDOW + 1 - now end
+    if not ok and c.amount <= c.limit then wait = wait_to_free(buckets, used + c.amount - c.limit) end
+  elseif c.kind == 'c' then
+    redis.call('ZREMRANGEBYSCORE', KEYS[c.k], '-inf', now)
+    local held = redis.call('ZCARD', KEYS[c.k])
+    ok = held + 1 <= c.limit
+    remaining = c.limit - held - 1
+    wait = 1
+  elseif c.kind == 'b' then
+    local spent = tonumber(redis.call('HGET', KEYS[c.k], 'spent'))
+    local used = spent + reserved(KEYS[c.k + 1], KEYS[c.k + 2])
+    ok = used + c.amount <= c.limit
+    remaining = c.limit - used - c.amount
+  else
+    local active = KEYS[c.k + 2]
+    redis.call('ZREMRANGEBYSCORE', active, '-inf', now - WINDOW - 1)
+    if not dry then
+      redis.call('ZADD', active, now, c.member)
+      redis.call('EXPIRE', active, 2 * WINDOW)
+    end
+    local _, provider_used = recent(KEYS[c.k])
+    local mine, used = recent(KEYS[c.k + 1])
+    local consumers = redis.call('ZCARD', active)
+    if dry and redis.call('ZSCORE', active, c.member) == false then consumers = consumers + 1 end
+    local share = c.limit / consumers
+    local tight = provider_used * 1000 >= c.x1 * c.limit
+    ok = (not tight) or (used + c.amount <= share)
+    remaining = math.floor(share) - used - c.amount
+    if not ok then wait = wait_to_free(mine, math.max(1, math.floor(used + c.amount - share))) end
+  end
+  outcomes[i] = {remaining, reset, ok and 0 or 1, 0}
+  if not ok and not c.shadow and failed == 0 then failed, retry = i, wait end
+end
+
+if failed == 0 and not dry then
+  for i, c in ipairs(checks) do
+    if c.kind == 'w' then
+      redis.call('HINCRBY', KEYS[c.k], now, c.amount)
+      redis.call('EXPIRE', KEYS[c.k], 2 * WINDOW)
+    elseif c.kind == 'c' then
+      redis.call('ZADD', KEYS[c.k], now + lease, request_id)
+      redis.call('EXPIRE', KEYS[c.k], lease + WINDOW)
+    elseif c.kind == 's' then
+      redis.call('HINCRBY', KEYS[c.k + 1], now, c.amount)
+      redis.call('EXPIRE', KEYS[c.k + 1], 2 * WINDOW)
+    else
+      redis.call('ZADD', KEYS[c.k + 1], now + lease, request_id)
+      redis.call('HSET', KEYS[c.k + 2], request_id, c.amount)
+      for j = 0, 2 do redis.call('EXPIRE', KEYS[c.k + j], c.x1) end
+      local level = tonumber(redis.call('HGET', KEYS[c.k], 'spent'))
+        + reserved(KEYS[c.k + 1], KEYS[c.k + 2])
+      if level * 1000 >= c.x2 * c.limit and redis.call('HSETNX', KEYS[c.k], 'alerted', 1) == 1 then
+        outcomes[i][4] = 1
+      end
+    end
+  end
+end
+
+local out = {failed == 0 and 1 or 0, failed, retry, 0, now}
+for _, o in ipairs(outcomes) do
+  for _, v in ipairs(o) do out[#out + 1] = v end
+end
+return out
+"""
+
+# ARGV: request id, then 3 values per item: kind (w|c|b), bucket second, amount.
+_SETTLE = """
+local now = tonumber(redis.call('TIME')[1])
+local k = 1
+for i = 2, #ARGV, 3 do
+  local kind, second, amount = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  if kind == 'w' then
+    if second >= now - 60 and redis.call('EXISTS', KEYS[k]) == 1 then
+      redis.call('HINCRBY', KEYS[k], second, amount)
+    end
+    k = k + 1
+  elseif kind == 'c' then
+    redis.call('ZREM', KEYS[k], ARGV[1])
+    k = k + 1
+  else
+    redis.call('ZREM', KEYS[k + 1], ARGV[1])
+    redis.call('HDEL', KEYS[k + 2], ARGV[1])
+    if redis.call('HEXISTS', KEYS[k], 'spent') == 1 then
+      redis.call('HINCRBY', KEYS[k], 'spent', amount)
+    end
+    k = k + 3
+  end
+end
+return 1
+"""
+
+_SEED = """
+if ARGV[3] == '1' or redis.call('HEXISTS', KEYS[1], 'spent') == 0 then
+  redis.call('HSET', KEYS[1], 'spent', ARGV[1])
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+"""
+
+
+def _budget_keys(key: str) -> list[str]:
+    return [key, key + ":res", key + ":amt"]
+
+
+def _encode(check: Check) -> tuple[list[str], list[Any]]:
+    shadow = 1 if check.shadow else 0
+    if isinstance(check, WindowCheck):
+        return [check.key], ["w", check.limit, check.amount, shadow, 0, 0, ""]
+    if isinstance(check, ConcurrencyCheck):
+        return [check.key], ["c", check.limit, 1, shadow, 0, 0, ""]
+    if isinstance(check, BudgetCheck):
+        args = ["b", check.limit, check.amount, shadow, check.ttl_s, check.soft_permille, ""]
+        return _budget_keys(check.key), args
+    assert isinstance(check, ShareCheck)
+    keys = [check.provider_key, check.consumer_key, check.active_key]
+    return keys, ["s", check.capacity, check.amount, shadow, check.tight_permille, 0, check.member]
+
+
+class RedisQuotaStore:
+    def __init__(self, client: Redis) -> None:
+        self.client = client
+        self._admit = client.register_script(_ADMIT)
+        self._settle = client.register_script(_SETTLE)
+        self._seed = client.register_script(_SEED)
+
+    async def admit(
+        self, checks: Sequence[Check], request_id: str, lease_s: int, *, dry: bool = False
+    ) -> Verdict:
+        keys: list[str] = []
+        args: list[Any] = [request_id, lease_s, 1 if dry else 0]
+        for check in checks:
+            check_keys, check_args = _encode(check)
+            keys += check_keys
+            args += check_args
+        raw = [int(v) for v in await self._admit(keys=keys, args=args)]
+        allowed, failed, retry, seeds = raw[0], raw[1], raw[2], raw[3]
+        now = raw[4]
+        if seeds:
+            return Verdict(allowed=False, needs_seed=tuple(raw[5 : 5 + seeds]), at_s=now)
+        values = raw[5:]
+        outcomes = tuple(
+            Outcome(values[i], values[i + 1], bool(values[i + 2]), bool(values[i + 3]))
+            for i in range(0, len(values), 4)
+        )
+        return Verdict(
+            allowed=bool(allowed),
+            outcomes=outcomes,
+            failed=failed - 1 if failed else None,
+            retry_after_s=None if retry < 0 else retry,
+            at_s=now,
+        )
+
+    async def settle(self, release: Release, request_id: str) -> None:
+        keys: list[str] = []
+        args: list[Any] = [request_id]
+        for key, second, delta in release.window_adjustments:
+            keys.append(key)
+            args += ["w", second, delta]
+        for key in release.concurrency_keys:
+            keys.append(key)
+            args += ["c", 0, 0]
+        for key, actual in release.budget_spend:
+            keys += _budget_keys(key)
+            args += ["b", 0, actual]
+        if keys:
+            await self._settle(keys=keys, args=args)
+
+    async def seed(self, key: str, spent: int, ttl_s: int, *, force: bool = False) -> None:
+        await self._seed(keys=[key], args=[spent, ttl_s, "1" if force else "0"])
+
+    async def budget_state(self, key: str) -> tuple[int | None, int]:
+        spent = await self.client.hget(key, "spent")
+        amounts = await self.client.hvals(key + ":amt")
+        return (None if spent is None else int(spent)), sum(int(v) for v in amounts)

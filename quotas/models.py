@@ -1,0 +1,190 @@
+"""Rate limits, budgets and the spend ledger.
+
+A limit or budget applies to one scope: a tenant, a team, a key, or end users of a tenant (one
+named user, or `*` for each of them separately). A request must fit every scope that applies.
+"""
+
+from django.db import models
+from django.db.models import Q
+
+
+class Scope(models.TextChoices):
+    TENANT = "tenant", "Tenant"
+    TEAM = "team", "Team"
+    KEY = "key", "Key"
+    USER = "user", "End user"
+
+
+EACH_USER = "*"
+
+
+class ScopedRule(models.Model):
+    scope = models.CharField(max_length=8, choices=Scope.choices)
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    team = models.ForeignKey(
+        "tenants.Team", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    api_key = models.ForeignKey(
+        "tenants.ApiKey", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    # For scope "user": one end user's id, or "*" for every end user, each on their own.
+    end_user = models.CharField(max_length=200, blank=True, default="")
+    # Shadow mode: evaluated, recorded and metered, never enforced.
+    shadow = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+    def scope_label(self) -> str:
+        if self.scope == Scope.TEAM and self.team is not None:
+            return f"team '{self.team.slug}'"
+        if self.scope == Scope.KEY and self.api_key is not None:
+            return f"key '{self.api_key.name}'"
+        if self.scope == Scope.USER:
+            return "each end user" if self.end_user == EACH_USER else f"end user '{self.end_user}'"
+        return f"tenant '{self.tenant.slug}'"
+
+
+class RateLimit(ScopedRule):
+    """Requests and tokens per minute, and requests in flight, for one scope."""
+
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    tokens_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    max_concurrent = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "scope", "team", "api_key", "end_user"],
+                name="one_rate_limit_per_scope",
+                nulls_distinct=False,
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"rate limit of {self.scope_label()}"
+
+
+class Period(models.TextChoices):
+    DAY = "day", "Day"
+    WEEK = "week", "Week (from Monday)"
+    MONTH = "month", "Month"
+
+
+class Budget(ScopedRule):
+    """A spend limit in USD over a calendar window; spend is read from the ledger, never reset."""
+
+    amount_usd = models.DecimalField(max_digits=14, decimal_places=4)
+    period = models.CharField(max_length=8, choices=Period.choices, default=Period.MONTH)
+    timezone = models.CharField(max_length=64, default="UTC")
+    # Alert once per window when spend (with reservations) reaches this share of the amount.
+    soft_threshold_pct = models.PositiveSmallIntegerField(default=80)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "scope", "team", "api_key", "end_user", "period"],
+                name="one_budget_per_scope_and_period",
+                nulls_distinct=False,
+            )
+        ]
+
+    def __str__(self) -> str:
+        adjective = {"day": "daily", "week": "weekly", "month": "monthly"}[self.period]
+        return f"{adjective} budget of {self.scope_label()}"
+
+
+class StoreFailure(models.TextChoices):
+    OPEN = "open", "Serve the request unchecked"
+    CLOSED = "closed", "Refuse the request (503)"
+
+
+class OverCeiling(models.TextChoices):
+    REJECT = "reject", "Reject the request"
+    DOWNGRADE = "downgrade", "Send it to the cheaper route"
+
+
+class QuotaPolicy(models.Model):
+    """A tenant's choices for when the counters are unreachable, and its per-request ceiling."""
+
+    tenant = models.OneToOneField(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="quota_policy"
+    )
+    on_store_failure_limits = models.CharField(
+        max_length=8, choices=StoreFailure.choices, default=StoreFailure.OPEN
+    )
+    on_store_failure_budgets = models.CharField(
+        max_length=8, choices=StoreFailure.choices, default=StoreFailure.CLOSED
+    )
+    # Cost pre-approval: a request whose worst-case cost is above this is rejected or downgraded.
+    max_request_cost_usd = models.DecimalField(
+        max_digits=12, decimal_places=4, null=True, blank=True
+    )
+    over_ceiling = models.CharField(
+        max_length=10, choices=OverCeiling.choices, default=OverCeiling.REJECT
+    )
+    downgrade_route = models.CharField(max_length=128, blank=True, default="")
+    # max_tokens assumed for the reservation when a request does not set one.
+    default_max_tokens = models.PositiveIntegerField(default=4096)
+
+    def __str__(self) -> str:
+        return f"quota policy of {self.tenant}"
+
+
+class SpendEntry(models.Model):
+    """The ledger: one append-only row per charged request (or adjustment).
+
+    A budget's spend in a window is the sum of the entries in it; nothing is ever zeroed.
+    Written in the same transaction as the request's audit record.
+    """
+
+    request_id = models.CharField(max_length=40, blank=True, default="")
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    team = models.ForeignKey("tenants.Team", on_delete=models.PROTECT, related_name="+")
+    api_key = models.ForeignKey(
+        "tenants.ApiKey", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    end_user = models.CharField(max_length=200, blank=True, default="")
+    amount_usd = models.DecimalField(max_digits=16, decimal_places=10)
+    # The request's start: the window a request is charged to is the one it was admitted in.
+    occurred_at = models.DateTimeField()
+    estimated = models.BooleanField(default=False)  # usage counted locally, not reported
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "occurred_at"], name="spend_tenant_time"),
+            models.Index(fields=["team", "occurred_at"], name="spend_team_time"),
+            models.Index(fields=["api_key", "occurred_at"], name="spend_key_time"),
+            models.Index(fields=["tenant", "end_user", "occurred_at"], name="spend_user_time"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["request_id"],
+                condition=~Q(request_id=""),
+                name="one_spend_entry_per_request",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.request_id or 'adjustment'}: ${self.amount_usd}"
+
+
+class BudgetAlert(models.Model):
+    """A budget window reached its soft threshold (recorded once per window)."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="alerts")
+    window_start = models.DateTimeField()
+    end_user = models.CharField(max_length=200, blank=True, default="")
+    threshold_pct = models.PositiveSmallIntegerField()
+    raised_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["budget", "window_start", "end_user"], name="one_alert_per_window"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.budget} reached {self.threshold_pct}% ({self.window_start:%Y-%m-%d})"

@@ -1,0 +1,148 @@
+"""The Redis script and the in-process store answer alike: one contract, both stores."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from quotas.core.checks import BudgetCheck, ConcurrencyCheck, Release, ShareCheck, WindowCheck
+from quotas.core.memory import MemoryQuotaStore
+from quotas.core.redis_store import RedisQuotaStore
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: Any) -> AsyncIterator[Any]:
+    if request.param == "memory":
+        yield MemoryQuotaStore()
+        return
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    client = Redis.from_url(url)
+    yield RedisQuotaStore(client)
+    await client.aclose()
+
+
+def fresh(name: str) -> str:
+    return f"test:{name}:{uuid.uuid4().hex}"
+
+
+def rid() -> str:
+    return "req_" + uuid.uuid4().hex
+
+
+async def test_a_window_admits_up_to_its_limit_and_then_refuses_with_a_wait(store: Any) -> None:
+    check = WindowCheck(fresh("rpm"), limit=3, amount=1, label="team rpm")
+    verdicts = [await store.admit([check], rid(), 60) for _ in range(4)]
+    assert [v.allowed for v in verdicts] == [True, True, True, False]
+    assert [v.outcomes[0].remaining for v in verdicts[:3]] == [2, 1, 0]
+    refused = verdicts[3]
+    assert refused.failed == 0
+    assert refused.retry_after_s is not None and 1 <= refused.retry_after_s <= 61
+
+
+async def test_a_request_larger_than_the_limit_is_told_waiting_will_not_help(store: Any) -> None:
+    verdict = await store.admit(
+        [WindowCheck(fresh("tpm"), limit=100, amount=101, label="tpm")], rid(), 60
+    )
+    assert not verdict.allowed
+    assert verdict.retry_after_s is None
+
+
+async def test_all_or_nothing_a_refusal_counts_nothing_anywhere(store: Any) -> None:
+    roomy = WindowCheck(fresh("roomy"), limit=100, amount=1, label="tenant rpm")
+    full = WindowCheck(fresh("full"), limit=1, amount=1, label="user rpm")
+    assert (await store.admit([full], rid(), 60)).allowed
+    refused = await store.admit([roomy, full], rid(), 60)
+    assert not refused.allowed and refused.failed == 1
+    again = await store.admit([roomy], rid(), 60)
+    assert again.outcomes[0].remaining == 99  # the refused request was counted nowhere
+
+
+async def test_a_shadow_check_reports_but_does_not_refuse(store: Any) -> None:
+    shadow = WindowCheck(fresh("shadow"), limit=1, amount=1, label="shadow", shadow=True)
+    first = await store.admit([shadow], rid(), 60)
+    second = await store.admit([shadow], rid(), 60)
+    assert first.allowed and not first.outcomes[0].exceeded
+    assert second.allowed and second.outcomes[0].exceeded
+
+
+async def test_concurrency_leases_are_released_on_settle(store: Any) -> None:
+    key = fresh("conc")
+    check = ConcurrencyCheck(key, limit=2, label="key concurrency")
+    a, b, c = rid(), rid(), rid()
+    assert (await store.admit([check], a, 60)).allowed
+    assert (await store.admit([check], b, 60)).allowed
+    assert not (await store.admit([check], c, 60)).allowed
+    await store.settle(Release(concurrency_keys=(key,)), a)
+    assert (await store.admit([check], c, 60)).allowed
+
+
+async def test_a_budget_must_be_seeded_then_reserves_and_settles(store: Any) -> None:
+    key = fresh("budget")
+    check = BudgetCheck(key, limit=1000, amount=400, label="team budget", ttl_s=3600)
+    unseeded = await store.admit([check], rid(), 60)
+    assert not unseeded.allowed and unseeded.needs_seed == (0,)
+    await store.seed(key, 100, 3600)
+    first, second = rid(), rid()
+    assert (await store.admit([check], first, 60)).allowed  # 100 spent + 400 reserved
+    assert (await store.admit([check], second, 60)).allowed  # + 400 reserved = 900
+    assert not (await store.admit([check], rid(), 60)).allowed  # 1300 > 1000
+    await store.settle(Release(budget_spend=((key, 150),)), first)  # 250 spent, 400 reserved
+    assert await store.budget_state(key) == (250, 400)
+    assert not (await store.admit([check], rid(), 60)).allowed  # 250 + 400 + 400 > 1000
+    await store.settle(Release(budget_spend=((key, 0),)), second)  # the second failed: free
+    assert (await store.admit([check], rid(), 60)).allowed  # 250 + 400 ≤ 1000
+
+
+async def test_the_soft_threshold_alerts_once_per_window(store: Any) -> None:
+    key = fresh("soft")
+    await store.seed(key, 0, 3600)
+    check = BudgetCheck(key, limit=1000, amount=300, label="b", ttl_s=3600, soft_permille=800)
+    alerts = [(await store.admit([check], rid(), 60)).outcomes[0].alert for _ in range(3)]
+    assert alerts == [False, False, True]  # 300, 600, 900 ≥ 800
+    await store.seed(key, 0, 3600, force=True)
+    assert not (await store.admit([check], rid(), 60)).outcomes[0].alert
+
+
+async def test_concurrent_reservations_never_exceed_the_budget(store: Any) -> None:
+    key = fresh("race")
+    await store.seed(key, 0, 3600)
+    check = BudgetCheck(key, limit=10_000, amount=300, label="b", ttl_s=3600)
+    verdicts = await asyncio.gather(*(store.admit([check], rid(), 60) for _ in range(100)))
+    assert sum(v.allowed for v in verdicts) == 33  # 33 * 300 = 9,900 <= 10,000
+
+
+async def test_a_consumer_over_its_fair_share_is_refused_only_when_capacity_is_tight(
+    store: Any,
+) -> None:
+    provider, active = fresh("prov"), fresh("active")
+
+    def ask(member: str) -> list[Any]:
+        return [
+            WindowCheck(provider, limit=10, amount=1, label="provider rpm"),
+            ShareCheck(provider, f"{provider}:{member}", active, member, 10, 1, "fair share"),
+        ]
+
+    # Two consumers active: each has a share of 5. Below half of capacity, anyone is served.
+    assert (await store.admit(ask("quiet"), rid(), 60)).allowed
+    burst = [await store.admit(ask("loud"), rid(), 60) for _ in range(8)]
+    # loud gets 4 while the account is under half used (1 + 4 = 5), then its share: 5 in all.
+    assert [v.allowed for v in burst] == [True] * 5 + [False] * 3
+    assert burst[-1].failed == 1  # the fair-share check, not the account's capacity
+    # quiet is under its share: it is still served until the account itself is full.
+    quiet = [await store.admit(ask("quiet"), rid(), 60) for _ in range(5)]
+    assert [v.allowed for v in quiet] == [True, True, True, True, False]
+    assert quiet[-1].failed == 0
