@@ -119,7 +119,10 @@ async def test_a_warm_guarded_request_still_makes_one_sql_statement(keys, proxy,
 
     assert second.status_code == 200
     assert "<EMAIL_1>" in second.json()["choices"][0]["message"]["content"]
-    assert [s.split()[0:3] for s in statements] == [["INSERT", "INTO", '"audit_auditrecord"']]
+    assert [s.split()[0:3] for s in statements] == [
+        ["INSERT", "INTO", '"audit_auditrecord"'],
+        ["INSERT", "INTO", '"quotas_spendentry"'],
+    ]
 
 
 async def test_a_blocked_entity_is_refused_before_forwarding(keys, proxy, mock_server):
