@@ -1,4 +1,4 @@
-"""The guardrail policies every request may need, cached per worker like the routing table.
+"""The guardrail policies every request may need, cached per worker (gateway_site/snapshot.py).
 
 Loaded whole (policies compiled once), refreshed in the background when older than
 GATEWAY_ROUTES_CACHE_SECONDS; requests never wait on the ORM once warm. The combined policy of a
@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from django.conf import settings
 from pydantic import ValidationError
 
-from gateway_site.db_threads import run_db
+from gateway_site.snapshot import Snapshot
 from guardrails.core.policy import NO_POLICY, Policy, PolicySpec, combine, compile_policy
 from guardrails.engines import Engines, engines_built, engines_ready
 from guardrails.models import PolicyAttachment
@@ -51,9 +49,6 @@ class PolicyTable:
         return found
 
 
-EMPTY_TABLE = PolicyTable(scopes={})
-
-
 def load_policy_table() -> PolicyTable:
     compiled: dict[int, Policy | None] = {}
     scopes: dict[tuple[str, int | str], list[Policy]] = defaultdict(list)
@@ -82,50 +77,32 @@ def load_policy_table() -> PolicyTable:
     return PolicyTable(scopes={key: tuple(value) for key, value in scopes.items()})
 
 
-class PolicyTableCache:
+class PolicySnapshot(Snapshot[PolicyTable]):
+    """The policy table, per worker; once any policy exists, Presidio is built in the background
+    so the first guarded request does not wait for it."""
+
     def __init__(self, ttl_seconds: float | None = None) -> None:
-        self.ttl = settings.GATEWAY.routes_cache_seconds if ttl_seconds is None else ttl_seconds
-        self._table: PolicyTable | None = None
-        self._loaded_at = 0.0
-        self._refreshing: asyncio.Task[None] | None = None
+        super().__init__(load_policy_table, ttl_seconds=ttl_seconds, name="guardrail policies")
         self._warming: asyncio.Task[Engines] | None = None
 
-    async def get(self) -> PolicyTable:
-        if self._table is None:
-            if self._refreshing is None:
-                self._refreshing = asyncio.create_task(self._refresh())
-            await asyncio.shield(self._refreshing)
-        elif time.monotonic() - self._loaded_at > self.ttl and self._refreshing is None:
-            self._refreshing = asyncio.create_task(self._refresh())
-        assert self._table is not None
-        return self._table
-
     async def _refresh(self) -> None:
-        try:
-            self._table = await run_db(load_policy_table)
-            self._loaded_at = time.monotonic()
-            if self._table.scopes and not engines_built():
-                # Build Presidio now, so the first guarded request does not wait for it.
-                self._warming = asyncio.create_task(engines_ready())
-        except Exception:
-            if self._table is None:
-                raise
-            logger.exception("could not refresh the guardrail policies; serving the previous ones")
-        finally:
-            self._refreshing = None
+        await super()._refresh()
+        table = self._value
+        if table is not None and table.scopes and self._warming is None and not engines_built():
+            self._warming = asyncio.create_task(engines_ready())
 
 
-# One cache per event loop, like the proxy runtime (its refresh task belongs to its loop).
-_caches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PolicyTableCache] = (
+# One per event loop, like the proxy runtime (its refresh task belongs to its loop).
+_caches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PolicySnapshot] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def policy_cache() -> PolicyTableCache:
+def policy_cache() -> PolicySnapshot:
     loop = asyncio.get_running_loop()
     cache = _caches.get(loop)
     if cache is None:
-        cache = _caches[loop] = PolicyTableCache()
+        cache = _caches[loop] = PolicySnapshot()
     return cache
 
 
