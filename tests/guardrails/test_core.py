@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import ast
 import base64
+import re
 from pathlib import Path
 
 import orjson
@@ -20,6 +20,7 @@ from guardrails.core.structured import SchemaCache, schema_problem, wanted_schem
 from tests.guardrails.support import CARD, EMAIL, IBAN, PHONE, SSN
 
 CORE = Path(__file__).resolve().parents[2] / "guardrails" / "core"
+IMPORT = re.compile(r"^\s*(?:from|import)\s+([\w.]+)", re.MULTILINE)
 
 
 @pytest.fixture(scope="module")
@@ -58,20 +59,16 @@ def streamed_text(events: list[bytes]) -> str:
 
 
 def test_the_core_imports_nothing_from_django_or_other_apps():
+    # Read as text, not with `ast`: CPython 3.11's parser can fail spuriously while other
+    # threads compile (the in-process proxy's), and import lines are all this needs.
     offenders = []
     for path in CORE.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module]
-            offenders += [
-                f"{path.name}: {name}"
-                for name in names
-                if name.split(".")[0] in {"django", "celery", "tenants", "audit", "routing"}
-                or (name.startswith("guardrails.") and not name.startswith("guardrails.core"))
-            ]
+        for name in IMPORT.findall(path.read_text()):
+            top = name.split(".")[0]
+            if top in {"django", "celery", "tenants", "audit", "routing", "gateway_site"} or (
+                top == "guardrails" and not name.startswith("guardrails.core")
+            ):
+                offenders.append(f"{path.name}: {name}")
     assert offenders == []
 
 

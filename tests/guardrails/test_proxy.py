@@ -235,6 +235,7 @@ async def test_anthropic_clients_get_values_restored_streamed_or_not(keys, proxy
     )
     assert text == f"Mock reply to: Write to {EMAIL} about {CARD}"
     assert events[-1][0] == "message_stop"
+    await sync_to_async(wait_for_record)(streamed["x-request-id"])  # completed before teardown
 
 
 async def test_an_anthropic_stream_is_cut_with_an_error_event(keys, proxy):
@@ -249,3 +250,5 @@ async def test_an_anthropic_stream_is_cut_with_an_error_event(keys, proxy):
     name, data = events[-1]
     assert name == "error" and "gr-restore" in data["error"]["message"]
     assert not any("Falcon" in orjson.dumps(d).decode() for n, d in events if n != "error")
+    record = await sync_to_async(wait_for_record)(streamed["x-request-id"])
+    assert (record.status, record.error_type) == ("rejected", "output_blocked")
