@@ -142,6 +142,7 @@ def measure(runs: int) -> dict[str, Any]:
     from guardrails.core.pii import PiiScanner
     from guardrails.core.policy import PolicySpec, compile_policy
     from guardrails.core.stream import StreamFilter
+    from tests.guardrails.injection_set import HELD_OUT_ATTACKS, HELD_OUT_BENIGN
     from tests.guardrails.test_injection_set import measure as injection_quality
 
     begun = time.perf_counter()
@@ -213,12 +214,18 @@ def measure(runs: int) -> dict[str, Any]:
         "chars": len(text),
         "build_s": build_s,
         "injection": injection_quality(),
+        "held_out": injection_quality(attacks=HELD_OUT_ATTACKS, benign=HELD_OUT_BENIGN),
     }
 
 
 def render(result: dict[str, Any], runs: int) -> str:
     from guardrails.core.injection_rules import RULESET_VERSION
-    from tests.guardrails.injection_set import ATTACKS, BENIGN
+    from tests.guardrails.injection_set import (
+        ATTACKS,
+        BENIGN,
+        HELD_OUT_ATTACKS,
+        HELD_OUT_BENIGN,
+    )
 
     quality = result["injection"]
     wall, _, cpu = result["rows"]["PII + injection"]
@@ -252,17 +259,29 @@ def render(result: dict[str, Any], runs: int) -> str:
             for name, (p50, p99, c) in result["rows"].items()
         ),
         "",
-        "Prompt-injection rules (ruleset "
-        f"{RULESET_VERSION}) on the labelled set in `tests/guardrails/injection_set.py` "
-        f"({len(ATTACKS)} attacks, {len(BENIGN)} benign, threshold 0.5):",
+        f"Prompt-injection rules (ruleset {RULESET_VERSION}, threshold 0.5) on the labelled "
+        "prompts in `tests/guardrails/injection_set.py`:",
         "",
-        "| precision | recall | missed attacks | false alarms |",
-        "|---:|---:|---:|---:|",
-        f"| {quality['precision']:.3f} | {quality['recall']:.3f} | {len(quality['missed'])} | "
-        f"{len(quality['false_alarms'])} |",
+        "| set | attacks | benign | precision | recall | missed attacks | false alarms |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        *(
+            f"| {name} | {attacks} | {benign} | {q['precision']:.3f} | {q['recall']:.3f} | "
+            f"{len(q['missed'])} | {len(q['false_alarms'])} |"
+            for name, attacks, benign, q in (
+                ("main (rules tuned on it)", len(ATTACKS), len(BENIGN), quality),
+                (
+                    "held out (never tuned on)",
+                    len(HELD_OUT_ATTACKS),
+                    len(HELD_OUT_BENIGN),
+                    result["held_out"],
+                ),
+            )
+        ),
         "",
-        "The rules were written while looking at this set, so these numbers are optimistic for "
-        "unseen attacks: treat the rule set as a first line, and add a classifier "
+        "The rules were written while looking at the main set; the held-out prompts, written "
+        "afterwards in other words, show what to expect from unseen attacks: precise (benign "
+        "near misses pass) but catching only the phrasings the rules know. Treat the rule set as "
+        "a first line and add a local classifier behind the detector interface "
         "(docs/guardrails.md) where the stakes are higher.",
         END,
     ]
