@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from audit.models import AuditStatus
 from guardrails import metrics
 from guardrails.core.checks import JSON, Refusal, check_request, check_response
 from guardrails.core.masking import Masker
@@ -213,7 +214,11 @@ async def guard_reply(
     if check.refusal is not None:
         # Paid for, so settled; but the client gets the refusal, and the record not the text.
         call.settle(
-            usage=reply.usage, target=target, response=None, status="rejected", http_status=400
+            usage=reply.usage,
+            target=target,
+            response=None,
+            status=AuditStatus.REJECTED,
+            http_status=400,
         )
         raise _refuse(check.refusal)
     if check.changed:
