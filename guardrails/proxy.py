@@ -5,6 +5,7 @@
 - `guard_reply` on a complete answer: structured-output validation (retry, then fallback),
   output rules, PII in the answer; `client_body` puts masked values back for the client.
 - `guard_stream` around a stream's events: the same, with a held-back window (core/stream.py).
+- `guard_embeddings` before forwarding embedding inputs: PII masked or blocked.
 
 A request no policy applies to costs one dictionary lookup. Findings go to the audit entry and
 to the Prometheus counters; raw PII values never do.
@@ -103,6 +104,33 @@ async def guard_request(
             if isinstance(m, dict) and m.get("role") == "tool"
         ]
     return check.payload, plan
+
+
+async def guard_embeddings(call: Call, resolved: ResolvedModel, payload: JSON) -> JSON:
+    """Embedding inputs with PII masked (or the request refused), under the same policies."""
+    identity = call.identity
+    policy = await policy_for(
+        tenant_id=identity.tenant_id,
+        team_id=identity.team_id,
+        key_id=identity.key_id,
+        route=resolved.route_alias,
+    )
+    inputs = payload.get("input")
+    texts = [inputs] if isinstance(inputs, str) else inputs
+    if not policy.pii or not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        return payload  # token arrays carry no text to check
+    engines = await engines_ready()
+    as_chat = {"messages": [{"role": "user", "content": text} for text in texts]}
+    check = check_request(
+        dataclasses.replace(policy, injection=None), as_chat, engines.scanner, engines.detectors
+    )
+    for finding in check.findings:
+        finding["where"] = finding["where"].replace("messages", "input").replace(".content", "")
+    _record(call, check.findings)
+    if check.refusal is not None:
+        raise _refuse(check.refusal)
+    masked = [m["content"] for m in check.payload["messages"]]
+    return {**payload, "input": masked[0] if isinstance(inputs, str) else masked}
 
 
 async def _restricted_plan(call: Call, alias: str, policy: Policy) -> RoutePlan:

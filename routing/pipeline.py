@@ -14,7 +14,14 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from audit.models import AuditStatus
 from guardrails.core.stream import OutputBlocked
-from guardrails.proxy import client_body, guard_reply, guard_request, guard_stream, stream_error
+from guardrails.proxy import (
+    client_body,
+    guard_embeddings,
+    guard_reply,
+    guard_request,
+    guard_stream,
+    stream_error,
+)
 from quotas import gate as quota_gate
 from quotas.tokens import count_text_tokens
 from routing.call import Call, parse_json_body
@@ -324,11 +331,12 @@ async def embeddings(request: HttpRequest, identity: KeyIdentity) -> HttpRespons
         call.entry.route_alias = resolved.route_alias
         if request.headers.get(DRY_RUN_HEADER):
             return await _dry_run(call, plan, forwarded(raw), embeddings=True)
-        plan = await quota_gate.admit(call, plan, forwarded(raw), embeddings=True)
+        payload = await guard_embeddings(call, resolved, forwarded(raw))
+        plan = await quota_gate.admit(call, plan, payload, embeddings=True)
     except GatewayError as error:
         return await call.reject(error)
     try:
-        reply, target = await call.call_targets(plan, forwarded(raw), _embed)
+        reply, target = await call.call_targets(plan, payload, _embed)
     except UpstreamError as error:
         return await call.fail_upstream(error)
     vectors = reply.parsed.get("data") or []

@@ -111,8 +111,10 @@ def chat(text: str, model: str = "demo", **extra: Any) -> dict[str, Any]:
 
 async def test_a_warm_guarded_request_still_makes_one_sql_statement(keys, proxy, statements):  # noqa: F811
     body = chat(f"Write to {EMAIL} about card {CARD}")
-    first = await post(proxy, keys["guarded"], body)
-    assert first.status_code == 200, first.content
+    # Twice: on a busy machine the first (cold) request can outlast the 1 s key cache.
+    for _ in range(2):
+        warm_up = await post(proxy, keys["guarded"], body)
+        assert warm_up.status_code == 200, warm_up.content
     statements.clear()
 
     second = await post(proxy, keys["guarded"], body)
@@ -252,3 +254,19 @@ async def test_an_anthropic_stream_is_cut_with_an_error_event(keys, proxy):
     assert not any("Falcon" in orjson.dumps(d).decode() for n, d in events if n != "error")
     record = await sync_to_async(wait_for_record)(streamed["x-request-id"])
     assert (record.status, record.error_type) == ("rejected", "output_blocked")
+
+
+async def test_embedding_inputs_are_masked_or_refused_too(keys, proxy, mock_server):
+    body = {"model": "mock-embed", "input": [f"client {EMAIL}", "no pii here"]}
+    response = await post(proxy, keys["guarded"], body, path="embeddings")
+    assert response.status_code == 200, response.content
+    assert mock_server.requests()[-1]["body"]["input"] == ["client <EMAIL_1>", "no pii here"]
+    record = await sync_to_async(wait_for_record)(response["x-request-id"])
+    assert EMAIL not in orjson.dumps(record.request_body).decode()
+    assert record.guardrail_findings[0]["where"] == "input[0]"
+
+    refused = await post(
+        proxy, keys["guarded"], {"model": "mock-embed", "input": f"SSN {SSN}"}, path="embeddings"
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "pii_blocked"
