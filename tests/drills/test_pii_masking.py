@@ -18,9 +18,9 @@ from typing import Any
 import openai
 import pytest
 
+from audit.selectors import AuditFilters, audit_records_search
 from guardrails import services as guardrails
 from guardrails.core.policy import PolicySpec
-from guardrails.selectors import audit_records_with_finding
 from routing.models import Route
 from tenants import services as tenants
 from tests.conftest import wait_for_record
@@ -187,10 +187,18 @@ def test_a_flagged_injection_passes_and_is_found_by_its_finding(desk):
     request_id = raw.headers["x-request-id"]
     wait_for_record(request_id)
 
-    flagged = audit_records_with_finding(tenant_id=desk.tenant_id, check="injection", action="flag")
-    assert request_id in {record.request_id for record in flagged}
+    # The compliance search's "Guardrail finding" filter, by check or by type.
+    for finding in ("injection", "prompt_injection"):
+        found = audit_records_search(
+            tenant_id=desk.tenant_id, filters=AuditFilters(finding=finding)
+        )
+        assert request_id in {record.request_id for record in found}
+    record = next(r for r in found if r.request_id == request_id)
+    assert record.guardrail_findings[0]["action"] == "flag"
     # Tenant-scoped: another tenant's search does not see it.
-    other = audit_records_with_finding(tenant_id=desk.tenant_id + 10_000, check="injection")
+    other = audit_records_search(
+        tenant_id=desk.tenant_id + 10_000, filters=AuditFilters(finding="injection")
+    )
     assert request_id not in {record.request_id for record in other}
 
 
