@@ -3,7 +3,7 @@
 A record is hashed in two parts: its payload (what was said: request, response, tool calls and
 results) and its content (everything else, plus the payload's hash). The chain links content
 hashes, so a lawful erasure can remove a payload and keep the chain verifiable: the seal keeps the
-payload's hash. See docs/adr/0005-audit-chain.md.
+payload's hash. See docs/adr/0006-audit-chain.md.
 """
 
 from __future__ import annotations

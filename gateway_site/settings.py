@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "quotas",
     "declarative",
     "console",
+    "management",
 ]
 
 MIDDLEWARE = [

@@ -1,6 +1,6 @@
 """PostgreSQL: the audit tables are append-only, and prompt/response text is full-text indexed.
 
-See docs/adr/0005-audit-chain.md. SQLite (the embedded default) gets neither: its records are
+See docs/adr/0006-audit-chain.md. SQLite (the embedded default) gets neither: its records are
 still chained and verified, but nothing stops a direct UPDATE there.
 """
 
