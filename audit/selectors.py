@@ -161,7 +161,11 @@ def audit_records_page(
         except OperationalError as error:
             if not isinstance(error.__cause__, QueryCanceled):
                 raise
-            rows = fetch(probe=True)
+            # Matches are sparse in time: collect them through the full-text index and sort.
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL enable_indexscan = off")
+                cursor.execute("SET LOCAL enable_seqscan = off")
+                rows = fetch(probe=False)
     else:
         rows = fetch(probe=False)
     more = len(rows) > size
