@@ -161,11 +161,12 @@ def audit_records_page(
         except OperationalError as error:
             if not isinstance(error.__cause__, QueryCanceled):
                 raise
-            # Matches are sparse in time: collect them through the full-text index and sort.
+            # Matches are sparse in time: collect them through the full-text index (a rare word's
+            # few ids, else a bitmap of the matches) and sort them.
             with transaction.atomic(), connection.cursor() as cursor:
                 cursor.execute("SET LOCAL enable_indexscan = off")
                 cursor.execute("SET LOCAL enable_seqscan = off")
-                rows = fetch(probe=False)
+                rows = fetch(probe=True)
     else:
         rows = fetch(probe=False)
     more = len(rows) > size
