@@ -184,6 +184,7 @@ GATEWAY = ProxySettings(
     upstream_transport=envstr("GATEWAY_UPSTREAM_TRANSPORT", "aiohttp"),
     audit_batch_max_size=envint("GATEWAY_AUDIT_BATCH_MAX_SIZE", 256),
     public_url=envstr("GATEWAY_PUBLIC_URL", "http://127.0.0.1:8000"),
+    quota_store_timeout_seconds=envfloat("GATEWAY_QUOTA_STORE_TIMEOUT_SECONDS", 2.0),
 )
 if GATEWAY.upstream_transport not in ("aiohttp", "httpx"):
     raise SettingError("GATEWAY_UPSTREAM_TRANSPORT must be 'aiohttp' or 'httpx'")

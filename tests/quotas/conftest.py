@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -11,9 +10,7 @@ from quotas import services as quotas
 from routing import services as routing
 from tenants import services as tenants
 from tenants.models import Team, Tenant
-
-# The live gateway reloads limits and budgets every 0.5 s (GATEWAY_ROUTES_CACHE_SECONDS).
-RULES_RELOAD_S = 0.7
+from tests.support.live import wait_for_config
 
 
 @dataclass
@@ -27,7 +24,7 @@ class QuotaWorld:
 
 
 @pytest.fixture(scope="session")
-def quota_world(world: Any, django_db_blocker: Any, mock_server: Any) -> QuotaWorld:
+def quota_world(world: Any, gateway: Any, django_db_blocker: Any, mock_server: Any) -> QuotaWorld:
     with django_db_blocker.unblock():
         provider = routing.provider_upsert(
             name="quota-mock",
@@ -56,7 +53,8 @@ def quota_world(world: Any, django_db_blocker: Any, mock_server: Any) -> QuotaWo
         quotas.rate_limit_set(tenant=tenant, scope="key", api_key=burst, requests_per_minute=3)
         quotas.rate_limit_set(tenant=tenant, scope="key", api_key=small, tokens_per_minute=50)
         quotas.budget_set(tenant=tenant, scope="team", team=thrifty, amount_usd=Decimal("0.0005"))
-    time.sleep(RULES_RELOAD_S)
+    for key in (burst_material, budget_material, small_material, free_material):
+        wait_for_config(gateway, key.plaintext, "quota-chat")
     return QuotaWorld(
         tenant=tenant,
         team=team,
