@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "quotas",
     "declarative",
     "console",
+    "management",
 ]
 
 MIDDLEWARE = [
@@ -110,6 +111,17 @@ CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+
+# --- the audit trail (docs/audit.md) --------------------------------------------------------
+# A stream still unfinished after this long is chained as it is (its worker died).
+AUDIT_ABANDONED_STREAM_SECONDS = envint("GATEWAY_AUDIT_ABANDONED_STREAM_SECONDS", 24 * 3600)
+# Kept this long unless a tenant's audit policy says otherwise (seven years).
+AUDIT_DEFAULT_RETENTION_DAYS = envint("GATEWAY_AUDIT_RETENTION_DAYS", 7 * 365)
+AUDIT_SEAL_SECONDS = envfloat("GATEWAY_AUDIT_SEAL_SECONDS", 10.0)
+AUDIT_CHECKPOINT_MINUTES = envint("GATEWAY_AUDIT_CHECKPOINT_MINUTES", 5)
+CELERY_BEAT_SCHEDULE["audit-seal"] = {"task": "audit.seal", "schedule": AUDIT_SEAL_SECONDS}
+CELERY_BEAT_SCHEDULE["audit-retention"] = {"task": "audit.retention", "schedule": 3600.0}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -1,9 +1,14 @@
+from functools import partial
+
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import RedirectView
+from ninja.openapi.views import openapi_view
 
+from management.api import management_api, management_urls
+from management.errors import unknown_endpoint
 from routing.api import proxy_api
 from routing.errors import GatewayError
 
@@ -24,8 +29,12 @@ def proxy_not_found(request: HttpRequest, rest: str) -> HttpResponse:
 urlpatterns = [
     path("v1/", proxy_api.urls),
     re_path(r"^v1/(?P<rest>.*)$", proxy_not_found),
+    path("api/v1/", management_urls()),
+    path("api/docs", partial(openapi_view, api=management_api), name="management-docs"),
+    re_path(r"^api/(?P<rest>.*)$", unknown_endpoint),
     path("healthz", healthz),
     path("admin/", admin.site.urls),
+    path("console/t/<slug:tenant_slug>/compliance/", include("audit.urls")),
     path("console/", include("console.urls")),
     path("", RedirectView.as_view(pattern_name="console:home", permanent=False)),
 ]

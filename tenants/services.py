@@ -219,6 +219,21 @@ def tenant_models_set(
 
 
 @transaction.atomic
+def tenant_set_active(*, tenant: Tenant, is_active: bool, actor: Actor = SYSTEM) -> Tenant:
+    """Deactivating a tenant stops every one of its keys (tenants/auth.py treats them as revoked)."""
+    if tenant.is_active != is_active:
+        tenant.is_active = is_active
+        tenant.save(update_fields=["is_active"])
+        activity_record(
+            actor=actor,
+            action="tenant.activate" if is_active else "tenant.deactivate",
+            target=tenant,
+            tenant_id=tenant.pk,
+        )
+    return tenant
+
+
+@transaction.atomic
 def membership_update(
     *, membership: Membership, role: str, teams: list[Team], actor: Actor = SYSTEM
 ) -> Membership:
@@ -295,3 +310,11 @@ def memberships_sync_from_claims(
         )
         kept.append(membership)
     return kept
+
+
+@transaction.atomic
+def member_remove(*, tenant: Tenant, user: User, actor: Actor = SYSTEM) -> None:
+    """Take a user out of one tenant and its teams; their other tenants are untouched."""
+    membership = Membership.objects.filter(user=user, tenant=tenant).first()
+    if membership is not None:
+        membership_remove(membership=membership, actor=actor)

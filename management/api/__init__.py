@@ -1,0 +1,75 @@
+"""The management API (`/api/v1/`): the same services as the console and the YAML, called with
+the admin key as the actor, so every change lands in the activity log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern
+from ninja import NinjaAPI
+
+from management.api import activity, keys, platform, quotas, tenancy
+from management.auth import AdminKeyAuth
+from management.errors import ApiError, install_error_handlers
+
+DESCRIPTION = """\
+Manage tenants, teams, members, virtual keys, rate limits, budgets, providers, deployments
+and routes, and read the activity log.
+
+Authenticate with an admin key: `Authorization: Bearer gwa-…` (create the first one with
+`manage.py create_admin_key --platform --name …`). A tenant key sees and changes only its tenant;
+anything outside it answers 404, as if it did not exist. Errors are always
+`{"error": {"code", "message", "fields"}}`. Guide: docs/management_api.md.
+"""
+
+
+def build_api() -> NinjaAPI:
+    api = NinjaAPI(
+        title="AI gateway: management API",
+        version="1",
+        description=DESCRIPTION,
+        urls_namespace="management",
+        auth=AdminKeyAuth(),
+        docs_url=None,  # served at the stable /api/docs (gateway_site/urls.py)
+    )
+    api.add_router("/", tenancy.router)
+    api.add_router("/", keys.router)
+    api.add_router("/", platform.router)
+    api.add_router("/", quotas.router)
+    api.add_router("/", activity.router)
+    install_error_handlers(api)
+    return api
+
+
+management_api = build_api()
+
+
+def _json_405(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Ninja answers a wrong method in plain text, past the exception handlers: say it in ours."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        if response.status_code != 405:
+            return response
+        allowed = response.get("Allow", "")
+        error = ApiError(
+            405,
+            "method_not_allowed",
+            f"Method {request.method} is not allowed on {request.path}; use {allowed}.",
+        ).response()
+        error["Allow"] = allowed
+        return error
+
+    return wrapper
+
+
+def management_urls() -> tuple[list[Any], str, str]:
+    patterns, app_name, namespace = management_api.urls
+    for pattern in patterns:
+        if isinstance(pattern, URLPattern):
+            pattern.callback = _json_405(pattern.callback)
+    return patterns, app_name, namespace

@@ -1,0 +1,155 @@
+"""Providers, deployments and routes: shared by every tenant, so platform keys only.
+
+PUT creates or replaces, like the YAML does for the same names (declarative/services.py).
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from ninja import Router
+from ninja.pagination import paginate
+
+from management import selectors
+from management.api.common import platform_scope
+from management.errors import invalid, not_found
+from management.schemas import (
+    DeploymentIn,
+    DeploymentOut,
+    ProviderIn,
+    ProviderOut,
+    RouteIn,
+    RouteOut,
+)
+from routing import services
+from routing.models import Deployment, Provider, Route
+
+router = Router(tags=["platform"])
+
+_NAME = r"^[a-z0-9][a-z0-9_-]*$"
+_DEPLOYMENT_NAME = r"^[a-zA-Z0-9][a-zA-Z0-9._:-]*$"
+
+
+@router.get("/providers", response=list[ProviderOut], summary="List providers (platform)")
+@paginate
+def provider_list(request: HttpRequest) -> QuerySet[Provider]:
+    platform_scope(request)
+    return selectors.providers_all()
+
+
+@router.get("/providers/{name}", response=ProviderOut, summary="Get a provider (platform)")
+def provider_get(request: HttpRequest, name: str) -> Provider:
+    platform_scope(request)
+    provider = selectors.providers_all().filter(name=name).first()
+    if provider is None:
+        raise not_found(f"Provider '{name}'")
+    return provider
+
+
+@router.put(
+    "/providers/{name}",
+    response=ProviderOut,
+    summary="Create or replace a provider (platform); the credential is write-only",
+)
+def provider_put(request: HttpRequest, name: str, payload: ProviderIn) -> Provider:
+    scope = platform_scope(request)
+    _check_name(name, _NAME, max_length=64)
+    return services.provider_upsert(
+        name=name,
+        kind=payload.kind,
+        base_url=payload.base_url,
+        credential=payload.credential,
+        region=payload.region,
+        requests_per_minute=payload.requests_per_minute,
+        tokens_per_minute=payload.tokens_per_minute,
+        capacity_queue_seconds=payload.capacity_queue_seconds,
+        actor=scope.actor,
+    )
+
+
+@router.get("/deployments", response=list[DeploymentOut], summary="List deployments (platform)")
+@paginate
+def deployment_list(request: HttpRequest) -> QuerySet[Deployment]:
+    platform_scope(request)
+    return selectors.deployments_all()
+
+
+@router.get("/deployments/{name}", response=DeploymentOut, summary="Get a deployment (platform)")
+def deployment_get(request: HttpRequest, name: str) -> Deployment:
+    platform_scope(request)
+    deployment = selectors.deployments_all().filter(name=name).first()
+    if deployment is None:
+        raise not_found(f"Deployment '{name}'")
+    return deployment
+
+
+@router.put(
+    "/deployments/{name}",
+    response=DeploymentOut,
+    summary="Create or replace a deployment (platform)",
+)
+def deployment_put(request: HttpRequest, name: str, payload: DeploymentIn) -> Deployment:
+    scope = platform_scope(request)
+    _check_name(name, _DEPLOYMENT_NAME)
+    provider = selectors.providers_all().filter(name=payload.provider).first()
+    if provider is None:
+        raise invalid("provider", f"no provider '{payload.provider}'")
+    return services.deployment_upsert(
+        name=name,
+        provider=provider,
+        upstream_model=payload.upstream_model,
+        input_price_per_mtok=payload.input_price_per_mtok,
+        output_price_per_mtok=payload.output_price_per_mtok,
+        actor=scope.actor,
+    )
+
+
+@router.get("/routes", response=list[RouteOut], summary="List routes (platform)")
+@paginate
+def route_list(request: HttpRequest) -> QuerySet[Route]:
+    platform_scope(request)
+    return selectors.routes_all()
+
+
+@router.get("/routes/{alias}", response=RouteOut, summary="Get a route (platform)")
+def route_get(request: HttpRequest, alias: str) -> Route:
+    platform_scope(request)
+    route = selectors.routes_all().filter(alias=alias).first()
+    if route is None:
+        raise not_found(f"Route '{alias}'")
+    return route
+
+
+@router.put(
+    "/routes/{alias}",
+    response=RouteOut,
+    summary="Create or replace a route (platform); its targets become exactly these, in order",
+)
+def route_put(request: HttpRequest, alias: str, payload: RouteIn) -> Route:
+    scope = platform_scope(request)
+    names = [target.deployment for target in payload.targets]
+    found = {d.name: d for d in selectors.deployments_all().filter(name__in=names)}
+    for index, target_name in enumerate(names):
+        if target_name not in found:
+            raise invalid(f"targets[{index}].deployment", f"no deployment '{target_name}'")
+    if len(set(names)) != len(names):
+        raise invalid("targets", "a deployment may appear only once")
+    route = services.route_upsert(
+        alias=alias,
+        description=payload.description,
+        deployments=[found[n] for n in names],
+        weights=[target.weight for target in payload.targets],
+        strategy=payload.strategy,
+        sticky=payload.sticky,
+        timeout_seconds=payload.timeout_seconds,
+        first_token_timeout_seconds=payload.first_token_timeout_seconds,
+        actor=scope.actor,
+    )
+    return selectors.routes_all().get(pk=route.pk)
+
+
+def _check_name(name: str, pattern: str, max_length: int = 128) -> None:
+    if not re.fullmatch(pattern, name) or len(name) > max_length:
+        raise invalid("name", f"'{name}' is not a valid name (letters, digits, '-', '_')")

@@ -1,0 +1,222 @@
+"""Tenants, teams and members. A tenant key sees only its own tenant; creating tenants and
+changing residency or activation takes a platform key."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from ninja import Router, Status
+from ninja.pagination import paginate
+
+from management import selectors
+from management.api.common import platform_scope, scope_of, team_or_404, tenant_or_404
+from management.errors import ApiError, conflict, invalid, not_found
+from management.schemas import (
+    MemberIn,
+    MemberOut,
+    TeamIn,
+    TeamOut,
+    TeamPatch,
+    TenantIn,
+    TenantOut,
+    TenantPatch,
+)
+from tenants import services
+from tenants.models import Membership, Role, Team, Tenant
+
+router = Router(tags=["tenants"])
+
+
+@router.get("/tenants", response=list[TenantOut], summary="List the tenants this key may see")
+@paginate
+def tenant_list(request: HttpRequest) -> QuerySet[Tenant]:
+    return selectors.tenants_visible(scope=scope_of(request))
+
+
+@router.post("/tenants", response={201: TenantOut}, summary="Create a tenant (platform)")
+def tenant_create(request: HttpRequest, payload: TenantIn) -> Status[Tenant]:
+    scope = platform_scope(request)
+    if Tenant.objects.filter(slug=payload.slug).exists():
+        raise conflict(f"A tenant with slug '{payload.slug}' already exists.")
+    tenant = services.tenant_upsert(
+        slug=payload.slug,
+        name=payload.name,
+        residency_region=payload.residency_region,
+        actor=scope.actor,
+    )
+    return Status(201, tenant)
+
+
+@router.get("/tenants/{slug}", response=TenantOut, summary="Get a tenant")
+def tenant_get(request: HttpRequest, slug: str) -> Tenant:
+    return tenant_or_404(request, slug)
+
+
+@router.patch(
+    "/tenants/{slug}", response=TenantOut, summary="Rename a tenant or change its residency"
+)
+def tenant_update(request: HttpRequest, slug: str, payload: TenantPatch) -> Tenant:
+    tenant = tenant_or_404(request, slug)
+    scope = scope_of(request)
+    if payload.residency_region is not None and not scope.is_platform:
+        # Residency is a compliance control: the tenant's own key may not loosen it.
+        raise ApiError(
+            403, "platform_scope_required", "Changing residency needs a platform admin key."
+        )
+    return services.tenant_upsert(
+        slug=tenant.slug,
+        name=payload.name if payload.name is not None else tenant.name,
+        residency_region=(
+            payload.residency_region
+            if payload.residency_region is not None
+            else tenant.residency_region
+        ),
+        actor=scope.actor,
+    )
+
+
+def _set_active(request: HttpRequest, slug: str, *, is_active: bool) -> Tenant:
+    scope = platform_scope(request)
+    tenant = tenant_or_404(request, slug)
+    return services.tenant_set_active(tenant=tenant, is_active=is_active, actor=scope.actor)
+
+
+@router.post(
+    "/tenants/{slug}/deactivate",
+    response=TenantOut,
+    summary="Deactivate a tenant (platform): every key of it stops working",
+)
+def tenant_deactivate(request: HttpRequest, slug: str) -> Tenant:
+    return _set_active(request, slug, is_active=False)
+
+
+@router.post(
+    "/tenants/{slug}/activate", response=TenantOut, summary="Reactivate a tenant (platform)"
+)
+def tenant_activate(request: HttpRequest, slug: str) -> Tenant:
+    return _set_active(request, slug, is_active=True)
+
+
+# --- teams -------------------------------------------------------------------------------------
+
+
+@router.get("/tenants/{slug}/teams", response=list[TeamOut], summary="List a tenant's teams")
+@paginate
+def team_list(request: HttpRequest, slug: str) -> QuerySet[Team]:
+    return selectors.teams_of(tenant=tenant_or_404(request, slug))
+
+
+@router.post("/tenants/{slug}/teams", response={201: TeamOut}, summary="Create a team")
+def team_create(request: HttpRequest, slug: str, payload: TeamIn) -> Status[Team]:
+    tenant = tenant_or_404(request, slug)
+    if selectors.teams_of(tenant=tenant).filter(slug=payload.slug).exists():
+        raise conflict(f"Tenant '{slug}' already has a team '{payload.slug}'.")
+    team = services.team_upsert(
+        tenant=tenant,
+        slug=payload.slug,
+        name=payload.name,
+        allowed_models=payload.allowed_models,
+        actor=scope_of(request).actor,
+    )
+    return Status(201, team)
+
+
+@router.get("/tenants/{slug}/teams/{team}", response=TeamOut, summary="Get a team")
+def team_get(request: HttpRequest, slug: str, team: str) -> Team:
+    return team_or_404(tenant_or_404(request, slug), team)
+
+
+@router.patch("/tenants/{slug}/teams/{team}", response=TeamOut, summary="Update a team")
+def team_update(request: HttpRequest, slug: str, team: str, payload: TeamPatch) -> Team:
+    found = team_or_404(tenant_or_404(request, slug), team)
+    return services.team_upsert(
+        tenant=found.tenant,
+        slug=found.slug,
+        name=payload.name if payload.name is not None else found.name,
+        allowed_models=(
+            payload.allowed_models if payload.allowed_models is not None else found.allowed_models
+        ),
+        actor=scope_of(request).actor,
+    )
+
+
+# --- members -----------------------------------------------------------------------------------
+
+
+@router.get("/tenants/{slug}/members", response=list[MemberOut], summary="List members and roles")
+@paginate
+def member_list(request: HttpRequest, slug: str) -> QuerySet[Membership]:
+    return selectors.memberships_of(tenant=tenant_or_404(request, slug))
+
+
+def _tenant_may_manage(tenant: Tenant, username: str) -> bool:
+    """A tenant key may create a user, or change one that belongs to its tenant alone. A user of
+    another tenant, or a staff account, is not its to touch (their email, password, or access)."""
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        return True
+    if user.is_staff or user.is_superuser:
+        return False
+    tenants = set(Membership.objects.filter(user=user).values_list("tenant_id", flat=True))
+    return tenants == {tenant.pk}
+
+
+@router.put(
+    "/tenants/{slug}/members/{username}",
+    response=MemberOut,
+    summary="Add a member or change their role and teams",
+)
+def member_put(request: HttpRequest, slug: str, username: str, payload: MemberIn) -> Membership:
+    tenant = tenant_or_404(request, slug)
+    scope = scope_of(request)
+    if payload.role == Role.PLATFORM_ADMIN and not scope.is_platform:
+        raise ApiError(
+            403, "platform_scope_required", "Granting platform_admin needs a platform admin key."
+        )
+    teams = []
+    for team_slug in payload.teams:
+        team = selectors.teams_of(tenant=tenant).filter(slug=team_slug).first()
+        if team is None:
+            raise invalid("teams", f"tenant '{slug}' has no team '{team_slug}'")
+        teams.append(team)
+    if not scope.is_platform and not _tenant_may_manage(tenant, username):
+        raise ApiError(
+            403,
+            "user_outside_scope",
+            f"The username '{username}' is taken by an account this key does not manage: "
+            "choose another, or ask a platform admin.",
+        )
+    services.member_upsert(
+        tenant=tenant,
+        username=username,
+        email=payload.email,
+        role=payload.role,
+        teams=teams,
+        password=payload.password,
+        actor=scope.actor,
+    )
+    return selectors.memberships_of(tenant=tenant).get(user__username=username)
+
+
+@router.get("/tenants/{slug}/members/{username}", response=MemberOut, summary="Get a member")
+def member_get(request: HttpRequest, slug: str, username: str) -> Membership:
+    tenant = tenant_or_404(request, slug)
+    membership = selectors.memberships_of(tenant=tenant).filter(user__username=username).first()
+    if membership is None:
+        raise not_found(f"Member '{username}' of tenant '{slug}'")
+    return membership
+
+
+@router.delete(
+    "/tenants/{slug}/members/{username}",
+    response={204: None},
+    summary="Remove a member from the tenant and its teams",
+)
+def member_delete(request: HttpRequest, slug: str, username: str) -> Status[None]:
+    tenant = tenant_or_404(request, slug)
+    membership = selectors.memberships_of(tenant=tenant).filter(user__username=username).first()
+    if membership is None:
+        raise not_found(f"Member '{username}' of tenant '{slug}'")
+    services.member_remove(tenant=tenant, user=membership.user, actor=scope_of(request).actor)
+    return Status(204, None)

@@ -1,0 +1,117 @@
+"""The management API's one error format: `{"error": {"code", "message", "fields"}}`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(
+        self, status: int, code: str, message: str, fields: list[dict[str, str]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.fields = status, code, message, fields or []
+
+    def response(self) -> HttpResponse:
+        body = {"error": {"code": self.code, "message": self.message, "fields": self.fields}}
+        return JsonResponse(body, status=self.status, json_dumps_params={"ensure_ascii": False})
+
+
+def not_found(what: str) -> ApiError:
+    # The same answer whether it does not exist or belongs to someone else: no probing.
+    return ApiError(404, "not_found", f"{what} does not exist or is outside this key's scope.")
+
+
+def platform_only() -> ApiError:
+    return ApiError(
+        403, "platform_scope_required", "This endpoint needs a platform admin key (gwa-…)."
+    )
+
+
+def invalid(field: str, message: str) -> ApiError:
+    return ApiError(
+        422, "validation_error", f"{field}: {message}", [{"field": field, "message": message}]
+    )
+
+
+def conflict(message: str) -> ApiError:
+    return ApiError(409, "conflict", message)
+
+
+def _field_path(loc: Sequence[Any]) -> str:
+    """('body', 'payload', 'targets', 0, 'weight') → 'targets[0].weight'; ('query', 'team') → 'team'."""
+    parts = list(loc[2:] if loc and loc[0] == "body" else loc[1:])
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or str(loc[0] if loc else "body")
+
+
+def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    fields = [{"field": _field_path(e.get("loc", ())), "message": e["msg"]} for e in exc.errors]
+    summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+    return ApiError(422, "validation_error", f"Invalid request: {summary}", fields).response()
+
+
+def install_error_handlers(api: NinjaAPI) -> None:
+    @api.exception_handler(ApiError)
+    def _api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
+        return exc.response()
+
+    @api.exception_handler(AuthenticationError)
+    def _auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+        return ApiError(
+            401,
+            "missing_admin_key",
+            "Missing admin key: send 'Authorization: Bearer gwa-…'.",
+        ).response()
+
+    api.exception_handler(ValidationError)(_validation_error)
+
+    @api.exception_handler(DjangoValidationError)
+    def _service_refused(request: HttpRequest, exc: DjangoValidationError) -> HttpResponse:
+        # A service's own check (e.g. an unknown timezone): the caller's input, so a 422.
+        message = "; ".join(exc.messages)
+        return ApiError(422, "validation_error", message).response()
+
+    @api.exception_handler(HttpError)
+    def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        if exc.status_code == 400 and "parse" in str(exc):
+            return ApiError(
+                400,
+                "invalid_json",
+                "Cannot parse the request body: send JSON with 'Content-Type: application/json'.",
+            ).response()
+        return ApiError(exc.status_code, "bad_request", str(exc)).response()
+
+    @api.exception_handler(Http404)
+    def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+        return ApiError(
+            404, "not_found", f"No endpoint {request.method} {request.path}."
+        ).response()
+
+    @api.exception_handler(Exception)
+    def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+        logger.exception("unexpected error in %s %s", request.method, request.path)
+        return ApiError(
+            500, "internal_error", "The gateway failed unexpectedly; the error was logged."
+        ).response()
+
+
+@csrf_exempt  # keys, never cookies: there is no session to forge
+def unknown_endpoint(request: HttpRequest, rest: str) -> HttpResponse:
+    return ApiError(
+        404,
+        "not_found",
+        f"No endpoint {request.method} /api/{rest}: see /api/docs for the management API.",
+    ).response()

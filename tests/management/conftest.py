@@ -1,0 +1,135 @@
+"""Two tenants with the same shape, ours and theirs, and admin keys for each and the platform.
+
+The slugs differ from the session `world` so that both can live in one database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from activity.services import SYSTEM
+from management.services import admin_key_create
+from quotas import services as quota_services
+from tenants import services as tenant_services
+from tenants.models import ApiKey, Team, Tenant
+
+
+@dataclass
+class Side:
+    tenant: Tenant
+    team: Team
+    key: ApiKey
+    key_plaintext: str
+    admin_key: str  # plaintext, scoped to this tenant
+    admin_key_id: int
+    username: str
+    email: str
+    limit_id: int
+    budget_id: int
+
+    def secrets(self) -> list[str]:
+        """What must never reach a caller outside this tenant: names they did not send us."""
+        return [
+            self.tenant.name,
+            self.team.name,
+            self.key.name,
+            self.key.prefix,
+            self.key_plaintext,
+            self.admin_key,
+            self.admin_key[:10],
+            self.email,
+        ]
+
+
+def build_side(slug: str, title: str) -> Side:
+    tenant = tenant_services.tenant_upsert(slug=slug, name=f"{title} Incorporated")
+    team = tenant_services.team_upsert(
+        tenant=tenant, slug=f"{slug}-research", name=f"{title} Research Lab", allowed_models=[]
+    )
+    username = f"{slug}-dev"
+    email = f"lead.developer@{slug}.example"
+    user = tenant_services.member_upsert(
+        tenant=tenant, username=username, email=email, role="developer", teams=[team], password=None
+    )
+    key, material = tenant_services.key_create(
+        team=team, name=f"{title} production backend", owner=user
+    )
+    limit = quota_services.rate_limit_set(
+        tenant=tenant, scope="team", team=team, requests_per_minute=60
+    )
+    budget = quota_services.budget_set(tenant=tenant, scope="tenant", amount_usd=Decimal("250"))
+    admin, admin_material = admin_key_create(
+        name=f"{title} terraform", tenant=tenant, created_by="test", actor=SYSTEM
+    )
+    return Side(
+        tenant=tenant,
+        team=team,
+        key=key,
+        key_plaintext=material.plaintext,
+        admin_key=admin_material.plaintext,
+        admin_key_id=admin.pk,
+        username=username,
+        email=email,
+        limit_id=limit.pk,
+        budget_id=budget.pk,
+    )
+
+
+@pytest.fixture
+def ours(db: None) -> Side:
+    return build_side("hooli", "Hooli")
+
+
+@pytest.fixture
+def theirs(db: None) -> Side:
+    return build_side("piedpiper", "Pied Piper")
+
+
+@pytest.fixture
+def platform_key(db: None) -> str:
+    _, material = admin_key_create(name="ops", tenant=None, created_by="test", actor=SYSTEM)
+    return material.plaintext
+
+
+class Api:
+    """The management API through Django's test client, as one admin key."""
+
+    def __init__(self, key: str | None) -> None:
+        self.client = Client()
+        self.headers = {"authorization": f"Bearer {key}"} if key else {}
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        kwargs: dict[str, Any] = {"headers": self.headers}
+        if body is not None:
+            kwargs.update(data=body, content_type="application/json")
+        return getattr(self.client, method.lower())("/api/v1" + path, **kwargs)
+
+    def get(self, path: str) -> Any:
+        return self.call("GET", path)
+
+    def post(self, path: str, body: Any = None) -> Any:
+        return self.call("POST", path, body if body is not None else {})
+
+    def put(self, path: str, body: Any) -> Any:
+        return self.call("PUT", path, body)
+
+    def patch(self, path: str, body: Any) -> Any:
+        return self.call("PATCH", path, body)
+
+    def delete(self, path: str) -> Any:
+        return self.call("DELETE", path)
+
+
+@pytest.fixture
+def platform(platform_key: str) -> Api:
+    return Api(platform_key)
+
+
+@pytest.fixture
+def as_ours(ours: Side) -> Api:
+    return Api(ours.admin_key)

@@ -1,0 +1,207 @@
+"""Every endpoint of the management API, derived from its OpenAPI schema, refuses a key of
+another tenant (404, as if absent) or of the wrong scope (403), and hands out none of the other
+tenant's data. A new endpoint without a case here makes `test_every_endpoint_has_a_case` fail."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from activity.models import ActivityEvent
+from management.api import management_api
+from management.models import AdminKey
+from quotas.models import Budget, QuotaPolicy, RateLimit
+from tests.management.conftest import Api, Side
+
+pytestmark = pytest.mark.django_db
+
+Body = Callable[[Side], Any] | None
+
+
+@dataclass(frozen=True)
+class Case:
+    body: Body = None
+    # "tenant": the path names their tenant (and their objects); "platform": platform keys only;
+    # "listing": answers 200, but only with the caller's own things.
+    kind: str = "tenant"
+    # Under our own tenant's slug, naming their object: absent for us (404), except for creating
+    # a member whose username belongs to their account: refused (403), never adopted.
+    under_ours: int = 404
+
+
+CASES: dict[tuple[str, str], Case] = {
+    ("GET", "/tenants"): Case(kind="listing"),
+    ("POST", "/tenants"): Case(lambda t: {"slug": "new-one", "name": "New"}, kind="platform"),
+    ("GET", "/tenants/{slug}"): Case(),
+    ("PATCH", "/tenants/{slug}"): Case(lambda t: {"name": "Hijacked"}),
+    ("POST", "/tenants/{slug}/deactivate"): Case(kind="platform"),
+    ("POST", "/tenants/{slug}/activate"): Case(kind="platform"),
+    ("GET", "/tenants/{slug}/teams"): Case(),
+    ("POST", "/tenants/{slug}/teams"): Case(lambda t: {"slug": "spies", "name": "Spies"}),
+    ("GET", "/tenants/{slug}/teams/{team}"): Case(),
+    ("PATCH", "/tenants/{slug}/teams/{team}"): Case(lambda t: {"allowed_models": ["x"]}),
+    ("GET", "/tenants/{slug}/members"): Case(),
+    ("GET", "/tenants/{slug}/members/{username}"): Case(),
+    ("PUT", "/tenants/{slug}/members/{username}"): Case(
+        lambda t: {"role": "tenant_admin", "email": "me@attacker.example"}, under_ours=403
+    ),
+    ("DELETE", "/tenants/{slug}/members/{username}"): Case(),
+    ("GET", "/tenants/{slug}/keys"): Case(),
+    ("POST", "/tenants/{slug}/keys"): Case(lambda t: {"team": t.team.slug, "name": "stolen"}),
+    ("GET", "/tenants/{slug}/keys/{key_id}"): Case(),
+    ("PATCH", "/tenants/{slug}/keys/{key_id}"): Case(lambda t: {"expires_at": None}),
+    ("POST", "/tenants/{slug}/keys/{key_id}/revoke"): Case(),
+    ("GET", "/tenants/{slug}/limits"): Case(),
+    ("POST", "/tenants/{slug}/limits"): Case(
+        lambda t: {"scope": "tenant", "requests_per_minute": 1}
+    ),
+    ("DELETE", "/tenants/{slug}/limits/{limit_id}"): Case(),
+    ("GET", "/tenants/{slug}/budgets"): Case(),
+    ("POST", "/tenants/{slug}/budgets"): Case(lambda t: {"scope": "tenant", "amount_usd": "0"}),
+    ("DELETE", "/tenants/{slug}/budgets/{budget_id}"): Case(),
+    ("GET", "/tenants/{slug}/quota-policy"): Case(),
+    ("PUT", "/tenants/{slug}/quota-policy"): Case(lambda t: {"on_store_failure_budgets": "open"}),
+    ("GET", "/tenants/{slug}/activity"): Case(),
+    ("GET", "/activity"): Case(kind="platform"),
+    ("GET", "/admin-keys"): Case(kind="listing"),
+    ("POST", "/admin-keys"): Case(lambda t: {"name": "mine now", "tenant": t.tenant.slug}),
+    ("POST", "/admin-keys/{key_id}/revoke"): Case(),
+    ("GET", "/providers"): Case(kind="platform"),
+    ("GET", "/providers/{name}"): Case(kind="platform"),
+    ("PUT", "/providers/{name}"): Case(
+        lambda t: {"kind": "openai", "base_url": "https://evil.example"}, kind="platform"
+    ),
+    ("GET", "/deployments"): Case(kind="platform"),
+    ("GET", "/deployments/{name}"): Case(kind="platform"),
+    ("PUT", "/deployments/{name}"): Case(
+        lambda t: {"provider": "any", "upstream_model": "m"}, kind="platform"
+    ),
+    ("GET", "/routes"): Case(kind="platform"),
+    ("GET", "/routes/{alias}"): Case(kind="platform"),
+    ("PUT", "/routes/{alias}"): Case(lambda t: {"targets": [{"deployment": "d"}]}, kind="platform"),
+}
+
+
+def schema_operations() -> set[tuple[str, str]]:
+    paths = management_api.get_openapi_schema()["paths"]
+    return {
+        (method.upper(), path.removeprefix("/api/v1"))
+        for path, item in paths.items()
+        for method in item
+    }
+
+
+def test_every_endpoint_has_a_case() -> None:
+    assert schema_operations() == set(CASES)
+
+
+def fill(template: str, side: Side, *, slug_of: Side | None = None) -> str:
+    """The path with the parameters pointing at `side`'s things (the tenant slug may differ)."""
+    key_id = side.admin_key_id if template.startswith("/admin-keys") else side.key.pk
+    return (
+        template.replace("{slug}", (slug_of or side).tenant.slug)
+        .replace("{team}", side.team.slug)
+        .replace("{username}", side.username)
+        .replace("{key_id}", str(key_id))
+        .replace("{limit_id}", str(side.limit_id))
+        .replace("{budget_id}", str(side.budget_id))
+        .replace("{name}", "anything")
+        .replace("{alias}", "anything")
+    )
+
+
+def assert_refused(response: Any, statuses: set[int], theirs: Side) -> None:
+    assert response.status_code in statuses, response.content
+    body = response.json()
+    assert set(body) == {"error"}, body
+    text = response.content.decode()
+    leaked = [s for s in theirs.secrets() if s in text]
+    assert not leaked, f"{leaked} in {text}"
+
+
+def snapshot(side: Side) -> Any:
+    side.tenant.refresh_from_db()
+    side.key.refresh_from_db()
+    return (
+        ActivityEvent.objects.count(),
+        side.tenant.name,
+        side.tenant.is_active,
+        side.key.revoked_at,
+        side.key.expires_at,
+        list(side.tenant.memberships.values_list("user__username", "role")),
+        list(side.tenant.teams.values_list("slug", "allowed_models")),
+        AdminKey.objects.get(pk=side.admin_key_id).revoked_at,
+        get_user_model().objects.values_list("email", "password").get(username=side.username),
+        list(RateLimit.objects.filter(tenant=side.tenant).values()),
+        list(Budget.objects.filter(tenant=side.tenant).values()),
+        list(QuotaPolicy.objects.filter(tenant=side.tenant).values()),
+    )
+
+
+@pytest.mark.parametrize(("method", "template"), sorted(CASES))
+def test_a_tenant_key_cannot_reach_another_tenant(
+    method: str, template: str, ours: Side, theirs: Side, as_ours: Api
+) -> None:
+    case = CASES[(method, template)]
+    body = case.body(theirs) if case.body else None
+    before = snapshot(theirs)
+
+    response = as_ours.call(method, fill(template, theirs), body)
+
+    if case.kind == "listing":
+        assert response.status_code == 200
+        text = response.content.decode()
+        assert ours.tenant.slug in text
+        assert theirs.tenant.slug not in text
+        assert not [s for s in theirs.secrets() if s in text]
+    elif case.kind == "platform":
+        assert_refused(response, {403}, theirs)
+        assert response.json()["error"]["code"] == "platform_scope_required"
+    else:
+        assert_refused(response, {404}, theirs)
+    assert snapshot(theirs) == before
+
+
+@pytest.mark.parametrize(
+    ("method", "template"),
+    sorted(op for op in CASES if CASES[op].kind == "tenant" and op[1].count("{") > 1),
+)
+def test_their_objects_stay_out_of_reach_under_our_own_tenant(
+    method: str, template: str, ours: Side, theirs: Side, as_ours: Api
+) -> None:
+    """Our slug, their team / member / key id: still 404, never a path around the tenant check."""
+    case = CASES[(method, template)]
+    before = snapshot(theirs)
+
+    response = as_ours.call(
+        method, fill(template, theirs, slug_of=ours), case.body(theirs) if case.body else None
+    )
+
+    assert_refused(response, {case.under_ours}, theirs)
+    assert snapshot(theirs) == before
+
+
+@pytest.mark.parametrize(("method", "template"), sorted(CASES))
+@pytest.mark.parametrize("who", ["nobody", "revoked", "proxy key", "made up"])
+def test_every_endpoint_refuses_a_caller_without_a_live_admin_key(
+    method: str, template: str, who: str, ours: Side, theirs: Side, platform: Api
+) -> None:
+    if who == "revoked":
+        platform.post(f"/admin-keys/{ours.admin_key_id}/revoke")
+    key = {
+        "nobody": None,
+        "revoked": ours.admin_key,
+        "proxy key": ours.key_plaintext,
+        "made up": "gwa-" + "x" * 43,
+    }[who]
+    case = CASES[(method, template)]
+    before = snapshot(theirs)
+
+    response = Api(key).call(method, fill(template, ours), case.body(ours) if case.body else None)
+
+    assert_refused(response, {401}, theirs)
+    assert snapshot(theirs) == before

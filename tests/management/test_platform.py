@@ -1,0 +1,103 @@
+"""Providers, deployments and routes through the management API (platform keys only)."""
+
+from __future__ import annotations
+
+import pytest
+
+from activity.models import ActivityEvent
+from routing.models import Provider, Route
+from tests.management.conftest import Api
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "sk-live-upstream-credential-0123456789"
+
+
+def test_a_provider_credential_goes_in_and_never_comes_out(platform: Api) -> None:
+    put = platform.put(
+        "/providers/vendor-x",
+        {"kind": "openai", "base_url": "https://llm.example/v1", "credential": SECRET},
+    )
+
+    assert put.status_code == 200, put.content
+    assert put.json()["has_credential"] is True
+    assert Provider.objects.get(name="vendor-x").get_credential() == SECRET
+    for response in (put, platform.get("/providers"), platform.get("/providers/vendor-x")):
+        assert SECRET not in response.content.decode()
+        assert "credential_encrypted" not in response.content.decode()
+    assert SECRET not in str(list(ActivityEvent.objects.values_list("details", flat=True)))
+
+
+def test_omitting_the_credential_keeps_it(platform: Api) -> None:
+    body = {"kind": "openai", "base_url": "https://llm.example/v1"}
+    platform.put("/providers/vendor-x", {**body, "credential": SECRET})
+
+    updated = platform.put(
+        "/providers/vendor-x", {**body, "region": "eu", "requests_per_minute": 600}
+    )
+
+    provider = Provider.objects.get(name="vendor-x")
+    assert provider.get_credential() == SECRET and provider.region == "eu"
+    assert updated.json()["requests_per_minute"] == provider.requests_per_minute == 600
+
+
+def test_a_route_is_built_from_deployments_in_order(platform: Api) -> None:
+    platform.put("/providers/vendor-x", {"kind": "anthropic", "base_url": "https://a.example"})
+    for name in ("primary-model", "backup-model"):
+        created = platform.put(
+            f"/deployments/{name}",
+            {"provider": "vendor-x", "upstream_model": name, "input_price_per_mtok": "2.5"},
+        )
+        assert created.status_code == 200, created.content
+
+    route = platform.put(
+        "/routes/smart-chat",
+        {
+            "strategy": "weighted",
+            "sticky": True,
+            "targets": [
+                {"deployment": "primary-model", "weight": 90},
+                {"deployment": "backup-model", "weight": 10},
+            ],
+        },
+    )
+
+    assert route.status_code == 200, route.content
+    assert route.json()["targets"] == [
+        {"deployment": "primary-model", "weight": 90},
+        {"deployment": "backup-model", "weight": 10},
+    ]
+    assert Route.objects.get(alias="smart-chat").strategy == "weighted"
+    assert platform.get("/deployments/primary-model").json()["provider"] == "vendor-x"
+    assert ActivityEvent.objects.filter(
+        action="route.create", actor_kind="admin_key", target_label="smart-chat"
+    ).exists()
+
+
+def test_a_route_naming_an_unknown_deployment_says_which(platform: Api) -> None:
+    response = platform.put(
+        "/routes/smart-chat", {"targets": [{"deployment": "nope"}], "strategy": "ordered"}
+    )
+
+    assert response.status_code == 422
+    assert response.json()["error"]["fields"] == [
+        {"field": "targets[0].deployment", "message": "no deployment 'nope'"}
+    ]
+    assert not Route.objects.filter(alias="smart-chat").exists()
+
+
+def test_validation_errors_carry_nested_field_paths(platform: Api) -> None:
+    response = platform.put(
+        "/routes/smart-chat", {"targets": [{"deployment": "d", "weight": -1}], "timeout_seconds": 0}
+    )
+
+    assert response.status_code == 422
+    fields = {f["field"] for f in response.json()["error"]["fields"]}
+    assert fields == {"targets[0].weight", "timeout_seconds"}
+
+
+def test_an_unknown_thing_is_a_404_in_the_same_format(platform: Api) -> None:
+    for path in ("/providers/nope", "/deployments/nope", "/routes/nope", "/no-such-endpoint"):
+        response = platform.get(path)
+        assert response.status_code == 404, path
+        assert response.json()["error"]["code"] == "not_found"
