@@ -63,3 +63,83 @@ def quota_world(world: Any, gateway: Any, django_db_blocker: Any, mock_server: A
         tokens_key=small_material.plaintext,
         free_key=free_material.plaintext,
     )
+
+
+@dataclass
+class PolicyWorld:
+    ceiling_key: str  # tenant "ceiling-co": $0.001 per request ceiling, rejected
+    downgrade_key: str  # tenant "downgrade-co": over $0.001 goes to route "quota-cheap"
+    shadow_key: str  # key under a shadow limit of 1 request per minute
+    alert_key: str  # team with a $0.50 budget, soft alert at 5%
+    queue_key: str  # routed to a provider of 2 requests per minute that queues up to 3 s
+
+
+@pytest.fixture(scope="session")
+def policy_world(
+    quota_world: QuotaWorld, gateway: Any, django_db_blocker: Any, mock_server: Any
+) -> PolicyWorld:
+    with django_db_blocker.unblock():
+        cheap_provider = routing.provider_upsert(
+            name="cheap-mock",
+            kind="openai",
+            base_url=mock_server.base_url + "/v1",
+            credential="sk-c",
+            region="us",
+        )
+        cheap = routing.deployment_upsert(
+            name="cheap-gpt",
+            provider=cheap_provider,
+            upstream_model="cheap-gpt-1",
+            input_price_per_mtok=Decimal("0.01"),
+            output_price_per_mtok=Decimal("0.01"),
+        )
+        routing.route_upsert(alias="quota-cheap", description="", deployments=[cheap])
+        queued_provider = routing.provider_upsert(
+            name="queued-mock",
+            kind="openai",
+            base_url=mock_server.base_url + "/v1",
+            credential="sk-q2",
+            region="us",
+            requests_per_minute=2,
+            capacity_queue_seconds=3,
+        )
+        queued = routing.deployment_upsert(
+            name="queued-gpt",
+            provider=queued_provider,
+            upstream_model="queued-gpt-1",
+            input_price_per_mtok=Decimal("1"),
+            output_price_per_mtok=Decimal("1"),
+        )
+        routing.route_upsert(alias="quota-queued", description="", deployments=[queued])
+
+        def tenant_key(slug: str) -> tuple[Tenant, Team, Any, str]:
+            tenant = tenants.tenant_upsert(slug=slug, name=slug)
+            team = tenants.team_upsert(tenant=tenant, slug="t", name="T", allowed_models=[])
+            key, material = tenants.key_create(team=team, name=f"{slug}-key")
+            return tenant, team, key, material.plaintext
+
+        ceiling, _, _, ceiling_key = tenant_key("ceiling-co")
+        quotas.quota_policy_set(tenant=ceiling, max_request_cost_usd=Decimal("0.001"))
+        downgrade, _, _, downgrade_key = tenant_key("downgrade-co")
+        quotas.quota_policy_set(
+            tenant=downgrade,
+            max_request_cost_usd=Decimal("0.001"),
+            over_ceiling="downgrade",
+            downgrade_route="quota-cheap",
+        )
+        shadow, _, shadow_api_key, shadow_key = tenant_key("shadow-co")
+        quotas.rate_limit_set(
+            tenant=shadow, scope="key", api_key=shadow_api_key, requests_per_minute=1, shadow=True
+        )
+        alert, alert_team, _, alert_key = tenant_key("alert-co")
+        quotas.budget_set(
+            tenant=alert,
+            scope="team",
+            team=alert_team,
+            amount_usd=Decimal("0.5"),
+            soft_threshold_pct=5,
+        )
+        _, _, _, queue_key = tenant_key("queue-co")
+    for key in (ceiling_key, downgrade_key, shadow_key, alert_key, queue_key):
+        wait_for_config(gateway, key, "quota-cheap")
+    return PolicyWorld(ceiling_key, downgrade_key, shadow_key, alert_key, queue_key)
