@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 
 from quotas import services as quotas
@@ -27,7 +28,7 @@ class QuotaWorld:
 
 
 @pytest.fixture(scope="session")
-def quota_world(world: Any, django_db_blocker: Any, mock_server: Any) -> QuotaWorld:
+def quota_world(world: Any, django_db_blocker: Any, mock_server: Any, gateway: Any) -> QuotaWorld:
     with django_db_blocker.unblock():
         provider = routing.provider_upsert(
             name="quota-mock",
@@ -56,7 +57,7 @@ def quota_world(world: Any, django_db_blocker: Any, mock_server: Any) -> QuotaWo
         quotas.rate_limit_set(tenant=tenant, scope="key", api_key=burst, requests_per_minute=3)
         quotas.rate_limit_set(tenant=tenant, scope="key", api_key=small, tokens_per_minute=50)
         quotas.budget_set(tenant=tenant, scope="team", team=thrifty, amount_usd=Decimal("0.0005"))
-    time.sleep(RULES_RELOAD_S)
+    _wait_until_the_gateway_knows(gateway, budget_material.plaintext)
     return QuotaWorld(
         tenant=tenant,
         team=team,
@@ -65,3 +66,22 @@ def quota_world(world: Any, django_db_blocker: Any, mock_server: Any) -> QuotaWo
         tokens_key=small_material.plaintext,
         free_key=free_material.plaintext,
     )
+
+
+def _wait_until_the_gateway_knows(gateway: Any, budget_key: str) -> None:
+    """A warm gateway answers once from its previous tables while it reloads them in the
+    background, so a fixed sleep is not enough: ask (a dry run, nothing counted) until the
+    route and the budget made above are both in force."""
+    deadline = time.monotonic() + 10
+    while True:
+        time.sleep(RULES_RELOAD_S)
+        answer = httpx.post(
+            gateway.api_url + "/chat/completions",
+            headers={"authorization": f"Bearer {budget_key}", "x-gateway-dry-run": "1"},
+            json={"model": "quota-chat", "messages": [{"role": "user", "content": "hi"}]},
+        )
+        if answer.status_code == 200 and answer.json().get("allowed") is False:
+            return
+        assert time.monotonic() < deadline, (
+            f"the gateway never loaded the quota world: {answer.text}"
+        )
