@@ -13,8 +13,8 @@ from ninja.pagination import paginate
 
 from management import selectors
 from management import services as admin_key_services
-from management.api.common import key_or_404, scope_of, tenant_or_404
-from management.errors import conflict, invalid, not_found, platform_only
+from management.api.common import key_or_404, one_or_404, scope_of, tenant_or_404
+from management.errors import conflict, invalid, platform_only
 from management.models import AdminKey
 from management.schemas import (
     AdminKeyCreated,
@@ -82,7 +82,6 @@ def key_create(request: HttpRequest, slug: str, payload: KeyIn) -> Status[KeyCre
         owner=owner,
         actor=scope_of(request).actor,
     )
-    key = key_or_404(tenant, key.pk)  # with its team and owner loaded
     out = KeyOut.from_orm(key).model_dump()
     return Status(201, KeyCreated(**out, key=material.plaintext))
 
@@ -159,7 +158,7 @@ def admin_key_create(request: HttpRequest, payload: AdminKeyIn) -> Status[AdminK
 )
 def admin_key_revoke(request: HttpRequest, key_id: int) -> AdminKey:
     scope = scope_of(request)
-    key = selectors.admin_keys_visible(scope=scope).filter(pk=key_id).first()
-    if key is None:
-        raise not_found(f"Admin key {key_id}")
+    key = one_or_404(
+        selectors.admin_keys_visible(scope=scope).filter(pk=key_id), f"Admin key {key_id}"
+    )
     return admin_key_services.admin_key_revoke(key=key, actor=scope.actor)

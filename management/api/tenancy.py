@@ -10,8 +10,14 @@ from ninja import Router, Status
 from ninja.pagination import paginate
 
 from management import selectors
-from management.api.common import platform_scope, scope_of, team_or_404, tenant_or_404
-from management.errors import ApiError, conflict, invalid, not_found
+from management.api.common import (
+    one_or_404,
+    platform_scope,
+    scope_of,
+    team_or_404,
+    tenant_or_404,
+)
+from management.errors import ApiError, conflict, invalid
 from management.schemas import (
     MemberIn,
     MemberOut,
@@ -202,9 +208,8 @@ def member_put(request: HttpRequest, slug: str, username: str, payload: MemberIn
 @router.get("/tenants/{slug}/members/{username}", response=MemberOut, summary="Get a member")
 def member_get(request: HttpRequest, slug: str, username: str) -> Membership:
     tenant = tenant_or_404(request, slug)
-    membership = selectors.memberships_of(tenant=tenant).filter(user__username=username).first()
-    if membership is None:
-        raise not_found(f"Member '{username}' of tenant '{slug}'")
+    members = selectors.memberships_of(tenant=tenant).filter(user__username=username)
+    membership = one_or_404(members, f"Member '{username}' of tenant '{slug}'")
     return membership
 
 
@@ -215,8 +220,7 @@ def member_get(request: HttpRequest, slug: str, username: str) -> Membership:
 )
 def member_delete(request: HttpRequest, slug: str, username: str) -> Status[None]:
     tenant = tenant_or_404(request, slug)
-    membership = selectors.memberships_of(tenant=tenant).filter(user__username=username).first()
-    if membership is None:
-        raise not_found(f"Member '{username}' of tenant '{slug}'")
+    members = selectors.memberships_of(tenant=tenant).filter(user__username=username)
+    membership = one_or_404(members, f"Member '{username}' of tenant '{slug}'")
     services.member_remove(tenant=tenant, user=membership.user, actor=scope_of(request).actor)
     return Status(204, None)
