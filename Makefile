@@ -6,6 +6,7 @@ GATEWAY_PORT ?= 8000
 MOCK_PORT ?= 9100
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+BENCH_REDIS_URL ?= redis://127.0.0.1:6379/14
 
 .PHONY: run test bench lint format install services clean
 
@@ -32,9 +33,9 @@ services:
 test: install services
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
 
-bench: install
+bench: install services
 	@scripts/ensure_bench_tools.sh
-	$(BIN)/python -m bench
+	REDIS_URL=$(BENCH_REDIS_URL) $(BIN)/python -m bench
 
 lint: install
 	$(BIN)/ruff check .

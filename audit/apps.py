@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class AuditConfig(AppConfig):
     name = "audit"
     verbose_name = "Audit log"
+
+    def ready(self) -> None:
+        from console.nav import NavEntry, nav_register
+
+        nav_register(NavEntry("Compliance", "Audit trail", "compliance:search", 10))
+        nav_register(NavEntry("Compliance", "Chain verification", "compliance:chain", 20))

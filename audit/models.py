@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 
 
@@ -73,8 +74,191 @@ class AuditRecord(models.Model):
             models.Index(
                 fields=["tenant", "end_user", "started_at"], name="audit_tenant_user_time"
             ),
-            models.Index(fields=["status"], name="audit_status"),
+            models.Index(
+                fields=["tenant", "status", "started_at"], name="audit_tenant_status_time"
+            ),
+            # Streams still running: few rows, looked up by the sealer and by monitoring.
+            models.Index(
+                fields=["id"], condition=models.Q(status="in_progress"), name="audit_in_progress"
+            ),
+            models.Index(fields=["started_at"], name="audit_time"),
+            models.Index(
+                fields=["tenant", "model_requested", "started_at"], name="audit_tenant_model_time"
+            ),
+            # Full-text search over prompt and response text: a GIN expression index made on
+            # PostgreSQL by migration 0004 (audit/search.py builds the matching expression).
         ]
 
     def __str__(self) -> str:
         return self.request_id
+
+
+class ContentMode(models.TextChoices):
+    FULL = "full", "Full content"
+    MASKED = "masked", "Masked (emails, phone and account numbers replaced)"
+    METADATA = "metadata", "Metadata only (hashes of the content)"
+
+
+class AuditPolicy(models.Model):
+    """What a tenant keeps of prompts and responses, and for how long."""
+
+    tenant = models.OneToOneField(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="audit_policy"
+    )
+    content_mode = models.CharField(
+        max_length=16, choices=ContentMode.choices, default=ContentMode.FULL
+    )
+    # Null keeps records forever; seven years is a common regulatory minimum.
+    retention_days = models.PositiveIntegerField(null=True, blank=True, default=7 * 365)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}: {self.content_mode}, {self.retention_days or '∞'} days"
+
+
+class LegalHold(models.Model):
+    """Stops the retention job purging a tenant's records, or one user's, or a date range."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    end_user = models.CharField(max_length=200, blank=True, default="")  # empty: every user
+    starts_at = models.DateTimeField(null=True, blank=True)  # null: from the beginning
+    ends_at = models.DateTimeField(null=True, blank=True)  # null: onwards
+    reason = models.CharField(max_length=500)
+    created_at = models.DateTimeField(auto_now_add=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"hold on {self.tenant_id} {self.end_user or '*'}: {self.reason}"
+
+
+class AuditSeal(models.Model):
+    """A record's link in its tenant's hash chain. Only ever inserted (triggers on PostgreSQL).
+
+    `record_id` is not a foreign key: a seal outlives its record when retention purges it, so the
+    chain stays verifiable across the gap (the purge is itself checkpointed).
+    """
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    seq = models.PositiveBigIntegerField()
+    record_id = models.BigIntegerField(unique=True)
+    version = models.PositiveSmallIntegerField(default=1)  # of the canonical form
+    payload_hash = models.CharField(max_length=64)
+    content_hash = models.CharField(max_length=64)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+    sealed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "seq"], name="audit_seal_seq_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}#{self.seq}"
+
+
+class AuditChainHead(models.Model):
+    """Where each tenant's chain ends, so the sealer need not scan it. Not trusted by verification."""
+
+    tenant = models.OneToOneField("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    seq = models.PositiveBigIntegerField(default=0)
+    hash = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id}#{self.seq}"
+
+
+class SealerState(models.Model):
+    """One row: below `low_watermark` every record is sealed (or still streaming).
+
+    A record can commit after one with a larger id (ids are taken at insert, not at commit), so a
+    new watermark becomes the low watermark only a while after it was computed.
+    """
+
+    low_watermark = models.BigIntegerField(default=0)
+    next_watermark = models.BigIntegerField(default=0)
+    next_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"sealed below {self.low_watermark}"
+
+
+class CheckpointKind(models.TextChoices):
+    HEAD = "head", "Chain head"
+    PURGE = "purge", "Retention purge"
+
+
+class AuditCheckpoint(models.Model):
+    """A signed statement of a chain's head (so truncation shows) or of what retention purged."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=8, choices=CheckpointKind.choices)
+    seq = models.PositiveBigIntegerField()  # head: the last sealed seq
+    head_hash = models.CharField(max_length=64)
+    count = models.PositiveBigIntegerField()  # head: records chained; purge: records purged
+    # purge: the chain positions removed, as [first, last] runs
+    purged_ranges = models.JSONField(default=list, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+    signature = models.CharField(max_length=64)
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "kind", "seq"], name="audit_ckpt_tenant_seq")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.tenant_id}@{self.seq}"
+
+
+class AuditErasure(models.Model):
+    """The tombstone of a lawful erasure: the payload is gone, its hash stays in the seal."""
+
+    record_id = models.BigIntegerField(unique=True)
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    payload_hash = models.CharField(max_length=64)
+    reason = models.CharField(max_length=500)
+    actor_label = models.CharField(max_length=200)
+    erased_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"erasure of {self.record_id}"
+
+
+class AuditAccess(models.Model):
+    """Who looked at what: every console search, record view and export. Only ever inserted."""
+
+    occurred_at = models.DateTimeField(db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    user_label = models.CharField(max_length=200)
+    action = models.CharField(max_length=32)  # audit.search | audit.view | audit.export | ...
+    # The tenants the user could see at the time (empty for a platform admin: all of them).
+    tenant_ids = models.JSONField(default=list, blank=True)
+    query = models.JSONField(default=dict, blank=True)
+    record_count = models.PositiveIntegerField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.occurred_at:%Y-%m-%d %H:%M} {self.user_label} {self.action}"
+
+
+class AuditExport(models.Model):
+    """The manifest of a finished export: what was exported, by whom, and how to verify it.
+
+    Inserted once, when the last byte has been streamed; only ever inserted.
+    """
+
+    id = models.UUIDField(primary_key=True)
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    user_label = models.CharField(max_length=200)
+    format = models.CharField(max_length=8)  # csv | jsonl
+    filters = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField()
+    completed_at = models.DateTimeField()
+    manifest = models.JSONField()
+    signature = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"export {self.id} ({self.format})"

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.db import close_old_connections, connection, connections, transaction
 
+from audit.content import ContentModes, apply_content_mode
 from audit.entries import AuditEntry
 from audit.sql import complete_entries, insert_entries
 from quotas.ledger import insert_spend
@@ -36,14 +37,19 @@ class _Complete:
 _Op = _Insert | _Complete
 
 
-def write_batch(ops: list[_Op]) -> None:
-    """Write a batch in one transaction (inserts first, so a short stream can complete in it)."""
+def write_batch(ops: list[_Op], content_modes: ContentModes | None = None) -> None:
+    """Write a batch in one transaction (inserts first, so a short stream can complete in it).
+
+    Each record is first reduced to what its tenant keeps of prompts and responses.
+    """
     try:
+        modes = (content_modes or ContentModes()).modes(op.entry.tenant_id for op in ops)
+        kept = [(op, apply_content_mode(op.entry, modes[op.entry.tenant_id])) for op in ops]
         with transaction.atomic():
-            inserts = [op.entry for op in ops if isinstance(op, _Insert)]
+            inserts = [entry for op, entry in kept if isinstance(op, _Insert)]
             if inserts:
                 insert_entries(connection, inserts)
-            completions = [op.entry for op in ops if isinstance(op, _Complete)]
+            completions = [entry for op, entry in kept if isinstance(op, _Complete)]
             if completions:
                 complete_entries(connection, completions)
             # The spend ledger gets its rows in the same transaction as the records they charge.
@@ -59,6 +65,7 @@ class AuditWriter:
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-writer")
         self._task: asyncio.Task[None] | None = None
+        self._content_modes = ContentModes()
 
     async def insert(self, entry: AuditEntry) -> None:
         await self._submit(_Insert(entry))
@@ -96,7 +103,9 @@ class AuditWriter:
         self, loop: asyncio.AbstractEventLoop, batch: list[tuple[_Op, asyncio.Future[None]]]
     ) -> None:
         try:
-            await loop.run_in_executor(self._executor, write_batch, [op for op, _ in batch])
+            await loop.run_in_executor(
+                self._executor, write_batch, [op for op, _ in batch], self._content_modes
+            )
         except Exception:
             if len(batch) == 1:
                 logger.exception(

@@ -46,15 +46,35 @@ tenants:
         keys:
           - name: bench-key
             value: env:BENCH_KEY
+    # Scenario 2c: a team whose requests pass every level of limits and budgets (none refuses).
+  - slug: {tenant}-quota
+    name: Benchmark with limits
+    limits: {{requests_per_minute: 10000000, tokens_per_minute: 1000000000, max_concurrent: 10000}}
+    budgets: [{{amount_usd: 1000000000, period: month}}]
+    end_users:
+      - id: "*"
+        limits: {{requests_per_minute: 10000000, tokens_per_minute: 1000000000}}
+        budgets: [{{amount_usd: 1000000000, period: day}}]
+    teams:
+      - slug: load
+        name: Load
+        limits: {{requests_per_minute: 10000000, tokens_per_minute: 1000000000}}
+        budgets: [{{amount_usd: 1000000000, period: month}}]
+        keys:
+          - name: bench-quota-key
+            value: env:BENCH_QUOTA_KEY
+            limits: {{requests_per_minute: 10000000, max_concurrent: 10000}}
+            budgets: [{{amount_usd: 1000000000, period: week}}]
 """
 
 _TENANT_ROWS = (
     "SELECT count(*) FROM audit_auditrecord"
-    " WHERE tenant_id = (SELECT id FROM tenants_tenant WHERE slug = %s)"
+    " WHERE tenant_id IN (SELECT id FROM tenants_tenant WHERE slug IN (%s, %s || '-quota'))"
 )
 _STATUS_SINCE = (
     "SELECT status, count(*) FROM audit_auditrecord"
-    " WHERE tenant_id = (SELECT id FROM tenants_tenant WHERE slug = %s) AND id > %s"
+    " WHERE tenant_id IN (SELECT id FROM tenants_tenant WHERE slug IN (%s, %s || '-quota'))"
+    " AND id > %s"
     " GROUP BY status"
 )
 _MAX_ID = "SELECT coalesce(max(id), 0) FROM audit_auditrecord"
@@ -131,7 +151,7 @@ class Audit:
 
     def mark(self) -> AuditMark:
         with psycopg.connect(self.conninfo, autocommit=True) as conn:
-            rows = conn.execute(_TENANT_ROWS, (TENANT,)).fetchone()
+            rows = conn.execute(_TENANT_ROWS, (TENANT, TENANT)).fetchone()
             max_id = conn.execute(_MAX_ID).fetchone()
         return AuditMark(rows=rows[0] if rows else 0, max_id=max_id[0] if max_id else 0)
 
@@ -144,11 +164,13 @@ class Audit:
         deadline = time.monotonic() + settle_s
         with psycopg.connect(self.conninfo, autocommit=True) as conn:
             while True:
-                rows = conn.execute(_TENANT_ROWS, (TENANT,)).fetchone()
+                rows = conn.execute(_TENANT_ROWS, (TENANT, TENANT)).fetchone()
                 by_status = Counter(
                     {
                         str(status): int(count)
-                        for status, count in conn.execute(_STATUS_SINCE, (TENANT, mark.max_id))
+                        for status, count in conn.execute(
+                            _STATUS_SINCE, (TENANT, TENANT, mark.max_id)
+                        )
                     }
                 )
                 if not by_status.get("in_progress") or time.monotonic() > deadline:

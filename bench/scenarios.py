@@ -76,6 +76,8 @@ class Results:
     fixed_concurrency: dict[str, RunResult] = field(default_factory=dict)  # direct, gateway
     fixed_rate: dict[str, RunResult] = field(default_factory=dict)
     uniform_rate: dict[str, RunResult] = field(default_factory=dict)
+    # The same uniform rate through the gateway: a key with no rules vs one under every level.
+    quota_rate: dict[str, RunResult] = field(default_factory=dict)
     streaming: dict[str, StreamResult] = field(default_factory=dict)
     # Scenario 1 per transport (aiohttp, httpx), each with the direct run just before it.
     transports: dict[str, dict[str, RunResult]] = field(default_factory=dict)
@@ -106,13 +108,14 @@ def _body(model: str, stream: bool) -> str:
     return json.dumps(body)
 
 
-def _targets(port: int, key: str | None, stream: bool = False) -> Target:
+def _targets(port: int, key: str | None, stream: bool = False, end_user: str = "") -> Target:
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     if key is None:
         return Target("mock direct", url, _body(db.UPSTREAM_MODEL, stream))
-    return Target(
-        "via gateway", url, _body(db.ROUTE, stream), (("Authorization", f"Bearer {key}"),)
-    )
+    headers = [("Authorization", f"Bearer {key}")]
+    if end_user:
+        headers.append(("x-gateway-end-user", end_user))
+    return Target("via gateway", url, _body(db.ROUTE, stream), tuple(headers))
 
 
 def _env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -196,6 +199,7 @@ class Bench:
         self.results = Results(settings)
         self.say = Progress()
         self.key = db.new_key()
+        self.quota_key = db.new_key()
 
     # --- set-up -------------------------------------------------------------------------------
     def prepare(self, mock_port: int) -> None:
@@ -203,7 +207,7 @@ class Bench:
         if db.ensure_database(self.settings.database_url):
             self.say("created database gateway_bench")
         self.say("migrating and seeding the bench database")
-        env = _env(self.settings, BENCH_KEY=self.key)
+        env = _env(self.settings, BENCH_KEY=self.key, BENCH_QUOTA_KEY=self.quota_key)
         db.manage(["migrate", "--verbosity", "0"], env)
         db.seed(self.workdir, mock_port, env)
         self.results.setup_s = time.monotonic() - start
@@ -234,6 +238,19 @@ class Bench:
         gateway_result = measure(gateway)
         run.count(gateway_result)
         return {"direct": direct_result, "gateway": gateway_result}
+
+    def quota_pair(self, via: Target, port: int, run: GatewayRun) -> dict[str, RunResult]:
+        """Scenario 2c: what checking every level of limits and budgets adds to a request."""
+        limited = _targets(port, self.quota_key, end_user="bench-user")
+        self.say("2c. limits and budgets: key with no rules")
+        self._rewarm(via, run)
+        plain = self.uniform_rate(via)
+        run.count(plain)
+        self.say("2c. limits and budgets: key under tenant, team, key and user rules")
+        self._rewarm(limited, run)
+        checked = self.uniform_rate(limited)
+        run.count(checked)
+        return {"direct": plain, "gateway": checked}
 
     def fixed_concurrency(self, target: Target) -> RunResult:
         return hey.run(
@@ -332,6 +349,7 @@ class Bench:
                         run,
                         self.uniform_rate,
                     )
+                    results.quota_rate = self.quota_pair(via, port, run)
                     self.warm(_targets(mock_port, None, stream=True), 40)
                     results.streaming = self.pair(
                         "3. streaming",

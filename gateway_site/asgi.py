@@ -12,8 +12,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_site.settings")
 django_application = get_asgi_application()  # sets Django up; must come before the imports below
 
 from gateway_site.request_lifecycle import ProxyASGIHandler  # noqa: E402
+from quotas import tokens  # noqa: E402
 
 proxy_application = ProxyASGIHandler()
+# The tokenizer files load now, at start-up, not on the event loop with the first request.
+tokens.preload()
 
 
 async def route(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -35,3 +35,11 @@ def decrypt_secret(token: str) -> str:
 
 def rotate_secret(token: str) -> str:
     return _fernet().rotate(token.encode()).decode()
+
+
+@cache
+def derived_key(purpose: str) -> bytes:
+    """A 32-byte key for one purpose (e.g. signing audit checkpoints), derived from SECRET_KEY."""
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=f"gateway-{purpose}".encode()
+    ).derive(settings.SECRET_KEY.encode())

@@ -17,3 +17,5 @@ class ProxySettings:
     audit_batch_max_size: int
     # The URL clients use to reach the gateway (printed in snippets and the console).
     public_url: str
+    # How long a call to the limit and budget counters (Redis) may take before it counts as failed.
+    quota_store_timeout_seconds: float = 2.0

@@ -1,5 +1,6 @@
 """Settings, read from the environment (12-factor). See docs/config.md#environment."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -30,6 +31,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "template_partials",
+    "axes",
     "ninja",  # serves the API docs assets locally (no CDN)
     "activity",
     "tenants",
@@ -38,6 +41,7 @@ INSTALLED_APPS = [
     "billing",
     "quotas",
     "declarative",
+    "console",
     "management",
 ]
 
@@ -50,6 +54,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: turns a throttled sign-in into its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "gateway_site.urls"
@@ -65,6 +71,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "console.context_processors.console",
             ],
         },
     },
@@ -104,6 +111,17 @@ CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+
+# --- the audit trail (docs/audit.md) --------------------------------------------------------
+# A stream still unfinished after this long is chained as it is (its worker died).
+AUDIT_ABANDONED_STREAM_SECONDS = envint("GATEWAY_AUDIT_ABANDONED_STREAM_SECONDS", 24 * 3600)
+# Kept this long unless a tenant's audit policy says otherwise (seven years).
+AUDIT_DEFAULT_RETENTION_DAYS = envint("GATEWAY_AUDIT_RETENTION_DAYS", 7 * 365)
+AUDIT_SEAL_SECONDS = envfloat("GATEWAY_AUDIT_SEAL_SECONDS", 10.0)
+AUDIT_CHECKPOINT_MINUTES = envint("GATEWAY_AUDIT_CHECKPOINT_MINUTES", 5)
+CELERY_BEAT_SCHEDULE["audit-seal"] = {"task": "audit.seal", "schedule": AUDIT_SEAL_SECONDS}
+CELERY_BEAT_SCHEDULE["audit-retention"] = {"task": "audit.retention", "schedule": 3600.0}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -119,9 +137,53 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
+# --- the console: sessions, CSRF, sign-in ---------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = envbool("GATEWAY_SECURE_COOKIES", False)
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = envint("GATEWAY_SESSION_HOURS", 8) * 3600
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+CSRF_TRUSTED_ORIGINS = envlist("GATEWAY_CSRF_TRUSTED_ORIGINS", [])
+if envbool("GATEWAY_BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+LOGIN_URL = "console:login"
+LOGIN_REDIRECT_URL = "console:home"
+LOGOUT_REDIRECT_URL = "console:login"
+# Snippets and the playground use this URL; unset, the host the browser reached the console on.
+CONSOLE_PUBLIC_URL = envstr("GATEWAY_PUBLIC_URL")
+
+# Failed sign-ins are throttled per username and address (django-axes).
+AXES_ENABLED = envbool("GATEWAY_LOGIN_THROTTLE", True)
+AXES_FAILURE_LIMIT = envint("GATEWAY_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("GATEWAY_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "console/locked_out.html"
+AXES_VERBOSE = False
+
+# Single sign-on (OpenID Connect) is on when a client id is set; see docs/config.md.
+OIDC_RP_CLIENT_ID = envstr("GATEWAY_OIDC_CLIENT_ID")
+OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
+OIDC_RP_CLIENT_SECRET = envstr("GATEWAY_OIDC_CLIENT_SECRET")
+OIDC_OP_AUTHORIZATION_ENDPOINT = envstr("GATEWAY_OIDC_AUTHORIZATION_ENDPOINT")
+OIDC_OP_TOKEN_ENDPOINT = envstr("GATEWAY_OIDC_TOKEN_ENDPOINT")
+OIDC_OP_USER_ENDPOINT = envstr("GATEWAY_OIDC_USERINFO_ENDPOINT")
+OIDC_OP_JWKS_ENDPOINT = envstr("GATEWAY_OIDC_JWKS_ENDPOINT")
+OIDC_RP_SIGN_ALGO = envstr("GATEWAY_OIDC_SIGN_ALGO", "RS256")
+OIDC_RP_SCOPES = envstr("GATEWAY_OIDC_SCOPES", "openid email profile")
+OIDC_ROLES_CLAIM = envstr("GATEWAY_OIDC_ROLES_CLAIM", "gateway_roles")
+OIDC_AUTHENTICATION_CALLBACK_URL = "console:oidc_callback"
+LOGIN_REDIRECT_URL_FAILURE = "/console/login/?sso=failed"
+if OIDC_ENABLED and not all(
+    (OIDC_OP_AUTHORIZATION_ENDPOINT, OIDC_OP_TOKEN_ENDPOINT, OIDC_OP_JWKS_ENDPOINT)
+):
+    raise SettingError("GATEWAY_OIDC_CLIENT_ID is set: the OIDC endpoints must be set too")
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+    *(["console.oidc.ConsoleOIDCBackend"] if OIDC_ENABLED else []),
+]
 
 # --- the proxy ---------------------------------------------------------------------------
 # Largest accepted request body; larger ones get a 413 in OpenAI's error format.
@@ -134,6 +196,7 @@ GATEWAY = ProxySettings(
     upstream_transport=envstr("GATEWAY_UPSTREAM_TRANSPORT", "aiohttp"),
     audit_batch_max_size=envint("GATEWAY_AUDIT_BATCH_MAX_SIZE", 256),
     public_url=envstr("GATEWAY_PUBLIC_URL", "http://127.0.0.1:8000"),
+    quota_store_timeout_seconds=envfloat("GATEWAY_QUOTA_STORE_TIMEOUT_SECONDS", 2.0),
 )
 if GATEWAY.upstream_transport not in ("aiohttp", "httpx"):
     raise SettingError("GATEWAY_UPSTREAM_TRANSPORT must be 'aiohttp' or 'httpx'")
@@ -144,5 +207,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": envstr("GATEWAY_LOG_LEVEL", "INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "django.request": {"level": "ERROR"}},
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
+        "django.request": {"level": "ERROR"},
+    },
 }

@@ -2,8 +2,9 @@ from functools import partial
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
+from django.views.generic import RedirectView
 from ninja.openapi.views import openapi_view
 
 from management.api import management_api, management_urls
@@ -33,4 +34,7 @@ urlpatterns = [
     re_path(r"^api/(?P<rest>.*)$", unknown_endpoint),
     path("healthz", healthz),
     path("admin/", admin.site.urls),
+    path("console/t/<slug:tenant_slug>/compliance/", include("audit.urls")),
+    path("console/", include("console.urls")),
+    path("", RedirectView.as_view(pattern_name="console:home", permanent=False)),
 ]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from activity.services import CONFIG
 from quotas import services
@@ -30,6 +31,17 @@ class BudgetSpec(_Strict):
     timezone: str = "UTC"
     soft_threshold_pct: int = Field(default=80, ge=1, le=100)
     shadow: bool = False
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown timezone {value!r} (use an IANA name such as Europe/Paris)"
+            ) from None
+        return value
 
 
 class ProviderCapacitySpec(_Strict):

@@ -147,6 +147,8 @@ class QuotaEngine:
         }
         if not admission.checks:
             return admission
+        if self.store_resting():
+            return self._unchecked(admission, policy)
         try:
             verdict = await self._run(admission, demand, dry=dry)
         except STORE_ERRORS as error:
@@ -257,8 +259,6 @@ class QuotaEngine:
         admission.meters.append(meter)
 
     async def _run(self, admission: Admission, demand: Demand, *, dry: bool) -> Verdict:
-        if time.monotonic() < self._down_until:
-            raise ConnectionError("quota store marked unavailable after a recent failure")
         await self._reseed_after_failure(admission, demand)
         checks, request_id = admission.checks, admission.request_id
         verdict = await self.store.admit(checks, request_id, LEASE_SECONDS, dry=dry)
@@ -289,6 +289,11 @@ class QuotaEngine:
         spent = await run_db(lambda: ledger.window_spend(budget, demand.end_user, window))
         await self.store.seed(check.key, to_nanos(spent), check.ttl_s, force=force)
         self._seeded_at_failure[check.key] = self._failures
+
+    def store_resting(self) -> bool:
+        """After a failure the store is left alone for a second, so that requests do not each
+        wait on a dead connection; the next request after that tries it again."""
+        return time.monotonic() < self._down_until
 
     def _store_failed(self, error: BaseException) -> None:
         self._failures += 1
@@ -370,9 +375,11 @@ class ProviderGate:
             return None
         deadline = time.monotonic() + target.capacity_queue_s
         while True:
+            if self.engine.store_resting():
+                if tenant_policy.limits_fail_open:
+                    return None
+                raise store_unavailable("provider capacity")
             try:
-                if time.monotonic() < self.engine._down_until:
-                    raise ConnectionError("quota store marked unavailable after a recent failure")
                 verdict = await self.engine.store.admit(checks, admission.request_id, LEASE_SECONDS)
             except STORE_ERRORS as error:
                 self.engine._store_failed(error)

@@ -93,6 +93,23 @@ def _scope_key(rule: RateLimit | Budget) -> ScopeKey:
     return ("tenant", rule.tenant_id)
 
 
+def budget_rule(budget: Budget) -> BudgetRule:
+    return BudgetRule(
+        id=budget.pk,
+        scope=budget.scope,
+        label=str(budget),
+        amount_usd=budget.amount_usd,
+        period=budget.period,
+        timezone=budget.timezone,
+        soft_threshold_pct=budget.soft_threshold_pct,
+        shadow=budget.shadow,
+        tenant_id=budget.tenant_id,
+        team_id=budget.team_id if budget.scope == Scope.TEAM else None,
+        api_key_id=budget.api_key_id if budget.scope == Scope.KEY else None,
+        per_user=budget.scope == Scope.USER,
+    )
+
+
 def load_quota_table() -> QuotaTable:
     limits: dict[ScopeKey, LimitRule] = {}
     for limit in RateLimit.objects.select_related("tenant", "team", "api_key"):
@@ -107,22 +124,7 @@ def load_quota_table() -> QuotaTable:
         )
     budgets: dict[ScopeKey, list[BudgetRule]] = {}
     for budget in Budget.objects.select_related("tenant", "team", "api_key"):
-        budgets.setdefault(_scope_key(budget), []).append(
-            BudgetRule(
-                id=budget.id,
-                scope=budget.scope,
-                label=str(budget),
-                amount_usd=budget.amount_usd,
-                period=budget.period,
-                timezone=budget.timezone,
-                soft_threshold_pct=budget.soft_threshold_pct,
-                shadow=budget.shadow,
-                tenant_id=budget.tenant_id,
-                team_id=budget.team_id if budget.scope == Scope.TEAM else None,
-                api_key_id=budget.api_key_id if budget.scope == Scope.KEY else None,
-                per_user=budget.scope == Scope.USER,
-            )
-        )
+        budgets.setdefault(_scope_key(budget), []).append(budget_rule(budget))
     policies = {
         policy.tenant_id: PolicyRule(
             limits_fail_open=policy.on_store_failure_limits == "open",

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Starts the local PostgreSQL and Redis the tests use, if they are installed but stopped.
+# Starts the local PostgreSQL and Redis the tests use, if they are installed but stopped,
+# and installs the browser the console tests drive.
 set -uo pipefail
 if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
   if command -v pg_ctlcluster >/dev/null; then
@@ -19,3 +20,11 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
 fi
 redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || { echo "Redis is not reachable on 127.0.0.1:6379" >&2; exit 1; }
+# The console's browser tests drive Debian's Chromium (never a browser downloaded by a test tool).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "Installing Debian's chromium for the browser tests…"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  { $SUDO apt-get install -y chromium >/dev/null 2>&1 || {
+      $SUDO apt-get update >/dev/null 2>&1 && $SUDO apt-get install -y chromium >/dev/null 2>&1; }; } \
+    || { echo "could not install chromium (Debian package 'chromium'); install it and retry" >&2; exit 1; }
+fi

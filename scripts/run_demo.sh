@@ -25,6 +25,10 @@ client = OpenAI(base_url="$GATEWAY_URL", api_key="$GATEWAY_API_KEY")
 reply = client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "Hello"}])
 print(reply.choices[0].message.content)'
 
+Console: $GATEWAY_CONSOLE_URL
+  developer:    dev / $GATEWAY_DEMO_DEVELOPER_PASSWORD
+  tenant admin: admin / $GATEWAY_DEMO_ADMIN_PASSWORD
+
 API docs: $GATEWAY_URL/docs      Stop: Ctrl-C
 
 TEXT

@@ -43,12 +43,13 @@ class KeyIdentity:
         return self.allowed_models is None or model in self.allowed_models
 
 
-def _allowed(team_models: list[str], key_models: list[str]) -> frozenset[str] | None:
-    if team_models and key_models:
-        return frozenset(team_models) & frozenset(key_models)
-    if team_models or key_models:
-        return frozenset(team_models or key_models)
-    return None
+def _allowed(*levels: list[str]) -> frozenset[str] | None:
+    """What tenant, team and key all allow; an empty list at a level allows everything there."""
+    allowed: frozenset[str] | None = None
+    for models in levels:
+        if models:
+            allowed = frozenset(models) if allowed is None else allowed & frozenset(models)
+    return allowed
 
 
 def load_identity(key_hash: str) -> KeyIdentity | None:
@@ -66,6 +67,7 @@ def load_identity(key_hash: str) -> KeyIdentity | None:
             "tenant__slug",
             "tenant__residency_region",
             "tenant__is_active",
+            "tenant__allowed_models",
             "team__id",
             "team__slug",
             "team__allowed_models",
@@ -82,7 +84,9 @@ def load_identity(key_hash: str) -> KeyIdentity | None:
         tenant_slug=key.tenant.slug,
         team_id=key.team.id,
         team_slug=key.team.slug,
-        allowed_models=_allowed(key.team.allowed_models, key.allowed_models),
+        allowed_models=_allowed(
+            key.tenant.allowed_models, key.team.allowed_models, key.allowed_models
+        ),
         residency_region=key.tenant.residency_region,
         expires_at=key.expires_at,
         revoked=key.revoked_at is not None or not key.tenant.is_active,

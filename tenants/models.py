@@ -8,6 +8,8 @@ class Tenant(models.Model):
     name = models.CharField(max_length=200)
     # Data residency (e.g. "eu"): when set, requests are only routed to deployments in it.
     residency_region = models.CharField(max_length=32, blank=True, default="")
+    # Public model names (route aliases or deployments) the tenant may use; empty means all.
+    allowed_models = models.JSONField(default=list, blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -79,6 +81,10 @@ class ApiKey(models.Model):
     allowed_models = models.JSONField(default=list, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # Set when the key was rotated: its successor; the old key works until its expiry (the grace).
+    replaced_by = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

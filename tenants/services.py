@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from activity.services import SYSTEM, Actor, activity_record
 from tenants.keys import NewKey, generate_key, key_from_plaintext
-from tenants.models import ApiKey, Membership, Team, Tenant
+from tenants.models import ApiKey, Membership, Role, Team, Tenant
 
 
 @transaction.atomic
@@ -157,6 +157,68 @@ def key_revoke(*, key: ApiKey, actor: Actor = SYSTEM) -> ApiKey:
 
 
 @transaction.atomic
+def key_rotate(*, key: ApiKey, grace: timedelta, actor: Actor = SYSTEM) -> tuple[ApiKey, NewKey]:
+    """Issue a successor with the same scope; the old key keeps working for `grace`, then stops.
+
+    The proxy enforces the end of the grace through the old key's expiry (tenants/auth.py), so a
+    zero grace revokes it at once.
+    """
+    if key.revoked_at is not None:
+        raise ValueError("a revoked key cannot be rotated")
+    now = timezone.now()
+    name, original_expiry = key.name, key.expires_at
+    material = generate_key()
+    # The successor takes the name; the old key is renamed so active names stay unique.
+    key.name = f"{name} (rotated, {key.prefix}…)"[:200]
+    ends = now + grace
+    if grace <= timedelta(0):
+        key.revoked_at = now
+    elif key.expires_at is None or key.expires_at > ends:
+        key.expires_at = ends
+    key.save(update_fields=["name", "revoked_at", "expires_at"])
+    successor = ApiKey.objects.create(
+        tenant_id=key.tenant_id,
+        team_id=key.team_id,
+        owner_id=key.owner_id,
+        name=name,
+        prefix=material.prefix,
+        key_hash=material.key_hash,
+        allowed_models=key.allowed_models,
+        expires_at=original_expiry,
+    )
+    key.replaced_by = successor
+    key.save(update_fields=["replaced_by"])
+    activity_record(
+        actor=actor,
+        action="key.rotate",
+        target=key,
+        tenant_id=key.tenant_id,
+        details={
+            "successor": successor.prefix,
+            "grace_seconds": int(grace.total_seconds()),
+            "old_key_works_until": now.isoformat() if key.revoked_at else ends.isoformat(),
+        },
+    )
+    return successor, material
+
+
+@transaction.atomic
+def tenant_models_set(
+    *, tenant: Tenant, allowed_models: list[str], actor: Actor = SYSTEM
+) -> Tenant:
+    tenant.allowed_models = sorted(set(allowed_models))
+    tenant.save(update_fields=["allowed_models"])
+    activity_record(
+        actor=actor,
+        action="tenant.models",
+        target=tenant,
+        tenant_id=tenant.pk,
+        details={"allowed_models": tenant.allowed_models},
+    )
+    return tenant
+
+
+@transaction.atomic
 def tenant_set_active(*, tenant: Tenant, is_active: bool, actor: Actor = SYSTEM) -> Tenant:
     """Deactivating a tenant stops every one of its keys (tenants/auth.py treats them as revoked)."""
     if tenant.is_active != is_active:
@@ -172,10 +234,87 @@ def tenant_set_active(*, tenant: Tenant, is_active: bool, actor: Actor = SYSTEM)
 
 
 @transaction.atomic
-def member_remove(*, tenant: Tenant, user: User, actor: Actor = SYSTEM) -> None:
-    """Take a user out of one tenant and its teams; their other tenants are untouched."""
-    deleted, _ = Membership.objects.filter(user=user, tenant=tenant).delete()
+def membership_update(
+    *, membership: Membership, role: str, teams: list[Team], actor: Actor = SYSTEM
+) -> Membership:
+    """Set a member's role and, within the membership's tenant, exactly which teams they are in."""
+    membership.role = role
+    membership.save(update_fields=["role"])
+    user, tenant = membership.user, membership.tenant
+    wanted = {team.pk for team in teams if team.tenant_id == tenant.pk}
+    for team in Team.objects.filter(tenant=tenant):
+        if team.pk in wanted:
+            team.members.add(user)
+        else:
+            team.members.remove(user)
+    activity_record(
+        actor=actor,
+        action="member.update",
+        target=user,
+        tenant_id=tenant.pk,
+        details={"role": role, "teams": sorted(t.slug for t in teams if t.pk in wanted)},
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, actor: Actor = SYSTEM) -> None:
+    user, tenant = membership.user, membership.tenant
     for team in Team.objects.filter(tenant=tenant, members=user):
         team.members.remove(user)
-    if deleted:
-        activity_record(actor=actor, action="member.remove", target=user, tenant_id=tenant.pk)
+    membership.delete()
+    activity_record(actor=actor, action="member.remove", target=user, tenant_id=tenant.pk)
+
+
+@transaction.atomic
+def memberships_sync_from_claims(
+    *, user: User, entries: list[str], actor: Actor = SYSTEM
+) -> list[Membership]:
+    """Make the user's memberships exactly what the identity provider's claim lists.
+
+    Each entry is `tenant:role` or `tenant:role:team+team`; unknown tenants, roles and teams are
+    skipped (the claim may speak of more than this gateway knows). Teams are only ever added.
+    """
+    wanted: dict[int, tuple[Tenant, str, list[str]]] = {}
+    for entry in entries:
+        parts = [part.strip() for part in str(entry).split(":")]
+        if len(parts) < 2 or parts[1] not in Role.values:
+            continue
+        tenant = Tenant.objects.filter(slug=parts[0]).first()
+        if tenant is not None:
+            team_slugs = parts[2].split("+") if len(parts) > 2 and parts[2] else []
+            wanted[tenant.pk] = (tenant, parts[1], team_slugs)
+    for membership in Membership.objects.filter(user=user).exclude(tenant_id__in=wanted):
+        membership_remove(membership=membership, actor=actor)
+    kept = []
+    for tenant, role, team_slugs in wanted.values():
+        current = Membership.objects.filter(user=user, tenant=tenant).first()
+        teams = list(Team.objects.filter(tenant=tenant, slug__in=team_slugs))
+        if current is not None and current.role == role and not teams:
+            kept.append(current)
+            continue
+        membership, _ = Membership.objects.get_or_create(
+            user=user, tenant=tenant, defaults={"role": role}
+        )
+        for team in teams:
+            team.members.add(user)
+        if membership.role != role:
+            membership.role = role
+            membership.save(update_fields=["role"])
+        activity_record(
+            actor=actor,
+            action="member.sso",
+            target=user,
+            tenant_id=tenant.pk,
+            details={"role": role, "teams": [team.slug for team in teams]},
+        )
+        kept.append(membership)
+    return kept
+
+
+@transaction.atomic
+def member_remove(*, tenant: Tenant, user: User, actor: Actor = SYSTEM) -> None:
+    """Take a user out of one tenant and its teams; their other tenants are untouched."""
+    membership = Membership.objects.filter(user=user, tenant=tenant).first()
+    if membership is not None:
+        membership_remove(membership=membership, actor=actor)

@@ -1,20 +1,16 @@
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import httpx
 import pytest
 
 from quotas import services as quotas
 from routing import services as routing
 from tenants import services as tenants
 from tenants.models import Team, Tenant
-
-# The live gateway reloads limits and budgets every 0.5 s (GATEWAY_ROUTES_CACHE_SECONDS).
-RULES_RELOAD_S = 0.7
+from tests.support.live import wait_for_config
 
 
 @dataclass
@@ -28,7 +24,7 @@ class QuotaWorld:
 
 
 @pytest.fixture(scope="session")
-def quota_world(world: Any, django_db_blocker: Any, mock_server: Any, gateway: Any) -> QuotaWorld:
+def quota_world(world: Any, gateway: Any, django_db_blocker: Any, mock_server: Any) -> QuotaWorld:
     with django_db_blocker.unblock():
         provider = routing.provider_upsert(
             name="quota-mock",
@@ -57,7 +53,8 @@ def quota_world(world: Any, django_db_blocker: Any, mock_server: Any, gateway: A
         quotas.rate_limit_set(tenant=tenant, scope="key", api_key=burst, requests_per_minute=3)
         quotas.rate_limit_set(tenant=tenant, scope="key", api_key=small, tokens_per_minute=50)
         quotas.budget_set(tenant=tenant, scope="team", team=thrifty, amount_usd=Decimal("0.0005"))
-    _wait_until_the_gateway_knows(gateway, budget_material.plaintext)
+    for key in (burst_material, budget_material, small_material, free_material):
+        wait_for_config(gateway, key.plaintext, "quota-chat")
     return QuotaWorld(
         tenant=tenant,
         team=team,
@@ -68,20 +65,81 @@ def quota_world(world: Any, django_db_blocker: Any, mock_server: Any, gateway: A
     )
 
 
-def _wait_until_the_gateway_knows(gateway: Any, budget_key: str) -> None:
-    """A warm gateway answers once from its previous tables while it reloads them in the
-    background, so a fixed sleep is not enough: ask (a dry run, nothing counted) until the
-    route and the budget made above are both in force."""
-    deadline = time.monotonic() + 10
-    while True:
-        time.sleep(RULES_RELOAD_S)
-        answer = httpx.post(
-            gateway.api_url + "/chat/completions",
-            headers={"authorization": f"Bearer {budget_key}", "x-gateway-dry-run": "1"},
-            json={"model": "quota-chat", "messages": [{"role": "user", "content": "hi"}]},
+@dataclass
+class PolicyWorld:
+    ceiling_key: str  # tenant "ceiling-co": $0.001 per request ceiling, rejected
+    downgrade_key: str  # tenant "downgrade-co": over $0.001 goes to route "quota-cheap"
+    shadow_key: str  # key under a shadow limit of 1 request per minute
+    alert_key: str  # team with a $0.50 budget, soft alert at 5%
+    queue_key: str  # routed to a provider of 2 requests per minute that queues up to 3 s
+
+
+@pytest.fixture(scope="session")
+def policy_world(
+    quota_world: QuotaWorld, gateway: Any, django_db_blocker: Any, mock_server: Any
+) -> PolicyWorld:
+    with django_db_blocker.unblock():
+        cheap_provider = routing.provider_upsert(
+            name="cheap-mock",
+            kind="openai",
+            base_url=mock_server.base_url + "/v1",
+            credential="sk-c",
+            region="us",
         )
-        if answer.status_code == 200 and answer.json().get("allowed") is False:
-            return
-        assert time.monotonic() < deadline, (
-            f"the gateway never loaded the quota world: {answer.text}"
+        cheap = routing.deployment_upsert(
+            name="cheap-gpt",
+            provider=cheap_provider,
+            upstream_model="cheap-gpt-1",
+            input_price_per_mtok=Decimal("0.01"),
+            output_price_per_mtok=Decimal("0.01"),
         )
+        routing.route_upsert(alias="quota-cheap", description="", deployments=[cheap])
+        queued_provider = routing.provider_upsert(
+            name="queued-mock",
+            kind="openai",
+            base_url=mock_server.base_url + "/v1",
+            credential="sk-q2",
+            region="us",
+            requests_per_minute=2,
+            capacity_queue_seconds=3,
+        )
+        queued = routing.deployment_upsert(
+            name="queued-gpt",
+            provider=queued_provider,
+            upstream_model="queued-gpt-1",
+            input_price_per_mtok=Decimal("1"),
+            output_price_per_mtok=Decimal("1"),
+        )
+        routing.route_upsert(alias="quota-queued", description="", deployments=[queued])
+
+        def tenant_key(slug: str) -> tuple[Tenant, Team, Any, str]:
+            tenant = tenants.tenant_upsert(slug=slug, name=slug)
+            team = tenants.team_upsert(tenant=tenant, slug="t", name="T", allowed_models=[])
+            key, material = tenants.key_create(team=team, name=f"{slug}-key")
+            return tenant, team, key, material.plaintext
+
+        ceiling, _, _, ceiling_key = tenant_key("ceiling-co")
+        quotas.quota_policy_set(tenant=ceiling, max_request_cost_usd=Decimal("0.001"))
+        downgrade, _, _, downgrade_key = tenant_key("downgrade-co")
+        quotas.quota_policy_set(
+            tenant=downgrade,
+            max_request_cost_usd=Decimal("0.001"),
+            over_ceiling="downgrade",
+            downgrade_route="quota-cheap",
+        )
+        shadow, _, shadow_api_key, shadow_key = tenant_key("shadow-co")
+        quotas.rate_limit_set(
+            tenant=shadow, scope="key", api_key=shadow_api_key, requests_per_minute=1, shadow=True
+        )
+        alert, alert_team, _, alert_key = tenant_key("alert-co")
+        quotas.budget_set(
+            tenant=alert,
+            scope="team",
+            team=alert_team,
+            amount_usd=Decimal("0.5"),
+            soft_threshold_pct=5,
+        )
+        _, _, _, queue_key = tenant_key("queue-co")
+    for key in (ceiling_key, downgrade_key, shadow_key, alert_key, queue_key):
+        wait_for_config(gateway, key, "quota-cheap")
+    return PolicyWorld(ceiling_key, downgrade_key, shadow_key, alert_key, queue_key)

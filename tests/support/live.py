@@ -92,3 +92,23 @@ def start_gateway(**env_overrides: Any) -> LiveGateway:
             time.sleep(0.1)
     gateway.stop()
     raise RuntimeError("the gateway did not start within 30 s")
+
+
+def wait_for_config(gateway: LiveGateway, key: str, model: str, timeout: float = 10.0) -> None:
+    """Wait until the gateway's cached routing table and quota rules include what a test just
+    committed (each worker reloads them in the background; the first caller still sees the old)."""
+    headers = {"authorization": f"Bearer {key}"}
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = httpx.get(gateway.api_url + "/models", headers=headers, timeout=5)
+        if listed.status_code == 200 and model in {m["id"] for m in listed.json()["data"]}:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the gateway did not pick up model {model!r}")
+        time.sleep(0.1)
+    # A dry run reads the quota rules (triggering their reload) and counts nothing.
+    dry = {**headers, "x-gateway-dry-run": "1"}
+    body = {"model": model, "messages": [{"role": "user", "content": "config check"}]}
+    for _ in range(2):
+        httpx.post(gateway.api_url + "/chat/completions", headers=dry, json=body, timeout=5)
+        time.sleep(0.6)

@@ -1,6 +1,10 @@
-"""Seed the demo of `make run` and write its URL and key to .env.demo (reused on later runs)."""
+"""Seed the demo of `make run`; write its URL, key and console passwords to .env.demo.
+
+The values in .env.demo are reused on later runs, so the key and passwords stay the same.
+"""
 
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +35,23 @@ class Command(BaseCommand):
         known = _read_env_file(env_file)
         key = known.get("GATEWAY_API_KEY") or generate_key().plaintext
         os.environ["GATEWAY_DEMO_KEY"] = key
+        passwords = {
+            name: known.get(name) or secrets.token_urlsafe(12)
+            for name in ("GATEWAY_DEMO_DEVELOPER_PASSWORD", "GATEWAY_DEMO_ADMIN_PASSWORD")
+        }
+        os.environ.update(passwords)
         config_apply(config_load(DEMO_CONFIG))
-        env_file.write_text(f"GATEWAY_URL={url.rstrip('/')}/v1\nGATEWAY_API_KEY={key}\n")
+        base = url.rstrip("/")
+        values = {
+            "GATEWAY_URL": f"{base}/v1",
+            "GATEWAY_API_KEY": key,
+            "GATEWAY_CONSOLE_URL": f"{base}/console/",
+            **passwords,
+        }
+        env_file.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
         env_file.chmod(0o600)
-        self.stdout.write(self.style.SUCCESS(f"Demo seeded; URL and key written to {env_file}."))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo seeded; URL, key and console passwords written to {env_file}."
+            )
+        )

@@ -1,0 +1,107 @@
+"""The compliance search, validated like any form (GET filters too)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from django import forms
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from audit.models import AuditStatus
+from audit.selectors import AuditFilters
+from tenants.models import ApiKey, Team, Tenant
+
+STATUS_CHOICES = [("", "Any status"), *AuditStatus.choices]
+
+
+class _DateTimeInput(forms.DateTimeInput):
+    input_type = "datetime-local"
+
+    def __init__(self) -> None:
+        super().__init__(format="%Y-%m-%dT%H:%M")
+
+
+class AuditSearchForm(forms.Form):
+    q = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Prompt or response text",
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "e.g. rebalance bonds"}),
+    )
+    end_user = forms.CharField(required=False, max_length=200, label="End user (advisor)")
+    since = forms.DateTimeField(required=False, label="From (UTC)", widget=_DateTimeInput())
+    until = forms.DateTimeField(required=False, label="Until (UTC)", widget=_DateTimeInput())
+    team = forms.ModelChoiceField(
+        queryset=Team.objects.none(), required=False, empty_label="Any team"
+    )
+    key = forms.ModelChoiceField(
+        queryset=ApiKey.objects.none(), required=False, empty_label="Any key", label="Key"
+    )
+    model = forms.CharField(required=False, max_length=200, label="Model")
+    provider = forms.CharField(required=False, max_length=64)
+    status = forms.ChoiceField(choices=STATUS_CHOICES, required=False)
+    finding = forms.CharField(
+        required=False, max_length=64, label="Guardrail finding", help_text="e.g. pii or email"
+    )
+    prompt_name = forms.CharField(required=False, max_length=128, label="Prompt")
+    prompt_version = forms.IntegerField(required=False, min_value=1, label="Prompt version")
+    min_cost = forms.DecimalField(required=False, min_value=0, label="Cost from (USD)")
+    max_cost = forms.DecimalField(required=False, min_value=0, label="Cost to (USD)")
+    before = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args: Any, tenant: Tenant, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        team: Any = self.fields["team"]
+        team.queryset = Team.objects.filter(tenant=tenant).order_by("name")
+        key: Any = self.fields["key"]
+        key.queryset = ApiKey.objects.filter(tenant=tenant).order_by("name")
+
+    MAIN = ("q", "end_user", "since", "until")
+
+    def more_fields(self) -> list[Any]:
+        """The filters folded under "More filters" (all but the main ones and the cursor)."""
+        return [self[name] for name in self.fields if name not in (*self.MAIN, "before")]
+
+    def more_used(self) -> bool:
+        return any(field.value() not in (None, "") for field in self.more_fields())
+
+    def filters(self) -> AuditFilters:
+        data = self.cleaned_data if self.is_valid() else {}
+        return AuditFilters(
+            text=data.get("q") or "",
+            since=_aware(data.get("since")),
+            until=_aware(data.get("until")),
+            team_id=data["team"].pk if data.get("team") else None,
+            end_user=(data.get("end_user") or "").strip(),
+            api_key_id=data["key"].pk if data.get("key") else None,
+            model=(data.get("model") or "").strip(),
+            provider=(data.get("provider") or "").strip(),
+            status=data.get("status") or "",
+            finding=(data.get("finding") or "").strip(),
+            prompt_name=(data.get("prompt_name") or "").strip(),
+            prompt_version=data.get("prompt_version"),
+            min_cost=data.get("min_cost"),
+            max_cost=data.get("max_cost"),
+        )
+
+    def cursor(self) -> tuple[datetime, int] | None:
+        """The keyset position of the next page: `<started_at ISO>|<id>`."""
+        raw = (self.cleaned_data.get("before") or "") if self.is_valid() else ""
+        at_text, _, id_text = raw.partition("|")
+        at = parse_datetime(at_text) if at_text else None
+        if at is None or not id_text.isdigit():
+            return None
+        return at, int(id_text)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
+
+
+class ChainVerifyForm(forms.Form):
+    since = forms.DateTimeField(required=False, label="From (UTC)", widget=_DateTimeInput())
+    until = forms.DateTimeField(required=False, label="Until (UTC)", widget=_DateTimeInput())

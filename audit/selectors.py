@@ -1,0 +1,227 @@
+"""Reads of the audit trail for the compliance console. Every read is scoped to one tenant."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import OperationalError, connection, transaction
+from django.db.models import BooleanField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.expressions import RawSQL
+from psycopg.errors import QueryCanceled
+
+from audit import chain
+from audit.models import AuditCheckpoint, AuditErasure, AuditRecord, AuditSeal, CheckpointKind
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilters:
+    """What a compliance user searches by; empty values do not filter."""
+
+    text: str = ""
+    since: datetime | None = None
+    until: datetime | None = None
+    team_id: int | None = None
+    end_user: str = ""
+    api_key_id: int | None = None
+    model: str = ""
+    upstream_model: str = ""
+    provider: str = ""
+    status: str = ""
+    finding: str = ""
+    prompt_name: str = ""
+    prompt_version: int | None = None
+    min_cost: Decimal | None = None
+    max_cost: Decimal | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        values = {
+            name: getattr(self, name)
+            for name in self.__slots__
+            if name != "extra" and getattr(self, name) not in (None, "")
+        }
+        return {k: v.isoformat() if isinstance(v, datetime) else str(v) for k, v in values.items()}
+
+
+def text_query(text: str) -> str:
+    """A prefix tsquery of the words typed (`adv cli` finds 'advisor client'), safe to bind."""
+    words = _WORD.findall(text)[:12]
+    return " & ".join(f"{word}:*" for word in words)
+
+
+# Up to this many matches, a search lists them through the GIN index and sorts them; beyond, the
+# word is common enough that walking the time index finds a page of matches at once. PostgreSQL
+# cannot tell the two apart from statistics (it walked a month of rows for a word in none).
+RARE_MATCHES = 5000
+_MATCH = "audit_auditrecord.search_document @@ to_tsquery('english'::regconfig, %s)"
+
+
+def _rare_match_ids(tenant_id: int, query: str) -> list[int] | None:
+    """Every match of the tenant if there are few (through the GIN index only), else None."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        cursor.execute(
+            f"SELECT id FROM audit_auditrecord WHERE tenant_id = %s AND {_MATCH} LIMIT %s",  # noqa: S608 - constant text
+            [tenant_id, query, RARE_MATCHES + 1],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    return ids if len(ids) <= RARE_MATCHES else None
+
+
+def _text_match(
+    records: QuerySet[AuditRecord], tenant_id: int, text: str, *, probe: bool
+) -> QuerySet[AuditRecord]:
+    query = text_query(text)
+    if not query:
+        return records
+    if connection.vendor != "postgresql":  # SQLite: a plain substring match over the JSON
+        return records.filter(Q(request_body__icontains=text) | Q(response_body__icontains=text))
+    if probe and (ids := _rare_match_ids(tenant_id, query)) is not None:
+        return records.filter(id__in=ids)
+    # `search_document` is the stored, GIN-indexed tsvector of migration 0007 (not a model field);
+    # the words typed are a bound parameter.
+    match = RawSQL(_MATCH, [query], output_field=BooleanField())  # noqa: S611
+    return records.alias(text_match=match).filter(text_match=True)
+
+
+def audit_records_search(
+    *, tenant_id: int, filters: AuditFilters, probe_rare_text: bool = True
+) -> QuerySet[AuditRecord]:
+    """A tenant's records matching the filters, newest first.
+
+    With `probe_rare_text` (exports), a text search first lists a rare word's matches through the
+    full-text index; without it (pages), the query walks time order and the caller bounds it.
+    """
+    records = AuditRecord.objects.filter(tenant_id=tenant_id)
+    f = filters
+    exact: dict[str, Any] = {
+        "started_at__gte": f.since,
+        "started_at__lt": f.until,
+        "team_id": f.team_id,
+        "end_user": f.end_user,
+        "api_key_id": f.api_key_id,
+        "provider_name": f.provider,
+        "status": f.status,
+        "prompt_name": f.prompt_name,
+        "prompt_version": f.prompt_version,
+        "cost_usd__gte": f.min_cost,
+        "cost_usd__lte": f.max_cost,
+    }
+    records = records.filter(**{k: v for k, v in exact.items() if v not in (None, "")})
+    if f.model:  # the public name asked for (served by the tenant+model+time index)
+        records = records.filter(model_requested=f.model)
+    if f.upstream_model:
+        records = records.filter(upstream_model=f.upstream_model)
+    if f.finding:
+        # A finding of this check or type (the guardrails record both); jsonb containment.
+        records = records.filter(
+            Q(guardrail_findings__contains=[{"type": f.finding}])
+            | Q(guardrail_findings__contains=[{"check": f.finding}])
+        )
+    records = _text_match(records, tenant_id, f.text, probe=probe_rare_text)
+    return records.order_by("-started_at", "-id")
+
+
+# A page that takes longer than this walking time order is a rare word: ask the index instead.
+WALK_TIMEOUT_MS = 300
+
+
+def audit_records_page(
+    *, tenant_id: int, filters: AuditFilters, before: tuple[datetime, int] | None, size: int = 50
+) -> tuple[list[AuditRecord], tuple[datetime, int] | None]:
+    """One page of results by keyset (fast on any page of a year of records, no COUNT)."""
+
+    def fetch(probe: bool) -> list[AuditRecord]:
+        records = audit_records_search(tenant_id=tenant_id, filters=filters, probe_rare_text=probe)
+        if before is not None:
+            at, record_id = before
+            records = records.filter(Q(started_at__lt=at) | Q(started_at=at, id__lt=record_id))
+        return list(records.select_related("team", "api_key")[: size + 1])
+
+    if filters.text and connection.vendor == "postgresql":
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(f"SET LOCAL statement_timeout = {WALK_TIMEOUT_MS}")
+                rows = fetch(probe=False)
+        except OperationalError as error:
+            if not isinstance(error.__cause__, QueryCanceled):
+                raise
+            rows = fetch(probe=True)
+    else:
+        rows = fetch(probe=False)
+    more = len(rows) > size
+    rows = rows[:size]
+    return rows, ((rows[-1].started_at, rows[-1].pk) if more and rows else None)
+
+
+def audit_record_get(*, tenant_id: int, request_id: str) -> AuditRecord | None:
+    return (
+        AuditRecord.objects.filter(tenant_id=tenant_id, request_id=request_id)
+        .select_related("team", "api_key")
+        .first()
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ChainStatus:
+    state: str  # "verified" | "broken" | "pending" (not sealed yet)
+    message: str
+    seq: int | None = None
+    hash: str = ""
+    erasure: AuditErasure | None = None
+    checkpoint: AuditCheckpoint | None = None
+
+
+def audit_record_chain_status(*, record: AuditRecord) -> ChainStatus:
+    """This record's link: is it sealed, does its content still match, is it under a checkpoint."""
+    seal = AuditSeal.objects.filter(record_id=record.pk, tenant_id=record.tenant_id).first()
+    if seal is None:
+        return ChainStatus("pending", "Not chained yet: records are sealed within seconds.")
+    row = AuditRecord.objects.filter(pk=record.pk).values(*chain.RECORD_COLUMNS).get()
+    erasure = AuditErasure.objects.filter(record_id=record.pk).first()
+    payload_ok = erasure is not None or chain.payload_hash(row) == seal.payload_hash
+    content_ok = chain.content_hash(row, seal.payload_hash, seal.version) == seal.content_hash
+    link_ok = seal.hash == chain.link_hash(seal.prev_hash, seal.seq, seal.content_hash)
+    previous = AuditSeal.objects.filter(tenant_id=seal.tenant_id, seq=seal.seq - 1).first()
+    prev_ok = seal.prev_hash == (previous.hash if previous else chain.GENESIS)
+    checkpoint = (
+        AuditCheckpoint.objects.filter(
+            tenant_id=seal.tenant_id, kind=CheckpointKind.HEAD, seq__gte=seal.seq
+        )
+        .order_by("seq")
+        .first()
+    )
+    if not (payload_ok and content_ok and link_ok and prev_ok):
+        what = "content" if not content_ok else "payload" if not payload_ok else "link"
+        return ChainStatus(
+            "broken",
+            f"Link #{seal.seq} does not verify: the record's {what} changed after sealing.",
+            seal.seq,
+            seal.hash,
+            erasure,
+            checkpoint,
+        )
+    return ChainStatus(
+        "verified",
+        f"Link #{seal.seq} of this tenant's chain verifies.",
+        seal.seq,
+        seal.hash,
+        erasure,
+        checkpoint,
+    )
+
+
+def with_seal(records: QuerySet[AuditRecord]) -> QuerySet[AuditRecord]:
+    """Each record with its chain position and link hash (null until sealed)."""
+    seal = AuditSeal.objects.filter(record_id=OuterRef("id"))
+    return records.annotate(
+        chain_seq=Subquery(seal.values("seq")[:1]),
+        chain_hash=Subquery(seal.values("hash")[:1]),
+    )

@@ -1,0 +1,168 @@
+"""Erasure removes a payload and keeps the chain; retention purges only expired, unheld records."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
+
+from activity.services import SYSTEM
+from audit import services
+from audit.content import ContentModes, apply_content_mode
+from audit.entries import AuditEntry
+from audit.models import AuditCheckpoint, AuditErasure, AuditRecord, ContentMode
+from audit.sealer import audit_seal_pending
+from audit.sql import insert_entries
+from audit.verify import audit_chain_verify
+from tenants.models import ApiKey
+
+pytestmark = [pytest.mark.django_db]
+
+
+def test_an_erasure_leaves_a_tombstone_and_the_chain_still_verifies(make_record, world):
+    mine = [
+        make_record(end_user="client-erase-me", prompt="my IBAN is DE89 3704") for _ in range(2)
+    ]
+    other = make_record(end_user="advisor-17")
+
+    erased = services.audit_records_erase(
+        tenant=world.team.tenant, end_user="client-erase-me", reason="GDPR request 42", actor=SYSTEM
+    )
+
+    assert erased == 2
+    for record in mine:
+        record.refresh_from_db()
+        assert record.request_body is None and record.response_body is None
+        assert AuditErasure.objects.get(record_id=record.pk).reason == "GDPR request 42"
+        assert record.end_user == "client-erase-me"  # who and when stay: only the content goes
+    other.refresh_from_db()
+    assert other.request_body is not None
+    report = audit_chain_verify(tenant_id=world.team.tenant_id)
+    assert report.ok, report.breaks
+    assert report.erased >= 2
+
+
+def test_an_erasure_cannot_be_faked_to_rewrite_content(make_record):
+    record = make_record()
+    audit_seal_pending()
+
+    refused = pytest.raises(DatabaseError, match="only remove the payload")
+    with refused, transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('audit.erase', 'on', true)")
+        cursor.execute(
+            "UPDATE audit_auditrecord SET request_body = NULL, response_body = NULL, "
+            "tool_calls = '[]', tool_results = '[]', cost_usd = 0 WHERE id = %s",
+            [record.pk],
+        )
+
+
+def test_records_under_legal_hold_are_not_erased(make_record, world):
+    make_record(end_user="client-held")
+    services.legal_hold_place(
+        tenant=world.team.tenant, end_user="client-held", reason="matter 7", actor=SYSTEM
+    )
+
+    with pytest.raises(services.AuditError, match="legal hold"):
+        services.audit_records_erase(
+            tenant=world.team.tenant, end_user="client-held", reason="GDPR", actor=SYSTEM
+        )
+
+
+def test_retention_purges_only_expired_unheld_records_and_checkpoints_them(make_record, world):
+    now = timezone.now()
+    tenant = world.team.tenant
+    services.audit_policy_set(
+        tenant=tenant, content_mode=ContentMode.FULL, retention_days=30, actor=SYSTEM
+    )
+    expired = make_record(started_at=now - timedelta(days=40), end_user="someone")
+    held_user = make_record(started_at=now - timedelta(days=40), end_user="client-in-dispute")
+    held_range = make_record(started_at=now - timedelta(days=100), end_user="someone")
+    recent = make_record(started_at=now - timedelta(days=10))
+    services.legal_hold_place(
+        tenant=tenant, end_user="client-in-dispute", reason="litigation", actor=SYSTEM
+    )
+    services.legal_hold_place(
+        tenant=tenant,
+        starts_at=now - timedelta(days=101),
+        ends_at=now - timedelta(days=99),
+        reason="regulator inquiry",
+        actor=SYSTEM,
+    )
+
+    checkpoints = services.audit_retention_purge(now=now)
+
+    remaining = set(AuditRecord.objects.values_list("id", flat=True))
+    assert expired.pk not in remaining
+    assert {held_user.pk, held_range.pk, recent.pk} <= remaining
+    purge = next(c for c in checkpoints if c.tenant_id == tenant.pk)
+    assert purge.count >= 1 and purge.purged_ranges
+    report = audit_chain_verify(tenant_id=tenant.pk)
+    assert report.ok, report.breaks
+    assert report.purged >= 1
+
+
+def test_a_hold_on_the_whole_tenant_stops_every_purge(make_record, world):
+    now = timezone.now()
+    tenant = world.team.tenant
+    services.audit_policy_set(tenant=tenant, content_mode="full", retention_days=1, actor=SYSTEM)
+    old = make_record(started_at=now - timedelta(days=5))
+    services.legal_hold_place(tenant=tenant, reason="all records: audit", actor=SYSTEM)
+
+    services.audit_retention_purge(now=now)
+
+    assert AuditRecord.objects.filter(pk=old.pk).exists()
+    assert not AuditCheckpoint.objects.filter(tenant=tenant, kind="purge").exists()
+
+
+def _write_as_the_writer_does(entry: AuditEntry) -> AuditRecord:
+    # The writer's steps, on the test's connection (write_batch closes its thread's connection).
+    mode = ContentModes().modes([entry.tenant_id])[entry.tenant_id]
+    insert_entries(connection, [apply_content_mode(entry, mode)])
+    return AuditRecord.objects.get(request_id=entry.request_id)
+
+
+def _entry(world, **fields) -> AuditEntry:
+    key = ApiKey.objects.filter(team=world.team).first()
+    return AuditEntry(
+        request_id=f"req_mode_{timezone.now().timestamp()}",
+        tenant_id=world.team.tenant_id,
+        team_id=world.team.pk,
+        api_key_id=key.pk,
+        endpoint="chat.completions",
+        started_at=timezone.now(),
+        status="success",
+        request_body={
+            "messages": [{"role": "user", "content": "Mail jane@example.com or +44 20 7946 0958"}]
+        },
+        response_body={"choices": [{"message": {"content": "Done, jane@example.com."}}]},
+        **fields,
+    )
+
+
+def test_masked_mode_stores_no_email_or_phone_number(world):
+    services.audit_policy_set(
+        tenant=world.team.tenant, content_mode=ContentMode.MASKED, retention_days=None, actor=SYSTEM
+    )
+    entry = _entry(world)
+
+    stored = _write_as_the_writer_does(entry)
+    text = str(stored.request_body) + str(stored.response_body)
+    assert "jane@example.com" not in text and "7946" not in text
+    assert "[email]" in text and "[number]" in text
+
+
+def test_metadata_mode_stores_only_hashes_of_the_content(world):
+    services.audit_policy_set(
+        tenant=world.team.tenant,
+        content_mode=ContentMode.METADATA,
+        retention_days=None,
+        actor=SYSTEM,
+    )
+    entry = _entry(world)
+
+    stored = _write_as_the_writer_does(entry)
+    assert set(stored.request_body) == {"content_mode", "sha256"}
+    assert "jane" not in str(stored.response_body)
+    assert stored.end_user == entry.end_user and stored.status == "success"

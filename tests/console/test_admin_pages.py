@@ -1,0 +1,121 @@
+"""Tenant administration: teams, members and roles, all keys, models, and the activity log."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from activity.models import ActivityEvent
+from tenants.models import ApiKey, Membership, Team
+from tests.console.conftest import Acme
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin(acme: Acme) -> Client:
+    client = Client()
+    client.force_login(acme.users["tenant_admin"])
+    return client
+
+
+def test_a_tenant_admin_adds_a_team_and_it_is_logged_with_their_name(
+    acme: Acme, admin: Client
+) -> None:
+    response = admin.post(
+        f"/console/t/{acme.tenant.slug}/admin/teams/",
+        {"slug": "research", "name": "Research", "allowed_models": []},
+    )
+    assert response.status_code == 302
+    team = Team.objects.get(tenant=acme.tenant, slug="research")
+    event = ActivityEvent.objects.get(action="team.create", target_id=str(team.pk))
+    assert event.actor_label == "acme-tenant_admin" and event.tenant_id == acme.tenant.pk
+
+
+def test_a_tenant_admin_changes_a_role_and_teams(acme: Acme, admin: Client) -> None:
+    response = admin.post(
+        f"/console/t/{acme.tenant.slug}/admin/members/{acme.membership.pk}/",
+        {"role": "finance", "teams": []},
+    )
+    assert response.status_code == 302
+    acme.membership.refresh_from_db()
+    assert acme.membership.role == "finance"
+    assert not acme.team.members.filter(pk=acme.users["developer"].pk).exists()
+
+
+def test_a_tenant_admin_cannot_make_a_platform_admin(acme: Acme, admin: Client) -> None:
+    response = admin.post(
+        f"/console/t/{acme.tenant.slug}/admin/members/{acme.membership.pk}/",
+        {"role": "platform_admin"},
+    )
+    assert response.status_code == 200  # the form refuses the choice
+    acme.membership.refresh_from_db()
+    assert acme.membership.role == "developer"
+
+
+def test_a_tenant_admin_adds_a_member_who_can_then_sign_in(acme: Acme, admin: Client) -> None:
+    response = admin.post(
+        f"/console/t/{acme.tenant.slug}/admin/members/",
+        {
+            "username": "newbie",
+            "email": "newbie@acme.example",
+            "role": "developer",
+            "teams": [acme.team.pk],
+            "password": "a long enough password",
+        },
+    )
+    assert response.status_code == 302
+    assert Membership.objects.filter(user__username="newbie", tenant=acme.tenant).exists()
+    login = Client().post(
+        "/console/login/", {"username": "newbie", "password": "a long enough password"}
+    )
+    assert login.status_code == 302 and login["Location"] == "/console/"
+
+
+def test_a_tenant_admin_sees_and_revokes_any_key_of_the_tenant(acme: Acme, admin: Client) -> None:
+    page = admin.get(f"/console/t/{acme.tenant.slug}/admin/keys/").content.decode()
+    assert "quant-notebook" in page and "ops-bot" not in page
+    response = admin.post(f"/console/t/{acme.tenant.slug}/keys/{acme.key.pk}/revoke/")
+    assert response.status_code == 302
+    assert ApiKey.objects.get(pk=acme.key.pk).revoked_at is not None
+    other = admin.post(f"/console/t/{acme.tenant.slug}/keys/{acme.other_key.pk}/revoke/")
+    assert other.status_code == 404
+    assert ApiKey.objects.get(pk=acme.other_key.pk).revoked_at is None
+
+
+def test_the_activity_log_searches_as_you_type_and_exports(acme: Acme, admin: Client) -> None:
+    admin.post(f"/console/t/{acme.tenant.slug}/keys/{acme.key.pk}/revoke/")
+    url = f"/console/t/{acme.tenant.slug}/admin/activity/"
+    partial = admin.get(url, {"q": "revoke"}, HTTP_HX_REQUEST="true").content.decode()
+    assert partial.lstrip().startswith('<div id="results">')
+    assert "key.revoke" in partial and "key.create" not in partial
+    full = admin.get(url).content.decode()
+    assert "<nav" in full and "key.create" in full
+    export = admin.get(f"/console/t/{acme.tenant.slug}/admin/activity.csv", {"q": "revoke"})
+    assert export["Content-Type"] == "text/csv"
+    lines = export.content.decode().splitlines()
+    assert lines[0].startswith("occurred_at,actor,action")
+    assert len(lines) == 2 and "acme-tenant_admin" in lines[1]
+
+
+def test_the_tenants_models_are_saved_and_logged(acme: Acme, admin: Client, world) -> None:
+    response = admin.post(
+        f"/console/t/{acme.tenant.slug}/admin/models/", {"allowed_models": ["demo"]}
+    )
+    assert response.status_code == 302
+    acme.tenant.refresh_from_db()
+    assert acme.tenant.allowed_models == ["demo"]
+    assert ActivityEvent.objects.filter(action="tenant.models", tenant=acme.tenant).exists()
+
+
+def test_the_navigation_shows_only_what_the_role_may_open(acme: Acme) -> None:
+    client = Client()
+    client.force_login(acme.users["developer"])
+    page = client.get(f"/console/t/{acme.tenant.slug}/").content.decode()
+    assert "My keys" in page and "Activity log" not in page
+    client.force_login(acme.users["compliance"])
+    page = client.get(f"/console/t/{acme.tenant.slug}/").content.decode()
+    assert "Overview" in page and "My keys" not in page and "Members" not in page
+    client.force_login(acme.users["tenant_admin"])
+    page = client.get(f"/console/t/{acme.tenant.slug}/").content.decode()
+    assert "Activity log" in page and "My keys" in page

@@ -1,0 +1,82 @@
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import yaml
+
+from activity.models import ActivityEvent
+from declarative.services import ConfigError, config_apply, config_load
+from quotas.models import Budget, QuotaPolicy, RateLimit
+from routing.models import Provider
+
+pytestmark = pytest.mark.django_db
+
+CONFIG = {
+    "version": 1,
+    "providers": [
+        {
+            "name": "acct",
+            "kind": "openai",
+            "base_url": "http://127.0.0.1:9/v1",
+            "capacity": {"requests_per_minute": 60, "queue_seconds": 2},
+        }
+    ],
+    "tenants": [
+        {
+            "slug": "yaml-co",
+            "name": "Yaml Co",
+            "quota_policy": {"on_store_failure_limits": "closed", "max_request_cost_usd": 0.5},
+            "limits": {"requests_per_minute": 600},
+            "budgets": [{"amount_usd": 5000, "period": "month", "timezone": "Europe/Paris"}],
+            "end_users": [{"id": "*", "limits": {"requests_per_minute": 20}}],
+            "teams": [
+                {
+                    "slug": "advisors",
+                    "name": "Advisors",
+                    "budgets": [{"amount_usd": 100, "period": "day"}],
+                    "keys": [{"name": "app", "limits": {"max_concurrent": 5, "shadow": True}}],
+                }
+            ],
+        }
+    ],
+}
+
+
+def write(tmp_path: Path, config: dict) -> Path:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_limits_budgets_and_capacity_from_yaml_apply_once(tmp_path: Path) -> None:
+    path = write(tmp_path, CONFIG)
+    config_apply(config_load(path))
+    config_apply(config_load(path))
+
+    assert Provider.objects.get(name="acct").requests_per_minute == 60
+    assert RateLimit.objects.filter(tenant__slug="yaml-co").count() == 3  # tenant, "*", key
+    key_limit = RateLimit.objects.get(scope="key")
+    assert key_limit.max_concurrent == 5 and key_limit.shadow
+    assert RateLimit.objects.get(scope="user").end_user == "*"
+    assert {(b.scope, b.period, b.amount_usd) for b in Budget.objects.all()} == {
+        ("tenant", "month", Decimal("5000")),
+        ("team", "day", Decimal("100")),
+    }
+    policy = QuotaPolicy.objects.get(tenant__slug="yaml-co")
+    assert policy.on_store_failure_limits == "closed"
+    assert policy.on_store_failure_budgets == "closed"
+    assert ActivityEvent.objects.filter(action="budget.create", actor_kind="config").count() == 2
+
+
+def test_an_unknown_timezone_is_refused_with_its_name(tmp_path: Path) -> None:
+    bad = yaml.safe_load(yaml.safe_dump(CONFIG))
+    bad["tenants"][0]["budgets"][0]["timezone"] = "Mars/Olympus"
+    with pytest.raises(ConfigError, match=r"tenants.0.budgets.0.timezone.*Mars/Olympus"):
+        config_load(write(tmp_path, bad))
+
+
+def test_a_negative_limit_is_refused_where_it_is(tmp_path: Path) -> None:
+    bad = yaml.safe_load(yaml.safe_dump(CONFIG))
+    bad["tenants"][0]["limits"]["requests_per_minute"] = 0
+    with pytest.raises(ConfigError, match=r"tenants\.0\.limits\.requests_per_minute"):
+        config_load(write(tmp_path, bad))

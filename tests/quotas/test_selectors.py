@@ -1,0 +1,37 @@
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from quotas import selectors, services
+from quotas.models import SpendEntry
+from tenants import services as tenants
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_keys_budget_status_counts_only_its_window_and_its_scope() -> None:
+    tenant = tenants.tenant_upsert(slug="sel-co", name="Sel Co")
+    team = tenants.team_upsert(tenant=tenant, slug="a", name="A", allowed_models=[])
+    other = tenants.team_upsert(tenant=tenant, slug="b", name="B", allowed_models=[])
+    key, _ = tenants.key_create(team=team, name="k")
+    services.budget_set(tenant=tenant, scope="team", team=team, amount_usd=Decimal("10"))
+    services.budget_set(tenant=tenant, scope="team", team=other, amount_usd=Decimal("99"))
+    now = datetime(2026, 11, 20, tzinfo=UTC)
+    for amount, team_, when in (
+        ("1.25", team, datetime(2026, 11, 3, tzinfo=UTC)),
+        ("2.00", team, datetime(2026, 10, 31, 23, tzinfo=UTC)),  # last month
+        ("4.00", other, datetime(2026, 11, 4, tzinfo=UTC)),  # another team
+    ):
+        SpendEntry.objects.create(
+            tenant=tenant, team=team_, amount_usd=Decimal(amount), occurred_at=when
+        )
+
+    [status] = [
+        selectors.budget_status(budget=b, now=now)
+        for b in selectors.budgets_for_tenant(tenant_id=tenant.pk).filter(team=team)
+    ]
+    assert status.spent_usd == Decimal("1.25")
+    assert status.remaining_usd == Decimal("8.75")
+    assert status.renews_at == datetime(2026, 12, 1, tzinfo=UTC)
+    assert len(selectors.budgets_for_key(key=key)) == 1
