@@ -5,6 +5,8 @@ A key's plaintext is in the create response and nowhere else: lists show prefixe
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -24,6 +26,7 @@ from management.schemas import (
     KeyIn,
     KeyOut,
     KeyPatch,
+    KeyRotate,
 )
 from tenants import services
 from tenants.models import ApiKey, Team, Tenant
@@ -123,6 +126,24 @@ def key_update(request: HttpRequest, slug: str, key_id: int, payload: KeyPatch) 
 def key_revoke(request: HttpRequest, slug: str, key_id: int) -> ApiKey:
     key = key_or_404(tenant_or_404(request, slug), key_id)
     return services.key_revoke(key=key, actor=scope_of(request).actor)
+
+
+@router.post(
+    "/tenants/{slug}/keys/{key_id}/rotate",
+    response={201: KeyCreated},
+    summary="Rotate a key: a successor (shown once) takes its name; the old one works for the grace",
+)
+def key_rotate(
+    request: HttpRequest, slug: str, key_id: int, payload: KeyRotate
+) -> Status[KeyCreated]:
+    key = key_or_404(tenant_or_404(request, slug), key_id)
+    if key.revoked_at is not None:
+        raise conflict(f"Key {key.prefix}… is revoked; create a new one instead.")
+    successor, material = services.key_rotate(
+        key=key, grace=timedelta(seconds=payload.grace_seconds), actor=scope_of(request).actor
+    )
+    out = KeyOut.from_orm(successor).model_dump()
+    return Status(201, KeyCreated(**out, key=material.plaintext))
 
 
 # --- admin keys --------------------------------------------------------------------------------

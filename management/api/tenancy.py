@@ -60,7 +60,9 @@ def tenant_get(request: HttpRequest, slug: str) -> Tenant:
 
 
 @router.patch(
-    "/tenants/{slug}", response=TenantOut, summary="Rename a tenant or change its residency"
+    "/tenants/{slug}",
+    response=TenantOut,
+    summary="Rename a tenant, set the models it may use, or change its residency (platform)",
 )
 def tenant_update(request: HttpRequest, slug: str, payload: TenantPatch) -> Tenant:
     tenant = tenant_or_404(request, slug)
@@ -70,16 +72,22 @@ def tenant_update(request: HttpRequest, slug: str, payload: TenantPatch) -> Tena
         raise ApiError(
             403, "platform_scope_required", "Changing residency needs a platform admin key."
         )
-    return services.tenant_upsert(
-        slug=tenant.slug,
-        name=payload.name if payload.name is not None else tenant.name,
-        residency_region=(
-            payload.residency_region
-            if payload.residency_region is not None
-            else tenant.residency_region
-        ),
-        actor=scope.actor,
-    )
+    if payload.name is not None or payload.residency_region is not None:
+        tenant = services.tenant_upsert(
+            slug=tenant.slug,
+            name=payload.name if payload.name is not None else tenant.name,
+            residency_region=(
+                payload.residency_region
+                if payload.residency_region is not None
+                else tenant.residency_region
+            ),
+            actor=scope.actor,
+        )
+    if payload.allowed_models is not None:
+        tenant = services.tenant_models_set(
+            tenant=tenant, allowed_models=payload.allowed_models, actor=scope.actor
+        )
+    return tenant
 
 
 def _set_active(request: HttpRequest, slug: str, *, is_active: bool) -> Tenant:
@@ -193,15 +201,22 @@ def member_put(request: HttpRequest, slug: str, username: str, payload: MemberIn
             f"The username '{username}' is taken by an account this key does not manage: "
             "choose another, or ask a platform admin.",
         )
-    services.member_upsert(
-        tenant=tenant,
-        username=username,
-        email=payload.email,
-        role=payload.role,
-        teams=teams,
-        password=payload.password,
-        actor=scope.actor,
-    )
+    membership = Membership.objects.filter(tenant=tenant, user__username=username).first()
+    if membership is None or payload.email or payload.password:
+        services.member_upsert(
+            tenant=tenant,
+            username=username,
+            email=payload.email,
+            role=payload.role,
+            teams=teams,
+            password=payload.password,
+            actor=scope.actor,
+        )
+    if membership is not None:
+        # PUT means exactly these teams: an existing member leaves the teams not listed.
+        services.membership_update(
+            membership=membership, role=payload.role, teams=teams, actor=scope.actor
+        )
     return selectors.memberships_of(tenant=tenant).get(user__username=username)
 
 
