@@ -39,6 +39,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("console/t/<slug:tenant_slug>/prompts/", include("prompts.urls")),
     path("console/t/<slug:tenant_slug>/compliance/", include("audit.urls")),
+    path("console/t/<slug:tenant_slug>/limits/", include("quotas.urls")),
     path("console/", include("console.urls")),
     path("console/t/<slug:tenant_slug>/finance/", include("billing.urls")),
     path("console/t/<slug:tenant_slug>/alerts/", include("observability.urls")),
