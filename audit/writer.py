@@ -80,10 +80,6 @@ class AuditWriter:
         died = task is not None and task.done() and not task.cancelled() and task.exception()
         return not self._closed and not died
 
-    @property
-    def backlog(self) -> int:
-        return len(self._pending)
-
     def close(self) -> None:
         """Stop the writer thread once its queue is empty, closing its database connection."""
         if self._closed:
