@@ -69,7 +69,7 @@ _KIND_MAX = 40  # finding kinds are the policies' own names; cut anything longer
 
 def _finding_kind(finding: object) -> str:
     if isinstance(finding, dict):
-        kind = finding.get("kind") or finding.get("type") or finding.get("entity") or "other"
+        kind = finding.get("check") or finding.get("kind") or finding.get("type") or "other"
         return str(kind)[:_KIND_MAX]
     return "other"
 

@@ -15,19 +15,25 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from redis.asyncio import Redis
 
 from gateway_site.db_threads import run_db
-from routing.models import Deployment, Route
+from routing.models import Route
 from routing.runtime import all_runtimes, get_runtime
 
 _PROBE_TIMEOUT_S = 2.0
 
 
 def health_states() -> Iterator[tuple[str, bool, int]]:
-    """Every worker loop's view of every deployment it has tried (for the health collector)."""
-    runtimes = all_runtimes()
-    if not runtimes:
-        return
-    names = dict(Deployment.objects.values_list("id", "name"))
-    for runtime in runtimes:
+    """Every worker loop's view of every deployment it has tried (for the health collector).
+
+    Names come from the loop's routing table in memory: a scrape never touches the database, so
+    it is safe from any thread or event loop.
+    """
+    for runtime in all_runtimes():
+        table = runtime.routes.loaded()
+        names = {
+            target.deployment_id: target.deployment_name
+            for resolved in (table.models.values() if table else ())
+            for target in resolved.targets
+        }
         for deployment_id, (cooling, failures) in runtime.health.snapshot().items():
             yield names.get(deployment_id, str(deployment_id)), cooling, failures
 

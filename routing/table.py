@@ -108,6 +108,10 @@ class RoutingTableCache:
         self._loaded_at = 0.0
         self._refreshing: asyncio.Task[None] | None = None
 
+    def loaded(self) -> RoutingTable | None:
+        """The table in memory now, without loading one (for metrics read off the event loop)."""
+        return self._table
+
     async def get(self) -> RoutingTable:
         if self._table is None:
             if self._refreshing is None:

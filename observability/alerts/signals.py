@@ -142,7 +142,8 @@ def cost_spikes(now: datetime, config: AlertSettings) -> list[Condition]:
 def is_pii(finding: object) -> bool:
     if not isinstance(finding, dict):
         return False
-    label = str(finding.get("category") or finding.get("kind") or finding.get("type") or "")
+    # guardrails/core/checks.py names the check ("pii"); other producers may say kind or type.
+    label = str(finding.get("check") or finding.get("kind") or finding.get("type") or "")
     return label.lower().startswith("pii")
 
 

@@ -153,7 +153,7 @@ def test_an_error_burst_a_cost_spike_and_a_pii_spike_each_raise_one_alert_then_r
                 ledger.keys[1],
                 burst_at + timedelta(seconds=20 + i),
                 cost=Decimal("0.001"),
-                guardrail_findings=[{"kind": "pii.email", "action": "masked"}],
+                guardrail_findings=[{"check": "pii", "entity": "EMAIL_ADDRESS", "action": "mask"}],
             )
             for i in range(8)
         ],

@@ -118,7 +118,7 @@ def test_daily_and_weekly_digests_carry_tier_2_and_3_signals():
                 ledger.keys[1],
                 day + timedelta(hours=3),
                 cost=Decimal("0.5"),
-                guardrail_findings=[{"kind": "pii.email"}],
+                guardrail_findings=[{"check": "pii", "entity": "EMAIL_ADDRESS"}],
             ),
         ]
     )
