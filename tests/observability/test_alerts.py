@@ -134,7 +134,7 @@ def test_daily_and_weekly_digests_carry_tier_2_and_3_signals():
     assert weekly["compliance"]["pii_findings"]["digest-co"] == 1
     assert {
         "tenant": "digest-co",
-        "team": "research",
+        "team": "digest-research",
         "feature": "chat",
         "cost_usd": "2.00",
         "requests": 1,
