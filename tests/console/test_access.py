@@ -61,6 +61,13 @@ def _url(name: str, pattern: URLPattern, acme: Acme, tenant_slug: str = "") -> s
         "team_id": acme.team.pk,
         "membership_id": acme.membership.pk,
         "fmt": "csv",
+        "export_id": "00000000-0000-4000-8000-000000000000",
+        "name": "a-prompt",
+        "label": "production",
+        "pin_id": 1,
+        "number": 1,
+        "kind": "limit",
+        "rule_id": 1,
     }
     samples = {IntConverter: 1, UUIDConverter: "00000000-0000-4000-8000-000000000000"}
     kwargs: dict[str, Any] = {
