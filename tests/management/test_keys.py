@@ -179,7 +179,9 @@ def test_a_rotated_key_hands_over_to_a_successor_after_the_grace(as_ours: Api, o
     assert again.status_code == 201
     first_successor = load_identity(hash_key(successor["key"]))
     assert first_successor is not None and first_successor.revoked
-    event = ActivityEvent.objects.filter(action="key.rotate").order_by("id").first()
+    event = (
+        ActivityEvent.objects.filter(action="key.rotate", tenant=ours.tenant).order_by("id").first()
+    )
     assert event is not None and event.actor_kind == "admin_key"
     assert successor["key"] not in str(event.details)
 
