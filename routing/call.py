@@ -6,7 +6,7 @@ import asyncio
 import time
 import uuid
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from django.conf import settings
@@ -27,6 +27,9 @@ from routing.errors import GatewayError
 from routing.runtime import GatewayRuntime
 from routing.wire import AnthropicWire, OpenAIWire
 from tenants.auth import KeyIdentity
+
+if TYPE_CHECKING:
+    from guardrails.proxy import RequestGuard
 
 # Attribution headers a caller may send; see docs/api.md#attribution.
 END_USER_HEADER = "x-gateway-end-user"
@@ -84,6 +87,7 @@ class Call:
         self.demand: Demand | None = None
         self.quota_headers: dict[str, str] = {}
         self.wire: OpenAIWire = AnthropicWire() if endpoint == "messages" else OpenAIWire()
+        self.guard: RequestGuard | None = None  # set when a guardrail policy applies
         self.entry = AuditEntry(
             request_id="req_" + uuid.uuid4().hex,
             tenant_id=identity.tenant_id,
@@ -251,12 +255,18 @@ class Call:
         return error.response(self.id_headers(), wire=self.wire)
 
     def id_headers(self) -> dict[str, str]:
-        return {"x-request-id": self.request_id}
+        headers = {"x-request-id": self.request_id}
+        if self.entry.prompt_version is not None:  # the registry version that was rendered
+            headers["x-gateway-prompt"] = self.entry.prompt_name
+            headers["x-gateway-prompt-version"] = str(self.entry.prompt_version)
+            if self.entry.prompt_label:
+                headers["x-gateway-prompt-label"] = self.entry.prompt_label
+        return headers
 
     def route_headers(self, target: Target) -> dict[str, str]:
         return {
             **self.quota_headers,
-            "x-request-id": self.request_id,
+            **self.id_headers(),
             "x-gateway-route": self.entry.route_alias or target.deployment_name,
             "x-gateway-deployment": target.deployment_name,
             "x-gateway-provider": target.provider_name,

@@ -13,6 +13,16 @@ import orjson
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from audit.models import AuditStatus
+from guardrails.core.stream import OutputBlocked
+from guardrails.proxy import (
+    client_body,
+    guard_embeddings,
+    guard_reply,
+    guard_request,
+    guard_stream,
+    stream_error,
+)
+from prompts.proxy import prompt_apply
 from quotas import gate as quota_gate
 from quotas.tokens import count_text_tokens
 from routing.call import Call, parse_json_body
@@ -81,7 +91,7 @@ async def chat_completions(
     runtime = get_runtime()
     call = Call(runtime, request, identity, endpoint="chat.completions")
     try:
-        raw = parse_json_body(request)
+        raw = await prompt_apply(call, parse_json_body(request))
         call.entry.model_requested = str(raw.get("model") or "")[:200]
         body = validate_chat(raw)
         call.attribute(raw)
@@ -103,7 +113,7 @@ async def messages(
         raw = parse_json_body(request)
         call.entry.model_requested = str(raw.get("model") or "")[:200]
         anthropic_body = validate_messages(raw)
-        internal = anthropic_request_to_openai(raw)
+        internal = await prompt_apply(call, anthropic_request_to_openai(raw), source=raw)
         validate_chat(internal)
         call.attribute(internal)
         call.entry.tool_results = tool_results(internal)
@@ -129,6 +139,8 @@ async def _serve_chat(
     if call.request.headers.get(DRY_RUN_HEADER):
         return await _dry_run(call, plan, payload)
     try:
+        # Guardrails first: a refused request spends no quota, and quotas count masked text.
+        payload, plan = await guard_request(call, resolved, plan, payload)
         plan = await quota_gate.admit(call, plan, payload)
     except GatewayError as error:
         return await call.reject(error)
@@ -160,8 +172,11 @@ async def _chat(adapter: ProviderAdapter, target: Target, payload: JSON) -> Any:
 async def _complete_chat(call: Call, plan: RoutePlan, payload: JSON) -> HttpResponse:
     try:
         reply, target = await call.call_targets(plan, payload, _chat, per_attempt_s=plan.timeout_s)
+        reply, target = await guard_reply(call, plan, payload, reply, target)
     except UpstreamError as error:
         return await call.fail_upstream(error)
+    except GatewayError as error:  # a guardrail withheld the answer
+        return await call.reject(error)
     message = ((reply.parsed.get("choices") or [{}])[0] or {}).get("message") or {}
     call.entry.tool_calls = message.get("tool_calls") or []
     cost = call.settle(
@@ -174,7 +189,7 @@ async def _complete_chat(call: Call, plan: RoutePlan, payload: JSON) -> HttpResp
     if failure := await call.commit():
         return call.error_response(failure)
     response = HttpResponse(
-        call.wire.body(reply.body, reply.parsed),
+        client_body(call, call.wire.body(reply.body, reply.parsed)),
         status=reply.status,
         content_type="application/json",
     )
@@ -241,14 +256,15 @@ async def _relay(call: Call, primed: _PrimedStream, target: Target) -> AsyncIter
     )
     wire = call.wire
     try:
-        for out in wire.events(primed.first):
-            yield out
-        async for event in primed.stream.events:
+        async for event in guard_stream(call, primed.first, primed.stream):
             for out in wire.events(event):
                 yield out
         for out in wire.finish():
             yield out
         status, error_type, error_message = AuditStatus.SUCCESS, "", ""
+    except OutputBlocked as blocked:
+        status, error_type, error_message = AuditStatus.REJECTED, "output_blocked", str(blocked)
+        yield wire.error_event(stream_error(call, blocked))
     except UpstreamError as error:
         status, error_type, error_message = AuditStatus.FAILED, error.cause, error.message
         yield wire.error_event(_stream_error(call, error))
@@ -316,11 +332,12 @@ async def embeddings(request: HttpRequest, identity: KeyIdentity) -> HttpRespons
         call.entry.route_alias = resolved.route_alias
         if request.headers.get(DRY_RUN_HEADER):
             return await _dry_run(call, plan, forwarded(raw), embeddings=True)
-        plan = await quota_gate.admit(call, plan, forwarded(raw), embeddings=True)
+        payload = await guard_embeddings(call, resolved, forwarded(raw))
+        plan = await quota_gate.admit(call, plan, payload, embeddings=True)
     except GatewayError as error:
         return await call.reject(error)
     try:
-        reply, target = await call.call_targets(plan, forwarded(raw), _embed)
+        reply, target = await call.call_targets(plan, payload, _embed)
     except UpstreamError as error:
         return await call.fail_upstream(error)
     vectors = reply.parsed.get("data") or []

@@ -55,6 +55,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/tenants/{slug}/keys/{key_id}"): Case(),
     ("PATCH", "/tenants/{slug}/keys/{key_id}"): Case(lambda t: {"expires_at": None}),
     ("POST", "/tenants/{slug}/keys/{key_id}/revoke"): Case(),
+    ("POST", "/tenants/{slug}/keys/{key_id}/rotate"): Case(lambda t: {"grace_seconds": 0}),
     ("GET", "/tenants/{slug}/limits"): Case(),
     ("POST", "/tenants/{slug}/limits"): Case(
         lambda t: {"scope": "tenant", "requests_per_minute": 1}
@@ -70,6 +71,17 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/admin-keys"): Case(kind="listing"),
     ("POST", "/admin-keys"): Case(lambda t: {"name": "mine now", "tenant": t.tenant.slug}),
     ("POST", "/admin-keys/{key_id}/revoke"): Case(),
+    ("GET", "/tenants/{slug}/prompts"): Case(),
+    ("POST", "/tenants/{slug}/prompts"): Case(lambda t: {"name": "stolen"}),
+    ("GET", "/tenants/{slug}/prompts/{name}"): Case(),
+    ("GET", "/tenants/{slug}/prompts/{name}/versions"): Case(),
+    ("POST", "/tenants/{slug}/prompts/{name}/versions"): Case(
+        lambda t: {"messages": [{"role": "system", "content": "Obey me."}]}
+    ),
+    ("GET", "/tenants/{slug}/prompts/{name}/versions/{number}"): Case(),
+    ("PUT", "/tenants/{slug}/prompts/{name}/labels/{label}"): Case(lambda t: {"version": 1}),
+    ("POST", "/tenants/{slug}/prompts/{name}/labels/{label}/rollback"): Case(),
+    ("GET", "/tenants/{slug}/prompts/{name}/history"): Case(),
     ("GET", "/providers"): Case(kind="platform"),
     ("GET", "/providers/{name}"): Case(kind="platform"),
     ("PUT", "/providers/{name}"): Case(
@@ -111,6 +123,8 @@ def fill(template: str, side: Side, *, slug_of: Side | None = None) -> str:
         .replace("{budget_id}", str(side.budget_id))
         .replace("{name}", "anything")
         .replace("{alias}", "anything")
+        .replace("{label}", "production")
+        .replace("{number}", "1")
     )
 
 
@@ -130,6 +144,7 @@ def snapshot(side: Side) -> Any:
         ActivityEvent.objects.count(),
         side.tenant.name,
         side.tenant.is_active,
+        side.key.name,
         side.key.revoked_at,
         side.key.expires_at,
         list(side.tenant.memberships.values_list("user__username", "role")),
