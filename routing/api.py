@@ -13,7 +13,12 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from routing import pipeline
 from routing.errors import GatewayError
 from routing.runtime import get_runtime
-from routing.schemas import AnthropicMessagesRequest, ChatCompletionRequest, EmbeddingsRequest
+from routing.schemas import (
+    AnthropicMessagesRequest,
+    ChatCompletionRequest,
+    EmbeddingsRequest,
+    ResponsesRequest,
+)
 from routing.wire import AnthropicWire
 from tenants.auth import KeyIdentity, bearer_token
 
@@ -60,6 +65,15 @@ async def messages(request: HttpRequest) -> HttpResponse | StreamingHttpResponse
     return await pipeline.messages(request, request.auth)  # type: ignore[attr-defined]
 
 
+@router.post(
+    "/responses",
+    openapi_extra=_body_doc(ResponsesRequest),
+    summary="Create a response (OpenAI's Responses API, stateless; streaming and tools supported)",
+)
+async def responses(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    return await pipeline.responses(request, request.auth)  # type: ignore[attr-defined]
+
+
 @router.post("/embeddings", openapi_extra=_body_doc(EmbeddingsRequest), summary="Create embeddings")
 async def embeddings(request: HttpRequest) -> HttpResponse:
     return await pipeline.embeddings(request, request.auth)  # type: ignore[attr-defined]
@@ -82,6 +96,7 @@ def _method_not_allowed(path: str, allowed: str) -> None:
 _method_not_allowed("/chat/completions", "POST")
 _method_not_allowed("/embeddings", "POST")
 _method_not_allowed("/messages", "POST")
+_method_not_allowed("/responses", "POST")
 
 
 def _model_object(name: str) -> dict[str, Any]:

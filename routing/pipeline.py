@@ -5,6 +5,7 @@ Each flow answers only after the request's audit record is committed (a stream: 
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,12 +20,23 @@ from routing.call import Call, parse_json_body
 from routing.core.errors import UpstreamError
 from routing.core.providers.base import ChatStream, ProviderAdapter
 from routing.core.strategy import RoutePlan
-from routing.core.translate import anthropic_request_to_openai
+from routing.core.translate import (
+    ResponseContext,
+    UnsupportedRequest,
+    anthropic_request_to_openai,
+    responses_request_to_openai,
+)
 from routing.core.types import JSON, Target, Usage
 from routing.errors import GatewayError
 from routing.runtime import GatewayRuntime, get_runtime
-from routing.schemas import validate_chat, validate_embeddings, validate_messages
+from routing.schemas import (
+    validate_chat,
+    validate_embeddings,
+    validate_messages,
+    validate_responses,
+)
 from routing.table import ResolvedModel
+from routing.wire import ResponsesWire
 from tenants.auth import KeyIdentity
 
 # Fields the gateway reads for itself and does not forward (attribution only).
@@ -113,6 +125,36 @@ async def messages(
     # Usage is needed for the closing message_delta, whatever the client asked.
     stream = bool(anthropic_body.stream)
     return await _serve_chat(call, resolved, plan, forwarded(internal), stream, wants_usage=True)
+
+
+async def responses(
+    request: HttpRequest, identity: KeyIdentity
+) -> HttpResponse | StreamingHttpResponse:
+    """OpenAI's Responses API, stateless, served from any provider via the internal chat form."""
+    runtime = get_runtime()
+    call = Call(runtime, request, identity, endpoint="responses")
+    try:
+        raw = parse_json_body(request)
+        call.entry.model_requested = str(raw.get("model") or "")[:200]
+        body = validate_responses(raw)
+        try:
+            internal = responses_request_to_openai(raw)
+        except UnsupportedRequest as refusal:
+            raise GatewayError(
+                400, refusal.message, param=refusal.param, code=refusal.code
+            ) from None
+        validate_chat(internal)
+        call.attribute(internal)
+        call.entry.tool_results = tool_results(internal)
+        response_id = "resp_" + call.request_id.removeprefix("req_")
+        call.wire = ResponsesWire(ResponseContext(response_id, raw, int(time.time())))
+        resolved, plan = await resolve_model(runtime, identity, body.model)
+    except GatewayError as error:
+        return await call.reject(error)
+    # Usage is needed for the closing response.completed event, whatever the client asked.
+    return await _serve_chat(
+        call, resolved, plan, forwarded(internal), bool(body.stream), wants_usage=True
+    )
 
 
 async def _serve_chat(
