@@ -44,6 +44,8 @@ GATEWAY_FIELDS = frozenset({"metadata"})
 # "x-gateway-dry-run: 1": answer which limit or budget would stop the request and what it could
 # cost, without counting it or calling a provider.
 DRY_RUN_HEADER = "x-gateway-dry-run"
+# Sent on to Anthropic-format providers only (see docs/api.md#anthropic-headers).
+CLIENT_HEADERS = ("anthropic-version", "anthropic-beta")
 
 
 async def resolve_model(
@@ -195,13 +197,23 @@ async def _dry_run(
     return response
 
 
-async def _chat(adapter: ProviderAdapter, target: Target, payload: JSON) -> Any:
-    return await adapter.chat(target, payload)
+def client_headers(request: HttpRequest) -> dict[str, str]:
+    """The client's protocol headers an adapter may pass on (only Anthropic's does)."""
+    return {name: value for name in CLIENT_HEADERS if (value := request.headers.get(name))}
+
+
+def _chat_with(headers: dict[str, str]) -> Any:
+    async def chat(adapter: ProviderAdapter, target: Target, payload: JSON) -> Any:
+        return await adapter.chat(target, payload, client_headers=headers)
+
+    return chat
 
 
 async def _complete_chat(call: Call, plan: RoutePlan, payload: JSON) -> HttpResponse:
     try:
-        reply, target = await call.call_targets(plan, payload, _chat, per_attempt_s=plan.timeout_s)
+        reply, target = await call.call_targets(
+            plan, payload, _chat_with(client_headers(call.request)), per_attempt_s=plan.timeout_s
+        )
     except UpstreamError as error:
         return await call.fail_upstream(error)
     message = ((reply.parsed.get("choices") or [{}])[0] or {}).get("message") or {}
@@ -233,9 +245,11 @@ class _PrimedStream:
     first: bytes
 
 
-def _stream_opener(wants_usage: bool) -> Any:
+def _stream_opener(wants_usage: bool, headers: dict[str, str]) -> Any:
     async def open_stream(adapter: ProviderAdapter, target: Target, payload: JSON) -> _PrimedStream:
-        stream = await adapter.chat_stream(target, payload, client_wants_usage=wants_usage)
+        stream = await adapter.chat_stream(
+            target, payload, client_wants_usage=wants_usage, client_headers=headers
+        )
         try:
             first = await anext(stream.events)
         except StopAsyncIteration:
@@ -255,7 +269,7 @@ async def _stream_chat(
         primed, target = await call.call_targets(
             plan,
             payload,
-            _stream_opener(wants_usage),
+            _stream_opener(wants_usage, client_headers(call.request)),
             per_attempt_s=plan.first_token_timeout_s or plan.timeout_s,
         )
     except UpstreamError as error:

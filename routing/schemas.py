@@ -122,6 +122,15 @@ class AnthropicMessagesRequest(_Open):
     tools: list[dict[str, Any]] | None = None
 
 
+class AnthropicCountTokensRequest(_Open):
+    """Anthropic's count_tokens body: a Messages body without `max_tokens`."""
+
+    model: StrictStr = Field(min_length=1)
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    system: StrictStr | list[dict[str, Any]] | None = None
+    tools: list[dict[str, Any]] | None = None
+
+
 class ResponsesRequest(_Open):
     """OpenAI's Responses body, checked as far as the gateway needs before translating it."""
 
@@ -183,5 +192,12 @@ def validate_messages(raw: dict[str, Any]) -> AnthropicMessagesRequest:
 def validate_responses(raw: dict[str, Any]) -> ResponsesRequest:
     try:
         return ResponsesRequest.model_validate(raw)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+def validate_count_tokens(raw: dict[str, Any]) -> AnthropicCountTokensRequest:
+    try:
+        return AnthropicCountTokensRequest.model_validate(raw)
     except ValidationError as exc:
         raise validation_error(exc) from None
