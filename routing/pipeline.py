@@ -62,6 +62,8 @@ async def resolve_model(
             param="model",
         )
     plan = resolved.plan
+    if pin := identity.pin(name):
+        plan = pinned_plan(plan, name, pin)
     if identity.residency_region:
         region = identity.residency_region
         plan = plan.only(lambda target: target.region == region)
@@ -75,6 +77,20 @@ async def resolve_model(
                 param="model",
             )
     return resolved, plan
+
+
+def pinned_plan(plan: RoutePlan, name: str, pin: str) -> RoutePlan:
+    """Only the pinned version serves the model: no fallback to another one, ever."""
+    plan = plan.only(lambda t: pin in (t.deployment_name, t.upstream_model))
+    if not plan.targets:
+        raise GatewayError(
+            409,
+            f"Your key is pinned to '{pin}' for '{name}', but '{name}' has no such deployment "
+            "now; the request was not sent to another version. Ask an admin to update the pin.",
+            code="pinned_deployment_unavailable",
+            param="model",
+        )
+    return plan
 
 
 def forwarded(raw: JSON) -> JSON:
