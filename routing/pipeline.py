@@ -19,7 +19,7 @@ from quotas.tokens import count_text_tokens
 from routing.call import Call, parse_json_body
 from routing.core.errors import UpstreamError
 from routing.core.providers.base import ChatStream, ProviderAdapter
-from routing.core.strategy import RoutePlan
+from routing.core.strategy import RoutePlan, in_region
 from routing.core.translate import (
     ResponseContext,
     UnsupportedRequest,
@@ -65,8 +65,7 @@ async def resolve_model(
     if pin := identity.pin(name):
         plan = pinned_plan(plan, name, pin)
     if identity.residency_region:
-        region = identity.residency_region
-        plan = plan.only(lambda target: target.region == region)
+        plan = in_region(plan, identity.residency_region)
         if not plan.targets:
             raise GatewayError(
                 403,
