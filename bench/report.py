@@ -8,6 +8,7 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench import prompt_cost
 from bench.db import ROOT
 from bench.scenarios import TRANSPORTS, Results
 from bench.stats import RunResult, StreamResult, added
@@ -214,6 +215,7 @@ def _goals(results: Results) -> str:
             _verdict(rps, GOAL_PROXIED_RPS, False),
         ]
     )
+    rows.append(prompt_cost.goal_row(results.prompt_costs))
     return table(["Goal", "Target", "Measured", ""], rows)
 
 
@@ -430,6 +432,8 @@ def render(results: Results, wall_s: float) -> str:
             f"p99 {_ms(burst.p99_ms)} ms, {burst.non_200} non-200, "
             f"{burst.client_errors} client errors.",
         ]
+    if results.prompt_costs:
+        parts += ["", *prompt_cost.section(results.prompt_costs)]
     problems = _problems(results)
     if problems:
         parts += ["", "Problems seen during the run:", "", *problems]

@@ -12,11 +12,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bench import client, db, hey
 from bench.hey import Target
 from bench.procs import Server, free_port
+from bench.prompt_cost import prompt_timings
 from bench.stats import RunResult, StreamResult
 
 VENV_BIN = db.ROOT / ".venv" / "bin"
@@ -82,6 +83,7 @@ class Results:
     # Scenario 1 per transport (aiohttp, httpx), each with the direct run just before it.
     transports: dict[str, dict[str, RunResult]] = field(default_factory=dict)
     cold_burst: RunResult | None = None
+    prompt_costs: list[dict[str, Any]] = field(default_factory=list)  # bench/prompt_cost.py
     gateways: list[GatewayRun] = field(default_factory=list)
     setup_s: float = 0.0
 
@@ -308,6 +310,8 @@ class Bench:
             self.warm(direct, s.warmup_requests)
             for transport in TRANSPORTS:
                 self.gateway_pass(transport, mock, audit, direct, mock_port)
+        self.say("timing the prompt registry step in-process")
+        self.results.prompt_costs = prompt_timings(5000 if s.quick else 20000)
         return self.results
 
     def gateway_pass(

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from prompts.config import PromptSpec
 from quotas.config import (
     BudgetSpec,
     EndUserQuotaSpec,
@@ -124,6 +125,7 @@ class TenantSpec(_Strict):
     limits: LimitSpec | None = None
     budgets: list[BudgetSpec] = []
     end_users: list[EndUserQuotaSpec] = []
+    prompts: list[PromptSpec] = []
 
     @model_validator(mode="after")
     def _users_name_known_teams(self) -> TenantSpec:

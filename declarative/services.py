@@ -14,6 +14,8 @@ from pydantic import ValidationError
 
 from activity.services import CONFIG
 from declarative.schema import GatewayConfig, TenantSpec, resolve_secret
+from prompts.config import prompts_apply
+from prompts.services import PromptError
 from quotas.config import apply_rules, apply_tenant_quotas
 from quotas.models import Scope
 from routing import services as routing_services
@@ -184,3 +186,7 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
         budgets=spec.budgets,
         end_users=spec.end_users,
     )
+    try:
+        prompts_apply(tenant=tenant, specs=spec.prompts, teams=teams, bump=report.bump)
+    except PromptError as exc:
+        raise ConfigError(f"tenant {spec.slug}: {exc}") from exc

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "billing",
     "quotas",
     "declarative",
+    "prompts",
     "console",
     "management",
 ]

@@ -34,6 +34,7 @@ urlpatterns = [
     re_path(r"^api/(?P<rest>.*)$", unknown_endpoint),
     path("healthz", healthz),
     path("admin/", admin.site.urls),
+    path("console/t/<slug:tenant_slug>/prompts/", include("prompts.urls")),
     path("console/t/<slug:tenant_slug>/compliance/", include("audit.urls")),
     path("console/", include("console.urls")),
     path("", RedirectView.as_view(pattern_name="console:home", permanent=False)),

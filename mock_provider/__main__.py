@@ -49,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, MockC
     return args, config
 
 
+KEEP_ALIVE_S = 120
+
+
 def main(argv: list[str] | None = None) -> None:
     args, config = parse_args(argv)
     uvicorn.run(
@@ -60,6 +63,9 @@ def main(argv: list[str] | None = None) -> None:
         lifespan="off",
         access_log=False,
         log_level="warning",
+        # Real providers keep idle connections far longer than uvicorn's 5 s default; a short
+        # one makes the gateway's pooled connections go stale under bursty load.
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
 
 

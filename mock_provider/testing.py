@@ -64,6 +64,7 @@ def run_mock_server(config: MockConfig | None = None) -> Iterator[MockServer]:
             # None: leave the host process's logging (pytest's capture) alone.
             log_config=None,
             timeout_graceful_shutdown=1,
+            timeout_keep_alive=120,  # as real providers do; see __main__.py
         )
     )
     thread = threading.Thread(

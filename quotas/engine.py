@@ -17,6 +17,7 @@ from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
 
 from django.utils import timezone
+from prometheus_client import Counter
 from redis.exceptions import RedisError
 
 from gateway_site.db_threads import run_db
@@ -27,14 +28,12 @@ from quotas.core.checks import (
     Check,
     ConcurrencyCheck,
     Release,
-    ShareCheck,
     Verdict,
     WindowCheck,
 )
 from quotas.core.windows import Window, window_at
 from quotas.responses import budget_exhausted, limit_exceeded, rate_headers, store_unavailable
 from quotas.table import BudgetRule, PolicyRule, QuotaTable
-from routing.core.types import Target
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +41,20 @@ NANOS = Decimal(1_000_000_000)
 LEASE_SECONDS = 600  # a crashed worker's reservations and leases expire after this
 STORE_ERRORS = (RedisError, OSError, TimeoutError)
 _RETRY_STORE_AFTER_S = 1.0
+
+STORE_FAILURES = Counter(
+    "gateway_quota_store_failures",
+    "Calls to the limit and budget counters (Redis) that failed; each tenant's policy applied.",
+)
+UNCHECKED = Counter(
+    "gateway_quota_unchecked_requests",
+    "Requests served without their limits checked because the counters were unavailable.",
+)
+SHADOW_REFUSALS = Counter(
+    "gateway_quota_shadow_refusals",
+    "Requests a shadow limit or budget would have refused (recorded, not enforced).",
+    ["meter"],
+)
 
 
 def to_nanos(usd: Decimal, *, round_up: bool = False) -> int:
@@ -166,6 +179,9 @@ class QuotaEngine:
             }
             for m, o in zip(admission.meters, verdict.outcomes, strict=False)
         ]
+        for meter, outcome in zip(admission.meters, verdict.outcomes, strict=False):
+            if meter.shadow and outcome.exceeded and not dry:
+                SHADOW_REFUSALS.labels(meter.kind).inc()
         admission.headers = rate_headers(admission.meters, verdict)
         if not verdict.allowed and not dry:
             assert verdict.failed is not None
@@ -297,6 +313,7 @@ class QuotaEngine:
 
     def _store_failed(self, error: BaseException) -> None:
         self._failures += 1
+        STORE_FAILURES.inc()
         self._down_until = time.monotonic() + _RETRY_STORE_AFTER_S
         logger.error("quota store unavailable (%s): applying each tenant's failure policy", error)
 
@@ -307,6 +324,7 @@ class QuotaEngine:
         if kinds - {"budget"} and not policy.limits_fail_open:
             raise store_unavailable("rate limits")
         admission.record["store"] = "unavailable: served unchecked by policy"
+        UNCHECKED.inc()
         admission.checks, admission.meters = [], []
         return admission
 
@@ -324,77 +342,3 @@ class QuotaEngine:
 
 def estimate_tokens_from_text(text: str) -> int:
     return math.ceil(len(text) / 4)
-
-
-class ProviderGate:
-    """A provider account's capacity, shared fairly: asked before each attempt at a deployment
-    whose provider has RPM/TPM configured."""
-
-    def __init__(self, engine: QuotaEngine) -> None:
-        self.engine = engine
-
-    def checks(self, target: Target, demand: Demand, tokens: int) -> list[Check]:
-        consumer = (
-            f"u{demand.tenant_id}:{demand.end_user}" if demand.end_user else f"k{demand.key_id}"
-        )
-        levels = (
-            ("tenant", f"t{demand.tenant_id}"),
-            ("team", f"tm{demand.team_id}"),
-            ("user", consumer),
-        )
-        checks: list[Check] = []
-        for metric, capacity, amount in (
-            ("rpm", target.capacity_rpm, 1),
-            ("tpm", target.capacity_tpm, tokens),
-        ):
-            if capacity is None:
-                continue
-            base = f"gw:p:{target.provider_name}:{metric}"
-            label = f"provider account '{target.provider_name}'"
-            checks.append(WindowCheck(base, capacity, amount, label))
-            checks += [
-                ShareCheck(
-                    base,
-                    f"{base}:{level}:{member}",
-                    f"{base}:active:{level}",
-                    member,
-                    capacity,
-                    amount,
-                    f"your {level}'s fair share of {label}",
-                )
-                for level, member in levels
-            ]
-        return checks
-
-    async def admit(
-        self, admission: Admission, demand: Demand, target: Target, *, tenant_policy: PolicyRule
-    ) -> Verdict | None:
-        """None: go ahead. A refusing verdict: this provider has no room for this request now."""
-        checks = self.checks(target, demand, admission.token_charge)
-        if not checks:
-            return None
-        deadline = time.monotonic() + target.capacity_queue_s
-        while True:
-            if self.engine.store_resting():
-                if tenant_policy.limits_fail_open:
-                    return None
-                raise store_unavailable("provider capacity")
-            try:
-                verdict = await self.engine.store.admit(checks, admission.request_id, LEASE_SECONDS)
-            except STORE_ERRORS as error:
-                self.engine._store_failed(error)
-                if tenant_policy.limits_fail_open:
-                    return None
-                raise store_unavailable("provider capacity") from error
-            if verdict.allowed:
-                admission.provider_tpm += [
-                    (c.key, verdict.at_s)
-                    for c in checks
-                    if isinstance(c, WindowCheck) and c.key.endswith(":tpm")
-                ]
-                return None
-            left = deadline - time.monotonic()
-            if left <= 0 or verdict.retry_after_s is None:
-                return verdict
-            # Short queueing: wait for capacity instead of refusing at once.
-            await asyncio.sleep(min(left, max(0.05, min(verdict.retry_after_s, 1.0) / 4)))

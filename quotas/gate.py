@@ -10,9 +10,10 @@ from redis.asyncio import Redis
 
 from gateway_site.snapshot import Snapshot
 from quotas import tokens
+from quotas.capacity import ProviderGate
 from quotas.core.memory import MemoryQuotaStore
 from quotas.core.redis_store import RedisQuotaStore
-from quotas.engine import Admission, Demand, ProviderGate, QuotaEngine
+from quotas.engine import Admission, Demand, QuotaEngine
 from quotas.table import QuotaTable, load_quota_table
 from routing.core.errors import UpstreamError
 from routing.core.strategy import RoutePlan

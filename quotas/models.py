@@ -46,6 +46,26 @@ class ScopedRule(models.Model):
         return f"tenant '{self.tenant.slug}'"
 
 
+def _one_per_scope(kind: str, also: list[str] | None = None) -> list[models.BaseConstraint]:
+    """At most one rule per scope (and period): one partial unique index per kind of scope,
+    which every database enforces the same way (no reliance on NULLs being distinct or not)."""
+    extra = also or []
+    where = {
+        Scope.TENANT: ["tenant"],
+        Scope.TEAM: ["team"],
+        Scope.KEY: ["api_key"],
+        Scope.USER: ["tenant", "end_user"],
+    }
+    return [
+        models.UniqueConstraint(
+            fields=[*fields, *extra],
+            condition=Q(scope=scope),
+            name=f"one_{kind}_per_{scope}",
+        )
+        for scope, fields in where.items()
+    ]
+
+
 class RateLimit(ScopedRule):
     """Requests and tokens per minute, and requests in flight, for one scope."""
 
@@ -54,13 +74,7 @@ class RateLimit(ScopedRule):
     max_concurrent = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["tenant", "scope", "team", "api_key", "end_user"],
-                name="one_rate_limit_per_scope",
-                nulls_distinct=False,
-            )
-        ]
+        constraints = _one_per_scope("rate_limit")
 
     def __str__(self) -> str:
         return f"rate limit of {self.scope_label()}"
@@ -82,13 +96,7 @@ class Budget(ScopedRule):
     soft_threshold_pct = models.PositiveSmallIntegerField(default=80)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["tenant", "scope", "team", "api_key", "end_user", "period"],
-                name="one_budget_per_scope_and_period",
-                nulls_distinct=False,
-            )
-        ]
+        constraints = _one_per_scope("budget", also=["period"])
 
     def __str__(self) -> str:
         adjective = {"day": "daily", "week": "weekly", "month": "monthly"}[self.period]

@@ -162,7 +162,12 @@ class _Tally:
         """A string as text; anything else as its compact JSON."""
         if value is None:
             return
-        self.text(value if isinstance(value, str) else orjson.dumps(value).decode())
+        if not isinstance(value, str):
+            try:
+                value = orjson.dumps(value).decode()
+            except TypeError:  # e.g. an integer beyond 64 bits
+                value = str(value)
+        self.text(value)
 
     def estimate(self, tokens: int) -> None:
         self.tokens += tokens

@@ -251,12 +251,18 @@ class Call:
         return error.response(self.id_headers(), wire=self.wire)
 
     def id_headers(self) -> dict[str, str]:
-        return {"x-request-id": self.request_id}
+        headers = {"x-request-id": self.request_id}
+        if self.entry.prompt_version is not None:  # the registry version that was rendered
+            headers["x-gateway-prompt"] = self.entry.prompt_name
+            headers["x-gateway-prompt-version"] = str(self.entry.prompt_version)
+            if self.entry.prompt_label:
+                headers["x-gateway-prompt-label"] = self.entry.prompt_label
+        return headers
 
     def route_headers(self, target: Target) -> dict[str, str]:
         return {
             **self.quota_headers,
-            "x-request-id": self.request_id,
+            **self.id_headers(),
             "x-gateway-route": self.entry.route_alias or target.deployment_name,
             "x-gateway-deployment": target.deployment_name,
             "x-gateway-provider": target.provider_name,

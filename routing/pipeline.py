@@ -14,6 +14,7 @@ import orjson
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from audit.models import AuditStatus
+from prompts.proxy import prompt_apply
 from quotas import gate as quota_gate
 from quotas.tokens import count_text_tokens
 from routing.call import Call, parse_json_body
@@ -110,7 +111,7 @@ async def chat_completions(
     runtime = get_runtime()
     call = Call(runtime, request, identity, endpoint="chat.completions")
     try:
-        raw = parse_json_body(request)
+        raw = await prompt_apply(call, parse_json_body(request))
         call.entry.model_requested = str(raw.get("model") or "")[:200]
         body = validate_chat(raw)
         call.attribute(raw)
@@ -132,7 +133,7 @@ async def messages(
         raw = parse_json_body(request)
         call.entry.model_requested = str(raw.get("model") or "")[:200]
         anthropic_body = validate_messages(raw)
-        internal = anthropic_request_to_openai(raw)
+        internal = await prompt_apply(call, anthropic_request_to_openai(raw), source=raw)
         validate_chat(internal)
         call.attribute(internal)
         call.entry.tool_results = tool_results(internal)

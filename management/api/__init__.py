@@ -14,6 +14,7 @@ from ninja import NinjaAPI
 from management.api import activity, keys, platform, quotas, tenancy
 from management.auth import AdminKeyAuth
 from management.errors import ApiError, install_error_handlers
+from prompts.api import router as prompts_router
 
 DESCRIPTION = """\
 Manage tenants, teams, members, virtual keys, rate limits, budgets, providers, deployments
@@ -40,6 +41,7 @@ def build_api() -> NinjaAPI:
     api.add_router("/", platform.router)
     api.add_router("/", quotas.router)
     api.add_router("/", activity.router)
+    api.add_router("/", prompts_router)
     install_error_handlers(api)
     return api
 

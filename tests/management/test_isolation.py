@@ -70,6 +70,17 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/admin-keys"): Case(kind="listing"),
     ("POST", "/admin-keys"): Case(lambda t: {"name": "mine now", "tenant": t.tenant.slug}),
     ("POST", "/admin-keys/{key_id}/revoke"): Case(),
+    ("GET", "/tenants/{slug}/prompts"): Case(),
+    ("POST", "/tenants/{slug}/prompts"): Case(lambda t: {"name": "stolen"}),
+    ("GET", "/tenants/{slug}/prompts/{name}"): Case(),
+    ("GET", "/tenants/{slug}/prompts/{name}/versions"): Case(),
+    ("POST", "/tenants/{slug}/prompts/{name}/versions"): Case(
+        lambda t: {"messages": [{"role": "system", "content": "Obey me."}]}
+    ),
+    ("GET", "/tenants/{slug}/prompts/{name}/versions/{number}"): Case(),
+    ("PUT", "/tenants/{slug}/prompts/{name}/labels/{label}"): Case(lambda t: {"version": 1}),
+    ("POST", "/tenants/{slug}/prompts/{name}/labels/{label}/rollback"): Case(),
+    ("GET", "/tenants/{slug}/prompts/{name}/history"): Case(),
     ("GET", "/providers"): Case(kind="platform"),
     ("GET", "/providers/{name}"): Case(kind="platform"),
     ("PUT", "/providers/{name}"): Case(
@@ -111,6 +122,8 @@ def fill(template: str, side: Side, *, slug_of: Side | None = None) -> str:
         .replace("{budget_id}", str(side.budget_id))
         .replace("{name}", "anything")
         .replace("{alias}", "anything")
+        .replace("{label}", "production")
+        .replace("{number}", "1")
     )
 
 

@@ -55,17 +55,20 @@ def test_limits_budgets_and_capacity_from_yaml_apply_once(tmp_path: Path) -> Non
 
     assert Provider.objects.get(name="acct").requests_per_minute == 60
     assert RateLimit.objects.filter(tenant__slug="yaml-co").count() == 3  # tenant, "*", key
-    key_limit = RateLimit.objects.get(scope="key")
+    ours = RateLimit.objects.filter(tenant__slug="yaml-co")
+    key_limit = ours.get(scope="key")
     assert key_limit.max_concurrent == 5 and key_limit.shadow
-    assert RateLimit.objects.get(scope="user").end_user == "*"
-    assert {(b.scope, b.period, b.amount_usd) for b in Budget.objects.all()} == {
+    assert ours.get(scope="user").end_user == "*"
+    budgets = Budget.objects.filter(tenant__slug="yaml-co")
+    assert {(b.scope, b.period, b.amount_usd) for b in budgets} == {
         ("tenant", "month", Decimal("5000")),
         ("team", "day", Decimal("100")),
     }
     policy = QuotaPolicy.objects.get(tenant__slug="yaml-co")
     assert policy.on_store_failure_limits == "closed"
     assert policy.on_store_failure_budgets == "closed"
-    assert ActivityEvent.objects.filter(action="budget.create", actor_kind="config").count() == 2
+    created = ActivityEvent.objects.filter(action="budget.create", tenant__slug="yaml-co")
+    assert created.filter(actor_kind="config").count() == 2
 
 
 def test_an_unknown_timezone_is_refused_with_its_name(tmp_path: Path) -> None:

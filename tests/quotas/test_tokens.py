@@ -246,6 +246,7 @@ def test_images_and_files_make_a_known_model_count_inexact() -> None:
         {"messages": [{"role": "assistant", "tool_calls": "x", "function_call": {"name": "f"}}]},
         {"messages": [{"role": "user", "content": [None, "bare", {"type": "text"}]}]},
         {"messages": [], "response_format": {"type": "json_schema", "json_schema": None}},
+        {"messages": [{"role": "user", "content": {"n": 2**70}}]},
     ],
 )
 def test_a_malformed_chat_payload_is_counted_not_raised(payload: dict[str, Any]) -> None:

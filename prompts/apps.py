@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class PromptsConfig(AppConfig):
+    name = "prompts"
+    verbose_name = "Prompt registry"
+
+    def ready(self) -> None:
+        from console.nav import NavEntry, nav_register
+
+        nav_register(NavEntry("Developer", "Prompts", "prompts:list", 40))

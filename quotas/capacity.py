@@ -1,0 +1,86 @@
+"""A provider account's own rate limits, shared fairly between the gateway's callers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from quotas.core.checks import Check, ShareCheck, Verdict, WindowCheck
+from quotas.engine import LEASE_SECONDS, STORE_ERRORS, Admission, Demand, QuotaEngine
+from quotas.responses import store_unavailable
+from quotas.table import PolicyRule
+from routing.core.types import Target
+
+
+class ProviderGate:
+    """A provider account's capacity, shared fairly: asked before each attempt at a deployment
+    whose provider has RPM/TPM configured."""
+
+    def __init__(self, engine: QuotaEngine) -> None:
+        self.engine = engine
+
+    def checks(self, target: Target, demand: Demand, tokens: int) -> list[Check]:
+        consumer = (
+            f"u{demand.tenant_id}:{demand.end_user}" if demand.end_user else f"k{demand.key_id}"
+        )
+        levels = (
+            ("tenant", f"t{demand.tenant_id}"),
+            ("team", f"tm{demand.team_id}"),
+            ("user", consumer),
+        )
+        checks: list[Check] = []
+        for metric, capacity, amount in (
+            ("rpm", target.capacity_rpm, 1),
+            ("tpm", target.capacity_tpm, tokens),
+        ):
+            if capacity is None:
+                continue
+            base = f"gw:p:{target.provider_name}:{metric}"
+            label = f"provider account '{target.provider_name}'"
+            checks.append(WindowCheck(base, capacity, amount, label))
+            checks += [
+                ShareCheck(
+                    base,
+                    f"{base}:{level}:{member}",
+                    f"{base}:active:{level}",
+                    member,
+                    capacity,
+                    amount,
+                    f"your {level}'s fair share of {label}",
+                )
+                for level, member in levels
+            ]
+        return checks
+
+    async def admit(
+        self, admission: Admission, demand: Demand, target: Target, *, tenant_policy: PolicyRule
+    ) -> Verdict | None:
+        """None: go ahead. A refusing verdict: this provider has no room for this request now."""
+        checks = self.checks(target, demand, admission.token_charge)
+        if not checks:
+            return None
+        deadline = time.monotonic() + target.capacity_queue_s
+        while True:
+            if self.engine.store_resting():
+                if tenant_policy.limits_fail_open:
+                    return None
+                raise store_unavailable("provider capacity")
+            try:
+                verdict = await self.engine.store.admit(checks, admission.request_id, LEASE_SECONDS)
+            except STORE_ERRORS as error:
+                self.engine._store_failed(error)
+                if tenant_policy.limits_fail_open:
+                    return None
+                raise store_unavailable("provider capacity") from error
+            if verdict.allowed:
+                admission.provider_tpm += [
+                    (c.key, verdict.at_s)
+                    for c in checks
+                    if isinstance(c, WindowCheck) and c.key.endswith(":tpm")
+                ]
+                return None
+            left = deadline - time.monotonic()
+            if left <= 0 or verdict.retry_after_s is None:
+                return verdict
+            # Short queueing: wait for capacity instead of refusing at once.
+            await asyncio.sleep(min(left, max(0.05, min(verdict.retry_after_s, 1.0) / 4)))

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from activity.services import Actor
+from prompts import services
+from prompts.models import Prompt
+from tenants import services as tenants
+from tenants.models import Tenant
+
+OPERATOR = Actor("user", "ops-lead")
+
+
+@pytest.fixture
+def tenant(db: Any) -> Tenant:
+    return tenants.tenant_upsert(slug="prompt-co", name="Prompt Co")
+
+
+@pytest.fixture
+def prompt(tenant: Tenant) -> Prompt:
+    return services.prompt_upsert(actor=OPERATOR, tenant=tenant, name="advisor")
+
+
+def publish(prompt: Prompt, text: str, **kwargs: Any) -> int:
+    version, _ = services.prompt_publish(
+        actor=OPERATOR, prompt=prompt, messages=[{"role": "system", "content": text}], **kwargs
+    )
+    return version.number
