@@ -156,11 +156,12 @@ async def responses(
         call.entry.model_requested = str(raw.get("model") or "")[:200]
         body = validate_responses(raw)
         try:
-            internal = responses_request_to_openai(raw)
+            translated = responses_request_to_openai(raw)
         except UnsupportedRequest as refusal:
             raise GatewayError(
                 400, refusal.message, param=refusal.param, code=refusal.code
             ) from None
+        internal = await prompt_apply(call, translated, source=raw)
         validate_chat(internal)
         call.attribute(internal)
         call.entry.tool_results = tool_results(internal)

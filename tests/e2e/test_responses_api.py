@@ -127,3 +127,16 @@ def test_stateful_use_is_refused_in_openais_format(gateway, world):
 
     with pytest.raises(openai.NotFoundError):
         client(gateway, world.key).responses.create(model="gpt-17", input="hi")
+
+
+def test_prompts_from_the_registry_apply_to_responses_too(gateway, world):
+    with pytest.raises(openai.BadRequestError) as unnamed:
+        client(gateway, world.key).responses.create(
+            model="demo", input="hi", extra_body={"prompt_variables": {"client": "Smith"}}
+        )
+    assert unnamed.value.body["code"] == "prompt_not_named"
+    with pytest.raises(openai.NotFoundError) as unknown:
+        client(gateway, world.key).responses.create(
+            model="demo", input="hi", extra_headers={"x-gateway-prompt": "no-such-prompt"}
+        )
+    assert "no-such-prompt" in unknown.value.body["message"]
