@@ -18,13 +18,12 @@ from typing import Any
 
 import orjson
 from asgiref.sync import sync_to_async
-from django.db.models import Q
 from django.utils import timezone
 
 from audit import chain
 from audit.models import AuditCheckpoint, AuditErasure, AuditExport, CheckpointKind
 from audit.sealer import audit_seal_pending
-from audit.selectors import AuditFilters, audit_records_search, with_seal
+from audit.selectors import AuditFilters, audit_records_search, before_position, with_seal
 from tenants.models import Tenant
 
 FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
@@ -168,7 +167,7 @@ class ExportRun:
             page = records
             if before is not None:
                 at, record_id = before
-                page = page.filter(Q(started_at__lt=at) | Q(started_at=at, id__lt=record_id))
+                page = before_position(page, at, record_id)
             rows = list(page.values(*columns)[:_CHUNK])
             if not rows:
                 return

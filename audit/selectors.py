@@ -129,6 +129,14 @@ def audit_records_search(
     return records.order_by("-started_at", "-id")
 
 
+def before_position(
+    records: QuerySet[AuditRecord], at: datetime, record_id: int
+) -> QuerySet[AuditRecord]:
+    """Records older than a keyset position. `started_at <= at` on its own lets PostgreSQL start
+    the time index there; the tie-break alone would make it scan from the newest record."""
+    return records.filter(started_at__lte=at).filter(Q(started_at__lt=at) | Q(id__lt=record_id))
+
+
 # A page that takes longer than this walking time order is a rare word: ask the index instead.
 WALK_TIMEOUT_MS = 300
 
@@ -142,7 +150,7 @@ def audit_records_page(
         records = audit_records_search(tenant_id=tenant_id, filters=filters, probe_rare_text=probe)
         if before is not None:
             at, record_id = before
-            records = records.filter(Q(started_at__lt=at) | Q(started_at=at, id__lt=record_id))
+            records = before_position(records, at, record_id)
         return list(records.select_related("team", "api_key")[: size + 1])
 
     if filters.text and connection.vendor == "postgresql":
@@ -153,7 +161,12 @@ def audit_records_page(
         except OperationalError as error:
             if not isinstance(error.__cause__, QueryCanceled):
                 raise
-            rows = fetch(probe=True)
+            # Matches are sparse in time: collect them through the full-text index (a rare word's
+            # few ids, else a bitmap of the matches) and sort them.
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL enable_indexscan = off")
+                cursor.execute("SET LOCAL enable_seqscan = off")
+                rows = fetch(probe=True)
     else:
         rows = fetch(probe=False)
     more = len(rows) > size

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import FrameType
 
 from bench.db import ROOT
+from bench.guardrails import carry_over
 from bench.procs import ServerError
 from bench.report import render
 from bench.scenarios import Bench, Results, Settings
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if not args.no_docs:
         DOCS.parent.mkdir(exist_ok=True)
-        DOCS.write_text(text)
+        DOCS.write_text(carry_over(text, DOCS))  # keeps `python -m bench.guardrails`'s section
         print(f"Wrote {DOCS.relative_to(ROOT)} ({wall_s:.0f} s in all).", file=sys.stderr)
     failures = correctness_failures(results)
     for failure in failures:

@@ -21,7 +21,9 @@ EXPIRY_CHOICES = [("", "Never"), ("7", "In 7 days"), ("30", "In 30 days"), ("90"
 
 
 class ConsoleForm(forms.Form):
-    label_suffix = ""
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")  # labels read "Name", not "Name:"
+        super().__init__(*args, **kwargs)
 
 
 class TeamChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from guardrails.core.policy import PolicySpec
 from prompts.config import PromptSpec
 from quotas.config import (
     BudgetSpec,
@@ -137,12 +138,45 @@ class TenantSpec(_Strict):
         return self
 
 
+class GuardrailAttachSpec(_Strict):
+    """Where a guardrail policy applies: one of a tenant, a team, a key, a route."""
+
+    tenant: str | None = None  # tenant slug
+    team: str | None = None  # "tenant/team"
+    key: str | None = None  # "tenant/key name"
+    route: str | None = None  # route alias
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> GuardrailAttachSpec:
+        if sum(v is not None for v in (self.tenant, self.team, self.key, self.route)) != 1:
+            raise ValueError("name exactly one of tenant, team, key or route")
+        for value in (self.team, self.key):
+            if value is not None and value.count("/") != 1:
+                raise ValueError(f"{value!r}: write it as 'tenant/name'")
+        return self
+
+
+class GuardrailPolicyConfig(PolicySpec):
+    """A guardrail policy (docs/guardrails.md) and where it applies."""
+
+    name: str = Field(pattern=_SLUG, max_length=64)
+    tenant: str = ""  # the owning tenant's slug; empty for a platform-wide policy
+    description: str = ""
+    attach: list[GuardrailAttachSpec] = []
+
+    def policy_spec(self) -> PolicySpec:
+        return PolicySpec.model_validate(
+            self.model_dump(include={"pii", "injection", "output", "structured_output"})
+        )
+
+
 class GatewayConfig(_Strict):
     version: Literal[1] = 1
     providers: list[ProviderSpec] = []
     deployments: list[DeploymentSpec] = []
     routes: list[RouteSpec] = []
     tenants: list[TenantSpec] = []
+    guardrail_policies: list[GuardrailPolicyConfig] = []
 
     @model_validator(mode="after")
     def _references_resolve(self) -> GatewayConfig:

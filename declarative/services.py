@@ -5,23 +5,33 @@ Nothing absent from the file is deleted: removing things is an explicit act (con
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from pydantic import ValidationError
 
 from activity.services import CONFIG
-from declarative.schema import GatewayConfig, TenantSpec, resolve_secret
+from declarative.schema import (
+    GatewayConfig,
+    GuardrailAttachSpec,
+    GuardrailPolicyConfig,
+    TenantSpec,
+    resolve_secret,
+)
+from guardrails import services as guardrail_services
 from prompts.config import prompts_apply
 from prompts.services import PromptError
 from quotas.config import apply_rules, apply_tenant_quotas
 from quotas.models import Scope
 from routing import services as routing_services
+from routing.models import Route
 from tenants import services as tenant_services
 from tenants.keys import hash_key
-from tenants.models import ApiKey, Team
+from tenants.models import ApiKey, Team, Tenant
 
 
 class ConfigError(Exception):
@@ -102,7 +112,48 @@ def config_apply(config: GatewayConfig) -> ApplyReport:
         report.bump("routes")
     for tenant_spec in config.tenants:
         _apply_tenant(tenant_spec, report)
+    for policy_spec in config.guardrail_policies:
+        _apply_guardrail_policy(policy_spec, report)
     return report
+
+
+def _apply_guardrail_policy(spec: GuardrailPolicyConfig, report: ApplyReport) -> None:
+    where = f"guardrail policy {spec.name}"
+
+    def tenant(slug: str) -> Tenant:
+        found = Tenant.objects.filter(slug=slug).first()
+        if found is None:
+            raise ConfigError(f"{where}: unknown tenant {slug!r}")
+        return found
+
+    try:
+        policy = guardrail_services.guardrail_policy_upsert(
+            actor=CONFIG,
+            name=spec.name,
+            tenant=tenant(spec.tenant) if spec.tenant else None,
+            description=spec.description,
+            spec=spec.policy_spec(),
+        )
+    except DjangoValidationError as exc:
+        raise ConfigError(f"{where}: {'; '.join(exc.messages)}") from exc
+    report.bump("guardrail_policies")
+    for attach in spec.attach:
+        scope = _attachment_scope(attach, tenant)
+        if scope is None:
+            raise ConfigError(
+                f"{where}: attached to unknown {attach.model_dump(exclude_none=True)}"
+            )
+        try:
+            guardrail_services.guardrail_policy_attach(
+                actor=CONFIG,
+                policy=policy,
+                tenant=scope if isinstance(scope, Tenant) else None,
+                team=scope if isinstance(scope, Team) else None,
+                api_key=scope if isinstance(scope, ApiKey) else None,
+                route=scope if isinstance(scope, Route) else None,
+            )
+        except DjangoValidationError as exc:
+            raise ConfigError(f"{where}: {'; '.join(exc.messages)}") from exc
 
 
 def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
@@ -190,3 +241,19 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
         prompts_apply(tenant=tenant, specs=spec.prompts, teams=teams, bump=report.bump)
     except PromptError as exc:
         raise ConfigError(f"tenant {spec.slug}: {exc}") from exc
+
+
+def _attachment_scope(
+    attach: GuardrailAttachSpec, tenant: Callable[[str], Tenant]
+) -> Tenant | Team | ApiKey | Route | None:
+    if attach.tenant is not None:
+        return tenant(attach.tenant)
+    if attach.team is not None:
+        owner, slug = attach.team.split("/")
+        return Team.objects.filter(tenant=tenant(owner), slug=slug).first()
+    if attach.key is not None:
+        owner, name = attach.key.split("/")
+        return ApiKey.objects.filter(
+            tenant=tenant(owner), name=name, revoked_at__isnull=True
+        ).first()
+    return Route.objects.filter(alias=attach.route).first()

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "quotas",
     "declarative",
     "prompts",
+    "guardrails",
     "console",
     "management",
 ]
@@ -201,6 +202,9 @@ GATEWAY = ProxySettings(
 )
 if GATEWAY.upstream_transport not in ("aiohttp", "httpx"):
     raise SettingError("GATEWAY_UPSTREAM_TRANSPORT must be 'aiohttp' or 'httpx'")
+# Guardrails: a spaCy model (installed package name or path) for names and locations in PII
+# detection; "auto" uses en_core_web_lg/md/sm when installed, "" never (patterns only).
+GUARDRAILS_SPACY_MODEL = envstr("GATEWAY_GUARDRAILS_SPACY_MODEL", "auto")
 
 LOGGING = {
     "version": 1,

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
@@ -83,6 +84,13 @@ def install_error_handlers(api: NinjaAPI) -> None:
         # A service's own check (e.g. an unknown timezone): the caller's input, so a 422.
         message = "; ".join(exc.messages)
         return ApiError(422, "validation_error", message).response()
+
+    @api.exception_handler(IntegrityError)
+    def _integrity(request: HttpRequest, exc: IntegrityError) -> HttpResponse:
+        # Two writers raced past the handler's own check: the database kept exactly one.
+        return conflict(
+            "This conflicts with a change made at the same moment; read and retry."
+        ).response()
 
     @api.exception_handler(HttpError)
     def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:

@@ -38,12 +38,17 @@ class TenantIn(_In):
 class TenantPatch(_In):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     residency_region: str | None = Field(default=None, max_length=32)
+    allowed_models: list[str] | None = Field(
+        default=None,
+        description="Route aliases or deployments the tenant may use; empty means all of them.",
+    )
 
 
 class TenantOut(Schema):
     slug: str
     name: str
     residency_region: str
+    allowed_models: list[str]
     is_active: bool
     created_at: datetime
 
@@ -124,6 +129,15 @@ class KeyOut(_Out):
     expires_at: datetime | None
     revoked_at: datetime | None
     created_at: datetime
+
+
+class KeyRotate(_In):
+    grace_seconds: int = Field(
+        default=3600,
+        ge=0,
+        le=30 * 24 * 3600,
+        description="How long the old key keeps working; 0 revokes it at once.",
+    )
 
 
 class KeyCreated(KeyOut):

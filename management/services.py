@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import secrets
-
 from django.db import transaction
 from django.utils import timezone
 
 from activity.services import Actor, activity_record
 from management.models import AdminKey
-from tenants.keys import NewKey, key_from_plaintext
+from tenants.keys import NewKey, generate_key
 from tenants.models import Tenant
 
 ADMIN_KEY_PREFIX = "gwa-"  # tells an admin key from a proxy key ("gw-") at a glance
-
-
-def admin_key_generate() -> NewKey:
-    return key_from_plaintext(ADMIN_KEY_PREFIX + secrets.token_urlsafe(32))
 
 
 @transaction.atomic
@@ -24,7 +18,7 @@ def admin_key_create(
     *, name: str, tenant: Tenant | None, created_by: str, actor: Actor
 ) -> tuple[AdminKey, NewKey]:
     """Create an admin key; the returned plaintext is the only copy that will ever exist."""
-    material = admin_key_generate()
+    material = generate_key(ADMIN_KEY_PREFIX)
     key = AdminKey.objects.create(
         name=name,
         tenant=tenant,

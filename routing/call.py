@@ -6,7 +6,7 @@ import asyncio
 import time
 import uuid
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from django.conf import settings
@@ -27,6 +27,9 @@ from routing.errors import GatewayError
 from routing.runtime import GatewayRuntime
 from routing.wire import AnthropicWire, OpenAIWire
 from tenants.auth import KeyIdentity
+
+if TYPE_CHECKING:
+    from guardrails.proxy import RequestGuard
 
 # Attribution headers a caller may send; see docs/api.md#attribution.
 END_USER_HEADER = "x-gateway-end-user"
@@ -84,6 +87,7 @@ class Call:
         self.demand: Demand | None = None
         self.quota_headers: dict[str, str] = {}
         self.wire: OpenAIWire = AnthropicWire() if endpoint == "messages" else OpenAIWire()
+        self.guard: RequestGuard | None = None  # set when a guardrail policy applies
         self.entry = AuditEntry(
             request_id="req_" + uuid.uuid4().hex,
             tenant_id=identity.tenant_id,

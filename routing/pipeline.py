@@ -14,6 +14,15 @@ import orjson
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from audit.models import AuditStatus
+from guardrails.core.stream import OutputBlocked
+from guardrails.proxy import (
+    client_body,
+    guard_embeddings,
+    guard_reply,
+    guard_request,
+    guard_stream,
+    stream_error,
+)
 from prompts.proxy import prompt_apply
 from quotas import gate as quota_gate
 from quotas.tokens import count_text_tokens
@@ -190,6 +199,8 @@ async def _serve_chat(
     if call.request.headers.get(DRY_RUN_HEADER):
         return await _dry_run(call, plan, payload)
     try:
+        # Guardrails first: a refused request spends no quota, and quotas count masked text.
+        payload, plan = await guard_request(call, resolved, plan, payload)
         plan = await quota_gate.admit(call, plan, payload)
     except GatewayError as error:
         return await call.reject(error)
@@ -231,8 +242,11 @@ async def _complete_chat(call: Call, plan: RoutePlan, payload: JSON) -> HttpResp
         reply, target = await call.call_targets(
             plan, payload, _chat_with(client_headers(call.request)), per_attempt_s=plan.timeout_s
         )
+        reply, target = await guard_reply(call, plan, payload, reply, target)
     except UpstreamError as error:
         return await call.fail_upstream(error)
+    except GatewayError as error:  # a guardrail withheld the answer
+        return await call.reject(error)
     message = ((reply.parsed.get("choices") or [{}])[0] or {}).get("message") or {}
     call.entry.tool_calls = message.get("tool_calls") or []
     cost = call.settle(
@@ -245,7 +259,7 @@ async def _complete_chat(call: Call, plan: RoutePlan, payload: JSON) -> HttpResp
     if failure := await call.commit():
         return call.error_response(failure)
     response = HttpResponse(
-        call.wire.body(reply.body, reply.parsed),
+        client_body(call, call.wire.body(reply.body, reply.parsed)),
         status=reply.status,
         content_type="application/json",
     )
@@ -314,14 +328,15 @@ async def _relay(call: Call, primed: _PrimedStream, target: Target) -> AsyncIter
     )
     wire = call.wire
     try:
-        for out in wire.events(primed.first):
-            yield out
-        async for event in primed.stream.events:
+        async for event in guard_stream(call, primed.first, primed.stream):
             for out in wire.events(event):
                 yield out
         for out in wire.finish():
             yield out
         status, error_type, error_message = AuditStatus.SUCCESS, "", ""
+    except OutputBlocked as blocked:
+        status, error_type, error_message = AuditStatus.REJECTED, "output_blocked", str(blocked)
+        yield wire.error_event(stream_error(call, blocked))
     except UpstreamError as error:
         status, error_type, error_message = AuditStatus.FAILED, error.cause, error.message
         yield wire.error_event(_stream_error(call, error))
@@ -389,11 +404,12 @@ async def embeddings(request: HttpRequest, identity: KeyIdentity) -> HttpRespons
         call.entry.route_alias = resolved.route_alias
         if request.headers.get(DRY_RUN_HEADER):
             return await _dry_run(call, plan, forwarded(raw), embeddings=True)
-        plan = await quota_gate.admit(call, plan, forwarded(raw), embeddings=True)
+        payload = await guard_embeddings(call, resolved, forwarded(raw))
+        plan = await quota_gate.admit(call, plan, payload, embeddings=True)
     except GatewayError as error:
         return await call.reject(error)
     try:
-        reply, target = await call.call_targets(plan, forwarded(raw), _embed)
+        reply, target = await call.call_targets(plan, payload, _embed)
     except UpstreamError as error:
         return await call.fail_upstream(error)
     vectors = reply.parsed.get("data") or []

@@ -26,5 +26,5 @@ def key_from_plaintext(plaintext: str) -> NewKey:
     )
 
 
-def generate_key() -> NewKey:
-    return key_from_plaintext(KEY_PREFIX + secrets.token_urlsafe(32))
+def generate_key(prefix: str = KEY_PREFIX) -> NewKey:
+    return key_from_plaintext(prefix + secrets.token_urlsafe(32))

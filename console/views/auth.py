@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import views as auth_views
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -40,7 +39,3 @@ def home(request: HttpRequest) -> HttpResponse:
     if len(tenants) == 1:
         return redirect("console:tenant_home", tenant_slug=tenants[0].slug)
     return render(request, "console/home.html", {"tenants": tenants})
-
-
-def oidc_enabled() -> bool:
-    return bool(settings.OIDC_ENABLED)

@@ -3,14 +3,24 @@ for "absent" and "not yours"."""
 
 from __future__ import annotations
 
-from typing import cast
+from typing import TypeVar, cast
 
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
 from management import selectors
 from management.auth import AdminScope
 from management.errors import not_found, platform_only
 from tenants.models import ApiKey, Team, Tenant
+
+M = TypeVar("M", bound=Model)
+
+
+def one_or_404(queryset: QuerySet[M], what: str) -> M:
+    found = queryset.first()
+    if found is None:
+        raise not_found(what)
+    return found
 
 
 def scope_of(request: HttpRequest) -> AdminScope:
@@ -32,14 +42,10 @@ def tenant_or_404(request: HttpRequest, slug: str) -> Tenant:
 
 
 def team_or_404(tenant: Tenant, slug: str) -> Team:
-    team = selectors.teams_of(tenant=tenant).filter(slug=slug).first()
-    if team is None:
-        raise not_found(f"Team '{slug}' of tenant '{tenant.slug}'")
-    return team
+    teams = selectors.teams_of(tenant=tenant).filter(slug=slug)
+    return one_or_404(teams, f"Team '{slug}' of tenant '{tenant.slug}'")
 
 
 def key_or_404(tenant: Tenant, key_id: int) -> ApiKey:
-    key = selectors.keys_of(tenant=tenant).filter(pk=key_id).first()
-    if key is None:
-        raise not_found(f"Key {key_id} of tenant '{tenant.slug}'")
-    return key
+    keys = selectors.keys_of(tenant=tenant).filter(pk=key_id)
+    return one_or_404(keys, f"Key {key_id} of tenant '{tenant.slug}'")

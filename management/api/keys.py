@@ -5,6 +5,8 @@ A key's plaintext is in the create response and nowhere else: lists show prefixe
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -13,8 +15,8 @@ from ninja.pagination import paginate
 
 from management import selectors
 from management import services as admin_key_services
-from management.api.common import key_or_404, scope_of, tenant_or_404
-from management.errors import conflict, invalid, not_found, platform_only
+from management.api.common import key_or_404, one_or_404, scope_of, tenant_or_404
+from management.errors import conflict, invalid, platform_only
 from management.models import AdminKey
 from management.schemas import (
     AdminKeyCreated,
@@ -24,6 +26,7 @@ from management.schemas import (
     KeyIn,
     KeyOut,
     KeyPatch,
+    KeyRotate,
 )
 from tenants import services
 from tenants.models import ApiKey, Team, Tenant
@@ -82,7 +85,6 @@ def key_create(request: HttpRequest, slug: str, payload: KeyIn) -> Status[KeyCre
         owner=owner,
         actor=scope_of(request).actor,
     )
-    key = key_or_404(tenant, key.pk)  # with its team and owner loaded
     out = KeyOut.from_orm(key).model_dump()
     return Status(201, KeyCreated(**out, key=material.plaintext))
 
@@ -126,6 +128,24 @@ def key_revoke(request: HttpRequest, slug: str, key_id: int) -> ApiKey:
     return services.key_revoke(key=key, actor=scope_of(request).actor)
 
 
+@router.post(
+    "/tenants/{slug}/keys/{key_id}/rotate",
+    response={201: KeyCreated},
+    summary="Rotate a key: a successor (shown once) takes its name; the old one works for the grace",
+)
+def key_rotate(
+    request: HttpRequest, slug: str, key_id: int, payload: KeyRotate
+) -> Status[KeyCreated]:
+    key = key_or_404(tenant_or_404(request, slug), key_id)
+    if key.revoked_at is not None:
+        raise conflict(f"Key {key.prefix}… is revoked; create a new one instead.")
+    successor, material = services.key_rotate(
+        key=key, grace=timedelta(seconds=payload.grace_seconds), actor=scope_of(request).actor
+    )
+    out = KeyOut.from_orm(successor).model_dump()
+    return Status(201, KeyCreated(**out, key=material.plaintext))
+
+
 # --- admin keys --------------------------------------------------------------------------------
 
 
@@ -159,7 +179,7 @@ def admin_key_create(request: HttpRequest, payload: AdminKeyIn) -> Status[AdminK
 )
 def admin_key_revoke(request: HttpRequest, key_id: int) -> AdminKey:
     scope = scope_of(request)
-    key = selectors.admin_keys_visible(scope=scope).filter(pk=key_id).first()
-    if key is None:
-        raise not_found(f"Admin key {key_id}")
+    key = one_or_404(
+        selectors.admin_keys_visible(scope=scope).filter(pk=key_id), f"Admin key {key_id}"
+    )
     return admin_key_services.admin_key_revoke(key=key, actor=scope.actor)

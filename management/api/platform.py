@@ -13,8 +13,8 @@ from ninja import Router
 from ninja.pagination import paginate
 
 from management import selectors
-from management.api.common import platform_scope
-from management.errors import invalid, not_found
+from management.api.common import one_or_404, platform_scope
+from management.errors import invalid
 from management.schemas import (
     DeploymentIn,
     DeploymentOut,
@@ -42,10 +42,7 @@ def provider_list(request: HttpRequest) -> QuerySet[Provider]:
 @router.get("/providers/{name}", response=ProviderOut, summary="Get a provider (platform)")
 def provider_get(request: HttpRequest, name: str) -> Provider:
     platform_scope(request)
-    provider = selectors.providers_all().filter(name=name).first()
-    if provider is None:
-        raise not_found(f"Provider '{name}'")
-    return provider
+    return one_or_404(selectors.providers_all().filter(name=name), f"Provider '{name}'")
 
 
 @router.put(
@@ -79,10 +76,7 @@ def deployment_list(request: HttpRequest) -> QuerySet[Deployment]:
 @router.get("/deployments/{name}", response=DeploymentOut, summary="Get a deployment (platform)")
 def deployment_get(request: HttpRequest, name: str) -> Deployment:
     platform_scope(request)
-    deployment = selectors.deployments_all().filter(name=name).first()
-    if deployment is None:
-        raise not_found(f"Deployment '{name}'")
-    return deployment
+    return one_or_404(selectors.deployments_all().filter(name=name), f"Deployment '{name}'")
 
 
 @router.put(
@@ -116,10 +110,7 @@ def route_list(request: HttpRequest) -> QuerySet[Route]:
 @router.get("/routes/{alias}", response=RouteOut, summary="Get a route (platform)")
 def route_get(request: HttpRequest, alias: str) -> Route:
     platform_scope(request)
-    route = selectors.routes_all().filter(alias=alias).first()
-    if route is None:
-        raise not_found(f"Route '{alias}'")
-    return route
+    return one_or_404(selectors.routes_all().filter(alias=alias), f"Route '{alias}'")
 
 
 @router.put(

@@ -11,8 +11,8 @@ from django.http import HttpRequest
 from ninja import Router, Status
 from ninja.pagination import paginate
 
-from management.api.common import scope_of, tenant_or_404
-from management.errors import invalid, not_found
+from management.api.common import one_or_404, scope_of, tenant_or_404
+from management.errors import invalid
 from management.schemas import (
     BudgetIn,
     BudgetOut,
@@ -79,9 +79,8 @@ def limit_set(request: HttpRequest, slug: str, payload: LimitIn) -> RateLimit:
 )
 def limit_delete(request: HttpRequest, slug: str, limit_id: int) -> Status[None]:
     tenant = tenant_or_404(request, slug)
-    limit = RateLimit.objects.filter(tenant=tenant, pk=limit_id).first()
-    if limit is None:
-        raise not_found(f"Rate limit {limit_id} of tenant '{slug}'")
+    limits = RateLimit.objects.filter(tenant=tenant, pk=limit_id)
+    limit = one_or_404(limits, f"Rate limit {limit_id} of tenant '{slug}'")
     services.rule_remove(rule=limit, actor=scope_of(request).actor)
     return Status(204, None)
 
@@ -112,9 +111,8 @@ def budget_set(request: HttpRequest, slug: str, payload: BudgetIn) -> Budget:
 )
 def budget_delete(request: HttpRequest, slug: str, budget_id: int) -> Status[None]:
     tenant = tenant_or_404(request, slug)
-    budget = Budget.objects.filter(tenant=tenant, pk=budget_id).first()
-    if budget is None:
-        raise not_found(f"Budget {budget_id} of tenant '{slug}'")
+    budgets = Budget.objects.filter(tenant=tenant, pk=budget_id)
+    budget = one_or_404(budgets, f"Budget {budget_id} of tenant '{slug}'")
     services.rule_remove(rule=budget, actor=scope_of(request).actor)
     return Status(204, None)
 

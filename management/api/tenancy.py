@@ -10,8 +10,14 @@ from ninja import Router, Status
 from ninja.pagination import paginate
 
 from management import selectors
-from management.api.common import platform_scope, scope_of, team_or_404, tenant_or_404
-from management.errors import ApiError, conflict, invalid, not_found
+from management.api.common import (
+    one_or_404,
+    platform_scope,
+    scope_of,
+    team_or_404,
+    tenant_or_404,
+)
+from management.errors import ApiError, conflict, invalid
 from management.schemas import (
     MemberIn,
     MemberOut,
@@ -54,7 +60,9 @@ def tenant_get(request: HttpRequest, slug: str) -> Tenant:
 
 
 @router.patch(
-    "/tenants/{slug}", response=TenantOut, summary="Rename a tenant or change its residency"
+    "/tenants/{slug}",
+    response=TenantOut,
+    summary="Rename a tenant, set the models it may use, or change its residency (platform)",
 )
 def tenant_update(request: HttpRequest, slug: str, payload: TenantPatch) -> Tenant:
     tenant = tenant_or_404(request, slug)
@@ -64,16 +72,22 @@ def tenant_update(request: HttpRequest, slug: str, payload: TenantPatch) -> Tena
         raise ApiError(
             403, "platform_scope_required", "Changing residency needs a platform admin key."
         )
-    return services.tenant_upsert(
-        slug=tenant.slug,
-        name=payload.name if payload.name is not None else tenant.name,
-        residency_region=(
-            payload.residency_region
-            if payload.residency_region is not None
-            else tenant.residency_region
-        ),
-        actor=scope.actor,
-    )
+    if payload.name is not None or payload.residency_region is not None:
+        tenant = services.tenant_upsert(
+            slug=tenant.slug,
+            name=payload.name if payload.name is not None else tenant.name,
+            residency_region=(
+                payload.residency_region
+                if payload.residency_region is not None
+                else tenant.residency_region
+            ),
+            actor=scope.actor,
+        )
+    if payload.allowed_models is not None:
+        tenant = services.tenant_models_set(
+            tenant=tenant, allowed_models=payload.allowed_models, actor=scope.actor
+        )
+    return tenant
 
 
 def _set_active(request: HttpRequest, slug: str, *, is_active: bool) -> Tenant:
@@ -187,24 +201,30 @@ def member_put(request: HttpRequest, slug: str, username: str, payload: MemberIn
             f"The username '{username}' is taken by an account this key does not manage: "
             "choose another, or ask a platform admin.",
         )
-    services.member_upsert(
-        tenant=tenant,
-        username=username,
-        email=payload.email,
-        role=payload.role,
-        teams=teams,
-        password=payload.password,
-        actor=scope.actor,
-    )
+    membership = Membership.objects.filter(tenant=tenant, user__username=username).first()
+    if membership is None or payload.email or payload.password:
+        services.member_upsert(
+            tenant=tenant,
+            username=username,
+            email=payload.email,
+            role=payload.role,
+            teams=teams,
+            password=payload.password,
+            actor=scope.actor,
+        )
+    if membership is not None:
+        # PUT means exactly these teams: an existing member leaves the teams not listed.
+        services.membership_update(
+            membership=membership, role=payload.role, teams=teams, actor=scope.actor
+        )
     return selectors.memberships_of(tenant=tenant).get(user__username=username)
 
 
 @router.get("/tenants/{slug}/members/{username}", response=MemberOut, summary="Get a member")
 def member_get(request: HttpRequest, slug: str, username: str) -> Membership:
     tenant = tenant_or_404(request, slug)
-    membership = selectors.memberships_of(tenant=tenant).filter(user__username=username).first()
-    if membership is None:
-        raise not_found(f"Member '{username}' of tenant '{slug}'")
+    members = selectors.memberships_of(tenant=tenant).filter(user__username=username)
+    membership = one_or_404(members, f"Member '{username}' of tenant '{slug}'")
     return membership
 
 
@@ -215,8 +235,7 @@ def member_get(request: HttpRequest, slug: str, username: str) -> Membership:
 )
 def member_delete(request: HttpRequest, slug: str, username: str) -> Status[None]:
     tenant = tenant_or_404(request, slug)
-    membership = selectors.memberships_of(tenant=tenant).filter(user__username=username).first()
-    if membership is None:
-        raise not_found(f"Member '{username}' of tenant '{slug}'")
+    members = selectors.memberships_of(tenant=tenant).filter(user__username=username)
+    membership = one_or_404(members, f"Member '{username}' of tenant '{slug}'")
     services.member_remove(tenant=tenant, user=membership.user, actor=scope_of(request).actor)
     return Status(204, None)

@@ -43,3 +43,42 @@ def test_audit_verify_takes_a_date_range(make_record):
     call_command("audit_verify", "--tenant", "acme", "--since", "2020-01-01", stdout=out)
 
     assert "acme: OK" in out.getvalue()
+
+
+def test_holds_policies_and_erasure_from_the_command_line(make_record):
+    make_record(end_user="client-cli")
+    out = io.StringIO()
+
+    call_command("audit_policy", "--tenant", "acme", "--content-mode", "masked", stdout=out)
+    call_command(
+        "audit_hold",
+        "place",
+        "--tenant",
+        "acme",
+        "--end-user",
+        "client-cli",
+        "--reason",
+        "m-1",
+        stdout=out,
+    )
+    with pytest.raises(CommandError, match="legal hold"):
+        call_command(
+            "audit_erase",
+            "--tenant",
+            "acme",
+            "--end-user",
+            "client-cli",
+            "--reason",
+            "r",
+            stdout=out,
+        )
+    hold_id = out.getvalue().split("placed hold ")[1].split()[0]
+    call_command("audit_hold", "release", "--tenant", "acme", "--id", hold_id, stdout=out)
+    call_command(
+        "audit_erase", "--tenant", "acme", "--end-user", "client-cli", "--reason", "r", stdout=out
+    )
+
+    text = out.getvalue()
+    assert "acme: content masked, records kept 2555 days" in text
+    assert "hold " in text and "end user client-cli" in text
+    assert "erased the content of 1 records of client-cli" in text

@@ -136,3 +136,22 @@ def test_a_json_lines_export_carries_whole_records_with_their_links(make_record,
     assert all(line["chain"]["seq"] for line in lines)
     assert lines[0]["request_body"]["messages"][0]["content"].startswith("What is")
     assert export.manifest["row_count"] == 3
+
+
+def test_a_page_of_a_text_search_is_right_whichever_plan_answers_it(
+    make_record, world, monkeypatch
+):
+    # With a 1 ms bound the time-ordered walk is usually cancelled and the index path answers.
+    monkeypatch.setattr("audit.selectors.WALK_TIMEOUT_MS", 1)
+    wanted = [
+        make_record(end_user="walker", prompt=f"quarterly annuity review {n}") for n in range(3)
+    ]
+    make_record(end_user="walker", prompt="something else")
+
+    rows, _ = audit_records_page(
+        tenant_id=world.team.tenant_id,
+        filters=AuditFilters(text="annuit", end_user="walker"),
+        before=None,
+    )
+
+    assert [r.pk for r in rows] == [r.pk for r in reversed(wanted)]

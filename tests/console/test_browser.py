@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 import uuid
 from typing import Any
@@ -106,3 +109,45 @@ def test_signing_in_with_a_wrong_password_says_so(page: Any, people: People) -> 
     sign_in(page, people.developer, password="wrong password")
     assert page.get_by_role("alert").is_visible()
     assert "/console/login/" in page.url
+
+
+def test_every_snippet_on_the_new_key_page_works_as_pasted(
+    page: Any, people: People, tmp_path: Any
+) -> None:
+    sign_in(page, people.developer)
+    create_key(page, "acme", f"snippets-{uuid.uuid4().hex[:6]}")
+    code = {
+        slug: page.locator(f"#code-{slug}").inner_text()
+        for slug in ("curl", "python-openai", "python-anthropic")
+    }
+    curl = subprocess.run(
+        ["sh", "-c", code["curl"]], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert json.loads(curl.stdout)["choices"][0]["message"]["content"].startswith("Mock reply")
+    for slug in ("python-openai", "python-anthropic"):
+        script = tmp_path / f"{slug}.py"
+        script.write_text(code[slug])
+        run = subprocess.run(
+            [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert run.returncode == 0, (slug, run.stderr)
+        assert "Hello, gateway" in run.stdout, slug
+
+
+def test_rotating_without_grace_stops_the_old_key_and_the_new_one_works(
+    page: Any, people: People, console_gateway: Any
+) -> None:
+    sign_in(page, people.developer)
+    name = f"rotate-{uuid.uuid4().hex[:6]}"
+    old = create_key(page, "acme", name)
+    assert ask(console_gateway, old).status_code == 200
+    page.get_by_role("link", name="See this key's usage").click()
+    page.get_by_label("Old key keeps working for").select_option("0")
+    page.get_by_role("button", name="Rotate key").click()
+    new = page.get_by_test_id("new-key").input_value()
+    assert new != old and page.get_by_text("has stopped working").is_visible()
+    deadline = time.monotonic() + 1.25
+    while ask(console_gateway, old).status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ask(console_gateway, old).status_code == 401
+    assert ask(console_gateway, new).status_code == 200

@@ -8,6 +8,7 @@ GATEWAY_SCREENSHOTS=1, which is how the committed ones are regenerated:
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,25 @@ from tests.support.browser import People, create_key, sign_in
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def limited_key(people: People, django_db_blocker: Any) -> tuple[int, str]:
+    """A key of the developer with its own rate limit and budget (committed; no other key is
+    affected), so the key page shows what is left."""
+    from django.contrib.auth import get_user_model
+
+    from quotas import services as quotas
+    from tenants import services as tenants
+    from tenants.models import Team
+
+    with django_db_blocker.unblock():
+        team = Team.objects.get(tenant__slug="acme", slug="advisors")
+        owner = get_user_model().objects.get(username=people.developer)
+        key, material = tenants.key_create(team=team, name="reporting-job", owner=owner)
+        quotas.rate_limit_set(tenant=team.tenant, scope="key", api_key=key, requests_per_minute=120)
+        quotas.budget_set(tenant=team.tenant, scope="key", api_key=key, amount_usd=Decimal("25"))
+    return key.pk, material.plaintext
 
 
 @pytest.fixture
@@ -33,7 +53,7 @@ def shoot(page: Any, folder: Path, name: str) -> None:
 
 
 def test_screenshots_of_the_developer_portal(
-    page: Any, people: People, console_gateway: Any, shots: Path
+    page: Any, people: People, console_gateway: Any, shots: Path, limited_key: tuple[int, str]
 ) -> None:
     page.goto("/console/login/")
     shoot(page, shots, "01-sign-in")
@@ -42,14 +62,17 @@ def test_screenshots_of_the_developer_portal(
     key = create_key(page, "acme", "notebook")
     page.locator("#new-key-secret").evaluate("e => e.value = e.value.slice(0, 10) + '…'")
     shoot(page, shots, "03-key-created")
+    key_id, limited = limited_key
     for i in range(3):
-        httpx.post(
-            console_gateway.api_url + "/chat/completions",
-            headers={"authorization": f"Bearer {key}"},
-            json={"model": "demo", "messages": [{"role": "user", "content": f"Question {i}"}]},
-            timeout=10,
-        )
-    page.get_by_role("link", name="See this key's usage").click()
+        for secret in (key, limited):
+            httpx.post(
+                console_gateway.api_url + "/chat/completions",
+                headers={"authorization": f"Bearer {secret}"},
+                json={"model": "demo", "messages": [{"role": "user", "content": f"Question {i}"}]},
+                timeout=10,
+            )
+    page.goto(f"/console/t/acme/keys/{key_id}/")
+    page.get_by_text("of $25.00").wait_for()
     shoot(page, shots, "04-key-usage")
     page.get_by_role("link", name="My keys").click()
     shoot(page, shots, "05-my-keys")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +13,8 @@ from activity.models import ActivityEvent
 from tenants.models import Membership
 from tests.support.live import LiveGateway, start_gateway
 from tests.support.oidc_provider import OIDCProvider
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
@@ -48,6 +52,8 @@ def sso_page(browser: Any, sso_gateway: LiveGateway) -> Iterator[Any]:
 
 def sign_in_through_the_idp(page: Any, username: str) -> None:
     page.goto("/console/login/")
+    if os.environ.get("GATEWAY_SCREENSHOTS") == "1":
+        page.screenshot(path=str(DOCS / "01-sign-in-with-sso.png"), full_page=True)
     page.get_by_role("link", name="Sign in with single sign-on").click()
     page.get_by_role("heading", name="Test identity provider").wait_for()
     page.get_by_label("Username").fill(username)

@@ -55,6 +55,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/tenants/{slug}/keys/{key_id}"): Case(),
     ("PATCH", "/tenants/{slug}/keys/{key_id}"): Case(lambda t: {"expires_at": None}),
     ("POST", "/tenants/{slug}/keys/{key_id}/revoke"): Case(),
+    ("POST", "/tenants/{slug}/keys/{key_id}/rotate"): Case(lambda t: {"grace_seconds": 0}),
     ("GET", "/tenants/{slug}/limits"): Case(),
     ("POST", "/tenants/{slug}/limits"): Case(
         lambda t: {"scope": "tenant", "requests_per_minute": 1}
@@ -143,6 +144,7 @@ def snapshot(side: Side) -> Any:
         ActivityEvent.objects.count(),
         side.tenant.name,
         side.tenant.is_active,
+        side.key.name,
         side.key.revoked_at,
         side.key.expires_at,
         list(side.tenant.memberships.values_list("user__username", "role")),

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from django.utils import timezone
 
 from activity.models import ActivityEvent
 from tenants import services as tenant_services
+from tenants.auth import load_identity
 from tenants.keys import hash_key
 from tenants.models import ApiKey
 from tests.management.conftest import Api, Side
@@ -155,3 +157,35 @@ def test_the_activity_log_reads_back_who_did_what(as_ours: Api, platform: Api, o
     ]
     assert own[0]["actor_label"].startswith("admin key Hooli terraform (gwa-")
     assert own[0] in everything
+
+
+def test_a_rotated_key_hands_over_to_a_successor_after_the_grace(as_ours: Api, ours: Side) -> None:
+    path = f"/tenants/{ours.tenant.slug}/keys/{ours.key.pk}/rotate"
+
+    rotated = as_ours.post(path, {"grace_seconds": 600})
+
+    assert rotated.status_code == 201, rotated.content
+    successor = rotated.json()
+    assert successor["name"] == ours.key.name and successor["id"] != ours.key.pk
+    assert successor["key"].startswith("gw-") and successor["key"] != ours.key_plaintext
+    old = load_identity(hash_key(ours.key_plaintext))
+    assert old is not None and not old.revoked and old.expires_at is not None
+    assert 590 <= (old.expires_at - timezone.now()).total_seconds() <= 600
+    listed = as_ours.get(f"/tenants/{ours.tenant.slug}/keys").content.decode()
+    assert successor["key"] not in listed and successor["prefix"] in listed
+    again = as_ours.post(
+        f"/tenants/{ours.tenant.slug}/keys/{successor['id']}/rotate", {"grace_seconds": 0}
+    )
+    assert again.status_code == 201
+    first_successor = load_identity(hash_key(successor["key"]))
+    assert first_successor is not None and first_successor.revoked
+    event = ActivityEvent.objects.filter(action="key.rotate").order_by("id").first()
+    assert event is not None and event.actor_kind == "admin_key"
+    assert successor["key"] not in str(event.details)
+
+
+def test_a_revoked_key_cannot_be_rotated(as_ours: Api, ours: Side) -> None:
+    base = f"/tenants/{ours.tenant.slug}/keys/{ours.key.pk}"
+    as_ours.post(f"{base}/revoke")
+
+    assert as_ours.post(f"{base}/rotate", {"grace_seconds": 60}).status_code == 409

@@ -107,7 +107,9 @@ def test_a_member_is_added_with_a_role_and_teams_then_removed(as_ours: Api, ours
         "role": "finance",
         "teams": [ours.team.slug],
     }
-    assert as_ours.put(path, {"role": "compliance"}).json()["role"] == "compliance"
+    moved = as_ours.put(path, {"role": "compliance", "teams": []})
+    assert moved.json()["role"] == "compliance" and moved.json()["teams"] == []
+    assert not ours.team.members.filter(username="gavin").exists()
     assert as_ours.delete(path).status_code == 204
     assert as_ours.get(path).status_code == 404
     assert not ours.team.members.filter(username="gavin").exists()
@@ -144,3 +146,13 @@ def test_a_member_in_two_tenants_is_removed_from_one_only(
             "tenant__slug", flat=True
         )
     ) == [theirs.tenant.slug]
+
+
+def test_a_tenant_key_sets_the_models_its_tenant_may_use(as_ours: Api, ours: Side) -> None:
+    response = as_ours.patch(f"/tenants/{ours.tenant.slug}", {"allowed_models": ["demo"]})
+
+    assert response.status_code == 200
+    assert response.json()["allowed_models"] == ["demo"]
+    assert response.json()["name"] == ours.tenant.name  # untouched
+    event = ActivityEvent.objects.get(action="tenant.models", tenant=ours.tenant)
+    assert event.details == {"allowed_models": ["demo"]}

@@ -100,6 +100,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--rows", type=int, default=1_000_000)
         parser.add_argument("--reuse", action="store_true", help="use the records already made")
+        parser.add_argument("--searches-only", action="store_true", help="skip sealing and export")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if connection.vendor != "postgresql":
@@ -111,8 +112,9 @@ class Command(BaseCommand):
         rows = _count(tenant)
         self.stdout.write(f"\n{rows:,} records of tenant {tenant.slug} over 30 days\n")
         self._searches(tenant, team, now)
-        self._seal()
-        self._export(tenant)
+        if not options["searches_only"]:
+            self._seal()
+            self._export(tenant)
 
     def _seal(self) -> None:
         began = time.perf_counter()

@@ -1,0 +1,325 @@
+"""`python -m bench.guardrails`: what the guardrails add to a request, and how well injection
+rules do on the labelled set; writes the "Guardrails" section of docs/benchmarks.md.
+
+Measured in-process (no network, no database): the guardrails' own work is all they add to a
+request, since the policy comes from an in-memory table. `python -m bench` keeps the section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "benchmarks.md"
+START = "<!-- guardrails:start -->"
+END = "<!-- guardrails:end -->"
+
+_WORDS = [
+    "the",
+    "client",
+    "asked",
+    "whether",
+    "the",
+    "bond",
+    "ladder",
+    "should",
+    "be",
+    "extended",
+    "given",
+    "current",
+    "rates",
+    "and",
+    "how",
+    "the",
+    "equity",
+    "sleeve",
+    "would",
+    "behave",
+    "in",
+    "a",
+    "drawdown",
+    "while",
+    "keeping",
+    "enough",
+    "cash",
+    "for",
+    "the",
+    "tuition",
+    "payments",
+    "next",
+    "autumn",
+    "our",
+    "advisor",
+    "reviewed",
+    "the",
+    "allocation",
+    "and",
+    "noted",
+    "the",
+    "concentration",
+    "in",
+    "technology",
+    "shares",
+    "which",
+    "the",
+    "family",
+    "inherited",
+    "several",
+    "years",
+    "ago",
+]
+
+
+def prompt(tokens: int = 2000, seed: int = 7) -> str:
+    """English prose of about `tokens` tokens (~0.75 words each) with numbers and five PII values,
+    the way an advisor's pasted notes look."""
+    rng = random.Random(seed)
+    words = [rng.choice(_WORDS) for _ in range(int(tokens * 0.75))]
+    for i in range(0, len(words), 60):  # amounts, years and percentages, as in real notes
+        words[i] = rng.choice(["$12,500", "2026", "4.25%", "Q3", "15", "$310k"])
+    for i, value in enumerate(
+        [
+            "marta.kowalczyk@harbourline-advisory.com",
+            "+1 415 555 0134",
+            "4529 3812 7764 1054",
+            "DE44 5001 0517 5407 3249 31",
+            "536-22-8197",
+        ]
+    ):
+        words.insert(200 + i * 220, value)
+    return " ".join(words)
+
+
+Row = tuple[float, float, float | None]  # wall p50, wall p99, CPU p50 (ms)
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def timed(function: Callable[[], Any], runs: int) -> Row:
+    """Wall-clock and CPU time: on a busy machine the process waits for a core, and the wall
+    clock counts that wait; the CPU time is the work itself."""
+    for _ in range(20):
+        function()
+    wall, cpu = [], []
+    for _ in range(runs):
+        begun, begun_cpu = time.perf_counter(), time.thread_time()
+        function()
+        cpu.append((time.thread_time() - begun_cpu) * 1000)
+        wall.append((time.perf_counter() - begun) * 1000)
+    return (*percentiles(wall), statistics.median(cpu))
+
+
+async def timed_in_thread(function: Callable[[], Any], runs: int) -> Row:
+    for _ in range(20):
+        await asyncio.to_thread(function)
+    samples = []
+    for _ in range(runs):
+        begun = time.perf_counter()
+        await asyncio.to_thread(function)
+        samples.append((time.perf_counter() - begun) * 1000)
+    return (*percentiles(samples), None)
+
+
+def measure(runs: int) -> dict[str, Any]:
+    from guardrails.core.checks import check_request, check_response
+    from guardrails.core.injection import DetectorSet
+    from guardrails.core.pii import PiiScanner
+    from guardrails.core.policy import PolicySpec, compile_policy
+    from guardrails.core.stream import StreamFilter
+    from tests.guardrails.injection_set import HELD_OUT_ATTACKS, HELD_OUT_BENIGN
+    from tests.guardrails.test_injection_set import measure as injection_quality
+
+    begun = time.perf_counter()
+    scanner = PiiScanner()
+    build_s = time.perf_counter() - begun
+    detectors = DetectorSet()
+    text = prompt()
+    payload = {"model": "m", "messages": [{"role": "user", "content": text}]}
+
+    def policy(**spec: Any) -> Any:
+        return compile_policy("bench", PolicySpec.model_validate(spec))
+
+    both = policy(pii={}, injection={})
+    rows: dict[str, Row] = {
+        "PII (6 entity types)": timed(
+            lambda: check_request(policy(pii={}), payload, scanner, detectors), runs
+        ),
+        "injection rules": timed(
+            lambda: check_request(policy(injection={}), payload, None, detectors), runs
+        ),
+        "PII + injection": timed(lambda: check_request(both, payload, scanner, detectors), runs),
+        "PII + injection, in a worker thread": asyncio.run(
+            timed_in_thread(lambda: check_request(both, payload, scanner, detectors), runs)
+        ),
+        "PII + injection, plain Presidio over the whole text": timed(
+            lambda: scanner.analyzer.analyze(
+                text=text,
+                language="en",
+                entities=[
+                    "EMAIL_ADDRESS",
+                    "PHONE_NUMBER",
+                    "CREDIT_CARD",
+                    "IBAN_CODE",
+                    "US_SSN",
+                    "IP_ADDRESS",
+                ],
+            ),
+            max(10, runs // 10),
+        ),
+    }
+    masked = check_request(both, payload, scanner, detectors)
+    answer = {"choices": [{"message": {"content": " ".join(text.split()[:300])}}]}
+    output = policy(pii={"in_responses": True, "restore": True}, output={"rules": [
+        {"name": "falcon", "terms": ["Project Falcon", "Project Osprey"]}
+    ]})  # fmt: skip
+    rows["answer of 300 words: output rules + PII"] = timed(
+        lambda: check_response(output, answer, masked.masker, scanner), runs
+    )
+    chunks = [
+        b"data: "
+        + orjson.dumps({"id": "c", "choices": [{"index": 0, "delta": {"content": " " + w}}]})
+        + b"\n\n"
+        for w in answer["choices"][0]["message"]["content"].split()
+    ]
+
+    def stream() -> None:
+        filtered = StreamFilter(output, masked.masker, scanner, restore=True)
+        for chunk in chunks:
+            filtered.feed(chunk)
+        filtered.flush()
+
+    p50, p99, cpu = timed(stream, max(10, runs // 10))
+    per = len(chunks)
+    rows["stream of 300 chunks, per chunk"] = (p50 / per, p99 / per, (cpu or 0) / per)
+    return {
+        "load": os.getloadavg()[0],
+        "cpus": os.cpu_count(),
+        "rows": rows,
+        "chars": len(text),
+        "build_s": build_s,
+        "injection": injection_quality(),
+        "held_out": injection_quality(attacks=HELD_OUT_ATTACKS, benign=HELD_OUT_BENIGN),
+    }
+
+
+def render(result: dict[str, Any], runs: int) -> str:
+    from guardrails.core.injection_rules import RULESET_VERSION
+    from tests.guardrails.injection_set import (
+        ATTACKS,
+        BENIGN,
+        HELD_OUT_ATTACKS,
+        HELD_OUT_BENIGN,
+    )
+
+    quality = result["injection"]
+    wall, _, cpu = result["rows"]["PII + injection"]
+    cpu = cpu or 0.0
+    lines = [
+        START,
+        "## Guardrails",
+        "",
+        f"_Generated by `python -m bench.guardrails` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC "
+        f"({platform.python_version()}, {runs} runs per row); `python -m bench` keeps this section._",
+        "",
+        f"A prompt of about 2,000 tokens ({result['chars']:,} characters of advisor notes with "
+        "amounts, years and five PII values: e-mail, phone, card, IBAN, SSN), checked in-process. "
+        "The policy comes from an in-memory table, so this work is all the guardrails add to a "
+        f"request. Presidio's analyzer is built once per process ({result['build_s']:.1f} s, "
+        "imports included), never per request.",
+        "",
+        f"Load average during the run: {result['load']:.1f} on {result['cpus']} CPUs. On a busy "
+        "machine the wall clock includes waiting for a core; the CPU column is the work itself, "
+        "which is what an idle core adds to a request.",
+        "",
+        "| Goal | Target | CPU p50 | wall p50 | |",
+        "|---|---:|---:|---:|---|",
+        f"| added p50, 2,000-token prompt, PII + injection | < 3 ms | {cpu:.2f} ms | "
+        f"{wall:.2f} ms | {'met' if cpu < 3 else '**missed**'} (CPU) |",
+        "",
+        "| check | CPU p50 ms | wall p50 ms | wall p99 ms |",
+        "|---|---:|---:|---:|",
+        *(
+            f"| {name} | {'' if c is None else f'{c:.3f}'} | {p50:.3f} | {p99:.3f} |"
+            for name, (p50, p99, c) in result["rows"].items()
+        ),
+        "",
+        f"Prompt-injection rules (ruleset {RULESET_VERSION}, threshold 0.5) on the labelled "
+        "prompts in `tests/guardrails/injection_set.py`:",
+        "",
+        "| set | attacks | benign | precision | recall | missed attacks | false alarms |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+        *(
+            f"| {name} | {attacks} | {benign} | {q['precision']:.3f} | {q['recall']:.3f} | "
+            f"{len(q['missed'])} | {len(q['false_alarms'])} |"
+            for name, attacks, benign, q in (
+                ("main (rules tuned on it)", len(ATTACKS), len(BENIGN), quality),
+                (
+                    "held out (never tuned on)",
+                    len(HELD_OUT_ATTACKS),
+                    len(HELD_OUT_BENIGN),
+                    result["held_out"],
+                ),
+            )
+        ),
+        "",
+        "The rules were written while looking at the main set; the held-out prompts, written "
+        "afterwards in other words, show what to expect from unseen attacks: precise (benign "
+        "near misses pass) but catching only the phrasings the rules know. Treat the rule set as "
+        "a first line and add a local classifier behind the detector interface "
+        "(docs/guardrails.md) where the stakes are higher.",
+        END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def section(text: str) -> str:
+    """The guardrails section of a benchmarks page, or ''."""
+    if START not in text or END not in text:
+        return ""
+    return text[text.index(START) : text.index(END) + len(END)] + "\n"
+
+
+def carry_over(new_page: str, path: Path = DOCS) -> str:
+    """`new_page` with the guardrails section of the current page appended (for `python -m bench`)."""
+    old = section(path.read_text()) if path.exists() else ""
+    return new_page.rstrip("\n") + "\n\n" + old if old and START not in new_page else new_page
+
+
+def write(rendered: str, path: Path = DOCS) -> None:
+    page = path.read_text() if path.exists() else "# Benchmarks\n"
+    old = section(page)
+    page = page.replace(old, rendered) if old else page.rstrip("\n") + "\n\n" + rendered
+    path.write_text(page)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.guardrails", description=__doc__)
+    parser.add_argument("--runs", type=int, default=500)
+    parser.add_argument("--no-docs", action="store_true")
+    args = parser.parse_args(argv)
+    rendered = render(measure(args.runs), args.runs)
+    print(rendered)
+    if not args.no_docs:
+        write(rendered)
+        print(f"Wrote {DOCS.relative_to(ROOT)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
