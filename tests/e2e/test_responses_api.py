@@ -140,3 +140,35 @@ def test_prompts_from_the_registry_apply_to_responses_too(gateway, world):
             model="demo", input="hi", extra_headers={"x-gateway-prompt": "no-such-prompt"}
         )
     assert "no-such-prompt" in unknown.value.body["message"]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_a_rate_limited_primary_fails_over_to_anthropic_unseen(gateway, world, stream):
+    raw = client(gateway, world.key).responses.with_raw_response.create(
+        model="advisor-chat", input="How is the Smith portfolio allocated?", stream=stream
+    )
+    if stream:
+        events = list(raw.parse())
+        assert events[-1].type == "response.completed"
+        text = events[-1].response.output_text
+    else:
+        text = raw.parse().output_text
+    assert text.startswith("Mock reply to: How is the Smith")
+    record = wait_for_record(raw.headers["x-request-id"])
+    assert [a["deployment"] for a in record.attempts][-2:] == [
+        "mock-gpt-limited",
+        "claude-fallback",
+    ]
+    assert record.status == "success"
+
+
+def test_a_stream_that_breaks_ends_with_an_error_event(gateway, world):
+    raw = client(gateway, world.key).responses.with_raw_response.create(
+        model="demo", input="[mock break_after_chunks=3] tell me a long story", stream=True
+    )
+    events = list(raw.parse())
+    assert events[0].type == "response.created"
+    assert events[-1].type == "error" and events[-1].code == "stream_broken"
+    assert "incomplete" in events[-1].message
+    record = wait_for_record(raw.headers["x-request-id"])
+    assert (record.status, record.error_type) == ("failed", "stream_broken")
