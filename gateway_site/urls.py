@@ -36,6 +36,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("console/t/<slug:tenant_slug>/prompts/", include("prompts.urls")),
     path("console/t/<slug:tenant_slug>/compliance/", include("audit.urls")),
+    path("console/t/<slug:tenant_slug>/limits/", include("quotas.urls")),
     path("console/", include("console.urls")),
     path("", RedirectView.as_view(pattern_name="console:home", permanent=False)),
 ]

@@ -57,8 +57,8 @@ def _to_detail(request: HttpRequest, prompt: Prompt) -> HttpResponse:
     return redirect("prompts:detail", tenant_slug=slug, name=prompt.name)
 
 
-@require_GET
 @console_view(*READERS)
+@require_GET
 def prompt_list(request: HttpRequest) -> HttpResponse:
     ctx = console_context(request)
     prompts = selectors.prompt_list(tenant_id=ctx.tenant.pk)
@@ -97,8 +97,8 @@ def prompt_create(request: HttpRequest) -> HttpResponse:
     return render(request, "prompts/publish.html", {"form": form, "prompt": None}, status=status)
 
 
-@require_GET
 @console_view(*READERS)
+@require_GET
 def prompt_detail(request: HttpRequest, name: str) -> HttpResponse:
     ctx = console_context(request)
     prompt = _prompt(request, name)
@@ -183,8 +183,8 @@ def prompt_publish(request: HttpRequest, name: str) -> HttpResponse:
     )
 
 
-@require_POST
 @console_view(*WRITERS)
+@require_POST
 def label_move(request: HttpRequest, name: str) -> HttpResponse:
     prompt = _prompt(request, name)
     numbers = list(prompt.versions.values_list("number", flat=True))
@@ -211,8 +211,8 @@ def label_move(request: HttpRequest, name: str) -> HttpResponse:
     return _to_detail(request, prompt)
 
 
-@require_POST
 @console_view(*WRITERS)
+@require_POST
 def label_rollback(request: HttpRequest, name: str, label: str) -> HttpResponse:
     prompt = _prompt(request, name)
     current = prompt.labels.filter(name=label).first()
@@ -227,8 +227,8 @@ def label_rollback(request: HttpRequest, name: str, label: str) -> HttpResponse:
     return _to_detail(request, prompt)
 
 
-@require_POST
 @console_view(*WRITERS)
+@require_POST
 def pin_set(request: HttpRequest, name: str) -> HttpResponse:
     prompt = _prompt(request, name)
     numbers = list(prompt.versions.values_list("number", flat=True))
@@ -250,8 +250,8 @@ def pin_set(request: HttpRequest, name: str) -> HttpResponse:
     return _to_detail(request, prompt)
 
 
-@require_POST
 @console_view(*WRITERS)
+@require_POST
 def pin_clear(request: HttpRequest, name: str, pin_id: int) -> HttpResponse:
     prompt = _prompt(request, name)
     pin = selectors.prompt_pin(prompt=prompt, pin_id=pin_id)
@@ -263,8 +263,8 @@ def pin_clear(request: HttpRequest, name: str, pin_id: int) -> HttpResponse:
     return _to_detail(request, prompt)
 
 
-@require_GET
 @console_view(*READERS)
+@require_GET
 def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse:
     ctx = console_context(request)
     prompt = _prompt(request, name)
@@ -294,8 +294,8 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
     )
 
 
-@require_GET
 @console_view(*READERS)
+@require_GET
 def version_diff(request: HttpRequest, name: str) -> HttpResponse:
     prompt = _prompt(request, name)
     form = DiffForm(request.GET)

@@ -62,6 +62,12 @@ def _url(name: str, pattern: URLPattern, acme: Acme) -> str:
         "request_id": "req-not-shown",
         "fmt": "csv",
         "export_id": "00000000-0000-4000-8000-000000000000",
+        "name": "a-prompt",
+        "label": "production",
+        "pin_id": 1,
+        "number": 1,
+        "kind": "limit",
+        "rule_id": 1,
     }
     kwargs = {arg: values[arg] for arg in pattern.pattern.regex.groupindex}
     kwargs["tenant_slug"] = acme.tenant.slug

@@ -96,6 +96,7 @@ def test_screenshots_of_tenant_administration(
         ("All keys", "12-admin-keys"),
         ("Models", "13-admin-models"),
         ("Activity log", "14-admin-activity"),
+        ("Limits and budgets", "16-admin-limits"),
     ):
         page.get_by_role("link", name=link).click()
         shoot(page, shots, name)
