@@ -65,7 +65,7 @@ RECORD_COLUMNS = (*CONTENT_FIELDS_V1, *PAYLOAD_FIELDS)
 GENESIS = "0" * 64
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if isinstance(value, Decimal):
@@ -76,7 +76,7 @@ def _plain(value: Any) -> Any:
 
 def canonical(values: dict[str, Any]) -> bytes:
     return orjson.dumps(
-        {name: _plain(value) for name, value in values.items()},
+        {name: plain(value) for name, value in values.items()},
         option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
     )
 

@@ -76,7 +76,7 @@ def last_user_text(request_body: Any) -> str:
         return ""
     for message in reversed(request_body.get("messages") or []):
         if isinstance(message, dict) and message.get("role") == "user":
-            return _content_text(message.get("content"))
+            return content_text(message.get("content"))
     return ""
 
 
@@ -85,11 +85,11 @@ def answer_text(response_body: Any) -> str:
         return ""
     choices = response_body.get("choices") or []
     if choices and isinstance(choices[0], dict):
-        return _content_text((choices[0].get("message") or {}).get("content"))
-    return _content_text(response_body.get("content"))  # Anthropic-shaped bodies
+        return content_text((choices[0].get("message") or {}).get("content"))
+    return content_text(response_body.get("content"))  # Anthropic-shaped bodies
 
 
-def _content_text(content: Any) -> str:
+def content_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
@@ -100,7 +100,7 @@ def _content_text(content: Any) -> str:
 
 
 def _csv_row(row: dict[str, Any], erased: bool) -> list[Any]:
-    plain = {name: chain._plain(value) for name, value in row.items()}
+    plain = {name: chain.plain(value) for name, value in row.items()}
     values = {
         **plain,
         "team": row["team__slug"],
@@ -118,7 +118,7 @@ def _csv_row(row: dict[str, Any], erased: bool) -> list[Any]:
 
 
 def _jsonl_row(row: dict[str, Any], erased: bool) -> bytes:
-    record = {name: chain._plain(row[name]) for name in chain.RECORD_COLUMNS}
+    record = {name: chain.plain(row[name]) for name in chain.RECORD_COLUMNS}
     record.update(
         team=row["team__slug"],
         api_key=row["api_key__name"],
@@ -194,7 +194,7 @@ class ExportRun:
         self.rows += 1
         anchor = {
             "request_id": row["request_id"],
-            "started_at": chain._plain(row["started_at"]),
+            "started_at": chain.plain(row["started_at"]),
             "seq": row["chain_seq"],
             "hash": row["chain_hash"],
         }
@@ -217,8 +217,8 @@ class ExportRun:
             "file_name": self.filename,
             "file_sha256": self.digest.hexdigest(),
             "exported_by": str(self.user.get_username()),
-            "started_at": chain._plain(self.started_at),
-            "completed_at": chain._plain(completed_at),
+            "started_at": chain.plain(self.started_at),
+            "completed_at": chain.plain(completed_at),
             "filters": self.filters.as_json(),
             "row_count": self.rows,
             "time_range": {
@@ -235,7 +235,7 @@ class ExportRun:
                 else {
                     "seq": head.seq,
                     "head_hash": head.head_hash,
-                    "created_at": chain._plain(head.created_at),
+                    "created_at": chain.plain(head.created_at),
                     "signature": head.signature,
                 },
             },

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from django.http import QueryDict
 
-from audit.export import _content_text, answer_text, last_user_text
+from audit.export import answer_text, content_text, last_user_text
 from audit.models import AuditRecord
 
 _TONES = {"success": "ok", "in_progress": "warn", "rejected": "warn"}
@@ -112,13 +112,13 @@ def _turns(request_body: Any) -> list[Turn]:
         return []
     turns = []
     if system := request_body.get("system"):  # Anthropic-shaped requests
-        turns.append(Turn("system", _content_text(system) or str(system)))
+        turns.append(Turn("system", content_text(system) or str(system)))
     for message in request_body.get("messages") or []:
         if isinstance(message, dict):
             turns.append(
                 Turn(
                     role=str(message.get("role", "")),
-                    text=_content_text(message.get("content")),
+                    text=content_text(message.get("content")),
                     tool_calls=_calls(message.get("tool_calls")),
                     tool_call_id=str(message.get("tool_call_id", "")),
                 )
@@ -136,7 +136,7 @@ def record_view(record: AuditRecord) -> RecordView:
         tool_results=[
             Turn(
                 "tool",
-                _pretty(_content_text(r.get("content")) or r.get("content", "")),
+                _pretty(content_text(r.get("content")) or r.get("content", "")),
                 tool_call_id=str(r.get("tool_call_id", "")),
             )
             for r in record.tool_results or []

@@ -148,7 +148,7 @@ def checkpoint_message(checkpoint: AuditCheckpoint) -> dict[str, Any]:
         "count": checkpoint.count,
         "purged_ranges": checkpoint.purged_ranges,
         "details": checkpoint.details,
-        "created_at": chain._plain(checkpoint.created_at),
+        "created_at": chain.plain(checkpoint.created_at),
     }
 
 

@@ -63,6 +63,8 @@ def record(request: HttpRequest, request_id: str) -> HttpResponse:
     found = audit_record_get(tenant_id=tenant.pk, request_id=request_id)
     if found is None:
         raise Http404("no such record in this tenant")
+    # Without a beat scheduler (a development install) this is what chains new records.
+    audit_seal_pending(limit=20_000)
     audit_access_record(
         user=request.user,
         action="audit.view",

@@ -91,6 +91,7 @@ class KeySpec(_Strict):
     name: str = Field(min_length=1, max_length=200)
     value: str | None = None
     allowed_models: list[str] = []
+    model_pins: dict[str, str] = {}  # {model: deployment}; overrides the team's pin
     expires_at: datetime | None = None
     limits: LimitSpec | None = None
     budgets: list[BudgetSpec] = []
@@ -107,6 +108,7 @@ class TeamSpec(_Strict):
     slug: str = Field(pattern=_SLUG, max_length=64)
     name: str
     allowed_models: list[str] = []
+    model_pins: dict[str, str] = {}  # {model: deployment or upstream model}, no fallback
     keys: list[KeySpec] = []
     limits: LimitSpec | None = None
     budgets: list[BudgetSpec] = []

@@ -184,6 +184,7 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
             name=team_spec.name,
             allowed_models=team_spec.allowed_models,
         )
+        tenant_services.team_pins_set(actor=CONFIG, team=team, model_pins=team_spec.model_pins)
         teams[team_spec.slug] = team
         report.bump("teams")
         for key_spec in team_spec.keys:
@@ -216,6 +217,7 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
                     expires_at=key_spec.expires_at,
                     plaintext=changed,
                 )
+            tenant_services.key_pins_set(actor=CONFIG, key=existing, model_pins=key_spec.model_pins)
             report.bump("keys")
             apply_rules(
                 tenant=tenant,

@@ -16,13 +16,13 @@ from typing import Any
 import orjson
 from django.test import RequestFactory
 
+from gateway_site.snapshot import Snapshot
 from prompts.proxy import prompt_apply
 from prompts.registry import (
     CompiledVersion,
     LabelTarget,
     PromptEntry,
     PromptTable,
-    PromptTableCache,
     _caches,
 )
 from prompts.render import compile_messages
@@ -92,8 +92,8 @@ SCENARIOS: dict[str, tuple[dict[str, str], dict[str, Any], int]] = {
 
 
 async def _measure(iterations: int) -> list[Timing]:
-    cache = PromptTableCache(ttl_seconds=3600)
-    cache._table, cache._loaded_at = _table(), time.monotonic()
+    cache = Snapshot(_table, ttl_seconds=3600, name="benchmark prompt table")
+    await cache.get()  # warm, as a worker's registry is after its first prompt request
     _caches[asyncio.get_running_loop()] = cache
     factory = RequestFactory()
     timings = []

@@ -9,20 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import random
-import time
 import weakref
 from dataclasses import dataclass
 from typing import Any
 
-from django.conf import settings
-
-from gateway_site.db_threads import run_db
+from gateway_site.snapshot import Snapshot
 from prompts.models import PromptLabel, PromptPin, PromptVersion
 from prompts.render import CompiledMessage, compile_messages
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,45 +96,15 @@ def load_prompt_table() -> PromptTable:
     return PromptTable(prompts=prompts, key_pins=key_pins, team_pins=team_pins)
 
 
-class PromptTableCache:
-    def __init__(self, ttl_seconds: float | None = None) -> None:
-        self.ttl = settings.GATEWAY.routes_cache_seconds if ttl_seconds is None else ttl_seconds
-        self._table: PromptTable | None = None
-        self._loaded_at = 0.0
-        self._refreshing: asyncio.Task[None] | None = None
-
-    async def get(self) -> PromptTable:
-        if self._table is None:
-            if self._refreshing is None:
-                self._refreshing = asyncio.create_task(self._refresh())
-            await asyncio.shield(self._refreshing)
-        elif time.monotonic() - self._loaded_at > self.ttl and self._refreshing is None:
-            # Serve the current table while a fresh one loads.
-            self._refreshing = asyncio.create_task(self._refresh())
-        assert self._table is not None
-        return self._table
-
-    async def _refresh(self) -> None:
-        try:
-            self._table = await run_db(load_prompt_table)
-            self._loaded_at = time.monotonic()
-        except Exception:
-            if self._table is None:
-                raise
-            logger.exception("could not refresh the prompt registry; serving the previous one")
-        finally:
-            self._refreshing = None
-
-
 # One cache per event loop, like the rest of the worker's runtime (routing/runtime.py).
-_caches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PromptTableCache] = (
+_caches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Snapshot[PromptTable]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def prompt_cache() -> PromptTableCache:
+def prompt_cache() -> Snapshot[PromptTable]:
     loop = asyncio.get_running_loop()
     cache = _caches.get(loop)
     if cache is None:
-        cache = _caches[loop] = PromptTableCache()
+        cache = _caches[loop] = Snapshot(load_prompt_table, name="prompt registry")
     return cache

@@ -10,10 +10,16 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from ninja import NinjaAPI, Router
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
-from routing import pipeline
+from routing import counting, pipeline
 from routing.errors import GatewayError
 from routing.runtime import get_runtime
-from routing.schemas import AnthropicMessagesRequest, ChatCompletionRequest, EmbeddingsRequest
+from routing.schemas import (
+    AnthropicCountTokensRequest,
+    AnthropicMessagesRequest,
+    ChatCompletionRequest,
+    EmbeddingsRequest,
+    ResponsesRequest,
+)
 from routing.wire import AnthropicWire
 from tenants.auth import KeyIdentity, bearer_token
 
@@ -60,6 +66,24 @@ async def messages(request: HttpRequest) -> HttpResponse | StreamingHttpResponse
     return await pipeline.messages(request, request.auth)  # type: ignore[attr-defined]
 
 
+@router.post(
+    "/messages/count_tokens",
+    openapi_extra=_body_doc(AnthropicCountTokensRequest),
+    summary="Count a message's input tokens (Anthropic's count_tokens; no cost)",
+)
+async def count_tokens(request: HttpRequest) -> HttpResponse:
+    return await counting.count_tokens(request, request.auth)  # type: ignore[attr-defined]
+
+
+@router.post(
+    "/responses",
+    openapi_extra=_body_doc(ResponsesRequest),
+    summary="Create a response (OpenAI's Responses API, stateless; streaming and tools supported)",
+)
+async def responses(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    return await pipeline.responses(request, request.auth)  # type: ignore[attr-defined]
+
+
 @router.post("/embeddings", openapi_extra=_body_doc(EmbeddingsRequest), summary="Create embeddings")
 async def embeddings(request: HttpRequest) -> HttpResponse:
     return await pipeline.embeddings(request, request.auth)  # type: ignore[attr-defined]
@@ -82,6 +106,8 @@ def _method_not_allowed(path: str, allowed: str) -> None:
 _method_not_allowed("/chat/completions", "POST")
 _method_not_allowed("/embeddings", "POST")
 _method_not_allowed("/messages", "POST")
+_method_not_allowed("/responses", "POST")
+_method_not_allowed("/messages/count_tokens", "POST")
 
 
 def _model_object(name: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ Each flow answers only after the request's audit record is committed (a stream: 
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,13 +29,24 @@ from quotas.tokens import count_text_tokens
 from routing.call import Call, parse_json_body
 from routing.core.errors import UpstreamError
 from routing.core.providers.base import ChatStream, ProviderAdapter
-from routing.core.strategy import RoutePlan
-from routing.core.translate import anthropic_request_to_openai
+from routing.core.strategy import RoutePlan, in_region
+from routing.core.translate import (
+    ResponseContext,
+    UnsupportedRequest,
+    anthropic_request_to_openai,
+    responses_request_to_openai,
+)
 from routing.core.types import JSON, Target, Usage
 from routing.errors import GatewayError
 from routing.runtime import GatewayRuntime, get_runtime
-from routing.schemas import validate_chat, validate_embeddings, validate_messages
+from routing.schemas import (
+    validate_chat,
+    validate_embeddings,
+    validate_messages,
+    validate_responses,
+)
 from routing.table import ResolvedModel
+from routing.wire import ResponsesWire
 from tenants.auth import KeyIdentity
 
 # Fields the gateway reads for itself and does not forward (attribution only).
@@ -42,6 +54,8 @@ GATEWAY_FIELDS = frozenset({"metadata"})
 # "x-gateway-dry-run: 1": answer which limit or budget would stop the request and what it could
 # cost, without counting it or calling a provider.
 DRY_RUN_HEADER = "x-gateway-dry-run"
+# Sent on to Anthropic-format providers only (see docs/api.md#anthropic-headers).
+CLIENT_HEADERS = ("anthropic-version", "anthropic-beta")
 
 
 async def resolve_model(
@@ -58,9 +72,10 @@ async def resolve_model(
             param="model",
         )
     plan = resolved.plan
+    if pin := identity.pin(name):
+        plan = pinned_plan(plan, name, pin)
     if identity.residency_region:
-        region = identity.residency_region
-        plan = plan.only(lambda target: target.region == region)
+        plan = in_region(plan, identity.residency_region)
         if not plan.targets:
             raise GatewayError(
                 403,
@@ -71,6 +86,20 @@ async def resolve_model(
                 param="model",
             )
     return resolved, plan
+
+
+def pinned_plan(plan: RoutePlan, name: str, pin: str) -> RoutePlan:
+    """Only the pinned version serves the model: no fallback to another one, ever."""
+    plan = plan.only(lambda t: pin in (t.deployment_name, t.upstream_model))
+    if not plan.targets:
+        raise GatewayError(
+            409,
+            f"Your key is pinned to '{pin}' for '{name}', but '{name}' has no such deployment "
+            "now; the request was not sent to another version. Ask an admin to update the pin.",
+            code="pinned_deployment_unavailable",
+            param="model",
+        )
+    return plan
 
 
 def forwarded(raw: JSON) -> JSON:
@@ -125,6 +154,37 @@ async def messages(
     return await _serve_chat(call, resolved, plan, forwarded(internal), stream, wants_usage=True)
 
 
+async def responses(
+    request: HttpRequest, identity: KeyIdentity
+) -> HttpResponse | StreamingHttpResponse:
+    """OpenAI's Responses API, stateless, served from any provider via the internal chat form."""
+    runtime = get_runtime()
+    call = Call(runtime, request, identity, endpoint="responses")
+    try:
+        raw = parse_json_body(request)
+        call.entry.model_requested = str(raw.get("model") or "")[:200]
+        body = validate_responses(raw)
+        try:
+            translated = responses_request_to_openai(raw)
+        except UnsupportedRequest as refusal:
+            raise GatewayError(
+                400, refusal.message, param=refusal.param, code=refusal.code
+            ) from None
+        internal = await prompt_apply(call, translated, source=raw)
+        validate_chat(internal)
+        call.attribute(internal)
+        call.entry.tool_results = tool_results(internal)
+        response_id = "resp_" + call.request_id.removeprefix("req_")
+        call.wire = ResponsesWire(ResponseContext(response_id, raw, int(time.time())))
+        resolved, plan = await resolve_model(runtime, identity, body.model)
+    except GatewayError as error:
+        return await call.reject(error)
+    # Usage is needed for the closing response.completed event, whatever the client asked.
+    return await _serve_chat(
+        call, resolved, plan, forwarded(internal), bool(body.stream), wants_usage=True
+    )
+
+
 async def _serve_chat(
     call: Call,
     resolved: ResolvedModel,
@@ -165,13 +225,23 @@ async def _dry_run(
     return response
 
 
-async def _chat(adapter: ProviderAdapter, target: Target, payload: JSON) -> Any:
-    return await adapter.chat(target, payload)
+def client_headers(request: HttpRequest) -> dict[str, str]:
+    """The client's protocol headers an adapter may pass on (only Anthropic's does)."""
+    return {name: value for name in CLIENT_HEADERS if (value := request.headers.get(name))}
+
+
+def _chat_with(headers: dict[str, str]) -> Any:
+    async def chat(adapter: ProviderAdapter, target: Target, payload: JSON) -> Any:
+        return await adapter.chat(target, payload, client_headers=headers)
+
+    return chat
 
 
 async def _complete_chat(call: Call, plan: RoutePlan, payload: JSON) -> HttpResponse:
     try:
-        reply, target = await call.call_targets(plan, payload, _chat, per_attempt_s=plan.timeout_s)
+        reply, target = await call.call_targets(
+            plan, payload, _chat_with(client_headers(call.request)), per_attempt_s=plan.timeout_s
+        )
         reply, target = await guard_reply(call, plan, payload, reply, target)
     except UpstreamError as error:
         return await call.fail_upstream(error)
@@ -206,9 +276,11 @@ class _PrimedStream:
     first: bytes
 
 
-def _stream_opener(wants_usage: bool) -> Any:
+def _stream_opener(wants_usage: bool, headers: dict[str, str]) -> Any:
     async def open_stream(adapter: ProviderAdapter, target: Target, payload: JSON) -> _PrimedStream:
-        stream = await adapter.chat_stream(target, payload, client_wants_usage=wants_usage)
+        stream = await adapter.chat_stream(
+            target, payload, client_wants_usage=wants_usage, client_headers=headers
+        )
         try:
             first = await anext(stream.events)
         except StopAsyncIteration:
@@ -228,7 +300,7 @@ async def _stream_chat(
         primed, target = await call.call_targets(
             plan,
             payload,
-            _stream_opener(wants_usage),
+            _stream_opener(wants_usage, client_headers(call.request)),
             per_attempt_s=plan.first_token_timeout_s or plan.timeout_s,
         )
     except UpstreamError as error:

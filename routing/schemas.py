@@ -122,6 +122,29 @@ class AnthropicMessagesRequest(_Open):
     tools: list[dict[str, Any]] | None = None
 
 
+class AnthropicCountTokensRequest(_Open):
+    """Anthropic's count_tokens body: a Messages body without `max_tokens`."""
+
+    model: StrictStr = Field(min_length=1)
+    messages: list[dict[str, Any]] = Field(min_length=1)
+    system: StrictStr | list[dict[str, Any]] | None = None
+    tools: list[dict[str, Any]] | None = None
+
+
+class ResponsesRequest(_Open):
+    """OpenAI's Responses body, checked as far as the gateway needs before translating it."""
+
+    model: StrictStr = Field(min_length=1)
+    input: StrictStr | list[dict[str, Any]] = Field(min_length=1)
+    instructions: StrictStr | None = None
+    stream: StrictBool | None = False
+    store: StrictBool | None = None
+    tools: list[dict[str, Any]] | None = None
+    max_output_tokens: StrictInt | None = Field(default=None, ge=1)
+    user: StrictStr | None = Field(default=None, max_length=256)
+    metadata: dict[StrictStr, StrictStr] | None = Field(default=None, max_length=16)
+
+
 def _param(loc: tuple[int | str, ...]) -> str:
     text = ""
     for part in loc:
@@ -162,5 +185,19 @@ def validate_embeddings(raw: dict[str, Any]) -> EmbeddingsRequest:
 def validate_messages(raw: dict[str, Any]) -> AnthropicMessagesRequest:
     try:
         return AnthropicMessagesRequest.model_validate(raw)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+def validate_responses(raw: dict[str, Any]) -> ResponsesRequest:
+    try:
+        return ResponsesRequest.model_validate(raw)
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+def validate_count_tokens(raw: dict[str, Any]) -> AnthropicCountTokensRequest:
+    try:
+        return AnthropicCountTokensRequest.model_validate(raw)
     except ValidationError as exc:
         raise validation_error(exc) from None

@@ -9,9 +9,12 @@ import orjson
 
 from routing.core.sse import event_data
 from routing.core.translate import (
+    ChatToResponsesStream,
     OpenAIToAnthropicStream,
+    ResponseContext,
     openai_error_to_anthropic,
     openai_response_to_anthropic,
+    openai_response_to_responses,
 )
 from routing.core.types import JSON
 
@@ -60,3 +63,30 @@ class AnthropicWire(OpenAIWire):
 
     def error_event(self, openai_error: bytes) -> bytes:
         return b"event: error\ndata: " + openai_error_to_anthropic(500, openai_error) + b"\n\n"
+
+
+class ResponsesWire(OpenAIWire):
+    """OpenAI's Responses API; its errors are OpenAI's, so only answers and streams change."""
+
+    name = "responses"
+
+    def __init__(self, context: ResponseContext) -> None:
+        self.context = context
+        self._stream = ChatToResponsesStream(context)
+
+    def body(self, openai_body: bytes, parsed: JSON) -> bytes:
+        return orjson.dumps(openai_response_to_responses(parsed, self.context))
+
+    def events(self, event: bytes) -> list[bytes]:
+        data = event_data(event)
+        if data is None:
+            return []
+        if data == b"[DONE]":
+            return self._stream.finish()
+        return self._stream.feed(orjson.loads(data))
+
+    def finish(self) -> list[bytes]:
+        return self._stream.finish()
+
+    def error_event(self, openai_error: bytes) -> bytes:
+        return self._stream.error(openai_error)

@@ -38,9 +38,14 @@ class KeyIdentity:
     residency_region: str
     expires_at: datetime | None
     revoked: bool
+    # Version pins, (public model name, deployment name or upstream model): team's, then key's.
+    model_pins: tuple[tuple[str, str], ...] = ()
 
     def may_use(self, model: str) -> bool:
         return self.allowed_models is None or model in self.allowed_models
+
+    def pin(self, model: str) -> str | None:
+        return dict(self.model_pins).get(model)
 
 
 def _allowed(*levels: list[str]) -> frozenset[str] | None:
@@ -61,6 +66,7 @@ def load_identity(key_hash: str) -> KeyIdentity | None:
             "prefix",
             "name",
             "allowed_models",
+            "model_pins",
             "expires_at",
             "revoked_at",
             "tenant__id",
@@ -71,6 +77,7 @@ def load_identity(key_hash: str) -> KeyIdentity | None:
             "team__id",
             "team__slug",
             "team__allowed_models",
+            "team__model_pins",
         )
         .first()
     )
@@ -90,6 +97,7 @@ def load_identity(key_hash: str) -> KeyIdentity | None:
         residency_region=key.tenant.residency_region,
         expires_at=key.expires_at,
         revoked=key.revoked_at is not None or not key.tenant.is_active,
+        model_pins=tuple(sorted({**key.team.model_pins, **key.model_pins}.items())),
     )
 
 

@@ -23,6 +23,9 @@ class Team(models.Model):
     name = models.CharField(max_length=200)
     # Public model names the team may use; empty means every model of the gateway.
     allowed_models = models.JSONField(default=list, blank=True)
+    # Version pins, {public model name: deployment name or upstream model}: only that deployment
+    # serves the model for the team's keys, with no fallback to another version.
+    model_pins = models.JSONField(default=dict, blank=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="teams", blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -79,6 +82,8 @@ class ApiKey(models.Model):
     key_hash = models.CharField(max_length=64, unique=True)
     # Public model names this key may use, within what its team allows; empty means all of them.
     allowed_models = models.JSONField(default=list, blank=True)
+    # Version pins like the team's; a key's pin for a model overrides its team's.
+    model_pins = models.JSONField(default=dict, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     # Set when the key was rotated: its successor; the old key works until its expiry (the grace).

@@ -184,6 +184,7 @@ def key_rotate(*, key: ApiKey, grace: timedelta, actor: Actor = SYSTEM) -> tuple
         prefix=material.prefix,
         key_hash=material.key_hash,
         allowed_models=key.allowed_models,
+        model_pins=key.model_pins,
         expires_at=original_expiry,
     )
     key.replaced_by = successor
@@ -200,6 +201,49 @@ def key_rotate(*, key: ApiKey, grace: timedelta, actor: Actor = SYSTEM) -> tuple
         },
     )
     return successor, material
+
+
+def _clean_pins(model_pins: dict[str, str]) -> dict[str, str]:
+    for model, pin in model_pins.items():
+        if not (isinstance(model, str) and model.strip() and isinstance(pin, str) and pin.strip()):
+            raise ValueError(
+                f"a model pin maps a model name to a deployment name, not {model!r}: {pin!r}"
+            )
+    return {model.strip(): pin.strip() for model, pin in sorted(model_pins.items())}
+
+
+@transaction.atomic
+def team_pins_set(*, team: Team, model_pins: dict[str, str], actor: Actor = SYSTEM) -> Team:
+    """Pin models to exact deployments for every key of the team (empty: no pins)."""
+    pins = _clean_pins(model_pins)
+    if pins != team.model_pins:
+        team.model_pins = pins
+        team.save(update_fields=["model_pins"])
+        activity_record(
+            actor=actor,
+            action="team.pins_set",
+            target=team,
+            tenant_id=team.tenant_id,
+            details={"model_pins": pins},
+        )
+    return team
+
+
+@transaction.atomic
+def key_pins_set(*, key: ApiKey, model_pins: dict[str, str], actor: Actor = SYSTEM) -> ApiKey:
+    """Pin models to exact deployments for one key; they override its team's pins."""
+    pins = _clean_pins(model_pins)
+    if pins != key.model_pins:
+        key.model_pins = pins
+        key.save(update_fields=["model_pins"])
+        activity_record(
+            actor=actor,
+            action="key.pins_set",
+            target=key,
+            tenant_id=key.tenant_id,
+            details={"model_pins": pins},
+        )
+    return key
 
 
 @transaction.atomic

@@ -166,14 +166,24 @@ def member_list(request: HttpRequest, slug: str) -> QuerySet[Membership]:
 
 def _tenant_may_manage(tenant: Tenant, username: str) -> bool:
     """A tenant key may create a user, or change one that belongs to its tenant alone. A user of
-    another tenant, or a staff account, is not its to touch (their email, password, or access)."""
+    another tenant, a staff account or a platform admin is not its to touch (their email,
+    password, role or access)."""
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
         return True
     if user.is_staff or user.is_superuser:
         return False
-    tenants = set(Membership.objects.filter(user=user).values_list("tenant_id", flat=True))
-    return tenants == {tenant.pk}
+    roles = dict(Membership.objects.filter(user=user).values_list("tenant_id", "role"))
+    return set(roles) == {tenant.pk} and roles[tenant.pk] != Role.PLATFORM_ADMIN
+
+
+def _outside_scope(username: str) -> ApiError:
+    return ApiError(
+        403,
+        "user_outside_scope",
+        f"The username '{username}' belongs to an account this key does not manage: "
+        "choose another, or ask a platform admin.",
+    )
 
 
 @router.put(
@@ -195,12 +205,7 @@ def member_put(request: HttpRequest, slug: str, username: str, payload: MemberIn
             raise invalid("teams", f"tenant '{slug}' has no team '{team_slug}'")
         teams.append(team)
     if not scope.is_platform and not _tenant_may_manage(tenant, username):
-        raise ApiError(
-            403,
-            "user_outside_scope",
-            f"The username '{username}' is taken by an account this key does not manage: "
-            "choose another, or ask a platform admin.",
-        )
+        raise _outside_scope(username)
     membership = Membership.objects.filter(tenant=tenant, user__username=username).first()
     if membership is None or payload.email or payload.password:
         services.member_upsert(
@@ -237,5 +242,8 @@ def member_delete(request: HttpRequest, slug: str, username: str) -> Status[None
     tenant = tenant_or_404(request, slug)
     members = selectors.memberships_of(tenant=tenant).filter(user__username=username)
     membership = one_or_404(members, f"Member '{username}' of tenant '{slug}'")
-    services.member_remove(tenant=tenant, user=membership.user, actor=scope_of(request).actor)
+    scope = scope_of(request)
+    if membership.role == Role.PLATFORM_ADMIN and not scope.is_platform:
+        raise _outside_scope(username)
+    services.member_remove(tenant=tenant, user=membership.user, actor=scope.actor)
     return Status(204, None)

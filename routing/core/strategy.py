@@ -41,6 +41,16 @@ class RoutePlan:
         )
 
 
+def in_region(plan: RoutePlan, region: str) -> RoutePlan:
+    """Data residency: only the deployments in `region` (any, if no region is required).
+
+    Filtering the plan before anything is ordered or tried is what makes fallbacks safe too.
+    """
+    if not region:
+        return plan
+    return plan.only(lambda target: target.region == region)
+
+
 @dataclass(slots=True)
 class _Health:
     latency_ms: float | None = None  # moving average of successful attempts

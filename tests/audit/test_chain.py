@@ -130,3 +130,21 @@ def test_an_unfinished_stream_waits_and_is_sealed_once_complete(make_record):
 
     assert AuditSeal.objects.filter(record_id=stream.pk).exists()
     assert audit_chain_verify(tenant_id=stream.tenant_id).ok
+
+
+def test_an_edit_made_with_the_trigger_disabled_is_named_by_verification(make_record):
+    victim = make_record(end_user="advisor-honest")
+    audit_seal_pending()
+
+    with connection.cursor() as cursor:  # DDL is transactional: the test's rollback restores it
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # settle the insert's deferred checks
+        cursor.execute("ALTER TABLE audit_auditrecord DISABLE TRIGGER audit_record_append_only")
+        cursor.execute(
+            "UPDATE audit_auditrecord SET end_user = 'advisor-framed' WHERE id = %s", [victim.pk]
+        )
+        cursor.execute("ALTER TABLE audit_auditrecord ENABLE TRIGGER audit_record_append_only")
+    report = audit_chain_verify(tenant_id=victim.tenant_id)
+
+    assert report.first_break is not None
+    assert report.first_break.request_id == victim.request_id
+    assert "content was altered" in report.first_break.reason

@@ -148,3 +148,22 @@ def test_a_missing_environment_variable_is_named(config_file, monkeypatch):
 
 def test_the_demo_configuration_is_valid():
     call_command("apply_config", "config/demo.yaml", "--check")
+
+
+@pytest.mark.django_db
+def test_model_pins_in_the_file_reach_teams_and_keys(config_file):
+    pinned = CONFIG.replace(
+        "        allowed_models: [cfg-chat]\n",
+        "        allowed_models: [cfg-chat]\n        model_pins: {cfg-chat: cfg-small}\n",
+    ).replace(
+        "          - name: generated\n",
+        "          - name: generated\n            model_pins: {cfg-chat: large-2026-01-01}\n",
+    )
+    config_file.write_text(pinned)
+    call_command("apply_config", str(config_file))
+    assert Team.objects.get(slug="research").model_pins == {"cfg-chat": "cfg-small"}
+    assert ApiKey.objects.get(name="generated").model_pins == {"cfg-chat": "large-2026-01-01"}
+    assert ApiKey.objects.get(name="automation").model_pins == {}
+    config_file.write_text(CONFIG)  # removing them from the file removes them
+    call_command("apply_config", str(config_file))
+    assert Team.objects.get(slug="research").model_pins == {}

@@ -86,7 +86,9 @@ def test_a_key_expiry_and_models_are_updated_and_logged(as_ours: Api, ours: Side
     assert cleared.json()["expires_at"] is None  # null: removed
     ours.key.refresh_from_db()
     assert ours.key.expires_at is None and ours.key.allowed_models == []
-    event = ActivityEvent.objects.filter(action="key.update").order_by("id").first()
+    event = (
+        ActivityEvent.objects.filter(action="key.update", tenant=ours.tenant).order_by("id").first()
+    )
     assert event is not None and event.actor_kind == "admin_key"
     assert event.details["expires_at"] == datetime(2030, 1, 1, tzinfo=UTC).isoformat()
 
@@ -179,7 +181,7 @@ def test_a_rotated_key_hands_over_to_a_successor_after_the_grace(as_ours: Api, o
     assert again.status_code == 201
     first_successor = load_identity(hash_key(successor["key"]))
     assert first_successor is not None and first_successor.revoked
-    event = ActivityEvent.objects.filter(action="key.rotate").order_by("id").first()
+    event = ActivityEvent.objects.filter(action="key.rotate", tenant=ours.tenant).first()
     assert event is not None and event.actor_kind == "admin_key"
     assert successor["key"] not in str(event.details)
 

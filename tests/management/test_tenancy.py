@@ -120,6 +120,10 @@ def test_a_tenant_key_may_not_grant_platform_admin(as_ours: Api, platform: Api, 
 
     assert as_ours.put(path, {"role": "platform_admin"}).status_code == 403
     assert platform.put(path, {"role": "platform_admin"}).status_code == 200
+    # nor demote or remove one
+    assert as_ours.put(path, {"role": "developer"}).status_code == 403
+    assert as_ours.delete(path).status_code == 403
+    assert Membership.objects.get(user__username="gavin").role == "platform_admin"
 
 
 def test_a_tenant_key_cannot_take_over_a_staff_account(as_ours: Api, ours: Side) -> None:

@@ -54,5 +54,5 @@ def test_removing_a_member_leaves_their_other_tenants_alone() -> None:
         "kramerica"
     ]
     assert list(user.teams.values_list("slug", flat=True)) == ["b"]
-    event = ActivityEvent.objects.get(action="member.remove")
+    event = ActivityEvent.objects.get(action="member.remove", tenant=first)
     assert event.tenant_id == first.pk and event.actor_kind == "admin_key"

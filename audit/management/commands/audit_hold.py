@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from activity.services import Actor
 from audit.management.commands.audit_policy import tenant_by_slug
-from audit.management.commands.audit_verify import _moment
+from audit.management.commands.audit_verify import parse_moment
 from audit.models import LegalHold
 from audit.services import AuditError, legal_hold_place, legal_hold_release
 
@@ -36,8 +36,8 @@ class Command(BaseCommand):
                     reason=options["reason"],
                     actor=ACTOR,
                     end_user=options["end_user"],
-                    starts_at=_moment(options["since"]),
-                    ends_at=_moment(options["until"]),
+                    starts_at=parse_moment(options["since"]),
+                    ends_at=parse_moment(options["until"]),
                 )
             except AuditError as error:
                 raise CommandError(str(error)) from None

@@ -14,7 +14,7 @@ from audit.verify import audit_chain_verify
 from tenants.models import Tenant
 
 
-def _moment(text: str | None) -> datetime | None:
+def parse_moment(text: str | None) -> datetime | None:
     if not text:
         return None
     moment = parse_datetime(text)
@@ -39,7 +39,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        since, until = _moment(options["since"]), _moment(options["until"])
+        since, until = parse_moment(options["since"]), parse_moment(options["until"])
         tenants = Tenant.objects.order_by("slug")
         if options["tenant"]:
             tenants = tenants.filter(slug=options["tenant"])

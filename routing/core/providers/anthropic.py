@@ -6,7 +6,7 @@ module only does the HTTP and keeps the same contract as the pass-through OpenAI
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 
 import httpx
 import orjson
@@ -22,6 +22,9 @@ from routing.core.translate.anthropic_stream import AnthropicToOpenAIStream
 from routing.core.types import JSON, Reply, Target, Usage
 
 ANTHROPIC_VERSION = "2023-06-01"
+# The client's headers an Anthropic-format provider receives (an `anthropic` SDK or agent CLI
+# picks its API version and opts into beta features with them); nothing else is passed on.
+FORWARDED_CLIENT_HEADERS = ("anthropic-version", "anthropic-beta")
 
 
 def _event_error(message: JSON) -> UpstreamError:
@@ -36,13 +39,19 @@ def _event_error(message: JSON) -> UpstreamError:
 class AnthropicAdapter(ProviderAdapter):
     kind = "anthropic"
 
-    def _headers(self, target: Target) -> dict[str, str]:
-        return {
+    def _headers(
+        self, target: Target, client_headers: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        headers = {
             "x-api-key": target.api_key,
             "anthropic-version": ANTHROPIC_VERSION,
             "content-type": "application/json",
             "accept": "application/json",
         }
+        for name in FORWARDED_CLIENT_HEADERS:
+            if value := (client_headers or {}).get(name):
+                headers[name] = value
+        return headers
 
     def _url(self, target: Target) -> str:
         base = target.base_url.rstrip("/")
@@ -58,9 +67,13 @@ class AnthropicAdapter(ProviderAdapter):
             body["stream"] = True
         return body
 
-    async def chat(self, target: Target, payload: JSON) -> Reply:
+    async def chat(
+        self, target: Target, payload: JSON, *, client_headers: Mapping[str, str] | None = None
+    ) -> Reply:
         response = await self.post_json(
-            self._url(target), self._headers(target), self._body(target, payload, stream=False)
+            self._url(target),
+            self._headers(target, client_headers),
+            self._body(target, payload, stream=False),
         )
         if response.status_code >= 400:
             raise self.error_from(response.status_code, response.headers, response.content)
@@ -73,9 +86,14 @@ class AnthropicAdapter(ProviderAdapter):
         )
 
     async def chat_stream(
-        self, target: Target, payload: JSON, *, client_wants_usage: bool
+        self,
+        target: Target,
+        payload: JSON,
+        *,
+        client_wants_usage: bool,
+        client_headers: Mapping[str, str] | None = None,
     ) -> ChatStream:
-        headers = {**self._headers(target), "accept": "text/event-stream"}
+        headers = {**self._headers(target, client_headers), "accept": "text/event-stream"}
         response = await self.open_stream(
             self._url(target), headers, self._body(target, payload, stream=True)
         )
@@ -128,6 +146,26 @@ class AnthropicAdapter(ProviderAdapter):
                 "provider stream ended before message_stop", status=None, cause="stream_broken"
             )
         yield b"data: [DONE]\n\n"
+
+    async def count_tokens(
+        self, target: Target, body: JSON, *, client_headers: Mapping[str, str] | None = None
+    ) -> int:
+        """Anthropic's own count for an Anthropic Messages body (`/v1/messages/count_tokens`)."""
+        response = await self.post_json(
+            self._url(target) + "/count_tokens",
+            self._headers(target, client_headers),
+            {**body, "model": target.upstream_model},
+        )
+        if response.status_code >= 400:
+            raise self.error_from(response.status_code, response.headers, response.content)
+        tokens = read_json(response.content).get("input_tokens")
+        if not isinstance(tokens, int):
+            raise UpstreamError(
+                "provider sent a token count without input_tokens",
+                status=502,
+                cause="bad_response",
+            )
+        return tokens
 
     async def embeddings(self, target: Target, payload: JSON) -> Reply:
         message = (

@@ -8,7 +8,7 @@ do no I/O except through the shared, injected `httpx.AsyncClient`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -40,11 +40,19 @@ class ProviderAdapter(ABC):
         self.client = client
 
     @abstractmethod
-    async def chat(self, target: Target, payload: JSON) -> Reply: ...
+    async def chat(
+        self, target: Target, payload: JSON, *, client_headers: Mapping[str, str] | None = None
+    ) -> Reply:
+        """`client_headers`: the client's protocol headers an adapter may pass on (its choice)."""
 
     @abstractmethod
     async def chat_stream(
-        self, target: Target, payload: JSON, *, client_wants_usage: bool
+        self,
+        target: Target,
+        payload: JSON,
+        *,
+        client_wants_usage: bool,
+        client_headers: Mapping[str, str] | None = None,
     ) -> ChatStream:
         """Open a stream; raises `UpstreamError` before the first byte if the provider refuses."""
 

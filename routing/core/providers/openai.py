@@ -6,7 +6,7 @@ usage and to drop the usage chunk the gateway asked for on the client's behalf.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 
 import httpx
 import orjson
@@ -30,7 +30,10 @@ class OpenAIAdapter(ProviderAdapter):
     def _url(self, target: Target, path: str) -> str:
         return target.base_url.rstrip("/") + path
 
-    async def chat(self, target: Target, payload: JSON) -> Reply:
+    # `client_headers` are never sent on: they are another wire format's (Anthropic's) headers.
+    async def chat(
+        self, target: Target, payload: JSON, *, client_headers: Mapping[str, str] | None = None
+    ) -> Reply:
         response = await self.post_json(
             self._url(target, "/chat/completions"), self._headers(target), payload
         )
@@ -45,7 +48,12 @@ class OpenAIAdapter(ProviderAdapter):
         )
 
     async def chat_stream(
-        self, target: Target, payload: JSON, *, client_wants_usage: bool
+        self,
+        target: Target,
+        payload: JSON,
+        *,
+        client_wants_usage: bool,
+        client_headers: Mapping[str, str] | None = None,
     ) -> ChatStream:
         # Always ask for usage: a stream is charged from what the provider reports.
         payload = {

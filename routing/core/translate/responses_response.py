@@ -1,0 +1,309 @@
+"""The internal chat answer (whole or streamed) -> OpenAI Responses API objects and events.
+
+A Responses client gets back the request's settings echoed in the response object, as OpenAI
+does; `store` is always false (the gateway keeps nothing). Ids derive from the gateway's
+request id, so a response id leads straight to its audit record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from routing.core.types import JSON
+
+_ECHOED_DEFAULTS: JSON = {
+    "instructions": None,
+    "max_output_tokens": None,
+    "metadata": {},
+    "parallel_tool_calls": True,
+    "reasoning": None,
+    "temperature": None,
+    "text": {"format": {"type": "text"}},
+    "tool_choice": "auto",
+    "tools": [],
+    "top_p": None,
+    "user": None,
+}
+# finish_reason -> why a response is incomplete (None: it completed).
+_INCOMPLETE: dict[str, str] = {"length": "max_output_tokens", "content_filter": "content_filter"}
+
+
+def responses_usage(usage: JSON | None) -> JSON:
+    usage = usage or {}
+    prompt = int(usage.get("prompt_tokens") or 0)
+    completion = int(usage.get("completion_tokens") or 0)
+    cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+    reasoning = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": cached},
+        "output_tokens": completion,
+        "output_tokens_details": {"reasoning_tokens": reasoning},
+        "total_tokens": prompt + completion,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseContext:
+    """What the answer needs from the request: its id and the settings to echo."""
+
+    response_id: str
+    request: JSON
+    created_at: int = 0
+
+    def item_id(self, prefix: str, n: int) -> str:
+        return f"{prefix}_{self.response_id.removeprefix('resp_')}_{n}"
+
+    def response(
+        self, *, model: str, output: list[JSON], finish_reason: str | None, usage: JSON | None
+    ) -> JSON:
+        incomplete = _INCOMPLETE.get(finish_reason or "")
+        status = (
+            "in_progress" if finish_reason is None else "incomplete" if incomplete else "completed"
+        )
+        body: JSON = {
+            "id": self.response_id,
+            "object": "response",
+            "created_at": self.created_at,
+            "status": status,
+            "background": False,
+            "error": None,
+            "incomplete_details": {"reason": incomplete} if incomplete else None,
+            "model": model,
+            "output": output,
+            "previous_response_id": None,
+            "store": False,
+            "truncation": "disabled",
+            "usage": responses_usage(usage) if usage is not None else None,
+        }
+        for key, default in _ECHOED_DEFAULTS.items():
+            value = self.request.get(key)
+            body[key] = default if value is None else value
+        return body
+
+
+def _message_item(item_id: str, text: str, status: str) -> JSON:
+    content = [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]
+    return {
+        "type": "message",
+        "id": item_id,
+        "role": "assistant",
+        "status": status,
+        "content": content if status == "completed" else [],
+    }
+
+
+def _call_item(item_id: str, call: JSON, status: str) -> JSON:
+    function = call.get("function") or {}
+    return {
+        "type": "function_call",
+        "id": item_id,
+        "call_id": call.get("id") or "",
+        "name": function.get("name") or "",
+        "arguments": function.get("arguments") or "",
+        "status": status,
+    }
+
+
+def openai_response_to_responses(chat: JSON, context: ResponseContext) -> JSON:
+    """A chat completion -> a Responses API response object."""
+    choice = (chat.get("choices") or [{}])[0] or {}
+    message = choice.get("message") or {}
+    output: list[JSON] = []
+    text = message.get("content") or message.get("refusal")
+    if text:
+        output.append(_message_item(context.item_id("msg", 0), text, "completed"))
+    for call in message.get("tool_calls") or ():
+        output.append(_call_item(context.item_id("fc", len(output)), call, "completed"))
+    return context.response(
+        model=str(chat.get("model") or ""),
+        output=output,
+        finish_reason=choice.get("finish_reason") or "stop",
+        usage=chat.get("usage") or {},
+    )
+
+
+def responses_event(kind: str, data: JSON) -> bytes:
+    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps({"type": kind, **data}) + b"\n\n"
+
+
+@dataclass(slots=True)
+class _Item:
+    index: int
+    body: JSON
+    text: str = ""
+
+
+@dataclass(slots=True)
+class ChatToResponsesStream:
+    """Internal chat chunks -> Responses streaming events (created ... completed)."""
+
+    context: ResponseContext
+    started: bool = False
+    finished: bool = False
+    _seq: int = 0
+    _model: str = ""
+    _items: list[_Item] = field(default_factory=list)
+    _open: _Item | None = None
+    _calls: dict[int, _Item] = field(default_factory=dict)
+    _finish_reason: str | None = None
+    _usage: JSON | None = None
+
+    def _event(self, kind: str, data: JSON) -> bytes:
+        event = responses_event(kind, {**data, "sequence_number": self._seq})
+        self._seq += 1
+        return event
+
+    def _snapshot(self, finish_reason: str | None) -> JSON:
+        return self.context.response(
+            model=self._model,
+            output=[item.body for item in self._items],
+            finish_reason=finish_reason,
+            usage=self._usage if finish_reason else None,
+        )
+
+    def _start(self, chunk: JSON) -> list[bytes]:
+        self.started = True
+        self._model = str(chunk.get("model") or "")
+        response = self._snapshot(None)
+        return [
+            self._event("response.created", {"response": response}),
+            self._event("response.in_progress", {"response": response}),
+        ]
+
+    def _close(self) -> list[bytes]:
+        item, self._open = self._open, None
+        if item is None:
+            return []
+        where = {"item_id": item.body["id"], "output_index": item.index}
+        events = []
+        if item.body["type"] == "message":
+            part = {"type": "output_text", "text": item.text, "annotations": [], "logprobs": []}
+            item.body.update(_message_item(item.body["id"], item.text, "completed"))
+            events += [
+                self._event(
+                    "response.output_text.done",
+                    {**where, "content_index": 0, "text": item.text, "logprobs": []},
+                ),
+                self._event(
+                    "response.content_part.done", {**where, "content_index": 0, "part": part}
+                ),
+            ]
+        else:
+            item.body.update(arguments=item.text, status="completed")
+            events.append(
+                self._event(
+                    "response.function_call_arguments.done", {**where, "arguments": item.text}
+                )
+            )
+        events.append(
+            self._event(
+                "response.output_item.done", {"output_index": item.index, "item": item.body}
+            )
+        )
+        return events
+
+    def _add(self, body: JSON) -> tuple[_Item, list[bytes]]:
+        events = self._close()
+        item = _Item(len(self._items), body)
+        self._items.append(item)
+        self._open = item
+        events.append(
+            self._event(
+                "response.output_item.added", {"output_index": item.index, "item": dict(body)}
+            )
+        )
+        return item, events
+
+    def feed(self, chunk: JSON) -> list[bytes]:
+        events = [] if self.started else self._start(chunk)
+        if chunk.get("usage"):
+            self._usage = chunk["usage"]
+        for choice in chunk.get("choices") or ():
+            if choice.get("index", 0) != 0:
+                continue  # a response has one answer
+            delta = choice.get("delta") or {}
+            if text := delta.get("content") or delta.get("refusal"):
+                events += self._text(text)
+            for call in delta.get("tool_calls") or ():
+                events += self._tool_call(call)
+            if choice.get("finish_reason"):
+                self._finish_reason = choice["finish_reason"]
+        return events
+
+    def _text(self, text: str) -> list[bytes]:
+        events: list[bytes] = []
+        item = self._open
+        if item is None or item.body["type"] != "message":
+            item_id = self.context.item_id("msg", len(self._items))
+            item, events = self._add(_message_item(item_id, "", "in_progress"))
+            part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+            where = {"item_id": item_id, "output_index": item.index, "content_index": 0}
+            events.append(self._event("response.content_part.added", {**where, "part": part}))
+        item.text += text
+        where = {"item_id": item.body["id"], "output_index": item.index, "content_index": 0}
+        events.append(
+            self._event("response.output_text.delta", {**where, "delta": text, "logprobs": []})
+        )
+        return events
+
+    def _tool_call(self, call: JSON) -> list[bytes]:
+        position = int(call.get("index") or 0)
+        events: list[bytes] = []
+        item = self._calls.get(position)
+        if item is None:
+            item_id = self.context.item_id("fc", len(self._items))
+            body = _call_item(
+                item_id,
+                {**call, "function": {**(call.get("function") or {}), "arguments": ""}},
+                "in_progress",
+            )
+            item, events = self._add(body)
+            self._calls[position] = item
+        arguments = (call.get("function") or {}).get("arguments") or ""
+        if arguments:
+            item.text += arguments
+            if item is not self._open:  # a late piece of an already closed call
+                item.body["arguments"] = item.text
+            where = {"item_id": item.body["id"], "output_index": item.index}
+            events.append(
+                self._event("response.function_call_arguments.delta", {**where, "delta": arguments})
+            )
+        return events
+
+    def finish(self) -> list[bytes]:
+        """Close the last item and the response: completed, or incomplete (length, filter)."""
+        if self.finished:
+            return []
+        self.finished = True
+        events = [] if self.started else self._start({})
+        events += self._close()
+        reason = self._finish_reason or "stop"
+        final = self._snapshot(reason)
+        kind = "response.incomplete" if final["status"] == "incomplete" else "response.completed"
+        events.append(self._event(kind, {"response": final}))
+        return events
+
+    def error(self, openai_error: bytes) -> bytes:
+        """A stream that broke off: the Responses `error` event."""
+        error = _error_fields(openai_error)
+        return self._event(
+            "error",
+            {
+                "code": error.get("code"),
+                "message": error.get("message") or "",
+                "param": error.get("param"),
+            },
+        )
+
+
+def _error_fields(openai_error: bytes) -> dict[str, Any]:
+    try:
+        parsed = orjson.loads(openai_error)
+    except orjson.JSONDecodeError:
+        return {"message": openai_error.decode(errors="replace")}
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    return error if isinstance(error, dict) else {"message": str(parsed)}

@@ -1,0 +1,85 @@
+"""Anthropic's `POST /v1/messages/count_tokens`: how many input tokens a Messages body would use.
+
+Asked of the provider when the route starts with an Anthropic-format deployment (its count is the
+one that will be billed); counted locally otherwise, or when no such deployment can answer. The
+`x-gateway-token-count` header says which: `provider`, `exact` (the model's own tokenizer) or
+`estimate`. Audited like any request, with no cost and no budget charge.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from django.http import HttpRequest, HttpResponse
+
+from audit.models import AuditStatus
+from quotas.tokens import count_chat_prompt_tokens
+from routing.call import Call, parse_json_body
+from routing.core.errors import UpstreamError
+from routing.core.providers.anthropic import AnthropicAdapter
+from routing.core.strategy import RoutePlan
+from routing.core.translate import anthropic_request_to_openai
+from routing.core.types import JSON, Target
+from routing.errors import GatewayError
+from routing.pipeline import client_headers, resolve_model
+from routing.runtime import get_runtime
+from routing.schemas import validate_count_tokens
+from routing.wire import AnthropicWire
+from tenants.auth import KeyIdentity
+
+COUNT_HEADER = "x-gateway-token-count"
+
+
+async def count_tokens(request: HttpRequest, identity: KeyIdentity) -> HttpResponse:
+    call = Call(get_runtime(), request, identity, endpoint="messages.count_tokens")
+    call.wire = AnthropicWire()
+    try:
+        raw = parse_json_body(request)
+        call.entry.model_requested = str(raw.get("model") or "")[:200]
+        body = validate_count_tokens(raw)
+        internal = anthropic_request_to_openai(raw)
+        call.attribute(internal)
+        resolved, plan = await resolve_model(call.runtime, identity, body.model)
+    except GatewayError as error:
+        return await call.reject(error)
+    call.entry.route_alias = resolved.route_alias
+    call.entry.request_body = raw
+    first = plan.targets[0]
+    tokens, how = None, ""
+    if first.kind == AnthropicAdapter.kind:
+        try:
+            tokens = await _ask_provider(call, plan, raw)
+            how = "provider"
+        except UpstreamError as error:
+            if not error.retryable:
+                return await call.fail_upstream(error)  # the provider refused the body itself
+    if tokens is None:
+        count = count_chat_prompt_tokens(first.upstream_model, internal)
+        tokens, how = count.tokens, "exact" if count.exact else "estimate"
+        call.entry.usage_estimated = not count.exact
+    answer = {"input_tokens": tokens}
+    call.entry.status, call.entry.http_status = AuditStatus.SUCCESS, 200
+    call.entry.prompt_tokens = tokens
+    call.entry.response_body = answer
+    call._finish()
+    if failure := await call.commit():
+        return call.error_response(failure)
+    response = HttpResponse(orjson.dumps(answer), content_type="application/json")
+    response["x-request-id"] = call.request_id
+    response[COUNT_HEADER] = how
+    return response
+
+
+async def _ask_provider(call: Call, plan: RoutePlan, body: JSON) -> int:
+    """The route's Anthropic-format deployments in turn (failover as for messages)."""
+    headers = client_headers(call.request)
+
+    async def ask(adapter: Any, target: Target, payload: JSON) -> int:
+        assert isinstance(adapter, AnthropicAdapter)
+        return await adapter.count_tokens(target, payload, client_headers=headers)
+
+    anthropic_only = plan.only(lambda target: target.kind == AnthropicAdapter.kind)
+    tokens, _ = await call.call_targets(anthropic_only, body, ask, per_attempt_s=plan.timeout_s)
+    assert isinstance(tokens, int)
+    return tokens
