@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -16,7 +17,6 @@ from pathlib import Path
 from types import FrameType
 
 from bench.db import ROOT
-from bench.guardrails import carry_over
 from bench.procs import ServerError
 from bench.report import render
 from bench.scenarios import Bench, Results, Settings
@@ -95,6 +95,19 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
+_SECTION = re.compile(r"<!-- (\w+):start -->.*?<!-- \1:end -->\n?", re.S)
+
+
+def carry_over(new_page: str, path: Path) -> str:
+    """`new_page` plus the marked sections other benchmarks wrote into the current page
+    (`<!-- name:start -->` … `<!-- name:end -->`, e.g. guardrails and rollups)."""
+    old = path.read_text() if path.exists() else ""
+    kept = [
+        m.group(0) for m in _SECTION.finditer(old) if f"<!-- {m.group(1)}:start -->" not in new_page
+    ]
+    return "\n\n".join([new_page.rstrip("\n"), *(k.rstrip("\n") for k in kept)]) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     settings, args = parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
@@ -111,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if not args.no_docs:
         DOCS.parent.mkdir(exist_ok=True)
-        DOCS.write_text(carry_over(text, DOCS))  # keeps `python -m bench.guardrails`'s section
+        DOCS.write_text(carry_over(text, DOCS))  # keeps sections other benchmarks wrote
         print(f"Wrote {DOCS.relative_to(ROOT)} ({wall_s:.0f} s in all).", file=sys.stderr)
     failures = correctness_failures(results)
     for failure in failures:
