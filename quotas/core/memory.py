@@ -115,7 +115,8 @@ class MemoryQuotaStore:
             buckets = self._windows[check.key].recent(now)
             used = sum(count for _, count in buckets)
             ok = used + check.amount <= check.limit
-            reset = buckets[0][0] + WINDOW_SECONDS + 1 - now if buckets else 0
+            # Until the window is empty again (OpenAI's meaning of the reset headers).
+            reset = WINDOW_SECONDS + 1 if used + check.amount > 0 else 0
             wait: int | None = None
             if not ok:
                 need = used + check.amount - check.limit

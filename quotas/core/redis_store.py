@@ -28,7 +28,33 @@ from quotas.core.checks import (
 #   s → provider bucket hash, consumer bucket hash, active-consumer zset.
 # Returns {allowed, failed index (0 = none), retry (-1 = never), seed count, now, seeds...,
 #          then 4 values per check: remaining, reset, exceeded, alert}.
-_ADMIT = """
+_WINDOW_TOTAL = """
+-- A window is a hash of one-second buckets plus a running 'total' valid at second 'at':
+-- reading it drops only the buckets that left the window since, so a check is O(1), not 61 reads.
+local function total(key)
+  local state = redis.call('HMGET', key, 'total', 'at')
+  local sum, at = tonumber(state[1]) or 0, tonumber(state[2])
+  if at == nil then return 0 end
+  if at < now then
+    if now - at > WINDOW then
+      redis.call('DEL', key)
+      return 0
+    end
+    for s = at - WINDOW, now - WINDOW - 1 do
+      local v = redis.call('HGET', key, s)
+      if v then
+        sum = sum - tonumber(v)
+        redis.call('HDEL', key, s)
+      end
+    end
+    redis.call('HSET', key, 'total', sum, 'at', now)
+  end
+  return sum
+end
+"""
+
+_ADMIT = (
+    """
 local now = tonumber(redis.call('TIME')[1])
 local WINDOW = 60
 local request_id = ARGV[1]
@@ -36,26 +62,27 @@ local lease = tonumber(ARGV[2])
 local dry = ARGV[3] == '1'
 local n = (#ARGV - 3) / 7
 
-local function recent(key)
+"""
+    + _WINDOW_TOTAL
+    + """
+local function add(key, second, amount)
+  total(key)
+  redis.call('HINCRBY', key, second, amount)
+  redis.call('HINCRBY', key, 'total', amount)
+  redis.call('HSET', key, 'at', now)
+  redis.call('EXPIRE', key, 2 * WINDOW)
+end
+
+-- The buckets still in the window, oldest first: only read to say how long a refusal waits.
+local function buckets(key)
   local fields = {}
   for s = now - WINDOW, now do fields[#fields + 1] = s end
   local values = redis.call('HMGET', key, unpack(fields))
-  local buckets, total = {}, 0
+  local found = {}
   for i, v in ipairs(values) do
-    if v then
-      local c = tonumber(v)
-      if c ~= 0 then
-        buckets[#buckets + 1] = {now - WINDOW + i - 1, c}
-        total = total + c
-      end
-    end
+    if v and tonumber(v) ~= 0 then found[#found + 1] = {now - WINDOW + i - 1, tonumber(v)} end
   end
-  if redis.call('HLEN', key) > 2 * WINDOW then
-    for _, f in ipairs(redis.call('HKEYS', key)) do
-      if tonumber(f) < now - WINDOW then redis.call('HDEL', key, f) end
-    end
-  end
-  return buckets, total
+  return found
 end
 
 local function wait_to_free(buckets, need)
@@ -101,11 +128,13 @@ local outcomes, failed, retry = {}, 0, -1
 for i, c in ipairs(checks) do
   local ok, remaining, reset, wait = true, 0, 0, -1
   if c.kind == 'w' then
-    local buckets, used = recent(KEYS[c.k])
+    local used = total(KEYS[c.k])
     ok = used + c.amount <= c.limit
     remaining = c.limit - used - c.amount
-    if #buckets > 0 then reset = buckets[1][1] + WINDOW + 1 - now end
-    if not ok and c.amount <= c.limit then wait = wait_to_free(buckets, used + c.amount - c.limit) end
+    if used + c.amount > 0 then reset = WINDOW + 1 end
+    if not ok and c.amount <= c.limit then
+      wait = wait_to_free(buckets(KEYS[c.k]), used + c.amount - c.limit)
+    end
   elseif c.kind == 'c' then
     redis.call('ZREMRANGEBYSCORE', KEYS[c.k], '-inf', now)
     local held = redis.call('ZCARD', KEYS[c.k])
@@ -124,15 +153,17 @@ for i, c in ipairs(checks) do
       redis.call('ZADD', active, now, c.member)
       redis.call('EXPIRE', active, 2 * WINDOW)
     end
-    local _, provider_used = recent(KEYS[c.k])
-    local mine, used = recent(KEYS[c.k + 1])
+    local provider_used = total(KEYS[c.k])
+    local used = total(KEYS[c.k + 1])
     local consumers = redis.call('ZCARD', active)
     if dry and redis.call('ZSCORE', active, c.member) == false then consumers = consumers + 1 end
     local share = c.limit / consumers
     local tight = provider_used * 1000 >= c.x1 * c.limit
     ok = (not tight) or (used + c.amount <= share)
     remaining = math.floor(share) - used - c.amount
-    if not ok then wait = wait_to_free(mine, math.max(1, math.floor(used + c.amount - share))) end
+    if not ok then
+      wait = wait_to_free(buckets(KEYS[c.k + 1]), math.max(1, math.floor(used + c.amount - share)))
+    end
   end
   outcomes[i] = {remaining, reset, ok and 0 or 1, 0}
   if not ok and not c.shadow and failed == 0 then failed, retry = i, wait end
@@ -141,14 +172,12 @@ end
 if failed == 0 and not dry then
   for i, c in ipairs(checks) do
     if c.kind == 'w' then
-      redis.call('HINCRBY', KEYS[c.k], now, c.amount)
-      redis.call('EXPIRE', KEYS[c.k], 2 * WINDOW)
+      add(KEYS[c.k], now, c.amount)
     elseif c.kind == 'c' then
       redis.call('ZADD', KEYS[c.k], now + lease, request_id)
       redis.call('EXPIRE', KEYS[c.k], lease + WINDOW)
     elseif c.kind == 's' then
-      redis.call('HINCRBY', KEYS[c.k + 1], now, c.amount)
-      redis.call('EXPIRE', KEYS[c.k + 1], 2 * WINDOW)
+      add(KEYS[c.k + 1], now, c.amount)
     else
       redis.call('ZADD', KEYS[c.k + 1], now + lease, request_id)
       redis.call('HSET', KEYS[c.k + 2], request_id, c.amount)
@@ -168,16 +197,24 @@ for _, o in ipairs(outcomes) do
 end
 return out
 """
+)
 
 # ARGV: request id, then 3 values per item: kind (w|c|b), bucket second, amount.
-_SETTLE = """
+_SETTLE = (
+    """
 local now = tonumber(redis.call('TIME')[1])
+local WINDOW = 60
+"""
+    + _WINDOW_TOTAL
+    + """
 local k = 1
 for i = 2, #ARGV, 3 do
   local kind, second, amount = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
   if kind == 'w' then
     if second >= now - 60 and redis.call('EXISTS', KEYS[k]) == 1 then
+      total(KEYS[k])
       redis.call('HINCRBY', KEYS[k], second, amount)
+      redis.call('HINCRBY', KEYS[k], 'total', amount)
     end
     k = k + 1
   elseif kind == 'c' then
@@ -194,6 +231,7 @@ for i = 2, #ARGV, 3 do
 end
 return 1
 """
+)
 
 _SEED = """
 if ARGV[3] == '1' or redis.call('HEXISTS', KEYS[1], 'spent') == 0 then

@@ -146,3 +146,22 @@ async def test_a_consumer_over_its_fair_share_is_refused_only_when_capacity_is_t
     quiet = [await store.admit(ask("quiet"), rid(), 60) for _ in range(5)]
     assert [v.allowed for v in quiet] == [True, True, True, True, False]
     assert quiet[-1].failed == 0
+
+
+async def test_the_redis_window_total_forgets_exactly_the_buckets_that_left_the_minute() -> None:
+    """The running total drops buckets older than 60 s when read (no 61-field scan per check)."""
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    client = Redis.from_url(url)
+    store = RedisQuotaStore(client)
+    key = fresh("running-total")
+    now = int((await client.time())[0])
+    # 5 requests 65 s ago (gone), 2 at 58 s ago and 3 at 10 s ago (still in the minute).
+    await client.hset(
+        key,
+        mapping={str(now - 65): 5, str(now - 58): 2, str(now - 10): 3, "total": 10, "at": now - 30},
+    )
+    verdict = await store.admit([WindowCheck(key, limit=6, amount=1, label="rpm")], rid(), 60)
+    assert verdict.allowed
+    assert verdict.outcomes[0].remaining == 6 - 5 - 1  # 2 + 3 counted, plus this one
+    assert await client.hget(key, str(now - 65)) is None
+    await client.aclose()
