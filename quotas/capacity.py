@@ -68,7 +68,7 @@ class ProviderGate:
             try:
                 verdict = await self.engine.store.admit(checks, admission.request_id, LEASE_SECONDS)
             except STORE_ERRORS as error:
-                self.engine._store_failed(error)
+                self.engine.store_failed(error)
                 if tenant_policy.limits_fail_open:
                     return None
                 raise store_unavailable("provider capacity") from error

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -165,7 +164,7 @@ class QuotaEngine:
         try:
             verdict = await self._run(admission, demand, dry=dry)
         except STORE_ERRORS as error:
-            self._store_failed(error)
+            self.store_failed(error)
             return self._unchecked(admission, policy)
         admission.verdict = verdict
         admission.record["store"] = self.store_name
@@ -311,7 +310,7 @@ class QuotaEngine:
         wait on a dead connection; the next request after that tries it again."""
         return time.monotonic() < self._down_until
 
-    def _store_failed(self, error: BaseException) -> None:
+    def store_failed(self, error: BaseException) -> None:
         self._failures += 1
         STORE_FAILURES.inc()
         self._down_until = time.monotonic() + _RETRY_STORE_AFTER_S
@@ -337,8 +336,4 @@ class QuotaEngine:
             await self.store.settle(release, admission.request_id)
         except STORE_ERRORS as error:
             # The ledger has the charge; the window reloads from it once the store is back.
-            self._store_failed(error)
-
-
-def estimate_tokens_from_text(text: str) -> int:
-    return math.ceil(len(text) / 4)
+            self.store_failed(error)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from gateway_site.snapshot import Snapshot
 from quotas.models import EACH_USER, Budget, QuotaPolicy, RateLimit, Scope
 
 
@@ -140,7 +139,3 @@ def load_quota_table() -> QuotaTable:
         budgets={key: tuple(rules) for key, rules in budgets.items()},
         policies=policies,
     )
-
-
-def quota_table_cache(ttl_seconds: float | None = None) -> Snapshot[QuotaTable]:
-    return Snapshot(load_quota_table, ttl_seconds=ttl_seconds, name="quota table")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import openai
 import pytest
@@ -33,12 +35,21 @@ def test_metrics_carry_requests_latency_tokens_cost_errors_and_breaker_state(gat
     )
     for _ in stream:
         pass
-    # The primary answers 429: one upstream error, one fallback, a cooling deployment.
-    api.chat.completions.create(model="with-fallback", messages=messages)
     with pytest.raises(openai.NotFoundError):
         api.chat.completions.create(model="no-such-model-xyz", messages=messages)
-
-    text, families = _scrape(gateway)
+    # The primary answers 429: one upstream error, one fallback, a cooling deployment. An earlier
+    # test may have left the primary cooling down (then it is tried last and nothing falls
+    # over), so ask until its cooldown has passed and it is tried first again.
+    deadline = time.monotonic() + 15
+    while True:
+        api.chat.completions.create(model="with-fallback", messages=messages)
+        text, families = _scrape(gateway)
+        fell_over = _value(
+            families["gateway_fallbacks"], "gateway_fallbacks_total", route="with-fallback"
+        )
+        if fell_over >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
 
     requests = families["gateway_requests"]
     assert _value(requests, "gateway_requests_total", route="demo", status="success") >= 2
