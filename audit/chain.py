@@ -60,8 +60,11 @@ CONTENT_FIELDS_V1 = (
     "started_at",
     "completed_at",
 )
-CANONICAL_VERSION = 1
-RECORD_COLUMNS = (*CONTENT_FIELDS_V1, *PAYLOAD_FIELDS)
+# Version 2 adds how the deployments were ordered (the routing strategy, category and reason).
+CONTENT_FIELDS_V2 = (*CONTENT_FIELDS_V1, "routing")
+CONTENT_FIELDS = {1: CONTENT_FIELDS_V1, 2: CONTENT_FIELDS_V2}
+CANONICAL_VERSION = 2
+RECORD_COLUMNS = (*CONTENT_FIELDS_V2, *PAYLOAD_FIELDS)
 GENESIS = "0" * 64
 
 
@@ -90,9 +93,9 @@ def payload_hash(row: dict[str, Any]) -> str:
 
 
 def content_hash(row: dict[str, Any], payload_digest: str, version: int = CANONICAL_VERSION) -> str:
-    if version != 1:
+    if version not in CONTENT_FIELDS:
         raise ValueError(f"unknown canonical form version {version}")
-    values = {name: row[name] for name in CONTENT_FIELDS_V1}
+    values = {name: row[name] for name in CONTENT_FIELDS[version]}
     values["payload_sha256"] = payload_digest
     return sha256(canonical(values))
 

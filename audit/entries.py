@@ -29,6 +29,8 @@ class AuditEntry:
     upstream_model: str = ""
     stream: bool = False
     attempts: list[JSON] = field(default_factory=list)
+    # How the deployments were ordered: {"strategy", "category", "reason"}.
+    routing: JSON = field(default_factory=dict)
     request_body: JSON | None = None
     response_body: JSON | None = None
     tool_calls: list[JSON] = field(default_factory=list)

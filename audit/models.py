@@ -34,6 +34,8 @@ class AuditRecord(models.Model):
     upstream_model = models.CharField(max_length=200, blank=True, default="")
     stream = models.BooleanField(default=False)
     attempts = models.JSONField(default=list, blank=True)
+    # How the deployments were ordered: {"strategy", "category", "reason"}.
+    routing = models.JSONField(default=dict, blank=True)
 
     request_body = models.JSONField(null=True, blank=True)
     response_body = models.JSONField(null=True, blank=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Literal
@@ -73,7 +74,7 @@ class WeightedTarget(_Strict):
 class RouteSpec(_Strict):
     alias: str = Field(min_length=1, max_length=128)
     description: str = ""
-    strategy: Literal["ordered", "weighted", "latency"] = "ordered"
+    strategy: Literal["ordered", "weighted", "latency", "category"] = "ordered"
     sticky: bool = False
     timeout_seconds: float | None = Field(default=None, gt=0)
     first_token_timeout_seconds: float | None = Field(default=None, gt=0)
@@ -85,6 +86,27 @@ class RouteSpec(_Strict):
             t if isinstance(t, WeightedTarget) else WeightedTarget(deployment=t)
             for t in self.targets
         ]
+
+
+class TaskCategorySpec(_Strict):
+    """A kind of task; routes with the category strategy send it to the cheapest good-enough model."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)
+    description: str = Field(default="", max_length=300)
+    threshold: float = Field(ge=0, le=1)
+    strict: bool = False
+    pattern: str = Field(default="", max_length=500)
+    priority: int = Field(default=100, ge=0, le=32767)
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        if value:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
 
 
 class KeySpec(_Strict):
@@ -181,6 +203,7 @@ class GatewayConfig(_Strict):
     providers: list[ProviderSpec] = []
     deployments: list[DeploymentSpec] = []
     routes: list[RouteSpec] = []
+    task_categories: list[TaskCategorySpec] = []
     tenants: list[TenantSpec] = []
     guardrail_policies: list[GuardrailPolicyConfig] = []
 

@@ -24,6 +24,7 @@ from declarative.schema import (
     TenantSpec,
     resolve_secret,
 )
+from evaluations import services as evaluation_services
 from guardrails import services as guardrail_services
 from prompts.config import prompts_apply
 from prompts.services import PromptError
@@ -124,6 +125,9 @@ def config_apply(config: GatewayConfig) -> ApplyReport:
             first_token_timeout_seconds=route.first_token_timeout_seconds,
         )
         report.bump("routes")
+    for category in config.task_categories:
+        evaluation_services.category_upsert(actor=CONFIG, **category.model_dump())
+        report.bump("task categories")
     for tenant_spec in config.tenants:
         _apply_tenant(tenant_spec, report)
     for policy_spec in config.guardrail_policies:

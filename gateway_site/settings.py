@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "activity",
     "tenants",
     "routing",
+    "evaluations",
     "audit",
     "billing",
     "observability",

@@ -40,6 +40,7 @@ urlpatterns = [
     path("console/t/<slug:tenant_slug>/prompts/", include("prompts.urls")),
     path("console/t/<slug:tenant_slug>/compliance/", include("audit.urls")),
     path("console/t/<slug:tenant_slug>/limits/", include("quotas.urls")),
+    path("console/t/<slug:tenant_slug>/routing-quality/", include("evaluations.urls")),
     path("console/", include("console.urls")),
     path("console/t/<slug:tenant_slug>/finance/", include("billing.urls")),
     path("console/t/<slug:tenant_slug>/alerts/", include("observability.urls")),

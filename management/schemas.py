@@ -234,7 +234,7 @@ class TargetIn(_In):
 
 class RouteIn(_In):
     description: str = Field(default="", max_length=500)
-    strategy: Literal["ordered", "weighted", "latency"] = "ordered"
+    strategy: Literal["ordered", "weighted", "latency", "category"] = "ordered"
     sticky: bool = False
     timeout_seconds: float | None = Field(default=None, gt=0)
     first_token_timeout_seconds: float | None = Field(default=None, gt=0)

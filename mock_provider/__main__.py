@@ -31,7 +31,20 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, MockC
     parser.add_argument("--break-after-chunks", type=int, default=None)
     parser.add_argument("--api-key", default=None, help="require this API key")
     parser.add_argument("--embedding-dimensions", type=int, default=16)
+    parser.add_argument(
+        "--echo-words",
+        action="append",
+        default=[],
+        metavar="MODEL=N",
+        help="MODEL echoes only N words of the prompt (repeatable; default mock-gpt-mini=4)",
+    )
     args = parser.parse_args(argv)
+    echo_words = dict(MockConfig().echo_words)
+    for item in args.echo_words:
+        model, _, count = item.partition("=")
+        if not model or not count.isdigit():
+            parser.error(f"--echo-words takes MODEL=N, not {item!r}")
+        echo_words[model] = int(count)
     if not 0 <= args.fail_rate <= 1:
         parser.error("--fail-rate must be between 0 and 1")
     config = MockConfig(
@@ -45,6 +58,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, MockC
         break_after_chunks=args.break_after_chunks,
         required_api_key=args.api_key,
         embedding_dimensions=args.embedding_dimensions,
+        echo_words=echo_words,
     )
     return args, config
 

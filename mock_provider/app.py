@@ -13,7 +13,13 @@ from typing import Any
 import orjson
 
 from mock_provider import anthropic_format, openai_format
-from mock_provider.behaviour import BadRequest, Prompt, plan_reply, tool_call_id
+from mock_provider.behaviour import (
+    ECHO_WORDS,
+    BadRequest,
+    Prompt,
+    plan_reply,
+    tool_call_id,
+)
 from mock_provider.config import MockConfig, apply_overrides
 from mock_provider.control_api import handle_control
 from mock_provider.controls import HEADER_CONTROLS, Controls, FailCounter, resolve_controls
@@ -241,8 +247,8 @@ class MockApp:
             out = anthropic_format.count_tokens_body(prompt)
         else:
             assert prompt is not None
-            reply = plan_reply(prompt)
             model: str = body["model"]
+            reply = plan_reply(prompt, self.config.echo_words.get(model, ECHO_WORDS))
             stream = body.get("stream") is True
             if path == _CHAT:
                 chat_id, call_id = "chatcmpl-" + secrets.token_hex(12), tool_call_id("call_", raw)

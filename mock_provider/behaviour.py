@@ -13,7 +13,8 @@ Token counting
     ceil(len(arguments JSON) / 4).
 
 Text reply
-    "Mock reply to: <first 12 words of the last user message text>", or, when the last
+    "Mock reply to: <first 12 words of the last user message text>" (a model named in the
+    config's `echo_words` echoes that many words instead: mock-gpt-mini echoes 4), or, when the last
     message is a tool result, "Tool result received: <first 12 words of it>" (all
     tool_result blocks of that turn, joined). "The last user message" is the last
     user-role message with non-empty text, so an Anthropic user turn that only carries
@@ -169,7 +170,7 @@ def tool_call_id(prefix: str, body: bytes) -> str:
     return prefix + hashlib.sha256(body).hexdigest()[:16]
 
 
-def plan_reply(prompt: Prompt) -> Reply:
+def plan_reply(prompt: Prompt, echo_words: int = ECHO_WORDS) -> Reply:
     """Decide the assistant turn for a normalized prompt."""
     prompt_tokens = prompt.prompt_tokens()
     if prompt.tool is not None and prompt.tool_result_text is None:
@@ -185,9 +186,9 @@ def plan_reply(prompt: Prompt) -> Reply:
             truncated=False,
         )
     if prompt.tool_result_text is not None:
-        words = ["Tool", "result", "received:", *prompt.tool_result_text.split()[:ECHO_WORDS]]
+        words = ["Tool", "result", "received:", *prompt.tool_result_text.split()[:echo_words]]
     else:
-        words = ["Mock", "reply", "to:", *prompt.last_user_text.split()[:ECHO_WORDS]]
+        words = ["Mock", "reply", "to:", *prompt.last_user_text.split()[:echo_words]]
     truncated = prompt.max_tokens is not None and len(words) > prompt.max_tokens
     if truncated:
         words = words[: prompt.max_tokens]

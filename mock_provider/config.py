@@ -15,6 +15,7 @@ from typing import Any
 DEFAULT_MODELS: tuple[str, ...] = (
     "mock-gpt",
     "mock-gpt-2026-01-01",
+    "mock-gpt-mini",
     "mock-claude",
     "mock-embed",
 )
@@ -43,6 +44,9 @@ class MockConfig:
     break_after_chunks: int | None = None
     # When set, only `Authorization: Bearer <key>` or `x-api-key: <key>` is accepted.
     required_api_key: str | None = None
+    # Words of the prompt a model echoes, per model (others: 12). A model that echoes fewer
+    # words "knows less": the stand-in for a cheaper, weaker model in evaluation runs.
+    echo_words: Mapping[str, int] = dataclasses.field(default_factory=lambda: {"mock-gpt-mini": 4})
     # Not runtime-settable: identity and sizing of the server.
     models: tuple[str, ...] = DEFAULT_MODELS
     log_limit: int = 2000
@@ -61,6 +65,7 @@ BEHAVIOUR_FIELDS: frozenset[str] = frozenset(
         "fail_marker",
         "break_after_chunks",
         "required_api_key",
+        "echo_words",
     }
 )
 
@@ -93,6 +98,13 @@ def _check(name: str, value: Any) -> Any:
         if name == "fail_rate" and value > 1:
             raise ConfigError("fail_rate must be between 0 and 1")
         return float(value)
+    if name == "echo_words":
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and v >= 0
+            for k, v in value.items()
+        ):
+            raise ConfigError("echo_words must map model names to non-negative integers")
+        return dict(value)
     if not isinstance(value, str):
         raise ConfigError(f"{name} must be a string")
     return value
@@ -108,4 +120,5 @@ def config_to_dict(config: MockConfig) -> dict[str, Any]:
     """JSON-friendly view of a config (used by `GET /_mock/config`)."""
     data = dataclasses.asdict(config)
     data["models"] = list(config.models)
+    data["echo_words"] = dict(config.echo_words)
     return data

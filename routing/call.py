@@ -22,7 +22,7 @@ from observability.metrics import observe_call
 from quotas import gate as quota_gate
 from quotas.engine import Admission, Demand
 from routing.core.errors import UpstreamError
-from routing.core.strategy import RoutePlan, order_targets
+from routing.core.strategy import RoutePlan, order_reason, order_targets
 from routing.core.types import JSON, Attempt, Target, Usage
 from routing.errors import GatewayError
 from routing.runtime import GatewayRuntime
@@ -89,6 +89,9 @@ class Call:
         self.quota_headers: dict[str, str] = {}
         self.wire: OpenAIWire = AnthropicWire() if endpoint == "messages" else OpenAIWire()
         self.guard: RequestGuard | None = None  # set when a guardrail policy applies
+        # Why the route's deployments are tried in their order (pins, residency, category).
+        self.routing_notes: list[str] = []
+        self.task_category = ""
         self.entry = AuditEntry(
             request_id="req_" + uuid.uuid4().hex,
             tenant_id=identity.tenant_id,
@@ -128,6 +131,16 @@ class Call:
         """
         health = self.runtime.health
         targets = order_targets(plan, end_user=self.entry.end_user, health=health)
+        self.entry.routing = {
+            "strategy": plan.strategy,
+            "category": self.task_category or None,
+            "reason": "; ".join(
+                [
+                    *self.routing_notes,
+                    order_reason(plan, targets, end_user=self.entry.end_user, health=health),
+                ]
+            ),
+        }
         self.attempts.extend(
             Attempt(t.deployment_name, t.provider_name, error="cooling_down")
             for t in targets

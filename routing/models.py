@@ -57,6 +57,7 @@ class Route(models.Model):
         ORDERED = "ordered", "Ordered: primary first, then fallbacks"
         WEIGHTED = "weighted", "Weighted: split by weight (a canary with sticky)"
         LATENCY = "latency", "Latency-aware: fastest recent deployment first"
+        CATEGORY = "category", "By task category: cheapest deployment good enough for the task"
 
     alias = models.CharField(max_length=128, unique=True)
     description = models.CharField(max_length=500, blank=True, default="")

@@ -46,6 +46,7 @@ from routing.schemas import (
     validate_responses,
 )
 from routing.table import ResolvedModel
+from routing.task_category import route_by_category
 from routing.wire import ResponsesWire
 from tenants.auth import KeyIdentity
 
@@ -59,8 +60,9 @@ CLIENT_HEADERS = ("anthropic-version", "anthropic-beta")
 
 
 async def resolve_model(
-    runtime: GatewayRuntime, identity: KeyIdentity, name: str
+    runtime: GatewayRuntime, identity: KeyIdentity, name: str, notes: list[str] | None = None
 ) -> tuple[ResolvedModel, RoutePlan]:
+    """The route for `name` as this key may use it; `notes` collects why deployments were left out."""
     table = await runtime.routes.get()
     resolved = table.resolve(name)
     if resolved is None or not identity.may_use(name):
@@ -74,8 +76,16 @@ async def resolve_model(
     plan = resolved.plan
     if pin := identity.pin(name):
         plan = pinned_plan(plan, name, pin)
+        if notes is not None:
+            notes.append(f"pinned to {pin}")
     if identity.residency_region:
+        before = len(plan.targets)
         plan = in_region(plan, identity.residency_region)
+        if notes is not None and len(plan.targets) < before:
+            notes.append(
+                f"residency '{identity.residency_region}': {before - len(plan.targets)} "
+                "deployment(s) out of region left out"
+            )
         if not plan.targets:
             raise GatewayError(
                 403,
@@ -125,7 +135,7 @@ async def chat_completions(
         body = validate_chat(raw)
         call.attribute(raw)
         call.entry.tool_results = tool_results(raw)
-        resolved, plan = await resolve_model(runtime, identity, body.model)
+        resolved, plan = await resolve_model(runtime, identity, body.model, call.routing_notes)
     except GatewayError as error:
         return await call.reject(error)
     wants_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -146,7 +156,9 @@ async def messages(
         validate_chat(internal)
         call.attribute(internal)
         call.entry.tool_results = tool_results(internal)
-        resolved, plan = await resolve_model(runtime, identity, anthropic_body.model)
+        resolved, plan = await resolve_model(
+            runtime, identity, anthropic_body.model, call.routing_notes
+        )
     except GatewayError as error:
         return await call.reject(error)
     # Usage is needed for the closing message_delta, whatever the client asked.
@@ -176,7 +188,7 @@ async def responses(
         call.entry.tool_results = tool_results(internal)
         response_id = "resp_" + call.request_id.removeprefix("req_")
         call.wire = ResponsesWire(ResponseContext(response_id, raw, int(time.time())))
-        resolved, plan = await resolve_model(runtime, identity, body.model)
+        resolved, plan = await resolve_model(runtime, identity, body.model, call.routing_notes)
     except GatewayError as error:
         return await call.reject(error)
     # Usage is needed for the closing response.completed event, whatever the client asked.
@@ -199,6 +211,7 @@ async def _serve_chat(
     if call.request.headers.get(DRY_RUN_HEADER):
         return await _dry_run(call, plan, payload)
     try:
+        plan = await route_by_category(call, plan, payload)
         # Guardrails first: a refused request spends no quota, and quotas count masked text.
         payload, plan = await guard_request(call, resolved, plan, payload)
         plan = await quota_gate.admit(call, plan, payload)
@@ -400,7 +413,7 @@ async def embeddings(request: HttpRequest, identity: KeyIdentity) -> HttpRespons
         call.entry.model_requested = str(raw.get("model") or "")[:200]
         body = validate_embeddings(raw)
         call.attribute(raw)
-        resolved, plan = await resolve_model(runtime, identity, body.model)
+        resolved, plan = await resolve_model(runtime, identity, body.model, call.routing_notes)
         call.entry.route_alias = resolved.route_alias
         if request.headers.get(DRY_RUN_HEADER):
             return await _dry_run(call, plan, forwarded(raw), embeddings=True)

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.utils import timezone
 
 from billing.prices import EffectivePrice, effective_prices
+from evaluations.selectors import categories, latest_scores
 from gateway_site.db_threads import run_db
+from routing.core.categories import CategoryPolicy, Scores
 from routing.core.strategy import RoutePlan
 from routing.core.types import Target
 from routing.models import Deployment, Route
@@ -37,6 +40,9 @@ class ResolvedModel:
 @dataclass(frozen=True, slots=True)
 class RoutingTable:
     models: dict[str, ResolvedModel]
+    # Task categories in priority order, and the latest evaluation scores (deployment x category).
+    categories: dict[str, CategoryPolicy] = field(default_factory=dict)
+    scores: Scores = field(default_factory=dict)
 
     def resolve(self, name: str) -> ResolvedModel | None:
         return self.models.get(name)
@@ -98,7 +104,17 @@ def load_routing_table() -> RoutingTable:
                 first_token_timeout_s=route.first_token_timeout_seconds,
             )
             models[route.alias] = ResolvedModel(route.alias, route.alias, plan)
-    return RoutingTable(models=models)
+    policies = {
+        c.name: CategoryPolicy(
+            c.name,
+            c.threshold,
+            strict=c.strict,
+            pattern=re.compile(c.pattern, re.IGNORECASE) if c.pattern else None,
+        )
+        for c in categories()
+    }
+    scores = {key: row.score for key, row in latest_scores(deployments).items()}
+    return RoutingTable(models=models, categories=policies, scores=scores)
 
 
 class RoutingTableCache:

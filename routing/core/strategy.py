@@ -17,7 +17,9 @@ from routing.core.errors import UpstreamError
 from routing.core.types import Target
 
 ORDERED, WEIGHTED, LATENCY = "ordered", "weighted", "latency"
-STRATEGIES = (ORDERED, WEIGHTED, LATENCY)
+# By task category (routing/core/categories.py); a request with no category: as ordered.
+CATEGORY = "category"
+STRATEGIES = (ORDERED, WEIGHTED, LATENCY, CATEGORY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,3 +160,28 @@ def order_targets(
         order.sort(key=lambda i: health.latency(plan.targets[i]))
     targets = [plan.targets[i] for i in order]
     return [t for t in targets if not health.cooling(t)] + [t for t in targets if health.cooling(t)]
+
+
+def order_reason(
+    plan: RoutePlan, targets: list[Target], *, end_user: str, health: HealthBook
+) -> str:
+    """Why `targets` (from `order_targets`) come in this order, in words for the audit record."""
+    if not targets:
+        return "no deployment"
+    first = targets[0]
+    if plan.strategy == WEIGHTED:
+        how = "sticky per end user" if plan.sticky and end_user else "random"
+        reason = f"weighted ({how}): {first.deployment_name} first"
+    elif plan.strategy == LATENCY:
+        reason = (
+            f"latency-aware: {first.deployment_name} first "
+            f"({health.latency(first):.0f} ms recent average)"
+        )
+    elif plan.strategy == CATEGORY:
+        reason = f"{first.deployment_name} first"
+    else:
+        reason = f"ordered: {first.deployment_name} first"
+    cooling = [t.deployment_name for t in targets if health.cooling(t)]
+    if cooling:
+        reason += f"; cooling down, tried last: {', '.join(cooling)}"
+    return reason

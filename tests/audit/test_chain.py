@@ -31,6 +31,51 @@ def test_every_record_field_is_covered_by_the_canonical_form():
     )
 
 
+def test_a_seal_made_with_an_older_canonical_form_still_verifies(make_record):
+    record = make_record(prompt="sealed before routing was recorded")
+    audit_seal_pending()
+    seal = AuditSeal.objects.get(record_id=record.pk)
+    row = AuditRecord.objects.filter(pk=record.pk).values(*chain.RECORD_COLUMNS).get()
+    # As a version 1 seal was made: without the routing column in the content hash.
+    v1_hash = chain.content_hash(row, seal.payload_hash, version=1)
+    assert v1_hash != seal.content_hash  # the forms really differ
+    _as_superuser_without_triggers(
+        "UPDATE audit_auditseal SET version = 1, content_hash = %s WHERE id = %s",
+        [v1_hash, seal.pk],
+    )
+    _as_superuser_without_triggers(
+        "UPDATE audit_auditseal SET hash = %s WHERE id = %s",
+        [chain.link_hash(seal.prev_hash, seal.seq, v1_hash), seal.pk],
+    )
+    # Seals after it link to its old hash: re-link the rest of the chain as it was sealed then.
+    later = AuditSeal.objects.filter(tenant_id=seal.tenant_id, seq__gt=seal.seq).order_by("seq")
+    prev = chain.link_hash(seal.prev_hash, seal.seq, v1_hash)
+    for after in later:
+        linked = chain.link_hash(prev, after.seq, after.content_hash)
+        _as_superuser_without_triggers(
+            "UPDATE audit_auditseal SET prev_hash = %s, hash = %s WHERE id = %s",
+            [prev, linked, after.pk],
+        )
+        prev = linked
+
+    report = audit_chain_verify(tenant_id=record.tenant_id)
+
+    assert not [b for b in report.breaks if b.record_id == record.pk], report.breaks
+
+
+def test_the_routing_reason_is_covered_by_the_chain(make_record):
+    record = make_record(routing={"strategy": "ordered", "reason": "ordered: mock-gpt first"})
+    audit_seal_pending()
+
+    _as_superuser_without_triggers(
+        "UPDATE audit_auditrecord SET routing = %s WHERE id = %s",
+        ['{"strategy": "ordered", "reason": "rewritten"}', record.pk],
+    )
+    report = audit_chain_verify(tenant_id=record.tenant_id)
+
+    assert any(b.record_id == record.pk for b in report.breaks)
+
+
 def test_a_sealed_chain_verifies(make_record):
     records = [make_record(prompt=f"question {n}") for n in range(3)]
 

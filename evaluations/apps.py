@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class EvaluationsConfig(AppConfig):
+    name = "evaluations"
+    verbose_name = "Evaluations and task categories"
+
+    def ready(self) -> None:
+        from console.nav import NavEntry, nav_register
+
+        nav_register(NavEntry("Administration", "Routing quality", "evaluations:scores", 42))
