@@ -7,7 +7,9 @@ GATEWAY_SCREENSHOTS=1, which is how the committed ones are regenerated:
 
 from __future__ import annotations
 
+import io
 import os
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,52 @@ def limited_key(people: People, django_db_blocker: Any) -> tuple[int, str]:
         quotas.rate_limit_set(tenant=team.tenant, scope="key", api_key=key, requests_per_minute=120)
         quotas.budget_set(tenant=team.tenant, scope="key", api_key=key, amount_usd=Decimal("25"))
     return key.pk, material.plaintext
+
+
+@pytest.fixture(scope="module")
+def evaluated_route(people: People, django_db_blocker: Any) -> None:
+    """A route by task category over mock-gpt and the mock's small model, scored by a real run of
+    the demo evaluation set, so the routing quality page has something to show."""
+    from django.core.management import call_command
+
+    from evaluations import services as evaluations
+    from routing import services as routing
+    from routing.models import Deployment, Provider
+
+    with django_db_blocker.unblock():
+        mini = routing.deployment_upsert(
+            name="mock-gpt-mini",
+            provider=Provider.objects.get(name="mock-ok"),
+            upstream_model="mock-gpt-mini",
+            input_price_per_mtok=Decimal("0.15"),
+            output_price_per_mtok=Decimal("0.6"),
+        )
+        big = Deployment.objects.get(name="mock-gpt")
+        routing.route_upsert(
+            alias="auto-chat", description="", deployments=[big, mini], strategy="category"
+        )
+        evaluations.category_upsert(
+            name="classification",
+            description="Label a text with one of a few classes.",
+            threshold=0.9,
+            pattern=r"\b(classify|label|sentiment)\b",
+        )
+        evaluations.category_upsert(
+            name="extraction",
+            description="Pull a field out of a document.",
+            threshold=0.9,
+            pattern=r"\b(extract|invoice number)\b",
+        )
+        # On its own thread: the browser's event loop runs on this one.
+        with ThreadPoolExecutor(1) as thread:
+            thread.submit(
+                call_command,
+                "run_evals",
+                str(DOCS.parents[1] / "config" / "evals" / "demo.jsonl"),
+                "--route",
+                "auto-chat",
+                stdout=io.StringIO(),
+            ).result()
 
 
 @pytest.fixture
@@ -87,7 +135,7 @@ def test_screenshots_of_the_developer_portal(
 
 
 def test_screenshots_of_tenant_administration(
-    page: Any, people: People, console_gateway: Any, shots: Path
+    page: Any, people: People, console_gateway: Any, shots: Path, evaluated_route: None
 ) -> None:
     sign_in(page, people.tenant_admin)
     for link, name in (
@@ -97,6 +145,7 @@ def test_screenshots_of_tenant_administration(
         ("Models", "13-admin-models"),
         ("Activity log", "14-admin-activity"),
         ("Limits and budgets", "16-admin-limits"),
+        ("Routing quality", "17-admin-routing-quality"),
     ):
         page.get_by_role("link", name=link).click()
         shoot(page, shots, name)

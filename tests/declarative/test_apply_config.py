@@ -151,6 +151,30 @@ def test_the_demo_configuration_is_valid():
 
 
 @pytest.mark.django_db
+def test_task_categories_in_the_file_are_applied_and_a_bad_rule_is_refused(tmp_path, monkeypatch):
+    from evaluations.models import TaskCategory
+
+    categories = (
+        "version: 1\n"
+        "task_categories:\n"
+        "  - name: extraction\n"
+        "    threshold: 0.9\n"
+        "    strict: true\n"
+        "    pattern: '\\bextract\\b'\n"
+    )
+    good = tmp_path / "good.yaml"
+    good.write_text(categories)
+    call_command("apply_config", str(good))
+    extraction = TaskCategory.objects.get(name="extraction")
+    assert (extraction.threshold, extraction.strict) == (0.9, True)
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(categories.replace("\\bextract\\b", "(unclosed"))
+    with pytest.raises(CommandError, match="not a valid regular expression"):
+        call_command("apply_config", str(bad))
+
+
+@pytest.mark.django_db
 def test_model_pins_in_the_file_reach_teams_and_keys(config_file):
     pinned = CONFIG.replace(
         "        allowed_models: [cfg-chat]\n",
