@@ -87,6 +87,12 @@ def correctness_failures(results: Results) -> list[str]:
                 f"gateway ({run.transport}): {run.audit_added} audit rows for "
                 f"{run.answered} answers"
             )
+    for fo in results.failover:
+        if fo.breaker == "off" and fo.attempts.both_attempts != fo.failover.answered:
+            failures.append(
+                f"failover: {fo.attempts.both_attempts} of {fo.failover.answered} audit records "
+                "show the 429 from the primary and the answer from the secondary"
+            )
     return failures
 
 

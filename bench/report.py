@@ -8,7 +8,7 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import prompt_cost
+from bench import failover, prompt_cost
 from bench.db import ROOT
 from bench.scenarios import TRANSPORTS, Results
 from bench.stats import RunResult, StreamResult, added
@@ -205,6 +205,16 @@ def _goals(results: Results) -> str:
             _verdict(quota_p50, GOAL_QUOTA_P50_MS, True),
         ]
     )
+    off = next((f for f in results.failover if f.breaker == "off"), None)
+    fo_p50 = off.added_p50 if off else None
+    rows.append(
+        [
+            "failover added p50: 429 on the primary, answer from the secondary (6)",
+            f"< {failover.GOAL_ADDED_P50_MS:g} ms",
+            _ms(fo_p50, True) + " ms",
+            _verdict(fo_p50, failover.GOAL_ADDED_P50_MS, True),
+        ]
+    )
     g = results.fixed_concurrency.get("gateway")
     rps = g.rps if g else None
     rows.append(
@@ -237,6 +247,27 @@ def _transport_rows(results: Results) -> list[list[str]]:
                 _ms(added(r.p99_ms, direct.p99_ms), True),
                 str(r.non_200),
                 str(r.client_errors),
+            ]
+        )
+    return rows
+
+
+def _failover_rows(results: Results) -> list[list[str]]:
+    rows = []
+    for run in results.failover:
+        rows.append(
+            [
+                run.breaker,
+                _ms(run.secondary.p50_ms),
+                _ms(run.secondary.p99_ms),
+                _ms(run.failover.p50_ms),
+                _ms(run.failover.p99_ms),
+                _ms(run.added_p50, True),
+                _ms(run.added_p99, True),
+                str(run.failover.answered),
+                str(run.failover.non_200 + run.secondary.non_200),
+                f"{run.attempts.both_attempts} / {run.attempts.records}",
+                str(run.attempts.passed_over),
             ]
         )
     return rows
@@ -285,6 +316,9 @@ def _problems(results: Results) -> list[str]:
             samples.append((f"{title}, {side}", r.error_samples))
     if results.cold_burst is not None:
         samples.append(("cold burst", results.cold_burst.error_samples))
+    for fo in results.failover:
+        for side, r in (("secondary alone", fo.secondary), ("failover", fo.failover)):
+            samples.append((f"6. failover (breaker {fo.breaker}), {side}", r.error_samples))
     for side, s in results.streaming.items():
         samples.append((f"3. streaming, {side}", s.error_samples))
     for transport, pair in results.transports.items():
@@ -328,6 +362,12 @@ def render(results: Results, wall_s: float) -> str:
         "`data: [DONE]`.",
         "- Scenario 4 restarts the gateway with `GATEWAY_UPSTREAM_TRANSPORT=httpx` and repeats "
         "scenario 1 (with its own direct run); memory is VmRSS from `/proc/PID/status` after the load.",
+        f"- Scenario 6 adds two mock processes: one answers 429 to everything (OpenAI format, no "
+        f"Retry-After), the other is an Anthropic-format secondary with a fixed "
+        f"{failover.SECONDARY_LATENCY_MS} ms latency. At {failover.RATE:g} evenly spaced req/s, a "
+        "route to the secondary alone, then a route primary → secondary, through the same gateway; "
+        "once with the circuit breaker off (`GATEWAY_BREAKER_FAILURES=0`: every request meets the "
+        "429) and once with the default breaker (the primary is passed over while it cools down).",
         "- Correctness: every answer is counted by status, the audit rows of the `bench` "
         "tenant must grow by exactly the number of requests the gateway answered, and a "
         "burst after idling (all key lookups missing at once) must be answered promptly.",
@@ -405,6 +445,29 @@ def render(results: Results, wall_s: float) -> str:
         "## 5. Memory of the gateway worker",
         "",
         table(["transport", "start-up", "RSS idle", "RSS after load", "peak RSS"], memory),
+        "",
+        f"## 6. Failover: 429 on the primary, answer from the secondary ({failover.RATE:g} req/s)",
+        "",
+        table(
+            [
+                "breaker",
+                "secondary alone p50",
+                "p99",
+                "failover p50",
+                "p99",
+                "added p50",
+                "added p99",
+                "answers",
+                "non-200",
+                "records 429 → 200",
+                "primary passed over",
+            ],
+            _failover_rows(results),
+        ),
+        "",
+        "*Added* is what the failover route costs beyond the secondary's own latency through the "
+        "gateway: the primary's round trip and 429, and the second attempt. With the breaker on, "
+        "the primary is asked until three 429s in a row open it, then passed over for 30 s.",
         "",
         "## Correctness",
         "",

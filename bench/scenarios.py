@@ -9,12 +9,12 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench import client, db, hey
+from bench import client, db, failover, hey
 from bench.hey import Target
 from bench.procs import Server, free_port
 from bench.prompt_cost import prompt_timings
@@ -83,6 +83,7 @@ class Results:
     # Scenario 1 per transport (aiohttp, httpx), each with the direct run just before it.
     transports: dict[str, dict[str, RunResult]] = field(default_factory=dict)
     cold_burst: RunResult | None = None
+    failover: list[failover.FailoverRun] = field(default_factory=list)  # scenario 6
     prompt_costs: list[dict[str, Any]] = field(default_factory=list)  # bench/prompt_cost.py
     gateways: list[GatewayRun] = field(default_factory=list)
     setup_s: float = 0.0
@@ -162,7 +163,7 @@ def _server(
         server.stop()
 
 
-def _mock_argv(port: int) -> list[str]:
+def _mock_argv(port: int, *extra: str) -> list[str]:
     return [
         str(VENV_BIN / "python"),
         "-m",
@@ -171,8 +172,7 @@ def _mock_argv(port: int) -> list[str]:
         "127.0.0.1",
         "--port",
         str(port),
-        "--latency-ms",
-        "0",
+        *(extra or ("--latency-ms", "0")),
     ]
 
 
@@ -204,7 +204,7 @@ class Bench:
         self.quota_key = db.new_key()
 
     # --- set-up -------------------------------------------------------------------------------
-    def prepare(self, mock_port: int) -> None:
+    def prepare(self, mock_port: int, limited_port: int, secondary_port: int) -> None:
         start = time.monotonic()
         if db.ensure_database(self.settings.database_url):
             self.say("created database gateway_bench")
@@ -212,6 +212,7 @@ class Bench:
         env = _env(self.settings, BENCH_KEY=self.key, BENCH_QUOTA_KEY=self.quota_key)
         db.manage(["migrate", "--verbosity", "0"], env)
         db.seed(self.workdir, mock_port, env)
+        failover.seed(self.workdir, limited_port, secondary_port, env)
         self.results.setup_s = time.monotonic() - start
 
     # --- load ---------------------------------------------------------------------------------
@@ -289,6 +290,47 @@ class Bench:
         run.count(result)
         return result
 
+    def failover_pair(
+        self, port: int, run: GatewayRun, audit: db.Audit, breaker: str
+    ) -> failover.FailoverRun:
+        """Scenario 6 on one gateway: the secondary alone, then the route whose primary 429s."""
+        s = self.settings
+        secondary = failover.target(port, self.key, failover.ROUTE_SECONDARY)
+        route = failover.target(port, self.key, failover.ROUTE_FAILOVER)
+        for warm in (secondary, route):
+            run.count(self.warm(warm, 100))
+        self.say(f"6. failover, breaker {breaker}: the secondary alone")
+        alone = client.open_loop(secondary, rate=failover.RATE, duration_s=s.duration_s)
+        run.count(alone)
+        self.say(f"6. failover, breaker {breaker}: primary 429 -> secondary")
+        mark = audit.mark()
+        over = client.open_loop(route, rate=failover.RATE, duration_s=s.duration_s)
+        run.count(over)
+        attempts = failover.attempts_since(s.database_url, mark.max_id)
+        return failover.FailoverRun(breaker, alone, over, attempts)
+
+    def failover_pass(self, audit: db.Audit) -> None:
+        """A gateway whose breaker never opens: every request of scenario 6 meets the 429."""
+        s = self.settings
+        port = free_port()
+        run = GatewayRun(f"{TRANSPORTS[0]}, breaker off")
+        self.results.gateways.append(run)
+        env = _env(s, GATEWAY_BREAKER_FAILURES="0")
+        with _server(
+            "gateway-breaker-off", _gateway_argv(port), port, self.workdir, env, "/healthz"
+        ) as (gateway, startup_s):
+            run.startup_s = startup_s
+            run.rss_idle_kib = gateway.memory_kib().get("VmRSS", 0)
+            mark = audit.mark()
+            try:
+                self.results.failover.insert(0, self.failover_pair(port, run, audit, "off"))
+                gateway.check_alive()
+                memory = gateway.memory_kib()
+                run.rss_after_kib, run.peak_kib = memory.get("VmRSS", 0), memory.get("VmHWM", 0)
+            finally:
+                run.log_errors = log_digest(gateway.log_text())
+                run.audit_added, run.audit_by_status = audit.since(mark)
+
     def streaming(self, target: Target) -> StreamResult:
         return client.stream(
             target,
@@ -299,17 +341,27 @@ class Bench:
     # --- the run ------------------------------------------------------------------------------
     def run(self) -> Results:
         s = self.settings
-        mock_port = free_port()
-        self.prepare(mock_port)
+        mock_port, limited_port, secondary_port = free_port(), free_port(), free_port()
+        self.prepare(mock_port, limited_port, secondary_port)
         audit = db.Audit(s.database_url)
-        with _server(
-            "mock", _mock_argv(mock_port), mock_port, self.workdir, _env(s), "/v1/models"
-        ) as (mock, _):
+        with ExitStack() as servers:
+            mock, _ = servers.enter_context(
+                _server(
+                    "mock", _mock_argv(mock_port), mock_port, self.workdir, _env(s), "/v1/models"
+                )
+            )
+            for name, port, is_429 in (
+                ("mock-429", limited_port, True),
+                ("mock-secondary", secondary_port, False),
+            ):
+                argv = _mock_argv(port, *failover.mock_args(is_429))
+                servers.enter_context(_server(name, argv, port, self.workdir, _env(s), "/health"))
             self.say(f"mock provider up on :{mock_port}; warming it up")
             direct = _targets(mock_port, None)
             self.warm(direct, s.warmup_requests)
             for transport in TRANSPORTS:
                 self.gateway_pass(transport, mock, audit, direct, mock_port)
+            self.failover_pass(audit)
         self.say("timing the prompt registry step in-process")
         self.results.prompt_costs = prompt_timings(5000 if s.quick else 20000)
         return self.results
@@ -363,6 +415,7 @@ class Bench:
                         self.streaming,
                     )
                     results.cold_burst = self.cold_burst(via, run)
+                    results.failover.append(self.failover_pair(port, run, audit, "default"))
                 mock.check_alive()
                 gateway.check_alive()
                 memory = gateway.memory_kib()
