@@ -140,8 +140,27 @@ def models_of_gateway() -> list[str]:
 
 def models_available(*, tenant: Tenant, team: Team | None = None) -> list[str]:
     """The model names a key of this tenant (and team) may be allowed, as the proxy computes it."""
+    return models_usable(tenant=tenant, team_models=team.allowed_models if team else [])
+
+
+def models_usable(
+    *, tenant: Tenant, team_models: list[str], key_models: list[str] | None = None
+) -> list[str]:
+    """What a key with these allowed lists may use: each non-empty list narrows (tenants/auth.py)."""
     models = models_of_gateway()
-    for allowed in (tenant.allowed_models, team.allowed_models if team else []):
+    for allowed in (tenant.allowed_models, team_models, key_models or []):
         if allowed:
             models = [name for name in models if name in allowed]
     return models
+
+
+def deployments_serving(*, model: str) -> list[Deployment]:
+    """The deployments a request for `model` may reach, as the routing table loads them: a live
+    route's targets in order, else the deployment of that name. These are what a pin may name."""
+    live = Deployment.objects.filter(is_active=True, provider__is_active=True)
+    route = Route.objects.filter(alias=model, is_active=True).first()
+    if route is not None:
+        targets = route.targets.filter(deployment__in=live).select_related("deployment")
+        if targets:
+            return [target.deployment for target in targets]
+    return list(live.filter(name=model))
