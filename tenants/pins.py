@@ -36,9 +36,7 @@ def _version_problem(model: str, version: str) -> dict[str, str]:
     deployments = deployments_serving(model=model)
     if any(version in (d.name, d.upstream_model) for d in deployments):
         return {}
-    choices = ", ".join(
-        sorted({d.name for d in deployments} | {d.upstream_model for d in deployments})
-    )
-    return {
-        model: f"'{model}' has no deployment '{version}'; pin one of: {choices or 'none is live'}"
-    }
+    if not deployments:
+        return {model: f"'{model}' has no live deployment now, so it cannot be pinned"}
+    choices = ", ".join(f"{d.name} (upstream {d.upstream_model})" for d in deployments)
+    return {model: f"'{model}' has no deployment '{version}'; pin one of: {choices}"}

@@ -17,6 +17,13 @@ AnyUser = AbstractBaseUser | AnonymousUser
 
 
 @dataclass(frozen=True, slots=True)
+class KeyPin:
+    model: str
+    version: str  # a deployment name or an exact upstream model
+    source: str  # "key", or "team" when the key has no pin of its own for the model
+
+
+@dataclass(frozen=True, slots=True)
 class KeyUsage:
     requests: int = 0
     prompt_tokens: int = 0
@@ -164,3 +171,15 @@ def deployments_serving(*, model: str) -> list[Deployment]:
         if targets:
             return [target.deployment for target in targets]
     return list(live.filter(name=model))
+
+
+def model_versions(*, models: list[str]) -> dict[str, list[Deployment]]:
+    """The models among these that more than one deployment serves, with those deployments."""
+    return {model: found for model in models if len(found := deployments_serving(model=model)) > 1}
+
+
+def pins_of_key(*, key: ApiKey) -> list[KeyPin]:
+    """The pins the proxy applies to this key: its own, then its team's for the other models."""
+    pins = {model: KeyPin(model, version, "team") for model, version in key.team.model_pins.items()}
+    pins.update({model: KeyPin(model, version, "key") for model, version in key.model_pins.items()})
+    return sorted(pins.values(), key=lambda pin: pin.model)

@@ -84,4 +84,3 @@ def test_compliance_officers_are_refused(acme: Acme) -> None:
     page = client.get(reverse("evaluations:scores", kwargs={"tenant_slug": acme.tenant.slug}))
 
     assert page.status_code == 403
-

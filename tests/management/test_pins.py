@@ -3,42 +3,23 @@ logged with the admin key, and carried to the identity the proxy routes by."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import pytest
 
 from activity.models import ActivityEvent
-from routing import services as routing
+from routing.models import Deployment
 from tenants import services as tenant_services
 from tenants.auth import load_identity
 from tenants.keys import hash_key
 from tenants.models import ApiKey, Team
 from tests.management.conftest import Api, Side
+from tests.support.versions import make_two_versions
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def versions(db: None) -> None:
-    """`pins-chat` served by two versions; `pins-v1` is also a model by its own name."""
-    provider = routing.provider_upsert(
-        name="pins-provider",
-        kind="openai",
-        base_url="http://127.0.0.1:9/v1",
-        credential="",
-        region="",
-    )
-    v1, v2 = (
-        routing.deployment_upsert(
-            name=f"pins-v{n}",
-            provider=provider,
-            upstream_model=f"pins-model-202{n + 4}",
-            input_price_per_mtok=Decimal(1),
-            output_price_per_mtok=Decimal(1),
-        )
-        for n in (1, 2)
-    )
-    routing.route_upsert(alias="pins-chat", description="", deployments=[v1, v2])
+    make_two_versions()
 
 
 def events(side: Side, action: str) -> list[ActivityEvent]:
@@ -155,3 +136,17 @@ def test_a_key_pin_must_stay_within_the_models_the_key_may_use(
     assert ApiKey.objects.get(pk=ours.key.pk).allowed_models == []
     assert not events(ours, "key.update")  # a pins-only change is logged as one
     assert len(events(ours, "key.pins_set")) == 1
+
+
+def test_a_deactivated_deployment_can_no_longer_be_pinned(
+    versions: None, as_ours: Api, ours: Side
+) -> None:
+    Deployment.objects.filter(name="pins-v2").update(is_active=False)
+
+    response = as_ours.patch(
+        f"/tenants/{ours.tenant.slug}/teams/{ours.team.slug}",
+        {"model_pins": {"pins-chat": "pins-v2"}},
+    )
+
+    assert response.status_code == 422
+    assert "pin one of: pins-v1 (upstream pins-model-2025)" in response.json()["error"]["message"]
