@@ -13,7 +13,7 @@ def latest_scores(deployment_ids: Iterable[int] | None = None) -> dict[tuple[int
     if deployment_ids is not None:
         rows = rows.filter(deployment_id__in=list(deployment_ids))
     latest: dict[tuple[int, str], EvalScore] = {}
-    for row in rows.select_related("run"):
+    for row in rows.select_related("run", "deployment"):
         latest.setdefault((row.deployment_id, row.category), row)
     return latest
 

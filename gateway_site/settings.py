@@ -230,7 +230,11 @@ GATEWAY = ProxySettings(
     audit_batch_max_size=envint("GATEWAY_AUDIT_BATCH_MAX_SIZE", 256),
     public_url=envstr("GATEWAY_PUBLIC_URL", "http://127.0.0.1:8000"),
     quota_store_timeout_seconds=envfloat("GATEWAY_QUOTA_STORE_TIMEOUT_SECONDS", 2.0),
+    breaker_failures=envint("GATEWAY_BREAKER_FAILURES", 3),
+    breaker_cooldown_seconds=envfloat("GATEWAY_BREAKER_COOLDOWN_SECONDS", 30.0),
 )
+if GATEWAY.breaker_failures < 0 or GATEWAY.breaker_cooldown_seconds < 0:
+    raise SettingError("GATEWAY_BREAKER_FAILURES and GATEWAY_BREAKER_COOLDOWN_SECONDS must be >= 0")
 if GATEWAY.upstream_transport not in ("aiohttp", "httpx"):
     raise SettingError("GATEWAY_UPSTREAM_TRANSPORT must be 'aiohttp' or 'httpx'")
 # Guardrails: a spaCy model (installed package name or path) for names and locations in PII

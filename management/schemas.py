@@ -333,7 +333,7 @@ class BudgetOut(_RuleOut):
     amount_usd: Decimal
     period: str
     timezone: str
-    soft_threshold_pct: int
+    alert_thresholds_pct: list[int]
 
 
 class QuotaPolicyIn(QuotaPolicySpec):

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from activity.services import CONFIG
 from quotas import services
-from quotas.models import Scope
+from quotas.models import Scope, thresholds_checked
 from tenants.models import ApiKey, Team, Tenant
 
 
@@ -29,8 +29,13 @@ class BudgetSpec(_Strict):
     amount_usd: Decimal = Field(ge=0)
     period: Literal["day", "week", "month"] = "month"
     timezone: str = "UTC"
-    soft_threshold_pct: int = Field(default=80, ge=1, le=100)
+    alert_thresholds_pct: list[int] = Field(default=[50, 80, 95], min_length=1, max_length=5)
     shadow: bool = False
+
+    @field_validator("alert_thresholds_pct")
+    @classmethod
+    def _thresholds(cls, value: list[int]) -> list[int]:
+        return thresholds_checked(value)
 
     @field_validator("timezone")
     @classmethod

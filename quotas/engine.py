@@ -190,13 +190,16 @@ class QuotaEngine:
             raise limit_exceeded(meter, verdict, admission.headers)
         for meter, outcome in zip(admission.meters, verdict.outcomes, strict=False):
             if outcome.alert and meter.budget is not None and meter.window is not None:
-                logger.warning("budget soft threshold reached: %s", meter.label)
-                self._raise_alert(meter, demand.end_user if meter.budget.per_user else "")
+                pct = meter.budget.alert_thresholds_pct[outcome.alert - 1]
+                logger.warning("budget alert threshold %s%% reached: %s", pct, meter.label)
+                self._raise_alert(meter, demand.end_user if meter.budget.per_user else "", pct)
         return admission
 
-    def _raise_alert(self, meter: Meter, end_user: str) -> None:
+    def _raise_alert(self, meter: Meter, end_user: str, pct: int) -> None:
         budget, window = meter.budget, meter.window
-        task = asyncio.ensure_future(run_db(lambda: ledger.alert_raise(budget, window, end_user)))
+        task = asyncio.ensure_future(
+            run_db(lambda: ledger.alert_raise(budget, window, end_user, pct))
+        )
         self._alerts.add(task)
         task.add_done_callback(self._alerts.discard)
 
@@ -259,7 +262,7 @@ class QuotaEngine:
                     amount=to_nanos(reserve, round_up=True),
                     label=budget.label,
                     ttl_s=ttl,
-                    soft_permille=budget.soft_threshold_pct * 10,
+                    alert_permille=tuple(pct * 10 for pct in budget.alert_thresholds_pct),
                     shadow=budget.shadow,
                 )
                 self._add(

@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from quotas.models import EACH_USER, Period, Scope
+from quotas.models import EACH_USER, Period, Scope, thresholds_checked
 from tenants.models import ApiKey, Team, Tenant
 
 
@@ -67,6 +67,18 @@ class BudgetForm(_ScopeForm):
     )
     period = forms.ChoiceField(choices=Period.choices, initial=Period.MONTH, label="Per")
     timezone = forms.CharField(max_length=64, initial="UTC", label="Timezone (IANA name)")
-    soft_threshold_pct = forms.IntegerField(
-        min_value=1, max_value=100, initial=80, label="Alert at (% of the amount)"
+    alert_thresholds_pct = forms.CharField(
+        initial="50, 80, 95",
+        label="Alert at (% of the amount, comma-separated)",
+        max_length=40,
     )
+
+    def clean_alert_thresholds_pct(self) -> list[int]:
+        text = self.cleaned_data["alert_thresholds_pct"]
+        try:
+            return thresholds_checked(
+                [int(part) for part in text.replace(" ", "").split(",") if part]
+            )
+        except ValueError as exc:
+            message = str(exc) if "threshold" in str(exc) else "Whole percentages, e.g. 50, 80, 95."
+            raise forms.ValidationError(message) from None

@@ -72,12 +72,11 @@ def window_spend(rule: BudgetRule, end_user: str, window: Window) -> Decimal:
     return entries.aggregate(total=Sum("amount_usd"))["total"] or Decimal(0)
 
 
-def alert_raise(rule: BudgetRule | None, window: Window | None, end_user: str) -> None:
-    """Record that a budget window crossed its soft threshold (once; the counters said so)."""
+def alert_raise(
+    rule: BudgetRule | None, window: Window | None, end_user: str, threshold_pct: int
+) -> None:
+    """Record that a budget window crossed one of its alert thresholds (once; the counters said so)."""
     assert rule is not None and window is not None
     BudgetAlert.objects.get_or_create(
-        budget_id=rule.id,
-        window_start=window.start,
-        end_user=end_user,
-        defaults={"threshold_pct": rule.soft_threshold_pct},
+        budget_id=rule.id, window_start=window.start, end_user=end_user, threshold_pct=threshold_pct
     )

@@ -86,14 +86,32 @@ class Period(models.TextChoices):
     MONTH = "month", "Month"
 
 
+DEFAULT_ALERT_THRESHOLDS_PCT = (50, 80, 95)
+
+
+def default_alert_thresholds() -> list[int]:
+    return list(DEFAULT_ALERT_THRESHOLDS_PCT)
+
+
+def thresholds_checked(values: list[int]) -> list[int]:
+    """Sorted, distinct percentages between 1 and 100 (at least one)."""
+    if not values or any(isinstance(v, bool) or not isinstance(v, int) for v in values):
+        raise ValueError("alert thresholds are whole percentages, e.g. 50, 80, 95")
+    if any(not 1 <= v <= 100 for v in values):
+        raise ValueError("each alert threshold is between 1 and 100 (%)")
+    if len(values) > 5:
+        raise ValueError("at most 5 alert thresholds")
+    return sorted(set(values))
+
+
 class Budget(ScopedRule):
     """A spend limit in USD over a calendar window; spend is read from the ledger, never reset."""
 
     amount_usd = models.DecimalField(max_digits=14, decimal_places=4)
     period = models.CharField(max_length=8, choices=Period.choices, default=Period.MONTH)
     timezone = models.CharField(max_length=64, default="UTC")
-    # Alert once per window when spend (with reservations) reaches this share of the amount.
-    soft_threshold_pct = models.PositiveSmallIntegerField(default=80)
+    # Alert once per window at each of these shares of the amount (spend plus reservations).
+    alert_thresholds_pct = models.JSONField(default=default_alert_thresholds)
 
     class Meta:
         constraints = _one_per_scope("budget", also=["period"])
@@ -179,7 +197,7 @@ class SpendEntry(models.Model):
 
 
 class BudgetAlert(models.Model):
-    """A budget window reached its soft threshold (recorded once per window)."""
+    """A budget window reached one of its alert thresholds (recorded once per threshold)."""
 
     budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="alerts")
     window_start = models.DateTimeField()
@@ -190,7 +208,8 @@ class BudgetAlert(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["budget", "window_start", "end_user"], name="one_alert_per_window"
+                fields=["budget", "window_start", "end_user", "threshold_pct"],
+                name="one_alert_per_threshold_and_window",
             )
         ]
 

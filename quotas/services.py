@@ -10,7 +10,15 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from activity.services import SYSTEM, Actor, activity_record
-from quotas.models import EACH_USER, Budget, QuotaPolicy, RateLimit, Scope
+from quotas.models import (
+    DEFAULT_ALERT_THRESHOLDS_PCT,
+    EACH_USER,
+    Budget,
+    QuotaPolicy,
+    RateLimit,
+    Scope,
+    thresholds_checked,
+)
 from tenants.models import ApiKey, Team, Tenant
 
 
@@ -79,7 +87,7 @@ def budget_set(
     amount_usd: Decimal,
     period: str = "month",
     timezone: str = "UTC",
-    soft_threshold_pct: int = 80,
+    alert_thresholds_pct: list[int] | None = None,
     team: Team | None = None,
     api_key: ApiKey | None = None,
     end_user: str = "",
@@ -92,6 +100,16 @@ def budget_set(
         raise ValidationError(f"unknown timezone {timezone!r}") from None
     if amount_usd < 0:
         raise ValidationError("a budget cannot be negative")
+    try:
+        thresholds = thresholds_checked(
+            list(
+                DEFAULT_ALERT_THRESHOLDS_PCT
+                if alert_thresholds_pct is None
+                else alert_thresholds_pct
+            )
+        )
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from None
     where = _scope_fields(tenant=tenant, scope=scope, team=team, api_key=api_key, end_user=end_user)
     budget, created = Budget.objects.update_or_create(
         **where,
@@ -99,7 +117,7 @@ def budget_set(
         defaults={
             "amount_usd": amount_usd,
             "timezone": timezone,
-            "soft_threshold_pct": soft_threshold_pct,
+            "alert_thresholds_pct": thresholds,
             "shadow": shadow,
         },
     )
@@ -112,7 +130,7 @@ def budget_set(
             "amount_usd": str(amount_usd),
             "period": period,
             "timezone": timezone,
-            "soft_threshold_pct": soft_threshold_pct,
+            "alert_thresholds_pct": thresholds,
             "shadow": shadow,
         },
     )

@@ -28,7 +28,7 @@ class BudgetRule:
     amount_usd: Decimal
     period: str
     timezone: str
-    soft_threshold_pct: int
+    alert_thresholds_pct: tuple[int, ...]  # ascending
     shadow: bool
     # What the ledger is filtered by to sum this budget's spend (see quotas/ledger.py).
     tenant_id: int
@@ -100,7 +100,7 @@ def budget_rule(budget: Budget) -> BudgetRule:
         amount_usd=budget.amount_usd,
         period=budget.period,
         timezone=budget.timezone,
-        soft_threshold_pct=budget.soft_threshold_pct,
+        alert_thresholds_pct=tuple(sorted(budget.alert_thresholds_pct)),
         shadow=budget.shadow,
         tenant_id=budget.tenant_id,
         team_id=budget.team_id if budget.scope == Scope.TEAM else None,

@@ -90,7 +90,7 @@ def budget_save(request: HttpRequest) -> HttpResponse:
             amount_usd=data["amount_usd"],
             period=data["period"],
             timezone=data["timezone"],
-            soft_threshold_pct=data["soft_threshold_pct"],
+            alert_thresholds_pct=data["alert_thresholds_pct"],
             actor=Actor.user(request.user),
         )
     except ValidationError as error:

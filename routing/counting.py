@@ -4,6 +4,9 @@ Asked of the provider when the route starts with an Anthropic-format deployment 
 one that will be billed); counted locally otherwise, or when no such deployment can answer. The
 `x-gateway-token-count` header says which: `provider`, `exact` (the model's own tokenizer) or
 `estimate`. Audited like any request, with no cost and no budget charge.
+
+Request guardrails apply as to any request: a blocked body is refused, and a body in which PII was
+masked is counted locally from its masked form, so the unmasked text never leaves the gateway.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import orjson
 from django.http import HttpRequest, HttpResponse
 
 from audit.models import AuditStatus
+from guardrails.proxy import guard_request
 from quotas.tokens import count_chat_prompt_tokens
 from routing.call import Call, parse_json_body
 from routing.core.errors import UpstreamError
@@ -44,10 +48,16 @@ async def count_tokens(request: HttpRequest, identity: KeyIdentity) -> HttpRespo
     except GatewayError as error:
         return await call.reject(error)
     call.entry.route_alias = resolved.route_alias
-    call.entry.request_body = raw
+    try:
+        guarded, plan = await guard_request(call, resolved, plan, internal)
+    except GatewayError as error:
+        return await call.reject(error)  # like any refused request: the body is not kept
+    masked = guarded is not internal
+    internal = guarded
+    call.entry.request_body = guarded if masked else raw
     first = plan.targets[0]
     tokens, how = None, ""
-    if first.kind == AnthropicAdapter.kind:
+    if first.kind == AnthropicAdapter.kind and not masked:
         try:
             tokens = await _ask_provider(call, plan, raw)
             how = "provider"

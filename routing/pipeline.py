@@ -208,10 +208,13 @@ async def _serve_chat(
     """Forward a validated chat request (internal form), streamed or not."""
     call.entry.route_alias = resolved.route_alias
     call.entry.stream = stream
+    try:
+        plan = await route_by_category(call, plan, payload)
+    except GatewayError as error:
+        return await call.reject(error)
     if call.request.headers.get(DRY_RUN_HEADER):
         return await _dry_run(call, plan, payload)
     try:
-        plan = await route_by_category(call, plan, payload)
         # Guardrails first: a refused request spends no quota, and quotas count masked text.
         payload, plan = await guard_request(call, resolved, plan, payload)
         plan = await quota_gate.admit(call, plan, payload)
@@ -226,6 +229,8 @@ async def _dry_run(
     call: Call, plan: RoutePlan, payload: JSON, *, embeddings: bool = False
 ) -> HttpResponse:
     answer = await quota_gate.dry_run(call, plan, payload, embeddings=embeddings)
+    if call.routing_notes:  # pins, residency, task category: why "deployments" are in that order
+        answer["routing"] = "; ".join(call.routing_notes)
     call.entry.endpoint += ".dry_run"
     call.entry.status, call.entry.http_status = AuditStatus.SUCCESS, 200
     call.entry.response_body = answer

@@ -49,7 +49,10 @@ class GatewayRuntime:
         self.adapters = {kind: adapter(self.http) for kind, adapter in ADAPTERS.items()}
         self.keys = KeyAuthenticator()
         self.routes = RoutingTableCache()
-        self.health = HealthBook()
+        self.health = HealthBook(
+            breaker_failures=settings.GATEWAY.breaker_failures,
+            breaker_cooldown_s=settings.GATEWAY.breaker_cooldown_seconds,
+        )
         self.quotas = build_engine()
         self.audit = AuditWriter(batch_max=settings.GATEWAY.audit_batch_max_size)
         self._background: set[asyncio.Task[Any]] = set()

@@ -11,14 +11,15 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern
 from ninja import NinjaAPI
 
+from evaluations.api import router as evaluations_router
 from management.api import activity, keys, platform, quotas, tenancy
 from management.auth import AdminKeyAuth
 from management.errors import ApiError, install_error_handlers
 from prompts.api import router as prompts_router
 
 DESCRIPTION = """\
-Manage tenants, teams, members, virtual keys, rate limits, budgets, providers, deployments
-and routes, and read the activity log.
+Manage tenants, teams, members, virtual keys, rate limits, budgets, providers, deployments,
+routes and task categories, read evaluation scores and the activity log.
 
 Authenticate with an admin key: `Authorization: Bearer gwa-…` (create the first one with
 `manage.py create_admin_key --platform --name …`). A tenant key sees and changes only its tenant;
@@ -42,6 +43,7 @@ def build_api() -> NinjaAPI:
     api.add_router("/", quotas.router)
     api.add_router("/", activity.router)
     api.add_router("/", prompts_router)
+    api.add_router("/", evaluations_router)
     install_error_handlers(api)
     return api
 

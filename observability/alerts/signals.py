@@ -221,7 +221,7 @@ def _window_end(start: datetime, period: str) -> datetime:
 
 
 def budget_warnings(now: datetime, config: AlertSettings) -> list[Condition]:
-    """Budgets past their early-warning threshold (quotas raises them), while the window lasts."""
+    """Budgets past an early-warning threshold (quotas raises them), while the window lasts."""
     from quotas.models import BudgetAlert
 
     conditions = []
@@ -236,7 +236,9 @@ def budget_warnings(now: datetime, config: AlertSettings) -> list[Condition]:
         conditions.append(
             Condition(
                 "budget_threshold",
-                f"budget:{budget.id}:{alert.window_start:%Y-%m-%d}:{alert.end_user}",
+                # One alert per threshold: reaching 80% notifies again after 50% did.
+                f"budget:{budget.id}:{alert.window_start:%Y-%m-%d}:{alert.end_user}"
+                f":{alert.threshold_pct}",
                 budget.tenant_id,
                 f"{budget}{who} reached {alert.threshold_pct}% of ${budget.amount_usd}",
                 {"budget_id": budget.id, "threshold_pct": alert.threshold_pct}

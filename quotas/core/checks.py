@@ -42,7 +42,7 @@ class BudgetCheck:
     amount: int
     label: str
     ttl_s: int  # the window's keys outlive its end by a margin, then expire
-    soft_permille: int = 800
+    alert_permille: tuple[int, ...] = (500, 800, 950)  # ascending
     shadow: bool = False
 
 
@@ -70,7 +70,9 @@ class Outcome:
     remaining: int
     reset_s: int  # seconds until the window frees its oldest units (0: nothing counted)
     exceeded: bool  # for a shadow check: it would have refused
-    alert: bool = False  # a budget crossed its soft threshold with this request (once per window)
+    # A budget crossed a new alert threshold with this request: its number (1 = the lowest),
+    # the highest crossed; 0: none. Each threshold alerts once per window.
+    alert: int = 0
 
 
 @dataclass(frozen=True, slots=True)

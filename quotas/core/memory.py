@@ -54,7 +54,7 @@ class _Budget:
     def __init__(self) -> None:
         self.spent: int | None = None  # None: not loaded from the ledger yet
         self.reservations: dict[str, tuple[int, float]] = {}  # request id → (amount, expiry)
-        self.alerted = False
+        self.alerted = 0  # how many of the alert thresholds have alerted
 
     def reserved(self, now: float) -> int:
         for request_id in [r for r, (_, exp) in self.reservations.items() if exp <= now]:
@@ -104,7 +104,7 @@ class MemoryQuotaStore:
                     outcomes[index].remaining,
                     outcomes[index].reset_s,
                     outcomes[index].exceeded,
-                    alert=True,
+                    alert=alert,
                 )
         return Verdict(True, tuple(outcomes), at_s=now)
 
@@ -154,7 +154,7 @@ class MemoryQuotaStore:
         wait = None if ok else _wait_to_free(mine, max(1, int(used + check.amount - share)), now)
         return ok, Outcome(int(share) - used - check.amount, 0, not ok), wait
 
-    def _apply(self, check: Check, request_id: str, now: int, now_f: float, lease_s: int) -> bool:
+    def _apply(self, check: Check, request_id: str, now: int, now_f: float, lease_s: int) -> int:
         if isinstance(check, WindowCheck):
             self._windows[check.key].add(now, check.amount)
         elif isinstance(check, ConcurrencyCheck):
@@ -166,10 +166,11 @@ class MemoryQuotaStore:
             budget.reservations[request_id] = (check.amount, now_f + lease_s)
             assert budget.spent is not None
             level = budget.spent + budget.reserved(now_f)
-            if not budget.alerted and level * 1000 >= check.soft_permille * check.limit:
-                budget.alerted = True
-                return True
-        return False
+            crossed = sum(level * 1000 >= p * check.limit for p in check.alert_permille)
+            if crossed > budget.alerted:
+                budget.alerted = crossed
+                return crossed
+        return 0
 
     async def settle(self, release: Release, request_id: str) -> None:
         now = int(self.clock())

@@ -184,8 +184,14 @@ if failed == 0 and not dry then
       for j = 0, 2 do redis.call('EXPIRE', KEYS[c.k + j], c.x1) end
       local level = tonumber(redis.call('HGET', KEYS[c.k], 'spent'))
         + reserved(KEYS[c.k + 1], KEYS[c.k + 2])
-      if level * 1000 >= c.x2 * c.limit and redis.call('HSETNX', KEYS[c.k], 'alerted', 1) == 1 then
-        outcomes[i][4] = 1
+      -- member: the alert thresholds in permille, ascending; 'alerted': how many have alerted.
+      local crossed = 0
+      for t in string.gmatch(c.member, '%d+') do
+        if level * 1000 >= tonumber(t) * c.limit then crossed = crossed + 1 end
+      end
+      if crossed > (tonumber(redis.call('HGET', KEYS[c.k], 'alerted')) or 0) then
+        redis.call('HSET', KEYS[c.k], 'alerted', crossed)
+        outcomes[i][4] = crossed
       end
     end
   end
@@ -253,7 +259,8 @@ def _encode(check: Check) -> tuple[list[str], list[Any]]:
     if isinstance(check, ConcurrencyCheck):
         return [check.key], ["c", check.limit, 1, shadow, 0, 0, ""]
     if isinstance(check, BudgetCheck):
-        args = ["b", check.limit, check.amount, shadow, check.ttl_s, check.soft_permille, ""]
+        thresholds = ",".join(str(p) for p in check.alert_permille)
+        args = ["b", check.limit, check.amount, shadow, check.ttl_s, 0, thresholds]
         return _budget_keys(check.key), args
     assert isinstance(check, ShareCheck)
     keys = [check.provider_key, check.consumer_key, check.active_key]
@@ -283,7 +290,7 @@ class RedisQuotaStore:
             return Verdict(allowed=False, needs_seed=tuple(raw[5 : 5 + seeds]), at_s=now)
         values = raw[5:]
         outcomes = tuple(
-            Outcome(values[i], values[i + 1], bool(values[i + 2]), bool(values[i + 3]))
+            Outcome(values[i], values[i + 1], bool(values[i + 2]), int(values[i + 3]))
             for i in range(0, len(values), 4)
         )
         return Verdict(

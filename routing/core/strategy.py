@@ -65,7 +65,7 @@ class HealthBook:
     """Per-worker memory of each deployment: recent latency, failures, cooldown.
 
     A 429 or 529 with Retry-After cools the deployment down for that long; `breaker_failures`
-    consecutive failures open its breaker for `breaker_cooldown_s`. A cooling deployment is tried
+    consecutive failures open its breaker for `breaker_cooldown_s` (never, with 0). A cooling deployment is tried
     only after every other one has failed: a route never refuses for lack of a healthy target.
     """
 
@@ -98,7 +98,7 @@ class HealthBook:
         cooldown = 0.0
         if error.retry_after is not None:
             cooldown = min(error.retry_after, self.max_retry_after_s)
-        if state.failures >= self.breaker_failures:
+        if self.breaker_failures and state.failures >= self.breaker_failures:
             cooldown = max(cooldown, self.breaker_cooldown_s)
         if cooldown:
             state.cooling_until = max(state.cooling_until, self._now() + cooldown)

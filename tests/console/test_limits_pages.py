@@ -34,12 +34,13 @@ def test_a_tenant_admin_sets_a_team_budget_and_sees_what_is_spent(acme: Acme) ->
             "amount_usd": "250",
             "period": "month",
             "timezone": "Europe/Paris",
-            "soft_threshold_pct": "80",
+            "alert_thresholds_pct": "95, 50,80",
         },
     )
     assert response.status_code == 302
     budget = Budget.objects.get(tenant=acme.tenant, team=acme.team)
     assert budget.amount_usd == Decimal("250") and budget.timezone == "Europe/Paris"
+    assert budget.alert_thresholds_pct == [50, 80, 95]  # sorted
     event = ActivityEvent.objects.get(action="budget.create", tenant=acme.tenant)
     assert event.actor_user_id == acme.users["tenant_admin"].pk
 
@@ -52,6 +53,23 @@ def test_a_tenant_admin_sets_a_team_budget_and_sees_what_is_spent(acme: Acme) ->
     page = client.get(url(acme)).content.decode()
     assert "monthly budget of team" in page
     assert "$12.5000 (5%)" in page and "$237.5000" in page
+
+
+def test_alert_thresholds_out_of_range_are_refused_with_a_message(acme: Acme) -> None:
+    client = signed_in(acme, "tenant_admin")
+    response = client.post(
+        url(acme, "quotas:budget_save"),
+        {
+            "scope": "tenant",
+            "amount_usd": "10",
+            "period": "month",
+            "timezone": "UTC",
+            "alert_thresholds_pct": "50, 180",
+        },
+    )
+    assert response.status_code == 200
+    assert "each alert threshold is between 1 and 100" in response.content.decode()
+    assert not Budget.objects.filter(tenant=acme.tenant).exists()
 
 
 def test_a_limit_without_any_value_is_refused_with_a_message(acme: Acme) -> None:

@@ -97,3 +97,10 @@ def test_a_429_storm_on_the_primary_is_a_non_event_for_users(gateway, world, fai
         }
         assert (answer["deployment"], answer["status"]) == ("claude-fallback", 200)
         assert record.provider_name == "mock-anthropic"
+        # ...and why: the route's order, with the cooling primary named when it was passed over.
+        if primary["error"] == "cooling_down":
+            assert record.routing["reason"] == (
+                "ordered: claude-fallback first; cooling down, tried last: mock-gpt-limited"
+            )
+        else:
+            assert record.routing["reason"] == "ordered: mock-gpt-limited first"

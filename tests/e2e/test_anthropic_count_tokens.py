@@ -10,6 +10,7 @@ import openai
 import pytest
 
 from tests.conftest import wait_for_record
+from tests.guardrails.support import EMAIL, SSN
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
@@ -84,3 +85,62 @@ def test_anthropic_headers_reach_anthropic_providers_only(gateway, world, mock_s
     assert sent["/v1/messages"]["anthropic-version"] == "2023-06-01"
     assert "anthropic-beta" not in sent["/v1/chat/completions"]
     assert "anthropic-version" not in sent["/v1/chat/completions"]
+
+
+@pytest.fixture(scope="module")
+def guarded_key(gateway: Any, world: Any, django_db_blocker: Any) -> str:
+    """A key under a policy that masks e-mail addresses and blocks US social security numbers."""
+    from guardrails import services as guardrails
+    from guardrails.core.policy import PolicySpec
+    from tenants import services as tenants
+    from tests.support.live import wait_for_config
+
+    with django_db_blocker.unblock():
+        tenant = tenants.tenant_upsert(slug="count-guard", name="Counted Carefully")
+        team = tenants.team_upsert(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
+        key, material = tenants.key_create(team=team, name="guarded")
+        policy = guardrails.guardrail_policy_upsert(
+            name="count-guard",
+            spec=PolicySpec.model_validate(
+                {"pii": {"entities": {"EMAIL_ADDRESS": "mask", "US_SSN": "block"}}}
+            ),
+        )
+        guardrails.guardrail_policy_attach(policy=policy, api_key=key)
+    wait_for_config(gateway, material.plaintext, "claude-fallback")
+    blocked = None
+    for _ in range(50):  # until the workers' policy tables have the new policy
+        try:
+            client(gateway, material.plaintext).messages.count_tokens(
+                model="claude-fallback", messages=[{"role": "user", "content": f"SSN {SSN}"}]
+            )
+        except anthropic.BadRequestError as refused:
+            blocked = refused
+            break
+    assert blocked is not None, "the policy never reached the gateway"
+    return material.plaintext
+
+
+def test_pii_in_a_token_count_never_reaches_the_provider(gateway, guarded_key, mock_server):
+    marker = uuid.uuid4().hex
+    raw = client(gateway, guarded_key).messages.with_raw_response.count_tokens(
+        model="claude-fallback",
+        messages=[{"role": "user", "content": f"Write to {EMAIL} about it {marker}"}],
+    )
+
+    assert raw.parse().input_tokens > 0
+    # Masked: counted by the gateway from the masked text, not asked of the provider.
+    assert raw.headers["x-gateway-token-count"] in ("exact", "estimate")
+    assert sent_upstream(mock_server, marker) == []
+    record = wait_for_record(raw.headers["x-request-id"])
+    assert EMAIL not in str(record.request_body) and marker in str(record.request_body)
+    assert record.guardrail_findings
+
+
+def test_a_token_count_of_a_blocked_body_is_refused(gateway, guarded_key):
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        client(gateway, guarded_key).messages.count_tokens(
+            model="claude-fallback", messages=[{"role": "user", "content": f"my SSN is {SSN}"}]
+        )
+    assert refused.value.body["type"] == "error"  # Anthropic's error format
+    record = wait_for_record(refused.value.response.headers["x-request-id"])
+    assert record.status == "rejected" and SSN not in str(record.request_body)

@@ -12,6 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from django.core.management import call_command
@@ -126,6 +127,22 @@ def test_a_request_without_a_category_is_classified_by_the_rules(
     record = wait_for_record(unmatched.headers["x-request-id"])
     assert record.routing["category"] is None
     assert "no task category named or matched" in record.routing["reason"]
+
+
+def test_a_dry_run_says_where_a_category_would_go(gateway: Any, evaluated: str) -> None:
+    answer = httpx.post(
+        gateway.api_url + "/chat/completions",
+        headers={
+            "authorization": f"Bearer {evaluated}",
+            "x-gateway-dry-run": "1",
+            "x-gateway-task-category": "classification",
+        },
+        json={"model": ROUTE, "messages": [{"role": "user", "content": "hi"}]},
+        timeout=10,
+    ).json()
+
+    assert answer["deployments"] == ["cat-mini", "cat-big"]
+    assert "task category 'classification'" in answer["routing"]
 
 
 def test_an_unknown_category_is_a_clear_400(gateway: Any, evaluated: str) -> None:

@@ -95,6 +95,9 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/routes"): Case(kind="platform"),
     ("GET", "/routes/{alias}"): Case(kind="platform"),
     ("PUT", "/routes/{alias}"): Case(lambda t: {"targets": [{"deployment": "d"}]}, kind="platform"),
+    ("GET", "/task-categories"): Case(kind="platform"),
+    ("PUT", "/task-categories/{name}"): Case(lambda t: {"threshold": 0.5}, kind="platform"),
+    ("GET", "/task-categories/{name}/scores"): Case(kind="platform"),
 }
 
 

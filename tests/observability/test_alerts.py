@@ -84,6 +84,26 @@ def test_a_budget_early_warning_reaches_the_webhook_until_its_window_ends():
         assert "80% of $100" in hook.received[0]["message"]
 
 
+def test_each_budget_threshold_notifies_once_as_it_is_reached():
+    ledger = make_ledger("budget-steps")
+    budget = quotas.budget_set(
+        tenant=ledger.tenant, scope="team", team=ledger.teams[0], amount_usd=Decimal("100")
+    )
+    march = datetime(2026, 3, 1, tzinfo=UTC)
+    with webhook_receiver() as hook:
+        config = AlertSettings(webhook_urls=(hook.url,))
+        BudgetAlert.objects.create(budget=budget, window_start=march, threshold_pct=50)
+        alerts_evaluate(now=NOW, config=config)
+        BudgetAlert.objects.create(budget=budget, window_start=march, threshold_pct=80)
+        alerts_evaluate(now=NOW + timedelta(minutes=1), config=config)
+        alerts_evaluate(now=NOW + timedelta(minutes=2), config=config)  # nothing new
+        firing = [m for m in hook.received if m.get("event") == "alert.firing"]
+        assert [("50%" in m["message"], "80%" in m["message"]) for m in firing] == [
+            (True, False),
+            (False, True),
+        ]
+
+
 def test_an_unreachable_webhook_is_recorded_and_does_not_stop_the_alert():
     ledger = make_ledger("deaf")
     AuditRecord.objects.bulk_create(

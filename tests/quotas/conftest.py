@@ -137,7 +137,7 @@ def policy_world(
             scope="team",
             team=alert_team,
             amount_usd=Decimal("0.5"),
-            soft_threshold_pct=5,
+            alert_thresholds_pct=[5, 95],
         )
         _, _, _, queue_key = tenant_key("queue-co")
     for key in (ceiling_key, downgrade_key, shadow_key, alert_key, queue_key):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -107,14 +108,25 @@ async def test_a_budget_must_be_seeded_then_reserves_and_settles(store: Any) -> 
     assert (await store.admit([check], rid(), 60)).allowed  # 250 + 400 ≤ 1000
 
 
-async def test_the_soft_threshold_alerts_once_per_window(store: Any) -> None:
+async def test_each_alert_threshold_alerts_once_per_window(store: Any) -> None:
     key = fresh("soft")
     await store.seed(key, 0, 3600)
-    check = BudgetCheck(key, limit=1000, amount=300, label="b", ttl_s=3600, soft_permille=800)
+    check = BudgetCheck(
+        key, limit=1000, amount=300, label="b", ttl_s=3600, alert_permille=(500, 800, 950)
+    )
     alerts = [(await store.admit([check], rid(), 60)).outcomes[0].alert for _ in range(3)]
-    assert alerts == [False, False, True]  # 300, 600, 900 ≥ 800
+    assert alerts == [0, 1, 2]  # 300; 600 ≥ 500 (the first); 900 ≥ 800 (the second)
     await store.seed(key, 0, 3600, force=True)
-    assert not (await store.admit([check], rid(), 60)).outcomes[0].alert
+    assert (await store.admit([check], rid(), 60)).outcomes[0].alert == 0  # 300 of a fresh 0
+
+
+async def test_a_jump_past_several_thresholds_alerts_the_highest_once(store: Any) -> None:
+    key = fresh("jump")
+    await store.seed(key, 0, 3600)
+    big = BudgetCheck(key, limit=1000, amount=850, label="b", ttl_s=3600, alert_permille=(500, 800))
+    small = dataclasses.replace(big, amount=10)
+    assert (await store.admit([big], rid(), 60)).outcomes[0].alert == 2
+    assert (await store.admit([small], rid(), 60)).outcomes[0].alert == 0
 
 
 async def test_concurrent_reservations_never_exceed_the_budget(store: Any) -> None:

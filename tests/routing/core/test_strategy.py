@@ -109,6 +109,15 @@ def test_repeated_failures_open_the_breaker_and_a_success_closes_it():
     assert not health.cooling(A) and health.breaker_open() == []
 
 
+def test_a_breaker_set_to_zero_failures_never_opens_but_retry_after_still_cools():
+    health = HealthBook(breaker_failures=0)
+    for _ in range(50):
+        health.record_failure(A, UpstreamError("500", status=500, cause="server_error"))
+    assert not health.cooling(A)
+    health.record_failure(A, _rate_limited(retry_after=5))
+    assert health.cooling(A)
+
+
 def test_a_clients_bad_request_does_not_count_against_the_deployment():
     health = HealthBook(breaker_failures=1)
     health.record_failure(A, UpstreamError("400", status=400, cause="client_error"))
