@@ -8,7 +8,8 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
-from tenants.models import Role, Team
+from tenants.models import Role, Team, Tenant
+from tenants.pins import pin_problems
 
 GRACE_CHOICES = [
     ("0", "None: the old key stops now"),
@@ -96,6 +97,59 @@ class TeamForm(ConsoleForm):
     def __init__(self, *args: Any, models: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["allowed_models"].choices = [(m, m) for m in models]  # type: ignore[attr-defined]
+
+
+class PinsField(forms.Field):
+    """Version pins typed as lines of `model = deployment`; a dict once cleaned."""
+
+    widget = forms.Textarea(attrs={"rows": 4, "spellcheck": "false"})
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return "\n".join(f"{model} = {version}" for model, version in value.items())
+        return value
+
+    def to_python(self, value: Any) -> dict[str, str]:
+        pins: dict[str, str] = {}
+        for number, line in enumerate(str(value or "").splitlines(), start=1):
+            if not line.strip():
+                continue
+            model, sep, version = (part.strip() for part in line.partition("="))
+            if not (sep and model and version):
+                raise forms.ValidationError(
+                    f"Line {number}: write 'model = deployment', not '{line.strip()}'."
+                )
+            if model in pins:
+                raise forms.ValidationError(f"Line {number}: '{model}' is pinned twice.")
+            pins[model] = version
+        return pins
+
+
+class TeamEditForm(TeamForm):
+    model_pins = PinsField(
+        required=False,
+        label="Version pins",
+        help_text=(
+            "One per line, model = deployment (or its exact upstream model). Requests of this "
+            "team for that model go to that version only, never to another. Empty: no pins."
+        ),
+    )
+
+    def __init__(self, *args: Any, models: list[str], tenant: Tenant, **kwargs: Any) -> None:
+        super().__init__(*args, models=models, **kwargs)
+        self.tenant = tenant
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("model_pins") and "allowed_models" in cleaned:
+            problems = pin_problems(
+                model_pins=cleaned["model_pins"],
+                tenant=self.tenant,
+                team_models=cleaned["allowed_models"],
+            )
+            for why in problems.values():
+                self.add_error("model_pins", f"{why}.")
+        return cleaned
 
 
 class TenantModelsForm(ConsoleForm):

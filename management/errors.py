@@ -45,6 +45,13 @@ def invalid(field: str, message: str) -> ApiError:
     )
 
 
+def invalid_pins(problems: dict[str, str]) -> ApiError:
+    """Every refused pin at once, each named by its path (`model_pins.<model>`)."""
+    fields = [{"field": f"model_pins.{model}", "message": why} for model, why in problems.items()]
+    summary = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+    return ApiError(422, "validation_error", f"Invalid request: {summary}", fields)
+
+
 def conflict(message: str) -> ApiError:
     return ApiError(409, "conflict", message)
 

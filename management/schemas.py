@@ -15,6 +15,11 @@ from quotas.config import BudgetSpec, LimitSpec, QuotaPolicySpec
 from tenants.models import Membership, Role
 
 SLUG = r"^[a-z0-9][a-z0-9_-]*$"
+PINS_HELP = (
+    "Version pins, {public model name: deployment name or exact upstream model}: requests for the "
+    "model go to that deployment only, never to another version. Each model must be one the team "
+    "(or key) may use, each value a deployment of that model's route; {} removes every pin."
+)
 
 
 class _In(Schema):
@@ -59,17 +64,20 @@ class TeamIn(_In):
     allowed_models: list[str] = Field(
         default=[], description="Public model names the team may use; empty means every model."
     )
+    model_pins: dict[str, str] = Field(default={}, description=PINS_HELP)
 
 
 class TeamPatch(_In):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     allowed_models: list[str] | None = None
+    model_pins: dict[str, str] | None = Field(default=None, description="Omit to keep them.")
 
 
 class TeamOut(Schema):
     slug: str
     name: str
     allowed_models: list[str]
+    model_pins: dict[str, str]
     created_at: datetime
 
 
@@ -108,10 +116,14 @@ class KeyIn(_In):
     )
     expires_at: datetime | None = None
     owner: str | None = Field(default=None, description="Username of a member of the tenant.")
+    model_pins: dict[str, str] = Field(
+        default={}, description=PINS_HELP + " A key's pin overrides its team's for that model."
+    )
 
 
 class KeyPatch(_In):
     allowed_models: list[str] | None = None
+    model_pins: dict[str, str] | None = Field(default=None, description="Omit to keep them.")
     expires_at: datetime | None = Field(
         default=None, description="Send null to remove the expiry; omit to keep it."
     )
@@ -126,6 +138,9 @@ class KeyOut(_Out):
     )
     owner: str | None = Field(default=None, alias="owner.username")
     allowed_models: list[str]
+    model_pins: dict[str, str] = Field(
+        description="The key's own pins; its team's apply to the models not pinned here."
+    )
     expires_at: datetime | None
     revoked_at: datetime | None
     created_at: datetime

@@ -17,6 +17,13 @@ AnyUser = AbstractBaseUser | AnonymousUser
 
 
 @dataclass(frozen=True, slots=True)
+class KeyPin:
+    model: str
+    version: str  # a deployment name or an exact upstream model
+    source: str  # "key", or "team" when the key has no pin of its own for the model
+
+
+@dataclass(frozen=True, slots=True)
 class KeyUsage:
     requests: int = 0
     prompt_tokens: int = 0
@@ -140,8 +147,39 @@ def models_of_gateway() -> list[str]:
 
 def models_available(*, tenant: Tenant, team: Team | None = None) -> list[str]:
     """The model names a key of this tenant (and team) may be allowed, as the proxy computes it."""
+    return models_usable(tenant=tenant, team_models=team.allowed_models if team else [])
+
+
+def models_usable(
+    *, tenant: Tenant, team_models: list[str], key_models: list[str] | None = None
+) -> list[str]:
+    """What a key with these allowed lists may use: each non-empty list narrows (tenants/auth.py)."""
     models = models_of_gateway()
-    for allowed in (tenant.allowed_models, team.allowed_models if team else []):
+    for allowed in (tenant.allowed_models, team_models, key_models or []):
         if allowed:
             models = [name for name in models if name in allowed]
     return models
+
+
+def deployments_serving(*, model: str) -> list[Deployment]:
+    """The deployments a request for `model` may reach, as the routing table loads them: a live
+    route's targets in order, else the deployment of that name. These are what a pin may name."""
+    live = Deployment.objects.filter(is_active=True, provider__is_active=True)
+    route = Route.objects.filter(alias=model, is_active=True).first()
+    if route is not None:
+        targets = route.targets.filter(deployment__in=live).select_related("deployment")
+        if targets:
+            return [target.deployment for target in targets]
+    return list(live.filter(name=model))
+
+
+def model_versions(*, models: list[str]) -> dict[str, list[Deployment]]:
+    """The models among these that more than one deployment serves, with those deployments."""
+    return {model: found for model in models if len(found := deployments_serving(model=model)) > 1}
+
+
+def pins_of_key(*, key: ApiKey) -> list[KeyPin]:
+    """The pins the proxy applies to this key: its own, then its team's for the other models."""
+    pins = {model: KeyPin(model, version, "team") for model, version in key.team.model_pins.items()}
+    pins.update({model: KeyPin(model, version, "key") for model, version in key.model_pins.items()})
+    return sorted(pins.values(), key=lambda pin: pin.model)

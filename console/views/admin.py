@@ -7,13 +7,21 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from activity.services import Actor
 from console.access import console_context, console_view
-from console.forms import ActivityFilterForm, MemberAddForm, MemberForm, TeamForm, TenantModelsForm
+from console.forms import (
+    ActivityFilterForm,
+    MemberAddForm,
+    MemberForm,
+    TeamEditForm,
+    TeamForm,
+    TenantModelsForm,
+)
 from console.selectors import activity_search
 from tenants import selectors, services
 from tenants.models import Membership, Role, Team
@@ -53,21 +61,39 @@ def _team(request: HttpRequest, team_id: int) -> Team:
 @console_view(ADMIN)
 def team_edit(request: HttpRequest, team_id: int) -> HttpResponse:
     team = _team(request, team_id)
-    initial = {"slug": team.slug, "name": team.name, "allowed_models": team.allowed_models}
-    form = _team_form(request, request.POST or None, initial=initial)
+    models = selectors.models_available(tenant=team.tenant)
+    form = TeamEditForm(
+        request.POST or None,
+        models=models,
+        tenant=team.tenant,
+        initial={
+            "slug": team.slug,
+            "name": team.name,
+            "allowed_models": team.allowed_models,
+            "model_pins": team.model_pins,
+        },
+    )
     form.fields["slug"].disabled = True
     if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        services.team_upsert(
-            tenant=team.tenant,
-            slug=team.slug,
-            name=data["name"],
-            allowed_models=data["allowed_models"],
-            actor=Actor.user(request.user),
-        )
+        data, actor = form.cleaned_data, Actor.user(request.user)
+        with transaction.atomic():
+            services.team_upsert(
+                tenant=team.tenant,
+                slug=team.slug,
+                name=data["name"],
+                allowed_models=data["allowed_models"],
+                actor=actor,
+            )
+            services.team_pins_set(team=team, model_pins=data["model_pins"], actor=actor)
         messages.success(request, f"Team {data['name']} saved.")
         return redirect("console:admin_teams", tenant_slug=team.tenant.slug)
-    return render(request, "console/admin/team_edit.html", {"team": team, "form": form})
+    context = {
+        "team": team,
+        "form": form,
+        "versions": selectors.model_versions(models=models),
+    }
+    status = 400 if request.method == "POST" else 200
+    return render(request, "console/admin/team_edit.html", context, status=status)
 
 
 @console_view(ADMIN)

@@ -132,6 +132,7 @@ def key_detail(request: HttpRequest, key_id: int) -> HttpResponse:
             "usage": selectors.key_usage(tenant=ctx.tenant, key_ids=[key.pk]).get(key.pk),
             "recent": selectors.key_recent_requests(tenant=ctx.tenant, key=key),
             "limits": limits_for_key(key),
+            "pins": selectors.pins_of_key(key=key),
             "rotate_form": KeyRotateForm(),
         },
     )

@@ -10,8 +10,9 @@ from django.http import HttpRequest
 
 from management import selectors
 from management.auth import AdminScope
-from management.errors import not_found, platform_only
+from management.errors import invalid_pins, not_found, platform_only
 from tenants.models import ApiKey, Team, Tenant
+from tenants.pins import pin_problems
 
 M = TypeVar("M", bound=Model)
 
@@ -49,3 +50,18 @@ def team_or_404(tenant: Tenant, slug: str) -> Team:
 def key_or_404(tenant: Tenant, key_id: int) -> ApiKey:
     keys = selectors.keys_of(tenant=tenant).filter(pk=key_id)
     return one_or_404(keys, f"Key {key_id} of tenant '{tenant.slug}'")
+
+
+def check_pins(
+    tenant: Tenant,
+    model_pins: dict[str, str],
+    *,
+    team_models: list[str],
+    key_models: list[str] | None = None,
+) -> None:
+    """A 422 naming each pin whose model the caller may not use or whose version it lacks."""
+    problems = pin_problems(
+        model_pins=model_pins, tenant=tenant, team_models=team_models, key_models=key_models
+    )
+    if problems:
+        raise invalid_pins(problems)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib.auth.models import User
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Router, Status
@@ -15,7 +16,13 @@ from ninja.pagination import paginate
 
 from management import selectors
 from management import services as admin_key_services
-from management.api.common import key_or_404, one_or_404, scope_of, tenant_or_404
+from management.api.common import (
+    check_pins,
+    key_or_404,
+    one_or_404,
+    scope_of,
+    tenant_or_404,
+)
 from management.errors import conflict, invalid, platform_only
 from management.models import AdminKey
 from management.schemas import (
@@ -74,17 +81,27 @@ def key_create(request: HttpRequest, slug: str, payload: KeyIn) -> Status[KeyCre
     if team is None:
         raise invalid("team", f"tenant '{slug}' has no team '{payload.team}'")
     _check_models(team, payload.allowed_models)
+    check_pins(
+        tenant,
+        payload.model_pins,
+        team_models=team.allowed_models,
+        key_models=payload.allowed_models,
+    )
     owner = _owner(tenant, payload.owner)
     if selectors.keys_of(tenant=tenant, include_revoked=False).filter(name=payload.name).exists():
         raise conflict(f"Tenant '{slug}' already has a live key named '{payload.name}'.")
-    key, material = services.key_create(
-        team=team,
-        name=payload.name,
-        allowed_models=payload.allowed_models,
-        expires_at=payload.expires_at,
-        owner=owner,
-        actor=scope_of(request).actor,
-    )
+    actor = scope_of(request).actor
+    with transaction.atomic():
+        key, material = services.key_create(
+            team=team,
+            name=payload.name,
+            allowed_models=payload.allowed_models,
+            expires_at=payload.expires_at,
+            owner=owner,
+            actor=actor,
+        )
+        if payload.model_pins:
+            services.key_pins_set(key=key, model_pins=payload.model_pins, actor=actor)
     out = KeyOut.from_orm(key).model_dump()
     return Status(201, KeyCreated(**out, key=material.plaintext))
 
@@ -97,24 +114,37 @@ def key_get(request: HttpRequest, slug: str, key_id: int) -> ApiKey:
 @router.patch(
     "/tenants/{slug}/keys/{key_id}",
     response=KeyOut,
-    summary="Change a key's allowed models or expiry",
+    summary="Change a key's allowed models, version pins or expiry",
 )
 def key_update(request: HttpRequest, slug: str, key_id: int, payload: KeyPatch) -> ApiKey:
-    key = key_or_404(tenant_or_404(request, slug), key_id)
+    tenant = tenant_or_404(request, slug)
+    key = key_or_404(tenant, key_id)
     if key.revoked_at is not None:
         raise conflict(f"Key {key.prefix}… is revoked; create a new one instead.")
     allowed_models = (
         payload.allowed_models if payload.allowed_models is not None else key.allowed_models
     )
     _check_models(key.team, allowed_models)
+    if payload.model_pins is not None:
+        check_pins(
+            tenant,
+            payload.model_pins,
+            team_models=key.team.allowed_models,
+            key_models=allowed_models,
+        )
     expires_at = payload.expires_at if "expires_at" in payload.model_fields_set else key.expires_at
-    services.key_update(
-        key=key,
-        allowed_models=allowed_models,
-        expires_at=expires_at,
-        plaintext=None,
-        actor=scope_of(request).actor,
-    )
+    actor = scope_of(request).actor
+    with transaction.atomic():
+        if payload.model_fields_set != {"model_pins"}:  # a pins-only change is logged as one
+            services.key_update(
+                key=key,
+                allowed_models=allowed_models,
+                expires_at=expires_at,
+                plaintext=None,
+                actor=actor,
+            )
+        if payload.model_pins is not None:
+            services.key_pins_set(key=key, model_pins=payload.model_pins, actor=actor)
     return key
 
 

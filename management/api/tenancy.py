@@ -4,6 +4,7 @@ changing residency or activation takes a platform key."""
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Router, Status
@@ -11,6 +12,7 @@ from ninja.pagination import paginate
 
 from management import selectors
 from management.api.common import (
+    check_pins,
     one_or_404,
     platform_scope,
     scope_of,
@@ -126,13 +128,18 @@ def team_create(request: HttpRequest, slug: str, payload: TeamIn) -> Status[Team
     tenant = tenant_or_404(request, slug)
     if selectors.teams_of(tenant=tenant).filter(slug=payload.slug).exists():
         raise conflict(f"Tenant '{slug}' already has a team '{payload.slug}'.")
-    team = services.team_upsert(
-        tenant=tenant,
-        slug=payload.slug,
-        name=payload.name,
-        allowed_models=payload.allowed_models,
-        actor=scope_of(request).actor,
-    )
+    check_pins(tenant, payload.model_pins, team_models=payload.allowed_models)
+    actor = scope_of(request).actor
+    with transaction.atomic():
+        team = services.team_upsert(
+            tenant=tenant,
+            slug=payload.slug,
+            name=payload.name,
+            allowed_models=payload.allowed_models,
+            actor=actor,
+        )
+        if payload.model_pins:
+            services.team_pins_set(team=team, model_pins=payload.model_pins, actor=actor)
     return Status(201, team)
 
 
@@ -144,15 +151,24 @@ def team_get(request: HttpRequest, slug: str, team: str) -> Team:
 @router.patch("/tenants/{slug}/teams/{team}", response=TeamOut, summary="Update a team")
 def team_update(request: HttpRequest, slug: str, team: str, payload: TeamPatch) -> Team:
     found = team_or_404(tenant_or_404(request, slug), team)
-    return services.team_upsert(
-        tenant=found.tenant,
-        slug=found.slug,
-        name=payload.name if payload.name is not None else found.name,
-        allowed_models=(
-            payload.allowed_models if payload.allowed_models is not None else found.allowed_models
-        ),
-        actor=scope_of(request).actor,
+    allowed_models = (
+        payload.allowed_models if payload.allowed_models is not None else found.allowed_models
     )
+    if payload.model_pins is not None:
+        check_pins(found.tenant, payload.model_pins, team_models=allowed_models)
+    actor = scope_of(request).actor
+    with transaction.atomic():
+        if payload.model_fields_set != {"model_pins"}:  # a pins-only change is logged as one
+            found = services.team_upsert(
+                tenant=found.tenant,
+                slug=found.slug,
+                name=payload.name if payload.name is not None else found.name,
+                allowed_models=allowed_models,
+                actor=actor,
+            )
+        if payload.model_pins is not None:
+            found = services.team_pins_set(team=found, model_pins=payload.model_pins, actor=actor)
+    return found
 
 
 # --- members -----------------------------------------------------------------------------------

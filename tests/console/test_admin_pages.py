@@ -6,8 +6,10 @@ import pytest
 from django.test import Client
 
 from activity.models import ActivityEvent
+from tenants import services
 from tenants.models import ApiKey, Membership, Team
 from tests.console.conftest import Acme
+from tests.support.versions import make_two_versions
 
 pytestmark = pytest.mark.django_db
 
@@ -119,3 +121,77 @@ def test_the_navigation_shows_only_what_the_role_may_open(acme: Acme) -> None:
     client.force_login(acme.users["tenant_admin"])
     page = client.get(f"/console/t/{acme.tenant.slug}/").content.decode()
     assert "Activity log" in page and "My keys" in page
+
+
+@pytest.fixture
+def versions(db: None) -> None:
+    make_two_versions()
+
+
+def test_a_tenant_admin_pins_a_teams_model_to_a_version_and_it_is_logged(
+    acme: Acme, admin: Client, versions: None
+) -> None:
+    path = f"/console/t/{acme.tenant.slug}/admin/teams/{acme.team.pk}/"
+    page = admin.get(path).content.decode()
+    assert "Version pins" in page and "pins-v2" in page  # the versions one can pin are listed
+
+    response = admin.post(
+        path,
+        {"name": acme.team.name, "model_pins": "pins-chat = pins-v2\n\npins-v1 = pins-model-2025"},
+    )
+
+    assert response.status_code == 302
+    acme.team.refresh_from_db()
+    assert acme.team.model_pins == {"pins-chat": "pins-v2", "pins-v1": "pins-model-2025"}
+    event = ActivityEvent.objects.get(action="team.pins_set", target_id=str(acme.team.pk))
+    assert event.actor_label == "acme-tenant_admin"
+    assert "pins-chat = pins-v2" in admin.get(path).content.decode()  # shown for the next edit
+
+
+def test_a_pin_to_a_version_the_model_lacks_is_refused_with_the_choices(
+    acme: Acme, admin: Client, versions: None
+) -> None:
+    path = f"/console/t/{acme.tenant.slug}/admin/teams/{acme.team.pk}/"
+
+    unknown = admin.post(path, {"name": acme.team.name, "model_pins": "pins-chat = gpt-retired"})
+    malformed = admin.post(path, {"name": acme.team.name, "model_pins": "pins-chat pins-v1"})
+
+    assert unknown.status_code == 400
+    assert (
+        "&#x27;pins-chat&#x27; has no deployment &#x27;gpt-retired&#x27;"
+        in unknown.content.decode()
+    )
+    assert "pins-model-2026" in unknown.content.decode()
+    assert malformed.status_code == 400
+    assert "write &#x27;model = deployment&#x27;" in malformed.content.decode()
+    acme.team.refresh_from_db()
+    assert acme.team.model_pins == {}
+
+
+def test_a_pin_for_a_model_the_team_is_not_allowed_is_refused(
+    acme: Acme, admin: Client, versions: None
+) -> None:
+    response = admin.post(
+        f"/console/t/{acme.tenant.slug}/admin/teams/{acme.team.pk}/",
+        {
+            "name": acme.team.name,
+            "allowed_models": ["pins-v1"],
+            "model_pins": "pins-chat = pins-v1",
+        },
+    )
+
+    assert response.status_code == 400
+    assert "is not a model this team or key may use" in response.content.decode()
+    acme.team.refresh_from_db()
+    assert acme.team.allowed_models == [] and acme.team.model_pins == {}
+
+
+def test_the_key_page_shows_the_keys_pins_and_its_teams(acme: Acme, admin: Client) -> None:
+    services.team_pins_set(team=acme.team, model_pins={"demo": "mock-gpt", "chat": "gpt-4o"})
+    services.key_pins_set(key=acme.key, model_pins={"chat": "gpt-4o-mini"})
+
+    page = admin.get(f"/console/t/{acme.tenant.slug}/keys/{acme.key.pk}/").content.decode()
+
+    assert "chat → <code>gpt-4o-mini</code>," in page  # the key's own overrides the team's
+    assert "demo → <code>mock-gpt</code> (team's)" in page
+    assert "gpt-4o</code>" not in page

@@ -110,3 +110,41 @@ def test_a_deactivated_tenant_is_cut_off_at_the_proxy(gateway: Any, live_platfor
             break
         assert time.monotonic() < deadline, "a key of a deactivated tenant still works after 3 s"
         time.sleep(0.1)
+
+
+def test_a_pin_set_through_the_api_holds_the_proxy_to_that_version(
+    gateway: Any, live_platform_key: str
+) -> None:
+    slug = f"api-pin-{secrets.token_hex(3)}"
+    api = httpx.Client(
+        base_url=gateway.url + "/api/v1",
+        headers={"authorization": f"Bearer {live_platform_key}"},
+        timeout=10,
+    )
+    api.post("/tenants", json={"slug": slug, "name": "Pinned by API"})
+    team = api.post(
+        f"/tenants/{slug}/teams",
+        json={"slug": "apps", "name": "Apps", "model_pins": {"canary-chat": "mock-gpt-next"}},
+    )
+    assert team.status_code == 201, team.text
+    key = api.post(f"/tenants/{slug}/keys", json={"team": "apps", "name": "k"}).json()["key"]
+    client = openai.OpenAI(base_url=gateway.api_url, api_key=key, max_retries=0)
+
+    def served() -> str:
+        raw = client.chat.completions.with_raw_response.create(
+            model="canary-chat", messages=[{"role": "user", "content": "which version?"}]
+        )
+        return str(raw.headers["x-gateway-deployment"])
+
+    assert {served() for _ in range(6)} == {"mock-gpt-next"}
+
+    # Re-pinned by upstream model: the stable version, once the key's cached identity refreshes.
+    repinned = api.patch(
+        f"/tenants/{slug}/teams/apps", json={"model_pins": {"canary-chat": "mock-gpt-2026-01-01"}}
+    )
+    assert repinned.json()["model_pins"] == {"canary-chat": "mock-gpt-2026-01-01"}
+    deadline = time.monotonic() + 3
+    while served() != "mock-gpt":
+        assert time.monotonic() < deadline, "the new pin is not applied after 3 s"
+        time.sleep(0.1)
+    assert {served() for _ in range(6)} == {"mock-gpt"}
