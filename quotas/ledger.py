@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Sum
@@ -31,17 +32,14 @@ def chargeable(entries: Sequence[AuditEntry]) -> list[AuditEntry]:
     return [e for e in entries if e.cost_usd and e.status != AuditStatus.IN_PROGRESS]
 
 
-def insert_spend(connection: BaseDatabaseWrapper, entries: Sequence[AuditEntry]) -> None:
-    """Append ledger rows in the audit writer's transaction: a record and its charge land together."""
-    rows = chargeable(entries)
-    if not rows:
-        return
+def spend_rows(
+    connection: BaseDatabaseWrapper, entries: Sequence[AuditEntry]
+) -> tuple[str, list[tuple[Any, ...]]]:
+    """The ledger's "table (columns)" and one row of parameters per chargeable entry."""
     ops = connection.ops
     quote = ops.quote_name
-    table = quote(SpendEntry._meta.db_table)
-    columns = ", ".join(quote(c) for c in _COLUMNS)
-    sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(_COLUMNS))})"  # noqa: S608 - metadata only
-    params = [
+    target = f"{quote(SpendEntry._meta.db_table)} ({', '.join(quote(c) for c in _COLUMNS)})"
+    return target, [
         (
             e.request_id,
             e.tenant_id,
@@ -52,8 +50,16 @@ def insert_spend(connection: BaseDatabaseWrapper, entries: Sequence[AuditEntry])
             ops.adapt_datetimefield_value(e.started_at),
             e.usage_estimated,
         )
-        for e in rows
+        for e in chargeable(entries)
     ]
+
+
+def insert_spend(connection: BaseDatabaseWrapper, entries: Sequence[AuditEntry]) -> None:
+    """Append ledger rows in the audit writer's transaction: a record and its charge land together."""
+    target, params = spend_rows(connection, entries)
+    if not params:
+        return
+    sql = f"INSERT INTO {target} VALUES ({', '.join(['%s'] * len(_COLUMNS))})"  # noqa: S608 - metadata only
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
 
