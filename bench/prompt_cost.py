@@ -35,7 +35,7 @@ def goal_row(timings: list[dict[str, Any]]) -> list[str]:
 def section(timings: list[dict[str, Any]]) -> list[str]:
     rows = [f"| {t['scenario']} | {t['p50_us']:.1f} | {t['p99_us']:.1f} |" for t in timings]
     return [
-        "## 6. Prompt registry on the hot path",
+        "## 7. Prompt registry on the hot path",
         "",
         "`prompt_apply` (reference, pin, canary choice, rendering, system-prompt fingerprint) "
         "timed in-process on a warm registry table, 1.5 KB template with three variables "
