@@ -67,6 +67,17 @@ class ContentModes:
         self.ttl = ttl
         self._modes: dict[int, tuple[str, float]] = {}
 
+    def cached(self, tenant_ids: Iterable[int]) -> dict[int, str] | None:
+        """The modes if every one is cached and fresh, else None (`modes` reads the database)."""
+        now = time.monotonic()
+        found: dict[int, str] = {}
+        for tenant_id in tenant_ids:
+            cached = self._modes.get(tenant_id)
+            if cached is None or cached[1] < now:
+                return None
+            found[tenant_id] = cached[0]
+        return found
+
     def modes(self, tenant_ids: Iterable[int]) -> dict[int, str]:
         now = time.monotonic()
         wanted = set(tenant_ids)

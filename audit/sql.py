@@ -67,6 +67,14 @@ Rows = tuple[str, list[tuple[Any, ...]]]  # "table (columns)", one tuple of para
 def insert_entries_with(
     connection: BaseDatabaseWrapper, entries: Sequence[AuditEntry], also: Rows | None
 ) -> None:
+    statement, params = insert_statement(connection, entries, also)
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+
+
+def insert_statement(
+    connection: BaseDatabaseWrapper, entries: Sequence[AuditEntry], also: Rows | None
+) -> tuple[str, list[Any]]:
     """PostgreSQL: the records, and `also` rows in another table, as ONE statement.
 
     In autocommit that is one round trip and one commit, where a transaction of separate
@@ -87,8 +95,7 @@ def insert_entries_with(
             f"WITH also AS (INSERT INTO {target} VALUES {', '.join([row] * len(rows))}) {statement}"  # noqa: S608 - metadata only
         )
         params = [value for r in rows for value in r] + params
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
+    return statement, params
 
 
 def _build_completion_plan(connection: BaseDatabaseWrapper) -> Plan:

@@ -70,7 +70,7 @@ class GatewayRuntime:
     async def aclose(self) -> None:
         """Release the worker's connections (shutdown, and tests that run the proxy in-process)."""
         await self.http.aclose()
-        self.audit.close()
+        await self.audit.aclose()
 
 
 _runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GatewayRuntime] = (

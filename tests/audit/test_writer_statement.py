@@ -1,7 +1,9 @@
-"""The writer's one statement: a record and its ledger row are written together, or neither."""
+"""The audit writer: a record and its ledger row in one statement, written together or not at all;
+from the event loop when it can, from its thread when it must, and nothing lost in between."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from decimal import Decimal
 
@@ -12,6 +14,7 @@ from django.utils import timezone
 from audit.entries import AuditEntry
 from audit.models import AuditRecord, AuditStatus
 from audit.sql import insert_entries_with
+from audit.writer import AuditWriteError, AuditWriter
 from quotas.ledger import spend_rows
 from quotas.models import SpendEntry
 from tenants.models import ApiKey
@@ -61,3 +64,103 @@ def test_a_record_that_cannot_be_written_leaves_no_charge_behind(world) -> None:
     assert not AuditRecord.objects.filter(request_id=fresh).exists()
     assert not SpendEntry.objects.filter(request_id=fresh).exists()
     assert SpendEntry.objects.filter(request_id=taken).count() == 1
+
+
+# --- the writer itself: from the event loop when it can, from its thread when it must --------
+
+
+@pytest.fixture
+async def shared_thread_closed():
+    """The ORM calls below run on asgiref's shared thread: close its connection afterwards."""
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    yield
+    await sync_to_async(connections.close_all)()
+
+
+@pytest.fixture
+def make(world):
+    """Entries for the writer, built without the ORM (the tests run on the event loop)."""
+    key = ApiKey.objects.filter(team=world.team).first()
+
+    def entry(cost: str = "0.01") -> AuditEntry:
+        return AuditEntry(
+            request_id=f"req_{uuid.uuid4().hex}",
+            tenant_id=world.team.tenant_id,
+            team_id=world.team.pk,
+            api_key_id=key.pk,
+            endpoint="chat.completions",
+            started_at=timezone.now(),
+            status=AuditStatus.SUCCESS,
+            cost_usd=Decimal(cost),
+        )
+
+    return entry
+
+
+async def test_new_records_are_written_from_the_loop_and_a_bad_one_fails_alone(
+    make, shared_thread_closed
+) -> None:
+    from asgiref.sync import sync_to_async
+
+    writer = AuditWriter()
+    try:
+        warm = make()
+        await writer.insert(warm)  # the thread looks the tenant's content mode up
+        taken = make()
+        await writer.insert(taken)
+        assert writer._loop_connection._conn is not None  # the second came from the loop
+
+        # A batch with a record that cannot be written: the others still are.
+        good, duplicate = make(), make()
+        duplicate.request_id = taken.request_id
+        results = await asyncio.gather(
+            writer.insert(good), writer.insert(duplicate), return_exceptions=True
+        )
+    finally:
+        await writer.aclose()
+
+    assert results[0] is None and isinstance(results[1], AuditWriteError)
+    written = await sync_to_async(
+        lambda: set(
+            AuditRecord.objects.filter(
+                request_id__in=[warm.request_id, taken.request_id, good.request_id]
+            ).values_list("request_id", flat=True)
+        )
+    )()
+    assert written == {warm.request_id, taken.request_id, good.request_id}
+
+
+async def test_a_lost_loop_connection_falls_back_to_the_thread_and_nothing_is_lost(
+    make, shared_thread_closed
+) -> None:
+    from asgiref.sync import sync_to_async
+
+    writer = AuditWriter()
+    try:
+        await writer.insert(make())
+        await writer.insert(make())
+        conn = writer._loop_connection._conn
+        assert conn is not None
+        # The server drops the writer's connection (a restart, a failover, an idle timeout).
+        await sync_to_async(_terminate_backend)(conn.info.backend_pid)
+        after = make()
+        await writer.insert(after)
+    finally:
+        await writer.aclose()
+
+    assert await sync_to_async(
+        lambda: AuditRecord.objects.filter(request_id=after.request_id).exists()
+    )()
+    assert (
+        await sync_to_async(
+            lambda: SpendEntry.objects.filter(request_id=after.request_id).count()
+        )()
+        == 1
+    )
+
+
+def _terminate_backend(pid: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import orjson
+import psycopg
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
@@ -30,6 +31,15 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             return _original(self, sql, params)
 
         monkeypatch.setattr(CursorWrapper, name, counting)
+    # The audit writer sends new records on its own connection, from the event loop.
+    original_execute = psycopg.AsyncConnection.execute
+
+    async def counting_async(self, query, params=None, **kwargs):  # type: ignore[no-untyped-def]
+        with lock:
+            seen.append(str(query))
+        return await original_execute(self, query, params, **kwargs)
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "execute", counting_async)
     return seen
 
 
