@@ -27,10 +27,12 @@ if TYPE_CHECKING:
 def build_engine() -> QuotaEngine:
     table: Snapshot[QuotaTable] = Snapshot(load_quota_table, name="quota table")
     if settings.REDIS_URL:
+        # A call slower than this counts as a store failure (each tenant's failure policy applies).
+        timeout = settings.GATEWAY.quota_store_timeout_seconds
         client = Redis.from_url(
             settings.REDIS_URL,
-            socket_timeout=0.5,
-            socket_connect_timeout=0.5,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
             retry_on_timeout=False,
         )
         return QuotaEngine(RedisQuotaStore(client), table, store_name="redis")

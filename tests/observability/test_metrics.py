@@ -39,8 +39,9 @@ def test_metrics_carry_requests_latency_tokens_cost_errors_and_breaker_state(gat
         api.chat.completions.create(model="no-such-model-xyz", messages=messages)
     # The primary answers 429: one upstream error, one fallback, a cooling deployment. An earlier
     # test may have left the primary cooling down (then it is tried last and nothing falls
-    # over), so ask until its cooldown has passed and it is tried first again.
-    deadline = time.monotonic() + 15
+    # over), so ask until its cooldown (at most the breaker's 30 s) has passed and it is tried
+    # first again.
+    deadline = time.monotonic() + 35
     while True:
         api.chat.completions.create(model="with-fallback", messages=messages)
         text, families = _scrape(gateway)
