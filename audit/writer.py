@@ -96,9 +96,8 @@ class _LoopConnection:
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         params = connections["default"].get_connection_params()
-        params.pop(
-            "cursor_factory", None
-        )  # Django's binds client-side; this one binds on the server
+        # Django's cursor binds parameters client-side; this connection binds them on the server.
+        params.pop("cursor_factory", None)
         params["prepare_threshold"] = 5  # a batch size seen 5 times is prepared once, then reused
         return await psycopg.AsyncConnection.connect(autocommit=True, **params)
 
