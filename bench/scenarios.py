@@ -122,7 +122,8 @@ def _targets(port: int, key: str | None, stream: bool = False, end_user: str = "
 
 
 def _env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = dict(os.environ)
+    # Scenario 6 measures the default breaker unless told otherwise, whatever the shell says.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_BREAKER_")}
     env.update(
         DATABASE_URL=settings.database_url,
         GATEWAY_LOG_LEVEL="WARNING",
