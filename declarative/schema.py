@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from evaluations.models import CATEGORY_NAME
 from guardrails.core.policy import PolicySpec
 from prompts.config import PromptSpec
 from quotas.config import (
@@ -91,7 +92,7 @@ class RouteSpec(_Strict):
 class TaskCategorySpec(_Strict):
     """A kind of task; routes with the category strategy send it to the cheapest good-enough model."""
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)
+    name: str = Field(pattern=CATEGORY_NAME)
     description: str = Field(default="", max_length=300)
     threshold: float = Field(ge=0, le=1)
     strict: bool = False

@@ -70,8 +70,6 @@ def category_list(request: HttpRequest) -> QuerySet[TaskCategory]:
 )
 def category_put(request: HttpRequest, name: str, payload: TaskCategoryIn) -> TaskCategory:
     scope = platform_scope(request)
-    if not _slug(name):
-        raise invalid("name", f"'{name}' is not a valid name (lowercase letters, digits, '-', '_')")
     try:
         return services.category_upsert(name=name, **payload.model_dump(), actor=scope.actor)
     except ValidationError as error:
@@ -87,8 +85,7 @@ def category_put(request: HttpRequest, name: str, payload: TaskCategoryIn) -> Ta
 def category_scores(request: HttpRequest, name: str) -> list[ScoreOut]:
     platform_scope(request)
     one_or_404(TaskCategory.objects.filter(name=name), f"Task category '{name}'")
-    rows = [row for (_, category), row in latest_scores().items() if category == name]
-    rows.sort(key=lambda row: -row.score)
+    rows = sorted(latest_scores(category=name).values(), key=lambda row: -row.score)
     return [
         ScoreOut(
             deployment=row.deployment.name,
@@ -102,7 +99,3 @@ def category_scores(request: HttpRequest, name: str) -> list[ScoreOut]:
         )
         for row in rows
     ]
-
-
-def _slug(name: str) -> bool:
-    return 0 < len(name) <= 64 and all(c in "abcdefghijklmnopqrstuvwxyz0123456789-_" for c in name)

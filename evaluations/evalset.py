@@ -17,9 +17,8 @@ from typing import Any
 
 import orjson
 
+from evaluations.models import CATEGORY_NAME
 from evaluations.scoring import SCORERS
-
-_CATEGORY_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 class EvalSetError(ValueError):
@@ -53,7 +52,7 @@ def _item(line: int, raw: Any) -> EvalItem:
     if unknown:
         raise EvalSetError(f"line {line}: unknown field(s) {', '.join(sorted(unknown))}")
     category = raw.get("category")
-    if not isinstance(category, str) or not category or set(category) - _CATEGORY_CHARS:
+    if not isinstance(category, str) or not re.fullmatch(CATEGORY_NAME, category):
         raise EvalSetError(f"line {line}: 'category' must be a lowercase slug, e.g. 'extraction'")
     prompt = raw.get("prompt")
     if isinstance(prompt, str) and prompt.strip():

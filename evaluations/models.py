@@ -10,6 +10,8 @@ from django.db import models
 from routing.models import Deployment
 
 _UNIT = [MinValueValidator(0.0), MaxValueValidator(1.0)]
+# A task category's name, wherever one is given (config, API, evaluation sets).
+CATEGORY_NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
 
 class TaskCategory(models.Model):

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.db.models import OuterRef, Subquery
+
 from evaluations.models import EvalScore, TaskCategory
 
 
-def latest_scores(deployment_ids: Iterable[int] | None = None) -> dict[tuple[int, str], EvalScore]:
-    """Each (deployment, category)'s most recent score."""
-    rows = EvalScore.objects.order_by("deployment_id", "category", "-measured_at", "-id")
+def latest_scores(
+    deployment_ids: Iterable[int] | None = None, *, category: str | None = None
+) -> dict[tuple[int, str], EvalScore]:
+    """Each (deployment, category)'s most recent score; older runs are never read."""
+    newest = EvalScore.objects.filter(
+        deployment_id=OuterRef("deployment_id"), category=OuterRef("category")
+    ).order_by("-measured_at", "-id")
+    rows = EvalScore.objects.filter(id=Subquery(newest.values("id")[:1]))
     if deployment_ids is not None:
         rows = rows.filter(deployment_id__in=list(deployment_ids))
-    latest: dict[tuple[int, str], EvalScore] = {}
-    for row in rows.select_related("run", "deployment"):
-        latest.setdefault((row.deployment_id, row.category), row)
-    return latest
+    if category is not None:
+        rows = rows.filter(category=category)
+    return {
+        (row.deployment_id, row.category): row for row in rows.select_related("run", "deployment")
+    }
 
 
 def categories() -> list[TaskCategory]:

@@ -11,7 +11,7 @@ from django.db import transaction
 
 from activity.services import SYSTEM, Actor, activity_record
 from evaluations.evalset import EvalSet
-from evaluations.models import EvalRun, EvalScore, TaskCategory
+from evaluations.models import CATEGORY_NAME, EvalRun, EvalScore, TaskCategory
 from evaluations.runner import CategoryResult
 
 
@@ -25,6 +25,10 @@ def category_upsert(
     priority: int = 100,
     actor: Actor = SYSTEM,
 ) -> TaskCategory:
+    if not re.fullmatch(CATEGORY_NAME, name):
+        raise ValidationError(
+            {"name": f"'{name}' is not a category name (lowercase letters, digits, '-', '_')."}
+        )
     if not 0 <= threshold <= 1:
         raise ValidationError({"threshold": "A threshold is a score between 0 and 1."})
     if pattern:
