@@ -175,13 +175,13 @@ def _apply_guardrail_policy(spec: GuardrailPolicyConfig, report: ApplyReport) ->
 
 
 def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
-    tenant = tenant_services.tenant_upsert(
+    tenant = tenant_services.tenant_apply(
         actor=CONFIG, slug=spec.slug, name=spec.name, residency_region=spec.residency_region
     )
     report.bump("tenants")
     teams: dict[str, Team] = {}
     for team_spec in spec.teams:
-        team = tenant_services.team_upsert(
+        team = tenant_services.team_apply(
             actor=CONFIG,
             tenant=tenant,
             slug=team_spec.slug,
@@ -238,7 +238,7 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
             team=team,
         )
     for user_spec in spec.users:
-        tenant_services.member_upsert(
+        tenant_services.member_apply(
             actor=CONFIG,
             tenant=tenant,
             username=user_spec.username,

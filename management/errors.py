@@ -13,6 +13,8 @@ from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from tenants.services import TenancyError
+
 logger = logging.getLogger(__name__)
 
 
@@ -75,6 +77,13 @@ def install_error_handlers(api: NinjaAPI) -> None:
     @api.exception_handler(ApiError)
     def _api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
         return exc.response()
+
+    @api.exception_handler(TenancyError)
+    def _tenancy_refused(request: HttpRequest, exc: TenancyError) -> HttpResponse:
+        status = {"conflict": 409, "outside_scope": 403}.get(exc.code, 422)
+        code = {"outside_scope": "user_outside_scope", "invalid": "validation_error"}
+        fields = [{"field": exc.field, "message": exc.message}] if exc.field else []
+        return ApiError(status, code.get(exc.code, exc.code), exc.message, fields).response()
 
     @api.exception_handler(AuthenticationError)
     def _auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:

@@ -82,6 +82,11 @@ class TeamOut(Schema):
 
 
 class MemberIn(_In):
+    username: str = Field(
+        max_length=150,
+        description="A new account's username; an existing account can only be added by a "
+        "platform key, and its email and password are then left as they are.",
+    )
     email: str = Field(default="", max_length=254)
     role: Role
     teams: list[str] = Field(default=[], description="Slugs of teams of this tenant to join.")
@@ -89,6 +94,20 @@ class MemberIn(_In):
         default=None,
         min_length=12,
         description="Optional: users who sign in through SSO need none.",
+    )
+
+
+class MemberPatch(_In):
+    role: Role | None = None
+    teams: list[str] | None = Field(
+        default=None, description="Exactly the teams of this tenant the member is in."
+    )
+    email: str | None = Field(default=None, max_length=254)
+    password: str | None = Field(
+        default=None,
+        min_length=12,
+        description="Only for an account that belongs to this tenant alone (platform keys: "
+        "any account but staff and superusers).",
     )
 
 

@@ -146,15 +146,15 @@ def prompt_list(request: HttpRequest, slug: str) -> list[PromptOut]:
 @router.post("/tenants/{slug}/prompts", response={201: PromptOut}, summary="Create a prompt")
 def prompt_create(request: HttpRequest, slug: str, payload: PromptIn) -> Status[PromptOut]:
     tenant = tenant_or_404(request, slug)
-    if selectors.prompt_get(tenant_id=tenant.pk, name=payload.name) is not None:
-        raise conflict(f"Tenant '{slug}' already has a prompt named '{payload.name}'.")
     try:
-        prompt = services.prompt_upsert(
+        prompt = services.prompt_create(
             actor=scope_of(request).actor,
             tenant=tenant,
             name=payload.name,
             description=payload.description,
         )
+    except services.PromptExists as exc:
+        raise conflict(str(exc)) from None
     except services.PromptError as exc:
         raise _refused(exc) from None
     return Status(201, _prompt_out(prompt))

@@ -110,7 +110,7 @@ def prompts_apply(
     *, tenant: Tenant, specs: list[PromptSpec], teams: dict[str, Team], bump: Callable[[str], None]
 ) -> None:
     for spec in specs:
-        prompt = services.prompt_upsert(
+        prompt = services.prompt_declare(
             actor=CONFIG, tenant=tenant, name=spec.name, description=spec.description
         )
         numbers = []

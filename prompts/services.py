@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 import orjson
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from activity.services import Actor, activity_record
 from prompts.models import (
@@ -102,24 +102,55 @@ def content_hash(*, messages: list[dict[str, str]], parameters: dict[str, Any], 
     return hashlib.sha256(canonical).hexdigest()
 
 
+class PromptExists(PromptError):
+    """A create whose name is taken: nothing was changed."""
+
+
 @transaction.atomic
-def prompt_upsert(*, actor: Actor, tenant: Tenant, name: str, description: str = "") -> Prompt:
+def prompt_create(*, actor: Actor, tenant: Tenant, name: str, description: str = "") -> Prompt:
     _check_name(name)
-    prompt, created = Prompt.objects.get_or_create(
-        tenant=tenant, name=name, defaults={"description": description}
+    taken = PromptExists(
+        f"This tenant already has a prompt named '{name}': choose another name, or publish a "
+        "new version of that prompt."
     )
-    if created or prompt.description != description:
-        if not created:
-            prompt.description = description
-            prompt.save(update_fields=["description"])
+    if Prompt.objects.filter(tenant=tenant, name=name).exists():
+        raise taken
+    try:
+        with transaction.atomic():
+            prompt = Prompt.objects.create(tenant=tenant, name=name, description=description)
+    except IntegrityError as exc:
+        raise taken from exc
+    activity_record(
+        actor=actor,
+        action="prompt.create",
+        target=prompt,
+        tenant_id=tenant.pk,
+        details={"description": description},
+    )
+    return prompt
+
+
+@transaction.atomic
+def prompt_update(*, actor: Actor, prompt: Prompt, description: str) -> Prompt:
+    if prompt.description != description:
+        prompt.description = description
+        prompt.save(update_fields=["description"])
         activity_record(
             actor=actor,
-            action="prompt.create" if created else "prompt.update",
+            action="prompt.update",
             target=prompt,
-            tenant_id=tenant.pk,
+            tenant_id=prompt.tenant_id,
             details={"description": description},
         )
     return prompt
+
+
+def prompt_declare(*, actor: Actor, tenant: Tenant, name: str, description: str = "") -> Prompt:
+    """The declarative config's prompt: created when missing, its description kept in step."""
+    prompt = Prompt.objects.filter(tenant=tenant, name=name).first()
+    if prompt is None:
+        return prompt_create(actor=actor, tenant=tenant, name=name, description=description)
+    return prompt_update(actor=actor, prompt=prompt, description=description)
 
 
 @transaction.atomic

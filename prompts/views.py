@@ -77,7 +77,7 @@ def prompt_create(request: HttpRequest) -> HttpResponse:
         actor = Actor.user(request.user)
         data = form.cleaned_data
         try:
-            prompt = services.prompt_upsert(
+            prompt = services.prompt_create(
                 actor=actor, tenant=ctx.tenant, name=data["name"], description=data["description"]
             )
             version, _ = services.prompt_publish(

@@ -1,29 +1,64 @@
-"""Writes for tenants, teams, members and keys. Console, management API and YAML all call these."""
+"""Writes for tenants, teams, members and keys. Console, management API and YAML all call these.
+
+Create and update are separate operations: a create that collides with an existing name is
+refused (`TenancyError`, code `conflict`) and changes nothing; an update needs the object. User
+accounts are shared by every tenant, so their credentials change only through `member_update`,
+which refuses accounts the caller does not manage alone (`account_managed_by`).
+"""
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from activity.services import SYSTEM, Actor, activity_record
 from tenants.keys import NewKey, generate_key, key_from_plaintext
 from tenants.models import ApiKey, Membership, Role, Team, Tenant
 
+M = TypeVar("M", bound=models.Model)
+
+
+class TenancyError(ValueError):
+    """A write refused for a reason the caller can act on. `code` is stable: `conflict`
+    (the name is taken), `outside_scope` (an account the caller does not manage) or `invalid`."""
+
+    def __init__(self, code: str, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.code, self.message, self.field = code, message, field
+
+
+def _create_once(
+    model: type[M], unique: dict[str, Any], fields: dict[str, Any], taken: TenancyError
+) -> M:
+    """Create the row, or raise `taken` when its unique name exists: checked first, and by the
+    database's constraint for a concurrent create (the outer transaction survives)."""
+    if model._default_manager.filter(**unique).exists():
+        raise taken
+    try:
+        with transaction.atomic():
+            return model._default_manager.create(**unique, **fields)
+    except IntegrityError as exc:
+        raise taken from exc
+
 
 @transaction.atomic
-def tenant_upsert(
+def tenant_create(
     *, slug: str, name: str, residency_region: str = "", actor: Actor = SYSTEM
 ) -> Tenant:
-    tenant, created = Tenant.objects.update_or_create(
-        slug=slug, defaults={"name": name, "residency_region": residency_region}
+    taken = TenancyError("conflict", f"A tenant with slug '{slug}' already exists.", field="slug")
+    tenant = _create_once(
+        Tenant, {"slug": slug}, {"name": name, "residency_region": residency_region}, taken
     )
     activity_record(
         actor=actor,
-        action="tenant.create" if created else "tenant.update",
+        action="tenant.create",
         target=tenant,
         tenant_id=tenant.pk,
         details={"name": name, "residency_region": residency_region},
@@ -32,15 +67,48 @@ def tenant_upsert(
 
 
 @transaction.atomic
-def team_upsert(
+def tenant_update(
+    *,
+    tenant: Tenant,
+    name: str | None = None,
+    residency_region: str | None = None,
+    actor: Actor = SYSTEM,
+) -> Tenant:
+    """Rename a tenant or change its residency; None leaves a field as it is."""
+    if name is not None:
+        tenant.name = name
+    if residency_region is not None:
+        tenant.residency_region = residency_region
+    tenant.save(update_fields=["name", "residency_region"])
+    activity_record(
+        actor=actor,
+        action="tenant.update",
+        target=tenant,
+        tenant_id=tenant.pk,
+        details={"name": tenant.name, "residency_region": tenant.residency_region},
+    )
+    return tenant
+
+
+@transaction.atomic
+def team_create(
     *, tenant: Tenant, slug: str, name: str, allowed_models: list[str], actor: Actor = SYSTEM
 ) -> Team:
-    team, created = Team.objects.update_or_create(
-        tenant=tenant, slug=slug, defaults={"name": name, "allowed_models": allowed_models}
+    taken = TenancyError(
+        "conflict",
+        f"Tenant '{tenant.slug}' already has a team '{slug}': choose another slug, "
+        "or edit that team.",
+        field="slug",
+    )
+    team = _create_once(
+        Team,
+        {"tenant": tenant, "slug": slug},
+        {"name": name, "allowed_models": allowed_models},
+        taken,
     )
     activity_record(
         actor=actor,
-        action="team.create" if created else "team.update",
+        action="team.create",
         target=team,
         tenant_id=tenant.pk,
         details={"name": name, "allowed_models": allowed_models},
@@ -49,7 +117,86 @@ def team_upsert(
 
 
 @transaction.atomic
-def member_upsert(
+def team_update(
+    *,
+    team: Team,
+    name: str | None = None,
+    allowed_models: list[str] | None = None,
+    actor: Actor = SYSTEM,
+) -> Team:
+    """Rename a team or set its models; None leaves a field as it is. The slug never changes."""
+    if name is not None:
+        team.name = name
+    if allowed_models is not None:
+        team.allowed_models = allowed_models
+    team.save(update_fields=["name", "allowed_models"])
+    activity_record(
+        actor=actor,
+        action="team.update",
+        target=team,
+        tenant_id=team.tenant_id,
+        details={"name": team.name, "allowed_models": team.allowed_models},
+    )
+    return team
+
+
+def username_check(username: str) -> None:
+    """The user model's own rules (length, letters, digits and @.+-_), and no control or
+    formatting characters (a right-to-left override makes one name look like another)."""
+    field = get_user_model()._meta.get_field("username")
+    if any(unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp"} for char in username):
+        raise TenancyError(
+            "invalid", "A username may not contain control characters.", field="username"
+        )
+    try:
+        field.run_validators(username)
+        if len(username) > (field.max_length or 150):
+            raise ValidationError(f"at most {field.max_length} characters")
+        if not username:
+            raise ValidationError("required")
+    except ValidationError as exc:
+        raise TenancyError("invalid", "; ".join(exc.messages), field="username") from exc
+
+
+def account_managed_by(*, user: User, tenant: Tenant, platform: bool) -> bool:
+    """Whether a caller may change this account's email or password.
+
+    Superusers and staff are never changed here (Django's own tools do that). A platform admin
+    manages every other account; a tenant admin only accounts that belong to their tenant alone,
+    and not a platform admin's.
+    """
+    if user.is_superuser or user.is_staff:
+        return False
+    if platform:
+        return True
+    roles = dict(Membership.objects.filter(user=user).values_list("tenant_id", "role"))
+    return set(roles) == {tenant.pk} and roles[tenant.pk] != Role.PLATFORM_ADMIN
+
+
+def _check_role(role: str, *, platform: bool) -> None:
+    if role not in Role.values:
+        raise TenancyError("invalid", f"Unknown role '{role}'.", field="role")
+    if role == Role.PLATFORM_ADMIN and not platform:
+        raise TenancyError(
+            "outside_scope",
+            "Only a platform admin can grant the platform admin role.",
+            field="role",
+        )
+
+
+def _set_teams(*, user: User, tenant: Tenant, teams: list[Team]) -> list[str]:
+    """Make `user` a member of exactly `teams` within `tenant`; teams of other tenants are ignored."""
+    wanted = {team.pk for team in teams if team.tenant_id == tenant.pk}
+    for team in Team.objects.filter(tenant=tenant):
+        if team.pk in wanted:
+            team.members.add(user)
+        else:
+            team.members.remove(user)
+    return sorted(team.slug for team in teams if team.pk in wanted)
+
+
+@transaction.atomic
+def member_create(
     *,
     tenant: Tenant,
     username: str,
@@ -57,28 +204,133 @@ def member_upsert(
     role: str,
     teams: list[Team],
     password: str | None,
+    platform: bool = False,
     actor: Actor = SYSTEM,
-) -> User:
+) -> Membership:
+    """Create a new account and make it a member of `tenant`. An existing username is refused,
+    whoever holds it: creating never touches another account."""
+    username_check(username)
+    _check_role(role, platform=platform)
+    taken = TenancyError(
+        "conflict",
+        f"The username '{username}' is taken: choose another. To give an existing account access "
+        "to this tenant, a platform admin adds it.",
+        field="username",
+    )
     user_model = get_user_model()
-    user, created = user_model.objects.get_or_create(username=username, defaults={"email": email})
-    if email and user.email != email:
-        user.email = email
+    if user_model.objects.filter(username=username).exists():
+        raise taken
+    user = user_model(username=username, email=email)
     if password:
         user.set_password(password)
-    elif created:
+    else:
         user.set_unusable_password()  # signs in through SSO, or gets a password later
-    user.save()
-    Membership.objects.update_or_create(user=user, tenant=tenant, defaults={"role": role})
-    for team in teams:
-        team.members.add(user)
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError as exc:
+        raise taken from exc
+    membership = Membership.objects.create(user=user, tenant=tenant, role=role)
+    slugs = _set_teams(user=user, tenant=tenant, teams=teams)
     activity_record(
         actor=actor,
-        action="member.upsert",
+        action="member.create",
         target=user,
         tenant_id=tenant.pk,
-        details={"role": role, "teams": [team.slug for team in teams]},
+        details={"role": role, "teams": slugs},
     )
-    return user
+    return membership
+
+
+@transaction.atomic
+def member_add(
+    *,
+    tenant: Tenant,
+    user: User,
+    role: str,
+    teams: list[Team],
+    platform: bool,
+    actor: Actor = SYSTEM,
+) -> Membership:
+    """Give an existing account access to `tenant`; its credentials are not touched. Only a
+    platform admin (or the declarative config) may: a tenant admin could otherwise enrol
+    accounts of other tenants."""
+    if not platform:
+        raise TenancyError(
+            "outside_scope",
+            f"'{user.get_username()}' is an existing account: only a platform admin can add it "
+            "to a tenant.",
+            field="username",
+        )
+    _check_role(role, platform=platform)
+    if Membership.objects.filter(user=user, tenant=tenant).exists():
+        raise TenancyError(
+            "conflict",
+            f"'{user.get_username()}' is already a member of '{tenant.slug}': change their "
+            "role or teams instead.",
+            field="username",
+        )
+    membership = Membership.objects.create(user=user, tenant=tenant, role=role)
+    slugs = _set_teams(user=user, tenant=tenant, teams=teams)
+    activity_record(
+        actor=actor,
+        action="member.add",
+        target=user,
+        tenant_id=tenant.pk,
+        details={"role": role, "teams": slugs},
+    )
+    return membership
+
+
+@transaction.atomic
+def member_update(
+    *,
+    membership: Membership,
+    role: str | None = None,
+    teams: list[Team] | None = None,
+    email: str | None = None,
+    password: str | None = None,
+    platform: bool = False,
+    actor: Actor = SYSTEM,
+) -> Membership:
+    """Change a member's role, their teams (exactly those listed) or their account's email or
+    password. None leaves a field as it is. A role held by a platform admin, and the credentials
+    of an account the caller does not manage alone, are refused as `outside_scope`."""
+    user, tenant = membership.user, membership.tenant
+    if membership.role == Role.PLATFORM_ADMIN and not platform:
+        raise TenancyError(
+            "outside_scope",
+            f"'{user.get_username()}' is a platform admin: only a platform admin can change them.",
+        )
+    if (email is not None or password) and not account_managed_by(
+        user=user, tenant=tenant, platform=platform
+    ):
+        raise TenancyError(
+            "outside_scope",
+            f"The account '{user.get_username()}' is not managed by this tenant alone: its email "
+            "and password can only be changed by a platform admin, or by its owner.",
+            field="password" if password else "email",
+        )
+    details: dict[str, object] = {}
+    if role is not None:
+        _check_role(role, platform=platform)
+        membership.role = role
+        membership.save(update_fields=["role"])
+        details["role"] = role
+    if teams is not None:
+        details["teams"] = _set_teams(user=user, tenant=tenant, teams=teams)
+    if email is not None and email != user.email:
+        user.email = email
+        details["email_changed"] = True
+    if password:
+        user.set_password(password)
+        details["password_changed"] = True
+    if email is not None or password:
+        user.save()
+    activity_record(
+        actor=actor, action="member.update", target=user, tenant_id=tenant.pk, details=details
+    )
+    return membership
 
 
 @transaction.atomic
@@ -278,30 +530,6 @@ def tenant_set_active(*, tenant: Tenant, is_active: bool, actor: Actor = SYSTEM)
 
 
 @transaction.atomic
-def membership_update(
-    *, membership: Membership, role: str, teams: list[Team], actor: Actor = SYSTEM
-) -> Membership:
-    """Set a member's role and, within the membership's tenant, exactly which teams they are in."""
-    membership.role = role
-    membership.save(update_fields=["role"])
-    user, tenant = membership.user, membership.tenant
-    wanted = {team.pk for team in teams if team.tenant_id == tenant.pk}
-    for team in Team.objects.filter(tenant=tenant):
-        if team.pk in wanted:
-            team.members.add(user)
-        else:
-            team.members.remove(user)
-    activity_record(
-        actor=actor,
-        action="member.update",
-        target=user,
-        tenant_id=tenant.pk,
-        details={"role": role, "teams": sorted(t.slug for t in teams if t.pk in wanted)},
-    )
-    return membership
-
-
-@transaction.atomic
 def membership_remove(*, membership: Membership, actor: Actor = SYSTEM) -> None:
     user, tenant = membership.user, membership.tenant
     for team in Team.objects.filter(tenant=tenant, members=user):
@@ -362,3 +590,77 @@ def member_remove(*, tenant: Tenant, user: User, actor: Actor = SYSTEM) -> None:
     membership = Membership.objects.filter(user=user, tenant=tenant).first()
     if membership is not None:
         membership_remove(membership=membership, actor=actor)
+
+
+# --- declarative apply -----------------------------------------------------------------------
+# The YAML states what should exist (docs/config.md), so applying it creates what is missing and
+# updates what differs, through the operations above. Only the operator's config (and test worlds
+# built like it) apply; the console and the management API create and update explicitly.
+
+
+def tenant_apply(
+    *, slug: str, name: str, residency_region: str = "", actor: Actor = SYSTEM
+) -> Tenant:
+    tenant = Tenant.objects.filter(slug=slug).first()
+    if tenant is None:
+        return tenant_create(slug=slug, name=name, residency_region=residency_region, actor=actor)
+    if (tenant.name, tenant.residency_region) == (name, residency_region):
+        return tenant
+    return tenant_update(tenant=tenant, name=name, residency_region=residency_region, actor=actor)
+
+
+def team_apply(
+    *, tenant: Tenant, slug: str, name: str, allowed_models: list[str], actor: Actor = SYSTEM
+) -> Team:
+    team = Team.objects.filter(tenant=tenant, slug=slug).first()
+    if team is None:
+        return team_create(
+            tenant=tenant, slug=slug, name=name, allowed_models=allowed_models, actor=actor
+        )
+    if (team.name, team.allowed_models) == (name, allowed_models):
+        return team
+    return team_update(team=team, name=name, allowed_models=allowed_models, actor=actor)
+
+
+@transaction.atomic
+def member_apply(
+    *,
+    tenant: Tenant,
+    username: str,
+    email: str,
+    role: str,
+    teams: list[Team],
+    password: str | None,
+    actor: Actor = SYSTEM,
+) -> User:
+    """The config's user: created, added to the tenant, or updated (role, email, password); the
+    teams listed are added to those they have. A superuser's or staff account's credentials are
+    refused here too."""
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        return member_create(
+            tenant=tenant,
+            username=username,
+            email=email,
+            role=role,
+            teams=teams,
+            password=password,
+            platform=True,
+            actor=actor,
+        ).user
+    membership = Membership.objects.filter(user=user, tenant=tenant).first()
+    if membership is None:
+        membership = member_add(
+            tenant=tenant, user=user, role=role, teams=teams, platform=True, actor=actor
+        )
+    current = list(Team.objects.filter(tenant=tenant, members=user))
+    member_update(
+        membership=membership,
+        role=role,
+        teams=current + [team for team in teams if team not in current],
+        email=email if email and email != user.email else None,
+        password=password or None,
+        platform=True,
+        actor=actor,
+    )
+    return user

@@ -39,11 +39,15 @@ def teams(request: HttpRequest) -> HttpResponse:
     ctx = console_context(request)
     form = _team_form(request, request.POST or None)
     if request.method == "POST" and form.is_valid():
-        team = services.team_upsert(
-            tenant=ctx.tenant, actor=Actor.user(request.user), **form.cleaned_data
-        )
-        messages.success(request, f"Team {team.name} saved.")
-        return redirect("console:admin_teams", tenant_slug=ctx.tenant.slug)
+        try:
+            team = services.team_create(
+                tenant=ctx.tenant, actor=Actor.user(request.user), **form.cleaned_data
+            )
+        except services.TenancyError as exc:
+            form.add_error(exc.field or None, exc.message)
+        else:
+            messages.success(request, f"Team {team.name} created.")
+            return redirect("console:admin_teams", tenant_slug=ctx.tenant.slug)
     status = 400 if request.method == "POST" else 200
     teams = selectors.teams_of_tenant(tenant=ctx.tenant)
     return render(
@@ -77,12 +81,8 @@ def team_edit(request: HttpRequest, team_id: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data, actor = form.cleaned_data, Actor.user(request.user)
         with transaction.atomic():
-            services.team_upsert(
-                tenant=team.tenant,
-                slug=team.slug,
-                name=data["name"],
-                allowed_models=data["allowed_models"],
-                actor=actor,
+            services.team_update(
+                team=team, name=data["name"], allowed_models=data["allowed_models"], actor=actor
             )
             services.team_pins_set(team=team, model_pins=data["model_pins"], actor=actor)
         messages.success(request, f"Team {data['name']} saved.")
@@ -103,17 +103,23 @@ def members(request: HttpRequest) -> HttpResponse:
     form = MemberAddForm(request.POST or None, teams=teams)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        services.member_upsert(
-            tenant=ctx.tenant,
-            username=data["username"],
-            email=data["email"],
-            role=data["role"],
-            teams=list(data["teams"]),
-            password=data["password"] or None,
-            actor=Actor.user(request.user),
-        )
-        messages.success(request, f"{data['username']} is a {Role(data['role']).label.lower()}.")
-        return redirect("console:admin_members", tenant_slug=ctx.tenant.slug)
+        try:
+            # Always a new account: an existing username, whoever holds it, is refused.
+            services.member_create(
+                tenant=ctx.tenant,
+                username=data["username"],
+                email=data["email"],
+                role=data["role"],
+                teams=list(data["teams"]),
+                password=data["password"] or None,
+                actor=Actor.user(request.user),
+            )
+        except services.TenancyError as exc:
+            form.add_error(exc.field or None, exc.message)
+        else:
+            role = Role(data["role"]).label.lower()
+            messages.success(request, f"Account {data['username']} created: a {role}.")
+            return redirect("console:admin_members", tenant_slug=ctx.tenant.slug)
     return render(
         request,
         "console/admin/members.html",
@@ -144,10 +150,11 @@ def member_edit(request: HttpRequest, membership_id: int) -> HttpResponse:
         request.POST or None, teams=teams, initial={"role": membership.role, "teams": current}
     )
     if request.method == "POST" and form.is_valid():
-        services.membership_update(
+        services.member_update(
             membership=membership,
             role=form.cleaned_data["role"],
             teams=list(form.cleaned_data["teams"]),
+            platform=console_context(request).platform_admin,
             actor=Actor.user(request.user),
         )
         messages.success(request, f"{membership.user.get_username()} updated.")

@@ -19,10 +19,11 @@ from management.api.common import (
     team_or_404,
     tenant_or_404,
 )
-from management.errors import ApiError, conflict, invalid
+from management.errors import ApiError, invalid
 from management.schemas import (
     MemberIn,
     MemberOut,
+    MemberPatch,
     TeamIn,
     TeamOut,
     TeamPatch,
@@ -45,9 +46,7 @@ def tenant_list(request: HttpRequest) -> QuerySet[Tenant]:
 @router.post("/tenants", response={201: TenantOut}, summary="Create a tenant (platform)")
 def tenant_create(request: HttpRequest, payload: TenantIn) -> Status[Tenant]:
     scope = platform_scope(request)
-    if Tenant.objects.filter(slug=payload.slug).exists():
-        raise conflict(f"A tenant with slug '{payload.slug}' already exists.")
-    tenant = services.tenant_upsert(
+    tenant = services.tenant_create(
         slug=payload.slug,
         name=payload.name,
         residency_region=payload.residency_region,
@@ -75,14 +74,10 @@ def tenant_update(request: HttpRequest, slug: str, payload: TenantPatch) -> Tena
             403, "platform_scope_required", "Changing residency needs a platform admin key."
         )
     if payload.name is not None or payload.residency_region is not None:
-        tenant = services.tenant_upsert(
-            slug=tenant.slug,
-            name=payload.name if payload.name is not None else tenant.name,
-            residency_region=(
-                payload.residency_region
-                if payload.residency_region is not None
-                else tenant.residency_region
-            ),
+        tenant = services.tenant_update(
+            tenant=tenant,
+            name=payload.name,
+            residency_region=payload.residency_region,
             actor=scope.actor,
         )
     if payload.allowed_models is not None:
@@ -126,12 +121,10 @@ def team_list(request: HttpRequest, slug: str) -> QuerySet[Team]:
 @router.post("/tenants/{slug}/teams", response={201: TeamOut}, summary="Create a team")
 def team_create(request: HttpRequest, slug: str, payload: TeamIn) -> Status[Team]:
     tenant = tenant_or_404(request, slug)
-    if selectors.teams_of(tenant=tenant).filter(slug=payload.slug).exists():
-        raise conflict(f"Tenant '{slug}' already has a team '{payload.slug}'.")
     check_pins(tenant, payload.model_pins, team_models=payload.allowed_models)
     actor = scope_of(request).actor
     with transaction.atomic():
-        team = services.team_upsert(
+        team = services.team_create(
             tenant=tenant,
             slug=payload.slug,
             name=payload.name,
@@ -159,12 +152,8 @@ def team_update(request: HttpRequest, slug: str, team: str, payload: TeamPatch) 
     actor = scope_of(request).actor
     with transaction.atomic():
         if payload.model_fields_set != {"model_pins"}:  # a pins-only change is logged as one
-            found = services.team_upsert(
-                tenant=found.tenant,
-                slug=found.slug,
-                name=payload.name if payload.name is not None else found.name,
-                allowed_models=allowed_models,
-                actor=actor,
+            found = services.team_update(
+                team=found, name=payload.name, allowed_models=payload.allowed_models, actor=actor
             )
         if payload.model_pins is not None:
             found = services.team_pins_set(team=found, model_pins=payload.model_pins, actor=actor)
@@ -180,73 +169,81 @@ def member_list(request: HttpRequest, slug: str) -> QuerySet[Membership]:
     return selectors.memberships_of(tenant=tenant_or_404(request, slug))
 
 
-def _tenant_may_manage(tenant: Tenant, username: str) -> bool:
-    """A tenant key may create a user, or change one that belongs to its tenant alone. A user of
-    another tenant, a staff account or a platform admin is not its to touch (their email,
-    password, role or access)."""
-    user = get_user_model().objects.filter(username=username).first()
-    if user is None:
-        return True
-    if user.is_staff or user.is_superuser:
-        return False
-    roles = dict(Membership.objects.filter(user=user).values_list("tenant_id", "role"))
-    return set(roles) == {tenant.pk} and roles[tenant.pk] != Role.PLATFORM_ADMIN
-
-
-def _outside_scope(username: str) -> ApiError:
-    return ApiError(
-        403,
-        "user_outside_scope",
-        f"The username '{username}' belongs to an account this key does not manage: "
-        "choose another, or ask a platform admin.",
-    )
-
-
-@router.put(
-    "/tenants/{slug}/members/{username}",
-    response=MemberOut,
-    summary="Add a member or change their role and teams",
-)
-def member_put(request: HttpRequest, slug: str, username: str, payload: MemberIn) -> Membership:
-    tenant = tenant_or_404(request, slug)
-    scope = scope_of(request)
-    if payload.role == Role.PLATFORM_ADMIN and not scope.is_platform:
-        raise ApiError(
-            403, "platform_scope_required", "Granting platform_admin needs a platform admin key."
-        )
+def _teams_named(tenant: Tenant, slugs: list[str]) -> list[Team]:
     teams = []
-    for team_slug in payload.teams:
+    for team_slug in slugs:
         team = selectors.teams_of(tenant=tenant).filter(slug=team_slug).first()
         if team is None:
-            raise invalid("teams", f"tenant '{slug}' has no team '{team_slug}'")
+            raise invalid("teams", f"tenant '{tenant.slug}' has no team '{team_slug}'")
         teams.append(team)
-    if not scope.is_platform and not _tenant_may_manage(tenant, username):
-        raise _outside_scope(username)
-    membership = Membership.objects.filter(tenant=tenant, user__username=username).first()
-    if membership is None or payload.email or payload.password:
-        services.member_upsert(
+    return teams
+
+
+def _member(tenant: Tenant, username: str) -> Membership:
+    members = selectors.memberships_of(tenant=tenant).filter(user__username=username)
+    return one_or_404(members, f"Member '{username}' of tenant '{tenant.slug}'")
+
+
+@router.post(
+    "/tenants/{slug}/members",
+    response={201: MemberOut},
+    summary="Create an account as a member (platform keys: or add an existing account)",
+)
+def member_create(request: HttpRequest, slug: str, payload: MemberIn) -> Status[Membership]:
+    tenant = tenant_or_404(request, slug)
+    scope = scope_of(request)
+    teams = _teams_named(tenant, payload.teams)
+    services.username_check(payload.username)
+    existing = get_user_model().objects.filter(username=payload.username).first()
+    if existing is not None and scope.is_platform and not (payload.email or payload.password):
+        services.member_add(
             tenant=tenant,
-            username=username,
+            user=existing,
+            role=payload.role,
+            teams=teams,
+            platform=True,
+            actor=scope.actor,
+        )
+    else:
+        services.member_create(
+            tenant=tenant,
+            username=payload.username,
             email=payload.email,
             role=payload.role,
             teams=teams,
             password=payload.password,
+            platform=scope.is_platform,
             actor=scope.actor,
         )
-    if membership is not None:
-        # PUT means exactly these teams: an existing member leaves the teams not listed.
-        services.membership_update(
-            membership=membership, role=payload.role, teams=teams, actor=scope.actor
-        )
-    return selectors.memberships_of(tenant=tenant).get(user__username=username)
+    return Status(201, _member(tenant, payload.username))
+
+
+@router.patch(
+    "/tenants/{slug}/members/{username}",
+    response=MemberOut,
+    summary="Change a member's role, teams (exactly those listed), email or password",
+)
+def member_update(
+    request: HttpRequest, slug: str, username: str, payload: MemberPatch
+) -> Membership:
+    tenant = tenant_or_404(request, slug)
+    scope = scope_of(request)
+    membership = _member(tenant, username)
+    services.member_update(
+        membership=membership,
+        role=payload.role,
+        teams=None if payload.teams is None else _teams_named(tenant, payload.teams),
+        email=payload.email,
+        password=payload.password,
+        platform=scope.is_platform,
+        actor=scope.actor,
+    )
+    return _member(tenant, username)
 
 
 @router.get("/tenants/{slug}/members/{username}", response=MemberOut, summary="Get a member")
 def member_get(request: HttpRequest, slug: str, username: str) -> Membership:
-    tenant = tenant_or_404(request, slug)
-    members = selectors.memberships_of(tenant=tenant).filter(user__username=username)
-    membership = one_or_404(members, f"Member '{username}' of tenant '{slug}'")
-    return membership
+    return _member(tenant_or_404(request, slug), username)
 
 
 @router.delete(
@@ -256,10 +253,13 @@ def member_get(request: HttpRequest, slug: str, username: str) -> Membership:
 )
 def member_delete(request: HttpRequest, slug: str, username: str) -> Status[None]:
     tenant = tenant_or_404(request, slug)
-    members = selectors.memberships_of(tenant=tenant).filter(user__username=username)
-    membership = one_or_404(members, f"Member '{username}' of tenant '{slug}'")
+    membership = _member(tenant, username)
     scope = scope_of(request)
     if membership.role == Role.PLATFORM_ADMIN and not scope.is_platform:
-        raise _outside_scope(username)
+        raise ApiError(
+            403,
+            "user_outside_scope",
+            f"'{username}' is a platform admin: a platform key removes them.",
+        )
     services.member_remove(tenant=tenant, user=membership.user, actor=scope.actor)
     return Status(204, None)

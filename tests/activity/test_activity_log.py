@@ -11,8 +11,8 @@ pytestmark = pytest.mark.django_db
 
 def test_a_key_created_and_revoked_by_a_user_leaves_two_events_naming_them() -> None:
     user = get_user_model().objects.create_user("dana", password="x" * 16)
-    tenant = tenant_services.tenant_upsert(slug="initech", name="Initech")
-    team = tenant_services.team_upsert(tenant=tenant, slug="ops", name="Ops", allowed_models=[])
+    tenant = tenant_services.tenant_apply(slug="initech", name="Initech")
+    team = tenant_services.team_apply(tenant=tenant, slug="ops", name="Ops", allowed_models=[])
     key, _ = tenant_services.key_create(team=team, name="ci", actor=Actor.user(user))
     tenant_services.key_revoke(key=key, actor=Actor.user(user))
     tenant_services.key_revoke(key=key, actor=Actor.user(user))  # already revoked: no event

@@ -37,13 +37,13 @@ def people(world: Any, settings: Any) -> dict[str, User]:
     acme = Tenant.objects.get(slug="acme")
     globex = Tenant.objects.get(slug="globex")
     made = {
-        role: services.member_upsert(
+        role: services.member_apply(
             tenant=acme, username=f"audit-{role}", email="", role=role, teams=[], password=PASSWORD
         )
         for role in Role.values
         if role != Role.PLATFORM_ADMIN
     }
-    made["other_compliance"] = services.member_upsert(
+    made["other_compliance"] = services.member_apply(
         tenant=globex,
         username="globex-compliance",
         email="",
@@ -51,7 +51,7 @@ def people(world: Any, settings: Any) -> dict[str, User]:
         teams=[],
         password=PASSWORD,
     )
-    made["platform"] = services.member_upsert(
+    made["platform"] = services.member_apply(
         tenant=globex,
         username="audit-platform",
         email="",

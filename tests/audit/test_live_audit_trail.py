@@ -35,8 +35,8 @@ PORTFOLIO_TOOL = {
 def metadata_only_key(world: Any, django_db_blocker: Any) -> str:
     """A committed tenant whose policy keeps only hashes of the content (the gateway must see it)."""
     with django_db_blocker.unblock():
-        tenant = tenants.tenant_upsert(slug=f"private-{uuid.uuid4().hex[:6]}", name="Private Bank")
-        team = tenants.team_upsert(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
+        tenant = tenants.tenant_apply(slug=f"private-{uuid.uuid4().hex[:6]}", name="Private Bank")
+        team = tenants.team_apply(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
         audit_policy_set(
             tenant=tenant, content_mode=ContentMode.METADATA, retention_days=None, actor=SYSTEM
         )

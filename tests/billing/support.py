@@ -24,20 +24,18 @@ class Ledger:
 
 
 def make_ledger(prefix: str = "ledger") -> Ledger:
-    tenant = tenants.tenant_upsert(slug=f"{prefix}-co", name=f"{prefix.title()} Co")
+    tenant = tenants.tenant_apply(slug=f"{prefix}-co", name=f"{prefix.title()} Co")
     teams, keys = [], []
     for name in ("research", "support", "sales"):
         # Slugs unique across tenants: some committed (drill) data outlives its test.
-        team = tenants.team_upsert(
+        team = tenants.team_apply(
             tenant=tenant, slug=f"{prefix}-{name}", name=name.title(), allowed_models=[]
         )
         key, _ = tenants.key_create(team=team, name=f"{name}-key")
         teams.append(team)
         keys.append(key)
-    other = tenants.tenant_upsert(slug=f"{prefix}-other", name="Other Co")
-    outsider = tenants.team_upsert(
-        tenant=other, slug=f"{prefix}-ops", name="Ops", allowed_models=[]
-    )
+    other = tenants.tenant_apply(slug=f"{prefix}-other", name="Other Co")
+    outsider = tenants.team_apply(tenant=other, slug=f"{prefix}-ops", name="Ops", allowed_models=[])
     outsider_key, _ = tenants.key_create(team=outsider, name="ops-key")
     return Ledger(tenant, teams, keys, outsider, outsider_key)
 

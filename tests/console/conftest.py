@@ -25,10 +25,10 @@ class Acme:
 
 
 def make_acme() -> Acme:
-    tenant = services.tenant_upsert(slug="acme-c", name="Acme Console Corp")
-    team = services.team_upsert(tenant=tenant, slug="quants", name="Quants", allowed_models=[])
+    tenant = services.tenant_apply(slug="acme-c", name="Acme Console Corp")
+    team = services.team_apply(tenant=tenant, slug="quants", name="Quants", allowed_models=[])
     users = {
-        role: services.member_upsert(
+        role: services.member_apply(
             tenant=tenant,
             username=f"acme-{role}",
             email=f"{role}@acme.example",
@@ -38,9 +38,9 @@ def make_acme() -> Acme:
         )
         for role in Role.values
     }
-    other = services.tenant_upsert(slug="initrode", name="Initrode")
-    other_team = services.team_upsert(tenant=other, slug="ops", name="Ops", allowed_models=[])
-    users["outsider"] = services.member_upsert(
+    other = services.tenant_apply(slug="initrode", name="Initrode")
+    other_team = services.team_apply(tenant=other, slug="ops", name="Ops", allowed_models=[])
+    users["outsider"] = services.member_apply(
         tenant=other,
         username="initrode-dev",
         email="dev@initrode.example",

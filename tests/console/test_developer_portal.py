@@ -68,7 +68,7 @@ def test_the_quickstart_reads_the_key_from_the_environment(acme: Acme, settings)
 
 
 def test_a_developer_cannot_create_a_key_for_a_team_they_are_not_in(acme: Acme) -> None:
-    other = services.team_upsert(tenant=acme.tenant, slug="risk", name="Risk", allowed_models=[])
+    other = services.team_apply(tenant=acme.tenant, slug="risk", name="Risk", allowed_models=[])
     client = signed_in(acme, "developer")
     response = client.post(
         f"/console/t/{acme.tenant.slug}/keys/new/", {"name": "sneaky", "team": other.pk}
@@ -78,7 +78,7 @@ def test_a_developer_cannot_create_a_key_for_a_team_they_are_not_in(acme: Acme) 
 
 
 def test_a_key_may_only_be_given_models_its_team_allows(acme: Acme) -> None:
-    services.team_upsert(
+    services.team_apply(
         tenant=acme.tenant, slug="quants", name="Quants", allowed_models=["model-a"]
     )
     client = signed_in(acme, "developer")
@@ -162,7 +162,7 @@ def test_a_keys_usage_and_cost_come_from_its_audit_records(acme: Acme) -> None:
 
 def test_the_tenants_allowed_models_bind_every_key(acme: Acme) -> None:
     services.tenant_models_set(tenant=acme.tenant, allowed_models=["demo", "other"])
-    services.team_upsert(
+    services.team_apply(
         tenant=acme.tenant, slug="quants", name="Quants", allowed_models=["demo", "third"]
     )
     identity = load_identity(acme.key.key_hash)

@@ -48,7 +48,7 @@ def test_sso_is_hidden_when_not_configured(db: None) -> None:
 
 def test_sso_claims_make_the_memberships_exactly_what_they_list(acme: Acme) -> None:
     user = acme.users["developer"]
-    services.tenant_upsert(slug="umbrella", name="Umbrella")
+    services.tenant_apply(slug="umbrella", name="Umbrella")
     services.memberships_sync_from_claims(
         user=user,
         entries=["umbrella:finance", "acme-c:tenant_admin:quants", "nowhere:developer", "x:bad"],

@@ -64,8 +64,8 @@ def build_treasury(
         output_price_per_mtok=PRICE_PER_MTOK,
     )
     routing.route_upsert(alias="treasury-chat", description="", deployments=[deployment])
-    tenant = tenants.tenant_upsert(slug=slug, name=slug.title())
-    team = tenants.team_upsert(tenant=tenant, slug="treasury", name="Treasury", allowed_models=[])
+    tenant = tenants.tenant_apply(slug=slug, name=slug.title())
+    team = tenants.team_apply(tenant=tenant, slug="treasury", name="Treasury", allowed_models=[])
     _, material = tenants.key_create(team=team, name=f"{slug}-app")
     quotas.budget_set(tenant=tenant, scope="team", team=team, amount_usd=budget)
     if spent:
@@ -118,8 +118,8 @@ def restart_co(django_db_setup: None, django_db_blocker: Any, mock_server: Any) 
         treasury = build_treasury(
             mock_server.base_url, "restart-co", budget=Decimal("50.00"), spent=Decimal("10.00")
         )
-        open_co = tenants.tenant_upsert(slug="limits-only-co", name="Limits Only")
-        open_team = tenants.team_upsert(tenant=open_co, slug="ops", name="Ops", allowed_models=[])
+        open_co = tenants.tenant_apply(slug="limits-only-co", name="Limits Only")
+        open_team = tenants.team_apply(tenant=open_co, slug="ops", name="Ops", allowed_models=[])
         open_key, open_material = tenants.key_create(team=open_team, name="ops-app")
         quotas.rate_limit_set(
             tenant=open_co, scope="key", api_key=open_key, requests_per_minute=1000

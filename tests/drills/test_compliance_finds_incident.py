@@ -62,7 +62,7 @@ def officer(world: Any, django_db_blocker: Any) -> str:
     from tenants.models import Tenant
 
     with django_db_blocker.unblock():
-        services.member_upsert(
+        services.member_apply(
             tenant=Tenant.objects.get(slug="acme"),
             username="cora-compliance",
             email="cora@acme.example",

@@ -63,7 +63,7 @@ def last_month_ledger(world: Any, django_db_blocker: Any) -> tuple[Ledger, dict[
         rollup_window(
             granularity=Granularity.DAY, start=start, end=timezone.now() + timedelta(days=1)
         )
-        tenants.member_upsert(
+        tenants.member_apply(
             tenant=ledger.tenant,
             username="drill-fiona",
             email="fiona@example.com",

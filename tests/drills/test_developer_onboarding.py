@@ -37,7 +37,7 @@ def newcomer(world: Any, django_db_blocker: Any) -> str:
 
     with django_db_blocker.unblock():
         advisors = Team.objects.get(tenant__slug="acme", slug="advisors")
-        services.member_upsert(
+        services.member_apply(
             tenant=advisors.tenant,
             username="nia-newcomer",
             email="nia@example.com",

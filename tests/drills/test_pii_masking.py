@@ -44,11 +44,11 @@ class Desk:
 @pytest.fixture(scope="module")
 def desk(world: Any, django_db_blocker: Any) -> Iterator[Desk]:
     with django_db_blocker.unblock():
-        tenant = tenants.tenant_upsert(slug="drill-privacy", name="Harbourline Advisory")
-        advisors = tenants.team_upsert(
+        tenant = tenants.tenant_apply(slug="drill-privacy", name="Harbourline Advisory")
+        advisors = tenants.team_apply(
             tenant=tenant, slug="advisors", name="Advisors", allowed_models=[]
         )
-        research = tenants.team_upsert(
+        research = tenants.team_apply(
             tenant=tenant, slug="research", name="Research", allowed_models=[]
         )
         restore, restore_key = tenants.key_create(team=advisors, name="drill-restore")

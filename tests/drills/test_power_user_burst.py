@@ -58,8 +58,8 @@ def company(django_db_setup: None, django_db_blocker: Any) -> Iterator[Company]:
             output_price_per_mtok=Decimal("2"),
         )
         routing.route_upsert(alias="advisor-assistant", description="", deployments=[model])
-        tenant = tenants.tenant_upsert(slug="wealthco", name="WealthCo")
-        team = tenants.team_upsert(
+        tenant = tenants.tenant_apply(slug="wealthco", name="WealthCo")
+        team = tenants.team_apply(
             tenant=tenant, slug="advisors", name="Advisors", allowed_models=[]
         )
         _, material = tenants.key_create(team=team, name="advisor-app")

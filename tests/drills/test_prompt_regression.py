@@ -89,7 +89,7 @@ def drill(
             output_price_per_mtok=Decimal("10"),
         )
         routing.route_upsert(alias=ROUTE, description="", deployments=[deployment])
-        prompt = services.prompt_upsert(
+        prompt = services.prompt_declare(
             actor=OPS, tenant=Tenant.objects.get(slug="acme"), name=PROMPT
         )
         services.prompt_publish(
@@ -100,7 +100,7 @@ def drill(
             note="launch",
         )
         services.prompt_label_move(actor=OPS, prompt=prompt, label="production", version=1)
-        tenant_services.member_upsert(
+        tenant_services.member_apply(
             tenant=prompt.tenant,
             username=COMPLIANCE_USER,
             email="compliance@acme.example",

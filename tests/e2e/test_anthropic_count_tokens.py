@@ -96,8 +96,8 @@ def guarded_key(gateway: Any, world: Any, django_db_blocker: Any) -> str:
     from tests.support.live import wait_for_config
 
     with django_db_blocker.unblock():
-        tenant = tenants.tenant_upsert(slug="count-guard", name="Counted Carefully")
-        team = tenants.team_upsert(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
+        tenant = tenants.tenant_apply(slug="count-guard", name="Counted Carefully")
+        team = tenants.team_apply(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
         key, material = tenants.key_create(team=team, name="guarded")
         policy = guardrails.guardrail_policy_upsert(
             name="count-guard",

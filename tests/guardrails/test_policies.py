@@ -24,10 +24,10 @@ ADMIN = Actor("user", "compliance-lead")
 
 @pytest.fixture
 def bank():
-    tenant = tenants.tenant_upsert(slug="gr-bank", name="GR Bank")
-    team = tenants.team_upsert(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
+    tenant = tenants.tenant_apply(slug="gr-bank", name="GR Bank")
+    team = tenants.team_apply(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
     key, _ = tenants.key_create(team=team, name="gr-key")
-    other = tenants.tenant_upsert(slug="gr-other", name="Other")
+    other = tenants.tenant_apply(slug="gr-other", name="Other")
     return tenant, team, key, other
 
 

@@ -41,8 +41,8 @@ STRUCTURED = {
 @pytest.fixture(scope="module")
 def keys(world: Any, django_db_blocker: Any) -> dict[str, str]:
     with django_db_blocker.unblock():
-        tenant = tenants.tenant_upsert(slug="gr-proxy", name="Guarded Proxy Bank")
-        team = tenants.team_upsert(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
+        tenant = tenants.tenant_apply(slug="gr-proxy", name="Guarded Proxy Bank")
+        team = tenants.team_apply(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
         guarded, guarded_key = tenants.key_create(team=team, name="guarded")
         routed, routed_key = tenants.key_create(team=team, name="routed")
         restorer, restorer_key = tenants.key_create(team=team, name="restorer")

@@ -47,13 +47,13 @@ class Side:
 
 
 def build_side(slug: str, title: str) -> Side:
-    tenant = tenant_services.tenant_upsert(slug=slug, name=f"{title} Incorporated")
-    team = tenant_services.team_upsert(
+    tenant = tenant_services.tenant_apply(slug=slug, name=f"{title} Incorporated")
+    team = tenant_services.team_apply(
         tenant=tenant, slug=f"{slug}-research", name=f"{title} Research Lab", allowed_models=[]
     )
     username = f"{slug}-dev"
     email = f"lead.developer@{slug}.example"
-    user = tenant_services.member_upsert(
+    user = tenant_services.member_apply(
         tenant=tenant, username=username, email=email, role="developer", teams=[team], password=None
     )
     key, material = tenant_services.key_create(

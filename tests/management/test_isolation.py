@@ -46,8 +46,11 @@ CASES: dict[tuple[str, str], Case] = {
     ("PATCH", "/tenants/{slug}/teams/{team}"): Case(lambda t: {"allowed_models": ["x"]}),
     ("GET", "/tenants/{slug}/members"): Case(),
     ("GET", "/tenants/{slug}/members/{username}"): Case(),
-    ("PUT", "/tenants/{slug}/members/{username}"): Case(
-        lambda t: {"role": "tenant_admin", "email": "me@attacker.example"}, under_ours=403
+    ("POST", "/tenants/{slug}/members"): Case(
+        lambda t: {"username": t.username, "role": "tenant_admin", "email": "me@attacker.example"}
+    ),
+    ("PATCH", "/tenants/{slug}/members/{username}"): Case(
+        lambda t: {"role": "tenant_admin", "email": "me@attacker.example"}
     ),
     ("DELETE", "/tenants/{slug}/members/{username}"): Case(),
     ("GET", "/tenants/{slug}/keys"): Case(),

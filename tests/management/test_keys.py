@@ -49,7 +49,7 @@ def test_no_plaintext_key_ever_reaches_the_activity_log(
 
 
 def test_a_key_may_only_narrow_what_its_team_allows(as_ours: Api, ours: Side) -> None:
-    tenant_services.team_upsert(
+    tenant_services.team_apply(
         tenant=ours.tenant, slug="fenced", name="Fenced", allowed_models=["demo", "embed"]
     )
     base = f"/tenants/{ours.tenant.slug}/keys"

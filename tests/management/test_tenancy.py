@@ -96,18 +96,24 @@ def test_a_misspelt_field_is_refused_with_its_path(as_ours: Api, ours: Side) -> 
 
 def test_a_member_is_added_with_a_role_and_teams_then_removed(as_ours: Api, ours: Side) -> None:
     path = f"/tenants/{ours.tenant.slug}/members/gavin"
-    added = as_ours.put(
-        path, {"email": "gavin@hooli.example", "role": "finance", "teams": [ours.team.slug]}
+    added = as_ours.post(
+        f"/tenants/{ours.tenant.slug}/members",
+        {
+            "username": "gavin",
+            "email": "gavin@hooli.example",
+            "role": "finance",
+            "teams": [ours.team.slug],
+        },
     )
 
-    assert added.status_code == 200, added.content
+    assert added.status_code == 201, added.content
     assert added.json() == {
         "username": "gavin",
         "email": "gavin@hooli.example",
         "role": "finance",
         "teams": [ours.team.slug],
     }
-    moved = as_ours.put(path, {"role": "compliance", "teams": []})
+    moved = as_ours.patch(path, {"role": "compliance", "teams": []})
     assert moved.json()["role"] == "compliance" and moved.json()["teams"] == []
     assert not ours.team.members.filter(username="gavin").exists()
     assert as_ours.delete(path).status_code == 204
@@ -116,12 +122,15 @@ def test_a_member_is_added_with_a_role_and_teams_then_removed(as_ours: Api, ours
 
 
 def test_a_tenant_key_may_not_grant_platform_admin(as_ours: Api, platform: Api, ours: Side) -> None:
-    path = f"/tenants/{ours.tenant.slug}/members/gavin"
+    members = f"/tenants/{ours.tenant.slug}/members"
+    path = f"{members}/gavin"
 
-    assert as_ours.put(path, {"role": "platform_admin"}).status_code == 403
-    assert platform.put(path, {"role": "platform_admin"}).status_code == 200
+    assert as_ours.post(members, {"username": "gavin", "role": "platform_admin"}).status_code == 403
+    assert (
+        platform.post(members, {"username": "gavin", "role": "platform_admin"}).status_code == 201
+    )
     # nor demote or remove one
-    assert as_ours.put(path, {"role": "developer"}).status_code == 403
+    assert as_ours.patch(path, {"role": "developer"}).status_code == 403
     assert as_ours.delete(path).status_code == 403
     assert Membership.objects.get(user__username="gavin").role == "platform_admin"
 
@@ -129,11 +138,12 @@ def test_a_tenant_key_may_not_grant_platform_admin(as_ours: Api, platform: Api, 
 def test_a_tenant_key_cannot_take_over_a_staff_account(as_ours: Api, ours: Side) -> None:
     get_user_model().objects.create_superuser("root", "root@example.com", "x" * 16)
 
-    response = as_ours.put(
-        f"/tenants/{ours.tenant.slug}/members/root", {"role": "developer", "password": "y" * 16}
+    response = as_ours.post(
+        f"/tenants/{ours.tenant.slug}/members",
+        {"username": "root", "role": "developer", "password": "y" * 16},
     )
 
-    assert response.status_code == 403
+    assert response.status_code == 409
     assert get_user_model().objects.get(username="root").check_password("x" * 16)
     assert not Membership.objects.filter(user__username="root").exists()
 
@@ -141,7 +151,9 @@ def test_a_tenant_key_cannot_take_over_a_staff_account(as_ours: Api, ours: Side)
 def test_a_member_in_two_tenants_is_removed_from_one_only(
     platform: Api, ours: Side, theirs: Side
 ) -> None:
-    platform.put(f"/tenants/{ours.tenant.slug}/members/{theirs.username}", {"role": "developer"})
+    platform.post(
+        f"/tenants/{ours.tenant.slug}/members", {"username": theirs.username, "role": "developer"}
+    )
 
     platform.delete(f"/tenants/{ours.tenant.slug}/members/{theirs.username}")
 

@@ -15,12 +15,12 @@ OPERATOR = Actor("user", "ops-lead")
 
 @pytest.fixture
 def tenant(db: Any) -> Tenant:
-    return tenants.tenant_upsert(slug="prompt-co", name="Prompt Co")
+    return tenants.tenant_apply(slug="prompt-co", name="Prompt Co")
 
 
 @pytest.fixture
 def prompt(tenant: Tenant) -> Prompt:
-    return services.prompt_upsert(actor=OPERATOR, tenant=tenant, name="advisor")
+    return services.prompt_declare(actor=OPERATOR, tenant=tenant, name="advisor")
 
 
 def publish(prompt: Prompt, text: str, **kwargs: Any) -> int:

@@ -29,7 +29,7 @@ def acme(db: None, settings: Any) -> Acme:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     acme = make_acme()
     actor = Actor("user", "acme-developer")
-    prompt = services.prompt_upsert(actor=actor, tenant=acme.tenant, name="advisor")
+    prompt = services.prompt_declare(actor=actor, tenant=acme.tenant, name="advisor")
     for text, note in ((V1, "launch"), (V2, "friendlier tone")):
         services.prompt_publish(
             actor=actor, prompt=prompt, messages=[{"role": "system", "content": text}], note=note

@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.django_db]
 @pytest.fixture(scope="module")
 def hot_prompt(world: Any, django_db_blocker: Any) -> None:
     with django_db_blocker.unblock():
-        prompt = services.prompt_upsert(
+        prompt = services.prompt_declare(
             actor=Actor("system", "tests"), tenant=Tenant.objects.get(slug="acme"), name="hot"
         )
         services.prompt_publish(

@@ -30,7 +30,7 @@ def registry(gateway: Any, world: Any, django_db_blocker: Any) -> dict[str, str]
     """Committed prompts the live gateway can see: `e2e-advisor` v1/v2, a 50 % canary, a pin."""
     with django_db_blocker.unblock():
         acme = Tenant.objects.get(slug="acme")
-        prompt = services.prompt_upsert(actor=OPERATOR, tenant=acme, name="e2e-advisor")
+        prompt = services.prompt_declare(actor=OPERATOR, tenant=acme, name="e2e-advisor")
         for text, params in ((V1, {}), (V2, {"temperature": 0.1, "max_tokens": 50})):
             services.prompt_publish(
                 actor=OPERATOR,

@@ -33,7 +33,7 @@ def _record(key, n: int, version: int, status: str = "success", **fields) -> Aud
 
 
 def _key(tenant, slug: str):
-    team = tenants.team_upsert(tenant=tenant, slug=slug, name=slug, allowed_models=[])
+    team = tenants.team_apply(tenant=tenant, slug=slug, name=slug, allowed_models=[])
     key, _ = tenants.key_create(team=team, name=f"{slug}-key")
     return key
 
@@ -47,7 +47,7 @@ def test_each_version_shows_its_requests_errors_findings_latency_and_cost(tenant
         findings = [{"rule": "pii"}] if n == 4 else []
         _record(key, n, 2, status=status, latency_ms=300, guardrail_findings=findings)
     # The same prompt name in another tenant is none of this tenant's business.
-    outsider = _key(tenants.tenant_upsert(slug="outsider", name="Outsider"), "ops")
+    outsider = _key(tenants.tenant_apply(slug="outsider", name="Outsider"), "ops")
     _record(outsider, 99, 2, status="upstream_error")
 
     usage = selectors.version_usage(tenant_id=tenant.pk, prompt_name="advisor")

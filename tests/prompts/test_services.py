@@ -137,11 +137,11 @@ def test_a_pin_holds_a_team_to_a_version_and_refuses_other_tenants(prompt):
     from tenants import services as tenants
 
     publish(prompt, "v1")
-    team = tenants.team_upsert(tenant=prompt.tenant, slug="desk", name="Desk", allowed_models=[])
+    team = tenants.team_apply(tenant=prompt.tenant, slug="desk", name="Desk", allowed_models=[])
     pin = services.prompt_pin_set(actor=OPERATOR, prompt=prompt, version=1, team=team)
     assert pin.version.number == 1
 
-    other = tenants.tenant_upsert(slug="elsewhere", name="Elsewhere")
-    outsider = tenants.team_upsert(tenant=other, slug="desk", name="Desk", allowed_models=[])
+    other = tenants.tenant_apply(slug="elsewhere", name="Elsewhere")
+    outsider = tenants.team_apply(tenant=other, slug="desk", name="Desk", allowed_models=[])
     with pytest.raises(services.PromptError, match="another tenant"):
         services.prompt_pin_set(actor=OPERATOR, prompt=prompt, version=1, team=outsider)

@@ -41,9 +41,9 @@ def quota_world(world: Any, gateway: Any, django_db_blocker: Any, mock_server: A
             output_price_per_mtok=Decimal("10"),
         )
         routing.route_upsert(alias="quota-chat", description="", deployments=[deployment])
-        tenant = tenants.tenant_upsert(slug="quota-co", name="Quota Co")
-        team = tenants.team_upsert(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
-        thrifty = tenants.team_upsert(
+        tenant = tenants.tenant_apply(slug="quota-co", name="Quota Co")
+        team = tenants.team_apply(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
+        thrifty = tenants.team_apply(
             tenant=tenant, slug="thrifty", name="Thrifty", allowed_models=[]
         )
         burst, burst_material = tenants.key_create(team=team, name="burst")
@@ -113,8 +113,8 @@ def policy_world(
         routing.route_upsert(alias="quota-queued", description="", deployments=[queued])
 
         def tenant_key(slug: str) -> tuple[Tenant, Team, Any, str]:
-            tenant = tenants.tenant_upsert(slug=slug, name=slug)
-            team = tenants.team_upsert(tenant=tenant, slug="t", name="T", allowed_models=[])
+            tenant = tenants.tenant_apply(slug=slug, name=slug)
+            team = tenants.team_apply(tenant=tenant, slug="t", name="T", allowed_models=[])
             key, material = tenants.key_create(team=team, name=f"{slug}-key")
             return tenant, team, key, material.plaintext
 

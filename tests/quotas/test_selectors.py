@@ -11,9 +11,9 @@ pytestmark = pytest.mark.django_db
 
 
 def test_a_keys_budget_status_counts_only_its_window_and_its_scope() -> None:
-    tenant = tenants.tenant_upsert(slug="sel-co", name="Sel Co")
-    team = tenants.team_upsert(tenant=tenant, slug="a", name="A", allowed_models=[])
-    other = tenants.team_upsert(tenant=tenant, slug="b", name="B", allowed_models=[])
+    tenant = tenants.tenant_apply(slug="sel-co", name="Sel Co")
+    team = tenants.team_apply(tenant=tenant, slug="a", name="A", allowed_models=[])
+    other = tenants.team_apply(tenant=tenant, slug="b", name="B", allowed_models=[])
     key, _ = tenants.key_create(team=team, name="k")
     services.budget_set(tenant=tenant, scope="team", team=team, amount_usd=Decimal("10"))
     services.budget_set(tenant=tenant, scope="team", team=other, amount_usd=Decimal("99"))

@@ -29,8 +29,8 @@ class Pinned:
 @pytest.fixture(scope="module")
 def pinned(world: Any, django_db_blocker: Any) -> Pinned:
     with django_db_blocker.unblock():
-        tenant = tenants.tenant_upsert(slug=f"pinned-{uuid.uuid4().hex[:6]}", name="Pinned")
-        team = tenants.team_upsert(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
+        tenant = tenants.tenant_apply(slug=f"pinned-{uuid.uuid4().hex[:6]}", name="Pinned")
+        team = tenants.team_apply(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
         tenants.team_pins_set(
             team=team,
             model_pins={
@@ -90,8 +90,8 @@ def test_a_pin_the_route_no_longer_has_is_a_clear_refusal(gateway, pinned):
 
 def test_pins_are_set_by_an_actor_and_reach_the_identity(world, django_user_model):
     admin = django_user_model.objects.create_user(username=f"admin-{uuid.uuid4().hex[:6]}")
-    tenant = tenants.tenant_upsert(slug=f"pins-{uuid.uuid4().hex[:6]}", name="Pins")
-    team = tenants.team_upsert(tenant=tenant, slug="t", name="T", allowed_models=[])
+    tenant = tenants.tenant_apply(slug=f"pins-{uuid.uuid4().hex[:6]}", name="Pins")
+    team = tenants.team_apply(tenant=tenant, slug="t", name="T", allowed_models=[])
     tenants.team_pins_set(
         team=team, model_pins={"chat": "a", "embed": "e"}, actor=Actor.user(admin)
     )

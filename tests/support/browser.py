@@ -54,7 +54,7 @@ def people(world: Any, django_db_blocker: Any) -> People:
             ("web-finn", acme, "finance", []),
             ("web-gus", globex, "developer", [ops]),
         ):
-            services.member_upsert(
+            services.member_apply(
                 tenant=tenant,
                 username=username,
                 email=f"{username}@example.com",

@@ -115,12 +115,12 @@ def build_world(*, mock_url: str, failing_mock_url: str, slow_mock_url: str) -> 
     routing.route_upsert(alias="with-fallback", description="", deployments=[limited, chat])
     routing.route_upsert(alias="always-limited", description="", deployments=[limited])
 
-    acme = tenants.tenant_upsert(slug="acme", name="Acme Wealth")
-    advisors = tenants.team_upsert(tenant=acme, slug="advisors", name="Advisors", allowed_models=[])
-    globex = tenants.tenant_upsert(slug="globex", name="Globex")
-    ops = tenants.team_upsert(tenant=globex, slug="ops", name="Ops", allowed_models=[])
-    euro = tenants.tenant_upsert(slug="euro", name="Euro Bank", residency_region="eu")
-    euro_team = tenants.team_upsert(tenant=euro, slug="desk", name="Desk", allowed_models=[])
+    acme = tenants.tenant_apply(slug="acme", name="Acme Wealth")
+    advisors = tenants.team_apply(tenant=acme, slug="advisors", name="Advisors", allowed_models=[])
+    globex = tenants.tenant_apply(slug="globex", name="Globex")
+    ops = tenants.team_apply(tenant=globex, slug="ops", name="Ops", allowed_models=[])
+    euro = tenants.tenant_apply(slug="euro", name="Euro Bank", residency_region="eu")
+    euro_team = tenants.team_apply(tenant=euro, slug="desk", name="Desk", allowed_models=[])
 
     _, key = tenants.key_create(team=advisors, name="e2e")
     _, limited_key = tenants.key_create(team=advisors, name="e2e-limited", allowed_models=["demo"])

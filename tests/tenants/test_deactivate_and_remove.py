@@ -14,8 +14,8 @@ ACTOR = Actor.admin_key("admin key ops (gwa-abcdef…, platform)")
 
 
 def test_deactivating_a_tenant_revokes_its_keys_and_is_logged_once() -> None:
-    tenant = services.tenant_upsert(slug="vandelay", name="Vandelay")
-    team = services.team_upsert(tenant=tenant, slug="imports", name="Imports", allowed_models=[])
+    tenant = services.tenant_apply(slug="vandelay", name="Vandelay")
+    team = services.team_apply(tenant=tenant, slug="imports", name="Imports", allowed_models=[])
     key, _ = services.key_create(team=team, name="k")
 
     services.tenant_set_active(tenant=tenant, is_active=False, actor=ACTOR)
@@ -34,12 +34,12 @@ def test_deactivating_a_tenant_revokes_its_keys_and_is_logged_once() -> None:
 
 
 def test_removing_a_member_leaves_their_other_tenants_alone() -> None:
-    first = services.tenant_upsert(slug="vandelay", name="Vandelay")
-    second = services.tenant_upsert(slug="kramerica", name="Kramerica")
-    team_a = services.team_upsert(tenant=first, slug="a", name="A", allowed_models=[])
-    team_b = services.team_upsert(tenant=second, slug="b", name="B", allowed_models=[])
+    first = services.tenant_apply(slug="vandelay", name="Vandelay")
+    second = services.tenant_apply(slug="kramerica", name="Kramerica")
+    team_a = services.team_apply(tenant=first, slug="a", name="A", allowed_models=[])
+    team_b = services.team_apply(tenant=second, slug="b", name="B", allowed_models=[])
     for tenant, team in ((first, team_a), (second, team_b)):
-        user = services.member_upsert(
+        user = services.member_apply(
             tenant=tenant,
             username="art",
             email="",

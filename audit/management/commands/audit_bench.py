@@ -126,8 +126,8 @@ class Command(BaseCommand):
             )
 
     def _world(self) -> tuple[Tenant, Team, ApiKey]:
-        tenant = tenants.tenant_upsert(slug="bench-audit", name="Audit benchmark")
-        team = tenants.team_upsert(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
+        tenant = tenants.tenant_apply(slug="bench-audit", name="Audit benchmark")
+        team = tenants.team_apply(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
         key = ApiKey.objects.filter(team=team).first() or tenants.key_create(team=team, name="b")[0]
         return tenant, team, key
 

@@ -77,10 +77,10 @@ class Command(BaseCommand):
             )
 
     def _generate(self, n: int, days: int, start: datetime) -> None:
-        tenant = tenants.tenant_upsert(slug="bench", name="Bench")
+        tenant = tenants.tenant_apply(slug="bench", name="Bench")
         keys = []
         for slug in ("research", "support", "sales"):
-            team = tenants.team_upsert(tenant=tenant, slug=slug, name=slug, allowed_models=[])
+            team = tenants.team_apply(tenant=tenant, slug=slug, name=slug, allowed_models=[])
             key = ApiKey.objects.filter(team=team).first()
             keys.append(key or tenants.key_create(team=team, name=f"{slug}-bench")[0])
         UsageRollup.objects.all().delete()
