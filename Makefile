@@ -20,6 +20,8 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# The demo's mock provider listens on 127.0.0.1: loopback egress is allowed for it explicitly.
+run: export GATEWAY_EGRESS_ALLOW_LOOPBACK ?= true
 run: install
 	@mkdir -p var
 	$(BIN)/python manage.py migrate --verbosity 0

@@ -129,6 +129,7 @@ def _env(settings: Settings, **extra: str) -> dict[str, str]:
         GATEWAY_LOG_LEVEL="WARNING",
         GATEWAY_DEBUG="false",  # measure the production code path even if the shell says debug
         PYTHONUNBUFFERED="1",
+        GATEWAY_EGRESS_ALLOW_LOOPBACK="true",  # the mock providers listen on 127.0.0.1
     )
     env.update(extra)
     return env

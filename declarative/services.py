@@ -77,17 +77,22 @@ def config_apply(config: GatewayConfig) -> ApplyReport:
     report = ApplyReport()
     providers = {}
     for spec in config.providers:
-        providers[spec.name] = routing_services.provider_upsert(
-            actor=CONFIG,
-            name=spec.name,
-            kind=spec.kind,
-            base_url=spec.base_url,
-            credential=_secret(spec.credential, f"provider {spec.name}"),
-            region=spec.region,
-            requests_per_minute=spec.capacity.requests_per_minute if spec.capacity else None,
-            tokens_per_minute=spec.capacity.tokens_per_minute if spec.capacity else None,
-            capacity_queue_seconds=spec.capacity.queue_seconds if spec.capacity else 0,
-        )
+        where = f"provider {spec.name}"
+        try:
+            providers[spec.name] = routing_services.provider_upsert(
+                actor=CONFIG,
+                name=spec.name,
+                kind=spec.kind,
+                base_url=spec.base_url,
+                credential=_secret(spec.credential, where),
+                region=spec.region,
+                requests_per_minute=spec.capacity.requests_per_minute if spec.capacity else None,
+                tokens_per_minute=spec.capacity.tokens_per_minute if spec.capacity else None,
+                capacity_queue_seconds=spec.capacity.queue_seconds if spec.capacity else 0,
+            )
+        except routing_services.ProviderRefused as refused:
+            # The whole file is one transaction: nothing it changed before this stays.
+            raise ConfigError(f"{where}: {refused.message} [{refused.code}]") from refused
         report.bump("providers")
     deployments = {}
     for deployment in config.deployments:

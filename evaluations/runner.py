@@ -14,12 +14,15 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+from django.conf import settings
 
 from billing.pricing import request_cost_usd
 from evaluations.evalset import EvalItem, EvalSet
 from evaluations.scoring import SCORERS
+from routing.core.egress_transport import egress_transport
 from routing.core.errors import UpstreamError
 from routing.core.types import Target
+from routing.egress import egress_policy
 from routing.runtime import ADAPTERS
 
 
@@ -68,7 +71,14 @@ async def run_eval_set(
     }
     costs: list[Decimal] = []
     limit = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(timeout_s, connect=10.0)) as http:
+    # The providers' credentials go only where the proxy may send them (docs/config.md).
+    transport = egress_transport(
+        egress_policy(),
+        kind=settings.GATEWAY.upstream_transport,
+        limits=httpx.Limits(max_connections=max(concurrency, 1) * 2),
+    )
+    timeout = httpx.Timeout(timeout_s, connect=10.0)
+    async with httpx.AsyncClient(transport=transport, timeout=timeout) as http:
         adapters = {kind: adapter(http) for kind, adapter in ADAPTERS.items()}
 
         async def one(target: Target, item: EvalItem) -> None:

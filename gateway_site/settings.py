@@ -9,6 +9,7 @@ from celery.schedules import crontab
 from gateway_site.env import SettingError, envbool, envfloat, envint, envlist, envstr
 from gateway_site.proxy_settings import ProxySettings
 from observability.config import AlertSettings
+from routing.core.egress import EgressPolicy
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -237,6 +238,16 @@ if GATEWAY.breaker_failures < 0 or GATEWAY.breaker_cooldown_seconds < 0:
     raise SettingError("GATEWAY_BREAKER_FAILURES and GATEWAY_BREAKER_COOLDOWN_SECONDS must be >= 0")
 if GATEWAY.upstream_transport not in ("aiohttp", "httpx"):
     raise SettingError("GATEWAY_UPSTREAM_TRANSPORT must be 'aiohttp' or 'httpx'")
+# Where the gateway may send provider credentials (docs/config.md, "Egress"): cloud metadata and
+# link-local never; loopback and private ranges only when allowed; with a list, only its hosts.
+try:
+    GATEWAY_EGRESS = EgressPolicy.parse(
+        envlist("GATEWAY_EGRESS_ALLOW", []),
+        allow_private=envbool("GATEWAY_EGRESS_ALLOW_PRIVATE", False),
+        allow_loopback=envbool("GATEWAY_EGRESS_ALLOW_LOOPBACK", False),
+    )
+except ValueError as exc:
+    raise SettingError(f"GATEWAY_EGRESS_ALLOW: {exc}") from exc
 # Guardrails: a spaCy model (installed package name or path) for names and locations in PII
 # detection; "auto" uses en_core_web_lg/md/sm when installed, "" never (patterns only).
 GUARDRAILS_SPACY_MODEL = envstr("GATEWAY_GUARDRAILS_SPACY_MODEL", "auto")

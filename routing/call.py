@@ -320,6 +320,10 @@ def client_facing_failure(error: UpstreamError) -> tuple[int, bytes]:
         "rate_limited": "Every deployment of this model is rate limited by its provider. Retry later.",
         "timeout": "The provider did not answer in time.",
         "connection": "The provider could not be reached.",
+        "egress_refused": (
+            "The provider's address is not allowed by the gateway's egress policy;"
+            " an administrator must correct the provider's base URL or the policy."
+        ),
         "provider_capacity": error.message,
     }.get(error.cause, f"The provider failed to answer ({error.message}).")
     body = {

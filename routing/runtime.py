@@ -12,14 +12,15 @@ from typing import Any
 
 import httpx
 from django.conf import settings
-from httpx_aiohttp import AiohttpTransport
 
 from audit.writer import AuditWriter
 from quotas.gate import build_engine
+from routing.core.egress_transport import egress_transport
 from routing.core.providers.anthropic import AnthropicAdapter
 from routing.core.providers.base import ProviderAdapter
 from routing.core.providers.openai import OpenAIAdapter
 from routing.core.strategy import HealthBook
+from routing.egress import egress_policy
 from routing.table import RoutingTableCache
 from tenants.auth import KeyAuthenticator
 
@@ -37,10 +38,10 @@ def build_http_client() -> httpx.AsyncClient:
         keepalive_expiry=30,
     )
     timeout = httpx.Timeout(config.upstream_timeout_seconds, connect=10.0)
-    if config.upstream_transport == "aiohttp":
-        # httpx's own pool slows down sharply under concurrency; aiohttp's does not (ADR 0003).
-        return httpx.AsyncClient(transport=AiohttpTransport(limits=limits), timeout=timeout)
-    return httpx.AsyncClient(limits=limits, timeout=timeout)
+    # httpx's own pool slows down sharply under concurrency; aiohttp's does not (ADR 0003).
+    # Either way the transport connects only where the egress policy allows (docs/config.md).
+    transport = egress_transport(egress_policy(), kind=config.upstream_transport, limits=limits)
+    return httpx.AsyncClient(transport=transport, timeout=timeout)
 
 
 class GatewayRuntime:

@@ -4,10 +4,48 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from activity.services import SYSTEM, Actor, activity_record
+from routing.core.egress import EgressRefused, url_origin
+from routing.egress import egress_url_check
 from routing.models import Deployment, Provider, Route, RouteTarget
+
+
+class ProviderRefused(ValidationError):
+    """A provider write the service refuses: `code` says why, `field` names the input at fault."""
+
+    def __init__(self, *, code: str, field: str, message: str) -> None:
+        super().__init__(message, code=code)
+        self.field = field
+
+
+def _provider_url_refusal(
+    provider: Provider, *, base_url: str, credential: str | None
+) -> ProviderRefused | None:
+    try:
+        egress_url_check(base_url)
+    except EgressRefused as refusal:
+        return ProviderRefused(
+            code="egress_refused",
+            field="base_url",
+            message=f"base_url is not allowed by the egress policy: {refusal}",
+        )
+    # The stored credential was given for the old host: sending it to a new one (another
+    # scheme, host or port) needs the credential again, so whoever changes where it goes
+    # must know it. A new path on the same origin keeps it.
+    moved = provider.pk is not None and url_origin(provider.base_url) != url_origin(base_url)
+    if moved and credential is None and provider.credential_encrypted:
+        return ProviderRefused(
+            code="credential_required",
+            field="credential",
+            message=(
+                "base_url moves this provider to another scheme, host or port: send its "
+                "credential again in the same request (the stored one is not sent elsewhere)"
+            ),
+        )
+    return None
 
 
 @transaction.atomic
@@ -23,15 +61,21 @@ def provider_upsert(
     capacity_queue_seconds: float = 0,
     actor: Actor = SYSTEM,
 ) -> Provider:
-    provider = Provider.objects.filter(name=name).first() or Provider(name=name)
+    """Create or update a provider. `credential` None keeps the stored one, unless `base_url`
+    moves to another origin (refused then); every base URL must pass the egress policy.
+    Raises `ProviderRefused` and changes nothing when refused."""
+    provider = Provider.objects.select_for_update().filter(name=name).first() or Provider(name=name)
+    if refusal := _provider_url_refusal(provider, base_url=base_url, credential=credential):
+        raise refusal
     provider.kind, provider.base_url, provider.region = kind, base_url, region
     provider.requests_per_minute = requests_per_minute
     provider.tokens_per_minute = tokens_per_minute
     provider.capacity_queue_seconds = capacity_queue_seconds
-    if credential is not None and (
+    credential_changed = credential is not None and (
         not provider.credential_encrypted or provider.get_credential() != credential
-    ):
-        provider.set_credential(credential)
+    )
+    if credential_changed:
+        provider.set_credential(credential or "")
     created = provider.pk is None
     provider.save()
     activity_record(
@@ -46,6 +90,7 @@ def provider_upsert(
             "region": region,
             "requests_per_minute": requests_per_minute,
             "tokens_per_minute": tokens_per_minute,
+            "credential_changed": credential_changed,
         },
     )
     return provider

@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 GATEWAY_PORT=${GATEWAY_PORT:-8000}
 MOCK_PORT=${MOCK_PORT:-9100}
 source .env.demo
+# The mock provider listens on 127.0.0.1, which the egress policy refuses unless allowed.
+export GATEWAY_EGRESS_ALLOW_LOOPBACK=${GATEWAY_EGRESS_ALLOW_LOOPBACK:-true}
 
 .venv/bin/python -m mock_provider --host 127.0.0.1 --port "$MOCK_PORT" > var/mock_provider.log 2>&1 &
 mock_pid=$!

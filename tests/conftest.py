@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +15,11 @@ from tests.support.world import World, build_world
 # among them); plain connections close with their thread, a pool would keep the test database
 # busy at teardown. The live gateway subprocess keeps its pool.
 settings.DATABASES["default"].get("OPTIONS", {}).pop("pool", None)
+
+# The mock providers listen on 127.0.0.1, which the egress policy refuses unless loopback is
+# allowed: the suite allows it explicitly, as the demo does (GATEWAY_EGRESS_ALLOW_LOOPBACK; the
+# live gateway gets it from tests/support/live.py). Tests of the policy itself turn it off.
+settings.GATEWAY_EGRESS = dataclasses.replace(settings.GATEWAY_EGRESS, allow_loopback=True)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -14,7 +14,7 @@ from ninja.pagination import paginate
 
 from management import selectors
 from management.api.common import one_or_404, platform_scope
-from management.errors import invalid
+from management.errors import ApiError, invalid
 from management.schemas import (
     DeploymentIn,
     DeploymentOut,
@@ -49,21 +49,31 @@ def provider_get(request: HttpRequest, name: str) -> Provider:
     "/providers/{name}",
     response=ProviderOut,
     summary="Create or replace a provider (platform); the credential is write-only",
+    description=(
+        "Omit `credential` to keep the stored one, except when `base_url` moves to another "
+        "scheme, host or port: then send it again (422 `credential_required`). Every "
+        "`base_url` must pass the egress policy (422 `egress_refused`, docs/config.md)."
+    ),
 )
 def provider_put(request: HttpRequest, name: str, payload: ProviderIn) -> Provider:
     scope = platform_scope(request)
     _check_name(name, _NAME, max_length=64)
-    return services.provider_upsert(
-        name=name,
-        kind=payload.kind,
-        base_url=payload.base_url,
-        credential=payload.credential,
-        region=payload.region,
-        requests_per_minute=payload.requests_per_minute,
-        tokens_per_minute=payload.tokens_per_minute,
-        capacity_queue_seconds=payload.capacity_queue_seconds,
-        actor=scope.actor,
-    )
+    try:
+        return services.provider_upsert(
+            name=name,
+            kind=payload.kind,
+            base_url=payload.base_url,
+            credential=payload.credential,
+            region=payload.region,
+            requests_per_minute=payload.requests_per_minute,
+            tokens_per_minute=payload.tokens_per_minute,
+            capacity_queue_seconds=payload.capacity_queue_seconds,
+            actor=scope.actor,
+        )
+    except services.ProviderRefused as refused:
+        message = str(refused.message)
+        field = [{"field": refused.field, "message": message}]
+        raise ApiError(422, refused.code or "validation_error", message, field) from refused
 
 
 @router.get("/deployments", response=list[DeploymentOut], summary="List deployments (platform)")

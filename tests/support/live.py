@@ -57,6 +57,8 @@ def start_gateway(**env_overrides: Any) -> LiveGateway:
         "DATABASE_URL": test_database_url(),
         "GATEWAY_ROUTES_CACHE_SECONDS": "0.5",
         "GATEWAY_LOG_LEVEL": "WARNING",
+        # The mock providers are on 127.0.0.1 (a test may pass "false" to see the refusal).
+        "GATEWAY_EGRESS_ALLOW_LOOPBACK": "true",
         **{name: str(value) for name, value in env_overrides.items()},
     }
     process = subprocess.Popen(

@@ -15,6 +15,7 @@ from typing import ClassVar
 import httpx
 import orjson
 
+from routing.core.egress_transport import egress_refusal
 from routing.core.errors import UpstreamError, cause_for_status, parse_retry_after
 from routing.core.stream_tap import StreamTap
 from routing.core.types import JSON, Reply, Target
@@ -94,6 +95,13 @@ class ProviderAdapter(ABC):
 
 def transport_failure(exc: httpx.TransportError) -> UpstreamError:
     """No answer at all: a timeout, or a provider that could not be reached."""
+    if refusal := egress_refusal(exc):
+        # Never connected: the provider's address is one the egress policy forbids.
+        return UpstreamError(
+            f"the provider's address is not allowed by the egress policy: {refusal}",
+            status=None,
+            cause="egress_refused",
+        )
     cause = exc.__cause__
     # The aiohttp transport reports a refused connection as a connect *timeout*; the OS error
     # underneath tells them apart (TimeoutError is itself an OSError, hence the second test).
