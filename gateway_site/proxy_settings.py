@@ -19,6 +19,7 @@ class ProxySettings:
     public_url: str
     # How long a call to the limit and budget counters (Redis) may take before it counts as failed.
     quota_store_timeout_seconds: float = 2.0
+    quota_store_max_connections: int = 64
     # Consecutive failures that open a deployment's circuit breaker (0: never), and for how long.
     breaker_failures: int = 3
     breaker_cooldown_seconds: float = 30.0

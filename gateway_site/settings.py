@@ -231,6 +231,7 @@ GATEWAY = ProxySettings(
     audit_batch_max_size=envint("GATEWAY_AUDIT_BATCH_MAX_SIZE", 256),
     public_url=envstr("GATEWAY_PUBLIC_URL", "http://127.0.0.1:8000"),
     quota_store_timeout_seconds=envfloat("GATEWAY_QUOTA_STORE_TIMEOUT_SECONDS", 2.0),
+    quota_store_max_connections=envint("GATEWAY_QUOTA_STORE_MAX_CONNECTIONS", 64),
     breaker_failures=envint("GATEWAY_BREAKER_FAILURES", 3),
     breaker_cooldown_seconds=envfloat("GATEWAY_BREAKER_COOLDOWN_SECONDS", 30.0),
 )

@@ -6,8 +6,9 @@ import asyncio
 import time
 
 from quotas.core.checks import Check, ShareCheck, Verdict, WindowCheck
+from quotas.core.redis_store import StoreBusy
 from quotas.engine import LEASE_SECONDS, STORE_ERRORS, Admission, Demand, QuotaEngine
-from quotas.responses import store_unavailable
+from quotas.responses import store_busy, store_unavailable
 from quotas.table import PolicyRule
 from routing.core.types import Target
 
@@ -67,6 +68,8 @@ class ProviderGate:
                 raise store_unavailable("provider capacity")
             try:
                 verdict = await self.engine.store.admit(checks, admission.request_id, LEASE_SECONDS)
+            except StoreBusy:
+                raise store_busy() from None
             except STORE_ERRORS as error:
                 self.engine.store_failed(error)
                 if tenant_policy.limits_fail_open:

@@ -30,17 +30,30 @@ from quotas.core.checks import (
     Verdict,
     WindowCheck,
 )
+from quotas.core.redis_store import StoreBusy
 from quotas.core.windows import Window, window_at
-from quotas.responses import budget_exhausted, limit_exceeded, rate_headers, store_unavailable
+from quotas.responses import (
+    budget_exhausted,
+    limit_exceeded,
+    rate_headers,
+    store_busy,
+    store_unavailable,
+)
 from quotas.table import BudgetRule, PolicyRule, QuotaTable
 
 logger = logging.getLogger(__name__)
 
 NANOS = Decimal(1_000_000_000)
 LEASE_SECONDS = 600  # a crashed worker's reservations and leases expire after this
-STORE_ERRORS = (RedisError, OSError, TimeoutError)
+# A store that waited too long for a free connection (StoreBusy) is busy, not down: settlement
+# treats it as a failure (the window reloads from the ledger), admission refuses.
+STORE_ERRORS = (RedisError, OSError, TimeoutError, StoreBusy)
 _RETRY_STORE_AFTER_S = 1.0
 
+BUSY_REFUSALS = Counter(
+    "gateway_quota_store_busy_refusals",
+    "Requests refused because no connection to the limit counters freed up in time.",
+)
 STORE_FAILURES = Counter(
     "gateway_quota_store_failures",
     "Calls to the limit and budget counters (Redis) that failed; each tenant's policy applied.",
@@ -163,6 +176,11 @@ class QuotaEngine:
             return self._unchecked(admission, policy)
         try:
             verdict = await self._run(admission, demand, dry=dry)
+        except StoreBusy:
+            BUSY_REFUSALS.inc()
+            if self.store_resting():  # the store failed while this request waited in line
+                return self._unchecked(admission, policy)
+            raise store_busy() from None
         except STORE_ERRORS as error:
             self.store_failed(error)
             return self._unchecked(admission, policy)

@@ -29,13 +29,18 @@ def build_engine() -> QuotaEngine:
     if settings.REDIS_URL:
         # A call slower than this counts as a store failure (each tenant's failure policy applies).
         timeout = settings.GATEWAY.quota_store_timeout_seconds
+        connections = settings.GATEWAY.quota_store_max_connections
+        # The pool never runs out: the store lets `connections` calls in at once and queues the
+        # rest (a full pool would otherwise raise "Too many connections", read as an outage).
         client = Redis.from_url(
             settings.REDIS_URL,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry_on_timeout=False,
+            max_connections=connections,
         )
-        return QuotaEngine(RedisQuotaStore(client), table, store_name="redis")
+        store = RedisQuotaStore(client, max_in_flight=connections, wait_s=timeout)
+        return QuotaEngine(store, table, store_name="redis")
     return QuotaEngine(MemoryQuotaStore(), table, store_name="memory")
 
 

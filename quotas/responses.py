@@ -103,3 +103,15 @@ def store_unavailable(what: str) -> GatewayError:
         code="quota_unavailable",
         headers={"retry-after": "2"},
     )
+
+
+def store_busy() -> GatewayError:
+    # The counters are up but every connection to them stayed busy: refusing is the only answer
+    # that keeps the limits (serving unchecked is for a store that is down, by policy).
+    return GatewayError(
+        503,
+        "The gateway is too busy to check your limits right now. Retry in a second.",
+        type="server_error",
+        code="gateway_busy",
+        headers={"retry-after": "1"},
+    )

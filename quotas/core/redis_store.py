@@ -6,7 +6,9 @@ the only clock, so processes with skewed clocks still agree. Same semantics as m
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from redis.asyncio import Redis
@@ -267,12 +269,36 @@ def _encode(check: Check) -> tuple[list[str], list[Any]]:
     return keys, ["s", check.capacity, check.amount, shadow, check.tight_permille, 0, check.member]
 
 
+class StoreBusy(Exception):
+    """Every connection to the store stayed busy for the whole wait: the gateway is overloaded,
+    the store is not down. Never a reason to serve a request unchecked."""
+
+
 class RedisQuotaStore:
-    def __init__(self, client: Redis) -> None:
+    """`max_in_flight` calls at once (the client's pool holds as many connections); the others
+    wait in line up to `wait_s`, so a burst queues for a connection instead of failing."""
+
+    def __init__(self, client: Redis, *, max_in_flight: int = 64, wait_s: float = 2.0) -> None:
         self.client = client
         self._admit = client.register_script(_ADMIT)
         self._settle = client.register_script(_SETTLE)
         self._seed = client.register_script(_SEED)
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._wait_s = wait_s
+
+    @asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout(self._wait_s):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise StoreBusy(
+                f"no free connection to the quota store within {self._wait_s}s"
+            ) from None
+        try:
+            yield
+        finally:
+            self._slots.release()
 
     async def admit(
         self, checks: Sequence[Check], request_id: str, lease_s: int, *, dry: bool = False
@@ -283,7 +309,8 @@ class RedisQuotaStore:
             check_keys, check_args = _encode(check)
             keys += check_keys
             args += check_args
-        raw = [int(v) for v in await self._admit(keys=keys, args=args)]
+        async with self._slot():
+            raw = [int(v) for v in await self._admit(keys=keys, args=args)]
         allowed, failed, retry, seeds = raw[0], raw[1], raw[2], raw[3]
         now = raw[4]
         if seeds:
@@ -314,12 +341,15 @@ class RedisQuotaStore:
             keys += _budget_keys(key)
             args += ["b", 0, actual]
         if keys:
-            await self._settle(keys=keys, args=args)
+            async with self._slot():
+                await self._settle(keys=keys, args=args)
 
     async def seed(self, key: str, spent: int, ttl_s: int, *, force: bool = False) -> None:
-        await self._seed(keys=[key], args=[spent, ttl_s, "1" if force else "0"])
+        async with self._slot():
+            await self._seed(keys=[key], args=[spent, ttl_s, "1" if force else "0"])
 
     async def budget_state(self, key: str) -> tuple[int | None, int]:
-        spent = await self.client.hget(key, "spent")
-        amounts = await self.client.hvals(key + ":amt")
+        async with self._slot():
+            spent = await self.client.hget(key, "spent")
+            amounts = await self.client.hvals(key + ":amt")
         return (None if spent is None else int(spent)), sum(int(v) for v in amounts)
