@@ -105,7 +105,7 @@ def audit_chain_verify(
         report.add(Break(expected, None, "", missing))
     if whole:
         _check_head(report, tenant_id, head, hi)
-        covered = _check_head_checkpoints(report, tenant_id, head.seq if head else 0)
+        covered = _check_head_checkpoints(report, tenant_id)
         _check_checkpoint_age(report, tenant_id, covered, hi)
     return report
 
@@ -208,7 +208,7 @@ def _check_head(report: ChainReport, tenant_id: int, head: AuditChainHead | None
     """The head's hash is the hash of its last link (the sealer writes both together)."""
     if head is None or head.seq == 0:
         if top:
-            report.add(Break(None, None, "", f"the chain head is gone although link #{top} exists"))
+            report.add(Break(None, None, "", f"the chain head is gone, the chain reaches #{top}"))
         return
     last = AuditSeal.objects.filter(tenant_id=tenant_id, seq=head.seq).first()
     if last is not None and last.hash != head.hash:
@@ -251,16 +251,23 @@ def _check_checkpoint_age(report: ChainReport, tenant_id: int, covered: int, top
     )
 
 
-def _check_head_checkpoints(report: ChainReport, tenant_id: int, head_seq: int) -> int:
+def _check_head_checkpoints(report: ChainReport, tenant_id: int) -> int:
     """Check the signed head checkpoints; returns the last link a valid one covers."""
     covered = 0
     hashes_needed = AuditCheckpoint.objects.filter(tenant_id=tenant_id, kind=CheckpointKind.HEAD)
+    checkpoints = list(hashes_needed.order_by("seq"))
+    # Read after the checkpoints: a checkpoint signs a head already committed, and the head only
+    # moves forward, so one signed while a long verification ran is not taken for a rollback.
+    head_seq = (
+        AuditChainHead.objects.filter(tenant_id=tenant_id).values_list("seq", flat=True).first()
+        or 0
+    )
     sealed = dict(
         AuditSeal.objects.filter(
             tenant_id=tenant_id, seq__in=hashes_needed.values("seq")
         ).values_list("seq", "hash")
     )
-    for checkpoint in hashes_needed.order_by("seq"):
+    for checkpoint in checkpoints:
         report.checkpoints += 1
         when = f"{checkpoint.created_at:%Y-%m-%d %H:%M:%S} UTC"
         if not chain.signature_valid(checkpoint_message(checkpoint), checkpoint.signature):

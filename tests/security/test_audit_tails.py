@@ -103,6 +103,27 @@ def test_it_refuses_a_chain_whose_head_disagrees_with_its_last_link(make_record)
     assert any("chain head" in b.reason for b in report.breaks)
 
 
+def test_it_refuses_a_head_moved_back_behind_a_signed_checkpoint(make_record):  # noqa: F811
+    records = [make_record() for _ in range(2)]
+    audit_seal_pending()
+    audit_checkpoint_heads(min_interval=timedelta(0))
+    tenant_id = records[0].tenant_id
+    head = AuditChainHead.objects.get(tenant_id=tenant_id).seq
+    last = AuditSeal.objects.get(tenant_id=tenant_id, seq=head)
+    before = AuditSeal.objects.get(tenant_id=tenant_id, seq=head - 1)
+
+    _as_superuser_without_triggers("DELETE FROM audit_auditseal WHERE id = %s", [last.pk])
+    _as_superuser_without_triggers("DELETE FROM audit_auditrecord WHERE id = %s", [last.record_id])
+    _as_superuser_without_triggers(
+        "UPDATE audit_auditchainhead SET seq = %s, hash = %s WHERE tenant_id = %s",
+        [before.seq, before.hash, tenant_id],
+    )
+    report = audit_chain_verify(tenant_id=tenant_id)
+
+    assert not report.ok
+    assert any("the head was moved back" in b.reason for b in report.breaks)
+
+
 def test_links_left_without_a_signed_checkpoint_for_too_long_fail(make_record, settings):  # noqa: F811
     settings.AUDIT_CHECKPOINT_GRACE_MINUTES = 60
     record = make_record()
