@@ -7,13 +7,13 @@ the manifest (row count, time range, chain anchors, SHA-256 of the file) is stor
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -24,6 +24,7 @@ from audit import chain
 from audit.models import AuditCheckpoint, AuditErasure, AuditExport, CheckpointKind
 from audit.sealer import audit_seal_pending
 from audit.selectors import AuditFilters, audit_records_search, before_position, with_seal
+from gateway_site.csv_safe import CSV_RULE, CsvWriter
 from tenants.models import Tenant
 
 FORMATS = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson"}
@@ -101,7 +102,11 @@ def content_text(content: Any) -> str:
 
 
 def _csv_row(row: dict[str, Any], erased: bool) -> list[Any]:
-    plain = {name: chain.plain(value) for name, value in row.items()}
+    # Amounts stay Decimals, so the CSV writer keeps them numbers (a credit's "-0.5" included).
+    plain = {
+        name: value if isinstance(value, Decimal) else chain.plain(value)
+        for name, value in row.items()
+    }
     values = {
         **plain,
         "team": row["team__slug"],
@@ -189,7 +194,7 @@ class ExportRun:
     @staticmethod
     def _csv(rows: list[list[Any]]) -> bytes:
         out = io.StringIO()
-        csv.writer(out).writerows(rows)
+        CsvWriter(out).writerows(rows)
         return out.getvalue().encode()
 
     def _note(self, row: dict[str, Any]) -> None:
@@ -223,6 +228,8 @@ class ExportRun:
             "completed_at": chain.plain(completed_at),
             "filters": self.filters.as_json(),
             "row_count": self.rows,
+            # CSV text that a spreadsheet would run as a formula was prefixed; JSONL is exact.
+            "cell_escaping": {"csv": CSV_RULE, "jsonl": "exact"},
             "time_range": {
                 "from": self.last["started_at"] if self.last else None,
                 "to": self.first["started_at"] if self.first else None,

@@ -1,14 +1,25 @@
-"""Verification of a tenant's chain: recompute every link and name the first one that breaks."""
+"""Verification of a tenant's chain: recompute every link and name the first one that breaks.
+
+A whole chain is also held against its head (`AuditChainHead`, which the sealer moves with every
+link): links the head knows but the tables no longer hold are a truncated tail, even when their
+checkpoints went too. Links left without a signed checkpoint for longer than the checkpoints'
+cadence allows are reported as well: the checkpoint that covered them was deleted, or none is
+being made (then the tail is unprotected).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
 
 from audit import chain
 from audit.models import (
+    AuditChainHead,
     AuditCheckpoint,
     AuditErasure,
     AuditRecord,
@@ -64,7 +75,9 @@ def audit_chain_verify(
     """Verify a tenant's whole chain, or the links of the records started in [since, until)."""
     report = ChainReport(tenant_id=tenant_id)
     seals = AuditSeal.objects.filter(tenant_id=tenant_id)
-    bounds = _bounds(tenant_id, since, until)
+    whole = since is None and until is None
+    head = AuditChainHead.objects.filter(tenant_id=tenant_id).first() if whole else None
+    bounds = _bounds(tenant_id, since, until, head.seq if head else 0)
     if bounds is None:
         return report
     lo, hi = bounds
@@ -83,14 +96,22 @@ def audit_chain_verify(
         previous, expected = seal.hash, seal.seq + 1
         report.checked += 1
     if expected <= hi:
-        report.add(Break(expected, None, "", f"links #{expected}..#{hi} are missing"))
-    if since is None and until is None:
-        _check_head_checkpoints(report, tenant_id, hi)
+        missing = f"links #{expected}..#{hi} are missing"
+        if head is not None and head.seq >= hi:
+            missing = (
+                f"the chain head knows {head.seq} links, {report.checked} found: {missing} "
+                "(the newest records were deleted with their seals)"
+            )
+        report.add(Break(expected, None, "", missing))
+    if whole:
+        _check_head(report, tenant_id, head, hi)
+        covered = _check_head_checkpoints(report, tenant_id)
+        _check_checkpoint_age(report, tenant_id, covered, hi)
     return report
 
 
 def _bounds(
-    tenant_id: int, since: datetime | None, until: datetime | None
+    tenant_id: int, since: datetime | None, until: datetime | None, head_seq: int = 0
 ) -> tuple[int, int] | None:
     seals = AuditSeal.objects.filter(tenant_id=tenant_id)
     if since is None and until is None:
@@ -101,7 +122,7 @@ def _bounds(
             .values_list("seq", flat=True)
             .first()
         )
-        top = max(top or 0, last_checkpoint or 0)
+        top = max(top or 0, last_checkpoint or 0, head_seq)
         return (1, top) if top else None
     records = AuditRecord.objects.filter(tenant_id=tenant_id)
     if since is not None:
@@ -183,19 +204,87 @@ def _purged_seqs(tenant_id: int, report: ChainReport) -> set[int]:
     return seqs
 
 
-def _check_head_checkpoints(report: ChainReport, tenant_id: int, top: int) -> None:
+def _check_head(report: ChainReport, tenant_id: int, head: AuditChainHead | None, top: int) -> None:
+    """The head's hash is the hash of its last link (the sealer writes both together)."""
+    if head is None or head.seq == 0:
+        if top:
+            report.add(Break(None, None, "", f"the chain head is gone, the chain reaches #{top}"))
+        return
+    last = AuditSeal.objects.filter(tenant_id=tenant_id, seq=head.seq).first()
+    if last is not None and last.hash != head.hash:
+        report.add(
+            Break(
+                head.seq,
+                last.record_id,
+                "",
+                f"the chain head's hash differs from link #{head.seq} (one of them was rewritten)",
+            )
+        )
+
+
+def _check_checkpoint_age(report: ChainReport, tenant_id: int, covered: int, top: int) -> None:
+    """Links sealed long ago must be under a signed checkpoint; otherwise one went missing."""
+    grace = settings.AUDIT_CHECKPOINT_GRACE_MINUTES
+    if grace <= 0 or top <= covered:
+        return
+    grace = max(grace, 2 * settings.AUDIT_CHECKPOINT_MINUTES)
+    first = (
+        AuditSeal.objects.filter(tenant_id=tenant_id, seq__gt=covered)
+        .order_by("seq")
+        .values_list("seq", "sealed_at")
+        .first()
+    )
+    if first is None or timezone.now() - first[1] < timedelta(minutes=grace):
+        return
+    seq, sealed_at = first
+    report.add(
+        Break(
+            seq,
+            None,
+            "",
+            f"no signed checkpoint covers links #{covered + 1}..#{top}, although link #{seq} was "
+            f"sealed at {sealed_at:%Y-%m-%d %H:%M:%S} UTC, more than {grace} minutes ago "
+            f"(checkpoints are signed every {settings.AUDIT_CHECKPOINT_MINUTES} minutes): a "
+            "checkpoint was deleted, or the audit.seal beat task (or `manage.py audit_seal`) "
+            "is not running",
+        )
+    )
+
+
+def _check_head_checkpoints(report: ChainReport, tenant_id: int) -> int:
+    """Check the signed head checkpoints; returns the last link a valid one covers."""
+    covered = 0
     hashes_needed = AuditCheckpoint.objects.filter(tenant_id=tenant_id, kind=CheckpointKind.HEAD)
+    checkpoints = list(hashes_needed.order_by("seq"))
+    # Read after the checkpoints: a checkpoint signs a head already committed, and the head only
+    # moves forward, so one signed while a long verification ran is not taken for a rollback.
+    head_seq = (
+        AuditChainHead.objects.filter(tenant_id=tenant_id).values_list("seq", flat=True).first()
+        or 0
+    )
     sealed = dict(
         AuditSeal.objects.filter(
             tenant_id=tenant_id, seq__in=hashes_needed.values("seq")
         ).values_list("seq", "hash")
     )
-    for checkpoint in hashes_needed.order_by("seq"):
+    for checkpoint in checkpoints:
         report.checkpoints += 1
         when = f"{checkpoint.created_at:%Y-%m-%d %H:%M:%S} UTC"
         if not chain.signature_valid(checkpoint_message(checkpoint), checkpoint.signature):
             report.add(Break(None, None, "", f"the checkpoint of {when} has a bad signature"))
-        elif checkpoint.seq not in sealed:
+            continue
+        covered = max(covered, checkpoint.seq)
+        if checkpoint.seq > head_seq:
+            report.add(
+                Break(
+                    checkpoint.seq,
+                    None,
+                    "",
+                    f"the chain head knows {head_seq} links, but the signed checkpoint of {when} "
+                    f"saw {checkpoint.count} (the head was moved back)",
+                )
+            )
+        if checkpoint.seq not in sealed:
             report.add(
                 Break(
                     checkpoint.seq,
@@ -214,3 +303,4 @@ def _check_head_checkpoints(report: ChainReport, tenant_id: int, top: int) -> No
                     f"link #{checkpoint.seq} differs from the signed checkpoint of {when}",
                 )
             )
+    return covered

@@ -6,7 +6,6 @@ billing/selectors.py, the chart from billing/charts.py.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -23,6 +22,7 @@ from billing.budgets import budget_burndown
 from billing.charts import line_chart
 from billing.forms import PRESETS, FinanceFilterForm
 from console.access import console_context, console_view
+from gateway_site.csv_safe import CsvWriter
 from tenants.models import Role
 
 FINANCE = (Role.FINANCE, Role.TENANT_ADMIN)
@@ -32,7 +32,7 @@ _CENT = Decimal("0.01")
 def _csv(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> HttpResponse:
     response = HttpResponse(content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
-    writer = csv.writer(response)
+    writer = CsvWriter(response)
     writer.writerow(header)
     writer.writerows(rows)
     return response
@@ -182,7 +182,7 @@ def user_requests(request: HttpRequest, team_id: int) -> HttpResponse:
                     r.feature,
                     r.status,
                     r.prompt_tokens + r.completion_tokens,
-                    f"{r.cost_usd:f}",
+                    r.cost_usd,
                 ]
                 for r in records
             ),

@@ -154,6 +154,12 @@ AUDIT_ABANDONED_STREAM_SECONDS = envint("GATEWAY_AUDIT_ABANDONED_STREAM_SECONDS"
 AUDIT_DEFAULT_RETENTION_DAYS = envint("GATEWAY_AUDIT_RETENTION_DAYS", 7 * 365)
 AUDIT_SEAL_SECONDS = envfloat("GATEWAY_AUDIT_SEAL_SECONDS", 10.0)
 AUDIT_CHECKPOINT_MINUTES = envint("GATEWAY_AUDIT_CHECKPOINT_MINUTES", 5)
+# Verification fails when links stay this long without a signed checkpoint (a checkpoint deleted
+# with the tail it covered, or none being made). 0 turns the check off; without Redis no beat
+# signs checkpoints, so it is off by default there.
+AUDIT_CHECKPOINT_GRACE_MINUTES = envint(
+    "GATEWAY_AUDIT_CHECKPOINT_GRACE_MINUTES", 60 if REDIS_URL else 0
+)
 CELERY_BEAT_SCHEDULE["audit-seal"] = {"task": "audit.seal", "schedule": AUDIT_SEAL_SECONDS}
 CELERY_BEAT_SCHEDULE["audit-retention"] = {"task": "audit.retention", "schedule": 3600.0}
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from typing import Any
 
 from django.contrib import messages
@@ -23,6 +22,7 @@ from console.forms import (
     TenantModelsForm,
 )
 from console.selectors import activity_search
+from gateway_site.csv_safe import CsvWriter
 from tenants import selectors, services
 from tenants.models import Membership, Role, Team
 
@@ -232,7 +232,7 @@ def activity_export(request: HttpRequest) -> HttpResponse:
     tenant = console_context(request).tenant
     response = HttpResponse(content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="activity-{tenant.slug}.csv"'
-    writer = csv.writer(response)
+    writer = CsvWriter(response)
     writer.writerow(["occurred_at", "actor", "action", "target_type", "target", "details"])
     for event in events.iterator():  # type: ignore[attr-defined]
         writer.writerow(
