@@ -8,6 +8,9 @@ class AuditStatus(models.TextChoices):
     REJECTED = "rejected", "Rejected by the gateway"  # bad input, unknown model, policy
     UPSTREAM_ERROR = "upstream_error", "Provider error"
     FAILED = "failed", "Failed"  # broken stream, gateway fault
+    # The gateway stopped (crash, kill) while the call was at the provider: recorded from the
+    # write-ahead journal by the next start (audit/journal.py).
+    INTERRUPTED = "interrupted", "Interrupted"
 
 
 class AuditRecord(models.Model):

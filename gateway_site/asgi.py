@@ -19,9 +19,27 @@ proxy_application = ProxyASGIHandler()
 tokens.preload()
 
 
+async def lifespan(receive: Any, send: Any) -> None:
+    """Start-up builds the worker's runtime, whose first act is to record the calls of workers
+    that died (audit/journal.py); shutdown closes it once in-flight requests are done."""
+    from routing.runtime import close_runtime, get_runtime
+
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            get_runtime()
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await close_runtime()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 async def route(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Send proxy traffic past Django's middleware stack; the console keeps all of it."""
-    if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+    if scope["type"] == "lifespan":
+        await lifespan(receive, send)
+    elif scope["type"] == "http" and scope["path"].startswith("/v1/"):
         await proxy_application(scope, receive, send)
     else:
         await django_application(scope, receive, send)

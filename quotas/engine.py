@@ -348,6 +348,13 @@ class QuotaEngine:
         admission.checks, admission.meters = [], []
         return admission
 
+    async def release_reserved(self, release: Release, request_id: str) -> None:
+        """Give back what a call that never settled (its worker died) still holds."""
+        try:
+            await self.store.settle(release, request_id)
+        except STORE_ERRORS as error:
+            self.store_failed(error)
+
     async def settle(self, admission: Admission, *, total_tokens: int, cost_usd: Decimal) -> None:
         """Give back what the request did not use and charge what it cost; never raises."""
         release = admission.release(total_tokens=total_tokens, cost_usd=cost_usd)

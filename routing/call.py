@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from decimal import Decimal
@@ -15,6 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from audit.entries import AuditEntry
+from audit.journal import JournalError
 from audit.models import AuditStatus
 from audit.writer import AuditWriteError
 from billing.pricing import request_cost_usd
@@ -28,6 +30,8 @@ from routing.errors import GatewayError
 from routing.runtime import GatewayRuntime
 from routing.wire import AnthropicWire, OpenAIWire
 from tenants.auth import KeyIdentity
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from guardrails.proxy import RequestGuard
@@ -92,6 +96,7 @@ class Call:
         # Why the route's deployments are tried in their order (pins, residency, category).
         self.routing_notes: list[str] = []
         self.task_category = ""
+        self.journaled = False  # on the write-ahead journal (before the first provider call)
         self.entry = AuditEntry(
             request_id="req_" + uuid.uuid4().hex,
             tenant_id=identity.tenant_id,
@@ -129,6 +134,7 @@ class Call:
         cooling down (Retry-After, open breaker) is tried only after all others failed; the record
         notes that it was passed over.
         """
+        await self._write_ahead(payload)
         health = self.runtime.health
         targets = order_targets(plan, end_user=self.entry.end_user, health=health)
         self.entry.routing = {
@@ -192,6 +198,28 @@ class Call:
         assert last_error is not None
         raise last_error
 
+    async def _write_ahead(self, payload: JSON) -> None:
+        """The call goes on disk before any byte goes to a provider (audit/journal.py): a crash
+        from here on leaves an `interrupted` record, never none. Once per call."""
+        if self.journaled:
+            return
+        release = None
+        if self.admission is not None:  # what recovery gives back if this worker dies
+            release = self.admission.release(total_tokens=0, cost_usd=Decimal(0)).to_json()
+        try:
+            await self.runtime.journal.begin(self.entry, payload, release)
+        except JournalError as error:
+            logger.error(
+                "write-ahead journal failed (%s): %s not forwarded", error, self.request_id
+            )
+            raise GatewayError(
+                503,
+                "The request was not sent: the gateway could not record it. Retry later.",
+                type="server_error",
+                code="audit_unavailable",
+            ) from None
+        self.journaled = True
+
     def _answered_by(self, target: Target, payload: JSON) -> None:
         self.entry.deployment_name = target.deployment_name
         self.entry.provider_name = target.provider_name
@@ -234,6 +262,7 @@ class Call:
                 code="audit_unavailable",
             )
         if self.entry.status != AuditStatus.IN_PROGRESS:
+            self.runtime.journal.end(self.request_id)
             quota_gate.settle(self)
         return None
 

@@ -64,6 +64,8 @@ async def count_tokens(request: HttpRequest, identity: KeyIdentity) -> HttpRespo
         except UpstreamError as error:
             if not error.retryable:
                 return await call.fail_upstream(error)  # the provider refused the body itself
+        except GatewayError as error:  # not recorded, so not forwarded
+            return await call.reject(error)
     if tokens is None:
         count = count_chat_prompt_tokens(first.upstream_model, internal)
         tokens, how = count.tokens, "exact" if count.exact else "estimate"

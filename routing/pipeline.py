@@ -323,6 +323,8 @@ async def _stream_chat(
         )
     except UpstreamError as error:
         return await call.fail_upstream(error)
+    except GatewayError as error:  # not recorded, so not forwarded
+        return await call.reject(error)
     call.entry.ttft_ms = round(call.elapsed_ms(), 3)
     call.entry.attempts = [attempt.as_json() for attempt in call.attempts]
     # The start record is committed before the first byte goes out: a crash mid-stream leaves
@@ -389,6 +391,7 @@ async def _complete_record(call: Call, primed: _PrimedStream) -> None:
     await primed.stream.events.aclose()
     try:
         await call.runtime.audit.complete(call.entry)
+        call.runtime.journal.end(call.request_id)
     finally:
         quota_gate.settle(call)
 
@@ -430,6 +433,8 @@ async def embeddings(request: HttpRequest, identity: KeyIdentity) -> HttpRespons
         reply, target = await call.call_targets(plan, payload, _embed)
     except UpstreamError as error:
         return await call.fail_upstream(error)
+    except GatewayError as error:  # not recorded, so not forwarded
+        return await call.reject(error)
     vectors = reply.parsed.get("data") or []
     summary = {
         "object": "list",

@@ -6,6 +6,7 @@ Built lazily once per event loop (the HTTP pool and the writer belong to their l
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections.abc import Coroutine
 from typing import Any
@@ -13,7 +14,10 @@ from typing import Any
 import httpx
 from django.conf import settings
 
+from audit.journal import Journal, recover_orphans
 from audit.writer import AuditWriter
+from gateway_site.db_threads import run_db
+from quotas.core.checks import Release
 from quotas.gate import build_engine
 from routing.core.egress_transport import egress_transport
 from routing.core.providers.anthropic import AnthropicAdapter
@@ -23,6 +27,8 @@ from routing.core.strategy import HealthBook
 from routing.egress import egress_policy
 from routing.table import RoutingTableCache
 from tenants.auth import KeyAuthenticator
+
+logger = logging.getLogger(__name__)
 
 ADAPTERS: dict[str, type[ProviderAdapter]] = {
     OpenAIAdapter.kind: OpenAIAdapter,
@@ -56,7 +62,15 @@ class GatewayRuntime:
         )
         self.quotas = build_engine()
         self.audit = AuditWriter(batch_max=settings.GATEWAY.audit_batch_max_size)
+        settings.GATEWAY_JOURNAL_DIR.mkdir(parents=True, exist_ok=True)
+        self.journal = Journal(settings.GATEWAY_JOURNAL_DIR)
         self._background: set[asyncio.Task[Any]] = set()
+        self._sweeper: asyncio.Task[Any] | None = None
+
+    def start(self) -> None:
+        """Background work of a worker's runtime, once its event loop runs."""
+        if self._sweeper is None:
+            self._sweeper = self.spawn(self._sweep_journals())
 
     def adapter(self, kind: str) -> ProviderAdapter:
         return self.adapters[kind]
@@ -68,10 +82,25 @@ class GatewayRuntime:
         task.add_done_callback(self._background.discard)
         return task
 
+    async def _sweep_journals(self) -> None:
+        """Record the calls of workers that died (at start-up, then periodically)."""
+        directory = settings.GATEWAY_JOURNAL_DIR
+        while True:
+            try:
+                releases = await run_db(lambda: recover_orphans(directory))
+                for request_id, release in releases:
+                    await self.quotas.release_reserved(Release.from_json(release), request_id)
+            except Exception:
+                logger.exception("journal: recovery failed; retrying later")
+            await asyncio.sleep(settings.GATEWAY_JOURNAL_SWEEP_SECONDS)
+
     async def aclose(self) -> None:
         """Release the worker's connections (shutdown, and tests that run the proxy in-process)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         await self.http.aclose()
         await self.audit.aclose()
+        self.journal.close()
 
 
 _runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GatewayRuntime] = (
@@ -89,6 +118,7 @@ def get_runtime() -> GatewayRuntime:
     runtime = _runtimes.get(loop)
     if runtime is None:
         runtime = _runtimes[loop] = GatewayRuntime()
+        runtime.start()
     return runtime
 
 

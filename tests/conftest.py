@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +18,10 @@ from tests.support.world import World, build_world
 # among them); plain connections close with their thread, a pool would keep the test database
 # busy at teardown. The live gateway subprocess keeps its pool.
 settings.DATABASES["default"].get("OPTIONS", {}).pop("pool", None)
+# Each run journals its provider calls in a folder of its own (live gateways inherit it), so a
+# gateway killed by one run is recovered by that run, never against another run's database.
+os.environ["GATEWAY_JOURNAL_DIR"] = tempfile.mkdtemp(prefix="gateway-journal-")
+settings.GATEWAY_JOURNAL_DIR = Path(os.environ["GATEWAY_JOURNAL_DIR"])
 
 # The mock providers listen on 127.0.0.1, which the egress policy refuses unless loopback is
 # allowed: the suite allows it explicitly, as the demo does (GATEWAY_EGRESS_ALLOW_LOOPBACK; the

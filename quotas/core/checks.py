@@ -8,6 +8,7 @@ so "at most N per minute" holds for every 60-second span, not only for aligned m
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 WINDOW_SECONDS = 60
 
@@ -92,3 +93,18 @@ class Release:
     window_adjustments: tuple[tuple[str, int, int], ...] = ()  # (key, bucket second, delta)
     concurrency_keys: tuple[str, ...] = ()
     budget_spend: tuple[tuple[str, int], ...] = ()  # (key, actual nano-USD)
+
+    def to_json(self) -> dict[str, list[Any]]:
+        return {
+            "window_adjustments": [list(a) for a in self.window_adjustments],
+            "concurrency_keys": list(self.concurrency_keys),
+            "budget_spend": [list(b) for b in self.budget_spend],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, list[Any]]) -> Release:
+        return cls(
+            tuple((str(k), int(s), int(d)) for k, s, d in data.get("window_adjustments", ())),
+            tuple(str(k) for k in data.get("concurrency_keys", ())),
+            tuple((str(k), int(n)) for k, n in data.get("budget_spend", ())),
+        )

@@ -1,0 +1,259 @@
+"""Write-ahead journal: no byte goes to a provider before the call is on disk (ADR 0010).
+
+Each worker appends one line per provider call to a segment file of its own in
+`GATEWAY_JOURNAL_DIR`, fsynced before the call is forwarded; calls that arrive while a write runs
+share the next one (group commit on a dedicated thread, like the audit writer). The line says who
+called, on whose behalf, what, through which route, and what the call reserved. When the call's
+final record is committed the line is done; a segment whose lines are all done is deleted.
+
+A worker holds an exclusive lock on its segments for as long as it lives. A segment nobody holds
+belongs to a worker that died: `recover_orphans` gives each of its calls that has no final record
+one, with status `interrupted`, and returns the reservations to release. Every worker runs it at
+start-up and then periodically, so a crash is repaired by the next start on the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+from django.db import IntegrityError
+from django.utils import timezone
+
+from audit.entries import AuditEntry
+from audit.models import AuditRecord, AuditStatus
+
+logger = logging.getLogger(__name__)
+
+INTERRUPTED_MESSAGE = (
+    "The gateway stopped while this call was in flight; the provider may have answered. "
+    "Tokens and cost are those known when it stopped."
+)
+
+
+class JournalError(Exception):
+    """The call could not be put on disk: it must not be forwarded."""
+
+
+@dataclass(slots=True, eq=False)  # compared and hashed by identity
+class _Segment:
+    path: Path
+    open_calls: set[str] = field(default_factory=set)
+    fd: int | None = None  # opened (and locked) by the writer thread on its first write
+    retired: bool = False
+
+    def write(self, data: bytes) -> None:
+        if self.fd is None:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # new file: only we can hold it
+            self.fd = fd
+        os.write(self.fd, data)
+        os.fdatasync(self.fd)
+
+    def remove(self) -> None:
+        # Unlink first, then close: the lock is held until the file is gone.
+        self.path.unlink(missing_ok=True)
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _jsonable(entry: AuditEntry) -> dict[str, Any]:
+    line = asdict(entry)
+    line["started_at"] = entry.started_at.isoformat()
+    line["cost_usd"] = str(entry.cost_usd)
+    line.pop("completed_at", None)
+    return line
+
+
+class Journal:
+    def __init__(self, directory: Path, *, segment_seconds: float = 60.0) -> None:
+        self.directory = directory
+        self.segment_seconds = segment_seconds
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-journal")
+        self._pending: list[tuple[_Segment, bytes, asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._segment: _Segment | None = None
+        self._segment_started = 0.0
+        self._calls: dict[str, _Segment] = {}
+
+    async def begin(
+        self, entry: AuditEntry, request_body: Any, release: dict[str, Any] | None
+    ) -> None:
+        """Put the call (and the body about to be sent) on disk; returns once it is durable.
+        Raises JournalError."""
+        line_entry = {**_jsonable(entry), "request_body": request_body}
+        try:
+            line = orjson.dumps({"entry": line_entry, "release": release}) + b"\n"
+        except orjson.JSONEncodeError as error:  # nothing that cannot be recorded is forwarded
+            raise JournalError(str(error)) from error
+        segment = self._current_segment()
+        segment.open_calls.add(entry.request_id)
+        self._calls[entry.request_id] = segment
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((segment, line, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._wake.set()
+        try:
+            await future
+        except OSError as error:
+            self.end(entry.request_id)
+            raise JournalError(str(error)) from error
+
+    def end(self, request_id: str) -> None:
+        """The call's final record is committed: its line is no longer needed."""
+        segment = self._calls.pop(request_id, None)
+        if segment is None:
+            return
+        segment.open_calls.discard(request_id)
+        if segment is not self._segment and not segment.open_calls:
+            self._retire(segment)
+
+    def close(self) -> None:
+        """Shut down cleanly: segments with unfinished calls stay for recovery."""
+        for segment in {self._segment, *self._calls.values()} - {None}:
+            assert segment is not None
+            if not segment.open_calls:
+                self._retire(segment)
+        self._executor.shutdown(wait=True)
+
+    def _current_segment(self) -> _Segment:
+        now = time.monotonic()
+        current = self._segment
+        if current is None or now - self._segment_started > self.segment_seconds:
+            name = f"{os.getpid()}-{time.time_ns()}.jsonl"
+            self._segment, self._segment_started = _Segment(self.directory / name), now
+            if current is not None and not current.open_calls:
+                self._retire(current)
+        return self._segment  # type: ignore[return-value]
+
+    def _retire(self, segment: _Segment) -> None:
+        if not segment.retired:
+            segment.retired = True
+            self._executor.submit(segment.remove)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    await loop.run_in_executor(self._executor, _write, batch)
+                except OSError as error:
+                    for _, _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+
+
+def _write(batch: list[tuple[_Segment, bytes, Any]]) -> None:
+    by_segment: dict[int, tuple[_Segment, list[bytes]]] = {}
+    for segment, line, _ in batch:
+        by_segment.setdefault(id(segment), (segment, []))[1].append(line)
+    for segment, lines in by_segment.values():
+        segment.write(b"".join(lines))
+
+
+# --- recovery ---------------------------------------------------------------------------------
+
+_ENTRY_FIELDS = {f.name for f in fields(AuditEntry)}
+
+
+def _entry(line: dict[str, Any]) -> AuditEntry:
+    data = {k: v for k, v in line.items() if k in _ENTRY_FIELDS}
+    data["started_at"] = datetime.fromisoformat(data["started_at"])
+    data["cost_usd"] = Decimal(data.get("cost_usd") or 0)
+    return AuditEntry(**data)
+
+
+def _interrupted(entry: AuditEntry) -> AuditEntry:
+    entry.status = AuditStatus.INTERRUPTED
+    entry.http_status = None
+    entry.error_type = "interrupted"
+    entry.error_message = INTERRUPTED_MESSAGE
+    entry.completed_at = timezone.now()
+    entry.latency_ms = round((entry.completed_at - entry.started_at).total_seconds() * 1000, 3)
+    return entry
+
+
+def _orphans(directory: Path) -> list[tuple[Path, int]]:
+    """Segments no living worker holds, each locked by us now (fd to close when done)."""
+    found = []
+    for path in sorted(directory.glob("*.jsonl")):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:  # retired meanwhile
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:  # its worker is alive
+            os.close(fd)
+            continue
+        found.append((path, fd))
+    return found
+
+
+def _read_lines(fd: int) -> list[dict[str, Any]]:
+    with os.fdopen(os.dup(fd), "rb") as stream:
+        raw = stream.read()
+    lines = []
+    for chunk in raw.split(b"\n"):
+        if not chunk:
+            continue
+        try:
+            lines.append(orjson.loads(chunk))
+        except orjson.JSONDecodeError:
+            # Only the last line can be torn (a crash mid-append): it was never forwarded,
+            # since begin() returns only after the whole line is synced.
+            logger.warning("journal: skipped a torn line in a segment")
+    return lines
+
+
+def recover_orphans(directory: Path) -> list[tuple[str, dict[str, Any]]]:
+    """Give every call of a dead worker a final record; returns (request id, reservation) to
+    release. Synchronous (ORM): run it off the event loop."""
+    from audit.writer import _Complete, _Insert, write_batch
+
+    releases: list[tuple[str, dict[str, Any]]] = []
+    for path, fd in _orphans(directory):
+        try:
+            lines = _read_lines(fd)
+            ids = [line["entry"]["request_id"] for line in lines]
+            known = dict(
+                AuditRecord.objects.filter(request_id__in=ids).values_list("request_id", "status")
+            )
+            for line in lines:
+                entry = _interrupted(_entry(line["entry"]))
+                status = known.get(entry.request_id)
+                if status is not None and status != AuditStatus.IN_PROGRESS:
+                    continue  # its final record was committed before the crash
+                op = _Insert(entry) if status is None else _Complete(entry)
+                try:
+                    write_batch([op])
+                except IntegrityError:  # its tenant or key was deleted since
+                    logger.exception("journal: call %s cannot be recorded", entry.request_id)
+                    continue
+                logger.warning("journal: call %s recorded as interrupted", entry.request_id)
+                if line.get("release"):
+                    releases.append((entry.request_id, line["release"]))
+            path.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+    return releases
