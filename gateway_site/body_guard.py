@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from gateway_site.memory import MemoryTrimmer
 from management.errors import ApiError
 from routing.errors import GatewayError
 from routing.wire import AnthropicWire
@@ -42,10 +43,20 @@ class _Reading:
 
 
 class RequestBodyGuard:
-    def __init__(self, app: Any, *, max_bytes: int, timeout_seconds: float) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        max_bytes: int,
+        timeout_seconds: float,
+        trim_after_bytes: int = 1024 * 1024,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.timeout_seconds = timeout_seconds
+        # Bodies from this size on count as large: memory is given back after a burst of them.
+        self.trim_after_bytes = trim_after_bytes
+        self.trimmer = MemoryTrimmer()
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -61,12 +72,13 @@ class RequestBodyGuard:
 
         async def guarded_receive() -> Message:
             if reading.complete:
-                return await receive()  # waiting for a disconnect while answering: no deadline
+                passed: Message = await receive()  # a disconnect while answering: no deadline
+                return passed
             if reading.refusal is not None:
                 return _DISCONNECT
             try:
                 async with asyncio.timeout_at(deadline):
-                    message = await receive()
+                    message: Message = await receive()
             except TimeoutError:
                 reading.refusal = 408
                 return _DISCONNECT  # Django stops reading and runs no view
@@ -85,7 +97,14 @@ class RequestBodyGuard:
                 reading.response_started = True
             await send(message)
 
-        await self.app(scope, guarded_receive, watched_send)
+        large = declared is not None and declared >= self.trim_after_bytes
+        if large:
+            self.trimmer.started()
+        try:
+            await self.app(scope, guarded_receive, watched_send)
+        finally:
+            if large:
+                self.trimmer.finished()
         if reading.refusal is not None and not reading.response_started:
             await self._refuse(scope, send, reading.refusal)
 

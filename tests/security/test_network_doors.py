@@ -87,7 +87,7 @@ def test_it_refuses_unlimited_password_guesses_with_a_new_forwarded_for_each_tim
         _sign_in(gateway, console_user, f"guess-{n}", forwarded_for=f"198.51.100.{n}")
         for n in range(20)
     ]
-    assert answers[:FAILURE_LIMIT - 1] == [200] * (FAILURE_LIMIT - 1)  # the form, with an error
+    assert answers[: FAILURE_LIMIT - 1] == [200] * (FAILURE_LIMIT - 1)  # the form, with an error
     assert set(answers[FAILURE_LIMIT:]) == {429}
     # Locked out: even the right password, from yet another "address", does not get in.
     assert _sign_in(gateway, console_user, PASSWORD, forwarded_for="198.51.100.99") == 429
