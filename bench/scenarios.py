@@ -180,19 +180,13 @@ def _mock_argv(port: int, *extra: str) -> list[str]:
 
 def _gateway_argv(port: int) -> list[str]:
     return [
-        str(VENV_BIN / "uvicorn"),
-        "gateway_site.asgi:application",
+        str(VENV_BIN / "python"),
+        "-m",
+        "gateway_site.server",
         "--host",
         "127.0.0.1",
         "--port",
         str(port),
-        "--loop",
-        "uvloop",
-        "--http",
-        "httptools",
-        "--no-access-log",
-        "--log-level",
-        "warning",
     ]
 
 

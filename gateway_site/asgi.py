@@ -11,6 +11,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_site.settings")
 
 django_application = get_asgi_application()  # sets Django up; must come before the imports below
 
+from gateway_site.body_guard import RequestBodyGuard  # noqa: E402
 from gateway_site.request_lifecycle import ProxyASGIHandler  # noqa: E402
 from quotas import tokens  # noqa: E402
 
@@ -45,7 +46,11 @@ async def route(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await django_application(scope, receive, send)
 
 
-# Static files (console assets, API docs) are answered before Django.
-application = ServeStaticASGI(
-    route, root=settings.STATIC_ROOT, prefix=settings.STATIC_URL, autorefresh=settings.DEBUG
+# Static files (console assets, API docs) are answered before Django; bodies are checked first.
+application = RequestBodyGuard(
+    ServeStaticASGI(
+        route, root=settings.STATIC_ROOT, prefix=settings.STATIC_URL, autorefresh=settings.DEBUG
+    ),
+    max_bytes=settings.DATA_UPLOAD_MAX_MEMORY_SIZE,
+    timeout_seconds=settings.REQUEST_BODY_TIMEOUT_SECONDS,
 )

@@ -14,9 +14,10 @@ from routing.core.egress import EgressPolicy
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = envbool("GATEWAY_DEBUG", False)
+GATEWAY_ENV = envstr("GATEWAY_ENV", "dev")
 SECRET_KEY = envstr("GATEWAY_SECRET_KEY")
 if not SECRET_KEY:
-    if not DEBUG and envstr("GATEWAY_ENV", "dev") == "production":
+    if not DEBUG and GATEWAY_ENV == "production":
         raise SettingError("GATEWAY_SECRET_KEY must be set in production")
     SECRET_KEY = "dev-only-insecure-secret-key-change-me"  # noqa: S105 - dev default, refused in production
 
@@ -204,6 +205,9 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "console/locked_out.html"
 AXES_VERBOSE = False
 
+# The OpenAPI pages and schemas of /v1 and /api/v1 map the whole surface: public only off production.
+GATEWAY_API_DOCS = envbool("GATEWAY_API_DOCS", GATEWAY_ENV != "production")
+
 # Single sign-on (OpenID Connect) is on when a client id is set; see docs/config.md.
 OIDC_RP_CLIENT_ID = envstr("GATEWAY_OIDC_CLIENT_ID")
 OIDC_ENABLED = bool(OIDC_RP_CLIENT_ID)
@@ -229,8 +233,13 @@ AUTHENTICATION_BACKENDS = [
 ]
 
 # --- the proxy ---------------------------------------------------------------------------
-# Largest accepted request body; larger ones get a 413 in OpenAI's error format.
+# Largest accepted request body, on every path; larger ones get a 413 in the API's own error
+# format before they are read (gateway_site/body_guard.py), and so does a body not complete
+# within the timeout after its head (408). Socket-level limits: gateway_site/server.py.
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("GATEWAY_MAX_BODY_BYTES", 8 * 1024 * 1024)
+REQUEST_BODY_TIMEOUT_SECONDS = envfloat("GATEWAY_BODY_TIMEOUT_SECONDS", 30.0)
+if DATA_UPLOAD_MAX_MEMORY_SIZE <= 0 or REQUEST_BODY_TIMEOUT_SECONDS <= 0:
+    raise SettingError("GATEWAY_MAX_BODY_BYTES and GATEWAY_BODY_TIMEOUT_SECONDS must be > 0")
 GATEWAY = ProxySettings(
     key_cache_seconds=envfloat("GATEWAY_KEY_CACHE_SECONDS", 1.0),
     routes_cache_seconds=envfloat("GATEWAY_ROUTES_CACHE_SECONDS", 2.0),

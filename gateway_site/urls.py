@@ -7,6 +7,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import RedirectView
 from ninja.openapi.views import openapi_view
 
+from gateway_site.api_docs import api_docs_view
 from management.api import management_api, management_urls
 from management.errors import unknown_endpoint
 from observability.views import metrics, readyz
@@ -31,7 +32,11 @@ urlpatterns = [
     path("v1/", proxy_api.urls),
     re_path(r"^v1/(?P<rest>.*)$", proxy_not_found),
     path("api/v1/", management_urls()),
-    path("api/docs", partial(openapi_view, api=management_api), name="management-docs"),
+    path(
+        "api/docs",
+        api_docs_view(partial(openapi_view, api=management_api)),
+        name="management-docs",
+    ),
     re_path(r"^api/(?P<rest>.*)$", unknown_endpoint),
     path("healthz", healthz),
     path("readyz", readyz),

@@ -25,9 +25,13 @@ class ApiError(Exception):
         super().__init__(message)
         self.status, self.code, self.message, self.fields = status, code, message, fields or []
 
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, "fields": self.fields}}
+
     def response(self) -> HttpResponse:
-        body = {"error": {"code": self.code, "message": self.message, "fields": self.fields}}
-        return JsonResponse(body, status=self.status, json_dumps_params={"ensure_ascii": False})
+        return JsonResponse(
+            self.body(), status=self.status, json_dumps_params={"ensure_ascii": False}
+        )
 
 
 def not_found(what: str) -> ApiError:

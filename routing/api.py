@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from ninja import NinjaAPI, Router
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from gateway_site.api_docs import api_docs_view
 from routing import counting, pipeline
 from routing.errors import GatewayError
 from routing.runtime import get_runtime
@@ -148,6 +149,7 @@ def build_api() -> NinjaAPI:
         description="OpenAI-compatible endpoints. Authenticate with a gateway key: `Authorization: Bearer gw-…`.",
         urls_namespace="proxy",
         docs_url="/docs",
+        docs_decorator=api_docs_view,
     )
     api.add_router("/", router)
 

@@ -34,5 +34,6 @@ Console: $GATEWAY_CONSOLE_URL
 API docs: $GATEWAY_URL/docs      Stop: Ctrl-C
 
 TEXT
-exec .venv/bin/uvicorn gateway_site.asgi:application --host 127.0.0.1 --port "$GATEWAY_PORT" \
-  --loop uvloop --http httptools --no-access-log --log-level warning
+# The server's socket limits (timeouts, connection cap, trusted proxies) come from the
+# environment: docs/operations.md.
+exec .venv/bin/python -m gateway_site.server --host 127.0.0.1 --port "$GATEWAY_PORT"

@@ -12,6 +12,7 @@ from django.urls import URLPattern
 from ninja import NinjaAPI
 
 from evaluations.api import router as evaluations_router
+from gateway_site.api_docs import api_docs_view
 from management.api import activity, keys, platform, quotas, tenancy
 from management.auth import AdminKeyAuth
 from management.errors import ApiError, install_error_handlers
@@ -36,6 +37,7 @@ def build_api() -> NinjaAPI:
         urls_namespace="management",
         auth=AdminKeyAuth(),
         docs_url=None,  # served at the stable /api/docs (gateway_site/urls.py)
+        docs_decorator=api_docs_view,
     )
     api.add_router("/", tenancy.router)
     api.add_router("/", keys.router)
