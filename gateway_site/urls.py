@@ -27,6 +27,10 @@ def proxy_not_found(request: HttpRequest, rest: str) -> HttpResponse:
     ).response()
 
 
+# Outside the APIs (which answer in their own formats), errors are the console's styled pages.
+handler400 = "console.views.errors.bad_request"
+handler404 = "console.views.errors.page_not_found"
+
 urlpatterns = [
     path("v1/", proxy_api.urls),
     re_path(r"^v1/(?P<rest>.*)$", proxy_not_found),

@@ -4,6 +4,7 @@ changing residency or activation takes a platform key."""
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -202,6 +203,15 @@ def _outside_scope(username: str) -> ApiError:
     )
 
 
+def _checked_username(username: str) -> str:
+    """The path names the user to create: the column's length and Django's username rules."""
+    try:
+        get_user_model()._meta.get_field("username").run_validators(username)
+    except ValidationError as exc:
+        raise invalid("username", " ".join(exc.messages)) from None
+    return username
+
+
 @router.put(
     "/tenants/{slug}/members/{username}",
     response=MemberOut,
@@ -209,6 +219,7 @@ def _outside_scope(username: str) -> ApiError:
 )
 def member_put(request: HttpRequest, slug: str, username: str, payload: MemberIn) -> Membership:
     tenant = tenant_or_404(request, slug)
+    username = _checked_username(username)
     scope = scope_of(request)
     if payload.role == Role.PLATFORM_ADMIN and not scope.is_platform:
         raise ApiError(
