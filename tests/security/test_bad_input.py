@@ -681,3 +681,34 @@ def test_the_console_answers_a_nul_in_the_address_with_its_own_400_page(acme: Ac
 
     assert response.status_code == 400
     assert "Bad request" in response.content.decode() and "NUL" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/v1/models"),
+        ("DELETE", "/v1/models"),
+        ("PUT", "/v1/models/demo"),
+        ("GET", "/v1/chat/completions"),
+    ],
+)
+def test_a_wrong_method_on_the_proxy_answers_in_openai_format(method: str, path: str) -> None:
+    response = getattr(Client(raise_request_exception=False), method.lower())(path)
+
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_a_wrong_method_on_an_anthropic_endpoint_answers_in_anthropic_format() -> None:
+    response = Client(raise_request_exception=False).get("/v1/messages/count_tokens")
+
+    assert response.status_code == 405
+    assert response.json()["type"] == "error" and response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("path", ["/v1/models/a%0Ab", "/v1/x%0Ay", "/api/v1/x%0Ay"])
+def test_a_newline_in_an_api_path_is_that_apis_404_not_a_console_page(path: str) -> None:
+    response = Client(raise_request_exception=False).get(path)
+
+    assert response.status_code in (401, 404)
+    assert response["Content-Type"].startswith("application/json")
