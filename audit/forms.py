@@ -11,6 +11,7 @@ from django.utils.dateparse import parse_datetime
 
 from audit.models import AuditStatus
 from audit.selectors import AuditFilters
+from gateway_site.bounds import BIGINT_MAX, INT_MAX
 from tenants.models import ApiKey, Team, Tenant
 
 STATUS_CHOICES = [("", "Any status"), *AuditStatus.choices]
@@ -46,7 +47,9 @@ class AuditSearchForm(forms.Form):
         required=False, max_length=64, label="Guardrail finding", help_text="e.g. pii or email"
     )
     prompt_name = forms.CharField(required=False, max_length=128, label="Prompt")
-    prompt_version = forms.IntegerField(required=False, min_value=1, label="Prompt version")
+    prompt_version = forms.IntegerField(
+        required=False, min_value=1, max_value=INT_MAX, label="Prompt version"
+    )
     min_cost = forms.DecimalField(required=False, min_value=0, label="Cost from (USD)")
     max_cost = forms.DecimalField(required=False, min_value=0, label="Cost to (USD)")
     before = forms.CharField(required=False, widget=forms.HiddenInput)
@@ -90,8 +93,11 @@ class AuditSearchForm(forms.Form):
         """The keyset position of the next page: `<started_at ISO>|<id>`."""
         raw = (self.cleaned_data.get("before") or "") if self.is_valid() else ""
         at_text, _, id_text = raw.partition("|")
-        at = parse_datetime(at_text) if at_text else None
-        if at is None or not id_text.isdigit():
+        try:
+            at = parse_datetime(at_text) if at_text else None
+        except ValueError:  # well formed but not a date, e.g. month 13: no cursor, first page
+            at = None
+        if at is None or not id_text.isdigit() or int(id_text) > BIGINT_MAX:
             return None
         return at, int(id_text)
 

@@ -18,13 +18,14 @@ from pydantic import ConfigDict
 from evaluations import services
 from evaluations.models import TaskCategory
 from evaluations.selectors import latest_scores
+from gateway_site.bounds import StorableInput
 from management.api.common import one_or_404, platform_scope
 from management.errors import invalid
 
 router = Router(tags=["platform"])
 
 
-class TaskCategoryIn(Schema):
+class TaskCategoryIn(Schema, StorableInput):
     model_config = ConfigDict(extra="forbid")
 
     description: str = Field(default="", max_length=300)

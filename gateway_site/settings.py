@@ -62,6 +62,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # A NUL or an out-of-range value in a console request: a styled 400, never a 500.
+    "console.views.errors.UnstorableInputMiddleware",
     # Last, as django-axes asks: turns a throttled sign-in into its lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -231,6 +233,9 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     *(["console.oidc.ConsoleOIDCBackend"] if OIDC_ENABLED else []),
 ]
+
+# The management API's lists: limit/offset bounded to what SQL takes (an offset past bigint was a 500).
+NINJA_PAGINATION_CLASS = "management.pagination.BoundedLimitOffsetPagination"
 
 # --- the proxy ---------------------------------------------------------------------------
 # Largest accepted request body, on every path; larger ones get a 413 in the API's own error

@@ -28,16 +28,21 @@ def proxy_not_found(request: HttpRequest, rest: str) -> HttpResponse:
     ).response()
 
 
+# Outside the APIs (which answer in their own formats), errors are the console's styled pages.
+handler400 = "console.views.errors.bad_request"
+handler404 = "console.views.errors.page_not_found"
+
 urlpatterns = [
     path("v1/", proxy_api.urls),
-    re_path(r"^v1/(?P<rest>.*)$", proxy_not_found),
+    # [\s\S] and \Z: a newline (%0A) in the path is still this API's 404, in its format.
+    re_path(r"^v1/(?P<rest>[\s\S]*)\Z", proxy_not_found),
     path("api/v1/", management_urls()),
     path(
         "api/docs",
         api_docs_view(partial(openapi_view, api=management_api)),
         name="management-docs",
     ),
-    re_path(r"^api/(?P<rest>.*)$", unknown_endpoint),
+    re_path(r"^api/(?P<rest>[\s\S]*)\Z", unknown_endpoint),
     path("healthz", healthz),
     path("readyz", readyz),
     path("metrics", metrics),

@@ -6,13 +6,16 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
+from django.db import DataError, IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from gateway_site.bounds import NUL_MESSAGE
 from tenants.services import TenancyError
 
 logger = logging.getLogger(__name__)
@@ -60,6 +63,41 @@ def invalid_pins(problems: dict[str, str]) -> ApiError:
 
 def conflict(message: str) -> ApiError:
     return ApiError(409, "conflict", message)
+
+
+def unstorable(exc: DataError) -> ApiError:
+    """A 400 naming the column when PostgreSQL says which one, and why in its own words."""
+    diag = getattr(exc.__cause__, "diag", None)
+    column = getattr(diag, "column_name", None) or ""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "value out of range"
+    fields = [{"field": column, "message": reason}] if column else []
+    return ApiError(
+        400,
+        "invalid_value",
+        f"A value cannot be stored ({reason}); check its length and range.",
+        fields,
+    )
+
+
+def refused_in_url(request: HttpRequest) -> ApiError | None:
+    """A NUL in the path or the query: no name, slug or filter may hold one (PostgreSQL refuses
+    them in text), so it is refused before any handler reads it."""
+    if "\x00" in request.path:
+        return ApiError(
+            400,
+            "invalid_value",
+            "The path must not contain NUL characters (%00).",
+            [{"field": "path", "message": NUL_MESSAGE}],
+        )
+    for name, values in request.GET.lists():
+        if "\x00" in name or any("\x00" in value for value in values):
+            return ApiError(
+                400,
+                "invalid_value",
+                f"Query parameter {name!r} must not contain NUL characters.",
+                [{"field": name.replace("\x00", ""), "message": NUL_MESSAGE}],
+            )
+    return None
 
 
 def _field_path(loc: Sequence[Any]) -> str:
@@ -110,6 +148,24 @@ def install_error_handlers(api: NinjaAPI) -> None:
         # Two writers raced past the handler's own check: the database kept exactly one.
         return conflict(
             "This conflicts with a change made at the same moment; read and retry."
+        ).response()
+
+    @api.exception_handler(DataError)
+    def _unstorable(request: HttpRequest, exc: DataError) -> HttpResponse:
+        # The database refused a value its column cannot hold (a NUL, a number past the column,
+        # text longer than it): the caller's input, which a schema bound should have caught.
+        logger.warning("database refused a value in %s %s: %s", request.method, request.path, exc)
+        return unstorable(exc).response()
+
+    @api.exception_handler(OverflowError)
+    def _overflow(request: HttpRequest, exc: OverflowError) -> HttpResponse:
+        return ApiError(400, "invalid_value", f"A number is out of range: {exc}.").response()
+
+    @api.exception_handler(RequestDataTooBig)
+    def _too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return ApiError(
+            413, "request_too_large", f"The request body is larger than the limit of {limit} bytes."
         ).response()
 
     @api.exception_handler(HttpError)

@@ -9,8 +9,9 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from ninja import Field, Schema
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
+from gateway_site.bounds import BIGINT_MAX, INT_MAX, StorableInput
 from quotas.config import BudgetSpec, LimitSpec, QuotaPolicySpec
 from tenants.models import Membership, Role
 
@@ -22,7 +23,7 @@ PINS_HELP = (
 )
 
 
-class _In(Schema):
+class _In(Schema, StorableInput):
     model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not a silent no-op
 
 
@@ -128,13 +129,15 @@ class MemberOut(_Out):
 
 
 class KeyIn(_In):
-    team: str = Field(description="Slug of the team the key belongs to.")
+    team: str = Field(max_length=64, description="Slug of the team the key belongs to.")
     name: str = Field(min_length=1, max_length=200)
     allowed_models: list[str] = Field(
         default=[], description="Within what the team allows; empty means all of those."
     )
     expires_at: datetime | None = None
-    owner: str | None = Field(default=None, description="Username of a member of the tenant.")
+    owner: str | None = Field(
+        default=None, max_length=150, description="Username of a member of the tenant."
+    )
     model_pins: dict[str, str] = Field(
         default={}, description=PINS_HELP + " A key's pin overrides its team's for that model."
     )
@@ -184,7 +187,9 @@ class KeyCreated(KeyOut):
 class AdminKeyIn(_In):
     name: str = Field(min_length=1, max_length=200)
     tenant: str | None = Field(
-        default=None, description="Slug of the tenant it may manage; null for the whole platform."
+        default=None,
+        max_length=64,
+        description="Slug of the tenant it may manage; null for the whole platform.",
     )
 
 
@@ -215,9 +220,12 @@ class ProviderIn(_In):
     )
     region: str = Field(default="", max_length=32)
     requests_per_minute: int | None = Field(
-        default=None, gt=0, description="The account's own limit: the gateway never sends more."
+        default=None,
+        gt=0,
+        le=INT_MAX,
+        description="The account's own limit: the gateway never sends more.",
     )
-    tokens_per_minute: int | None = Field(default=None, gt=0)
+    tokens_per_minute: int | None = Field(default=None, gt=0, le=INT_MAX)
     capacity_queue_seconds: float = Field(
         default=0,
         ge=0,
@@ -244,10 +252,13 @@ class ProviderOut(Schema):
 
 
 class DeploymentIn(_In):
-    provider: str
+    provider: str = Field(max_length=64)
     upstream_model: str = Field(min_length=1, max_length=200)
-    input_price_per_mtok: Decimal = Field(default=Decimal(0), ge=0)
-    output_price_per_mtok: Decimal = Field(default=Decimal(0), ge=0)
+    # The columns' numeric(12, 6): a price is at most 999999.999999 USD per million tokens.
+    input_price_per_mtok: Decimal = Field(default=Decimal(0), ge=0, max_digits=12, decimal_places=6)
+    output_price_per_mtok: Decimal = Field(
+        default=Decimal(0), ge=0, max_digits=12, decimal_places=6
+    )
 
 
 class DeploymentOut(_Out):
@@ -260,9 +271,9 @@ class DeploymentOut(_Out):
 
 
 class TargetIn(_In):
-    deployment: str
+    deployment: str = Field(max_length=128)
     weight: int = Field(
-        default=1, ge=0, description="With the weighted strategy; 0: fallback only."
+        default=1, ge=0, le=INT_MAX, description="With the weighted strategy; 0: fallback only."
     )
 
 
@@ -313,12 +324,16 @@ class ActivityOut(_Out):
 # --- limits, budgets, quota policy (the same validation as the YAML: quotas/config.py) ----------
 
 
-class _RuleScope(BaseModel):
+class _RuleScope(StorableInput):
     scope: Literal["tenant", "team", "key", "user"] = Field(
         description="Whom the rule applies to: the tenant, one team, one key, or end users."
     )
-    team: str | None = Field(default=None, description="Team slug, for scope 'team'.")
-    key_id: int | None = Field(default=None, description="Key id, for scope 'key'.")
+    team: str | None = Field(
+        default=None, max_length=64, description="Team slug, for scope 'team'."
+    )
+    key_id: int | None = Field(
+        default=None, ge=1, le=BIGINT_MAX, description="Key id, for scope 'key'."
+    )
     end_user: str = Field(
         default="", max_length=200, description="For scope 'user': an end user id, or '*' for each."
     )

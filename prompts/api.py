@@ -14,6 +14,7 @@ from ninja import Field, Router, Schema, Status
 from ninja.pagination import paginate
 from pydantic import ConfigDict
 
+from gateway_site.bounds import INT_MAX, StorableInput
 from management.api.common import scope_of, tenant_or_404
 from management.errors import ApiError, conflict, not_found
 from prompts import selectors, services
@@ -22,13 +23,13 @@ from prompts.models import LabelMove, Prompt, PromptLabel, PromptVersion
 router = Router(tags=["prompts"])
 
 
-class _In(Schema):
+class _In(Schema, StorableInput):
     model_config = ConfigDict(extra="forbid")
 
 
 class PromptIn(_In):
-    name: str
-    description: str = ""
+    name: str = Field(max_length=128)
+    description: str = Field(default="", max_length=500)
 
 
 class PromptOut(Schema):
@@ -46,8 +47,8 @@ class MessageIn(_In):
 class VersionIn(_In):
     messages: list[MessageIn] = Field(min_length=1)
     parameters: dict[str, Any] = {}
-    model: str = ""
-    note: str = ""
+    model: str = Field(default="", max_length=200)
+    note: str = Field(default="", max_length=500)
 
 
 class VersionOut(Schema):
@@ -62,10 +63,10 @@ class VersionOut(Schema):
 
 
 class LabelIn(_In):
-    version: int
-    canary_version: int | None = None
+    version: int = Field(ge=1, le=INT_MAX)
+    canary_version: int | None = Field(default=None, ge=1, le=INT_MAX)
     canary_percent: int = Field(default=0, ge=0, le=100)
-    note: str = ""
+    note: str = Field(default="", max_length=500)
 
 
 class LabelOut(Schema):

@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 
+from gateway_site.bounds import INT_MAX, contains_nul
 from prompts.models import NAME_PATTERN, PromptVersion
 
 
@@ -61,6 +62,8 @@ class PublishForm(_Form):
             raise forms.ValidationError(f"Not valid JSON: {exc.msg}.") from None
         if not isinstance(value, dict):
             raise forms.ValidationError('Give an object, e.g. {"temperature": 0.2}.')
+        if contains_nul(value):  # stored as jsonb, which refuses \u0000
+            raise forms.ValidationError("Null characters are not allowed.")
         return value
 
     def messages(self) -> list[dict[str, str]]:
@@ -100,13 +103,13 @@ class LabelMoveForm(_Form):
 
 
 class DiffForm(_Form):
-    old = forms.IntegerField(min_value=1)
-    new = forms.IntegerField(min_value=1)
+    old = forms.IntegerField(min_value=1, max_value=INT_MAX)
+    new = forms.IntegerField(min_value=1, max_value=INT_MAX)
 
 
 class RequestsFilterForm(_Form):
     failed = forms.BooleanField(required=False, label="Failed only")
-    page = forms.IntegerField(min_value=1, required=False)
+    page = forms.IntegerField(min_value=1, max_value=INT_MAX, required=False)
 
 
 class PinForm(_Form):

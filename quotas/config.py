@@ -6,29 +6,30 @@ from decimal import Decimal
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from activity.services import CONFIG
+from gateway_site.bounds import INT_MAX, StorableInput
 from quotas import services
 from quotas.models import Scope, thresholds_checked
 from tenants.models import ApiKey, Team, Tenant
 
 
-class _Strict(BaseModel):
+class _Strict(StorableInput):
     model_config = ConfigDict(extra="forbid")
 
 
 class LimitSpec(_Strict):
-    requests_per_minute: int | None = Field(default=None, ge=1)
-    tokens_per_minute: int | None = Field(default=None, ge=1)
-    max_concurrent: int | None = Field(default=None, ge=1)
+    requests_per_minute: int | None = Field(default=None, ge=1, le=INT_MAX)
+    tokens_per_minute: int | None = Field(default=None, ge=1, le=INT_MAX)
+    max_concurrent: int | None = Field(default=None, ge=1, le=INT_MAX)
     shadow: bool = False
 
 
 class BudgetSpec(_Strict):
-    amount_usd: Decimal = Field(ge=0)
+    amount_usd: Decimal = Field(ge=0, max_digits=14, decimal_places=4)  # the column's numeric
     period: Literal["day", "week", "month"] = "month"
-    timezone: str = "UTC"
+    timezone: str = Field(default="UTC", max_length=64)
     alert_thresholds_pct: list[int] = Field(default=[50, 80, 95], min_length=1, max_length=5)
     shadow: bool = False
 
@@ -50,8 +51,8 @@ class BudgetSpec(_Strict):
 
 
 class ProviderCapacitySpec(_Strict):
-    requests_per_minute: int | None = Field(default=None, ge=1)
-    tokens_per_minute: int | None = Field(default=None, ge=1)
+    requests_per_minute: int | None = Field(default=None, ge=1, le=INT_MAX)
+    tokens_per_minute: int | None = Field(default=None, ge=1, le=INT_MAX)
     queue_seconds: float = Field(default=0, ge=0, le=60)
 
 
@@ -64,10 +65,12 @@ class EndUserQuotaSpec(_Strict):
 class QuotaPolicySpec(_Strict):
     on_store_failure_limits: Literal["open", "closed"] = "open"
     on_store_failure_budgets: Literal["open", "closed"] = "closed"
-    max_request_cost_usd: Decimal | None = Field(default=None, gt=0)
+    max_request_cost_usd: Decimal | None = Field(
+        default=None, gt=0, max_digits=12, decimal_places=4
+    )
     over_ceiling: Literal["reject", "downgrade"] = "reject"
-    downgrade_route: str = ""
-    default_max_tokens: int = Field(default=4096, ge=1)
+    downgrade_route: str = Field(default="", max_length=128)
+    default_max_tokens: int = Field(default=4096, ge=1, le=INT_MAX)
 
 
 def apply_rules(

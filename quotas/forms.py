@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 
+from gateway_site.bounds import INT_MAX
 from quotas.models import EACH_USER, Period, Scope, thresholds_checked
 from tenants.models import ApiKey, Team, Tenant
 
@@ -46,11 +47,16 @@ class _ScopeForm(forms.Form):
 
 
 class RateLimitForm(_ScopeForm):
+    # The columns are PostgreSQL integers: a larger number is a form error, not a DataError.
     requests_per_minute = forms.IntegerField(
-        required=False, min_value=1, label="Requests per minute"
+        required=False, min_value=1, max_value=INT_MAX, label="Requests per minute"
     )
-    tokens_per_minute = forms.IntegerField(required=False, min_value=1, label="Tokens per minute")
-    max_concurrent = forms.IntegerField(required=False, min_value=1, label="Requests at a time")
+    tokens_per_minute = forms.IntegerField(
+        required=False, min_value=1, max_value=INT_MAX, label="Tokens per minute"
+    )
+    max_concurrent = forms.IntegerField(
+        required=False, min_value=1, max_value=INT_MAX, label="Requests at a time"
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

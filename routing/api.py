@@ -90,18 +90,23 @@ async def embeddings(request: HttpRequest) -> HttpResponse:
     return await pipeline.embeddings(request, request.auth)  # type: ignore[attr-defined]
 
 
-def _method_not_allowed(path: str, allowed: str) -> None:
-    async def not_allowed(request: HttpRequest) -> HttpResponse:
-        return GatewayError(
-            405,
-            f"Method {request.method} is not allowed on /v1{path}; use {allowed}.",
-            code="method_not_allowed",
-            headers={"allow": allowed},
-        ).response()
+def _not_allowed(request: HttpRequest, path: str, allowed: str) -> HttpResponse:
+    return GatewayError(
+        405,
+        f"Method {request.method} is not allowed on /v1{path}; use {allowed}.",
+        code="method_not_allowed",
+        headers={"allow": allowed},
+    ).response(wire=_wire(request))
 
-    router.api_operation(
-        ["GET", "PUT", "PATCH", "DELETE"], path, auth=None, include_in_schema=False
-    )(not_allowed)
+
+def _method_not_allowed(path: str, allowed: str) -> None:
+    """Ninja answers a method no operation declares in plain text: answer in the API's format."""
+    others = [m for m in ("GET", "POST", "PUT", "PATCH", "DELETE") if m != allowed]
+
+    async def not_allowed(request: HttpRequest) -> HttpResponse:
+        return _not_allowed(request, path, allowed)
+
+    router.api_operation(others, path, auth=None, include_in_schema=False)(not_allowed)
 
 
 _method_not_allowed("/chat/completions", "POST")
@@ -109,6 +114,7 @@ _method_not_allowed("/embeddings", "POST")
 _method_not_allowed("/messages", "POST")
 _method_not_allowed("/responses", "POST")
 _method_not_allowed("/messages/count_tokens", "POST")
+_method_not_allowed("/models", "GET")
 
 
 def _model_object(name: str) -> dict[str, Any]:
@@ -131,6 +137,13 @@ async def retrieve_model(request: HttpRequest, model: str) -> HttpResponse:
             param="model",
         )
     return _json(_model_object(model))
+
+
+@router.api_operation(
+    ["POST", "PUT", "PATCH", "DELETE"], "/models/{path:model}", auth=None, include_in_schema=False
+)
+async def _model_not_allowed(request: HttpRequest, model: str) -> HttpResponse:
+    return _not_allowed(request, "/models/{model}", "GET")
 
 
 def _json(body: dict[str, Any], status: int = 200) -> HttpResponse:

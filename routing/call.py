@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 import uuid
 from decimal import Decimal
@@ -41,6 +42,7 @@ END_USER_HEADER = "x-gateway-end-user"
 FEATURE_HEADER = "x-gateway-feature"
 CONTEXT_HEADERS = {"x-gateway-client-id": "client_id", "x-gateway-session-id": "session_id"}
 _MAX_ATTRIBUTION_LENGTH = 200
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is allowed
 
 
 def parse_json_body(request: HttpRequest) -> JSON:
@@ -73,6 +75,12 @@ def _header(request: HttpRequest, name: str) -> str:
             400,
             f"Header '{name}' is longer than {_MAX_ATTRIBUTION_LENGTH} characters.",
             code="invalid_header",
+        )
+    if _CONTROL_CHARACTERS.search(value):
+        # It goes into the audit record, whose text columns refuse NUL: refuse it here, as a
+        # 400, rather than fail the record (a 503) after the caller was admitted.
+        raise GatewayError(
+            400, f"Header '{name}' contains control characters.", code="invalid_header"
         )
     return value
 

@@ -15,7 +15,7 @@ from evaluations.api import router as evaluations_router
 from gateway_site.api_docs import api_docs_view
 from management.api import activity, keys, platform, quotas, tenancy
 from management.auth import AdminKeyAuth
-from management.errors import ApiError, install_error_handlers
+from management.errors import ApiError, install_error_handlers, refused_in_url
 from prompts.api import router as prompts_router
 
 DESCRIPTION = """\
@@ -53,11 +53,15 @@ def build_api() -> NinjaAPI:
 management_api = build_api()
 
 
-def _json_405(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Ninja answers a wrong method in plain text, past the exception handlers: say it in ours."""
+def _guarded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Two answers Ninja would give outside our format: a NUL in the URL reaches handlers and the
+    database (a 500), and a wrong method is answered in plain text past the exception handlers."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        refused = refused_in_url(request)
+        if refused is not None:
+            return refused.response()
         response = view(request, *args, **kwargs)
         if response.status_code != 405:
             return response
@@ -77,5 +81,5 @@ def management_urls() -> tuple[list[Any], str, str]:
     patterns, app_name, namespace = management_api.urls
     for pattern in patterns:
         if isinstance(pattern, URLPattern):
-            pattern.callback = _json_405(pattern.callback)
+            pattern.callback = _guarded(pattern.callback)
     return patterns, app_name, namespace
