@@ -492,7 +492,7 @@ def test_it_refuses_bad_input_in_console_urls_with_a_console_page(acme: Acme, pa
 def _prompt(acme: Acme) -> None:
     from prompts import services
 
-    services.prompt_upsert(actor=SYSTEM, tenant=acme.tenant, name="p", description="")
+    services.prompt_declare(actor=SYSTEM, tenant=acme.tenant, name="p", description="")
 
 
 CONSOLE_POST: list[tuple[str, dict[str, Any]]] = [
@@ -674,7 +674,7 @@ def test_a_value_the_database_still_refuses_is_a_400_not_a_500(
     def refuse(**kwargs: Any) -> None:
         raise DataError("value too long for type character varying(200)")
 
-    monkeypatch.setattr(services, "team_upsert", refuse)
+    monkeypatch.setattr(services, "team_create", refuse)
 
     response = _api(
         ours.admin_key, "POST", f"/tenants/{_s(ours)}/teams", {"slug": "t", "name": "T"}

@@ -252,8 +252,8 @@ def fuzz_gateway(world: Any) -> Iterator[LiveGateway]:
 def fuzz_key(world: Any, django_db_blocker: Any) -> str:
     """A committed tenant of its own: its audit records and spend are nobody else's."""
     with django_db_blocker.unblock():
-        tenant = tenant_services.tenant_upsert(slug="fuzz-proxy", name="Fuzz proxy tenant")
-        team = tenant_services.team_upsert(
+        tenant = tenant_services.tenant_apply(slug="fuzz-proxy", name="Fuzz proxy tenant")
+        team = tenant_services.team_apply(
             tenant=tenant, slug="fuzzers", name="Fuzzers", allowed_models=[]
         )
         _, material = tenant_services.key_create(team=team, name=f"fuzz-{time.time_ns()}")
