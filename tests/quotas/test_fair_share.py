@@ -7,14 +7,19 @@ import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
+from quotas.capacity import ProviderGate
 from quotas.core.checks import Release, ShareCheck, WindowCheck
 from quotas.core.memory import MemoryQuotaStore
 from quotas.core.redis_store import RedisQuotaStore
+from quotas.engine import Admission, Demand, QuotaEngine
+from quotas.table import PolicyRule
+from routing.core.types import Target
 
 CAPACITY = 60  # requests per minute; 10% (6) is kept for newcomers, so shares divide 54
 
@@ -164,3 +169,60 @@ async def test_token_shares_are_corrected_to_the_reported_usage_at_settlement(
     correction = ((share.usage_key, verdict.at_s, -4_000), (account.base, verdict.at_s, -4_000))
     await stores.store.settle(Release(window_adjustments=correction), request_id)
     assert (await stores.store.admit(checks, rid(), 60)).allowed  # 6,000 ≤ 9,000
+
+
+def gate_world(**capacity: Any) -> tuple[ProviderGate, Target]:
+    engine = QuotaEngine(MemoryQuotaStore(), table=None, store_name="memory")  # type: ignore[arg-type]
+    target = Target(
+        deployment_id=1,
+        deployment_name="gpt",
+        provider_name=f"acct-{uuid.uuid4().hex[:8]}",
+        kind="openai",
+        base_url="http://provider.invalid/v1",
+        api_key="sk",
+        upstream_model="gpt-1",
+        **capacity,
+    )
+    return ProviderGate(engine), target
+
+
+def demand(*, team: int, key: int, end_user: str = "") -> Demand:
+    return Demand(1, team, key, end_user, 10, True, 90, Decimal(1), Decimal(1))
+
+
+async def test_a_key_naming_no_end_user_is_one_member_of_its_team() -> None:
+    gate, target = gate_world(capacity_rpm=40)  # 36 shared
+    policy = PolicyRule()
+
+    async def served(who: Demand, n: int) -> int:
+        verdicts = [
+            await gate.admit(Admission(rid(), token_charge=100), who, target, tenant_policy=policy)
+            for _ in range(n)
+        ]
+        return verdicts.count(None)
+
+    # Team 7: end user "ana" through key 1, and key 2 with no end user; team 8: key 3 alone.
+    assert await served(demand(team=7, key=1, end_user="ana"), 1) == 1
+    assert await served(demand(team=7, key=2), 1) == 1
+    assert await served(demand(team=8, key=3), 1) == 1
+    # 36 / 2 teams / 2 members: 9 each; the same end user through another key of team 7 is "ana".
+    assert await served(demand(team=7, key=9, end_user="ana"), 20) == 8
+    assert await served(demand(team=7, key=2), 20) == 8
+    assert await served(demand(team=8, key=3), 30) == 17
+
+
+async def test_the_gate_corrects_token_shares_to_the_reported_usage() -> None:
+    gate, target = gate_world(capacity_tpm=1_000)  # 900 shared
+    who = demand(team=7, key=1, end_user="ana")
+    first = Admission(rid(), token_charge=500)
+    assert await gate.admit(first, who, target, tenant_policy=PolicyRule()) is None
+    refused = await gate.admit(
+        Admission(rid(), token_charge=500), who, target, tenant_policy=PolicyRule()
+    )
+    assert refused is not None and refused.failed == 1  # 1,000 > 900: the share
+    # The first used 100 tokens: both the account's window and ana's share give back 400.
+    await gate.engine.store.settle(
+        first.release(total_tokens=100, cost_usd=Decimal(0)), first.request_id
+    )
+    again = Admission(rid(), token_charge=500)
+    assert await gate.admit(again, who, target, tenant_policy=PolicyRule()) is None
