@@ -21,14 +21,11 @@ class ProviderGate:
         self.engine = engine
 
     def checks(self, target: Target, demand: Demand, tokens: int) -> list[Check]:
-        consumer = (
-            f"u{demand.tenant_id}:{demand.end_user}" if demand.end_user else f"k{demand.key_id}"
-        )
-        levels = (
-            ("tenant", f"t{demand.tenant_id}"),
-            ("team", f"tm{demand.team_id}"),
-            ("user", consumer),
-        )
+        # The hierarchy the account is shared down: tenants, a tenant's teams, a team's end users
+        # (or its keys, for requests that name no end user). Team ids are unique across tenants,
+        # and an end user is one per team it asks through.
+        leaf = f"u:{demand.end_user}" if demand.end_user else f"k{demand.key_id}"
+        team = f"tm{demand.team_id}"
         checks: list[Check] = []
         for metric, capacity, amount in (
             ("rpm", target.capacity_rpm, 1),
@@ -39,18 +36,15 @@ class ProviderGate:
             base = f"gw:p:{target.provider_name}:{metric}"
             label = f"provider account '{target.provider_name}'"
             checks.append(WindowCheck(base, capacity, amount, label))
-            checks += [
-                ShareCheck(
-                    base,
-                    f"{base}:{level}:{member}",
-                    f"{base}:active:{level}",
-                    member,
-                    capacity,
-                    amount,
-                    f"your {level}'s fair share of {label}",
-                )
-                for level, member in levels
-            ]
+            levels = (
+                (f"{base}:share:tenants", f"t{demand.tenant_id}"),
+                (f"{base}:share:t{demand.tenant_id}:teams", team),
+                (f"{base}:share:{team}:members", leaf),
+            )
+            usage = f"{base}:share:{team}:{leaf}"
+            checks.append(
+                ShareCheck(usage, levels, capacity, amount, f"your fair share of {label}")
+            )
         return checks
 
     async def admit(
@@ -76,10 +70,12 @@ class ProviderGate:
                     return None
                 raise store_unavailable("provider capacity") from error
             if verdict.allowed:
+                # Token counts are corrected to the provider's usage at settlement.
+                tpm = f"gw:p:{target.provider_name}:tpm"
                 admission.provider_tpm += [
-                    (c.key, verdict.at_s)
-                    for c in checks
-                    if isinstance(c, WindowCheck) and c.key.endswith(":tpm")
+                    (key, verdict.at_s)
+                    for key in map(_window_key, checks)
+                    if key == tpm or key.startswith(tpm + ":")
                 ]
                 return None
             left = deadline - time.monotonic()
@@ -87,3 +83,9 @@ class ProviderGate:
                 return verdict
             # Short queueing: wait for capacity instead of refusing at once.
             await asyncio.sleep(min(left, max(0.05, min(verdict.retry_after_s, 1.0) / 4)))
+
+
+def _window_key(check: Check) -> str:
+    if isinstance(check, WindowCheck):
+        return check.key
+    return check.usage_key if isinstance(check, ShareCheck) else ""

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from gateway_site.snapshot import Snapshot
 from quotas import tokens
 from quotas.capacity import ProviderGate
+from quotas.core.checks import ShareCheck
 from quotas.core.memory import MemoryQuotaStore
 from quotas.core.redis_store import RedisQuotaStore
 from quotas.engine import Admission, Demand, QuotaEngine
@@ -161,12 +162,21 @@ async def provider_room(call: Call, target: Target) -> UpstreamError | None:
     if verdict is None:
         return None
     assert verdict.failed is not None
-    label = gate.checks(target, call.demand, call.admission.token_charge)[verdict.failed].label
+    check = gate.checks(target, call.demand, call.admission.token_charge)[verdict.failed]
     wait = verdict.retry_after_s
+    if isinstance(check, ShareCheck):
+        why = (
+            f"You have used {check.label} for now: it is divided equally between the tenants "
+            "using it, each tenant's between its teams, each team's between its end users "
+            "(or keys), counting those who asked in the last minute."
+        )
+    else:
+        why = (
+            f"No capacity left on {check.label} right now (the gateway keeps each provider "
+            "account within its configured rate)."
+        )
     return UpstreamError(
-        f"No capacity left for you on {label} right now (the gateway keeps each provider account "
-        f"within its configured rate and shares it fairly)."
-        + (f" Retry in {wait} s." if wait else ""),
+        why + (f" Retry in {wait} s." if wait else ""),
         status=429,
         cause="provider_capacity",
         retry_after=float(wait) if wait else None,

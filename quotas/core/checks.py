@@ -7,6 +7,7 @@ so "at most N per minute" holds for every 60-second span, not only for aligned m
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,18 +50,33 @@ class BudgetCheck:
 
 @dataclass(frozen=True, slots=True)
 class ShareCheck:
-    """Fair share of a provider account: when it is more than `tight_permille` used, a consumer
-    already at or above capacity / active-consumers is refused, so the rest stays for others."""
+    """A consumer's fair share of a provider account, down a hierarchy (tenant → team → end
+    user, or the key when no end user is named): at each level, what the level above gets is
+    divided equally between its members active in the last minute (asking makes one active,
+    served or not). The leaf may use at most its share; capacity is never held for consumers
+    idle for a minute, so theirs is lent to the others.
 
-    provider_key: str
-    consumer_key: str
-    active_key: str
-    member: str
+    `reserve_permille` of the capacity is kept out of the shares, so that a consumer that starts
+    asking finds room while the others' shares adjust to it.
+    """
+
+    usage_key: str  # the leaf's own use: a window, like a WindowCheck's
+    levels: tuple[tuple[str, str], ...]  # (active-members key, this request's member), top down
     capacity: int
     amount: int
     label: str
-    tight_permille: int = 500
+    reserve_permille: int = 100
     shadow: bool = False
+
+    def share(self, active: Sequence[int]) -> float:
+        """The leaf's share, given how many members are active at each level (top down).
+
+        The same arithmetic as the Redis script's, operation for operation, so that both
+        stores agree to the last bit."""
+        share: float = self.capacity - self.capacity * self.reserve_permille // 1000
+        for members in active:
+            share = share / members
+        return share
 
 
 Check = WindowCheck | ConcurrencyCheck | BudgetCheck | ShareCheck

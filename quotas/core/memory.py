@@ -7,6 +7,7 @@ is atomic.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -139,20 +140,22 @@ class MemoryQuotaStore:
     def _evaluate_share(
         self, check: ShareCheck, now: int, dry: bool
     ) -> tuple[bool, Outcome, int | None]:
-        active = self._active[check.active_key]
-        for member in [m for m, seen in active.items() if seen < now - WINDOW_SECONDS]:
-            del active[member]
-        consumers = len(active) + (1 if check.member not in active else 0)
-        if not dry:
-            active[check.member] = now  # asking makes a consumer active, served or not
-        provider_used = self._windows[check.provider_key].total(now)
-        mine = self._windows[check.consumer_key].recent(now)
+        counts: list[int] = []
+        for active_key, member in check.levels:
+            active = self._active[active_key]
+            for gone in [m for m, seen in active.items() if seen < now - WINDOW_SECONDS]:
+                del active[gone]
+            counts.append(len(active) + (0 if member in active else 1))
+            if not dry:
+                active[member] = now  # asking makes a consumer active, served or not
+        share = check.share(counts)
+        mine = self._windows[check.usage_key].recent(now)
         used = sum(count for _, count in mine)
-        share = check.capacity / consumers
-        tight = provider_used * 1000 >= check.tight_permille * check.capacity
-        ok = not tight or used + check.amount <= share
-        wait = None if ok else _wait_to_free(mine, max(1, int(used + check.amount - share)), now)
-        return ok, Outcome(int(share) - used - check.amount, 0, not ok), wait
+        ok = used + check.amount <= share
+        wait = (
+            None if ok else _wait_to_free(mine, max(1, math.ceil(used + check.amount - share)), now)
+        )
+        return ok, Outcome(math.floor(share) - used - check.amount, 0, not ok), wait
 
     def _apply(self, check: Check, request_id: str, now: int, now_f: float, lease_s: int) -> int:
         if isinstance(check, WindowCheck):
@@ -160,7 +163,7 @@ class MemoryQuotaStore:
         elif isinstance(check, ConcurrencyCheck):
             self._leases[check.key][request_id] = now_f + lease_s
         elif isinstance(check, ShareCheck):
-            self._windows[check.consumer_key].add(now, check.amount)
+            self._windows[check.usage_key].add(now, check.amount)
         else:
             budget = self._budgets[check.key]
             budget.reservations[request_id] = (check.amount, now_f + lease_s)

@@ -24,10 +24,11 @@ from quotas.core.checks import (
     WindowCheck,
 )
 
-# ARGV: request id, lease seconds, dry run (0|1: evaluate, count nothing), then 7 per check:
-#   kind (w|c|b|s), limit, amount, shadow (0|1), x1, x2, member
+# ARGV: request id, lease seconds, dry run (0|1: evaluate, count nothing), then per check:
+#   kind (w|c|b|s), limit, amount, shadow (0|1), x1, x2, member; a share check (s) has x2 = its
+#   depth and that many members (top level first) in place of the one member.
 # KEYS per check: w → bucket hash; c → lease zset; b → state hash, reservation zset, amount hash;
-#   s → provider bucket hash, consumer bucket hash, active-consumer zset.
+#   s → the leaf's bucket hash, then one active-member zset per level (top level first).
 # Returns {allowed, failed index (0 = none), retry (-1 = never), seed count, now, seeds...,
 #          then 4 values per check: remaining, reset, exceeded, alert}.
 _WINDOW_TOTAL = """
@@ -62,7 +63,6 @@ local WINDOW = 60
 local request_id = ARGV[1]
 local lease = tonumber(ARGV[2])
 local dry = ARGV[3] == '1'
-local n = (#ARGV - 3) / 7
 
 """
     + _WINDOW_TOTAL
@@ -107,18 +107,25 @@ local function reserved(res_key, amt_key)
   return total
 end
 
-local checks, k = {}, 1
+local checks, k, a = {}, 1, 3
 local seeds = {}
-for i = 1, n do
-  local a = 3 + (i - 1) * 7
+while a < #ARGV do
   local c = {kind = ARGV[a + 1], limit = tonumber(ARGV[a + 2]), amount = tonumber(ARGV[a + 3]),
              shadow = ARGV[a + 4] == '1', x1 = tonumber(ARGV[a + 5]), x2 = tonumber(ARGV[a + 6]),
              member = ARGV[a + 7], k = k}
-  if c.kind == 'w' or c.kind == 'c' then k = k + 1 else k = k + 3 end
-  if c.kind == 'b' and redis.call('HEXISTS', KEYS[c.k], 'spent') == 0 then
-    seeds[#seeds + 1] = i - 1
+  if c.kind == 's' then
+    c.members = {}
+    for l = 1, c.x2 do c.members[l] = ARGV[a + 6 + l] end
+    a = a + 6 + c.x2
+    k = k + 1 + c.x2
+  else
+    a = a + 7
+    if c.kind == 'w' or c.kind == 'c' then k = k + 1 else k = k + 3 end
   end
-  checks[i] = c
+  if c.kind == 'b' and redis.call('HEXISTS', KEYS[c.k], 'spent') == 0 then
+    seeds[#seeds + 1] = #checks
+  end
+  checks[#checks + 1] = c
 end
 if #seeds > 0 then
   local out = {0, 0, -1, #seeds, now}
@@ -149,22 +156,25 @@ for i, c in ipairs(checks) do
     ok = used + c.amount <= c.limit
     remaining = c.limit - used - c.amount
   else
-    local active = KEYS[c.k + 2]
-    redis.call('ZREMRANGEBYSCORE', active, '-inf', now - WINDOW - 1)
-    if not dry then
-      redis.call('ZADD', active, now, c.member)
-      redis.call('EXPIRE', active, 2 * WINDOW)
+    -- Fair share: what the level above gets, divided equally between the members active in
+    -- the last minute, from the top level down (quotas/core/checks.py ShareCheck.share).
+    local share = c.limit - math.floor(c.limit * c.x1 / 1000)
+    for l, member in ipairs(c.members) do
+      local active = KEYS[c.k + l]
+      redis.call('ZREMRANGEBYSCORE', active, '-inf', now - WINDOW - 1)
+      local members = redis.call('ZCARD', active)
+      if redis.call('ZSCORE', active, member) == false then members = members + 1 end
+      if not dry then
+        redis.call('ZADD', active, now, member)
+        redis.call('EXPIRE', active, 2 * WINDOW)
+      end
+      share = share / members
     end
-    local provider_used = total(KEYS[c.k])
-    local used = total(KEYS[c.k + 1])
-    local consumers = redis.call('ZCARD', active)
-    if dry and redis.call('ZSCORE', active, c.member) == false then consumers = consumers + 1 end
-    local share = c.limit / consumers
-    local tight = provider_used * 1000 >= c.x1 * c.limit
-    ok = (not tight) or (used + c.amount <= share)
+    local used = total(KEYS[c.k])
+    ok = used + c.amount <= share
     remaining = math.floor(share) - used - c.amount
     if not ok then
-      wait = wait_to_free(buckets(KEYS[c.k + 1]), math.max(1, math.floor(used + c.amount - share)))
+      wait = wait_to_free(buckets(KEYS[c.k]), math.max(1, math.ceil(used + c.amount - share)))
     end
   end
   outcomes[i] = {remaining, reset, ok and 0 or 1, 0}
@@ -179,7 +189,7 @@ if failed == 0 and not dry then
       redis.call('ZADD', KEYS[c.k], now + lease, request_id)
       redis.call('EXPIRE', KEYS[c.k], lease + WINDOW)
     elseif c.kind == 's' then
-      add(KEYS[c.k + 1], now, c.amount)
+      add(KEYS[c.k], now, c.amount)
     else
       redis.call('ZADD', KEYS[c.k + 1], now + lease, request_id)
       redis.call('HSET', KEYS[c.k + 2], request_id, c.amount)
@@ -265,8 +275,10 @@ def _encode(check: Check) -> tuple[list[str], list[Any]]:
         args = ["b", check.limit, check.amount, shadow, check.ttl_s, 0, thresholds]
         return _budget_keys(check.key), args
     assert isinstance(check, ShareCheck)
-    keys = [check.provider_key, check.consumer_key, check.active_key]
-    return keys, ["s", check.capacity, check.amount, shadow, check.tight_permille, 0, check.member]
+    keys = [check.usage_key, *(active_key for active_key, _ in check.levels)]
+    members = [member for _, member in check.levels]
+    args = ["s", check.capacity, check.amount, shadow, check.reserve_permille, len(members)]
+    return keys, [*args, *members]
 
 
 class StoreBusy(Exception):

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from quotas.core.checks import BudgetCheck, ConcurrencyCheck, Release, ShareCheck, WindowCheck
+from quotas.core.checks import BudgetCheck, ConcurrencyCheck, Release, WindowCheck
 from quotas.core.memory import MemoryQuotaStore
 from quotas.core.redis_store import RedisQuotaStore
 
@@ -135,29 +135,6 @@ async def test_concurrent_reservations_never_exceed_the_budget(store: Any) -> No
     check = BudgetCheck(key, limit=10_000, amount=300, label="b", ttl_s=3600)
     verdicts = await asyncio.gather(*(store.admit([check], rid(), 60) for _ in range(100)))
     assert sum(v.allowed for v in verdicts) == 33  # 33 * 300 = 9,900 <= 10,000
-
-
-async def test_a_consumer_over_its_fair_share_is_refused_only_when_capacity_is_tight(
-    store: Any,
-) -> None:
-    provider, active = fresh("prov"), fresh("active")
-
-    def ask(member: str) -> list[Any]:
-        return [
-            WindowCheck(provider, limit=10, amount=1, label="provider rpm"),
-            ShareCheck(provider, f"{provider}:{member}", active, member, 10, 1, "fair share"),
-        ]
-
-    # Two consumers active: each has a share of 5. Below half of capacity, anyone is served.
-    assert (await store.admit(ask("quiet"), rid(), 60)).allowed
-    burst = [await store.admit(ask("loud"), rid(), 60) for _ in range(8)]
-    # loud gets 4 while the account is under half used (1 + 4 = 5), then its share: 5 in all.
-    assert [v.allowed for v in burst] == [True] * 5 + [False] * 3
-    assert burst[-1].failed == 1  # the fair-share check, not the account's capacity
-    # quiet is under its share: it is still served until the account itself is full.
-    quiet = [await store.admit(ask("quiet"), rid(), 60) for _ in range(5)]
-    assert [v.allowed for v in quiet] == [True, True, True, True, False]
-    assert quiet[-1].failed == 0
 
 
 async def test_the_redis_window_total_forgets_exactly_the_buckets_that_left_the_minute() -> None:
