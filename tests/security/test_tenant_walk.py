@@ -117,6 +117,11 @@ class Walk:
 @pytest.fixture
 def walk(db: None, settings: Any) -> Walk:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    return build_walk()
+
+
+def build_walk() -> Walk:
+    """The attackers (acme, initrode), the victim, and the platform objects the API names."""
     # Platform objects the management API's platform operations name.
     provider = routing.provider_upsert(
         name="walk-provider",
