@@ -25,17 +25,20 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 from django.conf import settings
+from django.utils import timezone
 
 from activity.services import SYSTEM
 from gateway_site import crypto
 from guardrails import services as guardrails
 from guardrails.core.policy import PolicySpec
+from management.models import AdminKey
 from management.services import admin_key_create
 from mock_provider.config import MockConfig
 from mock_provider.testing import run_mock_server
 from routing import services as routing
+from routing.models import Deployment, Provider, Route
 from tenants import services as tenants
-from tenants.models import Role
+from tenants.models import Membership, Role, Tenant
 from tests.conftest import wait_for_record
 from tests.support import live
 
@@ -96,25 +99,40 @@ def canaries(django_db_setup: None, django_db_blocker: Any) -> Iterator[Canaries
         finally:
             settings.SECRET_KEY, settings.CREDENTIAL_KEYS = old
             crypto._fernet.cache_clear()
+            with django_db_blocker.unblock():
+                _retire()
+
+
+def _retire() -> None:
+    """The data stays (audit records are append-only) but leaves later tests alone: nothing
+    encrypted with this test's keys remains, and nothing of it is active."""
+    Provider.objects.filter(name__startswith="leakcheck-").update(
+        credential_encrypted="", is_active=False
+    )
+    Route.objects.filter(alias__startswith="leakcheck-").update(is_active=False)
+    Deployment.objects.filter(name__startswith="leakcheck-").update(is_active=False)
+    Membership.objects.filter(tenant__slug="leakcheck-co").delete()
+    Tenant.objects.filter(slug="leakcheck-co").update(is_active=False)
+    AdminKey.objects.filter(name="leakcheck-ops").update(revoked_at=timezone.now())
 
 
 def _build(found: Canaries, mock_url: str, failing_url: str) -> None:
     good = routing.provider_upsert(
-        name="canary-ok",
+        name="leakcheck-ok",
         kind="openai",
         base_url=mock_url + "/v1",
         credential=found.credential,
         region="us",
     )
     refused = routing.provider_upsert(
-        name="canary-refused",
+        name="leakcheck-refused",
         kind="openai",
         base_url=mock_url + "/v1",
         credential=found.wrong_credential,
         region="us",
     )
     down = routing.provider_upsert(
-        name="canary-down",
+        name="leakcheck-down",
         kind="openai",
         base_url=failing_url + "/v1",
         credential=found.failing_credential,
@@ -122,32 +140,34 @@ def _build(found: Canaries, mock_url: str, failing_url: str) -> None:
     )
     prices = {"input_price_per_mtok": Decimal(1), "output_price_per_mtok": Decimal(2)}
     ok = routing.deployment_upsert(
-        name="canary-gpt", provider=good, upstream_model="mock-gpt", **prices
+        name="leakcheck-gpt", provider=good, upstream_model="mock-gpt", **prices
     )
     bad = routing.deployment_upsert(
-        name="canary-refused-gpt", provider=refused, upstream_model="mock-gpt", **prices
+        name="leakcheck-refused-gpt", provider=refused, upstream_model="mock-gpt", **prices
     )
     failing = routing.deployment_upsert(
-        name="canary-down-gpt", provider=down, upstream_model="mock-gpt", **prices
+        name="leakcheck-down-gpt", provider=down, upstream_model="mock-gpt", **prices
     )
-    routing.route_upsert(alias="canary-chat", description="", deployments=[failing, ok])
-    routing.route_upsert(alias="canary-broken", description="", deployments=[bad])
-    tenant = tenants.tenant_upsert(slug="canary-co", name="Canary Co")
-    team = tenants.team_upsert(tenant=tenant, slug="canary-team", name="Canary", allowed_models=[])
+    routing.route_upsert(alias="leakcheck-chat", description="", deployments=[failing, ok])
+    routing.route_upsert(alias="leakcheck-broken", description="", deployments=[bad])
+    tenant = tenants.tenant_upsert(slug="leakcheck-co", name="Canary Co")
+    team = tenants.team_upsert(
+        tenant=tenant, slug="leakcheck-team", name="Canary", allowed_models=[]
+    )
     tenants.member_upsert(
         tenant=tenant,
-        username="canary-admin",
+        username="leakcheck-admin",
         email="admin@canary.example",
         role=Role.PLATFORM_ADMIN,
         teams=[team],
         password=found.password,
     )
-    _, key = tenants.key_create(team=team, name="canary-key")
+    _, key = tenants.key_create(team=team, name="leakcheck-key")
     found.virtual_key = key.plaintext
-    _, admin = admin_key_create(name="canary-ops", tenant=None, created_by="t", actor=SYSTEM)
+    _, admin = admin_key_create(name="leakcheck-ops", tenant=None, created_by="t", actor=SYSTEM)
     found.admin_key = admin.plaintext
     policy = guardrails.guardrail_policy_upsert(
-        name="canary-injection",
+        name="leakcheck-injection",
         tenant=tenant,
         spec=PolicySpec.model_validate({"injection": {"action": "block"}}),
     )
@@ -157,13 +177,13 @@ def _build(found: Canaries, mock_url: str, failing_url: str) -> None:
 def _traffic(base: str, found: Canaries, seen: Seen) -> list[str]:
     """Demo-like traffic with its failures; returns the request ids to wait for."""
     v1 = {"authorization": f"Bearer {found.virtual_key}", "x-gateway-end-user": "advisor-1"}
-    chat = {"model": "canary-chat", "messages": [{"role": "user", "content": "Allocation?"}]}
+    chat = {"model": "leakcheck-chat", "messages": [{"role": "user", "content": "Allocation?"}]}
     ids = []
     with httpx.Client(base_url=base, timeout=20) as client:
         ok = seen.add("failover", client.post("/v1/chat/completions", json=chat, headers=v1))
         assert ok.status_code == 200, ok.text  # the credential reached the provider, decrypted
         ids.append(ok.headers["x-request-id"])
-        broken = {**chat, "model": "canary-broken"}
+        broken = {**chat, "model": "leakcheck-broken"}
         refused = seen.add("refused", client.post("/v1/chat/completions", json=broken, headers=v1))
         assert refused.status_code >= 400
         ids.append(refused.headers["x-request-id"])
@@ -197,10 +217,17 @@ def _traffic(base: str, found: Canaries, seen: Seen) -> list[str]:
 
 def _management(client: httpx.Client, found: Canaries, seen: Seen) -> None:
     api = {"authorization": f"Bearer {found.admin_key}"}
-    for path in ("/providers", "/providers/canary-ok", "/tenants/canary-co/keys", "/activity"):
+    for path in (
+        "/providers",
+        "/providers/leakcheck-ok",
+        "/tenants/leakcheck-co/keys",
+        "/activity",
+    ):
         assert seen.add(f"api {path}", client.get("/api/v1" + path, headers=api)).status_code == 200
     put = {"kind": "openai", "base_url": "https://x.example/v1", "credential": found.credential}
-    seen.add("api provider put", client.put("/api/v1/providers/canary-copy", json=put, headers=api))
+    seen.add(
+        "api provider put", client.put("/api/v1/providers/leakcheck-copy", json=put, headers=api)
+    )
     seen.add("api bad body", client.put("/api/v1/providers/x", json={"kind": 1}, headers=api))
     seen.add(
         "api proxy key",
@@ -216,12 +243,12 @@ def _console(client: httpx.Client, found: Canaries, seen: Seen) -> None:
     login = seen.add("login page", client.get("/console/login/"))
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text)
     assert token, login.text[:500]
-    form = {"csrfmiddlewaretoken": token.group(1), "username": "canary-admin"}
+    form = {"csrfmiddlewaretoken": token.group(1), "username": "leakcheck-admin"}
     wrong = client.post("/console/login/", data={**form, "password": found.wrong_password})
     assert seen.add("wrong password", wrong).status_code == 200  # the form again, with an error
     signed_in = client.post("/console/login/", data={**form, "password": found.password})
     assert seen.add("sign-in", signed_in).status_code == 302, signed_in.text[:500]
-    base = "/console/t/canary-co"
+    base = "/console/t/leakcheck-co"
     pages = [
         "/keys/",
         "/admin/keys/",
@@ -278,7 +305,7 @@ def test_no_secret_appears_in_the_database_the_logs_or_any_answer(canaries: Cana
         timeout=60,
     ).stdout
 
-    assert "canary-gpt" in seen.texts["database dump"]  # the dump holds this run's records
+    assert "leakcheck-gpt" in seen.texts["database dump"]  # the dump holds this run's records
     assert "login failure" in seen.texts["gateway output"]  # its logs were captured
     found = [
         f"{name} in {where}"
