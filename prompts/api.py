@@ -95,7 +95,9 @@ def _prompt_out(prompt: Prompt) -> PromptOut:
         description=prompt.description,
         created_at=prompt.created_at,
         labels={
-            label.name: _label_out(label).dict() for label in selectors.prompt_labels(prompt=prompt)
+            # Keyed by the label's name already: the declared value has no "label" field.
+            label.name: _label_out(label).dict(exclude={"label"})
+            for label in selectors.prompt_labels(prompt=prompt)
         },
     )
 

@@ -95,3 +95,18 @@ def test_another_tenants_prompts_do_not_exist_for_a_tenant_key(api: Api, base: s
     assert other.get(f"/tenants/{theirs.tenant.slug}/prompts").json()["count"] == 0
     assert other.get(base).status_code == 404
     assert other.post(f"{base}/versions", {"messages": [SYSTEM]}).status_code == 404
+
+
+def test_a_prompt_with_a_label_is_listed_and_read_with_where_its_labels_point(
+    api: Api, base: str, ours: Side
+):
+    api.post(f"{base}/versions", {"messages": [SYSTEM]})
+    api.put(f"{base}/labels/production", {"version": 1})
+
+    listed = api.get(f"/tenants/{ours.tenant.slug}/prompts")
+    one = api.get(base)
+
+    assert (listed.status_code, one.status_code) == (200, 200)
+    expected = {"production": {"version": 1, "canary_version": None, "canary_percent": 0}}
+    assert one.json()["labels"] == expected
+    assert listed.json()["items"][0]["labels"] == expected

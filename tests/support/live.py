@@ -9,7 +9,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 from django.conf import settings
@@ -50,7 +50,8 @@ class LiveGateway:
                 self.process.wait()
 
 
-def start_gateway(**env_overrides: Any) -> LiveGateway:
+def start_gateway(*, output: IO[bytes] | None = None, **env_overrides: Any) -> LiveGateway:
+    """`output`: a file that gets the gateway's stdout and stderr (default: the test's own)."""
     port = free_port()
     env = {
         **os.environ,
@@ -73,6 +74,8 @@ def start_gateway(**env_overrides: Any) -> LiveGateway:
         ],
         cwd=ROOT,
         env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT if output is not None else None,
     )
     gateway = LiveGateway(url=f"http://127.0.0.1:{port}", process=process)
     deadline = time.monotonic() + 30

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.utils import timezone
 
 from routing import services as routing
 from tenants import services as tenants
-from tenants.models import Team
+from tenants.models import Role, Team
 
 
 @dataclass
@@ -139,4 +140,200 @@ def build_world(*, mock_url: str, failing_mock_url: str, slow_mock_url: str) -> 
         other_tenant_key=other_key.plaintext,
         eu_key=eu_key.plaintext,
         team=advisors,
+    )
+
+
+@dataclass
+class FullTenant:
+    """A tenant with one of every object a console page or API operation can name.
+
+    The security walk uses one as the victim (its distinctive words must never reach another
+    tenant), and the stored-XSS test builds one whose free text is all attack payloads.
+    """
+
+    tenant: Any
+    team: Team
+    users: dict[str, Any]  # by role (no platform admin)
+    key: Any  # owned by the developer
+    key_plaintext: str
+    admin_key: Any
+    admin_key_plaintext: str
+    prompt: Any
+    pin: Any
+    limit: Any
+    budget: Any
+    record: Any
+    export: Any
+    alert: Any
+    words: str
+
+    def path_values(self) -> dict[str, Any]:
+        """Every path parameter of the console and the management API, pointing at our objects."""
+        return {
+            "tenant_slug": self.tenant.slug,
+            "slug": self.tenant.slug,
+            "team": self.team.slug,
+            "team_id": self.team.pk,
+            "key_id": self.key.pk,
+            "membership_id": self.users[Role.DEVELOPER].memberships.get().pk,
+            "username": self.users[Role.DEVELOPER].username,
+            "name": self.prompt.name,
+            "label": "production",
+            "number": 1,
+            "pin_id": self.pin.pk,
+            "limit_id": self.limit.pk,
+            "budget_id": self.budget.pk,
+            "rule_id": self.limit.pk,
+            "kind": "limit",
+            "request_id": self.record.request_id,
+            "export_id": self.export.pk,
+            "fmt": "csv",
+        }
+
+    def secrets(self) -> list[str]:
+        """What nobody outside the tenant may read: every distinctive value it holds."""
+        return [
+            self.words,
+            self.tenant.slug,
+            self.team.slug,
+            self.key.prefix,
+            self.key_plaintext,
+            self.admin_key.prefix,
+            self.admin_key_plaintext,
+            self.prompt.name,
+            self.record.request_id,
+            *(user.username for user in self.users.values()),
+            *(user.email for user in self.users.values()),
+        ]
+
+
+def build_full_tenant(*, slug: str, words: str, password: str | None = None) -> FullTenant:
+    """A tenant whose every free-text field carries `words` (slugs and usernames carry `slug`)."""
+    import uuid
+
+    from activity.services import SYSTEM
+    from audit.models import AuditExport, AuditRecord
+    from management.services import admin_key_create
+    from observability.models import Alert, AlertStatus
+    from prompts import services as prompts
+    from quotas import services as quotas
+
+    now = timezone.now()
+    tenant = tenants.tenant_upsert(slug=slug, name=f"{words} Holdings")
+    team = tenants.team_upsert(
+        tenant=tenant, slug=f"{slug}-vault", name=f"{words} Vault Team", allowed_models=[]
+    )
+    users = {
+        role: tenants.member_upsert(
+            tenant=tenant,
+            username=f"{slug}-{role}",
+            email=f"{role}.{slug}@{slug}.example",
+            role=role,
+            teams=[team],
+            password=password,
+        )
+        for role in Role.values
+        if role != Role.PLATFORM_ADMIN
+    }
+    key, material = tenants.key_create(
+        team=team, name=f"{words} backend key", owner=users[Role.DEVELOPER]
+    )
+    admin_key, admin_material = admin_key_create(
+        name=f"{words} terraform", tenant=tenant, created_by=f"{words} ops", actor=SYSTEM
+    )
+    prompt = prompts.prompt_upsert(
+        actor=SYSTEM, tenant=tenant, name=f"{slug}-advisor", description=f"{words} prompt"
+    )
+    prompts.prompt_publish(
+        actor=SYSTEM,
+        prompt=prompt,
+        messages=[{"role": "system", "content": f"{words} system message {{{{client}}}}"}],
+        note=f"{words} first version",
+    )
+    prompts.prompt_publish(
+        actor=SYSTEM,
+        prompt=prompt,
+        messages=[{"role": "system", "content": f"{words} second message"}],
+        note=f"{words} second version",
+    )
+    prompts.prompt_label_move(
+        actor=SYSTEM, prompt=prompt, label="production", version=1, note=f"{words} move"
+    )
+    prompts.prompt_label_move(actor=SYSTEM, prompt=prompt, label="production", version=2)
+    pin = prompts.prompt_pin_set(actor=SYSTEM, prompt=prompt, version=1, team=team)
+    limit = quotas.rate_limit_set(
+        tenant=tenant, scope="end_user", end_user=f"{words} end user", requests_per_minute=60
+    )
+    budget = quotas.budget_set(tenant=tenant, scope="team", team=team, amount_usd=Decimal("250"))
+    record = AuditRecord.objects.create(
+        request_id=f"req_{uuid.uuid4().hex[:24]}",
+        tenant=tenant,
+        team=team,
+        api_key=key,
+        endpoint="chat.completions",
+        model_requested=f"{words} model",
+        route_alias="demo",
+        deployment_name=f"{words} deployment",
+        provider_name=f"{words} provider"[-64:],
+        upstream_model=f"{words} upstream",
+        end_user=f"{words} end user",
+        feature=f"{words} feature",
+        client_context={"client_id": f"{words} client"},
+        request_body={"messages": [{"role": "user", "content": f"{words} prompt text"}]},
+        response_body={
+            "choices": [{"message": {"role": "assistant", "content": f"{words} answer"}}]
+        },
+        guardrail_findings=[{"kind": "pii", "entity": "PERSON", "detail": f"{words} finding"}],
+        prompt_name=prompt.name,
+        prompt_version=1,
+        prompt_label="production",
+        status="error",
+        http_status=502,
+        error_type="upstream_error",
+        error_message=f"{words} error message",
+        prompt_tokens=12,
+        completion_tokens=8,
+        cost_usd=Decimal("0.0125"),
+        latency_ms=12.5,
+        started_at=now - timedelta(minutes=5),
+        completed_at=now - timedelta(minutes=5) + timedelta(milliseconds=12),
+    )
+    export = AuditExport.objects.create(
+        id=uuid.uuid4(),
+        tenant=tenant,
+        user=users[Role.COMPLIANCE],
+        user_label=f"{words} exporter",
+        format="csv",
+        filters={"q": words},
+        started_at=now,
+        completed_at=now,
+        manifest={"file_name": f"{slug}-export.csv", "note": words},
+        signature="0" * 64,
+    )
+    alert = Alert.objects.create(
+        rule="cost_spike",
+        subject=f"team:{team.pk}:{slug}",
+        tenant=tenant,
+        status=AlertStatus.FIRING,
+        message=f"{words} alert message",
+        context={"team": team.name},
+        opened_at=now,
+        last_seen_at=now,
+    )
+    return FullTenant(
+        tenant=tenant,
+        team=team,
+        users=users,
+        key=key,
+        key_plaintext=material.plaintext,
+        admin_key=admin_key,
+        admin_key_plaintext=admin_material.plaintext,
+        prompt=prompt,
+        pin=pin,
+        limit=limit,
+        budget=budget,
+        record=record,
+        export=export,
+        alert=alert,
+        words=words,
     )
