@@ -150,11 +150,11 @@ def _build(found: Canaries, mock_url: str, failing_url: str) -> None:
     )
     routing.route_upsert(alias="leakcheck-chat", description="", deployments=[failing, ok])
     routing.route_upsert(alias="leakcheck-broken", description="", deployments=[bad])
-    tenant = tenants.tenant_upsert(slug="leakcheck-co", name="Canary Co")
-    team = tenants.team_upsert(
+    tenant = tenants.tenant_apply(slug="leakcheck-co", name="Canary Co")
+    team = tenants.team_apply(
         tenant=tenant, slug="leakcheck-team", name="Canary", allowed_models=[]
     )
-    tenants.member_upsert(
+    tenants.member_apply(
         tenant=tenant,
         username="leakcheck-admin",
         email="admin@canary.example",

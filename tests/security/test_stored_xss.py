@@ -66,7 +66,7 @@ def hostile(db: None, settings: Any) -> FullTenant:
     TaskCategory.objects.create(name="xss-category", description=PAYLOAD, threshold=0.5)
     world = build_full_tenant(slug="xss", words=PAYLOAD)
     # A username and an email written by an API caller (the services do not validate them).
-    tenants.member_upsert(
+    tenants.member_apply(
         tenant=world.tenant,
         username=f"u{IMG}"[:150],
         email=f"{IMG}@x.example",
@@ -85,7 +85,7 @@ def hostile(db: None, settings: Any) -> FullTenant:
 
 
 def _viewers(world: FullTenant) -> dict[str, Any]:
-    platform = tenants.member_upsert(
+    platform = tenants.member_apply(
         tenant=world.tenant,
         username="xss-platform",
         email="p@x.example",

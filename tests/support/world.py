@@ -219,12 +219,12 @@ def build_full_tenant(*, slug: str, words: str, password: str | None = None) -> 
     from quotas import services as quotas
 
     now = timezone.now()
-    tenant = tenants.tenant_upsert(slug=slug, name=f"{words} Holdings")
-    team = tenants.team_upsert(
+    tenant = tenants.tenant_apply(slug=slug, name=f"{words} Holdings")
+    team = tenants.team_apply(
         tenant=tenant, slug=f"{slug}-vault", name=f"{words} Vault Team", allowed_models=[]
     )
     users = {
-        role: tenants.member_upsert(
+        role: tenants.member_apply(
             tenant=tenant,
             username=f"{slug}-{role}",
             email=f"{role}.{slug}@{slug}.example",
@@ -241,7 +241,7 @@ def build_full_tenant(*, slug: str, words: str, password: str | None = None) -> 
     admin_key, admin_material = admin_key_create(
         name=f"{words} terraform", tenant=tenant, created_by=f"{words} ops", actor=SYSTEM
     )
-    prompt = prompts.prompt_upsert(
+    prompt = prompts.prompt_declare(
         actor=SYSTEM, tenant=tenant, name=f"{slug}-advisor", description=f"{words} prompt"
     )
     prompts.prompt_publish(

@@ -75,7 +75,10 @@ async def measure(seconds: float) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(dir=settings.GATEWAY_JOURNAL_DIR.parent) as folder:
         journal = Journal(Path(folder))
         rows = []
-        for label, rate, burst in (("100 req/s evenly", 100.0, 1), ("bursts of 32, 10/s", 10.0, 32)):
+        for label, rate, burst in (
+            ("100 req/s evenly", 100.0, 1),
+            ("bursts of 32, 10/s", 10.0, 32),
+        ):
             rows.append(_row(f"baseline, {label}", await _paced(None, rate, seconds, burst)))
             rows.append(_row(f"journal, {label}", await _paced(journal, rate, seconds, burst)))
         journal.close()
