@@ -465,6 +465,7 @@ def test_it_refuses_a_developer_the_keys_of_another_developer(walk: Walk) -> Non
         findings,
         "intern",
         lambda page, method: {404, 405},
+        viewer=walk.intern,  # a member: the frame of a 404 page shows their own tenant
     )
     findings.assert_none(least=len(pages) * 3)
     walk.victim.key.refresh_from_db()
@@ -603,6 +604,7 @@ def body_overrides(victim: FullTenant) -> dict[str, Any]:
         "version": 1,
         "amount_usd": "1",
         "base_url": "https://walk.example/v1",
+        "credential": "sk-walk",  # a provider moved to another host needs its credential again
         "slug": "walk-made",
         "name": "walk-made",
         "timezone": "UTC",
