@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -12,18 +14,24 @@ import orjson
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
+from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
+from audit import chain
 from audit.entries import AuditEntry
-from audit.models import AuditRecord, AuditStatus
+from audit.export import ExportRun
+from audit.models import AuditExport, AuditRecord, AuditSeal, AuditStatus
 from audit.sealer import audit_seal_pending
+from audit.selectors import AuditFilters
 from audit.storable import original, readable, refused_in, storable, storable_entry
 from audit.verify import audit_chain_verify
 from audit.writer import AuditWriter
 from quotas.models import SpendEntry
-from tenants.models import ApiKey
+from tenants import services
+from tenants.models import ApiKey, Role
 
 # Every code point, surrogates included, plus the texts the escaping itself uses.
 _CHARS = st.characters(min_codepoint=0, max_codepoint=0x10FFFF, exclude_categories=())
@@ -181,3 +189,78 @@ async def test_a_streams_answer_may_be_the_first_part_stored_escaped(
     await sync_to_async(audit_seal_pending)()
     report = await sync_to_async(audit_chain_verify)(tenant_id=world.team.tenant_id)
     assert report.ok, report.breaks
+
+
+# --- what people see: the console shows the original, exports carry what is stored ----------
+
+
+def _stored_record(make_record: Any, text: str) -> AuditRecord:
+    """A record as the writer stores a prompt and answer holding `text`."""
+    entry_body = {"model": "mock-gpt", "messages": [{"role": "user", "content": text}]}
+    answer = {"choices": [{"message": {"role": "assistant", "content": f"echo {text}"}}]}
+    request_body, _ = storable(entry_body)
+    response_body, _ = storable(answer)
+    return make_record(
+        end_user="advisor-odd",
+        request_body=request_body,
+        response_body=response_body,
+        stored_escaped=["request_body", "response_body"],
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume asynchronous iterators")
+def test_the_record_page_shows_the_original_text_with_the_nul_marked(make_record, world) -> None:
+    record = _stored_record(make_record, "a\x00b c:\\temp")
+    officer = services.member_apply(
+        tenant=world.team.tenant,
+        username="odd-compliance",
+        email="",
+        role=Role.COMPLIANCE,
+        teams=[],
+        password="a compliance password",
+    )
+    client = Client()
+    client.force_login(officer)
+    args = {"tenant_slug": world.team.tenant.slug}
+
+    page = client.get(
+        reverse("compliance:record", kwargs={**args, "request_id": record.request_id})
+    ).content.decode()
+    listing = client.get(reverse("compliance:search", kwargs=args)).content.decode()
+
+    # As sent, the backslash single; the NUL, which a page cannot carry, visibly marked.
+    assert "a⟨U+0000⟩b c:\\temp" in page and "echo a⟨U+0000⟩b" in page
+    assert "stored escaped" in page
+    assert "Chain status: verified" in page
+    assert "a⟨U+0000⟩b c:\\temp" in listing
+    assert "\\u0000" not in page  # the stored form is not what a reader is shown
+
+
+@pytest.mark.django_db
+def test_exports_carry_the_stored_form_and_name_the_escaped_columns(make_record, world) -> None:
+    from django.contrib.auth import get_user_model
+
+    record = _stored_record(make_record, "a\x00b")
+    user = get_user_model().objects.create_user("odd-exporter", password="x" * 12)
+    bodies = {}
+    for fmt in ("csv", "jsonl"):
+        run = ExportRun(
+            tenant=world.team.tenant,
+            filters=AuditFilters(end_user="advisor-odd"),
+            format=fmt,
+            user=user,
+        )
+        bodies[fmt] = b"".join(run.chunks())
+        manifest = AuditExport.objects.get(pk=run.id).manifest
+        assert "stored_escaped" in manifest["stored_escaping"]
+
+    row = next(csv.DictReader(io.StringIO(bodies["csv"].decode())))
+    assert row["stored_escaped"] == "request_body response_body"
+    assert row["prompt"] == "a\\u0000b"
+    line = orjson.loads(bodies["jsonl"].splitlines()[0])
+    assert line["stored_escaped"] == ["request_body", "response_body"]
+    assert original(line["request_body"], escaped=True)["messages"][0]["content"] == "a\x00b"
+    # The line is the record as stored: it hashes to the content hash its chain link holds.
+    seal = AuditSeal.objects.get(record_id=record.pk)
+    assert chain.payload_hash(line) == seal.payload_hash
