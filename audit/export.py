@@ -23,8 +23,8 @@ from django.utils import timezone
 from audit import chain
 from audit.models import AuditCheckpoint, AuditErasure, AuditExport, CheckpointKind
 from audit.sealer import audit_seal_pending
-from audit.storable import STORED_RULE
 from audit.selectors import AuditFilters, audit_records_search, before_position, with_seal
+from audit.storable import STORED_RULE
 from gateway_site.csv_safe import CSV_RULE, CsvWriter
 from tenants.models import Tenant
 

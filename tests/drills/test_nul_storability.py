@@ -208,8 +208,13 @@ def test_arbitrary_text_never_reaches_a_provider_without_a_record_or_a_ledger_ma
             record = wait_for_record(response.headers["x-request-id"])
             if called:
                 assert record.status == AuditStatus.SUCCESS
-                assert holds(read_back(record, "request_body"), text)
-                assert SpendEntry.objects.filter(request_id=record.request_id).exists()
+                # As JSON carries it: two surrogates that form a pair arrive as one character.
+                assert holds(read_back(record, "request_body"), json.loads(json.dumps(text)))
+                # Charged in the ledger with the record (a request that cost nothing is not).
+                charged = SpendEntry.objects.filter(request_id=record.request_id)
+                assert list(charged.values_list("amount_usd", flat=True)) == (
+                    [record.cost_usd] if record.cost_usd else []
+                )
             else:
                 assert record.status == AuditStatus.REJECTED
             assert settled_counter(budgeted.budget) == ledger_nanos(budgeted.tenant)
