@@ -62,9 +62,12 @@ CONTENT_FIELDS_V1 = (
 )
 # Version 2 adds how the deployments were ordered (the routing strategy, category and reason).
 CONTENT_FIELDS_V2 = (*CONTENT_FIELDS_V1, "routing")
-CONTENT_FIELDS = {1: CONTENT_FIELDS_V1, 2: CONTENT_FIELDS_V2}
-CANONICAL_VERSION = 2
-RECORD_COLUMNS = (*CONTENT_FIELDS_V2, *PAYLOAD_FIELDS)
+# Version 3 adds which columns are stored escaped (audit/storable.py): the hashes cover the text
+# as stored, and this list says how to read it back.
+CONTENT_FIELDS_V3 = (*CONTENT_FIELDS_V2, "stored_escaped")
+CONTENT_FIELDS = {1: CONTENT_FIELDS_V1, 2: CONTENT_FIELDS_V2, 3: CONTENT_FIELDS_V3}
+CANONICAL_VERSION = 3
+RECORD_COLUMNS = (*CONTENT_FIELDS_V3, *PAYLOAD_FIELDS)
 GENESIS = "0" * 64
 
 

@@ -52,6 +52,8 @@ class AuditEntry:
     latency_ms: float | None = None
     ttft_ms: float | None = None
     completed_at: datetime | None = None
+    # The columns stored escaped because they held characters PostgreSQL refuses (audit/storable.py).
+    stored_escaped: list[str] = field(default_factory=list)
 
 
 # What completing a stream may change on its in-progress record; everything else is fixed
@@ -74,4 +76,6 @@ COMPLETION_FIELDS = (
     "latency_ms",
     "ttft_ms",
     "completed_at",
+    # A stream's answer may be the first part to hold a character stored escaped.
+    "stored_escaped",
 )

@@ -24,6 +24,7 @@ from audit import chain
 from audit.models import AuditCheckpoint, AuditErasure, AuditExport, CheckpointKind
 from audit.sealer import audit_seal_pending
 from audit.selectors import AuditFilters, audit_records_search, before_position, with_seal
+from audit.storable import STORED_RULE
 from gateway_site.csv_safe import CSV_RULE, CsvWriter
 from tenants.models import Tenant
 
@@ -62,6 +63,7 @@ CSV_COLUMNS = (
     "tool_calls",
     "tool_results",
     "response",
+    "stored_escaped",
     "erased",
     "chain_seq",
     "chain_hash",
@@ -119,6 +121,7 @@ def _csv_row(row: dict[str, Any], erased: bool) -> list[Any]:
         "tool_calls": _json_text(row["tool_calls"]),
         "tool_results": _json_text(row["tool_results"]),
         "response": answer_text(row["response_body"]),
+        "stored_escaped": " ".join(row["stored_escaped"] or ()),
         "erased": "yes" if erased else "",
     }
     return [values[name] if values[name] is not None else "" for name in CSV_COLUMNS]
@@ -230,6 +233,9 @@ class ExportRun:
             "row_count": self.rows,
             # CSV text that a spreadsheet would run as a formula was prefixed; JSONL is exact.
             "cell_escaping": {"csv": CSV_RULE, "jsonl": "exact"},
+            # Both formats carry the record as stored (so it hashes to its chain link); text the
+            # database refuses is escaped in the columns each row names in `stored_escaped`.
+            "stored_escaping": STORED_RULE,
             "time_range": {
                 "from": self.last["started_at"] if self.last else None,
                 "to": self.first["started_at"] if self.first else None,

@@ -229,6 +229,7 @@ def _read_lines(fd: int) -> list[dict[str, Any]]:
 def recover_orphans(directory: Path) -> list[tuple[str, dict[str, Any]]]:
     """Give every call of a dead worker a final record; returns (request id, reservation) to
     release. Synchronous (ORM): run it off the event loop."""
+    from audit.storable import storable_entry
     from audit.writer import _Complete, _Insert, write_batch
 
     releases: list[tuple[str, dict[str, Any]]] = []
@@ -244,7 +245,8 @@ def recover_orphans(directory: Path) -> list[tuple[str, dict[str, Any]]]:
                 status = known.get(entry.request_id)
                 if status is not None and status != AuditStatus.IN_PROGRESS:
                     continue  # its final record was committed before the crash
-                op = _Insert(entry) if status is None else _Complete(entry)
+                stored = storable_entry(entry)
+                op = _Insert(stored) if status is None else _Complete(stored)
                 try:
                     write_batch([op])
                 except IntegrityError:  # its tenant or key was deleted since

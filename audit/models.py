@@ -72,6 +72,9 @@ class AuditRecord(models.Model):
 
     started_at = models.DateTimeField()
     completed_at = models.DateTimeField(null=True, blank=True)
+    # The columns whose text is stored escaped because it held characters PostgreSQL refuses
+    # (NUL, lone surrogates): audit/storable.py reads them back exactly.
+    stored_escaped = models.JSONField(default=list, blank=True)
 
     class Meta:
         indexes = [

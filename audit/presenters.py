@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -11,6 +12,7 @@ from django.http import QueryDict
 
 from audit.export import answer_text, content_text, last_user_text
 from audit.models import AuditRecord
+from audit.storable import readable
 
 _TONES = {"success": "ok", "in_progress": "warn", "rejected": "warn"}
 
@@ -24,11 +26,27 @@ class Row:
     tool_names: list[str]
 
 
+def readable_record(record: AuditRecord) -> AuditRecord:
+    """The record as a page shows it: columns stored escaped read back to the original text,
+    each character a page cannot carry (NUL, a lone surrogate) shown as `⟨U+0000⟩`.
+
+    A copy for display only; the chain status is checked against the stored row.
+    """
+    if not record.stored_escaped:
+        return record
+    shown = copy.copy(record)
+    for name in record.stored_escaped:
+        if hasattr(shown, name):
+            setattr(shown, name, readable(getattr(record, name), escaped=True))
+    return shown
+
+
 def _clip(text: str, length: int = 140) -> str:
     return text if len(text) <= length else text[: length - 1] + "…"
 
 
 def row(record: AuditRecord) -> Row:
+    record = readable_record(record)
     return Row(
         record=record,
         prompt=_clip(last_user_text(record.request_body)),

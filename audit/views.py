@@ -72,12 +72,13 @@ def record(request: HttpRequest, request_id: str) -> HttpResponse:
         query={"request_id": request_id},
         record_count=1,
     )
+    shown = presenters.readable_record(found)  # columns stored escaped, read back
     return render(
         request,
         "audit/record.html",
         {
-            "record": found,
-            "view": presenters.record_view(found),
+            "record": shown,
+            "view": presenters.record_view(shown),
             "chain": audit_record_chain_status(record=found),
         },
     )

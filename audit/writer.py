@@ -25,6 +25,7 @@ from django.db import close_old_connections, connection, connections, transactio
 from audit.content import ContentModes, apply_content_mode
 from audit.entries import AuditEntry
 from audit.sql import complete_entries, insert_entries, insert_entries_with, insert_statement
+from audit.storable import storable_entry
 from quotas.ledger import insert_spend, spend_rows
 
 logger = logging.getLogger(__name__)
@@ -118,11 +119,13 @@ class AuditWriter:
         self._content_modes = ContentModes()
         self._loop_connection = _LoopConnection()
 
+    # Each record is queued in the form PostgreSQL can store (NUL, lone surrogates escaped), so
+    # every path below, and the ledger row beside it, writes what can be written.
     async def insert(self, entry: AuditEntry) -> None:
-        await self._submit(_Insert(entry))
+        await self._submit(_Insert(storable_entry(entry)))
 
     async def complete(self, entry: AuditEntry) -> None:
-        await self._submit(_Complete(entry))
+        await self._submit(_Complete(storable_entry(entry)))
 
     def alive(self) -> bool:
         """Whether records can still be written: not closed, its loop task not dead (/readyz)."""

@@ -183,13 +183,18 @@ async def provider_room(call: Call, target: Target) -> UpstreamError | None:
     )
 
 
-def settle(call: Call) -> None:
-    """After the record is committed: give back the unused reservation, in the background."""
+def settle(call: Call, *, recorded: bool = True) -> None:
+    """After the record is written: give back the unused reservation, in the background.
+
+    A spend is charged to the budget counters only with its ledger row, which is written in the
+    record's statement: a record that could not be written (`recorded=False`) charges nothing,
+    so the counters and the ledger they are reloaded from always agree. Tokens are counted
+    either way: rate limits measure the provider's load, not the ledger.
+    """
     admission, call.admission = call.admission, None
     if admission is None:
         return
     entry = call.entry
     total = entry.prompt_tokens + entry.completion_tokens
-    call.runtime.spawn(
-        call.runtime.quotas.settle(admission, total_tokens=total, cost_usd=entry.cost_usd)
-    )
+    cost = entry.cost_usd if recorded else Decimal(0)
+    call.runtime.spawn(call.runtime.quotas.settle(admission, total_tokens=total, cost_usd=cost))

@@ -19,6 +19,7 @@ from django.utils import timezone
 from audit.entries import AuditEntry
 from audit.journal import JournalError
 from audit.models import AuditStatus
+from audit.storable import MAX_DEPTH, refused_in, too_deep
 from audit.writer import AuditWriteError
 from billing.pricing import request_cost_usd
 from observability.metrics import observe_call
@@ -65,7 +66,34 @@ def parse_json_body(request: HttpRequest) -> JSON:
         ) from None
     if not isinstance(raw, dict):
         raise GatewayError(400, "Request body must be a JSON object.", code="invalid_json")
+    if too_deep(body, raw):
+        # Its audit record could not be written: refused before any provider is called.
+        raise GatewayError(
+            400,
+            f"Request body is nested deeper than {MAX_DEPTH} levels.",
+            code="invalid_json",
+        )
     return raw
+
+
+def _identifier(value: str, param: str) -> str:
+    """An end-user or feature name from the body: a key of budgets, the ledger and erasure, so it
+    is stored as sent (at most a column's 200 characters, none that PostgreSQL refuses)."""
+    if len(value) > _MAX_ATTRIBUTION_LENGTH:
+        raise GatewayError(
+            400,
+            f"'{param}' is longer than {_MAX_ATTRIBUTION_LENGTH} characters.",
+            code="invalid_value",
+            param=param,
+        )
+    if refused_in(value):
+        raise GatewayError(
+            400,
+            f"'{param}' contains a NUL character or a lone surrogate.",
+            code="invalid_value",
+            param=param,
+        )
+    return value
 
 
 def _header(request: HttpRequest, name: str) -> str:
@@ -125,8 +153,12 @@ class Call:
     def attribute(self, raw: JSON) -> None:
         """Record on whose behalf the call is made: headers win over the body's fields."""
         metadata = raw.get("metadata") or {}
-        self.entry.end_user = _header(self.request, END_USER_HEADER) or str(raw.get("user") or "")
-        self.entry.feature = _header(self.request, FEATURE_HEADER) or metadata.get("feature", "")
+        self.entry.end_user = _header(self.request, END_USER_HEADER) or _identifier(
+            str(raw.get("user") or ""), "user"
+        )
+        self.entry.feature = _header(self.request, FEATURE_HEADER) or _identifier(
+            str(metadata.get("feature") or ""), "metadata.feature"
+        )
         context: dict[str, Any] = dict(metadata)
         for header, key in CONTEXT_HEADERS.items():
             if value := _header(self.request, header):
@@ -262,7 +294,9 @@ class Call:
         try:
             await self.runtime.audit.insert(self.entry)
         except AuditWriteError:
-            quota_gate.settle(self)
+            # No record, so no ledger row: the budget counters are given back the whole
+            # reservation, charging nothing the ledger does not hold.
+            quota_gate.settle(self, recorded=False)
             return GatewayError(
                 503,
                 "The request was not served: its audit record could not be stored. Retry later.",

@@ -389,11 +389,13 @@ def _counted_usage(call: Call, response: JSON) -> Usage:
 
 async def _complete_record(call: Call, primed: _PrimedStream) -> None:
     await primed.stream.events.aclose()
+    recorded = False  # the stream's ledger row is written with its completion, or not at all
     try:
         await call.runtime.audit.complete(call.entry)
         call.runtime.journal.end(call.request_id)
+        recorded = True
     finally:
-        quota_gate.settle(call)
+        quota_gate.settle(call, recorded=recorded)
 
 
 def _stream_error(call: Call, error: UpstreamError) -> bytes:

@@ -87,7 +87,7 @@ class ChatCompletionRequest(_Open):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     n: StrictInt | None = Field(default=None, ge=1, le=128)
-    user: StrictStr | None = Field(default=None, max_length=256)
+    user: StrictStr | None = Field(default=None, max_length=200)  # audit column
     metadata: dict[StrictStr, StrictStr] | None = Field(default=None, max_length=16)
 
     @model_validator(mode="after")
@@ -102,7 +102,7 @@ class EmbeddingsRequest(_Open):
     input: StrictStr | list[StrictStr] | list[StrictInt] | list[list[StrictInt]]
     encoding_format: Literal["float", "base64"] | None = None
     dimensions: StrictInt | None = Field(default=None, ge=1)
-    user: StrictStr | None = Field(default=None, max_length=256)
+    user: StrictStr | None = Field(default=None, max_length=200)  # audit column
 
     @model_validator(mode="after")
     def _input_is_not_empty(self) -> EmbeddingsRequest:
@@ -141,7 +141,7 @@ class ResponsesRequest(_Open):
     store: StrictBool | None = None
     tools: list[dict[str, Any]] | None = None
     max_output_tokens: StrictInt | None = Field(default=None, ge=1)
-    user: StrictStr | None = Field(default=None, max_length=256)
+    user: StrictStr | None = Field(default=None, max_length=200)  # audit column
     metadata: dict[StrictStr, StrictStr] | None = Field(default=None, max_length=16)
 
 

@@ -20,9 +20,10 @@ def _array(names):
     return "ARRAY[" + ", ".join(f"'{name}'" for name in names) + "]::text[]"
 
 
-def record_guard(derived=()):
-    """The guard function; `derived` columns (generated ones) are left out of the comparisons."""
-    completion, payload = (*COMPLETION, *derived), (*PAYLOAD, *derived)
+def record_guard(derived=(), also_completed=()):
+    """The guard function; `derived` columns (generated ones) are left out of the comparisons,
+    `also_completed` columns (added later) may be set by a stream's completion too."""
+    completion, payload = (*COMPLETION, *also_completed, *derived), (*PAYLOAD, *derived)
     return f"""
 CREATE OR REPLACE FUNCTION audit_record_guard() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

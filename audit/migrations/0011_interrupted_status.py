@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('audit', '0009_auditrecord_routing'),
+        ('audit', '0010_auditrecord_stored_escaped'),
     ]
 
     operations = [
