@@ -8,7 +8,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/14
 
-.PHONY: run test bench lint format install services clean
+.PHONY: run test drills bench lint format install services clean
 
 $(BIN)/.installed: pyproject.toml
 	@mkdir -p var
@@ -34,6 +34,10 @@ services:
 
 test: install services
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
+
+# Every drill of tests/drills, then one table: drill, expectation, observed, pass/fail.
+drills: install services
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python scripts/drills.py $(PYTEST_ARGS)
 
 bench: install services
 	@scripts/ensure_bench_tools.sh

@@ -81,10 +81,24 @@ def plain(value: Any) -> Any:
 
 
 def canonical(values: dict[str, Any]) -> bytes:
-    return orjson.dumps(
-        {name: plain(value) for name, value in values.items()},
-        option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
-    )
+    plain_values = {name: plain(value) for name, value in values.items()}
+    options = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+    try:
+        return orjson.dumps(plain_values, option=options)
+    except orjson.JSONEncodeError:
+        # An integer beyond 64 bits: jsonb reads a large number (6e31 in a request) back as
+        # one. Those alone are hashed as their decimal text, the same at sealing and checking.
+        return orjson.dumps(_big_ints_as_text(plain_values), option=options)
+
+
+def _big_ints_as_text(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _big_ints_as_text(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_big_ints_as_text(item) for item in value]
+    return value
 
 
 def sha256(data: bytes) -> str:

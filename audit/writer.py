@@ -44,6 +44,13 @@ class _Complete:
 _Op = _Insert | _Complete
 
 
+LARGE_STATEMENT_BYTES = 8 * 1024 * 1024
+
+
+def _large(params: list[Any]) -> bool:
+    return sum(len(p) for p in params if isinstance(p, str | bytes)) > LARGE_STATEMENT_BYTES
+
+
 def write_batch(ops: list[_Op], content_modes: ContentModes | None = None) -> None:
     """Write a batch in one transaction (inserts first, so a short stream can complete in it).
 
@@ -94,6 +101,10 @@ class _LoopConnection:
             self._resting_until = time.monotonic() + self.RETRY_AFTER_S
             await self.aclose()
             raise
+        if _large(params):
+            # libpq keeps its buffers as large as the largest statement it sent: after records
+            # of large bodies, a new connection gives that memory back.
+            await self.aclose()
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         params = connections["default"].get_connection_params()

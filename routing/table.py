@@ -12,6 +12,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
+from cryptography.fernet import InvalidToken
 from django.conf import settings
 from django.utils import timezone
 
@@ -77,9 +78,19 @@ def load_routing_table() -> RoutingTable:
     )
     # Prices are versioned: the table carries those in force now, so requests never query them.
     prices = effective_prices(active, at=timezone.now())
-    deployments = {
-        deployment.id: _target(deployment, prices[deployment.id]) for deployment in active
-    }
+    deployments = {}
+    for deployment in active:
+        try:
+            deployments[deployment.id] = _target(deployment, prices[deployment.id])
+        except InvalidToken:
+            # One provider's credential sealed with a key this worker lacks must not take every
+            # route down: its deployments are left out (and fail over), loudly.
+            logger.error(
+                "provider %s: its credential cannot be decrypted with GATEWAY_CREDENTIAL_KEYS; "
+                "deployment %s is left out of routing",
+                deployment.provider.name,
+                deployment.name,
+            )
     models = {
         target.deployment_name: ResolvedModel(
             target.deployment_name, "", RoutePlan(target.deployment_name, (target,), (1,))

@@ -3,11 +3,10 @@ guard that refuses input the database cannot store before any view reads it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from django.db import DataError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.deprecation import MiddlewareMixin
 
 NUL_REASON = "The address contains a NUL character (%00), which no name, id or filter may hold."
 
@@ -28,18 +27,15 @@ def _has_nul(request: HttpRequest) -> bool:
     return any("\x00" in k or any("\x00" in v for v in vs) for k, vs in request.GET.lists())
 
 
-class UnstorableInputMiddleware:
+class UnstorableInputMiddleware(MiddlewareMixin):  # the mixin serves sync and async stacks
     """Console pages only (the APIs answer in their own formats): a NUL in the path or query is
     a 400 page before a view passes it to PostgreSQL, which refuses NUL in text; a value the
     database still refuses (DataError) is a 400 page too, not a 500."""
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def process_request(self, request: HttpRequest) -> HttpResponse | None:
         if request.path.startswith("/console/") and _has_nul(request):
             return bad_request(request, reason=NUL_REASON)
-        return self.get_response(request)
+        return None
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if request.path.startswith("/console/") and isinstance(exception, DataError):

@@ -157,6 +157,12 @@ class EgressPolicy:
         if parts.scheme not in _DEFAULT_PORTS:
             raise EgressRefused("scheme", url, "only http and https URLs are allowed")
         host = _normal_host(parts.hostname or "")
+        try:
+            valid = bool(host) and bool(host.encode("idna"))
+        except UnicodeError:
+            valid = False
+        if not valid:
+            raise EgressRefused("invalid_host", url, "the URL has no valid host name")
         self.check_host(host)
         if resolve is None or _ip_literal(host) is not None:
             return

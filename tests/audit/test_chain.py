@@ -197,3 +197,12 @@ def test_an_edit_made_with_the_trigger_disabled_is_named_by_verification(make_re
     assert report.first_break is not None
     assert report.first_break.request_id == victim.request_id
     assert "content was altered" in report.first_break.reason
+
+
+def test_a_number_jsonb_reads_back_beyond_64_bits_still_hashes_the_same_way_twice():
+    from audit.chain import canonical
+
+    row = {"request_body": {"messages": [{"x": 61821797141234570000000000000000}]}}
+
+    assert canonical(row) == canonical(row)
+    assert b'"61821797141234570000000000000000"' in canonical(row)

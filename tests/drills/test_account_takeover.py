@@ -113,7 +113,7 @@ def assert_victims_unharmed(scene: Scene, before: dict[str, Any]) -> None:
         assert not signs_in(victim.username, STOLEN), name
 
 
-def test_the_console_refuses_every_takeover_attempt(scene: Scene) -> None:
+def test_the_console_refuses_every_takeover_attempt(scene: Scene, record_property: Any) -> None:
     client = Client()
     client.force_login(scene.attacker)
     members = reverse("console:admin_members", kwargs={"tenant_slug": scene.tenant.slug})
@@ -141,6 +141,7 @@ def test_the_console_refuses_every_takeover_attempt(scene: Scene) -> None:
         assert client.post(edit, {"role": Role.TENANT_ADMIN}).status_code == 404
 
     assert_victims_unharmed(scene, before)
+    record_property("observed", f"console: {len(scene.victims)} victims, every attempt refused")
 
 
 def test_adding_a_team_with_a_taken_slug_changes_nothing(scene: Scene) -> None:
@@ -155,7 +156,9 @@ def test_adding_a_team_with_a_taken_slug_changes_nothing(scene: Scene) -> None:
     assert Team.objects.get(pk=scene.team.pk).name == "Desk"
 
 
-def test_the_management_api_refuses_every_takeover_attempt(scene: Scene) -> None:
+def test_the_management_api_refuses_every_takeover_attempt(
+    scene: Scene, record_property: Any
+) -> None:
     api = Client(headers={"authorization": f"Bearer {scene.admin_key}"})
     ours = f"/api/v1/tenants/{scene.tenant.slug}/members"
     before = fingerprint(scene)
@@ -180,6 +183,10 @@ def test_the_management_api_refuses_every_takeover_attempt(scene: Scene) -> None
 
     assert_victims_unharmed(scene, before)
     assert Team.objects.get(pk=scene.team.pk).name == "Desk"
+    record_property(
+        "observed",
+        f"API: {4 * len(scene.victims) + 2} attempts refused; victims' sign-in unchanged",
+    )
 
 
 def test_a_tenant_admin_still_manages_their_own_accounts(scene: Scene) -> None:

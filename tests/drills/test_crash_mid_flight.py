@@ -145,7 +145,12 @@ def budget_counters() -> tuple[int, int]:
 
 @pytest.mark.parametrize("run", range(3))
 def test_a_killed_gateway_leaves_every_provider_call_recorded(
-    run: int, world: Any, crash_key: str, slow_provider: MockServer, django_db_blocker: Any
+    run: int,
+    world: Any,
+    crash_key: str,
+    slow_provider: MockServer,
+    django_db_blocker: Any,
+    record_property: Any,
 ) -> None:
     tag = f"crash-{uuid.uuid4().hex[:6]}-"
     markers = [f"{tag}{i:03d}" for i in range(IN_FLIGHT)]
@@ -179,5 +184,10 @@ def test_a_killed_gateway_leaves_every_provider_call_recorded(
             spent, reserved = budget_counters()
             assert reserved == 0
             assert spent == int((ledger["s"] or Decimal(0)) * 10**9)
+            record_property(
+                "observed",
+                f"run {run + 1}: {IN_FLIGHT} at the provider, {len(records)} records "
+                f"({len(records)} interrupted), chain verifies, Redis = ledger, 0 reserved",
+            )
     finally:
         restarted.stop()

@@ -90,13 +90,21 @@ async def burst(gateways: list[LiveGateway], key: str, count: int) -> Counter[tu
         return Counter(await asyncio.gather(*(one(i) for i in range(count))))
 
 
+def _summary(outcomes: Counter[tuple[int, str]]) -> str:
+    return ", ".join(f"{n} x {status}" for (status, _), n in sorted(outcomes.items()))
+
+
 def test_1000_concurrent_requests_on_two_gateways_admit_exactly_the_limit(
-    two_gateways: list[LiveGateway], limited_key: str, django_db_blocker: Any
+    two_gateways: list[LiveGateway],
+    limited_key: str,
+    django_db_blocker: Any,
+    record_property: Any,
 ) -> None:
     for gateway in two_gateways:
         wait_for_config(gateway, limited_key, ROUTE)
 
     outcomes = asyncio.run(burst(two_gateways, limited_key, 1000))
+    record_property("observed", f"limit 10/min, 1,000 at once on 2 gateways: {_summary(outcomes)}")
 
     assert outcomes[(200, "")] == 10, outcomes
     assert outcomes[(429, "rate_limit_exceeded")] == 990, outcomes
@@ -109,11 +117,12 @@ def test_1000_concurrent_requests_on_two_gateways_admit_exactly_the_limit(
 
 
 def test_a_burst_under_ample_budget_is_served_not_refused(
-    two_gateways: list[LiveGateway], budgeted_key: str
+    two_gateways: list[LiveGateway], budgeted_key: str, record_property: Any
 ) -> None:
     for gateway in two_gateways:
         wait_for_config(gateway, budgeted_key, ROUTE)
 
     outcomes = asyncio.run(burst(two_gateways, budgeted_key, 400))
+    record_property("observed", f"budgeted burst of 400: {_summary(outcomes)}")
 
     assert outcomes == Counter({(200, ""): 400})

@@ -85,7 +85,9 @@ def test_it_refuses_to_move_a_provider_elsewhere_without_its_credential(
     assert "credential again" in error["message"]
     stored = Provider.objects.get(name="vendor-x")
     assert stored.base_url == HOME and stored.get_credential() == SECRET
-    assert not ActivityEvent.objects.filter(action="provider.update").exists()
+    assert not ActivityEvent.objects.filter(
+        action="provider.update", target_id=str(stored.pk)
+    ).exists()
 
 
 def test_a_new_path_on_the_same_origin_keeps_the_stored_credential(
