@@ -8,7 +8,7 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import failover, prompt_cost
+from bench import failover, journal_cost, prompt_cost
 from bench.db import ROOT
 from bench.scenarios import TRANSPORTS, Results
 from bench.stats import RunResult, StreamResult, added
@@ -226,6 +226,7 @@ def _goals(results: Results) -> str:
         ]
     )
     rows.append(prompt_cost.goal_row(results.prompt_costs))
+    rows.append(journal_cost.goal_row(results.journal_costs))
     return table(["Goal", "Target", "Measured", ""], rows)
 
 
@@ -497,6 +498,8 @@ def render(results: Results, wall_s: float) -> str:
         ]
     if results.prompt_costs:
         parts += ["", *prompt_cost.section(results.prompt_costs)]
+    if results.journal_costs:
+        parts += ["", *journal_cost.section(results.journal_costs)]
     problems = _problems(results)
     if problems:
         parts += ["", "Problems seen during the run:", "", *problems]

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from bench import client, db, failover, hey
 from bench.hey import Target
+from bench.journal_cost import journal_timings
 from bench.procs import Server, free_port
 from bench.prompt_cost import prompt_timings
 from bench.stats import RunResult, StreamResult
@@ -85,6 +86,7 @@ class Results:
     cold_burst: RunResult | None = None
     failover: list[failover.FailoverRun] = field(default_factory=list)  # scenario 6
     prompt_costs: list[dict[str, Any]] = field(default_factory=list)  # bench/prompt_cost.py
+    journal_costs: list[dict[str, Any]] = field(default_factory=list)  # bench/journal_cost.py
     gateways: list[GatewayRun] = field(default_factory=list)
     setup_s: float = 0.0
 
@@ -360,6 +362,8 @@ class Bench:
             self.failover_pass(audit)
         self.say("timing the prompt registry step in-process")
         self.results.prompt_costs = prompt_timings(5000 if s.quick else 20000)
+        self.say("timing the write-ahead journal step in-process")
+        self.results.journal_costs = journal_timings(3.0 if s.quick else 10.0)
         return self.results
 
     def gateway_pass(

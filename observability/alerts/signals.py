@@ -103,6 +103,31 @@ def limit_rejections(now: datetime, config: AlertSettings) -> list[Condition]:
     ]
 
 
+def limits_unchecked(now: datetime, config: AlertSettings) -> list[Condition]:
+    """Requests served without their limits checked (the counters were down and the tenant's
+    policy is to serve): each one is worth an alert, per tenant."""
+    since = now - timedelta(minutes=config.window_minutes)
+    rows = (
+        records_between(since, now)
+        .filter(quota__store__startswith="unavailable")
+        .values("tenant_id", "tenant__slug")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return [
+        Condition(
+            "limits_unchecked",
+            f"tenant:{row['tenant_id']}",
+            row["tenant_id"],
+            f"{row['tenant__slug']}: {row['n']} request(s) served without their limits checked "
+            f"in the last {config.window_minutes} min (the limit counters were unavailable and "
+            "the tenant's policy is to serve)",
+            {"tenant": row["tenant__slug"], "requests": row["n"]},
+        )
+        for row in rows
+    ]
+
+
 def _team_cost(start: datetime, end: datetime) -> dict[int, Decimal]:
     rows = records_between(start, end).values("team_id").annotate(cost=Sum("cost_usd")).order_by()
     return {row["team_id"]: row["cost"] or Decimal(0) for row in rows}
@@ -251,6 +276,7 @@ def budget_warnings(now: datetime, config: AlertSettings) -> list[Condition]:
 DETECTORS = (
     provider_errors,
     limit_rejections,
+    limits_unchecked,
     cost_spikes,
     pii_spikes,
     latency_p99,

@@ -52,6 +52,21 @@ def test_a_limit_rejection_alerts_once_and_resolves_when_they_stop():
     assert [d["outcome"] for d in alert.deliveries] == ["http 204", "http 204"]
 
 
+def test_requests_served_with_their_limits_unchecked_alert_for_their_tenant():
+    ledger = make_ledger("unchecked")
+    key = ledger.keys[1]
+    served = [record(key, NOW - timedelta(minutes=m), cost=Decimal(0)) for m in (1, 2)]
+    for row in served:
+        row.quota = {"store": "unavailable: served unchecked by policy"}
+    AuditRecord.objects.bulk_create(served)
+    with webhook_receiver() as hook:
+        alerts_evaluate(now=NOW, config=AlertSettings(webhook_urls=(hook.url,)))
+
+        assert ("alert.firing", "limits_unchecked", f"tenant:{key.tenant_id}") in hook.events()
+        fired = next(e for e in hook.received if e["rule"] == "limits_unchecked")
+        assert fired["context"]["requests"] == 2
+
+
 def test_gateway_p99_over_its_threshold_alerts():
     ledger = make_ledger("slow")
     AuditRecord.objects.bulk_create(
