@@ -19,7 +19,7 @@ from evaluations import services
 from evaluations.models import TaskCategory
 from evaluations.selectors import latest_scores
 from gateway_site.bounds import StorableInput
-from management.api.common import one_or_404, platform_scope
+from management.api.common import one_or_404, platform_scope, put_precondition
 from management.errors import invalid
 
 router = Router(tags=["platform"])
@@ -71,6 +71,7 @@ def category_list(request: HttpRequest) -> QuerySet[TaskCategory]:
 )
 def category_put(request: HttpRequest, name: str, payload: TaskCategoryIn) -> TaskCategory:
     scope = platform_scope(request)
+    put_precondition(request, TaskCategory.objects.filter(name=name), f"Task category '{name}'")
     try:
         return services.category_upsert(name=name, **payload.model_dump(), actor=scope.actor)
     except ValidationError as error:

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 
 from management import selectors
 from management.auth import AdminScope
-from management.errors import invalid_pins, not_found, platform_only
+from management.errors import ApiError, invalid_pins, not_found, platform_only
 from tenants.models import ApiKey, Team, Tenant
 from tenants.pins import pin_problems
 
@@ -65,3 +65,16 @@ def check_pins(
     )
     if problems:
         raise invalid_pins(problems)
+
+
+def put_precondition(request: HttpRequest, existing: QuerySet[M], what: str) -> None:
+    """PUT creates or replaces. `If-None-Match: *` makes it create only and `If-Match: *` update
+    only (RFC 9110, 13.1): otherwise a 412 and nothing changes."""
+    if request.headers.get("If-None-Match") == "*" and existing.exists():
+        raise ApiError(
+            412, "precondition_failed", f"{what} already exists (If-None-Match: *): unchanged."
+        )
+    if request.headers.get("If-Match") == "*" and not existing.exists():
+        raise ApiError(
+            412, "precondition_failed", f"{what} does not exist (If-Match: *): nothing created."
+        )

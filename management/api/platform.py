@@ -1,6 +1,7 @@
 """Providers, deployments and routes: shared by every tenant, so platform keys only.
 
-PUT creates or replaces, like the YAML does for the same names (declarative/services.py).
+PUT creates or replaces, like the YAML does for the same names (declarative/services.py);
+`If-None-Match: *` makes it create only, `If-Match: *` update only.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from ninja import Router
 from ninja.pagination import paginate
 
 from management import selectors
-from management.api.common import one_or_404, platform_scope
+from management.api.common import one_or_404, platform_scope, put_precondition
 from management.errors import ApiError, invalid
 from management.schemas import (
     DeploymentIn,
@@ -58,6 +59,7 @@ def provider_get(request: HttpRequest, name: str) -> Provider:
 def provider_put(request: HttpRequest, name: str, payload: ProviderIn) -> Provider:
     scope = platform_scope(request)
     _check_name(name, _NAME, max_length=64)
+    put_precondition(request, selectors.providers_all().filter(name=name), f"Provider '{name}'")
     try:
         return services.provider_upsert(
             name=name,
@@ -97,6 +99,7 @@ def deployment_get(request: HttpRequest, name: str) -> Deployment:
 def deployment_put(request: HttpRequest, name: str, payload: DeploymentIn) -> Deployment:
     scope = platform_scope(request)
     _check_name(name, _DEPLOYMENT_NAME)
+    put_precondition(request, selectors.deployments_all().filter(name=name), f"Deployment '{name}'")
     provider = selectors.providers_all().filter(name=payload.provider).first()
     if provider is None:
         raise invalid("provider", f"no provider '{payload.provider}'")
@@ -130,6 +133,7 @@ def route_get(request: HttpRequest, alias: str) -> Route:
 )
 def route_put(request: HttpRequest, alias: str, payload: RouteIn) -> Route:
     scope = platform_scope(request)
+    put_precondition(request, Route.objects.filter(alias=alias), f"Route '{alias}'")
     names = [target.deployment for target in payload.targets]
     found = {d.name: d for d in selectors.deployments_all().filter(name__in=names)}
     for index, target_name in enumerate(names):

@@ -101,3 +101,33 @@ def test_an_unknown_thing_is_a_404_in_the_same_format(platform: Api) -> None:
         response = platform.get(path)
         assert response.status_code == 404, path
         assert response.json()["error"]["code"] == "not_found"
+
+
+def test_a_conditional_put_creates_only_or_updates_only(platform: Api) -> None:
+    body = {"kind": "openai", "base_url": "https://llm.example/v1", "credential": SECRET}
+    create_only = {"If-None-Match": "*"}
+
+    created = platform.client.put(
+        "/api/v1/providers/vendor-x",
+        {**body, "region": "us"},
+        content_type="application/json",
+        headers={**platform.headers, **create_only},
+    )
+    again = platform.client.put(
+        "/api/v1/providers/vendor-x",
+        {**body, "region": "eu"},
+        content_type="application/json",
+        headers={**platform.headers, **create_only},
+    )
+    absent = platform.client.put(
+        "/api/v1/providers/vendor-y",
+        body,
+        content_type="application/json",
+        headers={**platform.headers, "If-Match": "*"},
+    )
+
+    assert created.status_code == 200, created.content
+    assert again.status_code == 412 and again.json()["error"]["code"] == "precondition_failed"
+    assert Provider.objects.get(name="vendor-x").region == "us"
+    assert absent.status_code == 412
+    assert not Provider.objects.filter(name="vendor-y").exists()
