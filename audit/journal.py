@@ -87,6 +87,7 @@ class Journal:
         self._segment: _Segment | None = None
         self._segment_started = 0.0
         self._calls: dict[str, _Segment] = {}
+        self._closed = False
 
     async def begin(
         self, entry: AuditEntry, request_body: Any, release: dict[str, Any] | None
@@ -130,6 +131,7 @@ class Journal:
             assert segment is not None
             if not segment.open_calls:
                 self._retire(segment)
+        self._closed = True
         self._executor.shutdown(wait=True)
 
     def _current_segment(self) -> _Segment:
@@ -143,7 +145,8 @@ class Journal:
         return self._segment  # type: ignore[return-value]
 
     def _retire(self, segment: _Segment) -> None:
-        if not segment.retired:
+        # After close() a segment stays: the next start finds its calls recorded and deletes it.
+        if not segment.retired and not self._closed:
             segment.retired = True
             self._executor.submit(segment.remove)
 

@@ -1,0 +1,95 @@
+"""The write-ahead journal: lines are durable before a call goes out, and only a dead worker's
+segments are recovered."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import orjson
+import pytest
+from django.utils import timezone
+
+from audit.entries import AuditEntry
+from audit.journal import Journal, recover_orphans
+from audit.models import AuditRecord, AuditStatus
+from tenants.models import ApiKey
+from tests.support.world import World
+
+
+def _entry(world: World | None = None) -> AuditEntry:
+    team = world.team if world else None
+    return AuditEntry(
+        request_id=f"req_{os.urandom(12).hex()}",
+        tenant_id=team.tenant_id if team else 1,
+        team_id=team.pk if team else 1,
+        api_key_id=ApiKey.objects.filter(team=team).first().pk if team else 1,  # type: ignore[union-attr]
+        endpoint="chat.completions",
+        started_at=timezone.now(),
+        status=AuditStatus.IN_PROGRESS,
+        end_user="ana",
+    )
+
+
+def test_a_line_is_on_disk_when_begin_returns_and_the_segment_goes_once_all_calls_end(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> tuple[list[bytes], list[Path]]:
+        journal = Journal(tmp_path, segment_seconds=0)  # every call opens a new segment
+        first, second = _entry(), _entry()
+        await journal.begin(first, {"messages": [{"content": "a\u0000b"}]}, None)
+        on_disk = [p.read_bytes() for p in tmp_path.glob("*.jsonl")]
+        await journal.begin(second, {}, None)
+        journal.end(first.request_id)
+        journal.end(second.request_id)
+        await asyncio.sleep(0.1)  # the writer thread removes retired segments
+        left = list(tmp_path.glob("*.jsonl"))
+        journal.close()
+        return on_disk, left
+
+    on_disk, left = asyncio.run(scenario())
+
+    line = orjson.loads(on_disk[0])
+    assert line["entry"]["request_body"] == {"messages": [{"content": "a\u0000b"}]}
+    assert line["entry"]["end_user"] == "ana"
+    assert len(left) == 1  # the current segment only; the finished one is gone
+
+
+def test_a_segment_its_worker_still_holds_is_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "1-1.jsonl"
+    path.write_bytes(b"")
+    fd = os.open(path, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        assert recover_orphans(tmp_path) == []
+        assert path.exists()
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.django_db
+def test_a_dead_workers_calls_are_recorded_as_interrupted_and_a_torn_line_is_skipped(
+    tmp_path: Path, world: World
+) -> None:
+    entry = _entry(world)
+    line = {"entry": {**_jsonable(entry), "request_body": {"model": "demo"}}, "release": None}
+    path = tmp_path / "2-2.jsonl"
+    path.write_bytes(orjson.dumps(line) + b"\n" + b'{"entry": {"request_id": "req_torn')
+
+    # On a thread of its own, as in a worker (run_db): its writes commit on their own connection.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(recover_orphans, tmp_path).result()
+
+    record = AuditRecord.objects.get(request_id=entry.request_id)
+    assert record.status == AuditStatus.INTERRUPTED
+    assert record.request_body == {"model": "demo"} and record.end_user == "ana"
+    assert not path.exists()
+
+
+def _jsonable(entry: AuditEntry) -> dict[str, object]:
+    from audit.journal import _jsonable as jsonable
+
+    return jsonable(entry)
