@@ -7,22 +7,16 @@ baseline that paces the same loop without a write: the difference is what the st
 from __future__ import annotations
 
 import json
-import subprocess
+import os
 from typing import Any
 
-from bench.db import PYTHON, ROOT
+from bench.db import manage
 
 GOAL_JOURNAL_P50_US = 500.0  # the write-ahead step adds under 0.5 ms p50 at 100 req/s
 
 
 def journal_timings(seconds: float) -> list[dict[str, Any]]:
-    out = subprocess.run(
-        [PYTHON, "manage.py", "journal_bench", "--json", "--seconds", str(seconds)],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    out = manage(["journal_bench", "--json", "--seconds", str(seconds)], os.environ)
     timings: list[dict[str, Any]] = json.loads(out.strip().splitlines()[-1])
     return timings
 
