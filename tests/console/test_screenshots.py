@@ -153,3 +153,29 @@ def test_screenshots_of_tenant_administration(
     sign_in(page, people.finance)
     page.goto("/console/t/acme/keys/")
     shoot(page, shots, "15-role-denied")
+
+
+def test_adding_a_member_with_a_taken_username_says_so_and_changes_nobody(
+    page: Any, people: People, console_gateway: Any, shots: Path, django_db_blocker: Any
+) -> None:
+    """The account-takeover attempt as a tenant admin meets it: another tenant's username."""
+    from django.contrib.auth import get_user_model
+
+    with django_db_blocker.unblock():
+        before = (
+            get_user_model().objects.values_list("email", "password").get(username=people.outsider)
+        )
+    sign_in(page, people.tenant_admin)
+    page.get_by_role("link", name="Members").click()
+    page.get_by_label("Username").fill(people.outsider)
+    page.get_by_label("Email").fill("mine@attacker.example")
+    page.get_by_label("Password").fill("attacker chosen password")
+    page.get_by_role("button", name="Add member").click()
+
+    assert page.get_by_text("is taken: choose another").is_visible()
+    shoot(page, shots, "11b-admin-member-taken")
+    with django_db_blocker.unblock():
+        after = (
+            get_user_model().objects.values_list("email", "password").get(username=people.outsider)
+        )
+    assert after == before
