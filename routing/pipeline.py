@@ -176,19 +176,22 @@ async def responses(
         raw = parse_json_body(request)
         call.entry.model_requested = str(raw.get("model") or "")[:200]
         body = validate_responses(raw)
+        resolved, plan = await resolve_model(runtime, identity, body.model, call.routing_notes)
         try:
-            translated = responses_request_to_openai(raw)
+            # The route says what happens to tools only a provider could run (docs/api.md).
+            translated, tools = responses_request_to_openai(raw, hosted_tools=plan.hosted_tools)
         except UnsupportedRequest as refusal:
             raise GatewayError(
                 400, refusal.message, param=refusal.param, code=refusal.code
             ) from None
+        call.drop_tools(tools.dropped)
         internal = await prompt_apply(call, translated, source=raw)
         validate_chat(internal)
-        call.attribute(internal)
+        call.attribute(internal, client_metadata=raw.get("client_metadata"))
         call.entry.tool_results = tool_results(internal)
         response_id = "resp_" + call.request_id.removeprefix("req_")
-        call.wire = ResponsesWire(ResponseContext(response_id, raw, int(time.time())))
-        resolved, plan = await resolve_model(runtime, identity, body.model, call.routing_notes)
+        context = ResponseContext(response_id, raw, int(time.time()), tools.origins)
+        call.wire = ResponsesWire(context)
     except GatewayError as error:
         return await call.reject(error)
     # Usage is needed for the closing response.completed event, whatever the client asked.
