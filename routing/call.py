@@ -28,6 +28,7 @@ from quotas.engine import Admission, Demand
 from routing.client_identity import claude_code_identity, codex_context
 from routing.core.errors import UpstreamError
 from routing.core.strategy import RoutePlan, order_reason, order_targets
+from routing.core.translate import untranslatable_fields
 from routing.core.types import JSON, Attempt, Target, Usage
 from routing.errors import GatewayError
 from routing.runtime import GatewayRuntime
@@ -137,6 +138,12 @@ class Call:
         # x-gateway-dropped-tools / -fields, and the record's `routing`).
         self.dropped_tools: list[str] = []
         self.dropped_fields: list[str] = []
+        # An Anthropic Messages request: its body as sent (`source_body`), and the body to send
+        # a deployment of that format as it is (`native_request`; None once a guardrail or a
+        # registry prompt changed the request, so only the changed, translated form may go).
+        self.source_format = ""
+        self.source_body: JSON | None = None
+        self.native_request: JSON | None = None
         self.journaled = False  # on the write-ahead journal (before the first provider call)
         self.entry = AuditEntry(
             request_id="req_" + uuid.uuid4().hex,
@@ -152,6 +159,19 @@ class Call:
         if names:
             self.dropped_tools.extend(names)
             self.routing_notes.append("hosted tools dropped by the route: " + ", ".join(names))
+
+    def native_body(self, target: Target) -> JSON | None:
+        """The client's own body if `target` speaks the client's format and nothing in the
+        gateway changed the request; else None, and what the translation drops is named."""
+        if self.source_body is None:
+            return None
+        native = self.native_request if target.kind == self.source_format else None
+        self.dropped_fields = [] if native is not None else untranslatable_fields(self.source_body)
+        if self.dropped_fields:
+            self.entry.routing["dropped_fields"] = self.dropped_fields
+        else:
+            self.entry.routing.pop("dropped_fields", None)
+        return native
 
     @property
     def request_id(self) -> str:
@@ -282,7 +302,9 @@ class Call:
         self.entry.deployment_name = target.deployment_name
         self.entry.provider_name = target.provider_name
         self.entry.upstream_model = target.upstream_model
-        self.entry.request_body = {**payload, "model": target.upstream_model}
+        sent = self.native_request if target.kind == self.source_format else None
+        # The record keeps what the provider received: the client's own body when sent natively.
+        self.entry.request_body = {**(sent or payload), "model": target.upstream_model}
 
     def settle(
         self, *, usage: Usage, target: Target, response: JSON | None, status: str, http_status: int
