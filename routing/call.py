@@ -165,8 +165,13 @@ class Call:
         gateway changed the request; else None, and what the translation drops is named."""
         if self.source_body is None:
             return None
-        native = self.native_request if target.kind == self.source_format else None
-        self.dropped_fields = [] if native is not None else untranslatable_fields(self.source_body)
+        same_format = target.kind == self.source_format
+        native = self.native_request if same_format else None
+        self.dropped_fields = (
+            []
+            if native is not None
+            else untranslatable_fields(self.source_body, round_trip=same_format)
+        )
         if self.dropped_fields:
             self.entry.routing["dropped_fields"] = self.dropped_fields
         else:

@@ -99,9 +99,22 @@ def _reasoning_effort(body: JSON) -> str | None:
     return None
 
 
-def untranslatable_fields(body: JSON) -> list[str]:
-    """What an OpenAI-format deployment cannot receive from this Messages body, by name."""
-    dropped = sorted(key for key in body if key not in _CARRIED)
+# Mapped to OpenAI fields that the way back to Anthropic's format does not carry.
+_MAPPED_ONE_WAY = ("thinking", "output_config")
+
+
+def untranslatable_fields(body: JSON, *, round_trip: bool = False) -> list[str]:
+    """What a deployment cannot receive from this Messages body through the internal form, by
+    name: an OpenAI-format one, or (`round_trip`) an Anthropic-format one the body could not go
+    to natively."""
+    lost = _CARRIED.difference(_MAPPED_ONE_WAY) if round_trip else _CARRIED
+    dropped = sorted(key for key in body if key not in lost)
+    if round_trip:
+        return dropped + [
+            f"tools[{i}] ({tool.get('type')})"
+            for i, tool in enumerate(body.get("tools") or ())
+            if isinstance(tool, dict) and tool.get("type") not in (None, "custom")
+        ]
     for i, tool in enumerate(body.get("tools") or ()):
         if isinstance(tool, dict) and tool.get("type") not in (None, "custom"):
             dropped.append(f"tools[{i}] ({tool.get('type')})")
