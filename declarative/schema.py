@@ -79,6 +79,8 @@ class RouteSpec(_Strict):
     sticky: bool = False
     timeout_seconds: float | None = Field(default=None, gt=0)
     first_token_timeout_seconds: float | None = Field(default=None, gt=0)
+    # Responses API tools the provider would run: refuse the request (default) or drop them.
+    hosted_tools: Literal["refuse", "drop"] = "refuse"
     # A deployment name (weight 1), or {deployment, weight}; weight 0 makes it a fallback only.
     targets: list[str | WeightedTarget] = Field(min_length=1)
 

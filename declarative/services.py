@@ -128,6 +128,7 @@ def config_apply(config: GatewayConfig) -> ApplyReport:
             sticky=route.sticky,
             timeout_seconds=route.timeout_seconds,
             first_token_timeout_seconds=route.first_token_timeout_seconds,
+            hosted_tools=route.hosted_tools,
         )
         report.bump("routes")
     for category in config.task_categories:

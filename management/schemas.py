@@ -283,6 +283,7 @@ class RouteIn(_In):
     sticky: bool = False
     timeout_seconds: float | None = Field(default=None, gt=0)
     first_token_timeout_seconds: float | None = Field(default=None, gt=0)
+    hosted_tools: Literal["refuse", "drop"] = "refuse"
     targets: list[TargetIn] = Field(min_length=1)
 
 
@@ -298,6 +299,7 @@ class RouteOut(Schema):
     sticky: bool
     timeout_seconds: float | None
     first_token_timeout_seconds: float | None
+    hosted_tools: str
     is_active: bool
     targets: list[TargetOut]
 

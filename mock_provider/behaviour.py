@@ -27,6 +27,7 @@ Text reply
 Tool call
     Made when the request offers tools, tool_choice is not "none" and the last message
     is not a tool result. The tool named by tool_choice is called, else the first one.
+    A freeform (`custom`) tool is called with the text FREEFORM_INPUT.
     Arguments hold the schema's `required` properties (in that order), or all
     `properties` when nothing is required: string -> "mock" (or the first `enum` value),
     integer -> 1, number -> 1.5, boolean -> true, array -> [], object -> {}, null -> null.
@@ -92,6 +93,7 @@ class BadRequest(ValueError):
 class ToolSpec:
     name: str
     schema: Mapping[str, Any]
+    freeform: bool = False  # an OpenAI chat `custom` tool: its input is text, not JSON
 
 
 @dataclass(slots=True)
@@ -117,6 +119,11 @@ class Reply:
     prompt_tokens: int
     completion_tokens: int
     truncated: bool
+    freeform: bool = False  # `arguments` is a freeform tool's text
+
+
+# What a freeform tool is called with: an empty patch in Codex's apply_patch envelope.
+FREEFORM_INPUT = "*** Begin Patch\n*** End Patch\n"
 
 
 def pick_tool(tools: list[ToolSpec], forced_name: str | None, enabled: bool) -> ToolSpec | None:
@@ -175,7 +182,7 @@ def plan_reply(prompt: Prompt, echo_words: int = ECHO_WORDS) -> Reply:
     prompt_tokens = prompt.prompt_tokens()
     if prompt.tool is not None and prompt.tool_result_text is None:
         args = tool_arguments(prompt.tool.schema)
-        arguments = serialize_arguments(args)
+        arguments = FREEFORM_INPUT if prompt.tool.freeform else serialize_arguments(args)
         return Reply(
             text=None,
             tool_name=prompt.tool.name,
@@ -184,6 +191,7 @@ def plan_reply(prompt: Prompt, echo_words: int = ECHO_WORDS) -> Reply:
             prompt_tokens=prompt_tokens,
             completion_tokens=math.ceil(len(arguments) / 4),
             truncated=False,
+            freeform=prompt.tool.freeform,
         )
     if prompt.tool_result_text is not None:
         words = ["Tool", "result", "received:", *prompt.tool_result_text.split()[:echo_words]]

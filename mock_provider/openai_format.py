@@ -65,6 +65,10 @@ def _tools(body: dict[str, Any]) -> list[ToolSpec]:
         return []
     specs = []
     for tool in tools:
+        custom = tool.get("custom") if isinstance(tool, dict) else None
+        if tool.get("type") == "custom" and isinstance(custom, dict) and custom.get("name"):
+            specs.append(ToolSpec(str(custom["name"]), {}, freeform=True))
+            continue
         fn = tool.get("function") if isinstance(tool, dict) else None
         if isinstance(fn, dict) and isinstance(fn.get("name"), str):
             params = fn.get("parameters")
@@ -93,6 +97,8 @@ def parse_chat(body: dict[str, Any]) -> Prompt:
     forced = None
     if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
         forced = choice["function"].get("name")
+    elif isinstance(choice, dict) and isinstance(choice.get("custom"), dict):
+        forced = choice["custom"].get("name")
     max_tokens = body.get("max_completion_tokens")
     if max_tokens is None:
         max_tokens = body.get("max_tokens")
@@ -125,7 +131,15 @@ def _finish_reason(reply: Reply) -> str:
 
 def chat_completion(reply: Reply, model: str, completion_id: str, call_id: str) -> bytes:
     message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None}
-    if reply.tool_name is not None:
+    if reply.tool_name is not None and reply.freeform:
+        message["tool_calls"] = [
+            {
+                "id": call_id,
+                "type": "custom",
+                "custom": {"name": reply.tool_name, "input": reply.arguments},
+            }
+        ]
+    elif reply.tool_name is not None:
         message["tool_calls"] = [
             {
                 "id": call_id,
@@ -175,7 +189,22 @@ def chat_stream(
             body["usage"] = None
         return b"data: " + orjson.dumps(body) + b"\n\n"
 
-    if reply.tool_name is not None:
+    if reply.tool_name is not None and reply.freeform:
+        assert reply.arguments is not None
+        opened = {
+            "index": 0,
+            "id": call_id,
+            "type": "custom",
+            "custom": {"name": reply.tool_name, "input": ""},
+        }
+        events = [
+            chunk({"role": "assistant", "content": None, "tool_calls": [opened], "refusal": None})
+        ]
+        events += [
+            chunk({"tool_calls": [{"index": 0, "custom": {"input": piece}}]})
+            for piece in split_arguments(reply.arguments)
+        ]
+    elif reply.tool_name is not None:
         assert reply.arguments is not None
         first_call = {
             "index": 0,

@@ -25,8 +25,10 @@ from billing.pricing import request_cost_usd
 from observability.metrics import observe_call
 from quotas import gate as quota_gate
 from quotas.engine import Admission, Demand
+from routing.client_identity import claude_code_identity, codex_context
 from routing.core.errors import UpstreamError
 from routing.core.strategy import RoutePlan, order_reason, order_targets
+from routing.core.translate import untranslatable_fields
 from routing.core.types import JSON, Attempt, Target, Usage
 from routing.errors import GatewayError
 from routing.runtime import GatewayRuntime
@@ -132,6 +134,16 @@ class Call:
         # Why the route's deployments are tried in their order (pins, residency, category).
         self.routing_notes: list[str] = []
         self.task_category = ""
+        # What the client sent that its deployment will not receive; never silently (headers
+        # x-gateway-dropped-tools / -fields, and the record's `routing`).
+        self.dropped_tools: list[str] = []
+        self.dropped_fields: list[str] = []
+        # An Anthropic Messages request: its body as sent (`source_body`), and the body to send
+        # a deployment of that format as it is (`native_request`; None once a guardrail or a
+        # registry prompt changed the request, so only the changed, translated form may go).
+        self.source_format = ""
+        self.source_body: JSON | None = None
+        self.native_request: JSON | None = None
         self.journaled = False  # on the write-ahead journal (before the first provider call)
         self.entry = AuditEntry(
             request_id="req_" + uuid.uuid4().hex,
@@ -143,6 +155,29 @@ class Call:
             status=AuditStatus.IN_PROGRESS,
         )
 
+    def drop_tools(self, names: list[str]) -> None:
+        if names:
+            self.dropped_tools.extend(names)
+            self.routing_notes.append("hosted tools dropped by the route: " + ", ".join(names))
+
+    def native_body(self, target: Target) -> JSON | None:
+        """The client's own body if `target` speaks the client's format and nothing in the
+        gateway changed the request; else None, and what the translation drops is named."""
+        if self.source_body is None:
+            return None
+        same_format = target.kind == self.source_format
+        native = self.native_request if same_format else None
+        self.dropped_fields = (
+            []
+            if native is not None
+            else untranslatable_fields(self.source_body, round_trip=same_format)
+        )
+        if self.dropped_fields:
+            self.entry.routing["dropped_fields"] = self.dropped_fields
+        else:
+            self.entry.routing.pop("dropped_fields", None)
+        return native
+
     @property
     def request_id(self) -> str:
         return self.entry.request_id
@@ -150,16 +185,22 @@ class Call:
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
 
-    def attribute(self, raw: JSON) -> None:
-        """Record on whose behalf the call is made: headers win over the body's fields."""
+    def attribute(self, raw: JSON, *, client_metadata: Any = None) -> None:
+        """Record on whose behalf the call is made: headers win over the body's fields.
+
+        A known client's own identity (Claude Code's `user`, Codex's `client_metadata`) is read
+        into end user and session (routing/client_identity.py)."""
         metadata = raw.get("metadata") or {}
-        self.entry.end_user = _header(self.request, END_USER_HEADER) or _identifier(
-            str(raw.get("user") or ""), "user"
-        )
+        user = str(raw.get("user") or "")
+        context: dict[str, Any] = dict(metadata)
+        if known := claude_code_identity(user):
+            user = known.end_user  # the account, not the session: limits are per person
+            context.update(known.context)
+        context.update(codex_context(client_metadata))
+        self.entry.end_user = _header(self.request, END_USER_HEADER) or _identifier(user, "user")
         self.entry.feature = _header(self.request, FEATURE_HEADER) or _identifier(
             str(metadata.get("feature") or ""), "metadata.feature"
         )
-        context: dict[str, Any] = dict(metadata)
         for header, key in CONTEXT_HEADERS.items():
             if value := _header(self.request, header):
                 context[key] = value
@@ -180,6 +221,8 @@ class Call:
         self.entry.routing = {
             "strategy": plan.strategy,
             "category": self.task_category or None,
+            **({"dropped_tools": self.dropped_tools} if self.dropped_tools else {}),
+            **({"dropped_fields": self.dropped_fields} if self.dropped_fields else {}),
             "reason": "; ".join(
                 [
                     *self.routing_notes,
@@ -264,7 +307,9 @@ class Call:
         self.entry.deployment_name = target.deployment_name
         self.entry.provider_name = target.provider_name
         self.entry.upstream_model = target.upstream_model
-        self.entry.request_body = {**payload, "model": target.upstream_model}
+        sent = self.native_request if target.kind == self.source_format else None
+        # The record keeps what the provider received: the client's own body when sent natively.
+        self.entry.request_body = {**(sent or payload), "model": target.upstream_model}
 
     def settle(
         self, *, usage: Usage, target: Target, response: JSON | None, status: str, http_status: int
@@ -342,6 +387,10 @@ class Call:
 
     def id_headers(self) -> dict[str, str]:
         headers = {"x-request-id": self.request_id}
+        if self.dropped_tools:
+            headers["x-gateway-dropped-tools"] = ", ".join(self.dropped_tools)
+        if self.dropped_fields:
+            headers["x-gateway-dropped-fields"] = ", ".join(self.dropped_fields)
         if self.entry.prompt_version is not None:  # the registry version that was rendered
             headers["x-gateway-prompt"] = self.entry.prompt_name
             headers["x-gateway-prompt-version"] = str(self.entry.prompt_version)

@@ -67,6 +67,16 @@ class Route(models.Model):
     # Latency contract per attempt; when exceeded the next deployment is tried.
     timeout_seconds = models.FloatField(null=True, blank=True)
     first_token_timeout_seconds = models.FloatField(null=True, blank=True)
+
+    class HostedTools(models.TextChoices):
+        REFUSE = "refuse", "Refuse the request, naming the tool"
+        DROP = "drop", "Leave the tool out, with a warning header and an audit note"
+
+    # What a Responses request's provider-run tools (web_search, file_search, ...) get here: no
+    # deployment behind the gateway's chat form runs them (docs/api.md#hosted-tools).
+    hosted_tools = models.CharField(
+        max_length=8, choices=HostedTools.choices, default=HostedTools.REFUSE
+    )
     is_active = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
 

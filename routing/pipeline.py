@@ -28,6 +28,7 @@ from quotas import gate as quota_gate
 from quotas.tokens import count_text_tokens
 from routing.call import Call, parse_json_body
 from routing.core.errors import UpstreamError
+from routing.core.providers.anthropic import AnthropicAdapter
 from routing.core.providers.base import ChatStream, ProviderAdapter
 from routing.core.strategy import RoutePlan, in_region
 from routing.core.translate import (
@@ -152,7 +153,14 @@ async def messages(
         raw = parse_json_body(request)
         call.entry.model_requested = str(raw.get("model") or "")[:200]
         anthropic_body = validate_messages(raw)
-        internal = await prompt_apply(call, anthropic_request_to_openai(raw), source=raw)
+        # An Anthropic-format deployment gets this body as it is (docs/api.md#native): the
+        # translation below is what guardrails, limits and the other formats work on.
+        call.source_format, call.source_body = "anthropic", raw
+        call.native_request = raw
+        translated = anthropic_request_to_openai(raw)
+        internal = await prompt_apply(call, translated, source=raw)
+        if internal != translated:  # a registry prompt was rendered in: only that form may go
+            call.native_request = None
         validate_chat(internal)
         call.attribute(internal)
         call.entry.tool_results = tool_results(internal)
@@ -176,19 +184,22 @@ async def responses(
         raw = parse_json_body(request)
         call.entry.model_requested = str(raw.get("model") or "")[:200]
         body = validate_responses(raw)
+        resolved, plan = await resolve_model(runtime, identity, body.model, call.routing_notes)
         try:
-            translated = responses_request_to_openai(raw)
+            # The route says what happens to tools only a provider could run (docs/api.md).
+            translated, tools = responses_request_to_openai(raw, hosted_tools=plan.hosted_tools)
         except UnsupportedRequest as refusal:
             raise GatewayError(
                 400, refusal.message, param=refusal.param, code=refusal.code
             ) from None
+        call.drop_tools(tools.dropped)
         internal = await prompt_apply(call, translated, source=raw)
         validate_chat(internal)
-        call.attribute(internal)
+        call.attribute(internal, client_metadata=raw.get("client_metadata"))
         call.entry.tool_results = tool_results(internal)
         response_id = "resp_" + call.request_id.removeprefix("req_")
-        call.wire = ResponsesWire(ResponseContext(response_id, raw, int(time.time())))
-        resolved, plan = await resolve_model(runtime, identity, body.model, call.routing_notes)
+        context = ResponseContext(response_id, raw, int(time.time()), tools.origins)
+        call.wire = ResponsesWire(context)
     except GatewayError as error:
         return await call.reject(error)
     # Usage is needed for the closing response.completed event, whatever the client asked.
@@ -216,7 +227,10 @@ async def _serve_chat(
         return await _dry_run(call, plan, payload)
     try:
         # Guardrails first: a refused request spends no quota, and quotas count masked text.
-        payload, plan = await guard_request(call, resolved, plan, payload)
+        guarded, plan = await guard_request(call, resolved, plan, payload)
+        if guarded != payload:  # masked or rewritten: the client's own body must not go out
+            call.native_request = None
+        payload = guarded
         plan = await quota_gate.admit(call, plan, payload)
     except GatewayError as error:
         return await call.reject(error)
@@ -248,8 +262,11 @@ def client_headers(request: HttpRequest) -> dict[str, str]:
     return {name: value for name in CLIENT_HEADERS if (value := request.headers.get(name))}
 
 
-def _chat_with(headers: dict[str, str]) -> Any:
+def _chat_with(call: Call, headers: dict[str, str]) -> Any:
     async def chat(adapter: ProviderAdapter, target: Target, payload: JSON) -> Any:
+        native = call.native_body(target)
+        if native is not None and isinstance(adapter, AnthropicAdapter):
+            return await adapter.chat(target, payload, client_headers=headers, native=native)
         return await adapter.chat(target, payload, client_headers=headers)
 
     return chat
@@ -257,10 +274,13 @@ def _chat_with(headers: dict[str, str]) -> Any:
 
 async def _complete_chat(call: Call, plan: RoutePlan, payload: JSON) -> HttpResponse:
     try:
-        reply, target = await call.call_targets(
-            plan, payload, _chat_with(client_headers(call.request)), per_attempt_s=plan.timeout_s
+        answered, target = await call.call_targets(
+            plan,
+            payload,
+            _chat_with(call, client_headers(call.request)),
+            per_attempt_s=plan.timeout_s,
         )
-        reply, target = await guard_reply(call, plan, payload, reply, target)
+        reply, target = await guard_reply(call, plan, payload, answered, target)
     except UpstreamError as error:
         return await call.fail_upstream(error)
     except GatewayError as error:  # a guardrail withheld the answer
@@ -276,11 +296,11 @@ async def _complete_chat(call: Call, plan: RoutePlan, payload: JSON) -> HttpResp
     )
     if failure := await call.commit():
         return call.error_response(failure)
-    response = HttpResponse(
-        client_body(call, call.wire.body(reply.body, reply.parsed)),
-        status=reply.status,
-        content_type="application/json",
-    )
+    if reply is answered and reply.native is not None:
+        body = reply.native  # the provider's own answer, untouched by any guardrail
+    else:
+        body = client_body(call, call.wire.body(reply.body, reply.parsed))
+    response = HttpResponse(body, status=reply.status, content_type="application/json")
     for name, value in call.result_headers(target, reply.usage, cost).items():
         response[name] = value
     return response
@@ -294,11 +314,23 @@ class _PrimedStream:
     first: bytes
 
 
-def _stream_opener(wants_usage: bool, headers: dict[str, str]) -> Any:
+def _stream_opener(call: Call, wants_usage: bool, headers: dict[str, str]) -> Any:
     async def open_stream(adapter: ProviderAdapter, target: Target, payload: JSON) -> _PrimedStream:
-        stream = await adapter.chat_stream(
-            target, payload, client_wants_usage=wants_usage, client_headers=headers
-        )
+        native = call.native_body(target)
+        if native is not None and isinstance(adapter, AnthropicAdapter):
+            # The provider's own events go to the client unless a guardrail must read them.
+            stream = await adapter.chat_stream(
+                target,
+                payload,
+                client_wants_usage=wants_usage,
+                client_headers=headers,
+                native=native,
+                native_events=call.guard is None or not call.guard.policy.filters_responses,
+            )
+        else:
+            stream = await adapter.chat_stream(
+                target, payload, client_wants_usage=wants_usage, client_headers=headers
+            )
         try:
             first = await anext(stream.events)
         except StopAsyncIteration:
@@ -318,7 +350,7 @@ async def _stream_chat(
         primed, target = await call.call_targets(
             plan,
             payload,
-            _stream_opener(wants_usage, client_headers(call.request)),
+            _stream_opener(call, wants_usage, client_headers(call.request)),
             per_attempt_s=plan.first_token_timeout_s or plan.timeout_s,
         )
     except UpstreamError as error:
@@ -347,12 +379,17 @@ async def _relay(call: Call, primed: _PrimedStream, target: Target) -> AsyncIter
         "the client went away",
     )
     wire = call.wire
+    native = primed.stream.native  # already in the client's format: relayed as it came
     try:
         async for event in guard_stream(call, primed.first, primed.stream):
+            if native:
+                yield event
+                continue
             for out in wire.events(event):
                 yield out
-        for out in wire.finish():
-            yield out
+        if not native:
+            for out in wire.finish():
+                yield out
         status, error_type, error_message = AuditStatus.SUCCESS, "", ""
     except OutputBlocked as blocked:
         status, error_type, error_message = AuditStatus.REJECTED, "output_blocked", str(blocked)

@@ -51,7 +51,14 @@ class ToolCallFunction(_Open):
 class ToolCall(_Open):
     id: StrictStr
     type: StrictStr = "function"
-    function: ToolCallFunction
+    function: ToolCallFunction | None = None
+
+    @model_validator(mode="after")
+    def _function_calls_have_a_function(self) -> ToolCall:
+        # A `custom` (freeform) tool's call carries `custom: {name, input}` instead.
+        if self.type == "function" and self.function is None:
+            raise ValueError("a tool call of type 'function' needs a 'function' object")
+        return self
 
 
 class Message(_Open):

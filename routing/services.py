@@ -140,6 +140,7 @@ def route_upsert(
     sticky: bool = False,
     timeout_seconds: float | None = None,
     first_token_timeout_seconds: float | None = None,
+    hosted_tools: str = Route.HostedTools.REFUSE,
     actor: Actor = SYSTEM,
 ) -> Route:
     """Create or update a route; its targets become exactly `deployments`, in that order."""
@@ -151,6 +152,7 @@ def route_upsert(
             "sticky": sticky,
             "timeout_seconds": timeout_seconds,
             "first_token_timeout_seconds": first_token_timeout_seconds,
+            "hosted_tools": hosted_tools,
         },
     )
     route.targets.exclude(deployment__in=deployments).delete()
@@ -169,6 +171,7 @@ def route_upsert(
             "deployments": [d.name for d in deployments],
             "weights": weights,
             "sticky": sticky,
+            "hosted_tools": hosted_tools,
         },
     )
     return route

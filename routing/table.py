@@ -113,6 +113,7 @@ def load_routing_table() -> RoutingTable:
                 sticky=route.sticky,
                 timeout_s=route.timeout_seconds,
                 first_token_timeout_s=route.first_token_timeout_seconds,
+                hosted_tools=route.hosted_tools,
             )
             models[route.alias] = ResolvedModel(route.alias, route.alias, plan)
     policies = {

@@ -150,6 +150,7 @@ def route_put(request: HttpRequest, alias: str, payload: RouteIn) -> Route:
         sticky=payload.sticky,
         timeout_seconds=payload.timeout_seconds,
         first_token_timeout_seconds=payload.first_token_timeout_seconds,
+        hosted_tools=payload.hosted_tools,
         actor=scope.actor,
     )
     return selectors.routes_all().get(pk=route.pk)

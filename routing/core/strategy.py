@@ -34,6 +34,8 @@ class RoutePlan:
     # Latency contract, per attempt: a whole answer, and a stream's first event.
     timeout_s: float | None = None
     first_token_timeout_s: float | None = None
+    # Responses API tools the provider would run (web_search, ...): "refuse" or "drop".
+    hosted_tools: str = "refuse"
 
     def only(self, keep: Callable[[Target], bool]) -> RoutePlan:
         """The same plan over the targets `keep` accepts (e.g. those in a residency region)."""

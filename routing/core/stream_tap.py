@@ -39,9 +39,22 @@ class StreamTap:
                 self.finish_reason = choice["finish_reason"]
 
     def _feed_tool_call(self, call: JSON) -> None:
+        index = int(call.get("index", 0))
+        if call.get("type") == "custom" or "custom" in call:
+            # A freeform tool's call: its text streams in `custom.input`, not in arguments.
+            slot = self.tool_calls.setdefault(
+                index, {"id": "", "type": "custom", "custom": {"name": "", "input": ""}}
+            )
+            custom = call.get("custom") or {}
+            if call.get("id"):
+                slot["id"] = call["id"]
+            if custom.get("name"):
+                slot["custom"]["name"] += custom["name"]
+            if custom.get("input"):
+                slot["custom"]["input"] += custom["input"]
+            return
         slot = self.tool_calls.setdefault(
-            int(call.get("index", 0)),
-            {"id": "", "type": "function", "function": {"name": "", "arguments": ""}},
+            index, {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
         )
         if call.get("id"):
             slot["id"] = call["id"]

@@ -61,6 +61,9 @@ class Reply:
     body: bytes
     parsed: JSON
     usage: Usage
+    # The provider's own answer, byte for byte, when the client speaks the provider's format
+    # (an Anthropic Messages request served natively); `body`/`parsed` are the internal form.
+    native: bytes | None = None
 
 
 @dataclass(slots=True)

@@ -115,6 +115,13 @@ def build_world(*, mock_url: str, failing_mock_url: str, slow_mock_url: str) -> 
     )
     routing.route_upsert(alias="with-fallback", description="", deployments=[limited, chat])
     routing.route_upsert(alias="always-limited", description="", deployments=[limited])
+    # Coding agents (Codex) send hosted tools such as web_search: these routes drop them.
+    routing.route_upsert(
+        alias="coding-agent", description="", deployments=[chat], hosted_tools="drop"
+    )
+    routing.route_upsert(
+        alias="coding-agent-claude", description="", deployments=[claude], hosted_tools="drop"
+    )
 
     acme = tenants.tenant_apply(slug="acme", name="Acme Wealth")
     advisors = tenants.team_apply(tenant=acme, slug="advisors", name="Advisors", allowed_models=[])

@@ -2,6 +2,11 @@
 
 Requests, answers, streams and error bodies are translated by `routing.core.translate`; this
 module only does the HTTP and keeps the same contract as the pass-through OpenAI adapter.
+
+`native`: an Anthropic Messages body from an Anthropic client. It is sent as it is (only the
+model replaced), and the answer comes back byte for byte beside its internal form (`Reply.native`,
+or a `ChatStream` of the provider's own events), so nothing the translation cannot carry
+(thinking, output_config, context_management, cache_control, server tools) is lost.
 """
 
 from __future__ import annotations
@@ -59,7 +64,11 @@ class AnthropicAdapter(ProviderAdapter):
             base = base[: -len("/v1")]
         return base + "/v1/messages"
 
-    def _body(self, target: Target, payload: JSON, *, stream: bool) -> JSON:
+    def _body(
+        self, target: Target, payload: JSON, *, stream: bool, native: JSON | None = None
+    ) -> JSON:
+        if native is not None:
+            return {**native, "model": target.upstream_model}
         body = openai_request_to_anthropic(payload)
         body["model"] = body.get("model") or target.upstream_model
         body.pop("stream", None)
@@ -68,12 +77,17 @@ class AnthropicAdapter(ProviderAdapter):
         return body
 
     async def chat(
-        self, target: Target, payload: JSON, *, client_headers: Mapping[str, str] | None = None
+        self,
+        target: Target,
+        payload: JSON,
+        *,
+        client_headers: Mapping[str, str] | None = None,
+        native: JSON | None = None,
     ) -> Reply:
         response = await self.post_json(
             self._url(target),
             self._headers(target, client_headers),
-            self._body(target, payload, stream=False),
+            self._body(target, payload, stream=False, native=native),
         )
         if response.status_code >= 400:
             raise self.error_from(response.status_code, response.headers, response.content)
@@ -83,6 +97,7 @@ class AnthropicAdapter(ProviderAdapter):
             body=orjson.dumps(parsed),
             parsed=parsed,
             usage=Usage.from_openai(parsed["usage"]),
+            native=response.content if native is not None else None,
         )
 
     async def chat_stream(
@@ -92,20 +107,31 @@ class AnthropicAdapter(ProviderAdapter):
         *,
         client_wants_usage: bool,
         client_headers: Mapping[str, str] | None = None,
+        native: JSON | None = None,
+        native_events: bool = False,
     ) -> ChatStream:
+        """`native_events`: relay the provider's own events (a native request whose answer no
+        response guardrail needs to read in the internal form)."""
         headers = {**self._headers(target, client_headers), "accept": "text/event-stream"}
         response = await self.open_stream(
-            self._url(target), headers, self._body(target, payload, stream=True)
+            self._url(target), headers, self._body(target, payload, stream=True, native=native)
         )
         tap = StreamTap()
+        relay_native = native is not None and native_events
         return ChatStream(
-            events=self._relay(response, tap, client_wants_usage),
+            events=self._relay(response, tap, client_wants_usage, native=relay_native),
             tap=tap,
             upstream_status=response.status_code,
+            native=relay_native,
         )
 
     async def _relay(
-        self, response: httpx.Response, tap: StreamTap, client_wants_usage: bool
+        self,
+        response: httpx.Response,
+        tap: StreamTap,
+        client_wants_usage: bool,
+        *,
+        native: bool = False,
     ) -> AsyncGenerator[bytes, None]:
         translator = AnthropicToOpenAIStream()
         try:
@@ -125,8 +151,10 @@ class AnthropicAdapter(ProviderAdapter):
                 for chunk in translator.feed(message):
                     # The tap always sees usage; the client only if it asked for it.
                     tap.feed(chunk)
-                    if chunk["choices"] or client_wants_usage:
+                    if not native and (chunk["choices"] or client_wants_usage):
                         yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+                if native:
+                    yield event + b"\n\n"  # the provider's bytes (line endings normalized)
                 if translator.done:
                     break
         except httpx.HTTPError as exc:
@@ -145,7 +173,8 @@ class AnthropicAdapter(ProviderAdapter):
             raise UpstreamError(
                 "provider stream ended before message_stop", status=None, cause="stream_broken"
             )
-        yield b"data: [DONE]\n\n"
+        if not native:
+            yield b"data: [DONE]\n\n"
 
     async def count_tokens(
         self, target: Target, body: JSON, *, client_headers: Mapping[str, str] | None = None

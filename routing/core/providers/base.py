@@ -32,6 +32,9 @@ class ChatStream:
     events: AsyncGenerator[bytes, None]
     tap: StreamTap = field(default_factory=StreamTap)
     upstream_status: int = 200
+    # The events are the provider's own (a native Anthropic stream), not OpenAI chunks; the tap
+    # still sees them in the internal form.
+    native: bool = False
 
 
 class ProviderAdapter(ABC):

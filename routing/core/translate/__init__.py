@@ -15,7 +15,10 @@ from routing.core.translate.anthropic_request import (
     DROPPED_FIELDS,
     openai_request_to_anthropic,
 )
-from routing.core.translate.anthropic_request_reverse import anthropic_request_to_openai
+from routing.core.translate.anthropic_request_reverse import (
+    anthropic_request_to_openai,
+    untranslatable_fields,
+)
 from routing.core.translate.anthropic_response import (
     anthropic_response_to_openai,
     openai_response_to_anthropic,
@@ -55,4 +58,5 @@ __all__ = [
     "openai_response_to_responses",
     "openai_usage",
     "responses_request_to_openai",
+    "untranslatable_fields",
 ]

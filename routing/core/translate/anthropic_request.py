@@ -26,6 +26,7 @@ from routing.core.translate.anthropic_common import (
     input_from_arguments,
     parse_data_url,
 )
+from routing.core.translate.responses_tools import CUSTOM_INPUT_KEY
 from routing.core.types import JSON
 
 DEFAULT_MAX_TOKENS = 4096
@@ -166,6 +167,17 @@ def _assistant_blocks(message: JSON) -> list[JSON]:
     if message.get("refusal") and not blocks:
         blocks.append({"type": "text", "text": message["refusal"]})
     for call in message.get("tool_calls") or ():
+        if call.get("type") == "custom":
+            custom = call.get("custom") or {}
+            blocks.append(
+                {
+                    "type": "tool_use",
+                    "id": anthropic_tool_id(call.get("id")),
+                    "name": custom.get("name") or "",
+                    "input": {CUSTOM_INPUT_KEY: custom.get("input") or ""},
+                }
+            )
+            continue
         if call.get("type", "function") != "function":
             continue
         function = call.get("function") or {}
@@ -197,9 +209,10 @@ def _tool_result(message: JSON) -> JSON:
 
 def _add_tools(body: JSON, payload: JSON) -> None:
     tools = [
-        _tool(tool)
+        _custom_tool(tool) if tool.get("type") == "custom" else _tool(tool)
         for tool in payload.get("tools") or ()
-        if tool.get("type", "function") == "function" and isinstance(tool.get("function"), dict)
+        if (tool.get("type", "function") == "function" and isinstance(tool.get("function"), dict))
+        or (tool.get("type") == "custom" and isinstance(tool.get("custom"), dict))
     ]
     if not tools:
         return
@@ -223,6 +236,28 @@ def _tool(tool: JSON) -> JSON:
     return _with_cache_control(_with_cache_control(result, function), tool)
 
 
+def _custom_tool(tool: JSON) -> JSON:
+    """A freeform tool: Anthropic has none, so its text travels as one string parameter, and the
+    grammar (if any) goes to the model as part of the description."""
+    custom: JSON = tool["custom"]
+    description = str(custom.get("description") or "")
+    fmt = custom.get("format") or {}
+    if fmt.get("type") == "grammar" and fmt.get("definition"):
+        description += (
+            f"\n\nThe '{CUSTOM_INPUT_KEY}' text must follow this {fmt.get('syntax', '')} "
+            f"grammar:\n{fmt['definition']}"
+        )
+    schema = {
+        "type": "object",
+        "properties": {CUSTOM_INPUT_KEY: {"type": "string"}},
+        "required": [CUSTOM_INPUT_KEY],
+    }
+    result: JSON = {"name": custom.get("name") or "", "input_schema": schema}
+    if description:
+        result["description"] = description.strip()
+    return result
+
+
 def _tool_choice(choice: Any) -> JSON | None:
     if choice == "auto":
         return {"type": "auto"}
@@ -231,7 +266,7 @@ def _tool_choice(choice: Any) -> JSON | None:
     if choice == "none":
         return {"type": "none"}
     if isinstance(choice, dict):
-        function = choice.get("function") or {}
+        function = choice.get("function") or choice.get("custom") or {}
         if function.get("name"):
             return {"type": "tool", "name": function["name"]}
     return None

@@ -8,7 +8,11 @@ For serving Anthropic's `POST /v1/messages` from OpenAI-format providers. Choice
 - assistant text blocks are joined into `content` (None when the turn only calls tools);
   `thinking` / `redacted_thinking` blocks and server tools are dropped.
 - arguments are compact JSON of `input` (`RAW_ARGUMENTS_KEY` is unwrapped).
-- `top_k` and `thinking` are dropped; a stream asks for usage (`stream_options.include_usage`).
+- `thinking` and `output_config.effort` become `reasoning_effort`; `output_config.format` (a JSON
+  schema) becomes `response_format`. What has no OpenAI form (`top_k`, `context_management`,
+  top-level `cache_control`, server tools, ...) is named by `untranslatable_fields`, so the
+  pipeline can say so (header and audit record) rather than drop it silently.
+- a stream asks for usage (`stream_options.include_usage`).
 """
 
 from __future__ import annotations
@@ -44,10 +48,82 @@ def anthropic_request_to_openai(body: JSON) -> JSON:
     if user_id:
         result["user"] = user_id
     _add_tools(result, body)
+    if effort := _reasoning_effort(body):
+        result["reasoning_effort"] = effort
+    output_format = (body.get("output_config") or {}).get("format") or {}
+    if output_format.get("type") == "json_schema" and isinstance(output_format.get("schema"), dict):
+        result["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "output", "schema": output_format["schema"]},
+        }
     if body.get("stream"):
         result["stream"] = True
         result["stream_options"] = {"include_usage": True}
     return result
+
+
+# Fields the translation carries (or maps); anything else at the top level has no OpenAI form.
+_CARRIED = frozenset(
+    {
+        "model",
+        "messages",
+        "system",
+        "max_tokens",
+        "temperature",
+        "top_p",
+        "stop_sequences",
+        "metadata",
+        "tools",
+        "tool_choice",
+        "stream",
+        "thinking",
+        "output_config",
+    }
+)
+_EFFORTS = ("low", "medium", "high")
+
+
+def _reasoning_effort(body: JSON) -> str | None:
+    """`output_config.effort`, else `thinking`: adaptive -> medium, a budget -> its size."""
+    effort = (body.get("output_config") or {}).get("effort")
+    if effort in _EFFORTS:
+        return str(effort)
+    if effort == "max":
+        return "high"
+    thinking = body.get("thinking") or {}
+    if thinking.get("type") == "adaptive":
+        return "medium"
+    if thinking.get("type") == "enabled":
+        budget = int(thinking.get("budget_tokens") or 0)
+        return "low" if budget < 4096 else "medium" if budget < 16384 else "high"
+    return None
+
+
+# Mapped to OpenAI fields that the way back to Anthropic's format does not carry.
+_MAPPED_ONE_WAY = ("thinking", "output_config")
+
+
+def untranslatable_fields(body: JSON, *, round_trip: bool = False) -> list[str]:
+    """What a deployment cannot receive from this Messages body through the internal form, by
+    name: an OpenAI-format one, or (`round_trip`) an Anthropic-format one the body could not go
+    to natively."""
+    lost = _CARRIED.difference(_MAPPED_ONE_WAY) if round_trip else _CARRIED
+    dropped = sorted(key for key in body if key not in lost)
+    if round_trip:
+        return dropped + [
+            f"tools[{i}] ({tool.get('type')})"
+            for i, tool in enumerate(body.get("tools") or ())
+            if isinstance(tool, dict) and tool.get("type") not in (None, "custom")
+        ]
+    for i, tool in enumerate(body.get("tools") or ()):
+        if isinstance(tool, dict) and tool.get("type") not in (None, "custom"):
+            dropped.append(f"tools[{i}] ({tool.get('type')})")
+    output_config = body.get("output_config") or {}
+    dropped += [f"output_config.{key}" for key in output_config if key not in ("effort", "format")]
+    fmt = output_config.get("format")
+    if fmt and (not isinstance(fmt, dict) or fmt.get("type") != "json_schema"):
+        dropped.append("output_config.format")
+    return dropped
 
 
 def _blocks(content: Any) -> list[JSON]:

@@ -11,18 +11,44 @@ Mapping:
   `input_image` / `output_text` parts; `function_call` items -> an assistant message's
   `tool_calls` (consecutive calls merge into one message); `function_call_output` -> a `tool`
   message; `reasoning` items are dropped (providers cannot take them back across formats).
-- `tools` (function tools only) and `tool_choice` -> chat tools and tool_choice.
+  `custom_tool_call` / `custom_tool_call_output` and a client-run `tool_search_call` /
+  `tool_search_output` likewise (see `responses_tools`).
+- `tools` and `tool_choice` -> chat tools and tool_choice (`responses_tools`: client-side tools
+  always, hosted tools by the route's policy).
 - `max_output_tokens` -> `max_completion_tokens`; `text.format` -> `response_format`;
-  `reasoning.effort` -> `reasoning_effort`; sampling fields pass as they are.
+  `text.verbosity` -> `verbosity`; `reasoning.effort` -> `reasoning_effort`; sampling fields and
+  `prompt_cache_key` pass as they are. `include` asks for parts only the Responses API has
+  (`reasoning.encrypted_content`): nothing to forward, never a refusal. `client_metadata` is the
+  caller's own context: the pipeline records it, no provider receives it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
+from routing.core.translate.responses_tools import (
+    HOSTED_TOOLS_REFUSE,
+    TOOL_SEARCH,
+    ChatTools,
+    ToolRefused,
+    chat_tool_choice,
+    chat_tools,
+    loaded_tools,
+)
 from routing.core.types import JSON
 
-_PASSED = ("temperature", "top_p", "user", "parallel_tool_calls", "metadata", "top_logprobs")
+_PASSED = (
+    "temperature",
+    "top_p",
+    "user",
+    "parallel_tool_calls",
+    "metadata",
+    "top_logprobs",
+    "prompt_cache_key",
+    "safety_identifier",
+)
 _STATEFUL = {
     "previous_response_id": "previous_response_id",
     "conversation": "conversation",
@@ -100,7 +126,39 @@ class _Messages:
             self._message(item, where)
         elif kind == "function_call":
             self._function_call(item)
-        elif kind == "function_call_output":
+        elif kind == "custom_tool_call":
+            self._call(
+                item,
+                {
+                    "type": "custom",
+                    "custom": {
+                        "name": str(item.get("name") or ""),
+                        "input": str(item.get("input") or ""),
+                    },
+                },
+            )
+        elif kind == "tool_search_call" and item.get("execution", "client") == "client":
+            arguments = item.get("arguments")
+            if not isinstance(arguments, str):
+                arguments = orjson.dumps(arguments or {}).decode()
+            self._call(
+                item,
+                {"type": "function", "function": {"name": TOOL_SEARCH, "arguments": arguments}},
+            )
+        elif kind == "tool_search_output" and item.get("execution", "client") == "client":
+            names = [
+                str(tool.get("name"))
+                for tool in item.get("tools") or ()
+                if isinstance(tool, dict) and tool.get("name")
+            ]
+            self.messages.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": str(item.get("call_id") or ""),
+                    "content": "Tools loaded: " + (", ".join(names) or "none"),
+                }
+            )
+        elif kind in ("function_call_output", "custom_tool_call_output"):
             self.messages.append(
                 {
                     "role": "tool",
@@ -124,45 +182,25 @@ class _Messages:
         self.messages.append({"role": role, "content": _content(item.get("content"), where)})
 
     def _function_call(self, item: JSON) -> None:
-        call = {
-            "id": str(item.get("call_id") or item.get("id") or ""),
-            "type": "function",
-            "function": {
-                "name": str(item.get("name") or ""),
-                "arguments": str(item.get("arguments") or ""),
+        # A namespaced function keeps its own name in the chat form (see `responses_tools`).
+        self._call(
+            item,
+            {
+                "type": "function",
+                "function": {
+                    "name": str(item.get("name") or ""),
+                    "arguments": str(item.get("arguments") or ""),
+                },
             },
-        }
+        )
+
+    def _call(self, item: JSON, body: JSON) -> None:
+        call = {"id": str(item.get("call_id") or item.get("id") or ""), **body}
         last = self.messages[-1] if self.messages else None
         if last is not None and last["role"] == "assistant":
             last.setdefault("tool_calls", []).append(call)
             return
         self.messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
-
-
-def _tool(tool: Any, where: str) -> JSON:
-    if not isinstance(tool, dict) or tool.get("type") != "function":
-        kind = tool.get("type") if isinstance(tool, dict) else None
-        raise UnsupportedRequest(
-            f"Only function tools are supported; '{kind}' is a hosted tool this gateway "
-            "cannot run.",
-            param=f"{where}.type",
-        )
-    function: JSON = {"name": tool.get("name")}
-    for key in ("description", "parameters", "strict"):
-        if tool.get(key) is not None:
-            function[key] = tool[key]
-    return {"type": "function", "function": function}
-
-
-def _tool_choice(choice: Any) -> Any:
-    if isinstance(choice, dict) and choice.get("type") == "function":
-        return {"type": "function", "function": {"name": choice.get("name")}}
-    if isinstance(choice, dict):
-        raise UnsupportedRequest(
-            f"tool_choice of type '{choice.get('type')}' is not supported.",
-            param="tool_choice",
-        )
-    return choice
 
 
 def _response_format(text: Any) -> JSON | None:
@@ -177,8 +215,11 @@ def _response_format(text: Any) -> JSON | None:
     raise UnsupportedRequest(f"text.format '{fmt['type']}' is not supported.", param="text.format")
 
 
-def responses_request_to_openai(body: JSON) -> JSON:
-    """A Responses API body -> an OpenAI chat completions body (raises `UnsupportedRequest`)."""
+def responses_request_to_openai(
+    body: JSON, *, hosted_tools: str = HOSTED_TOOLS_REFUSE
+) -> tuple[JSON, ChatTools]:
+    """A Responses API body -> an OpenAI chat completions body, and how its tools map back
+    (raises `UnsupportedRequest`). `hosted_tools`: the route's policy for provider-run tools."""
     for field, param in _STATEFUL.items():
         if body.get(field) is not None:
             raise _stateless(param)
@@ -201,19 +242,29 @@ def responses_request_to_openai(body: JSON) -> JSON:
             chat[key] = body[key]
     if body.get("max_output_tokens") is not None:
         chat["max_completion_tokens"] = body["max_output_tokens"]
-    if body.get("tools"):
-        chat["tools"] = [_tool(t, f"tools[{i}]") for i, t in enumerate(body["tools"])]
-    if body.get("tool_choice") is not None:
-        chat["tool_choice"] = _tool_choice(body["tool_choice"])
+    try:
+        tools = chat_tools(list(body.get("tools") or ()), hosted_tools=hosted_tools)
+        if isinstance(items, list):
+            tools = loaded_tools(items, tools)
+        if body.get("tool_choice") is not None:
+            chat["tool_choice"] = chat_tool_choice(body["tool_choice"])
+    except ToolRefused as refusal:
+        raise UnsupportedRequest(refusal.message, param=refusal.param) from None
+    if tools.tools:
+        chat["tools"] = tools.tools
+    elif "tool_choice" in chat:
+        del chat["tool_choice"]  # every tool was a dropped hosted one
     if (response_format := _response_format(body.get("text"))) is not None:
         chat["response_format"] = response_format
+    if isinstance(body.get("text"), dict) and body["text"].get("verbosity"):
+        chat["verbosity"] = body["text"]["verbosity"]
     effort = (body.get("reasoning") or {}).get("effort")
     if effort:
         chat["reasoning_effort"] = effort
     if body.get("stream"):
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}
-    return chat
+    return chat, tools
 
 
 def openai_request_to_responses(chat: JSON) -> JSON:

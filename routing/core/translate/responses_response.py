@@ -7,11 +7,13 @@ request id, so a response id leads straight to its audit record.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from routing.core.translate.responses_tools import ToolOrigin, custom_input, search_arguments
 from routing.core.types import JSON
 
 _ECHOED_DEFAULTS: JSON = {
@@ -53,6 +55,8 @@ class ResponseContext:
     response_id: str
     request: JSON
     created_at: int = 0
+    # Chat tool name -> the client's tool it stands for (custom, namespaced, tool_search).
+    tools: Mapping[str, ToolOrigin] = field(default_factory=dict)
 
     def item_id(self, prefix: str, n: int) -> str:
         return f"{prefix}_{self.response_id.removeprefix('resp_')}_{n}"
@@ -96,16 +100,53 @@ def _message_item(item_id: str, text: str, status: str) -> JSON:
     }
 
 
-def _call_item(item_id: str, call: JSON, status: str) -> JSON:
+def _call_item(item_id: str, call: JSON, status: str, tools: Mapping[str, ToolOrigin]) -> JSON:
+    """A chat tool call -> the Responses item of the tool the client offered."""
+    call_id = call.get("id") or ""
+    if call.get("type") == "custom" or "custom" in call:
+        custom = call.get("custom") or {}
+        return {
+            "type": "custom_tool_call",
+            "id": item_id,
+            "call_id": call_id,
+            "name": custom.get("name") or "",
+            "input": custom.get("input") or "",
+            "status": status,
+        }
     function = call.get("function") or {}
-    return {
+    name = function.get("name") or ""
+    arguments = function.get("arguments") or ""
+    origin = tools.get(name)
+    if origin is not None and origin.kind == "custom":
+        # A provider without freeform tools called it with JSON arguments `{"input": ...}`.
+        return {
+            "type": "custom_tool_call",
+            "id": item_id,
+            "call_id": call_id,
+            "name": name,
+            "input": custom_input(arguments) if status == "completed" else "",
+            "status": status,
+        }
+    if origin is not None and origin.kind == "tool_search":
+        return {
+            "type": "tool_search_call",
+            "id": item_id,
+            "call_id": call_id,
+            "execution": "client",
+            "arguments": search_arguments(arguments) if status == "completed" else {},
+            "status": status,
+        }
+    item = {
         "type": "function_call",
         "id": item_id,
-        "call_id": call.get("id") or "",
-        "name": function.get("name") or "",
-        "arguments": function.get("arguments") or "",
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
         "status": status,
     }
+    if origin is not None and origin.namespace:
+        item["namespace"] = origin.namespace
+    return item
 
 
 def openai_response_to_responses(chat: JSON, context: ResponseContext) -> JSON:
@@ -117,7 +158,9 @@ def openai_response_to_responses(chat: JSON, context: ResponseContext) -> JSON:
     if text:
         output.append(_message_item(context.item_id("msg", 0), text, "completed"))
     for call in message.get("tool_calls") or ():
-        output.append(_call_item(context.item_id("fc", len(output)), call, "completed"))
+        output.append(
+            _call_item(context.item_id("fc", len(output)), call, "completed", context.tools)
+        )
     return context.response(
         model=str(chat.get("model") or ""),
         output=output,
@@ -135,6 +178,8 @@ class _Item:
     index: int
     body: JSON
     text: str = ""
+    native: bool = False  # a chat `custom` call (its input streams as text, not JSON)
+    streamed: bool = False  # a custom call's input went out as deltas
 
 
 @dataclass(slots=True)
@@ -192,13 +237,15 @@ class ChatToResponsesStream:
                     "response.content_part.done", {**where, "content_index": 0, "part": part}
                 ),
             ]
-        else:
+        elif item.body["type"] == "function_call":
             item.body.update(arguments=item.text, status="completed")
             events.append(
                 self._event(
                     "response.function_call_arguments.done", {**where, "arguments": item.text}
                 )
             )
+        else:
+            events += self._close_call(item, where)
         events.append(
             self._event(
                 "response.output_item.done", {"output_index": item.index, "item": item.body}
@@ -250,28 +297,57 @@ class ChatToResponsesStream:
         )
         return events
 
+    def _close_call(self, item: _Item, where: JSON) -> list[bytes]:
+        """A custom or tool_search call is complete: its final form from the whole text."""
+        call = item.body
+        if call["type"] == "custom_tool_call":
+            text = item.text if item.native else custom_input(item.text)
+            call.update(input=text, status="completed")
+            if not item.streamed and text:
+                item.streamed = True
+                return [
+                    self._event("response.custom_tool_call_input.delta", {**where, "delta": text}),
+                    self._event("response.custom_tool_call_input.done", {**where, "input": text}),
+                ]
+            return [self._event("response.custom_tool_call_input.done", {**where, "input": text})]
+        call.update(arguments=search_arguments(item.text), status="completed")
+        return []
+
     def _tool_call(self, call: JSON) -> list[bytes]:
         position = int(call.get("index") or 0)
         events: list[bytes] = []
         item = self._calls.get(position)
+        native = call.get("type") == "custom" or "custom" in call
         if item is None:
             item_id = self.context.item_id("fc", len(self._items))
-            body = _call_item(
-                item_id,
-                {**call, "function": {**(call.get("function") or {}), "arguments": ""}},
-                "in_progress",
-            )
-            item, events = self._add(body)
+            opened = {**call, "function": {**(call.get("function") or {}), "arguments": ""}}
+            if native:
+                opened["custom"] = {**(call.get("custom") or {}), "input": ""}
+            item, events = self._add(_call_item(item_id, opened, "in_progress", self.context.tools))
+            item.native = native
             self._calls[position] = item
-        arguments = (call.get("function") or {}).get("arguments") or ""
-        if arguments:
-            item.text += arguments
+        piece = (
+            (call.get("custom") or {}).get("input")
+            if native
+            else (call.get("function") or {}).get("arguments")
+        ) or ""
+        if not piece:
+            return events
+        item.text += piece
+        where = {"item_id": item.body["id"], "output_index": item.index}
+        kind = item.body["type"]
+        if kind == "function_call":
             if item is not self._open:  # a late piece of an already closed call
                 item.body["arguments"] = item.text
-            where = {"item_id": item.body["id"], "output_index": item.index}
             events.append(
-                self._event("response.function_call_arguments.delta", {**where, "delta": arguments})
+                self._event("response.function_call_arguments.delta", {**where, "delta": piece})
             )
+        elif kind == "custom_tool_call" and item.native:
+            item.streamed = True
+            events.append(
+                self._event("response.custom_tool_call_input.delta", {**where, "delta": piece})
+            )
+        # Wrapped freeform input and tool_search arguments are JSON until complete: sent on close.
         return events
 
     def finish(self) -> list[bytes]:

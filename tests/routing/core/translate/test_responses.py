@@ -31,7 +31,7 @@ CONTEXT = ResponseContext("resp_abc", {"instructions": "Be brief.", "store": Tru
 
 
 def test_a_request_with_instructions_items_and_tools_becomes_a_chat_request():
-    chat = responses_request_to_openai(
+    chat, _ = responses_request_to_openai(
         {
             "model": "demo",
             "instructions": "Be brief.",
@@ -81,7 +81,7 @@ def test_a_request_with_instructions_items_and_tools_becomes_a_chat_request():
 
 
 def test_images_become_image_url_parts():
-    chat = responses_request_to_openai(
+    chat, _ = responses_request_to_openai(
         {
             "model": "m",
             "input": [
@@ -213,7 +213,7 @@ def test_a_stream_with_no_chunks_still_opens_and_completes():
 @settings(max_examples=40, deadline=None)
 @given(conversations())
 def test_a_chat_request_survives_responses_and_back(chat):
-    again = responses_request_to_openai(openai_request_to_responses(chat))
+    again, _ = responses_request_to_openai(openai_request_to_responses(chat))
     assert again["messages"] == chat["messages"]
     assert again.get("tools") == chat.get("tools")
     assert again.get("tool_choice") == chat.get("tool_choice")
