@@ -7,8 +7,10 @@ evenly spaced requests at 70% of it for `--minutes`, sampling every 10 s the gat
 sent in that interval. After a one-minute warm-up it checks:
 
 - RSS grew less than 10% (first sample after warm-up to the last);
-- open file descriptors are flat (median of the first three samples after warm-up against the
-  last three, within a small tolerance);
+- open files and pipes are flat (median of the first three samples after warm-up against the
+  last three, within a small tolerance), and sockets stay within the pools' bounds (the load
+  generator's connections, GATEWAY_UPSTREAM_MAX_CONNECTIONS, the database pool): after a backlog
+  both connection pools stay at the size it made them, which is not a leak;
 - p99 drifted less than 20% (the last three intervals pooled against the first three after
   warm-up);
 - every request was answered 200.
@@ -46,6 +48,11 @@ from bench.stats import percentile  # noqa: E402
 DOCS = ROOT / "docs" / "reliability-soak.md"
 PYTHON = sys.executable
 REQUEST_TIMEOUT_S = 25
+CLIENT_CONNECTIONS = 256  # the load generator's pool, as bench/client.py's
+# The gateway's own pools, besides the client connections: upstream (docs/config.md) and a margin
+# for the database pool, Redis and the journal sweeper.
+UPSTREAM_CONNECTIONS = int(os.environ.get("GATEWAY_UPSTREAM_MAX_CONNECTIONS", "512"))
+OTHER_SOCKETS = 64
 
 
 @dataclass
@@ -58,6 +65,12 @@ class Interval:
     errors: int = 0
     rss_kib: int = 0
     fds: int = 0
+    sockets: int = 0
+
+    @property
+    def files(self) -> int:
+        """Descriptors other than sockets: files, pipes, event fds."""
+        return self.fds - self.sockets
 
     @property
     def sent(self) -> int:
@@ -102,13 +115,20 @@ def _body() -> bytes:
     return json.dumps(body).encode()
 
 
-def _proc(pid: int) -> tuple[int, int]:
-    """(VmRSS in KiB, open file descriptors) of process `pid`."""
+def _proc(pid: int) -> tuple[int, int, int]:
+    """(VmRSS in KiB, open file descriptors, of which sockets) of process `pid`."""
     rss = 0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             rss = int(line.split()[1])
-    return rss, len(os.listdir(f"/proc/{pid}/fd"))
+    fds = sockets = 0
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            sockets += os.readlink(f"/proc/{pid}/fd/{name}").startswith("socket:")
+        except FileNotFoundError:  # closed while we looked
+            continue
+        fds += 1
+    return rss, fds, sockets
 
 
 def _session(connections: int) -> aiohttp.ClientSession:
@@ -156,16 +176,16 @@ async def soak(
     async def sampler(start: float) -> None:
         for i, slot in enumerate(intervals):
             await asyncio.sleep(max(0.0, start + (i + 1) * interval_s - time.perf_counter()))
-            slot.rss_kib, slot.fds = _proc(pid)
+            slot.rss_kib, slot.fds, slot.sockets = _proc(pid)
             done = sum(s.sent for s in intervals[: i + 1])
             print(
                 f"[{slot.start_s + interval_s:5.0f}s] rss {slot.rss_kib / 1024:6.1f} MiB, "
-                f"fds {slot.fds}, answered so far {done}",
+                f"fds {slot.fds} ({slot.sockets} sockets), answered so far {done}",
                 file=sys.stderr,
                 flush=True,
             )
 
-    async with _session(512) as session:
+    async with _session(CLIENT_CONNECTIONS) as session:
         start = time.perf_counter()
         watch = asyncio.create_task(sampler(start))
         tasks: set[asyncio.Task[None]] = set()
@@ -197,8 +217,10 @@ def evaluate(
     first, last = steady[:window], steady[-window:]
     rss0, rss1 = steady[0].rss_kib, steady[-1].rss_kib
     rss_change = (rss1 - rss0) / rss0
-    fd0 = int(statistics.median(i.fds for i in first))
-    fd1 = int(statistics.median(i.fds for i in last))
+    fd0 = int(statistics.median(i.files for i in first))
+    fd1 = int(statistics.median(i.files for i in last))
+    socket_bound = CLIENT_CONNECTIONS + UPSTREAM_CONNECTIONS + OTHER_SOCKETS
+    most_sockets = max(i.sockets for i in steady)
     p0, p1 = _pooled(first, 99) or 0.0, _pooled(last, 99) or 0.0
     drift = (p1 - p0) / p0 if p0 else 0.0
     failed = sum(i.sent - i.statuses.get(200, 0) for i in intervals)
@@ -213,12 +235,20 @@ def evaluate(
             rss_change < 0.10,
         ),
         Check(
-            "open file descriptors (median of 3 samples)",
+            "open files and pipes (median of 3 samples)",
             str(fd0),
             str(fd1),
             f"{fd1 - fd0:+d}",
             f"± {fd_tolerance}",
             abs(fd1 - fd0) <= fd_tolerance,
+        ),
+        Check(
+            "sockets (most seen)",
+            str(steady[0].sockets),
+            str(steady[-1].sockets),
+            f"max {most_sockets}",
+            f"<= {socket_bound}",
+            most_sockets <= socket_bound,
         ),
         Check(
             "p99 latency (3 intervals pooled)",
@@ -278,8 +308,8 @@ def render(result: Soak) -> str:
         "",
         "## Intervals",
         "",
-        "| t (s) | sent | non-200 | p50 ms | p99 ms | RSS MiB | fds |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| t (s) | sent | non-200 | p50 ms | p99 ms | RSS MiB | fds | of which sockets |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for i in result.intervals:
         p50, p99 = i.pct(50), i.pct(99)
@@ -287,7 +317,7 @@ def render(result: Soak) -> str:
         lines.append(
             f"| {i.start_s:.0f}-{i.start_s + result.interval_s:.0f}{warm} | {i.sent} | "
             f"{i.sent - i.statuses.get(200, 0)} | {p50 or 0:.1f} | {p99 or 0:.1f} | "
-            f"{i.rss_kib / 1024:.1f} | {i.fds} |"
+            f"{i.rss_kib / 1024:.1f} | {i.fds} | {i.sockets} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -316,7 +346,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=60.0, help="seconds not checked")
     parser.add_argument("--probe", type=float, default=10.0, help="seconds measuring max rate")
     parser.add_argument("--load", type=float, default=0.7, help="fraction of the max rate")
-    parser.add_argument("--fd-tolerance", type=int, default=16, help="allowed fd change")
+    parser.add_argument(
+        "--fd-tolerance", type=int, default=4, help="allowed change of non-socket fds"
+    )
     parser.add_argument("--no-docs", action="store_true", help=f"do not write {DOCS.name}")
     parser.add_argument(
         "--database-url",
@@ -357,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         mock.wait_ready("/health")
         gateway.wait_ready("/healthz")
-        rss_idle, _ = _proc(gateway.pid)
+        rss_idle = _proc(gateway.pid)[0]
         url = f"http://127.0.0.1:{gateway_port}/v1/chat/completions"
         headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
