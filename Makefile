@@ -7,8 +7,9 @@ MOCK_PORT ?= 9100
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/14
+SOAK_REDIS_URL ?= redis://127.0.0.1:6379/13
 
-.PHONY: run test drills bench lint format install services clean
+.PHONY: run test drills bench soak lint format install services clean
 
 $(BIN)/.installed: pyproject.toml
 	@mkdir -p var
@@ -42,6 +43,10 @@ drills: install services
 bench: install services
 	@scripts/ensure_bench_tools.sh
 	REDIS_URL=$(BENCH_REDIS_URL) $(BIN)/python -m bench
+
+# Not part of `make test`: ten minutes at 70% of the measured maximum rate (SOAK_ARGS="--minutes 3").
+soak: install services
+	REDIS_URL=$(SOAK_REDIS_URL) $(BIN)/python scripts/soak.py $(SOAK_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -10,7 +10,8 @@ import argparse
 import uvicorn
 
 from mock_provider.app import create_app
-from mock_provider.config import MockConfig
+from mock_provider.config import ConfigError, MockConfig, parse_faults
+from mock_provider.faults import DEFAULT_FAULTS
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, MockConfig]:
@@ -29,6 +30,17 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, MockC
     )
     parser.add_argument("--fail-marker", default=None, help="answer 500 when the text contains it")
     parser.add_argument("--break-after-chunks", type=int, default=None)
+    parser.add_argument(
+        "--fault-rate", type=float, default=0.0, help="fraction of requests meeting a mixed fault"
+    )
+    parser.add_argument(
+        "--faults",
+        default=",".join(DEFAULT_FAULTS),
+        help=f"fault kinds taken in turn, comma-separated (default {','.join(DEFAULT_FAULTS)})",
+    )
+    parser.add_argument(
+        "--stall-ms", type=int, default=30_000, help="how long a 'stall' fault lasts"
+    )
     parser.add_argument("--api-key", default=None, help="require this API key")
     parser.add_argument("--embedding-dimensions", type=int, default=16)
     parser.add_argument(
@@ -47,6 +59,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, MockC
         echo_words[model] = int(count)
     if not 0 <= args.fail_rate <= 1:
         parser.error("--fail-rate must be between 0 and 1")
+    if not 0 <= args.fault_rate <= 1:
+        parser.error("--fault-rate must be between 0 and 1")
+    try:
+        faults = parse_faults(args.faults)
+    except ConfigError as exc:
+        parser.error(f"--faults: {exc}")
     config = MockConfig(
         latency_ms=args.latency_ms,
         ttft_ms=args.ttft_ms,
@@ -56,6 +74,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, MockC
         retry_after=args.retry_after,
         fail_marker=args.fail_marker,
         break_after_chunks=args.break_after_chunks,
+        fault_rate=args.fault_rate,
+        faults=faults,
+        stall_ms=args.stall_ms,
         required_api_key=args.api_key,
         embedding_dimensions=args.embedding_dimensions,
         echo_words=echo_words,

@@ -23,6 +23,15 @@ from mock_provider.behaviour import (
 from mock_provider.config import MockConfig, apply_overrides
 from mock_provider.control_api import handle_control
 from mock_provider.controls import HEADER_CONTROLS, Controls, FailCounter, resolve_controls
+from mock_provider.faults import (
+    RESET,
+    RESET_AFTER_START,
+    STALL,
+    STALL_AFTER_START,
+    STATUS_FAULTS,
+    FaultPicker,
+    reset_now,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -51,7 +60,8 @@ class Outcome:
     body: bytes = b""  # the payload; for an error, the message to wrap in the wire format
     headers: list[tuple[bytes, bytes]] | None = None
     events: list[bytes] | None = None  # set for a stream
-    controls: Controls | None = None  # pacing and breaking of the stream
+    controls: Controls | None = None  # pacing and breaking of the stream, stalls
+    fault: str | None = None  # the mixed fault this request meets (mock_provider.faults)
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -107,6 +117,8 @@ class MockApp:
         self.by_path: Counter[str] = Counter()
         self.by_status: Counter[int] = Counter()
         self.fail_counter = FailCounter()
+        self.fault_picker = FaultPicker()
+        self.by_fault: Counter[str] = Counter()
         self.models_body = openai_format.models_body(config.models, int(time.time()))
 
     def set_runtime(self, overrides: Mapping[str, Any]) -> MockConfig:
@@ -115,6 +127,7 @@ class MockApp:
         self.runtime_overrides = dict(overrides)
         # A new fail_rate must start its pattern from the beginning to stay predictable.
         self.fail_counter = FailCounter()
+        self.fault_picker = FaultPicker()
         return self.config
 
     def reset(self) -> None:
@@ -122,6 +135,7 @@ class MockApp:
         self.requests.clear()
         self.by_path.clear()
         self.by_status.clear()
+        self.by_fault.clear()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -158,16 +172,41 @@ class MockApp:
         self.requests.append(entry)
         self.by_path[path] += 1
         outcome = await self._dispatch(scope["method"], path, raw, entry, controls)
+        fault = outcome.fault
+        if fault is not None:
+            entry["fault"] = fault
+            self.by_fault[fault] += 1
+        if fault == RESET:
+            entry["status"] = None  # no HTTP answer at all
+            await reset_now(send)
+            return
         entry["status"] = outcome.status
         self.by_status[outcome.status] += 1
+        if fault == STALL and outcome.controls is not None:
+            await _sleep_ms(outcome.controls.stall_ms)
         if outcome.events is not None and outcome.controls is not None:
-            await self._stream(send, outcome.events, outcome.controls)
+            await self._stream(send, outcome.events, outcome.controls, fault)
             return
         body = outcome.body
         if outcome.status >= 400:
             fmt = anthropic_format if path.startswith(_MESSAGES) else openai_format
             body = fmt.error_body(outcome.status, body.decode())
+        if fault in (RESET_AFTER_START, STALL_AFTER_START) and outcome.controls is not None:
+            await self._start_then_fail(send, outcome, body, outcome.controls, fault)
+            return
         await send_bytes(send, outcome.status, body, outcome.headers)
+
+    async def _start_then_fail(
+        self, send: Send, outcome: Outcome, body: bytes, ctl: Controls, fault: str
+    ) -> None:
+        """A whole answer whose status line and headers go out, then a reset or a stall."""
+        headers = [(b"content-type", JSON), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": outcome.status, "headers": headers})
+        if fault == RESET_AFTER_START:
+            await reset_now(send)
+            return
+        await _sleep_ms(ctl.stall_ms)
+        await send({"type": "http.response.body", "body": body})
 
     async def _dispatch(
         self, method: str, path: str, raw: bytes, entry: dict[str, Any], headers: dict[str, str]
@@ -240,6 +279,21 @@ class MockApp:
             await _sleep_ms(ctl.latency_ms)
             message = f"Injected mock error {status}".encode()
             return Outcome(status, message, _retry_headers(ctl.retry_after))
+        fault = ctl.fault
+        if fault is None and ctl.fault_rate > 0:
+            fault = self.fault_picker.next(ctl.fault_rate, ctl.faults)
+        if fault in STATUS_FAULTS:
+            await _sleep_ms(ctl.latency_ms)
+            message = f"Injected mock fault {fault}".encode()
+            retry = _retry_headers(ctl.retry_after) if fault == "429" else []
+            return Outcome(STATUS_FAULTS[fault], message, retry, controls=ctl, fault=fault)
+        outcome = await self._answer(path, raw, body, prompt, ctl)
+        outcome.controls, outcome.fault = ctl, fault
+        return outcome
+
+    async def _answer(
+        self, path: str, raw: bytes, body: dict[str, Any], prompt: Prompt | None, ctl: Controls
+    ) -> Outcome:
         if path == _EMBED:
             out = openai_format.embeddings_body(body, self.config.embedding_dimensions)
         elif path == _COUNT:
@@ -267,7 +321,9 @@ class MockApp:
         await _sleep_ms(ctl.latency_ms)
         return Outcome(200, out)
 
-    async def _stream(self, send: Send, events: list[bytes], ctl: Controls) -> None:
+    async def _stream(
+        self, send: Send, events: list[bytes], ctl: Controls, fault: str | None = None
+    ) -> None:
         headers = [(b"content-type", SSE), (b"cache-control", b"no-cache")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await _sleep_ms(ctl.ttft_ms if ctl.ttft_ms is not None else ctl.latency_ms)
@@ -275,6 +331,14 @@ class MockApp:
         broken = limit is not None and limit < len(events)
         if broken:
             events = events[:limit]
+        if fault in (RESET_AFTER_START, STALL_AFTER_START) and events:
+            # The first event reaches the client: past this point a proxy has sent bytes.
+            await send({"type": "http.response.body", "body": events[0], "more_body": True})
+            if fault == RESET_AFTER_START:
+                await reset_now(send)
+                return
+            await _sleep_ms(ctl.stall_ms)
+            events = events[1:]
         if not ctl.chunk_delay_ms:
             # Without pacing, one write carries the whole stream: same bytes, far fewer syscalls.
             await send(

@@ -52,8 +52,9 @@ Fault controls (implemented in `mock_provider.controls`)
     restarts whenever the runtime config is replaced). A status below 400 injects nothing.
 
     Headers: x-mock-status, x-mock-retry-after, x-mock-latency-ms, x-mock-ttft-ms,
-    x-mock-chunk-delay-ms, x-mock-break-after-chunks. Directive keys: status,
-    retry_after, latency_ms, ttft_ms, chunk_delay_ms, break_after_chunks, e.g.
+    x-mock-chunk-delay-ms, x-mock-break-after-chunks, x-mock-fault, x-mock-stall-ms. Directive
+    keys: status, retry_after, latency_ms, ttft_ms, chunk_delay_ms, break_after_chunks, fault,
+    stall_ms, e.g.
     "[mock status=500]" or "[mock break_after_chunks=3 chunk_delay_ms=50]"; an unknown
     key or a bad value is answered with a 400. `fail_marker` and `fail_rate` come from
     the config only.
@@ -65,6 +66,9 @@ Fault controls (implemented in `mock_provider.controls`)
       counts) and the connection is dropped without the chunked-encoding terminator, so
       clients see an incomplete body, never a clean end.
     - retry_after: sent as `Retry-After` (seconds) and `retry-after-ms` on injected errors.
+    - fault_rate / faults / stall_ms: mixed faults (429, 5xx, TCP reset, stall, before or
+      after the start of the answer) on an evenly spread fraction of requests, one kind after
+      the other; `x-mock-fault` / `fault=` forces one. See `mock_provider.faults`.
 
 Request log
     Every request outside `/_mock/*` and `/health` is appended to a log of the last

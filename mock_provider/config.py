@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mock_provider.faults import DEFAULT_FAULTS, FAULT_KINDS
+
 DEFAULT_MODELS: tuple[str, ...] = (
     "mock-gpt",
     "mock-gpt-2026-01-01",
@@ -42,6 +44,12 @@ class MockConfig:
     fail_marker: str | None = None
     # A stream is cut (no terminator, no final chunk) after this many SSE events.
     break_after_chunks: int | None = None
+    # Mixed faults: this fraction (0..1) of requests, evenly spread like `fail_rate`, each gets
+    # the next kind of `faults` in turn (see `mock_provider.faults`).
+    fault_rate: float = 0.0
+    faults: tuple[str, ...] = DEFAULT_FAULTS
+    # How long a "stall" fault holds its answer (or the rest of it) back before carrying on.
+    stall_ms: int = 30_000
     # When set, only `Authorization: Bearer <key>` or `x-api-key: <key>` is accepted.
     required_api_key: str | None = None
     # Words of the prompt a model echoes, per model (others: 12). A model that echoes fewer
@@ -66,11 +74,17 @@ BEHAVIOUR_FIELDS: frozenset[str] = frozenset(
         "break_after_chunks",
         "required_api_key",
         "echo_words",
+        "fault_rate",
+        "faults",
+        "stall_ms",
     }
 )
 
-_INT_FIELDS = frozenset({"latency_ms", "ttft_ms", "chunk_delay_ms", "status", "break_after_chunks"})
-_FLOAT_FIELDS = frozenset({"fail_rate", "retry_after"})
+_INT_FIELDS = frozenset(
+    {"latency_ms", "ttft_ms", "chunk_delay_ms", "status", "break_after_chunks", "stall_ms"}
+)
+_FLOAT_FIELDS = frozenset({"fail_rate", "retry_after", "fault_rate"})
+_RATES = frozenset({"fail_rate", "fault_rate"})
 _NULLABLE = frozenset(
     {"ttft_ms", "status", "retry_after", "fail_marker", "break_after_chunks", "required_api_key"}
 )
@@ -95,8 +109,8 @@ def _check(name: str, value: Any) -> Any:
     if name in _FLOAT_FIELDS:
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise ConfigError(f"{name} must be a non-negative number")
-        if name == "fail_rate" and value > 1:
-            raise ConfigError("fail_rate must be between 0 and 1")
+        if name in _RATES and value > 1:
+            raise ConfigError(f"{name} must be between 0 and 1")
         return float(value)
     if name == "echo_words":
         if not isinstance(value, dict) or not all(
@@ -105,9 +119,23 @@ def _check(name: str, value: Any) -> Any:
         ):
             raise ConfigError("echo_words must map model names to non-negative integers")
         return dict(value)
+    if name == "faults":
+        return parse_faults(value)
     if not isinstance(value, str):
         raise ConfigError(f"{name} must be a string")
     return value
+
+
+def parse_faults(value: Any) -> tuple[str, ...]:
+    """A list of fault kinds (or one comma-separated string), each one of `FAULT_KINDS`."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not items:
+        raise ConfigError("faults must be a non-empty list of fault kinds")
+    kinds = tuple(str(item).strip() for item in items)
+    unknown = [kind for kind in kinds if kind not in FAULT_KINDS]
+    if unknown:
+        raise ConfigError(f"unknown fault kind(s) {unknown}; known: {sorted(FAULT_KINDS)}")
+    return kinds
 
 
 def apply_overrides(base: MockConfig, overrides: Mapping[str, Any]) -> MockConfig:
@@ -121,4 +149,5 @@ def config_to_dict(config: MockConfig) -> dict[str, Any]:
     data = dataclasses.asdict(config)
     data["models"] = list(config.models)
     data["echo_words"] = dict(config.echo_words)
+    data["faults"] = list(config.faults)
     return data

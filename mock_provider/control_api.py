@@ -4,7 +4,7 @@ POST   /_mock/config    replace the runtime overrides (`{}` resets); answers the
 GET    /_mock/config    startup config, runtime overrides, effective config
 GET    /_mock/requests  the request log, oldest first
 DELETE /_mock/requests  clear the request log
-GET    /_mock/stats     request counts: total, per path, per status
+GET    /_mock/stats     request counts: total, per path, per status, per mixed fault
 DELETE /_mock/stats     zero the counts
 POST   /_mock/reset     all of the above back to the startup state
 GET    /health          200 {"status": "ok"}
@@ -42,6 +42,7 @@ def _stats(app: MockApp) -> dict[str, Any]:
         "total": sum(app.by_path.values()),
         "by_path": dict(app.by_path),
         "by_status": {str(status): n for status, n in app.by_status.items()},
+        "by_fault": dict(app.by_fault),
     }
 
 
@@ -73,6 +74,7 @@ def _route(app: MockApp, method: str, path: str, raw: bytes) -> tuple[int, Any]:
     if path == "/_mock/stats" and method == "DELETE":
         app.by_path.clear()
         app.by_status.clear()
+        app.by_fault.clear()
         return 200, {"status": "ok"}
     if path == "/_mock/reset" and method == "POST":
         app.reset()

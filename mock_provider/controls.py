@@ -13,6 +13,7 @@ from typing import Any
 
 from mock_provider.behaviour import BadRequest
 from mock_provider.config import MockConfig
+from mock_provider.faults import FAULT_KINDS
 
 # Header name -> control name; a header overrides everything else.
 HEADER_CONTROLS: dict[bytes, str] = {
@@ -22,6 +23,8 @@ HEADER_CONTROLS: dict[bytes, str] = {
     b"x-mock-ttft-ms": "ttft_ms",
     b"x-mock-chunk-delay-ms": "chunk_delay_ms",
     b"x-mock-break-after-chunks": "break_after_chunks",
+    b"x-mock-fault": "fault",
+    b"x-mock-stall-ms": "stall_ms",
 }
 _DIRECTIVE_KEYS = frozenset(HEADER_CONTROLS.values())
 _DIRECTIVE_RE = re.compile(r"\[mock((?:\s+[a-z_]+=[^\s\]]*)*)\s*\]")
@@ -43,9 +46,17 @@ class Controls:
     chunk_delay_ms: int
     break_after_chunks: int | None
     fail_marker: str | None
+    fault: str | None  # a fault kind forced by a header or directive
+    fault_rate: float
+    faults: tuple[str, ...]
+    stall_ms: int
 
 
-def _parse_control(name: str, raw: str) -> int | float:
+def _parse_control(name: str, raw: str) -> int | float | str:
+    if name == "fault":
+        if raw not in FAULT_KINDS:
+            raise ControlError(f"unknown mock fault {raw!r}; known: {sorted(FAULT_KINDS)}")
+        return raw
     try:
         value: int | float = float(raw) if name == "retry_after" else int(raw)
     except ValueError:
@@ -55,9 +66,9 @@ def _parse_control(name: str, raw: str) -> int | float:
     return value
 
 
-def parse_directives(text: str) -> dict[str, int | float]:
+def parse_directives(text: str) -> dict[str, int | float | str]:
     """Controls from every `[mock key=value ...]` in `text`; later ones win."""
-    found: dict[str, int | float] = {}
+    found: dict[str, int | float | str] = {}
     for match in _DIRECTIVE_RE.finditer(text):
         for key, raw in _PAIR_RE.findall(match.group(1)):
             if key not in _DIRECTIVE_KEYS:
@@ -75,6 +86,8 @@ def resolve_controls(config: MockConfig, headers: Mapping[str, str], user_text: 
         "ttft_ms": config.ttft_ms,
         "chunk_delay_ms": config.chunk_delay_ms,
         "break_after_chunks": config.break_after_chunks,
+        "fault": None,
+        "stall_ms": config.stall_ms,
     }
     forced = False
     # The substring test keeps the regex off the hot path of ordinary requests.
@@ -95,6 +108,10 @@ def resolve_controls(config: MockConfig, headers: Mapping[str, str], user_text: 
         chunk_delay_ms=values["chunk_delay_ms"],
         break_after_chunks=values["break_after_chunks"],
         fail_marker=config.fail_marker,
+        fault=values["fault"],
+        fault_rate=config.fault_rate,
+        faults=config.faults,
+        stall_ms=values["stall_ms"],
     )
 
 

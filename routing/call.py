@@ -238,7 +238,7 @@ class Call:
         last_error: UpstreamError | None = None
         for target in targets:
             attempt = Attempt(target.deployment_name, target.provider_name)
-            begun = time.perf_counter()
+            begun, began = time.perf_counter(), health.clock()
             if refusal := await quota_gate.provider_room(self, target):
                 # The provider account has no room for this caller now: the next deployment may.
                 attempt.status, attempt.error = 429, "provider_capacity"
@@ -259,14 +259,14 @@ class Call:
                 attempt.status, attempt.error = None, error.cause
                 attempt.latency_ms = (time.perf_counter() - begun) * 1000
                 self.attempts.append(attempt)
-                health.record_failure(target, error)
+                health.record_failure(target, error, began=began)
                 last_error = error
                 continue
             except UpstreamError as error:
                 attempt.status, attempt.error = error.status, error.cause
                 attempt.latency_ms = (time.perf_counter() - begun) * 1000
                 self.attempts.append(attempt)
-                health.record_failure(target, error)
+                health.record_failure(target, error, began=began)
                 if not error.retryable:
                     raise
                 last_error = error

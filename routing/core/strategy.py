@@ -60,6 +60,7 @@ class _Health:
     latency_ms: float | None = None  # moving average of successful attempts
     failures: int = 0  # consecutive
     cooling_until: float = 0.0
+    last_success: float = float("-inf")  # when the latest successful attempt was recorded
 
 
 @dataclass
@@ -69,6 +70,12 @@ class HealthBook:
     A 429 or 529 with Retry-After cools the deployment down for that long; `breaker_failures`
     consecutive failures open its breaker for `breaker_cooldown_s` (never, with 0). A cooling deployment is tried
     only after every other one has failed: a route never refuses for lack of a healthy target.
+
+    "Consecutive" is in the order the attempts began, not the order they ended: a failure whose
+    attempt began before the deployment's latest success is older news than that success and
+    does not count. Otherwise timeouts, which end seconds after they began, line up behind each
+    other (and, on a busy worker, ahead of the answers that came in meanwhile), and a deployment
+    failing one call in twenty has its breaker opened by coincidence.
     """
 
     breaker_failures: int = 3
@@ -87,16 +94,21 @@ class HealthBook:
     def record_success(self, target: Target, latency_ms: float) -> None:
         state = self._state(target)
         state.failures, state.cooling_until = 0, 0.0
+        state.last_success = self._now()
         if state.latency_ms is None:
             state.latency_ms = latency_ms
         else:
             state.latency_ms += self.smoothing * (latency_ms - state.latency_ms)
 
-    def record_failure(self, target: Target, error: UpstreamError) -> None:
+    def record_failure(
+        self, target: Target, error: UpstreamError, *, began: float | None = None
+    ) -> None:
+        """`began`: when the failed attempt started, by this book's `clock` (None: just now)."""
         if not error.retryable:
             return  # the request's fault, not the deployment's
         state = self._state(target)
-        state.failures += 1
+        if began is None or began >= state.last_success:
+            state.failures += 1
         cooldown = 0.0
         if error.retry_after is not None:
             cooldown = min(error.retry_after, self.max_retry_after_s)

@@ -107,6 +107,7 @@ def test_stats_count_requests_per_path_and_status(provider: MockServer, http: ht
         "total": 4,
         "by_path": {"/v1/chat/completions": 2, "/v1/models": 1, "/v1/nope": 1},
         "by_status": {"200": 2, "429": 1, "404": 1},
+        "by_fault": {},
     }
     http.delete("/_mock/stats")
     assert http.get("/_mock/stats").json()["total"] == 0

@@ -17,7 +17,7 @@ import httpx
 import orjson
 
 from routing.core.errors import UpstreamError, cause_for_status, parse_retry_after
-from routing.core.providers.base import ChatStream, ProviderAdapter, read_json
+from routing.core.providers.base import ChatStream, ProviderAdapter, read_json, stream_failure
 from routing.core.sse import event_data, iter_events
 from routing.core.stream_tap import StreamTap
 from routing.core.translate.anthropic_common import anthropic_error_to_openai, openai_error
@@ -158,11 +158,7 @@ class AnthropicAdapter(ProviderAdapter):
                 if translator.done:
                     break
         except httpx.HTTPError as exc:
-            raise UpstreamError(
-                f"provider stream broke: {exc or type(exc).__name__}",
-                status=None,
-                cause="stream_broken",
-            ) from exc
+            raise stream_failure(exc) from exc
         except orjson.JSONDecodeError as exc:
             raise UpstreamError(
                 "provider sent a malformed stream event", status=None, cause="bad_response"

@@ -118,6 +118,23 @@ def transport_failure(exc: httpx.TransportError) -> UpstreamError:
     )
 
 
+def stream_failure(exc: httpx.HTTPError) -> UpstreamError:
+    """A stream that failed after its first event: the client already has part of the answer.
+
+    A silence longer than the upstream read timeout is told apart from a broken connection, so
+    the error event and the audit record say which of the two the provider did.
+    """
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamError(
+            "provider stream stalled: no data within the upstream read timeout",
+            status=None,
+            cause="stream_stalled",
+        )
+    return UpstreamError(
+        f"provider stream broke: {exc or type(exc).__name__}", status=None, cause="stream_broken"
+    )
+
+
 def read_json(body: bytes) -> JSON:
     try:
         value = orjson.loads(body)

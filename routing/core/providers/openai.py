@@ -12,7 +12,7 @@ import httpx
 import orjson
 
 from routing.core.errors import UpstreamError
-from routing.core.providers.base import ChatStream, ProviderAdapter, read_json
+from routing.core.providers.base import ChatStream, ProviderAdapter, read_json, stream_failure
 from routing.core.sse import event_data, iter_events
 from routing.core.stream_tap import StreamTap
 from routing.core.types import JSON, Reply, Target, Usage
@@ -99,9 +99,7 @@ class OpenAIAdapter(ProviderAdapter):
                     continue
                 yield event + b"\n\n"
         except httpx.HTTPError as exc:
-            raise UpstreamError(
-                f"provider stream broke: {exc}", status=None, cause="stream_broken"
-            ) from exc
+            raise stream_failure(exc) from exc
         except orjson.JSONDecodeError as exc:
             raise UpstreamError(
                 "provider sent a malformed stream event", status=None, cause="bad_response"

@@ -122,3 +122,33 @@ def test_a_clients_bad_request_does_not_count_against_the_deployment():
     health = HealthBook(breaker_failures=1)
     health.record_failure(A, UpstreamError("400", status=400, cause="client_error"))
     assert not health.cooling(A)
+
+
+def test_timeouts_that_began_before_a_success_do_not_open_the_breaker():
+    # A busy worker: three stalls that began at t=0 time out at t=2, after answers from the same
+    # deployment that began later and came in meanwhile. Three failures in a row by the time they
+    # ended, but not by the time they began: the deployment has answered since.
+    clock = Clock()
+    health = HealthBook(clock=clock, breaker_failures=3, breaker_cooldown_s=30)
+    stalled_since = clock.now
+    clock.now += 1.0
+    health.record_success(A, 10.0)
+    clock.now += 1.0
+    timeout = UpstreamError("no answer", status=None, cause="timeout")
+    for _ in range(3):
+        health.record_failure(A, timeout, began=stalled_since)
+    assert not health.cooling(A)
+    # Three failures that all began after that success are a breaker's business.
+    for _ in range(3):
+        health.record_failure(A, timeout, began=clock.now)
+    assert health.cooling(A)
+
+
+def test_a_stale_429_still_honours_its_retry_after():
+    clock = Clock()
+    health = HealthBook(clock=clock)
+    began = clock.now
+    clock.now += 1.0
+    health.record_success(A, 10.0)
+    health.record_failure(A, _rate_limited(retry_after=5), began=began)
+    assert health.cooling(A)
