@@ -163,7 +163,7 @@ class OwnPostgres:
 
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.url, autocommit=True) as conn:
-            return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+            return conn.execute(sql, params).fetchall()
 
 
 # Run by `manage.py shell` against the drill's database: the two tenants, their key, the route.
