@@ -8,6 +8,11 @@ On PostgreSQL a batch of new records (what requests wait for) is one statement s
 loop on the writer's own async connection: no thread hand-off on the way there or back. Everything
 else (stream completions, a tenant's content mode to look up, SQLite, a lost connection) runs on
 one dedicated thread with Django's connection.
+
+When the database is unreachable the writer says so at once (`available()` is False, and every
+record handed to it fails without waiting on a dead connection) and probes the database twice a
+second; it is available again as soon as the database answers. A record the writer owes a call
+that already reached the provider is kept (`defer`) and written first when the database is back.
 """
 
 from __future__ import annotations
@@ -15,12 +20,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from django.db import close_old_connections, connection, connections, transaction
+from django.db.utils import InterfaceError, OperationalError
+from psycopg_pool import PoolTimeout
 
 from audit.content import ContentModes, apply_content_mode
 from audit.entries import AuditEntry
@@ -29,6 +37,14 @@ from audit.storable import storable_entry
 from quotas.ledger import insert_spend, spend_rows
 
 logger = logging.getLogger(__name__)
+
+# Errors that say the database cannot be reached, not that a record is bad.
+OUTAGE_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError, PoolTimeout)
+PROBE_EVERY_S = 0.5
+_PROBE_CONNECT_TIMEOUT_S = 2
+# Records owed to calls the provider saw, kept while the database is down; past this many the
+# oldest wait for the write-ahead journal's recovery instead (it records them when the worker ends).
+OWED_MAX = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +135,27 @@ class _LoopConnection:
             await conn.close()
 
 
+def _select_one(params: dict[str, Any]) -> None:
+    with psycopg.connect(autocommit=True, **params) as probe:
+        probe.execute("SELECT 1")
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether a failed write says the database is unreachable (not that one record is bad)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OUTAGE_ERRORS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Owed:
+    op: _Op
+    on_written: Callable[[], None]
+
+
 class AuditWriter:
     def __init__(self, batch_max: int = 256) -> None:
         self.batch_max = batch_max
@@ -129,6 +166,9 @@ class AuditWriter:
         self._closed = False
         self._content_modes = ContentModes()
         self._loop_connection = _LoopConnection()
+        self._outage: str | None = None  # why the database is unreachable, while it is
+        self._probe: asyncio.Task[None] | None = None
+        self._owed: list[_Owed] = []
 
     # Each record is queued in the form PostgreSQL can store (NUL, lone surrogates escaped), so
     # every path below, and the ledger row beside it, writes what can be written.
@@ -138,6 +178,82 @@ class AuditWriter:
     async def complete(self, entry: AuditEntry) -> None:
         await self._submit(_Complete(storable_entry(entry)))
 
+    async def defer(self, entry: AuditEntry, *, on_written: Callable[[], None]) -> None:
+        """Write this record as soon as the database takes it, then call `on_written`: the
+        record of a call the provider saw, which could not be written when it ended."""
+        await self._owe(_Owed(_Insert(storable_entry(entry)), on_written))
+
+    async def defer_completion(self, entry: AuditEntry, *, on_written: Callable[[], None]) -> None:
+        await self._owe(_Owed(_Complete(storable_entry(entry)), on_written))
+
+    async def _owe(self, owed: _Owed) -> None:
+        if len(self._owed) >= OWED_MAX:
+            dropped = self._owed.pop(0)
+            logger.error(
+                "audit record %s left to the journal's recovery", dropped.op.entry.request_id
+            )
+        self._owed.append(owed)
+        if self._outage is None:
+            await self._pay_owed()  # the database came back meanwhile
+
+    def available(self) -> bool:
+        """False while the database is known to be unreachable: nothing can be recorded."""
+        return self._outage is None
+
+    def outage(self) -> str | None:
+        """Why records cannot be written now, and how many are owed (for /readyz)."""
+        if self._outage is None:
+            return None
+        return f"{self._outage}; {len(self._owed)} record(s) owed"
+
+    def database_failed(self, error: BaseException) -> None:
+        """The database is unreachable (seen by the writer, or by anyone on the hot path): fail
+        records at once until a probe gets an answer."""
+        if connection.vendor != "postgresql":
+            return  # SQLite (development): a locked file is not an outage
+        if self._outage is None:
+            logger.error("audit: database unreachable (%s); refusing until it answers", error)
+        self._outage = f"database unreachable: {type(error).__name__}: {error}"[:300]
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.get_running_loop().create_task(self._probe_until_back())
+
+    async def _probe_until_back(self) -> None:
+        while True:
+            await asyncio.sleep(PROBE_EVERY_S)
+            if await self._reachable():
+                break
+        logger.warning("audit: database answers again; writing %d owed record(s)", len(self._owed))
+        self._outage = None
+        await self._pay_owed()
+
+    async def _reachable(self) -> bool:
+        """A direct connection, not the pool (whose reconnection backs off for ever longer)."""
+        params = connections["default"].get_connection_params()
+        params.pop("cursor_factory", None)
+        params["connect_timeout"] = _PROBE_CONNECT_TIMEOUT_S
+        try:
+            # On a thread: whatever libpq does while a server starts up, the event loop (and
+            # every request refused on it meanwhile) must not wait for it.
+            await asyncio.to_thread(_select_one, params)
+        except Exception as error:
+            if self._outage is not None:
+                self._outage = f"database unreachable: {type(error).__name__}: {error}"[:300]
+            return False
+        return True
+
+    async def _pay_owed(self) -> None:
+        owed, self._owed = self._owed, []
+        if not owed:
+            return
+        results = await asyncio.gather(
+            *(self._submit(item.op) for item in owed), return_exceptions=True
+        )
+        for item, result in zip(owed, results, strict=True):
+            if isinstance(result, BaseException):
+                self._owed.append(item)  # down again: the next probe's success retries it
+            else:
+                item.on_written()
+
     def alive(self) -> bool:
         """Whether records can still be written: not closed, its loop task not dead (/readyz)."""
         task = self._task
@@ -146,6 +262,8 @@ class AuditWriter:
 
     async def aclose(self) -> None:
         """Close the loop's connection, then the thread and its connection."""
+        if self._probe is not None:
+            self._probe.cancel()
         await self._loop_connection.aclose()
         self.close()
 
@@ -160,6 +278,9 @@ class AuditWriter:
         self._executor.shutdown(wait=True)
 
     async def _submit(self, op: _Op) -> None:
+        if self._outage is not None:
+            # Nobody waits on a dead connection: the caller answers 503 at once.
+            raise AuditWriteError(op.entry.request_id)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._pending.append((op, future))
@@ -183,11 +304,19 @@ class AuditWriter:
     ) -> None:
         if await self._insert_on_loop(batch):
             return
+        if self._outage is not None:
+            _settle(batch, error=True)
+            return
         try:
             await loop.run_in_executor(
                 self._executor, write_batch, [op for op, _ in batch], self._content_modes
             )
-        except Exception:
+        except Exception as error:
+            if is_outage(error) and connection.vendor == "postgresql":
+                # Unreachable, not a bad row: retrying each record alone would only wait longer.
+                self.database_failed(error)
+                _settle(batch, error=True)
+                return
             if len(batch) == 1:
                 logger.exception(
                     "audit record %s could not be written", batch[0][0].entry.request_id
@@ -212,7 +341,9 @@ class AuditWriter:
         entries = [apply_content_mode(op.entry, modes[op.entry.tenant_id]) for op, _ in batch]
         try:
             await self._loop_connection.insert(entries)
-        except Exception:
+        except Exception as error:
+            if is_outage(error) and not await self._reachable():
+                self.database_failed(error)  # the thread path would wait on the pool in vain
             # A bad record or a lost connection: the thread path retries, one by one if need be.
             logger.warning("audit batch of %d not written from the loop; retrying", len(batch))
             return False

@@ -103,6 +103,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "min_size": envint("GATEWAY_DB_POOL_MIN", 2),
         "max_size": envint("GATEWAY_DB_POOL_MAX", 10),
         "timeout": 10,
+        # psycopg_pool retries a lost server with a doubling delay (1, 2, 4 … s) for this long,
+        # then gives up and starts afresh on the next demand: short, so that a database back
+        # after an outage is used again within seconds, not after the next doubled wait.
+        "reconnect_timeout": envfloat("GATEWAY_DB_POOL_RECONNECT_SECONDS", 5.0),
     }
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded default cannot create "NULLs not distinct" constraints (billing prices,

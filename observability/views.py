@@ -79,13 +79,26 @@ async def _probe(name: str, checks: dict[str, str], probe: object) -> None:
 
 async def readyz(request: HttpRequest) -> HttpResponse:
     """Ready when the database and Redis answer, the audit writer runs, and every route has
-    at least one deployment that is active and not cooling down in this worker."""
+    at least one deployment that is active and not cooling down in this worker.
+
+    While the writer knows the database is down, the database is reported failed without
+    asking it again: a probe would wait for the pool's timeout on a thread (asgiref lets no
+    timeout cut a thread short), and the gateway's other requests would wait behind it."""
     checks: dict[str, str] = {}
-    await _probe("database", checks, run_db(_database))
+    runtime = get_runtime()
+    outage = runtime.audit.outage()
+    if outage is not None:
+        checks["database"] = f"failed: {outage}"
+    else:
+        await _probe("database", checks, run_db(_database))
     if settings.REDIS_URL:
         await _probe("redis", checks, _redis())
-    runtime = get_runtime()
-    checks["audit_writer"] = "ok" if runtime.audit.alive() else "failed: the writer has stopped"
+    if not runtime.audit.alive():
+        checks["audit_writer"] = "failed: the writer has stopped"
+    elif outage is not None:
+        checks["audit_writer"] = "failed: records cannot be written"
+    else:
+        checks["audit_writer"] = "ok"
     try:
         table = await runtime.routes.get()
         cooling = sorted(
@@ -93,7 +106,9 @@ async def readyz(request: HttpRequest) -> HttpResponse:
             for name, resolved in table.models.items()
             if resolved.route_alias and all(runtime.health.cooling(t) for t in resolved.targets)
         )
-        empty = await run_db(lambda: _routes_without_deployment(set(table.models)))
+        empty: list[str] = []
+        if outage is None:
+            empty = await run_db(lambda: _routes_without_deployment(set(table.models)))
         problems = [f"{a}: every deployment cooling down" for a in cooling]
         problems += [f"{a}: no active deployment" for a in empty]
         checks["routes"] = "failed: " + "; ".join(problems) if problems else "ok"

@@ -49,6 +49,9 @@ LEASE_SECONDS = 600  # a crashed worker's reservations and leases expire after t
 # treats it as a failure (the window reloads from the ledger), admission refuses.
 STORE_ERRORS = (RedisError, OSError, TimeoutError, StoreBusy)
 _RETRY_STORE_AFTER_S = 1.0
+# Admissions whose outcome is unknown (the store timed out: a hung Redis may still run the script
+# when it resumes) are undone once the store answers again; at most this many are remembered.
+_UNDO_MAX = 10_000
 
 BUSY_REFUSALS = Counter(
     "gateway_quota_store_busy_refusals",
@@ -148,7 +151,10 @@ class QuotaEngine:
         self._down_until = 0.0
         self._failures = 0  # bumped on every store failure: budget windows reload after it
         self._seeded_at_failure: dict[str, int] = {}
+        self._seed_locks: dict[str, asyncio.Lock] = {}
         self._alerts: set[asyncio.Future[Any]] = set()
+        self._undo: list[tuple[str, Release]] = []
+        self._undoing = False
 
     async def policy(self, tenant_id: int) -> PolicyRule:
         return (await self.table.get()).policy(tenant_id)
@@ -183,7 +189,11 @@ class QuotaEngine:
             raise store_busy() from None
         except STORE_ERRORS as error:
             self.store_failed(error)
+            self._undo_later(admission)
             return self._unchecked(admission, policy)
+        if self._undo and not self._undoing:
+            self._undoing = True
+            self._background(self._undo_unknown_admissions())
         admission.verdict = verdict
         admission.record["store"] = self.store_name
         admission.record["checks"] = [
@@ -215,11 +225,38 @@ class QuotaEngine:
 
     def _raise_alert(self, meter: Meter, end_user: str, pct: int) -> None:
         budget, window = meter.budget, meter.window
-        task = asyncio.ensure_future(
-            run_db(lambda: ledger.alert_raise(budget, window, end_user, pct))
-        )
+        self._background(run_db(lambda: ledger.alert_raise(budget, window, end_user, pct)))
+
+    def _background(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
         self._alerts.add(task)
         task.add_done_callback(self._alerts.discard)
+
+    def _undo_later(self, admission: Admission) -> None:
+        """The store failed during this admission, which is then served unchecked or refused,
+        never with its reservation: if the script ran after all (a hung Redis runs what it was
+        sent when it resumes), its budget reservations and concurrency leases must not stay
+        held for the lease's ten minutes. Request windows expire on their own within a minute."""
+        concurrency = tuple(c.key for c in admission.checks if isinstance(c, ConcurrencyCheck))
+        budgets = tuple((c.key, 0) for c in admission.checks if isinstance(c, BudgetCheck))
+        if not (concurrency or budgets):
+            return
+        if len(self._undo) >= _UNDO_MAX:
+            self._undo.pop(0)  # its lease expires on its own
+        self._undo.append((admission.request_id, Release((), concurrency, budgets)))
+
+    async def _undo_unknown_admissions(self) -> None:
+        """Once the store answers again (after what it ran late, since the new answer came
+        after it resumed), release what the failed admissions may have reserved."""
+        try:
+            while self._undo:
+                request_id, release = self._undo[0]
+                await self.store.settle(release, request_id)
+                self._undo.pop(0)
+        except STORE_ERRORS as error:
+            self.store_failed(error)
+        finally:
+            self._undoing = False
 
     def reservation_usd(self, demand: Demand, policy: PolicyRule) -> Decimal:
         output = demand.max_output_tokens or policy.default_max_tokens
@@ -316,7 +353,17 @@ class QuotaEngine:
                 isinstance(check, BudgetCheck)
                 and self._seeded_at_failure.get(check.key) != self._failures
             ):
-                await self._seed(admission, index, demand, force=True)
+                # One reload per window, the others wait for it: a reload racing another
+                # request's settlement could count its spend twice or not at all.
+                if len(self._seed_locks) > _UNDO_MAX:
+                    self._seed_locks.clear()  # windows past; at worst two reloads race once
+                lock = self._seed_locks.setdefault(check.key, asyncio.Lock())
+                async with lock:
+                    if self.store_resting():
+                        # It failed for the request ahead: do not queue up another timeout.
+                        raise ConnectionError("the quota store failed during the reload")
+                    if self._seeded_at_failure.get(check.key) != self._failures:
+                        await self._seed(admission, index, demand, force=True)
 
     async def _seed(self, admission: Admission, index: int, demand: Demand, *, force: bool) -> None:
         check, meter = admission.checks[index], admission.meters[index]
@@ -335,7 +382,11 @@ class QuotaEngine:
         self._failures += 1
         STORE_FAILURES.inc()
         self._down_until = time.monotonic() + _RETRY_STORE_AFTER_S
-        logger.error("quota store unavailable (%s): applying each tenant's failure policy", error)
+        logger.error(
+            "quota store unavailable (%s: %s): applying each tenant's failure policy",
+            type(error).__name__,
+            error,
+        )
 
     def _unchecked(self, admission: Admission, policy: PolicyRule) -> Admission:
         kinds = {m.kind for m in admission.meters if not m.shadow}

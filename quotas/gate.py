@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from gateway_site.snapshot import Snapshot
 from quotas import tokens
@@ -33,11 +35,13 @@ def build_engine() -> QuotaEngine:
         connections = settings.GATEWAY.quota_store_max_connections
         # The pool never runs out: the store lets `connections` calls in at once and queues the
         # rest (a full pool would otherwise raise "Too many connections", read as an outage).
+        # No retries in the client: redis-py's default (10, with backoff) turned one store
+        # timeout into many, and a script retried after its answer was lost counts twice.
         client = Redis.from_url(
             settings.REDIS_URL,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
-            retry_on_timeout=False,
+            retry=Retry(NoBackoff(), 0),
             max_connections=connections,
         )
         store = RedisQuotaStore(client, max_in_flight=connections, wait_s=timeout)

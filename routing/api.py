@@ -10,8 +10,10 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from ninja import NinjaAPI, Router
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from audit.writer import is_outage
 from gateway_site.api_docs import api_docs_view
 from routing import counting, pipeline
+from routing.call import audit_unavailable
 from routing.errors import GatewayError
 from routing.runtime import get_runtime
 from routing.schemas import (
@@ -34,7 +36,18 @@ class VirtualKeyAuth:
     openapi_scheme = "bearer"
 
     async def __call__(self, request: HttpRequest) -> KeyIdentity:
-        return await get_runtime().keys.identify(bearer_token(request))
+        runtime = get_runtime()
+        if not runtime.audit.available():
+            # The database is down: nothing could be recorded, so nothing is served or sent to
+            # a provider. Refused at once, without waiting on a connection that cannot come.
+            raise audit_unavailable()
+        try:
+            return await runtime.keys.identify(bearer_token(request))
+        except Exception as error:
+            if not is_outage(error):
+                raise
+            runtime.audit.database_failed(error)
+            raise audit_unavailable() from None
 
 
 def _body_doc(schema: type[Any]) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import time
@@ -113,6 +114,15 @@ def _header(request: HttpRequest, name: str) -> str:
             400, f"Header '{name}' contains control characters.", code="invalid_header"
         )
     return value
+
+
+def audit_unavailable() -> GatewayError:
+    return GatewayError(
+        503,
+        "The request was not served: its audit record could not be stored. Retry later.",
+        type="server_error",
+        code="audit_unavailable",
+    )
 
 
 class Call:
@@ -339,19 +349,40 @@ class Call:
         try:
             await self.runtime.audit.insert(self.entry)
         except AuditWriteError:
-            # No record, so no ledger row: the budget counters are given back the whole
-            # reservation, charging nothing the ledger does not hold.
-            quota_gate.settle(self, recorded=False)
-            return GatewayError(
-                503,
-                "The request was not served: its audit record could not be stored. Retry later.",
-                type="server_error",
-                code="audit_unavailable",
-            )
+            if self.journaled:
+                self._record_later()
+            else:
+                # No record, so no ledger row: the budget counters are given back the whole
+                # reservation, charging nothing the ledger does not hold.
+                quota_gate.settle(self, recorded=False)
+            return audit_unavailable()
         if self.entry.status != AuditStatus.IN_PROGRESS:
             self.runtime.journal.end(self.request_id)
             quota_gate.settle(self)
         return None
+
+    def _record_later(self) -> None:
+        """The provider saw this call but its record could not be written (the database is
+        down): the client gets 503 and the writer writes the record, with what the provider
+        answered and charged, once the database is back. Its reservation is held until then;
+        if this worker dies first, the journal's recovery records it."""
+        entry = dataclasses.replace(self.entry)
+        was = f"{entry.status} {entry.http_status or ''}".strip()
+        entry.status = AuditStatus.FAILED
+        entry.http_status = 503
+        entry.error_type = "audit_unavailable"
+        entry.error_message = (
+            f"Recorded late: the database was unreachable when this call ended ({was}), so the "
+            "client was answered 503 audit_unavailable and the provider's answer withheld."
+        )
+        entry.completed_at = entry.completed_at or timezone.now()
+        self.entry = entry
+
+        def written() -> None:
+            self.runtime.journal.end(self.request_id)
+            quota_gate.settle(self)
+
+        self.runtime.spawn(self.runtime.audit.defer(entry, on_written=written))
 
     async def reject(self, error: GatewayError) -> HttpResponse:
         """Refuse the call, with a record of the refusal."""

@@ -14,6 +14,7 @@ import orjson
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from audit.models import AuditStatus
+from audit.writer import AuditWriteError
 from guardrails.core.stream import OutputBlocked
 from guardrails.proxy import (
     client_body,
@@ -426,13 +427,24 @@ def _counted_usage(call: Call, response: JSON) -> Usage:
 
 async def _complete_record(call: Call, primed: _PrimedStream) -> None:
     await primed.stream.events.aclose()
-    recorded = False  # the stream's ledger row is written with its completion, or not at all
+    # The stream's ledger row is written with its completion, or not at all (None: later).
+    recorded: bool | None = False
     try:
         await call.runtime.audit.complete(call.entry)
         call.runtime.journal.end(call.request_id)
         recorded = True
+    except AuditWriteError:
+        # The client has its stream; the database is down: the completion (and its ledger row)
+        # is written once it is back, and the reservation held until then.
+        def written() -> None:
+            call.runtime.journal.end(call.request_id)
+            quota_gate.settle(call)
+
+        await call.runtime.audit.defer_completion(call.entry, on_written=written)
+        recorded = None
     finally:
-        quota_gate.settle(call, recorded=recorded)
+        if recorded is not None:
+            quota_gate.settle(call, recorded=recorded)
 
 
 def _stream_error(call: Call, error: UpstreamError) -> bytes:

@@ -300,6 +300,8 @@ class RedisQuotaStore:
 
     @asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
+        """A connection, waited for at most `wait_s`; then the call itself gets `wait_s` in
+        all (connecting included), whatever the client does inside it."""
         try:
             async with asyncio.timeout(self._wait_s):
                 await self._slots.acquire()
@@ -308,7 +310,8 @@ class RedisQuotaStore:
                 f"no free connection to the quota store within {self._wait_s}s"
             ) from None
         try:
-            yield
+            async with asyncio.timeout(self._wait_s):
+                yield
         finally:
             self._slots.release()
 

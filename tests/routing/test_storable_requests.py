@@ -1,12 +1,14 @@
 """Nothing is forwarded that could not be recorded, and no spend is counted that the ledger lacks.
 
 In process, against the mock provider: a request whose record could not be written is refused
-before any provider is called; a record that fails to be written for any other reason gives its
-whole reservation back, so the budget counter and the ledger still agree.
+before any provider is called; a call the provider answered whose record could not be written is
+recorded later, with its ledger row, and charged once then, so the budget counter and the ledger
+still agree.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -100,14 +102,24 @@ async def test_a_nul_in_a_prompt_is_served_and_recorded(world, in_process_proxy)
     assert "request_body" in record.stored_escaped
 
 
-async def test_a_record_that_cannot_be_written_charges_nothing_to_the_budget(
+def _recorded_late(request_id: str, *, timeout: float = 5.0) -> AuditRecord:
+    deadline = time.monotonic() + timeout
+    while True:
+        record = AuditRecord.objects.filter(request_id=request_id).first()
+        if record is not None and record.status != AuditStatus.IN_PROGRESS:
+            return record
+        assert time.monotonic() < deadline, f"{request_id} was never recorded"
+        time.sleep(0.05)
+
+
+async def test_a_call_the_provider_answered_is_recorded_late_and_charged_once(
     budgeted, mock_server, in_process_proxy, monkeypatch
 ) -> None:
     async def fails(self: AuditWriter, entry: Any) -> None:
         raise AuditWriteError(entry.request_id)
 
     before = len(mock_server.requests())
-    monkeypatch.setattr(AuditWriter, "insert", fails)
+    monkeypatch.setattr(AuditWriter, "insert", fails)  # the deferred write goes round it
     body = {"model": budgeted.chat_model, "messages": [{"role": "user", "content": "pay"}]}
 
     response = await _post(budgeted.key, "/v1/chat/completions", body)
@@ -116,12 +128,16 @@ async def test_a_record_that_cannot_be_written_charges_nothing_to_the_budget(
     assert orjson.loads(response.content)["error"]["code"] == "audit_unavailable"
     assert len(mock_server.requests()) == before + 1  # it was answered, then not released
     rid = response["x-request-id"]
-    assert not await sync_to_async(SpendEntry.objects.filter(request_id=rid).exists)()
+    record = await sync_to_async(_recorded_late)(rid)
+    assert (record.status, record.http_status) == (AuditStatus.FAILED, 503)
+    assert record.error_type == "audit_unavailable" and record.cost_usd > 0
+    charges = await sync_to_async(SpendEntry.objects.filter(request_id=rid).count)()
+    assert charges == 1
     counter = await sync_to_async(settled_counter)(budgeted.budget)
     assert counter == await sync_to_async(ledger_nanos)(budgeted.tenant)
 
 
-async def test_a_stream_whose_completion_cannot_be_written_charges_nothing_to_the_budget(
+async def test_a_stream_whose_completion_failed_is_completed_later_and_charged_once(
     budgeted, in_process_proxy, monkeypatch
 ) -> None:
     async def fails(self: AuditWriter, entry: Any) -> None:
@@ -139,7 +155,10 @@ async def test_a_stream_whose_completion_cannot_be_written_charges_nothing_to_th
     streamed = b"".join([chunk async for chunk in response.streaming_content])
     assert b"[DONE]" in streamed
 
+    rid = response["x-request-id"]
+    record = await sync_to_async(_recorded_late)(rid)
+    assert record.status == AuditStatus.SUCCESS
     counter = await sync_to_async(settled_counter)(budgeted.budget)
     assert counter == await sync_to_async(ledger_nanos)(budgeted.tenant)
-    rid = response["x-request-id"]
-    assert not await sync_to_async(SpendEntry.objects.filter(request_id=rid).exists)()
+    charges = await sync_to_async(SpendEntry.objects.filter(request_id=rid).count)()
+    assert charges == 1
