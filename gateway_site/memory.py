@@ -43,6 +43,8 @@ class MemoryTrimmer:
     """Counts large bodies in flight; once none has been for `quiet_seconds`, collects garbage
     and returns free memory to the system, on a thread."""
 
+    LATER_SECONDS = 5.0
+
     def __init__(self, *, quiet_seconds: float = 0.5) -> None:
         self.quiet_seconds = quiet_seconds
         self._in_flight = 0
@@ -61,12 +63,17 @@ class MemoryTrimmer:
         self._in_flight -= 1
         if self._in_flight == 0:
             loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(self.quiet_seconds, self._trim_soon)
+            self._timer = loop.call_later(self.quiet_seconds, self._trim_soon, True)
 
-    def _trim_soon(self) -> None:
+    def _trim_soon(self, again: bool) -> None:
         self._timer = None
         task = asyncio.ensure_future(asyncio.to_thread(self._trim))
         task.add_done_callback(lambda done: done.exception())  # nothing to report, nothing lost
+        if again:
+            # Once more a few seconds on: background work of the burst (audit writes, budget
+            # settlements) may still have held some of its bodies the first time.
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(self.LATER_SECONDS, self._trim_soon, False)
 
     def _trim(self) -> None:
         gc.collect()
