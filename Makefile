@@ -9,7 +9,7 @@ TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/14
 SOAK_REDIS_URL ?= redis://127.0.0.1:6379/13
 
-.PHONY: run test drills bench soak lint format install services clean
+.PHONY: run test fuzz drills bench soak lint format install services clean
 
 $(BIN)/.installed: pyproject.toml
 	@mkdir -p var
@@ -35,6 +35,10 @@ services:
 
 test: install services
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
+
+# The schema fuzz with fresh random cases each run (`make test` replays a fixed set).
+fuzz: install services
+	GATEWAY_FUZZ_RANDOM=1 DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest tests/security/test_schema_fuzz.py $(PYTEST_ARGS)
 
 # Every drill of tests/drills, then one table: drill, expectation, observed, pass/fail.
 drills: install services

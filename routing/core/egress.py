@@ -21,7 +21,7 @@ import ipaddress
 import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -153,7 +153,7 @@ class EgressPolicy:
         """The save-time check of a base URL. With `resolve`, also every address the host has
         now. A name that does not resolve here is not refused (it is checked again at connect
         time), unless only a listed network could admit it."""
-        parts = urlsplit(url)
+        parts = _split(url)
         if parts.scheme not in _DEFAULT_PORTS:
             raise EgressRefused("scheme", url, "only http and https URLs are allowed")
         host = _normal_host(parts.hostname or "")
@@ -200,13 +200,27 @@ class EgressPolicy:
 def url_origin(url: str) -> tuple[str, str, int | None]:
     """(scheme, host, port) with the scheme's default port filled in: what a credential is
     sent to. Two URLs with the same origin differ only in their path."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = _split(url.strip())
+    except EgressRefused:
+        return "", "", None
     scheme = parts.scheme.lower()
     try:
         port = parts.port
     except ValueError:
         port = None
     return scheme, _normal_host(parts.hostname or ""), port or _DEFAULT_PORTS.get(scheme)
+
+
+def _split(url: str) -> SplitResult:
+    """urlsplit, with what it cannot parse (an unclosed "[", a port that is no number or out of
+    range) refused as an invalid URL rather than raised as ValueError."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError as exc:
+        raise EgressRefused("invalid_url", url[:200], f"the URL cannot be parsed ({exc})") from None
+    return parts
 
 
 def _normal_host(host: str) -> str:

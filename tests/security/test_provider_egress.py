@@ -147,6 +147,26 @@ def test_it_refuses_metadata_and_link_local_targets_even_when_everything_is_allo
 @pytest.mark.parametrize(
     "url",
     [
+        "http://\u008a\u00e4\u001a\u00e7\u001b<[=\u00df",  # an unclosed "[" (found by the fuzz)
+        "http://[::1/v1",
+        "http://llm.example:99999/v1",
+        "http://llm.example:port/v1",
+    ],
+)
+def test_a_url_that_cannot_be_parsed_is_refused_as_invalid_not_a_crash(
+    platform: Api, settings: Any, url: str
+) -> None:
+    policy(settings, EVERYTHING, allow_private=True, allow_loopback=True)
+
+    response = platform.put("/providers/odd", {"kind": "openai", "base_url": url, "credential": "x"})
+
+    assert "egress rule 'invalid_url'" in refused_rule(response)
+    assert not Provider.objects.filter(name="odd").exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
         "http://127.0.0.1:9100/v1",
         "http://localhost:9100/v1",
         "http://[::1]:9100/v1",

@@ -15,6 +15,9 @@ answers 500, and every 4xx is in the answering API's own error format.
   About half the bodies name a real route (`demo`, served by the mock provider) so they reach the
   pipeline rather than stop at "unknown model".
 
+`make test` replays a fixed set of cases (derandomized); `make fuzz` draws new ones each run, and
+whatever it finds becomes a named regression test next to the code it broke.
+
 On /v1, 502/503/504 are accepted when the error is the upstream's (a provider failed, timed out
 or has no capacity): that is the gateway's honest answer. A 500 is always a failure, and so is a
 503 `audit_unavailable` (the gateway failed to store its own record) — except for a NUL inside a
@@ -24,6 +27,7 @@ JSON string of the body, which is legal JSON and is made storable by the audit w
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -51,6 +55,7 @@ API_EXAMPLES = 22
 PROXY_EXAMPLES = 150
 PROXY_JUNK = 600
 MIN_REQUESTS = 5_000
+RANDOM = os.environ.get("GATEWAY_FUZZ_RANDOM") == "1"
 
 _SENT_BY_CLIENT = {"user-agent", "accept-encoding", "connection", "content-length", "host"}
 _UPSTREAM_CODES_OK = {502, 503, 504}
@@ -93,6 +98,9 @@ def _drive(
         max_examples=examples,
         deadline=None,
         database=None,
+        # `make test` replays the same cases every run, so a red CI is always reproducible and
+        # never a roll of the dice; `make fuzz` draws new ones (GATEWAY_FUZZ_RANDOM=1).
+        derandomize=not RANDOM,
         phases=[Phase.explicit, Phase.generate],  # collect every failure; no shrinking passes
         suppress_health_check=list(HealthCheck),
     )
