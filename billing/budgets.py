@@ -11,9 +11,9 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from quotas import selectors as quotas
-from quotas.core.windows import window_at
-from quotas.models import EACH_USER
+from tenants.quotas import selectors as quotas
+from tenants.quotas.core.windows import window_at
+from tenants.quotas.models import EACH_USER
 from tenants.models import Tenant
 
 

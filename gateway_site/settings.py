@@ -8,10 +8,15 @@ from celery.schedules import crontab
 
 from gateway_site.env import SettingError, envbool, envfloat, envint, envlist, envstr
 from gateway_site.proxy_settings import ProxySettings
-from observability.config import AlertSettings
+from audit.observability.config import AlertSettings
 from routing.core.egress import EgressPolicy
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+TEMPLATES_DIR = (
+    BASE_DIR / "templates"
+    if (BASE_DIR / "templates").is_dir()
+    else Path(__file__).resolve().parent / "templates"
+)
 
 DEBUG = envbool("GATEWAY_DEBUG", False)
 GATEWAY_ENV = envstr("GATEWAY_ENV", "dev")
@@ -38,19 +43,20 @@ INSTALLED_APPS = [
     "template_partials",
     "axes",
     "ninja",  # serves the API docs assets locally (no CDN)
-    "activity",
+    # The card's rooms, lowest layer first; the apps nested in a room keep their own labels.
+    "audit.activity",
     "tenants",
+    "tenants.quotas",
     "routing",
-    "evaluations",
+    "routing.evaluations",
+    "routing.prompts",
+    "routing.guardrails",
     "audit",
+    "audit.observability",
     "billing",
-    "observability",
-    "quotas",
-    "declarative",
-    "prompts",
-    "guardrails",
-    "console",
-    "management",
+    "gateway_site.declarative",
+    "gateway_site.console",
+    "gateway_site.api",
 ]
 
 MIDDLEWARE = [
@@ -63,7 +69,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # A NUL or an out-of-range value in a console request: a styled 400, never a 500.
-    "console.views.errors.UnstorableInputMiddleware",
+    "gateway_site.console.views.errors.UnstorableInputMiddleware",
     # Last, as django-axes asks: turns a throttled sign-in into its lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -74,14 +80,16 @@ ASGI_APPLICATION = "gateway_site.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
-        "APP_DIRS": True,
+        # Every template lives in the top-level templates/<app>/ (installed as
+        # gateway_site/templates by the wheel, see setup.py); apps keep no templates of their own.
+        "DIRS": [TEMPLATES_DIR],
+        "APP_DIRS": True,  # third-party apps' templates (the admin, ninja's docs page)
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "console.context_processors.console",
+                "gateway_site.console.context_processors.console",
             ],
         },
     },
@@ -185,7 +193,6 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
-STATICFILES_DIRS = [BASE_DIR / "static"]
 
 # --- the console: sessions, CSRF, sign-in ---------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
@@ -235,11 +242,11 @@ if OIDC_ENABLED and not all(
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
-    *(["console.oidc.ConsoleOIDCBackend"] if OIDC_ENABLED else []),
+    *(["gateway_site.console.oidc.ConsoleOIDCBackend"] if OIDC_ENABLED else []),
 ]
 
 # The management API's lists: limit/offset bounded to what SQL takes (an offset past bigint was a 500).
-NINJA_PAGINATION_CLASS = "management.pagination.BoundedLimitOffsetPagination"
+NINJA_PAGINATION_CLASS = "gateway_site.api.pagination.BoundedLimitOffsetPagination"
 
 # --- the proxy ---------------------------------------------------------------------------
 # Largest accepted request body, on every path; larger ones get a 413 in the API's own error

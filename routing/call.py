@@ -23,9 +23,9 @@ from audit.models import AuditStatus
 from audit.storable import MAX_DEPTH, refused_in, too_deep
 from audit.writer import AuditWriteError
 from billing.pricing import request_cost_usd
-from observability.metrics import observe_call
-from quotas import gate as quota_gate
-from quotas.engine import Admission, Demand
+from audit.observability.metrics import observe_call
+from tenants.quotas import gate as quota_gate
+from tenants.quotas.engine import Admission, Demand
 from routing.client_identity import claude_code_identity, codex_context
 from routing.core.errors import UpstreamError
 from routing.core.strategy import RoutePlan, order_reason, order_targets
@@ -39,7 +39,7 @@ from tenants.auth import KeyIdentity
 logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from guardrails.proxy import RequestGuard
+    from routing.guardrails.proxy import RequestGuard
 
 # Attribution headers a caller may send; see docs/api.md#attribution.
 END_USER_HEADER = "x-gateway-end-user"

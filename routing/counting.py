@@ -17,8 +17,8 @@ import orjson
 from django.http import HttpRequest, HttpResponse
 
 from audit.models import AuditStatus
-from guardrails.proxy import guard_request
-from quotas.tokens import count_chat_prompt_tokens
+from routing.guardrails.proxy import guard_request
+from tenants.quotas.tokens import count_chat_prompt_tokens
 from routing.call import Call, parse_json_body
 from routing.core.errors import UpstreamError
 from routing.core.providers.anthropic import AnthropicAdapter

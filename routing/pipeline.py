@@ -15,8 +15,8 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from audit.models import AuditStatus
 from audit.writer import AuditWriteError
-from guardrails.core.stream import OutputBlocked
-from guardrails.proxy import (
+from routing.guardrails.core.stream import OutputBlocked
+from routing.guardrails.proxy import (
     client_body,
     guard_embeddings,
     guard_reply,
@@ -24,9 +24,9 @@ from guardrails.proxy import (
     guard_stream,
     stream_error,
 )
-from prompts.proxy import prompt_apply
-from quotas import gate as quota_gate
-from quotas.tokens import count_text_tokens
+from routing.prompts.proxy import prompt_apply
+from tenants.quotas import gate as quota_gate
+from tenants.quotas.tokens import count_text_tokens
 from routing.call import Call, parse_json_body
 from routing.core.errors import UpstreamError
 from routing.core.providers.anthropic import AnthropicAdapter

@@ -17,8 +17,8 @@ from django.conf import settings
 from audit.journal import Journal, recover_orphans
 from audit.writer import AuditWriter
 from gateway_site.db_threads import run_db
-from quotas.core.checks import Release
-from quotas.gate import build_engine
+from tenants.quotas.core.checks import Release
+from tenants.quotas.gate import build_engine
 from routing.core.egress_transport import egress_transport
 from routing.core.providers.anthropic import AnthropicAdapter
 from routing.core.providers.base import ProviderAdapter

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from billing.prices import EffectivePrice, effective_prices
-from evaluations.selectors import categories, latest_scores
+from routing.evaluations.selectors import categories, latest_scores
 from gateway_site.db_threads import run_db
 from routing.core.categories import CategoryPolicy, Scores
 from routing.core.strategy import RoutePlan

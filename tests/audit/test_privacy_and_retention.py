@@ -8,7 +8,7 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from activity.services import SYSTEM
+from audit.activity.services import SYSTEM
 from audit import services
 from audit.content import ContentModes, apply_content_mode
 from audit.entries import AuditEntry

@@ -29,7 +29,7 @@ from audit.selectors import AuditFilters
 from audit.storable import original, readable, refused_in, storable, storable_entry
 from audit.verify import audit_chain_verify
 from audit.writer import AuditWriter
-from quotas.models import SpendEntry
+from tenants.quotas.models import SpendEntry
 from tenants import services
 from tenants.models import ApiKey, Role
 

@@ -27,8 +27,8 @@ from django.db.models import Sum
 from django.test import AsyncClient
 
 from audit.models import AuditRecord
-from quotas import services as quotas
-from quotas.models import SpendEntry
+from tenants.quotas import services as quotas
+from tenants.quotas.models import SpendEntry
 from routing import services as routing
 from routing.runtime import close_runtime
 from tenants import services as tenants

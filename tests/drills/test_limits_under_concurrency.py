@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from audit.models import AuditRecord
-from quotas import services as quotas
+from tenants.quotas import services as quotas
 from routing import services as routing
 from tenants import services as tenants
 from tests.support.live import LiveGateway, start_gateway, wait_for_config

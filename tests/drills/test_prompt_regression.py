@@ -24,9 +24,9 @@ import openai
 import pytest
 from django.db import connections
 
-from activity.services import Actor
-from prompts import services
-from prompts.models import LabelMove
+from audit.activity.services import Actor
+from routing.prompts import services
+from routing.prompts.models import LabelMove
 from routing import services as routing
 from routing.models import Provider
 from tenants import services as tenant_services

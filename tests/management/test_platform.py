@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from activity.models import ActivityEvent
+from audit.activity.models import ActivityEvent
 from routing.models import Provider, Route
 from tests.management.conftest import Api
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from quotas import services as quotas
+from tenants.quotas import services as quotas
 from routing import services as routing
 from tenants import services as tenants
 from tenants.models import Team, Tenant

@@ -3,8 +3,8 @@ from decimal import Decimal
 
 import pytest
 
-from quotas import selectors, services
-from quotas.models import SpendEntry
+from tenants.quotas import selectors, services
+from tenants.quotas.models import SpendEntry
 from tenants import services as tenants
 
 pytestmark = pytest.mark.django_db

@@ -14,8 +14,8 @@ import pytest
 import tiktoken
 from tiktoken_ext import openai_public
 
-from quotas import tokens
-from quotas.tokens import (
+from tenants.quotas import tokens
+from tenants.quotas.tokens import (
     TOKENS_PER_MESSAGE,
     TOKENS_PER_NAME,
     TOKENS_PER_TOOL_CALL,

@@ -19,7 +19,7 @@ from django.test import AsyncClient
 
 from audit.models import AuditRecord, AuditStatus
 from audit.writer import AuditWriteError, AuditWriter
-from quotas.models import SpendEntry
+from tenants.quotas.models import SpendEntry
 from routing.runtime import close_runtime
 from tests.support.spend import Budgeted, build_budgeted, ledger_nanos, settled_counter
 

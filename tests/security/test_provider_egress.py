@@ -19,9 +19,9 @@ import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 from django.core.management import CommandError, call_command
 
-from activity.models import ActivityEvent
-from activity.services import SYSTEM
-from management.services import admin_key_create
+from audit.activity.models import ActivityEvent
+from audit.activity.services import SYSTEM
+from gateway_site.api.services import admin_key_create
 from routing import services as routing
 from routing.core.egress import EgressPolicy, EgressRefused
 from routing.core.egress_transport import egress_refusal, egress_transport

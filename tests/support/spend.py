@@ -11,9 +11,9 @@ import redis
 from django.conf import settings
 from django.db.models import Sum
 
-from quotas import services as quotas
-from quotas.engine import to_nanos
-from quotas.models import Budget, SpendEntry
+from tenants.quotas import services as quotas
+from tenants.quotas.engine import to_nanos
+from tenants.quotas.models import Budget, SpendEntry
 from routing import services as routing
 from tenants import services as tenants
 from tenants.models import Tenant
