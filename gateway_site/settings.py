@@ -6,9 +6,9 @@ from pathlib import Path
 import dj_database_url
 from celery.schedules import crontab
 
+from audit.observability.config import AlertSettings
 from gateway_site.env import SettingError, envbool, envfloat, envint, envlist, envstr
 from gateway_site.proxy_settings import ProxySettings
-from audit.observability.config import AlertSettings
 from routing.core.egress import EgressPolicy
 
 BASE_DIR = Path(__file__).resolve().parent.parent

@@ -7,12 +7,12 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import RedirectView
 from ninja.openapi.views import openapi_view
 
-from gateway_site.api_docs import api_docs_view
-from gateway_site.api.routers import management_api, management_urls
-from gateway_site.api.errors import unknown_endpoint
 from audit.observability.views import metrics, readyz
-from routing.proxy_api import proxy_api
+from gateway_site.api.errors import unknown_endpoint
+from gateway_site.api.routers import management_api, management_urls
+from gateway_site.api_docs import api_docs_view
 from routing.errors import GatewayError
+from routing.proxy_api import proxy_api
 
 
 def healthz(request: HttpRequest) -> HttpResponse:

@@ -15,18 +15,6 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from audit.models import AuditStatus
 from audit.writer import AuditWriteError
-from routing.guardrails.core.stream import OutputBlocked
-from routing.guardrails.proxy import (
-    client_body,
-    guard_embeddings,
-    guard_reply,
-    guard_request,
-    guard_stream,
-    stream_error,
-)
-from routing.prompts.proxy import prompt_apply
-from tenants.quotas import gate as quota_gate
-from tenants.quotas.tokens import count_text_tokens
 from routing.call import Call, parse_json_body
 from routing.core.errors import UpstreamError
 from routing.core.providers.anthropic import AnthropicAdapter
@@ -40,6 +28,16 @@ from routing.core.translate import (
 )
 from routing.core.types import JSON, Target, Usage
 from routing.errors import GatewayError
+from routing.guardrails.core.stream import OutputBlocked
+from routing.guardrails.proxy import (
+    client_body,
+    guard_embeddings,
+    guard_reply,
+    guard_request,
+    guard_stream,
+    stream_error,
+)
+from routing.prompts.proxy import prompt_apply
 from routing.runtime import GatewayRuntime, get_runtime
 from routing.schemas import (
     validate_chat,
@@ -51,6 +49,8 @@ from routing.table import ResolvedModel
 from routing.task_category import route_by_category
 from routing.wire import ResponsesWire
 from tenants.auth import KeyIdentity
+from tenants.quotas import gate as quota_gate
+from tenants.quotas.tokens import count_text_tokens
 
 # Fields the gateway reads for itself and does not forward (attribution only).
 GATEWAY_FIELDS = frozenset({"metadata"})

@@ -17,8 +17,6 @@ from django.conf import settings
 from audit.journal import Journal, recover_orphans
 from audit.writer import AuditWriter
 from gateway_site.db_threads import run_db
-from tenants.quotas.core.checks import Release
-from tenants.quotas.gate import build_engine
 from routing.core.egress_transport import egress_transport
 from routing.core.providers.anthropic import AnthropicAdapter
 from routing.core.providers.base import ProviderAdapter
@@ -27,6 +25,8 @@ from routing.core.strategy import HealthBook
 from routing.egress import egress_policy
 from routing.table import RoutingTableCache
 from tenants.auth import KeyAuthenticator
+from tenants.quotas.core.checks import Release
+from tenants.quotas.gate import build_engine
 
 logger = logging.getLogger(__name__)
 

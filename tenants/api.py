@@ -12,7 +12,6 @@ from ninja.pagination import paginate
 
 from gateway_site.api import selectors
 from gateway_site.api.common import (
-    check_pins,
     one_or_404,
     platform_scope,
     scope_of,
@@ -31,6 +30,7 @@ from gateway_site.api.schemas import (
     TenantOut,
     TenantPatch,
 )
+from routing.selectors import check_pins
 from tenants import services
 from tenants.models import Membership, Role, Team, Tenant
 

@@ -17,7 +17,6 @@ from ninja.pagination import paginate
 from gateway_site.api import selectors
 from gateway_site.api import services as admin_key_services
 from gateway_site.api.common import (
-    check_pins,
     key_or_404,
     one_or_404,
     scope_of,
@@ -35,6 +34,7 @@ from gateway_site.api.schemas import (
     KeyPatch,
     KeyRotate,
 )
+from routing.selectors import check_pins
 from tenants import services
 from tenants.models import ApiKey, Team, Tenant
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from gateway_site.console.access import console_context, console_view
 from audit.observability.selectors import alerts_for_tenant
+from gateway_site.console.access import console_context, console_view
 from tenants.models import Role
 
 

@@ -10,9 +10,8 @@ from django.http import HttpRequest
 
 from gateway_site.api import selectors
 from gateway_site.api.auth import AdminScope
-from gateway_site.api.errors import ApiError, invalid_pins, not_found, platform_only
+from gateway_site.api.errors import ApiError, not_found, platform_only
 from tenants.models import ApiKey, Team, Tenant
-from tenants.pins import pin_problems
 
 M = TypeVar("M", bound=Model)
 
@@ -50,21 +49,6 @@ def team_or_404(tenant: Tenant, slug: str) -> Team:
 def key_or_404(tenant: Tenant, key_id: int) -> ApiKey:
     keys = selectors.keys_of(tenant=tenant).filter(pk=key_id)
     return one_or_404(keys, f"Key {key_id} of tenant '{tenant.slug}'")
-
-
-def check_pins(
-    tenant: Tenant,
-    model_pins: dict[str, str],
-    *,
-    team_models: list[str],
-    key_models: list[str] | None = None,
-) -> None:
-    """A 422 naming each pin whose model the caller may not use or whose version it lacks."""
-    problems = pin_problems(
-        model_pins=model_pins, tenant=tenant, team_models=team_models, key_models=key_models
-    )
-    if problems:
-        raise invalid_pins(problems)
 
 
 def put_precondition(request: HttpRequest, existing: QuerySet[M], what: str) -> None:

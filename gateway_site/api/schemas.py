@@ -12,8 +12,8 @@ from ninja import Field, Schema
 from pydantic import ConfigDict
 
 from gateway_site.bounds import BIGINT_MAX, INT_MAX, StorableInput
-from tenants.quotas.config import BudgetSpec, LimitSpec, QuotaPolicySpec
 from tenants.models import Membership, Role
+from tenants.quotas.config import BudgetSpec, LimitSpec, QuotaPolicySpec
 
 SLUG = r"^[a-z0-9][a-z0-9_-]*$"
 PINS_HELP = (

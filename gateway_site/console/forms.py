@@ -8,8 +8,8 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
+from routing.selectors import pin_problems
 from tenants.models import Role, Team, Tenant
-from tenants.pins import pin_problems
 
 GRACE_CHOICES = [
     ("0", "None: the old key stops now"),

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tenants.models import ApiKey
 from tenants.quotas import selectors as quotas
 from tenants.quotas.models import RateLimit, Scope
 from tenants.quotas.selectors import BudgetStatus
-from tenants.models import ApiKey
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from routing.evaluations.models import CATEGORY_NAME
 from routing.guardrails.core.policy import PolicySpec
 from routing.prompts.config import PromptSpec
+from tenants.models import Role
 from tenants.quotas.config import (
     BudgetSpec,
     EndUserQuotaSpec,
@@ -20,7 +21,6 @@ from tenants.quotas.config import (
     ProviderCapacitySpec,
     QuotaPolicySpec,
 )
-from tenants.models import Role
 
 _SLUG = r"^[a-z0-9][a-z0-9_-]*$"
 

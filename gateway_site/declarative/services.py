@@ -24,17 +24,17 @@ from gateway_site.declarative.schema import (
     TenantSpec,
     resolve_secret,
 )
+from routing import services as routing_services
 from routing.evaluations import services as evaluation_services
 from routing.guardrails import services as guardrail_services
+from routing.models import Route
 from routing.prompts.config import prompts_apply
 from routing.prompts.services import PromptError
-from tenants.quotas.config import apply_rules, apply_tenant_quotas
-from tenants.quotas.models import Scope
-from routing import services as routing_services
-from routing.models import Route
 from tenants import services as tenant_services
 from tenants.keys import hash_key
 from tenants.models import ApiKey, Team, Tenant
+from tenants.quotas.config import apply_rules, apply_tenant_quotas
+from tenants.quotas.models import Scope
 
 
 class ConfigError(Exception):

@@ -15,12 +15,12 @@ from ninja import Field, Router, Schema
 from ninja.pagination import paginate
 from pydantic import ConfigDict
 
+from gateway_site.api.common import one_or_404, platform_scope, put_precondition
+from gateway_site.api.errors import invalid
+from gateway_site.bounds import StorableInput
 from routing.evaluations import services
 from routing.evaluations.models import TaskCategory
 from routing.evaluations.selectors import latest_scores
-from gateway_site.bounds import StorableInput
-from gateway_site.api.common import one_or_404, platform_scope, put_precondition
-from gateway_site.api.errors import invalid
 
 router = Router(tags=["platform"])
 

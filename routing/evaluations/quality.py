@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from routing.evaluations.models import EvalRun, TaskCategory
-from routing.evaluations.selectors import categories, latest_scores
 from routing.core.categories import NoQualifyingDeployment, by_category, price_key
 from routing.core.strategy import CATEGORY
+from routing.evaluations.models import EvalRun, TaskCategory
+from routing.evaluations.selectors import categories, latest_scores
+from routing.selectors import models_available
 from routing.table import load_routing_table
 from tenants.models import Tenant
-from tenants.selectors import models_available
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -17,30 +17,13 @@ import httpx
 from django.conf import settings
 
 from billing.pricing import request_cost_usd
-from routing.evaluations.evalset import EvalItem, EvalSet
-from routing.evaluations.scoring import SCORERS
 from routing.core.egress_transport import egress_transport
 from routing.core.errors import UpstreamError
 from routing.core.types import Target
 from routing.egress import egress_policy
+from routing.evaluations.evalset import EvalItem, EvalSet
+from routing.evaluations.scoring import SCORERS, CategoryResult
 from routing.runtime import ADAPTERS
-
-
-@dataclass
-class CategoryResult:
-    """One deployment on one category."""
-
-    deployment_id: int
-    deployment: str
-    category: str
-    samples: int = 0
-    passed: int = 0
-    errors: int = 0
-    failures: list[str] = field(default_factory=list)  # first few, for the operator
-
-    @property
-    def score(self) -> float:
-        return self.passed / self.samples if self.samples else 0.0
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 
 def normalized(text: str) -> str:
@@ -30,3 +31,20 @@ SCORERS: dict[str, Callable[[str, str], bool]] = {
     "exact": exact,
     "regex": regex,
 }
+
+
+@dataclass
+class CategoryResult:
+    """One deployment on one category."""
+
+    deployment_id: int
+    deployment: str
+    category: str
+    samples: int = 0
+    passed: int = 0
+    errors: int = 0
+    failures: list[str] = field(default_factory=list)  # first few, for the operator
+
+    @property
+    def score(self) -> float:
+        return self.passed / self.samples if self.samples else 0.0

@@ -12,7 +12,7 @@ from django.db import transaction
 from audit.activity.services import SYSTEM, Actor, activity_record
 from routing.evaluations.evalset import EvalSet
 from routing.evaluations.models import CATEGORY_NAME, EvalRun, EvalScore, TaskCategory
-from routing.evaluations.runner import CategoryResult
+from routing.evaluations.scoring import CategoryResult
 
 
 def category_upsert(

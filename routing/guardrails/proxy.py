@@ -22,6 +22,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from audit.models import AuditStatus
+from routing.core.providers.base import ChatStream, ProviderAdapter
+from routing.core.strategy import RoutePlan
+from routing.core.types import Reply, Target, Usage
+from routing.errors import GatewayError
 from routing.guardrails import metrics
 from routing.guardrails.core.checks import JSON, Refusal, check_request, check_response
 from routing.guardrails.core.masking import Masker
@@ -30,10 +34,6 @@ from routing.guardrails.core.stream import OutputBlocked, StreamFilter
 from routing.guardrails.core.structured import schema_problem, wanted_schema
 from routing.guardrails.engines import Engines, engines_ready
 from routing.guardrails.table import policy_for
-from routing.core.providers.base import ChatStream, ProviderAdapter
-from routing.core.strategy import RoutePlan
-from routing.core.types import Reply, Target, Usage
-from routing.errors import GatewayError
 
 if TYPE_CHECKING:
     from routing.call import Call

@@ -14,9 +14,9 @@ from ninja import Field, Router, Schema, Status
 from ninja.pagination import paginate
 from pydantic import ConfigDict
 
-from gateway_site.bounds import INT_MAX, StorableInput
 from gateway_site.api.common import scope_of, tenant_or_404
 from gateway_site.api.errors import ApiError, conflict, not_found
+from gateway_site.bounds import INT_MAX, StorableInput
 from routing.prompts import selectors, services
 from routing.prompts.models import LabelMove, Prompt, PromptLabel, PromptVersion
 

@@ -17,6 +17,7 @@ import orjson
 from django.test import RequestFactory
 
 from gateway_site.snapshot import Snapshot
+from routing.call import Call, parse_json_body
 from routing.prompts.proxy import prompt_apply
 from routing.prompts.registry import (
     CompiledVersion,
@@ -26,7 +27,6 @@ from routing.prompts.registry import (
     _caches,
 )
 from routing.prompts.render import compile_messages
-from routing.call import Call, parse_json_body
 from tenants.auth import KeyIdentity
 
 # A realistic system prompt: about 1.5 KB with three variables.

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from routing.prompts.models import DEFAULT_LABEL
-from routing.prompts.registry import PromptEntry, PromptTable, choose_version, prompt_cache
-from routing.prompts.render import MissingVariable, render_messages, system_fingerprint
 from routing.call import END_USER_HEADER, Call
 from routing.core.types import JSON
 from routing.errors import GatewayError
+from routing.prompts.models import DEFAULT_LABEL
+from routing.prompts.registry import PromptEntry, PromptTable, choose_version, prompt_cache
+from routing.prompts.render import MissingVariable, render_messages, system_fingerprint
 
 PROMPT_HEADER = "x-gateway-prompt"
 VARIABLES_FIELD = "prompt_variables"

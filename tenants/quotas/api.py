@@ -21,9 +21,9 @@ from gateway_site.api.schemas import (
     QuotaPolicyIn,
     QuotaPolicyOut,
 )
+from tenants.models import ApiKey, Team, Tenant
 from tenants.quotas import services
 from tenants.quotas.models import Budget, QuotaPolicy, RateLimit
-from tenants.models import ApiKey, Team, Tenant
 
 router = Router(tags=["limits and budgets"])
 

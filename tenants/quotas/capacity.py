@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 
+from routing.core.types import Target
 from tenants.quotas.core.checks import Check, ShareCheck, Verdict, WindowCheck
 from tenants.quotas.core.redis_store import StoreBusy
 from tenants.quotas.engine import LEASE_SECONDS, STORE_ERRORS, Admission, Demand, QuotaEngine
 from tenants.quotas.responses import store_busy, store_unavailable
 from tenants.quotas.table import PolicyRule
-from routing.core.types import Target
 
 
 class ProviderGate:

@@ -10,9 +10,9 @@ from pydantic import ConfigDict, Field, field_validator
 
 from audit.activity.services import CONFIG
 from gateway_site.bounds import INT_MAX, StorableInput
+from tenants.models import ApiKey, Team, Tenant
 from tenants.quotas import services
 from tenants.quotas.models import Scope, thresholds_checked
-from tenants.models import ApiKey, Team, Tenant
 
 
 class _Strict(StorableInput):

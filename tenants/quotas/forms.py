@@ -7,8 +7,8 @@ from typing import Any
 from django import forms
 
 from gateway_site.bounds import INT_MAX
-from tenants.quotas.models import EACH_USER, Period, Scope, thresholds_checked
 from tenants.models import ApiKey, Team, Tenant
+from tenants.quotas.models import EACH_USER, Period, Scope, thresholds_checked
 
 
 class _ScopeForm(forms.Form):

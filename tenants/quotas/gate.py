@@ -11,6 +11,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from gateway_site.snapshot import Snapshot
+from routing.core.errors import UpstreamError
+from routing.core.strategy import RoutePlan
+from routing.core.types import JSON, Target
+from routing.errors import GatewayError
 from tenants.quotas import tokens
 from tenants.quotas.capacity import ProviderGate
 from tenants.quotas.core.checks import ShareCheck
@@ -18,10 +22,6 @@ from tenants.quotas.core.memory import MemoryQuotaStore
 from tenants.quotas.core.redis_store import RedisQuotaStore
 from tenants.quotas.engine import Admission, Demand, QuotaEngine
 from tenants.quotas.table import QuotaTable, load_quota_table
-from routing.core.errors import UpstreamError
-from routing.core.strategy import RoutePlan
-from routing.core.types import JSON, Target
-from routing.errors import GatewayError
 
 if TYPE_CHECKING:
     from routing.call import Call

@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from tenants.quotas.core.checks import BudgetCheck, Check, Verdict
 from routing.errors import GatewayError
+from tenants.quotas.core.checks import BudgetCheck, Check, Verdict
 
 if TYPE_CHECKING:
     from tenants.quotas.engine import Meter

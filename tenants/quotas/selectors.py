@@ -9,11 +9,11 @@ from decimal import Decimal
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from tenants.models import ApiKey
 from tenants.quotas.core.windows import window_at
 from tenants.quotas.ledger import window_spend
 from tenants.quotas.models import Budget, RateLimit, Scope
 from tenants.quotas.table import budget_rule
-from tenants.models import ApiKey
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from audit.activity.services import SYSTEM, Actor, activity_record
+from tenants.models import ApiKey, Team, Tenant
 from tenants.quotas.models import (
     DEFAULT_ALERT_THRESHOLDS_PCT,
     EACH_USER,
@@ -19,7 +20,6 @@ from tenants.quotas.models import (
     Scope,
     thresholds_checked,
 )
-from tenants.models import ApiKey, Team, Tenant
 
 
 def _scope_fields(

@@ -12,10 +12,10 @@ from django.views.decorators.http import require_POST
 
 from audit.activity.services import Actor
 from gateway_site.console.access import console_context, console_view
+from tenants.models import Role
 from tenants.quotas import selectors, services
 from tenants.quotas.forms import BudgetForm, RateLimitForm
 from tenants.quotas.models import Budget, RateLimit
-from tenants.models import Role
 
 ADMIN = Role.TENANT_ADMIN
 READERS = (Role.TENANT_ADMIN, Role.FINANCE)

@@ -15,8 +15,8 @@ from django.utils import timezone
 from audit.models import AuditRecord
 from billing.models import Granularity
 from billing.rollups import rollup_window
-from tenants.quotas import services as quotas
 from tenants.models import Role
+from tenants.quotas import services as quotas
 from tests.billing.support import record
 from tests.console.conftest import Acme, make_acme
 

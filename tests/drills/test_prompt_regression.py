@@ -25,10 +25,10 @@ import pytest
 from django.db import connections
 
 from audit.activity.services import Actor
-from routing.prompts import services
-from routing.prompts.models import LabelMove
 from routing import services as routing
 from routing.models import Provider
+from routing.prompts import services
+from routing.prompts.models import LabelMove
 from tenants import services as tenant_services
 from tenants.models import Tenant
 from tests.conftest import wait_for_record

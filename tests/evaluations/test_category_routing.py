@@ -19,10 +19,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from audit.activity.models import ActivityEvent
+from routing import services as routing
 from routing.evaluations import services as evaluations
 from routing.evaluations.models import EvalScore
 from routing.evaluations.selectors import latest_scores
-from routing import services as routing
 from routing.models import Deployment, Provider
 from tests.conftest import wait_for_record
 from tests.support.live import wait_for_config

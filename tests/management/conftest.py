@@ -14,9 +14,9 @@ from django.test import Client
 
 from audit.activity.services import SYSTEM
 from gateway_site.api.services import admin_key_create
-from tenants.quotas import services as quota_services
 from tenants import services as tenant_services
 from tenants.models import ApiKey, Team, Tenant
+from tenants.quotas import services as quota_services
 
 
 @dataclass

@@ -12,8 +12,8 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from audit.activity.models import ActivityEvent
-from gateway_site.api.routers import management_api
 from gateway_site.api.models import AdminKey
+from gateway_site.api.routers import management_api
 from tenants.quotas.models import Budget, QuotaPolicy, RateLimit
 from tests.management.conftest import Api, Side
 

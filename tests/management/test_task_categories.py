@@ -8,11 +8,11 @@ from decimal import Decimal
 import pytest
 
 from audit.activity.models import ActivityEvent
+from routing import services as routing
 from routing.evaluations import services
 from routing.evaluations.evalset import EvalSet
 from routing.evaluations.models import TaskCategory
 from routing.evaluations.runner import CategoryResult
-from routing import services as routing
 from routing.models import Provider
 from tests.management.conftest import Api
 

@@ -139,9 +139,9 @@ def test_an_unreachable_webhook_is_recorded_and_does_not_stop_the_alert():
 
 
 def test_daily_and_weekly_digests_carry_tier_2_and_3_signals():
+    from audit.observability.alerts.digests import daily_digest, digest_deliver, weekly_digest
     from billing.models import Granularity
     from billing.rollups import rollup_window
-    from audit.observability.alerts.digests import daily_digest, digest_deliver, weekly_digest
 
     ledger = make_ledger("digest")
     day = datetime(2026, 3, 3, tzinfo=UTC)

@@ -6,8 +6,8 @@ import yaml
 
 from audit.activity.models import ActivityEvent
 from gateway_site.declarative.services import ConfigError, config_apply, config_load
-from tenants.quotas.models import Budget, QuotaPolicy, RateLimit
 from routing.models import Provider
+from tenants.quotas.models import Budget, QuotaPolicy, RateLimit
 
 pytestmark = pytest.mark.django_db
 

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from routing.core.types import Target
 from tenants.quotas.capacity import ProviderGate
 from tenants.quotas.core.checks import Release, ShareCheck, WindowCheck
 from tenants.quotas.core.memory import MemoryQuotaStore
 from tenants.quotas.core.redis_store import RedisQuotaStore
 from tenants.quotas.engine import Admission, Demand, QuotaEngine
 from tenants.quotas.table import PolicyRule
-from routing.core.types import Target
 
 CAPACITY = 60  # requests per minute; 10% (6) is kept for newcomers, so shares divide 54
 

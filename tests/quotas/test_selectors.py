@@ -3,9 +3,9 @@ from decimal import Decimal
 
 import pytest
 
+from tenants import services as tenants
 from tenants.quotas import selectors, services
 from tenants.quotas.models import SpendEntry
-from tenants import services as tenants
 
 pytestmark = pytest.mark.django_db
 

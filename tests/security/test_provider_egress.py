@@ -158,7 +158,9 @@ def test_a_url_that_cannot_be_parsed_is_refused_as_invalid_not_a_crash(
 ) -> None:
     policy(settings, EVERYTHING, allow_private=True, allow_loopback=True)
 
-    response = platform.put("/providers/odd", {"kind": "openai", "base_url": url, "credential": "x"})
+    response = platform.put(
+        "/providers/odd", {"kind": "openai", "base_url": url, "credential": "x"}
+    )
 
     assert "egress rule 'invalid_url'" in refused_rule(response)
     assert not Provider.objects.filter(name="odd").exists()

@@ -25,8 +25,8 @@ from django.utils import timezone
 
 from audit.activity.services import SYSTEM
 from billing.rollups import rollup_window
-from routing.evaluations.models import TaskCategory
 from routing import services as routing
+from routing.evaluations.models import TaskCategory
 from tenants import services as tenants
 from tenants.models import Membership, Role
 from tests.security.test_tenant_walk import body_text, console_pages, console_url

@@ -37,10 +37,10 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from audit.activity.services import SYSTEM
-from routing.evaluations.models import TaskCategory
 from gateway_site.api.routers import management_api
 from gateway_site.api.services import admin_key_create
 from routing import services as routing
+from routing.evaluations.models import TaskCategory
 from tenants import services as tenants
 from tenants.models import Role, Tenant
 from tests.console.conftest import Acme, make_acme

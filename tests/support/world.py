@@ -220,8 +220,8 @@ def build_full_tenant(*, slug: str, words: str, password: str | None = None) -> 
 
     from audit.activity.services import SYSTEM
     from audit.models import AuditExport, AuditRecord
-    from gateway_site.api.services import admin_key_create
     from audit.observability.models import Alert, AlertStatus
+    from gateway_site.api.services import admin_key_create
     from routing.prompts import services as prompts
     from tenants.quotas import services as quotas
 

@@ -16,10 +16,10 @@ import httpx
 from django.conf import settings
 from django.db.models import Count, Sum
 
-from billing.models import Granularity, UsageRollup
-from billing.records import records_between
 from audit.observability.alerts.signals import is_pii
 from audit.observability.config import AlertSettings
+from billing.models import Granularity, UsageRollup
+from billing.records import records_between
 
 logger = logging.getLogger("gateway.alerts")
 

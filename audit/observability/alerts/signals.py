@@ -17,9 +17,9 @@ from django.db import connection
 from django.db.models import Count, Sum
 
 from audit.models import AuditStatus
+from audit.observability.config import AlertSettings
 from billing.records import records_between
 from billing.rollups import Percentile
-from audit.observability.config import AlertSettings
 from tenants.models import Team, Tenant
 
 # Limits and budgets refusals (tenants/quotas/responses.py): any one of them is worth an alert.

@@ -11,6 +11,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from audit import selectors as audit_selectors
 from audit.activity.services import Actor
 from gateway_site.console.access import console_context, console_view
 from gateway_site.console.forms import (
@@ -23,6 +24,7 @@ from gateway_site.console.forms import (
 )
 from gateway_site.console.selectors import activity_search
 from gateway_site.csv_safe import CsvWriter
+from routing import selectors as routing_selectors
 from tenants import selectors, services
 from tenants.models import Membership, Role, Team
 
@@ -31,7 +33,7 @@ ADMIN = Role.TENANT_ADMIN
 
 def _team_form(request: HttpRequest, data: object = None, **kwargs: object) -> TeamForm:
     tenant = console_context(request).tenant
-    return TeamForm(data, models=selectors.models_available(tenant=tenant), **kwargs)
+    return TeamForm(data, models=routing_selectors.models_available(tenant=tenant), **kwargs)
 
 
 @console_view(ADMIN)
@@ -65,7 +67,7 @@ def _team(request: HttpRequest, team_id: int) -> Team:
 @console_view(ADMIN)
 def team_edit(request: HttpRequest, team_id: int) -> HttpResponse:
     team = _team(request, team_id)
-    models = selectors.models_available(tenant=team.tenant)
+    models = routing_selectors.models_available(tenant=team.tenant)
     form = TeamEditForm(
         request.POST or None,
         models=models,
@@ -90,7 +92,7 @@ def team_edit(request: HttpRequest, team_id: int) -> HttpResponse:
     context = {
         "team": team,
         "form": form,
-        "versions": selectors.model_versions(models=models),
+        "versions": routing_selectors.model_versions(models=models),
     }
     status = 400 if request.method == "POST" else 200
     return render(request, "console/admin/team_edit.html", context, status=status)
@@ -180,7 +182,7 @@ def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
 def all_keys(request: HttpRequest) -> HttpResponse:
     ctx = console_context(request)
     keys = list(selectors.keys_of_tenant(tenant=ctx.tenant))
-    usage = selectors.key_usage(tenant=ctx.tenant, key_ids=[k.pk for k in keys])
+    usage = audit_selectors.key_usage(tenant=ctx.tenant, key_ids=[k.pk for k in keys])
     return render(
         request, "console/admin/keys.html", {"rows": [(k, usage.get(k.pk)) for k in keys]}
     )
@@ -191,7 +193,7 @@ def tenant_models(request: HttpRequest) -> HttpResponse:
     tenant = console_context(request).tenant
     form = TenantModelsForm(
         request.POST or None,
-        models=selectors.models_of_gateway(),
+        models=routing_selectors.models_of_gateway(),
         initial={"allowed_models": tenant.allowed_models},
     )
     if request.method == "POST" and form.is_valid():

@@ -12,11 +12,13 @@ from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from audit import selectors as audit_selectors
 from audit.activity.services import Actor
 from gateway_site.console.access import console_context, console_view
 from gateway_site.console.forms import KeyCreateForm, KeyRotateForm, PlaygroundForm
 from gateway_site.console.quotas import limits_for_key
 from gateway_site.console.snippets import gateway_url, quickstart_snippets
+from routing import selectors as routing_selectors
 from tenants import selectors, services
 from tenants.models import ApiKey, Role
 
@@ -47,7 +49,7 @@ def _key(request: HttpRequest, key_id: int) -> ApiKey:
 def _key_form(request: HttpRequest, data: Any = None) -> KeyCreateForm:
     ctx = console_context(request)
     return KeyCreateForm(
-        data, teams=_teams(request), models=selectors.models_available(tenant=ctx.tenant)
+        data, teams=_teams(request), models=routing_selectors.models_available(tenant=ctx.tenant)
     )
 
 
@@ -59,7 +61,7 @@ def keys(request: HttpRequest) -> HttpResponse:
 def _keys_page(request: HttpRequest, form: KeyCreateForm | None = None) -> HttpResponse:
     ctx = console_context(request)
     my_keys = list(selectors.keys_of_owner(tenant=ctx.tenant, user=request.user))
-    usage = selectors.key_usage(tenant=ctx.tenant, key_ids=[k.pk for k in my_keys])
+    usage = audit_selectors.key_usage(tenant=ctx.tenant, key_ids=[k.pk for k in my_keys])
     return render(
         request,
         "console/keys.html",
@@ -75,7 +77,9 @@ def _keys_page(request: HttpRequest, form: KeyCreateForm | None = None) -> HttpR
 def _created(request: HttpRequest, key: ApiKey, plaintext: str, **extra: Any) -> HttpResponse:
     """The only page that ever shows a key's secret; it is not stored anywhere."""
     ctx = console_context(request)
-    models = key.allowed_models or selectors.models_available(tenant=ctx.tenant, team=key.team)
+    models = key.allowed_models or routing_selectors.models_available(
+        tenant=ctx.tenant, team=key.team
+    )
     snippets = quickstart_snippets(
         base_url=gateway_url(request), model=models[0] if models else "demo", key=plaintext
     )
@@ -97,7 +101,7 @@ def key_create(request: HttpRequest) -> HttpResponse:
         return _keys_page(request, form)
     data = form.cleaned_data
     team = data["team"]
-    allowed = selectors.models_available(tenant=console_context(request).tenant, team=team)
+    allowed = routing_selectors.models_available(tenant=console_context(request).tenant, team=team)
     chosen = [m for m in data["allowed_models"] if m in allowed]
     if data["allowed_models"] and not chosen:
         form.add_error("allowed_models", f"Team {team.name} may not use these models.")
@@ -129,8 +133,8 @@ def key_detail(request: HttpRequest, key_id: int) -> HttpResponse:
         "console/key_detail.html",
         {
             "key": key,
-            "usage": selectors.key_usage(tenant=ctx.tenant, key_ids=[key.pk]).get(key.pk),
-            "recent": selectors.key_recent_requests(tenant=ctx.tenant, key=key),
+            "usage": audit_selectors.key_usage(tenant=ctx.tenant, key_ids=[key.pk]).get(key.pk),
+            "recent": audit_selectors.key_recent_requests(tenant=ctx.tenant, key=key),
             "limits": limits_for_key(key),
             "pins": selectors.pins_of_key(key=key),
             "rotate_form": KeyRotateForm(),
@@ -159,7 +163,7 @@ def key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
     key = services.key_revoke(key=_key(request, key_id), actor=Actor.user(request.user))
     if request.htmx:  # type: ignore[attr-defined]
         ctx = console_context(request)
-        usage = selectors.key_usage(tenant=ctx.tenant, key_ids=[key.pk]).get(key.pk)
+        usage = audit_selectors.key_usage(tenant=ctx.tenant, key_ids=[key.pk]).get(key.pk)
         return render(
             request,
             "console/partials/key_table.html#key-row",
@@ -177,7 +181,7 @@ def key_revoke(request: HttpRequest, key_id: int) -> HttpResponse:
 @console_view(*DEV)
 def quickstart(request: HttpRequest) -> HttpResponse:
     ctx = console_context(request)
-    models = selectors.models_available(tenant=ctx.tenant)
+    models = routing_selectors.models_available(tenant=ctx.tenant)
     snippets = quickstart_snippets(
         base_url=gateway_url(request), model=models[0] if models else "demo", key=None
     )
@@ -205,7 +209,7 @@ async def _ask_gateway(request: HttpRequest, form: PlaygroundForm) -> tuple[str,
 @console_view(*DEV)
 async def playground(request: HttpRequest) -> HttpResponse:
     ctx = console_context(request)
-    models = await sync_to_async(selectors.models_available)(tenant=ctx.tenant)
+    models = await sync_to_async(routing_selectors.models_available)(tenant=ctx.tenant)
     form = PlaygroundForm(request.POST if request.method == "POST" else None, models=models)
     answer, error = "", ""
     if request.method == "POST":

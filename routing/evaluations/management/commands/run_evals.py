@@ -10,10 +10,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from audit.activity.services import Actor
+from routing.core.types import Target
 from routing.evaluations.evalset import EvalSetError, load_eval_set
 from routing.evaluations.runner import run_eval_set
 from routing.evaluations.services import eval_run_record
-from routing.core.types import Target
 from routing.table import load_routing_table
 
 
