@@ -167,6 +167,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 # The write-ahead journal: every provider call is on this disk before it is forwarded (ADR 0010).
 GATEWAY_JOURNAL_DIR = Path(envstr("GATEWAY_JOURNAL_DIR") or BASE_DIR / "var" / "journal")
 GATEWAY_JOURNAL_SWEEP_SECONDS = envfloat("GATEWAY_JOURNAL_SWEEP_SECONDS", 30.0)
+# How often a worker merges the audit search index's pending list (audit/maintenance.py); 0: never.
+GATEWAY_SEARCH_INDEX_TIDY_SECONDS = envfloat("GATEWAY_SEARCH_INDEX_TIDY_SECONDS", 5.0)
 AUDIT_ABANDONED_STREAM_SECONDS = envint("GATEWAY_AUDIT_ABANDONED_STREAM_SECONDS", 24 * 3600)
 # Kept this long unless a tenant's audit policy says otherwise (seven years).
 AUDIT_DEFAULT_RETENTION_DAYS = envint("GATEWAY_AUDIT_RETENTION_DAYS", 7 * 365)

@@ -15,6 +15,7 @@ import httpx
 from django.conf import settings
 
 from audit.journal import Journal, recover_orphans
+from audit.maintenance import search_index_tidy
 from audit.writer import AuditWriter
 from gateway_site.db_threads import run_db
 from routing.core.egress_transport import egress_transport
@@ -66,11 +67,14 @@ class GatewayRuntime:
         self.journal = Journal(settings.GATEWAY_JOURNAL_DIR)
         self._background: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[Any] | None = None
+        self._tidier: asyncio.Task[Any] | None = None
 
     def start(self) -> None:
         """Background work of a worker's runtime, once its event loop runs."""
         if self._sweeper is None:
             self._sweeper = self.spawn(self._sweep_journals())
+        if self._tidier is None and settings.GATEWAY_SEARCH_INDEX_TIDY_SECONDS > 0:
+            self._tidier = self.spawn(self._tidy_search_index())
 
     def adapter(self, kind: str) -> ProviderAdapter:
         return self.adapters[kind]
@@ -94,10 +98,20 @@ class GatewayRuntime:
                 logger.exception("journal: recovery failed; retrying later")
             await asyncio.sleep(settings.GATEWAY_JOURNAL_SWEEP_SECONDS)
 
+    async def _tidy_search_index(self) -> None:
+        """Keep the audit search index's merges off the commits requests wait for."""
+        while True:
+            await asyncio.sleep(settings.GATEWAY_SEARCH_INDEX_TIDY_SECONDS)
+            try:
+                await run_db(search_index_tidy)
+            except Exception:
+                logger.exception("audit: tidying the search index failed; retrying later")
+
     async def aclose(self) -> None:
         """Release the worker's connections (shutdown, and tests that run the proxy in-process)."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for task in (self._sweeper, self._tidier):
+            if task is not None:
+                task.cancel()
         await self.http.aclose()
         await self.audit.aclose()
         self.journal.close()
