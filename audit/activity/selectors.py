@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from audit.activity.models import ActivityEvent
 
@@ -13,3 +13,14 @@ def activity_for_tenant(*, tenant_id: int) -> QuerySet[ActivityEvent]:
 
 def activity_platform() -> QuerySet[ActivityEvent]:
     return ActivityEvent.objects.order_by("-occurred_at", "-id")
+
+
+def activity_search(*, tenant_id: int, q: str = "", action: str = "") -> QuerySet[ActivityEvent]:
+    events = activity_for_tenant(tenant_id=tenant_id)
+    if q:
+        events = events.filter(
+            Q(action__icontains=q) | Q(actor_label__icontains=q) | Q(target_label__icontains=q)
+        )
+    if action:
+        events = events.filter(action=action)
+    return events

@@ -1,8 +1,11 @@
-"""Console URLs. Tenant pages live under t/<tenant_slug>/; every view is declared in gateway_site.console.access."""
+"""Console URLs: the frame's own pages and the tenants app's (keys, teams, members, the portal).
+Tenant pages live under t/<tenant_slug>/; every view declares its roles (gateway_site.console.access)."""
 
 from django.urls import include, path
 
-from gateway_site.console.views import admin, auth, developer, tenant
+from gateway_site.console.views import auth, tenant
+from tenants import portal_views as developer
+from tenants import views as admin
 
 app_name = "console"
 

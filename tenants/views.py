@@ -12,9 +12,13 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from audit import selectors as audit_selectors
+from audit.activity.selectors import activity_search
 from audit.activity.services import Actor
 from gateway_site.console.access import console_context, console_view
-from gateway_site.console.forms import (
+from gateway_site.csv_safe import CsvWriter
+from routing import selectors as routing_selectors
+from tenants import selectors, services
+from tenants.forms import (
     ActivityFilterForm,
     MemberAddForm,
     MemberForm,
@@ -22,10 +26,6 @@ from gateway_site.console.forms import (
     TeamForm,
     TenantModelsForm,
 )
-from gateway_site.console.selectors import activity_search
-from gateway_site.csv_safe import CsvWriter
-from routing import selectors as routing_selectors
-from tenants import selectors, services
 from tenants.models import Membership, Role, Team
 
 ADMIN = Role.TENANT_ADMIN

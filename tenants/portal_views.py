@@ -15,12 +15,12 @@ from django.views.decorators.http import require_POST
 from audit import selectors as audit_selectors
 from audit.activity.services import Actor
 from gateway_site.console.access import console_context, console_view
-from gateway_site.console.forms import KeyCreateForm, KeyRotateForm, PlaygroundForm
-from gateway_site.console.quotas import limits_for_key
-from gateway_site.console.snippets import gateway_url, quickstart_snippets
 from routing import selectors as routing_selectors
 from tenants import selectors, services
+from tenants.forms import KeyCreateForm, KeyRotateForm, PlaygroundForm
 from tenants.models import ApiKey, Role
+from tenants.quotas.key_limits import limits_for_key
+from tenants.snippets import gateway_url, quickstart_snippets
 
 DEV = (Role.DEVELOPER, Role.TENANT_ADMIN)
 
