@@ -68,6 +68,7 @@ class GatewayRuntime:
         self._background: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[Any] | None = None
         self._tidier: asyncio.Task[Any] | None = None
+        self.closing = False  # set at shutdown: calls cut from here on are interrupted, not failed
 
     def start(self) -> None:
         """Background work of a worker's runtime, once its event loop runs."""
@@ -88,15 +89,18 @@ class GatewayRuntime:
 
     async def _sweep_journals(self) -> None:
         """Record the calls of workers that died (at start-up, then periodically)."""
-        directory = settings.GATEWAY_JOURNAL_DIR
         while True:
-            try:
-                releases = await run_db(lambda: recover_orphans(directory))
-                for request_id, release in releases:
-                    await self.quotas.release_reserved(Release.from_json(release), request_id)
-            except Exception:
-                logger.exception("journal: recovery failed; retrying later")
+            await self._recover_journals()
             await asyncio.sleep(settings.GATEWAY_JOURNAL_SWEEP_SECONDS)
+
+    async def _recover_journals(self) -> None:
+        directory = settings.GATEWAY_JOURNAL_DIR
+        try:
+            releases = await run_db(lambda: recover_orphans(directory))
+            for request_id, release in releases:
+                await self.quotas.release_reserved(Release.from_json(release), request_id)
+        except Exception:
+            logger.exception("journal: recovery failed; retrying later")
 
     async def _tidy_search_index(self) -> None:
         """Keep the audit search index's merges off the commits requests wait for."""
@@ -109,12 +113,20 @@ class GatewayRuntime:
 
     async def aclose(self) -> None:
         """Release the worker's connections (shutdown, and tests that run the proxy in-process)."""
+        self.closing = True
         for task in (self._sweeper, self._tidier):
             if task is not None:
                 task.cancel()
+        # Work the requests left behind (a stream's final record, a settlement) ends first.
+        left = [t for t in self._background if t not in (self._sweeper, self._tidier)]
+        if left:
+            await asyncio.wait(left, timeout=10)
         await self.http.aclose()
         await self.audit.aclose()
         self.journal.close()
+        # Calls cut by the shutdown (its grace ran out) are recorded now, as interrupted, rather
+        # than at the next start: a worker scaled down for good leaves nothing unrecorded.
+        await self._recover_journals()
 
 
 _runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GatewayRuntime] = (
