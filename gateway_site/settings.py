@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "declarative",
     "prompts",
     "guardrails",
+    "response_cache",
     "console",
     "management",
 ]
@@ -276,6 +277,12 @@ try:
     )
 except ValueError as exc:
     raise SettingError(f"GATEWAY_EGRESS_ALLOW: {exc}") from exc
+# Response cache (docs/caching.md): how often each worker reads the semantic entries other
+# processes wrote; how long a cache read may take before it counts as a miss; the bound of the
+# in-process store used without Redis.
+GATEWAY_CACHE_SYNC_SECONDS = envfloat("GATEWAY_CACHE_SYNC_SECONDS", 0.5)
+GATEWAY_CACHE_TIMEOUT_SECONDS = envfloat("GATEWAY_CACHE_TIMEOUT_SECONDS", 0.25)
+GATEWAY_CACHE_MEMORY_ENTRIES = envint("GATEWAY_CACHE_MEMORY_ENTRIES", 10_000)
 # Guardrails: a spaCy model (installed package name or path) for names and locations in PII
 # detection; "auto" uses en_core_web_lg/md/sm when installed, "" never (patterns only).
 GUARDRAILS_SPACY_MODEL = envstr("GATEWAY_GUARDRAILS_SPACY_MODEL", "auto")

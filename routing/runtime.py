@@ -19,6 +19,7 @@ from audit.writer import AuditWriter
 from gateway_site.db_threads import run_db
 from quotas.core.checks import Release
 from quotas.gate import build_engine
+from response_cache.engine import ResponseCache
 from routing.core.egress_transport import egress_transport
 from routing.core.providers.anthropic import AnthropicAdapter
 from routing.core.providers.base import ProviderAdapter
@@ -64,6 +65,7 @@ class GatewayRuntime:
         self.audit = AuditWriter(batch_max=settings.GATEWAY.audit_batch_max_size)
         settings.GATEWAY_JOURNAL_DIR.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(settings.GATEWAY_JOURNAL_DIR)
+        self.cache = ResponseCache()
         self._background: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[Any] | None = None
 
@@ -100,6 +102,7 @@ class GatewayRuntime:
             self._sweeper.cancel()
         await self.http.aclose()
         await self.audit.aclose()
+        await self.cache.aclose()
         self.journal.close()
 
 
