@@ -147,6 +147,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "rollup-daily": {"task": "billing.rollup_daily", "schedule": 900.0},
     "amortise-gpu-prices": {"task": "billing.amortise_gpu_prices", "schedule": 86400.0},
     "alerts-evaluate": {"task": "observability.alerts_evaluate", "schedule": 60.0},
+    "cache-expire": {"task": "response_cache.expire", "schedule": 600.0},
     # Tier 2 and 3 signals: after the night's daily rollup, and on Monday mornings.
     "daily-digest": {"task": "observability.daily_digest", "schedule": crontab(hour=7, minute=0)},
     "weekly-digest": {

@@ -12,10 +12,12 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
+from io import StringIO
 from typing import Any
 
 import openai
 import pytest
+from django.core.management import CommandError, call_command
 from django.db import connections
 
 from activity.services import Actor
@@ -237,3 +239,28 @@ def test_a_cached_stream_replays_as_a_stream_the_sdk_reads(gateway, world, route
     assert again.headers["x-gateway-cache"] == "hit"
     assert again.parse().choices[0].message.content == streamed
     assert upstream_calls(mock_server, question) == 2
+
+
+def test_a_purge_removes_exactly_what_it_names(gateway, world, routes):
+    question = f"What did the Smith account earn? {uuid.uuid4().hex}"
+    prompted = {"x-gateway-prompt": f"{PROMPT}@1"}
+    for key, headers in ((world.key, {}), (world.key, prompted), (world.other_tenant_key, {})):
+        ask(gateway, key, question, extra_headers=headers)
+    settled()
+    call_command("cache_purge", "--tenant", "acme", "--prompt", f"{PROMPT}@1", stdout=StringIO())
+    assert (
+        ask(gateway, world.key, question, extra_headers=prompted).headers["x-gateway-cache"]
+        == "miss"
+    )
+    assert ask(gateway, world.key, question).headers["x-gateway-cache"] == "hit"
+    call_command("cache_purge", "--tenant", "acme", "--route", EXACT, stdout=StringIO())
+    assert ask(gateway, world.key, question).headers["x-gateway-cache"] == "miss"
+    # Another tenant's answers are not touched by a purge of acme's.
+    assert ask(gateway, world.other_tenant_key, question).headers["x-gateway-cache"] == "hit"
+
+
+def test_a_purge_must_name_what_it_removes():
+    with pytest.raises(CommandError, match="Name a tenant, a route"):
+        call_command("cache_purge", stdout=StringIO())
+    with pytest.raises(CommandError, match="name the tenant too"):
+        call_command("cache_purge", "--prompt", "advisor@2", stdout=StringIO())
