@@ -89,23 +89,24 @@ class ResponseCache:
         assert self.embedder is not None
         name, last = self.embedder.name, self._last_id
 
-        def newer() -> list[tuple[int, str, str, bytes | memoryview, datetime]]:
+        def newer() -> list[tuple[int, str, str, bytes | memoryview, str, datetime]]:
             rows = SemanticEntry.objects.filter(
                 id__gt=last, embedder=name, expires_at__gt=timezone.now()
             ).order_by("id")
             return list(
-                rows.values_list("id", "partition", "cache_key", "vector", "expires_at")[
+                rows.values_list("id", "partition", "cache_key", "vector", "terms", "expires_at")[
                     :_SYNC_BATCH
                 ]
             )
 
         rows = await run_db(newer)
-        for row_id, partition, key, vector, expires_at in rows:
+        for row_id, partition, key, vector, terms, expires_at in rows:
             self.index.add(
                 partition,
                 key,
                 np.frombuffer(bytes(vector), dtype=np.float32),
                 expires_at.timestamp(),
+                frozenset(terms.split()),
             )
             self._last_id = max(self._last_id, row_id)
 
@@ -117,6 +118,7 @@ class ResponseCache:
         partition: str,
         key: str,
         vector: Vector,
+        terms: frozenset[str],
         deployment: str,
         prompt_name: str,
         prompt_version: int | None,
@@ -125,7 +127,7 @@ class ResponseCache:
     ) -> None:
         """Make a question findable here at once, and by other processes once it is stored."""
         expires = timezone.now() + timedelta(seconds=ttl_s)
-        self.index.add(partition, key, vector, expires.timestamp())
+        self.index.add(partition, key, vector, expires.timestamp(), terms)
         assert self.embedder is not None
         embedder = self.embedder.name
 
@@ -137,6 +139,7 @@ class ResponseCache:
                 cache_key=key,
                 vector=vector.astype(np.float32).tobytes(),
                 embedder=embedder,
+                terms=" ".join(sorted(terms)),
                 deployment_name=deployment,
                 prompt_name=prompt_name,
                 prompt_version=prompt_version,

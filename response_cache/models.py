@@ -16,6 +16,8 @@ class SemanticEntry(models.Model):
     # float32 little-endian, unit length; `embedder` names the model that made it.
     vector = models.BinaryField()
     embedder = models.CharField(max_length=64)
+    # The question's stemmed meaning words, space-separated (keys.one_word_swapped reads them).
+    terms = models.TextField(blank=True, default="")
     # What produced the answer: the deployment, and the registry prompt version if any.
     deployment_name = models.CharField(max_length=128, blank=True, default="")
     prompt_name = models.CharField(max_length=128, blank=True, default="")

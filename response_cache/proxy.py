@@ -20,7 +20,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from audit.models import AuditStatus
 from response_cache.core.answers import CachedAnswer, complete, replay_body, replay_events
 from response_cache.core.embedder import Vector
-from response_cache.core.keys import RequestKeys, request_keys
+from response_cache.core.keys import RequestKeys, one_word_swapped, request_keys
 from response_cache.core.policy import CachePolicy, Directives, parse_cache_control
 from response_cache.engine import ResponseCache
 from routing.call import Call
@@ -135,7 +135,12 @@ async def _find(
     if embedder is None:
         return None
     state.vector = embedder.embed(keys.text)
-    neighbour = cache.index.nearest(keys.partition, state.vector, state.policy.similarity)
+    neighbour = cache.index.nearest(
+        keys.partition,
+        state.vector,
+        state.policy.similarity,
+        refuse=lambda terms: one_word_swapped(keys.terms, terms),
+    )
     if neighbour is None:
         return None
     answer = await _read(cache, neighbour.key, directives)
@@ -254,6 +259,7 @@ async def _keep(call: Call, state: CacheState, answer: CachedAnswer) -> None:
                 partition=keys.partition,
                 key=keys.exact,
                 vector=state.vector,
+                terms=keys.terms,
                 deployment=answer.deployment,
                 prompt_name=entry.prompt_name if entry.prompt_version is not None else "",
                 prompt_version=entry.prompt_version,

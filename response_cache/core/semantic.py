@@ -8,6 +8,7 @@ well under a millisecond and needs no index maintenance on delete or expiry.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,9 +27,10 @@ class Neighbour:
 class _Partition:
     keys: list[str] = field(default_factory=list)
     expires: list[float] = field(default_factory=list)
+    terms: list[frozenset[str]] = field(default_factory=list)
     vectors: NDArray[np.float32] | None = None
 
-    def add(self, key: str, vector: Vector, expires_at: float) -> None:
+    def add(self, key: str, vector: Vector, expires_at: float, terms: frozenset[str]) -> None:
         if key in self.keys:  # the same question stored again: newer expiry, same vector
             self.expires[self.keys.index(key)] = expires_at
             return
@@ -36,6 +38,7 @@ class _Partition:
         self.vectors = row if self.vectors is None else np.vstack([self.vectors, row])
         self.keys.append(key)
         self.expires.append(expires_at)
+        self.terms.append(terms)
 
     def prune(self, now: float) -> None:
         alive = [i for i, expires in enumerate(self.expires) if expires > now]
@@ -43,6 +46,7 @@ class _Partition:
             return
         self.keys = [self.keys[i] for i in alive]
         self.expires = [self.expires[i] for i in alive]
+        self.terms = [self.terms[i] for i in alive]
         self.vectors = self.vectors[alive] if alive and self.vectors is not None else None
 
 
@@ -53,11 +57,25 @@ class SemanticIndex:
     def __len__(self) -> int:
         return sum(len(p.keys) for p in self._partitions.values())
 
-    def add(self, partition: str, key: str, vector: Vector, expires_at: float) -> None:
-        self._partitions.setdefault(partition, _Partition()).add(key, vector, expires_at)
+    def add(
+        self,
+        partition: str,
+        key: str,
+        vector: Vector,
+        expires_at: float,
+        terms: frozenset[str] = frozenset(),
+    ) -> None:
+        self._partitions.setdefault(partition, _Partition()).add(key, vector, expires_at, terms)
 
-    def nearest(self, partition: str, vector: Vector, threshold: float) -> Neighbour | None:
-        """The most similar live question at or above `threshold`, if any."""
+    def nearest(
+        self,
+        partition: str,
+        vector: Vector,
+        threshold: float,
+        refuse: Callable[[frozenset[str]], bool] | None = None,
+    ) -> Neighbour | None:
+        """The most similar live question at or above `threshold` that `refuse` (given its
+        terms) does not rule out, if any."""
         found = self._partitions.get(partition)
         if found is None or found.vectors is None:
             return None
@@ -65,11 +83,13 @@ class SemanticIndex:
         if found.vectors is None:
             return None
         scores = found.vectors @ vector
-        best = int(np.argmax(scores))
-        similarity = float(scores[best])
-        if similarity < threshold:
-            return None
-        return Neighbour(found.keys[best], similarity)
+        for index in np.argsort(-scores):
+            similarity = float(scores[index])
+            if similarity < threshold:
+                return None
+            if refuse is None or not refuse(found.terms[index]):
+                return Neighbour(found.keys[index], similarity)
+        return None
 
     def forget(self, key: str) -> None:
         """An answer that is gone (purged, expired early): its question no longer leads to it."""
