@@ -58,7 +58,7 @@ class ResponseCache:
         self.store = store or build_store()
         self.index = SemanticIndex()
         self.embedder: Embedder | None = None
-        self._ready: asyncio.Task[None] | None = None
+        self._ready: asyncio.Future[None] | None = None
         self._syncer: asyncio.Task[None] | None = None
         self._last_id = 0
 
@@ -68,6 +68,13 @@ class ResponseCache:
             self._ready = asyncio.create_task(self._start())
         await asyncio.shield(self._ready)
         return self.embedder
+
+    def use_embedder(self, embedder: Embedder) -> None:
+        """Search with `embedder` from now on, without loading stored entries (benchmarks)."""
+        self.embedder = embedder
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        ready.set_result(None)
+        self._ready = ready
 
     async def _start(self) -> None:
         self.embedder = await asyncio.to_thread(local_embedder)
