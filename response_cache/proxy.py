@@ -181,7 +181,10 @@ async def serve(
     body = replay_body(answer, call.request_id)
     message = ((body.get("choices") or [{}])[0] or {}).get("message") or {}
     entry = call.entry
-    entry.routing = {"cache": call.cache.note() if call.cache else {}}
+    entry.routing = {
+        "category": call.task_category or None,
+        "cache": call.cache.note() if call.cache else {},
+    }
     entry.tool_calls = message.get("tool_calls") or []
     entry.upstream_model = str(body.get("model") or "")
     entry.status, entry.http_status = AuditStatus.SUCCESS, 200
