@@ -5,3 +5,8 @@ class ResponseCacheConfig(AppConfig):
     name = "response_cache"
     verbose_name = "Response cache"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from console.nav import NavEntry, nav_register
+
+        nav_register(NavEntry("Administration", "Response cache", "response_cache:cache", 60))
