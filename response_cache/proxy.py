@@ -90,6 +90,10 @@ async def lookup(
         # Placeholders stand for this caller's own data: another answer must not fill them.
         call.cache = CacheState(BYPASS, reason="masked by a guardrail")
         return None
+    if payload.get("n") not in (None, 1) or payload.get("logprobs"):
+        # A stream's record keeps the first choice and no log probabilities: nothing to replay.
+        call.cache = CacheState(BYPASS, reason="n > 1 or logprobs")
+        return None
     directives = parse_cache_control(call.request.headers.get("cache-control", ""))
     entry = call.entry
     scope = {"team": f"team:{entry.team_id}", "user": f"user:{entry.end_user}"}.get(

@@ -15,6 +15,7 @@ from decimal import Decimal
 from io import StringIO
 from typing import Any
 
+import anthropic
 import openai
 import pytest
 from django.core.management import CommandError, call_command
@@ -264,3 +265,30 @@ def test_a_purge_must_name_what_it_removes():
         call_command("cache_purge", stdout=StringIO())
     with pytest.raises(CommandError, match="name the tenant too"):
         call_command("cache_purge", "--prompt", "advisor@2", stdout=StringIO())
+
+
+def test_an_anthropic_client_gets_a_cached_answer_in_its_own_format(gateway, world, routes):
+    question = f"How is the Smith trust invested? {uuid.uuid4().hex}"
+    client = anthropic.Anthropic(base_url=gateway.url, api_key=world.key, max_retries=0)
+    asked = {
+        "model": EXACT,
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": question}],
+    }
+    first = client.messages.with_raw_response.create(**asked)
+    assert first.headers["x-gateway-cache"] == "miss"
+    settled()
+    raw = client.messages.with_raw_response.create(**asked)
+    assert raw.headers["x-gateway-cache"] == "hit"
+    message = raw.parse()
+    assert message.type == "message" and message.stop_reason == "end_turn"
+    assert message.content[0].text == first.parse().content[0].text
+    with client.messages.stream(**asked) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == message.content[0].text and final.usage.output_tokens > 0
+
+
+def test_n_above_one_is_not_cached(gateway, world, routes):
+    question = f"Name two Smith funds. {uuid.uuid4().hex}"
+    assert ask(gateway, world.key, question, n=2).headers["x-gateway-cache"] == "bypass"
