@@ -93,6 +93,10 @@ class ResponseCache:
 
     async def sync(self) -> None:
         """Add the entries written since the last read (by this process or another)."""
+        while await self._sync_batch() == _SYNC_BATCH:
+            pass
+
+    async def _sync_batch(self) -> int:
         assert self.embedder is not None
         name, last = self.embedder.name, self._last_id
 
@@ -116,6 +120,7 @@ class ResponseCache:
                 frozenset(terms.split()),
             )
             self._last_id = max(self._last_id, row_id)
+        return len(rows)
 
     async def remember(
         self,

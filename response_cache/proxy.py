@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import orjson
+from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 
 from audit.models import AuditStatus
@@ -118,9 +119,9 @@ async def lookup(
         if answer is not None:
             call.entry.request_body = payload  # what would have gone to a provider
         return answer
-    except Exception:
+    except Exception as error:
         # A cache that cannot be read is a miss: the provider still answers.
-        logger.exception("response cache: lookup failed for %s", call.request_id)
+        logger.warning("response cache: lookup failed for %s: %r", call.request_id, error)
         return None
     finally:
         state.lookup_ms = (time.perf_counter() - began) * 1000
@@ -155,7 +156,7 @@ async def _find(
 
 
 async def _read(cache: ResponseCache, key: str, directives: Directives) -> CachedAnswer | None:
-    async with asyncio.timeout(_timeout()):
+    async with asyncio.timeout(settings.GATEWAY_CACHE_TIMEOUT_SECONDS):
         raw = await cache.store.get(key)
     answer = CachedAnswer.from_bytes(raw) if raw is not None else None
     if answer is None:
@@ -163,12 +164,6 @@ async def _read(cache: ResponseCache, key: str, directives: Directives) -> Cache
     if directives.max_age_s is not None and answer.age_s() > directives.max_age_s:
         return None
     return answer
-
-
-def _timeout() -> float:
-    from django.conf import settings
-
-    return float(settings.GATEWAY_CACHE_TIMEOUT_SECONDS)
 
 
 def _hit(
@@ -273,5 +268,7 @@ async def _keep(call: Call, state: CacheState, answer: CachedAnswer) -> None:
                 request_id=answer.request_id,
                 ttl_s=policy.ttl_s,
             )
-    except Exception:
-        logger.exception("response cache: could not keep the answer of %s", answer.request_id)
+    except Exception as error:
+        logger.warning(
+            "response cache: could not keep the answer of %s: %r", answer.request_id, error
+        )

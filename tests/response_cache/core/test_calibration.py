@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 from response_cache.core.calibration import SHIPPED_SETS, load_pairs, score, table
 from response_cache.core.policy import DEFAULT_SIMILARITY
-
-pytest.importorskip("tokenizers")
 
 
 def test_the_default_threshold_keeps_false_hits_under_one_percent():
