@@ -21,9 +21,9 @@ from billing import selectors
 from billing.budgets import budget_burndown
 from billing.charts import line_chart
 from billing.forms import PRESETS, FinanceFilterForm
-from console.access import console_context, console_view
+from gateway_site.console.access import console_context, console_view
 from gateway_site.csv_safe import CsvWriter
-from response_cache.selectors import cache_savings
+from routing.cache.selectors import cache_savings
 from tenants.models import Role
 
 FINANCE = (Role.FINANCE, Role.TENANT_ADMIN)

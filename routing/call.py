@@ -20,12 +20,10 @@ from django.utils import timezone
 from audit.entries import AuditEntry
 from audit.journal import JournalError
 from audit.models import AuditStatus
+from audit.observability.metrics import observe_call
 from audit.storable import MAX_DEPTH, refused_in, too_deep
 from audit.writer import AuditWriteError
 from billing.pricing import request_cost_usd
-from observability.metrics import observe_call
-from quotas import gate as quota_gate
-from quotas.engine import Admission, Demand
 from routing.client_identity import claude_code_identity, codex_context
 from routing.core.errors import UpstreamError
 from routing.core.strategy import RoutePlan, order_reason, order_targets
@@ -35,12 +33,14 @@ from routing.errors import GatewayError
 from routing.runtime import GatewayRuntime
 from routing.wire import AnthropicWire, OpenAIWire
 from tenants.auth import KeyIdentity
+from tenants.quotas import gate as quota_gate
+from tenants.quotas.engine import Admission, Demand
 
 logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from guardrails.proxy import RequestGuard
-    from response_cache.proxy import CacheState
+    from routing.cache.proxy import CacheState
+    from routing.guardrails.proxy import RequestGuard
 
 # Attribution headers a caller may send; see docs/api.md#attribution.
 END_USER_HEADER = "x-gateway-end-user"

@@ -88,7 +88,7 @@ class Route(models.Model):
         TEAM = "team", "Team"
         USER = "user", "End user"
 
-    # Answers kept and served again (response_cache/, docs/caching.md): opt-in per route, never
+    # Answers kept and served again (routing/cache/, docs/caching.md): opt-in per route, never
     # across tenants, narrowed to a team or an end user on request.
     cache_mode = models.CharField(max_length=8, choices=CacheMode.choices, default=CacheMode.OFF)
     cache_ttl_seconds = models.PositiveIntegerField(default=3600)

@@ -15,19 +15,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from audit.models import AuditStatus
 from audit.writer import AuditWriteError
-from guardrails.core.stream import OutputBlocked
-from guardrails.proxy import (
-    client_body,
-    guard_embeddings,
-    guard_reply,
-    guard_request,
-    guard_stream,
-    stream_error,
-)
-from prompts.proxy import prompt_apply
-from quotas import gate as quota_gate
-from quotas.tokens import count_text_tokens
-from response_cache import proxy as response_cache
+from routing.cache import proxy as response_cache
 from routing.call import Call, parse_json_body
 from routing.core.errors import UpstreamError
 from routing.core.providers.anthropic import AnthropicAdapter
@@ -41,6 +29,16 @@ from routing.core.translate import (
 )
 from routing.core.types import JSON, Target, Usage
 from routing.errors import GatewayError
+from routing.guardrails.core.stream import OutputBlocked
+from routing.guardrails.proxy import (
+    client_body,
+    guard_embeddings,
+    guard_reply,
+    guard_request,
+    guard_stream,
+    stream_error,
+)
+from routing.prompts.proxy import prompt_apply
 from routing.runtime import GatewayRuntime, get_runtime
 from routing.schemas import (
     validate_chat,
@@ -52,6 +50,8 @@ from routing.table import ResolvedModel
 from routing.task_category import route_by_category
 from routing.wire import ResponsesWire
 from tenants.auth import KeyIdentity
+from tenants.quotas import gate as quota_gate
+from tenants.quotas.tokens import count_text_tokens
 
 # Fields the gateway reads for itself and does not forward (attribution only).
 GATEWAY_FIELDS = frozenset({"metadata"})
@@ -233,7 +233,7 @@ async def _serve_chat(
         if guarded != payload:  # masked or rewritten: the client's own body must not go out
             call.native_request = None
         payload = guarded
-        # A cached answer spends no quota and calls no provider (response_cache/proxy.py).
+        # A cached answer spends no quota and calls no provider (routing/cache/proxy.py).
         if cached := await response_cache.lookup(call, resolved, plan, payload):
             return await response_cache.serve(call, cached, stream=stream, wants_usage=wants_usage)
         plan = await quota_gate.admit(call, plan, payload)

@@ -15,11 +15,10 @@ import httpx
 from django.conf import settings
 
 from audit.journal import Journal, recover_orphans
+from audit.maintenance import search_index_tidy
 from audit.writer import AuditWriter
 from gateway_site.db_threads import run_db
-from quotas.core.checks import Release
-from quotas.gate import build_engine
-from response_cache.engine import ResponseCache
+from routing.cache.engine import ResponseCache
 from routing.core.egress_transport import egress_transport
 from routing.core.providers.anthropic import AnthropicAdapter
 from routing.core.providers.base import ProviderAdapter
@@ -28,6 +27,8 @@ from routing.core.strategy import HealthBook
 from routing.egress import egress_policy
 from routing.table import RoutingTableCache
 from tenants.auth import KeyAuthenticator
+from tenants.quotas.core.checks import Release
+from tenants.quotas.gate import build_engine
 
 logger = logging.getLogger(__name__)
 
@@ -68,11 +69,14 @@ class GatewayRuntime:
         self.cache = ResponseCache()
         self._background: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[Any] | None = None
+        self._tidier: asyncio.Task[Any] | None = None
 
     def start(self) -> None:
         """Background work of a worker's runtime, once its event loop runs."""
         if self._sweeper is None:
             self._sweeper = self.spawn(self._sweep_journals())
+        if self._tidier is None and settings.GATEWAY_SEARCH_INDEX_TIDY_SECONDS > 0:
+            self._tidier = self.spawn(self._tidy_search_index())
 
     def adapter(self, kind: str) -> ProviderAdapter:
         return self.adapters[kind]
@@ -96,10 +100,20 @@ class GatewayRuntime:
                 logger.exception("journal: recovery failed; retrying later")
             await asyncio.sleep(settings.GATEWAY_JOURNAL_SWEEP_SECONDS)
 
+    async def _tidy_search_index(self) -> None:
+        """Keep the audit search index's merges off the commits requests wait for."""
+        while True:
+            await asyncio.sleep(settings.GATEWAY_SEARCH_INDEX_TIDY_SECONDS)
+            try:
+                await run_db(search_index_tidy)
+            except Exception:
+                logger.exception("audit: tidying the search index failed; retrying later")
+
     async def aclose(self) -> None:
         """Release the worker's connections (shutdown, and tests that run the proxy in-process)."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for task in (self._sweeper, self._tidier):
+            if task is not None:
+                task.cancel()
         await self.http.aclose()
         await self.audit.aclose()
         await self.cache.aclose()

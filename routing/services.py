@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from activity.services import SYSTEM, Actor, activity_record
+from audit.activity.services import SYSTEM, Actor, activity_record
 from routing.core.egress import EgressRefused, url_origin
 from routing.egress import egress_url_check
 from routing.models import Deployment, Provider, Route, RouteTarget

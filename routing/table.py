@@ -17,12 +17,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from billing.prices import EffectivePrice, effective_prices
-from evaluations.selectors import categories, latest_scores
 from gateway_site.db_threads import run_db
-from response_cache.core.policy import DEFAULT_SIMILARITY, CachePolicy
+from routing.cache.core.policy import DEFAULT_SIMILARITY, CachePolicy
 from routing.core.categories import CategoryPolicy, Scores
 from routing.core.strategy import RoutePlan
 from routing.core.types import Target
+from routing.evaluations.selectors import categories, latest_scores
 from routing.models import Deployment, Route
 
 logger = logging.getLogger(__name__)

@@ -23,12 +23,12 @@ import pytest
 from django.db import connections
 from django.test import Client
 
-from activity.services import Actor
+from audit.activity.services import Actor
 from audit.models import AuditRecord
-from prompts import services as prompts
-from prompts.models import Prompt
 from routing import services as routing
 from routing.models import Deployment
+from routing.prompts import services as prompts
+from routing.prompts.models import Prompt
 from tenants import services as tenant_services
 from tenants.models import Role, Tenant
 from tests.conftest import wait_for_record

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from activity.models import ActivityEvent
-from response_cache.core.policy import DEFAULT_SIMILARITY, CachePolicy
+from audit.activity.models import ActivityEvent
+from routing.cache.core.policy import DEFAULT_SIMILARITY, CachePolicy
 from routing.models import Provider, Route
 from routing.table import load_routing_table
 from tests.management.conftest import Api

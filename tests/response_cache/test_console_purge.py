@@ -8,9 +8,9 @@ from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
-from activity.models import ActivityEvent
-from response_cache.core.keys import PREFIX, prompt_part, short
-from response_cache.models import SemanticEntry
+from audit.activity.models import ActivityEvent
+from routing.cache.core.keys import PREFIX, prompt_part, short
+from routing.cache.models import SemanticEntry
 from tenants import services as tenant_services
 from tenants.models import Role
 

@@ -21,12 +21,12 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connections
 
-from activity.services import Actor
-from prompts import services as prompts
-from prompts.models import Prompt
-from response_cache.models import SemanticEntry
+from audit.activity.services import Actor
 from routing import services as routing
+from routing.cache.models import SemanticEntry
 from routing.models import Deployment
+from routing.prompts import services as prompts
+from routing.prompts.models import Prompt
 from tenants.models import Tenant
 from tests.conftest import wait_for_record
 from tests.support.live import wait_for_config

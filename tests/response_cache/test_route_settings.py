@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from declarative.services import config_apply, config_load
-from response_cache.core.policy import CachePolicy
+from gateway_site.declarative.services import config_apply, config_load
+from routing.cache.core.policy import CachePolicy
 from routing.table import load_routing_table
 
 pytestmark = pytest.mark.django_db

@@ -7,9 +7,9 @@ import time
 import numpy as np
 import orjson
 
-from response_cache.core.answers import CachedAnswer, complete, replay_events
-from response_cache.core.semantic import SemanticIndex
-from response_cache.core.stores import MemoryAnswerStore
+from routing.cache.core.answers import CachedAnswer, complete, replay_events
+from routing.cache.core.semantic import SemanticIndex
+from routing.cache.core.stores import MemoryAnswerStore
 from routing.core.stream_tap import StreamTap
 
 ANSWER = {

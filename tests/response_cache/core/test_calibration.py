@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from response_cache.core.calibration import SHIPPED_SETS, load_pairs, score, table
-from response_cache.core.policy import DEFAULT_SIMILARITY
+from routing.cache.core.calibration import SHIPPED_SETS, load_pairs, score, table
+from routing.cache.core.policy import DEFAULT_SIMILARITY
 
 
 def test_the_default_threshold_keeps_false_hits_under_one_percent():
-    from response_cache.core.embedder import WordLlamaEmbedder
+    from routing.cache.core.embedder import WordLlamaEmbedder
 
     pairs = [pair for path in SHIPPED_SETS for pair in load_pairs(path)]
     assert sum(not p.same for p in pairs) >= 150

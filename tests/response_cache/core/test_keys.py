@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from response_cache.core.keys import key_pattern, one_word_swapped, request_keys
-from response_cache.core.policy import Directives, parse_cache_control
+from routing.cache.core.keys import key_pattern, one_word_swapped, request_keys
+from routing.cache.core.policy import Directives, parse_cache_control
 
 
 def keys(text: str = "How is the Smith portfolio allocated?", **overrides: Any) -> Any:

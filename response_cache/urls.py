@@ -1,9 +1,0 @@
-"""The response cache page, under /console/t/<tenant_slug>/cache/ (access declared on the view)."""
-
-from django.urls import path
-
-from response_cache import views
-
-app_name = "response_cache"
-
-urlpatterns = [path("", views.cache_page, name="cache")]
