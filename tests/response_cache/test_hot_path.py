@@ -58,3 +58,52 @@ async def test_a_warm_miss_and_a_hit_each_make_one_statement(world, statements, 
     assert hit["x-gateway-cache"] == "hit"  # type: ignore[index]
     assert len(statements) == 1 and 'INSERT INTO "audit_auditrecord"' in statements[0], statements
     assert "quotas_spendentry" not in statements[0]
+
+
+class BrokenStore:
+    """Redis stopped: every read and write fails."""
+
+    name = "broken"
+
+    async def get(self, key: str) -> bytes | None:
+        raise ConnectionError("the cache store is down")
+
+    async def put(self, key: str, value: bytes, ttl_s: int) -> None:
+        raise ConnectionError("the cache store is down")
+
+    async def purge(self, pattern: str) -> int:
+        raise ConnectionError("the cache store is down")
+
+
+async def test_a_cache_that_cannot_be_read_is_a_miss_and_the_provider_answers(
+    world,
+    in_process_proxy,  # noqa: F811
+):
+    from routing.runtime import get_runtime
+
+    def route() -> None:
+        try:
+            chat = Deployment.objects.get(name="mock-gpt")
+            routing.route_upsert(
+                alias="hot-path-broken-cache",
+                description="",
+                deployments=[chat],
+                cache_mode="semantic",
+            )
+        finally:
+            connections.close_all()
+
+    await asyncio.to_thread(route)
+    get_runtime().cache.store = BrokenStore()
+    client, auth = AsyncClient(), {"authorization": f"Bearer {world.key}"}
+    body = {"model": "hot-path-broken-cache", "messages": [{"role": "user", "content": "Hi?"}]}
+    for _ in range(2):
+        answer = await client.post(
+            "/v1/chat/completions",
+            orjson.dumps(body),
+            content_type="application/json",
+            headers=auth,
+        )
+        assert answer.status_code == 200, answer.content
+        assert answer["x-gateway-cache"] == "miss"
+        assert orjson.loads(answer.content)["choices"][0]["message"]["content"]
