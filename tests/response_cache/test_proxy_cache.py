@@ -292,3 +292,19 @@ def test_an_anthropic_client_gets_a_cached_answer_in_its_own_format(gateway, wor
 def test_n_above_one_is_not_cached(gateway, world, routes):
     question = f"Name two Smith funds. {uuid.uuid4().hex}"
     assert ask(gateway, world.key, question, n=2).headers["x-gateway-cache"] == "bypass"
+
+
+def test_a_responses_client_gets_a_cached_answer_in_its_own_format(gateway, world, routes):
+    question = f"Summarise the Smith trust's bond holdings. {uuid.uuid4().hex}"
+    client = sdk(gateway, world.key)
+    first = client.responses.with_raw_response.create(model=EXACT, input=question)
+    assert first.headers["x-gateway-cache"] == "miss"
+    settled()
+    again = client.responses.with_raw_response.create(model=EXACT, input=question)
+    assert again.headers["x-gateway-cache"] == "hit"
+    answer = again.parse()
+    assert answer.status == "completed" and answer.output_text == first.parse().output_text
+    assert answer.id != first.parse().id
+    events = list(client.responses.create(model=EXACT, input=question, stream=True))
+    assert events[-1].type == "response.completed"
+    assert events[-1].response.output_text == answer.output_text
