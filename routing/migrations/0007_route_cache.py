@@ -4,30 +4,41 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('routing', '0006_route_hosted_tools'),
+        ("routing", "0006_route_hosted_tools"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='route',
-            name='cache_mode',
-            field=models.CharField(choices=[('off', 'Off'), ('exact', 'Exact: the same request again'), ('semantic', 'Semantic: the same request, or the same question in other words')], default='off', max_length=8),
+            model_name="route",
+            name="cache_mode",
+            field=models.CharField(
+                choices=[
+                    ("off", "Off"),
+                    ("exact", "Exact: the same request again"),
+                    ("semantic", "Semantic: the same request, or the same question in other words"),
+                ],
+                default="off",
+                max_length=8,
+            ),
         ),
         migrations.AddField(
-            model_name='route',
-            name='cache_scope',
-            field=models.CharField(choices=[('tenant', 'Tenant'), ('team', 'Team'), ('user', 'End user')], default='tenant', max_length=8),
+            model_name="route",
+            name="cache_scope",
+            field=models.CharField(
+                choices=[("tenant", "Tenant"), ("team", "Team"), ("user", "End user")],
+                default="tenant",
+                max_length=8,
+            ),
         ),
         migrations.AddField(
-            model_name='route',
-            name='cache_similarity',
+            model_name="route",
+            name="cache_similarity",
             field=models.FloatField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='route',
-            name='cache_ttl_seconds',
+            model_name="route",
+            name="cache_ttl_seconds",
             field=models.PositiveIntegerField(default=3600),
         ),
     ]

@@ -5,34 +5,51 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('tenants', '0003_model_pins'),
+        ("tenants", "0003_model_pins"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='SemanticEntry',
+            name="SemanticEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('route_alias', models.CharField(max_length=128)),
-                ('partition', models.CharField(max_length=64)),
-                ('cache_key', models.CharField(max_length=160)),
-                ('vector', models.BinaryField()),
-                ('embedder', models.CharField(max_length=64)),
-                ('terms', models.TextField(blank=True, default='')),
-                ('deployment_name', models.CharField(blank=True, default='', max_length=128)),
-                ('prompt_name', models.CharField(blank=True, default='', max_length=128)),
-                ('prompt_version', models.PositiveIntegerField(blank=True, null=True)),
-                ('request_id', models.CharField(max_length=40)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('expires_at', models.DateTimeField()),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("route_alias", models.CharField(max_length=128)),
+                ("partition", models.CharField(max_length=64)),
+                ("cache_key", models.CharField(max_length=160)),
+                ("vector", models.BinaryField()),
+                ("embedder", models.CharField(max_length=64)),
+                ("terms", models.TextField(blank=True, default="")),
+                ("deployment_name", models.CharField(blank=True, default="", max_length=128)),
+                ("prompt_name", models.CharField(blank=True, default="", max_length=128)),
+                ("prompt_version", models.PositiveIntegerField(blank=True, null=True)),
+                ("request_id", models.CharField(max_length=40)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("expires_at", models.DateTimeField()),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['tenant', 'route_alias'], name='cache_tenant_route'), models.Index(fields=['tenant', 'prompt_name', 'prompt_version'], name='cache_prompt'), models.Index(fields=['expires_at'], name='cache_expiry')],
+                "indexes": [
+                    models.Index(fields=["tenant", "route_alias"], name="cache_tenant_route"),
+                    models.Index(
+                        fields=["tenant", "prompt_name", "prompt_version"], name="cache_prompt"
+                    ),
+                    models.Index(fields=["expires_at"], name="cache_expiry"),
+                ],
             },
         ),
     ]
