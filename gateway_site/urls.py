@@ -54,5 +54,6 @@ urlpatterns = [
     path("console/", include("gateway_site.console.urls")),
     path("console/t/<slug:tenant_slug>/finance/", include("billing.urls")),
     path("console/t/<slug:tenant_slug>/alerts/", include("audit.observability.urls")),
+    path("console/t/<slug:tenant_slug>/cache/", include("routing.cache.urls")),
     path("", RedirectView.as_view(pattern_name="console:home", permanent=False)),
 ]

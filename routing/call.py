@@ -39,6 +39,7 @@ from tenants.quotas.engine import Admission, Demand
 logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from routing.cache.proxy import CacheState
     from routing.guardrails.proxy import RequestGuard
 
 # Attribution headers a caller may send; see docs/api.md#attribution.
@@ -141,6 +142,7 @@ class Call:
         self.quota_headers: dict[str, str] = {}
         self.wire: OpenAIWire = AnthropicWire() if endpoint == "messages" else OpenAIWire()
         self.guard: RequestGuard | None = None  # set when a guardrail policy applies
+        self.cache: CacheState | None = None  # set when the route caches answers
         # Why the route's deployments are tried in their order (pins, residency, category).
         self.routing_notes: list[str] = []
         self.task_category = ""
@@ -233,6 +235,7 @@ class Call:
             "category": self.task_category or None,
             **({"dropped_tools": self.dropped_tools} if self.dropped_tools else {}),
             **({"dropped_fields": self.dropped_fields} if self.dropped_fields else {}),
+            **({"cache": self.cache.note()} if self.cache else {}),
             "reason": "; ".join(
                 [
                     *self.routing_notes,
@@ -446,6 +449,7 @@ class Call:
         return {
             **self.quota_headers,
             **self.id_headers(),
+            **(self.cache.headers() if self.cache else {}),
             "x-gateway-route": self.entry.route_alias or target.deployment_name,
             "x-gateway-deployment": target.deployment_name,
             "x-gateway-provider": target.provider_name,

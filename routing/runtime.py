@@ -18,6 +18,7 @@ from audit.journal import Journal, recover_orphans
 from audit.maintenance import search_index_tidy
 from audit.writer import AuditWriter
 from gateway_site.db_threads import run_db
+from routing.cache.engine import ResponseCache
 from routing.core.egress_transport import egress_transport
 from routing.core.providers.anthropic import AnthropicAdapter
 from routing.core.providers.base import ProviderAdapter
@@ -65,6 +66,7 @@ class GatewayRuntime:
         self.audit = AuditWriter(batch_max=settings.GATEWAY.audit_batch_max_size)
         settings.GATEWAY_JOURNAL_DIR.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(settings.GATEWAY_JOURNAL_DIR)
+        self.cache = ResponseCache()
         self._background: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[Any] | None = None
         self._tidier: asyncio.Task[Any] | None = None
@@ -123,6 +125,7 @@ class GatewayRuntime:
             await asyncio.wait(left, timeout=10)
         await self.http.aclose()
         await self.audit.aclose()
+        await self.cache.aclose()
         self.journal.close()
         # Calls cut by the shutdown (its grace ran out) are recorded now, as interrupted, rather
         # than at the next start: a worker scaled down for good leaves nothing unrecorded.
