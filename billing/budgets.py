@@ -31,10 +31,6 @@ class BurnDown:
         return min(int(self.spent_usd * 100 / self.amount_usd), 100) if self.amount_usd else 100
 
     @property
-    def projected_pct(self) -> int:
-        return int(self.projected_usd * 100 / self.amount_usd) if self.amount_usd else 100
-
-    @property
     def on_track(self) -> bool:
         return self.projected_usd <= self.amount_usd
 
