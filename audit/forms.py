@@ -11,6 +11,7 @@ from django.utils.dateparse import parse_datetime
 
 from audit.models import AuditStatus
 from audit.selectors import AuditFilters
+from console.filters import FilterForm
 from gateway_site.bounds import BIGINT_MAX, INT_MAX
 from tenants.models import ApiKey, Team, Tenant
 
@@ -24,7 +25,7 @@ class _DateTimeInput(forms.DateTimeInput):
         super().__init__(format="%Y-%m-%dT%H:%M")
 
 
-class AuditSearchForm(forms.Form):
+class AuditSearchForm(FilterForm):
     q = forms.CharField(
         required=False,
         max_length=200,
@@ -71,7 +72,11 @@ class AuditSearchForm(forms.Form):
         return any(field.value() not in (None, "") for field in self.more_fields())
 
     def filters(self) -> AuditFilters:
-        data = self.cleaned_data if self.is_valid() else {}
+        """The search asked for: no filter when unbound. A refused form has no search (a filter
+        dropped for its bad value would widen it), so asking for one is a programming error."""
+        if self.refused:
+            raise ValueError("invalid filters must be shown, never searched without them")
+        data = self.cleaned_data if self.is_bound else {}
         return AuditFilters(
             text=data.get("q") or "",
             since=_aware(data.get("since")),
@@ -91,7 +96,7 @@ class AuditSearchForm(forms.Form):
 
     def cursor(self) -> tuple[datetime, int] | None:
         """The keyset position of the next page: `<started_at ISO>|<id>`."""
-        raw = (self.cleaned_data.get("before") or "") if self.is_valid() else ""
+        raw = (self.cleaned_data.get("before") or "") if self.is_bound and self.is_valid() else ""
         at_text, _, id_text = raw.partition("|")
         try:
             at = parse_datetime(at_text) if at_text else None

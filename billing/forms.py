@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from django import forms
 
 from billing.selectors import DIMENSIONS
+from console.filters import FilterForm
 from routing.models import Deployment
 
 PRESETS = {
@@ -27,31 +28,57 @@ def preset_range(preset: str, today: date) -> tuple[date, date]:
     return first, today + timedelta(days=1)
 
 
-class FinanceFilterForm(forms.Form):
+class FinanceFilterForm(FilterForm):
+    passthrough = frozenset({"format"})
+    MAX_DAYS = 366
+
     period = forms.ChoiceField(choices=list(PRESETS.items()), required=False)
-    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    start = forms.DateField(
+        required=False,
+        label="From (UTC)",
+        input_formats=["%Y-%m-%d"],
+        widget=forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"}),
+    )
     end = forms.DateField(
         required=False,
-        label="End (inclusive)",
-        widget=forms.DateInput(attrs={"type": "date"}),
+        label="To (UTC, inclusive)",
+        input_formats=["%Y-%m-%d"],
+        widget=forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"}),
     )
     by = forms.ChoiceField(
         choices=[(d, d.title()) for d in DIMENSIONS], required=False, label="Group by"
     )
 
+    def clean(self) -> dict[str, object]:
+        data = super().clean()
+        start, end = data.get("start"), data.get("end")
+        custom = data.get("period") == "custom" or start or end
+        if not custom:
+            return data
+        if data.get("period") not in ("", None, "custom"):
+            raise forms.ValidationError("Choose a period or dates, not both.")
+        if not (start and end):
+            raise forms.ValidationError("A custom period needs a start and an end date.")
+        if end < start:
+            self.add_error("end", "The end is before the start.")
+        elif (end - start).days + 1 > self.MAX_DAYS:
+            self.add_error("end", f"At most {self.MAX_DAYS} days at a time.")
+        return data
+
     def window(self, today: date) -> tuple[date, date]:
-        data = self.cleaned_data if self.is_valid() else {}
-        preset = data.get("period") or "this_month"
-        if preset == "custom" and data.get("start") and data.get("end"):
-            start, last = data["start"], data["end"]
-            if last < start:
-                start, last = last, start
-            return start, min(last, start + timedelta(days=366)) + timedelta(days=1)
-        return preset_range(preset, today)
+        """[start, end) of what was asked; never called on a refused form (see FilterForm)."""
+        data = self.cleaned_data if self.is_bound and self.is_valid() else {}
+        if data.get("start") and data.get("end"):
+            return data["start"], data["end"] + timedelta(days=1)
+        return preset_range(data.get("period") or "this_month", today)
 
     def dimension(self) -> str:
-        data = self.cleaned_data if self.is_valid() else {}
+        data = self.cleaned_data if self.is_bound and self.is_valid() else {}
         return data.get("by") or "team"
+
+
+class UserRequestsFilterForm(FinanceFilterForm):
+    user = forms.CharField(required=False, max_length=200, label="End user")
 
 
 class PriceForm(forms.Form):

@@ -20,8 +20,9 @@ from django.utils import timezone
 from billing import selectors
 from billing.budgets import budget_burndown
 from billing.charts import line_chart
-from billing.forms import PRESETS, FinanceFilterForm
+from billing.forms import PRESETS, FinanceFilterForm, UserRequestsFilterForm, preset_range
 from console.access import console_context, console_view
+from console.filters import refused_response
 from gateway_site.csv_safe import CsvWriter
 from tenants.models import Role
 
@@ -43,10 +44,14 @@ def _usd(value: Decimal) -> Decimal:
     return value.quantize(_CENT, rounding=ROUND_HALF_UP)
 
 
-def _filters(request: HttpRequest) -> tuple[FinanceFilterForm, date, date, date]:
-    form = FinanceFilterForm(request.GET or None)
+def _filters(
+    request: HttpRequest, form_class: type[FinanceFilterForm] = FinanceFilterForm
+) -> tuple[FinanceFilterForm, date, date, date]:
+    """The filters and the window they ask for. A refused form reads no rows (the callers check
+    `form.refused`); its window is only the heading's this month."""
+    form = form_class(request.GET or None)
     today = timezone.now().date()
-    start, end = form.window(today)
+    start, end = preset_range("this_month", today) if form.refused else form.window(today)
     return form, today, start, end
 
 
@@ -75,7 +80,13 @@ def finance(request: HttpRequest) -> HttpResponse:
     ctx = console_context(request)
     form, today, start, end = _filters(request)
     by = form.dimension()
-    rows = selectors.cost_breakdown(tenant=ctx.tenant, start=start, end=end, dimension=by)
+    if form.refused and request.GET.get("format") == "csv":
+        return refused_response(request, form, what="exported")
+    rows = (
+        []
+        if form.refused
+        else selectors.cost_breakdown(tenant=ctx.tenant, start=start, end=end, dimension=by)
+    )
     last = end - timedelta(days=1)
     if request.GET.get("format") == "csv":
         return _csv(
@@ -111,6 +122,7 @@ def finance(request: HttpRequest) -> HttpResponse:
             "csv_query": _query(request, format="csv"),
             "query": _query(request),
         },
+        status=400 if form.refused else 200,
     )
 
 
@@ -125,7 +137,9 @@ def _team(request: HttpRequest, team_id: int) -> Any:
 def team_costs(request: HttpRequest, team_id: int) -> HttpResponse:
     ctx = console_context(request)
     team = _team(request, team_id)
-    _, today, start, end = _filters(request)
+    form, today, start, end = _filters(request)
+    if form.refused:
+        return refused_response(request, form, what="shown")
     rows = selectors.cost_breakdown(
         tenant=ctx.tenant, start=start, end=end, dimension="user", team_id=team.id
     )
@@ -164,8 +178,10 @@ def team_costs(request: HttpRequest, team_id: int) -> HttpResponse:
 def user_requests(request: HttpRequest, team_id: int) -> HttpResponse:
     ctx = console_context(request)
     team = _team(request, team_id)
-    _, _, start, end = _filters(request)
-    end_user = request.GET.get("user", "")[:200]
+    form, _, start, end = _filters(request, UserRequestsFilterForm)
+    if form.refused:
+        return refused_response(request, form, what="shown")
+    end_user = (form.cleaned_data.get("user") or "") if form.is_bound else ""
     records = selectors.user_requests(
         tenant=ctx.tenant, team_id=team.id, end_user=end_user, start=start, end=end
     )

@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 
+from console.filters import FilterForm
 from gateway_site.bounds import INT_MAX, contains_nul
 from prompts.models import NAME_PATTERN, PromptVersion
 
@@ -107,7 +108,7 @@ class DiffForm(_Form):
     new = forms.IntegerField(min_value=1, max_value=INT_MAX)
 
 
-class RequestsFilterForm(_Form):
+class RequestsFilterForm(FilterForm):
     failed = forms.BooleanField(required=False, label="Failed only")
     page = forms.IntegerField(min_value=1, max_value=INT_MAX, required=False)
 

@@ -82,6 +82,47 @@ def test_drill_down_from_team_to_user_to_requests(acme: Acme) -> None:
     assert sorted(Decimal(r["cost_usd"]) for r in rows) == [Decimal("0.5"), Decimal("1.234")]
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "period=custom&start=2026-13-01&end=2026-12-31",
+        "period=custom&start=2026-12-01",  # no end: not silently "this month"
+        "period=fortnight",
+        "by=colour",
+        "period=custom&start=2026-12-31&end=2026-12-01",
+        "start=2024-01-01&end=2026-12-31",  # longer than a year: refused, not cut short
+        "perid=last_month",
+    ],
+)
+def test_invalid_finance_filters_show_errors_and_no_cost(acme: Acme, query: str) -> None:
+    _spend(acme)
+    client = _client(acme, Role.FINANCE)
+    url = f"/console/t/{acme.tenant.slug}/finance/?{query}"
+
+    page = client.get(url)
+    export = client.get(url + "&format=csv")
+
+    html = page.content.decode()
+    assert page.status_code == 400
+    assert 'data-testid="filter-errors"' in html
+    assert "Quants" not in html.split('data-testid="cost-table"')[1]
+    assert export.status_code == 400
+    assert "nothing was exported" in export.content.decode()
+
+
+def test_invalid_filters_on_the_team_and_requests_pages_show_nothing(acme: Acme) -> None:
+    _spend(acme)
+    client = _client(acme, Role.FINANCE)
+    base = f"/console/t/{acme.tenant.slug}/finance/teams/{acme.team.id}/"
+
+    team = client.get(base + "?period=custom&start=bad&end=2026-01-01")
+    requests = client.get(base + "requests/?user=ana&by=nothing&format=csv")
+
+    assert team.status_code == 400 and "ana" not in team.content.decode()
+    assert requests.status_code == 400
+    assert "cost_usd" not in requests.content.decode()
+
+
 def test_another_tenants_team_is_not_found(acme: Acme) -> None:
     client = _client(acme, Role.FINANCE)
     other_team = acme.other_key.team_id
