@@ -30,7 +30,9 @@ def proxy_not_found(request: HttpRequest, rest: str) -> HttpResponse:
 
 # Outside the APIs (which answer in their own formats), errors are the console's styled pages.
 handler400 = "console.views.errors.bad_request"
+handler403 = "console.views.errors.forbidden"
 handler404 = "console.views.errors.page_not_found"
+handler500 = "console.views.errors.server_error"
 
 urlpatterns = [
     path("v1/", proxy_api.urls),
