@@ -83,6 +83,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "console.context_processors.console",
             ],
+            # `usd`: one precision and rounding rule for money on every page.
+            "builtins": ["billing.templatetags.money"],
         },
     },
 ]

@@ -58,13 +58,13 @@ def test_finance_sees_cost_by_team_and_the_csv_matches(acme: Acme) -> None:
     page = client.get(url)
     assert page.status_code == 200
     html = page.content.decode()
-    assert "Quants" in html and "3.73" in html  # 1.234 + 0.5 + 2.0
+    assert "Quants" in html and "3.7340" in html  # 1.234 + 0.5 + 2.0
     assert "99.00" not in html  # another tenant's spend
     assert "<svg" in html and "Month to date" in html
 
     export = client.get(url, {"format": "csv"})
     rows = list(csv.DictReader(io.StringIO(export.content.decode())))
-    assert [(r["team"], r["cost_usd"], r["requests"]) for r in rows] == [("Quants", "3.73", "3")]
+    assert [(r["team"], r["cost_usd"], r["requests"]) for r in rows] == [("Quants", "3.7340", "3")]
 
 
 def test_drill_down_from_team_to_user_to_requests(acme: Acme) -> None:
