@@ -12,17 +12,11 @@ from django.utils.dateparse import parse_datetime
 from audit.models import AuditStatus
 from audit.selectors import AuditFilters
 from console.filters import FilterForm
+from console.widgets import iso_datetime_field
 from gateway_site.bounds import BIGINT_MAX, INT_MAX
 from tenants.models import ApiKey, Team, Tenant
 
 STATUS_CHOICES = [("", "Any status"), *AuditStatus.choices]
-
-
-class _DateTimeInput(forms.DateTimeInput):
-    input_type = "datetime-local"
-
-    def __init__(self) -> None:
-        super().__init__(format="%Y-%m-%dT%H:%M")
 
 
 class AuditSearchForm(FilterForm):
@@ -33,8 +27,8 @@ class AuditSearchForm(FilterForm):
         widget=forms.TextInput(attrs={"type": "search", "placeholder": "e.g. rebalance bonds"}),
     )
     end_user = forms.CharField(required=False, max_length=200, label="End user (advisor)")
-    since = forms.DateTimeField(required=False, label="From (UTC)", widget=_DateTimeInput())
-    until = forms.DateTimeField(required=False, label="Until (UTC)", widget=_DateTimeInput())
+    since = iso_datetime_field(required=False, label="From (UTC)")
+    until = iso_datetime_field(required=False, label="Until (UTC)")
     team = forms.ModelChoiceField(
         queryset=Team.objects.none(), required=False, empty_label="Any team"
     )
@@ -114,5 +108,5 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 class ChainVerifyForm(forms.Form):
-    since = forms.DateTimeField(required=False, label="From (UTC)", widget=_DateTimeInput())
-    until = forms.DateTimeField(required=False, label="Until (UTC)", widget=_DateTimeInput())
+    since = iso_datetime_field(required=False, label="From (UTC)")
+    until = iso_datetime_field(required=False, label="Until (UTC)")

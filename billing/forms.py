@@ -8,6 +8,7 @@ from django import forms
 
 from billing.selectors import DIMENSIONS
 from console.filters import FilterForm
+from console.widgets import iso_date_field, iso_datetime_field
 from routing.models import Deployment
 
 PRESETS = {
@@ -33,18 +34,8 @@ class FinanceFilterForm(FilterForm):
     MAX_DAYS = 366
 
     period = forms.ChoiceField(choices=list(PRESETS.items()), required=False)
-    start = forms.DateField(
-        required=False,
-        label="From (UTC)",
-        input_formats=["%Y-%m-%d"],
-        widget=forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"}),
-    )
-    end = forms.DateField(
-        required=False,
-        label="To (UTC, inclusive)",
-        input_formats=["%Y-%m-%d"],
-        widget=forms.DateInput(format="%Y-%m-%d", attrs={"type": "date"}),
-    )
+    start = iso_date_field(required=False, label="From (UTC)")
+    end = iso_date_field(required=False, label="To (UTC, inclusive)")
     by = forms.ChoiceField(
         choices=[(d, d.title()) for d in DIMENSIONS], required=False, label="Group by"
     )
@@ -100,9 +91,10 @@ class PriceForm(forms.Form):
     per_request_usd = forms.DecimalField(
         min_value=0, max_digits=12, decimal_places=8, required=False, initial=0
     )
-    effective_from = forms.DateTimeField(
+    effective_from = iso_datetime_field(
         required=False,
-        help_text="UTC, e.g. 2026-12-01 00:00. Empty: now. Past requests keep their cost.",
+        label="Effective from (UTC)",
+        help_text="e.g. 2026-12-01 00:00. Empty: now. Past requests keep their cost.",
     )
 
     def __init__(self, *args: object, deployments: object, **kwargs: object) -> None:
