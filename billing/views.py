@@ -193,25 +193,38 @@ def user_requests(request: HttpRequest, team_id: int) -> HttpResponse:
     if form.refused:
         return refused_response(request, form, what="shown")
     end_user = (form.cleaned_data.get("user") or "") if form.is_bound else ""
-    records = selectors.user_requests(
-        tenant=ctx.tenant, team_id=team.id, end_user=end_user, start=start, end=end
+    records = list(
+        selectors.user_requests(
+            tenant=ctx.tenant, team_id=team.id, end_user=end_user, start=start, end=end
+        )
     )
+    shown = allocate([r.cost_usd for r in records])  # the rows add up to the total shown
     last = end - timedelta(days=1)
     if request.GET.get("format") == "csv":
         return _csv(
             f"requests-{ctx.tenant.slug}-{team.slug}-{start}-{last}",
-            ["request_id", "started_at", "model", "feature", "status", "tokens", "cost_usd"],
+            [
+                "request_id",
+                "started_at",
+                "model",
+                "feature",
+                "status",
+                "tokens",
+                "cost_usd",
+                "cost_usd_exact",
+            ],
             (
                 [
                     r.request_id,
                     r.started_at.isoformat(),
-                    r.deployment_name or r.model_requested,
+                    r.deployment_name,
                     r.feature,
                     r.status,
                     r.prompt_tokens + r.completion_tokens,
+                    cost,
                     r.cost_usd,
                 ]
-                for r in records
+                for r, cost in zip(records, shown, strict=True)
             ),
         )
     return render(
@@ -220,7 +233,8 @@ def user_requests(request: HttpRequest, team_id: int) -> HttpResponse:
         {
             "team": team,
             "end_user": end_user,
-            "records": records,
+            "entries": list(zip(records, shown, strict=True)),
+            "total": money(sum((r.cost_usd for r in records), Decimal(0))),
             "start": start,
             "last": last,
             "back_query": _query(request, user=""),
