@@ -5,24 +5,28 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 GATEWAY_PORT=${GATEWAY_PORT:-8000}
 MOCK_PORT=${MOCK_PORT:-9100}
-source .env.demo
+# Another file and log folder let a test run a second demo beside yours (tests/e2e/test_demo_run.py).
+ENV_FILE=${GATEWAY_DEMO_ENV_FILE:-.env.demo}
+LOGS=${GATEWAY_DEMO_LOG_DIR:-var}
+mkdir -p "$LOGS"
+source "$ENV_FILE"
 # The mock provider listens on 127.0.0.1, which the egress policy refuses unless allowed.
 export GATEWAY_EGRESS_ALLOW_LOOPBACK=${GATEWAY_EGRESS_ALLOW_LOOPBACK:-true}
 
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 
-.venv/bin/python -m mock_provider --host 127.0.0.1 --port "$MOCK_PORT" > var/mock_provider.log 2>&1 &
+.venv/bin/python -m mock_provider --host 127.0.0.1 --port "$MOCK_PORT" > "$LOGS/mock_provider.log" 2>&1 &
 pids+=($!)
 
 # Rollups, audit sealing and alerts: Celery (worker with an embedded beat) when Redis is
 # configured, otherwise the same schedule run in one process (observability/periodic.py).
 if [[ -n "${REDIS_URL:-}" ]]; then
-  scheduler="Celery worker and beat (var/celery.log)"
-  .venv/bin/celery -A gateway_site worker --beat --loglevel warning > var/celery.log 2>&1 &
+  scheduler="Celery worker and beat ($LOGS/celery.log)"
+  .venv/bin/celery -A gateway_site worker --beat --loglevel warning > "$LOGS/celery.log" 2>&1 &
 else
-  scheduler="in-process periodic jobs (var/periodic.log)"
-  .venv/bin/python manage.py run_periodic > var/periodic.log 2>&1 &
+  scheduler="in-process periodic jobs ($LOGS/periodic.log)"
+  .venv/bin/python manage.py run_periodic > "$LOGS/periodic.log" 2>&1 &
 fi
 pids+=($!)
 
@@ -33,22 +37,22 @@ if [[ "${GATEWAY_DEMO_TRAFFIC:-1}" != "0" ]]; then
     .venv/bin/python scripts/demo_traffic.py \
       && .venv/bin/python manage.py billing_rollup > /dev/null \
       && .venv/bin/python manage.py audit_seal > /dev/null \
-      && echo "Demo traffic sent, rolled up and sealed: every console page has data (log: var/demo_traffic.log)."
-  } 2>> var/demo_traffic.log &
+      && echo "Demo traffic sent, rolled up and sealed: every console page has data (log: $LOGS/demo_traffic.log)."
+  } 2>> "$LOGS/demo_traffic.log" &
   pids+=($!)
 fi
 
 cat <<TEXT
 
 The gateway is starting on $GATEWAY_URL (mock provider on $GATEWAY_MOCK_URL; $scheduler).
-The URL and keys are in .env.demo. Try it from another terminal:
+The URL and keys are in $ENV_FILE. Try it from another terminal:
 
-source .env.demo
+source $ENV_FILE
 curl \$GATEWAY_URL/chat/completions \\
   -H "Authorization: Bearer \$GATEWAY_API_KEY" -H "Content-Type: application/json" \\
   -d '{"model": "demo", "messages": [{"role": "user", "content": "Hello, gateway"}]}'
 
-source .env.demo
+source $ENV_FILE
 .venv/bin/python - <<'PY'
 import os
 from openai import OpenAI
