@@ -154,4 +154,6 @@ def chain(request: HttpRequest) -> HttpResponse:
             "checkpoints": checkpoints,
             "head_kind": CheckpointKind.HEAD,
         },
+        # Asked to verify with dates that do not parse: the errors, and no "verified" by omission.
+        status=400 if request.GET.get("verify") and not form.is_valid() else 200,
     )

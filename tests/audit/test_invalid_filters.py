@@ -133,3 +133,14 @@ def test_no_filter_at_all_still_searches_everything(client: Client, trail: dict[
     body = client.get(_search("")).content.decode()
 
     assert all(r.request_id in body for r in [*trail["carol"], *trail["others"]])
+
+
+def test_chain_verification_with_an_invalid_date_says_so(client: Client, trail: Any) -> None:
+    url = reverse("compliance:chain", kwargs={"tenant_slug": "acme"})
+
+    response = client.get(url + "?verify=1&since=2026-02-30")
+
+    body = response.content.decode()
+    assert response.status_code == 400
+    assert "Enter a valid date/time." in body
+    assert 'data-testid="chain-report"' not in body
