@@ -44,8 +44,8 @@ class FinanceFilterForm(FilterForm):
         data = super().clean()
         start, end = data.get("start"), data.get("end")
         custom = data.get("period") == "custom" or start or end
-        if not custom:
-            return data
+        if not custom or "start" in self.errors or "end" in self.errors:
+            return data  # a date that does not parse says so beside its field
         if data.get("period") not in ("", None, "custom"):
             raise forms.ValidationError("Choose a period or dates, not both.")
         if not (start and end):

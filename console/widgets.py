@@ -31,7 +31,7 @@ def _attrs(placeholder: str, size: int, extra: dict[str, Any] | None) -> dict[st
         "autocomplete": "off",
         "spellcheck": "false",
         "size": size,
-        "data-iso-date": "",  # search-as-you-type waits for `change` on these (see templates)
+        "data-iso-date": "",  # search-as-you-type waits for `change` on these (console.js)
         **(extra or {}),
     }
 

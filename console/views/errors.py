@@ -10,6 +10,8 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseServerEr
 from django.shortcuts import render
 from django.utils.deprecation import MiddlewareMixin
 
+logger = logging.getLogger(__name__)
+
 NUL_REASON = "The address contains a NUL character (%00), which no name, id or filter may hold."
 
 
@@ -18,8 +20,6 @@ def bad_request(
 ) -> HttpResponse:
     return render(request, "console/bad_request.html", {"reason": reason}, status=400)
 
-
-logger = logging.getLogger(__name__)
 
 # The last resort when even the styled page cannot be rendered (the database is down and the frame
 # cannot read the user's tenants): still a page in the console's look, with no detail.

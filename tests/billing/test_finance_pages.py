@@ -110,6 +110,16 @@ def test_invalid_finance_filters_show_errors_and_no_cost(acme: Acme, query: str)
     assert "nothing was exported" in export.content.decode()
 
 
+def test_a_date_that_does_not_parse_is_named_beside_its_field(acme: Acme) -> None:
+    client = _client(acme, Role.FINANCE)
+    url = f"/console/t/{acme.tenant.slug}/finance/?period=custom&start=2026-13-01&end=2026-12-31"
+
+    html = client.get(url).content.decode()
+
+    assert "From (UTC): Enter a valid date." in html
+    assert "needs a start and an end" not in html  # it has one; it does not parse
+
+
 def test_invalid_filters_on_the_team_and_requests_pages_show_nothing(acme: Acme) -> None:
     _spend(acme)
     client = _client(acme, Role.FINANCE)
