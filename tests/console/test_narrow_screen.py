@@ -65,6 +65,56 @@ def officer(people: People, django_db_blocker: Any) -> str:
     return "web-cora"
 
 
+@pytest.fixture(scope="module")
+def long_record(people: People, django_db_blocker: Any) -> str:
+    """A committed record with long unbroken text, tool calls and a fallback (the widest page)."""
+    import uuid
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from audit.models import AuditRecord
+    from tenants.models import ApiKey, Team
+
+    with django_db_blocker.unblock():
+        team = Team.objects.get(tenant__slug="acme", slug="advisors")
+        started = timezone.now()
+        record = AuditRecord.objects.create(
+            request_id=f"req_{uuid.uuid4().hex[:24]}",
+            tenant_id=team.tenant_id,
+            team=team,
+            api_key=ApiKey.objects.filter(team=team).first(),
+            endpoint="chat.completions",
+            model_requested="with-fallback",
+            deployment_name="mock-gpt",
+            provider_name="mock-ok",
+            end_user="advisor-with-a-rather-long-identifier-0123456789",
+            request_body={"messages": [{"role": "user", "content": "x" * 300}]},
+            response_body={"choices": [{"message": {"role": "assistant", "content": "y" * 300}}]},
+            tool_calls=[
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {
+                        "name": "get_portfolio",
+                        "arguments": '{"client_id": "' + "C" * 120 + '"}',
+                    },
+                }
+            ],
+            attempts=[
+                {"deployment": "mock-gpt-limited", "provider": "mock-429", "status": 429},
+                {"deployment": "mock-gpt", "provider": "mock-ok", "status": 200},
+            ],
+            status="success",
+            http_status=200,
+            cost_usd=Decimal("0.000368"),
+            started_at=started,
+            completed_at=started + timedelta(milliseconds=20),
+        )
+    return record.request_id
+
+
 @pytest.fixture
 def phone(browser: Any, console_gateway: Any) -> Iterator[Any]:
     context = browser.new_context(
@@ -88,10 +138,16 @@ def _who(people: People, officer: str, role: str) -> str:
 
 
 @pytest.mark.parametrize("role", list(PAGES))
-def test_no_page_is_wider_than_a_phone(phone: Any, people: People, officer: str, role: str) -> None:
+def test_no_page_is_wider_than_a_phone(
+    phone: Any, people: People, officer: str, long_record: str, role: str
+) -> None:
     sign_in(phone, _who(people, officer, role))
     too_wide = {}
-    for url in PAGES[role]:
+    extra = {
+        "compliance": [f"/console/t/acme/compliance/records/{long_record}/"],
+        "developer": ["/console/t/acme/no-such-page/"],
+    }
+    for url in [*PAGES[role], *extra.get(role, [])]:
         phone.goto(url)
         width = phone.evaluate("document.documentElement.scrollWidth")
         if width > WIDTH:
