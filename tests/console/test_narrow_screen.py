@@ -84,7 +84,7 @@ def long_record(people: People, django_db_blocker: Any) -> str:
             request_id=f"req_{uuid.uuid4().hex[:24]}",
             tenant_id=team.tenant_id,
             team=team,
-            api_key=ApiKey.objects.filter(team=team).first(),
+            api_key=ApiKey.objects.filter(team=team).earliest("id"),
             endpoint="chat.completions",
             model_requested="with-fallback",
             deployment_name="mock-gpt",
