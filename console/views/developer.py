@@ -13,6 +13,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from activity.services import Actor
+from billing.money import allocate
 from console.access import console_context, console_view
 from console.forms import KeyCreateForm, KeyRotateForm, PlaygroundForm
 from console.quotas import limits_for_key
@@ -124,13 +125,18 @@ def key_create(request: HttpRequest) -> HttpResponse:
 def key_detail(request: HttpRequest, key_id: int) -> HttpResponse:
     ctx = console_context(request)
     key = _key(request, key_id)
+    usage = selectors.key_usage(tenant=ctx.tenant, key_ids=[key.pk]).get(key.pk)
+    recent = list(selectors.key_recent_requests(tenant=ctx.tenant, key=key))
+    # When the list holds every request of the key, its costs add up to the usage shown above.
+    every = usage is not None and len(recent) == usage.requests
+    costs = allocate([r.cost_usd for r in recent]) if every else [r.cost_usd for r in recent]
     return render(
         request,
         "console/key_detail.html",
         {
             "key": key,
-            "usage": selectors.key_usage(tenant=ctx.tenant, key_ids=[key.pk]).get(key.pk),
-            "recent": selectors.key_recent_requests(tenant=ctx.tenant, key=key),
+            "usage": usage,
+            "recent": list(zip(recent, costs, strict=True)),
             "limits": limits_for_key(key),
             "pins": selectors.pins_of_key(key=key),
             "rotate_form": KeyRotateForm(),

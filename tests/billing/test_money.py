@@ -172,3 +172,20 @@ def test_by_model_groups_by_the_deployment_that_served(acme: Acme) -> None:
     assert keys == ["mock-gpt", ""]
     assert "(not served)" in table
     assert "demo" not in table and "gpt-typo" not in table
+
+
+@time_machine.travel(NOW, tick=False)
+def test_a_keys_few_requests_add_up_to_its_usage(acme: Acme) -> None:
+    AuditRecord.objects.bulk_create(
+        [record(acme.key, DAY + timedelta(hours=h), cost=Decimal("0.000069")) for h in range(3)]
+    )
+    developer = Client()
+    developer.force_login(acme.users[Role.DEVELOPER])
+
+    html = developer.get(f"/console/t/{acme.tenant.slug}/keys/{acme.key.pk}/").content.decode()
+
+    table = html.split("<tbody>")[-1].split("</tbody>")[0]
+    rows = [Decimal(v) for v in re.findall(r'<td class="num">(\d+\.\d{4})</td>', table)]
+    assert len(rows) == 3
+    assert sum(rows) == Decimal("0.0002")  # the usage card's total (0.000207)
+    assert "<dd>0.0002</dd>" in html

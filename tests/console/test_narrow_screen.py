@@ -16,8 +16,16 @@ from tests.support.browser import PASSWORD, People, sign_in
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
 WIDTH = 390
-# GATEWAY_NARROW_SHOTS=<folder> keeps a screenshot of each page, to look at them.
+# GATEWAY_NARROW_SHOTS=<folder> keeps a screenshot of each page, to look at them;
+# GATEWAY_SCREENSHOTS=1 refreshes the few of docs/screenshots/ named in DOC_SHOTS.
 SHOTS = Path(os.environ["GATEWAY_NARROW_SHOTS"]) if os.environ.get("GATEWAY_NARROW_SHOTS") else None
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DOC_SHOTS = {
+    "/console/t/acme/finance/": "30-phone-finance",
+    "/console/t/acme/compliance/?status=nope": "31-phone-invalid-filter",
+    "/console/t/acme/no-such-page/": "32-phone-not-found",
+}
 
 PAGES = {
     "developer": [
@@ -156,6 +164,8 @@ def test_no_page_is_wider_than_a_phone(
             SHOTS.mkdir(parents=True, exist_ok=True)
             name = url.strip("/").replace("/", "_").replace("?", "_").replace("&", "_")
             phone.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+        if os.environ.get("GATEWAY_SCREENSHOTS") == "1" and url in DOC_SHOTS:
+            phone.screenshot(path=str(DOCS / f"{DOC_SHOTS[url]}.png"), full_page=True)
     assert too_wide == {}
 
 
