@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from billing.money import pace_projection
 from tenants.models import Tenant
 from tenants.quotas import selectors as quotas
 from tenants.quotas.core.windows import window_at
@@ -22,7 +23,7 @@ class BurnDown:
     label: str
     amount_usd: Decimal
     spent_usd: Decimal
-    projected_usd: Decimal  # at the window's end, at the pace so far
+    projected_usd: Decimal  # at the window's end, at the pace so far (as the month's forecast)
     renews_at: datetime
     shadow: bool
 
@@ -43,14 +44,15 @@ def budget_burndown(*, tenant: Tenant, now: datetime | None = None) -> list[Burn
             continue  # one window per end user: shown on the quotas pages, not as one line
         status = quotas.budget_status(budget=budget, end_user=budget.end_user, now=now)
         window = window_at(budget.period, budget.timezone, now)
-        elapsed = (now - window.start) / (window.end - window.start)
-        projected = status.spent_usd / Decimal(str(max(elapsed, 0.01)))
+        projected = pace_projection(
+            spent=status.spent_usd, start=window.start, end=window.end, now=now
+        )
         result.append(
             BurnDown(
                 status.label,
                 status.amount_usd,
                 status.spent_usd,
-                projected.quantize(Decimal("0.01")),
+                projected,
                 status.renews_at,
                 status.shadow,
             )

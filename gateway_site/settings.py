@@ -92,6 +92,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "gateway_site.console.context_processors.console",
             ],
+            # `usd`: one precision and rounding rule for money on every page.
+            "builtins": ["billing.templatetags.money"],
         },
     },
 ]
@@ -205,6 +207,9 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = envint("GATEWAY_SESSION_HOURS", 8) * 3600
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 CSRF_TRUSTED_ORIGINS = envlist("GATEWAY_CSRF_TRUSTED_ORIGINS", [])
+CSRF_FAILURE_VIEW = (
+    "gateway_site.console.views.errors.csrf_failure"  # a console page, not Django's bare one
+)
 if envbool("GATEWAY_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 LOGIN_URL = "console:login"
