@@ -17,8 +17,9 @@ from guardrails.core.pii import PiiScanner
 from guardrails.core.policy import OutputRule, Policy
 
 JSON = dict[str, Any]
-# Injection is looked for where outsiders write: the user's turns and what tools brought back.
-_INJECTION_ROLES = frozenset({"user", "tool", "function"})
+# Injection is looked for where outsiders write: the user's turns, what tools brought back,
+# and the arguments of the tool calls the model made (a poisoned document steers them).
+_INJECTION_ROLES = frozenset({"user", "tool", "function", "tool_call"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,9 @@ class RequestCheck:
 
 
 def _texts(payload: JSON) -> Iterator[tuple[str, str, str, Any, Any]]:
-    """(where, role, text, container, key) for every text a chat request carries."""
+    """(where, role, text, container, key) for every text a chat request carries: message
+    contents (tool results included: Anthropic's tool_result blocks arrive as `tool` messages)
+    and the arguments of the tool calls in the history (role "tool_call")."""
     for i, message in enumerate(payload.get("messages") or ()):
         if not isinstance(message, dict):
             continue
@@ -51,6 +54,16 @@ def _texts(payload: JSON) -> Iterator[tuple[str, str, str, Any, Any]]:
             for j, part in enumerate(content):
                 if isinstance(part, dict) and isinstance(part.get("text"), str):
                     yield f"messages[{i}].content[{j}].text", role, part["text"], part, "text"
+        yield from _tool_call_arguments(message.get("tool_calls"), f"messages[{i}].tool_calls")
+
+
+def _tool_call_arguments(calls: Any, where: str) -> Iterator[tuple[str, str, str, Any, Any]]:
+    # Arguments are a JSON string; placeholders (<EMAIL_1>) keep it valid JSON when masked.
+    for k, call in enumerate(calls if isinstance(calls, list) else ()):
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+            path = f"{where}[{k}].function.arguments"
+            yield path, "tool_call", function["arguments"], function, "arguments"
 
 
 def check_request(
@@ -120,7 +133,7 @@ def check_request(
                 "prompt_injection_blocked",
                 f"The request was blocked by guardrail policy '{injection.policy}': "
                 f"{worst['where']} looks like a prompt injection "
-                f"({', '.join(worst['categories'])}; score {worst['score']}).",
+                f"({', '.join(worst['categories']) or 'combined score'}; score {worst['score']}).",
                 injection.policy,
             )
         elif injection.action == "route":

@@ -239,7 +239,7 @@ def test_combined_policies_keep_the_strictest_action():
     assert combine([policy("a", injection={"action": "flag", "threshold": 0.3}),
                     policy("b", injection={"action": "block", "threshold": 0.8})]).injection == (
         combine([policy("b", injection={"action": "block", "threshold": 0.3})]).injection.__class__(
-            "block", 0.3, "", ("rules",), "b"
+            "block", 0.3, "", ("rules", "classifier"), "b"
         )
     )  # fmt: skip
 
