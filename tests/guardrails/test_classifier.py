@@ -5,6 +5,7 @@ document is not averaged away. Pure (no database)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,7 +45,7 @@ def test_the_shipped_weights_are_small_and_load_without_pickle() -> None:
     assert shipped_model().version == meta["version"]
 
 
-def test_a_model_whose_weights_do_not_match_its_hashing_is_refused(tmp_path) -> None:
+def test_a_model_whose_weights_do_not_match_its_hashing_is_refused(tmp_path: Path) -> None:
     meta = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
     (tmp_path / "m.json").write_text(json.dumps({**meta, "bits": 10}))
     np.save(tmp_path / "m.npy", np.zeros(1 << 12, dtype=np.float16))
