@@ -55,11 +55,10 @@ def test_a_model_whose_weights_do_not_match_its_hashing_is_refused(tmp_path: Pat
 
 @pytest.mark.parametrize("text", REPHRASED)
 def test_it_catches_rephrased_attacks_the_rules_miss(detectors: DetectorSet, text: str) -> None:
-    assert detectors.score(text, ["rules"]).score < 0.5
     verdict = detectors.score(text, BOTH)
+    assert dict(verdict.scores)["rules"] < 0.5  # the rules alone let it through
     assert verdict.score >= 0.5
-    assert "classifier" in verdict.categories
-    assert dict(verdict.scores)["rules"] < 0.5
+    assert dict(verdict.scores)["classifier"] >= 0.4
 
 
 @pytest.mark.parametrize("text", ORDINARY)
@@ -99,12 +98,14 @@ def test_a_policy_on_the_rules_alone_keeps_its_old_scores(detectors: DetectorSet
     rules_only = compile_policy(
         "r", PolicySpec.model_validate({"injection": {"detectors": ["rules"]}})
     )
-    payload = {"messages": [{"role": "user", "content": REPHRASED[0]}]}
+    payload = {"messages": [{"role": "user", "content": REPHRASED[1]}]}
     assert check_request(rules_only, payload, None, detectors).findings == []
     default = compile_policy("d", PolicySpec.model_validate({"injection": {}}))
     assert default.injection is not None and default.injection.detectors == tuple(BOTH)
-    refused = check_request(default, payload, None, detectors).refusal
-    assert refused is not None and "classifier" in refused.message
+    result = check_request(default, payload, None, detectors)
+    assert result.refusal is not None and "'d'" in result.refusal.message
+    scores = result.findings[0]["scores"]
+    assert scores["rules"] == 0.0 and scores["classifier"] >= 0.5
 
 
 def test_scoring_and_training_hash_text_the_same_way() -> None:
