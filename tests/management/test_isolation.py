@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 
-from activity.models import ActivityEvent
-from management.api import management_api
-from management.models import AdminKey
-from quotas.models import Budget, QuotaPolicy, RateLimit
+from audit.activity.models import ActivityEvent
+from gateway_site.api.models import AdminKey
+from gateway_site.api.routers import management_api
+from tenants.quotas.models import Budget, QuotaPolicy, RateLimit
 from tests.management.conftest import Api, Side
 
 pytestmark = pytest.mark.django_db
