@@ -6,7 +6,7 @@ from pathlib import Path
 import dj_database_url
 from celery.schedules import crontab
 
-from audit.observability.config import AlertSettings
+from audit.observability.alert_settings import AlertSettings
 from gateway_site.env import SettingError, envbool, envfloat, envint, envlist, envstr
 from gateway_site.proxy_settings import ProxySettings
 from routing.core.egress import EgressPolicy

@@ -74,9 +74,7 @@ def _installed_apps() -> list[str]:
     return ours
 
 
-_PAGES = re.compile(
-    r"\.(api|keys_api|views|\w+_views|forms|urls|apps|admin|benchmark)(\.|$)"
-)
+_PAGES = re.compile(r"\.(api|keys_api|views|\w+_views|forms|urls|apps|admin|benchmark)(\.|$)")
 
 
 @cache

@@ -12,9 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from routing.evaluations.models import CATEGORY_NAME
 from routing.guardrails.core.policy import PolicySpec
-from routing.prompts.config import PromptSpec
+from routing.prompts.declared import PromptSpec
 from tenants.models import Role
-from tenants.quotas.config import (
+from tenants.quotas.declared import (
     BudgetSpec,
     EndUserQuotaSpec,
     LimitSpec,

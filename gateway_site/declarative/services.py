@@ -28,12 +28,12 @@ from routing import services as routing_services
 from routing.evaluations import services as evaluation_services
 from routing.guardrails import services as guardrail_services
 from routing.models import Route
-from routing.prompts.config import prompts_apply
+from routing.prompts.declared import prompts_apply
 from routing.prompts.services import PromptError
 from tenants import services as tenant_services
 from tenants.keys import hash_key
 from tenants.models import ApiKey, Team, Tenant
-from tenants.quotas.config import apply_rules, apply_tenant_quotas
+from tenants.quotas.declared import apply_rules, apply_tenant_quotas
 from tenants.quotas.models import Scope
 
 

@@ -23,8 +23,8 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditRecord, AuditStatus
+from audit.observability.alert_settings import AlertSettings
 from audit.observability.alerts.services import alerts_evaluate
-from audit.observability.config import AlertSettings
 from billing.models import Granularity
 from billing.money import QUANTUM, money
 from billing.rollups import rollup_window
