@@ -69,7 +69,8 @@ class FinanceFilterForm(FilterForm):
 
 
 class UserRequestsFilterForm(FinanceFilterForm):
-    user = forms.CharField(required=False, max_length=200, label="End user")
+    # Not stripped: an end user id is matched exactly, spaces and tabs included.
+    user = forms.CharField(required=False, max_length=200, strip=False, label="End user")
 
 
 class PriceForm(forms.Form):
