@@ -67,7 +67,7 @@ async def resolve_model(
     """The route for `name` as this key may use it; `notes` collects why deployments were left out."""
     table = await runtime.routes.get()
     resolved = table.resolve(name)
-    if resolved is None or not identity.may_use(name):
+    if resolved is None or not identity.may_use(name, resolved.route_alias):
         # The same answer for "unknown" and "not yours", so keys cannot probe other models.
         raise GatewayError(
             404,
@@ -76,7 +76,7 @@ async def resolve_model(
             param="model",
         )
     plan = resolved.plan
-    if pin := identity.pin(name):
+    if pin := identity.pin(name, resolved.route_alias):
         plan = pinned_plan(plan, name, pin)
         if notes is not None:
             notes.append(f"pinned to {pin}")
@@ -508,15 +508,21 @@ async def embeddings(request: HttpRequest, identity: KeyIdentity) -> HttpRespons
     return response
 
 
+def _listable(identity: KeyIdentity, resolved: ResolvedModel) -> bool:
+    if not identity.may_use(resolved.public_name, resolved.route_alias):
+        return False
+    return not identity.residency_region or any(
+        t.region == identity.residency_region for t in resolved.targets
+    )
+
+
 async def list_models(identity: KeyIdentity) -> list[str]:
+    """The exact names this key may use; pattern routes are not model ids, so not listed."""
     table = await get_runtime().routes.get()
-    names = []
-    for name, resolved in table.models.items():
-        if not identity.may_use(name):
-            continue
-        if identity.residency_region and not any(
-            t.region == identity.residency_region for t in resolved.targets
-        ):
-            continue
-        names.append(name)
-    return sorted(names)
+    return sorted(name for name, resolved in table.models.items() if _listable(identity, resolved))
+
+
+async def model_usable(identity: KeyIdentity, name: str) -> bool:
+    """Whether `GET /v1/models/{name}` shows it: a listed name, or one a pattern route serves."""
+    resolved = (await get_runtime().routes.get()).resolve(name)
+    return resolved is not None and _listable(identity, resolved)

@@ -142,7 +142,7 @@ async def list_models(request: HttpRequest) -> HttpResponse:
 
 @router.get("/models/{path:model}", summary="Retrieve one model")
 async def retrieve_model(request: HttpRequest, model: str) -> HttpResponse:
-    if model not in await pipeline.list_models(request.auth):  # type: ignore[attr-defined]
+    if not await pipeline.model_usable(request.auth, model):  # type: ignore[attr-defined]
         raise GatewayError(
             404,
             f"The model '{model}' does not exist or your key cannot use it.",

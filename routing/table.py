@@ -19,6 +19,7 @@ from django.utils import timezone
 from billing.prices import EffectivePrice, effective_prices
 from gateway_site.db_threads import run_db
 from routing.core.categories import CategoryPolicy, Scores
+from routing.core.model_names import NamePatterns, is_pattern
 from routing.core.strategy import RoutePlan
 from routing.core.types import Target
 from routing.evaluations.selectors import categories, latest_scores
@@ -29,8 +30,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class ResolvedModel:
-    public_name: str
-    route_alias: str  # "" when a deployment is asked for by its own name
+    public_name: str  # the name the client asked for
+    route_alias: str  # "" when a deployment is asked for by its own name; a pattern's alias
     plan: RoutePlan
 
     @property
@@ -41,12 +42,23 @@ class ResolvedModel:
 @dataclass(frozen=True, slots=True)
 class RoutingTable:
     models: dict[str, ResolvedModel]
+    # Routes whose alias is a pattern (`claude-*`), most specific first; not in `models`.
+    patterns: NamePatterns = field(default_factory=NamePatterns)
+    pattern_routes: dict[str, ResolvedModel] = field(default_factory=dict)
     # Task categories in priority order, and the latest evaluation scores (deployment x category).
     categories: dict[str, CategoryPolicy] = field(default_factory=dict)
     scores: Scores = field(default_factory=dict)
 
     def resolve(self, name: str) -> ResolvedModel | None:
-        return self.models.get(name)
+        """An exact route alias, else a deployment name, else the most specific pattern route
+        (routing/core/model_names.py); the result keeps the name asked for."""
+        exact = self.models.get(name)
+        if exact is not None or not self.pattern_routes:
+            return exact
+        alias = self.patterns.match(name)
+        if alias is None:
+            return None
+        return ResolvedModel(name, alias, self.pattern_routes[alias].plan)
 
 
 def _target(deployment: Deployment, price: EffectivePrice) -> Target:
@@ -98,6 +110,7 @@ def load_routing_table() -> RoutingTable:
         for target in deployments.values()
     }
     # A route alias wins over a deployment of the same name: that is how a name gains fallbacks.
+    pattern_routes: dict[str, ResolvedModel] = {}
     for route in Route.objects.filter(is_active=True).prefetch_related("targets"):
         live = [
             t
@@ -115,7 +128,11 @@ def load_routing_table() -> RoutingTable:
                 first_token_timeout_s=route.first_token_timeout_seconds,
                 hosted_tools=route.hosted_tools,
             )
-            models[route.alias] = ResolvedModel(route.alias, route.alias, plan)
+            resolved = ResolvedModel(route.alias, route.alias, plan)
+            if is_pattern(route.alias):
+                pattern_routes[route.alias] = resolved
+            else:
+                models[route.alias] = resolved
     policies = {
         c.name: CategoryPolicy(
             c.name,
@@ -126,7 +143,13 @@ def load_routing_table() -> RoutingTable:
         for c in categories()
     }
     scores = {key: row.score for key, row in latest_scores(deployments).items()}
-    return RoutingTable(models=models, categories=policies, scores=scores)
+    return RoutingTable(
+        models=models,
+        patterns=NamePatterns.of(pattern_routes),
+        pattern_routes=pattern_routes,
+        categories=policies,
+        scores=scores,
+    )
 
 
 class RoutingTableCache:

@@ -129,6 +129,8 @@ def test_reordering_a_route_in_the_file_reorders_it_in_the_database(config_file)
         ),
         (("kind: openai", "kind: carrier-pigeon"), "providers.0.kind"),
         (("teams: [research]", "teams: [nope]"), "unknown team 'nope'"),
+        (("alias: cfg-chat", "alias: cfg-?"), "routes.0.alias.*only '.' is a wildcard"),
+        (("alias: cfg-chat", 'alias: "*"'), "a pattern needs literal text"),
     ],
 )
 def test_a_bad_file_is_refused_with_a_message_that_says_where(config_file, change, message):
@@ -191,3 +193,10 @@ def test_model_pins_in_the_file_reach_teams_and_keys(config_file):
     config_file.write_text(CONFIG)  # removing them from the file removes them
     call_command("apply_config", str(config_file))
     assert Team.objects.get(slug="research").model_pins == {}
+
+
+@pytest.mark.django_db
+def test_a_route_alias_may_be_a_pattern(config_file):
+    config_file.write_text(config_file.read_text().replace("alias: cfg-chat", 'alias: "cfg-*"'))
+    call_command("apply_config", str(config_file))
+    assert Route.objects.filter(alias="cfg-*").exists()
