@@ -178,17 +178,23 @@ async def messages(
 async def responses(
     request: HttpRequest, identity: KeyIdentity
 ) -> HttpResponse | StreamingHttpResponse:
-    """OpenAI's Responses API, stateless, served from any provider via the internal chat form."""
+    """OpenAI's Responses API, served from any provider via the internal chat form; stored and
+    continued by the gateway (`store`, `previous_response_id`: routing/responses_state/)."""
     runtime = get_runtime()
     call = Call(runtime, request, identity, endpoint="responses")
     try:
         raw = parse_json_body(request)
         call.entry.model_requested = str(raw.get("model") or "")[:200]
         body = validate_responses(raw)
+        response_id = "resp_" + call.request_id.removeprefix("req_")
+        # The whole input for a stateless upstream: the previous response's context first.
+        turn = await runtime.responses.begin(call, raw, response_id)
         resolved, plan = await resolve_model(runtime, identity, body.model, call.routing_notes)
         try:
             # The route says what happens to tools only a provider could run (docs/api.md).
-            translated, tools = responses_request_to_openai(raw, hosted_tools=plan.hosted_tools)
+            translated, tools = responses_request_to_openai(
+                turn.body, hosted_tools=plan.hosted_tools
+            )
         except UnsupportedRequest as refusal:
             raise GatewayError(
                 400, refusal.message, param=refusal.param, code=refusal.code
@@ -197,10 +203,18 @@ async def responses(
         internal = await prompt_apply(call, translated, source=raw)
         validate_chat(internal)
         call.attribute(internal, client_metadata=raw.get("client_metadata"))
+        if turn.previous_response_id:  # each turn's record names the one it continues
+            call.entry.client_context["previous_response_id"] = turn.previous_response_id
         call.entry.tool_results = tool_results(internal)
-        response_id = "resp_" + call.request_id.removeprefix("req_")
-        context = ResponseContext(response_id, raw, int(time.time()), tools.origins)
-        call.wire = ResponsesWire(context)
+        context = ResponseContext(
+            response_id,
+            raw,
+            int(time.time()),
+            tools.origins,
+            store=turn.store,
+            previous_response_id=turn.previous_response_id,
+        )
+        call.wire = ResponsesWire(context, runtime.responses.keeper(call, turn))
     except GatewayError as error:
         return await call.reject(error)
     # Usage is needed for the closing response.completed event, whatever the client asked.
@@ -301,6 +315,7 @@ async def _complete_chat(call: Call, plan: RoutePlan, payload: JSON) -> HttpResp
         body = reply.native  # the provider's own answer, untouched by any guardrail
     else:
         body = client_body(call, call.wire.body(reply.body, reply.parsed))
+    body = await call.wire.settle_body(body)  # a stored response is kept before it is sent
     response = HttpResponse(body, status=reply.status, content_type="application/json")
     for name, value in call.result_headers(target, reply.usage, cost).items():
         response[name] = value
@@ -389,7 +404,7 @@ async def _relay(call: Call, primed: _PrimedStream, target: Target) -> AsyncIter
             for out in wire.events(event):
                 yield out
         if not native:
-            for out in wire.finish():
+            for out in await wire.close():  # a stored response is kept before its last event
                 yield out
         status, error_type, error_message = AuditStatus.SUCCESS, "", ""
     except OutputBlocked as blocked:
