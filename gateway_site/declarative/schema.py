@@ -167,6 +167,8 @@ class TenantSpec(_Strict):
     budgets: list[BudgetSpec] = []
     end_users: list[EndUserQuotaSpec] = []
     prompts: list[PromptSpec] = []
+    # Days its stored Responses API responses are kept (absent: GATEWAY_RESPONSES_RETENTION_DAYS).
+    responses_retention_days: int | None = Field(default=None, ge=1, le=36500)
 
     @model_validator(mode="after")
     def _users_name_known_teams(self) -> TenantSpec:

@@ -19,6 +19,8 @@ class StoredResponse(models.Model):
     content_mode = models.CharField(max_length=16)
     input_items = models.JSONField(default=list)
     response = models.JSONField()  # the response object as the client received it
+    # Whether both JSON fields are stored escaped (NUL, lone surrogates: audit/storable.py).
+    stored_escaped = models.BooleanField(default=False)
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField()
 

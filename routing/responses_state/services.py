@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.activity.services import SYSTEM, Actor, activity_record
+from audit.storable import storable
 from routing.core.types import JSON
 from routing.responses_state.items import as_kept
 from routing.responses_state.models import ResponsesPolicy, StoredResponse
@@ -28,6 +29,8 @@ def response_keep(
 ) -> StoredResponse:
     """Keep one answered turn as the tenant's content mode allows; a response id is kept once."""
     items, kept = as_kept(mode=content_mode, items=input_items, response=response)
+    # Text PostgreSQL refuses (NUL, lone surrogates) is kept escaped, read back exactly.
+    (items, kept), escaped = storable([items, kept])
     now = timezone.now()
     return StoredResponse.objects.create(
         response_id=str(response["id"]),
@@ -39,6 +42,7 @@ def response_keep(
         content_mode=content_mode,
         input_items=items,
         response=kept,
+        stored_escaped=escaped,
         created_at=now,
         expires_at=now + timedelta(days=retention_days),
     )
@@ -62,9 +66,13 @@ def responses_purge(*, now: datetime | None = None) -> int:
 def responses_retention_set(
     *, tenant: Tenant, retention_days: int, actor: Actor = SYSTEM
 ) -> ResponsesPolicy:
-    """How long the tenant's responses are kept from now on (those kept already keep theirs)."""
+    """How long the tenant's responses are kept from now on (those kept already keep theirs).
+    Setting the days it already has changes nothing and records nothing."""
     if retention_days < 1:
         raise ValueError("retention_days must be at least 1")
+    current = ResponsesPolicy.objects.select_for_update().filter(tenant=tenant).first()
+    if current is not None and current.retention_days == retention_days:
+        return current
     policy, created = ResponsesPolicy.objects.update_or_create(
         tenant=tenant, defaults={"retention_days": retention_days}
     )

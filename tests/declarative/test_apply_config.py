@@ -7,7 +7,7 @@ from django.db import connection
 
 from routing.models import Deployment, Provider, Route
 from tenants.keys import hash_key
-from tenants.models import ApiKey, Membership, Team
+from tenants.models import ApiKey, Membership, Team, Tenant
 
 CONFIG = """
 version: 1
@@ -200,3 +200,21 @@ def test_a_route_alias_may_be_a_pattern(config_file):
     config_file.write_text(config_file.read_text().replace("alias: cfg-chat", 'alias: "cfg-*"'))
     call_command("apply_config", str(config_file))
     assert Route.objects.filter(alias="cfg-*").exists()
+
+
+@pytest.mark.django_db
+def test_a_tenants_responses_retention_is_applied_once(config_file):
+    from audit.activity.models import ActivityEvent
+    from routing.responses_state.selectors import retention_days
+
+    config_file.write_text(
+        config_file.read_text().replace(
+            "    residency_region: eu\n",
+            "    residency_region: eu\n    responses_retention_days: 7\n",
+        )
+    )
+    call_command("apply_config", str(config_file))
+    call_command("apply_config", str(config_file))
+    tenant = Tenant.objects.get(slug="cfg-bank")
+    assert retention_days(tenant_id=tenant.id) == 7
+    assert ActivityEvent.objects.filter(action__startswith="responses_policy.").count() == 1

@@ -148,6 +148,19 @@ def test_another_tenants_key_gets_404_on_every_id(gateway, world, model):
     assert ours.responses.retrieve(second.id).output_text == second.output_text
 
 
+def test_text_postgresql_refuses_is_kept_and_read_back_exactly(gateway, world):
+    client = sdk(gateway, world.key)
+    odd = "A NUL \u0000 and a backslash \\u0000 stay as sent"
+    first = client.responses.create(model="demo", input=odd, metadata={"k\u0000": "v\u0000"})
+    assert first.store is True
+    kept = client.responses.retrieve(first.id)
+    assert kept.output_text == first.output_text and "\u0000" in kept.output_text
+    items = client.responses.input_items.list(first.id)
+    assert items.data[0].content[0].text == odd
+    second = client.responses.create(model="demo", input="Next.", previous_response_id=first.id)
+    assert second.previous_response_id == first.id
+
+
 def test_store_false_keeps_nothing(gateway, world):
     client = sdk(gateway, world.key)
     response = client.responses.create(model="demo", input="Forget me.", store=False)
