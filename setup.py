@@ -21,5 +21,7 @@ setup(
         "tenants.quotas": ["encodings/*.tiktoken", "encodings/LICENSE", "encodings/README.md"],
         # The shipped starting price list.
         "billing": ["data/*.yaml"],
+        # The semantic cache's labelled calibration pairs (manage.py cache_calibrate).
+        "routing.cache": ["data/*.jsonl"],
     },
 )

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "audit",
     "audit.observability",
     "billing",
+    "routing.cache",
     "gateway_site.declarative",
     "gateway_site.console",
     "gateway_site.api",
@@ -92,6 +93,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "gateway_site.console.context_processors.console",
             ],
+            # `usd`: one precision and rounding rule for money on every page.
+            "builtins": ["billing.templatetags.money"],
         },
     },
 ]
@@ -155,6 +158,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "rollup-daily": {"task": "billing.rollup_daily", "schedule": 900.0},
     "amortise-gpu-prices": {"task": "billing.amortise_gpu_prices", "schedule": 86400.0},
     "alerts-evaluate": {"task": "observability.alerts_evaluate", "schedule": 60.0},
+    "cache-expire": {"task": "response_cache.expire", "schedule": 600.0},
     # Tier 2 and 3 signals: after the night's daily rollup, and on Monday mornings.
     "daily-digest": {"task": "observability.daily_digest", "schedule": crontab(hour=7, minute=0)},
     "weekly-digest": {
@@ -209,6 +213,9 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = envint("GATEWAY_SESSION_HOURS", 8) * 3600
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 CSRF_TRUSTED_ORIGINS = envlist("GATEWAY_CSRF_TRUSTED_ORIGINS", [])
+CSRF_FAILURE_VIEW = (
+    "gateway_site.console.views.errors.csrf_failure"  # a console page, not Django's bare one
+)
 if envbool("GATEWAY_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 LOGIN_URL = "console:login"
@@ -291,6 +298,12 @@ try:
     )
 except ValueError as exc:
     raise SettingError(f"GATEWAY_EGRESS_ALLOW: {exc}") from exc
+# Response cache (docs/caching.md): how often each worker reads the semantic entries other
+# processes wrote; how long a cache read may take before it counts as a miss; the bound of the
+# in-process store used without Redis.
+GATEWAY_CACHE_SYNC_SECONDS = envfloat("GATEWAY_CACHE_SYNC_SECONDS", 0.5)
+GATEWAY_CACHE_TIMEOUT_SECONDS = envfloat("GATEWAY_CACHE_TIMEOUT_SECONDS", 0.25)
+GATEWAY_CACHE_MEMORY_ENTRIES = envint("GATEWAY_CACHE_MEMORY_ENTRIES", 10_000)
 # Guardrails: a spaCy model (installed package name or path) for names and locations in PII
 # detection; "auto" uses en_core_web_lg/md/sm when installed, "" never (patterns only).
 GUARDRAILS_SPACY_MODEL = envstr("GATEWAY_GUARDRAILS_SPACY_MODEL", "auto")

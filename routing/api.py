@@ -159,6 +159,10 @@ def route_put(request: HttpRequest, alias: str, payload: RouteIn) -> Route:
         timeout_seconds=payload.timeout_seconds,
         first_token_timeout_seconds=payload.first_token_timeout_seconds,
         hosted_tools=payload.hosted_tools,
+        cache_mode=payload.cache_mode,
+        cache_ttl_seconds=payload.cache_ttl_seconds,
+        cache_scope=payload.cache_scope,
+        cache_similarity=payload.cache_similarity,
         actor=scope.actor,
     )
     return selectors.routes_all().get(pk=route.pk)

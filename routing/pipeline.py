@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from audit.models import AuditStatus
 from audit.writer import AuditWriteError
+from routing.cache import proxy as response_cache
 from routing.call import Call, parse_json_body
 from routing.core.errors import UpstreamError
 from routing.core.providers.anthropic import AnthropicAdapter
@@ -246,6 +247,9 @@ async def _serve_chat(
         if guarded != payload:  # masked or rewritten: the client's own body must not go out
             call.native_request = None
         payload = guarded
+        # A cached answer spends no quota and calls no provider (routing/cache/proxy.py).
+        if cached := await response_cache.lookup(call, resolved, plan, payload):
+            return await response_cache.serve(call, cached, stream=stream, wants_usage=wants_usage)
         plan = await quota_gate.admit(call, plan, payload)
     except GatewayError as error:
         return await call.reject(error)
@@ -311,6 +315,7 @@ async def _complete_chat(call: Call, plan: RoutePlan, payload: JSON) -> HttpResp
     )
     if failure := await call.commit():
         return call.error_response(failure)
+    response_cache.store(call, reply.parsed, cost)
     if reply is answered and reply.native is not None:
         body = reply.native  # the provider's own answer, untouched by any guardrail
     else:
@@ -417,13 +422,15 @@ async def _relay(call: Call, primed: _PrimedStream, target: Target) -> AsyncIter
         tap = primed.stream.tap
         call.entry.tool_calls = tap.assembled_tool_calls()
         call.entry.error_type, call.entry.error_message = error_type, error_message
-        call.settle(
+        cost = call.settle(
             usage=tap.usage or _counted_usage(call, tap.assembled_response()),
             target=target,
             response=tap.assembled_response(),
             status=status,
             http_status=200,
         )
+        if status == AuditStatus.SUCCESS and not call.entry.usage_estimated:
+            response_cache.store(call, tap.assembled_response(), cost)
         # Completed in the background: a client that goes away cancels this generator.
         call.runtime.spawn(_complete_record(call, primed))
 

@@ -18,6 +18,7 @@ from audit.journal import Journal, recover_orphans
 from audit.maintenance import search_index_tidy
 from audit.writer import AuditWriter
 from gateway_site.db_threads import run_db
+from routing.cache.engine import ResponseCache
 from routing.core.egress_transport import egress_transport
 from routing.core.providers.anthropic import AnthropicAdapter
 from routing.core.providers.base import ProviderAdapter
@@ -67,9 +68,11 @@ class GatewayRuntime:
         self.audit = AuditWriter(batch_max=settings.GATEWAY.audit_batch_max_size)
         settings.GATEWAY_JOURNAL_DIR.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(settings.GATEWAY_JOURNAL_DIR)
+        self.cache = ResponseCache()
         self._background: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[Any] | None = None
         self._tidier: asyncio.Task[Any] | None = None
+        self.closing = False  # set at shutdown: calls cut from here on are interrupted, not failed
 
     def start(self) -> None:
         """Background work of a worker's runtime, once its event loop runs."""
@@ -90,15 +93,18 @@ class GatewayRuntime:
 
     async def _sweep_journals(self) -> None:
         """Record the calls of workers that died (at start-up, then periodically)."""
-        directory = settings.GATEWAY_JOURNAL_DIR
         while True:
-            try:
-                releases = await run_db(lambda: recover_orphans(directory))
-                for request_id, release in releases:
-                    await self.quotas.release_reserved(Release.from_json(release), request_id)
-            except Exception:
-                logger.exception("journal: recovery failed; retrying later")
+            await self._recover_journals()
             await asyncio.sleep(settings.GATEWAY_JOURNAL_SWEEP_SECONDS)
+
+    async def _recover_journals(self) -> None:
+        directory = settings.GATEWAY_JOURNAL_DIR
+        try:
+            releases = await run_db(lambda: recover_orphans(directory))
+            for request_id, release in releases:
+                await self.quotas.release_reserved(Release.from_json(release), request_id)
+        except Exception:
+            logger.exception("journal: recovery failed; retrying later")
 
     async def _tidy_search_index(self) -> None:
         """Keep the audit search index's merges off the commits requests wait for."""
@@ -111,12 +117,21 @@ class GatewayRuntime:
 
     async def aclose(self) -> None:
         """Release the worker's connections (shutdown, and tests that run the proxy in-process)."""
+        self.closing = True
         for task in (self._sweeper, self._tidier):
             if task is not None:
                 task.cancel()
+        # Work the requests left behind (a stream's final record, a settlement) ends first.
+        left = [t for t in self._background if t not in (self._sweeper, self._tidier)]
+        if left:
+            await asyncio.wait(left, timeout=10)
         await self.http.aclose()
         await self.audit.aclose()
+        await self.cache.aclose()
         self.journal.close()
+        # Calls cut by the shutdown (its grace ran out) are recorded now, as interrupted, rather
+        # than at the next start: a worker scaled down for good leaves nothing unrecorded.
+        await self._recover_journals()
 
 
 _runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GatewayRuntime] = (

@@ -150,6 +150,10 @@ def route_upsert(
     timeout_seconds: float | None = None,
     first_token_timeout_seconds: float | None = None,
     hosted_tools: str = Route.HostedTools.REFUSE,
+    cache_mode: str = Route.CacheMode.OFF,
+    cache_ttl_seconds: int = 3600,
+    cache_scope: str = Route.CacheScope.TENANT,
+    cache_similarity: float | None = None,
     actor: Actor = SYSTEM,
 ) -> Route:
     """Create or update a route; its targets become exactly `deployments`, in that order.
@@ -165,6 +169,10 @@ def route_upsert(
             "timeout_seconds": timeout_seconds,
             "first_token_timeout_seconds": first_token_timeout_seconds,
             "hosted_tools": hosted_tools,
+            "cache_mode": cache_mode,
+            "cache_ttl_seconds": cache_ttl_seconds,
+            "cache_scope": cache_scope,
+            "cache_similarity": cache_similarity,
         },
     )
     route.targets.exclude(deployment__in=deployments).delete()
@@ -184,6 +192,10 @@ def route_upsert(
             "weights": weights,
             "sticky": sticky,
             "hosted_tools": hosted_tools,
+            "cache_mode": cache_mode,
+            "cache_ttl_seconds": cache_ttl_seconds,
+            "cache_scope": cache_scope,
+            "cache_similarity": cache_similarity,
         },
     )
     return route

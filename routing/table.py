@@ -7,6 +7,7 @@ when older than GATEWAY_ROUTES_CACHE_SECONDS, so requests never wait on the ORM 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import time
@@ -18,6 +19,7 @@ from django.utils import timezone
 
 from billing.prices import EffectivePrice, effective_prices
 from gateway_site.db_threads import run_db
+from routing.cache.core.policy import DEFAULT_SIMILARITY, CachePolicy
 from routing.core.categories import CategoryPolicy, Scores
 from routing.core.model_names import NamePatterns, is_pattern
 from routing.core.strategy import RoutePlan
@@ -33,6 +35,7 @@ class ResolvedModel:
     public_name: str  # the name the client asked for
     route_alias: str  # "" when a deployment is asked for by its own name; a pattern's alias
     plan: RoutePlan
+    cache: CachePolicy | None = None  # the route's, when it caches answers
 
     @property
     def targets(self) -> tuple[Target, ...]:
@@ -58,7 +61,7 @@ class RoutingTable:
         alias = self.patterns.match(name)
         if alias is None:
             return None
-        return ResolvedModel(name, alias, self.pattern_routes[alias].plan)
+        return dataclasses.replace(self.pattern_routes[alias], public_name=name)
 
 
 def _target(deployment: Deployment, price: EffectivePrice) -> Target:
@@ -128,7 +131,7 @@ def load_routing_table() -> RoutingTable:
                 first_token_timeout_s=route.first_token_timeout_seconds,
                 hosted_tools=route.hosted_tools,
             )
-            resolved = ResolvedModel(route.alias, route.alias, plan)
+            resolved = ResolvedModel(route.alias, route.alias, plan, _cache(route))
             if is_pattern(route.alias):
                 pattern_routes[route.alias] = resolved
             else:
@@ -149,6 +152,18 @@ def load_routing_table() -> RoutingTable:
         pattern_routes=pattern_routes,
         categories=policies,
         scores=scores,
+    )
+
+
+def _cache(route: Route) -> CachePolicy | None:
+    if route.cache_mode == Route.CacheMode.OFF:
+        return None
+    similarity = route.cache_similarity
+    return CachePolicy(
+        mode=route.cache_mode,
+        ttl_s=route.cache_ttl_seconds,
+        scope=route.cache_scope,
+        similarity=DEFAULT_SIMILARITY if similarity is None else similarity,
     )
 
 

@@ -18,7 +18,13 @@ ROOT = Path(__file__).resolve().parent.parent
 ROOMS = ("gateway_site", "tenants", "routing", "audit", "billing")
 
 # Plain Python: no Django, no Celery, no other app (only their own package and the stdlib/PyPI).
-PURE = ("routing.core", "routing.guardrails.core", "tenants.quotas.core", "tenants.quotas.tokens")
+PURE = (
+    "routing.core",
+    "routing.guardrails.core",
+    "routing.cache.core",
+    "tenants.quotas.core",
+    "tenants.quotas.tokens",
+)
 FRAMEWORKS = ("django", "celery", "ninja", "django_htmx")
 
 # Lowest first. The kernel is what knows no app (gateway_site's helpers, the pure packages); the
@@ -40,8 +46,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("records", ("billing", "routing.evaluations", "audit.observability")),
     ("proxy", ("routing.pipeline", "routing.call", "routing.runtime", "routing.proxy_api",
                "routing.table", "routing.counting", "routing.task_category",
-               "routing.guardrails.proxy", "routing.prompts.proxy", "tenants.quotas.gate",
-               "routing.responses_state.proxy",
+               "routing.guardrails.proxy", "routing.prompts.proxy", "routing.cache.proxy",
+               "tenants.quotas.gate", "routing.responses_state.proxy",
                # The operator's evaluation run goes through the proxy's adapters.
                "routing.evaluations.runner", "routing.evaluations.quality")),
     # Each app's presentation: its API router, pages, forms, URLs, app config and commands.

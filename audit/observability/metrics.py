@@ -47,6 +47,15 @@ COST = Counter("gateway_cost_usd", "Cost charged, in USD.", ["deployment", "prov
 CACHE_HITS = Counter(
     "gateway_cache_hits", "Requests answered partly from a provider cache.", ["deployment"]
 )
+# The gateway's own response cache (response_cache/): lookups by outcome, and what hits saved.
+RESPONSE_CACHE = Counter(
+    "gateway_response_cache_lookups",
+    "Requests on caching routes by cache status (hit, miss, bypass) and match (exact, semantic).",
+    ["route", "category", "status", "match"],
+)
+RESPONSE_CACHE_SAVED = Counter(
+    "gateway_response_cache_saved_usd", "What cache hits would have cost, in USD.", ["route"]
+)
 GUARDRAIL_FINDINGS = Counter(
     "gateway_guardrail_findings", "Findings of request and response policies.", ["kind"]
 )
@@ -93,6 +102,13 @@ def observe_call(entry: AuditEntry, attempts: Sequence[Attempt]) -> None:
         CACHE_HITS.labels(deployment).inc()
     if entry.cost_usd:
         COST.labels(deployment, provider).inc(float(entry.cost_usd))
+    cache = (entry.routing or {}).get("cache")
+    if cache:
+        category = entry.routing.get("category") or ""
+        match = cache.get("kind", "")
+        RESPONSE_CACHE.labels(route, category, cache["status"], match).inc()
+        if saved := cache.get("saved_usd"):
+            RESPONSE_CACHE_SAVED.labels(route).inc(float(saved))
     for finding in entry.guardrail_findings or ():
         GUARDRAIL_FINDINGS.labels(_finding_kind(finding)).inc()
     if entry.status == "rejected":

@@ -284,6 +284,14 @@ class RouteIn(_In):
     timeout_seconds: float | None = Field(default=None, gt=0)
     first_token_timeout_seconds: float | None = Field(default=None, gt=0)
     hosted_tools: Literal["refuse", "drop"] = "refuse"
+    cache_mode: Literal["off", "exact", "semantic"] = Field(
+        default="off", description="Serve answers again: exact repeats, or same meaning too."
+    )
+    cache_ttl_seconds: int = Field(default=3600, ge=1, le=30 * 86400)
+    cache_scope: Literal["tenant", "team", "user"] = "tenant"
+    cache_similarity: float | None = Field(
+        default=None, gt=0, le=1, description="Semantic: least similarity served (null: 0.90)."
+    )
     targets: list[TargetIn] = Field(min_length=1)
 
 
@@ -300,6 +308,10 @@ class RouteOut(Schema):
     timeout_seconds: float | None
     first_token_timeout_seconds: float | None
     hosted_tools: str
+    cache_mode: str
+    cache_ttl_seconds: int
+    cache_scope: str
+    cache_similarity: float | None
     is_active: bool
     targets: list[TargetOut]
 

@@ -83,6 +83,11 @@ class RouteSpec(_Strict):
     first_token_timeout_seconds: float | None = Field(default=None, gt=0)
     # Responses API tools the provider would run: refuse the request (default) or drop them.
     hosted_tools: Literal["refuse", "drop"] = "refuse"
+    # Answers served again (docs/caching.md): off, exact repeats, or same meaning too.
+    cache: Literal["off", "exact", "semantic"] = "off"
+    cache_ttl_seconds: int = Field(default=3600, ge=1, le=30 * 86400)
+    cache_scope: Literal["tenant", "team", "user"] = "tenant"
+    cache_similarity: float | None = Field(default=None, gt=0, le=1)
     # A deployment name (weight 1), or {deployment, weight}; weight 0 makes it a fallback only.
     targets: list[str | WeightedTarget] = Field(min_length=1)
 

@@ -218,6 +218,6 @@ def test_no_template_or_view_switches_escaping_off() -> None:
 
 
 def test_the_htmx_csrf_header_is_the_only_template_value_in_hx_headers() -> None:
-    base = (ROOT / "gateway_site/console/templates/console/base.html").read_text()
+    base = (ROOT / "templates/console/base.html").read_text()
     assert 'hx-headers=\'{"X-CSRFToken": "{{ csrf_token }}"}\'' in base
     # The token is Django's own ([A-Za-z0-9] only): it cannot break out of the JSON.

@@ -5,42 +5,65 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('tenants', '0003_model_pins'),
+        ("tenants", "0003_model_pins"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ResponsesPolicy',
+            name="ResponsesPolicy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('retention_days', models.PositiveIntegerField()),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('tenant', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='responses_policy', to='tenants.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("retention_days", models.PositiveIntegerField()),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "tenant",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="responses_policy",
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='StoredResponse',
+            name="StoredResponse",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('response_id', models.CharField(max_length=64, unique=True)),
-                ('api_key_id', models.BigIntegerField()),
-                ('request_id', models.CharField(max_length=40)),
-                ('previous_response_id', models.CharField(blank=True, default='', max_length=64)),
-                ('model', models.CharField(max_length=200)),
-                ('content_mode', models.CharField(max_length=16)),
-                ('input_items', models.JSONField(default=list)),
-                ('response', models.JSONField()),
-                ('stored_escaped', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField()),
-                ('expires_at', models.DateTimeField()),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("response_id", models.CharField(max_length=64, unique=True)),
+                ("api_key_id", models.BigIntegerField()),
+                ("request_id", models.CharField(max_length=40)),
+                ("previous_response_id", models.CharField(blank=True, default="", max_length=64)),
+                ("model", models.CharField(max_length=200)),
+                ("content_mode", models.CharField(max_length=16)),
+                ("input_items", models.JSONField(default=list)),
+                ("response", models.JSONField()),
+                ("stored_escaped", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField()),
+                ("expires_at", models.DateTimeField()),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(fields=['expires_at'], name='stored_response_expiry')],
+                "indexes": [models.Index(fields=["expires_at"], name="stored_response_expiry")],
             },
         ),
     ]
