@@ -93,7 +93,7 @@ async def count_tokens(request: HttpRequest) -> HttpResponse:
 @router.post(
     "/responses",
     openapi_extra=_body_doc(ResponsesRequest),
-    summary="Create a response (OpenAI's Responses API, stateless; streaming and tools supported)",
+    summary="Create a response (OpenAI's Responses API; store, previous_response_id, streaming and tools)",
 )
 async def responses(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     return await pipeline.responses(request, request.auth)  # type: ignore[attr-defined]
