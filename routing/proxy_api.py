@@ -115,6 +115,17 @@ async def response_delete(request: HttpRequest, response_id: str) -> HttpRespons
     )
 
 
+@router.post(
+    "/responses/{response_id}/cancel",
+    summary="Cancel a background response (none run here: a stored one says so, 400)",
+)
+async def response_cancel(request: HttpRequest, response_id: str) -> HttpResponse:
+    identity: KeyIdentity = request.auth  # type: ignore[attr-defined]
+    return _json(
+        await responses_state.cancel(tenant_id=identity.tenant_id, response_id=response_id)
+    )
+
+
 @router.get(
     "/responses/{response_id}/input_items",
     summary="List the input items a stored response was given (after, limit, order)",
@@ -212,6 +223,16 @@ async def _response_not_allowed(request: HttpRequest, response_id: str) -> HttpR
 )
 async def _input_items_not_allowed(request: HttpRequest, response_id: str) -> HttpResponse:
     return _not_allowed(request, "/responses/{response_id}/input_items", "GET")
+
+
+@router.api_operation(
+    ["GET", "PUT", "PATCH", "DELETE"],
+    "/responses/{response_id}/cancel",
+    auth=None,
+    include_in_schema=False,
+)
+async def _cancel_not_allowed(request: HttpRequest, response_id: str) -> HttpResponse:
+    return _not_allowed(request, "/responses/{response_id}/cancel", "POST")
 
 
 def _json(body: dict[str, Any], status: int = 200) -> HttpResponse:

@@ -155,6 +155,19 @@ async def retrieve(*, tenant_id: int, response_id: str) -> JSON:
     return dict(row.response)
 
 
+async def cancel(*, tenant_id: int, response_id: str) -> JSON:
+    """Only a background response can be cancelled, and the gateway runs none: every stored
+    response has finished (another tenant's, as always, does not exist)."""
+    await retrieve(tenant_id=tenant_id, response_id=response_id)
+    raise GatewayError(
+        400,
+        f"Response '{response_id}' cannot be cancelled: only background responses can be, and "
+        "this gateway runs none ('background' is refused), so it has already finished.",
+        code="response_not_cancellable",
+        param="response_id",
+    )
+
+
 async def delete(*, tenant_id: int, response_id: str) -> JSON:
     deleted = await run_db(
         lambda: services.response_delete(tenant_id=tenant_id, response_id=response_id)

@@ -130,6 +130,7 @@ def test_another_tenants_key_gets_404_on_every_id(gateway, world, model):
             theirs.responses.retrieve,
             theirs.responses.input_items.list,
             theirs.responses.delete,
+            theirs.responses.cancel,
         ):
             with pytest.raises(openai.NotFoundError) as missing:
                 attempt(response_id)
@@ -159,6 +160,15 @@ def test_text_postgresql_refuses_is_kept_and_read_back_exactly(gateway, world):
     assert items.data[0].content[0].text == odd
     second = client.responses.create(model="demo", input="Next.", previous_response_id=first.id)
     assert second.previous_response_id == first.id
+
+
+def test_a_stored_response_cannot_be_cancelled_it_has_finished(gateway, world):
+    client = sdk(gateway, world.key)
+    response = client.responses.create(model="demo", input="Quick one.")
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.cancel(response.id)
+    assert refused.value.body["code"] == "response_not_cancellable"
+    assert client.responses.retrieve(response.id).status == "completed"
 
 
 def test_store_false_keeps_nothing(gateway, world):
