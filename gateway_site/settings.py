@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "routing.evaluations",
     "routing.prompts",
     "routing.guardrails",
+    "routing.responses_state",
     "audit",
     "audit.observability",
     "billing",
@@ -186,6 +187,11 @@ AUDIT_CHECKPOINT_GRACE_MINUTES = envint(
 )
 CELERY_BEAT_SCHEDULE["audit-seal"] = {"task": "audit.seal", "schedule": AUDIT_SEAL_SECONDS}
 CELERY_BEAT_SCHEDULE["audit-retention"] = {"task": "audit.retention", "schedule": 3600.0}
+
+# --- stored responses (Responses API `store`, docs/api.md#stored-responses) ----------------------
+# Kept this long unless a tenant's responses policy says otherwise; purged hourly.
+GATEWAY_RESPONSES_RETENTION_DAYS = envint("GATEWAY_RESPONSES_RETENTION_DAYS", 30)
+CELERY_BEAT_SCHEDULE["responses-purge"] = {"task": "responses_state.purge", "schedule": 3600.0}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -48,7 +48,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("proxy", ("routing.pipeline", "routing.call", "routing.runtime", "routing.proxy_api",
                "routing.table", "routing.counting", "routing.task_category",
                "routing.guardrails.proxy", "routing.prompts.proxy", "routing.cache.proxy",
-               "tenants.quotas.gate",
+               "tenants.quotas.gate", "routing.responses_state.proxy",
                # The operator's evaluation run goes through the proxy's adapters.
                "routing.evaluations.runner", "routing.evaluations.quality")),
     # Each app's presentation: its API router, pages, forms, URLs, app config and commands.
