@@ -13,10 +13,11 @@ from django.http import HttpRequest
 from ninja import Router
 from ninja.pagination import paginate
 
-from gateway_site.api import selectors
 from gateway_site.api.common import one_or_404, platform_scope, put_precondition
 from gateway_site.api.errors import ApiError, invalid
-from gateway_site.api.schemas import (
+from routing import selectors as routing_selectors
+from routing import services
+from routing.api_schemas import (
     DeploymentIn,
     DeploymentOut,
     ProviderIn,
@@ -24,7 +25,6 @@ from gateway_site.api.schemas import (
     RouteIn,
     RouteOut,
 )
-from routing import services
 from routing.core.model_names import alias_problem
 from routing.models import Deployment, Provider, Route
 
@@ -38,13 +38,13 @@ _DEPLOYMENT_NAME = r"^[a-zA-Z0-9][a-zA-Z0-9._:-]*$"
 @paginate
 def provider_list(request: HttpRequest) -> QuerySet[Provider]:
     platform_scope(request)
-    return selectors.providers_all()
+    return routing_selectors.providers_all()
 
 
 @router.get("/providers/{name}", response=ProviderOut, summary="Get a provider (platform)")
 def provider_get(request: HttpRequest, name: str) -> Provider:
     platform_scope(request)
-    return one_or_404(selectors.providers_all().filter(name=name), f"Provider '{name}'")
+    return one_or_404(routing_selectors.providers_all().filter(name=name), f"Provider '{name}'")
 
 
 @router.put(
@@ -60,7 +60,9 @@ def provider_get(request: HttpRequest, name: str) -> Provider:
 def provider_put(request: HttpRequest, name: str, payload: ProviderIn) -> Provider:
     scope = platform_scope(request)
     _check_name(name, _NAME, max_length=64)
-    put_precondition(request, selectors.providers_all().filter(name=name), f"Provider '{name}'")
+    put_precondition(
+        request, routing_selectors.providers_all().filter(name=name), f"Provider '{name}'"
+    )
     try:
         return services.provider_upsert(
             name=name,
@@ -83,13 +85,13 @@ def provider_put(request: HttpRequest, name: str, payload: ProviderIn) -> Provid
 @paginate
 def deployment_list(request: HttpRequest) -> QuerySet[Deployment]:
     platform_scope(request)
-    return selectors.deployments_all()
+    return routing_selectors.deployments_all()
 
 
 @router.get("/deployments/{name}", response=DeploymentOut, summary="Get a deployment (platform)")
 def deployment_get(request: HttpRequest, name: str) -> Deployment:
     platform_scope(request)
-    return one_or_404(selectors.deployments_all().filter(name=name), f"Deployment '{name}'")
+    return one_or_404(routing_selectors.deployments_all().filter(name=name), f"Deployment '{name}'")
 
 
 @router.put(
@@ -100,8 +102,10 @@ def deployment_get(request: HttpRequest, name: str) -> Deployment:
 def deployment_put(request: HttpRequest, name: str, payload: DeploymentIn) -> Deployment:
     scope = platform_scope(request)
     _check_name(name, _DEPLOYMENT_NAME)
-    put_precondition(request, selectors.deployments_all().filter(name=name), f"Deployment '{name}'")
-    provider = selectors.providers_all().filter(name=payload.provider).first()
+    put_precondition(
+        request, routing_selectors.deployments_all().filter(name=name), f"Deployment '{name}'"
+    )
+    provider = routing_selectors.providers_all().filter(name=payload.provider).first()
     if provider is None:
         raise invalid("provider", f"no provider '{payload.provider}'")
     return services.deployment_upsert(
@@ -118,13 +122,13 @@ def deployment_put(request: HttpRequest, name: str, payload: DeploymentIn) -> De
 @paginate
 def route_list(request: HttpRequest) -> QuerySet[Route]:
     platform_scope(request)
-    return selectors.routes_all()
+    return routing_selectors.routes_all()
 
 
 @router.get("/routes/{alias}", response=RouteOut, summary="Get a route (platform)")
 def route_get(request: HttpRequest, alias: str) -> Route:
     platform_scope(request)
-    return one_or_404(selectors.routes_all().filter(alias=alias), f"Route '{alias}'")
+    return one_or_404(routing_selectors.routes_all().filter(alias=alias), f"Route '{alias}'")
 
 
 @router.put(
@@ -143,7 +147,7 @@ def route_put(request: HttpRequest, alias: str, payload: RouteIn) -> Route:
         raise invalid("alias", f"'{alias}' is not a valid route alias: {problem}")
     put_precondition(request, Route.objects.filter(alias=alias), f"Route '{alias}'")
     names = [target.deployment for target in payload.targets]
-    found = {d.name: d for d in selectors.deployments_all().filter(name__in=names)}
+    found = {d.name: d for d in routing_selectors.deployments_all().filter(name__in=names)}
     for index, target_name in enumerate(names):
         if target_name not in found:
             raise invalid(f"targets[{index}].deployment", f"no deployment '{target_name}'")
@@ -165,7 +169,7 @@ def route_put(request: HttpRequest, alias: str, payload: RouteIn) -> Route:
         cache_similarity=payload.cache_similarity,
         actor=scope.actor,
     )
-    return selectors.routes_all().get(pk=route.pk)
+    return routing_selectors.routes_all().get(pk=route.pk)
 
 
 def _check_name(name: str, pattern: str, max_length: int = 128) -> None:

@@ -3,9 +3,11 @@ the pin checks share (the proxy computes the same from its cached routing table)
 
 from __future__ import annotations
 
+from django.db.models import Prefetch, QuerySet
+
 from gateway_site.api.errors import invalid_pins
 from routing.core.model_names import WILDCARD, NamePatterns
-from routing.models import Deployment, Route
+from routing.models import Deployment, Provider, Route, RouteTarget
 from tenants.models import Team, Tenant
 
 
@@ -110,3 +112,19 @@ def check_pins(
     )
     if problems:
         raise invalid_pins(problems)
+
+
+# --- the platform's lists (the management API) ------------------------------------------------
+
+
+def providers_all() -> QuerySet[Provider]:
+    return Provider.objects.order_by("name")
+
+
+def deployments_all() -> QuerySet[Deployment]:
+    return Deployment.objects.select_related("provider").order_by("name")
+
+
+def routes_all() -> QuerySet[Route]:
+    targets = Prefetch("targets", queryset=RouteTarget.objects.select_related("deployment"))
+    return Route.objects.prefetch_related(targets).order_by("alias")

@@ -63,9 +63,6 @@ KNOWN_UPWARD: dict[tuple[str, str], str] = {
     # The writer commits a call's ledger row in its record's transaction, so that a record and
     # its spend are one fact; the ledger step is to be passed in by the pipeline instead.
     ("audit", "contracts"): "audit.writer -> tenants.quotas.ledger",
-    # The management API's schemas and platform reads are still shared in one module each; they
-    # move to the apps that own the data (tenants, routing, quotas).
-    ("frames", "contracts"): "gateway_site.api.schemas, gateway_site.api.selectors",
 }
 
 
@@ -74,7 +71,7 @@ def _installed_apps() -> list[str]:
     return ours
 
 
-_PAGES = re.compile(r"\.(api|keys_api|views|\w+_views|forms|urls|apps|admin|benchmark)(\.|$)")
+_PAGES = re.compile(r"\.(api|keys_api|api_schemas|views|\w+_views|forms|urls|apps|admin|benchmark)(\.|$)")
 
 
 @cache

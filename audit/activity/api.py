@@ -7,10 +7,10 @@ from django.http import HttpRequest
 from ninja import Router
 from ninja.pagination import paginate
 
+from audit.activity.api_schemas import ActivityOut
 from audit.activity.models import ActivityEvent
 from audit.activity.selectors import activity_for_tenant, activity_platform
 from gateway_site.api.common import platform_scope, tenant_or_404
-from gateway_site.api.schemas import ActivityOut
 
 router = Router(tags=["activity"])
 

@@ -6,7 +6,6 @@ from django.db.models import Prefetch, QuerySet
 
 from gateway_site.api.auth import AdminScope
 from gateway_site.api.models import AdminKey
-from routing.models import Deployment, Provider, Route, RouteTarget
 from tenants.models import ApiKey, Membership, Team, Tenant
 
 
@@ -47,16 +46,3 @@ def keys_of(
 def admin_keys_visible(*, scope: AdminScope) -> QuerySet[AdminKey]:
     keys = AdminKey.objects.select_related("tenant").order_by("id")
     return keys if scope.tenant_id is None else keys.filter(tenant_id=scope.tenant_id)
-
-
-def providers_all() -> QuerySet[Provider]:
-    return Provider.objects.order_by("name")
-
-
-def deployments_all() -> QuerySet[Deployment]:
-    return Deployment.objects.select_related("provider").order_by("name")
-
-
-def routes_all() -> QuerySet[Route]:
-    targets = Prefetch("targets", queryset=RouteTarget.objects.select_related("deployment"))
-    return Route.objects.prefetch_related(targets).order_by("alias")

@@ -23,11 +23,11 @@ from routing.prompts.models import LabelMove, Prompt, PromptLabel, PromptVersion
 router = Router(tags=["prompts"])
 
 
-class _In(Schema, StorableInput):
+class BodyIn(Schema, StorableInput):
     model_config = ConfigDict(extra="forbid")
 
 
-class PromptIn(_In):
+class PromptIn(BodyIn):
     name: str = Field(max_length=128)
     description: str = Field(default="", max_length=500)
 
@@ -39,12 +39,12 @@ class PromptOut(Schema):
     labels: dict[str, dict[str, int | None]]
 
 
-class MessageIn(_In):
+class MessageIn(BodyIn):
     role: str
     content: str
 
 
-class VersionIn(_In):
+class VersionIn(BodyIn):
     messages: list[MessageIn] = Field(min_length=1)
     parameters: dict[str, Any] = {}
     model: str = Field(default="", max_length=200)
@@ -62,7 +62,7 @@ class VersionOut(Schema):
     published_at: Any
 
 
-class LabelIn(_In):
+class LabelIn(BodyIn):
     version: int = Field(ge=1, le=INT_MAX)
     canary_version: int | None = Field(default=None, ge=1, le=INT_MAX)
     canary_percent: int = Field(default=0, ge=0, le=100)

@@ -13,7 +13,9 @@ from ninja.pagination import paginate
 
 from gateway_site.api.common import one_or_404, scope_of, tenant_or_404
 from gateway_site.api.errors import invalid
-from gateway_site.api.schemas import (
+from tenants.models import ApiKey, Team, Tenant
+from tenants.quotas import services
+from tenants.quotas.api_schemas import (
     BudgetIn,
     BudgetOut,
     LimitIn,
@@ -21,8 +23,6 @@ from gateway_site.api.schemas import (
     QuotaPolicyIn,
     QuotaPolicyOut,
 )
-from tenants.models import ApiKey, Team, Tenant
-from tenants.quotas import services
 from tenants.quotas.models import Budget, QuotaPolicy, RateLimit
 
 router = Router(tags=["limits and budgets"])

@@ -102,6 +102,7 @@ EXPECTED_ROLES: dict[str, set[str]] = {
     **{f"billing:{name}": {ADMIN, FINANCE} for name in ("finance", "team", "requests")},
     "billing:prices": set(),  # platform admins only
     "observability:alerts": {ADMIN, FINANCE, COMPLIANCE},
+    "response_cache:cache": {ADMIN},
 }
 SIGN_IN_PAGES = {"console:login", "console:logout", "console:oidc_start", "console:oidc_callback"}
 
