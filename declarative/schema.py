@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from evaluations.models import CATEGORY_NAME
 from guardrails.core.policy import PolicySpec
+from mcp_gateway.config import McpServerSpec, McpToolsSpec
 from prompts.config import PromptSpec
 from quotas.config import (
     BudgetSpec,
@@ -120,6 +121,7 @@ class KeySpec(_Strict):
     expires_at: datetime | None = None
     limits: LimitSpec | None = None
     budgets: list[BudgetSpec] = []
+    mcp_tools: list[McpToolsSpec] = []  # narrows the team's (docs/mcp.md)
 
     @field_validator("value")
     @classmethod
@@ -137,6 +139,7 @@ class TeamSpec(_Strict):
     keys: list[KeySpec] = []
     limits: LimitSpec | None = None
     budgets: list[BudgetSpec] = []
+    mcp_tools: list[McpToolsSpec] = []  # what the team's keys may call (deny by default)
 
 
 class UserSpec(_Strict):
@@ -158,6 +161,19 @@ class TenantSpec(_Strict):
     budgets: list[BudgetSpec] = []
     end_users: list[EndUserQuotaSpec] = []
     prompts: list[PromptSpec] = []
+    mcp_servers: list[McpServerSpec] = []
+
+    @model_validator(mode="after")
+    def _grants_name_known_servers(self) -> TenantSpec:
+        servers = {server.name for server in self.mcp_servers}
+        for team_spec in self.teams:
+            grants = [*team_spec.mcp_tools, *(g for k in team_spec.keys for g in k.mcp_tools)]
+            unknown = next((g.server for g in grants if g.server not in servers), None)
+            if unknown is not None:
+                raise ValueError(
+                    f"team {team_spec.slug!r}: mcp_tools names unknown server {unknown!r}"
+                )
+        return self
 
     @model_validator(mode="after")
     def _users_name_known_teams(self) -> TenantSpec:

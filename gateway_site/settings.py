@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "declarative",
     "prompts",
     "guardrails",
+    "mcp_gateway",
     "console",
     "management",
 ]
