@@ -6,7 +6,7 @@ from gateway_site.crypto import decrypt_secret, encrypt_secret
 
 # "server__tool" is how agents see a tool: a server name never holds the separator.
 TOOL_SEPARATOR = "__"
-SERVER_NAME = r"^[a-z0-9](?:[a-z0-9-]|_(?!_))*$"
+SERVER_NAME = r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$"
 
 
 class ResultInjection(models.TextChoices):
