@@ -116,13 +116,17 @@ class _Recorder:
         await self.app(scope, receive, send)
 
 
-def create_mcp_app(state: McpMockState | None = None) -> tuple[_Recorder, McpMockState]:
-    """The ASGI app (with its lifespan) serving the tools at `/mcp`, and its inspectable state."""
+def create_mcp_app(
+    state: McpMockState | None = None, *, stateful: bool = False
+) -> tuple[_Recorder, McpMockState]:
+    """The ASGI app (with its lifespan) serving the tools at `/mcp`, and its inspectable state.
+
+    `stateful`: sessions (`Mcp-Session-Id`) and SSE answers, as many hosted servers do."""
     state = state or McpMockState()
     server = build_server(state)
     app = server.streamable_http_app(
-        stateless_http=True,
-        json_response=True,
+        stateless_http=not stateful,
+        json_response=not stateful,
         # Tests and the demo reach it by 127.0.0.1 under any port.
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )

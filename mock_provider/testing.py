@@ -94,11 +94,11 @@ class McpMockServer:
 
 
 @contextmanager
-def run_mcp_mock_server(token: str = "") -> Iterator[McpMockServer]:
+def run_mcp_mock_server(token: str = "", *, stateful: bool = False) -> Iterator[McpMockServer]:
     """Serve a fresh mock MCP server on 127.0.0.1:<free port> in a background thread."""
     from mock_provider.mcp_server import McpMockState, create_mcp_app
 
-    app, state = create_mcp_app(McpMockState(token=token))
+    app, state = create_mcp_app(McpMockState(token=token), stateful=stateful)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
