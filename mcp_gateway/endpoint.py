@@ -108,15 +108,18 @@ class McpGateway:
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         caller = _caller(ctx)
+        accesses = await self.accesses(caller)
+        # Every server at once: the slowest one, not their sum, bounds the answer.
+        listed = await asyncio.gather(
+            *(self.tools_of(access.upstream) for access in accesses), return_exceptions=True
+        )
         shown: list[types.Tool] = []
-        for access in await self.accesses(caller):
-            try:
-                tools = await self.tools_of(access.upstream)
-            except (UpstreamFailure, TimeoutError) as failure:
+        for access, tools in zip(accesses, listed, strict=True):
+            if isinstance(tools, BaseException):
+                if not isinstance(tools, UpstreamFailure | TimeoutError):
+                    raise tools
                 # One unreachable server does not hide the others' tools.
-                logger.warning(
-                    "MCP server %s: tools/list failed: %s", access.upstream.name, failure
-                )
+                logger.warning("MCP server %s: tools/list failed: %s", access.upstream.name, tools)
                 continue
             for tool in tools:
                 name = tool.get("name")
