@@ -63,7 +63,7 @@ def _file(tmp_path: Path, config: dict) -> Path:
 def test_servers_and_grants_are_applied_and_the_credential_is_encrypted(tmp_path: Path) -> None:
     report = config_apply(config_load(_file(tmp_path, CONFIG)))
     assert report.counts["mcp_servers"] == 1
-    server = McpServer.objects.get(name="crm")
+    server = McpServer.objects.get(tenant__slug="yaml-mcp", name="crm")
     assert "crm-token" not in server.credential_encrypted
     assert server.get_credential() == "crm-token-0123456789"
     assert server.result_injection == "flag"
