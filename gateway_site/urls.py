@@ -54,5 +54,6 @@ urlpatterns = [
     path("console/", include("console.urls")),
     path("console/t/<slug:tenant_slug>/finance/", include("billing.urls")),
     path("console/t/<slug:tenant_slug>/alerts/", include("observability.urls")),
+    path("console/t/<slug:tenant_slug>/mcp/", include("mcp_gateway.urls")),
     path("", RedirectView.as_view(pattern_name="console:home", permanent=False)),
 ]

@@ -5,3 +5,8 @@ class McpGatewayConfig(AppConfig):
     name = "mcp_gateway"
     label = "mcp_gateway"
     verbose_name = "MCP gateway"
+
+    def ready(self) -> None:
+        from console.nav import NavEntry, nav_register
+
+        nav_register(NavEntry("Administration", "MCP tools", "mcp:overview", 55))

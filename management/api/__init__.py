@@ -16,11 +16,13 @@ from gateway_site.api_docs import api_docs_view
 from management.api import activity, keys, platform, quotas, tenancy
 from management.auth import AdminKeyAuth
 from management.errors import ApiError, install_error_handlers, refused_in_url
+from mcp_gateway.api import router as mcp_router
 from prompts.api import router as prompts_router
 
 DESCRIPTION = """\
 Manage tenants, teams, members, virtual keys, rate limits, budgets, providers, deployments,
-routes and task categories, read evaluation scores and the activity log.
+routes, task categories and MCP servers with their tool grants, read evaluation scores and the
+activity log.
 
 Authenticate with an admin key: `Authorization: Bearer gwa-…` (create the first one with
 `manage.py create_admin_key --platform --name …`). A tenant key sees and changes only its tenant;
@@ -46,6 +48,7 @@ def build_api() -> NinjaAPI:
     api.add_router("/", activity.router)
     api.add_router("/", prompts_router)
     api.add_router("/", evaluations_router)
+    api.add_router("/", mcp_router)
     install_error_handlers(api)
     return api
 

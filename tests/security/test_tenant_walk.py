@@ -102,6 +102,7 @@ EXPECTED_ROLES: dict[str, set[str]] = {
     **{f"billing:{name}": {ADMIN, FINANCE} for name in ("finance", "team", "requests")},
     "billing:prices": set(),  # platform admins only
     "observability:alerts": {ADMIN, FINANCE, COMPLIANCE},
+    "mcp:overview": {ADMIN},
 }
 SIGN_IN_PAGES = {"console:login", "console:logout", "console:oidc_start", "console:oidc_callback"}
 
@@ -604,6 +605,7 @@ def body_overrides(victim: FullTenant) -> dict[str, Any]:
         "version": 1,
         "amount_usd": "1",
         "base_url": "https://walk.example/v1",
+        "url": "https://walk.example/mcp",
         "credential": "sk-walk",  # a provider moved to another host needs its credential again
         "slug": "walk-made",
         "name": "walk-made",
