@@ -58,7 +58,13 @@ class UpstreamClient:
         async with asyncio.timeout(upstream.timeout_seconds):
             known = self._stateless.get(upstream.url)
             if known is not None:
-                return await self._call(upstream, _Session(known, None), method, params)
+                try:
+                    return await self._call(upstream, _Session(known, None), method, params)
+                except UpstreamFailure as failure:
+                    # A server that now wants a session says so with a 400 or 404: greet it.
+                    if failure.code not in (400, 404):
+                        raise
+                    self._stateless.pop(upstream.url, None)
             session = await self._open(upstream)
             try:
                 return await self._call(upstream, session, method, params)

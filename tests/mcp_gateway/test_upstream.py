@@ -77,3 +77,17 @@ def test_an_unreachable_server_is_named() -> None:
     with pytest.raises(UpstreamFailure) as failure:
         asyncio.run(_requests(_upstream(url), ("tools/list", {})))
     assert failure.value.kind == "unreachable"
+
+
+def test_a_server_that_now_wants_a_session_is_greeted_again() -> None:
+    async def call(url: str) -> Any:
+        async with httpx.AsyncClient() as http:
+            client = UpstreamClient(http)
+            client._stateless[url] = "2025-11-25"  # it was stateless when this worker met it
+            return await client.request(
+                _upstream(url), "tools/call", {"name": "echo", "arguments": {"text": "hi"}}
+            )
+
+    with run_mcp_mock_server(token=TOKEN, stateful=True) as server:
+        result = asyncio.run(call(server.url))
+    assert result["content"][0]["text"] == "hi"
