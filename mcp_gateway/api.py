@@ -1,7 +1,8 @@
 """MCP servers and tool grants in the management API (`/api/v1/tenants/{slug}/mcp/…`).
 
-The same services as the YAML, with the admin key as the actor. PUT creates or replaces; the
-credential is write-only (never returned).
+The same services as the YAML, with the admin key as the actor. POST creates (409 if the name is
+taken), PATCH updates (404 if absent), PUT sets a team's or key's grant; the credential is
+write-only (never returned).
 """
 
 from __future__ import annotations
@@ -10,18 +11,17 @@ from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
-from ninja import Field, Router, Schema
+from ninja import Field, Router, Schema, Status
 from pydantic import ConfigDict
 
 from management.api.common import (
     key_or_404,
     one_or_404,
-    put_precondition,
     scope_of,
     team_or_404,
     tenant_or_404,
 )
-from management.errors import ApiError
+from management.errors import ApiError, conflict
 from mcp_gateway import selectors, services
 from mcp_gateway.models import McpServer, McpToolGrant
 from tenants.models import Tenant
@@ -32,12 +32,26 @@ router = Router(tags=["mcp"])
 class ServerIn(Schema):
     model_config = ConfigDict(extra="forbid")
 
+    name: str = Field(max_length=64)
     url: str = Field(max_length=500)
     credential: str | None = Field(default=None, max_length=4000)
     credential_header: str = Field(default="authorization", max_length=64)
     timeout_seconds: float = Field(default=30, gt=0, le=600)
     max_result_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
     result_injection: Literal["block", "flag"] = "block"
+
+
+class ServerPatch(Schema):
+    """Only the fields sent change; `credential` omitted keeps the stored one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(default=None, max_length=500)
+    credential: str | None = Field(default=None, max_length=4000)
+    credential_header: str | None = Field(default=None, max_length=64)
+    timeout_seconds: float | None = Field(default=None, gt=0, le=600)
+    max_result_bytes: int | None = Field(default=None, ge=1024, le=64 * 1024 * 1024)
+    result_injection: Literal["block", "flag"] | None = None
 
 
 class GrantOut(Schema):
@@ -129,25 +143,55 @@ def mcp_server_get(request: HttpRequest, slug: str, server: str) -> ServerOut:
     return _server_out(_server_or_404(tenant_or_404(request, slug), server))
 
 
-@router.put(
-    "/tenants/{slug}/mcp/servers/{server}",
-    response=ServerOut,
-    summary="Create or replace an MCP server; the credential is write-only",
+@router.post(
+    "/tenants/{slug}/mcp/servers",
+    response={201: ServerOut},
+    summary="Add an MCP server (an http(s) URL; the credential is write-only)",
     description=(
         "An upstream is an http(s) URL (no command, no stdio) that must pass the egress policy "
-        "(422 `egress_refused`). Omit `credential` to keep the stored one, except when `url` "
-        "moves to another scheme, host or port (422 `credential_required`). docs/mcp.md."
+        "(422 `egress_refused`); a taken name is a 409. Nothing is callable until a team is "
+        "granted tools on it. docs/mcp.md."
     ),
 )
-def mcp_server_put(request: HttpRequest, slug: str, server: str, payload: ServerIn) -> ServerOut:
+def mcp_server_create(request: HttpRequest, slug: str, payload: ServerIn) -> Status[ServerOut]:
     tenant = tenant_or_404(request, slug)
-    what = f"MCP server '{server}' of tenant '{slug}'"
-    put_precondition(
-        request, selectors.mcp_servers_of(tenant_id=tenant.pk).filter(name=server), what
-    )
+    if selectors.mcp_servers_of(tenant_id=tenant.pk).filter(name=payload.name).exists():
+        raise conflict(f"MCP server '{payload.name}' of tenant '{slug}' already exists.")
     try:
         saved = services.mcp_server_upsert(
-            actor=scope_of(request).actor, tenant=tenant, name=server, **payload.dict()
+            actor=scope_of(request).actor, tenant=tenant, **payload.dict()
+        )
+    except ValidationError as exc:
+        raise _refused(exc) from exc
+    return Status(201, _server_out(saved))
+
+
+@router.patch(
+    "/tenants/{slug}/mcp/servers/{server}",
+    response=ServerOut,
+    summary="Change an MCP server",
+    description=(
+        "Moving `url` to another scheme, host or port needs the credential again (422 "
+        "`credential_required`); every URL must pass the egress policy (422 `egress_refused`)."
+    ),
+)
+def mcp_server_update(
+    request: HttpRequest, slug: str, server: str, payload: ServerPatch
+) -> ServerOut:
+    found = _server_or_404(tenant_or_404(request, slug), server)
+    sent = payload.dict(exclude_unset=True)
+    fields = {
+        "url": found.url,
+        "credential_header": found.credential_header,
+        "timeout_seconds": found.timeout_seconds,
+        "max_result_bytes": found.max_result_bytes,
+        "result_injection": found.result_injection,
+        **{name: value for name, value in sent.items() if value is not None},
+    }
+    fields["credential"] = sent.get("credential")
+    try:
+        saved = services.mcp_server_upsert(
+            actor=scope_of(request).actor, tenant=found.tenant, name=found.name, **fields
         )
     except ValidationError as exc:
         raise _refused(exc) from exc
