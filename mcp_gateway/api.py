@@ -14,6 +14,7 @@ from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
 from pydantic import ConfigDict
 
+from gateway_site.bounds import StorableInput
 from management.api.common import (
     key_or_404,
     one_or_404,
@@ -29,7 +30,7 @@ from tenants.models import Tenant
 router = Router(tags=["mcp"])
 
 
-class ServerIn(Schema):
+class ServerIn(Schema, StorableInput):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(max_length=64)
@@ -41,7 +42,7 @@ class ServerIn(Schema):
     result_injection: Literal["block", "flag"] = "block"
 
 
-class ServerPatch(Schema):
+class ServerPatch(Schema, StorableInput):
     """Only the fields sent change; `credential` omitted keeps the stored one."""
 
     model_config = ConfigDict(extra="forbid")
@@ -73,7 +74,7 @@ class ServerOut(Schema):
     grants: list[GrantOut]
 
 
-class GrantIn(Schema):
+class GrantIn(Schema, StorableInput):
     model_config = ConfigDict(extra="forbid")
 
     tools: list[str] = Field(min_length=1, max_length=500)
