@@ -76,7 +76,7 @@ class _Call:
             status=AuditStatus.IN_PROGRESS,
             end_user=self.caller.end_user,
             client_context=context,
-            model_requested=self.name,
+            model_requested=self.name[:200],
             request_body={"method": "tools/call", "name": self.name, "arguments": self.arguments},
             tool_calls=[{"name": self.name, "arguments": self.arguments}],
         )
@@ -120,11 +120,13 @@ async def call_tool(
         outcome = "refused"
         raise
     finally:
-        metrics.observe(call.name, outcome, time.monotonic() - call.started)
+        # A name nobody granted is the caller's free text: not a label of its own.
+        tool = call.name if call.entry.provider_name else "(not granted)"
+        metrics.observe(tool, outcome, time.monotonic() - call.started)
 
 
 async def _record(gateway: McpGateway, call: _Call) -> None:
-    """A finished call's record, written once (refusals never reached the upstream)."""
+    """Insert the call's record: complete for a refusal, `in_progress` before an upstream call."""
     try:
         await gateway.runtime.audit.insert(call.entry)
     except AuditWriteError:
