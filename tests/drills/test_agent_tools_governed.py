@@ -1,6 +1,6 @@
 """Drill: an agent reaches its tools through the gateway, under the same governance as its model.
 
-An agent built with the official `mcp` client lists and calls the tools of a tenant's MCP server
+An agent built with the official `mcp` client (and one with the OpenAI Agents SDK) lists and calls the tools of a tenant's MCP server
 through the gateway's `/mcp` endpoint, authenticated by its virtual key. A tool its team may not
 use is absent and refused by name; a result carrying an injection is withheld (or flagged); PII
 in a result is masked; the 11th call in a minute is refused; every call is in the audit chain;
@@ -165,6 +165,33 @@ def test_the_list_shows_only_what_the_team_and_key_may_use(desk: Desk, mode: str
     # A key's own grant narrows its team's: delete_record is not the team's, so not the key's.
     assert asyncio.run(_tools(desk, desk.narrowed_key, mode)) == {"crm__echo"}
     assert asyncio.run(_tools(desk, desk.intern_key, mode)) == {"crm__echo"}
+
+
+def test_an_agent_built_with_the_openai_agents_sdk_lists_and_calls_through_the_gateway(
+    desk: Desk,
+) -> None:
+    from agents.mcp import MCPServerStreamableHttp
+
+    async def run() -> tuple[set[str], Any]:
+        server = MCPServerStreamableHttp(
+            params={
+                "url": desk.gateway.url + "/mcp",
+                "headers": {"Authorization": f"Bearer {desk.intern_key}"},
+            },
+            name="gateway",
+        )
+        async with server:
+            tools = await server.list_tools()
+            return {t.name for t in tools}, await server.call_tool(
+                "crm__echo", {"text": "from the agents sdk"}
+            )
+
+    names, result = asyncio.run(run())
+    assert names == {"crm__echo"}
+    assert not result.is_error and _text(result) == "from the agents sdk"
+    assert _records(desk, "crm__echo")[-1].request_body["arguments"] == {
+        "text": "from the agents sdk"
+    }
 
 
 def test_a_hidden_tool_called_by_name_is_refused_and_never_reaches_the_server(desk: Desk) -> None:
