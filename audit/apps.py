@@ -6,7 +6,7 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit log"
 
     def ready(self) -> None:
-        from console.nav import NavEntry, nav_register
+        from gateway_site.console.nav import NavEntry, nav_register
 
         nav_register(NavEntry("Compliance", "Audit trail", "compliance:search", 10))
         nav_register(NavEntry("Compliance", "Chain verification", "compliance:chain", 20))

@@ -126,13 +126,21 @@ class Journal:
             self._retire(segment)
 
     def close(self) -> None:
-        """Shut down cleanly: segments with unfinished calls stay for recovery."""
+        """Shut down cleanly: segments with unfinished calls stay for recovery, unlocked, so
+        that `recover_orphans` (this process's last step, or the next start) records them."""
+        unfinished = []
         for segment in {self._segment, *self._calls.values()} - {None}:
             assert segment is not None
             if not segment.open_calls:
                 self._retire(segment)
+            else:
+                unfinished.append(segment)
         self._closed = True
         self._executor.shutdown(wait=True)
+        for segment in unfinished:
+            if segment.fd is not None:
+                os.close(segment.fd)
+                segment.fd = None
 
     def _current_segment(self) -> _Segment:
         now = time.monotonic()

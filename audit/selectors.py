@@ -9,12 +9,13 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import OperationalError, connection, transaction
-from django.db.models import BooleanField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import BooleanField, Count, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.expressions import RawSQL
 from psycopg.errors import QueryCanceled
 
 from audit import chain
 from audit.models import AuditCheckpoint, AuditErasure, AuditRecord, AuditSeal, CheckpointKind
+from tenants.models import ApiKey, Tenant
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -238,3 +239,45 @@ def with_seal(records: QuerySet[AuditRecord]) -> QuerySet[AuditRecord]:
         chain_seq=Subquery(seal.values("seq")[:1]),
         chain_hash=Subquery(seal.values("hash")[:1]),
     )
+
+
+# --- usage per virtual key (the key pages) ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUsage:
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: Decimal = Decimal(0)
+    last_used_at: datetime | None = None
+
+
+def key_usage(*, tenant: Tenant, key_ids: list[int]) -> dict[int, KeyUsage]:
+    rows = (
+        AuditRecord.objects.filter(tenant=tenant, api_key_id__in=key_ids)
+        .values("api_key_id")
+        .annotate(
+            requests=Count("id"),
+            prompt_tokens=Sum("prompt_tokens"),
+            completion_tokens=Sum("completion_tokens"),
+            cost_usd=Sum("cost_usd"),
+            last_used_at=Max("started_at"),
+        )
+    )
+    return {
+        row["api_key_id"]: KeyUsage(
+            requests=row["requests"],
+            prompt_tokens=row["prompt_tokens"] or 0,
+            completion_tokens=row["completion_tokens"] or 0,
+            cost_usd=row["cost_usd"] or Decimal(0),
+            last_used_at=row["last_used_at"],
+        )
+        for row in rows
+    }
+
+
+def key_recent_requests(*, tenant: Tenant, key: ApiKey, limit: int = 20) -> QuerySet[AuditRecord]:
+    return AuditRecord.objects.filter(tenant=tenant, api_key_id=key.pk).order_by("-started_at")[
+        :limit
+    ]

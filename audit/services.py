@@ -15,7 +15,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from activity.services import SYSTEM, Actor, activity_record
+from audit.activity.services import SYSTEM, Actor, activity_record
 from audit.models import (
     AuditAccess,
     AuditChainHead,

@@ -1,4 +1,4 @@
-"""Compliance pages, under /console/t/<tenant_slug>/compliance/ (declared in console.access)."""
+"""Compliance pages, under /console/t/<tenant_slug>/compliance/ (declared in gateway_site.console.access)."""
 
 from django.urls import path
 

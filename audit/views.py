@@ -1,7 +1,7 @@
 """The compliance console: search, record, export and chain verification (role `compliance`).
 
 Views are thin: forms validate, selectors read (always within the console's tenant), services
-record who looked at what. Platform admins pass the role check everywhere (console.access).
+record who looked at what. Platform admins pass the role check everywhere (gateway_site.console.access).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from audit.sealer import audit_seal_pending
 from audit.selectors import audit_record_chain_status, audit_record_get, audit_records_page
 from audit.services import audit_access_record
 from audit.verify import audit_chain_verify
-from console.access import console_context, console_view
+from gateway_site.console.access import console_context, console_view
 from tenants.models import Role
 
 COMPLIANCE = Role.COMPLIANCE

@@ -34,7 +34,7 @@ from audit.content import ContentModes, apply_content_mode
 from audit.entries import AuditEntry
 from audit.sql import complete_entries, insert_entries, insert_entries_with, insert_statement
 from audit.storable import storable_entry
-from quotas.ledger import insert_spend, spend_rows
+from tenants.quotas.ledger import insert_spend, spend_rows
 
 logger = logging.getLogger(__name__)
 

@@ -137,11 +137,11 @@ async def timed_in_thread(function: Callable[[], Any], runs: int) -> Row:
 
 
 def measure(runs: int) -> dict[str, Any]:
-    from guardrails.core.checks import check_request, check_response
-    from guardrails.core.injection import DetectorSet
-    from guardrails.core.pii import PiiScanner
-    from guardrails.core.policy import PolicySpec, compile_policy
-    from guardrails.core.stream import StreamFilter
+    from routing.guardrails.core.checks import check_request, check_response
+    from routing.guardrails.core.injection import DetectorSet
+    from routing.guardrails.core.pii import PiiScanner
+    from routing.guardrails.core.policy import PolicySpec, compile_policy
+    from routing.guardrails.core.stream import StreamFilter
     from tests.guardrails.injection_set import HELD_OUT_ATTACKS, HELD_OUT_BENIGN
     from tests.guardrails.test_injection_set import measure as injection_quality
 
@@ -219,7 +219,7 @@ def measure(runs: int) -> dict[str, Any]:
 
 
 def render(result: dict[str, Any], runs: int) -> str:
-    from guardrails.core.injection_rules import RULESET_VERSION
+    from routing.guardrails.core.injection_rules import RULESET_VERSION
     from tests.guardrails.injection_set import (
         ATTACKS,
         BENIGN,

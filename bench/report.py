@@ -8,7 +8,7 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import failover, journal_cost, prompt_cost
+from bench import cache_cost, failover, journal_cost, prompt_cost
 from bench.db import ROOT
 from bench.scenarios import TRANSPORTS, Results
 from bench.stats import RunResult, StreamResult, added
@@ -227,6 +227,7 @@ def _goals(results: Results) -> str:
     )
     rows.append(prompt_cost.goal_row(results.prompt_costs))
     rows.append(journal_cost.goal_row(results.journal_costs))
+    rows.extend(cache_cost.goal_rows(results.cache_costs))
     return table(["Goal", "Target", "Measured", ""], rows)
 
 
@@ -500,6 +501,8 @@ def render(results: Results, wall_s: float) -> str:
         parts += ["", *prompt_cost.section(results.prompt_costs)]
     if results.journal_costs:
         parts += ["", *journal_cost.section(results.journal_costs)]
+    if results.cache_costs:
+        parts += ["", *cache_cost.section(results.cache_costs)]
     problems = _problems(results)
     if problems:
         parts += ["", "Problems seen during the run:", "", *problems]

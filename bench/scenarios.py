@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bench import client, db, failover, hey
+from bench.cache_cost import cache_timings
 from bench.hey import Target
 from bench.journal_cost import journal_timings
 from bench.procs import Server, free_port
@@ -87,6 +88,7 @@ class Results:
     failover: list[failover.FailoverRun] = field(default_factory=list)  # scenario 6
     prompt_costs: list[dict[str, Any]] = field(default_factory=list)  # bench/prompt_cost.py
     journal_costs: list[dict[str, Any]] = field(default_factory=list)  # bench/journal_cost.py
+    cache_costs: list[dict[str, Any]] = field(default_factory=list)  # bench/cache_cost.py
     gateways: list[GatewayRun] = field(default_factory=list)
     setup_s: float = 0.0
 
@@ -364,6 +366,8 @@ class Bench:
         self.results.prompt_costs = prompt_timings(5000 if s.quick else 20000)
         self.say("timing the write-ahead journal step in-process")
         self.results.journal_costs = journal_timings(3.0 if s.quick else 10.0)
+        self.say("timing response cache lookups that miss, in-process")
+        self.results.cache_costs = cache_timings(500 if s.quick else 3000)
         return self.results
 
     def gateway_pass(

@@ -6,7 +6,7 @@ class BillingConfig(AppConfig):
     verbose_name = "Cost and billing"
 
     def ready(self) -> None:
-        from console.nav import NavEntry, nav_register
+        from gateway_site.console.nav import NavEntry, nav_register
 
         nav_register(NavEntry("Finance", "Cost", "billing:finance", 10))
         nav_register(NavEntry("Finance", "Prices", "billing:prices", 20))

@@ -11,10 +11,10 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from quotas import selectors as quotas
-from quotas.core.windows import window_at
-from quotas.models import EACH_USER
 from tenants.models import Tenant
+from tenants.quotas import selectors as quotas
+from tenants.quotas.core.windows import window_at
+from tenants.quotas.models import EACH_USER
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from decimal import Decimal
 from django.db.models import Sum
 from django.utils import timezone
 
-from activity.services import SYSTEM
+from audit.activity.services import SYSTEM
 from billing.models import Price, PriceSource
 from billing.records import records_between
 from billing.services import current_price, price_set

@@ -12,12 +12,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
-from activity.services import Actor
+from audit.activity.services import Actor
 from billing import services
 from billing.forms import PriceForm
 from billing.models import Price, PriceSource
 from billing.prices import effective_prices
-from console.access import console_context, console_view
+from gateway_site.console.access import console_context, console_view
 from routing.models import Deployment
 from tenants.models import Role
 

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from activity.services import SYSTEM, Actor, activity_record
+from audit.activity.services import SYSTEM, Actor, activity_record
 from billing.models import Price, PriceSource
 from routing.models import Deployment
 

@@ -21,8 +21,9 @@ from billing import selectors
 from billing.budgets import budget_burndown
 from billing.charts import line_chart
 from billing.forms import PRESETS, FinanceFilterForm
-from console.access import console_context, console_view
+from gateway_site.console.access import console_context, console_view
 from gateway_site.csv_safe import CsvWriter
+from routing.cache.selectors import cache_savings
 from tenants.models import Role
 
 FINANCE = (Role.FINANCE, Role.TENANT_ADMIN)
@@ -104,6 +105,7 @@ def finance(request: HttpRequest) -> HttpResponse:
             "chart": line_chart(series.days, series.series),
             "outlook": selectors.month_outlook(tenant=ctx.tenant, today=today),
             "budgets": budget_burndown(tenant=ctx.tenant),
+            "cache": cache_savings(tenant=ctx.tenant, start=start, end=end),
             "periods": _period_links(request),
             "dimensions": [
                 (d.title(), "?" + _query(request, by=d), d == by) for d in selectors.DIMENSIONS

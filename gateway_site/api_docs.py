@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from management.errors import ApiError
+from gateway_site.api.errors import ApiError
 from routing.errors import GatewayError
 
 View = Callable[..., HttpResponse]

@@ -14,7 +14,7 @@ django_application = get_asgi_application()  # sets Django up; must come before 
 from gateway_site.body_guard import RequestBodyGuard  # noqa: E402
 from gateway_site.request_lifecycle import ProxyASGIHandler  # noqa: E402
 from mcp_gateway.endpoint import mcp_application  # noqa: E402
-from quotas import tokens  # noqa: E402
+from tenants.quotas import tokens  # noqa: E402
 
 proxy_application = ProxyASGIHandler()
 # The tokenizer files load now, at start-up, not on the event loop with the first request.

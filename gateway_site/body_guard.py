@@ -23,8 +23,8 @@ from typing import Any
 
 import orjson
 
+from gateway_site.api.errors import ApiError
 from gateway_site.memory import MemoryTrimmer
-from management.errors import ApiError
 from routing.errors import GatewayError
 from routing.wire import AnthropicWire
 

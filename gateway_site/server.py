@@ -10,6 +10,7 @@ everywhere and are set from the environment (docs/operations.md, "Slow clients")
 - a head is at most GATEWAY_MAX_HEADER_BYTES;
 - an idle kept-alive connection closes after GATEWAY_KEEP_ALIVE_SECONDS;
 - past GATEWAY_MAX_CONNECTIONS connections a worker answers 503 instead of taking more work;
+- on SIGTERM a worker stops accepting and lets its calls finish for GATEWAY_SHUTDOWN_GRACE_SECONDS;
 - X-Forwarded-For and X-Forwarded-Proto are believed only from GATEWAY_TRUSTED_PROXIES (uvicorn's
   own default believes them from 127.0.0.1, which in a demo or a test is every client).
 
@@ -37,6 +38,9 @@ class ServerSettings:
     max_header_bytes: int
     keep_alive_seconds: int
     max_connections: int
+    # On SIGTERM: stop accepting, let calls in flight (streams included) finish for this long,
+    # then cancel what is left (recorded as such); the audit writer is flushed either way.
+    shutdown_grace_seconds: float
     # Addresses and networks of the reverse proxies in front; empty: the peer's own address.
     trusted_proxies: tuple[str, ...]
 
@@ -58,6 +62,7 @@ def server_settings() -> ServerSettings:
         header_timeout_seconds=envfloat("GATEWAY_HEADER_TIMEOUT_SECONDS", 10.0),
         max_header_bytes=envint("GATEWAY_MAX_HEADER_BYTES", 64 * 1024),
         keep_alive_seconds=envint("GATEWAY_KEEP_ALIVE_SECONDS", 5),
+        shutdown_grace_seconds=envfloat("GATEWAY_SHUTDOWN_GRACE_SECONDS", 30.0),
         max_connections=envint("GATEWAY_MAX_CONNECTIONS", 1024),
         trusted_proxies=parse_trusted_proxies(envlist("GATEWAY_TRUSTED_PROXIES", [])),
     )
@@ -153,6 +158,7 @@ def uvicorn_options() -> dict[str, object]:
         "limit_concurrency": settings.max_connections,
         "proxy_headers": bool(settings.trusted_proxies),
         "forwarded_allow_ips": list(settings.trusted_proxies) or None,
+        "timeout_graceful_shutdown": int(settings.shutdown_grace_seconds) or None,
         "access_log": False,
         # The Server header names the software to every scanner; nobody needs it.
         "server_header": False,

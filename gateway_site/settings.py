@@ -6,12 +6,17 @@ from pathlib import Path
 import dj_database_url
 from celery.schedules import crontab
 
+from audit.observability.config import AlertSettings
 from gateway_site.env import SettingError, envbool, envfloat, envint, envlist, envstr
 from gateway_site.proxy_settings import ProxySettings
-from observability.config import AlertSettings
 from routing.core.egress import EgressPolicy
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+TEMPLATES_DIR = (
+    BASE_DIR / "templates"
+    if (BASE_DIR / "templates").is_dir()
+    else Path(__file__).resolve().parent / "templates"
+)
 
 DEBUG = envbool("GATEWAY_DEBUG", False)
 GATEWAY_ENV = envstr("GATEWAY_ENV", "dev")
@@ -38,20 +43,22 @@ INSTALLED_APPS = [
     "template_partials",
     "axes",
     "ninja",  # serves the API docs assets locally (no CDN)
-    "activity",
+    # The card's rooms, lowest layer first; the apps nested in a room keep their own labels.
+    "audit.activity",
     "tenants",
+    "tenants.quotas",
     "routing",
-    "evaluations",
+    "routing.evaluations",
+    "routing.prompts",
+    "routing.guardrails",
     "audit",
+    "audit.observability",
     "billing",
-    "observability",
-    "quotas",
-    "declarative",
-    "prompts",
-    "guardrails",
-    "mcp_gateway",
-    "console",
-    "management",
+    "routing.cache",
+    "mcp_gateway",  # agents' tools (docs/mcp.md); a room of its own until placed
+    "gateway_site.declarative",
+    "gateway_site.console",
+    "gateway_site.api",
 ]
 
 MIDDLEWARE = [
@@ -64,7 +71,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     # A NUL or an out-of-range value in a console request: a styled 400, never a 500.
-    "console.views.errors.UnstorableInputMiddleware",
+    "gateway_site.console.views.errors.UnstorableInputMiddleware",
     # Last, as django-axes asks: turns a throttled sign-in into its lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -75,14 +82,16 @@ ASGI_APPLICATION = "gateway_site.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
-        "APP_DIRS": True,
+        # Every template lives in the top-level templates/<app>/ (installed as
+        # gateway_site/templates by the wheel, see setup.py); apps keep no templates of their own.
+        "DIRS": [TEMPLATES_DIR],
+        "APP_DIRS": True,  # third-party apps' templates (the admin, ninja's docs page)
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "console.context_processors.console",
+                "gateway_site.console.context_processors.console",
             ],
         },
     },
@@ -147,6 +156,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "rollup-daily": {"task": "billing.rollup_daily", "schedule": 900.0},
     "amortise-gpu-prices": {"task": "billing.amortise_gpu_prices", "schedule": 86400.0},
     "alerts-evaluate": {"task": "observability.alerts_evaluate", "schedule": 60.0},
+    "cache-expire": {"task": "response_cache.expire", "schedule": 600.0},
     # Tier 2 and 3 signals: after the night's daily rollup, and on Monday mornings.
     "daily-digest": {"task": "observability.daily_digest", "schedule": crontab(hour=7, minute=0)},
     "weekly-digest": {
@@ -160,6 +170,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 # The write-ahead journal: every provider call is on this disk before it is forwarded (ADR 0010).
 GATEWAY_JOURNAL_DIR = Path(envstr("GATEWAY_JOURNAL_DIR") or BASE_DIR / "var" / "journal")
 GATEWAY_JOURNAL_SWEEP_SECONDS = envfloat("GATEWAY_JOURNAL_SWEEP_SECONDS", 30.0)
+# How often a worker merges the audit search index's pending list (audit/maintenance.py); 0: never.
+GATEWAY_SEARCH_INDEX_TIDY_SECONDS = envfloat("GATEWAY_SEARCH_INDEX_TIDY_SECONDS", 5.0)
 AUDIT_ABANDONED_STREAM_SECONDS = envint("GATEWAY_AUDIT_ABANDONED_STREAM_SECONDS", 24 * 3600)
 # Kept this long unless a tenant's audit policy says otherwise (seven years).
 AUDIT_DEFAULT_RETENTION_DAYS = envint("GATEWAY_AUDIT_RETENTION_DAYS", 7 * 365)
@@ -186,7 +198,6 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
-STATICFILES_DIRS = [BASE_DIR / "static"]
 
 # --- the console: sessions, CSRF, sign-in ---------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
@@ -236,11 +247,11 @@ if OIDC_ENABLED and not all(
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
-    *(["console.oidc.ConsoleOIDCBackend"] if OIDC_ENABLED else []),
+    *(["gateway_site.console.oidc.ConsoleOIDCBackend"] if OIDC_ENABLED else []),
 ]
 
 # The management API's lists: limit/offset bounded to what SQL takes (an offset past bigint was a 500).
-NINJA_PAGINATION_CLASS = "management.pagination.BoundedLimitOffsetPagination"
+NINJA_PAGINATION_CLASS = "gateway_site.api.pagination.BoundedLimitOffsetPagination"
 
 # --- the proxy ---------------------------------------------------------------------------
 # Largest accepted request body, on every path; larger ones get a 413 in the API's own error
@@ -277,6 +288,12 @@ try:
     )
 except ValueError as exc:
     raise SettingError(f"GATEWAY_EGRESS_ALLOW: {exc}") from exc
+# Response cache (docs/caching.md): how often each worker reads the semantic entries other
+# processes wrote; how long a cache read may take before it counts as a miss; the bound of the
+# in-process store used without Redis.
+GATEWAY_CACHE_SYNC_SECONDS = envfloat("GATEWAY_CACHE_SYNC_SECONDS", 0.5)
+GATEWAY_CACHE_TIMEOUT_SECONDS = envfloat("GATEWAY_CACHE_TIMEOUT_SECONDS", 0.25)
+GATEWAY_CACHE_MEMORY_ENTRIES = envint("GATEWAY_CACHE_MEMORY_ENTRIES", 10_000)
 # Guardrails: a spaCy model (installed package name or path) for names and locations in PII
 # detection; "auto" uses en_core_web_lg/md/sm when installed, "" never (patterns only).
 GUARDRAILS_SPACY_MODEL = envstr("GATEWAY_GUARDRAILS_SPACY_MODEL", "auto")

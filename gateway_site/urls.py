@@ -7,12 +7,12 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import RedirectView
 from ninja.openapi.views import openapi_view
 
+from audit.observability.views import metrics, readyz
+from gateway_site.api.errors import unknown_endpoint
+from gateway_site.api.routers import management_api, management_urls
 from gateway_site.api_docs import api_docs_view
-from management.api import management_api, management_urls
-from management.errors import unknown_endpoint
-from observability.views import metrics, readyz
-from routing.api import proxy_api
 from routing.errors import GatewayError
+from routing.proxy_api import proxy_api
 
 
 def healthz(request: HttpRequest) -> HttpResponse:
@@ -29,8 +29,8 @@ def proxy_not_found(request: HttpRequest, rest: str) -> HttpResponse:
 
 
 # Outside the APIs (which answer in their own formats), errors are the console's styled pages.
-handler400 = "console.views.errors.bad_request"
-handler404 = "console.views.errors.page_not_found"
+handler400 = "gateway_site.console.views.errors.bad_request"
+handler404 = "gateway_site.console.views.errors.page_not_found"
 
 urlpatterns = [
     path("v1/", proxy_api.urls),
@@ -47,13 +47,14 @@ urlpatterns = [
     path("readyz", readyz),
     path("metrics", metrics),
     path("admin/", admin.site.urls),
-    path("console/t/<slug:tenant_slug>/prompts/", include("prompts.urls")),
+    path("console/t/<slug:tenant_slug>/prompts/", include("routing.prompts.urls")),
     path("console/t/<slug:tenant_slug>/compliance/", include("audit.urls")),
-    path("console/t/<slug:tenant_slug>/limits/", include("quotas.urls")),
-    path("console/t/<slug:tenant_slug>/routing-quality/", include("evaluations.urls")),
-    path("console/", include("console.urls")),
+    path("console/t/<slug:tenant_slug>/limits/", include("tenants.quotas.urls")),
+    path("console/t/<slug:tenant_slug>/routing-quality/", include("routing.evaluations.urls")),
+    path("console/", include("gateway_site.console.urls")),
     path("console/t/<slug:tenant_slug>/finance/", include("billing.urls")),
-    path("console/t/<slug:tenant_slug>/alerts/", include("observability.urls")),
+    path("console/t/<slug:tenant_slug>/alerts/", include("audit.observability.urls")),
+    path("console/t/<slug:tenant_slug>/cache/", include("routing.cache.urls")),
     path("console/t/<slug:tenant_slug>/mcp/", include("mcp_gateway.urls")),
     path("", RedirectView.as_view(pattern_name="console:home", permanent=False)),
 ]

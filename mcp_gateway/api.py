@@ -14,15 +14,15 @@ from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
 from pydantic import ConfigDict
 
-from gateway_site.bounds import StorableInput
-from management.api.common import (
+from gateway_site.api.common import (
     key_or_404,
     one_or_404,
     scope_of,
     team_or_404,
     tenant_or_404,
 )
-from management.errors import ApiError, conflict
+from gateway_site.api.errors import ApiError, conflict
+from gateway_site.bounds import StorableInput
 from mcp_gateway import selectors, services
 from mcp_gateway.models import McpServer, McpToolGrant
 from tenants.models import Tenant

@@ -7,6 +7,6 @@ class McpGatewayConfig(AppConfig):
     verbose_name = "MCP gateway"
 
     def ready(self) -> None:
-        from console.nav import NavEntry, nav_register
+        from gateway_site.console.nav import NavEntry, nav_register
 
         nav_register(NavEntry("Administration", "MCP tools", "mcp:overview", 55))

@@ -32,8 +32,8 @@ from mcp_gateway.guard import guard_arguments, guard_result
 from mcp_gateway.models import TOOL_SEPARATOR
 from mcp_gateway.table import Access
 from mcp_gateway.upstream import UpstreamFailure
-from quotas.core.checks import WindowCheck
 from tenants.auth import KeyIdentity
+from tenants.quotas.core.checks import WindowCheck
 
 if TYPE_CHECKING:
     from mcp_gateway.endpoint import McpGateway

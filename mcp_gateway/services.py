@@ -8,7 +8,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from activity.services import SYSTEM, Actor, activity_record
+from audit.activity.services import SYSTEM, Actor, activity_record
 from mcp_gateway.models import SERVER_NAME, McpServer, McpToolGrant, ResultInjection
 from routing.core.egress import EgressRefused, url_origin
 from routing.egress import egress_url_check

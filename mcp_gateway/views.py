@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from console.access import console_context, console_view
+from gateway_site.console.access import console_context, console_view
 from mcp_gateway import selectors
 from tenants.models import Role
 

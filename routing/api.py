@@ -1,217 +1,165 @@
-"""The OpenAI-compatible proxy API (`/v1/...`). Thin: the flows live in routing/pipeline.py."""
+"""Providers, deployments and routes: shared by every tenant, so platform keys only.
+
+PUT creates or replaces, like the YAML does for the same names (gateway_site/declarative/services.py);
+`If-None-Match: *` makes it create only, `If-Match: *` update only.
+"""
 
 from __future__ import annotations
 
-import logging
-from typing import Any
+import re
 
-import orjson
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from ninja import NinjaAPI, Router
-from ninja.errors import AuthenticationError, HttpError, ValidationError
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from ninja import Router
+from ninja.pagination import paginate
 
-from audit.writer import is_outage
-from gateway_site.api_docs import api_docs_view
-from routing import counting, pipeline
-from routing.call import audit_unavailable
-from routing.errors import GatewayError
-from routing.runtime import get_runtime
-from routing.schemas import (
-    AnthropicCountTokensRequest,
-    AnthropicMessagesRequest,
-    ChatCompletionRequest,
-    EmbeddingsRequest,
-    ResponsesRequest,
+from gateway_site.api import selectors
+from gateway_site.api.common import one_or_404, platform_scope, put_precondition
+from gateway_site.api.errors import ApiError, invalid
+from gateway_site.api.schemas import (
+    DeploymentIn,
+    DeploymentOut,
+    ProviderIn,
+    ProviderOut,
+    RouteIn,
+    RouteOut,
 )
-from routing.wire import AnthropicWire
-from tenants.auth import KeyIdentity, bearer_token
+from routing import services
+from routing.models import Deployment, Provider, Route
 
-logger = logging.getLogger(__name__)
+router = Router(tags=["platform"])
 
-
-class VirtualKeyAuth:
-    """Async auth for Ninja: the built-in auth classes are sync and would hop threads."""
-
-    openapi_type = "http"
-    openapi_scheme = "bearer"
-
-    async def __call__(self, request: HttpRequest) -> KeyIdentity:
-        runtime = get_runtime()
-        if not runtime.audit.available():
-            # The database is down: nothing could be recorded, so nothing is served or sent to
-            # a provider. Refused at once, without waiting on a connection that cannot come.
-            raise audit_unavailable()
-        try:
-            return await runtime.keys.identify(bearer_token(request))
-        except Exception as error:
-            if not is_outage(error):
-                raise
-            runtime.audit.database_failed(error)
-            raise audit_unavailable() from None
+_NAME = r"^[a-z0-9][a-z0-9_-]*$"
+_DEPLOYMENT_NAME = r"^[a-zA-Z0-9][a-zA-Z0-9._:-]*$"
 
 
-def _body_doc(schema: type[Any]) -> dict[str, Any]:
-    return {
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": schema.model_json_schema()}},
-        }
-    }
+@router.get("/providers", response=list[ProviderOut], summary="List providers (platform)")
+@paginate
+def provider_list(request: HttpRequest) -> QuerySet[Provider]:
+    platform_scope(request)
+    return selectors.providers_all()
 
 
-router = Router(auth=VirtualKeyAuth(), tags=["proxy"])
+@router.get("/providers/{name}", response=ProviderOut, summary="Get a provider (platform)")
+def provider_get(request: HttpRequest, name: str) -> Provider:
+    platform_scope(request)
+    return one_or_404(selectors.providers_all().filter(name=name), f"Provider '{name}'")
 
 
-@router.post(
-    "/chat/completions",
-    openapi_extra=_body_doc(ChatCompletionRequest),
-    summary="Create a chat completion (streaming and tools supported)",
+@router.put(
+    "/providers/{name}",
+    response=ProviderOut,
+    summary="Create or replace a provider (platform); the credential is write-only",
+    description=(
+        "Omit `credential` to keep the stored one, except when `base_url` moves to another "
+        "scheme, host or port: then send it again (422 `credential_required`). Every "
+        "`base_url` must pass the egress policy (422 `egress_refused`, docs/config.md)."
+    ),
 )
-async def chat_completions(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
-    return await pipeline.chat_completions(request, request.auth)  # type: ignore[attr-defined]
-
-
-@router.post(
-    "/messages",
-    openapi_extra=_body_doc(AnthropicMessagesRequest),
-    summary="Create a message (Anthropic's Messages API; streaming and tools supported)",
-)
-async def messages(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
-    return await pipeline.messages(request, request.auth)  # type: ignore[attr-defined]
-
-
-@router.post(
-    "/messages/count_tokens",
-    openapi_extra=_body_doc(AnthropicCountTokensRequest),
-    summary="Count a message's input tokens (Anthropic's count_tokens; no cost)",
-)
-async def count_tokens(request: HttpRequest) -> HttpResponse:
-    return await counting.count_tokens(request, request.auth)  # type: ignore[attr-defined]
-
-
-@router.post(
-    "/responses",
-    openapi_extra=_body_doc(ResponsesRequest),
-    summary="Create a response (OpenAI's Responses API, stateless; streaming and tools supported)",
-)
-async def responses(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
-    return await pipeline.responses(request, request.auth)  # type: ignore[attr-defined]
-
-
-@router.post("/embeddings", openapi_extra=_body_doc(EmbeddingsRequest), summary="Create embeddings")
-async def embeddings(request: HttpRequest) -> HttpResponse:
-    return await pipeline.embeddings(request, request.auth)  # type: ignore[attr-defined]
-
-
-def _not_allowed(request: HttpRequest, path: str, allowed: str) -> HttpResponse:
-    return GatewayError(
-        405,
-        f"Method {request.method} is not allowed on /v1{path}; use {allowed}.",
-        code="method_not_allowed",
-        headers={"allow": allowed},
-    ).response(wire=_wire(request))
-
-
-def _method_not_allowed(path: str, allowed: str) -> None:
-    """Ninja answers a method no operation declares in plain text: answer in the API's format."""
-    others = [m for m in ("GET", "POST", "PUT", "PATCH", "DELETE") if m != allowed]
-
-    async def not_allowed(request: HttpRequest) -> HttpResponse:
-        return _not_allowed(request, path, allowed)
-
-    router.api_operation(others, path, auth=None, include_in_schema=False)(not_allowed)
-
-
-_method_not_allowed("/chat/completions", "POST")
-_method_not_allowed("/embeddings", "POST")
-_method_not_allowed("/messages", "POST")
-_method_not_allowed("/responses", "POST")
-_method_not_allowed("/messages/count_tokens", "POST")
-_method_not_allowed("/models", "GET")
-
-
-def _model_object(name: str) -> dict[str, Any]:
-    return {"id": name, "object": "model", "created": 0, "owned_by": "gateway"}
-
-
-@router.get("/models", summary="List the models this key may use")
-async def list_models(request: HttpRequest) -> HttpResponse:
-    names = await pipeline.list_models(request.auth)  # type: ignore[attr-defined]
-    return _json({"object": "list", "data": [_model_object(name) for name in names]})
-
-
-@router.get("/models/{path:model}", summary="Retrieve one model")
-async def retrieve_model(request: HttpRequest, model: str) -> HttpResponse:
-    if model not in await pipeline.list_models(request.auth):  # type: ignore[attr-defined]
-        raise GatewayError(
-            404,
-            f"The model '{model}' does not exist or your key cannot use it.",
-            code="model_not_found",
-            param="model",
+def provider_put(request: HttpRequest, name: str, payload: ProviderIn) -> Provider:
+    scope = platform_scope(request)
+    _check_name(name, _NAME, max_length=64)
+    put_precondition(request, selectors.providers_all().filter(name=name), f"Provider '{name}'")
+    try:
+        return services.provider_upsert(
+            name=name,
+            kind=payload.kind,
+            base_url=payload.base_url,
+            credential=payload.credential,
+            region=payload.region,
+            requests_per_minute=payload.requests_per_minute,
+            tokens_per_minute=payload.tokens_per_minute,
+            capacity_queue_seconds=payload.capacity_queue_seconds,
+            actor=scope.actor,
         )
-    return _json(_model_object(model))
+    except services.ProviderRefused as refused:
+        message = str(refused.message)
+        field = [{"field": refused.field, "message": message}]
+        raise ApiError(422, refused.code or "validation_error", message, field) from refused
 
 
-@router.api_operation(
-    ["POST", "PUT", "PATCH", "DELETE"], "/models/{path:model}", auth=None, include_in_schema=False
+@router.get("/deployments", response=list[DeploymentOut], summary="List deployments (platform)")
+@paginate
+def deployment_list(request: HttpRequest) -> QuerySet[Deployment]:
+    platform_scope(request)
+    return selectors.deployments_all()
+
+
+@router.get("/deployments/{name}", response=DeploymentOut, summary="Get a deployment (platform)")
+def deployment_get(request: HttpRequest, name: str) -> Deployment:
+    platform_scope(request)
+    return one_or_404(selectors.deployments_all().filter(name=name), f"Deployment '{name}'")
+
+
+@router.put(
+    "/deployments/{name}",
+    response=DeploymentOut,
+    summary="Create or replace a deployment (platform)",
 )
-async def _model_not_allowed(request: HttpRequest, model: str) -> HttpResponse:
-    return _not_allowed(request, "/models/{model}", "GET")
-
-
-def _json(body: dict[str, Any], status: int = 200) -> HttpResponse:
-    return HttpResponse(orjson.dumps(body), status=status, content_type="application/json")
-
-
-def _wire(request: HttpRequest) -> AnthropicWire | None:
-    """Errors answer in the wire format of the endpoint that was called."""
-    return AnthropicWire() if request.path.startswith("/v1/messages") else None
-
-
-def build_api() -> NinjaAPI:
-    api = NinjaAPI(
-        title="AI gateway: proxy API",
-        version="1",
-        description="OpenAI-compatible endpoints. Authenticate with a gateway key: `Authorization: Bearer gw-…`.",
-        urls_namespace="proxy",
-        docs_url="/docs",
-        docs_decorator=api_docs_view,
+def deployment_put(request: HttpRequest, name: str, payload: DeploymentIn) -> Deployment:
+    scope = platform_scope(request)
+    _check_name(name, _DEPLOYMENT_NAME)
+    put_precondition(request, selectors.deployments_all().filter(name=name), f"Deployment '{name}'")
+    provider = selectors.providers_all().filter(name=payload.provider).first()
+    if provider is None:
+        raise invalid("provider", f"no provider '{payload.provider}'")
+    return services.deployment_upsert(
+        name=name,
+        provider=provider,
+        upstream_model=payload.upstream_model,
+        input_price_per_mtok=payload.input_price_per_mtok,
+        output_price_per_mtok=payload.output_price_per_mtok,
+        actor=scope.actor,
     )
-    api.add_router("/", router)
-
-    @api.exception_handler(GatewayError)
-    def _gateway_error(request: HttpRequest, exc: GatewayError) -> HttpResponse:
-        return exc.response(wire=_wire(request))
-
-    @api.exception_handler(AuthenticationError)
-    def _auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
-        return GatewayError(401, "Invalid API key.", code="invalid_api_key").response(
-            wire=_wire(request)
-        )
-
-    @api.exception_handler(ValidationError)
-    def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
-        return GatewayError(400, f"Invalid request: {exc.errors}", code="invalid_value").response(
-            wire=_wire(request)
-        )
-
-    @api.exception_handler(HttpError)
-    def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-        return GatewayError(exc.status_code, str(exc), code="http_error").response(
-            wire=_wire(request)
-        )
-
-    @api.exception_handler(Exception)
-    def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
-        logger.exception("unexpected error in %s %s", request.method, request.path)
-        return GatewayError(
-            500,
-            "The gateway failed unexpectedly; the error was logged.",
-            type="server_error",
-            code="internal_error",
-        ).response(wire=_wire(request))
-
-    return api
 
 
-proxy_api = build_api()
+@router.get("/routes", response=list[RouteOut], summary="List routes (platform)")
+@paginate
+def route_list(request: HttpRequest) -> QuerySet[Route]:
+    platform_scope(request)
+    return selectors.routes_all()
+
+
+@router.get("/routes/{alias}", response=RouteOut, summary="Get a route (platform)")
+def route_get(request: HttpRequest, alias: str) -> Route:
+    platform_scope(request)
+    return one_or_404(selectors.routes_all().filter(alias=alias), f"Route '{alias}'")
+
+
+@router.put(
+    "/routes/{alias}",
+    response=RouteOut,
+    summary="Create or replace a route (platform); its targets become exactly these, in order",
+)
+def route_put(request: HttpRequest, alias: str, payload: RouteIn) -> Route:
+    scope = platform_scope(request)
+    put_precondition(request, Route.objects.filter(alias=alias), f"Route '{alias}'")
+    names = [target.deployment for target in payload.targets]
+    found = {d.name: d for d in selectors.deployments_all().filter(name__in=names)}
+    for index, target_name in enumerate(names):
+        if target_name not in found:
+            raise invalid(f"targets[{index}].deployment", f"no deployment '{target_name}'")
+    if len(set(names)) != len(names):
+        raise invalid("targets", "a deployment may appear only once")
+    route = services.route_upsert(
+        alias=alias,
+        description=payload.description,
+        deployments=[found[n] for n in names],
+        weights=[target.weight for target in payload.targets],
+        strategy=payload.strategy,
+        sticky=payload.sticky,
+        timeout_seconds=payload.timeout_seconds,
+        first_token_timeout_seconds=payload.first_token_timeout_seconds,
+        hosted_tools=payload.hosted_tools,
+        cache_mode=payload.cache_mode,
+        cache_ttl_seconds=payload.cache_ttl_seconds,
+        cache_scope=payload.cache_scope,
+        cache_similarity=payload.cache_similarity,
+        actor=scope.actor,
+    )
+    return selectors.routes_all().get(pk=route.pk)
+
+
+def _check_name(name: str, pattern: str, max_length: int = 128) -> None:
+    if not re.fullmatch(pattern, name) or len(name) > max_length:
+        raise invalid("name", f"'{name}' is not a valid name (letters, digits, '-', '_')")

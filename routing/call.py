@@ -18,14 +18,12 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from audit.entries import AuditEntry
-from audit.journal import JournalError
+from audit.journal import INTERRUPTED_MESSAGE, JournalError
 from audit.models import AuditStatus
+from audit.observability.metrics import observe_call
 from audit.storable import MAX_DEPTH, refused_in, too_deep
 from audit.writer import AuditWriteError
 from billing.pricing import request_cost_usd
-from observability.metrics import observe_call
-from quotas import gate as quota_gate
-from quotas.engine import Admission, Demand
 from routing.client_identity import claude_code_identity, codex_context
 from routing.core.errors import UpstreamError
 from routing.core.strategy import RoutePlan, order_reason, order_targets
@@ -35,11 +33,14 @@ from routing.errors import GatewayError
 from routing.runtime import GatewayRuntime
 from routing.wire import AnthropicWire, OpenAIWire
 from tenants.auth import KeyIdentity
+from tenants.quotas import gate as quota_gate
+from tenants.quotas.engine import Admission, Demand
 
 logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
-    from guardrails.proxy import RequestGuard
+    from routing.cache.proxy import CacheState
+    from routing.guardrails.proxy import RequestGuard
 
 # Attribution headers a caller may send; see docs/api.md#attribution.
 END_USER_HEADER = "x-gateway-end-user"
@@ -141,6 +142,7 @@ class Call:
         self.quota_headers: dict[str, str] = {}
         self.wire: OpenAIWire = AnthropicWire() if endpoint == "messages" else OpenAIWire()
         self.guard: RequestGuard | None = None  # set when a guardrail policy applies
+        self.cache: CacheState | None = None  # set when the route caches answers
         # Why the route's deployments are tried in their order (pins, residency, category).
         self.routing_notes: list[str] = []
         self.task_category = ""
@@ -233,6 +235,7 @@ class Call:
             "category": self.task_category or None,
             **({"dropped_tools": self.dropped_tools} if self.dropped_tools else {}),
             **({"dropped_fields": self.dropped_fields} if self.dropped_fields else {}),
+            **({"cache": self.cache.note()} if self.cache else {}),
             "reason": "; ".join(
                 [
                     *self.routing_notes,
@@ -263,6 +266,8 @@ class Call:
                         {**payload, "model": target.upstream_model},
                     )
             except TimeoutError:
+                if self.runtime.closing:
+                    raise
                 error = UpstreamError(
                     f"no answer within the route's {per_attempt_s} s", status=None, cause="timeout"
                 )
@@ -276,6 +281,8 @@ class Call:
                 attempt.status, attempt.error = error.status, error.cause
                 attempt.latency_ms = (time.perf_counter() - begun) * 1000
                 self.attempts.append(attempt)
+                if self.runtime.closing:  # the worker is stopping: no failover, the call ends here
+                    raise
                 health.record_failure(target, error, began=began)
                 if not error.retryable:
                     raise
@@ -299,6 +306,10 @@ class Call:
         release = None
         if self.admission is not None:  # what recovery gives back if this worker dies
             release = self.admission.release(total_tokens=0, cost_usd=Decimal(0)).to_json()
+        # What is about to be sent, on the record even if no provider answers (the provider
+        # that answers replaces it with exactly what it received, _answered_by).
+        if self.entry.request_body is None:
+            self.entry.request_body = payload
         try:
             await self.runtime.journal.begin(self.entry, payload, release)
         except JournalError as error:
@@ -400,6 +411,11 @@ class Call:
         self.entry.http_status = status
         self.entry.error_type = error.cause
         self.entry.error_message = error.message
+        if self.runtime.closing:
+            # Cut by the worker's shutdown (its grace ran out, the HTTP client closed under
+            # it), not by the provider, which reads as a timeout or a disconnect.
+            self.entry.status, self.entry.http_status = AuditStatus.INTERRUPTED, None
+            self.entry.error_type, self.entry.error_message = "interrupted", INTERRUPTED_MESSAGE
         self._finish()
         if failure := await self.commit():
             return self.error_response(failure)
@@ -433,6 +449,7 @@ class Call:
         return {
             **self.quota_headers,
             **self.id_headers(),
+            **(self.cache.headers() if self.cache else {}),
             "x-gateway-route": self.entry.route_alias or target.deployment_name,
             "x-gateway-deployment": target.deployment_name,
             "x-gateway-provider": target.provider_name,

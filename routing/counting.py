@@ -17,8 +17,6 @@ import orjson
 from django.http import HttpRequest, HttpResponse
 
 from audit.models import AuditStatus
-from guardrails.proxy import guard_request
-from quotas.tokens import count_chat_prompt_tokens
 from routing.call import Call, parse_json_body
 from routing.core.errors import UpstreamError
 from routing.core.providers.anthropic import AnthropicAdapter
@@ -26,11 +24,13 @@ from routing.core.strategy import RoutePlan
 from routing.core.translate import anthropic_request_to_openai
 from routing.core.types import JSON, Target
 from routing.errors import GatewayError
+from routing.guardrails.proxy import guard_request
 from routing.pipeline import client_headers, resolve_model
 from routing.runtime import get_runtime
 from routing.schemas import validate_count_tokens
 from routing.wire import AnthropicWire
 from tenants.auth import KeyIdentity
+from tenants.quotas.tokens import count_chat_prompt_tokens
 
 COUNT_HEADER = "x-gateway-token-count"
 

@@ -77,6 +77,26 @@ class Route(models.Model):
     hosted_tools = models.CharField(
         max_length=8, choices=HostedTools.choices, default=HostedTools.REFUSE
     )
+
+    class CacheMode(models.TextChoices):
+        OFF = "off", "Off"
+        EXACT = "exact", "Exact: the same request again"
+        SEMANTIC = "semantic", "Semantic: the same request, or the same question in other words"
+
+    class CacheScope(models.TextChoices):
+        TENANT = "tenant", "Tenant"
+        TEAM = "team", "Team"
+        USER = "user", "End user"
+
+    # Answers kept and served again (routing/cache/, docs/caching.md): opt-in per route, never
+    # across tenants, narrowed to a team or an end user on request.
+    cache_mode = models.CharField(max_length=8, choices=CacheMode.choices, default=CacheMode.OFF)
+    cache_ttl_seconds = models.PositiveIntegerField(default=3600)
+    cache_scope = models.CharField(
+        max_length=8, choices=CacheScope.choices, default=CacheScope.TENANT
+    )
+    # Semantic mode: the least cosine similarity served (None: the calibrated default).
+    cache_similarity = models.FloatField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
 

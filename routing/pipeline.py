@@ -15,18 +15,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from audit.models import AuditStatus
 from audit.writer import AuditWriteError
-from guardrails.core.stream import OutputBlocked
-from guardrails.proxy import (
-    client_body,
-    guard_embeddings,
-    guard_reply,
-    guard_request,
-    guard_stream,
-    stream_error,
-)
-from prompts.proxy import prompt_apply
-from quotas import gate as quota_gate
-from quotas.tokens import count_text_tokens
+from routing.cache import proxy as response_cache
 from routing.call import Call, parse_json_body
 from routing.core.errors import UpstreamError
 from routing.core.providers.anthropic import AnthropicAdapter
@@ -40,6 +29,16 @@ from routing.core.translate import (
 )
 from routing.core.types import JSON, Target, Usage
 from routing.errors import GatewayError
+from routing.guardrails.core.stream import OutputBlocked
+from routing.guardrails.proxy import (
+    client_body,
+    guard_embeddings,
+    guard_reply,
+    guard_request,
+    guard_stream,
+    stream_error,
+)
+from routing.prompts.proxy import prompt_apply
 from routing.runtime import GatewayRuntime, get_runtime
 from routing.schemas import (
     validate_chat,
@@ -51,6 +50,8 @@ from routing.table import ResolvedModel
 from routing.task_category import route_by_category
 from routing.wire import ResponsesWire
 from tenants.auth import KeyIdentity
+from tenants.quotas import gate as quota_gate
+from tenants.quotas.tokens import count_text_tokens
 
 # Fields the gateway reads for itself and does not forward (attribution only).
 GATEWAY_FIELDS = frozenset({"metadata"})
@@ -232,6 +233,9 @@ async def _serve_chat(
         if guarded != payload:  # masked or rewritten: the client's own body must not go out
             call.native_request = None
         payload = guarded
+        # A cached answer spends no quota and calls no provider (routing/cache/proxy.py).
+        if cached := await response_cache.lookup(call, resolved, plan, payload):
+            return await response_cache.serve(call, cached, stream=stream, wants_usage=wants_usage)
         plan = await quota_gate.admit(call, plan, payload)
     except GatewayError as error:
         return await call.reject(error)
@@ -297,6 +301,7 @@ async def _complete_chat(call: Call, plan: RoutePlan, payload: JSON) -> HttpResp
     )
     if failure := await call.commit():
         return call.error_response(failure)
+    response_cache.store(call, reply.parsed, cost)
     if reply is answered and reply.native is not None:
         body = reply.native  # the provider's own answer, untouched by any guardrail
     else:
@@ -402,13 +407,15 @@ async def _relay(call: Call, primed: _PrimedStream, target: Target) -> AsyncIter
         tap = primed.stream.tap
         call.entry.tool_calls = tap.assembled_tool_calls()
         call.entry.error_type, call.entry.error_message = error_type, error_message
-        call.settle(
+        cost = call.settle(
             usage=tap.usage or _counted_usage(call, tap.assembled_response()),
             target=target,
             response=tap.assembled_response(),
             status=status,
             http_status=200,
         )
+        if status == AuditStatus.SUCCESS and not call.entry.usage_estimated:
+            response_cache.store(call, tap.assembled_response(), cost)
         # Completed in the background: a client that goes away cancels this generator.
         call.runtime.spawn(_complete_record(call, primed))
 

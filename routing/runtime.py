@@ -15,10 +15,10 @@ import httpx
 from django.conf import settings
 
 from audit.journal import Journal, recover_orphans
+from audit.maintenance import search_index_tidy
 from audit.writer import AuditWriter
 from gateway_site.db_threads import run_db
-from quotas.core.checks import Release
-from quotas.gate import build_engine
+from routing.cache.engine import ResponseCache
 from routing.core.egress_transport import egress_transport
 from routing.core.providers.anthropic import AnthropicAdapter
 from routing.core.providers.base import ProviderAdapter
@@ -27,6 +27,8 @@ from routing.core.strategy import HealthBook
 from routing.egress import egress_policy
 from routing.table import RoutingTableCache
 from tenants.auth import KeyAuthenticator
+from tenants.quotas.core.checks import Release
+from tenants.quotas.gate import build_engine
 
 logger = logging.getLogger(__name__)
 
@@ -64,13 +66,18 @@ class GatewayRuntime:
         self.audit = AuditWriter(batch_max=settings.GATEWAY.audit_batch_max_size)
         settings.GATEWAY_JOURNAL_DIR.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(settings.GATEWAY_JOURNAL_DIR)
+        self.cache = ResponseCache()
         self._background: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[Any] | None = None
+        self._tidier: asyncio.Task[Any] | None = None
+        self.closing = False  # set at shutdown: calls cut from here on are interrupted, not failed
 
     def start(self) -> None:
         """Background work of a worker's runtime, once its event loop runs."""
         if self._sweeper is None:
             self._sweeper = self.spawn(self._sweep_journals())
+        if self._tidier is None and settings.GATEWAY_SEARCH_INDEX_TIDY_SECONDS > 0:
+            self._tidier = self.spawn(self._tidy_search_index())
 
     def adapter(self, kind: str) -> ProviderAdapter:
         return self.adapters[kind]
@@ -84,23 +91,45 @@ class GatewayRuntime:
 
     async def _sweep_journals(self) -> None:
         """Record the calls of workers that died (at start-up, then periodically)."""
-        directory = settings.GATEWAY_JOURNAL_DIR
         while True:
-            try:
-                releases = await run_db(lambda: recover_orphans(directory))
-                for request_id, release in releases:
-                    await self.quotas.release_reserved(Release.from_json(release), request_id)
-            except Exception:
-                logger.exception("journal: recovery failed; retrying later")
+            await self._recover_journals()
             await asyncio.sleep(settings.GATEWAY_JOURNAL_SWEEP_SECONDS)
+
+    async def _recover_journals(self) -> None:
+        directory = settings.GATEWAY_JOURNAL_DIR
+        try:
+            releases = await run_db(lambda: recover_orphans(directory))
+            for request_id, release in releases:
+                await self.quotas.release_reserved(Release.from_json(release), request_id)
+        except Exception:
+            logger.exception("journal: recovery failed; retrying later")
+
+    async def _tidy_search_index(self) -> None:
+        """Keep the audit search index's merges off the commits requests wait for."""
+        while True:
+            await asyncio.sleep(settings.GATEWAY_SEARCH_INDEX_TIDY_SECONDS)
+            try:
+                await run_db(search_index_tidy)
+            except Exception:
+                logger.exception("audit: tidying the search index failed; retrying later")
 
     async def aclose(self) -> None:
         """Release the worker's connections (shutdown, and tests that run the proxy in-process)."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        self.closing = True
+        for task in (self._sweeper, self._tidier):
+            if task is not None:
+                task.cancel()
+        # Work the requests left behind (a stream's final record, a settlement) ends first.
+        left = [t for t in self._background if t not in (self._sweeper, self._tidier)]
+        if left:
+            await asyncio.wait(left, timeout=10)
         await self.http.aclose()
         await self.audit.aclose()
+        await self.cache.aclose()
         self.journal.close()
+        # Calls cut by the shutdown (its grace ran out) are recorded now, as interrupted, rather
+        # than at the next start: a worker scaled down for good leaves nothing unrecorded.
+        await self._recover_journals()
 
 
 _runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GatewayRuntime] = (

@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from activity.services import SYSTEM, Actor, activity_record
+from audit.activity.services import SYSTEM, Actor, activity_record
 from routing.core.egress import EgressRefused, url_origin
 from routing.egress import egress_url_check
 from routing.models import Deployment, Provider, Route, RouteTarget
@@ -141,6 +141,10 @@ def route_upsert(
     timeout_seconds: float | None = None,
     first_token_timeout_seconds: float | None = None,
     hosted_tools: str = Route.HostedTools.REFUSE,
+    cache_mode: str = Route.CacheMode.OFF,
+    cache_ttl_seconds: int = 3600,
+    cache_scope: str = Route.CacheScope.TENANT,
+    cache_similarity: float | None = None,
     actor: Actor = SYSTEM,
 ) -> Route:
     """Create or update a route; its targets become exactly `deployments`, in that order."""
@@ -153,6 +157,10 @@ def route_upsert(
             "timeout_seconds": timeout_seconds,
             "first_token_timeout_seconds": first_token_timeout_seconds,
             "hosted_tools": hosted_tools,
+            "cache_mode": cache_mode,
+            "cache_ttl_seconds": cache_ttl_seconds,
+            "cache_scope": cache_scope,
+            "cache_similarity": cache_similarity,
         },
     )
     route.targets.exclude(deployment__in=deployments).delete()
@@ -172,6 +180,10 @@ def route_upsert(
             "weights": weights,
             "sticky": sticky,
             "hosted_tools": hosted_tools,
+            "cache_mode": cache_mode,
+            "cache_ttl_seconds": cache_ttl_seconds,
+            "cache_scope": cache_scope,
+            "cache_similarity": cache_similarity,
         },
     )
     return route

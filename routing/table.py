@@ -17,11 +17,12 @@ from django.conf import settings
 from django.utils import timezone
 
 from billing.prices import EffectivePrice, effective_prices
-from evaluations.selectors import categories, latest_scores
 from gateway_site.db_threads import run_db
+from routing.cache.core.policy import DEFAULT_SIMILARITY, CachePolicy
 from routing.core.categories import CategoryPolicy, Scores
 from routing.core.strategy import RoutePlan
 from routing.core.types import Target
+from routing.evaluations.selectors import categories, latest_scores
 from routing.models import Deployment, Route
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class ResolvedModel:
     public_name: str
     route_alias: str  # "" when a deployment is asked for by its own name
     plan: RoutePlan
+    cache: CachePolicy | None = None  # the route's, when it caches answers
 
     @property
     def targets(self) -> tuple[Target, ...]:
@@ -115,7 +117,7 @@ def load_routing_table() -> RoutingTable:
                 first_token_timeout_s=route.first_token_timeout_seconds,
                 hosted_tools=route.hosted_tools,
             )
-            models[route.alias] = ResolvedModel(route.alias, route.alias, plan)
+            models[route.alias] = ResolvedModel(route.alias, route.alias, plan, _cache(route))
     policies = {
         c.name: CategoryPolicy(
             c.name,
@@ -127,6 +129,18 @@ def load_routing_table() -> RoutingTable:
     }
     scores = {key: row.score for key, row in latest_scores(deployments).items()}
     return RoutingTable(models=models, categories=policies, scores=scores)
+
+
+def _cache(route: Route) -> CachePolicy | None:
+    if route.cache_mode == Route.CacheMode.OFF:
+        return None
+    similarity = route.cache_similarity
+    return CachePolicy(
+        mode=route.cache_mode,
+        ttl_s=route.cache_ttl_seconds,
+        scope=route.cache_scope,
+        similarity=DEFAULT_SIMILARITY if similarity is None else similarity,
+    )
 
 
 class RoutingTableCache:

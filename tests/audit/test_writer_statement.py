@@ -15,9 +15,9 @@ from audit.entries import AuditEntry
 from audit.models import AuditRecord, AuditStatus
 from audit.sql import insert_entries_with
 from audit.writer import AuditWriteError, AuditWriter
-from quotas.ledger import spend_rows
-from quotas.models import SpendEntry
 from tenants.models import ApiKey
+from tenants.quotas.ledger import spend_rows
+from tenants.quotas.models import SpendEntry
 
 pytestmark = [pytest.mark.django_db]
 

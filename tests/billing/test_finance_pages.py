@@ -15,8 +15,8 @@ from django.utils import timezone
 from audit.models import AuditRecord
 from billing.models import Granularity
 from billing.rollups import rollup_window
-from quotas import services as quotas
 from tenants.models import Role
+from tenants.quotas import services as quotas
 from tests.billing.support import record
 from tests.console.conftest import Acme, make_acme
 
@@ -109,7 +109,7 @@ def test_a_budget_shows_its_burn_down(acme: Acme) -> None:
 
 
 def test_a_platform_admin_adds_a_price_version_from_the_console(acme: Acme) -> None:
-    from activity.models import ActivityEvent
+    from audit.activity.models import ActivityEvent
     from billing.models import Price
     from routing import services as routing
     from routing.models import Provider
@@ -141,7 +141,7 @@ def test_a_platform_admin_adds_a_price_version_from_the_console(acme: Acme) -> N
 
 
 def test_alerts_are_listed_for_their_tenant_only(acme: Acme) -> None:
-    from observability.models import Alert
+    from audit.observability.models import Alert
 
     now = timezone.now()
     common = {"status": "firing", "opened_at": now, "last_seen_at": now}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from billing.models import Price, PriceSource
-from declarative.services import config_apply, config_load
+from gateway_site.declarative.services import config_apply, config_load
 
 pytestmark = [pytest.mark.django_db]
 

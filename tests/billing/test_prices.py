@@ -12,8 +12,8 @@ from django.db import connections
 from django.test import AsyncClient
 from django.utils import timezone
 
-from activity.models import ActivityEvent
-from activity.services import SYSTEM
+from audit.activity.models import ActivityEvent
+from audit.activity.services import SYSTEM
 from audit.models import AuditRecord
 from billing import services as billing
 from billing.models import Price

@@ -1,4 +1,4 @@
-"""Every console URL is declared through console.access, and refuses people it should refuse.
+"""Every console URL is declared through gateway_site.console.access, and refuses people it should refuse.
 
 For each tenant page (views, HTMX partials, exports; GET and POST): an outsider gets 404, a member
 whose role is not allowed gets 403, and neither sees any of the tenant's data.
@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.urls.converters import IntConverter, UUIDConverter
 
-from console.access import ALL_ROLES, access_of
+from gateway_site.console.access import ALL_ROLES, access_of
 from tests.console.conftest import Acme
 
 pytestmark = pytest.mark.django_db

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from activity.models import ActivityEvent
+from audit.activity.models import ActivityEvent
 from tenants import services
 from tenants.models import ApiKey, Membership, Team
 from tests.console.conftest import Acme

@@ -172,8 +172,8 @@ def test_the_tenants_allowed_models_bind_every_key(acme: Acme) -> None:
 
 
 def test_a_key_page_shows_its_limits_and_what_is_left_of_its_budgets(acme: Acme) -> None:
-    from quotas import services as quotas
-    from quotas.models import SpendEntry
+    from tenants.quotas import services as quotas
+    from tenants.quotas.models import SpendEntry
 
     quotas.rate_limit_set(tenant=acme.tenant, scope="key", api_key=acme.key, requests_per_minute=60)
     quotas.budget_set(tenant=acme.tenant, scope="team", team=acme.team, amount_usd=Decimal("10"))

@@ -8,9 +8,9 @@ from decimal import Decimal
 from django.test import Client
 from django.urls import reverse
 
-from activity.models import ActivityEvent
-from quotas import services
-from quotas.models import Budget, RateLimit, SpendEntry
+from audit.activity.models import ActivityEvent
+from tenants.quotas import services
+from tenants.quotas.models import Budget, RateLimit, SpendEntry
 from tests.console.conftest import Acme
 
 

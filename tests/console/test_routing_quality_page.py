@@ -8,10 +8,10 @@ from decimal import Decimal
 from django.test import Client
 from django.urls import reverse
 
-from evaluations import services
-from evaluations.evalset import EvalSet
-from evaluations.runner import CategoryResult
 from routing import services as routing
+from routing.evaluations import services
+from routing.evaluations.evalset import EvalSet
+from routing.evaluations.runner import CategoryResult
 from routing.models import Provider
 from tenants.models import Role
 from tests.console.conftest import Acme

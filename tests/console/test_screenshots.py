@@ -30,9 +30,9 @@ def limited_key(people: People, django_db_blocker: Any) -> tuple[int, str]:
     affected), so the key page shows what is left."""
     from django.contrib.auth import get_user_model
 
-    from quotas import services as quotas
     from tenants import services as tenants
     from tenants.models import Team
+    from tenants.quotas import services as quotas
 
     with django_db_blocker.unblock():
         team = Team.objects.get(tenant__slug="acme", slug="advisors")
@@ -49,8 +49,8 @@ def evaluated_route(people: People, django_db_blocker: Any) -> None:
     the demo evaluation set, so the routing quality page has something to show."""
     from django.core.management import call_command
 
-    from evaluations import services as evaluations
     from routing import services as routing
+    from routing.evaluations import services as evaluations
     from routing.models import Deployment, Provider
 
     with django_db_blocker.unblock():

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from activity.models import ActivityEvent
+from audit.activity.models import ActivityEvent
 from tenants.models import Membership
 from tests.support.live import LiveGateway, start_gateway
 from tests.support.oidc_provider import OIDCProvider

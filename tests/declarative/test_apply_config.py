@@ -152,7 +152,7 @@ def test_the_demo_configuration_is_valid():
 
 @pytest.mark.django_db
 def test_task_categories_in_the_file_are_applied_and_a_bad_rule_is_refused(tmp_path, monkeypatch):
-    from evaluations.models import TaskCategory
+    from routing.evaluations.models import TaskCategory
 
     categories = (
         "version: 1\n"

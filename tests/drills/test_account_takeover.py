@@ -19,8 +19,8 @@ from django.contrib.auth.models import User
 from django.test import Client, RequestFactory
 from django.urls import reverse
 
-from activity.services import SYSTEM
-from management.services import admin_key_create
+from audit.activity.services import SYSTEM
+from gateway_site.api.services import admin_key_create
 from tenants import services
 from tenants.models import Membership, Role, Team, Tenant
 

@@ -27,12 +27,12 @@ from django.db.models import Sum
 from django.test import AsyncClient
 
 from audit.models import AuditRecord
-from quotas import services as quotas
-from quotas.models import SpendEntry
 from routing import services as routing
 from routing.runtime import close_runtime
 from tenants import services as tenants
 from tenants.models import Team, Tenant
+from tenants.quotas import services as quotas
+from tenants.quotas.models import SpendEntry
 from tests.support.live import free_port, start_gateway, wait_for_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]

@@ -23,10 +23,10 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditRecord, AuditStatus
+from audit.observability.alerts.services import alerts_evaluate
+from audit.observability.config import AlertSettings
 from billing.models import Granularity
 from billing.rollups import rollup_window
-from observability.alerts.services import alerts_evaluate
-from observability.config import AlertSettings
 from tenants import services as tenants
 from tests.billing.support import Ledger, make_ledger, month_of_traffic, record
 from tests.observability.receiver import webhook_receiver

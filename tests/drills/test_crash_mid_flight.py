@@ -28,10 +28,10 @@ from django.db.models import Sum
 from audit.models import AuditRecord, AuditStatus
 from mock_provider.config import MockConfig
 from mock_provider.testing import MockServer, run_mock_server
-from quotas import services as quotas
-from quotas.models import Budget, SpendEntry
 from routing import services as routing
 from tenants import services as tenants
+from tenants.quotas import services as quotas
+from tenants.quotas.models import Budget, SpendEntry
 from tests.support.live import LiveGateway, start_gateway, wait_for_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]

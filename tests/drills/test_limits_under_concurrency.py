@@ -20,9 +20,9 @@ import httpx
 import pytest
 
 from audit.models import AuditRecord
-from quotas import services as quotas
 from routing import services as routing
 from tenants import services as tenants
+from tenants.quotas import services as quotas
 from tests.support.live import LiveGateway, start_gateway, wait_for_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]

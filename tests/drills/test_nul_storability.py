@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from audit.models import AuditRecord, AuditStatus
 from audit.storable import original
-from quotas.models import SpendEntry
+from tenants.quotas.models import SpendEntry
 from tests.conftest import wait_for_record
 from tests.support.live import wait_for_config
 from tests.support.spend import Budgeted, build_budgeted, ledger_nanos, settled_counter

@@ -19,8 +19,8 @@ import openai
 import pytest
 
 from audit.selectors import AuditFilters, audit_records_search
-from guardrails import services as guardrails
-from guardrails.core.policy import PolicySpec
+from routing.guardrails import services as guardrails
+from routing.guardrails.core.policy import PolicySpec
 from routing.models import Route
 from tenants import services as tenants
 from tests.conftest import wait_for_record

@@ -24,11 +24,11 @@ import openai
 import pytest
 from django.db import connections
 
-from activity.services import Actor
-from prompts import services
-from prompts.models import LabelMove
+from audit.activity.services import Actor
 from routing import services as routing
 from routing.models import Provider
+from routing.prompts import services
+from routing.prompts.models import LabelMove
 from tenants import services as tenant_services
 from tenants.models import Tenant
 from tests.conftest import wait_for_record

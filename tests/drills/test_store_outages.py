@@ -170,7 +170,7 @@ class OwnPostgres:
 _SETUP = """
 import json, os
 from decimal import Decimal
-from quotas import services as quotas
+from tenants.quotas import services as quotas
 from routing import services as routing
 from tenants import services as tenants
 

@@ -90,8 +90,8 @@ def test_anthropic_headers_reach_anthropic_providers_only(gateway, world, mock_s
 @pytest.fixture(scope="module")
 def guarded_key(gateway: Any, world: Any, django_db_blocker: Any) -> str:
     """A key under a policy that masks e-mail addresses and blocks US social security numbers."""
-    from guardrails import services as guardrails
-    from guardrails.core.policy import PolicySpec
+    from routing.guardrails import services as guardrails
+    from routing.guardrails.core.policy import PolicySpec
     from tenants import services as tenants
     from tests.support.live import wait_for_config
 

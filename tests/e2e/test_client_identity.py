@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from quotas import services as quotas
-from quotas.models import EACH_USER
 from tenants import services as tenants
+from tenants.quotas import services as quotas
+from tenants.quotas.models import EACH_USER
 from tests.conftest import wait_for_record
 from tests.support.live import wait_for_config
 

@@ -18,11 +18,11 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from activity.models import ActivityEvent
-from evaluations import services as evaluations
-from evaluations.models import EvalScore
-from evaluations.selectors import latest_scores
+from audit.activity.models import ActivityEvent
 from routing import services as routing
+from routing.evaluations import services as evaluations
+from routing.evaluations.models import EvalScore
+from routing.evaluations.selectors import latest_scores
 from routing.models import Deployment, Provider
 from tests.conftest import wait_for_record
 from tests.support.live import wait_for_config

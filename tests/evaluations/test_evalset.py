@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from evaluations.evalset import EvalSetError, load_eval_set
-from evaluations.scoring import contains, exact, regex
+from routing.evaluations.evalset import EvalSetError, load_eval_set
+from routing.evaluations.scoring import contains, exact, regex
 
 DEMO = Path(__file__).resolve().parents[2] / "config" / "evals" / "demo.jsonl"
 

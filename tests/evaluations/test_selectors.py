@@ -8,11 +8,11 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import ValidationError
 
-from evaluations import services
-from evaluations.evalset import EvalSet
-from evaluations.runner import CategoryResult
-from evaluations.selectors import latest_scores
 from routing import services as routing
+from routing.evaluations import services
+from routing.evaluations.evalset import EvalSet
+from routing.evaluations.runner import CategoryResult
+from routing.evaluations.selectors import latest_scores
 from routing.models import Provider
 
 pytestmark = [pytest.mark.django_db]

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from guardrails.core.injection import DetectorSet
-from guardrails.core.injection_rules import RULESET_VERSION
+from routing.guardrails.core.injection import DetectorSet
+from routing.guardrails.core.injection_rules import RULESET_VERSION
 from tests.guardrails.injection_set import ATTACKS, BENIGN, HELD_OUT_ATTACKS, HELD_OUT_BENIGN
 
 THRESHOLD = 0.5  # the policy default

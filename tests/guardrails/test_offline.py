@@ -8,10 +8,10 @@ import socket
 import pytest
 import tldextract.tldextract
 
-from guardrails.core.checks import check_request
-from guardrails.core.injection import DetectorSet
-from guardrails.core.pii import PiiScanner
-from guardrails.core.policy import PolicySpec, compile_policy
+from routing.guardrails.core.checks import check_request
+from routing.guardrails.core.injection import DetectorSet
+from routing.guardrails.core.pii import PiiScanner
+from routing.guardrails.core.policy import PolicySpec, compile_policy
 from tests.guardrails.support import CARD, EMAIL, IBAN
 
 

@@ -8,12 +8,12 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
-from activity.models import ActivityEvent
-from activity.services import Actor
-from guardrails import services
-from guardrails.core.policy import PolicySpec
-from guardrails.models import GuardrailPolicy, PolicyAttachment
-from guardrails.table import load_policy_table
+from audit.activity.models import ActivityEvent
+from audit.activity.services import Actor
+from routing.guardrails import services
+from routing.guardrails.core.policy import PolicySpec
+from routing.guardrails.models import GuardrailPolicy, PolicyAttachment
+from routing.guardrails.table import load_policy_table
 from routing.models import Route
 from tenants import services as tenants
 

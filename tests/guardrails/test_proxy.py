@@ -12,11 +12,11 @@ from django.db import connections
 from django.test import AsyncClient
 from prometheus_client import REGISTRY
 
-from guardrails import services as guardrails
-from guardrails.core.policy import PolicySpec
-from guardrails.engines import engines
-from guardrails.table import _caches
 from routing import services as routing
+from routing.guardrails import services as guardrails
+from routing.guardrails.core.policy import PolicySpec
+from routing.guardrails.engines import engines
+from routing.guardrails.table import _caches
 from routing.models import Deployment
 from routing.runtime import close_runtime
 from tenants import services as tenants

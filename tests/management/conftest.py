@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from activity.services import SYSTEM
-from management.services import admin_key_create
-from quotas import services as quota_services
+from audit.activity.services import SYSTEM
+from gateway_site.api.services import admin_key_create
 from tenants import services as tenant_services
 from tenants.models import ApiKey, Team, Tenant
+from tenants.quotas import services as quota_services
 
 
 @dataclass

@@ -12,9 +12,9 @@ import httpx
 import openai
 import pytest
 
-from activity.models import ActivityEvent
-from activity.services import SYSTEM
-from management.services import admin_key_create
+from audit.activity.models import ActivityEvent
+from audit.activity.services import SYSTEM
+from gateway_site.api.services import admin_key_create
 from tests.conftest import wait_for_record
 from tests.support.live import LiveGateway, start_gateway
 

@@ -7,8 +7,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from activity.models import ActivityEvent
-from management.models import AdminKey
+from audit.activity.models import ActivityEvent
+from gateway_site.api.models import AdminKey
 from tenants.keys import hash_key
 from tests.management.conftest import Api, Side
 

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 
-from activity.models import ActivityEvent
-from management.api import management_api
-from management.models import AdminKey
+from audit.activity.models import ActivityEvent
+from gateway_site.api.models import AdminKey
+from gateway_site.api.routers import management_api
 from mcp_gateway.models import McpServer, McpToolGrant
-from quotas.models import Budget, QuotaPolicy, RateLimit
+from tenants.quotas.models import Budget, QuotaPolicy, RateLimit
 from tests.management.conftest import Api, Side
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from django.utils import timezone
 
-from activity.models import ActivityEvent
+from audit.activity.models import ActivityEvent
 from tenants import services as tenant_services
 from tenants.auth import load_identity
 from tenants.keys import hash_key

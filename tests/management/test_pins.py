@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from activity.models import ActivityEvent
+from audit.activity.models import ActivityEvent
 from routing.models import Deployment
 from tenants import services as tenant_services
 from tenants.auth import load_identity

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from activity.models import ActivityEvent
+from audit.activity.models import ActivityEvent
+from routing.cache.core.policy import DEFAULT_SIMILARITY, CachePolicy
 from routing.models import Provider, Route
+from routing.table import load_routing_table
 from tests.management.conftest import Api
 
 pytestmark = pytest.mark.django_db
@@ -131,3 +133,20 @@ def test_a_conditional_put_creates_only_or_updates_only(platform: Api) -> None:
     assert Provider.objects.get(name="vendor-x").region == "us"
     assert absent.status_code == 412
     assert not Provider.objects.filter(name="vendor-y").exists()
+
+
+def test_the_management_api_sets_a_routes_cache(platform: Api) -> None:
+    platform.put("/providers/vendor-c", {"kind": "openai", "base_url": "https://c.example/v1"})
+    platform.put("/deployments/cached-model", {"provider": "vendor-c", "upstream_model": "m"})
+    body = {"targets": [{"deployment": "cached-model"}], "cache_mode": "semantic"}
+
+    put = platform.put("/routes/cached-route", {**body, "cache_scope": "team"})
+
+    assert put.status_code == 200, put.content
+    assert (put.json()["cache_mode"], put.json()["cache_scope"]) == ("semantic", "team")
+    assert put.json()["cache_similarity"] is None
+    policy = load_routing_table().resolve("cached-route").cache
+    assert policy == CachePolicy("semantic", 3600, "team", DEFAULT_SIMILARITY)
+    refused = platform.put("/routes/cached-route", {**body, "cache_similarity": 1.5})
+    assert refused.status_code == 422
+    assert Route.objects.get(alias="cached-route").cache_similarity is None

@@ -1,4 +1,4 @@
-"""Rate limits, budgets and the quota policy through the management API (quotas/services.py)."""
+"""Rate limits, budgets and the quota policy through the management API (tenants/quotas/services.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from activity.models import ActivityEvent
-from quotas.models import Budget, RateLimit
+from audit.activity.models import ActivityEvent
+from tenants.quotas.models import Budget, RateLimit
 from tests.management.conftest import Api, Side
 
 pytestmark = pytest.mark.django_db

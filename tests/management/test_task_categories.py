@@ -7,12 +7,12 @@ from decimal import Decimal
 
 import pytest
 
-from activity.models import ActivityEvent
-from evaluations import services
-from evaluations.evalset import EvalSet
-from evaluations.models import TaskCategory
-from evaluations.runner import CategoryResult
+from audit.activity.models import ActivityEvent
 from routing import services as routing
+from routing.evaluations import services
+from routing.evaluations.evalset import EvalSet
+from routing.evaluations.models import TaskCategory
+from routing.evaluations.runner import CategoryResult
 from routing.models import Provider
 from tests.management.conftest import Api
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
-from activity.models import ActivityEvent
+from audit.activity.models import ActivityEvent
 from tenants.models import Membership, Tenant
 from tests.management.conftest import Api, Side
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from declarative.services import ConfigError, config_apply, config_load
+from gateway_site.declarative.services import ConfigError, config_apply, config_load
 from mcp_gateway.models import McpServer, McpToolGrant
 
 CONFIG = {

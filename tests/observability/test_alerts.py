@@ -8,11 +8,11 @@ from decimal import Decimal
 import pytest
 
 from audit.models import AuditRecord, AuditStatus
-from observability.alerts.services import alerts_evaluate
-from observability.config import AlertSettings
-from observability.models import Alert, AlertStatus
-from quotas import services as quotas
-from quotas.models import BudgetAlert
+from audit.observability.alerts.services import alerts_evaluate
+from audit.observability.config import AlertSettings
+from audit.observability.models import Alert, AlertStatus
+from tenants.quotas import services as quotas
+from tenants.quotas.models import BudgetAlert
 from tests.billing.support import make_ledger, record
 from tests.observability.receiver import webhook_receiver
 
@@ -139,9 +139,9 @@ def test_an_unreachable_webhook_is_recorded_and_does_not_stop_the_alert():
 
 
 def test_daily_and_weekly_digests_carry_tier_2_and_3_signals():
+    from audit.observability.alerts.digests import daily_digest, digest_deliver, weekly_digest
     from billing.models import Granularity
     from billing.rollups import rollup_window
-    from observability.alerts.digests import daily_digest, digest_deliver, weekly_digest
 
     ledger = make_ledger("digest")
     day = datetime(2026, 3, 3, tzinfo=UTC)

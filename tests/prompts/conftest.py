@@ -4,9 +4,9 @@ from typing import Any
 
 import pytest
 
-from activity.services import Actor
-from prompts import services
-from prompts.models import Prompt
+from audit.activity.services import Actor
+from routing.prompts import services
+from routing.prompts.models import Prompt
 from tenants import services as tenants
 from tenants.models import Tenant
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from activity.models import ActivityEvent
-from prompts.models import PromptVersion
+from audit.activity.models import ActivityEvent
+from routing.prompts.models import PromptVersion
 from tests.management.conftest import Api, Side, build_side
 
 pytestmark = pytest.mark.django_db

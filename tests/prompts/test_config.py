@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from activity.models import ActivityEvent
-from declarative.services import ConfigError, config_apply, config_load
-from prompts.models import LabelMove, PromptLabel, PromptPin, PromptVersion
+from audit.activity.models import ActivityEvent
+from gateway_site.declarative.services import ConfigError, config_apply, config_load
+from routing.prompts.models import LabelMove, PromptLabel, PromptPin, PromptVersion
 
 pytestmark = [pytest.mark.django_db]
 

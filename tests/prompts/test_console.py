@@ -10,11 +10,11 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from activity.models import ActivityEvent
-from activity.services import Actor
+from audit.activity.models import ActivityEvent
+from audit.activity.services import Actor
 from audit.models import AuditRecord
-from prompts import services
-from prompts.models import LabelMove, PromptLabel, PromptVersion
+from routing.prompts import services
+from routing.prompts.models import LabelMove, PromptLabel, PromptVersion
 from tenants.models import Role
 from tests.console.conftest import Acme, make_acme
 
@@ -157,7 +157,7 @@ def test_finance_is_refused_and_an_outsider_does_not_see_the_prompt_exists(acme)
 
 
 def test_a_team_is_pinned_and_unpinned_from_the_console(acme):
-    from prompts.models import PromptPin
+    from routing.prompts.models import PromptPin
 
     client = _as(acme, Role.TENANT_ADMIN)
     response = client.post(

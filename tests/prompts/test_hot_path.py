@@ -8,8 +8,8 @@ import orjson
 import pytest
 from django.test import AsyncClient
 
-from activity.services import Actor
-from prompts import services
+from audit.activity.services import Actor
+from routing.prompts import services
 from tenants.models import Tenant
 from tests.routing.test_hot_path_queries import (  # noqa: F401  (fixtures)
     in_process_proxy,

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from declarative.services import config_apply, config_load
-from prompts.models import ImmutableVersionError, LabelMove, PromptVersion
-from prompts.services import prompt_label_move
+from gateway_site.declarative.services import config_apply, config_load
+from routing.prompts.models import ImmutableVersionError, LabelMove, PromptVersion
+from routing.prompts.services import prompt_label_move
 from tests.prompts.conftest import OPERATOR, publish
 
 pytestmark = [pytest.mark.django_db]

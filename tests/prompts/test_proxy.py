@@ -11,9 +11,9 @@ import httpx
 import openai
 import pytest
 
-from activity.services import Actor
-from prompts import services
-from prompts.render import system_fingerprint
+from audit.activity.services import Actor
+from routing.prompts import services
+from routing.prompts.render import system_fingerprint
 from tenants import services as tenants
 from tenants.models import Tenant
 from tests.conftest import wait_for_record

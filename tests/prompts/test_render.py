@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from prompts.render import (
+from routing.prompts.render import (
     MissingVariable,
     compile_messages,
     render_messages,

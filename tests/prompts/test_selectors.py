@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditRecord
-from prompts import selectors
-from prompts.models import PromptVersion
+from routing.prompts import selectors
+from routing.prompts.models import PromptVersion
 from tenants import services as tenants
 from tests.prompts.conftest import publish
 

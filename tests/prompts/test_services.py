@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from activity.models import ActivityEvent
-from prompts import services
-from prompts.models import LabelMove, PromptLabel, PromptVersion
+from audit.activity.models import ActivityEvent
+from routing.prompts import services
+from routing.prompts.models import LabelMove, PromptLabel, PromptVersion
 from tests.prompts.conftest import OPERATOR, publish
 
 pytestmark = [pytest.mark.django_db]

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from quotas import services as quotas
 from routing import services as routing
 from tenants import services as tenants
 from tenants.models import Team, Tenant
+from tenants.quotas import services as quotas
 from tests.support.live import wait_for_config
 
 

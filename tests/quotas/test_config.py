@@ -4,10 +4,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from activity.models import ActivityEvent
-from declarative.services import ConfigError, config_apply, config_load
-from quotas.models import Budget, QuotaPolicy, RateLimit
+from audit.activity.models import ActivityEvent
+from gateway_site.declarative.services import ConfigError, config_apply, config_load
 from routing.models import Provider
+from tenants.quotas.models import Budget, QuotaPolicy, RateLimit
 
 pytestmark = pytest.mark.django_db
 

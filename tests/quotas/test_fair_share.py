@@ -1,5 +1,5 @@
 """A provider account shared fairly down tenant → team → end user: the same answers from the
-Redis script and the in-process store (quotas/core/checks.py ShareCheck)."""
+Redis script and the in-process store (tenants/quotas/core/checks.py ShareCheck)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from quotas.capacity import ProviderGate
-from quotas.core.checks import Release, ShareCheck, WindowCheck
-from quotas.core.memory import MemoryQuotaStore
-from quotas.core.redis_store import RedisQuotaStore
-from quotas.engine import Admission, Demand, QuotaEngine
-from quotas.table import PolicyRule
 from routing.core.types import Target
+from tenants.quotas.capacity import ProviderGate
+from tenants.quotas.core.checks import Release, ShareCheck, WindowCheck
+from tenants.quotas.core.memory import MemoryQuotaStore
+from tenants.quotas.core.redis_store import RedisQuotaStore
+from tenants.quotas.engine import Admission, Demand, QuotaEngine
+from tenants.quotas.table import PolicyRule
 
 CAPACITY = 60  # requests per minute; 10% (6) is kept for newcomers, so shares divide 54
 
@@ -49,7 +49,7 @@ async def stores(request: Any) -> AsyncIterator[Store]:
 
 
 class Account:
-    """One provider account's checks for a request, as quotas/capacity.py builds them."""
+    """One provider account's checks for a request, as tenants/quotas/capacity.py builds them."""
 
     def __init__(self, capacity: int = CAPACITY) -> None:
         self.base = f"test:acct:{uuid.uuid4().hex}"

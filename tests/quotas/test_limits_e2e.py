@@ -10,7 +10,7 @@ import pytest
 from django.db.models import Sum
 
 from audit.models import AuditRecord
-from quotas.models import SpendEntry
+from tenants.quotas.models import SpendEntry
 from tests.conftest import wait_for_record
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]

@@ -8,7 +8,7 @@ import openai
 import pytest
 
 from audit.models import AuditRecord
-from quotas.models import BudgetAlert, SpendEntry
+from tenants.quotas.models import BudgetAlert, SpendEntry
 from tests.conftest import wait_for_record
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]

@@ -3,9 +3,9 @@ from decimal import Decimal
 
 import pytest
 
-from quotas import selectors, services
-from quotas.models import SpendEntry
 from tenants import services as tenants
+from tenants.quotas import selectors, services
+from tenants.quotas.models import SpendEntry
 
 pytestmark = pytest.mark.django_db
 

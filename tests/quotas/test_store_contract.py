@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from quotas.core.checks import BudgetCheck, ConcurrencyCheck, Release, WindowCheck
-from quotas.core.memory import MemoryQuotaStore
-from quotas.core.redis_store import RedisQuotaStore
+from tenants.quotas.core.checks import BudgetCheck, ConcurrencyCheck, Release, WindowCheck
+from tenants.quotas.core.memory import MemoryQuotaStore
+from tenants.quotas.core.redis_store import RedisQuotaStore
 
 
 class FakeClock:

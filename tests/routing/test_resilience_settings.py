@@ -82,8 +82,8 @@ def test_a_negative_breaker_setting_stops_the_gateway_at_start_up(monkeypatch, e
 
 
 def test_the_quota_store_timeout_setting_is_the_redis_clients_timeout(settings):
-    from quotas.core.redis_store import RedisQuotaStore
-    from quotas.gate import build_engine
+    from tenants.quotas.core.redis_store import RedisQuotaStore
+    from tenants.quotas.gate import build_engine
 
     settings.REDIS_URL = "redis://127.0.0.1:6379/15"
     settings.GATEWAY = dataclasses.replace(settings.GATEWAY, quota_store_timeout_seconds=7.5)

@@ -19,8 +19,8 @@ from django.test import AsyncClient
 
 from audit.models import AuditRecord, AuditStatus
 from audit.writer import AuditWriteError, AuditWriter
-from quotas.models import SpendEntry
 from routing.runtime import close_runtime
+from tenants.quotas.models import SpendEntry
 from tests.support.spend import Budgeted, build_budgeted, ledger_nanos, settled_counter
 
 pytestmark = [pytest.mark.django_db]

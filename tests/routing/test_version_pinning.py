@@ -10,8 +10,8 @@ from typing import Any
 import openai
 import pytest
 
-from activity.models import ActivityEvent
-from activity.services import Actor
+from audit.activity.models import ActivityEvent
+from audit.activity.services import Actor
 from tenants import services as tenants
 from tenants.auth import load_identity
 from tenants.keys import hash_key

@@ -18,8 +18,8 @@ from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
-from activity.models import ActivityEvent
-from activity.services import Actor, activity_record
+from audit.activity.models import ActivityEvent
+from audit.activity.services import Actor, activity_record
 from audit.models import AuditChainHead, AuditCheckpoint, AuditSeal
 from audit.sealer import audit_checkpoint_heads, audit_seal_pending
 from audit.verify import audit_chain_verify

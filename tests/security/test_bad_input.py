@@ -15,8 +15,8 @@ from urllib.parse import quote
 import pytest
 from django.test import Client
 
-from activity.services import SYSTEM
-from management.services import admin_key_create
+from audit.activity.services import SYSTEM
+from gateway_site.api.services import admin_key_create
 from tenants.models import Role
 from tests.console.conftest import Acme, make_acme
 from tests.management.conftest import Side, build_side
@@ -490,7 +490,7 @@ def test_it_refuses_bad_input_in_console_urls_with_a_console_page(acme: Acme, pa
 
 
 def _prompt(acme: Acme) -> None:
-    from prompts import services
+    from routing.prompts import services
 
     services.prompt_declare(actor=SYSTEM, tenant=acme.tenant, name="p", description="")
 

@@ -18,7 +18,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
-from activity.services import Actor
+from audit.activity.services import Actor
 from audit.export import ExportRun
 from audit.models import AuditExport, AuditRecord
 from audit.selectors import AuditFilters

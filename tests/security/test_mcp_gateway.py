@@ -20,7 +20,7 @@ import yaml
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from declarative.services import ConfigError, config_apply, config_load
+from gateway_site.declarative.services import ConfigError, config_apply, config_load
 from mcp_gateway import services as mcp
 from mcp_gateway.models import McpServer
 from mock_provider.testing import McpMockServer, run_mcp_mock_server

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 
-from guardrails import services as guardrails
-from guardrails.core.policy import PolicySpec
-from guardrails.engines import engines
+from routing.guardrails import services as guardrails
+from routing.guardrails.core.policy import PolicySpec
+from routing.guardrails.engines import engines
 from tenants import services as tenants
 from tests.conftest import wait_for_record
 from tests.guardrails.support import CARD, EMAIL

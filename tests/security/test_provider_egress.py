@@ -19,9 +19,9 @@ import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 from django.core.management import CommandError, call_command
 
-from activity.models import ActivityEvent
-from activity.services import SYSTEM
-from management.services import admin_key_create
+from audit.activity.models import ActivityEvent
+from audit.activity.services import SYSTEM
+from gateway_site.api.services import admin_key_create
 from routing import services as routing
 from routing.core.egress import EgressPolicy, EgressRefused
 from routing.core.egress_transport import egress_refusal, egress_transport
@@ -158,7 +158,9 @@ def test_a_url_that_cannot_be_parsed_is_refused_as_invalid_not_a_crash(
 ) -> None:
     policy(settings, EVERYTHING, allow_private=True, allow_loopback=True)
 
-    response = platform.put("/providers/odd", {"kind": "openai", "base_url": url, "credential": "x"})
+    response = platform.put(
+        "/providers/odd", {"kind": "openai", "base_url": url, "credential": "x"}
+    )
 
     assert "egress rule 'invalid_url'" in refused_rule(response)
     assert not Provider.objects.filter(name="odd").exists()

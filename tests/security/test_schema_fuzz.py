@@ -44,8 +44,8 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from activity.services import SYSTEM
-from management.services import admin_key_create
+from audit.activity.services import SYSTEM
+from gateway_site.api.services import admin_key_create
 from tenants import services as tenant_services
 from tests.management.conftest import build_side
 from tests.support.live import LiveGateway, start_gateway

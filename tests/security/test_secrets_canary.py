@@ -27,15 +27,15 @@ from cryptography.fernet import Fernet
 from django.conf import settings
 from django.utils import timezone
 
-from activity.services import SYSTEM
+from audit.activity.services import SYSTEM
 from gateway_site import crypto
-from guardrails import services as guardrails
-from guardrails.core.policy import PolicySpec
-from management.models import AdminKey
-from management.services import admin_key_create
+from gateway_site.api.models import AdminKey
+from gateway_site.api.services import admin_key_create
 from mock_provider.config import MockConfig
 from mock_provider.testing import run_mock_server
 from routing import services as routing
+from routing.guardrails import services as guardrails
+from routing.guardrails.core.policy import PolicySpec
 from routing.models import Deployment, Provider, Route
 from tenants import services as tenants
 from tenants.models import Membership, Role, Tenant

@@ -23,10 +23,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from activity.services import SYSTEM
+from audit.activity.services import SYSTEM
 from billing.rollups import rollup_window
-from evaluations.models import TaskCategory
 from routing import services as routing
+from routing.evaluations.models import TaskCategory
 from tenants import services as tenants
 from tenants.models import Membership, Role
 from tests.security.test_tenant_walk import body_text, console_pages, console_url
@@ -218,6 +218,6 @@ def test_no_template_or_view_switches_escaping_off() -> None:
 
 
 def test_the_htmx_csrf_header_is_the_only_template_value_in_hx_headers() -> None:
-    base = (ROOT / "console/templates/console/base.html").read_text()
+    base = (ROOT / "templates/console/base.html").read_text()
     assert 'hx-headers=\'{"X-CSRFToken": "{{ csrf_token }}"}\'' in base
     # The token is Django's own ([A-Za-z0-9] only): it cannot break out of the JSON.

@@ -36,11 +36,11 @@ from django.db.models import Q
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from activity.services import SYSTEM
-from evaluations.models import TaskCategory
-from management.api import management_api
-from management.services import admin_key_create
+from audit.activity.services import SYSTEM
+from gateway_site.api.routers import management_api
+from gateway_site.api.services import admin_key_create
 from routing import services as routing
+from routing.evaluations.models import TaskCategory
 from tenants import services as tenants
 from tenants.models import Role, Tenant
 from tests.console.conftest import Acme, make_acme

@@ -11,12 +11,12 @@ import redis
 from django.conf import settings
 from django.db.models import Sum
 
-from quotas import services as quotas
-from quotas.engine import to_nanos
-from quotas.models import Budget, SpendEntry
 from routing import services as routing
 from tenants import services as tenants
 from tenants.models import Tenant
+from tenants.quotas import services as quotas
+from tenants.quotas.engine import to_nanos
+from tenants.quotas.models import Budget, SpendEntry
 
 # $1 per 1,000 tokens each way: every cost is a whole number of nano-dollars, so the counter
 # (nanos) and the ledger (10 decimal places) can be compared exactly.

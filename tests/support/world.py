@@ -220,12 +220,12 @@ def build_full_tenant(*, slug: str, words: str, password: str | None = None) -> 
     """A tenant whose every free-text field carries `words` (slugs and usernames carry `slug`)."""
     import uuid
 
-    from activity.services import SYSTEM
+    from audit.activity.services import SYSTEM
     from audit.models import AuditExport, AuditRecord
-    from management.services import admin_key_create
-    from observability.models import Alert, AlertStatus
-    from prompts import services as prompts
-    from quotas import services as quotas
+    from audit.observability.models import Alert, AlertStatus
+    from gateway_site.api.services import admin_key_create
+    from routing.prompts import services as prompts
+    from tenants.quotas import services as quotas
 
     now = timezone.now()
     tenant = tenants.tenant_apply(slug=slug, name=f"{words} Holdings")

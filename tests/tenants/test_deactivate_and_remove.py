@@ -2,8 +2,8 @@
 
 import pytest
 
-from activity.models import ActivityEvent
-from activity.services import Actor
+from audit.activity.models import ActivityEvent
+from audit.activity.services import Actor
 from tenants import services
 from tenants.auth import load_identity
 from tenants.models import Membership

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from activity.services import Actor
+from audit.activity.services import Actor
 from audit.management.commands.audit_policy import tenant_by_slug
 from audit.management.commands.audit_verify import parse_moment
 from audit.models import LegalHold

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from activity.services import Actor
+from audit.activity.services import Actor
 from audit.models import AuditPolicy, ContentMode
 from audit.services import audit_policy_set
 from tenants.models import Tenant

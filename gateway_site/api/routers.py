@@ -1,0 +1,96 @@
+"""The management API (`/api/v1/`), mounted from each app's router: the same services as the console and the YAML, called with
+the admin key as the actor, so every change lands in the activity log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern
+from ninja import NinjaAPI
+
+from audit.activity.api import router as activity_router
+from gateway_site.api.auth import AdminKeyAuth
+from gateway_site.api.errors import ApiError, install_error_handlers, refused_in_url
+from gateway_site.api_docs import api_docs_view
+from mcp_gateway.api import router as mcp_router
+from routing.api import router as routing_router
+from routing.evaluations.api import router as evaluations_router
+from routing.prompts.api import router as prompts_router
+from tenants.api import router as tenancy_router
+from tenants.keys_api import router as keys_router
+from tenants.quotas.api import router as quotas_router
+
+DESCRIPTION = """\
+Manage tenants, teams, members, virtual keys, rate limits, budgets, providers, deployments,
+routes, task categories and MCP servers with their tool grants, read evaluation scores and the
+activity log.
+
+Authenticate with an admin key: `Authorization: Bearer gwa-…` (create the first one with
+`manage.py create_admin_key --platform --name …`). A tenant key sees and changes only its tenant;
+anything outside it answers 404, as if it did not exist. Errors are always
+`{"error": {"code", "message", "fields"}}`. Guide: docs/management_api.md.
+"""
+
+
+def build_api() -> NinjaAPI:
+    api = NinjaAPI(
+        title="AI gateway: management API",
+        version="1",
+        description=DESCRIPTION,
+        urls_namespace="management",
+        auth=AdminKeyAuth(),
+        docs_url=None,  # served at the stable /api/docs (gateway_site/urls.py)
+        docs_decorator=api_docs_view,
+    )
+    # Each app owns its router; this is only where they are mounted.
+    for router in (
+        tenancy_router,
+        keys_router,
+        routing_router,
+        quotas_router,
+        activity_router,
+        prompts_router,
+        evaluations_router,
+        mcp_router,
+    ):
+        api.add_router("/", router)
+    install_error_handlers(api)
+    return api
+
+
+management_api = build_api()
+
+
+def _guarded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Two answers Ninja would give outside our format: a NUL in the URL reaches handlers and the
+    database (a 500), and a wrong method is answered in plain text past the exception handlers."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        refused = refused_in_url(request)
+        if refused is not None:
+            return refused.response()
+        response = view(request, *args, **kwargs)
+        if response.status_code != 405:
+            return response
+        allowed = response.get("Allow", "")
+        error = ApiError(
+            405,
+            "method_not_allowed",
+            f"Method {request.method} is not allowed on {request.path}; use {allowed}.",
+        ).response()
+        error["Allow"] = allowed
+        return error
+
+    return wrapper
+
+
+def management_urls() -> tuple[list[Any], str, str]:
+    patterns, app_name, namespace = management_api.urls
+    for pattern in patterns:
+        if isinstance(pattern, URLPattern):
+            pattern.callback = _guarded(pattern.callback)
+    return patterns, app_name, namespace

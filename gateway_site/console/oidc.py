@@ -1,0 +1,59 @@
+"""Single sign-on: mozilla-django-oidc, with the identity provider's claims mapped to memberships.
+
+The user is found or created by the `preferred_username` claim (falling back to `email`). The
+claim named by GATEWAY_OIDC_ROLES_CLAIM (default `gateway_roles`) lists `tenant:role` entries,
+optionally `tenant:role:team+team`; at each sign-in the user's memberships become exactly those
+(docs/architecture.md, "Console"). A user with no entry the gateway knows is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
+from mozilla_django_oidc.auth import OIDCAuthenticationBackend
+
+from audit.activity.services import Actor
+from tenants import services
+
+logger = logging.getLogger(__name__)
+
+
+def claim_username(claims: dict[str, Any]) -> str:
+    return str(claims.get("preferred_username") or claims.get("email") or "")[:150]
+
+
+def claim_roles(claims: dict[str, Any]) -> list[str]:
+    value = claims.get(settings.OIDC_ROLES_CLAIM) or []
+    if isinstance(value, str):
+        value = value.replace(",", " ").split()
+    return [str(entry) for entry in value]
+
+
+class ConsoleOIDCBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
+    def verify_claims(self, claims: dict[str, Any]) -> bool:
+        return bool(claim_username(claims)) and bool(claim_roles(claims))
+
+    def filter_users_by_claims(self, claims: dict[str, Any]) -> QuerySet[Any]:
+        return get_user_model().objects.filter(username=claim_username(claims))
+
+    def create_user(self, claims: dict[str, Any]) -> Any:
+        user = get_user_model().objects.create_user(
+            username=claim_username(claims), email=str(claims.get("email") or "")
+        )
+        user.set_unusable_password()
+        user.save()
+        return self.update_user(user, claims)
+
+    def update_user(self, user: Any, claims: dict[str, Any]) -> Any:
+        memberships = services.memberships_sync_from_claims(
+            user=user,
+            entries=claim_roles(claims),
+            actor=Actor("sso", f"single sign-on: {user.get_username()}", user.pk),
+        )
+        if not memberships:
+            logger.warning("SSO user %s has no role in a known tenant", user.get_username())
+        return user

@@ -1,9 +1,0 @@
-"""Console pages of observability, under /console/t/<tenant_slug>/alerts/."""
-
-from django.urls import path
-
-from observability import console_views
-
-app_name = "observability"
-
-urlpatterns = [path("", console_views.alerts, name="alerts")]

@@ -1,0 +1,1 @@
+"""The response cache without Django: keys, directives, stored answers, stores, the semantic index."""

@@ -1,0 +1,307 @@
+"""The guardrails on the proxy's hot path: what routing/pipeline.py calls.
+
+- `guard_request` before forwarding: PII masked / blocked / flagged, injection scored; may
+  refuse the request (GatewayError naming the policy) or send it to a restricted route.
+- `guard_reply` on a complete answer: structured-output validation (retry, then fallback),
+  output rules, PII in the answer; `client_body` puts masked values back for the client.
+- `guard_stream` around a stream's events: the same, with a held-back window (core/stream.py).
+- `guard_embeddings` before forwarding embedding inputs: PII masked or blocked.
+
+A request no policy applies to costs one dictionary lookup. Findings go to the audit entry and
+to the Prometheus counters; raw PII values never do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from audit.models import AuditStatus
+from routing.core.providers.base import ChatStream, ProviderAdapter
+from routing.core.strategy import RoutePlan
+from routing.core.types import Reply, Target, Usage
+from routing.errors import GatewayError
+from routing.guardrails import metrics
+from routing.guardrails.core.checks import JSON, Refusal, check_request, check_response
+from routing.guardrails.core.masking import Masker
+from routing.guardrails.core.policy import Policy
+from routing.guardrails.core.stream import OutputBlocked, StreamFilter
+from routing.guardrails.core.structured import schema_problem, wanted_schema
+from routing.guardrails.engines import Engines, engines_ready
+from routing.guardrails.table import policy_for
+
+if TYPE_CHECKING:
+    from routing.call import Call
+    from routing.table import ResolvedModel
+
+# Above this many characters of message text, PII and injection checks leave the event loop
+# (a thread hop costs ~0.1 ms; a 100 kB prompt full of numbers costs tens of milliseconds).
+OFFLOAD_CHARS = 32_000
+
+
+@dataclass(slots=True)
+class RequestGuard:
+    """One request's guardrail state: its policy and its placeholder map (never stored)."""
+
+    policy: Policy
+    masker: Masker
+    engines: Engines
+
+
+def _record(call: Call, findings: list[JSON]) -> None:
+    if findings:
+        call.entry.guardrail_findings.extend(findings)
+        metrics.count(call.identity.tenant_slug, findings)
+
+
+def _text_size(payload: JSON) -> int:
+    size = 0
+    for message in payload.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        size += len(content) if isinstance(content, str) else len(str(content or ""))
+    return size
+
+
+def _refuse(refusal: Refusal, status: int = 400) -> GatewayError:
+    return GatewayError(status, refusal.message, code=refusal.code, param="messages")
+
+
+async def guard_request(
+    call: Call, resolved: ResolvedModel, plan: RoutePlan, payload: JSON
+) -> tuple[JSON, RoutePlan]:
+    """The payload to forward (PII masked) and the plan to use; raises GatewayError to refuse."""
+    identity = call.identity
+    policy = await policy_for(
+        tenant_id=identity.tenant_id,
+        team_id=identity.team_id,
+        key_id=identity.key_id,
+        route=resolved.route_alias,
+    )
+    if not policy.active:
+        return payload, plan
+    engines = await engines_ready()
+    scanner = engines.scanner if policy.pii else None
+    if _text_size(payload) > OFFLOAD_CHARS:
+        check = await asyncio.to_thread(check_request, policy, payload, scanner, engines.detectors)
+    else:
+        check = check_request(policy, payload, scanner, engines.detectors)
+    call.guard = RequestGuard(policy, check.masker, engines)
+    _record(call, check.findings)
+    if check.refusal is not None:
+        raise _refuse(check.refusal)
+    if check.reroute:
+        plan = await _restricted_plan(call, check.reroute, policy)
+    if check.payload is not payload:
+        # The record keeps tool results too: keep them masked as well.
+        call.entry.tool_results = [
+            {"tool_call_id": m.get("tool_call_id"), "content": m.get("content")}
+            for m in check.payload.get("messages") or ()
+            if isinstance(m, dict) and m.get("role") == "tool"
+        ]
+    return check.payload, plan
+
+
+async def guard_embeddings(call: Call, resolved: ResolvedModel, payload: JSON) -> JSON:
+    """Embedding inputs with PII masked (or the request refused), under the same policies."""
+    identity = call.identity
+    policy = await policy_for(
+        tenant_id=identity.tenant_id,
+        team_id=identity.team_id,
+        key_id=identity.key_id,
+        route=resolved.route_alias,
+    )
+    inputs = payload.get("input")
+    texts = [inputs] if isinstance(inputs, str) else inputs
+    if not policy.pii or not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        return payload  # token arrays carry no text to check
+    engines = await engines_ready()
+    as_chat = {"messages": [{"role": "user", "content": text} for text in texts]}
+    check = check_request(
+        dataclasses.replace(policy, injection=None), as_chat, engines.scanner, engines.detectors
+    )
+    for finding in check.findings:
+        finding["where"] = finding["where"].replace("messages", "input").replace(".content", "")
+    _record(call, check.findings)
+    if check.refusal is not None:
+        raise _refuse(check.refusal)
+    masked = [m["content"] for m in check.payload["messages"]]
+    return {**payload, "input": masked[0] if isinstance(inputs, str) else masked}
+
+
+async def _restricted_plan(call: Call, alias: str, policy: Policy) -> RoutePlan:
+    table = await call.runtime.routes.get()
+    resolved = table.resolve(alias)
+    plan = resolved.plan if resolved is not None else None
+    region = call.identity.residency_region
+    if plan is not None and region:
+        plan = plan.only(lambda target: target.region == region)
+    if plan is None or not plan.targets:
+        # Fail closed: a suspected injection never goes to the unrestricted route instead.
+        name = policy.injection.policy if policy.injection else ""
+        raise GatewayError(
+            400,
+            f"The request was blocked by guardrail policy '{name}': it looks like a prompt "
+            f"injection and its restricted route '{alias}' is not available.",
+            code="prompt_injection_blocked",
+            param="messages",
+        )
+    call.entry.route_alias = alias
+    return plan
+
+
+async def _chat(adapter: ProviderAdapter, target: Target, payload: JSON) -> Any:
+    return await adapter.chat(target, payload)
+
+
+def _retry_plan(plan: RoutePlan, targets: tuple[Target, ...]) -> RoutePlan:
+    return dataclasses.replace(
+        plan, targets=targets, weights=(1,) * len(targets), strategy="ordered", sticky=False
+    )
+
+
+async def _until_valid(
+    call: Call,
+    guard: RequestGuard,
+    plan: RoutePlan,
+    payload: JSON,
+    reply: Reply,
+    target: Target,
+    schema: Any,
+) -> tuple[Reply, Target]:
+    settings = guard.policy.structured
+    assert settings is not None
+    tried = [target.deployment_id]
+    retries = 0
+    usage = reply.usage
+    while (problem := schema_problem(reply.parsed, schema, guard.engines.schemas)) is not None:
+        others = tuple(t for t in plan.targets if t.deployment_id not in tried)
+        if retries < settings.retries:
+            action, retries, next_plan = "retry", retries + 1, _retry_plan(plan, (target,))
+        elif settings.fallback and others:
+            action, next_plan = "fallback", _retry_plan(plan, others)
+        else:
+            action, next_plan = "reject", None
+        _record(
+            call,
+            [
+                {
+                    "stage": "response",
+                    "check": "structured_output",
+                    "type": "schema_mismatch",
+                    "action": action,
+                    "policy": settings.policy,
+                    "deployment": target.deployment_name,
+                    "error": problem[:300],
+                }
+            ],
+        )
+        if next_plan is None:
+            raise GatewayError(
+                502,
+                f"The model's answer did not follow the requested JSON schema after "
+                f"{retries} retr{'y' if retries == 1 else 'ies'} (policy '{settings.policy}'): "
+                f"{problem}",
+                type="upstream_error",
+                code="invalid_structured_output",
+            )
+        reply, target = await call.call_targets(
+            next_plan, payload, _chat, per_attempt_s=plan.timeout_s
+        )
+        tried.append(target.deployment_id)
+        # Every answer was paid for: the record counts them all.
+        usage = Usage(
+            usage.prompt_tokens + reply.usage.prompt_tokens,
+            usage.completion_tokens + reply.usage.completion_tokens,
+            usage.cached_tokens + reply.usage.cached_tokens,
+        )
+    if usage != reply.usage:
+        reply = dataclasses.replace(reply, usage=usage)
+    return reply, target
+
+
+async def guard_reply(
+    call: Call, plan: RoutePlan, payload: JSON, reply: Reply, target: Target
+) -> tuple[Reply, Target]:
+    """The answer to settle and send (PII masked as the record keeps it); raises to withhold it."""
+    guard = call.guard
+    if guard is None:
+        return reply, target
+    policy = guard.policy
+    schema = wanted_schema(payload, policy)
+    if schema is not None:
+        reply, target = await _until_valid(call, guard, plan, payload, reply, target, schema)
+    if not policy.filters_responses:
+        return reply, target
+    check = check_response(policy, reply.parsed, guard.masker, guard.engines.scanner)
+    _record(call, check.findings)
+    if check.refusal is not None:
+        # Paid for, so settled; but the client gets the refusal, and the record not the text.
+        call.settle(
+            usage=reply.usage,
+            target=target,
+            response=None,
+            status=AuditStatus.REJECTED,
+            http_status=400,
+        )
+        raise _refuse(check.refusal)
+    if check.changed:
+        reply = dataclasses.replace(reply, body=orjson.dumps(check.audited), parsed=check.audited)
+    return reply, target
+
+
+def client_body(call: Call, body: bytes) -> bytes:
+    """The answer's bytes with this request's placeholders restored, if its policy says so."""
+    guard = call.guard
+    if guard is None or not guard.policy.pii_restore or not guard.masker.restores:
+        return body
+    return guard.masker.restore_json(body)
+
+
+def stream_error(call: Call, blocked: OutputBlocked) -> bytes:
+    return orjson.dumps(
+        {
+            "error": {
+                "message": f"{blocked.refusal.message} The stream was cut here. "
+                f"Request id: {call.request_id}.",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": blocked.refusal.code,
+            }
+        }
+    )
+
+
+async def guard_stream(call: Call, first: bytes, stream: ChatStream) -> AsyncIterator[bytes]:
+    """The stream's events as the client may see them; raises OutputBlocked to cut it."""
+    guard = call.guard
+    if guard is None or not guard.policy.filters_responses:
+        yield first
+        async for event in stream.events:
+            yield event
+        return
+    policy = guard.policy
+    scanner = guard.engines.scanner if policy.pii_in_responses else None
+    restoring = policy.pii_restore and guard.masker.restores
+    filtered = StreamFilter(policy, guard.masker, scanner, restore=restoring)
+    seen = 0
+    try:
+        for out in filtered.feed(first):
+            yield out
+        async for event in stream.events:
+            outs = filtered.feed(event)
+            # The record keeps what was released, masked, never text the client did not get.
+            stream.tap.content[:] = [filtered.audited_text()]
+            _record(call, filtered.findings[seen:])
+            seen = len(filtered.findings)
+            for out in outs:
+                yield out
+        for out in filtered.flush():
+            yield out
+    finally:
+        stream.tap.content[:] = [filtered.audited_text()]
+        _record(call, filtered.findings[seen:])

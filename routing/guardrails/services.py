@@ -1,0 +1,107 @@
+"""Writes for guardrail policies and where they apply."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from audit.activity.services import SYSTEM, Actor, activity_record
+from routing.guardrails.core.policy import PolicySpec
+from routing.guardrails.models import GuardrailPolicy, PolicyAttachment
+from routing.models import Route
+from tenants.models import ApiKey, Team, Tenant
+
+
+@transaction.atomic
+def guardrail_policy_upsert(
+    *,
+    name: str,
+    spec: PolicySpec,
+    tenant: Tenant | None = None,
+    description: str = "",
+    is_active: bool = True,
+    actor: Actor = SYSTEM,
+) -> GuardrailPolicy:
+    policy = GuardrailPolicy.objects.filter(name=name).first()
+    created = policy is None
+    if policy is None:
+        policy = GuardrailPolicy(name=name)
+    elif policy.tenant_id != (tenant.id if tenant else None):
+        raise ValidationError(f"guardrail policy {name!r} belongs to another tenant")
+    policy.tenant = tenant
+    policy.description = description
+    policy.spec = spec.model_dump(mode="json", exclude_none=True)
+    policy.is_active = is_active
+    policy.save()
+    activity_record(
+        actor=actor,
+        action="guardrail_policy.create" if created else "guardrail_policy.update",
+        target=policy,
+        tenant_id=policy.tenant_id,
+        details={"spec": policy.spec, "is_active": is_active},
+    )
+    return policy
+
+
+def _scope_tenant_id(
+    tenant: Tenant | None, team: Team | None, api_key: ApiKey | None
+) -> int | None:
+    if tenant is not None:
+        return tenant.id
+    if team is not None:
+        return team.tenant_id
+    if api_key is not None:
+        return api_key.tenant_id
+    return None
+
+
+@transaction.atomic
+def guardrail_policy_attach(
+    *,
+    policy: GuardrailPolicy,
+    tenant: Tenant | None = None,
+    team: Team | None = None,
+    api_key: ApiKey | None = None,
+    route: Route | None = None,
+    actor: Actor = SYSTEM,
+) -> PolicyAttachment:
+    """Apply `policy` to exactly one tenant, team, key or route (idempotent)."""
+    scopes = [s for s in (tenant, team, api_key, route) if s is not None]
+    if len(scopes) != 1:
+        raise ValidationError("attach a policy to exactly one tenant, team, key or route")
+    owner = _scope_tenant_id(tenant, team, api_key)
+    if policy.tenant_id is not None and owner != policy.tenant_id:
+        raise ValidationError(
+            f"guardrail policy {policy.name!r} belongs to one tenant and cannot apply outside it"
+        )
+    attachment, created = PolicyAttachment.objects.get_or_create(
+        policy=policy, tenant=tenant, team=team, api_key=api_key, route=route
+    )
+    if created:
+        kind, _ = attachment.scope
+        activity_record(
+            actor=actor,
+            action="guardrail_policy.attach",
+            target=policy,
+            tenant_id=owner,
+            details={"scope": kind, "target": str(scopes[0])},
+        )
+    return attachment
+
+
+@transaction.atomic
+def guardrail_policy_detach(*, attachment: PolicyAttachment, actor: Actor = SYSTEM) -> None:
+    kind, _ = attachment.scope
+    details: dict[str, Any] = {"scope": kind, "target": str(getattr(attachment, kind))}
+    tenant_id = _scope_tenant_id(attachment.tenant, attachment.team, attachment.api_key)
+    policy = attachment.policy
+    attachment.delete()
+    activity_record(
+        actor=actor,
+        action="guardrail_policy.detach",
+        target=policy,
+        tenant_id=tenant_id,
+        details=details,
+    )

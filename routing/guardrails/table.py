@@ -1,0 +1,113 @@
+"""The guardrail policies every request may need, cached per worker (gateway_site/snapshot.py).
+
+Loaded whole (policies compiled once), refreshed in the background when older than
+GATEWAY_ROUTES_CACHE_SECONDS; requests never wait on the ORM once warm. The combined policy of a
+(tenant, team, key, route) is memoised, so a warm request does a dictionary lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from gateway_site.snapshot import Snapshot
+from routing.guardrails.core.policy import NO_POLICY, Policy, PolicySpec, combine, compile_policy
+from routing.guardrails.engines import Engines, engines_built, engines_ready
+from routing.guardrails.models import PolicyAttachment
+
+logger = logging.getLogger(__name__)
+_MAX_MEMO = 50_000
+
+
+@dataclass
+class PolicyTable:
+    # ("tenant" | "team" | "api_key", id) or ("route", alias) -> compiled policies.
+    scopes: dict[tuple[str, int | str], tuple[Policy, ...]]
+    _memo: dict[tuple[int, int, int, str], Policy] = field(default_factory=dict)
+
+    def for_request(self, *, tenant_id: int, team_id: int, key_id: int, route: str) -> Policy:
+        memo_key = (tenant_id, team_id, key_id, route)
+        found = self._memo.get(memo_key)
+        if found is None:
+            # Most specific first: a route's structured-output schema wins over a tenant's.
+            found = combine(
+                (
+                    *self.scopes.get(("route", route), ()),
+                    *self.scopes.get(("api_key", key_id), ()),
+                    *self.scopes.get(("team", team_id), ()),
+                    *self.scopes.get(("tenant", tenant_id), ()),
+                )
+            )
+            if len(self._memo) >= _MAX_MEMO:
+                self._memo.clear()
+            self._memo[memo_key] = found
+        return found
+
+
+def load_policy_table() -> PolicyTable:
+    compiled: dict[int, Policy | None] = {}
+    scopes: dict[tuple[str, int | str], list[Policy]] = defaultdict(list)
+    attachments = PolicyAttachment.objects.select_related("policy", "route").filter(
+        policy__is_active=True
+    )
+    for attachment in attachments.order_by("id"):
+        policy = attachment.policy
+        if policy.id not in compiled:
+            try:
+                compiled[policy.id] = compile_policy(
+                    policy.name, PolicySpec.model_validate(policy.spec)
+                )
+            except ValidationError:
+                # Services validate on write; a bad row must not take the proxy down.
+                logger.exception("guardrail policy %s is invalid; skipped", policy.name)
+                compiled[policy.id] = None
+        found = compiled[policy.id]
+        if found is None:
+            continue
+        kind, value = attachment.scope
+        if kind == "route":
+            scopes[("route", attachment.route.alias)].append(found)  # type: ignore[union-attr]
+        else:
+            scopes[(kind, value)].append(found)
+    return PolicyTable(scopes={key: tuple(value) for key, value in scopes.items()})
+
+
+class PolicySnapshot(Snapshot[PolicyTable]):
+    """The policy table, per worker; once any policy exists, Presidio is built in the background
+    so the first guarded request does not wait for it."""
+
+    def __init__(self, ttl_seconds: float | None = None) -> None:
+        super().__init__(load_policy_table, ttl_seconds=ttl_seconds, name="guardrail policies")
+        self._warming: asyncio.Task[Engines] | None = None
+
+    async def _refresh(self) -> None:
+        await super()._refresh()
+        table = self._value
+        if table is not None and table.scopes and self._warming is None and not engines_built():
+            self._warming = asyncio.create_task(engines_ready())
+
+
+# One per event loop, like the proxy runtime (its refresh task belongs to its loop).
+_caches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PolicySnapshot] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def policy_cache() -> PolicySnapshot:
+    loop = asyncio.get_running_loop()
+    cache = _caches.get(loop)
+    if cache is None:
+        cache = _caches[loop] = PolicySnapshot()
+    return cache
+
+
+async def policy_for(*, tenant_id: int, team_id: int, key_id: int, route: str) -> Policy:
+    table = await policy_cache().get()
+    if not table.scopes:
+        return NO_POLICY
+    return table.for_request(tenant_id=tenant_id, team_id=team_id, key_id=key_id, route=route)

@@ -1,0 +1,217 @@
+"""The OpenAI-compatible proxy API (`/v1/...`). Thin: the flows live in routing/pipeline.py."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from ninja import NinjaAPI, Router
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from audit.writer import is_outage
+from gateway_site.api_docs import api_docs_view
+from routing import counting, pipeline
+from routing.call import audit_unavailable
+from routing.errors import GatewayError
+from routing.runtime import get_runtime
+from routing.schemas import (
+    AnthropicCountTokensRequest,
+    AnthropicMessagesRequest,
+    ChatCompletionRequest,
+    EmbeddingsRequest,
+    ResponsesRequest,
+)
+from routing.wire import AnthropicWire
+from tenants.auth import KeyIdentity, bearer_token
+
+logger = logging.getLogger(__name__)
+
+
+class VirtualKeyAuth:
+    """Async auth for Ninja: the built-in auth classes are sync and would hop threads."""
+
+    openapi_type = "http"
+    openapi_scheme = "bearer"
+
+    async def __call__(self, request: HttpRequest) -> KeyIdentity:
+        runtime = get_runtime()
+        if not runtime.audit.available():
+            # The database is down: nothing could be recorded, so nothing is served or sent to
+            # a provider. Refused at once, without waiting on a connection that cannot come.
+            raise audit_unavailable()
+        try:
+            return await runtime.keys.identify(bearer_token(request))
+        except Exception as error:
+            if not is_outage(error):
+                raise
+            runtime.audit.database_failed(error)
+            raise audit_unavailable() from None
+
+
+def _body_doc(schema: type[Any]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": schema.model_json_schema()}},
+        }
+    }
+
+
+router = Router(auth=VirtualKeyAuth(), tags=["proxy"])
+
+
+@router.post(
+    "/chat/completions",
+    openapi_extra=_body_doc(ChatCompletionRequest),
+    summary="Create a chat completion (streaming and tools supported)",
+)
+async def chat_completions(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    return await pipeline.chat_completions(request, request.auth)  # type: ignore[attr-defined]
+
+
+@router.post(
+    "/messages",
+    openapi_extra=_body_doc(AnthropicMessagesRequest),
+    summary="Create a message (Anthropic's Messages API; streaming and tools supported)",
+)
+async def messages(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    return await pipeline.messages(request, request.auth)  # type: ignore[attr-defined]
+
+
+@router.post(
+    "/messages/count_tokens",
+    openapi_extra=_body_doc(AnthropicCountTokensRequest),
+    summary="Count a message's input tokens (Anthropic's count_tokens; no cost)",
+)
+async def count_tokens(request: HttpRequest) -> HttpResponse:
+    return await counting.count_tokens(request, request.auth)  # type: ignore[attr-defined]
+
+
+@router.post(
+    "/responses",
+    openapi_extra=_body_doc(ResponsesRequest),
+    summary="Create a response (OpenAI's Responses API, stateless; streaming and tools supported)",
+)
+async def responses(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    return await pipeline.responses(request, request.auth)  # type: ignore[attr-defined]
+
+
+@router.post("/embeddings", openapi_extra=_body_doc(EmbeddingsRequest), summary="Create embeddings")
+async def embeddings(request: HttpRequest) -> HttpResponse:
+    return await pipeline.embeddings(request, request.auth)  # type: ignore[attr-defined]
+
+
+def _not_allowed(request: HttpRequest, path: str, allowed: str) -> HttpResponse:
+    return GatewayError(
+        405,
+        f"Method {request.method} is not allowed on /v1{path}; use {allowed}.",
+        code="method_not_allowed",
+        headers={"allow": allowed},
+    ).response(wire=_wire(request))
+
+
+def _method_not_allowed(path: str, allowed: str) -> None:
+    """Ninja answers a method no operation declares in plain text: answer in the API's format."""
+    others = [m for m in ("GET", "POST", "PUT", "PATCH", "DELETE") if m != allowed]
+
+    async def not_allowed(request: HttpRequest) -> HttpResponse:
+        return _not_allowed(request, path, allowed)
+
+    router.api_operation(others, path, auth=None, include_in_schema=False)(not_allowed)
+
+
+_method_not_allowed("/chat/completions", "POST")
+_method_not_allowed("/embeddings", "POST")
+_method_not_allowed("/messages", "POST")
+_method_not_allowed("/responses", "POST")
+_method_not_allowed("/messages/count_tokens", "POST")
+_method_not_allowed("/models", "GET")
+
+
+def _model_object(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "gateway"}
+
+
+@router.get("/models", summary="List the models this key may use")
+async def list_models(request: HttpRequest) -> HttpResponse:
+    names = await pipeline.list_models(request.auth)  # type: ignore[attr-defined]
+    return _json({"object": "list", "data": [_model_object(name) for name in names]})
+
+
+@router.get("/models/{path:model}", summary="Retrieve one model")
+async def retrieve_model(request: HttpRequest, model: str) -> HttpResponse:
+    if model not in await pipeline.list_models(request.auth):  # type: ignore[attr-defined]
+        raise GatewayError(
+            404,
+            f"The model '{model}' does not exist or your key cannot use it.",
+            code="model_not_found",
+            param="model",
+        )
+    return _json(_model_object(model))
+
+
+@router.api_operation(
+    ["POST", "PUT", "PATCH", "DELETE"], "/models/{path:model}", auth=None, include_in_schema=False
+)
+async def _model_not_allowed(request: HttpRequest, model: str) -> HttpResponse:
+    return _not_allowed(request, "/models/{model}", "GET")
+
+
+def _json(body: dict[str, Any], status: int = 200) -> HttpResponse:
+    return HttpResponse(orjson.dumps(body), status=status, content_type="application/json")
+
+
+def _wire(request: HttpRequest) -> AnthropicWire | None:
+    """Errors answer in the wire format of the endpoint that was called."""
+    return AnthropicWire() if request.path.startswith("/v1/messages") else None
+
+
+def build_api() -> NinjaAPI:
+    api = NinjaAPI(
+        title="AI gateway: proxy API",
+        version="1",
+        description="OpenAI-compatible endpoints. Authenticate with a gateway key: `Authorization: Bearer gw-…`.",
+        urls_namespace="proxy",
+        docs_url="/docs",
+        docs_decorator=api_docs_view,
+    )
+    api.add_router("/", router)
+
+    @api.exception_handler(GatewayError)
+    def _gateway_error(request: HttpRequest, exc: GatewayError) -> HttpResponse:
+        return exc.response(wire=_wire(request))
+
+    @api.exception_handler(AuthenticationError)
+    def _auth_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+        return GatewayError(401, "Invalid API key.", code="invalid_api_key").response(
+            wire=_wire(request)
+        )
+
+    @api.exception_handler(ValidationError)
+    def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+        return GatewayError(400, f"Invalid request: {exc.errors}", code="invalid_value").response(
+            wire=_wire(request)
+        )
+
+    @api.exception_handler(HttpError)
+    def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+        return GatewayError(exc.status_code, str(exc), code="http_error").response(
+            wire=_wire(request)
+        )
+
+    @api.exception_handler(Exception)
+    def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+        logger.exception("unexpected error in %s %s", request.method, request.path)
+        return GatewayError(
+            500,
+            "The gateway failed unexpectedly; the error was logged.",
+            type="server_error",
+            code="internal_error",
+        ).response(wire=_wire(request))
+
+    return api
+
+
+proxy_api = build_api()

@@ -1,0 +1,198 @@
+"""Console forms: they validate input (GET filters too) and hand clean values to the services."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django import forms
+from django.utils import timezone
+
+from routing.selectors import pin_problems
+from tenants.models import Role, Team, Tenant
+
+GRACE_CHOICES = [
+    ("0", "None: the old key stops now"),
+    ("300", "5 minutes"),
+    ("3600", "1 hour"),
+    ("86400", "1 day"),
+    ("604800", "7 days"),
+]
+EXPIRY_CHOICES = [("", "Never"), ("7", "In 7 days"), ("30", "In 30 days"), ("90", "In 90 days")]
+
+
+class ConsoleForm(forms.Form):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")  # labels read "Name", not "Name:"
+        super().__init__(*args, **kwargs)
+
+
+class TeamChoiceField(forms.ModelChoiceField):  # type: ignore[type-arg]
+    def label_from_instance(self, obj: Any) -> str:
+        return str(obj.name)
+
+
+class TeamsChoiceField(forms.ModelMultipleChoiceField):  # type: ignore[type-arg]
+    def label_from_instance(self, obj: Any) -> str:
+        return str(obj.name)
+
+
+class KeyCreateForm(ConsoleForm):
+    name = forms.CharField(max_length=200, help_text="To tell your keys apart, e.g. 'laptop'.")
+    team = TeamChoiceField(queryset=Team.objects.none(), empty_label=None)
+    allowed_models = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: every model the team may use.",
+    )
+    expires_in_days = forms.ChoiceField(choices=EXPIRY_CHOICES, required=False, label="Expires")
+
+    def __init__(self, *args: Any, teams: Any, models: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field: Any = self.fields["team"]
+        field.queryset = teams
+        self.fields["allowed_models"].choices = [(m, m) for m in models]  # type: ignore[attr-defined]
+
+    def clean_name(self) -> str:
+        return str(self.cleaned_data["name"]).strip()
+
+    def expires_at(self) -> Any:
+        days = self.cleaned_data.get("expires_in_days")
+        return timezone.now() + timedelta(days=int(days)) if days else None
+
+
+class KeyRotateForm(ConsoleForm):
+    grace_seconds = forms.TypedChoiceField(
+        choices=GRACE_CHOICES, coerce=int, initial="3600", label="Old key keeps working for"
+    )
+
+    def grace(self) -> timedelta:
+        return timedelta(seconds=self.cleaned_data["grace_seconds"])
+
+
+class PlaygroundForm(ConsoleForm):
+    api_key = forms.CharField(
+        label="Your key",
+        max_length=200,
+        widget=forms.PasswordInput(attrs={"autocomplete": "off"}),
+        help_text="Sent once to the gateway with this request; never stored.",
+    )
+    model = forms.ChoiceField()
+    message = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), max_length=8000)
+
+    def __init__(self, *args: Any, models: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["model"].choices = [(m, m) for m in models]  # type: ignore[attr-defined]
+
+
+class TeamForm(ConsoleForm):
+    slug = forms.SlugField(max_length=64)
+    name = forms.CharField(max_length=200)
+    allowed_models = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: every model the tenant may use.",
+    )
+
+    def __init__(self, *args: Any, models: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["allowed_models"].choices = [(m, m) for m in models]  # type: ignore[attr-defined]
+
+
+class PinsField(forms.Field):
+    """Version pins typed as lines of `model = deployment`; a dict once cleaned."""
+
+    widget = forms.Textarea(attrs={"rows": 4, "spellcheck": "false"})
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return "\n".join(f"{model} = {version}" for model, version in value.items())
+        return value
+
+    def to_python(self, value: Any) -> dict[str, str]:
+        pins: dict[str, str] = {}
+        for number, line in enumerate(str(value or "").splitlines(), start=1):
+            if not line.strip():
+                continue
+            model, sep, version = (part.strip() for part in line.partition("="))
+            if not (sep and model and version):
+                raise forms.ValidationError(
+                    f"Line {number}: write 'model = deployment', not '{line.strip()}'."
+                )
+            if model in pins:
+                raise forms.ValidationError(f"Line {number}: '{model}' is pinned twice.")
+            pins[model] = version
+        return pins
+
+
+class TeamEditForm(TeamForm):
+    model_pins = PinsField(
+        required=False,
+        label="Version pins",
+        help_text=(
+            "One per line, model = deployment (or its exact upstream model). Requests of this "
+            "team for that model go to that version only, never to another. Empty: no pins."
+        ),
+    )
+
+    def __init__(self, *args: Any, models: list[str], tenant: Tenant, **kwargs: Any) -> None:
+        super().__init__(*args, models=models, **kwargs)
+        self.tenant = tenant
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if cleaned.get("model_pins") and "allowed_models" in cleaned:
+            problems = pin_problems(
+                model_pins=cleaned["model_pins"],
+                tenant=self.tenant,
+                team_models=cleaned["allowed_models"],
+            )
+            for why in problems.values():
+                self.add_error("model_pins", f"{why}.")
+        return cleaned
+
+
+class TenantModelsForm(ConsoleForm):
+    allowed_models = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: every model of the gateway.",
+    )
+
+    def __init__(self, *args: Any, models: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["allowed_models"].choices = [(m, m) for m in models]  # type: ignore[attr-defined]
+
+
+def _team_field(teams: Any) -> TeamsChoiceField:
+    return TeamsChoiceField(queryset=teams, required=False, widget=forms.CheckboxSelectMultiple)
+
+
+class MemberForm(ConsoleForm):
+    role = forms.ChoiceField(
+        choices=[(r.value, r.label) for r in Role if r != Role.PLATFORM_ADMIN],
+        initial=Role.DEVELOPER,
+    )
+
+    def __init__(self, *args: Any, teams: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["teams"] = _team_field(teams)
+        self.order_fields(self.field_order)
+
+
+class MemberAddForm(MemberForm):
+    username = forms.CharField(max_length=150)
+    email = forms.EmailField(required=False)
+    password = forms.CharField(
+        required=False,
+        min_length=12,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="Leave empty for a member who signs in through single sign-on.",
+    )
+
+    field_order = ["username", "email", "role", "teams", "password"]
+
+
+class ActivityFilterForm(ConsoleForm):
+    q = forms.CharField(required=False, max_length=200, label="Search")
+    action = forms.CharField(required=False, max_length=64)

@@ -1,0 +1,136 @@
+"""A tenant's rate limits, budgets and quota policy, through the quotas services (tenants/quotas/services.py).
+
+A limit or budget is identified by whom it applies to: setting one for a scope that already has
+one replaces it, as the YAML does.
+"""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from ninja import Router, Status
+from ninja.pagination import paginate
+
+from gateway_site.api.common import one_or_404, scope_of, tenant_or_404
+from gateway_site.api.errors import invalid
+from gateway_site.api.schemas import (
+    BudgetIn,
+    BudgetOut,
+    LimitIn,
+    LimitOut,
+    QuotaPolicyIn,
+    QuotaPolicyOut,
+)
+from tenants.models import ApiKey, Team, Tenant
+from tenants.quotas import services
+from tenants.quotas.models import Budget, QuotaPolicy, RateLimit
+
+router = Router(tags=["limits and budgets"])
+
+_RULE_FIELDS = {"scope", "team", "key_id", "end_user"}
+
+
+def _whom(tenant: Tenant, body: LimitIn | BudgetIn) -> dict[str, object]:
+    """The scope of a rule, with the team or key looked up inside this tenant only."""
+    team: Team | None = None
+    key: ApiKey | None = None
+    if body.scope == "team":
+        team = Team.objects.filter(tenant=tenant, slug=body.team or "").first()
+        if team is None:
+            raise invalid("team", f"tenant '{tenant.slug}' has no team '{body.team}'")
+    if body.scope == "key":
+        key = ApiKey.objects.filter(tenant=tenant, pk=body.key_id or 0).first()
+        if key is None:
+            raise invalid("key_id", f"tenant '{tenant.slug}' has no key {body.key_id}")
+    if body.scope == "user" and not body.end_user:
+        raise invalid("end_user", "an end-user rule needs an end user id, or '*' for each")
+    return {
+        "tenant": tenant,
+        "scope": body.scope,
+        "team": team,
+        "api_key": key,
+        "end_user": body.end_user,
+    }
+
+
+@router.get("/tenants/{slug}/limits", response=list[LimitOut], summary="List rate limits")
+@paginate
+def limit_list(request: HttpRequest, slug: str) -> QuerySet[RateLimit]:
+    tenant = tenant_or_404(request, slug)
+    return RateLimit.objects.filter(tenant=tenant).select_related("team").order_by("id")
+
+
+@router.post(
+    "/tenants/{slug}/limits",
+    response=LimitOut,
+    summary="Set the rate limit of a scope (replaces the one it had)",
+)
+def limit_set(request: HttpRequest, slug: str, payload: LimitIn) -> RateLimit:
+    tenant = tenant_or_404(request, slug)
+    return services.rate_limit_set(
+        **_whom(tenant, payload),  # type: ignore[arg-type]
+        **payload.model_dump(exclude=_RULE_FIELDS),
+        actor=scope_of(request).actor,
+    )
+
+
+@router.delete(
+    "/tenants/{slug}/limits/{limit_id}", response={204: None}, summary="Remove a rate limit"
+)
+def limit_delete(request: HttpRequest, slug: str, limit_id: int) -> Status[None]:
+    tenant = tenant_or_404(request, slug)
+    limits = RateLimit.objects.filter(tenant=tenant, pk=limit_id)
+    limit = one_or_404(limits, f"Rate limit {limit_id} of tenant '{slug}'")
+    services.rule_remove(rule=limit, actor=scope_of(request).actor)
+    return Status(204, None)
+
+
+@router.get("/tenants/{slug}/budgets", response=list[BudgetOut], summary="List budgets")
+@paginate
+def budget_list(request: HttpRequest, slug: str) -> QuerySet[Budget]:
+    tenant = tenant_or_404(request, slug)
+    return Budget.objects.filter(tenant=tenant).select_related("team").order_by("id")
+
+
+@router.post(
+    "/tenants/{slug}/budgets",
+    response=BudgetOut,
+    summary="Set the budget of a scope and period (replaces the one it had)",
+)
+def budget_set(request: HttpRequest, slug: str, payload: BudgetIn) -> Budget:
+    tenant = tenant_or_404(request, slug)
+    return services.budget_set(
+        **_whom(tenant, payload),  # type: ignore[arg-type]
+        **payload.model_dump(exclude=_RULE_FIELDS),
+        actor=scope_of(request).actor,
+    )
+
+
+@router.delete(
+    "/tenants/{slug}/budgets/{budget_id}", response={204: None}, summary="Remove a budget"
+)
+def budget_delete(request: HttpRequest, slug: str, budget_id: int) -> Status[None]:
+    tenant = tenant_or_404(request, slug)
+    budgets = Budget.objects.filter(tenant=tenant, pk=budget_id)
+    budget = one_or_404(budgets, f"Budget {budget_id} of tenant '{slug}'")
+    services.rule_remove(rule=budget, actor=scope_of(request).actor)
+    return Status(204, None)
+
+
+@router.get(
+    "/tenants/{slug}/quota-policy",
+    response=QuotaPolicyOut,
+    summary="What happens when the counters are unreachable, and the per-request cost ceiling",
+)
+def quota_policy_get(request: HttpRequest, slug: str) -> QuotaPolicy:
+    tenant = tenant_or_404(request, slug)
+    # Not stored until first set: answer with the defaults the gateway applies.
+    return QuotaPolicy.objects.filter(tenant=tenant).first() or QuotaPolicy(tenant=tenant)
+
+
+@router.put("/tenants/{slug}/quota-policy", response=QuotaPolicyOut, summary="Set the quota policy")
+def quota_policy_put(request: HttpRequest, slug: str, payload: QuotaPolicyIn) -> QuotaPolicy:
+    tenant = tenant_or_404(request, slug)
+    return services.quota_policy_set(
+        tenant=tenant, **payload.model_dump(), actor=scope_of(request).actor
+    )

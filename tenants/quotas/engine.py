@@ -1,0 +1,418 @@
+"""Admitting a request against every limit and budget that applies, and settling it afterwards.
+
+One call to the counters admits (all levels, all-or-nothing); settling gives back what was not
+used. The counters are Redis when REDIS_URL is set, in-process otherwise; the ledger in the
+database is the truth a budget window is (re)loaded from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
+from typing import Any, Protocol
+
+from django.utils import timezone
+from prometheus_client import Counter
+from redis.exceptions import RedisError
+
+from gateway_site.db_threads import run_db
+from gateway_site.snapshot import Snapshot
+from tenants.quotas import ledger
+from tenants.quotas.core.checks import (
+    BudgetCheck,
+    Check,
+    ConcurrencyCheck,
+    Release,
+    Verdict,
+    WindowCheck,
+)
+from tenants.quotas.core.redis_store import StoreBusy
+from tenants.quotas.core.windows import Window, window_at
+from tenants.quotas.responses import (
+    budget_exhausted,
+    limit_exceeded,
+    rate_headers,
+    store_busy,
+    store_unavailable,
+)
+from tenants.quotas.table import BudgetRule, PolicyRule, QuotaTable
+
+logger = logging.getLogger(__name__)
+
+NANOS = Decimal(1_000_000_000)
+LEASE_SECONDS = 600  # a crashed worker's reservations and leases expire after this
+# A store that waited too long for a free connection (StoreBusy) is busy, not down: settlement
+# treats it as a failure (the window reloads from the ledger), admission refuses.
+STORE_ERRORS = (RedisError, OSError, TimeoutError, StoreBusy)
+_RETRY_STORE_AFTER_S = 1.0
+# Admissions whose outcome is unknown (the store timed out: a hung Redis may still run the script
+# when it resumes) are undone once the store answers again; at most this many are remembered.
+_UNDO_MAX = 10_000
+
+BUSY_REFUSALS = Counter(
+    "gateway_quota_store_busy_refusals",
+    "Requests refused because no connection to the limit counters freed up in time.",
+)
+STORE_FAILURES = Counter(
+    "gateway_quota_store_failures",
+    "Calls to the limit and budget counters (Redis) that failed; each tenant's policy applied.",
+)
+UNCHECKED = Counter(
+    "gateway_quota_unchecked_requests",
+    "Requests served without their limits checked because the counters were unavailable.",
+)
+SHADOW_REFUSALS = Counter(
+    "gateway_quota_shadow_refusals",
+    "Requests a shadow limit or budget would have refused (recorded, not enforced).",
+    ["meter"],
+)
+
+
+def to_nanos(usd: Decimal, *, round_up: bool = False) -> int:
+    rounding = ROUND_CEILING if round_up else ROUND_HALF_UP
+    return int((usd * NANOS).to_integral_value(rounding=rounding))
+
+
+class QuotaStore(Protocol):
+    async def admit(
+        self, checks: list[Check], request_id: str, lease_s: int, *, dry: bool = False
+    ) -> Verdict: ...
+    async def settle(self, release: Release, request_id: str) -> None: ...
+    async def seed(self, key: str, spent: int, ttl_s: int, *, force: bool = False) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Meter:
+    """What a check measures, for headers, errors and the audit record."""
+
+    kind: str  # requests | tokens | concurrent | budget
+    label: str  # e.g. "team 'advisors'"
+    limit: int
+    shadow: bool
+    budget: BudgetRule | None = None
+    window: Window | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """What one request asks for: computed by the pipeline before forwarding."""
+
+    tenant_id: int
+    team_id: int
+    key_id: int
+    end_user: str
+    prompt_tokens: int
+    tokens_exact: bool
+    max_output_tokens: int | None
+    # Worst-case price among the deployments that may serve it (USD per 1M tokens).
+    input_price_per_mtok: Decimal
+    output_price_per_mtok: Decimal
+
+
+@dataclass(slots=True)
+class Admission:
+    request_id: str
+    checks: list[Check] = field(default_factory=list)
+    meters: list[Meter] = field(default_factory=list)
+    verdict: Verdict | None = None
+    token_charge: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+    record: dict[str, Any] = field(default_factory=dict)
+    provider_tpm: list[tuple[str, int]] = field(default_factory=list)  # (key, second counted)
+
+    def release(self, *, total_tokens: int, cost_usd: Decimal) -> Release:
+        delta = total_tokens - self.token_charge
+        adjustments = [(key, second, delta) for key, second in self.provider_tpm if delta]
+        concurrency: list[str] = []
+        budgets: list[tuple[str, int]] = []
+        if self.verdict is None:
+            return Release(tuple(adjustments))
+        for check in self.checks:
+            if isinstance(check, WindowCheck) and check.key.endswith(":tpm"):
+                # Reconcile the estimate with the provider's reported usage.
+                if delta:
+                    adjustments.append((check.key, self.verdict.at_s, delta))
+            elif isinstance(check, ConcurrencyCheck):
+                concurrency.append(check.key)
+            elif isinstance(check, BudgetCheck):
+                budgets.append((check.key, to_nanos(cost_usd)))
+        return Release(tuple(adjustments), tuple(concurrency), tuple(budgets))
+
+
+class QuotaEngine:
+    def __init__(self, store: QuotaStore, table: Snapshot[QuotaTable], *, store_name: str) -> None:
+        self.store = store
+        self.table = table
+        self.store_name = store_name
+        self._down_until = 0.0
+        self._failures = 0  # bumped on every store failure: budget windows reload after it
+        self._seeded_at_failure: dict[str, int] = {}
+        self._seed_locks: dict[str, asyncio.Lock] = {}
+        self._alerts: set[asyncio.Future[Any]] = set()
+        self._undo: list[tuple[str, Release]] = []
+        self._undoing = False
+
+    async def policy(self, tenant_id: int) -> PolicyRule:
+        return (await self.table.get()).policy(tenant_id)
+
+    async def admit(
+        self, demand: Demand, request_id: str, *, now: datetime | None = None, dry: bool = False
+    ) -> Admission:
+        """Count the request against every rule that applies, or raise the refusal (429/503).
+
+        A dry run evaluates the same checks, counts nothing and never raises for a refusal."""
+        table = await self.table.get()
+        admission = Admission(request_id)
+        policy = table.policy(demand.tenant_id)
+        reserve = self.reservation_usd(demand, policy)
+        admission.token_charge = demand.prompt_tokens + (demand.max_output_tokens or 0)
+        self._plan_checks(admission, table, demand, reserve, now or timezone.now())
+        admission.record = {
+            "prompt_tokens_estimated": demand.prompt_tokens,
+            "tokens_exact": demand.tokens_exact,
+            "reserved_usd": f"{reserve:f}",
+        }
+        if not admission.checks:
+            return admission
+        if self.store_resting():
+            return self._unchecked(admission, policy)
+        try:
+            verdict = await self._run(admission, demand, dry=dry)
+        except StoreBusy:
+            BUSY_REFUSALS.inc()
+            if self.store_resting():  # the store failed while this request waited in line
+                return self._unchecked(admission, policy)
+            raise store_busy() from None
+        except STORE_ERRORS as error:
+            self.store_failed(error)
+            self._undo_later(admission)
+            return self._unchecked(admission, policy)
+        if self._undo and not self._undoing:
+            self._undoing = True
+            self._background(self._undo_unknown_admissions())
+        admission.verdict = verdict
+        admission.record["store"] = self.store_name
+        admission.record["checks"] = [
+            {
+                "meter": m.kind,
+                "scope": m.label,
+                "limit": m.limit,
+                "remaining": o.remaining,
+                **({"shadow": True, "would_refuse": o.exceeded} if m.shadow else {}),
+            }
+            for m, o in zip(admission.meters, verdict.outcomes, strict=False)
+        ]
+        for meter, outcome in zip(admission.meters, verdict.outcomes, strict=False):
+            if meter.shadow and outcome.exceeded and not dry:
+                SHADOW_REFUSALS.labels(meter.kind).inc()
+        admission.headers = rate_headers(admission.meters, verdict)
+        if not verdict.allowed and not dry:
+            assert verdict.failed is not None
+            meter = admission.meters[verdict.failed]
+            if meter.kind == "budget":
+                raise budget_exhausted(meter, admission.checks[verdict.failed], verdict)
+            raise limit_exceeded(meter, verdict, admission.headers)
+        for meter, outcome in zip(admission.meters, verdict.outcomes, strict=False):
+            if outcome.alert and meter.budget is not None and meter.window is not None:
+                pct = meter.budget.alert_thresholds_pct[outcome.alert - 1]
+                logger.warning("budget alert threshold %s%% reached: %s", pct, meter.label)
+                self._raise_alert(meter, demand.end_user if meter.budget.per_user else "", pct)
+        return admission
+
+    def _raise_alert(self, meter: Meter, end_user: str, pct: int) -> None:
+        budget, window = meter.budget, meter.window
+        self._background(run_db(lambda: ledger.alert_raise(budget, window, end_user, pct)))
+
+    def _background(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
+        self._alerts.add(task)
+        task.add_done_callback(self._alerts.discard)
+
+    def _undo_later(self, admission: Admission) -> None:
+        """The store failed during this admission, which is then served unchecked or refused,
+        never with its reservation: if the script ran after all (a hung Redis runs what it was
+        sent when it resumes), its budget reservations and concurrency leases must not stay
+        held for the lease's ten minutes. Request windows expire on their own within a minute."""
+        concurrency = tuple(c.key for c in admission.checks if isinstance(c, ConcurrencyCheck))
+        budgets = tuple((c.key, 0) for c in admission.checks if isinstance(c, BudgetCheck))
+        if not (concurrency or budgets):
+            return
+        if len(self._undo) >= _UNDO_MAX:
+            self._undo.pop(0)  # its lease expires on its own
+        self._undo.append((admission.request_id, Release((), concurrency, budgets)))
+
+    async def _undo_unknown_admissions(self) -> None:
+        """Once the store answers again (after what it ran late, since the new answer came
+        after it resumed), release what the failed admissions may have reserved."""
+        try:
+            while self._undo:
+                request_id, release = self._undo[0]
+                await self.store.settle(release, request_id)
+                self._undo.pop(0)
+        except STORE_ERRORS as error:
+            self.store_failed(error)
+        finally:
+            self._undoing = False
+
+    def reservation_usd(self, demand: Demand, policy: PolicyRule) -> Decimal:
+        output = demand.max_output_tokens or policy.default_max_tokens
+        cost = (
+            demand.prompt_tokens * demand.input_price_per_mtok
+            + output * demand.output_price_per_mtok
+        ) / Decimal(1_000_000)
+        return cost.quantize(Decimal("1e-10"), rounding=ROUND_CEILING)
+
+    def _plan_checks(
+        self,
+        admission: Admission,
+        table: QuotaTable,
+        demand: Demand,
+        reserve: Decimal,
+        now: datetime,
+    ) -> None:
+        scopes = table.scopes(demand.tenant_id, demand.team_id, demand.key_id, demand.end_user)
+        for scope, counter_id in scopes:
+            rule = table.limits.get(scope)
+            if rule is not None:
+                base = f"gw:q:{counter_id}"
+                if rule.requests_per_minute is not None:
+                    self._add(
+                        admission,
+                        WindowCheck(
+                            f"{base}:rpm", rule.requests_per_minute, 1, rule.label, rule.shadow
+                        ),
+                        Meter("requests", rule.label, rule.requests_per_minute, rule.shadow),
+                    )
+                if rule.tokens_per_minute is not None:
+                    self._add(
+                        admission,
+                        WindowCheck(
+                            f"{base}:tpm",
+                            rule.tokens_per_minute,
+                            admission.token_charge,
+                            rule.label,
+                            rule.shadow,
+                        ),
+                        Meter("tokens", rule.label, rule.tokens_per_minute, rule.shadow),
+                    )
+                if rule.max_concurrent is not None:
+                    self._add(
+                        admission,
+                        ConcurrencyCheck(
+                            f"{base}:conc", rule.max_concurrent, rule.label, rule.shadow
+                        ),
+                        Meter("concurrent", rule.label, rule.max_concurrent, rule.shadow),
+                    )
+            for budget in table.budgets.get(scope, ()):
+                window = window_at(budget.period, budget.timezone, now)
+                user = demand.end_user if budget.per_user else ""
+                ttl = max(60, int((window.end - now).total_seconds()) + 2 * 86_400)
+                check = BudgetCheck(
+                    key=f"gw:b:{budget.id}:{user}:{window.key}",
+                    limit=to_nanos(budget.amount_usd),
+                    amount=to_nanos(reserve, round_up=True),
+                    label=budget.label,
+                    ttl_s=ttl,
+                    alert_permille=tuple(pct * 10 for pct in budget.alert_thresholds_pct),
+                    shadow=budget.shadow,
+                )
+                self._add(
+                    admission,
+                    check,
+                    Meter("budget", budget.label, check.limit, budget.shadow, budget, window),
+                )
+
+    @staticmethod
+    def _add(admission: Admission, check: Check, meter: Meter) -> None:
+        admission.checks.append(check)
+        admission.meters.append(meter)
+
+    async def _run(self, admission: Admission, demand: Demand, *, dry: bool) -> Verdict:
+        await self._reseed_after_failure(admission, demand)
+        checks, request_id = admission.checks, admission.request_id
+        verdict = await self.store.admit(checks, request_id, LEASE_SECONDS, dry=dry)
+        if verdict.needs_seed:
+            for index in verdict.needs_seed:
+                await self._seed(admission, index, demand, force=False)
+            verdict = await self.store.admit(checks, request_id, LEASE_SECONDS, dry=dry)
+            if verdict.needs_seed:
+                raise ConnectionError("budget window could not be loaded into the counters")
+        return verdict
+
+    async def _reseed_after_failure(self, admission: Admission, demand: Demand) -> None:
+        """After the store failed, its budget counters may have missed settlements: reload each
+        window from the ledger once before trusting it again."""
+        if not self._failures:
+            return
+        for index, check in enumerate(admission.checks):
+            if (
+                isinstance(check, BudgetCheck)
+                and self._seeded_at_failure.get(check.key) != self._failures
+            ):
+                # One reload per window, the others wait for it: a reload racing another
+                # request's settlement could count its spend twice or not at all.
+                if len(self._seed_locks) > _UNDO_MAX:
+                    self._seed_locks.clear()  # windows past; at worst two reloads race once
+                lock = self._seed_locks.setdefault(check.key, asyncio.Lock())
+                async with lock:
+                    if self.store_resting():
+                        # It failed for the request ahead: do not queue up another timeout.
+                        raise ConnectionError("the quota store failed during the reload")
+                    if self._seeded_at_failure.get(check.key) != self._failures:
+                        await self._seed(admission, index, demand, force=True)
+
+    async def _seed(self, admission: Admission, index: int, demand: Demand, *, force: bool) -> None:
+        check, meter = admission.checks[index], admission.meters[index]
+        assert isinstance(check, BudgetCheck) and meter.budget and meter.window
+        budget, window = meter.budget, meter.window
+        spent = await run_db(lambda: ledger.window_spend(budget, demand.end_user, window))
+        await self.store.seed(check.key, to_nanos(spent), check.ttl_s, force=force)
+        self._seeded_at_failure[check.key] = self._failures
+
+    def store_resting(self) -> bool:
+        """After a failure the store is left alone for a second, so that requests do not each
+        wait on a dead connection; the next request after that tries it again."""
+        return time.monotonic() < self._down_until
+
+    def store_failed(self, error: BaseException) -> None:
+        self._failures += 1
+        STORE_FAILURES.inc()
+        self._down_until = time.monotonic() + _RETRY_STORE_AFTER_S
+        logger.error(
+            "quota store unavailable (%s: %s): applying each tenant's failure policy",
+            type(error).__name__,
+            error,
+        )
+
+    def _unchecked(self, admission: Admission, policy: PolicyRule) -> Admission:
+        kinds = {m.kind for m in admission.meters if not m.shadow}
+        if "budget" in kinds and not policy.budgets_fail_open:
+            raise store_unavailable("budgets")
+        if kinds - {"budget"} and not policy.limits_fail_open:
+            raise store_unavailable("rate limits")
+        admission.record["store"] = "unavailable: served unchecked by policy"
+        UNCHECKED.inc()
+        admission.checks, admission.meters = [], []
+        return admission
+
+    async def release_reserved(self, release: Release, request_id: str) -> None:
+        """Give back what a call that never settled (its worker died) still holds."""
+        try:
+            await self.store.settle(release, request_id)
+        except STORE_ERRORS as error:
+            self.store_failed(error)
+
+    async def settle(self, admission: Admission, *, total_tokens: int, cost_usd: Decimal) -> None:
+        """Give back what the request did not use and charge what it cost; never raises."""
+        release = admission.release(total_tokens=total_tokens, cost_usd=cost_usd)
+        if not (release.window_adjustments or release.concurrency_keys or release.budget_spend):
+            return
+        try:
+            await self.store.settle(release, admission.request_id)
+        except STORE_ERRORS as error:
+            # The ledger has the charge; the window reloads from it once the store is back.
+            self.store_failed(error)

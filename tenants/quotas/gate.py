@@ -1,0 +1,204 @@
+"""Where the proxy meets the quotas: what a request demands, admission, settlement, dry run."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from gateway_site.snapshot import Snapshot
+from routing.core.errors import UpstreamError
+from routing.core.strategy import RoutePlan
+from routing.core.types import JSON, Target
+from routing.errors import GatewayError
+from tenants.quotas import tokens
+from tenants.quotas.capacity import ProviderGate
+from tenants.quotas.core.checks import ShareCheck
+from tenants.quotas.core.memory import MemoryQuotaStore
+from tenants.quotas.core.redis_store import RedisQuotaStore
+from tenants.quotas.engine import Admission, Demand, QuotaEngine
+from tenants.quotas.table import QuotaTable, load_quota_table
+
+if TYPE_CHECKING:
+    from routing.call import Call
+
+
+def build_engine() -> QuotaEngine:
+    table: Snapshot[QuotaTable] = Snapshot(load_quota_table, name="quota table")
+    if settings.REDIS_URL:
+        # A call slower than this counts as a store failure (each tenant's failure policy applies).
+        timeout = settings.GATEWAY.quota_store_timeout_seconds
+        connections = settings.GATEWAY.quota_store_max_connections
+        # The pool never runs out: the store lets `connections` calls in at once and queues the
+        # rest (a full pool would otherwise raise "Too many connections", read as an outage).
+        # No retries in the client: redis-py's default (10, with backoff) turned one store
+        # timeout into many, and a script retried after its answer was lost counts twice.
+        client = Redis.from_url(
+            settings.REDIS_URL,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+            max_connections=connections,
+        )
+        store = RedisQuotaStore(client, max_in_flight=connections, wait_s=timeout)
+        return QuotaEngine(store, table, store_name="redis")
+    return QuotaEngine(MemoryQuotaStore(), table, store_name="memory")
+
+
+def demand_for(call: Call, plan: RoutePlan, payload: JSON, *, embeddings: bool = False) -> Demand:
+    model = plan.targets[0].upstream_model if plan.targets else ""
+    if embeddings:
+        count = tokens.count_embedding_input_tokens(model, payload.get("input"))
+        max_output: int | None = 0
+    else:
+        count = tokens.count_chat_prompt_tokens(model, payload)
+        raw = payload.get("max_completion_tokens") or payload.get("max_tokens")
+        max_output = int(raw) if isinstance(raw, int) and raw > 0 else None
+    return Demand(
+        tenant_id=call.identity.tenant_id,
+        team_id=call.identity.team_id,
+        key_id=call.identity.key_id,
+        end_user=call.entry.end_user,
+        prompt_tokens=count.tokens,
+        tokens_exact=count.exact,
+        max_output_tokens=max_output,
+        input_price_per_mtok=max(
+            (t.input_price_per_mtok for t in plan.targets), default=Decimal(0)
+        ),
+        output_price_per_mtok=max(
+            (t.output_price_per_mtok for t in plan.targets), default=Decimal(0)
+        ),
+    )
+
+
+async def admit(
+    call: Call, plan: RoutePlan, payload: JSON, *, embeddings: bool = False
+) -> RoutePlan:
+    """Admit the call or raise its refusal; returns the plan to use (a cheaper one if the
+    tenant's cost ceiling downgrades it)."""
+    engine = call.runtime.quotas
+    demand = demand_for(call, plan, payload, embeddings=embeddings)
+    policy = await engine.policy(demand.tenant_id)
+    plan, demand = await _apply_ceiling(call, plan, payload, demand, policy, embeddings)
+    admission = await engine.admit(demand, call.request_id)
+    call.admission, call.demand = admission, demand
+    call.quota_headers = admission.headers
+    call.entry.quota = {**call.entry.quota, **admission.record}
+    return plan
+
+
+async def _apply_ceiling(
+    call: Call, plan: RoutePlan, payload: JSON, demand: Demand, policy: Any, embeddings: bool
+) -> tuple[RoutePlan, Demand]:
+    ceiling = policy.max_request_cost_usd
+    if ceiling is None:
+        return plan, demand
+    worst = call.runtime.quotas.reservation_usd(demand, policy)
+    if worst <= ceiling:
+        return plan, demand
+    if policy.downgrade_route:
+        cheaper = (await call.runtime.routes.get()).resolve(policy.downgrade_route)
+        if cheaper is not None and cheaper.plan.targets:
+            downgraded = demand_for(call, cheaper.plan, payload, embeddings=embeddings)
+            if call.runtime.quotas.reservation_usd(downgraded, policy) <= ceiling:
+                call.entry.quota = {"downgraded_from": plan.alias}
+                call.entry.route_alias = cheaper.route_alias
+                return cheaper.plan, downgraded
+    raise GatewayError(
+        400,
+        f"This request could cost up to ${worst:.4f}, above your organisation's per-request "
+        f"ceiling of ${ceiling:.4f}. Lower max_tokens or shorten the prompt.",
+        code="cost_ceiling_exceeded",
+        param="max_tokens",
+    )
+
+
+async def dry_run(call: Call, plan: RoutePlan, payload: JSON, *, embeddings: bool = False) -> JSON:
+    """Which limit or budget would stop this request, and what it could cost; counts nothing."""
+    engine = call.runtime.quotas
+    demand = demand_for(call, plan, payload, embeddings=embeddings)
+    policy = await engine.policy(demand.tenant_id)
+    stop: JSON | None = None
+    try:
+        plan, demand = await _apply_ceiling(call, plan, payload, demand, policy, embeddings)
+        admission = await engine.admit(demand, call.request_id, dry=True)
+    except GatewayError as error:
+        return _dry_answer(
+            plan, demand, engine.reservation_usd(demand, policy), None, error.body()["error"]
+        )
+    verdict = admission.verdict
+    if verdict is not None and not verdict.allowed and verdict.failed is not None:
+        meter = admission.meters[verdict.failed]
+        stop = {"meter": meter.kind, "scope": meter.label, "limit": meter.limit}
+    return _dry_answer(plan, demand, engine.reservation_usd(demand, policy), admission, stop)
+
+
+def _dry_answer(
+    plan: RoutePlan, demand: Demand, worst: Decimal, admission: Admission | None, stop: Any
+) -> JSON:
+    return {
+        "object": "gateway.dry_run",
+        "allowed": stop is None,
+        "would_stop": stop,
+        "route": plan.alias,
+        "deployments": [t.deployment_name for t in plan.targets],
+        "prompt_tokens": demand.prompt_tokens,
+        "prompt_tokens_exact": demand.tokens_exact,
+        "max_cost_usd": f"{worst:f}",
+        "checks": (admission.record.get("checks", []) if admission else []),
+    }
+
+
+async def provider_room(call: Call, target: Target) -> UpstreamError | None:
+    """Before an attempt: None if the provider account has room for this caller, else why not."""
+    if target.capacity_rpm is None and target.capacity_tpm is None:
+        return None
+    if call.admission is None or call.demand is None:
+        return None
+    engine = call.runtime.quotas
+    policy = await engine.policy(call.demand.tenant_id)
+    gate = ProviderGate(engine)
+    verdict = await gate.admit(call.admission, call.demand, target, tenant_policy=policy)
+    if verdict is None:
+        return None
+    assert verdict.failed is not None
+    check = gate.checks(target, call.demand, call.admission.token_charge)[verdict.failed]
+    wait = verdict.retry_after_s
+    if isinstance(check, ShareCheck):
+        why = (
+            f"You have used {check.label} for now: it is divided equally between the tenants "
+            "using it, each tenant's between its teams, each team's between its end users "
+            "(or keys), counting those who asked in the last minute."
+        )
+    else:
+        why = (
+            f"No capacity left on {check.label} right now (the gateway keeps each provider "
+            "account within its configured rate)."
+        )
+    return UpstreamError(
+        why + (f" Retry in {wait} s." if wait else ""),
+        status=429,
+        cause="provider_capacity",
+        retry_after=float(wait) if wait else None,
+    )
+
+
+def settle(call: Call, *, recorded: bool = True) -> None:
+    """After the record is written: give back the unused reservation, in the background.
+
+    A spend is charged to the budget counters only with its ledger row, which is written in the
+    record's statement: a record that could not be written (`recorded=False`) charges nothing,
+    so the counters and the ledger they are reloaded from always agree. Tokens are counted
+    either way: rate limits measure the provider's load, not the ledger.
+    """
+    admission, call.admission = call.admission, None
+    if admission is None:
+        return
+    entry = call.entry
+    total = entry.prompt_tokens + entry.completion_tokens
+    cost = entry.cost_usd if recorded else Decimal(0)
+    call.runtime.spawn(call.runtime.quotas.settle(admission, total_tokens=total, cost_usd=cost))

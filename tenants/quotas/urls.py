@@ -1,0 +1,14 @@
+"""Limits and budgets pages, under /console/t/<tenant_slug>/limits/ (declared in gateway_site.console.access)."""
+
+from django.urls import path
+
+from tenants.quotas import views
+
+app_name = "quotas"
+
+urlpatterns = [
+    path("", views.limits, name="limits"),
+    path("rate-limits/", views.limit_save, name="limit_save"),
+    path("budgets/", views.budget_save, name="budget_save"),
+    path("<str:kind>/<int:rule_id>/delete/", views.rule_delete, name="rule_delete"),
+]

@@ -1,0 +1,170 @@
+"""The one architecture test: the apps come from INSTALLED_APPS, the pure packages import no
+Django, and imports only go down the layers (docs/architecture.md, ADR 0011).
+
+A layer may import its own and lower layers. The few upward imports that remain are listed in
+KNOWN_UPWARD with the reason; the list may only shrink: a new upward import fails, and so does an
+entry that no longer occurs (remove it)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from functools import cache
+from pathlib import Path
+
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+ROOMS = ("gateway_site", "tenants", "routing", "audit", "billing")
+
+# Plain Python: no Django, no Celery, no other app (only their own package and the stdlib/PyPI).
+PURE = (
+    "routing.core",
+    "routing.guardrails.core",
+    "routing.cache.core",
+    "tenants.quotas.core",
+    "tenants.quotas.tokens",
+)
+FRAMEWORKS = ("django", "celery", "ninja", "django_htmx")
+
+# Lowest first. The kernel is what knows no app (gateway_site's helpers, the pure packages); the
+# frames are the mechanisms every app's pages and API routers use (roles, navigation, the API's
+# error format); the proxy is the hot path that composes the apps' steps; wiring mounts it all.
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("kernel", ("gateway_site.env", "gateway_site.crypto", "gateway_site.bounds",
+                "gateway_site.csv_safe", "gateway_site.db_threads", "gateway_site.memory",
+                "gateway_site.snapshot", "gateway_site.proxy_settings",
+                "gateway_site.request_lifecycle", "routing.errors", *PURE)),
+    ("activity", ("audit.activity",)),
+    ("tenants", ("tenants",)),
+    ("frames", ("gateway_site.api", "gateway_site.api_docs", "gateway_site.console.access", "gateway_site.console.nav",
+                "gateway_site.api.common", "gateway_site.api.errors", "gateway_site.api.schemas",
+                "gateway_site.api.auth", "gateway_site.api.models", "gateway_site.api.selectors",
+                "gateway_site.api.services", "gateway_site.api.pagination")),
+    ("audit", ("audit",)),
+    ("contracts", ("routing", "tenants.quotas", "routing.guardrails", "routing.prompts")),
+    ("records", ("billing", "routing.evaluations", "audit.observability")),
+    ("proxy", ("routing.pipeline", "routing.call", "routing.runtime", "routing.proxy_api",
+               "routing.table", "routing.counting", "routing.task_category",
+               "routing.guardrails.proxy", "routing.prompts.proxy", "routing.cache.proxy",
+               "tenants.quotas.gate",
+               # The operator's evaluation run goes through the proxy's adapters.
+               "routing.evaluations.runner", "routing.evaluations.quality")),
+    # Each app's presentation: its API router, pages, forms, URLs, app config and commands.
+    ("pages", ()),
+    ("wiring", ("gateway_site", "gateway_site.console", "gateway_site.api.routers",
+                "gateway_site.declarative")),
+)  # fmt: skip
+
+KNOWN_UPWARD: dict[tuple[str, str], str] = {
+    # The writer commits a call's ledger row in its record's transaction, so that a record and
+    # its spend are one fact; the ledger step is to be passed in by the pipeline instead.
+    ("audit", "contracts"): "audit.writer -> tenants.quotas.ledger",
+    # The management API's schemas and platform reads are still shared in one module each; they
+    # move to the apps that own the data (tenants, routing, quotas).
+    ("frames", "contracts"): "gateway_site.api.schemas, gateway_site.api.selectors",
+}
+
+
+def _installed_apps() -> list[str]:
+    ours = [name for name in settings.INSTALLED_APPS if name.split(".")[0] in ROOMS]
+    return ours
+
+
+_PAGES = re.compile(
+    r"\.(api|keys_api|views|\w+_views|forms|urls|apps|admin|benchmark)(\.|$)|\.management\.commands\."
+)
+
+
+@cache
+def _layer_of(module: str) -> int | None:
+    if module.split(".")[0] not in ROOMS:
+        return None
+    best, best_len = None, -1
+    for index, (_, prefixes) in enumerate(LAYERS):
+        for prefix in prefixes:
+            if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best_len:
+                best, best_len = index, len(prefix)
+    pages = next(i for i, (name, _) in enumerate(LAYERS) if name == "pages")
+    frames = next(i for i, (name, _) in enumerate(LAYERS) if name == "frames")
+    if best is not None and best < pages and best != frames and _PAGES.search(module):
+        return pages
+    return best
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for room in ROOMS:
+        for path in (ROOT / room).rglob("*.py"):
+            if "migrations" in path.parts or "__pycache__" in path.parts:
+                continue
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            found[name] = path
+    return found
+
+
+_IMPORT = re.compile(r"^\s*(?:from\s+([\w.]+)\s+import|import\s+([\w.]+))", re.M)
+
+
+def _imports(path: Path) -> list[str]:
+    # Only module-level and function-level absolute imports; TYPE_CHECKING blocks count too.
+    try:
+        tree = ast.parse(path.read_text())
+    except SyntaxError:  # pragma: no cover - the suite would not import it either
+        return [m.group(1) or m.group(2) for m in _IMPORT.finditer(path.read_text())]
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            # `from package import module` imports the module, not the package.
+            modules = [f"{node.module}.{alias.name}" for alias in node.names]
+            known = _module_names()
+            names += [m for m in modules if m in known] or [node.module]
+    return names
+
+
+@cache
+def _module_names() -> frozenset[str]:
+    return frozenset(_modules())
+
+
+def test_every_installed_app_of_ours_has_a_layer() -> None:
+    apps = _installed_apps()
+
+    assert len(apps) >= 13
+    assert [app for app in apps if _layer_of(app) is None] == []
+
+
+def test_the_pure_packages_import_no_framework_and_no_other_app() -> None:
+    offenders = []
+    for module, path in _modules().items():
+        package = next((p for p in PURE if module == p or module.startswith(p + ".")), None)
+        if package is None:
+            continue
+        for name in _imports(path):
+            top = name.split(".")[0]
+            if top in FRAMEWORKS or (top in ROOMS and not name.startswith(package)):
+                offenders.append(f"{module}: {name}")
+    assert offenders == []
+
+
+def test_imports_only_go_down_the_layers() -> None:
+    upward: dict[tuple[str, str], list[str]] = {}
+    for module, path in _modules().items():
+        own = _layer_of(module)
+        if own is None:
+            continue
+        for name in _imports(path):
+            target = _layer_of(name)
+            if target is not None and target > own:
+                key = (LAYERS[own][0], LAYERS[target][0])
+                upward.setdefault(key, []).append(f"{module} -> {name}")
+    new = {k: v for k, v in upward.items() if k not in KNOWN_UPWARD}
+    gone = [k for k in KNOWN_UPWARD if k not in upward]
+
+    assert new == {}, "imports going up a layer:\n" + "\n".join(
+        f"  {a} -> {b}: {', '.join(sorted(set(v)))}" for (a, b), v in new.items()
+    )
+    assert gone == [], f"no longer upward, remove from KNOWN_UPWARD: {gone}"
