@@ -13,6 +13,7 @@ worker can answer any request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import weakref
@@ -76,8 +77,16 @@ class McpGateway:
 
     async def started(self) -> None:
         if self._running is None:
-            self._running = self.runtime.spawn(self._run())
+            # Not the runtime's background work: that is awaited at shutdown, and this runs
+            # until `aclose` (the ASGI lifespan's shutdown) cancels it.
+            self._running = asyncio.get_running_loop().create_task(self._run())
         await self._ready.wait()
+
+    async def aclose(self) -> None:
+        if self._running is not None:
+            self._running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._running
 
     async def _run(self) -> None:
         async with self.manager.run():
@@ -150,6 +159,12 @@ def _caller(ctx: ServerRequestContext[Any]) -> Caller:
 _gateways: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, McpGateway] = (
     weakref.WeakKeyDictionary()
 )
+
+
+async def close_gateway() -> None:
+    gateway = _gateways.pop(asyncio.get_running_loop(), None)
+    if gateway is not None:
+        await gateway.aclose()
 
 
 def get_gateway() -> McpGateway:
