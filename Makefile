@@ -13,10 +13,9 @@ SOAK_REDIS_URL ?= redis://127.0.0.1:6379/13
 
 $(BIN)/.installed: pyproject.toml
 	@mkdir -p var
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "Installing into $(VENV) (log: var/install.log)…"
-	@{ $(BIN)/pip install --upgrade pip && $(BIN)/pip install -e ".[dev]"; } > var/install.log 2>&1 \
-		|| { tail -n 30 var/install.log; exit 1; }
+	@test -x $(BIN)/python || { echo "Creating $(VENV) with $(PYTHON)…"; $(PYTHON) -m venv $(VENV); }
+	@echo "Installing into $(VENV), one line per package (a first install takes a few minutes; log: var/install.log)…"
+	@scripts/install.sh $(BIN)
 	@touch $@
 
 install: $(BIN)/.installed
@@ -25,9 +24,10 @@ install: $(BIN)/.installed
 run: export GATEWAY_EGRESS_ALLOW_LOOPBACK ?= true
 run: install
 	@mkdir -p var
+	@echo "Preparing the database and the demo (gateway on port $(GATEWAY_PORT), mock provider on $(MOCK_PORT))…"
 	$(BIN)/python manage.py migrate --verbosity 0
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(BIN)/python manage.py seed_demo --url http://127.0.0.1:$(GATEWAY_PORT)
+	$(BIN)/python manage.py seed_demo --url http://127.0.0.1:$(GATEWAY_PORT) --mock-url http://127.0.0.1:$(MOCK_PORT)/v1
 	@GATEWAY_PORT=$(GATEWAY_PORT) MOCK_PORT=$(MOCK_PORT) scripts/run_demo.sh
 
 services:

@@ -21,6 +21,8 @@ setup(
         "tenants.quotas": ["encodings/*.tiktoken", "encodings/LICENSE", "encodings/README.md"],
         # The shipped starting price list.
         "billing": ["data/*.yaml"],
+        # The injection classifier's weights (docs/injection-classifier.md).
+        "routing.guardrails": ["core/models/*.npy", "core/models/*.json"],
         # The semantic cache's labelled calibration pairs (manage.py cache_calibrate).
         "routing.cache": ["data/*.jsonl"],
     },

@@ -12,19 +12,14 @@ from django.utils.dateparse import parse_datetime
 from audit.models import AuditStatus
 from audit.selectors import AuditFilters
 from gateway_site.bounds import BIGINT_MAX, INT_MAX
+from gateway_site.console.filters import FilterForm
+from gateway_site.console.widgets import iso_datetime_field
 from tenants.models import ApiKey, Team, Tenant
 
 STATUS_CHOICES = [("", "Any status"), *AuditStatus.choices]
 
 
-class _DateTimeInput(forms.DateTimeInput):
-    input_type = "datetime-local"
-
-    def __init__(self) -> None:
-        super().__init__(format="%Y-%m-%dT%H:%M")
-
-
-class AuditSearchForm(forms.Form):
+class AuditSearchForm(FilterForm):
     q = forms.CharField(
         required=False,
         max_length=200,
@@ -32,8 +27,8 @@ class AuditSearchForm(forms.Form):
         widget=forms.TextInput(attrs={"type": "search", "placeholder": "e.g. rebalance bonds"}),
     )
     end_user = forms.CharField(required=False, max_length=200, label="End user (advisor)")
-    since = forms.DateTimeField(required=False, label="From (UTC)", widget=_DateTimeInput())
-    until = forms.DateTimeField(required=False, label="Until (UTC)", widget=_DateTimeInput())
+    since = iso_datetime_field(required=False, label="From (UTC)")
+    until = iso_datetime_field(required=False, label="Until (UTC)")
     team = forms.ModelChoiceField(
         queryset=Team.objects.none(), required=False, empty_label="Any team"
     )
@@ -71,7 +66,11 @@ class AuditSearchForm(forms.Form):
         return any(field.value() not in (None, "") for field in self.more_fields())
 
     def filters(self) -> AuditFilters:
-        data = self.cleaned_data if self.is_valid() else {}
+        """The search asked for: no filter when unbound. A refused form has no search (a filter
+        dropped for its bad value would widen it), so asking for one is a programming error."""
+        if self.refused:
+            raise ValueError("invalid filters must be shown, never searched without them")
+        data = self.cleaned_data if self.is_bound else {}
         return AuditFilters(
             text=data.get("q") or "",
             since=_aware(data.get("since")),
@@ -91,7 +90,7 @@ class AuditSearchForm(forms.Form):
 
     def cursor(self) -> tuple[datetime, int] | None:
         """The keyset position of the next page: `<started_at ISO>|<id>`."""
-        raw = (self.cleaned_data.get("before") or "") if self.is_valid() else ""
+        raw = (self.cleaned_data.get("before") or "") if self.is_bound and self.is_valid() else ""
         at_text, _, id_text = raw.partition("|")
         try:
             at = parse_datetime(at_text) if at_text else None
@@ -109,5 +108,5 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 class ChainVerifyForm(forms.Form):
-    since = forms.DateTimeField(required=False, label="From (UTC)", widget=_DateTimeInput())
-    until = forms.DateTimeField(required=False, label="Until (UTC)", widget=_DateTimeInput())
+    since = iso_datetime_field(required=False, label="From (UTC)")
+    until = iso_datetime_field(required=False, label="Until (UTC)")

@@ -21,6 +21,7 @@ from audit.selectors import audit_record_chain_status, audit_record_get, audit_r
 from audit.services import audit_access_record
 from audit.verify import audit_chain_verify
 from gateway_site.console.access import console_context, console_view
+from gateway_site.console.filters import refused_response
 from tenants.models import Role
 
 COMPLIANCE = Role.COMPLIANCE
@@ -30,17 +31,20 @@ COMPLIANCE = Role.COMPLIANCE
 def search(request: HttpRequest) -> HttpResponse:
     tenant = console_context(request).tenant
     form = AuditSearchForm(request.GET or None, tenant=tenant)
-    filters = form.filters()
-    rows, next_cursor = audit_records_page(
-        tenant_id=tenant.pk, filters=filters, before=form.cursor()
-    )
-    audit_access_record(
-        user=request.user,
-        action="audit.search",
-        tenant_id=tenant.pk,
-        query=filters.as_json(),
-        record_count=len(rows),
-    )
+    rows: list[Any] = []
+    next_cursor = None
+    if not form.refused:  # invalid filters: their errors and no rows, never all rows
+        filters = form.filters()
+        rows, next_cursor = audit_records_page(
+            tenant_id=tenant.pk, filters=filters, before=form.cursor()
+        )
+        audit_access_record(
+            user=request.user,
+            action="audit.search",
+            tenant_id=tenant.pk,
+            query=filters.as_json(),
+            record_count=len(rows),
+        )
     template = "audit/search.html"
     if request.htmx:  # type: ignore[attr-defined]
         template += "#results"  # search as you type swaps only the results
@@ -54,6 +58,7 @@ def search(request: HttpRequest) -> HttpResponse:
             "filter_query": presenters.filter_query(request.GET),
             "exports": audit_exports_recent(tenant_id=tenant.pk, limit=5),
         },
+        status=400 if form.refused else 200,
     )
 
 
@@ -85,11 +90,13 @@ def record(request: HttpRequest, request_id: str) -> HttpResponse:
 
 
 @console_view(COMPLIANCE)
-def export(request: HttpRequest, fmt: str) -> StreamingHttpResponse:
+def export(request: HttpRequest, fmt: str) -> HttpResponse | StreamingHttpResponse:
     if fmt not in FORMATS:
         raise Http404("unknown export format")
     tenant = console_context(request).tenant
     form = AuditSearchForm(request.GET or None, tenant=tenant)
+    if form.refused:
+        return refused_response(request, form, what="exported")
     filters = form.filters()
     run = ExportRun(tenant=tenant, filters=filters, format=fmt, user=request.user)
     audit_access_record(
@@ -147,4 +154,6 @@ def chain(request: HttpRequest) -> HttpResponse:
             "checkpoints": checkpoints,
             "head_kind": CheckpointKind.HEAD,
         },
+        # Asked to verify with dates that do not parse: the errors, and no "verified" by omission.
+        status=400 if request.GET.get("verify") and not form.is_valid() else 200,
     )

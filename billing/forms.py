@@ -7,6 +7,8 @@ from datetime import date, timedelta
 from django import forms
 
 from billing.selectors import DIMENSIONS
+from gateway_site.console.filters import FilterForm
+from gateway_site.console.widgets import iso_date_field, iso_datetime_field
 from routing.models import Deployment
 
 PRESETS = {
@@ -27,31 +29,48 @@ def preset_range(preset: str, today: date) -> tuple[date, date]:
     return first, today + timedelta(days=1)
 
 
-class FinanceFilterForm(forms.Form):
+class FinanceFilterForm(FilterForm):
+    passthrough = frozenset({"format"})
+    MAX_DAYS = 366
+
     period = forms.ChoiceField(choices=list(PRESETS.items()), required=False)
-    start = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    end = forms.DateField(
-        required=False,
-        label="End (inclusive)",
-        widget=forms.DateInput(attrs={"type": "date"}),
-    )
+    start = iso_date_field(required=False, label="From (UTC)")
+    end = iso_date_field(required=False, label="To (UTC, inclusive)")
     by = forms.ChoiceField(
         choices=[(d, d.title()) for d in DIMENSIONS], required=False, label="Group by"
     )
 
+    def clean(self) -> dict[str, object]:
+        data = super().clean()
+        start, end = data.get("start"), data.get("end")
+        custom = data.get("period") == "custom" or start or end
+        if not custom or "start" in self.errors or "end" in self.errors:
+            return data  # a date that does not parse says so beside its field
+        if data.get("period") not in ("", None, "custom"):
+            raise forms.ValidationError("Choose a period or dates, not both.")
+        if not (start and end):
+            raise forms.ValidationError("A custom period needs a start and an end date.")
+        if end < start:
+            self.add_error("end", "The end is before the start.")
+        elif (end - start).days + 1 > self.MAX_DAYS:
+            self.add_error("end", f"At most {self.MAX_DAYS} days at a time.")
+        return data
+
     def window(self, today: date) -> tuple[date, date]:
-        data = self.cleaned_data if self.is_valid() else {}
-        preset = data.get("period") or "this_month"
-        if preset == "custom" and data.get("start") and data.get("end"):
-            start, last = data["start"], data["end"]
-            if last < start:
-                start, last = last, start
-            return start, min(last, start + timedelta(days=366)) + timedelta(days=1)
-        return preset_range(preset, today)
+        """[start, end) of what was asked; never called on a refused form (see FilterForm)."""
+        data = self.cleaned_data if self.is_bound and self.is_valid() else {}
+        if data.get("start") and data.get("end"):
+            return data["start"], data["end"] + timedelta(days=1)
+        return preset_range(data.get("period") or "this_month", today)
 
     def dimension(self) -> str:
-        data = self.cleaned_data if self.is_valid() else {}
+        data = self.cleaned_data if self.is_bound and self.is_valid() else {}
         return data.get("by") or "team"
+
+
+class UserRequestsFilterForm(FinanceFilterForm):
+    # Not stripped: an end user id is matched exactly, spaces and tabs included.
+    user = forms.CharField(required=False, max_length=200, strip=False, label="End user")
 
 
 class PriceForm(forms.Form):
@@ -73,9 +92,10 @@ class PriceForm(forms.Form):
     per_request_usd = forms.DecimalField(
         min_value=0, max_digits=12, decimal_places=8, required=False, initial=0
     )
-    effective_from = forms.DateTimeField(
+    effective_from = iso_datetime_field(
         required=False,
-        help_text="UTC, e.g. 2026-12-01 00:00. Empty: now. Past requests keep their cost.",
+        label="Effective from (UTC)",
+        help_text="e.g. 2026-12-01 00:00. Empty: now. Past requests keep their cost.",
     )
 
     def __init__(self, *args: object, deployments: object, **kwargs: object) -> None:

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Aggregate, CharField, Count, F, FloatField, Q, Sum, Value
-from django.db.models.functions import Coalesce, NullIf, Trunc
+from django.db.models import Aggregate, Count, F, FloatField, Q, Sum
+from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from audit.models import AuditStatus
@@ -68,11 +68,9 @@ def _window_rows(granularity: str, start: datetime, end: datetime) -> Iterator[U
     groups = (
         records.annotate(
             bucket=Trunc("started_at", granularity, tzinfo=UTC),
-            model=Coalesce(
-                NullIf(F("deployment_name"), Value("")),
-                F("model_requested"),
-                output_field=CharField(),
-            ),
+            # The deployment that served the request: never the alias asked for or a name the
+            # gateway refused, so "By model" has one kind of key ("" when nothing served).
+            model=F("deployment_name"),
         )
         .values("bucket", "tenant_id", "team_id", "api_key_id", "end_user", "feature", "model")
         .annotate(**aggregates)

@@ -16,6 +16,7 @@ from django.db.models import Q, QuerySet, Sum
 
 from audit.models import AuditRecord
 from billing.models import Granularity, UsageRollup
+from billing.money import money, pace_projection
 from tenants.models import Team, Tenant
 
 DIMENSIONS = {"team": "team_id", "feature": "feature", "user": "end_user", "model": "model"}
@@ -23,13 +24,13 @@ _NONE_LABEL = {
     "team": "(no team)",
     "feature": "(no feature)",
     "user": "(no user)",
-    "model": "(none)",
+    "model": "(not served)",  # rejected, or no provider answered: no deployment to name
 }
 
 
 @dataclass(frozen=True, slots=True)
 class CostRow:
-    key: str  # the group's value: a team id, feature, end user or model
+    key: str  # the group's value: a team id, feature, end user or the deployment that served
     label: str
     cost_usd: Decimal
     requests: int
@@ -133,23 +134,24 @@ def cost_series(
 class MonthOutlook:
     month_start: date
     month_to_date_usd: Decimal
-    forecast_usd: Decimal  # month to date + the last 7 days' daily average for the days left
+    forecast_usd: Decimal  # at the month's end, at the pace so far (billing.money.pace_projection)
     days_left: int
 
 
-def month_outlook(*, tenant: Tenant, today: date, team_id: int | None = None) -> MonthOutlook:
+def month_outlook(*, tenant: Tenant, now: datetime, team_id: int | None = None) -> MonthOutlook:
+    """This UTC month so far and where it ends at this pace: the same computation as a monthly
+    budget's "at this pace", so the two agree for the same month and the same spend."""
+    today = now.astimezone(UTC).date()
     month_start = today.replace(day=1)
     days_in_month = calendar.monthrange(today.year, today.month)[1]
-    tomorrow = today + timedelta(days=1)
-    mtd = _rollups(tenant=tenant, start=month_start, end=tomorrow, team_id=team_id).aggregate(
-        total=Sum("cost_usd")
-    )["total"] or Decimal(0)
-    recent = _rollups(
-        tenant=tenant, start=today - timedelta(days=7), end=today, team_id=team_id
+    next_month = month_start + timedelta(days=days_in_month)
+    mtd = _rollups(
+        tenant=tenant, start=month_start, end=today + timedelta(days=1), team_id=team_id
     ).aggregate(total=Sum("cost_usd"))["total"] or Decimal(0)
-    days_left = days_in_month - today.day
-    forecast = mtd + recent / 7 * days_left
-    return MonthOutlook(month_start, mtd, forecast.quantize(Decimal("0.01")), days_left)
+    forecast = pace_projection(
+        spent=mtd, start=_moment(month_start), end=_moment(next_month), now=now
+    )
+    return MonthOutlook(month_start, money(mtd), forecast, days_in_month - today.day)
 
 
 def user_requests(

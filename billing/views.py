@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,14 +20,15 @@ from django.utils import timezone
 from billing import selectors
 from billing.budgets import budget_burndown
 from billing.charts import line_chart
-from billing.forms import PRESETS, FinanceFilterForm
+from billing.forms import PRESETS, FinanceFilterForm, UserRequestsFilterForm, preset_range
+from billing.money import allocate, money
 from gateway_site.console.access import console_context, console_view
+from gateway_site.console.filters import refused_response
 from gateway_site.csv_safe import CsvWriter
 from routing.cache.selectors import cache_savings
 from tenants.models import Role
 
 FINANCE = (Role.FINANCE, Role.TENANT_ADMIN)
-_CENT = Decimal("0.01")
 
 
 def _csv(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> HttpResponse:
@@ -39,16 +40,22 @@ def _csv(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) ->
     return response
 
 
-def _usd(value: Decimal) -> Decimal:
-    """Cents, rounded as the page rounds them (half up), so the CSV says what the page says."""
-    return value.quantize(_CENT, rounding=ROUND_HALF_UP)
+def _shown(rows: Sequence[selectors.CostRow]) -> tuple[list[Decimal], Decimal]:
+    """Each row's cost as shown and the total as shown: the rows add up to the total, on the page
+    and in the CSV alike (billing/money.py)."""
+    exact = [row.cost_usd for row in rows]
+    return allocate(exact), money(sum(exact, Decimal(0)))
 
 
-def _filters(request: HttpRequest) -> tuple[FinanceFilterForm, date, date, date]:
-    form = FinanceFilterForm(request.GET or None)
+def _filters(
+    request: HttpRequest, form_class: type[FinanceFilterForm] = FinanceFilterForm
+) -> tuple[FinanceFilterForm, date, date]:
+    """The filters and the window they ask for. A refused form reads no rows (the callers check
+    `form.refused`); its window is only the heading's this month."""
+    form = form_class(request.GET or None)
     today = timezone.now().date()
-    start, end = form.window(today)
-    return form, today, start, end
+    start, end = preset_range("this_month", today) if form.refused else form.window(today)
+    return form, start, end
 
 
 def _query(request: HttpRequest, **changes: str) -> str:
@@ -74,17 +81,25 @@ def _team_link(request: HttpRequest, team_id: str) -> str:
 @console_view(*FINANCE)
 def finance(request: HttpRequest) -> HttpResponse:
     ctx = console_context(request)
-    form, today, start, end = _filters(request)
+    form, start, end = _filters(request)
     by = form.dimension()
-    rows = selectors.cost_breakdown(tenant=ctx.tenant, start=start, end=end, dimension=by)
+    if form.refused and request.GET.get("format") == "csv":
+        return refused_response(request, form, what="exported")
+    rows = (
+        []
+        if form.refused
+        else selectors.cost_breakdown(tenant=ctx.tenant, start=start, end=end, dimension=by)
+    )
     last = end - timedelta(days=1)
+    shown, total = _shown(rows)
+    now = timezone.now()
     if request.GET.get("format") == "csv":
         return _csv(
             f"cost-by-{by}-{ctx.tenant.slug}-{start}-{last}",
             [by, "cost_usd", "requests", "errors", "tokens", "from", "to", "cost_usd_exact"],
             (
-                [r.label, _usd(r.cost_usd), r.requests, r.errors, r.tokens, start, last, r.cost_usd]
-                for r in rows
+                [r.label, cost, r.requests, r.errors, r.tokens, start, last, r.cost_usd]
+                for r, cost in zip(rows, shown, strict=True)
             ),
         )
     series = selectors.cost_series(
@@ -97,14 +112,16 @@ def finance(request: HttpRequest) -> HttpResponse:
             "form": form,
             "by": by,
             "entries": [
-                (row, _team_link(request, row.key) if by == "team" else "") for row in rows
+                (row, cost, _team_link(request, row.key) if by == "team" else "")
+                for row, cost in zip(rows, shown, strict=True)
             ],
-            "total": sum((r.cost_usd for r in rows), start=0),
+            "total": total,
             "start": start,
             "last": last,
             "chart": line_chart(series.days, series.series),
-            "outlook": selectors.month_outlook(tenant=ctx.tenant, today=today),
-            "budgets": budget_burndown(tenant=ctx.tenant),
+            # One moment for both: the month's forecast and a budget's pace agree to the digit.
+            "outlook": selectors.month_outlook(tenant=ctx.tenant, now=now),
+            "budgets": budget_burndown(tenant=ctx.tenant, now=now),
             "cache": cache_savings(tenant=ctx.tenant, start=start, end=end),
             "periods": _period_links(request),
             "dimensions": [
@@ -113,6 +130,7 @@ def finance(request: HttpRequest) -> HttpResponse:
             "csv_query": _query(request, format="csv"),
             "query": _query(request),
         },
+        status=400 if form.refused else 200,
     )
 
 
@@ -127,18 +145,21 @@ def _team(request: HttpRequest, team_id: int) -> Any:
 def team_costs(request: HttpRequest, team_id: int) -> HttpResponse:
     ctx = console_context(request)
     team = _team(request, team_id)
-    _, today, start, end = _filters(request)
+    form, start, end = _filters(request)
+    if form.refused:
+        return refused_response(request, form, what="shown")
     rows = selectors.cost_breakdown(
         tenant=ctx.tenant, start=start, end=end, dimension="user", team_id=team.id
     )
     last = end - timedelta(days=1)
+    shown, total = _shown(rows)
     if request.GET.get("format") == "csv":
         return _csv(
             f"cost-by-user-{ctx.tenant.slug}-{team.slug}-{start}-{last}",
             ["team", "end_user", "cost_usd", "requests", "errors", "tokens", "from", "to"],
             (
-                [team.name, r.key, _usd(r.cost_usd), r.requests, r.errors, r.tokens, start, last]
-                for r in rows
+                [team.name, r.key, cost, r.requests, r.errors, r.tokens, start, last]
+                for r, cost in zip(rows, shown, strict=True)
             ),
         )
     series = selectors.cost_series(
@@ -149,14 +170,18 @@ def team_costs(request: HttpRequest, team_id: int) -> HttpResponse:
         "billing/team.html",
         {
             "team": team,
-            "rows": rows,
-            "total": sum((r.cost_usd for r in rows), start=0),
+            "total": total,
             "start": start,
             "last": last,
             "chart": line_chart(series.days, series.series),
-            "outlook": selectors.month_outlook(tenant=ctx.tenant, today=today, team_id=team.id),
+            "outlook": selectors.month_outlook(
+                tenant=ctx.tenant, now=timezone.now(), team_id=team.id
+            ),
             "query": _query(request),
-            "entries": [(row, "?" + _query(request, user=row.key)) for row in rows],
+            "entries": [
+                (row, cost, "?" + _query(request, user=row.key))
+                for row, cost in zip(rows, shown, strict=True)
+            ],
             "csv_query": _query(request, format="csv"),
         },
     )
@@ -166,27 +191,42 @@ def team_costs(request: HttpRequest, team_id: int) -> HttpResponse:
 def user_requests(request: HttpRequest, team_id: int) -> HttpResponse:
     ctx = console_context(request)
     team = _team(request, team_id)
-    _, _, start, end = _filters(request)
-    end_user = request.GET.get("user", "")[:200]
-    records = selectors.user_requests(
-        tenant=ctx.tenant, team_id=team.id, end_user=end_user, start=start, end=end
+    form, start, end = _filters(request, UserRequestsFilterForm)
+    if form.refused:
+        return refused_response(request, form, what="shown")
+    end_user = (form.cleaned_data.get("user") or "") if form.is_bound else ""
+    records = list(
+        selectors.user_requests(
+            tenant=ctx.tenant, team_id=team.id, end_user=end_user, start=start, end=end
+        )
     )
+    shown = allocate([r.cost_usd for r in records])  # the rows add up to the total shown
     last = end - timedelta(days=1)
     if request.GET.get("format") == "csv":
         return _csv(
             f"requests-{ctx.tenant.slug}-{team.slug}-{start}-{last}",
-            ["request_id", "started_at", "model", "feature", "status", "tokens", "cost_usd"],
+            [
+                "request_id",
+                "started_at",
+                "model",
+                "feature",
+                "status",
+                "tokens",
+                "cost_usd",
+                "cost_usd_exact",
+            ],
             (
                 [
                     r.request_id,
                     r.started_at.isoformat(),
-                    r.deployment_name or r.model_requested,
+                    r.deployment_name,
                     r.feature,
                     r.status,
                     r.prompt_tokens + r.completion_tokens,
+                    cost,
                     r.cost_usd,
                 ]
-                for r in records
+                for r, cost in zip(records, shown, strict=True)
             ),
         )
     return render(
@@ -195,7 +235,8 @@ def user_requests(request: HttpRequest, team_id: int) -> HttpResponse:
         {
             "team": team,
             "end_user": end_user,
-            "records": records,
+            "entries": list(zip(records, shown, strict=True)),
+            "total": money(sum((r.cost_usd for r in records), Decimal(0))),
             "start": start,
             "last": last,
             "back_query": _query(request, user=""),

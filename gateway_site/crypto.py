@@ -33,10 +33,6 @@ def decrypt_secret(token: str) -> str:
     return _fernet().decrypt(token.encode()).decode()
 
 
-def rotate_secret(token: str) -> str:
-    return _fernet().rotate(token.encode()).decode()
-
-
 @cache
 def derived_key(purpose: str) -> bytes:
     """A 32-byte key for one purpose (e.g. signing audit checkpoints), derived from SECRET_KEY."""

@@ -6,7 +6,7 @@ from pathlib import Path
 import dj_database_url
 from celery.schedules import crontab
 
-from audit.observability.config import AlertSettings
+from audit.observability.alert_settings import AlertSettings
 from gateway_site.env import SettingError, envbool, envfloat, envint, envlist, envstr
 from gateway_site.proxy_settings import ProxySettings
 from routing.core.egress import EgressPolicy
@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "routing.evaluations",
     "routing.prompts",
     "routing.guardrails",
+    "routing.responses_state",
     "audit",
     "audit.observability",
     "billing",
@@ -93,6 +94,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "gateway_site.console.context_processors.console",
             ],
+            # `usd`: one precision and rounding rule for money on every page.
+            "builtins": ["billing.templatetags.money"],
         },
     },
 ]
@@ -186,6 +189,11 @@ AUDIT_CHECKPOINT_GRACE_MINUTES = envint(
 CELERY_BEAT_SCHEDULE["audit-seal"] = {"task": "audit.seal", "schedule": AUDIT_SEAL_SECONDS}
 CELERY_BEAT_SCHEDULE["audit-retention"] = {"task": "audit.retention", "schedule": 3600.0}
 
+# --- stored responses (Responses API `store`, docs/api.md#stored-responses) ----------------------
+# Kept this long unless a tenant's responses policy says otherwise; purged hourly.
+GATEWAY_RESPONSES_RETENTION_DAYS = envint("GATEWAY_RESPONSES_RETENTION_DAYS", 30)
+CELERY_BEAT_SCHEDULE["responses-purge"] = {"task": "responses_state.purge", "schedule": 3600.0}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -206,6 +214,9 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_AGE = envint("GATEWAY_SESSION_HOURS", 8) * 3600
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 CSRF_TRUSTED_ORIGINS = envlist("GATEWAY_CSRF_TRUSTED_ORIGINS", [])
+CSRF_FAILURE_VIEW = (
+    "gateway_site.console.views.errors.csrf_failure"  # a console page, not Django's bare one
+)
 if envbool("GATEWAY_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 LOGIN_URL = "console:login"

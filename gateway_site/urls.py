@@ -30,7 +30,9 @@ def proxy_not_found(request: HttpRequest, rest: str) -> HttpResponse:
 
 # Outside the APIs (which answer in their own formats), errors are the console's styled pages.
 handler400 = "gateway_site.console.views.errors.bad_request"
+handler403 = "gateway_site.console.views.errors.forbidden"
 handler404 = "gateway_site.console.views.errors.page_not_found"
+handler500 = "gateway_site.console.views.errors.server_error"
 
 urlpatterns = [
     path("v1/", proxy_api.urls),

@@ -25,6 +25,7 @@ from gateway_site.api.schemas import (
     RouteOut,
 )
 from routing import services
+from routing.core.model_names import alias_problem
 from routing.models import Deployment, Provider, Route
 
 router = Router(tags=["platform"])
@@ -130,9 +131,16 @@ def route_get(request: HttpRequest, alias: str) -> Route:
     "/routes/{alias}",
     response=RouteOut,
     summary="Create or replace a route (platform); its targets become exactly these, in order",
+    description=(
+        "The alias may be a pattern with `*` as its only wildcard (`claude-*`, `gpt-5*`): it "
+        "serves every model name it matches that is neither a route alias nor a deployment "
+        "name, the most specific pattern first (docs/config.md, 'Route name patterns')."
+    ),
 )
 def route_put(request: HttpRequest, alias: str, payload: RouteIn) -> Route:
     scope = platform_scope(request)
+    if problem := alias_problem(alias):
+        raise invalid("alias", f"'{alias}' is not a valid route alias: {problem}")
     put_precondition(request, Route.objects.filter(alias=alias), f"Route '{alias}'")
     names = [target.deployment for target in payload.targets]
     found = {d.name: d for d in selectors.deployments_all().filter(name__in=names)}

@@ -23,7 +23,7 @@ from audit.models import AuditStatus
 from audit.observability.metrics import observe_call
 from audit.storable import MAX_DEPTH, refused_in, too_deep
 from audit.writer import AuditWriteError
-from billing.pricing import request_cost_usd
+from billing.cost import request_cost_usd
 from routing.client_identity import claude_code_identity, codex_context
 from routing.core.errors import UpstreamError
 from routing.core.strategy import RoutePlan, order_reason, order_targets

@@ -68,7 +68,7 @@ async def resolve_model(
     """The route for `name` as this key may use it; `notes` collects why deployments were left out."""
     table = await runtime.routes.get()
     resolved = table.resolve(name)
-    if resolved is None or not identity.may_use(name):
+    if resolved is None or not identity.may_use(name, resolved.route_alias):
         # The same answer for "unknown" and "not yours", so keys cannot probe other models.
         raise GatewayError(
             404,
@@ -77,7 +77,7 @@ async def resolve_model(
             param="model",
         )
     plan = resolved.plan
-    if pin := identity.pin(name):
+    if pin := identity.pin(name, resolved.route_alias):
         plan = pinned_plan(plan, name, pin)
         if notes is not None:
             notes.append(f"pinned to {pin}")
@@ -179,17 +179,23 @@ async def messages(
 async def responses(
     request: HttpRequest, identity: KeyIdentity
 ) -> HttpResponse | StreamingHttpResponse:
-    """OpenAI's Responses API, stateless, served from any provider via the internal chat form."""
+    """OpenAI's Responses API, served from any provider via the internal chat form; stored and
+    continued by the gateway (`store`, `previous_response_id`: routing/responses_state/)."""
     runtime = get_runtime()
     call = Call(runtime, request, identity, endpoint="responses")
     try:
         raw = parse_json_body(request)
         call.entry.model_requested = str(raw.get("model") or "")[:200]
         body = validate_responses(raw)
+        response_id = "resp_" + call.request_id.removeprefix("req_")
+        # The whole input for a stateless upstream: the previous response's context first.
+        turn = await runtime.responses.begin(call, raw, response_id)
         resolved, plan = await resolve_model(runtime, identity, body.model, call.routing_notes)
         try:
             # The route says what happens to tools only a provider could run (docs/api.md).
-            translated, tools = responses_request_to_openai(raw, hosted_tools=plan.hosted_tools)
+            translated, tools = responses_request_to_openai(
+                turn.body, hosted_tools=plan.hosted_tools
+            )
         except UnsupportedRequest as refusal:
             raise GatewayError(
                 400, refusal.message, param=refusal.param, code=refusal.code
@@ -198,10 +204,18 @@ async def responses(
         internal = await prompt_apply(call, translated, source=raw)
         validate_chat(internal)
         call.attribute(internal, client_metadata=raw.get("client_metadata"))
+        if turn.previous_response_id:  # each turn's record names the one it continues
+            call.entry.client_context["previous_response_id"] = turn.previous_response_id
         call.entry.tool_results = tool_results(internal)
-        response_id = "resp_" + call.request_id.removeprefix("req_")
-        context = ResponseContext(response_id, raw, int(time.time()), tools.origins)
-        call.wire = ResponsesWire(context)
+        context = ResponseContext(
+            response_id,
+            raw,
+            int(time.time()),
+            tools.origins,
+            store=turn.store,
+            previous_response_id=turn.previous_response_id,
+        )
+        call.wire = ResponsesWire(context, runtime.responses.keeper(call, turn))
     except GatewayError as error:
         return await call.reject(error)
     # Usage is needed for the closing response.completed event, whatever the client asked.
@@ -306,6 +320,7 @@ async def _complete_chat(call: Call, plan: RoutePlan, payload: JSON) -> HttpResp
         body = reply.native  # the provider's own answer, untouched by any guardrail
     else:
         body = client_body(call, call.wire.body(reply.body, reply.parsed))
+    body = await call.wire.settle_body(body)  # a stored response is kept before it is sent
     response = HttpResponse(body, status=reply.status, content_type="application/json")
     for name, value in call.result_headers(target, reply.usage, cost).items():
         response[name] = value
@@ -394,7 +409,7 @@ async def _relay(call: Call, primed: _PrimedStream, target: Target) -> AsyncIter
             for out in wire.events(event):
                 yield out
         if not native:
-            for out in wire.finish():
+            for out in await wire.close():  # a stored response is kept before its last event
                 yield out
         status, error_type, error_message = AuditStatus.SUCCESS, "", ""
     except OutputBlocked as blocked:
@@ -515,15 +530,21 @@ async def embeddings(request: HttpRequest, identity: KeyIdentity) -> HttpRespons
     return response
 
 
+def _listable(identity: KeyIdentity, resolved: ResolvedModel) -> bool:
+    if not identity.may_use(resolved.public_name, resolved.route_alias):
+        return False
+    return not identity.residency_region or any(
+        t.region == identity.residency_region for t in resolved.targets
+    )
+
+
 async def list_models(identity: KeyIdentity) -> list[str]:
+    """The exact names this key may use; pattern routes are not model ids, so not listed."""
     table = await get_runtime().routes.get()
-    names = []
-    for name, resolved in table.models.items():
-        if not identity.may_use(name):
-            continue
-        if identity.residency_region and not any(
-            t.region == identity.residency_region for t in resolved.targets
-        ):
-            continue
-        names.append(name)
-    return sorted(names)
+    return sorted(name for name, resolved in table.models.items() if _listable(identity, resolved))
+
+
+async def model_usable(identity: KeyIdentity, name: str) -> bool:
+    """Whether `GET /v1/models/{name}` shows it: a listed name, or one a pattern route serves."""
+    resolved = (await get_runtime().routes.get()).resolve(name)
+    return resolved is not None and _listable(identity, resolved)

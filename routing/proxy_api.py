@@ -15,6 +15,7 @@ from gateway_site.api_docs import api_docs_view
 from routing import counting, pipeline
 from routing.call import audit_unavailable
 from routing.errors import GatewayError
+from routing.responses_state import proxy as responses_state
 from routing.runtime import get_runtime
 from routing.schemas import (
     AnthropicCountTokensRequest,
@@ -92,10 +93,58 @@ async def count_tokens(request: HttpRequest) -> HttpResponse:
 @router.post(
     "/responses",
     openapi_extra=_body_doc(ResponsesRequest),
-    summary="Create a response (OpenAI's Responses API, stateless; streaming and tools supported)",
+    summary="Create a response (OpenAI's Responses API; store, previous_response_id, streaming and tools)",
 )
 async def responses(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     return await pipeline.responses(request, request.auth)  # type: ignore[attr-defined]
+
+
+@router.get("/responses/{response_id}", summary="Retrieve a stored response (this tenant's)")
+async def response_retrieve(request: HttpRequest, response_id: str) -> HttpResponse:
+    identity: KeyIdentity = request.auth  # type: ignore[attr-defined]
+    return _json(
+        await responses_state.retrieve(tenant_id=identity.tenant_id, response_id=response_id)
+    )
+
+
+@router.delete("/responses/{response_id}", summary="Delete a stored response (this tenant's)")
+async def response_delete(request: HttpRequest, response_id: str) -> HttpResponse:
+    identity: KeyIdentity = request.auth  # type: ignore[attr-defined]
+    return _json(
+        await responses_state.delete(tenant_id=identity.tenant_id, response_id=response_id)
+    )
+
+
+@router.post(
+    "/responses/{response_id}/cancel",
+    summary="Cancel a background response (none run here: a stored one says so, 400)",
+)
+async def response_cancel(request: HttpRequest, response_id: str) -> HttpResponse:
+    identity: KeyIdentity = request.auth  # type: ignore[attr-defined]
+    return _json(
+        await responses_state.cancel(tenant_id=identity.tenant_id, response_id=response_id)
+    )
+
+
+@router.get(
+    "/responses/{response_id}/input_items",
+    summary="List the input items a stored response was given (after, limit, order)",
+)
+async def response_input_items(request: HttpRequest, response_id: str) -> HttpResponse:
+    identity: KeyIdentity = request.auth  # type: ignore[attr-defined]
+    raw_limit = request.GET.get("limit") or "20"
+    if not raw_limit.isdigit():
+        raise GatewayError(
+            400, "'limit' must be between 1 and 100.", code="invalid_value", param="limit"
+        )
+    page = await responses_state.input_items(
+        tenant_id=identity.tenant_id,
+        response_id=response_id,
+        after=request.GET.get("after") or None,
+        limit=int(raw_limit[:4]),
+        order=request.GET.get("order") or "desc",
+    )
+    return _json(page)
 
 
 @router.post("/embeddings", openapi_extra=_body_doc(EmbeddingsRequest), summary="Create embeddings")
@@ -142,7 +191,7 @@ async def list_models(request: HttpRequest) -> HttpResponse:
 
 @router.get("/models/{path:model}", summary="Retrieve one model")
 async def retrieve_model(request: HttpRequest, model: str) -> HttpResponse:
-    if model not in await pipeline.list_models(request.auth):  # type: ignore[attr-defined]
+    if not await pipeline.model_usable(request.auth, model):  # type: ignore[attr-defined]
         raise GatewayError(
             404,
             f"The model '{model}' does not exist or your key cannot use it.",
@@ -157,6 +206,33 @@ async def retrieve_model(request: HttpRequest, model: str) -> HttpResponse:
 )
 async def _model_not_allowed(request: HttpRequest, model: str) -> HttpResponse:
     return _not_allowed(request, "/models/{model}", "GET")
+
+
+@router.api_operation(
+    ["POST", "PUT", "PATCH"], "/responses/{response_id}", auth=None, include_in_schema=False
+)
+async def _response_not_allowed(request: HttpRequest, response_id: str) -> HttpResponse:
+    return _not_allowed(request, "/responses/{response_id}", "GET, DELETE")
+
+
+@router.api_operation(
+    ["POST", "PUT", "PATCH", "DELETE"],
+    "/responses/{response_id}/input_items",
+    auth=None,
+    include_in_schema=False,
+)
+async def _input_items_not_allowed(request: HttpRequest, response_id: str) -> HttpResponse:
+    return _not_allowed(request, "/responses/{response_id}/input_items", "GET")
+
+
+@router.api_operation(
+    ["GET", "PUT", "PATCH", "DELETE"],
+    "/responses/{response_id}/cancel",
+    auth=None,
+    include_in_schema=False,
+)
+async def _cancel_not_allowed(request: HttpRequest, response_id: str) -> HttpResponse:
+    return _not_allowed(request, "/responses/{response_id}/cancel", "POST")
 
 
 def _json(body: dict[str, Any], status: int = 200) -> HttpResponse:

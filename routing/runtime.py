@@ -25,6 +25,7 @@ from routing.core.providers.base import ProviderAdapter
 from routing.core.providers.openai import OpenAIAdapter
 from routing.core.strategy import HealthBook
 from routing.egress import egress_policy
+from routing.responses_state.proxy import ResponseState
 from routing.table import RoutingTableCache
 from tenants.auth import KeyAuthenticator
 from tenants.quotas.core.checks import Release
@@ -63,6 +64,7 @@ class GatewayRuntime:
             breaker_cooldown_s=settings.GATEWAY.breaker_cooldown_seconds,
         )
         self.quotas = build_engine()
+        self.responses = ResponseState()  # Responses API `store` / `previous_response_id`
         self.audit = AuditWriter(batch_max=settings.GATEWAY.audit_batch_max_size)
         settings.GATEWAY_JOURNAL_DIR.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(settings.GATEWAY_JOURNAL_DIR)

@@ -145,7 +145,10 @@ class ResponsesRequest(_Open):
     input: StrictStr | list[dict[str, Any]] = Field(min_length=1)
     instructions: StrictStr | None = None
     stream: StrictBool | None = False
+    # True by default: the gateway keeps the response for the tenant (routing/responses_state/).
     store: StrictBool | None = None
+    # Continue a stored response: the gateway sends its whole context, then `input`.
+    previous_response_id: StrictStr | None = Field(default=None, min_length=1, max_length=64)
     tools: list[dict[str, Any]] | None = None
     max_output_tokens: StrictInt | None = Field(default=None, ge=1)
     user: StrictStr | None = Field(default=None, max_length=200)  # audit column

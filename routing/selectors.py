@@ -4,6 +4,7 @@ the pin checks share (the proxy computes the same from its cached routing table)
 from __future__ import annotations
 
 from gateway_site.api.errors import invalid_pins
+from routing.core.model_names import WILDCARD, NamePatterns
 from routing.models import Deployment, Route
 from tenants.models import Team, Tenant
 
@@ -33,11 +34,24 @@ def models_usable(
     return models
 
 
+def pattern_route_serving(*, model: str) -> str | None:
+    """The alias of the pattern route (`claude-*`) that serves `model`, as the routing table
+    resolves it: only for a name that is neither a route alias nor a deployment name."""
+    if Route.objects.filter(alias=model, is_active=True).exists():
+        return None
+    if Deployment.objects.filter(name=model, is_active=True).exists():
+        return None
+    patterns = Route.objects.filter(is_active=True, alias__contains=WILDCARD)
+    return NamePatterns.of(patterns.values_list("alias", flat=True)).match(model)
+
+
 def deployments_serving(*, model: str) -> list[Deployment]:
     """The deployments a request for `model` may reach, as the routing table loads them: a live
-    route's targets in order, else the deployment of that name. These are what a pin may name."""
+    route's targets in order, else the deployment of that name, else the targets of the pattern
+    route that matches it. These are what a pin may name."""
     live = Deployment.objects.filter(is_active=True, provider__is_active=True)
-    route = Route.objects.filter(alias=model, is_active=True).first()
+    alias = pattern_route_serving(model=model) or model
+    route = Route.objects.filter(alias=alias, is_active=True).first()
     if route is not None:
         targets = route.targets.filter(deployment__in=live).select_related("deployment")
         if targets:
@@ -65,7 +79,7 @@ def pin_problems(
         model, version = model.strip(), version.strip()
         if not model or not version:
             problems[model or "(empty)"] = "a pin maps a model name to a deployment name"
-        elif model not in usable:
+        elif model not in usable and pattern_route_serving(model=model) not in usable:
             problems[model] = f"'{model}' is not a model this team or key may use"
         else:
             problems.update(_version_problem(model, version))

@@ -9,6 +9,7 @@ from django.db import transaction
 
 from audit.activity.services import SYSTEM, Actor, activity_record
 from routing.core.egress import EgressRefused, url_origin
+from routing.core.model_names import alias_problem
 from routing.egress import egress_url_check
 from routing.models import Deployment, Provider, Route, RouteTarget
 
@@ -46,6 +47,14 @@ def _provider_url_refusal(
             ),
         )
     return None
+
+
+class RouteRefused(ValidationError):
+    """A route alias the service refuses (routing/core/model_names.py says which are valid)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="invalid_alias")
+        self.field = "alias"
 
 
 @transaction.atomic
@@ -147,7 +156,10 @@ def route_upsert(
     cache_similarity: float | None = None,
     actor: Actor = SYSTEM,
 ) -> Route:
-    """Create or update a route; its targets become exactly `deployments`, in that order."""
+    """Create or update a route; its targets become exactly `deployments`, in that order.
+    Raises `RouteRefused` for an alias that is neither a name nor a pattern as documented."""
+    if problem := alias_problem(alias):
+        raise RouteRefused(f"'{alias}' is not a valid route alias: {problem}")
     route, created = Route.objects.update_or_create(
         alias=alias,
         defaults={

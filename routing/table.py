@@ -7,6 +7,7 @@ when older than GATEWAY_ROUTES_CACHE_SECONDS, so requests never wait on the ORM 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import time
@@ -20,6 +21,7 @@ from billing.prices import EffectivePrice, effective_prices
 from gateway_site.db_threads import run_db
 from routing.cache.core.policy import DEFAULT_SIMILARITY, CachePolicy
 from routing.core.categories import CategoryPolicy, Scores
+from routing.core.model_names import NamePatterns, is_pattern
 from routing.core.strategy import RoutePlan
 from routing.core.types import Target
 from routing.evaluations.selectors import categories, latest_scores
@@ -30,8 +32,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class ResolvedModel:
-    public_name: str
-    route_alias: str  # "" when a deployment is asked for by its own name
+    public_name: str  # the name the client asked for
+    route_alias: str  # "" when a deployment is asked for by its own name; a pattern's alias
     plan: RoutePlan
     cache: CachePolicy | None = None  # the route's, when it caches answers
 
@@ -43,12 +45,23 @@ class ResolvedModel:
 @dataclass(frozen=True, slots=True)
 class RoutingTable:
     models: dict[str, ResolvedModel]
+    # Routes whose alias is a pattern (`claude-*`), most specific first; not in `models`.
+    patterns: NamePatterns = field(default_factory=NamePatterns)
+    pattern_routes: dict[str, ResolvedModel] = field(default_factory=dict)
     # Task categories in priority order, and the latest evaluation scores (deployment x category).
     categories: dict[str, CategoryPolicy] = field(default_factory=dict)
     scores: Scores = field(default_factory=dict)
 
     def resolve(self, name: str) -> ResolvedModel | None:
-        return self.models.get(name)
+        """An exact route alias, else a deployment name, else the most specific pattern route
+        (routing/core/model_names.py); the result keeps the name asked for."""
+        exact = self.models.get(name)
+        if exact is not None or not self.pattern_routes:
+            return exact
+        alias = self.patterns.match(name)
+        if alias is None:
+            return None
+        return dataclasses.replace(self.pattern_routes[alias], public_name=name)
 
 
 def _target(deployment: Deployment, price: EffectivePrice) -> Target:
@@ -100,6 +113,7 @@ def load_routing_table() -> RoutingTable:
         for target in deployments.values()
     }
     # A route alias wins over a deployment of the same name: that is how a name gains fallbacks.
+    pattern_routes: dict[str, ResolvedModel] = {}
     for route in Route.objects.filter(is_active=True).prefetch_related("targets"):
         live = [
             t
@@ -117,7 +131,11 @@ def load_routing_table() -> RoutingTable:
                 first_token_timeout_s=route.first_token_timeout_seconds,
                 hosted_tools=route.hosted_tools,
             )
-            models[route.alias] = ResolvedModel(route.alias, route.alias, plan, _cache(route))
+            resolved = ResolvedModel(route.alias, route.alias, plan, _cache(route))
+            if is_pattern(route.alias):
+                pattern_routes[route.alias] = resolved
+            else:
+                models[route.alias] = resolved
     policies = {
         c.name: CategoryPolicy(
             c.name,
@@ -128,7 +146,13 @@ def load_routing_table() -> RoutingTable:
         for c in categories()
     }
     scores = {key: row.score for key, row in latest_scores(deployments).items()}
-    return RoutingTable(models=models, categories=policies, scores=scores)
+    return RoutingTable(
+        models=models,
+        patterns=NamePatterns.of(pattern_routes),
+        pattern_routes=pattern_routes,
+        categories=policies,
+        scores=scores,
+    )
 
 
 def _cache(route: Route) -> CachePolicy | None:

@@ -5,6 +5,8 @@ One object per request (a stream's conversion keeps state between events).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import orjson
 
 from routing.core.sse import event_data
@@ -30,6 +32,14 @@ class OpenAIWire:
 
     def finish(self) -> list[bytes]:
         return []
+
+    async def close(self) -> list[bytes]:
+        """A stream's closing events, once whatever must happen before them has happened."""
+        return self.finish()
+
+    async def settle_body(self, body: bytes) -> bytes:
+        """A whole answer, once whatever must happen before the client gets it has happened."""
+        return body
 
     def error_body(self, status: int, openai_error: bytes) -> bytes:
         return openai_error
@@ -70,23 +80,40 @@ class ResponsesWire(OpenAIWire):
 
     name = "responses"
 
-    def __init__(self, context: ResponseContext) -> None:
+    def __init__(
+        self, context: ResponseContext, keeper: Callable[[JSON], Awaitable[bool]] | None = None
+    ) -> None:
         self.context = context
         self._stream = ChatToResponsesStream(context)
+        # Stores the response (`store`), True when kept: before the client sees the answer.
+        self._keeper = keeper
 
     def body(self, openai_body: bytes, parsed: JSON) -> bytes:
         return orjson.dumps(openai_response_to_responses(parsed, self.context))
 
     def events(self, event: bytes) -> list[bytes]:
         data = event_data(event)
-        if data is None:
-            return []
-        if data == b"[DONE]":
-            return self._stream.finish()
+        if data is None or data == b"[DONE]":
+            return []  # the closing events come from `close`, once the response is kept
         return self._stream.feed(orjson.loads(data))
 
     def finish(self) -> list[bytes]:
         return self._stream.finish()
+
+    async def close(self) -> list[bytes]:
+        events = self._stream.finish()
+        final = self._stream.final
+        if self._keeper is not None and final is not None and not await self._keeper(final):
+            events[-1] = self._stream.restate_final(store=False)
+        return events
+
+    async def settle_body(self, body: bytes) -> bytes:
+        if self._keeper is None:
+            return body
+        response = orjson.loads(body)
+        if await self._keeper(response):
+            return body
+        return orjson.dumps({**response, "store": False})
 
     def error_event(self, openai_error: bytes) -> bytes:
         return self._stream.error(openai_error)

@@ -40,12 +40,23 @@ class KeyIdentity:
     revoked: bool
     # Version pins, (public model name, deployment name or upstream model): team's, then key's.
     model_pins: tuple[tuple[str, str], ...] = ()
+    # The non-empty allowed lists of tenant, team and key, each on its own: a list admits a name
+    # it holds or the pattern route (`claude-*`) that serves it (docs/config.md).
+    allowed_levels: tuple[frozenset[str], ...] = ()
 
-    def may_use(self, model: str) -> bool:
-        return self.allowed_models is None or model in self.allowed_models
+    def may_use(self, model: str, route: str = "") -> bool:
+        """`route`: the alias of the route serving `model`, when that is a pattern route."""
+        if self.allowed_models is None or model in self.allowed_models:
+            return True
+        if not route or route == model:
+            return False
+        levels = self.allowed_levels or (self.allowed_models,)
+        return all(model in level or route in level for level in levels)
 
-    def pin(self, model: str) -> str | None:
-        return dict(self.model_pins).get(model)
+    def pin(self, model: str, route: str = "") -> str | None:
+        """The pin for the name asked, else for the pattern route serving it."""
+        pins = dict(self.model_pins)
+        return pins.get(model) or (pins.get(route) if route else None)
 
 
 def _allowed(*levels: list[str]) -> frozenset[str] | None:
@@ -93,6 +104,11 @@ def load_identity(key_hash: str) -> KeyIdentity | None:
         team_slug=key.team.slug,
         allowed_models=_allowed(
             key.tenant.allowed_models, key.team.allowed_models, key.allowed_models
+        ),
+        allowed_levels=tuple(
+            frozenset(models)
+            for models in (key.tenant.allowed_models, key.team.allowed_models, key.allowed_models)
+            if models
         ),
         residency_region=key.tenant.residency_region,
         expires_at=key.expires_at,

@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 from django.utils import timezone
 
+from gateway_site.console.filters import FilterForm
 from routing.selectors import pin_problems
 from tenants.models import Role, Team, Tenant
 
@@ -193,6 +194,8 @@ class MemberAddForm(MemberForm):
     field_order = ["username", "email", "role", "teams", "password"]
 
 
-class ActivityFilterForm(ConsoleForm):
+class ActivityFilterForm(FilterForm):
+    passthrough = frozenset({"page"})
+
     q = forms.CharField(required=False, max_length=200, label="Search")
     action = forms.CharField(required=False, max_length=64)

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 
 from audit import selectors as audit_selectors
 from audit.activity.services import Actor
+from billing.money import allocate
 from gateway_site.console.access import console_context, console_view
 from routing import selectors as routing_selectors
 from tenants import selectors, services
@@ -128,13 +129,18 @@ def key_create(request: HttpRequest) -> HttpResponse:
 def key_detail(request: HttpRequest, key_id: int) -> HttpResponse:
     ctx = console_context(request)
     key = _key(request, key_id)
+    usage = audit_selectors.key_usage(tenant=ctx.tenant, key_ids=[key.pk]).get(key.pk)
+    recent = list(audit_selectors.key_recent_requests(tenant=ctx.tenant, key=key))
+    # When the list holds every request of the key, its costs add up to the usage shown above.
+    every = usage is not None and len(recent) == usage.requests
+    costs = allocate([r.cost_usd for r in recent]) if every else [r.cost_usd for r in recent]
     return render(
         request,
         "console/key_detail.html",
         {
             "key": key,
-            "usage": audit_selectors.key_usage(tenant=ctx.tenant, key_ids=[key.pk]).get(key.pk),
-            "recent": audit_selectors.key_recent_requests(tenant=ctx.tenant, key=key),
+            "usage": usage,
+            "recent": list(zip(recent, costs, strict=True)),
             "limits": limits_for_key(key),
             "pins": selectors.pins_of_key(key=key),
             "rotate_form": KeyRotateForm(),

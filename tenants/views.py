@@ -12,9 +12,11 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from audit import selectors as audit_selectors
+from audit.activity.models import ActivityEvent
 from audit.activity.selectors import activity_search
 from audit.activity.services import Actor
 from gateway_site.console.access import console_context, console_view
+from gateway_site.console.filters import refused_response
 from gateway_site.csv_safe import CsvWriter
 from routing import selectors as routing_selectors
 from tenants import selectors, services
@@ -207,9 +209,12 @@ def tenant_models(request: HttpRequest) -> HttpResponse:
     return render(request, "console/admin/models.html", {"form": form})
 
 
-def _activity(request: HttpRequest) -> tuple[ActivityFilterForm, object]:
+def _activity(request: HttpRequest) -> tuple[ActivityFilterForm, Any]:
+    """The filters and the events they select (none when they are refused)."""
     form = ActivityFilterForm(request.GET or None)
-    filters = form.cleaned_data if form.is_valid() else {}
+    if form.refused:
+        return form, ActivityEvent.objects.none()
+    filters = form.cleaned_data if form.is_bound else {}
     events = activity_search(
         tenant_id=console_context(request).tenant.pk,
         q=filters.get("q", ""),
@@ -221,22 +226,31 @@ def _activity(request: HttpRequest) -> tuple[ActivityFilterForm, object]:
 @console_view(ADMIN)
 def activity(request: HttpRequest) -> HttpResponse:
     form, events = _activity(request)
-    page: Any = Paginator(events, 50).get_page(request.GET.get("page"))  # type: ignore[arg-type]
+    page: Any = Paginator(events, 50).get_page(request.GET.get("page"))
     template = "console/admin/activity.html"
     if request.htmx:  # type: ignore[attr-defined]
         template += "#results"  # search as you type swaps only the table
-    return render(request, template, {"form": form, "page": page})
+    kept = request.GET.copy()
+    kept.pop("page", None)
+    return render(
+        request,
+        template,
+        {"form": form, "page": page, "filter_query": kept.urlencode()},
+        status=400 if form.refused else 200,
+    )
 
 
 @console_view(ADMIN)
 def activity_export(request: HttpRequest) -> HttpResponse:
-    _, events = _activity(request)
+    form, events = _activity(request)
+    if form.refused:
+        return refused_response(request, form, what="exported")
     tenant = console_context(request).tenant
     response = HttpResponse(content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="activity-{tenant.slug}.csv"'
     writer = CsvWriter(response)
     writer.writerow(["occurred_at", "actor", "action", "target_type", "target", "details"])
-    for event in events.iterator():  # type: ignore[attr-defined]
+    for event in events.iterator():
         writer.writerow(
             [
                 event.occurred_at.isoformat(),

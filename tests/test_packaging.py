@@ -3,6 +3,7 @@ file of the rooms is in the wheel, where the settings look for it."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -34,6 +35,7 @@ def _tree_files() -> set[str]:
 @pytest.fixture(scope="module")
 def wheel_files(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     out = tmp_path_factory.mktemp("wheel")
+    leftovers = [p for p in (ROOT / "build", *ROOT.glob("*.egg-info")) if not p.exists()]
     subprocess.run(
         [
             sys.executable,
@@ -51,6 +53,8 @@ def wheel_files(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
         capture_output=True,
         cwd=out,  # setuptools' build/ and egg-info go beside the wheel, not into the tree
     )
+    for path in leftovers:  # setuptools builds in the tree: leave it as it was
+        shutil.rmtree(path, ignore_errors=True)
     (wheel,) = out.glob("*.whl")
     with zipfile.ZipFile(wheel) as archive:
         return set(archive.namelist())

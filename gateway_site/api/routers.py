@@ -10,6 +10,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern
 from ninja import NinjaAPI
+from ninja.operation import PathView
 
 from audit.activity.api import router as activity_router
 from gateway_site.api.auth import AdminKeyAuth
@@ -64,13 +65,58 @@ def build_api() -> NinjaAPI:
 management_api = build_api()
 
 
+def _query_names(path_view: PathView) -> dict[str, frozenset[str]]:
+    """The query parameters each method of one path declares (its filters, limit and offset)."""
+    names: dict[str, frozenset[str]] = {}
+    for operation in path_view.operations:
+        declared = frozenset(
+            name
+            for model in operation.signature.models
+            if model.__ninja_param_source__ == "query"
+            for name in model.__ninja_flatten_map__
+        )
+        for method in operation.methods:
+            names[method] = declared
+    return names
+
+
+def _unknown_query(request: HttpRequest, declared: dict[str, frozenset[str]]) -> ApiError | None:
+    """Ninja ignores a query parameter it does not declare, so `?tem=ops` (for `team`) would list
+    every key of the tenant: a misspelt filter is refused rather than silently dropped."""
+    allowed = declared.get(request.method or "", frozenset())
+    unknown = sorted(set(request.GET) - allowed)
+    if not unknown:
+        return None
+    known = ", ".join(sorted(allowed)) or "none"
+    fields = [
+        {"field": name[:64], "message": f"Unknown query parameter; this endpoint takes: {known}."}
+        for name in unknown[:10]
+    ]
+    summary = ", ".join(repr(f["field"]) for f in fields)
+    return ApiError(422, "validation_error", f"Unknown query parameter {summary}.", fields)
+
+
+def _path_view(view: Callable[..., HttpResponse]) -> PathView | None:
+    """The PathView behind one of Ninja's URL callbacks (its view function closes over it);
+    None for the API's other views (the schema and the docs)."""
+    for cell in getattr(view, "__closure__", None) or ():
+        if isinstance(cell.cell_contents, PathView):
+            return cell.cell_contents
+    return None
+
+
 def _guarded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Two answers Ninja would give outside our format: a NUL in the URL reaches handlers and the
-    database (a 500), and a wrong method is answered in plain text past the exception handlers."""
+    """Answers Ninja would give outside our format or too leniently: a NUL in the URL reaches
+    handlers and the database (a 500), an unknown query parameter is ignored (a widened list),
+    and a wrong method is answered in plain text past the exception handlers."""
+    path_view = _path_view(view)
+    declared = _query_names(path_view) if path_view is not None else None
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         refused = refused_in_url(request)
+        if refused is None and declared is not None:
+            refused = _unknown_query(request, declared)
         if refused is not None:
             return refused.response()
         response = view(request, *args, **kwargs)

@@ -13,7 +13,7 @@ from pydantic import ConfigDict
 
 from gateway_site.bounds import BIGINT_MAX, INT_MAX, StorableInput
 from tenants.models import Membership, Role
-from tenants.quotas.config import BudgetSpec, LimitSpec, QuotaPolicySpec
+from tenants.quotas.declared import BudgetSpec, LimitSpec, QuotaPolicySpec
 
 SLUG = r"^[a-z0-9][a-z0-9_-]*$"
 PINS_HELP = (
@@ -335,7 +335,7 @@ class ActivityOut(_Out):
     details: dict[str, Any]
 
 
-# --- limits, budgets, quota policy (the same validation as the YAML: tenants/quotas/config.py) ----------
+# --- limits, budgets, quota policy (the same validation as the YAML: tenants/quotas/declared.py) ----------
 
 
 class _RuleScope(StorableInput):

@@ -11,11 +11,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mcp_gateway.config import McpServerSpec, McpToolsSpec
+from routing.core.model_names import alias_problem
 from routing.evaluations.models import CATEGORY_NAME
 from routing.guardrails.core.policy import PolicySpec
-from routing.prompts.config import PromptSpec
+from routing.prompts.declared import PromptSpec
 from tenants.models import Role
-from tenants.quotas.config import (
+from tenants.quotas.declared import (
     BudgetSpec,
     EndUserQuotaSpec,
     LimitSpec,
@@ -74,6 +75,7 @@ class WeightedTarget(_Strict):
 
 
 class RouteSpec(_Strict):
+    # A name, or a pattern with `*` (`claude-*`): routing/core/model_names.py, docs/config.md.
     alias: str = Field(min_length=1, max_length=128)
     description: str = ""
     strategy: Literal["ordered", "weighted", "latency", "category"] = "ordered"
@@ -89,6 +91,13 @@ class RouteSpec(_Strict):
     cache_similarity: float | None = Field(default=None, gt=0, le=1)
     # A deployment name (weight 1), or {deployment, weight}; weight 0 makes it a fallback only.
     targets: list[str | WeightedTarget] = Field(min_length=1)
+
+    @field_validator("alias")
+    @classmethod
+    def _valid_alias(cls, value: str) -> str:
+        if problem := alias_problem(value):
+            raise ValueError(f"{value!r} is not a valid route alias: {problem}")
+        return value
 
     def weighted(self) -> list[WeightedTarget]:
         return [
@@ -179,6 +188,8 @@ class TenantSpec(_Strict):
                     f"team {team_spec.slug!r}: mcp_tools names unknown server {unknown!r}"
                 )
         return self
+    # Days its stored Responses API responses are kept (absent: GATEWAY_RESPONSES_RETENTION_DAYS).
+    responses_retention_days: int | None = Field(default=None, ge=1, le=36500)
 
     @model_validator(mode="after")
     def _users_name_known_teams(self) -> TenantSpec:

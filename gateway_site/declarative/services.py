@@ -31,12 +31,13 @@ from routing import services as routing_services
 from routing.evaluations import services as evaluation_services
 from routing.guardrails import services as guardrail_services
 from routing.models import Route
-from routing.prompts.config import prompts_apply
+from routing.prompts.declared import prompts_apply
 from routing.prompts.services import PromptError
+from routing.responses_state import services as responses_services
 from tenants import services as tenant_services
 from tenants.keys import hash_key
 from tenants.models import ApiKey, Team, Tenant
-from tenants.quotas.config import apply_rules, apply_tenant_quotas
+from tenants.quotas.declared import apply_rules, apply_tenant_quotas
 from tenants.quotas.models import Scope
 
 
@@ -192,6 +193,10 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
         actor=CONFIG, slug=spec.slug, name=spec.name, residency_region=spec.residency_region
     )
     report.bump("tenants")
+    if spec.responses_retention_days is not None:
+        responses_services.responses_retention_set(
+            actor=CONFIG, tenant=tenant, retention_days=spec.responses_retention_days
+        )
     servers = _apply_mcp_servers(spec, tenant, report)
     teams: dict[str, Team] = {}
     for team_spec in spec.teams:

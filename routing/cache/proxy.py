@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -202,27 +202,25 @@ async def serve(
     response: HttpResponse | StreamingHttpResponse
     if stream:
         events = _events(call, answer, wants_usage)
-        response = StreamingHttpResponse(_aiter(events), content_type="text/event-stream")
+        response = StreamingHttpResponse(events, content_type="text/event-stream")
         response["cache-control"] = "no-cache"
         response["x-accel-buffering"] = "no"
     else:
-        client = call.wire.body(orjson.dumps(body), body)
+        # A stored Responses API response is kept before it is sent (routing/responses_state/).
+        client = await call.wire.settle_body(call.wire.body(orjson.dumps(body), body))
         response = HttpResponse(client, content_type="application/json")
     for name, value in headers.items():
         response[name] = value
     return response
 
 
-def _events(call: Call, answer: CachedAnswer, wants_usage: bool) -> Iterator[bytes]:
+async def _events(call: Call, answer: CachedAnswer, wants_usage: bool) -> AsyncIterator[bytes]:
     wire = call.wire
     for event in replay_events(answer, call.request_id, include_usage=wants_usage):
-        yield from wire.events(event)
-    yield from wire.finish()
-
-
-async def _aiter(events: Iterator[bytes]) -> AsyncIterator[bytes]:
-    for event in events:
-        yield event
+        for out in wire.events(event):
+            yield out
+    for out in await wire.close():  # a stored Responses API response is kept before its last event
+        yield out
 
 
 def store(call: Call, response: JSON, cost: Decimal) -> None:

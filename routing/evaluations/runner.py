@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 
-from billing.pricing import request_cost_usd
+from billing.cost import request_cost_usd
 from routing.core.egress_transport import egress_transport
 from routing.core.errors import UpstreamError
 from routing.core.types import Target

@@ -8,6 +8,7 @@ from typing import Any
 from django import forms
 
 from gateway_site.bounds import INT_MAX, contains_nul
+from gateway_site.console.filters import FilterForm
 from routing.prompts.models import NAME_PATTERN, PromptVersion
 
 
@@ -107,7 +108,7 @@ class DiffForm(_Form):
     new = forms.IntegerField(min_value=1, max_value=INT_MAX)
 
 
-class RequestsFilterForm(_Form):
+class RequestsFilterForm(FilterForm):
     failed = forms.BooleanField(required=False, label="Failed only")
     page = forms.IntegerField(min_value=1, max_value=INT_MAX, required=False)
 

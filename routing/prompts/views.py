@@ -272,12 +272,14 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
     if version is None:
         raise Http404("no such version")
     form = RequestsFilterForm(request.GET or None)
-    failed_only = bool(form.is_valid() and form.cleaned_data["failed"])
-    page_number = (form.cleaned_data.get("page") if form.is_valid() else None) or 1
+    data = form.cleaned_data if form.is_bound and not form.refused else {}
+    failed_only = bool(data.get("failed"))
     records = selectors.version_requests(
         tenant_id=ctx.tenant.pk, prompt_name=prompt.name, version=number, failed_only=failed_only
     )
-    page = Paginator(records, 50).get_page(page_number)
+    if form.refused:  # e.g. page=abc beside failed=on: no rows rather than every request
+        records = records.none()
+    page = Paginator(records, 50).get_page(data.get("page") or 1)
     usage = selectors.version_usage(tenant_id=ctx.tenant.pk, prompt_name=prompt.name).get(number)
     return render(
         request,
@@ -291,6 +293,7 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
             "failed_only": failed_only,
             "form": form,
         },
+        status=400 if form.refused else 200,
     )
 
 

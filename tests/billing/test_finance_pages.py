@@ -58,13 +58,13 @@ def test_finance_sees_cost_by_team_and_the_csv_matches(acme: Acme) -> None:
     page = client.get(url)
     assert page.status_code == 200
     html = page.content.decode()
-    assert "Quants" in html and "3.73" in html  # 1.234 + 0.5 + 2.0
+    assert "Quants" in html and "3.7340" in html  # 1.234 + 0.5 + 2.0
     assert "99.00" not in html  # another tenant's spend
     assert "<svg" in html and "Month to date" in html
 
     export = client.get(url, {"format": "csv"})
     rows = list(csv.DictReader(io.StringIO(export.content.decode())))
-    assert [(r["team"], r["cost_usd"], r["requests"]) for r in rows] == [("Quants", "3.73", "3")]
+    assert [(r["team"], r["cost_usd"], r["requests"]) for r in rows] == [("Quants", "3.7340", "3")]
 
 
 def test_drill_down_from_team_to_user_to_requests(acme: Acme) -> None:
@@ -80,6 +80,57 @@ def test_drill_down_from_team_to_user_to_requests(acme: Acme) -> None:
     )
     rows = list(csv.DictReader(io.StringIO(requests.content.decode())))
     assert sorted(Decimal(r["cost_usd"]) for r in rows) == [Decimal("0.5"), Decimal("1.234")]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "period=custom&start=2026-13-01&end=2026-12-31",
+        "period=custom&start=2026-12-01",  # no end: not silently "this month"
+        "period=fortnight",
+        "by=colour",
+        "period=custom&start=2026-12-31&end=2026-12-01",
+        "start=2024-01-01&end=2026-12-31",  # longer than a year: refused, not cut short
+        "perid=last_month",
+    ],
+)
+def test_invalid_finance_filters_show_errors_and_no_cost(acme: Acme, query: str) -> None:
+    _spend(acme)
+    client = _client(acme, Role.FINANCE)
+    url = f"/console/t/{acme.tenant.slug}/finance/?{query}"
+
+    page = client.get(url)
+    export = client.get(url + "&format=csv")
+
+    html = page.content.decode()
+    assert page.status_code == 400
+    assert 'data-testid="filter-errors"' in html
+    assert "Quants" not in html.split('data-testid="cost-table"')[1]
+    assert export.status_code == 400
+    assert "nothing was exported" in export.content.decode()
+
+
+def test_a_date_that_does_not_parse_is_named_beside_its_field(acme: Acme) -> None:
+    client = _client(acme, Role.FINANCE)
+    url = f"/console/t/{acme.tenant.slug}/finance/?period=custom&start=2026-13-01&end=2026-12-31"
+
+    html = client.get(url).content.decode()
+
+    assert "From (UTC): Enter a valid date." in html
+    assert "needs a start and an end" not in html  # it has one; it does not parse
+
+
+def test_invalid_filters_on_the_team_and_requests_pages_show_nothing(acme: Acme) -> None:
+    _spend(acme)
+    client = _client(acme, Role.FINANCE)
+    base = f"/console/t/{acme.tenant.slug}/finance/teams/{acme.team.id}/"
+
+    team = client.get(base + "?period=custom&start=bad&end=2026-01-01")
+    requests = client.get(base + "requests/?user=ana&by=nothing&format=csv")
+
+    assert team.status_code == 400 and "ana" not in team.content.decode()
+    assert requests.status_code == 400
+    assert "cost_usd" not in requests.content.decode()
 
 
 def test_another_tenants_team_is_not_found(acme: Acme) -> None:

@@ -1,6 +1,6 @@
 from decimal import Decimal
 
-from billing.pricing import request_cost_usd
+from billing.cost import request_cost_usd
 from routing.core.types import Target, Usage
 
 

@@ -100,6 +100,35 @@ def test_the_activity_log_searches_as_you_type_and_exports(acme: Acme, admin: Cl
     assert len(lines) == 2 and "acme-tenant_admin" in lines[1]
 
 
+def test_the_activity_export_keeps_every_filter_of_the_page(acme: Acme, admin: Client) -> None:
+    admin.post(f"/console/t/{acme.tenant.slug}/keys/{acme.key.pk}/revoke/")
+    url = f"/console/t/{acme.tenant.slug}/admin/activity/"
+
+    partial = admin.get(url, {"action": "key.revoke"}, HTTP_HX_REQUEST="true").content.decode()
+
+    # The export link travels with the results, filters and all (not only the search text).
+    assert "activity.csv?action=key.revoke" in partial
+    export = admin.get(f"/console/t/{acme.tenant.slug}/admin/activity.csv?action=key.revoke")
+    assert len(export.content.decode().splitlines()) == 2
+
+
+@pytest.mark.parametrize("query", ["q=" + "x" * 201, "actoin=key.revoke"])
+def test_an_invalid_activity_filter_shows_its_error_and_exports_nothing(
+    acme: Acme, admin: Client, query: str
+) -> None:
+    admin.post(f"/console/t/{acme.tenant.slug}/keys/{acme.key.pk}/revoke/")
+
+    page = admin.get(f"/console/t/{acme.tenant.slug}/admin/activity/?{query}")
+    export = admin.get(f"/console/t/{acme.tenant.slug}/admin/activity.csv?{query}")
+
+    assert page.status_code == 400
+    assert 'data-testid="filter-errors"' in page.content.decode()
+    assert "key.revoke</code>" not in page.content.decode()
+    assert export.status_code == 400
+    assert export["Content-Type"].startswith("text/html")
+    assert "nothing was exported" in export.content.decode()
+
+
 def test_the_tenants_models_are_saved_and_logged(acme: Acme, admin: Client, world) -> None:
     response = admin.post(
         f"/console/t/{acme.tenant.slug}/admin/models/", {"allowed_models": ["demo"]}

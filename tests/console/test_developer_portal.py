@@ -157,7 +157,7 @@ def test_a_keys_usage_and_cost_come_from_its_audit_records(acme: Acme) -> None:
     body = signed_in(acme, "developer").get(f"/console/t/{acme.tenant.slug}/keys/{acme.key.pk}/")
     text = body.content.decode()
     assert 'data-testid="usage-requests">2<' in text
-    assert "0.004200" in text and "req-console-1" in text
+    assert "0.0042" in text and "req-console-1" in text
 
 
 def test_the_tenants_allowed_models_bind_every_key(acme: Acme) -> None:
@@ -187,4 +187,4 @@ def test_a_key_page_shows_its_limits_and_what_is_left_of_its_budgets(acme: Acme)
     page = signed_in(acme, "developer").get(f"/console/t/{acme.tenant.slug}/keys/{acme.key.pk}/")
     text = page.content.decode()
     assert "Rate limit of key &#x27;quant-notebook&#x27;: 60 requests/min" in text
-    assert "$7.50 left</strong> of $10.00" in text
+    assert "$7.5000 left</strong> of $10.0000" in text

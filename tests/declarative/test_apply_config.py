@@ -7,7 +7,7 @@ from django.db import connection
 
 from routing.models import Deployment, Provider, Route
 from tenants.keys import hash_key
-from tenants.models import ApiKey, Membership, Team
+from tenants.models import ApiKey, Membership, Team, Tenant
 
 CONFIG = """
 version: 1
@@ -129,6 +129,8 @@ def test_reordering_a_route_in_the_file_reorders_it_in_the_database(config_file)
         ),
         (("kind: openai", "kind: carrier-pigeon"), "providers.0.kind"),
         (("teams: [research]", "teams: [nope]"), "unknown team 'nope'"),
+        (("alias: cfg-chat", "alias: cfg-?"), "routes.0.alias.*only '.' is a wildcard"),
+        (("alias: cfg-chat", 'alias: "*"'), "a pattern needs literal text"),
     ],
 )
 def test_a_bad_file_is_refused_with_a_message_that_says_where(config_file, change, message):
@@ -191,3 +193,28 @@ def test_model_pins_in_the_file_reach_teams_and_keys(config_file):
     config_file.write_text(CONFIG)  # removing them from the file removes them
     call_command("apply_config", str(config_file))
     assert Team.objects.get(slug="research").model_pins == {}
+
+
+@pytest.mark.django_db
+def test_a_route_alias_may_be_a_pattern(config_file):
+    config_file.write_text(config_file.read_text().replace("alias: cfg-chat", 'alias: "cfg-*"'))
+    call_command("apply_config", str(config_file))
+    assert Route.objects.filter(alias="cfg-*").exists()
+
+
+@pytest.mark.django_db
+def test_a_tenants_responses_retention_is_applied_once(config_file):
+    from audit.activity.models import ActivityEvent
+    from routing.responses_state.selectors import retention_days
+
+    config_file.write_text(
+        config_file.read_text().replace(
+            "    residency_region: eu\n",
+            "    residency_region: eu\n    responses_retention_days: 7\n",
+        )
+    )
+    call_command("apply_config", str(config_file))
+    call_command("apply_config", str(config_file))
+    tenant = Tenant.objects.get(slug="cfg-bank")
+    assert retention_days(tenant_id=tenant.id) == 7
+    assert ActivityEvent.objects.filter(action__startswith="responses_policy.").count() == 1

@@ -141,7 +141,8 @@ def test_compliance_finds_the_advisors_requests_and_exports_them(
     sign_in(page, officer)
     page.goto("/console/t/acme/compliance/")
     page.get_by_label("End user (advisor)").fill(ADVISOR)
-    page.get_by_label("From (UTC)").fill(began.strftime("%Y-%m-%dT%H:%M"))
+    page.get_by_label("From (UTC)").fill(began.strftime("%Y-%m-%d %H:%M"))
+    page.get_by_label("From (UTC)").press("Tab")  # a date searches once complete, on change
     results = page.locator("#results tbody tr")
     results.first.wait_for()
     page.wait_for_function("document.querySelectorAll('#results tbody tr').length === 2")

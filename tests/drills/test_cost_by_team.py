@@ -23,9 +23,10 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditRecord, AuditStatus
+from audit.observability.alert_settings import AlertSettings
 from audit.observability.alerts.services import alerts_evaluate
-from audit.observability.config import AlertSettings
 from billing.models import Granularity
+from billing.money import QUANTUM, money
 from billing.rollups import rollup_window
 from tenants import services as tenants
 from tests.billing.support import Ledger, make_ledger, month_of_traffic, record
@@ -94,10 +95,14 @@ def test_finance_gets_last_months_cost_by_team_in_two_clicks_to_the_cent(
     for row in page.get_by_test_id("cost-table").locator("tbody tr").all():
         cells = row.locator("td").all_inner_texts()
         shown[cells[0].strip()] = Decimal(cells[1].replace(",", ""))
-    assert shown == {team: _cents(cost) for team, cost in expected.items()}
+    # To the cent, and at the page's own precision the rows add up to the total (billing/money.py).
+    assert {team: _cents(cost) for team, cost in shown.items()} == {
+        team: _cents(cost) for team, cost in expected.items()
+    }
+    assert all(abs(shown[team] - money(cost)) <= QUANTUM for team, cost in expected.items())
     assert len(shown) == 3
     total = Decimal(page.get_by_test_id("total").inner_text().replace(",", ""))
-    assert total == _cents(sum(expected.values(), Decimal(0)))
+    assert total == sum(shown.values()) == money(sum(expected.values(), Decimal(0)))
 
     with page.expect_download() as download:
         page.get_by_role("link", name="Export CSV").click()
@@ -110,8 +115,10 @@ def test_finance_gets_last_months_cost_by_team_in_two_clicks_to_the_cent(
     first_user = page.get_by_test_id("cost-table").locator("tbody tr").first
     user_cost = Decimal(first_user.locator("td").nth(1).inner_text().replace(",", ""))
     first_user.locator("a").click()
-    costs = page.get_by_test_id("requests-table").locator("tbody tr td:nth-child(7)")
-    assert _cents(sum((Decimal(c) for c in costs.all_inner_texts()), Decimal(0))) == user_cost
+    costs = page.get_by_test_id("requests-table").get_by_test_id("cost").all_inner_texts()
+    listed = Decimal(page.get_by_test_id("total").inner_text().replace(",", ""))
+    assert sum((Decimal(c) for c in costs), Decimal(0)) == listed
+    assert _cents(listed) == _cents(user_cost) and abs(listed - user_cost) <= QUANTUM
 
 
 NOW = datetime(2026, 6, 17, 14, 0, tzinfo=UTC)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import anthropic
 import openai
 import pytest
 
@@ -24,7 +25,7 @@ from routing.guardrails.core.policy import PolicySpec
 from routing.models import Route
 from tenants import services as tenants
 from tests.conftest import wait_for_record
-from tests.guardrails.support import CARD, EMAIL, IBAN
+from tests.guardrails.support import CARD, EMAIL, IBAN, SSN
 from tests.support.live import LiveGateway, start_gateway
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
@@ -153,6 +154,78 @@ def test_without_restoring_the_client_sees_placeholders_too(desk):
     assert answer == (
         "Mock reply to: Draft a note to <EMAIL_1> about card <CARD_1> and IBAN <IBAN_1> today"
     )
+
+
+def test_a_tool_result_carrying_a_clients_ssn_is_masked_before_the_provider(desk, mock_server):
+    # The agent looked the client up (the model asked, with an e-mail in its arguments) and
+    # sends back what the CRM returned: both are text the provider must not see raw.
+    messages: list[Any] = [
+        {"role": "user", "content": "Summarise the client's file for the review."},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "crm_lookup", "arguments": json.dumps({"email": EMAIL})},
+                }
+            ],
+        },
+        {
+            "role": "tool",
+            "tool_call_id": "call_1",
+            "content": f"Client file: SSN {SSN}, risk profile balanced.",
+        },
+    ]
+    raw = _client(desk, desk.mask_key).chat.completions.with_raw_response.create(
+        model="demo", messages=messages
+    )
+    assert raw.http_response.status_code == 200
+
+    sent = mock_server.requests()[-1]["body"]
+    assert SSN not in json.dumps(sent) and EMAIL not in json.dumps(sent)
+    assert sent["messages"][2]["content"] == "Client file: SSN <US_SSN_1>, risk profile balanced."
+    arguments = sent["messages"][1]["tool_calls"][0]["function"]["arguments"]
+    assert json.loads(arguments) == {"email": "<EMAIL_1>"}
+    record = wait_for_record(raw.headers["x-request-id"])
+    assert SSN not in json.dumps([record.request_body, record.tool_results])
+    assert {f["where"] for f in record.guardrail_findings} == {
+        "messages[1].tool_calls[0].function.arguments",
+        "messages[2].content",
+    }
+
+
+def test_an_anthropic_tool_result_is_masked_too(desk, mock_server):
+    with anthropic.Anthropic(
+        base_url=desk.gateway.url, api_key=desk.mask_key, max_retries=0
+    ) as client:
+        client.messages.create(
+            model="demo",
+            max_tokens=100,
+            messages=[
+                {"role": "user", "content": "Summarise the client's file."},
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "tool_use", "id": "tu_1", "name": "crm", "input": {"id": 7}}
+                    ],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "tu_1",
+                            "content": f"Client file: SSN {SSN}.",
+                        }
+                    ],
+                },
+            ],
+        )
+    sent = json.dumps(mock_server.requests()[-1]["body"])
+    assert SSN not in sent
+    assert "<US_SSN_1>" in sent
 
 
 def test_a_blocked_injection_gets_a_400_naming_the_policy(desk, mock_server):

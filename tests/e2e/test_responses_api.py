@@ -44,7 +44,9 @@ def test_a_response_is_answered_with_instructions_and_audited(gateway, world, mo
     assert response.object == "response" and response.status == "completed"
     assert response.output_text.startswith("Mock reply to: How is the Smith")
     assert response.instructions == "You are a careful advisor assistant."
-    assert response.store is False  # nothing is kept, whatever the client asked
+    assert (
+        response.store is True
+    )  # kept for previous_response_id (tests/e2e/test_responses_state.py)
     assert response.usage is not None and response.usage.input_tokens > 0
     record = wait_for_record(raw.headers["x-request-id"])
     assert response.id == "resp_" + record.request_id.removeprefix("req_")
@@ -110,14 +112,14 @@ def test_a_streamed_function_call_reaches_the_sdk_helper_whole(gateway, world, m
     assert call.status == "completed"
 
 
-def test_stateful_use_is_refused_in_openais_format(gateway, world):
+def test_state_the_gateway_does_not_keep_is_refused_in_openais_format(gateway, world):
     with pytest.raises(openai.BadRequestError) as refused:
         client(gateway, world.key).responses.create(
-            model="demo", input="and then?", previous_response_id="resp_123"
+            model="demo", input="and then?", conversation="conv_123"
         )
     error = refused.value.body
-    assert error["code"] == "stateless_gateway" and error["param"] == "previous_response_id"
-    assert "stateless" in error["message"]
+    assert error["code"] == "stateless_gateway" and error["param"] == "conversation"
+    assert "previous_response_id" in error["message"]
 
     with pytest.raises(openai.BadRequestError) as hosted:
         client(gateway, world.key).responses.create(

@@ -128,6 +128,45 @@ def test_pii_the_model_writes_itself_stays_masked_for_the_client(scanner):
     assert client["choices"][0]["message"]["content"] == f"Ask {EMAIL} or <EMAIL_2>"
 
 
+def test_tool_call_arguments_in_the_history_are_masked_and_stay_json(scanner):
+    arguments = orjson.dumps({"to": EMAIL, "note": f"card {CARD}"}).decode()
+    call = {"id": "c1", "type": "function", "function": {"name": "send", "arguments": arguments}}
+    payload = {
+        "messages": [
+            {"role": "user", "content": "Send the note."},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "c1", "content": f"Sent to {EMAIL}"},
+        ]
+    }
+    result = check_request(policy(pii={}), payload, scanner, DetectorSet())
+    sent = result.payload["messages"]
+    assert orjson.loads(sent[1]["tool_calls"][0]["function"]["arguments"]) == {
+        "to": "<EMAIL_1>",
+        "note": "card <CARD_1>",
+    }
+    assert sent[2]["content"] == "Sent to <EMAIL_1>"  # the same value, the same placeholder
+    assert payload["messages"][1]["tool_calls"][0]["function"]["arguments"] == arguments
+
+
+def test_tool_calls_the_model_makes_meet_output_rules_and_pii(scanner):
+    p = policy(
+        pii={"in_responses": True},
+        output={"rules": [{"name": "falcon", "terms": ["Project Falcon"]}]},
+    )
+    masker = check_request(p, user("hi"), scanner, DetectorSet()).masker
+
+    def answer(arguments: str) -> dict:
+        call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": arguments}}
+        return {"choices": [{"message": {"content": None, "tool_calls": [call]}}]}
+
+    checked = check_response(p, answer(orjson.dumps({"to": EMAIL}).decode()), masker, scanner)
+    audited = checked.audited["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]
+    assert orjson.loads(audited) == {"to": "<EMAIL_1>"}
+    assert checked.findings[0]["where"] == "choices[0].message.tool_calls[0].function.arguments"
+    refused = check_response(p, answer('{"q": "Project Falcon budget"}'), masker, scanner)
+    assert refused.refusal is not None and refused.refusal.code == "output_blocked"
+
+
 def test_a_placeholder_split_across_chunks_is_restored_whole():
     masker = Masker()
     masker.placeholder("IBAN_CODE", IBAN)
@@ -220,7 +259,7 @@ def test_combined_policies_keep_the_strictest_action():
     assert combine([policy("a", injection={"action": "flag", "threshold": 0.3}),
                     policy("b", injection={"action": "block", "threshold": 0.8})]).injection == (
         combine([policy("b", injection={"action": "block", "threshold": 0.3})]).injection.__class__(
-            "block", 0.3, "", ("rules",), "b"
+            "block", 0.3, "", ("rules", "classifier"), "b"
         )
     )  # fmt: skip
 

@@ -88,6 +88,29 @@ def test_a_route_naming_an_unknown_deployment_says_which(platform: Api) -> None:
     assert not Route.objects.filter(alias="smart-chat").exists()
 
 
+def test_a_route_alias_may_be_a_star_pattern_and_nothing_else(platform: Api) -> None:
+    platform.put("/providers/vendor-x", {"kind": "openai", "base_url": "https://a.example"})
+    platform.put("/deployments/coder", {"provider": "vendor-x", "upstream_model": "coder"})
+    targets = {"targets": [{"deployment": "coder"}]}
+
+    assert platform.put("/routes/claude-*", targets).status_code == 200
+    for alias, why in (("*", "literal text"), ("gpt-%3F", "only '*'"), ("gpt-**", "'**'")):
+        refused = platform.put(f"/routes/{alias}", targets)
+        assert refused.status_code == 422, alias
+        assert refused.json()["error"]["fields"][0]["field"] == "alias"
+        assert why in refused.json()["error"]["message"]
+    assert Route.objects.filter(alias="claude-*").exists()
+    assert not Route.objects.filter(alias__in=["*", "gpt-?", "gpt-**"]).exists()
+
+
+def test_the_route_service_refuses_an_invalid_alias_too(platform: Api) -> None:
+    from routing.services import RouteRefused, route_upsert
+
+    with pytest.raises(RouteRefused, match="only '\\*' is a wildcard"):
+        route_upsert(alias="gpt-[45]", description="", deployments=[])
+    assert not Route.objects.filter(alias="gpt-[45]").exists()
+
+
 def test_validation_errors_carry_nested_field_paths(platform: Api) -> None:
     response = platform.put(
         "/routes/smart-chat", {"targets": [{"deployment": "d", "weight": -1}], "timeout_seconds": 0}

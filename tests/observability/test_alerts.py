@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 
 from audit.models import AuditRecord, AuditStatus
+from audit.observability.alert_settings import AlertSettings
 from audit.observability.alerts.services import alerts_evaluate
-from audit.observability.config import AlertSettings
 from audit.observability.models import Alert, AlertStatus
 from tenants.quotas import services as quotas
 from tenants.quotas.models import BudgetAlert

@@ -187,3 +187,13 @@ def test_compliance_follows_a_version_into_the_audit_search(acme):
     assert (
         search not in _as(acme, Role.DEVELOPER).get(_url("detail", name="advisor")).content.decode()
     )
+
+
+def test_an_invalid_page_beside_failed_only_shows_the_error_not_every_request(acme):
+    page = _as(acme, Role.COMPLIANCE).get(
+        _url("version", name="advisor", number=2) + "?failed=on&page=abc"
+    )
+    text = page.content.decode()
+    assert page.status_code == 400
+    assert 'data-testid="filter-errors"' in text
+    assert "req_console_5" not in text and "req_console_4" not in text

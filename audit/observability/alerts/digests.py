@@ -16,8 +16,8 @@ import httpx
 from django.conf import settings
 from django.db.models import Count, Sum
 
-from audit.observability.alerts.signals import is_pii
-from audit.observability.config import AlertSettings
+from audit.observability.alert_settings import AlertSettings
+from audit.observability.alerts.detectors import is_pii
 from billing.models import Granularity, UsageRollup
 from billing.records import records_between
 

@@ -12,8 +12,8 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from audit.observability.alerts.signals import Condition, current_conditions
-from audit.observability.config import AlertSettings
+from audit.observability.alert_settings import AlertSettings
+from audit.observability.alerts.detectors import Condition, current_conditions
 from audit.observability.models import Alert, AlertStatus
 
 logger = logging.getLogger("gateway.alerts")

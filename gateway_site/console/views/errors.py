@@ -1,12 +1,16 @@
-"""The console's own pages for a bad request and a missing page (Django's are unstyled), and the
-guard that refuses input the database cannot store before any view reads it."""
+"""The console's own pages for a bad request, a refusal, a missing page and a server error (Django's
+are unstyled), and the guard that refuses input the database cannot store before any view reads it."""
 
 from __future__ import annotations
 
+import logging
+
 from django.db import DataError
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseServerError
 from django.shortcuts import render
 from django.utils.deprecation import MiddlewareMixin
+
+logger = logging.getLogger(__name__)
 
 NUL_REASON = "The address contains a NUL character (%00), which no name, id or filter may hold."
 
@@ -17,8 +21,45 @@ def bad_request(
     return render(request, "console/bad_request.html", {"reason": reason}, status=400)
 
 
+# The last resort when even the styled page cannot be rendered (the database is down and the frame
+# cannot read the user's tenants): still a page in the console's look, with no detail.
+_SERVER_ERROR_FALLBACK = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Something went wrong · AI Gateway</title><link rel="stylesheet" href="/static/console/console.css">
+</head><body><header class="topbar"><a class="brand" href="/console/">AI Gateway <span>console</span></a>
+</header><div class="layout layout--single"><main id="main"><h1>Something went wrong</h1>
+<p>The gateway could not show this page. Nothing you sent was lost; try again in a moment.</p>
+<p><a href="/console/">Back to the console</a></p></main></div></body></html>"""
+
+
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return render(request, "console/not_found.html", {"status": 404}, status=404)
+    # A view's own Http404 says what is missing ("no such record in this tenant"); the resolver's
+    # (an unknown address) carries a dict of the patterns tried, which is not for the reader.
+    detail = ""
+    if type(exception) is Http404 and exception.args and isinstance(exception.args[0], str):
+        detail = exception.args[0]
+    return render(request, "console/not_found.html", {"status": 404, "detail": detail}, status=404)
+
+
+def forbidden(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return render(request, "console/denied.html", {"status": 403}, status=403)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: a form sent from a stale page (or from elsewhere), said plainly."""
+    message = (
+        "This form could not be accepted: the page was open too long or you signed in again "
+        "elsewhere. Reload the page and send it again."
+    )
+    return render(request, "console/denied.html", {"status": 403, "reason": message}, status=403)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    try:
+        return render(request, "console/server_error.html", {"status": 500}, status=500)
+    except Exception:  # the frame itself failed (e.g. no database): the static page
+        logger.exception("the styled server error page could not be rendered")
+        return HttpResponseServerError(_SERVER_ERROR_FALLBACK)
 
 
 def _has_nul(request: HttpRequest) -> bool:

@@ -1,9 +1,10 @@
 """OpenAI Responses API request -> the internal chat form (and back, for round-trip tests).
 
-The gateway is stateless: it keeps no responses, so anything that refers to stored state
-(`previous_response_id`, `conversation`, item references, background runs) is refused with a
-clear message rather than silently answered without the context the client meant to send.
-`store` is accepted and ignored: nothing is ever stored.
+Stored state is the proxy's business (routing/responses_state/): by the time a body reaches
+this translation, `previous_response_id` has been replaced by the whole input it stands for, and
+`store` is the proxy's to act on. What the gateway does not keep (`conversation`, item
+references, background runs) is refused with a clear message rather than silently answered
+without the context the client meant to send.
 
 Mapping:
 - `instructions` -> a leading system message.
@@ -50,6 +51,7 @@ _PASSED = (
     "safety_identifier",
 )
 _STATEFUL = {
+    # Continued by the proxy before translation; one still here was not looked up.
     "previous_response_id": "previous_response_id",
     "conversation": "conversation",
 }
@@ -67,8 +69,9 @@ class UnsupportedRequest(ValueError):
 
 def _stateless(param: str) -> UnsupportedRequest:
     return UnsupportedRequest(
-        f"'{param}' is not supported: this gateway is stateless and stores no responses. "
-        "Send the whole conversation in 'input' instead.",
+        f"'{param}' is not supported: this gateway keeps responses only for "
+        "'previous_response_id' (no conversations, item references or background runs). "
+        "Continue with 'previous_response_id', or send the whole conversation in 'input'.",
         param=param,
         code="stateless_gateway",
     )

@@ -1,8 +1,8 @@
 """The internal chat answer (whole or streamed) -> OpenAI Responses API objects and events.
 
 A Responses client gets back the request's settings echoed in the response object, as OpenAI
-does; `store` is always false (the gateway keeps nothing). Ids derive from the gateway's
-request id, so a response id leads straight to its audit record.
+does, with `store` and `previous_response_id` as the gateway handled them. Ids derive from the
+gateway's request id, so a response id leads straight to its audit record.
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ class ResponseContext:
     created_at: int = 0
     # Chat tool name -> the client's tool it stands for (custom, namespaced, tool_search).
     tools: Mapping[str, ToolOrigin] = field(default_factory=dict)
+    store: bool = False  # whether the gateway keeps this response (routing/responses_state/)
+    previous_response_id: str | None = None
 
     def item_id(self, prefix: str, n: int) -> str:
         return f"{prefix}_{self.response_id.removeprefix('resp_')}_{n}"
@@ -78,8 +80,8 @@ class ResponseContext:
             "incomplete_details": {"reason": incomplete} if incomplete else None,
             "model": model,
             "output": output,
-            "previous_response_id": None,
-            "store": False,
+            "previous_response_id": self.previous_response_id,
+            "store": self.store,
             "truncation": "disabled",
             "usage": responses_usage(usage) if usage is not None else None,
         }
@@ -196,6 +198,7 @@ class ChatToResponsesStream:
     _calls: dict[int, _Item] = field(default_factory=dict)
     _finish_reason: str | None = None
     _usage: JSON | None = None
+    final: JSON | None = None  # the response object of the last event, once finished
 
     def _event(self, kind: str, data: JSON) -> bytes:
         event = responses_event(kind, {**data, "sequence_number": self._seq})
@@ -360,8 +363,20 @@ class ChatToResponsesStream:
         reason = self._finish_reason or "stop"
         final = self._snapshot(reason)
         kind = "response.incomplete" if final["status"] == "incomplete" else "response.completed"
+        self.final = final
         events.append(self._event(kind, {"response": final}))
         return events
+
+    def restate_final(self, **changes: Any) -> bytes:
+        """The last event again (same sequence number), its response changed: a stream whose
+        response could not be stored says so there."""
+        assert self.final is not None
+        self.final = {**self.final, **changes}
+        kind = (
+            "response.incomplete" if self.final["status"] == "incomplete" else "response.completed"
+        )
+        data = {"response": self.final, "sequence_number": self._seq - 1}
+        return responses_event(kind, data)
 
     def error(self, openai_error: bytes) -> bytes:
         """A stream that broke off: the Responses `error` event."""

@@ -17,8 +17,9 @@ from routing.guardrails.core.pii import PiiScanner
 from routing.guardrails.core.policy import OutputRule, Policy
 
 JSON = dict[str, Any]
-# Injection is looked for where outsiders write: the user's turns and what tools brought back.
-_INJECTION_ROLES = frozenset({"user", "tool", "function"})
+# Injection is looked for where outsiders write: the user's turns, what tools brought back,
+# and the arguments of the tool calls the model made (a poisoned document steers them).
+_INJECTION_ROLES = frozenset({"user", "tool", "function", "tool_call"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,9 @@ class RequestCheck:
 
 
 def _texts(payload: JSON) -> Iterator[tuple[str, str, str, Any, Any]]:
-    """(where, role, text, container, key) for every text a chat request carries."""
+    """(where, role, text, container, key) for every text a chat request carries: message
+    contents (tool results included: Anthropic's tool_result blocks arrive as `tool` messages)
+    and the arguments of the tool calls in the history (role "tool_call")."""
     for i, message in enumerate(payload.get("messages") or ()):
         if not isinstance(message, dict):
             continue
@@ -51,6 +54,16 @@ def _texts(payload: JSON) -> Iterator[tuple[str, str, str, Any, Any]]:
             for j, part in enumerate(content):
                 if isinstance(part, dict) and isinstance(part.get("text"), str):
                     yield f"messages[{i}].content[{j}].text", role, part["text"], part, "text"
+        yield from _tool_call_arguments(message.get("tool_calls"), f"messages[{i}].tool_calls")
+
+
+def _tool_call_arguments(calls: Any, where: str) -> Iterator[tuple[str, str, str, Any, Any]]:
+    # Arguments are a JSON string; placeholders (<EMAIL_1>) keep it valid JSON when masked.
+    for k, call in enumerate(calls if isinstance(calls, list) else ()):
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("arguments"), str):
+            path = f"{where}[{k}].function.arguments"
+            yield path, "tool_call", function["arguments"], function, "arguments"
 
 
 def check_request(
@@ -120,7 +133,7 @@ def check_request(
                 "prompt_injection_blocked",
                 f"The request was blocked by guardrail policy '{injection.policy}': "
                 f"{worst['where']} looks like a prompt injection "
-                f"({', '.join(worst['categories'])}; score {worst['score']}).",
+                f"({', '.join(worst['categories']) or 'combined score'}; score {worst['score']}).",
                 injection.policy,
             )
         elif injection.action == "route":
@@ -176,20 +189,39 @@ class ResponseCheck:
     refusal: Refusal | None = None
 
 
+def _answer_texts(parsed: JSON) -> Iterator[tuple[str, str, tuple[Any, ...]]]:
+    """(where, text, path) for a complete answer's message contents and the arguments of the
+    tool calls it makes: the model's tool calls are as much its output as its prose."""
+    choices = parsed.get("choices")
+    for i, choice in enumerate(choices if isinstance(choices, list) else ()):
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        if isinstance(content, str) and content:
+            yield f"choices[{i}].message.content", content, ("choices", i, "message", "content")
+        calls = message.get("tool_calls")
+        for k, call in enumerate(calls if isinstance(calls, list) else ()):
+            function = call.get("function") if isinstance(call, dict) else None
+            arguments = function.get("arguments") if isinstance(function, dict) else None
+            if isinstance(arguments, str) and arguments:
+                where = f"choices[{i}].message.tool_calls[{k}].function.arguments"
+                path = ("choices", i, "message", "tool_calls", k, "function", "arguments")
+                yield where, arguments, path
+
+
+def _set_path(tree: Any, path: tuple[Any, ...], value: str) -> None:
+    for key in path[:-1]:
+        tree = tree[key]
+    tree[path[-1]] = value
+
+
 def check_response(
     policy: Policy, parsed: JSON, masker: Masker, scanner: PiiScanner | None
 ) -> ResponseCheck:
-    """Output rules and PII in a complete answer's message contents."""
+    """Output rules and PII in a complete answer's message contents and tool-call arguments."""
     result = ResponseCheck(audited=parsed, changed=False)
-    choices = parsed.get("choices")
-    if not isinstance(choices, list):
-        return result
-    for i, choice in enumerate(choices):
-        message = choice.get("message") if isinstance(choice, dict) else None
-        content = message.get("content") if isinstance(message, dict) else None
-        if not isinstance(content, str) or not content:
-            continue
-        where = f"choices[{i}].message.content"
+    for where, content, path in list(_answer_texts(parsed)):
         for finding in rule_findings(policy.output_rules, content, where=where):
             result.findings.append(finding)
             if finding["action"] == "block" and result.refusal is None:
@@ -202,7 +234,7 @@ def check_response(
                 masked, names = masker.mask(content, spans, restorable=False)
                 if not result.changed:
                     result.audited, result.changed = copy.deepcopy(parsed), True
-                result.audited["choices"][i]["message"]["content"] = masked
+                _set_path(result.audited, path, masked)
                 result.findings += [
                     {
                         "stage": "response",

@@ -1,17 +1,20 @@
 """Prompt-injection detection behind one small interface.
 
 A detector scores normalised text from 0 (benign) to 1 (certainly an attack) and says why.
-The rule detector ships; a local classifier can be added by implementing `Detector` and
-registering it under a name a policy lists (its weights loaded from a local path at start-up,
-never fetched from a model hub).
+Two ship: the rules (known phrasings, named, explainable) and the classifier (a linear model
+over character n-grams whose weights are in the repository; it catches rephrasings the rules
+miss). A policy names the detectors it uses; their scores combine into one, compared with the
+policy's threshold.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from routing.guardrails.core.classifier import NgramModel
 from routing.guardrails.core.injection_rules import RULES, RULESET_VERSION, Rule
 from routing.guardrails.core.normalise import Normalised, normalise
 
@@ -30,6 +33,8 @@ class Verdict:
     rules: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
     obfuscated: bool = False
+    # Each detector's own score, by name, when several were combined.
+    scores: tuple[tuple[str, float], ...] = ()
 
 
 class Detector(Protocol):
@@ -104,27 +109,71 @@ class RuleDetector:
         )
 
 
+# A classifier score this high is reported as its own category (it found what no rule names).
+_CLASSIFIER_CATEGORY_AT = 0.5
+
+
+@functools.cache
+def shipped_model() -> NgramModel:
+    return NgramModel.load()
+
+
+@dataclass
+class ClassifierDetector:
+    model: NgramModel = field(default_factory=shipped_model)
+    name: str = "classifier"
+    version: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        self.version = self.model.version
+
+    def score(self, text: Normalised) -> Verdict:
+        # Hidden (base64, hex) text is scored too: the rules already add for hiding it.
+        score = max([self.model.probability(text.text), *map(self.model.probability, text.decoded)])
+        return Verdict(
+            score=round(score, 3),
+            detector=self.name,
+            version=self.version,
+            categories=("classifier",) if score >= _CLASSIFIER_CATEGORY_AT else (),
+        )
+
+
+def _default_detectors() -> dict[str, Detector]:
+    return {"rules": RuleDetector(), "classifier": ClassifierDetector()}
+
+
 @dataclass
 class DetectorSet:
     """The detectors a process knows, by name; a policy picks among them."""
 
-    detectors: dict[str, Detector] = field(default_factory=lambda: {"rules": RuleDetector()})
+    detectors: dict[str, Detector] = field(default_factory=_default_detectors)
 
     def register(self, detector: Detector) -> None:
         self.detectors[detector.name] = detector
 
     def score(self, text: str, names: Iterable[str]) -> Verdict:
-        """The highest score of the named detectors (unknown names are skipped)."""
+        """The named detectors' scores combined as independent evidence, 1 - prod(1 - s), the
+        way the rules' weights combine (unknown names are skipped)."""
         normalised = normalise(text)
-        best = Verdict(0.0, "none", "")
-        for name in names:
-            detector = self.detectors.get(name)
-            if detector is None:
-                continue
-            verdict = detector.score(normalised)
-            if verdict.score > best.score or best.detector == "none":
-                best = verdict
-        return best
+        verdicts = [
+            self.detectors[name].score(normalised) for name in names if name in self.detectors
+        ]
+        if not verdicts:
+            return Verdict(0.0, "none", "")
+        if len(verdicts) == 1:
+            return verdicts[0]
+        remaining = 1.0
+        for verdict in verdicts:
+            remaining *= 1.0 - verdict.score
+        return Verdict(
+            score=round(1.0 - remaining, 3),
+            detector="+".join(v.detector for v in verdicts),
+            version="+".join(v.version for v in verdicts),
+            rules=tuple(sorted({r for v in verdicts for r in v.rules})),
+            categories=tuple(sorted({c for v in verdicts for c in v.categories})),
+            obfuscated=any(v.obfuscated for v in verdicts),
+            scores=tuple((v.detector, v.score) for v in verdicts),
+        )
 
 
 def describe(verdict: Verdict) -> Mapping[str, object]:
@@ -135,4 +184,5 @@ def describe(verdict: Verdict) -> Mapping[str, object]:
         "rules": list(verdict.rules),
         "categories": list(verdict.categories),
         "obfuscated": verdict.obfuscated,
+        **({"scores": dict(verdict.scores)} if verdict.scores else {}),
     }

@@ -70,7 +70,9 @@ class InjectionSpec(_Strict):
     threshold: float = Field(default=0.5, gt=0, le=1)
     # With action "route": the restricted route alias the request is sent to instead.
     route: str = ""
-    detectors: list[str] = ["rules"]
+    # Their scores combine into one (routing/guardrails/core/injection.py) compared with `threshold`.
+    # "rules": the named patterns; "classifier": the n-gram model (docs/injection-classifier.md).
+    detectors: list[str] = ["rules", "classifier"]
 
     @model_validator(mode="after")
     def _route_named(self) -> InjectionSpec:

@@ -20,3 +20,9 @@ document.addEventListener("click", async (event) => {
   button.firstChild.textContent = "Copied";
   setTimeout(() => { button.firstChild.textContent = label; }, 1500);
 });
+
+// ISO date fields (console/widgets.py) search when complete, on `change` (Enter or leaving the
+// field), not on every keystroke: a half-typed date would flash an error in the results.
+document.addEventListener("input", (event) => {
+  if (event.target.matches && event.target.matches("[data-iso-date]")) event.stopPropagation();
+}, true);

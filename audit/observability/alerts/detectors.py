@@ -17,7 +17,7 @@ from django.db import connection
 from django.db.models import Count, Sum
 
 from audit.models import AuditStatus
-from audit.observability.config import AlertSettings
+from audit.observability.alert_settings import AlertSettings
 from billing.records import records_between
 from billing.rollups import Percentile
 from tenants.models import Team, Tenant

@@ -1,0 +1,1 @@
+"""Training and evaluation of the injection classifier (never imported on the request path)."""

@@ -1,0 +1,12 @@
+"""Periodic purge of expired stored responses (Celery beat, CELERY_BEAT_SCHEDULE)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from routing.responses_state.services import responses_purge
+
+
+@shared_task(name="responses_state.purge", ignore_result=True)  # type: ignore[untyped-decorator]
+def purge() -> int:
+    return responses_purge()
