@@ -13,6 +13,7 @@ django_application = get_asgi_application()  # sets Django up; must come before 
 
 from gateway_site.body_guard import RequestBodyGuard  # noqa: E402
 from gateway_site.request_lifecycle import ProxyASGIHandler  # noqa: E402
+from mcp_gateway.endpoint import close_gateway, mcp_application  # noqa: E402
 from tenants.quotas import tokens  # noqa: E402
 
 proxy_application = ProxyASGIHandler()
@@ -31,6 +32,7 @@ async def lifespan(receive: Any, send: Any) -> None:
             get_runtime()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            await close_gateway()  # the MCP endpoint's SDK session manager
             await close_runtime()
             await send({"type": "lifespan.shutdown.complete"})
             return
@@ -42,6 +44,9 @@ async def route(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await lifespan(receive, send)
     elif scope["type"] == "http" and scope["path"].startswith("/v1/"):
         await proxy_application(scope, receive, send)
+    elif scope["type"] == "http" and (scope["path"] == "/mcp" or scope["path"].startswith("/mcp/")):
+        # Agents' tools: authenticated by key like /v1, served by the mcp SDK (docs/mcp.md).
+        await mcp_application(scope, receive, send)
     else:
         await django_application(scope, receive, send)
 

@@ -83,3 +83,48 @@ def run_mock_server(config: MockConfig | None = None) -> Iterator[MockServer]:
         server.should_exit = True
         thread.join(timeout=_START_TIMEOUT_S)
         sock.close()
+
+
+@dataclass(frozen=True, slots=True)
+class McpMockServer:
+    """A running mock MCP server: `url` is its Streamable HTTP endpoint."""
+
+    url: str
+    state: Any  # mock_provider.mcp_server.McpMockState
+
+
+@contextmanager
+def run_mcp_mock_server(token: str = "", *, stateful: bool = False) -> Iterator[McpMockServer]:
+    """Serve a fresh mock MCP server on 127.0.0.1:<free port> in a background thread."""
+    from mock_provider.mcp_server import McpMockState, create_mcp_app
+
+    app, state = create_mcp_app(McpMockState(token=token), stateful=stateful)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port: int = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            lifespan="on",  # the SDK's session manager runs in the lifespan
+            access_log=False,
+            log_level="warning",
+            log_config=None,
+            timeout_graceful_shutdown=1,
+        )
+    )
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name=f"mock-mcp-{port}", daemon=True
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("mock MCP server failed to start")
+            time.sleep(0.005)
+        yield McpMockServer(url=f"http://127.0.0.1:{port}/mcp", state=state)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=_START_TIMEOUT_S)
+        sock.close()

@@ -18,6 +18,11 @@ trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 
 .venv/bin/python -m mock_provider --host 127.0.0.1 --port "$MOCK_PORT" > "$LOGS/mock_provider.log" 2>&1 &
 pids+=($!)
+# The mock MCP server with the demo team's tools (config/demo.yaml names its port and token).
+MCP_MOCK_PORT=9101
+.venv/bin/python -m mock_provider.mcp_server --host 127.0.0.1 --port "$MCP_MOCK_PORT" \
+  --token mock-mcp-credential > "$LOGS/mock_mcp.log" 2>&1 &
+pids+=($!)
 
 # Rollups, audit sealing and alerts: Celery (worker with an embedded beat) when Redis is
 # configured, otherwise the same schedule run in one process (audit/observability/periodic.py).
@@ -60,6 +65,19 @@ client = OpenAI(base_url=os.environ["GATEWAY_URL"], api_key=os.environ["GATEWAY_
 reply = client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "Hello"}])
 print(reply.choices[0].message.content)
 PY
+
+Tools through the gateway (MCP, mock MCP server on http://127.0.0.1:$MCP_MOCK_PORT/mcp):
+
+.venv/bin/python -c '
+import asyncio, httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+async def main():
+    http = httpx2.AsyncClient(headers={"Authorization": "Bearer $GATEWAY_API_KEY"})
+    async with Client(streamable_http_client("${GATEWAY_URL%/v1}/mcp", http_client=http)) as mcp:
+        print([tool.name for tool in (await mcp.list_tools()).tools])
+        print((await mcp.call_tool("crm__lookup_customer", {"customer_id": "C-42"})).content[0].text)
+asyncio.run(main())'
 
 Console: $GATEWAY_CONSOLE_URL
   developer:      dev / $GATEWAY_DEMO_DEVELOPER_PASSWORD

@@ -16,6 +16,7 @@ from audit.activity.api import router as activity_router
 from gateway_site.api.auth import AdminKeyAuth
 from gateway_site.api.errors import ApiError, install_error_handlers, refused_in_url
 from gateway_site.api_docs import api_docs_view
+from mcp_gateway.api import router as mcp_router
 from routing.api import router as routing_router
 from routing.evaluations.api import router as evaluations_router
 from routing.prompts.api import router as prompts_router
@@ -25,7 +26,8 @@ from tenants.quotas.api import router as quotas_router
 
 DESCRIPTION = """\
 Manage tenants, teams, members, virtual keys, rate limits, budgets, providers, deployments,
-routes and task categories, read evaluation scores and the activity log.
+routes, task categories and MCP servers with their tool grants, read evaluation scores and the
+activity log.
 
 Authenticate with an admin key: `Authorization: Bearer gwa-…` (create the first one with
 `manage.py create_admin_key --platform --name …`). A tenant key sees and changes only its tenant;
@@ -53,6 +55,7 @@ def build_api() -> NinjaAPI:
         activity_router,
         prompts_router,
         evaluations_router,
+        mcp_router,
     ):
         api.add_router("/", router)
     install_error_handlers(api)

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mcp_gateway.config import McpServerSpec, McpToolsSpec
 from routing.core.model_names import alias_problem
 from routing.evaluations.models import CATEGORY_NAME
 from routing.guardrails.core.policy import PolicySpec
@@ -134,6 +135,7 @@ class KeySpec(_Strict):
     expires_at: datetime | None = None
     limits: LimitSpec | None = None
     budgets: list[BudgetSpec] = []
+    mcp_tools: list[McpToolsSpec] = []  # narrows the team's (docs/mcp.md)
 
     @field_validator("value")
     @classmethod
@@ -151,6 +153,7 @@ class TeamSpec(_Strict):
     keys: list[KeySpec] = []
     limits: LimitSpec | None = None
     budgets: list[BudgetSpec] = []
+    mcp_tools: list[McpToolsSpec] = []  # what the team's keys may call (deny by default)
 
 
 class UserSpec(_Strict):
@@ -172,6 +175,19 @@ class TenantSpec(_Strict):
     budgets: list[BudgetSpec] = []
     end_users: list[EndUserQuotaSpec] = []
     prompts: list[PromptSpec] = []
+    mcp_servers: list[McpServerSpec] = []
+
+    @model_validator(mode="after")
+    def _grants_name_known_servers(self) -> TenantSpec:
+        servers = {server.name for server in self.mcp_servers}
+        for team_spec in self.teams:
+            grants = [*team_spec.mcp_tools, *(g for k in team_spec.keys for g in k.mcp_tools)]
+            unknown = next((g.server for g in grants if g.server not in servers), None)
+            if unknown is not None:
+                raise ValueError(
+                    f"team {team_spec.slug!r}: mcp_tools names unknown server {unknown!r}"
+                )
+        return self
     # Days its stored Responses API responses are kept (absent: GATEWAY_RESPONSES_RETENTION_DAYS).
     responses_retention_days: int | None = Field(default=None, ge=1, le=36500)
 

@@ -24,6 +24,9 @@ from gateway_site.declarative.schema import (
     TenantSpec,
     resolve_secret,
 )
+from mcp_gateway import services as mcp_services
+from mcp_gateway.config import McpToolsSpec
+from mcp_gateway.models import McpServer
 from routing import services as routing_services
 from routing.evaluations import services as evaluation_services
 from routing.guardrails import services as guardrail_services
@@ -194,6 +197,7 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
         responses_services.responses_retention_set(
             actor=CONFIG, tenant=tenant, retention_days=spec.responses_retention_days
         )
+    servers = _apply_mcp_servers(spec, tenant, report)
     teams: dict[str, Team] = {}
     for team_spec in spec.teams:
         team = tenant_services.team_apply(
@@ -238,6 +242,7 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
                 )
             tenant_services.key_pins_set(actor=CONFIG, key=existing, model_pins=key_spec.model_pins)
             report.bump("keys")
+            _apply_mcp_tools(key_spec.mcp_tools, servers, api_key=existing)
             apply_rules(
                 tenant=tenant,
                 scope=Scope.KEY,
@@ -245,6 +250,7 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
                 budgets=key_spec.budgets,
                 api_key=existing,
             )
+        _apply_mcp_tools(team_spec.mcp_tools, servers, team=team)
         apply_rules(
             tenant=tenant,
             scope=Scope.TEAM,
@@ -274,6 +280,52 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
         prompts_apply(tenant=tenant, specs=spec.prompts, teams=teams, bump=report.bump)
     except PromptError as exc:
         raise ConfigError(f"tenant {spec.slug}: {exc}") from exc
+
+
+def _apply_mcp_servers(
+    spec: TenantSpec, tenant: Tenant, report: ApplyReport
+) -> dict[str, McpServer]:
+    servers = {}
+    for server in spec.mcp_servers:
+        where = f"tenant {spec.slug}: MCP server {server.name}"
+        try:
+            servers[server.name] = mcp_services.mcp_server_upsert(
+                actor=CONFIG,
+                tenant=tenant,
+                name=server.name,
+                url=server.url,
+                credential=_secret(server.credential, where),
+                credential_header=server.credential_header,
+                timeout_seconds=server.timeout_seconds,
+                max_result_bytes=server.max_result_bytes,
+                result_injection=server.result_injection,
+            )
+        except mcp_services.McpServerRefused as refused:
+            raise ConfigError(f"{where}: {refused.message} [{refused.code}]") from refused
+        report.bump("mcp_servers")
+    return servers
+
+
+def _apply_mcp_tools(
+    grants: list[McpToolsSpec],
+    servers: dict[str, McpServer],
+    *,
+    team: Team | None = None,
+    api_key: ApiKey | None = None,
+) -> None:
+    for grant in grants:
+        try:
+            mcp_services.mcp_grant_set(
+                actor=CONFIG,
+                server=servers[grant.server],
+                team=team,
+                api_key=api_key,
+                tools=grant.tools,
+                calls_per_minute=grant.calls_per_minute,
+                argument_constraints=grant.argument_constraints,
+            )
+        except DjangoValidationError as exc:
+            raise ConfigError(f"mcp_tools for {grant.server}: {'; '.join(exc.messages)}") from exc
 
 
 def _attachment_scope(

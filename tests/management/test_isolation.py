@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from audit.activity.models import ActivityEvent
 from gateway_site.api.models import AdminKey
 from gateway_site.api.routers import management_api
+from mcp_gateway.models import McpServer, McpToolGrant
 from tenants.quotas.models import Budget, QuotaPolicy, RateLimit
 from tests.management.conftest import Api, Side
 
@@ -85,6 +86,16 @@ CASES: dict[tuple[str, str], Case] = {
     ("PUT", "/tenants/{slug}/prompts/{name}/labels/{label}"): Case(lambda t: {"version": 1}),
     ("POST", "/tenants/{slug}/prompts/{name}/labels/{label}/rollback"): Case(),
     ("GET", "/tenants/{slug}/prompts/{name}/history"): Case(),
+    ("GET", "/tenants/{slug}/mcp/servers"): Case(),
+    ("POST", "/tenants/{slug}/mcp/servers"): Case(
+        lambda t: {"name": "stolen", "url": "https://evil.example/mcp"}
+    ),
+    ("GET", "/tenants/{slug}/mcp/servers/{server}"): Case(),
+    ("PATCH", "/tenants/{slug}/mcp/servers/{server}"): Case(
+        lambda t: {"url": "https://evil.example/mcp", "credential": "mine"}
+    ),
+    ("PUT", "/tenants/{slug}/mcp/servers/{server}/teams/{team}"): Case(lambda t: {"tools": ["*"]}),
+    ("PUT", "/tenants/{slug}/mcp/servers/{server}/keys/{key_id}"): Case(lambda t: {"tools": ["*"]}),
     ("GET", "/providers"): Case(kind="platform"),
     ("GET", "/providers/{name}"): Case(kind="platform"),
     ("PUT", "/providers/{name}"): Case(
@@ -131,6 +142,7 @@ def fill(template: str, side: Side, *, slug_of: Side | None = None) -> str:
         .replace("{alias}", "anything")
         .replace("{label}", "production")
         .replace("{number}", "1")
+        .replace("{server}", f"{side.tenant.slug}-crm")
     )
 
 
@@ -160,6 +172,8 @@ def snapshot(side: Side) -> Any:
         list(RateLimit.objects.filter(tenant=side.tenant).values()),
         list(Budget.objects.filter(tenant=side.tenant).values()),
         list(QuotaPolicy.objects.filter(tenant=side.tenant).values()),
+        list(McpServer.objects.filter(tenant=side.tenant).values()),
+        list(McpToolGrant.objects.filter(tenant=side.tenant).values()),
     )
 
 

@@ -103,6 +103,7 @@ EXPECTED_ROLES: dict[str, set[str]] = {
     "billing:prices": set(),  # platform admins only
     "observability:alerts": {ADMIN, FINANCE, COMPLIANCE},
     "response_cache:cache": {ADMIN},
+    "mcp:overview": {ADMIN},
 }
 SIGN_IN_PAGES = {"console:login", "console:logout", "console:oidc_start", "console:oidc_callback"}
 
@@ -605,6 +606,7 @@ def body_overrides(victim: FullTenant) -> dict[str, Any]:
         "version": 1,
         "amount_usd": "1",
         "base_url": "https://walk.example/v1",
+        "url": "https://walk.example/mcp",
         "credential": "sk-walk",  # a provider moved to another host needs its credential again
         "slug": "walk-made",
         "name": "walk-made",

@@ -173,6 +173,7 @@ class FullTenant:
     export: Any
     alert: Any
     words: str
+    mcp_server: Any = None
 
     def path_values(self) -> dict[str, Any]:
         """Every path parameter of the console and the management API, pointing at our objects."""
@@ -195,6 +196,7 @@ class FullTenant:
             "request_id": self.record.request_id,
             "export_id": self.export.pk,
             "fmt": "csv",
+            "server": self.mcp_server.name if self.mcp_server else "crm",
         }
 
     def secrets(self) -> list[str]:
@@ -327,6 +329,12 @@ def build_full_tenant(*, slug: str, words: str, password: str | None = None) -> 
         opened_at=now,
         last_seen_at=now,
     )
+    from mcp_gateway import services as mcp
+
+    mcp_server = mcp.mcp_server_upsert(
+        tenant=tenant, name="crm", url=f"http://127.0.0.1:9/{slug}/mcp", credential=f"{slug}-mcp"
+    )
+    mcp.mcp_grant_set(server=mcp_server, team=team, tools=[f"{words} tool"], calls_per_minute=5)
     return FullTenant(
         tenant=tenant,
         team=team,
@@ -343,4 +351,5 @@ def build_full_tenant(*, slug: str, words: str, password: str | None = None) -> 
         export=export,
         alert=alert,
         words=words,
+        mcp_server=mcp_server,
     )

@@ -1,0 +1,1 @@
+"""The MCP gateway: agents reach their tools through the same governance as models (docs/mcp.md)."""

@@ -1,0 +1,252 @@
+"""One `tools/call` through the gateway, in order:
+
+1. resolve `<server>__<tool>` among what the caller's team and key are granted (anything else is
+   an unknown tool, so a hidden tool's existence is not disclosed); argument constraints;
+2. the per-tool rate limit (calls in any 60 s, per key, in the quota store: Redis);
+3. guardrails on the arguments;
+4. the audit record, committed as `in_progress` before any byte goes upstream;
+5. the upstream call with the gateway's credential for the server;
+6. guardrails on the result (size, PII, injection: block, or flag);
+7. the record completed; only then does the agent get the result.
+
+Every call, refused or not, has its record in the tenant's audit chain.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import mcp_types as types
+from django.utils import timezone
+from mcp.shared.exceptions import MCPError
+
+from audit.entries import AuditEntry
+from audit.models import AuditStatus
+from audit.writer import AuditWriteError
+from mcp_gateway import metrics
+from mcp_gateway.guard import guard_arguments, guard_result
+from mcp_gateway.models import TOOL_SEPARATOR
+from mcp_gateway.table import Access
+from mcp_gateway.upstream import UpstreamFailure
+from tenants.auth import KeyIdentity
+from tenants.quotas.core.checks import WindowCheck
+
+if TYPE_CHECKING:
+    from mcp_gateway.endpoint import McpGateway
+
+logger = logging.getLogger(__name__)
+ENDPOINT = "/mcp tools/call"
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    identity: KeyIdentity
+    parent_request: str = ""  # x-gateway-parent-request: the model request that asked for it
+    end_user: str = ""  # x-gateway-end-user: on whose behalf
+    agent: str = ""  # the client's User-Agent
+
+
+@dataclass
+class _Call:
+    caller: Caller
+    name: str
+    arguments: JSON
+    started: float = field(default_factory=time.monotonic)
+    entry: AuditEntry = field(init=False)
+
+    def __post_init__(self) -> None:
+        identity = self.caller.identity
+        context: JSON = {"mcp.method.name": "tools/call", "gen_ai.tool.name": self.name}
+        if self.caller.parent_request:
+            context["parent_request"] = self.caller.parent_request
+        if self.caller.agent:
+            context["agent"] = self.caller.agent
+        self.entry = AuditEntry(
+            request_id=f"mcp-{uuid.uuid4().hex}",
+            tenant_id=identity.tenant_id,
+            team_id=identity.team_id,
+            api_key_id=identity.key_id,
+            endpoint=ENDPOINT,
+            started_at=timezone.now(),
+            status=AuditStatus.IN_PROGRESS,
+            end_user=self.caller.end_user,
+            client_context=context,
+            model_requested=self.name[:200],
+            request_body={"method": "tools/call", "name": self.name, "arguments": self.arguments},
+            tool_calls=[{"name": self.name, "arguments": self.arguments}],
+        )
+
+    def finish(self, status: str, *, error_type: str = "", message: str = "") -> None:
+        self.entry.status = status
+        self.entry.error_type = error_type
+        self.entry.error_message = message
+        self.entry.latency_ms = round((time.monotonic() - self.started) * 1000, 3)
+        self.entry.completed_at = timezone.now()
+
+
+def _resolve(accesses: list[Access], name: str) -> tuple[Access, str] | None:
+    server, separator, tool = name.partition(TOOL_SEPARATOR)
+    if not separator or not tool:
+        return None
+    for access in accesses:
+        if access.upstream.name == server and access.grant.allows(tool):
+            return access, tool
+    return None
+
+
+def _tool_error(text: str) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
+
+
+async def call_tool(
+    gateway: McpGateway, caller: Caller, params: types.CallToolRequestParams
+) -> types.CallToolResult:
+    call = _Call(caller, params.name, dict(params.arguments or {}))
+    outcome = "error"
+    try:
+        result = await _governed(gateway, call)
+        outcome = (
+            "refused"
+            if call.entry.status == AuditStatus.REJECTED
+            else ("error" if result.is_error else "ok")
+        )
+        return result
+    except MCPError:
+        outcome = "refused"
+        raise
+    finally:
+        # A name nobody granted is the caller's free text: not a label of its own.
+        tool = call.name if call.entry.provider_name else "(not granted)"
+        metrics.observe(tool, outcome, time.monotonic() - call.started)
+
+
+async def _record(gateway: McpGateway, call: _Call) -> None:
+    """Insert the call's record: complete for a refusal, `in_progress` before an upstream call."""
+    try:
+        await gateway.runtime.audit.insert(call.entry)
+    except AuditWriteError:
+        raise MCPError(types.INTERNAL_ERROR, "the audit record could not be committed") from None
+
+
+async def _complete(gateway: McpGateway, call: _Call) -> None:
+    try:
+        await gateway.runtime.audit.complete(call.entry)
+    except AuditWriteError:
+        raise MCPError(types.INTERNAL_ERROR, "the audit record could not be committed") from None
+
+
+async def _governed(gateway: McpGateway, call: _Call) -> types.CallToolResult:
+    identity = call.caller.identity
+    found = _resolve(await gateway.accesses(call.caller), call.name)
+    if found is None:
+        call.finish(AuditStatus.REJECTED, error_type="unknown_tool", message="not granted")
+        await _record(gateway, call)
+        # The same answer as for a tool that does not exist.
+        raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {call.name}")
+    access, tool = found
+    call.entry.provider_name = access.upstream.name
+    call.entry.upstream_model = tool
+    refusal = access.grant.refusal(tool, call.arguments)
+    if refusal is not None:
+        call.finish(AuditStatus.REJECTED, error_type="argument_not_allowed", message=refusal)
+        await _record(gateway, call)
+        return _tool_error(f"Refused by the gateway: {refusal}.")
+    limited = await _rate_limit(gateway, call, access, tool)
+    if limited is not None:
+        return limited
+    arguments = await guard_arguments(identity, access.upstream, call.arguments)
+    call.entry.guardrail_findings += arguments.findings
+    call.entry.request_body = {
+        "method": "tools/call",
+        "name": call.name,
+        "arguments": arguments.value,
+    }
+    call.entry.tool_calls = [{"name": call.name, "arguments": arguments.value}]
+    if arguments.refusal:
+        call.finish(AuditStatus.REJECTED, error_type=arguments.code, message=arguments.refusal)
+        await _record(gateway, call)
+        return _tool_error(arguments.refusal)
+    # Nothing goes upstream before a committed record says the call is being made.
+    await _record(gateway, call)
+    try:
+        result = await gateway.upstream.request(
+            access.upstream, "tools/call", {"name": tool, "arguments": arguments.value}
+        )
+    except (UpstreamFailure, TimeoutError) as failure:
+        kind = failure.kind if isinstance(failure, UpstreamFailure) else "timeout"
+        message = str(failure) or f"{access.upstream.name} did not answer in time"
+        call.entry.http_status = failure.code if isinstance(failure, UpstreamFailure) else None
+        call.finish(AuditStatus.UPSTREAM_ERROR, error_type=kind, message=message)
+        await _complete(gateway, call)
+        if kind == "too_large":
+            return _tool_error(f"Refused by the gateway: {message}.")
+        return _tool_error(f"The tool could not be reached through the gateway: {message}.")
+    return await _answer(gateway, call, access, result)
+
+
+async def _answer(
+    gateway: McpGateway, call: _Call, access: Access, result: JSON
+) -> types.CallToolResult:
+    guarded = await guard_result(call.caller.identity, access.upstream, result)
+    call.entry.guardrail_findings += guarded.findings
+    if guarded.refusal:
+        call.entry.response_body = None  # what was withheld is not kept either
+        call.finish(AuditStatus.REJECTED, error_type=guarded.code, message=guarded.refusal)
+        await _complete(gateway, call)
+        return _tool_error(guarded.refusal)
+    value = dict(guarded.value)
+    value.pop("_meta", None)  # the upstream's own metadata stays with the gateway
+    try:
+        answer = types.CallToolResult.model_validate(value)
+    except ValueError as exc:
+        call.finish(AuditStatus.UPSTREAM_ERROR, error_type="protocol", message=str(exc)[:500])
+        await _complete(gateway, call)
+        return _tool_error("The tool's answer is not a valid MCP result.")
+    if guarded.flagged:
+        answer.content = [types.TextContent(type="text", text=guarded.flagged), *answer.content]
+    call.entry.response_body = answer.model_dump(mode="json", by_alias=True, exclude_none=True)
+    call.finish(AuditStatus.SUCCESS)
+    call.entry.http_status = 200
+    if answer.is_error:
+        call.entry.error_type = "tool_error"
+    await _complete(gateway, call)
+    return answer
+
+
+async def _rate_limit(
+    gateway: McpGateway, call: _Call, access: Access, tool: str
+) -> types.CallToolResult | None:
+    limit = access.grant.calls_per_minute
+    if limit is None:
+        return None
+    identity = call.caller.identity
+    check = WindowCheck(
+        key=f"mcp:calls:{identity.key_id}:{access.upstream.id}:{tool}",
+        limit=limit,
+        amount=1,
+        label=f"{call.name} per key",
+    )
+    try:
+        verdict = await gateway.runtime.quotas.store.admit([check], call.entry.request_id, 60)
+    except Exception as error:  # the store is down or busy: a limit never fails open
+        logger.warning("MCP rate limit unchecked, call refused: %s", error)
+        message = "the rate limit could not be checked; try again shortly"
+        call.finish(AuditStatus.REJECTED, error_type="limit_unavailable", message=message)
+        await _record(gateway, call)
+        return _tool_error(f"Refused by the gateway: {message}.")
+    call.entry.quota = {"checks": [{"meter": "mcp_calls", "scope": check.label, "limit": limit}]}
+    if verdict.allowed:
+        return None
+    retry = verdict.retry_after_s
+    message = f"rate limit of {limit} calls per minute for {call.name} reached" + (
+        f"; retry in {retry} s" if retry is not None else ""
+    )
+    call.finish(AuditStatus.REJECTED, error_type="rate_limited", message=message)
+    call.entry.http_status = 429
+    await _record(gateway, call)
+    return _tool_error(f"Refused by the gateway: {message}.")

@@ -1,0 +1,236 @@
+"""The per-tenant MCP endpoint at `/mcp`: Streamable HTTP, stateless, served by the `mcp` SDK.
+
+The caller authenticates with its virtual key (`Authorization: Bearer <key>`), exactly as on
+`/v1`. `tools/list` aggregates the upstream servers of the key's tenant and shows only the tools
+its team and key are granted, named `<server>__<tool>`. `tools/call` (mcp_gateway/calls.py)
+forwards to the upstream with the gateway's credential for it, never the caller's.
+
+Both the stateless 2026-07-28 revision (one self-contained POST) and the handshake revisions
+before it are answered by the SDK's session manager; no session outlives its request, so any
+worker can answer any request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+import mcp_types as types
+import orjson
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel import Server
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.exceptions import MCPError
+
+from mcp_gateway.calls import Caller, call_tool
+from mcp_gateway.models import TOOL_SEPARATOR
+from mcp_gateway.table import Access, McpTable, Upstream, mcp_table_cache
+from mcp_gateway.upstream import UpstreamClient, UpstreamFailure
+from routing.errors import GatewayError
+from routing.runtime import GatewayRuntime, get_runtime
+from tenants.auth import bearer_token
+
+logger = logging.getLogger(__name__)
+
+PATH = "/mcp"
+# An upstream's tool list is asked again after this long (agents list tools often).
+TOOLS_TTL_S = 30.0
+_STATE = "gateway_mcp_caller"
+
+
+@dataclass
+class _Listed:
+    at: float
+    tools: list[dict[str, Any]]
+
+
+class McpGateway:
+    """One per event loop: the SDK server, its session manager, the upstream client, caches."""
+
+    def __init__(self, runtime: GatewayRuntime) -> None:
+        self.runtime = runtime
+        self.table = mcp_table_cache()
+        self.upstream = UpstreamClient(runtime.http)
+        self._listed: dict[int, _Listed] = {}
+        self.server: Server[Any] = Server(
+            "ai-gateway",
+            instructions="Tools of this tenant's MCP servers, governed by the gateway.",
+            on_list_tools=self._list_tools,
+            on_call_tool=self._call_tool,
+        )
+        self.server.middleware = []  # no per-message tracing spans: metrics are the gateway's
+        self.manager = StreamableHTTPSessionManager(
+            app=self.server,
+            stateless=True,
+            json_response=True,
+            # Callers authenticate by key, never by cookie: no browser can ride on a session.
+            security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+        )
+        self._running: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def started(self) -> None:
+        if self._running is None:
+            # Not the runtime's background work: that is awaited at shutdown, and this runs
+            # until `aclose` (the ASGI lifespan's shutdown) cancels it.
+            self._running = asyncio.get_running_loop().create_task(self._run())
+        await self._ready.wait()
+
+    async def aclose(self) -> None:
+        if self._running is not None:
+            self._running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._running
+
+    async def _run(self) -> None:
+        async with self.manager.run():
+            self._ready.set()
+            await asyncio.Event().wait()  # until the worker's loop ends
+
+    async def accesses(self, caller: Caller) -> list[Access]:
+        table: McpTable = await self.table.get()
+        return table.access(caller.identity)
+
+    async def tools_of(self, upstream: Upstream) -> list[dict[str, Any]]:
+        listed = self._listed.get(upstream.id)
+        if listed is not None and time.monotonic() - listed.at < TOOLS_TTL_S:
+            return listed.tools
+        tools: list[dict[str, Any]] = []
+        cursor: str | None = None
+        for _ in range(20):  # pages; a server with more is cut off here
+            params: dict[str, Any] = {"cursor": cursor} if cursor else {}
+            result = await self.upstream.request(upstream, "tools/list", params)
+            tools += [t for t in result.get("tools") or () if isinstance(t, dict)]
+            cursor = result.get("nextCursor")
+            if not cursor:
+                break
+        self._listed[upstream.id] = _Listed(time.monotonic(), tools)
+        return tools
+
+    async def _list_tools(
+        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        caller = _caller(ctx)
+        accesses = await self.accesses(caller)
+        # Every server at once: the slowest one, not their sum, bounds the answer.
+        listed = await asyncio.gather(
+            *(self.tools_of(access.upstream) for access in accesses), return_exceptions=True
+        )
+        shown: list[types.Tool] = []
+        for access, tools in zip(accesses, listed, strict=True):
+            if isinstance(tools, BaseException):
+                if not isinstance(tools, UpstreamFailure | TimeoutError):
+                    raise tools
+                # One unreachable server does not hide the others' tools.
+                logger.warning("MCP server %s: tools/list failed: %s", access.upstream.name, tools)
+                continue
+            for tool in tools:
+                name = tool.get("name")
+                if isinstance(name, str) and access.grant.allows(name):
+                    namespaced = {**tool, "name": f"{access.upstream.name}{TOOL_SEPARATOR}{name}"}
+                    try:
+                        shown.append(types.Tool.model_validate(namespaced))
+                    except ValueError:
+                        logger.warning(
+                            "MCP server %s: tool %r is malformed", access.upstream.name, name
+                        )
+        return types.ListToolsResult(tools=shown)
+
+    async def _call_tool(
+        self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        return await call_tool(self, _caller(ctx), params)
+
+
+def _caller(ctx: ServerRequestContext[Any]) -> Caller:
+    request = ctx.request
+    caller = request.scope.get("state", {}).get(_STATE) if request is not None else None
+    if not isinstance(caller, Caller):
+        raise MCPError(types.INVALID_REQUEST, "not authenticated")
+    return caller
+
+
+_gateways: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, McpGateway] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def close_gateway() -> None:
+    gateway = _gateways.pop(asyncio.get_running_loop(), None)
+    if gateway is not None:
+        await gateway.aclose()
+
+
+def get_gateway() -> McpGateway:
+    loop = asyncio.get_running_loop()
+    gateway = _gateways.get(loop)
+    if gateway is None:
+        gateway = _gateways[loop] = McpGateway(get_runtime())
+    return gateway
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str:
+    for key, value in scope.get("headers") or ():
+        if key == name:
+            return bytes(value).decode("latin-1").strip()
+    return ""
+
+
+class _Headers:
+    """The request's headers, as `bearer_token` reads them."""
+
+    def __init__(self, scope: dict[str, Any]) -> None:
+        self.scope = scope
+
+    def get(self, name: str, default: str = "") -> str:
+        return _header(self.scope, name.lower().encode()) or default
+
+
+class _RequestView:
+    def __init__(self, scope: dict[str, Any]) -> None:
+        self.headers = _Headers(scope)
+
+
+async def _refuse(send: Any, status: int, code: str, message: str) -> None:
+    body = orjson.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": None,
+            "error": {"code": types.INVALID_REQUEST, "message": message, "data": {"code": code}},
+        }
+    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if status == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="ai-gateway"'))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def mcp_application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """ASGI app for `/mcp`: authenticate the key, then let the SDK serve the message."""
+    if scope["path"].rstrip("/") != PATH:
+        await _refuse(
+            send, 404, "unknown_endpoint", f"No MCP endpoint at {scope['path']}: use {PATH}."
+        )
+        return
+    gateway = get_gateway()
+    try:
+        identity = await gateway.runtime.keys.identify(bearer_token(_RequestView(scope)))  # type: ignore[arg-type]
+    except GatewayError as error:
+        await _refuse(send, error.status, error.code or "unauthorized", error.message)
+        return
+    caller = Caller(
+        identity=identity,
+        parent_request=_header(scope, b"x-gateway-parent-request")[:40],
+        end_user=_header(scope, b"x-gateway-end-user")[:200],
+        agent=_header(scope, b"user-agent")[:200],
+    )
+    scope = {**scope, "state": {**(scope.get("state") or {}), _STATE: caller}}
+    await gateway.started()
+    await gateway.manager.handle_request(scope, receive, send)

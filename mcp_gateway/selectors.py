@@ -1,0 +1,28 @@
+"""Reads of MCP servers, grants and tool calls: always scoped by tenant."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from audit.models import AuditRecord
+from mcp_gateway.calls import ENDPOINT
+from mcp_gateway.models import McpServer, McpToolGrant
+
+
+def mcp_servers_of(*, tenant_id: int) -> QuerySet[McpServer]:
+    return McpServer.objects.filter(tenant_id=tenant_id).order_by("name")
+
+
+def mcp_grants_of(*, tenant_id: int) -> QuerySet[McpToolGrant]:
+    return (
+        McpToolGrant.objects.filter(tenant_id=tenant_id)
+        .select_related("server", "team", "api_key")
+        .order_by("server__name", "team__slug", "api_key__name")
+    )
+
+
+def mcp_tool_calls(*, tenant_id: int, limit: int = 50) -> QuerySet[AuditRecord]:
+    """The tenant's latest tool calls, newest first."""
+    return AuditRecord.objects.filter(tenant_id=tenant_id, endpoint=ENDPOINT).order_by("-id")[
+        :limit
+    ]

@@ -1,0 +1,9 @@
+"""Console pages of the MCP gateway, under /console/t/<tenant_slug>/mcp/."""
+
+from django.urls import path
+
+from mcp_gateway import views
+
+app_name = "mcp"
+
+urlpatterns = [path("", views.overview, name="overview")]

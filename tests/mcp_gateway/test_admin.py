@@ -1,0 +1,121 @@
+"""MCP servers and grants in the management API and the console: scoped by tenant and role."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from mcp_gateway import services as mcp
+from mcp_gateway.models import McpServer, McpToolGrant
+from tenants.models import Role
+from tests.console.conftest import Acme, make_acme
+from tests.management.conftest import Api, Side
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_tenant_key_creates_a_server_and_grants_a_team_its_tools(
+    as_ours: Api, ours: Side
+) -> None:
+    body = {"name": "crm", "url": "https://mcp.hooli.example/mcp", "credential": "hooli-mcp-token"}
+    created = as_ours.post("/tenants/hooli/mcp/servers", body)
+    assert created.status_code == 201, created.content
+    shown = created.json()
+    assert shown["credential_set"] is True and "hooli-mcp-token" not in created.content.decode()
+    granted = as_ours.put(
+        f"/tenants/hooli/mcp/servers/crm/teams/{ours.team.slug}",
+        {"tools": ["lookup_customer"], "calls_per_minute": 10},
+    )
+    assert granted.status_code == 200, granted.content
+    narrowed = as_ours.put(f"/tenants/hooli/mcp/servers/crm/keys/{ours.key.pk}", {"tools": ["x"]})
+    assert narrowed.status_code == 200
+    listed = as_ours.get("/tenants/hooli/mcp/servers").json()
+    crm = next(s for s in listed if s["name"] == "crm")
+    assert [(g["team"], g["tools"]) for g in crm["grants"]] == [
+        (ours.team.slug, ["lookup_customer"]),
+        (None, ["x"]),
+    ]
+    # Create never overwrites; update never creates.
+    assert as_ours.post("/tenants/hooli/mcp/servers", body).status_code == 409
+    assert (
+        as_ours.patch("/tenants/hooli/mcp/servers/nope", {"timeout_seconds": 5}).status_code == 404
+    )
+    # Moving it elsewhere needs the credential again: the stored one is not sent to a new host.
+    moved = as_ours.patch("/tenants/hooli/mcp/servers/crm", {"url": "https://evil.example/mcp"})
+    assert moved.status_code == 422 and moved.json()["error"]["code"] == "credential_required"
+    changed = as_ours.patch("/tenants/hooli/mcp/servers/crm", {"result_injection": "flag"})
+    assert changed.status_code == 200 and changed.json()["result_injection"] == "flag"
+    assert (
+        McpServer.objects.get(tenant=ours.tenant, name="crm").get_credential() == "hooli-mcp-token"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("http://169.254.169.254/mcp", "egress_refused"),
+        ("file:///bin/sh", "egress_refused"),
+    ],
+)
+def test_the_api_refuses_an_upstream_the_egress_policy_refuses(
+    as_ours: Api, ours: Side, url: str, code: str
+) -> None:
+    response = as_ours.post("/tenants/hooli/mcp/servers", {"name": "inside", "url": url})
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == code
+    assert not McpServer.objects.filter(tenant=ours.tenant, name="inside").exists()
+
+
+def test_a_command_is_not_a_field_of_a_server(as_ours: Api, ours: Side) -> None:
+    body = {"name": "shell", "url": "https://mcp.example/mcp", "command": "/bin/sh"}
+    response = as_ours.post("/tenants/hooli/mcp/servers", body)
+    assert response.status_code == 422
+    assert not McpServer.objects.filter(tenant=ours.tenant, name="shell").exists()
+
+
+def test_another_tenants_key_sees_and_changes_nothing(as_ours: Api, theirs: Side) -> None:
+    server = mcp.mcp_server_upsert(
+        tenant=theirs.tenant, name="crm", url="https://mcp.piedpiper.example/mcp", credential="t"
+    )
+    listed = as_ours.get("/tenants/hooli/mcp/servers").json()
+    assert [s["name"] for s in listed] == ["hooli-crm"]  # its own, never theirs
+    mcp.mcp_grant_set(server=server, team=theirs.team, tools=["*"])
+    assert as_ours.get("/tenants/piedpiper/mcp/servers").status_code == 404
+    assert as_ours.get("/tenants/piedpiper/mcp/servers/crm").status_code == 404
+    patch = as_ours.patch("/tenants/piedpiper/mcp/servers/crm", {"url": "https://evil.example/mcp"})
+    assert patch.status_code == 404
+    grant = as_ours.put(
+        f"/tenants/hooli/mcp/servers/crm/teams/{theirs.team.slug}", {"tools": ["*"]}
+    )
+    assert grant.status_code == 404
+    assert McpServer.objects.get(pk=server.pk).url == "https://mcp.piedpiper.example/mcp"
+    assert McpToolGrant.objects.filter(server=server).count() == 1
+
+
+@pytest.fixture
+def acme(db: None, settings: Any) -> Acme:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    return make_acme()
+
+
+def _signed_in(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_the_console_shows_a_tenant_admin_servers_grants_and_tool_calls(acme: Acme) -> None:
+    server = mcp.mcp_server_upsert(
+        tenant=acme.tenant, name="crm", url="https://mcp.acme.example/mcp", credential="secret-1"
+    )
+    mcp.mcp_grant_set(server=server, team=acme.team, tools=["lookup_customer"], calls_per_minute=7)
+    page = _signed_in(acme.users[Role.TENANT_ADMIN]).get("/console/t/acme-c/mcp/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "https://mcp.acme.example/mcp" in text and "held by the gateway" in text
+    assert "lookup_customer" in text and "team Quants" in text
+    assert "secret-1" not in text
+    assert _signed_in(acme.users[Role.DEVELOPER]).get("/console/t/acme-c/mcp/").status_code == 403
+    assert _signed_in(acme.users["outsider"]).get("/console/t/acme-c/mcp/").status_code == 404

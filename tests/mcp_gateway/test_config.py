@@ -1,0 +1,84 @@
+"""`mcp_servers:` and `mcp_tools:` in the YAML: applied through the services, credentials at rest
+encrypted, grants naming unknown servers refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gateway_site.declarative.services import ConfigError, config_apply, config_load
+from mcp_gateway.models import McpServer, McpToolGrant
+
+CONFIG = {
+    "tenants": [
+        {
+            "slug": "yaml-mcp",
+            "name": "Yaml",
+            "mcp_servers": [
+                {
+                    "name": "crm",
+                    "url": "https://mcp.crm.example/mcp",
+                    "credential": "crm-token-0123456789",
+                    "result_injection": "flag",
+                }
+            ],
+            "teams": [
+                {
+                    "slug": "advisors",
+                    "name": "Advisors",
+                    "mcp_tools": [
+                        {"server": "crm", "tools": ["lookup_customer"], "calls_per_minute": 10}
+                    ],
+                    "keys": [
+                        {
+                            "name": "agent",
+                            "value": "gw-yaml-mcp-agent-key-0123456789",
+                            "mcp_tools": [
+                                {
+                                    "server": "crm",
+                                    "tools": ["lookup_customer"],
+                                    "argument_constraints": {
+                                        "lookup_customer": {"fields": ["name"]}
+                                    },
+                                }
+                            ],
+                        }
+                    ],
+                }
+            ],
+        }
+    ]
+}
+
+
+def _file(tmp_path: Path, config: dict) -> Path:
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.django_db
+def test_servers_and_grants_are_applied_and_the_credential_is_encrypted(tmp_path: Path) -> None:
+    report = config_apply(config_load(_file(tmp_path, CONFIG)))
+    assert report.counts["mcp_servers"] == 1
+    server = McpServer.objects.get(tenant__slug="yaml-mcp", name="crm")
+    assert "crm-token" not in server.credential_encrypted
+    assert server.get_credential() == "crm-token-0123456789"
+    assert server.result_injection == "flag"
+    grants = McpToolGrant.objects.filter(server=server)
+    assert {(g.team_id is not None, tuple(g.tools), g.calls_per_minute) for g in grants} == {
+        (True, ("lookup_customer",), 10),
+        (False, ("lookup_customer",), None),
+    }
+    # Applying it again changes nothing.
+    config_apply(config_load(_file(tmp_path, CONFIG)))
+    assert McpToolGrant.objects.filter(server=server).count() == 2
+
+
+def test_a_grant_naming_an_unknown_server_is_refused(tmp_path: Path) -> None:
+    config = yaml.safe_load(yaml.safe_dump(CONFIG))
+    config["tenants"][0]["teams"][0]["mcp_tools"][0]["server"] = "elsewhere"
+    with pytest.raises(ConfigError, match="unknown server 'elsewhere'"):
+        config_load(_file(tmp_path, config))
