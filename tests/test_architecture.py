@@ -71,7 +71,9 @@ def _installed_apps() -> list[str]:
     return ours
 
 
-_PAGES = re.compile(r"\.(api|keys_api|api_schemas|views|\w+_views|forms|urls|apps|admin|benchmark)(\.|$)")
+_PAGES = re.compile(
+    r"\.(api|keys_api|api_schemas|views|\w+_views|forms|urls|apps|admin|benchmark)(\.|$)"
+)
 
 
 @cache

@@ -188,6 +188,7 @@ class TenantSpec(_Strict):
                     f"team {team_spec.slug!r}: mcp_tools names unknown server {unknown!r}"
                 )
         return self
+
     # Days its stored Responses API responses are kept (absent: GATEWAY_RESPONSES_RETENTION_DAYS).
     responses_retention_days: int | None = Field(default=None, ge=1, le=36500)
 
