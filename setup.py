@@ -4,7 +4,7 @@ tests/test_packaging.py builds the wheel and checks this list against the tree."
 
 from setuptools import find_packages, setup
 
-ROOMS = ["gateway_site", "tenants", "routing", "audit", "billing", "mock_provider", "mcp_gateway"]
+ROOMS = ["gateway_site", "tenants", "routing", "audit", "billing", "mock_provider"]
 PACKAGES = [
     *find_packages(include=[f"{room}*" for room in ROOMS], exclude=["*.tests", "*.tests.*"]),
     "gateway_site.templates",

@@ -13,7 +13,7 @@ django_application = get_asgi_application()  # sets Django up; must come before 
 
 from gateway_site.body_guard import RequestBodyGuard  # noqa: E402
 from gateway_site.request_lifecycle import ProxyASGIHandler  # noqa: E402
-from mcp_gateway.endpoint import close_gateway, mcp_application  # noqa: E402
+from routing.mcp_gateway.endpoint import close_gateway, mcp_application  # noqa: E402
 from tenants.quotas import tokens  # noqa: E402
 
 proxy_application = ProxyASGIHandler()

@@ -56,7 +56,7 @@ INSTALLED_APPS = [
     "audit.observability",
     "billing",
     "routing.cache",
-    "mcp_gateway",  # agents' tools (docs/mcp.md); a room of its own until placed
+    "routing.mcp_gateway",  # agents' tools go through routes of their own (docs/mcp.md)
     "gateway_site.declarative",
     "gateway_site.console",
     "gateway_site.api",

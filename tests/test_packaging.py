@@ -13,8 +13,7 @@ import pytest
 from django.conf import settings
 
 ROOT = Path(__file__).resolve().parent.parent
-# mcp_gateway: a top-level app until it is placed in a room (docs/adr/0012-mcp-gateway.md).
-ROOMS = ("gateway_site", "tenants", "routing", "audit", "billing", "mock_provider", "mcp_gateway")
+ROOMS = ("gateway_site", "tenants", "routing", "audit", "billing", "mock_provider")
 SHIPPED_SUFFIXES = {".py", ".html", ".css", ".js", ".yaml", ".tiktoken"}
 
 

@@ -16,9 +16,9 @@ from audit.activity.api import router as activity_router
 from gateway_site.api.auth import AdminKeyAuth
 from gateway_site.api.errors import ApiError, install_error_handlers, refused_in_url
 from gateway_site.api_docs import api_docs_view
-from mcp_gateway.api import router as mcp_router
 from routing.api import router as routing_router
 from routing.evaluations.api import router as evaluations_router
+from routing.mcp_gateway.api import router as mcp_router
 from routing.prompts.api import router as prompts_router
 from tenants.api import router as tenancy_router
 from tenants.keys_api import router as keys_router

@@ -10,10 +10,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mcp_gateway.config import McpServerSpec, McpToolsSpec
 from routing.core.model_names import alias_problem
 from routing.evaluations.models import CATEGORY_NAME
 from routing.guardrails.core.policy import PolicySpec
+from routing.mcp_gateway.config import McpServerSpec, McpToolsSpec
 from routing.prompts.declared import PromptSpec
 from tenants.models import Role
 from tenants.quotas.declared import (

@@ -24,12 +24,12 @@ from gateway_site.declarative.schema import (
     TenantSpec,
     resolve_secret,
 )
-from mcp_gateway import services as mcp_services
-from mcp_gateway.config import McpToolsSpec
-from mcp_gateway.models import McpServer
 from routing import services as routing_services
 from routing.evaluations import services as evaluation_services
 from routing.guardrails import services as guardrail_services
+from routing.mcp_gateway import services as mcp_services
+from routing.mcp_gateway.config import McpToolsSpec
+from routing.mcp_gateway.models import McpServer
 from routing.models import Route
 from routing.prompts.declared import prompts_apply
 from routing.prompts.services import PromptError

@@ -28,11 +28,11 @@ from mcp.shared.exceptions import MCPError
 from audit.models import AuditRecord, AuditStatus
 from audit.selectors import AuditFilters, audit_records_search
 from audit.verify import audit_chain_verify
-from mcp_gateway import services as mcp
 from mock_provider.mcp_server import CUSTOMER_EMAIL, CUSTOMER_PHONE
 from mock_provider.testing import McpMockServer, run_mcp_mock_server
 from routing.guardrails import services as guardrails
 from routing.guardrails.core.policy import PolicySpec
+from routing.mcp_gateway import services as mcp
 from tenants import services as tenants
 from tests.support import live
 from tests.support.live import LiveGateway, start_gateway

@@ -63,7 +63,7 @@ def build_side(slug: str, title: str) -> Side:
         tenant=tenant, scope="team", team=team, requests_per_minute=60
     )
     budget = quota_services.budget_set(tenant=tenant, scope="tenant", amount_usd=Decimal("250"))
-    from mcp_gateway import services as mcp
+    from routing.mcp_gateway import services as mcp
 
     mcp_server = mcp.mcp_server_upsert(
         tenant=tenant, name=f"{slug}-crm", url=f"https://mcp.{slug}.example/mcp", credential=slug

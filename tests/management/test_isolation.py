@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from audit.activity.models import ActivityEvent
 from gateway_site.api.models import AdminKey
 from gateway_site.api.routers import management_api
-from mcp_gateway.models import McpServer, McpToolGrant
+from routing.mcp_gateway.models import McpServer, McpToolGrant
 from tenants.quotas.models import Budget, QuotaPolicy, RateLimit
 from tests.management.conftest import Api, Side
 

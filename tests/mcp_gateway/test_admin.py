@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from mcp_gateway import services as mcp
-from mcp_gateway.models import McpServer, McpToolGrant
+from routing.mcp_gateway import services as mcp
+from routing.mcp_gateway.models import McpServer, McpToolGrant
 from tenants.models import Role
 from tests.console.conftest import Acme, make_acme
 from tests.management.conftest import Api, Side

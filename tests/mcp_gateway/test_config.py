@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from gateway_site.declarative.services import ConfigError, config_apply, config_load
-from mcp_gateway.models import McpServer, McpToolGrant
+from routing.mcp_gateway.models import McpServer, McpToolGrant
 
 CONFIG = {
     "tenants": [

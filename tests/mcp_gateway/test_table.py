@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mcp_gateway.table import Grant, McpTable, Upstream
+from routing.mcp_gateway.table import Grant, McpTable, Upstream
 from tenants.auth import KeyIdentity
 
 

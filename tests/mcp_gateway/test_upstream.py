@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from mcp_gateway.table import Upstream
-from mcp_gateway.upstream import UpstreamClient, UpstreamFailure
 from mock_provider.testing import run_mcp_mock_server
+from routing.mcp_gateway.table import Upstream
+from routing.mcp_gateway.upstream import UpstreamClient, UpstreamFailure
 
 TOKEN = "upstream-token"
 

@@ -21,10 +21,10 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from gateway_site.declarative.services import ConfigError, config_apply, config_load
-from mcp_gateway import services as mcp
-from mcp_gateway.models import McpServer
 from mock_provider.testing import McpMockServer, run_mcp_mock_server
 from routing.core.egress import EgressPolicy
+from routing.mcp_gateway import services as mcp
+from routing.mcp_gateway.models import McpServer
 from tenants import services as tenants
 from tests.support.live import LiveGateway, start_gateway
 

@@ -329,7 +329,7 @@ def build_full_tenant(*, slug: str, words: str, password: str | None = None) -> 
         opened_at=now,
         last_seen_at=now,
     )
-    from mcp_gateway import services as mcp
+    from routing.mcp_gateway import services as mcp
 
     mcp_server = mcp.mcp_server_upsert(
         tenant=tenant, name="crm", url=f"http://127.0.0.1:9/{slug}/mcp", credential=f"{slug}-mcp"

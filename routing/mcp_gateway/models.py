@@ -6,6 +6,8 @@ from gateway_site.crypto import decrypt_secret, encrypt_secret
 
 # "server__tool" is how agents see a tool: a server name never holds the separator.
 TOOL_SEPARATOR = "__"
+# The audit records of tool calls name this endpoint (the console lists them by it).
+ENDPOINT = "/mcp tools/call"
 SERVER_NAME = r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$"
 
 

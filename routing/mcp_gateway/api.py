@@ -23,8 +23,8 @@ from gateway_site.api.common import (
 )
 from gateway_site.api.errors import ApiError, conflict
 from gateway_site.bounds import StorableInput
-from mcp_gateway import selectors, services
-from mcp_gateway.models import McpServer, McpToolGrant
+from routing.mcp_gateway import selectors, services
+from routing.mcp_gateway.models import McpServer, McpToolGrant
 from tenants.models import Tenant
 
 router = Router(tags=["mcp"])

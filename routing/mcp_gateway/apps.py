@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class McpGatewayConfig(AppConfig):
-    name = "mcp_gateway"
+    name = "routing.mcp_gateway"
     label = "mcp_gateway"
     verbose_name = "MCP gateway"
 

@@ -9,9 +9,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from audit.activity.services import SYSTEM, Actor, activity_record
-from mcp_gateway.models import SERVER_NAME, McpServer, McpToolGrant, ResultInjection
 from routing.core.egress import EgressRefused, url_origin
 from routing.egress import egress_url_check
+from routing.mcp_gateway.models import SERVER_NAME, McpServer, McpToolGrant, ResultInjection
 from tenants.models import ApiKey, Team, Tenant
 
 

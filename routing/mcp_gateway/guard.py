@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcp_gateway.table import Upstream
 from routing.guardrails.core.checks import JSON, RequestCheck, check_request
 from routing.guardrails.core.policy import InjectionSettings, Policy, combine
 from routing.guardrails.engines import engines_ready
 from routing.guardrails.proxy import OFFLOAD_CHARS
 from routing.guardrails.table import policy_for
+from routing.mcp_gateway.table import Upstream
 from tenants.auth import KeyIdentity
 
 Path = tuple[str | int, ...]

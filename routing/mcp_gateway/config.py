@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mcp_gateway.models import SERVER_NAME
+from routing.mcp_gateway.models import SERVER_NAME
 
 
 class _Strict(BaseModel):

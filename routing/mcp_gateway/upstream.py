@@ -22,8 +22,8 @@ import httpx
 import orjson
 from mcp_types.version import LATEST_HANDSHAKE_VERSION
 
-from mcp_gateway.table import Upstream
 from routing.core.egress_transport import egress_refusal
+from routing.mcp_gateway.table import Upstream
 
 _ACCEPT = "application/json, text/event-stream"
 _SESSION = "mcp-session-id"

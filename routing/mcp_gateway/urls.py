@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from mcp_gateway import views
+from routing.mcp_gateway import views
 
 app_name = "mcp"
 

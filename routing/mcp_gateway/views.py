@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from gateway_site.console.access import console_context, console_view
-from mcp_gateway import selectors
+from routing.mcp_gateway import selectors
 from tenants.models import Role
 
 

@@ -27,19 +27,18 @@ from mcp.shared.exceptions import MCPError
 from audit.entries import AuditEntry
 from audit.models import AuditStatus
 from audit.writer import AuditWriteError
-from mcp_gateway import metrics
-from mcp_gateway.guard import guard_arguments, guard_result
-from mcp_gateway.models import TOOL_SEPARATOR
-from mcp_gateway.table import Access
-from mcp_gateway.upstream import UpstreamFailure
+from routing.mcp_gateway import metrics
+from routing.mcp_gateway.guard import guard_arguments, guard_result
+from routing.mcp_gateway.models import ENDPOINT, TOOL_SEPARATOR
+from routing.mcp_gateway.table import Access
+from routing.mcp_gateway.upstream import UpstreamFailure
 from tenants.auth import KeyIdentity
 from tenants.quotas.core.checks import WindowCheck
 
 if TYPE_CHECKING:
-    from mcp_gateway.endpoint import McpGateway
+    from routing.mcp_gateway.endpoint import McpGateway
 
 logger = logging.getLogger(__name__)
-ENDPOINT = "/mcp tools/call"
 JSON = dict[str, Any]
 
 

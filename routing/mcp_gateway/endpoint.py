@@ -2,7 +2,7 @@
 
 The caller authenticates with its virtual key (`Authorization: Bearer <key>`), exactly as on
 `/v1`. `tools/list` aggregates the upstream servers of the key's tenant and shows only the tools
-its team and key are granted, named `<server>__<tool>`. `tools/call` (mcp_gateway/calls.py)
+its team and key are granted, named `<server>__<tool>`. `tools/call` (routing/mcp_gateway/calls.py)
 forwards to the upstream with the gateway's credential for it, never the caller's.
 
 Both the stateless 2026-07-28 revision (one self-contained POST) and the handshake revisions
@@ -28,11 +28,11 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 
-from mcp_gateway.calls import Caller, call_tool
-from mcp_gateway.models import TOOL_SEPARATOR
-from mcp_gateway.table import Access, McpTable, Upstream, mcp_table_cache
-from mcp_gateway.upstream import UpstreamClient, UpstreamFailure
 from routing.errors import GatewayError
+from routing.mcp_gateway.calls import Caller, call_tool
+from routing.mcp_gateway.models import TOOL_SEPARATOR
+from routing.mcp_gateway.table import Access, McpTable, Upstream, mcp_table_cache
+from routing.mcp_gateway.upstream import UpstreamClient, UpstreamFailure
 from routing.runtime import GatewayRuntime, get_runtime
 from tenants.auth import bearer_token
 

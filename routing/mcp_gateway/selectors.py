@@ -5,8 +5,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 
 from audit.models import AuditRecord
-from mcp_gateway.calls import ENDPOINT
-from mcp_gateway.models import McpServer, McpToolGrant
+from routing.mcp_gateway.models import ENDPOINT, McpServer, McpToolGrant
 
 
 def mcp_servers_of(*, tenant_id: int) -> QuerySet[McpServer]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway_site.snapshot import Snapshot
-from mcp_gateway.models import McpServer, McpToolGrant
+from routing.mcp_gateway.models import McpServer, McpToolGrant
 from tenants.auth import KeyIdentity
 
 EVERY_TOOL = "*"
