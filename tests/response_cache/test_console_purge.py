@@ -54,7 +54,8 @@ def test_a_tenant_admin_purges_a_route_of_their_own_tenant_only():
 
     assert response.status_code == 302
     assert [bool(store.exists(key)) for key in keys] == [False, True, True, True]
-    assert list(SemanticEntry.objects.values_list("tenant__slug", flat=True)) == ["purge-theirs"]
+    left = SemanticEntry.objects.filter(tenant__in=[ours, theirs])  # drills may leave others
+    assert list(left.values_list("tenant__slug", flat=True)) == ["purge-theirs"]
     assert ActivityEvent.objects.filter(action="cache.purge", tenant_id=ours.pk).exists()
     page = client.get("/console/t/purge-ours/cache/")
     assert "Purged 1 cached answer(s) and 1 semantic" in page.content.decode()

@@ -56,6 +56,16 @@ def routes(world: Any, gateway: Any, django_db_blocker: Any) -> None:
         prompts.prompt_label_move(actor=OPS, prompt=prompt, label="production", version=1)
     wait_for_config(gateway, world.key, SEMANTIC)
     wait_for_config(gateway, world.other_tenant_key, SEMANTIC)
+    # The gateway's prompt table reloads on its own schedule: wait until it knows the prompt.
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            ask(gateway, world.key, "warm-up", extra_headers={"x-gateway-prompt": PROMPT})
+            break
+        except openai.NotFoundError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
 
 
 def committed(change: Callable[[], Any]) -> Any:
