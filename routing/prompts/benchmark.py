@@ -113,10 +113,11 @@ async def _measure(iterations: int) -> list[Timing]:
         )
         call = Call(None, request, _identity(key_id), endpoint="chat.completions")  # type: ignore[arg-type]
         raw = parse_json_body(request)
+        caller = call.caller
         samples = []
         for _ in range(iterations):
             begun = time.perf_counter_ns()
-            await prompt_apply(call, raw)
+            await prompt_apply(caller, raw)
             samples.append((time.perf_counter_ns() - begun) / 1000)
         samples.sort()
         timings.append(
