@@ -105,6 +105,7 @@ async def guard_request(
 ) -> GuardDecision:
     identity = caller.identity
     policy = await policy_for(
+        caller.runtime.guard_policies,
         tenant_id=identity.tenant_id,
         team_id=identity.team_id,
         key_id=identity.key_id,
@@ -146,6 +147,7 @@ async def guard_embeddings(
     """Embedding inputs with PII masked (or the request refused), under the same policies."""
     identity = caller.identity
     policy = await policy_for(
+        caller.runtime.guard_policies,
         tenant_id=identity.tenant_id,
         team_id=identity.team_id,
         key_id=identity.key_id,

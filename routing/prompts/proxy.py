@@ -15,7 +15,7 @@ from routing.call import END_USER_HEADER, Caller
 from routing.core.types import JSON
 from routing.errors import GatewayError
 from routing.prompts.models import DEFAULT_LABEL
-from routing.prompts.registry import PromptEntry, PromptTable, choose_version, prompt_cache
+from routing.prompts.registry import PromptEntry, PromptTable, choose_version
 from routing.prompts.render import MissingVariable, render_messages, system_fingerprint
 
 PROMPT_HEADER = "x-gateway-prompt"
@@ -72,7 +72,7 @@ async def prompt_apply(caller: Caller, body: JSON, *, source: JSON | None = None
                 param=VARIABLES_FIELD,
             )
         return RenderedPrompt(body, fingerprint=own)
-    table = await prompt_cache().get()
+    table = await caller.runtime.prompts.get()
     served, prompt = _render(caller, table, body, reference, where, _values(variables))
     return RenderedPrompt(served, prompt, own)
 
