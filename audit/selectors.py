@@ -92,6 +92,10 @@ def _text_match(
     return records.alias(text_match=match).filter(text_match=True)
 
 
+def recent_checkpoints(*, tenant: Tenant, count: int = 10) -> list[AuditCheckpoint]:
+    return list(AuditCheckpoint.objects.filter(tenant=tenant).order_by("-created_at")[:count])
+
+
 def audit_records_search(
     *, tenant_id: int, filters: AuditFilters, probe_rare_text: bool = True
 ) -> QuerySet[AuditRecord]:
