@@ -27,13 +27,20 @@ from routing.core.strategy import RoutePlan
 from routing.core.types import Reply, Target, Usage
 from routing.errors import GatewayError
 from routing.guardrails import metrics
-from routing.guardrails.core.checks import JSON, Refusal, check_request, check_response
+from routing.guardrails.core.checks import (
+    JSON,
+    Refusal,
+    RequestCheck,
+    check_request,
+    check_response,
+)
+from routing.guardrails.core.images import check_images, has_images
 from routing.guardrails.core.masking import Masker
-from routing.guardrails.core.policy import Policy
+from routing.guardrails.core.policy import NO_POLICY, Policy
 from routing.guardrails.core.stream import OutputBlocked, StreamFilter
 from routing.guardrails.core.structured import schema_problem, wanted_schema
 from routing.guardrails.engines import Engines, engines_ready
-from routing.guardrails.table import policy_for
+from routing.guardrails.table import PolicyTable, policy_for, policy_table
 
 if TYPE_CHECKING:
     from routing.call import Call
@@ -76,22 +83,39 @@ async def guard_request(
 ) -> tuple[JSON, RoutePlan]:
     """The payload to forward (PII masked) and the plan to use; raises GatewayError to refuse."""
     identity = call.identity
-    policy = await policy_for(
-        tenant_id=identity.tenant_id,
-        team_id=identity.team_id,
-        key_id=identity.key_id,
-        route=resolved.route_alias,
-    )
+    table = await policy_table()
+
+    def policies(shadow: bool) -> Policy:
+        return table.for_request(
+            tenant_id=identity.tenant_id,
+            team_id=identity.team_id,
+            key_id=identity.key_id,
+            route=resolved.route_alias,
+            shadow=shadow,
+        )
+
+    if table.shadow:
+        await _shadow(call, policies(shadow=True), payload)
+    policy = policies(shadow=False) if table.scopes else NO_POLICY
     if not policy.active:
         return payload, plan
     engines = await engines_ready()
-    scanner = engines.scanner if policy.pii else None
-    if _text_size(payload) > OFFLOAD_CHARS:
-        check = await asyncio.to_thread(check_request, policy, payload, scanner, engines.detectors)
-    else:
-        check = check_request(policy, payload, scanner, engines.detectors)
+    check = await _check(policy, payload, engines)
+    if check.quarantined and _released(table, identity.tenant_id, check.findings):
+        # A reviewer released this text: the same request passes the injection check.
+        check = await _check(dataclasses.replace(policy, injection=None), payload, engines)
+    if policy.images is not None and has_images(check.payload):
+        seen = await asyncio.to_thread(
+            check_images, policy, check.payload, engines.scanner, engines.images
+        )
+        check.findings += seen.findings
+        check.payload = seen.payload
+        check.refusal = check.refusal or seen.refusal
     call.guard = RequestGuard(policy, check.masker, engines)
     _record(call, check.findings)
+    if check.quarantined:
+        # The review queue reads the held request from its record (masked as forwarded).
+        call.entry.request_body = check.payload
     if check.refusal is not None:
         raise _refuse(check.refusal)
     if check.reroute:
@@ -104,6 +128,36 @@ async def guard_request(
             if isinstance(m, dict) and m.get("role") == "tool"
         ]
     return check.payload, plan
+
+
+async def _check(policy: Policy, payload: JSON, engines: Engines) -> RequestCheck:
+    scanner = engines.scanner if policy.pii else None
+    if _text_size(payload) > OFFLOAD_CHARS:
+        return await asyncio.to_thread(check_request, policy, payload, scanner, engines.detectors)
+    return check_request(policy, payload, scanner, engines.detectors)
+
+
+def _released(table: PolicyTable, tenant_id: int, findings: list[JSON]) -> bool:
+    return any(
+        (tenant_id, f.get("digest", "")) in table.released
+        for f in findings
+        if f["check"] == "injection"
+    )
+
+
+async def _shadow(call: Call, policy: Policy, payload: JSON) -> None:
+    """Policies in shadow mode: what they would have done, recorded; nothing applied."""
+    if not policy.active:
+        return
+    engines = await engines_ready()
+    check = await _check(policy, payload, engines)
+    findings = check.findings
+    if policy.images is not None and has_images(payload):
+        seen = await asyncio.to_thread(
+            check_images, policy, payload, engines.scanner, engines.images
+        )
+        findings = findings + seen.findings
+    _record(call, [{**finding, "shadow": True} for finding in findings])
 
 
 async def guard_embeddings(call: Call, resolved: ResolvedModel, payload: JSON) -> JSON:
