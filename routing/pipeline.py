@@ -413,7 +413,7 @@ async def _relay(call: Call, primed: _PrimedStream, target: Target) -> AsyncIter
                 yield out
         status, error_type, error_message = AuditStatus.SUCCESS, "", ""
     except OutputBlocked as blocked:
-        status, error_type, error_message = AuditStatus.REJECTED, "output_blocked", str(blocked)
+        status, error_type, error_message = AuditStatus.REJECTED, blocked.refusal.code, str(blocked)
         yield wire.error_event(stream_error(call, blocked))
     except UpstreamError as error:
         status, error_type, error_message = AuditStatus.FAILED, error.cause, error.message

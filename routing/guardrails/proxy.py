@@ -58,6 +58,8 @@ class RequestGuard:
     policy: Policy
     masker: Masker
     engines: Engines
+    # The JSON schema the answer must follow (request or policy); streams check it at the end.
+    schema: Any = None
 
 
 def _record(call: Call, findings: list[JSON]) -> None:
@@ -111,7 +113,7 @@ async def guard_request(
         check.findings += seen.findings
         check.payload = seen.payload
         check.refusal = check.refusal or seen.refusal
-    call.guard = RequestGuard(policy, check.masker, engines)
+    call.guard = RequestGuard(policy, check.masker, engines, wanted_schema(check.payload, policy))
     _record(call, check.findings)
     if check.quarantined:
         # The review queue reads the held request from its record (masked as forwarded).
@@ -331,7 +333,54 @@ def stream_error(call: Call, blocked: OutputBlocked) -> bytes:
 
 
 async def guard_stream(call: Call, first: bytes, stream: ChatStream) -> AsyncIterator[bytes]:
-    """The stream's events as the client may see them; raises OutputBlocked to cut it."""
+    """The stream's events as the client may see them; raises OutputBlocked to cut it.
+
+    With a JSON schema to follow, the last event (`[DONE]`, Anthropic's `message_stop`) is held
+    until the whole answer is validated: an answer that does not follow it ends with an error
+    event instead, and the record says so (the text already sent cannot be taken back)."""
+    guard = call.guard
+    events = _guarded_events(call, first, stream)
+    if guard is None or guard.schema is None:
+        async for event in events:
+            yield event
+        return
+    held: bytes | None = None
+    async for event in events:
+        if held is not None:
+            yield held
+        held = event
+    answer = stream.tap.assembled_response()
+    problem = schema_problem(answer, guard.schema, guard.engines.schemas)
+    if problem is not None:
+        name = guard.policy.structured.policy if guard.policy.structured else ""
+        _record(
+            call,
+            [
+                {
+                    "stage": "response",
+                    "check": "structured_output",
+                    "type": "schema_mismatch",
+                    "action": "reject",
+                    "policy": name,
+                    "deployment": call.entry.deployment_name,
+                    "error": problem[:300],
+                    "stream": True,
+                }
+            ],
+        )
+        raise OutputBlocked(
+            Refusal(
+                "invalid_structured_output",
+                f"The streamed answer did not follow the requested JSON schema "
+                f"(policy '{name}'): {problem}",
+                name,
+            )
+        )
+    if held is not None:
+        yield held
+
+
+async def _guarded_events(call: Call, first: bytes, stream: ChatStream) -> AsyncIterator[bytes]:
     guard = call.guard
     if guard is None or not guard.policy.filters_responses:
         yield first

@@ -27,7 +27,7 @@ def policy_of_tenant(*, tenant_id: int, name: str) -> GuardrailPolicy | None:
 def policy_history(*, policy: GuardrailPolicy) -> QuerySet[ActivityEvent]:
     """The policy's changes (create, update, attach, detach), newest first."""
     return ActivityEvent.objects.filter(
-        tenant_id=policy.tenant_id,
+        tenant_id=policy.tenant_id or 0,
         target_type=GuardrailPolicy._meta.label_lower,
         target_id=str(policy.pk),
     ).order_by("-occurred_at", "-id")

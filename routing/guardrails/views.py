@@ -167,7 +167,7 @@ def policy_attach(request: HttpRequest, name: str) -> HttpResponse:
     form = _attach_form(request, request.POST)
     if not form.is_valid():
         for problem in form.non_field_errors() or ["Choose where to attach the policy."]:
-            messages.error(request, problem)
+            messages.error(request, str(problem))
         return _to_detail(request, policy)
     scope, target = form.cleaned_data["scope"], form.cleaned_data.get("target")
     kwargs: dict[str, object] = {}
@@ -262,7 +262,7 @@ def review_decide(request: HttpRequest, request_id: str) -> HttpResponse:
         messages.success(request, f"Request {request_id} reviewed.")
     else:
         for problem in form.non_field_errors():
-            messages.error(request, problem)
+            messages.error(request, str(problem))
     back = request.POST.get("back", "held")
     back = back if back in ("held", "released", "dismissed", "all") else "held"
     url = reverse("guardrails:review", kwargs={"tenant_slug": ctx.tenant.slug})

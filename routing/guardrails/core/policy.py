@@ -291,7 +291,7 @@ def _stricter_images(a: ImageSettings | None, b: ImageSettings | None) -> ImageS
     if a is None or b is None:
         return a or b
     first = max((a, b), key=lambda s: _IMAGE_STRICTNESS[s.action])
-    fallback = "refuse" if "refuse" in (a.fallback, b.fallback) else "record"
+    fallback: ImageFallback = "refuse" if "refuse" in (a.fallback, b.fallback) else "record"
     return ImageSettings(first.action, fallback, first.policy)
 
 
