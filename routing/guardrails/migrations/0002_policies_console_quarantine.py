@@ -5,50 +5,101 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('guardrails', '0001_initial'),
-        ('routing', '0007_route_cache'),
-        ('tenants', '0003_model_pins'),
+        ("guardrails", "0001_initial"),
+        ("routing", "0007_route_cache"),
+        ("tenants", "0003_model_pins"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='QuarantineReview',
+            name="QuarantineReview",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('request_id', models.CharField(max_length=40)),
-                ('digest', models.CharField(blank=True, default='', max_length=64)),
-                ('status', models.CharField(choices=[('held', 'Held'), ('released', 'Released'), ('dismissed', 'Dismissed')], default='held', max_length=16)),
-                ('label', models.CharField(blank=True, choices=[('injection', 'Injection'), ('benign', 'Benign')], default='', max_length=16)),
-                ('reviewer', models.CharField(blank=True, default='', max_length=200)),
-                ('reviewed_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("request_id", models.CharField(max_length=40)),
+                ("digest", models.CharField(blank=True, default="", max_length=64)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("held", "Held"),
+                            ("released", "Released"),
+                            ("dismissed", "Dismissed"),
+                        ],
+                        default="held",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "label",
+                    models.CharField(
+                        blank=True,
+                        choices=[("injection", "Injection"), ("benign", "Benign")],
+                        default="",
+                        max_length=16,
+                    ),
+                ),
+                ("reviewer", models.CharField(blank=True, default="", max_length=200)),
+                ("reviewed_at", models.DateTimeField(auto_now=True)),
             ],
         ),
         migrations.RemoveConstraint(
-            model_name='policyattachment',
-            name='attachment_has_exactly_one_scope',
+            model_name="policyattachment",
+            name="attachment_has_exactly_one_scope",
         ),
         migrations.AddField(
-            model_name='guardrailpolicy',
-            name='shadow',
+            model_name="guardrailpolicy",
+            name="shadow",
             field=models.BooleanField(default=False),
         ),
         migrations.AddConstraint(
-            model_name='policyattachment',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('api_key__isnull', True), ('route__isnull', True), ('team__isnull', True), ('tenant__isnull', False)), models.Q(('api_key__isnull', True), ('route__isnull', True), ('team__isnull', False), ('tenant__isnull', True)), models.Q(('api_key__isnull', False), ('route__isnull', True), ('team__isnull', True), ('tenant__isnull', True)), models.Q(('api_key__isnull', True), ('route__isnull', False), ('team__isnull', True)), _connector='OR'), name='attachment_has_exactly_one_scope'),
+            model_name="policyattachment",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(
+                        ("api_key__isnull", True),
+                        ("route__isnull", True),
+                        ("team__isnull", True),
+                        ("tenant__isnull", False),
+                    ),
+                    models.Q(
+                        ("api_key__isnull", True),
+                        ("route__isnull", True),
+                        ("team__isnull", False),
+                        ("tenant__isnull", True),
+                    ),
+                    models.Q(
+                        ("api_key__isnull", False),
+                        ("route__isnull", True),
+                        ("team__isnull", True),
+                        ("tenant__isnull", True),
+                    ),
+                    models.Q(
+                        ("api_key__isnull", True), ("route__isnull", False), ("team__isnull", True)
+                    ),
+                    _connector="OR",
+                ),
+                name="attachment_has_exactly_one_scope",
+            ),
         ),
         migrations.AddField(
-            model_name='quarantinereview',
-            name='tenant',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant'),
+            model_name="quarantinereview",
+            name="tenant",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="tenants.tenant"
+            ),
         ),
         migrations.AddIndex(
-            model_name='quarantinereview',
-            index=models.Index(fields=['tenant', 'status'], name='guardrails__tenant__84cabf_idx'),
+            model_name="quarantinereview",
+            index=models.Index(fields=["tenant", "status"], name="guardrails__tenant__84cabf_idx"),
         ),
         migrations.AddConstraint(
-            model_name='quarantinereview',
-            constraint=models.UniqueConstraint(fields=('tenant', 'request_id'), name='review_once'),
+            model_name="quarantinereview",
+            constraint=models.UniqueConstraint(fields=("tenant", "request_id"), name="review_once"),
         ),
     ]
