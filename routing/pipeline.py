@@ -176,6 +176,8 @@ def _note_guard(call: Call, decision: GuardDecision) -> None:
         call.entry.route_alias = decision.restricted_route
     if decision.masked_tool_results is not None:
         call.entry.tool_results = decision.masked_tool_results
+    if decision.held:  # the quarantine review queue reads the held request from its record
+        call.entry.request_body = decision.payload
 
 
 def _note_admission(call: Call, admitted: Admitted) -> None:
@@ -557,7 +559,7 @@ async def _relay(call: Call, primed: _PrimedStream, target: Target) -> AsyncIter
                 yield out
         status, error_type, error_message = AuditStatus.SUCCESS, "", ""
     except OutputBlocked as blocked:
-        status, error_type, error_message = AuditStatus.REJECTED, "output_blocked", str(blocked)
+        status, error_type, error_message = AuditStatus.REJECTED, blocked.refusal.code, str(blocked)
         yield wire.error_event(stream_error(call.request_id, blocked))
     except UpstreamError as error:
         status, error_type, error_message = AuditStatus.FAILED, error.cause, error.message

@@ -165,6 +165,7 @@ def _apply_guardrail_policy(spec: GuardrailPolicyConfig, report: ApplyReport) ->
             tenant=tenant(spec.tenant) if spec.tenant else None,
             description=spec.description,
             spec=spec.policy_spec(),
+            shadow=spec.shadow,
         )
     except DjangoValidationError as exc:
         raise ConfigError(f"{where}: {'; '.join(exc.messages)}") from exc

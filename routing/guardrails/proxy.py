@@ -27,13 +27,20 @@ from routing.core.providers.base import ChatStream
 from routing.core.strategy import RoutePlan
 from routing.core.types import Reply, Target, Usage
 from routing.errors import GatewayError
-from routing.guardrails.core.checks import JSON, Refusal, check_request, check_response
+from routing.guardrails.core.checks import (
+    JSON,
+    Refusal,
+    RequestCheck,
+    check_request,
+    check_response,
+)
+from routing.guardrails.core.images import check_images, has_images
 from routing.guardrails.core.masking import Masker
-from routing.guardrails.core.policy import Policy
+from routing.guardrails.core.policy import NO_POLICY, Policy
 from routing.guardrails.core.stream import OutputBlocked, StreamFilter
 from routing.guardrails.core.structured import schema_problem, wanted_schema
 from routing.guardrails.engines import Engines, engines_ready
-from routing.guardrails.table import policy_for
+from routing.guardrails.table import PolicyTable, policy_for
 
 if TYPE_CHECKING:
     from routing.call import Caller
@@ -56,6 +63,8 @@ class RequestGuard:
     policy: Policy
     masker: Masker
     engines: Engines
+    # The JSON schema the answer must follow (request or policy); streams check it at the end.
+    schema: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +80,9 @@ class GuardDecision:
     refusal: GatewayError | None = None
     restricted_route: str = ""
     masked_tool_results: list[JSON] | None = None  # the record's tool results, masked too
+    # Held for review (injection action "quarantine"): the record keeps `payload` (masked)
+    # for the review queue even when the request is refused.
+    held: bool = False
 
     @property
     def changed(self) -> bool:
@@ -104,25 +116,40 @@ async def guard_request(
     caller: Caller, resolved: ResolvedModel, plan: RoutePlan, payload: JSON
 ) -> GuardDecision:
     identity = caller.identity
-    policy = await policy_for(
-        caller.runtime.guard_policies,
-        tenant_id=identity.tenant_id,
-        team_id=identity.team_id,
-        key_id=identity.key_id,
-        route=resolved.route_alias,
-    )
+    table = await caller.runtime.guard_policies.get()
+
+    def policies(shadow: bool) -> Policy:
+        return table.for_request(
+            tenant_id=identity.tenant_id,
+            team_id=identity.team_id,
+            key_id=identity.key_id,
+            route=resolved.route_alias,
+            shadow=shadow,
+        )
+
+    shadowed = await _shadow(policies(shadow=True), payload) if table.shadow else ()
+    policy = policies(shadow=False) if table.scopes else NO_POLICY
     if not policy.active:
-        return GuardDecision(payload, plan)
+        return GuardDecision(payload, plan, findings=shadowed)
     engines = await engines_ready()
-    scanner = engines.scanner if policy.pii else None
-    if _text_size(payload) > OFFLOAD_CHARS:
-        check = await asyncio.to_thread(check_request, policy, payload, scanner, engines.detectors)
-    else:
-        check = check_request(policy, payload, scanner, engines.detectors)
-    guard = RequestGuard(policy, check.masker, engines)
-    findings = tuple(check.findings)
+    check = await _check(policy, payload, engines)
+    if check.quarantined and _released(table, identity.tenant_id, check.findings):
+        # A reviewer released this text: the same request passes the injection check.
+        check = await _check(dataclasses.replace(policy, injection=None), payload, engines)
+    if policy.images is not None and has_images(check.payload):
+        seen = await asyncio.to_thread(
+            check_images, policy, check.payload, engines.scanner, engines.images
+        )
+        check.findings += seen.findings
+        check.payload = seen.payload
+        check.refusal = check.refusal or seen.refusal
+    guard = RequestGuard(policy, check.masker, engines, wanted_schema(check.payload, policy))
+    findings = shadowed + tuple(check.findings)
+    held = check.quarantined
     if check.refusal is not None:
-        return GuardDecision(payload, plan, guard, findings, refusal=_refuse(check.refusal))
+        kept = check.payload if held else payload
+        refusal = _refuse(check.refusal)
+        return GuardDecision(kept, plan, guard, findings, refusal=refusal, held=held)
     restricted = ""
     if check.reroute:
         try:
@@ -138,7 +165,39 @@ async def guard_request(
             for m in check.payload.get("messages") or ()
             if isinstance(m, dict) and m.get("role") == "tool"
         ]
-    return GuardDecision(check.payload, plan, guard, findings, None, restricted, tool_results)
+    return GuardDecision(
+        check.payload, plan, guard, findings, None, restricted, tool_results, held=held
+    )
+
+
+async def _check(policy: Policy, payload: JSON, engines: Engines) -> RequestCheck:
+    scanner = engines.scanner if policy.pii else None
+    if _text_size(payload) > OFFLOAD_CHARS:
+        return await asyncio.to_thread(check_request, policy, payload, scanner, engines.detectors)
+    return check_request(policy, payload, scanner, engines.detectors)
+
+
+def _released(table: PolicyTable, tenant_id: int, findings: list[JSON]) -> bool:
+    return any(
+        (tenant_id, f.get("digest", "")) in table.released
+        for f in findings
+        if f["check"] == "injection"
+    )
+
+
+async def _shadow(policy: Policy, payload: JSON) -> tuple[JSON, ...]:
+    """Policies in shadow mode: what they would have done, as findings; nothing applied."""
+    if not policy.active:
+        return ()
+    engines = await engines_ready()
+    check = await _check(policy, payload, engines)
+    findings = check.findings
+    if policy.images is not None and has_images(payload):
+        seen = await asyncio.to_thread(
+            check_images, policy, payload, engines.scanner, engines.images
+        )
+        findings = findings + seen.findings
+    return tuple({**finding, "shadow": True} for finding in findings)
 
 
 async def guard_embeddings(
@@ -314,7 +373,46 @@ def stream_error(request_id: str, blocked: OutputBlocked) -> bytes:
 async def guard_stream(
     guard: RequestGuard | None, first: bytes, stream: ChatStream, *, note: Note
 ) -> AsyncIterator[bytes]:
-    """The stream's events as the client may see them; raises OutputBlocked to cut it."""
+    """The stream's events as the client may see them; raises OutputBlocked to cut it.
+
+    With a JSON schema to follow, the last event (`[DONE]`, Anthropic's `message_stop`) is held
+    until the whole answer is validated: an answer that does not follow it ends with an error
+    event instead, and the record says so (the text already sent cannot be taken back)."""
+    events = _guarded_events(guard, first, stream, note=note)
+    if guard is None or guard.schema is None:
+        async for event in events:
+            yield event
+        return
+    held: bytes | None = None
+    async for event in events:
+        if held is not None:
+            yield held
+        held = event
+    problem = schema_problem(stream.tap.assembled_response(), guard.schema, guard.engines.schemas)
+    if problem is not None:
+        name = guard.policy.structured.policy if guard.policy.structured else ""
+        finding = {
+            "stage": "response",
+            "check": "structured_output",
+            "type": "schema_mismatch",
+            "action": "reject",
+            "policy": name,
+            "error": problem[:300],
+            "stream": True,
+        }
+        note([finding])
+        message = (
+            f"The streamed answer did not follow the requested JSON schema (policy '{name}'): "
+            f"{problem}"
+        )
+        raise OutputBlocked(Refusal("invalid_structured_output", message, name))
+    if held is not None:
+        yield held
+
+
+async def _guarded_events(
+    guard: RequestGuard | None, first: bytes, stream: ChatStream, *, note: Note
+) -> AsyncIterator[bytes]:
     if guard is None or not guard.policy.filters_responses:
         yield first
         async for event in stream.events:

@@ -164,8 +164,9 @@ async def guard_result(identity: KeyIdentity, upstream: Upstream, result: JSON) 
         )
         guarded.refusal = _withheld(check.refusal.policy, guarded.code)
         return guarded
-    if injection is not None and injection["action"] == "route":
-        # No restricted route exists for a tool: a policy that would reroute refuses.
+    if injection is not None and injection["action"] in ("route", "quarantine"):
+        # No restricted route exists for a tool: a policy that would reroute (or hold the
+        # request while rerouting it) refuses.
         guarded.code = "tool_result_injection"
         guarded.refusal = _withheld(str(injection["policy"]), guarded.code)
         return guarded

@@ -267,3 +267,37 @@ async def test_embedding_inputs_are_masked_or_refused_too(keys, proxy, mock_serv
     )
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "pii_blocked"
+
+
+# A streamed answer under a JSON schema is validated when the stream ends.
+
+
+async def _body(response: Any) -> str:
+    return b"".join([chunk async for chunk in response.streaming_content]).decode()
+
+
+async def test_a_stream_that_does_not_follow_its_schema_ends_with_an_error_event(keys, proxy):
+    response = await post(
+        proxy,
+        keys["routed"],
+        chat("allocation?", model="gr-structured", response_format=STRUCTURED, stream=True),
+    )
+    assert response.status_code == 200
+    body = await _body(response)
+    # The text went out as it came (the mock never answers JSON); the end says it was invalid.
+    assert body.count("chat.completion.chunk") > 3
+    assert '"code":"invalid_structured_output"' in body.replace(" ", "")
+    assert "gr-json" in body
+    assert "[DONE]" not in body  # the last event was held and replaced by the error
+    record = await sync_to_async(wait_for_record)(response["x-request-id"])
+    assert (record.status, record.error_type) == ("rejected", "invalid_structured_output")
+    found = [f for f in record.guardrail_findings if f["check"] == "structured_output"]
+    assert [(f["action"], f["stream"]) for f in found] == [("reject", True)]
+    assert "not JSON" in found[0]["error"]
+
+
+async def test_a_stream_without_a_schema_ends_as_usual(keys, proxy):
+    response = await post(proxy, keys["routed"], chat("hello", stream=True))
+    body = await _body(response)
+    assert body.rstrip().endswith("data: [DONE]")
+    assert "invalid_structured_output" not in body
