@@ -9,13 +9,27 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from gateway_site.snapshot import Snapshot
+from routing.mcp_gateway.models import EVERY_TOOL as EVERY_PRICED_TOOL
 from routing.mcp_gateway.models import McpServer, McpToolGrant
 from tenants.auth import KeyIdentity
 
 EVERY_TOOL = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """A server's RFC 8693 token exchange, with its decrypted client secret."""
+
+    token_url: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    audience: str
+    scope: str
+    subject_token_type: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +44,13 @@ class Upstream:
     timeout_seconds: float
     max_result_bytes: int
     result_injection: str
+    prices: tuple[tuple[str, Decimal], ...] = ()  # (tool or "*", USD per call)
+    exchange: Exchange | None = None
+
+    def price_of(self, tool: str) -> Decimal:
+        """What one call of `tool` costs (0: it has no price)."""
+        found = dict(self.prices)
+        return found.get(tool, found.get(EVERY_PRICED_TOOL, Decimal(0)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +129,19 @@ def _headers(server: McpServer) -> tuple[tuple[str, str], ...]:
     return ((server.credential_header, credential),)
 
 
+def _exchange(server: McpServer) -> Exchange | None:
+    if not server.exchange_token_url:
+        return None
+    return Exchange(
+        token_url=server.exchange_token_url,
+        client_id=server.exchange_client_id,
+        client_secret=server.get_exchange_client_secret(),
+        audience=server.exchange_audience,
+        scope=server.exchange_scope,
+        subject_token_type=server.exchange_subject_token_type,
+    )
+
+
 def _grant(row: McpToolGrant) -> Grant:
     tools = None if EVERY_TOOL in row.tools else frozenset(row.tools)
     constraints = {
@@ -130,6 +164,10 @@ def load_mcp_table() -> McpTable:
                 timeout_seconds=server.timeout_seconds,
                 max_result_bytes=server.max_result_bytes,
                 result_injection=server.result_injection,
+                prices=tuple(
+                    (tool, Decimal(price)) for tool, price in (server.tool_prices or {}).items()
+                ),
+                exchange=_exchange(server),
             )
         )
     team_grants, key_grants = {}, {}
