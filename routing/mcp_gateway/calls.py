@@ -201,12 +201,13 @@ async def _governed(gateway: McpGateway, call: _Call) -> types.CallToolResult:
 async def _forward(
     gateway: McpGateway, call: _Call, access: Access, tool: str, arguments: JSON
 ) -> types.CallToolResult:
+    if access.upstream.exchange is not None:  # on behalf of the end user (RFC 8693)
+        call.entry.client_context["credential"] = "token_exchange"
     # Nothing goes upstream before a committed record says the call is being made.
     await _record(gateway, call)
     try:
         bearer = None
         if access.upstream.exchange is not None:
-            call.entry.client_context["credential"] = "token_exchange"
             bearer = await gateway.exchanger.token_for(access.upstream, call.caller.subject_token)
         result = await gateway.upstream.request(
             access.upstream, "tools/call", {"name": tool, "arguments": arguments}, bearer=bearer
