@@ -151,25 +151,26 @@ def _grant(row: McpToolGrant) -> Grant:
     return Grant(tools, row.calls_per_minute, constraints)
 
 
+def upstream_of(server: McpServer) -> Upstream:
+    """A server as a call needs it (credentials decrypted)."""
+    return Upstream(
+        id=server.id,
+        tenant_id=server.tenant_id,
+        name=server.name,
+        url=server.url,
+        headers=_headers(server),
+        timeout_seconds=server.timeout_seconds,
+        max_result_bytes=server.max_result_bytes,
+        result_injection=server.result_injection,
+        prices=tuple((tool, Decimal(price)) for tool, price in (server.tool_prices or {}).items()),
+        exchange=_exchange(server),
+    )
+
+
 def load_mcp_table() -> McpTable:
     servers: dict[int, list[Upstream]] = defaultdict(list)
     for server in McpServer.objects.filter(is_active=True).order_by("name"):
-        servers[server.tenant_id].append(
-            Upstream(
-                id=server.id,
-                tenant_id=server.tenant_id,
-                name=server.name,
-                url=server.url,
-                headers=_headers(server),
-                timeout_seconds=server.timeout_seconds,
-                max_result_bytes=server.max_result_bytes,
-                result_injection=server.result_injection,
-                prices=tuple(
-                    (tool, Decimal(price)) for tool, price in (server.tool_prices or {}).items()
-                ),
-                exchange=_exchange(server),
-            )
-        )
+        servers[server.tenant_id].append(upstream_of(server))
     team_grants, key_grants = {}, {}
     for row in McpToolGrant.objects.filter(server__is_active=True):
         if row.team_id is not None:

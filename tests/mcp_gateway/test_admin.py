@@ -175,3 +175,55 @@ def test_prices_and_token_exchange_through_the_api_secret_write_only(
     assert off.status_code == 200 and off.json()["token_exchange"] is None
     server.refresh_from_db()
     assert server.exchange_client_secret_encrypted == "" and server.tool_prices == {"*": "0.001"}
+
+
+def test_a_tenant_admin_sees_each_tools_price_and_callers_and_sets_a_price(acme: Acme) -> None:
+    from audit.activity.models import ActivityEvent
+    from mock_provider.testing import run_mcp_mock_server
+
+    with run_mcp_mock_server(token="console-token") as upstream:
+        server = mcp.mcp_server_upsert(
+            tenant=acme.tenant,
+            name="crm",
+            url=upstream.url,
+            credential="console-token",
+            tool_prices={"lookup_customer": "0.01"},
+        )
+        mcp.mcp_grant_set(server=server, team=acme.team, tools=["lookup_customer", "echo"])
+        admin = _signed_in(acme.users[Role.TENANT_ADMIN])
+        page = admin.get("/console/t/acme-c/mcp/").content.decode()
+        # Without asking the server: the tools the grants and prices name.
+        assert "crm__lookup_customer" in page and "$0.01" in page
+        assert "team Quants" in page and "crm__fetch_page" not in page
+        listed = admin.get("/console/t/acme-c/mcp/?list=crm").content.decode()
+    # Asked: the server's own list, each tool with its description, price and callers.
+    assert "crm__fetch_page" in listed and "Fetch a web page as text." in listed
+    assert "crm__delete_record" in listed
+    row = listed[listed.index("crm__delete_record") :].split("</tr>")[0]
+    assert "nobody" in row and "free" in row
+    assert "console-token" not in listed
+
+    saved = admin.post(
+        "/console/t/acme-c/mcp/prices/",
+        {"server": server.pk, "tool": "echo", "price_usd": "0.0025"},
+    )
+    assert saved.status_code == 302
+    server.refresh_from_db()
+    assert server.tool_prices == {"lookup_customer": "0.01", "echo": "0.0025"}
+    assert ActivityEvent.objects.filter(action="mcp_server.price").exists()
+    refused = admin.post(
+        "/console/t/acme-c/mcp/prices/", {"server": server.pk, "tool": "echo", "price_usd": "-1"}
+    )
+    assert refused.status_code == 200 and "errorlist" in refused.content.decode()
+    removed = admin.post("/console/t/acme-c/mcp/prices/", {"server": server.pk, "tool": "echo"})
+    assert removed.status_code == 302
+    server.refresh_from_db()
+    assert server.tool_prices == {"lookup_customer": "0.01"}
+    # Only a tenant admin of this tenant sets prices.
+    body = {"server": server.pk, "tool": "echo", "price_usd": "9"}
+    developer = _signed_in(acme.users[Role.DEVELOPER])
+    assert developer.post("/console/t/acme-c/mcp/prices/", body).status_code == 403
+    outsider = _signed_in(acme.users["outsider"])
+    assert outsider.post("/console/t/acme-c/mcp/prices/", body).status_code == 404
+    server.refresh_from_db()
+    assert "echo" not in server.tool_prices
