@@ -2,12 +2,13 @@
 
 from django.db import models
 
+from audit.models import MCP_TOOL_CALL_ENDPOINT
 from gateway_site.crypto import decrypt_secret, encrypt_secret
 
 # "server__tool" is how agents see a tool: a server name never holds the separator.
 TOOL_SEPARATOR = "__"
 # The audit records of tool calls name this endpoint (the console lists them by it).
-ENDPOINT = "/mcp tools/call"
+ENDPOINT = MCP_TOOL_CALL_ENDPOINT
 SERVER_NAME = r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$"
 # In `McpServer.tool_prices`: the price of every tool the mapping does not name.
 EVERY_TOOL = "*"
