@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +22,10 @@ from routing.mcp_gateway.models import (
     McpToolGrant,
     ResultInjection,
 )
+
+# The setting as the services take it (the API and the YAML build it).
+from routing.mcp_gateway.table import TokenExchange as TokenExchange
+from routing.mcp_gateway.table import token_exchange_of as token_exchange_of
 from tenants.models import ApiKey, Team, Tenant
 
 MAX_PRICE_USD = Decimal(1000)
@@ -48,31 +51,6 @@ def mcp_url_check(url: str) -> None:
             field="url",
             message=f"url is not allowed by the egress policy: {refusal}",
         ) from None
-
-
-@dataclass(frozen=True, slots=True)
-class TokenExchange:
-    """How a server's calls get a token on behalf of the caller (RFC 8693, docs/mcp.md)."""
-
-    token_url: str
-    client_id: str
-    client_secret: str | None = None  # None keeps the stored one
-    audience: str = ""
-    scope: str = ""
-    subject_token_type: str = ACCESS_TOKEN_TYPE
-
-
-def token_exchange_of(server: McpServer) -> TokenExchange | None:
-    """The server's settings as they are (the secret kept: None), or None without exchange."""
-    if not server.exchange_token_url:
-        return None
-    return TokenExchange(
-        token_url=server.exchange_token_url,
-        client_id=server.exchange_client_id,
-        audience=server.exchange_audience,
-        scope=server.exchange_scope,
-        subject_token_type=server.exchange_subject_token_type,
-    )
 
 
 def _refused(field: str, message: str, code: str = "invalid_value") -> McpServerRefused:

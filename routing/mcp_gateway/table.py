@@ -13,23 +13,38 @@ from decimal import Decimal
 from typing import Any
 
 from gateway_site.snapshot import Snapshot
+from routing.mcp_gateway.models import ACCESS_TOKEN_TYPE, McpServer, McpToolGrant
 from routing.mcp_gateway.models import EVERY_TOOL as EVERY_PRICED_TOOL
-from routing.mcp_gateway.models import McpServer, McpToolGrant
 from tenants.auth import KeyIdentity
 
 EVERY_TOOL = "*"
 
 
 @dataclass(frozen=True, slots=True)
-class Exchange:
-    """A server's RFC 8693 token exchange, with its decrypted client secret."""
+class TokenExchange:
+    """A server's RFC 8693 token exchange (docs/mcp.md). As a setting given to the services,
+    `client_secret` None keeps the stored one; in the table, it is the decrypted secret."""
 
     token_url: str
     client_id: str
-    client_secret: str = field(repr=False)
-    audience: str
-    scope: str
-    subject_token_type: str
+    client_secret: str | None = field(default=None, repr=False)
+    audience: str = ""
+    scope: str = ""
+    subject_token_type: str = ACCESS_TOKEN_TYPE
+
+
+def token_exchange_of(server: McpServer, *, with_secret: bool = False) -> TokenExchange | None:
+    """The server's token exchange, or None; its secret decrypted only `with_secret`."""
+    if not server.exchange_token_url:
+        return None
+    return TokenExchange(
+        token_url=server.exchange_token_url,
+        client_id=server.exchange_client_id,
+        client_secret=server.get_exchange_client_secret() if with_secret else None,
+        audience=server.exchange_audience,
+        scope=server.exchange_scope,
+        subject_token_type=server.exchange_subject_token_type,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +60,7 @@ class Upstream:
     max_result_bytes: int
     result_injection: str
     prices: tuple[tuple[str, Decimal], ...] = ()  # (tool or "*", USD per call)
-    exchange: Exchange | None = None
+    exchange: TokenExchange | None = None
 
     def price_of(self, tool: str) -> Decimal:
         """What one call of `tool` costs (0: it has no price)."""
@@ -129,19 +144,6 @@ def _headers(server: McpServer) -> tuple[tuple[str, str], ...]:
     return ((server.credential_header, credential),)
 
 
-def _exchange(server: McpServer) -> Exchange | None:
-    if not server.exchange_token_url:
-        return None
-    return Exchange(
-        token_url=server.exchange_token_url,
-        client_id=server.exchange_client_id,
-        client_secret=server.get_exchange_client_secret(),
-        audience=server.exchange_audience,
-        scope=server.exchange_scope,
-        subject_token_type=server.exchange_subject_token_type,
-    )
-
-
 def _grant(row: McpToolGrant) -> Grant:
     tools = None if EVERY_TOOL in row.tools else frozenset(row.tools)
     constraints = {
@@ -163,7 +165,7 @@ def upstream_of(server: McpServer) -> Upstream:
         max_result_bytes=server.max_result_bytes,
         result_injection=server.result_injection,
         prices=tuple((tool, Decimal(price)) for tool, price in (server.tool_prices or {}).items()),
-        exchange=_exchange(server),
+        exchange=token_exchange_of(server, with_secret=True),
     )
 
 

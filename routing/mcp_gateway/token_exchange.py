@@ -26,7 +26,7 @@ import orjson
 
 from routing.core.egress_transport import egress_refusal
 from routing.mcp_gateway.models import ACCESS_TOKEN_TYPE
-from routing.mcp_gateway.table import Exchange, Upstream
+from routing.mcp_gateway.table import TokenExchange, Upstream
 
 SUBJECT_HEADER = "x-gateway-subject-token"
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -51,7 +51,7 @@ class _Held:
     until: float  # time.monotonic()
 
 
-def _cache_key(upstream: Upstream, exchange: Exchange, subject_token: str) -> str:
+def _cache_key(upstream: Upstream, exchange: TokenExchange, subject_token: str) -> str:
     parts = (
         str(upstream.id),
         exchange.token_url,
@@ -101,7 +101,7 @@ class TokenExchanger:
         return token
 
     async def _exchange(
-        self, upstream: Upstream, exchange: Exchange, subject_token: str
+        self, upstream: Upstream, exchange: TokenExchange, subject_token: str
     ) -> tuple[str, float]:
         form = {
             "grant_type": GRANT_TYPE,
@@ -114,7 +114,7 @@ class TokenExchanger:
         if exchange.scope:
             form["scope"] = exchange.scope
         headers = {
-            "authorization": _basic(exchange.client_id, exchange.client_secret),
+            "authorization": _basic(exchange.client_id, exchange.client_secret or ""),
             "accept": "application/json",
         }
         self.exchanges += 1
