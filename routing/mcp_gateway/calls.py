@@ -36,7 +36,7 @@ from routing.mcp_gateway import metrics, spend
 from routing.mcp_gateway.guard import guard_arguments, guard_result
 from routing.mcp_gateway.models import ENDPOINT, TOOL_SEPARATOR
 from routing.mcp_gateway.table import Access
-from routing.mcp_gateway.token_exchange import ExchangeFailure
+from routing.mcp_gateway.token_exchange import SUBJECT_HEADER, ExchangeFailure
 from routing.mcp_gateway.upstream import UpstreamFailure
 from tenants.auth import KeyIdentity
 from tenants.quotas.core.checks import WindowCheck
@@ -181,6 +181,14 @@ async def _governed(gateway: McpGateway, call: _Call) -> types.CallToolResult:
         call.finish(AuditStatus.REJECTED, error_type=arguments.code, message=arguments.refusal)
         await _record(gateway, call)
         return _tool_error(arguments.refusal)
+    if access.upstream.exchange is not None and not call.caller.subject_token:
+        message = (
+            f"{access.upstream.name} acts as the end user: send the end user's token in the "
+            f"{SUBJECT_HEADER} header"
+        )
+        call.finish(AuditStatus.REJECTED, error_type="subject_token_missing", message=message)
+        await _record(gateway, call)
+        return _tool_error(f"Refused by the gateway: {message}.")
     call.price = access.upstream.price_of(tool)
     try:
         admission = await spend.reserve(gateway.runtime, call, call.price)

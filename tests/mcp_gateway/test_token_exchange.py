@@ -148,6 +148,7 @@ def test_without_the_end_users_token_the_server_is_neither_listed_nor_called(
     record = AuditRecord.objects.filter(
         tenant_id=on_behalf.tenant_id, model_requested="hr__whoami"
     ).latest("id")
+    assert record.status == AuditStatus.REJECTED
     assert record.error_type == "subject_token_missing"
     assert len(on_behalf.upstream.state.calls) == calls
 
