@@ -128,7 +128,12 @@ class McpGateway:
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         caller = _caller(ctx)
-        accesses = await self.accesses(caller)
+        accesses = [
+            access
+            for access in await self.accesses(caller)
+            # A server that acts for the end user is listed only to a caller that names one.
+            if access.upstream.exchange is None or caller.subject_token
+        ]
         # Every server at once: the slowest one, not their sum, bounds the answer.
         started = time.monotonic()
         listed = await asyncio.gather(
