@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -92,22 +91,11 @@ class PolicySnapshot(Snapshot[PolicyTable]):
             self._warming = asyncio.create_task(engines_ready())
 
 
-# One per event loop, like the proxy runtime (its refresh task belongs to its loop).
-_caches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PolicySnapshot] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def policy_cache() -> PolicySnapshot:
-    loop = asyncio.get_running_loop()
-    cache = _caches.get(loop)
-    if cache is None:
-        cache = _caches[loop] = PolicySnapshot()
-    return cache
-
-
-async def policy_for(*, tenant_id: int, team_id: int, key_id: int, route: str) -> Policy:
-    table = await policy_cache().get()
+async def policy_for(
+    policies: PolicySnapshot, *, tenant_id: int, team_id: int, key_id: int, route: str
+) -> Policy:
+    """The combined policy of one request's scopes, from a worker's snapshot (its runtime's)."""
+    table = await policies.get()
     if not table.scopes:
         return NO_POLICY
     return table.for_request(tenant_id=tenant_id, team_id=team_id, key_id=key_id, route=route)

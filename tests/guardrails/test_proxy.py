@@ -16,7 +16,6 @@ from routing import services as routing
 from routing.guardrails import services as guardrails
 from routing.guardrails.core.policy import PolicySpec
 from routing.guardrails.engines import engines
-from routing.guardrails.table import _caches
 from routing.models import Deployment
 from routing.runtime import close_runtime
 from tenants import services as tenants
@@ -91,11 +90,9 @@ def keys(world: Any, django_db_blocker: Any) -> dict[str, str]:
 @pytest.fixture
 async def proxy():
     # Fresh caches: the policies and routes above must be seen on the first request.
-    await close_runtime()
-    _caches.clear()
+    await close_runtime()  # the runtime holds the policy snapshot too
     yield AsyncClient()
     await close_runtime()
-    _caches.clear()
     await sync_to_async(connections.close_all)()
 
 
