@@ -51,7 +51,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                "tenants.quotas.gate", "routing.responses_state.proxy",
                # The MCP gateway's hot path: a governed tool call.
                "routing.mcp_gateway.endpoint", "routing.mcp_gateway.calls",
-               "routing.mcp_gateway.guard",
+               "routing.mcp_gateway.guard", "routing.mcp_gateway.spend",
                # The operator's evaluation run goes through the proxy's adapters.
                "routing.evaluations.runner", "routing.evaluations.quality")),
     # Each app's presentation: its API router, pages, forms, URLs, app config and commands.
