@@ -15,6 +15,7 @@ from mock_provider.behaviour import (
     split_arguments,
     word_pieces,
 )
+from mock_provider.structured import requested_schema
 
 # Status -> error type, as Anthropic labels them.
 _ERRORS: dict[int, str] = {
@@ -106,6 +107,7 @@ def parse_messages(body: dict[str, Any], *, counting_only: bool = False) -> Prom
         tool=pick_tool(tools, forced, kind != "none"),
         offered=tuple(tools) if kind != "none" else (),
         forced=forced is not None,
+        json_schema=requested_schema(body),
         max_tokens=None if counting_only else max_tokens,
     )
 

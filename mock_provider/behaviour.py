@@ -20,6 +20,10 @@ Text reply
     user-role message with non-empty text, so an Anthropic user turn that only carries
     tool_result blocks does not hide the prompt before it. The words are re-joined with
     single spaces; with no user text the reply is just "Mock reply to:".
+    Structured output (OpenAI `response_format` json_schema / json_object, Anthropic
+    `output_config.format` or `output_format` json_schema): the text answer is instead the
+    JSON of a value valid against the schema (`mock_provider.structured`), or
+    {"reply": <the text above>} in plain JSON mode, serialized by `json.dumps`.
     `max_tokens` / `max_completion_tokens` keep only that many words (the prefix
     included) and end with finish_reason "length" / stop_reason "max_tokens". A tool
     call is never truncated.
@@ -91,6 +95,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mock_provider.structured import schema_instance
+
 ECHO_WORDS = 12
 
 
@@ -116,6 +122,8 @@ class Prompt:
     max_tokens: int | None
     offered: tuple[ToolSpec, ...] = ()  # the tools a call may go to (none when disabled)
     forced: bool = False  # tool_choice named the tool
+    # The JSON Schema a text answer must follow ({} for plain JSON mode); None for free text.
+    json_schema: Mapping[str, Any] | None = None
 
     def prompt_tokens(self) -> int:
         return sum(len(text.split()) for text in self.texts)
@@ -231,6 +239,10 @@ def plan_reply(
         words = ["Tool", "result", "received:", *prompt.tool_result_text.split()[:echo_words]]
     else:
         words = ["Mock", "reply", "to:", *prompt.last_user_text.split()[:echo_words]]
+    if prompt.json_schema is not None:
+        value = schema_instance(prompt.json_schema) if prompt.json_schema else None
+        text = json.dumps(value if value is not None else {"reply": " ".join(words)})
+        words = text.split(" ")
     truncated = prompt.max_tokens is not None and len(words) > prompt.max_tokens
     if truncated:
         words = words[: prompt.max_tokens]

@@ -21,6 +21,7 @@ from mock_provider.behaviour import (
     split_arguments,
     word_pieces,
 )
+from mock_provider.structured import requested_schema
 
 # Status -> (error type, error code), as OpenAI labels them.
 _ERRORS: dict[int, tuple[str, str | None]] = {
@@ -112,6 +113,7 @@ def parse_chat(body: dict[str, Any]) -> Prompt:
         tool=pick_tool(tools, forced, choice != "none"),
         offered=tuple(tools) if choice != "none" else (),
         forced=forced is not None,
+        json_schema=requested_schema(body),
         max_tokens=max_tokens,
     )
 
