@@ -185,7 +185,7 @@ def last_record_id() -> int:
 
 @pytest.mark.parametrize("deployment", ["mock-gpt", "claude-fallback"], ids=["openai", "anthropic"])
 def test_codex_exec_runs_a_command_and_answers_through_the_gateway(
-    clients, agents, gateway, scripted, project, tmp_path, deployment
+    clients, agents, gateway, scripted, project, tmp_path, deployment, record_property
 ):
     route(gateway, agents, "gpt-*", CODEX_MODEL, deployment)
     home = tmp_path / "codex-home"
@@ -236,17 +236,23 @@ def test_codex_exec_runs_a_command_and_answers_through_the_gateway(
         exec_tool = next(t for t in offered if t["name"] == "exec")
         assert exec_tool["input_schema"]["required"] == ["input"]
         assert "@exec" in exec_tool["description"]
+    record_property(
+        "observed",
+        f"codex exec via {deployment}: exec -> cat notes.txt -> answer, "
+        f"{len(calls)} calls recorded with tool, end user and session, {elapsed:.1f} s",
+    )
 
 
 @pytest.mark.parametrize("deployment", ["claude-fallback", "mock-gpt"], ids=["anthropic", "openai"])
 def test_claude_code_runs_bash_and_answers_through_the_gateway(
-    clients, agents, gateway, scripted, project, tmp_path, deployment
+    clients, agents, gateway, scripted, project, tmp_path, deployment, record_property
 ):
     route(gateway, agents, "claude-*", CLAUDE_MODEL, deployment)
     scripted.configure(tool_script={"Bash": CLAUDE_BASH})
     since = last_record_id()
     logged = len(scripted.requests())
 
+    started = time.monotonic()
     done = run_cli(
         [str(clients / "claude"), "-p", TASK],
         cwd=project,
@@ -257,6 +263,7 @@ def test_claude_code_runs_bash_and_answers_through_the_gateway(
         },
     )
 
+    elapsed = time.monotonic() - started
     assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
     assert done.stdout.strip() == f"Tool result received: {NOTE}"
 
@@ -290,3 +297,8 @@ def test_claude_code_runs_bash_and_answers_through_the_gateway(
     else:  # translated: effort mapped, what has no OpenAI form named, never dropped silently
         assert body["reasoning_effort"] == "medium"
         assert all(r.routing["dropped_fields"] == ["context_management"] for r in calls)
+    record_property(
+        "observed",
+        f"claude -p via {deployment}: Bash cat notes.txt -> answer, "
+        f"{len(calls)} calls recorded with tool, end user and session, {elapsed:.1f} s",
+    )
