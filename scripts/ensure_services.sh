@@ -28,7 +28,6 @@ if [ ! -x /usr/bin/chromium ]; then
       $SUDO apt-get update >/dev/null 2>&1 && $SUDO apt-get install -y chromium >/dev/null 2>&1; }; } \
     || { echo "could not install chromium (Debian package 'chromium'); install it and retry" >&2; exit 1; }
 fi
-# The coding-agent CLIs the client drill runs (npm, pinned, into var/clients/); without npm the
-# drill skips and says why, so a missing npm is no failure here.
-scripts_dir="$(dirname "$0")"
-"$scripts_dir/ensure_clients.sh" || [ $? -eq 3 ] || { echo "could not install the coding-agent CLIs (scripts/ensure_clients.sh)" >&2; exit 1; }
+# The coding-agent CLIs the client drill runs (npm, pinned, into var/clients/), installed ahead of
+# the tests; a failure here only warns: the drill installs them itself, and says why it cannot.
+"$(dirname "$0")/ensure_clients.sh" || [ $? -eq 3 ] || echo "warning: the coding-agent CLIs are not installed (scripts/ensure_clients.sh)" >&2

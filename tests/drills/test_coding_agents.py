@@ -292,6 +292,7 @@ def test_claude_code_runs_bash_and_answers_through_the_gateway(
         assert body["thinking"]["type"] == "adaptive"
         assert "effort" in body["output_config"]
         assert body["context_management"]["edits"]
+        assert '"cache_control"' in json.dumps(body["system"])  # prompt caching on its blocks
         assert "system" in [m["role"] for m in body["messages"]]
         assert "context-management-2025-06-27" in upstream[0]["headers"]["anthropic-beta"]
     else:  # translated: effort mapped, what has no OpenAI form named, never dropped silently
