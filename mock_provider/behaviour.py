@@ -240,8 +240,8 @@ def plan_reply(
     else:
         words = ["Mock", "reply", "to:", *prompt.last_user_text.split()[:echo_words]]
     if prompt.json_schema is not None:
-        value = schema_instance(prompt.json_schema) if prompt.json_schema else None
-        text = json.dumps(value if value is not None else {"reply": " ".join(words)})
+        schema = prompt.json_schema
+        text = json.dumps(schema_instance(schema) if schema else {"reply": " ".join(words)})
         words = text.split(" ")
     truncated = prompt.max_tokens is not None and len(words) > prompt.max_tokens
     if truncated:

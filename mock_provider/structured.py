@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 _MAX_DEPTH = 6
+_GIVE_UP_DEPTH = 40
 _FORMATS = {
     "date-time": "2026-01-01T00:00:00Z",
     "date": "2026-01-01",
@@ -28,8 +29,8 @@ _FORMATS = {
 
 def schema_instance(schema: Any, root: Mapping[str, Any] | None = None, depth: int = 0) -> Any:
     """A value valid against `schema` (`root`: where `$ref`s resolve; the schema itself)."""
-    if not isinstance(schema, Mapping):
-        return "mock"
+    if not isinstance(schema, Mapping) or depth > _GIVE_UP_DEPTH:
+        return "mock" if depth <= _GIVE_UP_DEPTH else None  # a schema with no finite value
     root = schema if root is None else root
     if isinstance(schema.get("$ref"), str):
         return schema_instance(_resolve(root, schema["$ref"]), root, depth + 1)
@@ -40,7 +41,9 @@ def schema_instance(schema: Any, root: Mapping[str, Any] | None = None, depth: i
     for key in ("anyOf", "oneOf"):
         options = schema.get(key)
         if isinstance(options, list) and options:
-            chosen = next((o for o in options if _type(o) != "null"), options[0])
+            # Deep in a recursive schema, a null branch ends it.
+            null_first = depth >= _MAX_DEPTH
+            chosen = next((o for o in options if (_type(o) == "null") == null_first), options[0])
             return schema_instance(chosen, root, depth + 1)
     if isinstance(schema.get("allOf"), list):
         return schema_instance(_merged(schema, root), root, depth + 1)
@@ -97,6 +100,8 @@ def _type(schema: Any) -> str | None:
 
 def _resolve(root: Mapping[str, Any], ref: str) -> Any:
     node: Any = root
+    if ref == "#":
+        return root
     for part in ref.removeprefix("#/").split("/"):
         if not isinstance(node, Mapping) or part not in node:
             return {}

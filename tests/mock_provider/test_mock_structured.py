@@ -96,3 +96,12 @@ def test_a_streamed_structured_answer_joins_into_the_same_json(oai: openai.OpenA
     ) as stream:
         final = stream.get_final_completion()
     assert isinstance(final.choices[0].message.parsed, Order)
+
+
+def test_a_recursive_schema_ends() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"next": {"anyOf": [{"$ref": "#"}, {"type": "null"}]}},
+        "required": ["next"],
+    }
+    jsonschema.validate(schema_instance(schema), schema)
