@@ -25,7 +25,7 @@ from audit.observability.metrics import observe_call
 from audit.storable import MAX_DEPTH, refused_in, too_deep
 from audit.writer import AuditWriteError
 from billing.cost import request_cost_usd
-from routing.client_identity import claude_code_identity, codex_context
+from routing.client_identity import claude_code_identity, codex_context, codex_end_user
 from routing.core.errors import UpstreamError
 from routing.core.failover import try_in_order
 from routing.core.strategy import RoutePlan
@@ -245,6 +245,7 @@ class Call:
             user = known.end_user  # the account, not the session: limits are per person
             context.update(known.context)
         context.update(codex_context(client_metadata))
+        user = user or codex_end_user(client_metadata)
         self.entry.end_user = _header(self.request, END_USER_HEADER) or _identifier(user, "user")
         self.entry.feature = _header(self.request, FEATURE_HEADER) or _identifier(
             str(metadata.get("feature") or ""), "metadata.feature"

@@ -173,9 +173,10 @@ async def test_malformed_structured_output_is_retried_then_sent_to_the_fallback(
     response = await post(
         proxy,
         keys["routed"],
-        chat("allocation?", model="gr-structured", response_format=STRUCTURED),
+        chat("allocation?", model="gr-structured", response_format=STRUCTURED, max_tokens=1),
     )
-    # The mock never answers JSON: primary, its retry, the fallback, then a clear error.
+    # Cut at one word, the mock's JSON is malformed: primary, its retry, the fallback, then a
+    # clear error.
     assert response.status_code == 502
     error = response.json()["error"]
     assert error["code"] == "invalid_structured_output" and "gr-json" in error["message"]
