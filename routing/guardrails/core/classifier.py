@@ -140,7 +140,8 @@ _PUNCTUATION = (
 
 def _wordllama_dir() -> Path:
     """The installed `wordllama` package's folder, found without importing it (its import
-    configures the root logger) and never downloading anything."""
+    configures the root logger) and never downloading anything. routing.cache.core.embedder
+    finds it the same way; a pure package imports no other app's, so the few lines are repeated."""
     spec = importlib.util.find_spec("wordllama")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("the 'wordllama' package is not installed")
