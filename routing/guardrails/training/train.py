@@ -7,6 +7,11 @@ full-batch Adam in numpy: no scikit-learn, no torch, the same arithmetic as scor
 operating point is chosen without looking at the held-out split: out-of-fold scores on the
 training split place the bias so that a probability of 0.5 is where
 `target_fpr` of the training split's benign texts score above it.
+
+A small network over WordLlama's word vectors is fitted on the same folds; a logistic
+regression on the two halves' out-of-fold logits combines them, and the word half ships only if
+the combination adds `words_must_add` recall at the operating point (injection.json records the
+out-of-fold figures of each half and the choice).
 """
 
 from __future__ import annotations
