@@ -13,7 +13,9 @@ from ninja import NinjaAPI
 from ninja.operation import PathView
 
 from audit.activity.api import router as activity_router
-from gateway_site.api.auth import AdminKeyAuth
+from audit.api import router as audit_router
+from billing.api import router as billing_router
+from gateway_site.api.auth import DEFAULT_ROLES, AdminKeyAuth
 from gateway_site.api.errors import ApiError, install_error_handlers, refused_in_url
 from gateway_site.api_docs import api_docs_view
 from routing.api import router as routing_router
@@ -53,6 +55,8 @@ def build_api() -> NinjaAPI:
         routing_router,
         quotas_router,
         activity_router,
+        audit_router,
+        billing_router,
         prompts_router,
         evaluations_router,
         mcp_router,
@@ -96,6 +100,16 @@ def _unknown_query(request: HttpRequest, declared: dict[str, frozenset[str]]) ->
     return ApiError(422, "validation_error", f"Unknown query parameter {summary}.", fields)
 
 
+def _roles(path_view: PathView) -> dict[str, frozenset[str]]:
+    """The tenant-key roles each method of one path is open to (gateway_site/api/auth.py)."""
+    roles: dict[str, frozenset[str]] = {}
+    for operation in path_view.operations:
+        marked = getattr(operation.view_func, "api_roles", DEFAULT_ROLES)
+        for method in operation.methods:
+            roles[method] = marked
+    return roles
+
+
 def _path_view(view: Callable[..., HttpResponse]) -> PathView | None:
     """The PathView behind one of Ninja's URL callbacks (its view function closes over it);
     None for the API's other views (the schema and the docs)."""
@@ -111,6 +125,7 @@ def _guarded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     and a wrong method is answered in plain text past the exception handlers."""
     path_view = _path_view(view)
     declared = _query_names(path_view) if path_view is not None else None
+    roles = _roles(path_view) if path_view is not None else {}
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -119,6 +134,7 @@ def _guarded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
             refused = _unknown_query(request, declared)
         if refused is not None:
             return refused.response()
+        request.api_roles = roles.get(request.method or "", DEFAULT_ROLES)  # type: ignore[attr-defined]
         response = view(request, *args, **kwargs)
         if response.status_code != 405:
             return response
