@@ -25,6 +25,7 @@ from routing.prompts.api import router as prompts_router
 from tenants.api import router as tenancy_router
 from tenants.keys_api import router as keys_router
 from tenants.quotas.api import router as quotas_router
+from tenants.quotas.approvals_api import router as approvals_router
 
 DESCRIPTION = """\
 Manage tenants, teams, members, virtual keys, rate limits, budgets, providers, deployments,
@@ -54,6 +55,7 @@ def build_api() -> NinjaAPI:
         keys_router,
         routing_router,
         quotas_router,
+        approvals_router,
         activity_router,
         audit_router,
         billing_router,

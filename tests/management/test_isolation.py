@@ -17,7 +17,7 @@ from gateway_site.api.models import AdminKey
 from gateway_site.api.routers import management_api
 from gateway_site.api.services import admin_key_create
 from routing.mcp_gateway.models import McpServer, McpToolGrant
-from tenants.quotas.models import Budget, QuotaPolicy, RateLimit
+from tenants.quotas.models import ApprovalRule, Budget, CostApproval, QuotaPolicy, RateLimit
 from tests.management.conftest import Api, Side
 
 pytestmark = pytest.mark.django_db
@@ -122,6 +122,18 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/tenants/{slug}/audit/exports/{export_id}/manifest"): Case(role="compliance"),
     ("GET", "/tenants/{slug}/costs"): Case(role="finance"),
     ("GET", "/tenants/{slug}/prompts/{name}/usage"): Case(role="compliance"),
+    ("GET", "/tenants/{slug}/approval-rules"): Case(),
+    ("POST", "/tenants/{slug}/approval-rules"): Case(
+        lambda t: {"scope": "tenant", "threshold_usd": "0"}
+    ),
+    ("DELETE", "/tenants/{slug}/approval-rules/{rule_id}"): Case(),
+    ("GET", "/tenants/{slug}/cost-approvals"): Case(role="finance"),
+    ("POST", "/tenants/{slug}/cost-approvals/{approval_id}/approve"): Case(
+        lambda t: {}, role="finance"
+    ),
+    ("POST", "/tenants/{slug}/cost-approvals/{approval_id}/refuse"): Case(
+        lambda t: {}, role="finance"
+    ),
 }
 
 
@@ -165,6 +177,8 @@ def fill(template: str, side: Side, *, slug_of: Side | None = None) -> str:
         .replace("{server}", f"{side.tenant.slug}-crm")
         .replace("{request_id}", f"req_{side.tenant.slug}")
         .replace("{export_id}", "8d1c1f52-0f5e-4d2b-9b7a-1d0c3f5b2a10")
+        .replace("{rule_id}", str(side.approval_rule_id))
+        .replace("{approval_id}", side.approval_id)
     )
 
 
@@ -196,6 +210,8 @@ def snapshot(side: Side) -> Any:
         list(QuotaPolicy.objects.filter(tenant=side.tenant).values()),
         list(McpServer.objects.filter(tenant=side.tenant).values()),
         list(McpToolGrant.objects.filter(tenant=side.tenant).values()),
+        list(ApprovalRule.objects.filter(tenant=side.tenant).values()),
+        list(CostApproval.objects.filter(tenant=side.tenant).values()),
     )
 
 
