@@ -29,11 +29,12 @@ from tenants.quotas.approvals_api import router as approvals_router
 
 DESCRIPTION = """\
 Manage tenants, teams, members, virtual keys, rate limits, budgets, providers, deployments,
-routes, task categories and MCP servers with their tool grants, read evaluation scores and the
-activity log.
+routes, task categories and MCP servers with their tool grants, cost pre-approval; read evaluation
+scores, the activity log, the audit trail (search, export), the cost report and prompt usage.
 
 Authenticate with an admin key: `Authorization: Bearer gwa-…` (create the first one with
-`manage.py create_admin_key --platform --name …`). A tenant key sees and changes only its tenant;
+`manage.py create_admin_key --platform --name …`). A tenant key sees only its tenant, in its role
+(tenant_admin, compliance, finance or developer: what that role reaches in the console);
 anything outside it answers 404, as if it did not exist. Errors are always
 `{"error": {"code", "message", "fields"}}`. Guide: docs/management_api.md.
 """

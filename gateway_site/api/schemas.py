@@ -5,7 +5,7 @@ on the way in (never out)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from ninja import Field, Schema
 from pydantic import ConfigDict
@@ -203,7 +203,14 @@ class AdminKeyOut(BodyOut):
     tenant: str | None = Field(
         default=None, alias="tenant.slug", description="null: the whole platform"
     )
-    role: str
+    role: str | None = Field(default=None, description="A tenant key's role; null: platform")
+
+    @staticmethod
+    def resolve_role(obj: Any) -> str | None:
+        if isinstance(obj, dict):  # a response built from another's fields (AdminKeyCreated)
+            return obj.get("role")
+        return None if obj.tenant_id is None else str(obj.role)
+
     prefix: str
     created_by: str
     created_at: datetime

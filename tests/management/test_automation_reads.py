@@ -261,3 +261,43 @@ def test_prompt_usage_per_version(acme: Acme) -> None:
     )
     other = acme.other_key.tenant.slug
     assert api.get(f"/tenants/{other}/prompts/advisor/usage").status_code == 404
+
+
+def test_a_tenant_admin_makes_a_compliance_key_that_only_reads_the_audit(acme: Acme) -> None:
+    admin = _key(acme.tenant, "tenant_admin")
+    made = admin.post(
+        "/admin-keys", {"name": "audit bot", "tenant": acme.tenant.slug, "role": "compliance"}
+    )
+    assert made.status_code == 201, made.content
+    assert made.json()["role"] == "compliance"
+    reader = Api(made.json()["key"])
+    assert reader.get(f"/tenants/{acme.tenant.slug}/audit/records").status_code == 200
+    assert reader.get(f"/tenants/{acme.tenant.slug}/teams").status_code == 403
+    platform = _key(None)
+    assert platform.post("/admin-keys", {"name": "x", "role": "finance"}).status_code == 422
+    listed = platform.get("/admin-keys").json()["items"]
+    assert {k["role"] for k in listed if k["tenant"] is None} == {None}  # platform keys
+    assert {k["role"] for k in listed if k["tenant"]} == {"tenant_admin", "compliance"}
+
+
+def test_create_admin_key_takes_a_role(acme: Acme) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from gateway_site.api.models import AdminKey
+
+    out = StringIO()
+    call_command(
+        "create_admin_key",
+        "--tenant",
+        acme.tenant.slug,
+        "--name",
+        "cli",
+        "--role",
+        "finance",
+        stdout=out,
+        stderr=StringIO(),
+    )
+    assert AdminKey.objects.get(name="cli").role == "finance"
+    assert Api(out.getvalue().strip()).get(f"/tenants/{acme.tenant.slug}/costs").status_code == 200
