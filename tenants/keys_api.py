@@ -197,8 +197,14 @@ def admin_key_create(request: HttpRequest, payload: AdminKeyIn) -> Status[AdminK
     if payload.tenant is None and not scope.is_platform:
         raise platform_only()
     tenant = tenant_or_404(request, payload.tenant) if payload.tenant is not None else None
+    if tenant is None and payload.role != "tenant_admin":
+        raise invalid("role", "A platform key takes no role: it passes everywhere.")
     key, material = admin_key_services.admin_key_create(
-        name=payload.name, tenant=tenant, created_by=scope.label, actor=scope.actor
+        name=payload.name,
+        tenant=tenant,
+        created_by=scope.label,
+        actor=scope.actor,
+        role=payload.role,
     )
     out = AdminKeyOut.from_orm(key).model_dump()
     return Status(201, AdminKeyCreated(**out, key=material.plaintext))

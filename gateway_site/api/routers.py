@@ -13,7 +13,9 @@ from ninja import NinjaAPI
 from ninja.operation import PathView
 
 from audit.activity.api import router as activity_router
-from gateway_site.api.auth import AdminKeyAuth
+from audit.api import router as audit_router
+from billing.api import router as billing_router
+from gateway_site.api.auth import DEFAULT_ROLES, AdminKeyAuth
 from gateway_site.api.errors import ApiError, install_error_handlers, refused_in_url
 from gateway_site.api_docs import api_docs_view
 from routing.api import router as routing_router
@@ -23,14 +25,16 @@ from routing.prompts.api import router as prompts_router
 from tenants.api import router as tenancy_router
 from tenants.keys_api import router as keys_router
 from tenants.quotas.api import router as quotas_router
+from tenants.quotas.approvals_api import router as approvals_router
 
 DESCRIPTION = """\
 Manage tenants, teams, members, virtual keys, rate limits, budgets, providers, deployments,
-routes, task categories and MCP servers with their tool grants, read evaluation scores and the
-activity log.
+routes, task categories and MCP servers with their tool grants, cost pre-approval; read evaluation
+scores, the activity log, the audit trail (search, export), the cost report and prompt usage.
 
 Authenticate with an admin key: `Authorization: Bearer gwa-…` (create the first one with
-`manage.py create_admin_key --platform --name …`). A tenant key sees and changes only its tenant;
+`manage.py create_admin_key --platform --name …`). A tenant key sees only its tenant, in its role
+(tenant_admin, compliance, finance or developer: what that role reaches in the console);
 anything outside it answers 404, as if it did not exist. Errors are always
 `{"error": {"code", "message", "fields"}}`. Guide: docs/management_api.md.
 """
@@ -52,7 +56,10 @@ def build_api() -> NinjaAPI:
         keys_router,
         routing_router,
         quotas_router,
+        approvals_router,
         activity_router,
+        audit_router,
+        billing_router,
         prompts_router,
         evaluations_router,
         mcp_router,
@@ -96,6 +103,16 @@ def _unknown_query(request: HttpRequest, declared: dict[str, frozenset[str]]) ->
     return ApiError(422, "validation_error", f"Unknown query parameter {summary}.", fields)
 
 
+def _roles(path_view: PathView) -> dict[str, frozenset[str]]:
+    """The tenant-key roles each method of one path is open to (gateway_site/api/auth.py)."""
+    roles: dict[str, frozenset[str]] = {}
+    for operation in path_view.operations:
+        marked = getattr(operation.view_func, "api_roles", DEFAULT_ROLES)
+        for method in operation.methods:
+            roles[method] = marked
+    return roles
+
+
 def _path_view(view: Callable[..., HttpResponse]) -> PathView | None:
     """The PathView behind one of Ninja's URL callbacks (its view function closes over it);
     None for the API's other views (the schema and the docs)."""
@@ -111,6 +128,7 @@ def _guarded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     and a wrong method is answered in plain text past the exception handlers."""
     path_view = _path_view(view)
     declared = _query_names(path_view) if path_view is not None else None
+    roles = _roles(path_view) if path_view is not None else {}
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
@@ -119,6 +137,7 @@ def _guarded(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
             refused = _unknown_query(request, declared)
         if refused is not None:
             return refused.response()
+        request.api_roles = roles.get(request.method or "", DEFAULT_ROLES)  # type: ignore[attr-defined]
         response = view(request, *args, **kwargs)
         if response.status_code != 405:
             return response

@@ -5,6 +5,7 @@ on the way in (never out)."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Literal
 
 from ninja import Field, Schema
 from pydantic import ConfigDict
@@ -188,6 +189,12 @@ class AdminKeyIn(BodyIn):
         max_length=64,
         description="Slug of the tenant it may manage; null for the whole platform.",
     )
+    role: Literal["tenant_admin", "compliance", "finance", "developer"] = Field(
+        default="tenant_admin",
+        description="A tenant key's role, as a member's in the console: tenant_admin manages "
+        "the tenant; compliance reads the audit trail; finance the cost report. Platform keys "
+        "take no role.",
+    )
 
 
 class AdminKeyOut(BodyOut):
@@ -196,6 +203,14 @@ class AdminKeyOut(BodyOut):
     tenant: str | None = Field(
         default=None, alias="tenant.slug", description="null: the whole platform"
     )
+    role: str | None = Field(default=None, description="A tenant key's role; null: platform")
+
+    @staticmethod
+    def resolve_role(obj: Any) -> str | None:
+        if isinstance(obj, dict):  # a response built from another's fields (AdminKeyCreated)
+            return obj.get("role")
+        return None if obj.tenant_id is None else str(obj.role)
+
     prefix: str
     created_by: str
     created_at: datetime

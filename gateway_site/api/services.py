@@ -15,13 +15,22 @@ ADMIN_KEY_PREFIX = "gwa-"  # tells an admin key from a proxy key ("gw-") at a gl
 
 @transaction.atomic
 def admin_key_create(
-    *, name: str, tenant: Tenant | None, created_by: str, actor: Actor
+    *,
+    name: str,
+    tenant: Tenant | None,
+    created_by: str,
+    actor: Actor,
+    role: str = "tenant_admin",
 ) -> tuple[AdminKey, NewKey]:
-    """Create an admin key; the returned plaintext is the only copy that will ever exist."""
+    """Create an admin key; the returned plaintext is the only copy that will ever exist.
+    A platform key has no role (it passes everywhere), so it must keep the default."""
+    if tenant is None and role != "tenant_admin":
+        raise ValueError("a platform admin key takes no role")
     material = generate_key(ADMIN_KEY_PREFIX)
     key = AdminKey.objects.create(
         name=name,
         tenant=tenant,
+        role=role,
         prefix=material.prefix,
         key_hash=material.key_hash,
         created_by=created_by[:200],
@@ -31,7 +40,11 @@ def admin_key_create(
         action="admin_key.create",
         target=key,
         tenant_id=key.tenant_id,
-        details={"scope": tenant.slug if tenant else "platform", "prefix": key.prefix},
+        details={
+            "scope": tenant.slug if tenant else "platform",
+            "prefix": key.prefix,
+            "role": role,
+        },
     )
     return key, material
 

@@ -18,6 +18,7 @@ from routing.prompts.declared import PromptSpec
 from tenants.models import Role
 from tenants.quotas.declared import (
     BudgetSpec,
+    CostApprovalSpec,
     EndUserQuotaSpec,
     LimitSpec,
     ProviderCapacitySpec,
@@ -135,6 +136,7 @@ class KeySpec(_Strict):
     expires_at: datetime | None = None
     limits: LimitSpec | None = None
     budgets: list[BudgetSpec] = []
+    cost_approval: CostApprovalSpec | None = None  # this key's pre-approval threshold
     mcp_tools: list[McpToolsSpec] = []  # narrows the team's (docs/mcp.md)
 
     @field_validator("value")
@@ -153,6 +155,7 @@ class TeamSpec(_Strict):
     keys: list[KeySpec] = []
     limits: LimitSpec | None = None
     budgets: list[BudgetSpec] = []
+    cost_approval: CostApprovalSpec | None = None
     mcp_tools: list[McpToolsSpec] = []  # what the team's keys may call (deny by default)
 
 
@@ -173,6 +176,7 @@ class TenantSpec(_Strict):
     quota_policy: QuotaPolicySpec | None = None
     limits: LimitSpec | None = None
     budgets: list[BudgetSpec] = []
+    cost_approval: CostApprovalSpec | None = None  # hold requests predicted above it
     end_users: list[EndUserQuotaSpec] = []
     prompts: list[PromptSpec] = []
     mcp_servers: list[McpServerSpec] = []

@@ -250,6 +250,7 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
                 limits=key_spec.limits,
                 budgets=key_spec.budgets,
                 api_key=existing,
+                cost_approval=key_spec.cost_approval,
             )
         _apply_mcp_tools(team_spec.mcp_tools, servers, team=team)
         apply_rules(
@@ -258,6 +259,7 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
             limits=team_spec.limits,
             budgets=team_spec.budgets,
             team=team,
+            cost_approval=team_spec.cost_approval,
         )
     for user_spec in spec.users:
         tenant_services.member_apply(
@@ -276,6 +278,7 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
         limits=spec.limits,
         budgets=spec.budgets,
         end_users=spec.end_users,
+        cost_approval=spec.cost_approval,
     )
     try:
         prompts_apply(tenant=tenant, specs=spec.prompts, teams=teams, bump=report.bump)

@@ -14,6 +14,7 @@ from ninja import Field, Router, Schema, Status
 from ninja.pagination import paginate
 from pydantic import ConfigDict
 
+from gateway_site.api.auth import api_roles
 from gateway_site.api.common import scope_of, tenant_or_404
 from gateway_site.api.errors import ApiError, conflict, not_found
 from gateway_site.bounds import INT_MAX, StorableInput
@@ -264,3 +265,46 @@ def label_rollback(request: HttpRequest, slug: str, name: str, label: str) -> La
 def label_history(request: HttpRequest, slug: str, name: str) -> list[MoveOut]:
     prompt = _prompt_or_404(request, slug, name)
     return [_move_out(m) for m in selectors.label_history(prompt=prompt)]
+
+
+class VersionUsageOut(Schema):
+    version: int
+    requests: int
+    errors: int
+    error_rate: float
+    with_findings: int = Field(description="Requests with a guardrail finding")
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: str
+    latency_ms_p50: float | None
+    first_seen: Any
+    last_seen: Any
+
+
+@router.get(
+    "/tenants/{slug}/prompts/{name}/usage",
+    response=list[VersionUsageOut],
+    summary="Per version of a prompt: requests, tokens, cost and errors (from the audit trail)",
+)
+@api_roles("tenant_admin", "developer", "compliance")
+def version_usage(request: HttpRequest, slug: str, name: str) -> list[VersionUsageOut]:
+    prompt = _prompt_or_404(request, slug, name)
+    usage = selectors.version_usage(tenant_id=prompt.tenant_id, prompt_name=prompt.name)
+    numbers = [v.number for v in selectors.prompt_versions(prompt=prompt)]
+    return [
+        VersionUsageOut(
+            version=number,
+            requests=used.requests if used else 0,
+            errors=used.errors if used else 0,
+            error_rate=used.error_rate if used else 0.0,
+            with_findings=used.with_findings if used else 0,
+            prompt_tokens=used.prompt_tokens if used else 0,
+            completion_tokens=used.completion_tokens if used else 0,
+            cost_usd=f"{used.cost_usd if used else 0:f}",
+            latency_ms_p50=used.latency_ms if used else None,
+            first_seen=used.first_seen if used else None,
+            last_seen=used.last_seen if used else None,
+        )
+        for number in numbers
+        for used in [usage.get(number)]
+    ]

@@ -72,6 +72,8 @@ class VersionUsage:
     cost_usd: Decimal
     first_seen: datetime | None
     last_seen: datetime | None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
     @property
     def error_rate(self) -> float:
@@ -79,7 +81,8 @@ class VersionUsage:
 
 
 def version_usage(*, tenant_id: int, prompt_name: str) -> dict[int, VersionUsage]:
-    """Per version: requests that used it, their errors, guardrail findings, latency and cost."""
+    """Per version: requests that used it, their errors, guardrail findings, tokens, latency and
+    cost."""
     finished_badly = ~Q(status__in=[AuditStatus.SUCCESS, AuditStatus.IN_PROGRESS])
     latency = _Median("latency_ms") if connection.vendor == "postgresql" else Avg("latency_ms")
     rows = (
@@ -93,6 +96,8 @@ def version_usage(*, tenant_id: int, prompt_name: str) -> dict[int, VersionUsage
             with_findings=Count("id", filter=~Q(guardrail_findings=[])),
             latency=latency,
             cost=Sum("cost_usd"),
+            prompt_tokens=Sum("prompt_tokens"),
+            completion_tokens=Sum("completion_tokens"),
             first_seen=Min("started_at"),
             last_seen=Max("started_at"),
         )
@@ -107,6 +112,8 @@ def version_usage(*, tenant_id: int, prompt_name: str) -> dict[int, VersionUsage
             cost_usd=row["cost"] or Decimal(0),
             first_seen=row["first_seen"],
             last_seen=row["last_seen"],
+            prompt_tokens=row["prompt_tokens"] or 0,
+            completion_tokens=row["completion_tokens"] or 0,
         )
         for row in rows
     }

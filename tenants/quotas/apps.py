@@ -10,3 +10,4 @@ class QuotasConfig(AppConfig):
         from gateway_site.console.nav import NavEntry, nav_register
 
         nav_register(NavEntry("Administration", "Limits and budgets", "quotas:limits", 45))
+        nav_register(NavEntry("Finance", "Cost approvals", "quotas:approvals", 60))

@@ -11,7 +11,7 @@ from pydantic import ConfigDict, Field, field_validator
 from audit.activity.services import CONFIG
 from gateway_site.bounds import INT_MAX, StorableInput
 from tenants.models import ApiKey, Team, Tenant
-from tenants.quotas import services
+from tenants.quotas import approvals, services
 from tenants.quotas.models import Scope, thresholds_checked
 
 
@@ -50,6 +50,14 @@ class BudgetSpec(_Strict):
         return value
 
 
+class CostApprovalSpec(_Strict):
+    """Hold a request predicted to cost more than this until a budget owner approves it
+    (tenants/quotas/approvals.py)."""
+
+    threshold_usd: Decimal = Field(ge=0, max_digits=12, decimal_places=4)
+    shadow: bool = False
+
+
 class ProviderCapacitySpec(_Strict):
     requests_per_minute: int | None = Field(default=None, ge=1, le=INT_MAX)
     tokens_per_minute: int | None = Field(default=None, ge=1, le=INT_MAX)
@@ -82,7 +90,18 @@ def apply_rules(
     team: Team | None = None,
     api_key: ApiKey | None = None,
     end_user: str = "",
+    cost_approval: CostApprovalSpec | None = None,
 ) -> None:
+    if cost_approval is not None:
+        approvals.approval_rule_set(
+            tenant=tenant,
+            scope=scope,
+            team=team,
+            api_key=api_key,
+            threshold_usd=cost_approval.threshold_usd,
+            shadow=cost_approval.shadow,
+            actor=CONFIG,
+        )
     where = {
         "tenant": tenant,
         "scope": scope,
@@ -103,10 +122,17 @@ def apply_tenant_quotas(
     limits: LimitSpec | None,
     budgets: list[BudgetSpec],
     end_users: list[EndUserQuotaSpec],
+    cost_approval: CostApprovalSpec | None = None,
 ) -> None:
     if policy is not None:
         services.quota_policy_set(tenant=tenant, **policy.model_dump(), actor=CONFIG)
-    apply_rules(tenant=tenant, scope=Scope.TENANT, limits=limits, budgets=budgets)
+    apply_rules(
+        tenant=tenant,
+        scope=Scope.TENANT,
+        limits=limits,
+        budgets=budgets,
+        cost_approval=cost_approval,
+    )
     for user in end_users:
         apply_rules(
             tenant=tenant,

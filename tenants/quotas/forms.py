@@ -88,3 +88,25 @@ class BudgetForm(_ScopeForm):
         except ValueError as exc:
             message = str(exc) if "threshold" in str(exc) else "Whole percentages, e.g. 50, 80, 95."
             raise forms.ValidationError(message) from None
+
+
+class ApprovalRuleForm(_ScopeForm):
+    """A cost pre-approval threshold for the tenant, a team or a key (not for end users)."""
+
+    threshold_usd = forms.DecimalField(
+        min_value=0,
+        max_digits=12,
+        decimal_places=4,
+        label="Hold requests predicted to cost more than (USD)",
+    )
+
+    def __init__(self, *args: Any, tenant: Tenant, **kwargs: Any) -> None:
+        super().__init__(*args, tenant=tenant, **kwargs)
+        scope: Any = self.fields["scope"]
+        scope.choices = [c for c in Scope.choices if c[0] != Scope.USER]
+        del self.fields["end_user"]
+
+
+class ApprovalDecisionForm(forms.Form):
+    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("refuse", "Refuse")])
+    note = forms.CharField(required=False, max_length=500, label="Note (optional)")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from django.conf import settings
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -16,7 +17,7 @@ from routing.core.errors import UpstreamError
 from routing.core.strategy import RoutePlan
 from routing.core.types import JSON, Target
 from routing.errors import GatewayError
-from tenants.quotas import tokens
+from tenants.quotas import approvals, tokens
 from tenants.quotas.capacity import ProviderGate
 from tenants.quotas.core.checks import ShareCheck
 from tenants.quotas.core.memory import MemoryQuotaStore
@@ -113,15 +114,45 @@ async def admit(
     demand = demand_for(caller, plan, payload, embeddings=embeddings)
     policy = await engine.policy(demand.tenant_id)
     ceiling = await _apply_ceiling(caller, plan, payload, demand, policy, embeddings)
+    approval = await _preapproval(caller, ceiling.plan, ceiling.demand, policy, payload)
     admission = await engine.admit(ceiling.demand, caller.request_id)
     note = {"downgraded_from": ceiling.downgraded_from} if ceiling.downgraded_from else {}
     return Admitted(
         ceiling.plan,
         admission,
         ceiling.demand,
-        {**note, **admission.record},
+        {**note, **approval, **admission.record},
         route_alias=ceiling.route_alias,
     )
+
+
+async def _preapproval(
+    caller: Caller, plan: RoutePlan, demand: Demand, policy: Any, payload: JSON
+) -> JSON:
+    """Hold a request predicted to cost more than its pre-approval threshold (approvals.py), or
+    let an approved one through; what its record says about it (`quota.approval`)."""
+    engine = caller.runtime.quotas
+    rule = (await engine.table.get()).approval(demand.tenant_id, demand.team_id, demand.key_id)
+    header = caller.headers.get(approvals.APPROVAL_HEADER) or ""
+    if rule is None and not header:
+        return {}  # the common case: nothing to predict against, nothing to check
+    identity = caller.identity
+    priced = approvals.PricedRequest(
+        tenant_id=demand.tenant_id,
+        team_id=demand.team_id,
+        key_id=demand.key_id,
+        key_label=f"key {identity.key_name} ({identity.key_prefix}…)",
+        request_id=caller.request_id,
+        end_user=demand.end_user,
+        model=plan.alias,
+        body=orjson.dumps(payload),
+        approval_header=header,
+        predicted_usd=engine.reservation_usd(demand, policy),
+    )
+    decision = await approvals.cost_approval_check(priced, rule=rule)
+    if decision.error is not None:
+        raise decision.error
+    return {} if decision.outcome == "not_needed" else {"approval": decision.record()}
 
 
 async def _apply_ceiling(

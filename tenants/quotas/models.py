@@ -215,3 +215,59 @@ class BudgetAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.budget} reached {self.threshold_pct}% ({self.window_start:%Y-%m-%d})"
+
+
+class ApprovalRule(ScopedRule):
+    """Cost pre-approval: a request whose predicted (worst-case) cost is above `threshold_usd` is
+    held until a budget owner approves it (tenants/quotas/approvals.py). Scopes: tenant, team or
+    key; the most specific rule that applies is the one used."""
+
+    threshold_usd = models.DecimalField(max_digits=12, decimal_places=4)
+
+    class Meta:
+        constraints = _one_per_scope("approval_rule")
+
+    def __str__(self) -> str:
+        return f"pre-approval above ${self.threshold_usd} for {self.scope_label()}"
+
+
+class ApprovalStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for a decision"
+    APPROVED = "approved", "Approved: the client may retry once"
+    REFUSED = "refused", "Refused"
+    USED = "used", "Approved and used"
+
+
+class CostApproval(models.Model):
+    """One held request: what it would cost, for which key and body, and what was decided.
+
+    Bound to the key and to a hash of the request's body: the approval lets exactly that request
+    through, once, before `expires_at` (a pending one expires undecided at that moment too)."""
+
+    public_id = models.CharField(max_length=40, unique=True)
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    team = models.ForeignKey("tenants.Team", on_delete=models.CASCADE, related_name="+")
+    api_key = models.ForeignKey("tenants.ApiKey", on_delete=models.CASCADE, related_name="+")
+    body_sha256 = models.CharField(max_length=64)
+    model = models.CharField(max_length=200, blank=True, default="")
+    end_user = models.CharField(max_length=200, blank=True, default="")
+    predicted_cost_usd = models.DecimalField(max_digits=18, decimal_places=10)
+    threshold_usd = models.DecimalField(max_digits=12, decimal_places=4)
+    rule_label = models.CharField(max_length=200, blank=True, default="")
+    held_request_id = models.CharField(max_length=40, blank=True, default="")
+    status = models.CharField(
+        max_length=10, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING
+    )
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.CharField(max_length=200, blank=True, default="")
+    decision_note = models.CharField(max_length=500, blank=True, default="")
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_request_id = models.CharField(max_length=40, blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["tenant", "status", "-created_at"])]
+
+    def __str__(self) -> str:
+        return self.public_id

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from tenants.quotas.models import EACH_USER, Budget, QuotaPolicy, RateLimit, Scope
+from tenants.quotas.models import EACH_USER, ApprovalRule, Budget, QuotaPolicy, RateLimit, Scope
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +48,18 @@ class PolicyRule:
 
 DEFAULT_POLICY = PolicyRule()
 
+
+@dataclass(frozen=True, slots=True)
+class ApprovalThreshold:
+    """Cost pre-approval for one scope (tenants/quotas/approvals.py)."""
+
+    id: int
+    scope: str
+    label: str
+    threshold_usd: Decimal
+    shadow: bool
+
+
 # A scope's address in the table: ("tenant", id), ("team", id), ("key", id),
 # ("user", tenant id, end user or "*").
 ScopeKey = tuple[str, int] | tuple[str, int, str]
@@ -58,6 +70,7 @@ class QuotaTable:
     limits: dict[ScopeKey, LimitRule] = field(default_factory=dict)
     budgets: dict[ScopeKey, tuple[BudgetRule, ...]] = field(default_factory=dict)
     policies: dict[int, PolicyRule] = field(default_factory=dict)
+    approvals: dict[ScopeKey, ApprovalThreshold] = field(default_factory=dict)
 
     def scopes(
         self, tenant_id: int, team_id: int, key_id: int, end_user: str
@@ -79,8 +92,15 @@ class QuotaTable:
     def policy(self, tenant_id: int) -> PolicyRule:
         return self.policies.get(tenant_id, DEFAULT_POLICY)
 
+    def approval(self, tenant_id: int, team_id: int, key_id: int) -> ApprovalThreshold | None:
+        """The most specific pre-approval rule that applies: the key's, its team's, the tenant's."""
+        for scope in (("key", key_id), ("team", team_id), ("tenant", tenant_id)):
+            if (rule := self.approvals.get(scope)) is not None:
+                return rule
+        return None
 
-def _scope_key(rule: RateLimit | Budget) -> ScopeKey:
+
+def _scope_key(rule: RateLimit | Budget | ApprovalRule) -> ScopeKey:
     if rule.scope == Scope.TEAM:
         assert rule.team_id is not None
         return ("team", rule.team_id)
@@ -134,8 +154,19 @@ def load_quota_table() -> QuotaTable:
         )
         for policy in QuotaPolicy.objects.all()
     }
+    approvals = {
+        _scope_key(rule): ApprovalThreshold(
+            id=rule.pk,
+            scope=rule.scope,
+            label=rule.scope_label(),
+            threshold_usd=rule.threshold_usd,
+            shadow=rule.shadow,
+        )
+        for rule in ApprovalRule.objects.select_related("tenant", "team", "api_key")
+    }
     return QuotaTable(
         limits=limits,
         budgets={key: tuple(rules) for key, rules in budgets.items()},
         policies=policies,
+        approvals=approvals,
     )

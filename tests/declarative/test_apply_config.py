@@ -241,3 +241,36 @@ def test_a_policys_images_section_shadow_mode_and_tenant_route_reach_the_databas
     # A tenant's policy on a route applies to that tenant's requests on it only.
     attachment = PolicyAttachment.objects.get(policy=policy)
     assert (attachment.route.alias, attachment.tenant.slug) == ("cfg-chat", "cfg-bank")
+
+
+def test_cost_approval_thresholds_in_the_file_reach_tenant_team_and_key(config_file):
+    from tenants.quotas.models import ApprovalRule
+
+    declared = (
+        CONFIG.replace(
+            "    residency_region: eu\n",
+            "    residency_region: eu\n    cost_approval: {threshold_usd: 0.5}\n",
+        )
+        .replace(
+            "        allowed_models: [cfg-chat]\n",
+            "        allowed_models: [cfg-chat]\n        cost_approval: {threshold_usd: 2}\n",
+        )
+        .replace(
+            "          - name: generated\n",
+            "          - name: generated\n            cost_approval: {threshold_usd: 0, shadow: true}\n",
+        )
+    )
+    config_file.write_text(declared)
+    call_command("apply_config", str(config_file))
+    rules = {
+        rule.scope: (rule.threshold_usd, rule.shadow)
+        for rule in ApprovalRule.objects.filter(tenant__slug="cfg-bank")
+    }
+    assert rules == {
+        "tenant": (Decimal("0.5"), False),
+        "team": (Decimal("2"), False),
+        "key": (Decimal("0"), True),
+    }
+    config_file.write_text(declared.replace("threshold_usd: 0.5}", "threshold_usd: -1}"))
+    with pytest.raises(CommandError, match="threshold_usd"):
+        call_command("apply_config", str(config_file))

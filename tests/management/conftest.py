@@ -31,6 +31,8 @@ class Side:
     email: str
     limit_id: int
     budget_id: int
+    approval_rule_id: int = 0
+    approval_id: str = ""
 
     def secrets(self) -> list[str]:
         """What must never reach a caller outside this tenant: names they did not send us."""
@@ -69,6 +71,27 @@ def build_side(slug: str, title: str) -> Side:
         tenant=tenant, name=f"{slug}-crm", url=f"https://mcp.{slug}.example/mcp", credential=slug
     )
     mcp.mcp_grant_set(server=mcp_server, team=team, tools=["lookup_customer"])
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tenants.quotas import approvals
+    from tenants.quotas.models import CostApproval
+
+    approval_rule = approvals.approval_rule_set(
+        tenant=tenant, scope="team", team=team, threshold_usd=Decimal("0.5"), actor=SYSTEM
+    )
+    held = CostApproval.objects.create(
+        public_id=f"apr_{slug}",
+        tenant=tenant,
+        team=team,
+        api_key=key,
+        body_sha256="0" * 64,
+        predicted_cost_usd=Decimal("1"),
+        threshold_usd=Decimal("0.5"),
+        created_at=timezone.now(),
+        expires_at=timezone.now() + timedelta(hours=1),
+    )
     admin, admin_material = admin_key_create(
         name=f"{title} terraform", tenant=tenant, created_by="test", actor=SYSTEM
     )
@@ -83,6 +106,8 @@ def build_side(slug: str, title: str) -> Side:
         email=email,
         limit_id=limit.pk,
         budget_id=budget.pk,
+        approval_rule_id=approval_rule.pk,
+        approval_id=held.public_id,
     )
 
 

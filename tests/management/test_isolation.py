@@ -12,10 +12,12 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from audit.activity.models import ActivityEvent
+from audit.activity.services import SYSTEM
 from gateway_site.api.models import AdminKey
 from gateway_site.api.routers import management_api
+from gateway_site.api.services import admin_key_create
 from routing.mcp_gateway.models import McpServer, McpToolGrant
-from tenants.quotas.models import Budget, QuotaPolicy, RateLimit
+from tenants.quotas.models import ApprovalRule, Budget, CostApproval, QuotaPolicy, RateLimit
 from tests.management.conftest import Api, Side
 
 pytestmark = pytest.mark.django_db
@@ -32,6 +34,8 @@ class Case:
     # Under our own tenant's slug, naming their object: absent for us (404), except for creating
     # a member whose username belongs to their account: refused (403), never adopted.
     under_ours: int = 404
+    # The role of the tenant key that asks (endpoints for compliance or finance keys).
+    role: str = "tenant_admin"
 
 
 CASES: dict[tuple[str, str], Case] = {
@@ -112,7 +116,35 @@ CASES: dict[tuple[str, str], Case] = {
     ("GET", "/task-categories"): Case(kind="platform"),
     ("PUT", "/task-categories/{name}"): Case(lambda t: {"threshold": 0.5}, kind="platform"),
     ("GET", "/task-categories/{name}/scores"): Case(kind="platform"),
+    ("GET", "/tenants/{slug}/audit/records"): Case(role="compliance"),
+    ("GET", "/tenants/{slug}/audit/records/{request_id}"): Case(role="compliance"),
+    ("GET", "/tenants/{slug}/audit/export"): Case(role="compliance"),
+    ("GET", "/tenants/{slug}/audit/exports/{export_id}/manifest"): Case(role="compliance"),
+    ("GET", "/tenants/{slug}/costs"): Case(role="finance"),
+    ("GET", "/tenants/{slug}/prompts/{name}/usage"): Case(role="compliance"),
+    ("GET", "/tenants/{slug}/approval-rules"): Case(),
+    ("POST", "/tenants/{slug}/approval-rules"): Case(
+        lambda t: {"scope": "tenant", "threshold_usd": "0"}
+    ),
+    ("DELETE", "/tenants/{slug}/approval-rules/{rule_id}"): Case(),
+    ("GET", "/tenants/{slug}/cost-approvals"): Case(role="finance"),
+    ("POST", "/tenants/{slug}/cost-approvals/{approval_id}/approve"): Case(
+        lambda t: {}, role="finance"
+    ),
+    ("POST", "/tenants/{slug}/cost-approvals/{approval_id}/refuse"): Case(
+        lambda t: {}, role="finance"
+    ),
 }
+
+
+def asking(case: Case, ours: Side, as_ours: Api) -> Api:
+    """Our tenant's admin key, or a key of ours in the role the endpoint is for."""
+    if case.role == "tenant_admin":
+        return as_ours
+    _, material = admin_key_create(
+        name=f"{case.role} bot", tenant=ours.tenant, created_by="test", actor=SYSTEM, role=case.role
+    )
+    return Api(material.plaintext)
 
 
 def schema_operations() -> set[tuple[str, str]]:
@@ -143,6 +175,10 @@ def fill(template: str, side: Side, *, slug_of: Side | None = None) -> str:
         .replace("{label}", "production")
         .replace("{number}", "1")
         .replace("{server}", f"{side.tenant.slug}-crm")
+        .replace("{request_id}", f"req_{side.tenant.slug}")
+        .replace("{export_id}", "8d1c1f52-0f5e-4d2b-9b7a-1d0c3f5b2a10")
+        .replace("{rule_id}", str(side.approval_rule_id))
+        .replace("{approval_id}", side.approval_id)
     )
 
 
@@ -174,6 +210,8 @@ def snapshot(side: Side) -> Any:
         list(QuotaPolicy.objects.filter(tenant=side.tenant).values()),
         list(McpServer.objects.filter(tenant=side.tenant).values()),
         list(McpToolGrant.objects.filter(tenant=side.tenant).values()),
+        list(ApprovalRule.objects.filter(tenant=side.tenant).values()),
+        list(CostApproval.objects.filter(tenant=side.tenant).values()),
     )
 
 
@@ -183,9 +221,10 @@ def test_a_tenant_key_cannot_reach_another_tenant(
 ) -> None:
     case = CASES[(method, template)]
     body = case.body(theirs) if case.body else None
+    api = asking(case, ours, as_ours)
     before = snapshot(theirs)
 
-    response = as_ours.call(method, fill(template, theirs), body)
+    response = api.call(method, fill(template, theirs), body)
 
     if case.kind == "listing":
         assert response.status_code == 200
@@ -210,9 +249,10 @@ def test_their_objects_stay_out_of_reach_under_our_own_tenant(
 ) -> None:
     """Our slug, their team / member / key id: still 404, never a path around the tenant check."""
     case = CASES[(method, template)]
+    api = asking(case, ours, as_ours)
     before = snapshot(theirs)
 
-    response = as_ours.call(
+    response = api.call(
         method, fill(template, theirs, slug_of=ours), case.body(theirs) if case.body else None
     )
 

@@ -8,6 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.activity.services import Actor
+from gateway_site.api.auth import KEY_ROLES
 from gateway_site.api.services import admin_key_create
 from tenants.models import Tenant
 
@@ -21,6 +22,12 @@ class Command(BaseCommand):
         scope.add_argument("--tenant", metavar="SLUG", help="may manage this tenant only")
         parser.add_argument("--name", required=True, help="what the key is for, e.g. 'terraform'")
         parser.add_argument(
+            "--role",
+            choices=KEY_ROLES,
+            default="tenant_admin",
+            help="a tenant key's role (compliance: audit search and export; finance: costs)",
+        )
+        parser.add_argument(
             "--created-by", default="", help="who asked for it (default: the OS user)"
         )
 
@@ -30,12 +37,15 @@ class Command(BaseCommand):
             tenant = Tenant.objects.filter(slug=options["tenant"]).first()
             if tenant is None:
                 raise CommandError(f"no tenant '{options['tenant']}'")
+        if tenant is None and options["role"] != "tenant_admin":
+            raise CommandError("a platform key takes no role")
         created_by = options["created_by"] or f"{getpass.getuser()} (command line)"
         key, material = admin_key_create(
             name=options["name"],
             tenant=tenant,
             created_by=created_by,
             actor=Actor("system", f"create_admin_key by {created_by}"),
+            role=options["role"],
         )
         scope = tenant.slug if tenant else "the platform"
         self.stderr.write(f"Admin key {key.prefix}… for {scope} created. Store it now:")
