@@ -1,7 +1,8 @@
 """The response cache on the proxy's hot path: two calls from routing/pipeline.py.
 
 `lookup` runs after the request guardrails and before admission: a hit is answered from the
-cache (no quota, no provider, cost 0, its record naming the request that paid for it). `store`
+cache (counted against request-rate limits only: no tokens, no budget, no provider; cost 0,
+its record naming the request that paid for it). `store`
 runs after a complete, successful answer was committed, in the background.
 """
 
@@ -28,6 +29,7 @@ from routing.call import Call
 from routing.core.strategy import RoutePlan
 from routing.core.types import JSON
 from routing.table import ResolvedModel
+from tenants.quotas import gate as quota_gate
 
 logger = logging.getLogger(__name__)
 
@@ -116,15 +118,18 @@ async def lookup(
     began = time.perf_counter()
     try:
         answer = await _find(call.runtime.cache, state, keys, directives)
-        if answer is not None:
-            call.entry.request_body = payload  # what would have gone to a provider
-        return answer
     except Exception as error:
         # A cache that cannot be read is a miss: the provider still answers.
         logger.warning("response cache: lookup failed for %s: %r", call.request_id, error)
         return None
     finally:
         state.lookup_ms = (time.perf_counter() - began) * 1000
+    if answer is not None:
+        call.entry.request_body = payload  # what would have gone to a provider
+        # A served request all the same: it counts against request-rate limits (a refusal
+        # raises here), though it spends no tokens, budget or provider capacity.
+        await quota_gate.admit_cached(call)
+    return answer
 
 
 async def _find(
@@ -193,6 +198,7 @@ async def serve(
     if failure := await call.commit():
         return call.error_response(failure)
     headers = {
+        **call.quota_headers,
         **call.id_headers(),
         **(call.cache.headers() if call.cache else {}),
         "x-gateway-route": entry.route_alias,

@@ -91,6 +91,26 @@ async def admit(
     return plan
 
 
+async def admit_cached(call: Call) -> None:
+    """A cached answer is a served request: it counts against requests-per-minute limits (or
+    raises their refusal), but spends no tokens, no budget and no provider capacity."""
+    identity = call.identity
+    demand = Demand(
+        tenant_id=identity.tenant_id,
+        team_id=identity.team_id,
+        key_id=identity.key_id,
+        end_user=call.entry.end_user,
+        prompt_tokens=0,
+        tokens_exact=True,
+        max_output_tokens=0,
+        input_price_per_mtok=Decimal(0),
+        output_price_per_mtok=Decimal(0),
+    )
+    admission = await call.runtime.quotas.admit(demand, call.request_id, requests_only=True)
+    call.quota_headers = admission.headers
+    call.entry.quota = {**call.entry.quota, **admission.record}
+
+
 async def _apply_ceiling(
     call: Call, plan: RoutePlan, payload: JSON, demand: Demand, policy: Any, embeddings: bool
 ) -> tuple[RoutePlan, Demand]:
