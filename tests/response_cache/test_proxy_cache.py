@@ -245,6 +245,14 @@ def test_no_store_keeps_nothing_and_no_cache_skips_the_cache(gateway, world, rou
     assert old.headers["x-gateway-cache"] == "bypass"
     assert ask(gateway, world.key, question).headers["x-gateway-cache"] == "hit"
     assert upstream_calls(mock_server, question) == 4
+    # On a semantic route, no-store keeps no question to be found by meaning either.
+    reworded = f"Is the Smith{uuid.uuid4().hex[:8]} account balanced?"
+    unkept = ask(
+        gateway, world.key, reworded, model=SEMANTIC, extra_headers={"cache-control": "no-store"}
+    )
+    settled()
+    assert not SemanticEntry.objects.filter(request_id=unkept.headers["x-request-id"]).exists()
+    assert ask(gateway, world.key, reworded, model=SEMANTIC).headers["x-gateway-cache"] == "miss"
 
 
 def test_a_cached_stream_replays_as_a_stream_the_sdk_reads(gateway, world, routes, mock_server):
@@ -293,8 +301,10 @@ def test_a_purge_removes_exactly_what_it_names(gateway, world, routes):
     assert ask(gateway, world.key, question).headers["x-gateway-cache"] == "hit"
     call_command("cache_purge", "--tenant", "acme", "--route", EXACT, stdout=StringIO())
     assert ask(gateway, world.key, question).headers["x-gateway-cache"] == "miss"
-    # Another tenant's answers are not touched by a purge of acme's.
+    # Another tenant's answers are not touched by a purge of acme's; a route's purge takes all.
     assert ask(gateway, world.other_tenant_key, question).headers["x-gateway-cache"] == "hit"
+    call_command("cache_purge", "--route", EXACT, stdout=StringIO())
+    assert ask(gateway, world.other_tenant_key, question).headers["x-gateway-cache"] == "miss"
 
 
 def test_a_purge_must_name_what_it_removes():
