@@ -46,7 +46,7 @@ drills: install services
 
 bench: install services
 	@scripts/ensure_bench_tools.sh
-	REDIS_URL=$(BENCH_REDIS_URL) $(BIN)/python -m bench
+	REDIS_URL=$(BENCH_REDIS_URL) $(BIN)/python -m bench $(if $(BASELINE),--baseline $(BASELINE)) $(BENCH_ARGS)
 
 # Not part of `make test`: ten minutes at 70% of the measured maximum rate (SOAK_ARGS="--minutes 3").
 soak: install services

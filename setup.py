@@ -22,7 +22,7 @@ setup(
         # The shipped starting price list.
         "billing": ["data/*.yaml"],
         # The injection classifier's weights (docs/injection-classifier.md).
-        "routing.guardrails": ["core/models/*.npy", "core/models/*.json"],
+        "routing.guardrails": ["core/models/*.npy", "core/models/*.json", "core/models/*.npz"],
         # The semantic cache's labelled calibration pairs (manage.py cache_calibrate).
         "routing.cache": ["data/*.jsonl"],
     },

@@ -9,7 +9,7 @@ from django import forms
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from audit.models import AuditStatus
+from audit.models import AuditStatus, RecordKind
 from audit.selectors import AuditFilters
 from gateway_site.bounds import BIGINT_MAX, INT_MAX
 from gateway_site.console.filters import FilterForm
@@ -17,6 +17,7 @@ from gateway_site.console.widgets import iso_datetime_field
 from tenants.models import ApiKey, Team, Tenant
 
 STATUS_CHOICES = [("", "Any status"), *AuditStatus.choices]
+KIND_CHOICES = [("", "Requests and tool calls"), *RecordKind.choices]
 
 
 class AuditSearchForm(FilterForm):
@@ -35,7 +36,8 @@ class AuditSearchForm(FilterForm):
     key = forms.ModelChoiceField(
         queryset=ApiKey.objects.none(), required=False, empty_label="Any key", label="Key"
     )
-    model = forms.CharField(required=False, max_length=200, label="Model")
+    kind = forms.ChoiceField(choices=KIND_CHOICES, required=False, label="Kind")
+    model = forms.CharField(required=False, max_length=200, label="Model or tool")
     provider = forms.CharField(required=False, max_length=64)
     status = forms.ChoiceField(choices=STATUS_CHOICES, required=False)
     finding = forms.CharField(
@@ -86,6 +88,7 @@ class AuditSearchForm(FilterForm):
             prompt_version=data.get("prompt_version"),
             min_cost=data.get("min_cost"),
             max_cost=data.get("max_cost"),
+            kind=data.get("kind") or "",
         )
 
     def cursor(self) -> tuple[datetime, int] | None:

@@ -13,6 +13,16 @@ class AuditStatus(models.TextChoices):
     INTERRUPTED = "interrupted", "Interrupted"
 
 
+# The endpoint of an MCP tool call's record (routing/mcp_gateway/): what the search's "tool calls"
+# filter finds.
+MCP_TOOL_CALL_ENDPOINT = "/mcp tools/call"
+
+
+class RecordKind(models.TextChoices):
+    MODEL = "model", "Model requests"
+    TOOL = "tool", "MCP tool calls"
+
+
 class AuditRecord(models.Model):
     """One row per proxied request, written before the client sees the answer.
 

@@ -14,7 +14,15 @@ from django.db.models.expressions import RawSQL
 from psycopg.errors import QueryCanceled
 
 from audit import chain
-from audit.models import AuditCheckpoint, AuditErasure, AuditRecord, AuditSeal, CheckpointKind
+from audit.models import (
+    MCP_TOOL_CALL_ENDPOINT,
+    AuditCheckpoint,
+    AuditErasure,
+    AuditRecord,
+    AuditSeal,
+    CheckpointKind,
+    RecordKind,
+)
 from tenants.models import ApiKey, Tenant
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -39,6 +47,7 @@ class AuditFilters:
     prompt_version: int | None = None
     min_cost: Decimal | None = None
     max_cost: Decimal | None = None
+    kind: str = ""  # RecordKind: model requests or MCP tool calls only
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
@@ -92,6 +101,10 @@ def _text_match(
     return records.alias(text_match=match).filter(text_match=True)
 
 
+def recent_checkpoints(*, tenant: Tenant, count: int = 10) -> list[AuditCheckpoint]:
+    return list(AuditCheckpoint.objects.filter(tenant=tenant).order_by("-created_at")[:count])
+
+
 def audit_records_search(
     *, tenant_id: int, filters: AuditFilters, probe_rare_text: bool = True
 ) -> QuerySet[AuditRecord]:
@@ -120,6 +133,10 @@ def audit_records_search(
         records = records.filter(model_requested=f.model)
     if f.upstream_model:
         records = records.filter(upstream_model=f.upstream_model)
+    if f.kind == RecordKind.TOOL:
+        records = records.filter(endpoint=MCP_TOOL_CALL_ENDPOINT)
+    elif f.kind == RecordKind.MODEL:
+        records = records.exclude(endpoint=MCP_TOOL_CALL_ENDPOINT)
     if f.finding:
         # A finding of this check or type (the guardrails record both); jsonb containment.
         records = records.filter(

@@ -12,10 +12,10 @@ from typing import Any
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 
-from audit import presenters
+from audit import presenters, selectors
 from audit.export import FORMATS, ExportRun, audit_export_get, audit_exports_recent, stream_async
 from audit.forms import AuditSearchForm, ChainVerifyForm
-from audit.models import AuditCheckpoint, CheckpointKind
+from audit.models import CheckpointKind
 from audit.sealer import audit_seal_pending
 from audit.selectors import audit_record_chain_status, audit_record_get, audit_records_page
 from audit.services import audit_access_record
@@ -144,7 +144,7 @@ def chain(request: HttpRequest) -> HttpResponse:
             query={k: str(v) for k, v in form.cleaned_data.items() if v},
             record_count=report.checked,
         )
-    checkpoints = AuditCheckpoint.objects.filter(tenant=tenant).order_by("-created_at")[:10]
+    checkpoints = selectors.recent_checkpoints(tenant=tenant)
     return render(
         request,
         "audit/chain.html",

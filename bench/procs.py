@@ -30,7 +30,13 @@ class Server:
     """A child process serving HTTP on 127.0.0.1:`port`; stdout and stderr go to `log_path`."""
 
     def __init__(
-        self, name: str, argv: list[str], port: int, log_path: Path, env: Mapping[str, str]
+        self,
+        name: str,
+        argv: list[str],
+        port: int,
+        log_path: Path,
+        env: Mapping[str, str],
+        cwd: Path | None = None,
     ) -> None:
         self.name = name
         self.port = port
@@ -44,6 +50,7 @@ class Server:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=dict(env),
+                cwd=cwd,
                 start_new_session=True,
             )
 

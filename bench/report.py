@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import cache_cost, failover, journal_cost, prompt_cost
+from bench.baseline import ROUNDS
+from bench.baseline import rows as baseline_rows
 from bench.db import ROOT
 from bench.scenarios import TRANSPORTS, Results
 from bench.stats import RunResult, StreamResult, added
@@ -332,6 +334,22 @@ def _problems(results: Results) -> list[str]:
     return lines
 
 
+def _baseline_section(results: Results) -> list[str]:
+    comparison = results.baseline
+    if comparison is None:
+        return []
+    return [
+        f"## Side by side with `{comparison.ref}` ({comparison.commit[:12]})",
+        "",
+        f"Both gateways up at once on the same database, mock and keys; scenario 1, 2b and the "
+        f"stream scenario taken in turns, {ROUNDS} rounds each, medians shown "
+        "(bench/baseline.py). A ratio above 1 means this tree's figure is larger.",
+        "",
+        table(["figure", "this tree", comparison.ref, "this / ref"], baseline_rows(comparison)),
+        "",
+    ]
+
+
 def render(results: Results, wall_s: float) -> str:
     s = results.settings
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -378,6 +396,7 @@ def render(results: Results, wall_s: float) -> str:
         "",
         _goals(results),
         "",
+        *_baseline_section(results),
         f"## 1. Fixed concurrency: {s.concurrency} connections, {s.duration_s:g} s",
         "",
         table(_RUN_HEADER, _run_rows(results.fixed_concurrency)),

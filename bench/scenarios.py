@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bench import client, db, failover, hey
+from bench.baseline import Comparison, compare
 from bench.cache_cost import cache_timings
 from bench.hey import Target
 from bench.journal_cost import journal_timings
@@ -41,6 +42,7 @@ class Settings:
     burst_connections: int = 32  # the cold-burst check (see `cold_burst`)
     burst_requests: int = 64
     database_url: str = "postgres://postgres@127.0.0.1:5432/gateway_bench"
+    baseline: str = ""  # a git ref to run side by side with this tree (bench/baseline.py)
 
     @property
     def rate(self) -> float:
@@ -91,6 +93,7 @@ class Results:
     cache_costs: list[dict[str, Any]] = field(default_factory=list)  # bench/cache_cost.py
     gateways: list[GatewayRun] = field(default_factory=list)
     setup_s: float = 0.0
+    baseline: Comparison | None = None  # `--baseline REF`: this tree beside an earlier commit
 
 
 class Progress:
@@ -160,9 +163,15 @@ def log_digest(text: str) -> list[tuple[int, str]]:
 
 @contextmanager
 def _server(
-    name: str, argv: list[str], port: int, logdir: Path, env: dict[str, str], ready_path: str
+    name: str,
+    argv: list[str],
+    port: int,
+    logdir: Path,
+    env: dict[str, str],
+    ready_path: str,
+    cwd: Path | None = None,
 ) -> Iterator[tuple[Server, float]]:
-    server = Server(name, argv, port, logdir / f"{name}.log", env)
+    server = Server(name, argv, port, logdir / f"{name}.log", env, cwd=cwd)
     try:
         yield server, server.wait_ready(ready_path)
     finally:
@@ -362,6 +371,9 @@ class Bench:
             for transport in TRANSPORTS:
                 self.gateway_pass(transport, mock, audit, direct, mock_port)
             self.failover_pass(audit)
+            if s.baseline:
+                self.say(f"side by side with {s.baseline}")
+                self.results.baseline = compare(self, s.baseline, mock_port)
         self.say("timing the prompt registry step in-process")
         self.results.prompt_costs = prompt_timings(5000 if s.quick else 20000)
         self.say("timing the write-ahead journal step in-process")

@@ -13,19 +13,19 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from audit.activity.services import Actor
-from billing import services
+from billing import selectors, services
 from billing.forms import PriceForm
-from billing.models import Price, PriceSource
+from billing.models import PriceSource
 from billing.prices import effective_prices
 from gateway_site.console.access import console_context, console_view
-from routing.models import Deployment
+from routing import selectors as routing_selectors
 from tenants.models import Role
 
 
 @console_view(Role.PLATFORM_ADMIN)
 def prices(request: HttpRequest) -> HttpResponse:
     ctx = console_context(request)
-    deployments = Deployment.objects.select_related("provider").order_by("name")
+    deployments = routing_selectors.deployments_all().order_by("name")
     form = PriceForm(request.POST or None, deployments=deployments)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -43,7 +43,7 @@ def prices(request: HttpRequest) -> HttpResponse:
         return redirect("billing:prices", tenant_slug=ctx.tenant.slug)
     listed = list(deployments)
     in_force = effective_prices(listed, at=timezone.now())
-    history = Price.objects.filter(deployment__isnull=False).select_related("deployment")
+    history = selectors.price_history()
     return render(
         request,
         "billing/prices.html",

@@ -15,7 +15,7 @@ from decimal import Decimal
 from django.db.models import Q, QuerySet, Sum
 
 from audit.models import AuditRecord
-from billing.models import Granularity, UsageRollup
+from billing.models import Granularity, Price, UsageRollup
 from billing.money import money, pace_projection
 from tenants.models import Team, Tenant
 
@@ -184,6 +184,11 @@ def user_requests(
         )
         .order_by("-started_at")[:limit]
     )
+
+
+def price_history() -> QuerySet[Price]:
+    """Every deployment's prices, newest first within each (the prices page's history)."""
+    return Price.objects.filter(deployment__isnull=False).select_related("deployment")
 
 
 def team_of(*, tenant: Tenant, team_id: int) -> Team | None:

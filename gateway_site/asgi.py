@@ -38,10 +38,31 @@ async def lifespan(receive: Any, send: Any) -> None:
             return
 
 
+async def refuse_websocket(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The gateway speaks HTTP only. A client that tries a WebSocket first (Codex opens one to
+    `/v1/responses` before streaming over HTTP) gets `426 Upgrade Required`, which such clients
+    take as "use HTTP" at once; a failed handshake would be retried as an outage."""
+    message = await receive()
+    if message["type"] != "websocket.connect":
+        return
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1008})  # the server answers 403
+        return
+    body = (
+        b'{"error":{"message":"This gateway does not serve WebSockets: send the request over '
+        b'HTTP.","type":"invalid_request_error","param":null,"code":"websocket_unsupported"}}'
+    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "websocket.http.response.start", "status": 426, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body})
+
+
 async def route(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """Send proxy traffic past Django's middleware stack; the console keeps all of it."""
     if scope["type"] == "lifespan":
         await lifespan(receive, send)
+    elif scope["type"] == "websocket":
+        await refuse_websocket(scope, receive, send)
     elif scope["type"] == "http" and scope["path"].startswith("/v1/"):
         await proxy_application(scope, receive, send)
     elif scope["type"] == "http" and (scope["path"] == "/mcp" or scope["path"].startswith("/mcp/")):

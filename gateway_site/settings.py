@@ -308,6 +308,9 @@ GATEWAY_CACHE_MEMORY_ENTRIES = envint("GATEWAY_CACHE_MEMORY_ENTRIES", 10_000)
 # Guardrails: a spaCy model (installed package name or path) for names and locations in PII
 # detection; "auto" uses en_core_web_lg/md/sm when installed, "" never (patterns only).
 GUARDRAILS_SPACY_MODEL = envstr("GATEWAY_GUARDRAILS_SPACY_MODEL", "auto")
+# The OCR program images in requests are read with (docs/guardrails.md, "Images"); when it is
+# missing, each policy's images fallback applies.
+GUARDRAILS_TESSERACT = envstr("GATEWAY_GUARDRAILS_TESSERACT", "tesseract")
 
 LOGGING = {
     "version": 1,

@@ -15,6 +15,7 @@ from mock_provider.behaviour import (
     split_arguments,
     word_pieces,
 )
+from mock_provider.structured import requested_schema
 
 # Status -> error type, as Anthropic labels them.
 _ERRORS: dict[int, str] = {
@@ -98,11 +99,15 @@ def parse_messages(body: dict[str, Any], *, counting_only: bool = False) -> Prom
     choice = body.get("tool_choice")
     kind = choice.get("type") if isinstance(choice, dict) else None
     forced = choice.get("name") if isinstance(choice, dict) and kind == "tool" else None
+    tools = _tools(body)
     return Prompt(
         texts=texts,
         last_user_text=last_user,
         tool_result_text=" ".join(last_results) if last_results is not None else None,
-        tool=pick_tool(_tools(body), forced, kind != "none"),
+        tool=pick_tool(tools, forced, kind != "none"),
+        offered=tuple(tools) if kind != "none" else (),
+        forced=forced is not None,
+        json_schema=requested_schema(body),
         max_tokens=None if counting_only else max_tokens,
     )
 

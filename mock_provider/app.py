@@ -302,7 +302,8 @@ class MockApp:
         else:
             assert prompt is not None
             model: str = body["model"]
-            reply = plan_reply(prompt, self.config.echo_words.get(model, ECHO_WORDS))
+            echo = self.config.echo_words.get(model, ECHO_WORDS)
+            reply = plan_reply(prompt, echo, self.config.tool_script)
             stream = body.get("stream") is True
             if path == _CHAT:
                 chat_id, call_id = "chatcmpl-" + secrets.token_hex(12), tool_call_id("call_", raw)

@@ -20,6 +20,10 @@ Text reply
     user-role message with non-empty text, so an Anthropic user turn that only carries
     tool_result blocks does not hide the prompt before it. The words are re-joined with
     single spaces; with no user text the reply is just "Mock reply to:".
+    Structured output (OpenAI `response_format` json_schema / json_object, Anthropic
+    `output_config.format` or `output_format` json_schema): the text answer is instead the
+    JSON of a value valid against the schema (`mock_provider.structured`), or
+    {"reply": <the text above>} in plain JSON mode, serialized by `json.dumps`.
     `max_tokens` / `max_completion_tokens` keep only that many words (the prefix
     included) and end with finish_reason "length" / stop_reason "max_tokens". A tool
     call is never truncated.
@@ -28,6 +32,11 @@ Tool call
     Made when the request offers tools, tool_choice is not "none" and the last message
     is not a tool result. The tool named by tool_choice is called, else the first one.
     A freeform (`custom`) tool is called with the text FREEFORM_INPUT.
+    Scripted tools (the config's `tool_script`, name -> input): unless tool_choice names a
+    tool, the first offered tool the script names is called, with the script's input (an
+    object: the JSON arguments; a string: a freeform tool's text, or `{"input": <text>}` for a
+    tool that takes JSON). So a coding agent's first answer can be a real command, and once
+    its result comes back the answer is text: a two-step tool task.
     Arguments hold the schema's `required` properties (in that order), or all
     `properties` when nothing is required: string -> "mock" (or the first `enum` value),
     integer -> 1, number -> 1.5, boolean -> true, array -> [], object -> {}, null -> null.
@@ -86,6 +95,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mock_provider.structured import schema_instance
+
 ECHO_WORDS = 12
 
 
@@ -109,6 +120,10 @@ class Prompt:
     tool_result_text: str | None  # set only when the last message is a tool result
     tool: ToolSpec | None  # the tool to call, already chosen from tools + tool_choice
     max_tokens: int | None
+    offered: tuple[ToolSpec, ...] = ()  # the tools a call may go to (none when disabled)
+    forced: bool = False  # tool_choice named the tool
+    # The JSON Schema a text answer must follow ({} for plain JSON mode); None for free text.
+    json_schema: Mapping[str, Any] | None = None
 
     def prompt_tokens(self) -> int:
         return sum(len(text.split()) for text in self.texts)
@@ -181,26 +196,53 @@ def tool_call_id(prefix: str, body: bytes) -> str:
     return prefix + hashlib.sha256(body).hexdigest()[:16]
 
 
-def plan_reply(prompt: Prompt, echo_words: int = ECHO_WORDS) -> Reply:
-    """Decide the assistant turn for a normalized prompt."""
+def _scripted(
+    prompt: Prompt, script: Mapping[str, Any]
+) -> tuple[ToolSpec, dict[str, Any], str] | None:
+    """The first offered tool `script` names: the tool, its JSON input, what goes on the wire."""
+    if prompt.forced:
+        return None
+    for tool in prompt.offered:
+        if tool.name not in script:
+            continue
+        given = script[tool.name]
+        if tool.freeform:
+            text = given if isinstance(given, str) else serialize_arguments(given)
+            return tool, {}, text
+        args = {"input": given} if isinstance(given, str) else dict(given)
+        return tool, args, serialize_arguments(args)
+    return None
+
+
+def plan_reply(
+    prompt: Prompt, echo_words: int = ECHO_WORDS, script: Mapping[str, Any] | None = None
+) -> Reply:
+    """Decide the assistant turn for a normalized prompt (`script`: the config's tool_script)."""
     prompt_tokens = prompt.prompt_tokens()
     if prompt.tool is not None and prompt.tool_result_text is None:
-        args = tool_arguments(prompt.tool.schema)
-        arguments = FREEFORM_INPUT if prompt.tool.freeform else serialize_arguments(args)
+        tool = prompt.tool
+        args = tool_arguments(tool.schema)
+        arguments = FREEFORM_INPUT if tool.freeform else serialize_arguments(args)
+        if script and (scripted := _scripted(prompt, script)) is not None:
+            tool, args, arguments = scripted
         return Reply(
             text=None,
-            tool_name=prompt.tool.name,
+            tool_name=tool.name,
             arguments=arguments,
             tool_input=args,
             prompt_tokens=prompt_tokens,
             completion_tokens=math.ceil(len(arguments) / 4),
             truncated=False,
-            freeform=prompt.tool.freeform,
+            freeform=tool.freeform,
         )
     if prompt.tool_result_text is not None:
         words = ["Tool", "result", "received:", *prompt.tool_result_text.split()[:echo_words]]
     else:
         words = ["Mock", "reply", "to:", *prompt.last_user_text.split()[:echo_words]]
+    if prompt.json_schema is not None:
+        schema = prompt.json_schema
+        text = json.dumps(schema_instance(schema) if schema else {"reply": " ".join(words)})
+        words = text.split(" ")
     truncated = prompt.max_tokens is not None and len(words) > prompt.max_tokens
     if truncated:
         words = words[: prompt.max_tokens]

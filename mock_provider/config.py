@@ -55,6 +55,9 @@ class MockConfig:
     # Words of the prompt a model echoes, per model (others: 12). A model that echoes fewer
     # words "knows less": the stand-in for a cheaper, weaker model in evaluation runs.
     echo_words: Mapping[str, int] = dataclasses.field(default_factory=lambda: {"mock-gpt-mini": 4})
+    # Scripted tool calls, tool name -> its input (an object, or a freeform tool's text): the
+    # first offered tool named here is called with that input (see `behaviour`).
+    tool_script: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     # Not runtime-settable: identity and sizing of the server.
     models: tuple[str, ...] = DEFAULT_MODELS
     log_limit: int = 2000
@@ -74,6 +77,7 @@ BEHAVIOUR_FIELDS: frozenset[str] = frozenset(
         "break_after_chunks",
         "required_api_key",
         "echo_words",
+        "tool_script",
         "fault_rate",
         "faults",
         "stall_ms",
@@ -119,6 +123,12 @@ def _check(name: str, value: Any) -> Any:
         ):
             raise ConfigError("echo_words must map model names to non-negative integers")
         return dict(value)
+    if name == "tool_script":
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, dict | str) for k, v in value.items()
+        ):
+            raise ConfigError("tool_script must map tool names to an object or a string")
+        return dict(value)
     if name == "faults":
         return parse_faults(value)
     if not isinstance(value, str):
@@ -149,5 +159,6 @@ def config_to_dict(config: MockConfig) -> dict[str, Any]:
     data = dataclasses.asdict(config)
     data["models"] = list(config.models)
     data["echo_words"] = dict(config.echo_words)
+    data["tool_script"] = dict(config.tool_script)
     data["faults"] = list(config.faults)
     return data

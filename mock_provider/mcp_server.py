@@ -11,21 +11,31 @@ Tools:
 - `slow(seconds)`: answers after that long (at most 30 s).
 - `fail(message)`: a tool error with that message.
 - `delete_record(record_id)`: a write a read-only agent must never reach.
+- `whoami()`: the end user the request's token stands for (a token from `/token`).
+
+It also serves an OAuth token endpoint at `/token` (RFC 8693 token exchange): a client
+authenticated with HTTP Basic as `--client-id`/`--client-secret` exchanges an end user's token
+(one of `McpMockState.users`) for an access token this server accepts as that user.
 
 Run: `python -m mock_provider.mcp_server --port 9100 [--token SECRET]`. With a token, every
-request must carry `Authorization: Bearer SECRET` (a gateway holds it, never the agent).
+request must carry `Authorization: Bearer SECRET` (a gateway holds it, never the agent), or an
+access token the token endpoint issued.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
+import json
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, unquote_plus
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
@@ -39,13 +49,32 @@ CUSTOMER_EMAIL = "jane.doe@example.com"
 CUSTOMER_PHONE = "+1 415 555 0134"
 
 
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - a name
+
+
 @dataclass
 class McpMockState:
-    """What tests inspect: the Authorization headers received and the tools called."""
+    """What tests inspect: the Authorization headers received and the tools called; and what
+    the token endpoint was sent and issued."""
 
     token: str = ""
     authorizations: list[str] = field(default_factory=list)
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # Every request to the MCP endpoint, headers and body as received.
+    received: list[bytes] = field(default_factory=list)
+    # The token endpoint: its client, the end users' tokens it accepts, what it issued.
+    client_id: str = "ai-gateway"
+    client_secret: str = "mock-exchange-secret"  # noqa: S105 - the mock's own
+    users: dict[str, str] = field(default_factory=dict)  # subject token -> user name
+    issued: dict[str, str] = field(default_factory=dict)  # access token -> user name
+    exchanges: list[dict[str, str]] = field(default_factory=list)  # forms received
+    token_lifetime_s: int = 300
+
+    def accepts(self, authorization: str) -> bool:
+        if not self.token and not self.issued:
+            return True
+        scheme, _, value = authorization.partition(" ")
+        return scheme.lower() == "bearer" and (value == self.token or value in self.issued)
 
 
 def build_server(state: McpMockState) -> MCPServer:
@@ -90,6 +119,14 @@ def build_server(state: McpMockState) -> MCPServer:
         called("fail", message=message)
         raise ToolError(message)
 
+    @server.tool(description="Who the request's token stands for.")
+    def whoami(ctx: Context) -> str:
+        headers = ctx.headers or {}
+        authorization = headers.get("authorization", "")
+        user = state.issued.get(authorization.partition(" ")[2])
+        called("whoami")
+        return f"acting for {user}" if user else "acting for no end user"
+
     @server.tool(description="Delete a record (a write).")
     def delete_record(record_id: str) -> str:
         called("delete_record", record_id=record_id)
@@ -99,21 +136,83 @@ def build_server(state: McpMockState) -> MCPServer:
 
 
 class _Recorder:
-    """Records each request's Authorization header; refuses it when a token is set and differs."""
+    """Records each request (headers, body); refuses it when its token is not accepted; serves
+    the token endpoint at `/token`."""
 
     def __init__(self, app: Starlette, state: McpMockState) -> None:
         self.app, self.state = app, state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            headers = dict(scope["headers"])
-            authorization = headers.get(b"authorization", b"").decode("latin-1")
-            self.state.authorizations.append(authorization)
-            if self.state.token and authorization != f"Bearer {self.state.token}":
-                await send({"type": "http.response.start", "status": 401, "headers": []})
-                await send({"type": "http.response.body", "body": b'{"error":"unauthorized"}'})
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        if scope["path"] == "/token":
+            status, answer = _token_endpoint(self.state, dict(scope["headers"]), body)
+            await _json(send, status, answer)
+            return
+        headers = dict(scope["headers"])
+        self.state.received.append(
+            b"\n".join(k + b": " + v for k, v in scope["headers"]) + b"\n\n" + body
+        )
+        authorization = headers.get(b"authorization", b"").decode("latin-1")
+        self.state.authorizations.append(authorization)
+        if not self.state.accepts(authorization):
+            await _json(send, 401, {"error": "unauthorized"})
+            return
+        sent = False
+
+        async def replay() -> Any:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _json(send: Send, status: int, answer: dict[str, Any]) -> None:
+    raw = json.dumps(answer).encode()
+    headers = [(b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": raw})
+
+
+def _token_endpoint(
+    state: McpMockState, headers: dict[bytes, bytes], body: bytes
+) -> tuple[int, dict[str, Any]]:
+    """RFC 8693 §2: exchange an end user's token for one this server accepts as them."""
+    form = {k: v[0] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
+    state.exchanges.append(form)
+    scheme, _, encoded = headers.get(b"authorization", b"").decode().partition(" ")
+    try:
+        client_id, _, secret = base64.b64decode(encoded).decode().partition(":")
+    except ValueError:
+        client_id, secret = "", ""
+    if scheme.lower() != "basic" or (unquote_plus(client_id), unquote_plus(secret)) != (
+        state.client_id,
+        state.client_secret,
+    ):
+        return 401, {"error": "invalid_client"}
+    if form.get("grant_type") != TOKEN_EXCHANGE:
+        return 400, {"error": "unsupported_grant_type"}
+    user = state.users.get(form.get("subject_token", ""))
+    if user is None:
+        return 400, {"error": "invalid_grant"}
+    token = f"xchg-{secrets.token_hex(12)}"
+    state.issued[token] = user
+    return 200, {
+        "access_token": token,
+        "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+        "token_type": "Bearer",
+        "expires_in": state.token_lifetime_s,
+    }
 
 
 def create_mcp_app(
@@ -147,8 +246,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9100)
     parser.add_argument("--token", default="", help="require 'Authorization: Bearer TOKEN'")
+    parser.add_argument("--client-id", default="ai-gateway", help="the token endpoint's client")
+    parser.add_argument("--client-secret", default="mock-exchange-secret")
+    parser.add_argument(
+        "--user",
+        action="append",
+        default=[],
+        metavar="TOKEN=NAME",
+        help="an end user's token the token endpoint exchanges (repeatable)",
+    )
     args = parser.parse_args(argv)
-    app, _ = create_mcp_app(McpMockState(token=args.token))
+    users = dict(entry.partition("=")[::2] for entry in args.user)
+    state = McpMockState(
+        token=args.token, client_id=args.client_id, client_secret=args.client_secret, users=users
+    )
+    app, _ = create_mcp_app(state)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 

@@ -21,6 +21,7 @@ from mock_provider.behaviour import (
     split_arguments,
     word_pieces,
 )
+from mock_provider.structured import requested_schema
 
 # Status -> (error type, error code), as OpenAI labels them.
 _ERRORS: dict[int, tuple[str, str | None]] = {
@@ -104,11 +105,15 @@ def parse_chat(body: dict[str, Any]) -> Prompt:
         max_tokens = body.get("max_tokens")
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int)):
         raise BadRequest("'max_tokens' must be an integer")
+    tools = _tools(body)
     return Prompt(
         texts=texts,
         last_user_text=last_user,
         tool_result_text=tool_result,
-        tool=pick_tool(_tools(body), forced, choice != "none"),
+        tool=pick_tool(tools, forced, choice != "none"),
+        offered=tuple(tools) if choice != "none" else (),
+        forced=forced is not None,
+        json_schema=requested_schema(body),
         max_tokens=max_tokens,
     )
 

@@ -92,13 +92,21 @@ class McpMockServer:
     url: str
     state: Any  # mock_provider.mcp_server.McpMockState
 
+    @property
+    def token_url(self) -> str:
+        """Its OAuth token endpoint (RFC 8693 token exchange)."""
+        return self.url.removesuffix("/mcp") + "/token"
+
 
 @contextmanager
-def run_mcp_mock_server(token: str = "", *, stateful: bool = False) -> Iterator[McpMockServer]:
-    """Serve a fresh mock MCP server on 127.0.0.1:<free port> in a background thread."""
+def run_mcp_mock_server(
+    token: str = "", *, stateful: bool = False, state: Any = None
+) -> Iterator[McpMockServer]:
+    """Serve a fresh mock MCP server on 127.0.0.1:<free port> in a background thread; `state`
+    (a McpMockState) sets its token endpoint's client and end users."""
     from mock_provider.mcp_server import McpMockState, create_mcp_app
 
-    app, state = create_mcp_app(McpMockState(token=token), stateful=stateful)
+    app, state = create_mcp_app(state or McpMockState(token=token), stateful=stateful)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

@@ -145,7 +145,9 @@ def route_put(request: HttpRequest, alias: str, payload: RouteIn) -> Route:
     scope = platform_scope(request)
     if problem := alias_problem(alias):
         raise invalid("alias", f"'{alias}' is not a valid route alias: {problem}")
-    put_precondition(request, Route.objects.filter(alias=alias), f"Route '{alias}'")
+    put_precondition(
+        request, routing_selectors.routes_all().filter(alias=alias), f"Route '{alias}'"
+    )
     names = [target.deployment for target in payload.targets]
     found = {d.name: d for d in routing_selectors.deployments_all().filter(name__in=names)}
     for index, target_name in enumerate(names):

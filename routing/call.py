@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from django.conf import settings
@@ -24,23 +25,27 @@ from audit.observability.metrics import observe_call
 from audit.storable import MAX_DEPTH, refused_in, too_deep
 from audit.writer import AuditWriteError
 from billing.cost import request_cost_usd
-from routing.client_identity import claude_code_identity, codex_context
+from routing.client_identity import claude_code_identity, codex_context, codex_end_user
 from routing.core.errors import UpstreamError
-from routing.core.strategy import RoutePlan, order_reason, order_targets
+from routing.core.failover import try_in_order
+from routing.core.strategy import RoutePlan
 from routing.core.translate import untranslatable_fields
 from routing.core.types import JSON, Attempt, Target, Usage
 from routing.errors import GatewayError
+from routing.guardrails import metrics as guardrail_metrics
 from routing.runtime import GatewayRuntime
 from routing.wire import AnthropicWire, OpenAIWire
 from tenants.auth import KeyIdentity
 from tenants.quotas import gate as quota_gate
-from tenants.quotas.engine import Admission, Demand
 
 logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from routing.cache.proxy import CacheState
     from routing.guardrails.proxy import RequestGuard
+    from tenants.quotas.gate import Admitted
+
+T = TypeVar("T")
 
 # Attribution headers a caller may send; see docs/api.md#attribution.
 END_USER_HEADER = "x-gateway-end-user"
@@ -126,7 +131,22 @@ def audit_unavailable() -> GatewayError:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who asks and on whose behalf: what every step of the pipeline reads, and none writes."""
+
+    runtime: GatewayRuntime
+    identity: KeyIdentity
+    headers: Mapping[str, str]
+    request_id: str
+    end_user: str = ""
+    client_context: Mapping[str, Any] = field(default_factory=dict)
+
+
 class Call:
+    """The pipeline's own state for one request, and the audit record it assembles from what
+    each step returns (routing/pipeline.py). No step writes to it."""
+
     def __init__(
         self, runtime: GatewayRuntime, request: HttpRequest, identity: KeyIdentity, endpoint: str
     ) -> None:
@@ -136,10 +156,9 @@ class Call:
         self.started = time.perf_counter()
         self.upstream_ms = 0.0
         self.attempts: list[Attempt] = []
-        # Set once limits and budgets admitted the call; settled after its record is written.
-        self.admission: Admission | None = None
-        self.demand: Demand | None = None
-        self.quota_headers: dict[str, str] = {}
+        # Set once limits and budgets admitted the call; released after its record is written.
+        self.admitted: Admitted | None = None
+        self.quota_headers: dict[str, str] = {}  # what admission said: kept after release
         self.wire: OpenAIWire = AnthropicWire() if endpoint == "messages" else OpenAIWire()
         self.guard: RequestGuard | None = None  # set when a guardrail policy applies
         self.cache: CacheState | None = None  # set when the route caches answers
@@ -166,6 +185,23 @@ class Call:
             started_at=timezone.now(),
             status=AuditStatus.IN_PROGRESS,
         )
+
+    @property
+    def caller(self) -> Caller:
+        return Caller(
+            self.runtime,
+            self.identity,
+            self.request.headers,
+            self.entry.request_id,
+            self.entry.end_user,
+            self.entry.client_context,
+        )
+
+    def note_findings(self, findings: Sequence[JSON]) -> None:
+        """Guardrail findings, from any step, in the order they were made."""
+        if findings:
+            self.entry.guardrail_findings.extend(findings)
+            guardrail_metrics.count(self.identity.tenant_slug, list(findings))
 
     def drop_tools(self, names: list[str]) -> None:
         if names:
@@ -209,6 +245,7 @@ class Call:
             user = known.end_user  # the account, not the session: limits are per person
             context.update(known.context)
         context.update(codex_context(client_metadata))
+        user = user or codex_end_user(client_metadata)
         self.entry.end_user = _header(self.request, END_USER_HEADER) or _identifier(user, "user")
         self.entry.feature = _header(self.request, FEATURE_HEADER) or _identifier(
             str(metadata.get("feature") or ""), "metadata.feature"
@@ -219,84 +256,49 @@ class Call:
         self.entry.client_context = context
 
     async def call_targets(
-        self, plan: RoutePlan, payload: JSON, operation: Any, *, per_attempt_s: float | None = None
-    ) -> Any:
-        """Try the route's deployments in the strategy's order until one answers.
-
-        Falls over on retryable failures (429, 5xx, 529, timeouts, connection errors). A deployment
-        cooling down (Retry-After, open breaker) is tried only after all others failed; the record
-        notes that it was passed over.
-        """
+        self,
+        plan: RoutePlan,
+        payload: JSON,
+        operation: Callable[[Any, Target, JSON], Awaitable[T]],
+        *,
+        per_attempt_s: float | None = None,
+    ) -> tuple[T, Target]:
+        """The answer of the first of the route's deployments that gives one (routing/core/
+        failover.py), after the call went on the write-ahead journal; raises the last
+        UpstreamError when none does. Every attempt goes on the record."""
         await self._write_ahead(payload)
-        health = self.runtime.health
-        targets = order_targets(plan, end_user=self.entry.end_user, health=health)
+
+        async def attempt(target: Target) -> T:
+            adapter = self.runtime.adapter(target.kind)
+            return await operation(adapter, target, {**payload, "model": target.upstream_model})
+
+        async def room(target: Target) -> UpstreamError | None:
+            return await quota_gate.provider_room(self.runtime.quotas, self.admitted, target)
+
+        tried = await try_in_order(
+            plan,
+            attempt,
+            health=self.runtime.health,
+            end_user=self.entry.end_user,
+            room=room,
+            per_attempt_s=per_attempt_s,
+            closing=lambda: self.runtime.closing,
+        )
         self.entry.routing = {
             "strategy": plan.strategy,
             "category": self.task_category or None,
             **({"dropped_tools": self.dropped_tools} if self.dropped_tools else {}),
             **({"dropped_fields": self.dropped_fields} if self.dropped_fields else {}),
             **({"cache": self.cache.note()} if self.cache else {}),
-            "reason": "; ".join(
-                [
-                    *self.routing_notes,
-                    order_reason(plan, targets, end_user=self.entry.end_user, health=health),
-                ]
-            ),
+            "reason": "; ".join([*self.routing_notes, tried.reason]),
         }
-        self.attempts.extend(
-            Attempt(t.deployment_name, t.provider_name, error="cooling_down")
-            for t in targets
-            if health.cooling(t)
-        )
-        last_error: UpstreamError | None = None
-        for target in targets:
-            attempt = Attempt(target.deployment_name, target.provider_name)
-            begun, began = time.perf_counter(), health.clock()
-            if refusal := await quota_gate.provider_room(self, target):
-                # The provider account has no room for this caller now: the next deployment may.
-                attempt.status, attempt.error = 429, "provider_capacity"
-                self.attempts.append(attempt)
-                last_error = refusal
-                continue
-            try:
-                async with asyncio.timeout(per_attempt_s):
-                    result = await operation(
-                        self.runtime.adapter(target.kind),
-                        target,
-                        {**payload, "model": target.upstream_model},
-                    )
-            except TimeoutError:
-                if self.runtime.closing:
-                    raise
-                error = UpstreamError(
-                    f"no answer within the route's {per_attempt_s} s", status=None, cause="timeout"
-                )
-                attempt.status, attempt.error = None, error.cause
-                attempt.latency_ms = (time.perf_counter() - begun) * 1000
-                self.attempts.append(attempt)
-                health.record_failure(target, error, began=began)
-                last_error = error
-                continue
-            except UpstreamError as error:
-                attempt.status, attempt.error = error.status, error.cause
-                attempt.latency_ms = (time.perf_counter() - begun) * 1000
-                self.attempts.append(attempt)
-                if self.runtime.closing:  # the worker is stopping: no failover, the call ends here
-                    raise
-                health.record_failure(target, error, began=began)
-                if not error.retryable:
-                    raise
-                last_error = error
-                continue
-            attempt.status = 200
-            attempt.latency_ms = (time.perf_counter() - begun) * 1000
-            health.record_success(target, attempt.latency_ms)
-            self.upstream_ms += attempt.latency_ms
-            self.attempts.append(attempt)
-            self._answered_by(target, payload)
-            return result, target
-        assert last_error is not None
-        raise last_error
+        self.attempts.extend(tried.attempts)
+        self.upstream_ms += tried.upstream_ms
+        if tried.error is not None:
+            raise tried.error
+        assert tried.target is not None
+        self._answered_by(tried.target, payload)
+        return tried.answer, tried.target  # type: ignore[return-value]
 
     async def _write_ahead(self, payload: JSON) -> None:
         """The call goes on disk before any byte goes to a provider (audit/journal.py): a crash
@@ -304,8 +306,9 @@ class Call:
         if self.journaled:
             return
         release = None
-        if self.admission is not None:  # what recovery gives back if this worker dies
-            release = self.admission.release(total_tokens=0, cost_usd=Decimal(0)).to_json()
+        if self.admitted is not None:  # what recovery gives back if this worker dies
+            admission = self.admitted.admission
+            release = admission.release(total_tokens=0, cost_usd=Decimal(0)).to_json()
         # What is about to be sent, on the record even if no provider answers (the provider
         # that answers replaces it with exactly what it received, _answered_by).
         if self.entry.request_body is None:
@@ -346,10 +349,10 @@ class Call:
         entry.response_body = response
         if response:
             entry.upstream_model = response.get("model") or entry.upstream_model
-        self._finish()
+        self.finish()
         return cost
 
-    def _finish(self) -> None:
+    def finish(self) -> None:
         self.entry.attempts = [attempt.as_json() for attempt in self.attempts]
         self.entry.latency_ms = round(self.elapsed_ms(), 3)
         self.entry.completed_at = timezone.now()
@@ -365,12 +368,18 @@ class Call:
             else:
                 # No record, so no ledger row: the budget counters are given back the whole
                 # reservation, charging nothing the ledger does not hold.
-                quota_gate.settle(self, recorded=False)
+                self.release(recorded=False)
             return audit_unavailable()
         if self.entry.status != AuditStatus.IN_PROGRESS:
             self.runtime.journal.end(self.request_id)
-            quota_gate.settle(self)
+            self.release()
         return None
+
+    def release(self, *, recorded: bool = True) -> None:
+        """After the record is written (or known lost): the reservation settled, once."""
+        admitted, self.admitted = self.admitted, None
+        if admitted is not None:
+            quota_gate.settle(self.runtime, admitted, self.entry, recorded=recorded)
 
     def _record_later(self) -> None:
         """The provider saw this call but its record could not be written (the database is
@@ -391,7 +400,7 @@ class Call:
 
         def written() -> None:
             self.runtime.journal.end(self.request_id)
-            quota_gate.settle(self)
+            self.release()
 
         self.runtime.spawn(self.runtime.audit.defer(entry, on_written=written))
 
@@ -401,7 +410,7 @@ class Call:
         self.entry.http_status = error.status
         self.entry.error_type = error.code or error.type
         self.entry.error_message = error.message
-        self._finish()
+        self.finish()
         failure = await self.commit()
         return self.error_response(failure or error)
 
@@ -416,7 +425,7 @@ class Call:
             # it), not by the provider, which reads as a timeout or a disconnect.
             self.entry.status, self.entry.http_status = AuditStatus.INTERRUPTED, None
             self.entry.error_type, self.entry.error_message = "interrupted", INTERRUPTED_MESSAGE
-        self._finish()
+        self.finish()
         if failure := await self.commit():
             return self.error_response(failure)
         response = HttpResponse(

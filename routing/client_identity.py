@@ -6,8 +6,10 @@ before that `user_<device hash>_account_<uuid>_session_<uuid>`. Taken as it is, 
 every session, so per-user limits would be per session: the end user is the account (the device
 when signed in with an API key and no account), and the session goes to the client context.
 
-Codex sends `client_metadata` (session, thread and turn ids) in its Responses requests: it is
-recorded as the client context, its `session_id` as the session.
+Codex sends `client_metadata` (session, thread and turn ids, its installation id) in its
+Responses requests: it is recorded as the client context, its `session_id` as the session, and
+its installation id is the end user when the request names none (Codex signed in with an API
+key sends no account: the installation is the person, as Claude Code's device is).
 """
 
 from __future__ import annotations
@@ -70,3 +72,10 @@ def codex_context(client_metadata: Any) -> dict[str, Any]:
     if session := _clean(client_metadata.get("session_id")):
         context["session_id"] = session
     return context
+
+
+def codex_end_user(client_metadata: Any) -> str:
+    """Codex's installation id (`x-codex-installation-id`), or ""."""
+    if not isinstance(client_metadata, dict):
+        return ""
+    return _clean(client_metadata.get("x-codex-installation-id"))

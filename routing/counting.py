@@ -48,10 +48,12 @@ async def count_tokens(request: HttpRequest, identity: KeyIdentity) -> HttpRespo
     except GatewayError as error:
         return await call.reject(error)
     call.entry.route_alias = resolved.route_alias
-    try:
-        guarded, plan = await guard_request(call, resolved, plan, internal)
-    except GatewayError as error:
-        return await call.reject(error)  # like any refused request: the body is not kept
+    decision = await guard_request(call.caller, resolved, plan, internal)
+    call.guard = decision.guard
+    call.note_findings(decision.findings)
+    if decision.refusal is not None:
+        return await call.reject(decision.refusal)  # like any refused request: the body is not kept
+    guarded, plan = decision.payload, decision.plan
     masked = guarded is not internal
     internal = guarded
     call.entry.request_body = guarded if masked else raw
@@ -74,7 +76,7 @@ async def count_tokens(request: HttpRequest, identity: KeyIdentity) -> HttpRespo
     call.entry.status, call.entry.http_status = AuditStatus.SUCCESS, 200
     call.entry.prompt_tokens = tokens
     call.entry.response_body = answer
-    call._finish()
+    call.finish()
     if failure := await call.commit():
         return call.error_response(failure)
     response = HttpResponse(orjson.dumps(answer), content_type="application/json")

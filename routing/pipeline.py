@@ -1,6 +1,12 @@
-"""The proxy's request flows: authenticate → validate → resolve → forward → settle → audit.
+"""The proxy's request flows, as typed steps (docs/architecture.md#the-request-path):
 
-Each flow answers only after the request's audit record is committed (a stream: its start).
+key → body → prompt → attribution → model → task category → guardrails in → cache → admission
+→ failover → guardrails out → settle → record.
+
+Each step takes what it needs (the `Caller`, the payload, the plan) and returns an immutable
+result (`RenderedPrompt`, `CategoryRoute`, `GuardDecision`, `CacheLookup`, `Admitted`, `Tried`,
+`GuardedReply`); only this module writes what they say onto the call's audit record (`Call`).
+Each flow answers only after that record is committed (a stream: its start).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from audit.models import AuditStatus
 from audit.writer import AuditWriteError
 from routing.cache import proxy as response_cache
+from routing.cache.core.answers import CachedAnswer, replay_body, replay_events
 from routing.call import Call, parse_json_body
 from routing.core.errors import UpstreamError
 from routing.core.providers.anthropic import AnthropicAdapter
@@ -31,6 +38,7 @@ from routing.core.types import JSON, Target, Usage
 from routing.errors import GatewayError
 from routing.guardrails.core.stream import OutputBlocked
 from routing.guardrails.proxy import (
+    GuardDecision,
     client_body,
     guard_embeddings,
     guard_reply,
@@ -38,7 +46,7 @@ from routing.guardrails.proxy import (
     guard_stream,
     stream_error,
 )
-from routing.prompts.proxy import prompt_apply
+from routing.prompts.proxy import PromptRef, PromptRefused, prompt_apply
 from routing.runtime import GatewayRuntime, get_runtime
 from routing.schemas import (
     validate_chat,
@@ -51,6 +59,7 @@ from routing.task_category import route_by_category
 from routing.wire import ResponsesWire
 from tenants.auth import KeyIdentity
 from tenants.quotas import gate as quota_gate
+from tenants.quotas.gate import Admitted
 from tenants.quotas.tokens import count_text_tokens
 
 # Fields the gateway reads for itself and does not forward (attribution only).
@@ -127,14 +136,66 @@ def tool_results(raw: JSON) -> list[JSON]:
     ]
 
 
+def _model_named(raw: JSON) -> str:
+    return str(raw.get("model") or "")[:200]
+
+
+async def _render_prompt(call: Call, body: JSON, *, source: JSON | None = None) -> JSON:
+    """The prompt step: the body with a registry prompt rendered in, noted on the record."""
+    try:
+        rendered = await prompt_apply(call.caller, body, source=source)
+    except PromptRefused as refused:
+        _note_prompt(call, refused.prompt)
+        raise
+    if rendered.fingerprint:
+        call.entry.prompt_fingerprint = rendered.fingerprint
+    _note_prompt(call, rendered.prompt)
+    return rendered.body
+
+
+def _note_prompt(call: Call, prompt: PromptRef) -> None:
+    if prompt.name:
+        entry = call.entry
+        entry.prompt_name, entry.prompt_version, entry.prompt_label = (
+            prompt.name,
+            prompt.version,
+            prompt.label,
+        )
+
+
+def _prompt_of(call: Call) -> PromptRef:
+    entry = call.entry
+    return PromptRef(entry.prompt_name, entry.prompt_version, entry.prompt_label)
+
+
+def _note_guard(call: Call, decision: GuardDecision) -> None:
+    """What the request guardrails decided, on the record (the refusal is the caller's to raise)."""
+    call.guard = decision.guard
+    call.note_findings(decision.findings)
+    if decision.restricted_route:
+        call.entry.route_alias = decision.restricted_route
+    if decision.masked_tool_results is not None:
+        call.entry.tool_results = decision.masked_tool_results
+    if decision.held:  # the quarantine review queue reads the held request from its record
+        call.entry.request_body = decision.payload
+
+
+def _note_admission(call: Call, admitted: Admitted) -> None:
+    call.admitted = admitted
+    call.quota_headers = admitted.headers
+    call.entry.quota = admitted.record
+    if admitted.route_alias:
+        call.entry.route_alias = admitted.route_alias
+
+
 async def chat_completions(
     request: HttpRequest, identity: KeyIdentity
 ) -> HttpResponse | StreamingHttpResponse:
     runtime = get_runtime()
     call = Call(runtime, request, identity, endpoint="chat.completions")
     try:
-        raw = await prompt_apply(call, parse_json_body(request))
-        call.entry.model_requested = str(raw.get("model") or "")[:200]
+        raw = await _render_prompt(call, parse_json_body(request))
+        call.entry.model_requested = _model_named(raw)
         body = validate_chat(raw)
         call.attribute(raw)
         call.entry.tool_results = tool_results(raw)
@@ -153,14 +214,14 @@ async def messages(
     call = Call(runtime, request, identity, endpoint="messages")
     try:
         raw = parse_json_body(request)
-        call.entry.model_requested = str(raw.get("model") or "")[:200]
+        call.entry.model_requested = _model_named(raw)
         anthropic_body = validate_messages(raw)
         # An Anthropic-format deployment gets this body as it is (docs/api.md#native): the
         # translation below is what guardrails, limits and the other formats work on.
         call.source_format, call.source_body = "anthropic", raw
         call.native_request = raw
         translated = anthropic_request_to_openai(raw)
-        internal = await prompt_apply(call, translated, source=raw)
+        internal = await _render_prompt(call, translated, source=raw)
         if internal != translated:  # a registry prompt was rendered in: only that form may go
             call.native_request = None
         validate_chat(internal)
@@ -185,11 +246,11 @@ async def responses(
     call = Call(runtime, request, identity, endpoint="responses")
     try:
         raw = parse_json_body(request)
-        call.entry.model_requested = str(raw.get("model") or "")[:200]
+        call.entry.model_requested = _model_named(raw)
         body = validate_responses(raw)
         response_id = "resp_" + call.request_id.removeprefix("req_")
         # The whole input for a stateless upstream: the previous response's context first.
-        turn = await runtime.responses.begin(call, raw, response_id)
+        turn = await runtime.responses.begin(call.caller, raw, response_id)
         resolved, plan = await resolve_model(runtime, identity, body.model, call.routing_notes)
         try:
             # The route says what happens to tools only a provider could run (docs/api.md).
@@ -201,7 +262,7 @@ async def responses(
                 400, refusal.message, param=refusal.param, code=refusal.code
             ) from None
         call.drop_tools(tools.dropped)
-        internal = await prompt_apply(call, translated, source=raw)
+        internal = await _render_prompt(call, translated, source=raw)
         validate_chat(internal)
         call.attribute(internal, client_metadata=raw.get("client_metadata"))
         if turn.previous_response_id:  # each turn's record names the one it continues
@@ -215,7 +276,8 @@ async def responses(
             store=turn.store,
             previous_response_id=turn.previous_response_id,
         )
-        call.wire = ResponsesWire(context, runtime.responses.keeper(call, turn))
+        keeper = runtime.responses.keeper(call.caller, turn, call.entry.model_requested)
+        call.wire = ResponsesWire(context, keeper)
     except GatewayError as error:
         return await call.reject(error)
     # Usage is needed for the closing response.completed event, whatever the client asked.
@@ -236,39 +298,108 @@ async def _serve_chat(
     call.entry.route_alias = resolved.route_alias
     call.entry.stream = stream
     try:
-        plan = await route_by_category(call, plan, payload)
+        category = await route_by_category(call.caller, plan, payload)
     except GatewayError as error:
         return await call.reject(error)
+    plan, call.task_category = category.plan, category.category
+    if category.note:
+        call.routing_notes.append(category.note)
     if call.request.headers.get(DRY_RUN_HEADER):
         return await _dry_run(call, plan, payload)
+    # Guardrails first: a refused request spends no quota, and quotas count masked text.
+    decision = await guard_request(call.caller, resolved, plan, payload)
+    _note_guard(call, decision)
+    if decision.refusal is not None:
+        return await call.reject(decision.refusal)
+    if decision.payload != payload:  # masked or rewritten: the client's own body must not go out
+        call.native_request = None
+    payload, plan = decision.payload, decision.plan
+    # A cached answer spends no tokens or budget and calls no provider (routing/cache/).
+    looked = await response_cache.lookup(
+        call.caller, resolved, plan, payload, guard=call.guard, prompt=_prompt_of(call)
+    )
+    call.cache = looked.state
+    if looked.answer is not None:
+        try:  # a served request all the same: it counts against request-rate limits
+            counted = await quota_gate.admit_cached(call.caller)
+        except GatewayError as error:
+            return await call.reject(error)
+        call.quota_headers, call.entry.quota = counted.headers, counted.record
+        return await _serve_cached(call, looked.answer, payload, stream, wants_usage)
     try:
-        # Guardrails first: a refused request spends no quota, and quotas count masked text.
-        guarded, plan = await guard_request(call, resolved, plan, payload)
-        if guarded != payload:  # masked or rewritten: the client's own body must not go out
-            call.native_request = None
-        payload = guarded
-        # A cached answer spends no quota and calls no provider (routing/cache/proxy.py).
-        if cached := await response_cache.lookup(call, resolved, plan, payload):
-            return await response_cache.serve(call, cached, stream=stream, wants_usage=wants_usage)
-        plan = await quota_gate.admit(call, plan, payload)
+        admitted = await quota_gate.admit(call.caller, plan, payload)
     except GatewayError as error:
         return await call.reject(error)
+    _note_admission(call, admitted)
     if stream:
-        return await _stream_chat(call, plan, payload, wants_usage)
-    return await _complete_chat(call, plan, payload)
+        return await _stream_chat(call, admitted.plan, payload, wants_usage)
+    return await _complete_chat(call, admitted.plan, payload)
+
+
+async def _serve_cached(
+    call: Call, answer: CachedAnswer, payload: JSON, stream: bool, wants_usage: bool
+) -> HttpResponse | StreamingHttpResponse:
+    """Answer from the cache: recorded (cost 0, the source named) before the client sees it."""
+    body = replay_body(answer, call.request_id)
+    message = ((body.get("choices") or [{}])[0] or {}).get("message") or {}
+    entry = call.entry
+    entry.request_body = payload  # what would have gone to a provider
+    entry.routing = {
+        "category": call.task_category or None,
+        "cache": call.cache.note() if call.cache else {},
+    }
+    entry.tool_calls = message.get("tool_calls") or []
+    entry.upstream_model = str(body.get("model") or "")
+    entry.status, entry.http_status = AuditStatus.SUCCESS, 200
+    entry.response_body = body
+    entry.ttft_ms = round(call.elapsed_ms(), 3) if stream else None
+    call.finish()
+    if failure := await call.commit():
+        return call.error_response(failure)
+    headers = {
+        **call.quota_headers,
+        **call.id_headers(),
+        **(call.cache.headers() if call.cache else {}),
+        "x-gateway-route": entry.route_alias,
+        "x-gateway-cost-usd": "0",
+        "x-gateway-latency-ms": f"{call.elapsed_ms():.2f}",
+    }
+    response: HttpResponse | StreamingHttpResponse
+    if stream:
+        response = StreamingHttpResponse(
+            _replay(call, answer, wants_usage), content_type="text/event-stream"
+        )
+        response["cache-control"] = "no-cache"
+        response["x-accel-buffering"] = "no"
+    else:
+        # A stored Responses API response is kept before it is sent (routing/responses_state/).
+        client = await call.wire.settle_body(call.wire.body(orjson.dumps(body), body))
+        response = HttpResponse(client, content_type="application/json")
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+async def _replay(call: Call, answer: CachedAnswer, wants_usage: bool) -> AsyncIterator[bytes]:
+    wire = call.wire
+    for event in replay_events(answer, call.request_id, include_usage=wants_usage):
+        for out in wire.events(event):
+            yield out
+    for out in await wire.close():  # a stored Responses API response is kept before its last event
+        yield out
 
 
 async def _dry_run(
     call: Call, plan: RoutePlan, payload: JSON, *, embeddings: bool = False
 ) -> HttpResponse:
-    answer = await quota_gate.dry_run(call, plan, payload, embeddings=embeddings)
+    answer = await quota_gate.dry_run(call.caller, plan, payload, embeddings=embeddings)
     if call.routing_notes:  # pins, residency, task category: why "deployments" are in that order
         answer["routing"] = "; ".join(call.routing_notes)
     call.entry.endpoint += ".dry_run"
     call.entry.status, call.entry.http_status = AuditStatus.SUCCESS, 200
     call.entry.response_body = answer
     call.entry.request_body = payload
-    call._finish()
+    call.finish()
     if failure := await call.commit():
         return call.error_response(failure)
     response = HttpResponse(orjson.dumps(answer), content_type="application/json")
@@ -291,7 +422,14 @@ def _chat_with(call: Call, headers: dict[str, str]) -> Any:
     return chat
 
 
+async def _plain_chat(adapter: ProviderAdapter, target: Target, payload: JSON) -> Any:
+    return await adapter.chat(target, payload)
+
+
 async def _complete_chat(call: Call, plan: RoutePlan, payload: JSON) -> HttpResponse:
+    async def retry(again: RoutePlan) -> Any:  # a reply that broke its schema: another try
+        return await call.call_targets(again, payload, _plain_chat, per_attempt_s=plan.timeout_s)
+
     try:
         answered, target = await call.call_targets(
             plan,
@@ -299,11 +437,24 @@ async def _complete_chat(call: Call, plan: RoutePlan, payload: JSON) -> HttpResp
             _chat_with(call, client_headers(call.request)),
             per_attempt_s=plan.timeout_s,
         )
-        reply, target = await guard_reply(call, plan, payload, answered, target)
+        guarded = await guard_reply(
+            call.guard, plan, payload, answered, target, note=call.note_findings, retry=retry
+        )
     except UpstreamError as error:
         return await call.fail_upstream(error)
-    except GatewayError as error:  # a guardrail withheld the answer
+    except GatewayError as error:  # not recorded, so not forwarded
         return await call.reject(error)
+    reply, target = guarded.reply, guarded.target
+    if guarded.refusal is not None:  # a guardrail withheld the answer
+        if guarded.paid:  # settled, but the record keeps no text the client did not get
+            call.settle(
+                usage=reply.usage,
+                target=target,
+                response=None,
+                status=AuditStatus.REJECTED,
+                http_status=400,
+            )
+        return await call.reject(guarded.refusal)
     message = ((reply.parsed.get("choices") or [{}])[0] or {}).get("message") or {}
     call.entry.tool_calls = message.get("tool_calls") or []
     cost = call.settle(
@@ -315,11 +466,11 @@ async def _complete_chat(call: Call, plan: RoutePlan, payload: JSON) -> HttpResp
     )
     if failure := await call.commit():
         return call.error_response(failure)
-    response_cache.store(call, reply.parsed, cost)
+    response_cache.store(call.runtime, call.cache, call.guard, call.entry, reply.parsed, cost)
     if reply is answered and reply.native is not None:
         body = reply.native  # the provider's own answer, untouched by any guardrail
     else:
-        body = client_body(call, call.wire.body(reply.body, reply.parsed))
+        body = client_body(call.guard, call.wire.body(reply.body, reply.parsed))
     body = await call.wire.settle_body(body)  # a stored response is kept before it is sent
     response = HttpResponse(body, status=reply.status, content_type="application/json")
     for name, value in call.result_headers(target, reply.usage, cost).items():
@@ -402,7 +553,8 @@ async def _relay(call: Call, primed: _PrimedStream, target: Target) -> AsyncIter
     wire = call.wire
     native = primed.stream.native  # already in the client's format: relayed as it came
     try:
-        async for event in guard_stream(call, primed.first, primed.stream):
+        events = guard_stream(call.guard, primed.first, primed.stream, note=call.note_findings)
+        async for event in events:
             if native:
                 yield event
                 continue
@@ -413,8 +565,8 @@ async def _relay(call: Call, primed: _PrimedStream, target: Target) -> AsyncIter
                 yield out
         status, error_type, error_message = AuditStatus.SUCCESS, "", ""
     except OutputBlocked as blocked:
-        status, error_type, error_message = AuditStatus.REJECTED, "output_blocked", str(blocked)
-        yield wire.error_event(stream_error(call, blocked))
+        status, error_type, error_message = AuditStatus.REJECTED, blocked.refusal.code, str(blocked)
+        yield wire.error_event(stream_error(call.request_id, blocked))
     except UpstreamError as error:
         status, error_type, error_message = AuditStatus.FAILED, error.cause, error.message
         yield wire.error_event(_stream_error(call, error))
@@ -430,7 +582,8 @@ async def _relay(call: Call, primed: _PrimedStream, target: Target) -> AsyncIter
             http_status=200,
         )
         if status == AuditStatus.SUCCESS and not call.entry.usage_estimated:
-            response_cache.store(call, tap.assembled_response(), cost)
+            response = tap.assembled_response()
+            response_cache.store(call.runtime, call.cache, call.guard, call.entry, response, cost)
         # Completed in the background: a client that goes away cancels this generator.
         call.runtime.spawn(_complete_record(call, primed))
 
@@ -443,7 +596,7 @@ def _counted_usage(call: Call, response: JSON) -> Usage:
         (c.get("function") or {}).get("arguments") or "" for c in message.get("tool_calls") or ()
     )
     model = call.entry.upstream_model
-    prompt = call.demand.prompt_tokens if call.demand else 0
+    prompt = call.admitted.demand.prompt_tokens if call.admitted else 0
     return Usage(prompt_tokens=prompt, completion_tokens=count_text_tokens(model, text).tokens)
 
 
@@ -460,13 +613,13 @@ async def _complete_record(call: Call, primed: _PrimedStream) -> None:
         # is written once it is back, and the reservation held until then.
         def written() -> None:
             call.runtime.journal.end(call.request_id)
-            quota_gate.settle(call)
+            call.release()
 
         await call.runtime.audit.defer_completion(call.entry, on_written=written)
         recorded = None
     finally:
         if recorded is not None:
-            quota_gate.settle(call, recorded=recorded)
+            call.release(recorded=recorded)
 
 
 def _stream_error(call: Call, error: UpstreamError) -> bytes:
@@ -491,15 +644,21 @@ async def embeddings(request: HttpRequest, identity: KeyIdentity) -> HttpRespons
     call = Call(runtime, request, identity, endpoint="embeddings")
     try:
         raw = parse_json_body(request)
-        call.entry.model_requested = str(raw.get("model") or "")[:200]
+        call.entry.model_requested = _model_named(raw)
         body = validate_embeddings(raw)
         call.attribute(raw)
         resolved, plan = await resolve_model(runtime, identity, body.model, call.routing_notes)
         call.entry.route_alias = resolved.route_alias
         if request.headers.get(DRY_RUN_HEADER):
             return await _dry_run(call, plan, forwarded(raw), embeddings=True)
-        payload = await guard_embeddings(call, resolved, forwarded(raw))
-        plan = await quota_gate.admit(call, plan, payload, embeddings=True)
+        decision = await guard_embeddings(call.caller, resolved, plan, forwarded(raw))
+        _note_guard(call, decision)
+        if decision.refusal is not None:
+            raise decision.refusal
+        payload = decision.payload
+        admitted = await quota_gate.admit(call.caller, plan, payload, embeddings=True)
+        _note_admission(call, admitted)
+        plan = admitted.plan
     except GatewayError as error:
         return await call.reject(error)
     try:

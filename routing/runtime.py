@@ -25,6 +25,8 @@ from routing.core.providers.base import ProviderAdapter
 from routing.core.providers.openai import OpenAIAdapter
 from routing.core.strategy import HealthBook
 from routing.egress import egress_policy
+from routing.guardrails.table import PolicySnapshot
+from routing.prompts.registry import prompt_snapshot
 from routing.responses_state.proxy import ResponseState
 from routing.table import RoutingTableCache
 from tenants.auth import KeyAuthenticator
@@ -59,6 +61,8 @@ class GatewayRuntime:
         self.adapters = {kind: adapter(self.http) for kind, adapter in ADAPTERS.items()}
         self.keys = KeyAuthenticator()
         self.routes = RoutingTableCache()
+        self.prompts = prompt_snapshot()  # the prompt registry (routing/prompts/)
+        self.guard_policies = PolicySnapshot()  # guardrail policies by scope (routing/guardrails/)
         self.health = HealthBook(
             breaker_failures=settings.GATEWAY.breaker_failures,
             breaker_cooldown_s=settings.GATEWAY.breaker_cooldown_seconds,

@@ -125,6 +125,10 @@ def deployments_all() -> QuerySet[Deployment]:
     return Deployment.objects.select_related("provider").order_by("name")
 
 
+def active_route_aliases() -> list[str]:
+    return list(Route.objects.filter(is_active=True).values_list("alias", flat=True))
+
+
 def routes_all() -> QuerySet[Route]:
     targets = Prefetch("targets", queryset=RouteTarget.objects.select_related("deployment"))
     return Route.objects.prefetch_related(targets).order_by("alias")

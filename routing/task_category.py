@@ -6,9 +6,10 @@ categories' rules on the last user message (docs/routing.md#task-categories).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from routing.call import Call
+from routing.call import Caller
 from routing.core.categories import NoQualifyingDeployment, by_category, category_by_rules
 from routing.core.strategy import CATEGORY, RoutePlan
 from routing.core.types import JSON
@@ -34,14 +35,23 @@ def last_user_text(payload: JSON) -> str:
     return ""
 
 
-async def route_by_category(call: Call, plan: RoutePlan, payload: JSON) -> RoutePlan:
+@dataclass(frozen=True, slots=True)
+class CategoryRoute:
+    """The plan in the order a task category wants, the category, and why (for the record)."""
+
+    plan: RoutePlan
+    category: str = ""
+    note: str = ""
+
+
+async def route_by_category(caller: Caller, plan: RoutePlan, payload: JSON) -> CategoryRoute:
     if plan.strategy != CATEGORY:
-        return plan
-    table = await call.runtime.routes.get()
-    named = call.request.headers.get(CATEGORY_HEADER, "").strip()
+        return CategoryRoute(plan)
+    table = await caller.runtime.routes.get()
+    named = caller.headers.get(CATEGORY_HEADER, "").strip()
     source = "header"
     if not named:
-        named, source = str(call.entry.client_context.get(METADATA_KEY) or "").strip(), "metadata"
+        named, source = str(caller.client_context.get(METADATA_KEY) or "").strip(), "metadata"
     if named:
         policy = table.categories.get(named)
         if policy is None:
@@ -58,11 +68,9 @@ async def route_by_category(call: Call, plan: RoutePlan, payload: JSON) -> Route
             "rule",
         )
     if policy is None:
-        call.routing_notes.append("no task category named or matched: route order")
-        return plan
-    call.task_category = policy.name
+        return CategoryRoute(plan, note="no task category named or matched: route order")
     try:
-        plan, reason = by_category(plan, policy, table.scores)
+        ordered, reason = by_category(plan, policy, table.scores)
     except NoQualifyingDeployment as refusal:
         raise GatewayError(
             503,
@@ -72,5 +80,4 @@ async def route_by_category(call: Call, plan: RoutePlan, payload: JSON) -> Route
             type="service_unavailable",
             code="quality_threshold_unmet",
         ) from None
-    call.routing_notes.append(f"{reason} (category from the {source})")
-    return plan
+    return CategoryRoute(ordered, policy.name, f"{reason} (category from the {source})")

@@ -28,3 +28,15 @@ if [ ! -x /usr/bin/chromium ]; then
       $SUDO apt-get update >/dev/null 2>&1 && $SUDO apt-get install -y chromium >/dev/null 2>&1; }; } \
     || { echo "could not install chromium (Debian package 'chromium'); install it and retry" >&2; exit 1; }
 fi
+# Images in requests are read with tesseract (guardrail policies' `images:`); without it each
+# policy's fallback applies, and the image drill is skipped.
+if ! command -v tesseract >/dev/null; then
+  echo "Installing Debian's tesseract-ocr for the image guardrails…"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  { $SUDO apt-get install -y tesseract-ocr >/dev/null 2>&1 || {
+      $SUDO apt-get update >/dev/null 2>&1 && $SUDO apt-get install -y tesseract-ocr >/dev/null 2>&1; }; } \
+    || echo "could not install tesseract-ocr (Debian package); image checks will use each policy's fallback" >&2
+fi
+# The coding-agent CLIs the client drill runs (npm, pinned, into var/clients/), installed ahead of
+# the tests; a failure here only warns: the drill installs them itself, and says why it cannot.
+"$(dirname "$0")/ensure_clients.sh" || [ $? -eq 3 ] || echo "warning: the coding-agent CLIs are not installed (scripts/ensure_clients.sh)" >&2

@@ -223,7 +223,7 @@ def _activity(request: HttpRequest) -> tuple[ActivityFilterForm, Any]:
     return form, events
 
 
-@console_view(ADMIN)
+@console_view(ADMIN, Role.COMPLIANCE)  # compliance reads the change history too
 def activity(request: HttpRequest) -> HttpResponse:
     form, events = _activity(request)
     page: Any = Paginator(events, 50).get_page(request.GET.get("page"))
@@ -240,7 +240,7 @@ def activity(request: HttpRequest) -> HttpResponse:
     )
 
 
-@console_view(ADMIN)
+@console_view(ADMIN, Role.COMPLIANCE)
 def activity_export(request: HttpRequest) -> HttpResponse:
     form, events = _activity(request)
     if form.refused:

@@ -10,9 +10,18 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 
 from tests.support.live import LiveGateway, start_gateway
 from tests.support.world import World, build_world
+
+# Property tests judge the code, not the machine: a loaded CI host must not fail them for being
+# slow to generate inputs or to run one example.
+hypothesis_settings.register_profile(
+    "gateway", suppress_health_check=[HealthCheck.too_slow], deadline=None
+)
+hypothesis_settings.load_profile("gateway")
 
 # The test process talks to the database from several threads (the in-process proxy's writer
 # among them); plain connections close with their thread, a pool would keep the test database

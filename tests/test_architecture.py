@@ -51,7 +51,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                "tenants.quotas.gate", "routing.responses_state.proxy",
                # The MCP gateway's hot path: a governed tool call.
                "routing.mcp_gateway.endpoint", "routing.mcp_gateway.calls",
-               "routing.mcp_gateway.guard",
+               "routing.mcp_gateway.guard", "routing.mcp_gateway.spend",
                # The operator's evaluation run goes through the proxy's adapters.
                "routing.evaluations.runner", "routing.evaluations.quality")),
     # Each app's presentation: its API router, pages, forms, URLs, app config and commands.
@@ -173,3 +173,22 @@ def test_imports_only_go_down_the_layers() -> None:
         f"  {a} -> {b}: {', '.join(sorted(set(v)))}" for (a, b), v in new.items()
     )
     assert gone == [], f"no longer upward, remove from KNOWN_UPWARD: {gone}"
+
+
+# The flows that assemble a proxied call's audit record. Every other step gets the read-only
+# `Caller` and returns a typed result (routing/pipeline.py's docstring lists them).
+RECORD_ASSEMBLERS = frozenset({"routing.pipeline", "routing.counting"})
+
+
+def test_only_the_pipeline_holds_the_call_it_records() -> None:
+    holders = []
+    for module, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module == "routing.call"
+                and any(alias.name == "Call" for alias in node.names)
+                and module not in RECORD_ASSEMBLERS
+            ):
+                holders.append(module)
+    assert holders == []

@@ -15,7 +15,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from redis.asyncio import Redis
 
 from gateway_site.db_threads import run_db
-from routing.models import Route
+from routing import selectors as routing_selectors
 from routing.runtime import all_runtimes, get_runtime
 
 _PROBE_TIMEOUT_S = 2.0
@@ -57,7 +57,7 @@ def _database() -> str:
 
 
 def _routes_without_deployment(served: set[str]) -> list[str]:
-    aliases = Route.objects.filter(is_active=True).values_list("alias", flat=True)
+    aliases = routing_selectors.active_route_aliases()
     return sorted(alias for alias in aliases if alias not in served)
 
 

@@ -226,11 +226,13 @@ class GuardrailPolicyConfig(PolicySpec):
     name: str = Field(pattern=_SLUG, max_length=64)
     tenant: str = ""  # the owning tenant's slug; empty for a platform-wide policy
     description: str = ""
+    # Recorded, not applied: findings say what the policy would have done (docs/guardrails.md).
+    shadow: bool = False
     attach: list[GuardrailAttachSpec] = []
 
     def policy_spec(self) -> PolicySpec:
         return PolicySpec.model_validate(
-            self.model_dump(include={"pii", "injection", "output", "structured_output"})
+            self.model_dump(include=set(PolicySpec.model_fields), exclude_none=True)
         )
 
 

@@ -28,7 +28,7 @@ from routing import services as routing_services
 from routing.evaluations import services as evaluation_services
 from routing.guardrails import services as guardrail_services
 from routing.mcp_gateway import services as mcp_services
-from routing.mcp_gateway.config import McpToolsSpec
+from routing.mcp_gateway.config import McpToolsSpec, TokenExchangeSpec
 from routing.mcp_gateway.models import McpServer
 from routing.models import Route
 from routing.prompts.declared import prompts_apply
@@ -165,6 +165,7 @@ def _apply_guardrail_policy(spec: GuardrailPolicyConfig, report: ApplyReport) ->
             tenant=tenant(spec.tenant) if spec.tenant else None,
             description=spec.description,
             spec=spec.policy_spec(),
+            shadow=spec.shadow,
         )
     except DjangoValidationError as exc:
         raise ConfigError(f"{where}: {'; '.join(exc.messages)}") from exc
@@ -299,11 +300,28 @@ def _apply_mcp_servers(
                 timeout_seconds=server.timeout_seconds,
                 max_result_bytes=server.max_result_bytes,
                 result_injection=server.result_injection,
+                tool_prices=server.tool_prices,
+                token_exchange=_token_exchange(server.token_exchange, where),
             )
         except mcp_services.McpServerRefused as refused:
             raise ConfigError(f"{where}: {refused.message} [{refused.code}]") from refused
         report.bump("mcp_servers")
     return servers
+
+
+def _token_exchange(
+    spec: TokenExchangeSpec | None, where: str
+) -> mcp_services.TokenExchange | None:
+    if spec is None:
+        return None
+    return mcp_services.TokenExchange(
+        token_url=spec.token_url,
+        client_id=spec.client_id,
+        client_secret=_secret(spec.client_secret, f"{where}: token_exchange"),
+        audience=spec.audience,
+        scope=spec.scope,
+        subject_token_type=spec.subject_token_type,
+    )
 
 
 def _apply_mcp_tools(

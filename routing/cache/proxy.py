@@ -1,9 +1,9 @@
-"""The response cache on the proxy's hot path: two calls from routing/pipeline.py.
+"""The response cache on the proxy's hot path: two steps of routing/pipeline.py.
 
-`lookup` runs after the request guardrails and before admission: a hit is answered from the
-cache (counted against request-rate limits only: no tokens, no budget, no provider; cost 0,
-its record naming the request that paid for it). `store`
-runs after a complete, successful answer was committed, in the background.
+`lookup` runs after the request guardrails and before admission: on a hit the pipeline answers
+from the cache (no provider, cost 0, its record naming the request that paid for it; `replay`
+gives the answer in the client's shape). `store` runs after a complete, successful answer was
+committed, in the background.
 """
 
 from __future__ import annotations
@@ -11,25 +11,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-import orjson
 from django.conf import settings
-from django.http import HttpResponse, StreamingHttpResponse
 
-from audit.models import AuditStatus
-from routing.cache.core.answers import CachedAnswer, complete, replay_body, replay_events
+from audit.entries import AuditEntry
+from routing.cache.core.answers import CachedAnswer, complete
 from routing.cache.core.embedder import Vector
 from routing.cache.core.keys import RequestKeys, one_word_swapped, request_keys
 from routing.cache.core.policy import CachePolicy, Directives, parse_cache_control
 from routing.cache.engine import ResponseCache
-from routing.call import Call
+from routing.call import Caller
 from routing.core.strategy import RoutePlan
 from routing.core.types import JSON
 from routing.table import ResolvedModel
-from tenants.quotas import gate as quota_gate
+
+if TYPE_CHECKING:
+    from routing.guardrails.proxy import RequestGuard
+    from routing.prompts.proxy import PromptRef
+    from routing.runtime import GatewayRuntime
 
 logger = logging.getLogger(__name__)
 
@@ -82,54 +84,61 @@ class CacheState:
         return headers
 
 
+@dataclass(frozen=True, slots=True)
+class CacheLookup:
+    """What the cache said: its state for the record and headers (None: the route does not
+    cache), and the answer to serve on a hit."""
+
+    state: CacheState | None = None
+    answer: CachedAnswer | None = None
+
+
 async def lookup(
-    call: Call, resolved: ResolvedModel, plan: RoutePlan, payload: JSON
-) -> CachedAnswer | None:
+    caller: Caller,
+    resolved: ResolvedModel,
+    plan: RoutePlan,
+    payload: JSON,
+    *,
+    guard: RequestGuard | None,
+    prompt: PromptRef,
+) -> CacheLookup:
     """The cached answer for this request, if its route caches and one may serve it."""
     policy = resolved.cache
     if policy is None:
-        return None  # the route does not cache: nothing said, nothing recorded
-    if call.guard is not None and call.guard.masker.restores:
+        return CacheLookup()  # the route does not cache: nothing said, nothing recorded
+    if guard is not None and guard.masker.restores:
         # Placeholders stand for this caller's own data: another answer must not fill them.
-        call.cache = CacheState(BYPASS, reason="masked by a guardrail")
-        return None
+        return CacheLookup(CacheState(BYPASS, reason="masked by a guardrail"))
     if payload.get("n") not in (None, 1) or payload.get("logprobs"):
         # A stream's record keeps the first choice and no log probabilities: nothing to replay.
-        call.cache = CacheState(BYPASS, reason="n > 1 or logprobs")
-        return None
-    directives = parse_cache_control(call.request.headers.get("cache-control", ""))
-    entry = call.entry
-    scope = {"team": f"team:{entry.team_id}", "user": f"user:{entry.end_user}"}.get(
+        return CacheLookup(CacheState(BYPASS, reason="n > 1 or logprobs"))
+    directives = parse_cache_control(caller.headers.get("cache-control", ""))
+    identity = caller.identity
+    scope = {"team": f"team:{identity.team_id}", "user": f"user:{caller.end_user}"}.get(
         policy.scope, ""
     )
     keys = request_keys(
-        tenant_id=entry.tenant_id,
+        tenant_id=identity.tenant_id,
         scope=scope,
         route=resolved.route_alias,
-        prompt_name=entry.prompt_name if entry.prompt_version is not None else "",
-        prompt_version=entry.prompt_version,
+        prompt_name=prompt.name if prompt.version is not None else "",
+        prompt_version=prompt.version,
         deployments=tuple(t.deployment_name for t in plan.targets),
         payload=payload,
     )
-    state = call.cache = CacheState(MISS, policy=policy, keys=keys, directives=directives)
+    state = CacheState(MISS, policy=policy, keys=keys, directives=directives)
     if directives.no_cache:
         state.status, state.reason = BYPASS, "no-cache"
-        return None
+        return CacheLookup(state)
     began = time.perf_counter()
     try:
-        answer = await _find(call.runtime.cache, state, keys, directives)
+        return CacheLookup(state, await _find(caller.runtime.cache, state, keys, directives))
     except Exception as error:
         # A cache that cannot be read is a miss: the provider still answers.
-        logger.warning("response cache: lookup failed for %s: %r", call.request_id, error)
-        return None
+        logger.warning("response cache: lookup failed for %s: %r", caller.request_id, error)
+        return CacheLookup(state)
     finally:
         state.lookup_ms = (time.perf_counter() - began) * 1000
-    if answer is not None:
-        call.entry.request_body = payload  # what would have gone to a provider
-        # A served request all the same: it counts against request-rate limits (a refusal
-        # raises here), though it spends no tokens, budget or provider capacity.
-        await quota_gate.admit_cached(call)
-    return answer
 
 
 async def _find(
@@ -178,65 +187,19 @@ def _hit(
     return answer
 
 
-async def serve(
-    call: Call, answer: CachedAnswer, *, stream: bool, wants_usage: bool
-) -> HttpResponse | StreamingHttpResponse:
-    """Answer from the cache: recorded (cost 0, the source named) before the client sees it."""
-    body = replay_body(answer, call.request_id)
-    message = ((body.get("choices") or [{}])[0] or {}).get("message") or {}
-    entry = call.entry
-    entry.routing = {
-        "category": call.task_category or None,
-        "cache": call.cache.note() if call.cache else {},
-    }
-    entry.tool_calls = message.get("tool_calls") or []
-    entry.upstream_model = str(body.get("model") or "")
-    entry.status, entry.http_status = AuditStatus.SUCCESS, 200
-    entry.response_body = body
-    entry.ttft_ms = round(call.elapsed_ms(), 3) if stream else None
-    call._finish()
-    if failure := await call.commit():
-        return call.error_response(failure)
-    headers = {
-        **call.quota_headers,
-        **call.id_headers(),
-        **(call.cache.headers() if call.cache else {}),
-        "x-gateway-route": entry.route_alias,
-        "x-gateway-cost-usd": "0",
-        "x-gateway-latency-ms": f"{call.elapsed_ms():.2f}",
-    }
-    response: HttpResponse | StreamingHttpResponse
-    if stream:
-        events = _events(call, answer, wants_usage)
-        response = StreamingHttpResponse(events, content_type="text/event-stream")
-        response["cache-control"] = "no-cache"
-        response["x-accel-buffering"] = "no"
-    else:
-        # A stored Responses API response is kept before it is sent (routing/responses_state/).
-        client = await call.wire.settle_body(call.wire.body(orjson.dumps(body), body))
-        response = HttpResponse(client, content_type="application/json")
-    for name, value in headers.items():
-        response[name] = value
-    return response
-
-
-async def _events(call: Call, answer: CachedAnswer, wants_usage: bool) -> AsyncIterator[bytes]:
-    wire = call.wire
-    for event in replay_events(answer, call.request_id, include_usage=wants_usage):
-        for out in wire.events(event):
-            yield out
-    for out in await wire.close():  # a stored Responses API response is kept before its last event
-        yield out
-
-
-def store(call: Call, response: JSON, cost: Decimal) -> None:
+def store(
+    runtime: GatewayRuntime,
+    state: CacheState | None,
+    guard: RequestGuard | None,
+    entry: AuditEntry,
+    response: JSON,
+    cost: Decimal,
+) -> None:
     """Keep a complete answer for the next requests that may have it (in the background)."""
-    state = call.cache
     if state is None or not state.storable or not complete(response):
         return
-    if call.guard is not None and call.guard.masker.restores:
+    if guard is not None and guard.masker.restores:
         return
-    entry = call.entry
     answer = CachedAnswer(
         response=response,
         request_id=entry.request_id,
@@ -245,12 +208,14 @@ def store(call: Call, response: JSON, cost: Decimal) -> None:
         prompt=f"{entry.prompt_name}@{entry.prompt_version}" if entry.prompt_version else "",
         cost_usd=f"{cost:f}",
     )
-    call.runtime.spawn(_keep(call, state, answer))
+    runtime.spawn(_keep(runtime, state, entry, answer))
 
 
-async def _keep(call: Call, state: CacheState, answer: CachedAnswer) -> None:
+async def _keep(
+    runtime: GatewayRuntime, state: CacheState, entry: AuditEntry, answer: CachedAnswer
+) -> None:
     assert state.keys is not None and state.policy is not None
-    cache, keys, policy = call.runtime.cache, state.keys, state.policy
+    cache, keys, policy = runtime.cache, state.keys, state.policy
     try:
         await cache.store.put(keys.exact, answer.to_bytes(), policy.ttl_s)
         if policy.semantic and keys.partition and state.vector is None:
@@ -258,7 +223,6 @@ async def _keep(call: Call, state: CacheState, answer: CachedAnswer) -> None:
             embedder = await cache.semantic()
             state.vector = embedder.embed(keys.text) if embedder is not None else None
         if policy.semantic and keys.partition and state.vector is not None:
-            entry = call.entry
             await cache.remember(
                 tenant_id=entry.tenant_id,
                 route_alias=entry.route_alias,

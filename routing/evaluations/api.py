@@ -18,7 +18,7 @@ from pydantic import ConfigDict
 from gateway_site.api.common import one_or_404, platform_scope, put_precondition
 from gateway_site.api.errors import invalid
 from gateway_site.bounds import StorableInput
-from routing.evaluations import services
+from routing.evaluations import selectors, services
 from routing.evaluations.models import TaskCategory
 from routing.evaluations.selectors import latest_scores
 
@@ -61,7 +61,7 @@ class ScoreOut(Schema):
 @paginate
 def category_list(request: HttpRequest) -> QuerySet[TaskCategory]:
     platform_scope(request)
-    return TaskCategory.objects.order_by("priority", "name")
+    return selectors.categories_all()
 
 
 @router.put(
@@ -71,7 +71,9 @@ def category_list(request: HttpRequest) -> QuerySet[TaskCategory]:
 )
 def category_put(request: HttpRequest, name: str, payload: TaskCategoryIn) -> TaskCategory:
     scope = platform_scope(request)
-    put_precondition(request, TaskCategory.objects.filter(name=name), f"Task category '{name}'")
+    put_precondition(
+        request, selectors.categories_all().filter(name=name), f"Task category '{name}'"
+    )
     try:
         return services.category_upsert(name=name, **payload.model_dump(), actor=scope.actor)
     except ValidationError as error:
@@ -86,7 +88,7 @@ def category_put(request: HttpRequest, name: str, payload: TaskCategoryIn) -> Ta
 )
 def category_scores(request: HttpRequest, name: str) -> list[ScoreOut]:
     platform_scope(request)
-    one_or_404(TaskCategory.objects.filter(name=name), f"Task category '{name}'")
+    one_or_404(selectors.categories_all().filter(name=name), f"Task category '{name}'")
     rows = sorted(latest_scores(category=name).values(), key=lambda row: -row.score)
     return [
         ScoreOut(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from routing.evaluations.models import EvalScore, TaskCategory
 
@@ -26,5 +26,9 @@ def latest_scores(
     }
 
 
+def categories_all() -> QuerySet[TaskCategory]:
+    return TaskCategory.objects.order_by("priority", "name")
+
+
 def categories() -> list[TaskCategory]:
-    return list(TaskCategory.objects.order_by("priority", "name"))
+    return list(categories_all())

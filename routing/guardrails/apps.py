@@ -5,3 +5,9 @@ class GuardrailsConfig(AppConfig):
     name = "routing.guardrails"
     label = "guardrails"
     verbose_name = "Guardrail policies"
+
+    def ready(self) -> None:
+        from gateway_site.console.nav import NavEntry, nav_register
+
+        nav_register(NavEntry("Administration", "Guardrail policies", "guardrails:list", 60))
+        nav_register(NavEntry("Compliance", "Quarantine review", "guardrails:review", 60))

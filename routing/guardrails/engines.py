@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from routing.guardrails.core.images import ImageReader
 from routing.guardrails.core.injection import DetectorSet
 from routing.guardrails.core.pii import PiiScanner
 from routing.guardrails.core.structured import SchemaCache
@@ -27,6 +28,7 @@ class Engines:
     scanner: PiiScanner
     detectors: DetectorSet = field(default_factory=DetectorSet)
     schemas: SchemaCache = field(default_factory=SchemaCache)
+    images: ImageReader = field(default_factory=ImageReader)
 
 
 def spacy_model() -> str | None:
@@ -46,7 +48,10 @@ _building = threading.Lock()
 def _build() -> Engines:
     model = spacy_model()
     logger.info("guardrails: PII detection with %s", model or "pattern recognizers only")
-    return Engines(scanner=PiiScanner(spacy_model=model))
+    return Engines(
+        scanner=PiiScanner(spacy_model=model),
+        images=ImageReader(settings.GUARDRAILS_TESSERACT),
+    )
 
 
 def engines() -> Engines:

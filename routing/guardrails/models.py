@@ -20,6 +20,9 @@ class GuardrailPolicy(models.Model):
     description = models.CharField(max_length=500, blank=True, default="")
     spec = models.JSONField(default=dict)
     is_active = models.BooleanField(default=True)
+    # Shadow mode: the policy's checks run and their findings are recorded (marked `shadow`),
+    # but nothing is masked, refused or rerouted because of it.
+    shadow = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -27,7 +30,8 @@ class GuardrailPolicy(models.Model):
 
 
 class PolicyAttachment(models.Model):
-    """A policy applies to everything of one tenant, team, key, or route alias."""
+    """A policy applies to everything of one tenant, team, key, or route alias; a route with a
+    tenant is that tenant's requests on the route only (how a tenant's own policy meets a route)."""
 
     policy = models.ForeignKey(
         GuardrailPolicy, on_delete=models.CASCADE, related_name="attachments"
@@ -68,12 +72,7 @@ class PolicyAttachment(models.Model):
                         api_key__isnull=False,
                         route__isnull=True,
                     )
-                    | Q(
-                        tenant__isnull=True,
-                        team__isnull=True,
-                        api_key__isnull=True,
-                        route__isnull=False,
-                    )
+                    | Q(team__isnull=True, api_key__isnull=True, route__isnull=False)
                 ),
                 name="attachment_has_exactly_one_scope",
             ),
@@ -90,8 +89,44 @@ class PolicyAttachment(models.Model):
 
     @property
     def scope(self) -> tuple[str, int]:
-        for kind in ("tenant", "team", "api_key", "route"):
+        for kind in ("route", "tenant", "team", "api_key"):
             value = getattr(self, f"{kind}_id")
             if value is not None:
                 return kind, value
         raise ValueError("an attachment without a scope")
+
+
+class ReviewStatus(models.TextChoices):
+    HELD = "held", "Held"
+    RELEASED = "released", "Released"
+    DISMISSED = "dismissed", "Dismissed"
+
+
+class ReviewLabel(models.TextChoices):
+    INJECTION = "injection", "Injection"
+    BENIGN = "benign", "Benign"
+
+
+class QuarantineReview(models.Model):
+    """A reviewer's decision on a quarantined request (its audit record holds the request; the
+    queue is the records with a `quarantine` finding, the record itself never changes).
+
+    Released: the same text is accepted when sent again (`digest`). Labels feed the classifier's
+    next training run (`manage.py guardrail_labels_export`)."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    request_id = models.CharField(max_length=40)
+    digest = models.CharField(max_length=64, blank=True, default="")
+    status = models.CharField(
+        max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.HELD
+    )
+    label = models.CharField(max_length=16, choices=ReviewLabel.choices, blank=True, default="")
+    reviewer = models.CharField(max_length=200, blank=True, default="")
+    reviewed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "request_id"], name="review_once")]
+        indexes = [models.Index(fields=["tenant", "status"])]
+
+    def __str__(self) -> str:
+        return f"review of {self.request_id}"

@@ -7,37 +7,49 @@
 - `guard_stream` around a stream's events: the same, with a held-back window (core/stream.py).
 - `guard_embeddings` before forwarding embedding inputs: PII masked or blocked.
 
-A request no policy applies to costs one dictionary lookup. Findings go to the audit entry and
-to the Prometheus counters; raw PII values never do.
+A request no policy applies to costs one dictionary lookup. Each step returns its findings (or,
+around a reply or a stream, which may fail half-way, hands them to the pipeline's `note` as
+they are made); the pipeline puts them on the audit entry and the Prometheus counters. Raw PII
+values never go there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from audit.models import AuditStatus
-from routing.core.providers.base import ChatStream, ProviderAdapter
+from routing.core.providers.base import ChatStream
 from routing.core.strategy import RoutePlan
 from routing.core.types import Reply, Target, Usage
 from routing.errors import GatewayError
-from routing.guardrails import metrics
-from routing.guardrails.core.checks import JSON, Refusal, check_request, check_response
+from routing.guardrails.core.checks import (
+    JSON,
+    Refusal,
+    RequestCheck,
+    check_request,
+    check_response,
+)
+from routing.guardrails.core.images import check_images, has_images
 from routing.guardrails.core.masking import Masker
-from routing.guardrails.core.policy import Policy
+from routing.guardrails.core.policy import NO_POLICY, Policy
 from routing.guardrails.core.stream import OutputBlocked, StreamFilter
 from routing.guardrails.core.structured import schema_problem, wanted_schema
 from routing.guardrails.engines import Engines, engines_ready
-from routing.guardrails.table import policy_for
+from routing.guardrails.table import PolicyTable, policy_for
 
 if TYPE_CHECKING:
-    from routing.call import Call
+    from routing.call import Caller
     from routing.table import ResolvedModel
+
+# Where a reply's or a stream's findings go as they are made (the pipeline's record).
+Note = Callable[[Sequence[JSON]], None]
+# Another try of the route for a reply that broke its schema (the pipeline's failover).
+Retry = Callable[[RoutePlan], Awaitable[tuple[Reply, Target]]]
 
 # Above this many characters of message text, PII and injection checks leave the event loop
 # (a thread hop costs ~0.1 ms; a 100 kB prompt full of numbers costs tens of milliseconds).
@@ -51,12 +63,41 @@ class RequestGuard:
     policy: Policy
     masker: Masker
     engines: Engines
+    # The JSON schema the answer must follow (request or policy); streams check it at the end.
+    schema: Any = None
 
 
-def _record(call: Call, findings: list[JSON]) -> None:
-    if findings:
-        call.entry.guardrail_findings.extend(findings)
-        metrics.count(call.identity.tenant_slug, findings)
+@dataclass(frozen=True, slots=True)
+class GuardDecision:
+    """What the request guardrails decided: the payload to forward (masked), the plan (the
+    restricted route's, for a suspected injection), the guard for the reply, the findings, and
+    the refusal to answer with if the request may not go on."""
+
+    payload: JSON
+    plan: RoutePlan
+    guard: RequestGuard | None = None
+    findings: tuple[JSON, ...] = ()
+    refusal: GatewayError | None = None
+    restricted_route: str = ""
+    masked_tool_results: list[JSON] | None = None  # the record's tool results, masked too
+    # Held for review (injection action "quarantine"): the record keeps `payload` (masked)
+    # for the review queue even when the request is refused.
+    held: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.refusal is None and self.masked_tool_results is not None
+
+
+@dataclass(frozen=True, slots=True)
+class GuardedReply:
+    """The reply to settle and send (masked as the record keeps it), or why it is withheld;
+    `paid` says whether the withheld reply's usage is charged."""
+
+    reply: Reply
+    target: Target
+    refusal: GatewayError | None = None
+    paid: bool = False
 
 
 def _text_size(payload: JSON) -> int:
@@ -72,44 +113,100 @@ def _refuse(refusal: Refusal, status: int = 400) -> GatewayError:
 
 
 async def guard_request(
-    call: Call, resolved: ResolvedModel, plan: RoutePlan, payload: JSON
-) -> tuple[JSON, RoutePlan]:
-    """The payload to forward (PII masked) and the plan to use; raises GatewayError to refuse."""
-    identity = call.identity
-    policy = await policy_for(
-        tenant_id=identity.tenant_id,
-        team_id=identity.team_id,
-        key_id=identity.key_id,
-        route=resolved.route_alias,
-    )
+    caller: Caller, resolved: ResolvedModel, plan: RoutePlan, payload: JSON
+) -> GuardDecision:
+    identity = caller.identity
+    table = await caller.runtime.guard_policies.get()
+
+    def policies(shadow: bool) -> Policy:
+        return table.for_request(
+            tenant_id=identity.tenant_id,
+            team_id=identity.team_id,
+            key_id=identity.key_id,
+            route=resolved.route_alias,
+            shadow=shadow,
+        )
+
+    shadowed = await _shadow(policies(shadow=True), payload) if table.shadow else ()
+    policy = policies(shadow=False) if table.scopes else NO_POLICY
     if not policy.active:
-        return payload, plan
+        return GuardDecision(payload, plan, findings=shadowed)
     engines = await engines_ready()
-    scanner = engines.scanner if policy.pii else None
-    if _text_size(payload) > OFFLOAD_CHARS:
-        check = await asyncio.to_thread(check_request, policy, payload, scanner, engines.detectors)
-    else:
-        check = check_request(policy, payload, scanner, engines.detectors)
-    call.guard = RequestGuard(policy, check.masker, engines)
-    _record(call, check.findings)
+    check = await _check(policy, payload, engines)
+    if check.quarantined and _released(table, identity.tenant_id, check.findings):
+        # A reviewer released this text: the same request passes the injection check.
+        check = await _check(dataclasses.replace(policy, injection=None), payload, engines)
+    if policy.images is not None and has_images(check.payload):
+        seen = await asyncio.to_thread(
+            check_images, policy, check.payload, engines.scanner, engines.images
+        )
+        check.findings += seen.findings
+        check.payload = seen.payload
+        check.refusal = check.refusal or seen.refusal
+    guard = RequestGuard(policy, check.masker, engines, wanted_schema(check.payload, policy))
+    findings = shadowed + tuple(check.findings)
+    held = check.quarantined
     if check.refusal is not None:
-        raise _refuse(check.refusal)
+        kept = check.payload if held else payload
+        refusal = _refuse(check.refusal)
+        return GuardDecision(kept, plan, guard, findings, refusal=refusal, held=held)
+    restricted = ""
     if check.reroute:
-        plan = await _restricted_plan(call, check.reroute, policy)
+        try:
+            plan = await _restricted_plan(caller, check.reroute, policy)
+        except GatewayError as refusal:
+            return GuardDecision(payload, plan, guard, findings, refusal=refusal)
+        restricted = check.reroute
+    tool_results = None
     if check.payload is not payload:
         # The record keeps tool results too: keep them masked as well.
-        call.entry.tool_results = [
+        tool_results = [
             {"tool_call_id": m.get("tool_call_id"), "content": m.get("content")}
             for m in check.payload.get("messages") or ()
             if isinstance(m, dict) and m.get("role") == "tool"
         ]
-    return check.payload, plan
+    return GuardDecision(
+        check.payload, plan, guard, findings, None, restricted, tool_results, held=held
+    )
 
 
-async def guard_embeddings(call: Call, resolved: ResolvedModel, payload: JSON) -> JSON:
+async def _check(policy: Policy, payload: JSON, engines: Engines) -> RequestCheck:
+    scanner = engines.scanner if policy.pii else None
+    if _text_size(payload) > OFFLOAD_CHARS:
+        return await asyncio.to_thread(check_request, policy, payload, scanner, engines.detectors)
+    return check_request(policy, payload, scanner, engines.detectors)
+
+
+def _released(table: PolicyTable, tenant_id: int, findings: list[JSON]) -> bool:
+    return any(
+        (tenant_id, f.get("digest", "")) in table.released
+        for f in findings
+        if f["check"] == "injection"
+    )
+
+
+async def _shadow(policy: Policy, payload: JSON) -> tuple[JSON, ...]:
+    """Policies in shadow mode: what they would have done, as findings; nothing applied."""
+    if not policy.active:
+        return ()
+    engines = await engines_ready()
+    check = await _check(policy, payload, engines)
+    findings = check.findings
+    if policy.images is not None and has_images(payload):
+        seen = await asyncio.to_thread(
+            check_images, policy, payload, engines.scanner, engines.images
+        )
+        findings = findings + seen.findings
+    return tuple({**finding, "shadow": True} for finding in findings)
+
+
+async def guard_embeddings(
+    caller: Caller, resolved: ResolvedModel, plan: RoutePlan, payload: JSON
+) -> GuardDecision:
     """Embedding inputs with PII masked (or the request refused), under the same policies."""
-    identity = call.identity
+    identity = caller.identity
     policy = await policy_for(
+        caller.runtime.guard_policies,
         tenant_id=identity.tenant_id,
         team_id=identity.team_id,
         key_id=identity.key_id,
@@ -118,7 +215,7 @@ async def guard_embeddings(call: Call, resolved: ResolvedModel, payload: JSON) -
     inputs = payload.get("input")
     texts = [inputs] if isinstance(inputs, str) else inputs
     if not policy.pii or not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-        return payload  # token arrays carry no text to check
+        return GuardDecision(payload, plan)  # token arrays carry no text to check
     engines = await engines_ready()
     as_chat = {"messages": [{"role": "user", "content": text} for text in texts]}
     check = check_request(
@@ -126,18 +223,19 @@ async def guard_embeddings(call: Call, resolved: ResolvedModel, payload: JSON) -
     )
     for finding in check.findings:
         finding["where"] = finding["where"].replace("messages", "input").replace(".content", "")
-    _record(call, check.findings)
+    findings = tuple(check.findings)
     if check.refusal is not None:
-        raise _refuse(check.refusal)
+        return GuardDecision(payload, plan, findings=findings, refusal=_refuse(check.refusal))
     masked = [m["content"] for m in check.payload["messages"]]
-    return {**payload, "input": masked[0] if isinstance(inputs, str) else masked}
+    masked_payload = {**payload, "input": masked[0] if isinstance(inputs, str) else masked}
+    return GuardDecision(masked_payload, plan, findings=findings)
 
 
-async def _restricted_plan(call: Call, alias: str, policy: Policy) -> RoutePlan:
-    table = await call.runtime.routes.get()
+async def _restricted_plan(caller: Caller, alias: str, policy: Policy) -> RoutePlan:
+    table = await caller.runtime.routes.get()
     resolved = table.resolve(alias)
     plan = resolved.plan if resolved is not None else None
-    region = call.identity.residency_region
+    region = caller.identity.residency_region
     if plan is not None and region:
         plan = plan.only(lambda target: target.region == region)
     if plan is None or not plan.targets:
@@ -150,12 +248,7 @@ async def _restricted_plan(call: Call, alias: str, policy: Policy) -> RoutePlan:
             code="prompt_injection_blocked",
             param="messages",
         )
-    call.entry.route_alias = alias
     return plan
-
-
-async def _chat(adapter: ProviderAdapter, target: Target, payload: JSON) -> Any:
-    return await adapter.chat(target, payload)
 
 
 def _retry_plan(plan: RoutePlan, targets: tuple[Target, ...]) -> RoutePlan:
@@ -165,7 +258,8 @@ def _retry_plan(plan: RoutePlan, targets: tuple[Target, ...]) -> RoutePlan:
 
 
 async def _until_valid(
-    call: Call,
+    note: Note,
+    retry: Retry,
     guard: RequestGuard,
     plan: RoutePlan,
     payload: JSON,
@@ -186,8 +280,7 @@ async def _until_valid(
             action, next_plan = "fallback", _retry_plan(plan, others)
         else:
             action, next_plan = "reject", None
-        _record(
-            call,
+        note(
             [
                 {
                     "stage": "response",
@@ -209,9 +302,7 @@ async def _until_valid(
                 type="upstream_error",
                 code="invalid_structured_output",
             )
-        reply, target = await call.call_targets(
-            next_plan, payload, _chat, per_attempt_s=plan.timeout_s
-        )
+        reply, target = await retry(next_plan)
         tried.append(target.deployment_id)
         # Every answer was paid for: the record counts them all.
         usage = Usage(
@@ -225,49 +316,52 @@ async def _until_valid(
 
 
 async def guard_reply(
-    call: Call, plan: RoutePlan, payload: JSON, reply: Reply, target: Target
-) -> tuple[Reply, Target]:
-    """The answer to settle and send (PII masked as the record keeps it); raises to withhold it."""
-    guard = call.guard
+    guard: RequestGuard | None,
+    plan: RoutePlan,
+    payload: JSON,
+    reply: Reply,
+    target: Target,
+    *,
+    note: Note,
+    retry: Retry,
+) -> GuardedReply:
+    """The answer to settle and send; a schema mismatch is retried through `retry`."""
     if guard is None:
-        return reply, target
+        return GuardedReply(reply, target)
     policy = guard.policy
     schema = wanted_schema(payload, policy)
     if schema is not None:
-        reply, target = await _until_valid(call, guard, plan, payload, reply, target, schema)
+        try:
+            reply, target = await _until_valid(
+                note, retry, guard, plan, payload, reply, target, schema
+            )
+        except GatewayError as refusal:
+            return GuardedReply(reply, target, refusal)
     if not policy.filters_responses:
-        return reply, target
+        return GuardedReply(reply, target)
     check = check_response(policy, reply.parsed, guard.masker, guard.engines.scanner)
-    _record(call, check.findings)
+    note(check.findings)
     if check.refusal is not None:
         # Paid for, so settled; but the client gets the refusal, and the record not the text.
-        call.settle(
-            usage=reply.usage,
-            target=target,
-            response=None,
-            status=AuditStatus.REJECTED,
-            http_status=400,
-        )
-        raise _refuse(check.refusal)
+        return GuardedReply(reply, target, _refuse(check.refusal), paid=True)
     if check.changed:
         reply = dataclasses.replace(reply, body=orjson.dumps(check.audited), parsed=check.audited)
-    return reply, target
+    return GuardedReply(reply, target)
 
 
-def client_body(call: Call, body: bytes) -> bytes:
+def client_body(guard: RequestGuard | None, body: bytes) -> bytes:
     """The answer's bytes with this request's placeholders restored, if its policy says so."""
-    guard = call.guard
     if guard is None or not guard.policy.pii_restore or not guard.masker.restores:
         return body
     return guard.masker.restore_json(body)
 
 
-def stream_error(call: Call, blocked: OutputBlocked) -> bytes:
+def stream_error(request_id: str, blocked: OutputBlocked) -> bytes:
     return orjson.dumps(
         {
             "error": {
                 "message": f"{blocked.refusal.message} The stream was cut here. "
-                f"Request id: {call.request_id}.",
+                f"Request id: {request_id}.",
                 "type": "invalid_request_error",
                 "param": None,
                 "code": blocked.refusal.code,
@@ -276,9 +370,49 @@ def stream_error(call: Call, blocked: OutputBlocked) -> bytes:
     )
 
 
-async def guard_stream(call: Call, first: bytes, stream: ChatStream) -> AsyncIterator[bytes]:
-    """The stream's events as the client may see them; raises OutputBlocked to cut it."""
-    guard = call.guard
+async def guard_stream(
+    guard: RequestGuard | None, first: bytes, stream: ChatStream, *, note: Note
+) -> AsyncIterator[bytes]:
+    """The stream's events as the client may see them; raises OutputBlocked to cut it.
+
+    With a JSON schema to follow, the last event (`[DONE]`, Anthropic's `message_stop`) is held
+    until the whole answer is validated: an answer that does not follow it ends with an error
+    event instead, and the record says so (the text already sent cannot be taken back)."""
+    events = _guarded_events(guard, first, stream, note=note)
+    if guard is None or guard.schema is None:
+        async for event in events:
+            yield event
+        return
+    held: bytes | None = None
+    async for event in events:
+        if held is not None:
+            yield held
+        held = event
+    problem = schema_problem(stream.tap.assembled_response(), guard.schema, guard.engines.schemas)
+    if problem is not None:
+        name = guard.policy.structured.policy if guard.policy.structured else ""
+        finding = {
+            "stage": "response",
+            "check": "structured_output",
+            "type": "schema_mismatch",
+            "action": "reject",
+            "policy": name,
+            "error": problem[:300],
+            "stream": True,
+        }
+        note([finding])
+        message = (
+            f"The streamed answer did not follow the requested JSON schema (policy '{name}'): "
+            f"{problem}"
+        )
+        raise OutputBlocked(Refusal("invalid_structured_output", message, name))
+    if held is not None:
+        yield held
+
+
+async def _guarded_events(
+    guard: RequestGuard | None, first: bytes, stream: ChatStream, *, note: Note
+) -> AsyncIterator[bytes]:
     if guard is None or not guard.policy.filters_responses:
         yield first
         async for event in stream.events:
@@ -296,7 +430,7 @@ async def guard_stream(call: Call, first: bytes, stream: ChatStream) -> AsyncIte
             outs = filtered.feed(event)
             # The record keeps what was released, masked, never text the client did not get.
             stream.tap.content[:] = [filtered.audited_text()]
-            _record(call, filtered.findings[seen:])
+            note(filtered.findings[seen:])
             seen = len(filtered.findings)
             for out in outs:
                 yield out
@@ -304,4 +438,4 @@ async def guard_stream(call: Call, first: bytes, stream: ChatStream) -> AsyncIte
             yield out
     finally:
         stream.tap.content[:] = [filtered.audited_text()]
-        _record(call, filtered.findings[seen:])
+        note(filtered.findings[seen:])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -18,29 +17,40 @@ from pydantic import ValidationError
 from gateway_site.snapshot import Snapshot
 from routing.guardrails.core.policy import NO_POLICY, Policy, PolicySpec, combine, compile_policy
 from routing.guardrails.engines import Engines, engines_built, engines_ready
-from routing.guardrails.models import PolicyAttachment
+from routing.guardrails.models import PolicyAttachment, QuarantineReview, ReviewStatus
 
 logger = logging.getLogger(__name__)
 _MAX_MEMO = 50_000
 
 
+Scopes = dict[tuple[str, int | str], tuple[Policy, ...]]
+
+
 @dataclass
 class PolicyTable:
-    # ("tenant" | "team" | "api_key", id) or ("route", alias) -> compiled policies.
-    scopes: dict[tuple[str, int | str], tuple[Policy, ...]]
-    _memo: dict[tuple[int, int, int, str], Policy] = field(default_factory=dict)
+    # ("tenant" | "team" | "api_key", id), ("route", alias) or ("tenant_route", "<id>/<alias>")
+    # -> compiled policies; `shadow` the same for policies in shadow mode (recorded, not applied).
+    scopes: Scopes
+    shadow: Scopes = field(default_factory=dict)
+    # (tenant id, text digest) a reviewer released from quarantine: accepted when sent again.
+    released: frozenset[tuple[int, str]] = frozenset()
+    _memo: dict[tuple[bool, int, int, int, str], Policy] = field(default_factory=dict)
 
-    def for_request(self, *, tenant_id: int, team_id: int, key_id: int, route: str) -> Policy:
-        memo_key = (tenant_id, team_id, key_id, route)
+    def for_request(
+        self, *, tenant_id: int, team_id: int, key_id: int, route: str, shadow: bool = False
+    ) -> Policy:
+        memo_key = (shadow, tenant_id, team_id, key_id, route)
         found = self._memo.get(memo_key)
         if found is None:
+            scopes = self.shadow if shadow else self.scopes
             # Most specific first: a route's structured-output schema wins over a tenant's.
             found = combine(
                 (
-                    *self.scopes.get(("route", route), ()),
-                    *self.scopes.get(("api_key", key_id), ()),
-                    *self.scopes.get(("team", team_id), ()),
-                    *self.scopes.get(("tenant", tenant_id), ()),
+                    *scopes.get(("tenant_route", f"{tenant_id}/{route}"), ()),
+                    *scopes.get(("route", route), ()),
+                    *scopes.get(("api_key", key_id), ()),
+                    *scopes.get(("team", team_id), ()),
+                    *scopes.get(("tenant", tenant_id), ()),
                 )
             )
             if len(self._memo) >= _MAX_MEMO:
@@ -52,6 +62,7 @@ class PolicyTable:
 def load_policy_table() -> PolicyTable:
     compiled: dict[int, Policy | None] = {}
     scopes: dict[tuple[str, int | str], list[Policy]] = defaultdict(list)
+    shadow: dict[tuple[str, int | str], list[Policy]] = defaultdict(list)
     attachments = PolicyAttachment.objects.select_related("policy", "route").filter(
         policy__is_active=True
     )
@@ -69,12 +80,21 @@ def load_policy_table() -> PolicyTable:
         found = compiled[policy.id]
         if found is None:
             continue
+        into = shadow if policy.shadow else scopes
         kind, value = attachment.scope
-        if kind == "route":
-            scopes[("route", attachment.route.alias)].append(found)  # type: ignore[union-attr]
+        alias = attachment.route.alias if attachment.route else ""
+        if kind == "route" and attachment.tenant_id is not None:
+            into[("tenant_route", f"{attachment.tenant_id}/{alias}")].append(found)
+        elif kind == "route":
+            into[("route", alias)].append(found)
         else:
-            scopes[(kind, value)].append(found)
-    return PolicyTable(scopes={key: tuple(value) for key, value in scopes.items()})
+            into[(kind, value)].append(found)
+    released = QuarantineReview.objects.filter(status=ReviewStatus.RELEASED).exclude(digest="")
+    return PolicyTable(
+        scopes={key: tuple(value) for key, value in scopes.items()},
+        shadow={key: tuple(value) for key, value in shadow.items()},
+        released=frozenset(released.values_list("tenant_id", "digest")),
+    )
 
 
 class PolicySnapshot(Snapshot[PolicyTable]):
@@ -88,26 +108,20 @@ class PolicySnapshot(Snapshot[PolicyTable]):
     async def _refresh(self) -> None:
         await super()._refresh()
         table = self._value
-        if table is not None and table.scopes and self._warming is None and not engines_built():
+        if (
+            table is not None
+            and (table.scopes or table.shadow)
+            and self._warming is None
+            and not engines_built()
+        ):
             self._warming = asyncio.create_task(engines_ready())
 
 
-# One per event loop, like the proxy runtime (its refresh task belongs to its loop).
-_caches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PolicySnapshot] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def policy_cache() -> PolicySnapshot:
-    loop = asyncio.get_running_loop()
-    cache = _caches.get(loop)
-    if cache is None:
-        cache = _caches[loop] = PolicySnapshot()
-    return cache
-
-
-async def policy_for(*, tenant_id: int, team_id: int, key_id: int, route: str) -> Policy:
-    table = await policy_cache().get()
+async def policy_for(
+    policies: PolicySnapshot, *, tenant_id: int, team_id: int, key_id: int, route: str
+) -> Policy:
+    """The combined policy of one request's scopes, from a worker's snapshot (its runtime's)."""
+    table = await policies.get()
     if not table.scopes:
         return NO_POLICY
     return table.for_request(tenant_id=tenant_id, team_id=team_id, key_id=key_id, route=route)

@@ -7,6 +7,7 @@ write-only (never returned).
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
@@ -24,10 +25,32 @@ from gateway_site.api.common import (
 from gateway_site.api.errors import ApiError, conflict
 from gateway_site.bounds import StorableInput
 from routing.mcp_gateway import selectors, services
-from routing.mcp_gateway.models import McpServer, McpToolGrant
-from tenants.models import Tenant
+from routing.mcp_gateway.models import ACCESS_TOKEN_TYPE, McpServer, McpToolGrant
+from tenants.models import ApiKey, Team, Tenant
 
 router = Router(tags=["mcp"])
+
+
+class TokenExchangeIn(Schema, StorableInput):
+    """RFC 8693 on behalf of the caller; `client_secret` is write-only (omitted: kept)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token_url: str = Field(max_length=500)
+    client_id: str = Field(min_length=1, max_length=200)
+    client_secret: str | None = Field(default=None, max_length=4000)
+    audience: str = Field(default="", max_length=500)
+    scope: str = Field(default="", max_length=500)
+    subject_token_type: str = Field(default=ACCESS_TOKEN_TYPE, max_length=100)
+
+
+class TokenExchangeOut(Schema):
+    token_url: str
+    client_id: str
+    client_secret_set: bool
+    audience: str
+    scope: str
+    subject_token_type: str
 
 
 class ServerIn(Schema, StorableInput):
@@ -40,6 +63,8 @@ class ServerIn(Schema, StorableInput):
     timeout_seconds: float = Field(default=30, gt=0, le=600)
     max_result_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
     result_injection: Literal["block", "flag"] = "block"
+    tool_prices: dict[str, Decimal] = Field(default={}, max_length=500)  # USD per call
+    token_exchange: TokenExchangeIn | None = None
 
 
 class ServerPatch(Schema, StorableInput):
@@ -53,6 +78,9 @@ class ServerPatch(Schema, StorableInput):
     timeout_seconds: float | None = Field(default=None, gt=0, le=600)
     max_result_bytes: int | None = Field(default=None, ge=1024, le=64 * 1024 * 1024)
     result_injection: Literal["block", "flag"] | None = None
+    tool_prices: dict[str, Decimal] | None = Field(default=None, max_length=500)
+    # Sent as null: token exchange off; omitted: unchanged.
+    token_exchange: TokenExchangeIn | None = None
 
 
 class GrantOut(Schema):
@@ -71,6 +99,8 @@ class ServerOut(Schema):
     timeout_seconds: float
     max_result_bytes: int
     result_injection: str
+    tool_prices: dict[str, str]
+    token_exchange: TokenExchangeOut | None
     grants: list[GrantOut]
 
 
@@ -101,6 +131,19 @@ def _server_out(server: McpServer) -> ServerOut:
         timeout_seconds=server.timeout_seconds,
         max_result_bytes=server.max_result_bytes,
         result_injection=server.result_injection,
+        tool_prices=dict(server.tool_prices or {}),
+        token_exchange=(
+            TokenExchangeOut(
+                token_url=server.exchange_token_url,
+                client_id=server.exchange_client_id,
+                client_secret_set=bool(server.exchange_client_secret_encrypted),
+                audience=server.exchange_audience,
+                scope=server.exchange_scope,
+                subject_token_type=server.exchange_subject_token_type,
+            )
+            if server.exchange_token_url
+            else None
+        ),
         grants=[
             _grant_out(g)
             for g in selectors.mcp_grants_of(tenant_id=server.tenant_id)
@@ -114,6 +157,10 @@ def _server_or_404(tenant: Tenant, name: str) -> McpServer:
         selectors.mcp_servers_of(tenant_id=tenant.pk).filter(name=name),
         f"MCP server '{name}' of tenant '{tenant.slug}'",
     )
+
+
+def _exchange(sent: TokenExchangeIn | None) -> services.TokenExchange | None:
+    return services.TokenExchange(**sent.dict()) if sent is not None else None
 
 
 def _refused(exc: ValidationError) -> ApiError:
@@ -158,9 +205,13 @@ def mcp_server_create(request: HttpRequest, slug: str, payload: ServerIn) -> Sta
     tenant = tenant_or_404(request, slug)
     if selectors.mcp_servers_of(tenant_id=tenant.pk).filter(name=payload.name).exists():
         raise conflict(f"MCP server '{payload.name}' of tenant '{slug}' already exists.")
+    fields = payload.dict(exclude={"token_exchange"})
     try:
         saved = services.mcp_server_upsert(
-            actor=scope_of(request).actor, tenant=tenant, **payload.dict()
+            actor=scope_of(request).actor,
+            tenant=tenant,
+            token_exchange=_exchange(payload.token_exchange),
+            **fields,
         )
     except ValidationError as exc:
         raise _refused(exc) from exc
@@ -180,8 +231,8 @@ def mcp_server_update(
     request: HttpRequest, slug: str, server: str, payload: ServerPatch
 ) -> ServerOut:
     found = _server_or_404(tenant_or_404(request, slug), server)
-    sent = payload.dict(exclude_unset=True)
-    fields = {
+    sent = payload.dict(exclude_unset=True, exclude={"token_exchange"})
+    fields: dict[str, Any] = {
         "url": found.url,
         "credential_header": found.credential_header,
         "timeout_seconds": found.timeout_seconds,
@@ -190,6 +241,11 @@ def mcp_server_update(
         **{name: value for name, value in sent.items() if value is not None},
     }
     fields["credential"] = sent.get("credential")
+    fields["token_exchange"] = (
+        _exchange(payload.token_exchange)
+        if "token_exchange" in payload.model_fields_set
+        else services.token_exchange_of(found)
+    )
     try:
         saved = services.mcp_server_upsert(
             actor=scope_of(request).actor, tenant=found.tenant, name=found.name, **fields
@@ -197,6 +253,31 @@ def mcp_server_update(
     except ValidationError as exc:
         raise _refused(exc) from exc
     return _server_out(saved)
+
+
+def _grant_put(
+    request: HttpRequest,
+    tenant: Tenant,
+    server: str,
+    payload: GrantIn,
+    *,
+    team: Team | None = None,
+    api_key: ApiKey | None = None,
+) -> GrantOut:
+    found = _server_or_404(tenant, server)
+    try:
+        grant = services.mcp_grant_set(
+            actor=scope_of(request).actor,
+            server=found,
+            team=team,
+            api_key=api_key,
+            tools=payload.tools,
+            calls_per_minute=payload.calls_per_minute,
+            argument_constraints=payload.argument_constraints,
+        )
+    except ValidationError as exc:
+        raise _refused(exc) from exc
+    return _grant_out(grant)
 
 
 @router.put(
@@ -208,17 +289,7 @@ def mcp_team_grant_put(
     request: HttpRequest, slug: str, server: str, team: str, payload: GrantIn
 ) -> GrantOut:
     tenant = tenant_or_404(request, slug)
-    found = _server_or_404(tenant, server)
-    try:
-        grant = services.mcp_grant_set(
-            actor=scope_of(request).actor,
-            server=found,
-            team=team_or_404(tenant, team),
-            **payload.dict(),
-        )
-    except ValidationError as exc:
-        raise _refused(exc) from exc
-    return _grant_out(grant)
+    return _grant_put(request, tenant, server, payload, team=team_or_404(tenant, team))
 
 
 @router.put(
@@ -230,14 +301,4 @@ def mcp_key_grant_put(
     request: HttpRequest, slug: str, server: str, key_id: int, payload: GrantIn
 ) -> GrantOut:
     tenant = tenant_or_404(request, slug)
-    found = _server_or_404(tenant, server)
-    try:
-        grant = services.mcp_grant_set(
-            actor=scope_of(request).actor,
-            server=found,
-            api_key=key_or_404(tenant, key_id),
-            **payload.dict(),
-        )
-    except ValidationError as exc:
-        raise _refused(exc) from exc
-    return _grant_out(grant)
+    return _grant_put(request, tenant, server, payload, api_key=key_or_404(tenant, key_id))

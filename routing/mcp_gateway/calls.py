@@ -4,10 +4,13 @@
    an unknown tool, so a hidden tool's existence is not disclosed); argument constraints;
 2. the per-tool rate limit (calls in any 60 s, per key, in the quota store: Redis);
 3. guardrails on the arguments;
-4. the audit record, committed as `in_progress` before any byte goes upstream;
-5. the upstream call with the gateway's credential for the server;
-6. guardrails on the result (size, PII, injection: block, or flag);
-7. the record completed; only then does the agent get the result.
+4. a priced tool's price reserved in the caller's budgets (spend.py; a JSON-RPC error if spent);
+5. the audit record, committed as `in_progress` before any byte goes upstream;
+6. the upstream call with the gateway's credential for the server, or a token exchanged for the
+   end user's (token_exchange.py);
+7. guardrails on the result (size, PII, injection: block, or flag);
+8. the record completed, with the call's price; only then does the agent get the result, and
+   the reservation is settled.
 
 Every call, refused or not, has its record in the tenant's audit chain.
 """
@@ -18,6 +21,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
@@ -27,10 +31,12 @@ from mcp.shared.exceptions import MCPError
 from audit.entries import AuditEntry
 from audit.models import AuditStatus
 from audit.writer import AuditWriteError
-from routing.mcp_gateway import metrics
+from routing.errors import GatewayError
+from routing.mcp_gateway import metrics, spend
 from routing.mcp_gateway.guard import guard_arguments, guard_result
 from routing.mcp_gateway.models import ENDPOINT, TOOL_SEPARATOR
 from routing.mcp_gateway.table import Access
+from routing.mcp_gateway.token_exchange import SUBJECT_HEADER, ExchangeFailure
 from routing.mcp_gateway.upstream import UpstreamFailure
 from tenants.auth import KeyIdentity
 from tenants.quotas.core.checks import WindowCheck
@@ -48,6 +54,8 @@ class Caller:
     parent_request: str = ""  # x-gateway-parent-request: the model request that asked for it
     end_user: str = ""  # x-gateway-end-user: on whose behalf
     agent: str = ""  # the client's User-Agent
+    # x-gateway-subject-token: the end user's own token, for servers that act as them (RFC 8693)
+    subject_token: str = field(default="", repr=False)
 
 
 @dataclass
@@ -57,6 +65,8 @@ class _Call:
     arguments: JSON
     started: float = field(default_factory=time.monotonic)
     entry: AuditEntry = field(init=False)
+    price: Decimal = Decimal(0)
+    completed: bool = False  # the final record is committed
 
     def __post_init__(self) -> None:
         identity = self.caller.identity
@@ -121,7 +131,7 @@ async def call_tool(
     finally:
         # A name nobody granted is the caller's free text: not a label of its own.
         tool = call.name if call.entry.provider_name else "(not granted)"
-        metrics.observe(tool, outcome, time.monotonic() - call.started)
+        metrics.observe(tool, outcome, time.monotonic() - call.started, call.entry.error_type)
 
 
 async def _record(gateway: McpGateway, call: _Call) -> None:
@@ -137,6 +147,7 @@ async def _complete(gateway: McpGateway, call: _Call) -> None:
         await gateway.runtime.audit.complete(call.entry)
     except AuditWriteError:
         raise MCPError(types.INTERNAL_ERROR, "the audit record could not be committed") from None
+    call.completed = True
 
 
 async def _governed(gateway: McpGateway, call: _Call) -> types.CallToolResult:
@@ -170,21 +181,57 @@ async def _governed(gateway: McpGateway, call: _Call) -> types.CallToolResult:
         call.finish(AuditStatus.REJECTED, error_type=arguments.code, message=arguments.refusal)
         await _record(gateway, call)
         return _tool_error(arguments.refusal)
+    if access.upstream.exchange is not None and not call.caller.subject_token:
+        message = (
+            f"{access.upstream.name} acts as the end user: send the end user's token in the "
+            f"{SUBJECT_HEADER} header"
+        )
+        call.finish(AuditStatus.REJECTED, error_type="subject_token_missing", message=message)
+        await _record(gateway, call)
+        return _tool_error(f"Refused by the gateway: {message}.")
+    call.price = access.upstream.price_of(tool)
+    try:
+        admission = await spend.reserve(gateway.runtime, call, call.price)
+    except GatewayError as error:
+        call.finish(AuditStatus.REJECTED, error_type=error.code or "quota", message=error.message)
+        call.entry.http_status = error.status
+        await _record(gateway, call)
+        raise spend.refusal(error) from None
+    try:
+        return await _forward(gateway, call, access, tool, arguments.value)
+    finally:
+        # A spend is charged only with its committed record (and ledger row); a call whose
+        # completion could not be written keeps its reservation until the lease lapses.
+        if admission is not None and (call.completed or call.entry.cost_usd == 0):
+            spend.settle(gateway.runtime, admission, call.entry.cost_usd)
+
+
+async def _forward(
+    gateway: McpGateway, call: _Call, access: Access, tool: str, arguments: JSON
+) -> types.CallToolResult:
+    if access.upstream.exchange is not None:  # on behalf of the end user (RFC 8693)
+        call.entry.client_context["credential"] = "token_exchange"
     # Nothing goes upstream before a committed record says the call is being made.
     await _record(gateway, call)
     try:
+        bearer = None
+        if access.upstream.exchange is not None:
+            bearer = await gateway.exchanger.token_for(access.upstream, call.caller.subject_token)
         result = await gateway.upstream.request(
-            access.upstream, "tools/call", {"name": tool, "arguments": arguments.value}
+            access.upstream, "tools/call", {"name": tool, "arguments": arguments}, bearer=bearer
         )
-    except (UpstreamFailure, TimeoutError) as failure:
-        kind = failure.kind if isinstance(failure, UpstreamFailure) else "timeout"
+    except (UpstreamFailure, ExchangeFailure, TimeoutError) as failure:
+        kind = failure.kind if isinstance(failure, UpstreamFailure | ExchangeFailure) else "timeout"
         message = str(failure) or f"{access.upstream.name} did not answer in time"
         call.entry.http_status = failure.code if isinstance(failure, UpstreamFailure) else None
+        if kind == "too_large":  # it answered: the call ran and is charged
+            call.entry.cost_usd = call.price
         call.finish(AuditStatus.UPSTREAM_ERROR, error_type=kind, message=message)
         await _complete(gateway, call)
-        if kind == "too_large":
+        if kind == "too_large" or isinstance(failure, ExchangeFailure):
             return _tool_error(f"Refused by the gateway: {message}.")
         return _tool_error(f"The tool could not be reached through the gateway: {message}.")
+    call.entry.cost_usd = call.price  # it answered: charged, whatever the gateway does with it
     return await _answer(gateway, call, access, result)
 
 

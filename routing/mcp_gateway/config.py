@@ -7,6 +7,12 @@ tenants:
       - name: crm
         url: https://mcp.crm.example/mcp
         credential: env:CRM_MCP_TOKEN
+        tool_prices: {lookup_customer: 0.002, "*": 0.0005}   # USD per call
+        token_exchange:                      # on behalf of the caller (RFC 8693)
+          token_url: https://idp.example/oauth2/token
+          client_id: ai-gateway
+          client_secret: env:CRM_EXCHANGE_SECRET
+          audience: https://mcp.crm.example
     teams:
       - slug: advisors
         mcp_tools:
@@ -21,15 +27,25 @@ refused if it names anything else.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from routing.mcp_gateway.models import SERVER_NAME
+from routing.mcp_gateway.models import ACCESS_TOKEN_TYPE, SERVER_NAME
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class TokenExchangeSpec(_Strict):
+    token_url: str = Field(pattern=r"^https?://", max_length=500)
+    client_id: str = Field(min_length=1, max_length=200)
+    client_secret: str  # a secret, or env:NAME; encrypted at rest
+    audience: str = Field(default="", max_length=500)
+    scope: str = Field(default="", max_length=500)
+    subject_token_type: str = ACCESS_TOKEN_TYPE
 
 
 class McpServerSpec(_Strict):
@@ -40,6 +56,8 @@ class McpServerSpec(_Strict):
     timeout_seconds: float = Field(default=30, gt=0, le=600)
     max_result_bytes: int = Field(default=256 * 1024, ge=1024, le=64 * 1024 * 1024)
     result_injection: Literal["block", "flag"] = "block"
+    tool_prices: dict[str, Decimal] = {}  # {tool or "*": USD per call}
+    token_exchange: TokenExchangeSpec | None = None
 
 
 class McpToolsSpec(_Strict):

@@ -29,9 +29,16 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 
 from routing.errors import GatewayError
+from routing.mcp_gateway import metrics
 from routing.mcp_gateway.calls import Caller, call_tool
 from routing.mcp_gateway.models import TOOL_SEPARATOR
 from routing.mcp_gateway.table import Access, McpTable, Upstream, mcp_table_cache
+from routing.mcp_gateway.token_exchange import (
+    MAX_SUBJECT_TOKEN_CHARS,
+    SUBJECT_HEADER,
+    ExchangeFailure,
+    TokenExchanger,
+)
 from routing.mcp_gateway.upstream import UpstreamClient, UpstreamFailure
 from routing.runtime import GatewayRuntime, get_runtime
 from tenants.auth import bearer_token
@@ -57,6 +64,7 @@ class McpGateway:
         self.runtime = runtime
         self.table = mcp_table_cache()
         self.upstream = UpstreamClient(runtime.http)
+        self.exchanger = TokenExchanger(runtime.http)
         self._listed: dict[int, _Listed] = {}
         self.server: Server[Any] = Server(
             "ai-gateway",
@@ -97,7 +105,10 @@ class McpGateway:
         table: McpTable = await self.table.get()
         return table.access(caller.identity)
 
-    async def tools_of(self, upstream: Upstream) -> list[dict[str, Any]]:
+    async def tools_of(self, upstream: Upstream, caller: Caller) -> list[dict[str, Any]]:
+        bearer = None
+        if upstream.exchange is not None:  # listed as the caller, like its calls
+            bearer = await self.exchanger.token_for(upstream, caller.subject_token)
         listed = self._listed.get(upstream.id)
         if listed is not None and time.monotonic() - listed.at < TOOLS_TTL_S:
             return listed.tools
@@ -105,7 +116,7 @@ class McpGateway:
         cursor: str | None = None
         for _ in range(20):  # pages; a server with more is cut off here
             params: dict[str, Any] = {"cursor": cursor} if cursor else {}
-            result = await self.upstream.request(upstream, "tools/list", params)
+            result = await self.upstream.request(upstream, "tools/list", params, bearer=bearer)
             tools += [t for t in result.get("tools") or () if isinstance(t, dict)]
             cursor = result.get("nextCursor")
             if not cursor:
@@ -117,15 +128,22 @@ class McpGateway:
         self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         caller = _caller(ctx)
-        accesses = await self.accesses(caller)
+        accesses = [
+            access
+            for access in await self.accesses(caller)
+            # A server that acts for the end user is listed only to a caller that names one.
+            if access.upstream.exchange is None or caller.subject_token
+        ]
         # Every server at once: the slowest one, not their sum, bounds the answer.
+        started = time.monotonic()
         listed = await asyncio.gather(
-            *(self.tools_of(access.upstream) for access in accesses), return_exceptions=True
+            *(self.tools_of(access.upstream, caller) for access in accesses),
+            return_exceptions=True,
         )
         shown: list[types.Tool] = []
         for access, tools in zip(accesses, listed, strict=True):
             if isinstance(tools, BaseException):
-                if not isinstance(tools, UpstreamFailure | TimeoutError):
+                if not isinstance(tools, UpstreamFailure | ExchangeFailure | TimeoutError):
                     raise tools
                 # One unreachable server does not hide the others' tools.
                 logger.warning("MCP server %s: tools/list failed: %s", access.upstream.name, tools)
@@ -140,6 +158,7 @@ class McpGateway:
                         logger.warning(
                             "MCP server %s: tool %r is malformed", access.upstream.name, name
                         )
+        metrics.observe_list(time.monotonic() - started)
         return types.ListToolsResult(tools=shown)
 
     async def _call_tool(
@@ -230,6 +249,7 @@ async def mcp_application(scope: dict[str, Any], receive: Any, send: Any) -> Non
         parent_request=_header(scope, b"x-gateway-parent-request")[:40],
         end_user=_header(scope, b"x-gateway-end-user")[:200],
         agent=_header(scope, b"user-agent")[:200],
+        subject_token=_header(scope, SUBJECT_HEADER.encode())[:MAX_SUBJECT_TOKEN_CHARS],
     )
     scope = {**scope, "state": {**(scope.get("state") or {}), _STATE: caller}}
     await gateway.started()

@@ -20,6 +20,7 @@ from routing.guardrails.engines import engines_ready
 from routing.guardrails.proxy import OFFLOAD_CHARS
 from routing.guardrails.table import policy_for
 from routing.mcp_gateway.table import Upstream
+from routing.runtime import get_runtime
 from tenants.auth import KeyIdentity
 
 Path = tuple[str | int, ...]
@@ -76,7 +77,11 @@ def _path_text(path: Path) -> str:
 
 async def _policy(identity: KeyIdentity, upstream: Upstream, *, results: bool) -> Policy:
     policy = await policy_for(
-        tenant_id=identity.tenant_id, team_id=identity.team_id, key_id=identity.key_id, route=""
+        get_runtime().guard_policies,
+        tenant_id=identity.tenant_id,
+        team_id=identity.team_id,
+        key_id=identity.key_id,
+        route="",
     )
     if not results:
         return policy
@@ -159,8 +164,9 @@ async def guard_result(identity: KeyIdentity, upstream: Upstream, result: JSON) 
         )
         guarded.refusal = _withheld(check.refusal.policy, guarded.code)
         return guarded
-    if injection is not None and injection["action"] == "route":
-        # No restricted route exists for a tool: a policy that would reroute refuses.
+    if injection is not None and injection["action"] in ("route", "quarantine"):
+        # No restricted route exists for a tool: a policy that would reroute (or hold the
+        # request while rerouting it) refuses.
         guarded.code = "tool_result_injection"
         guarded.refusal = _withheld(str(injection["policy"]), guarded.code)
         return guarded

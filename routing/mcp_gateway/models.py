@@ -2,13 +2,23 @@
 
 from django.db import models
 
+from audit.models import MCP_TOOL_CALL_ENDPOINT
 from gateway_site.crypto import decrypt_secret, encrypt_secret
 
 # "server__tool" is how agents see a tool: a server name never holds the separator.
 TOOL_SEPARATOR = "__"
 # The audit records of tool calls name this endpoint (the console lists them by it).
-ENDPOINT = "/mcp tools/call"
+ENDPOINT = MCP_TOOL_CALL_ENDPOINT
 SERVER_NAME = r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$"
+# In `McpServer.tool_prices`: the price of every tool the mapping does not name.
+EVERY_TOOL = "*"
+# RFC 8693 token types a subject token may be declared as.
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105 - a name
+SUBJECT_TOKEN_TYPES = (
+    ACCESS_TOKEN_TYPE,
+    "urn:ietf:params:oauth:token-type:id_token",
+    "urn:ietf:params:oauth:token-type:jwt",
+)
 
 
 class ResultInjection(models.TextChoices):
@@ -32,6 +42,18 @@ class McpServer(models.Model):
     result_injection = models.CharField(
         max_length=8, choices=ResultInjection.choices, default=ResultInjection.BLOCK
     )
+    # {tool: "USD per call"} ("*": every tool not named). A priced call is reserved in the
+    # tenant's, team's and key's budgets before it goes upstream and charged like model cost.
+    tool_prices = models.JSONField(default=dict, blank=True)
+    # On behalf of the caller (RFC 8693): with a token endpoint set, each call sends upstream a
+    # token exchanged for the end user's own (docs/mcp.md, "Per-user OAuth"), not `credential`.
+    exchange_token_url = models.URLField(max_length=500, blank=True, default="")
+    exchange_client_id = models.CharField(max_length=200, blank=True, default="")
+    # Fernet token, like `credential_encrypted`: sent to the token endpoint only.
+    exchange_client_secret_encrypted = models.TextField(blank=True, default="")
+    exchange_audience = models.CharField(max_length=500, blank=True, default="")
+    exchange_scope = models.CharField(max_length=500, blank=True, default="")
+    exchange_subject_token_type = models.CharField(max_length=100, default=ACCESS_TOKEN_TYPE)
     is_active = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -48,6 +70,10 @@ class McpServer(models.Model):
 
     def get_credential(self) -> str:
         return decrypt_secret(self.credential_encrypted) if self.credential_encrypted else ""
+
+    def get_exchange_client_secret(self) -> str:
+        secret = self.exchange_client_secret_encrypted
+        return decrypt_secret(secret) if secret else ""
 
 
 class McpToolGrant(models.Model):

@@ -22,6 +22,8 @@ def mcp_grants_of(*, tenant_id: int) -> QuerySet[McpToolGrant]:
 
 def mcp_tool_calls(*, tenant_id: int, limit: int = 50) -> QuerySet[AuditRecord]:
     """The tenant's latest tool calls, newest first."""
-    return AuditRecord.objects.filter(tenant_id=tenant_id, endpoint=ENDPOINT).order_by("-id")[
-        :limit
-    ]
+    return (
+        AuditRecord.objects.filter(tenant_id=tenant_id, endpoint=ENDPOINT)
+        .select_related("team", "api_key")
+        .order_by("-id")[:limit]
+    )

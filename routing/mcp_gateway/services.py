@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from audit.activity.services import SYSTEM, Actor, activity_record
+from gateway_site.crypto import decrypt_secret, encrypt_secret
 from routing.core.egress import EgressRefused, url_origin
 from routing.egress import egress_url_check
-from routing.mcp_gateway.models import SERVER_NAME, McpServer, McpToolGrant, ResultInjection
+from routing.mcp_gateway.models import (
+    ACCESS_TOKEN_TYPE,
+    SERVER_NAME,
+    SUBJECT_TOKEN_TYPES,
+    McpServer,
+    McpToolGrant,
+    ResultInjection,
+)
+
+# The setting as the services take it (the API and the YAML build it).
+from routing.mcp_gateway.table import TokenExchange as TokenExchange
+from routing.mcp_gateway.table import token_exchange_of as token_exchange_of
 from tenants.models import ApiKey, Team, Tenant
+
+MAX_PRICE_USD = Decimal(1000)
 
 
 class McpServerRefused(ValidationError):
@@ -37,6 +53,75 @@ def mcp_url_check(url: str) -> None:
         ) from None
 
 
+def _refused(field: str, message: str, code: str = "invalid_value") -> McpServerRefused:
+    return McpServerRefused(code=code, field=field, message=message)
+
+
+def _keep_or_set_secret(
+    server: McpServer, *, field: str, old_url: str, url: str, given: str | None
+) -> bool:
+    """Set the encrypted secret held in `<field>_encrypted` when `given` changes it; whether it
+    changed. A stored secret is not sent to another origin: moving needs it again."""
+    stored = getattr(server, f"{field}_encrypted")
+    if given is None:
+        if stored and old_url and url_origin(old_url) != url_origin(url):
+            raise _refused(
+                field,
+                f"{field}: the URL moves to another scheme, host or port: send it again (the "
+                "stored one is not sent elsewhere)",
+                "credential_required",
+            )
+        return False
+    if stored and decrypt_secret(stored) == given:
+        return False
+    setattr(server, f"{field}_encrypted", encrypt_secret(given) if given else "")
+    return True
+
+
+def clean_prices(value: Mapping[str, Any]) -> dict[str, str]:
+    """{tool or "*": price in USD per call} as exact decimal strings, or McpServerRefused."""
+    prices = {}
+    for tool, price in value.items():
+        try:
+            amount = Decimal(str(price))
+        except ArithmeticError:
+            amount = Decimal(-1)
+        if not isinstance(tool, str) or not tool or len(tool) > 200:
+            raise _refused("tool_prices", "tool_prices: tool names (or '*') to prices")
+        if not amount.is_finite() or not Decimal(0) <= amount <= MAX_PRICE_USD:
+            raise _refused(
+                "tool_prices", f"tool_prices[{tool!r}]: a price from 0 to {MAX_PRICE_USD} USD"
+            )
+        if amount.as_tuple().exponent < -10:  # type: ignore[operator]
+            raise _refused("tool_prices", f"tool_prices[{tool!r}]: at most 10 decimal places")
+        prices[tool] = f"{amount.normalize():f}"
+    return prices
+
+
+def _check_exchange(exchange: TokenExchange, credential_header: str) -> None:
+    if not exchange.client_id or len(exchange.client_id) > 200:
+        raise _refused("token_exchange.client_id", "token_exchange: client_id is required")
+    if exchange.subject_token_type not in SUBJECT_TOKEN_TYPES:
+        raise _refused(
+            "token_exchange.subject_token_type",
+            f"subject_token_type must be one of {', '.join(SUBJECT_TOKEN_TYPES)}",
+        )
+    if credential_header == "authorization":
+        raise _refused(
+            "credential_header",
+            "with token exchange the exchanged token goes in Authorization: a static "
+            "credential needs another header",
+        )
+    try:
+        egress_url_check(exchange.token_url)
+    except EgressRefused as refusal:
+        raise _refused(
+            "token_exchange.token_url",
+            f"token_url is not allowed by the egress policy: {refusal}",
+            "egress_refused",
+        ) from None
+
+
 @transaction.atomic
 def mcp_server_upsert(
     *,
@@ -48,51 +133,62 @@ def mcp_server_upsert(
     timeout_seconds: float = 30,
     max_result_bytes: int = 256 * 1024,
     result_injection: str = ResultInjection.BLOCK,
+    tool_prices: Mapping[str, Any] | None = None,
+    token_exchange: TokenExchange | None = None,
     actor: Actor = SYSTEM,
 ) -> McpServer:
-    """Create or update a tenant's MCP server. `credential` None keeps the stored one, unless the
-    URL moves to another origin (refused then: a credential is never sent where it was not
-    given for). Raises `McpServerRefused` and changes nothing when refused."""
+    """Create or update a tenant's MCP server. `credential` (and the token exchange's client
+    secret) None keeps the stored one, unless its URL moves to another origin (refused then: a
+    secret is never sent where it was not given for). `tool_prices` None keeps the prices;
+    `token_exchange` None turns exchange off. Raises `McpServerRefused` and changes nothing
+    when refused."""
     if not re.match(SERVER_NAME, name) or len(name) > 64:
-        raise McpServerRefused(
-            code="invalid_name",
-            field="name",
-            message="name: lower-case letters, digits, '-' and single '_' (at most 64)",
+        raise _refused(
+            "name",
+            "name: lower-case letters, digits, '-' and single '_' (at most 64)",
+            "invalid_name",
         )
     if result_injection not in ResultInjection.values:
-        raise McpServerRefused(
-            code="invalid_value",
-            field="result_injection",
-            message=f"result_injection must be one of {', '.join(ResultInjection.values)}",
+        raise _refused(
+            "result_injection",
+            f"result_injection must be one of {', '.join(ResultInjection.values)}",
         )
     if not re.match(r"^[A-Za-z0-9-]{1,64}$", credential_header):
-        raise McpServerRefused(
-            code="invalid_value", field="credential_header", message="not an HTTP header name"
-        )
+        raise _refused("credential_header", "not an HTTP header name")
+    credential_header = credential_header.lower()
     mcp_url_check(url)
+    prices = clean_prices(tool_prices) if tool_prices is not None else None
+    if token_exchange is not None:
+        _check_exchange(token_exchange, credential_header)
     server = McpServer.objects.select_for_update().filter(
         tenant=tenant, name=name
     ).first() or McpServer(tenant=tenant, name=name)
-    moved = server.pk is not None and url_origin(server.url) != url_origin(url)
-    if moved and credential is None and server.credential_encrypted:
-        raise McpServerRefused(
-            code="credential_required",
-            field="credential",
-            message=(
-                "url moves this server to another scheme, host or port: send its credential "
-                "again (the stored one is not sent elsewhere)"
-            ),
+    credential_changed = _keep_or_set_secret(
+        server, field="credential", old_url=server.url, url=url, given=credential
+    )
+    exchange_changed = False
+    if token_exchange is not None:
+        exchange_changed = _keep_or_set_secret(
+            server,
+            field="exchange_client_secret",
+            old_url=server.exchange_token_url,
+            url=token_exchange.token_url,
+            given=token_exchange.client_secret,
         )
+        if not server.exchange_client_secret_encrypted:
+            raise _refused(
+                "token_exchange.client_secret",
+                "token_exchange: client_secret is required",
+                "credential_required",
+            )
     server.url = url
-    server.credential_header = credential_header.lower()
+    server.credential_header = credential_header
     server.timeout_seconds = timeout_seconds
     server.max_result_bytes = max_result_bytes
     server.result_injection = result_injection
-    credential_changed = credential is not None and (
-        not server.credential_encrypted or server.get_credential() != credential
-    )
-    if credential_changed:
-        server.set_credential(credential or "")
+    if prices is not None:
+        server.tool_prices = prices
+    _set_exchange(server, token_exchange)
     created = server.pk is None
     server.save()
     activity_record(
@@ -100,14 +196,52 @@ def mcp_server_upsert(
         action="mcp_server.create" if created else "mcp_server.update",
         target=server,
         tenant_id=tenant.id,
-        details={  # never the credential itself
+        details={  # never a secret itself
             "url": url,
             "credential_changed": credential_changed,
             "max_result_bytes": max_result_bytes,
             "result_injection": result_injection,
+            "tool_prices": server.tool_prices,
+            "token_exchange": server.exchange_token_url or None,
+            "exchange_secret_changed": exchange_changed,
         },
     )
     return server
+
+
+def _set_exchange(server: McpServer, exchange: TokenExchange | None) -> None:
+    if exchange is None:
+        server.exchange_client_secret_encrypted = ""
+    server.exchange_token_url = exchange.token_url if exchange else ""
+    server.exchange_client_id = exchange.client_id if exchange else ""
+    server.exchange_audience = exchange.audience if exchange else ""
+    server.exchange_scope = exchange.scope if exchange else ""
+    server.exchange_subject_token_type = (
+        exchange.subject_token_type if exchange else ACCESS_TOKEN_TYPE
+    )
+
+
+@transaction.atomic
+def mcp_tool_price_set(
+    *, server: McpServer, tool: str, price: Decimal | None, actor: Actor = SYSTEM
+) -> McpServer:
+    """Set (or, with None, remove) one tool's price per call on a server."""
+    locked = McpServer.objects.select_for_update().get(pk=server.pk)
+    prices = dict(locked.tool_prices or {})
+    if price is None:
+        prices.pop(tool, None)
+    else:
+        prices.update(clean_prices({tool: price}))
+    locked.tool_prices = prices
+    locked.save(update_fields=["tool_prices", "updated_at"])
+    activity_record(
+        actor=actor,
+        action="mcp_server.price",
+        target=locked,
+        tenant_id=locked.tenant_id,
+        details={"tool": tool, "price_usd": prices.get(tool)},
+    )
+    return locked
 
 
 def _clean_constraints(value: Any) -> dict[str, dict[str, list[Any]]]:

@@ -9,13 +9,42 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from gateway_site.snapshot import Snapshot
-from routing.mcp_gateway.models import McpServer, McpToolGrant
+from routing.mcp_gateway.models import ACCESS_TOKEN_TYPE, McpServer, McpToolGrant
+from routing.mcp_gateway.models import EVERY_TOOL as EVERY_PRICED_TOOL
 from tenants.auth import KeyIdentity
 
 EVERY_TOOL = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenExchange:
+    """A server's RFC 8693 token exchange (docs/mcp.md). As a setting given to the services,
+    `client_secret` None keeps the stored one; in the table, it is the decrypted secret."""
+
+    token_url: str
+    client_id: str
+    client_secret: str | None = field(default=None, repr=False)
+    audience: str = ""
+    scope: str = ""
+    subject_token_type: str = ACCESS_TOKEN_TYPE
+
+
+def token_exchange_of(server: McpServer, *, with_secret: bool = False) -> TokenExchange | None:
+    """The server's token exchange, or None; its secret decrypted only `with_secret`."""
+    if not server.exchange_token_url:
+        return None
+    return TokenExchange(
+        token_url=server.exchange_token_url,
+        client_id=server.exchange_client_id,
+        client_secret=server.get_exchange_client_secret() if with_secret else None,
+        audience=server.exchange_audience,
+        scope=server.exchange_scope,
+        subject_token_type=server.exchange_subject_token_type,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +59,13 @@ class Upstream:
     timeout_seconds: float
     max_result_bytes: int
     result_injection: str
+    prices: tuple[tuple[str, Decimal], ...] = ()  # (tool or "*", USD per call)
+    exchange: TokenExchange | None = None
+
+    def price_of(self, tool: str) -> Decimal:
+        """What one call of `tool` costs (0: it has no price)."""
+        found = dict(self.prices)
+        return found.get(tool, found.get(EVERY_PRICED_TOOL, Decimal(0)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,21 +153,26 @@ def _grant(row: McpToolGrant) -> Grant:
     return Grant(tools, row.calls_per_minute, constraints)
 
 
+def upstream_of(server: McpServer) -> Upstream:
+    """A server as a call needs it (credentials decrypted)."""
+    return Upstream(
+        id=server.id,
+        tenant_id=server.tenant_id,
+        name=server.name,
+        url=server.url,
+        headers=_headers(server),
+        timeout_seconds=server.timeout_seconds,
+        max_result_bytes=server.max_result_bytes,
+        result_injection=server.result_injection,
+        prices=tuple((tool, Decimal(price)) for tool, price in (server.tool_prices or {}).items()),
+        exchange=token_exchange_of(server, with_secret=True),
+    )
+
+
 def load_mcp_table() -> McpTable:
     servers: dict[int, list[Upstream]] = defaultdict(list)
     for server in McpServer.objects.filter(is_active=True).order_by("name"):
-        servers[server.tenant_id].append(
-            Upstream(
-                id=server.id,
-                tenant_id=server.tenant_id,
-                name=server.name,
-                url=server.url,
-                headers=_headers(server),
-                timeout_seconds=server.timeout_seconds,
-                max_result_bytes=server.max_result_bytes,
-                result_injection=server.result_injection,
-            )
-        )
+        servers[server.tenant_id].append(upstream_of(server))
     team_grants, key_grants = {}, {}
     for row in McpToolGrant.objects.filter(server__is_active=True):
         if row.team_id is not None:

@@ -44,6 +44,7 @@ class UpstreamFailure(Exception):
 class _Session:
     version: str
     session_id: str | None
+    bearer: str | None = None  # a token exchanged for the end user's: replaces Authorization
 
 
 class UpstreamClient:
@@ -53,37 +54,43 @@ class UpstreamClient:
         # Servers known to need no session: url -> negotiated protocol version.
         self._stateless: dict[str, str] = {}
 
-    async def request(self, upstream: Upstream, method: str, params: JSON) -> JSON:
-        """The JSON-RPC result of `method` at `upstream`, or UpstreamFailure."""
+    async def request(
+        self, upstream: Upstream, method: str, params: JSON, *, bearer: str | None = None
+    ) -> JSON:
+        """The JSON-RPC result of `method` at `upstream`, or UpstreamFailure. `bearer`: the
+        token to send as `Authorization: Bearer` instead of the server's own credential."""
         async with asyncio.timeout(upstream.timeout_seconds):
             known = self._stateless.get(upstream.url)
             if known is not None:
                 try:
-                    return await self._call(upstream, _Session(known, None), method, params)
+                    session = _Session(known, None, bearer)
+                    return await self._call(upstream, session, method, params)
                 except UpstreamFailure as failure:
                     # A server that now wants a session says so with a 400 or 404: greet it.
                     if failure.code not in (400, 404):
                         raise
                     self._stateless.pop(upstream.url, None)
-            session = await self._open(upstream)
+            session = await self._open(upstream, bearer)
             try:
                 return await self._call(upstream, session, method, params)
             finally:
                 if session.session_id is not None:
                     await self._close(upstream, session)
 
-    async def _open(self, upstream: Upstream) -> _Session:
+    async def _open(self, upstream: Upstream, bearer: str | None) -> _Session:
         params = {
             "protocolVersion": LATEST_HANDSHAKE_VERSION,
             "capabilities": {},
             "clientInfo": CLIENT_INFO,
         }
         body, headers = await self._post(
-            upstream, _Session(LATEST_HANDSHAKE_VERSION, None), self._request("initialize", params)
+            upstream,
+            _Session(LATEST_HANDSHAKE_VERSION, None, bearer),
+            self._request("initialize", params),
         )
         result = _result(body)
         version = str(result.get("protocolVersion") or LATEST_HANDSHAKE_VERSION)
-        session = _Session(version, headers.get(_SESSION))
+        session = _Session(version, headers.get(_SESSION), bearer)
         notice = {"jsonrpc": "2.0", "method": "notifications/initialized"}
         await self._post(upstream, session, notice, expect_body=False)
         if session.session_id is None:
@@ -109,6 +116,8 @@ class UpstreamClient:
         if session.session_id is not None:
             headers[_SESSION] = session.session_id
         headers.update(upstream.headers)
+        if session.bearer is not None:
+            headers["authorization"] = f"Bearer {session.bearer}"
         return headers
 
     async def _post(

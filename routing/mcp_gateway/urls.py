@@ -6,4 +6,7 @@ from routing.mcp_gateway import views
 
 app_name = "mcp"
 
-urlpatterns = [path("", views.overview, name="overview")]
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("prices/", views.price_save, name="price_save"),
+]

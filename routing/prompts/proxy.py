@@ -8,13 +8,14 @@ own system prompt on its audit record, so a change to an unmanaged prompt shows 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from routing.call import END_USER_HEADER, Call
+from routing.call import END_USER_HEADER, Caller
 from routing.core.types import JSON
 from routing.errors import GatewayError
 from routing.prompts.models import DEFAULT_LABEL
-from routing.prompts.registry import PromptEntry, PromptTable, choose_version, prompt_cache
+from routing.prompts.registry import PromptEntry, PromptTable, choose_version
 from routing.prompts.render import MissingVariable, render_messages, system_fingerprint
 
 PROMPT_HEADER = "x-gateway-prompt"
@@ -22,21 +23,45 @@ VARIABLES_FIELD = "prompt_variables"
 _MAX_REFERENCE = 200
 
 
-async def prompt_apply(call: Call, body: JSON, *, source: JSON | None = None) -> JSON:
-    """The body to serve: `body` with the named prompt rendered in front of its messages.
+@dataclass(frozen=True, slots=True)
+class PromptRef:
+    """The registry prompt a request named, as far as it was resolved (its record's columns)."""
+
+    name: str = ""
+    version: int | None = None
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedPrompt:
+    """The body to serve, the prompt rendered into it, and its own system prompt's fingerprint."""
+
+    body: JSON
+    prompt: PromptRef = PromptRef()
+    fingerprint: str = ""
+
+
+class PromptRefused(GatewayError):
+    """A request that names a prompt it cannot use; the record still names what it asked for."""
+
+    def __init__(self, prompt: PromptRef, status: int, message: str, **kwargs: Any) -> None:
+        super().__init__(status, message, **kwargs)
+        self.prompt = prompt
+
+
+async def prompt_apply(caller: Caller, body: JSON, *, source: JSON | None = None) -> RenderedPrompt:
+    """`body` with the named prompt rendered in front of its messages.
 
     `source` is the caller's body when `body` is a translation of it (Anthropic's Messages API):
     the reference and variables are read from there. Raises GatewayError (400/404) for a request
     that names a prompt it cannot use.
     """
     source = body if source is None else source
-    reference, where = _reference(call, source)
+    reference, where = _reference(caller, source)
     variables = source.get(VARIABLES_FIELD)
     if VARIABLES_FIELD in body:
         body = {k: v for k, v in body.items() if k != VARIABLES_FIELD}
-    own = system_fingerprint(body.get("messages"))
-    if own:
-        call.entry.prompt_fingerprint = own
+    own = system_fingerprint(body.get("messages")) or ""
     if not reference:
         if variables is not None:
             raise GatewayError(
@@ -46,13 +71,14 @@ async def prompt_apply(call: Call, body: JSON, *, source: JSON | None = None) ->
                 code="prompt_not_named",
                 param=VARIABLES_FIELD,
             )
-        return body
-    table = await prompt_cache().get()
-    return _render(call, table, body, reference, where, _values(variables))
+        return RenderedPrompt(body, fingerprint=own)
+    table = await caller.runtime.prompts.get()
+    served, prompt = _render(caller, table, body, reference, where, _values(variables))
+    return RenderedPrompt(served, prompt, own)
 
 
-def _reference(call: Call, source: JSON) -> tuple[str, str]:
-    header = call.request.headers.get(PROMPT_HEADER, "").strip()
+def _reference(caller: Caller, source: JSON) -> tuple[str, str]:
+    header = caller.headers.get(PROMPT_HEADER, "").strip()
     if header:
         return header, PROMPT_HEADER
     metadata = source.get("metadata")
@@ -85,8 +111,13 @@ def _values(variables: Any) -> dict[str, str]:
 
 
 def _render(
-    call: Call, table: PromptTable, body: JSON, reference: str, where: str, values: dict[str, str]
-) -> JSON:
+    caller: Caller,
+    table: PromptTable,
+    body: JSON,
+    reference: str,
+    where: str,
+    values: dict[str, str],
+) -> tuple[JSON, PromptRef]:
     name, _, selector = reference.partition("@")
     selector = selector or DEFAULT_LABEL
     if not name or len(reference) > _MAX_REFERENCE:
@@ -96,26 +127,27 @@ def _render(
             code="invalid_prompt_reference",
             param=where,
         )
-    entry = call.entry
-    identity = call.identity
-    entry.prompt_name = name[:128]
+    identity = caller.identity
+    asked = PromptRef(name[:128])
     prompt = table.prompts.get((identity.tenant_id, name))
     if prompt is None:
-        raise GatewayError(
+        raise PromptRefused(
+            asked,
             404,
             f"No prompt named '{name}' in your tenant.",
             code="prompt_not_found",
             param=where,
         )
     # The same end user the audit record names (routing/call.py), for a sticky canary.
-    end_user = call.request.headers.get(END_USER_HEADER, "").strip() or str(body.get("user") or "")
-    number, label = _pick(call, table, prompt, selector, where, end_user)
-    entry.prompt_version, entry.prompt_label = number, label
+    end_user = caller.headers.get(END_USER_HEADER, "").strip() or str(body.get("user") or "")
+    number, label = _pick(caller, table, prompt, selector, asked, where, end_user)
+    chosen = PromptRef(asked.name, number, label)
     version = prompt.versions[number]
     try:
         rendered = render_messages(version.messages, values)
     except MissingVariable as missing:
-        raise GatewayError(
+        raise PromptRefused(
+            chosen,
             400,
             f"Prompt '{name}' version {number} needs the variable '{missing.name}': send it in "
             f"'{VARIABLES_FIELD}'.",
@@ -124,7 +156,8 @@ def _render(
         ) from None
     own = body.get("messages")
     if own is not None and not isinstance(own, list):
-        raise GatewayError(
+        raise PromptRefused(
+            chosen,
             400,
             "Invalid request at 'messages': must be a list.",
             code="invalid_value",
@@ -134,19 +167,20 @@ def _render(
     served["messages"] = [*rendered, *(own or ())]
     if not body.get("model") and version.model:
         served["model"] = version.model
-    return served
+    return served, chosen
 
 
 def _pick(
-    call: Call,
+    caller: Caller,
     table: PromptTable,
     prompt: PromptEntry,
     selector: str,
+    asked: PromptRef,
     where: str,
     end_user: str,
 ) -> tuple[int, str]:
     """Which version serves this request, and the label it is recorded under."""
-    identity = call.identity
+    identity = caller.identity
     # A pin (key first, then team) holds the caller to one version whatever it asks for.
     pinned = table.key_pins.get((identity.key_id, prompt.name))
     if pinned is not None:
@@ -157,7 +191,8 @@ def _pick(
     if selector.isdigit():
         number = int(selector)
         if number not in prompt.versions:
-            raise GatewayError(
+            raise PromptRefused(
+                asked,
                 404,
                 f"Prompt '{prompt.name}' has no version {number}.",
                 code="prompt_version_not_found",
@@ -166,7 +201,8 @@ def _pick(
         return number, ""
     label = prompt.labels.get(selector)
     if label is None:
-        raise GatewayError(
+        raise PromptRefused(
+            asked,
             404,
             f"Prompt '{prompt.name}' has no label '{selector}'.",
             code="prompt_label_not_found",

@@ -7,10 +7,8 @@ move reaches every worker within that interval.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import random
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,15 +94,6 @@ def load_prompt_table() -> PromptTable:
     return PromptTable(prompts=prompts, key_pins=key_pins, team_pins=team_pins)
 
 
-# One cache per event loop, like the rest of the worker's runtime (routing/runtime.py).
-_caches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Snapshot[PromptTable]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def prompt_cache() -> Snapshot[PromptTable]:
-    loop = asyncio.get_running_loop()
-    cache = _caches.get(loop)
-    if cache is None:
-        cache = _caches[loop] = Snapshot(load_prompt_table, name="prompt registry")
-    return cache
+def prompt_snapshot() -> Snapshot[PromptTable]:
+    """A worker's view of the registry (its runtime holds one: routing/runtime.py)."""
+    return Snapshot(load_prompt_table, name="prompt registry")

@@ -24,7 +24,7 @@ from routing.responses_state import selectors, services
 from routing.responses_state.items import turn_input
 
 if TYPE_CHECKING:
-    from routing.call import Call
+    from routing.call import Caller
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class ResponseState:
         self._modes = ContentModes(ttl=_POLICY_TTL_S)
         self._retention: dict[int, tuple[int, float]] = {}
 
-    async def begin(self, call: Call, raw: JSON, response_id: str) -> Turn:
+    async def begin(self, caller: Caller, raw: JSON, response_id: str) -> Turn:
         store = raw.get("store", True)
         if store is not None and not isinstance(store, bool):
             raise GatewayError(
@@ -70,7 +70,7 @@ class ResponseState:
         new_items = turn_input(raw.get("input"), response_id)
         context: list[JSON] = []
         if previous is not None:
-            context = await self._context_of(call, previous)
+            context = await self._context_of(caller, previous)
         if new_items is not None:
             body["input"] = context + new_items
         elif context:
@@ -78,7 +78,7 @@ class ResponseState:
         items = body.get("input") if isinstance(body.get("input"), list) else []
         return Turn(body, store is not False, previous, list(items or []))
 
-    async def _context_of(self, call: Call, previous: Any) -> list[JSON]:
+    async def _context_of(self, caller: Caller, previous: Any) -> list[JSON]:
         if not isinstance(previous, str) or not previous:
             raise GatewayError(
                 400,
@@ -86,7 +86,7 @@ class ResponseState:
                 code="invalid_value",
                 param="previous_response_id",
             )
-        tenant_id = call.identity.tenant_id
+        tenant_id = caller.identity.tenant_id
         row = await run_db(
             lambda: selectors.response_get(tenant_id=tenant_id, response_id=previous)
         )
@@ -109,14 +109,14 @@ class ResponseState:
             )
         return [*row.input_items, *(row.response.get("output") or [])]
 
-    def keeper(self, call: Call, turn: Turn) -> Keeper | None:
+    def keeper(self, caller: Caller, turn: Turn, model: str) -> Keeper | None:
         """What keeps the answer of `turn`; None when the client asked not to store it."""
         if not turn.store:
             return None
 
         async def keep(response: JSON) -> bool:
             try:
-                await run_db(lambda: self._keep(call, turn, response))
+                await run_db(lambda: self._keep(caller, turn, model, response))
             except Exception:
                 # The client still gets its answer (paid for, audited), marked "store": false.
                 logger.exception("could not store response %s", response.get("id"))
@@ -125,16 +125,16 @@ class ResponseState:
 
         return keep
 
-    def _keep(self, call: Call, turn: Turn, response: JSON) -> None:
-        tenant_id = call.identity.tenant_id
+    def _keep(self, caller: Caller, turn: Turn, model: str, response: JSON) -> None:
+        tenant_id = caller.identity.tenant_id
         services.response_keep(
             tenant_id=tenant_id,
-            api_key_id=call.identity.key_id,
-            request_id=call.request_id,
+            api_key_id=caller.identity.key_id,
+            request_id=caller.request_id,
             response=response,
             input_items=turn.input_items,
             previous_response_id=turn.previous_response_id,
-            model=call.entry.model_requested,
+            model=model,
             content_mode=self._modes.modes([tenant_id])[tenant_id],
             retention_days=self._retention_days(tenant_id),
         )

@@ -13,7 +13,9 @@ from ninja.pagination import paginate
 
 from gateway_site.api.common import one_or_404, scope_of, tenant_or_404
 from gateway_site.api.errors import invalid
+from tenants import selectors as tenant_selectors
 from tenants.models import ApiKey, Team, Tenant
+from tenants.quotas import selectors as quota_selectors
 from tenants.quotas import services
 from tenants.quotas.api_schemas import (
     BudgetIn,
@@ -35,11 +37,11 @@ def _whom(tenant: Tenant, body: LimitIn | BudgetIn) -> dict[str, object]:
     team: Team | None = None
     key: ApiKey | None = None
     if body.scope == "team":
-        team = Team.objects.filter(tenant=tenant, slug=body.team or "").first()
+        team = tenant_selectors.teams_of_tenant(tenant=tenant).filter(slug=body.team or "").first()
         if team is None:
             raise invalid("team", f"tenant '{tenant.slug}' has no team '{body.team}'")
     if body.scope == "key":
-        key = ApiKey.objects.filter(tenant=tenant, pk=body.key_id or 0).first()
+        key = tenant_selectors.key_of_tenant(tenant=tenant, key_id=body.key_id or 0)
         if key is None:
             raise invalid("key_id", f"tenant '{tenant.slug}' has no key {body.key_id}")
     if body.scope == "user" and not body.end_user:
@@ -57,7 +59,7 @@ def _whom(tenant: Tenant, body: LimitIn | BudgetIn) -> dict[str, object]:
 @paginate
 def limit_list(request: HttpRequest, slug: str) -> QuerySet[RateLimit]:
     tenant = tenant_or_404(request, slug)
-    return RateLimit.objects.filter(tenant=tenant).select_related("team").order_by("id")
+    return quota_selectors.rate_limits_for_tenant(tenant_id=tenant.pk).order_by("id")
 
 
 @router.post(
@@ -79,7 +81,7 @@ def limit_set(request: HttpRequest, slug: str, payload: LimitIn) -> RateLimit:
 )
 def limit_delete(request: HttpRequest, slug: str, limit_id: int) -> Status[None]:
     tenant = tenant_or_404(request, slug)
-    limits = RateLimit.objects.filter(tenant=tenant, pk=limit_id)
+    limits = quota_selectors.rate_limit_of_tenant(tenant_id=tenant.pk, limit_id=limit_id)
     limit = one_or_404(limits, f"Rate limit {limit_id} of tenant '{slug}'")
     services.rule_remove(rule=limit, actor=scope_of(request).actor)
     return Status(204, None)
@@ -89,7 +91,7 @@ def limit_delete(request: HttpRequest, slug: str, limit_id: int) -> Status[None]
 @paginate
 def budget_list(request: HttpRequest, slug: str) -> QuerySet[Budget]:
     tenant = tenant_or_404(request, slug)
-    return Budget.objects.filter(tenant=tenant).select_related("team").order_by("id")
+    return quota_selectors.budgets_for_tenant(tenant_id=tenant.pk).order_by("id")
 
 
 @router.post(
@@ -111,7 +113,7 @@ def budget_set(request: HttpRequest, slug: str, payload: BudgetIn) -> Budget:
 )
 def budget_delete(request: HttpRequest, slug: str, budget_id: int) -> Status[None]:
     tenant = tenant_or_404(request, slug)
-    budgets = Budget.objects.filter(tenant=tenant, pk=budget_id)
+    budgets = quota_selectors.budget_of_tenant(tenant_id=tenant.pk, budget_id=budget_id)
     budget = one_or_404(budgets, f"Budget {budget_id} of tenant '{slug}'")
     services.rule_remove(rule=budget, actor=scope_of(request).actor)
     return Status(204, None)
@@ -124,8 +126,7 @@ def budget_delete(request: HttpRequest, slug: str, budget_id: int) -> Status[Non
 )
 def quota_policy_get(request: HttpRequest, slug: str) -> QuotaPolicy:
     tenant = tenant_or_404(request, slug)
-    # Not stored until first set: answer with the defaults the gateway applies.
-    return QuotaPolicy.objects.filter(tenant=tenant).first() or QuotaPolicy(tenant=tenant)
+    return quota_selectors.quota_policy_of(tenant=tenant)
 
 
 @router.put("/tenants/{slug}/quota-policy", response=QuotaPolicyOut, summary="Set the quota policy")

@@ -111,6 +111,10 @@ class Demand:
     # Worst-case price among the deployments that may serve it (USD per 1M tokens).
     input_price_per_mtok: Decimal
     output_price_per_mtok: Decimal
+    # A price per call on top of the tokens' (a priced MCP tool: routing/mcp_gateway/).
+    fixed_cost_usd: Decimal = Decimal(0)
+    # Counted in the budgets only: a tool call is not a model request for the rate limits.
+    budgets_only: bool = False
 
 
 @dataclass(slots=True)
@@ -275,7 +279,7 @@ class QuotaEngine:
         cost = (
             demand.prompt_tokens * demand.input_price_per_mtok
             + output * demand.output_price_per_mtok
-        ) / Decimal(1_000_000)
+        ) / Decimal(1_000_000) + demand.fixed_cost_usd
         return cost.quantize(Decimal("1e-10"), rounding=ROUND_CEILING)
 
     def _plan_checks(
@@ -288,7 +292,7 @@ class QuotaEngine:
     ) -> None:
         scopes = table.scopes(demand.tenant_id, demand.team_id, demand.key_id, demand.end_user)
         for scope, counter_id in scopes:
-            rule = table.limits.get(scope)
+            rule = None if demand.budgets_only else table.limits.get(scope)
             if rule is not None:
                 base = f"gw:q:{counter_id}"
                 if rule.requests_per_minute is not None:

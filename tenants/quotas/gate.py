@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,33 @@ from tenants.quotas.engine import Admission, Demand, QuotaEngine
 from tenants.quotas.table import QuotaTable, load_quota_table
 
 if TYPE_CHECKING:
-    from routing.call import Call
+    from audit.entries import AuditEntry
+    from routing.call import Caller
+    from routing.runtime import GatewayRuntime
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """Limits and budgets let the call in: the plan to use, the reservation held until the
+    call's record is written, and what the record says about it (`quota`)."""
+
+    plan: RoutePlan
+    admission: Admission
+    demand: Demand
+    record: JSON
+    route_alias: str | None = None  # the cheaper route a cost ceiling downgraded the call to
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.admission.headers
+
+
+@dataclass(frozen=True, slots=True)
+class _Ceiling:
+    plan: RoutePlan
+    demand: Demand
+    downgraded_from: str | None = None
+    route_alias: str | None = None
 
 
 def build_engine() -> QuotaEngine:
@@ -49,7 +76,9 @@ def build_engine() -> QuotaEngine:
     return QuotaEngine(MemoryQuotaStore(), table, store_name="memory")
 
 
-def demand_for(call: Call, plan: RoutePlan, payload: JSON, *, embeddings: bool = False) -> Demand:
+def demand_for(
+    caller: Caller, plan: RoutePlan, payload: JSON, *, embeddings: bool = False
+) -> Demand:
     model = plan.targets[0].upstream_model if plan.targets else ""
     if embeddings:
         count = tokens.count_embedding_input_tokens(model, payload.get("input"))
@@ -59,10 +88,10 @@ def demand_for(call: Call, plan: RoutePlan, payload: JSON, *, embeddings: bool =
         raw = payload.get("max_completion_tokens") or payload.get("max_tokens")
         max_output = int(raw) if isinstance(raw, int) and raw > 0 else None
     return Demand(
-        tenant_id=call.identity.tenant_id,
-        team_id=call.identity.team_id,
-        key_id=call.identity.key_id,
-        end_user=call.entry.end_user,
+        tenant_id=caller.identity.tenant_id,
+        team_id=caller.identity.team_id,
+        key_id=caller.identity.key_id,
+        end_user=caller.end_user,
         prompt_tokens=count.tokens,
         tokens_exact=count.exact,
         max_output_tokens=max_output,
@@ -76,58 +105,60 @@ def demand_for(call: Call, plan: RoutePlan, payload: JSON, *, embeddings: bool =
 
 
 async def admit(
-    call: Call, plan: RoutePlan, payload: JSON, *, embeddings: bool = False
-) -> RoutePlan:
-    """Admit the call or raise its refusal; returns the plan to use (a cheaper one if the
-    tenant's cost ceiling downgrades it)."""
-    engine = call.runtime.quotas
-    demand = demand_for(call, plan, payload, embeddings=embeddings)
+    caller: Caller, plan: RoutePlan, payload: JSON, *, embeddings: bool = False
+) -> Admitted:
+    """Admit the call or raise its refusal (GatewayError); the plan it returns is a cheaper
+    route's if the tenant's cost ceiling downgrades the call."""
+    engine = caller.runtime.quotas
+    demand = demand_for(caller, plan, payload, embeddings=embeddings)
     policy = await engine.policy(demand.tenant_id)
-    plan, demand = await _apply_ceiling(call, plan, payload, demand, policy, embeddings)
-    admission = await engine.admit(demand, call.request_id)
-    call.admission, call.demand = admission, demand
-    call.quota_headers = admission.headers
-    call.entry.quota = {**call.entry.quota, **admission.record}
-    return plan
+    ceiling = await _apply_ceiling(caller, plan, payload, demand, policy, embeddings)
+    admission = await engine.admit(ceiling.demand, caller.request_id)
+    note = {"downgraded_from": ceiling.downgraded_from} if ceiling.downgraded_from else {}
+    return Admitted(
+        ceiling.plan,
+        admission,
+        ceiling.demand,
+        {**note, **admission.record},
+        route_alias=ceiling.route_alias,
+    )
 
 
-async def admit_cached(call: Call) -> None:
+async def admit_cached(caller: Caller) -> Admission:
     """A cached answer is a served request: it counts against requests-per-minute limits (or
-    raises their refusal), but spends no tokens, no budget and no provider capacity."""
-    identity = call.identity
+    raises their refusal, a GatewayError), but spends no tokens, no budget, no concurrency
+    lease and no provider capacity, so there is nothing to settle afterwards."""
+    identity = caller.identity
     demand = Demand(
         tenant_id=identity.tenant_id,
         team_id=identity.team_id,
         key_id=identity.key_id,
-        end_user=call.entry.end_user,
+        end_user=caller.end_user,
         prompt_tokens=0,
         tokens_exact=True,
         max_output_tokens=0,
         input_price_per_mtok=Decimal(0),
         output_price_per_mtok=Decimal(0),
     )
-    admission = await call.runtime.quotas.admit(demand, call.request_id, requests_only=True)
-    call.quota_headers = admission.headers
-    call.entry.quota = {**call.entry.quota, **admission.record}
+    return await caller.runtime.quotas.admit(demand, caller.request_id, requests_only=True)
 
 
 async def _apply_ceiling(
-    call: Call, plan: RoutePlan, payload: JSON, demand: Demand, policy: Any, embeddings: bool
-) -> tuple[RoutePlan, Demand]:
+    caller: Caller, plan: RoutePlan, payload: JSON, demand: Demand, policy: Any, embeddings: bool
+) -> _Ceiling:
     ceiling = policy.max_request_cost_usd
     if ceiling is None:
-        return plan, demand
-    worst = call.runtime.quotas.reservation_usd(demand, policy)
+        return _Ceiling(plan, demand)
+    engine = caller.runtime.quotas
+    worst = engine.reservation_usd(demand, policy)
     if worst <= ceiling:
-        return plan, demand
+        return _Ceiling(plan, demand)
     if policy.downgrade_route:
-        cheaper = (await call.runtime.routes.get()).resolve(policy.downgrade_route)
+        cheaper = (await caller.runtime.routes.get()).resolve(policy.downgrade_route)
         if cheaper is not None and cheaper.plan.targets:
-            downgraded = demand_for(call, cheaper.plan, payload, embeddings=embeddings)
-            if call.runtime.quotas.reservation_usd(downgraded, policy) <= ceiling:
-                call.entry.quota = {"downgraded_from": plan.alias}
-                call.entry.route_alias = cheaper.route_alias
-                return cheaper.plan, downgraded
+            downgraded = demand_for(caller, cheaper.plan, payload, embeddings=embeddings)
+            if engine.reservation_usd(downgraded, policy) <= ceiling:
+                return _Ceiling(cheaper.plan, downgraded, plan.alias, cheaper.route_alias)
     raise GatewayError(
         400,
         f"This request could cost up to ${worst:.4f}, above your organisation's per-request "
@@ -137,15 +168,18 @@ async def _apply_ceiling(
     )
 
 
-async def dry_run(call: Call, plan: RoutePlan, payload: JSON, *, embeddings: bool = False) -> JSON:
+async def dry_run(
+    caller: Caller, plan: RoutePlan, payload: JSON, *, embeddings: bool = False
+) -> JSON:
     """Which limit or budget would stop this request, and what it could cost; counts nothing."""
-    engine = call.runtime.quotas
-    demand = demand_for(call, plan, payload, embeddings=embeddings)
+    engine = caller.runtime.quotas
+    demand = demand_for(caller, plan, payload, embeddings=embeddings)
     policy = await engine.policy(demand.tenant_id)
     stop: JSON | None = None
     try:
-        plan, demand = await _apply_ceiling(call, plan, payload, demand, policy, embeddings)
-        admission = await engine.admit(demand, call.request_id, dry=True)
+        ceiling = await _apply_ceiling(caller, plan, payload, demand, policy, embeddings)
+        plan, demand = ceiling.plan, ceiling.demand
+        admission = await engine.admit(demand, caller.request_id, dry=True)
     except GatewayError as error:
         return _dry_answer(
             plan, demand, engine.reservation_usd(demand, policy), None, error.body()["error"]
@@ -173,20 +207,22 @@ def _dry_answer(
     }
 
 
-async def provider_room(call: Call, target: Target) -> UpstreamError | None:
+async def provider_room(
+    engine: QuotaEngine, admitted: Admitted | None, target: Target
+) -> UpstreamError | None:
     """Before an attempt: None if the provider account has room for this caller, else why not."""
     if target.capacity_rpm is None and target.capacity_tpm is None:
         return None
-    if call.admission is None or call.demand is None:
+    if admitted is None:
         return None
-    engine = call.runtime.quotas
-    policy = await engine.policy(call.demand.tenant_id)
+    admission, demand = admitted.admission, admitted.demand
+    policy = await engine.policy(demand.tenant_id)
     gate = ProviderGate(engine)
-    verdict = await gate.admit(call.admission, call.demand, target, tenant_policy=policy)
+    verdict = await gate.admit(admission, demand, target, tenant_policy=policy)
     if verdict is None:
         return None
     assert verdict.failed is not None
-    check = gate.checks(target, call.demand, call.admission.token_charge)[verdict.failed]
+    check = gate.checks(target, demand, admission.token_charge)[verdict.failed]
     wait = verdict.retry_after_s
     if isinstance(check, ShareCheck):
         why = (
@@ -207,7 +243,9 @@ async def provider_room(call: Call, target: Target) -> UpstreamError | None:
     )
 
 
-def settle(call: Call, *, recorded: bool = True) -> None:
+def settle(
+    runtime: GatewayRuntime, admitted: Admitted, entry: AuditEntry, *, recorded: bool = True
+) -> None:
     """After the record is written: give back the unused reservation, in the background.
 
     A spend is charged to the budget counters only with its ledger row, which is written in the
@@ -215,10 +253,6 @@ def settle(call: Call, *, recorded: bool = True) -> None:
     so the counters and the ledger they are reloaded from always agree. Tokens are counted
     either way: rate limits measure the provider's load, not the ledger.
     """
-    admission, call.admission = call.admission, None
-    if admission is None:
-        return
-    entry = call.entry
     total = entry.prompt_tokens + entry.completion_tokens
     cost = entry.cost_usd if recorded else Decimal(0)
-    call.runtime.spawn(call.runtime.quotas.settle(admission, total_tokens=total, cost_usd=cost))
+    runtime.spawn(runtime.quotas.settle(admitted.admission, total_tokens=total, cost_usd=cost))

@@ -9,10 +9,10 @@ from decimal import Decimal
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from tenants.models import ApiKey
+from tenants.models import ApiKey, Tenant
 from tenants.quotas.core.windows import window_at
 from tenants.quotas.ledger import window_spend
-from tenants.quotas.models import Budget, RateLimit, Scope
+from tenants.quotas.models import Budget, QuotaPolicy, RateLimit, Scope
 from tenants.quotas.table import budget_rule
 
 
@@ -39,6 +39,19 @@ def rate_limits_for_tenant(*, tenant_id: int) -> QuerySet[RateLimit]:
 
 def budgets_for_tenant(*, tenant_id: int) -> QuerySet[Budget]:
     return Budget.objects.filter(tenant_id=tenant_id).select_related("team", "api_key")
+
+
+def rate_limit_of_tenant(*, tenant_id: int, limit_id: int) -> QuerySet[RateLimit]:
+    return RateLimit.objects.filter(tenant_id=tenant_id, pk=limit_id)
+
+
+def budget_of_tenant(*, tenant_id: int, budget_id: int) -> QuerySet[Budget]:
+    return Budget.objects.filter(tenant_id=tenant_id, pk=budget_id)
+
+
+def quota_policy_of(*, tenant: Tenant) -> QuotaPolicy:
+    """The tenant's policy; not stored until first set, so the defaults the gateway applies."""
+    return QuotaPolicy.objects.filter(tenant=tenant).first() or QuotaPolicy(tenant=tenant)
 
 
 def _applying_to_key(key: ApiKey) -> Q:

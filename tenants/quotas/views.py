@@ -106,9 +106,9 @@ def rule_delete(request: HttpRequest, kind: str, rule_id: int) -> HttpResponse:
     tenant = console_context(request).tenant
     rule: RateLimit | Budget | None = None
     if kind == "limit":
-        rule = RateLimit.objects.filter(tenant=tenant, pk=rule_id).first()
+        rule = selectors.rate_limit_of_tenant(tenant_id=tenant.pk, limit_id=rule_id).first()
     elif kind == "budget":
-        rule = Budget.objects.filter(tenant=tenant, pk=rule_id).first()
+        rule = selectors.budget_of_tenant(tenant_id=tenant.pk, budget_id=rule_id).first()
     if rule is None:
         raise Http404
     services.rule_remove(rule=rule, actor=Actor.user(request.user))

@@ -177,3 +177,26 @@ def test_the_search_index_is_tidied_off_the_request_path_and_still_finds_new_row
     assert removed > 0  # the new rows' entries were pending and are now merged
     assert again == 0
     assert _ids(found) >= {row.pk for row in rows}
+
+
+def test_the_kind_filter_keeps_model_requests_or_tool_calls(make_record, world):
+    from audit.models import MCP_TOOL_CALL_ENDPOINT, RecordKind
+
+    tenant = world.team.tenant_id
+    model = make_record(prompt="kindfilter model question")
+    tool = make_record(
+        prompt="kindfilter tool arguments",
+        endpoint=MCP_TOOL_CALL_ENDPOINT,
+        model_requested="crm__lookup_customer",
+    )
+
+    def found(kind: str) -> set[int]:
+        return _ids(
+            audit_records_search(
+                tenant_id=tenant, filters=AuditFilters(text="kindfilter", kind=kind)
+            )
+        ) & {model.pk, tool.pk}
+
+    assert found(RecordKind.TOOL) == {tool.pk}
+    assert found(RecordKind.MODEL) == {model.pk}
+    assert found("") == {model.pk, tool.pk}

@@ -41,6 +41,8 @@ PAGES = {
         "/console/t/acme/admin/activity/",
         "/console/t/acme/limits/",
         "/console/t/acme/prompts/",
+        "/console/t/acme/guardrails/",
+        "/console/t/acme/guardrails/new/?kind=injection",
     ],
     "finance": [
         "/console/t/acme/finance/",
@@ -52,6 +54,7 @@ PAGES = {
         "/console/t/acme/compliance/",
         "/console/t/acme/compliance/?status=nope",
         "/console/t/acme/compliance/chain/",
+        "/console/t/acme/guardrails/review/?status=all",
     ],
 }
 

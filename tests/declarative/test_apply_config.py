@@ -218,3 +218,26 @@ def test_a_tenants_responses_retention_is_applied_once(config_file):
     tenant = Tenant.objects.get(slug="cfg-bank")
     assert retention_days(tenant_id=tenant.id) == 7
     assert ActivityEvent.objects.filter(action__startswith="responses_policy.").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_policys_images_section_shadow_mode_and_tenant_route_reach_the_database(config_file):
+    from routing.guardrails.models import GuardrailPolicy, PolicyAttachment
+
+    config_file.write_text(
+        CONFIG + "guardrail_policies:\n"
+        "  - name: cfg-images\n"
+        "    tenant: cfg-bank\n"
+        "    shadow: true\n"
+        "    pii: {}\n"
+        "    images: {action: refuse, fallback: record}\n"
+        "    attach:\n"
+        "      - route: cfg-chat\n"
+    )
+    call_command("apply_config", str(config_file))
+    policy = GuardrailPolicy.objects.get(name="cfg-images")
+    assert policy.shadow is True
+    assert policy.spec["images"] == {"action": "refuse", "fallback": "record"}
+    # A tenant's policy on a route applies to that tenant's requests on it only.
+    attachment = PolicyAttachment.objects.get(policy=policy)
+    assert (attachment.route.alias, attachment.tenant.slug) == ("cfg-chat", "cfg-bank")

@@ -19,8 +19,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import httpx2
 import pytest
+from django.test import Client as ConsoleClient
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
@@ -34,10 +36,16 @@ from routing.guardrails import services as guardrails
 from routing.guardrails.core.policy import PolicySpec
 from routing.mcp_gateway import services as mcp
 from tenants import services as tenants
+from tenants.models import Role
 from tests.support import live
 from tests.support.live import LiveGateway, start_gateway
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.django_db,
+    # The sync test client drains the async export stream, which Django warns about.
+    pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume asynchronous iterators"),
+]
 
 UPSTREAM_TOKEN = "mcp-upstream-secret-held-by-the-gateway"
 PARENT = "req-model-turn-0001"
@@ -52,6 +60,7 @@ class Desk:
     narrowed_key: str  # advisors, but its own grant narrows it to echo
     intern_key: str  # team interns: echo only
     other_tenant_key: str  # another tenant: no server at all
+    people: dict[str, Any]  # console users of the tenant: "compliance", "admin"
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +104,17 @@ def desk(world: Any, django_db_blocker: Any) -> Iterator[Desk]:
             name="tool-results-pii", tenant=tenant, spec=PolicySpec.model_validate({"pii": {}})
         )
         guardrails.guardrail_policy_attach(policy=policy, tenant=tenant)
+        people = {
+            role: tenants.member_apply(
+                tenant=tenant,
+                username=f"drill-tools-{role}",
+                email=f"{role}@keel.example",
+                role=role,
+                teams=[],
+                password="a drill password 0123",
+            )
+            for role in (Role.COMPLIANCE, Role.TENANT_ADMIN)
+        }
         live_gateway = start_gateway()
         try:
             yield Desk(
@@ -105,6 +125,7 @@ def desk(world: Any, django_db_blocker: Any) -> Iterator[Desk]:
                 narrowed_key.plaintext,
                 intern_key.plaintext,
                 other_key.plaintext,
+                people,
             )
         finally:
             live_gateway.stop()
@@ -331,3 +352,71 @@ def test_every_call_is_in_the_audit_chain_and_found_by_compliance(desk: Desk) ->
         tenant_id=desk.tenant_id, filters=AuditFilters(model="crm__echo", text="chained")
     )
     assert record.id in {r.id for r in found}
+
+
+def _console(desk: Desk, role: str) -> ConsoleClient:
+    client = ConsoleClient()
+    client.force_login(desk.people[role])
+    return client
+
+
+def _body(response: Any) -> str:
+    return (b"".join(response) if response.streaming else response.content).decode()
+
+
+def test_compliance_finds_the_tool_calls_in_the_console_search_and_export(desk: Desk) -> None:
+    result = asyncio.run(_call(desk, desk.intern_key, "crm__echo", {"text": "exported call"}))
+    assert not result.is_error
+    record = _records(desk, "crm__echo")[-1]
+    compliance = _console(desk, Role.COMPLIANCE)
+    base = "/console/t/drill-tools/compliance/"
+    # Every tool call, whatever the tool: the search's "MCP tool calls" kind.
+    page = _body(compliance.get(base, {"kind": "tool", "q": "exported"}))
+    assert record.request_id in page and "crm__echo" in page
+    models_only = _body(compliance.get(base, {"kind": "model", "q": "exported"}))
+    assert record.request_id not in models_only
+    shown = _body(compliance.get(f"{base}records/{record.request_id}/"))
+    assert "exported call" in shown and "crm__echo" in shown
+    csv_export = _body(compliance.get(f"{base}export.csv", {"kind": "tool"}))
+    assert record.request_id in csv_export and "crm__echo" in csv_export
+    lines = _body(compliance.get(f"{base}export.jsonl", {"model": "crm__echo"})).splitlines()
+    exported = [json.loads(line) for line in lines if record.request_id in line]
+    assert len(exported) == 1 and exported[0]["model_requested"] == "crm__echo"
+    # Only tool calls: none of the tenant's exported rows is anything else.
+    tool_rows = [
+        json.loads(line)
+        for line in _body(compliance.get(f"{base}export.jsonl", {"kind": "tool"})).splitlines()
+        if line.startswith("{") and '"request_id"' in line
+    ]
+    assert tool_rows and all(r["endpoint"] == "/mcp tools/call" for r in tool_rows)
+
+
+def test_a_tenant_admin_sees_servers_tools_grants_and_the_tool_call_log(desk: Desk) -> None:
+    asyncio.run(_call(desk, desk.intern_key, "crm__echo", {"text": "logged"}))
+    record = _records(desk, "crm__echo")[-1]
+    page = _body(_console(desk, Role.TENANT_ADMIN).get("/console/t/drill-tools/mcp/?list=crm"))
+    assert desk.upstream.url in page and "held by the gateway" in page
+    assert "crm__lookup_customer" in page and "team Advisors" in page and "team Interns" in page
+    assert "crm__delete_record" in page  # the server's own list: a tool nobody is granted
+    assert record.request_id in page and "tools-intern" in page
+    assert UPSTREAM_TOKEN not in page
+    assert _console(desk, Role.COMPLIANCE).get("/console/t/drill-tools/mcp/").status_code == 403
+
+
+def test_tool_calls_are_measured_with_the_otel_mcp_names(desk: Desk) -> None:
+    asyncio.run(_tools(desk, desk.intern_key))
+    asyncio.run(_call(desk, desk.intern_key, "crm__echo", {"text": "measured"}))
+    text = httpx.get(desk.gateway.url + "/metrics", timeout=10).text
+    calls = [
+        line
+        for line in text.splitlines()
+        if line.startswith("mcp_server_operation_duration_seconds_count{")
+        and 'mcp_method_name="tools/call"' in line
+        and 'gen_ai_tool_name="crm__echo"' in line
+        and 'outcome="ok"' in line
+    ]
+    assert calls and float(calls[0].rsplit(" ", 1)[1]) >= 1
+    assert 'mcp_method_name="tools/list"' in text
+    # A refusal names its error type; a name nobody granted is not a label of its own.
+    assert 'error_type="unknown_tool"' in text
+    assert 'gen_ai_tool_name="crm__delete_record"' not in text

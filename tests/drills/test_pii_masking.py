@@ -10,7 +10,10 @@ Run alone: `pytest tests/drills/test_pii_masking.py`.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +43,8 @@ class Desk:
     restore_key: str  # masking, placeholders restored in the answer
     mask_key: str  # masking, placeholders left in the answer
     flag_key: str  # injections only flagged
+    cheque_mask_key: str  # images: account numbers painted over
+    cheque_refuse_key: str  # images: refused when they show one
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +60,10 @@ def desk(world: Any, django_db_blocker: Any) -> Iterator[Desk]:
         restore, restore_key = tenants.key_create(team=advisors, name="drill-restore")
         mask, mask_key = tenants.key_create(team=advisors, name="drill-mask")
         _, flag_key = tenants.key_create(team=research, name="drill-flag")
+        cheque_mask, cheque_mask_key = tenants.key_create(team=research, name="drill-cheque-mask")
+        cheque_refuse, cheque_refuse_key = tenants.key_create(
+            team=research, name="drill-cheque-refuse"
+        )
 
         def policy(name: str, spec: dict[str, Any]) -> Any:
             return guardrails.guardrail_policy_upsert(
@@ -92,10 +101,25 @@ def desk(world: Any, django_db_blocker: Any) -> Iterator[Desk]:
             ),
             tenant=tenant,
         )
+        account = {"entity": "ACCOUNT_NUMBER", "pattern": r"\b\d{8}\b", "score": 0.9}
+        for key, name, action in (
+            (cheque_mask, "cheque-images-masked", "mask"),
+            (cheque_refuse, "cheque-images-refused", "refuse"),
+        ):
+            spec = {"pii": {"recognizers": [account]}, "images": {"action": action}}
+            guardrails.guardrail_policy_attach(policy=policy(name, spec), api_key=key)
         assert Route.objects.filter(alias="demo").exists()
     # Its own gateway, started after the policies exist: no wait for a cache refresh.
     live = start_gateway()
-    yield Desk(live, tenant.id, restore_key.plaintext, mask_key.plaintext, flag_key.plaintext)
+    yield Desk(
+        live,
+        tenant.id,
+        restore_key.plaintext,
+        mask_key.plaintext,
+        flag_key.plaintext,
+        cheque_mask_key.plaintext,
+        cheque_refuse_key.plaintext,
+    )
     live.stop()
 
 
@@ -296,3 +320,73 @@ def test_a_stream_that_hits_an_output_rule_is_cut_with_an_error_event(desk):
     blocked = [f for f in record.guardrail_findings if f["check"] == "output"]
     assert blocked[0]["rule"] == "project-falcon" and blocked[0]["action"] == "block"
     assert "Falcon" not in json.dumps(record.response_body)
+
+
+ACCOUNT = "40235817"
+
+
+def cheque_png(account: str = ACCOUNT) -> bytes:
+    """A cheque, drawn here: bank, payee and the account number it is drawn on."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("RGB", (900, 300), "white")
+    draw, font = ImageDraw.Draw(image), ImageFont.load_default(size=36)
+    draw.text((30, 30), "HARBOUR BANK  Cheque No 004512", fill="black", font=font)
+    draw.text((30, 110), "Pay to the order of Jane Client", fill="black", font=font)
+    draw.text((30, 190), f"Account {account}", fill="black", font=font)
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def _ocr(data_url: str) -> str:
+    import pytesseract
+    from PIL import Image
+
+    raw = base64.b64decode(data_url.split(",", 1)[1])
+    return str(pytesseract.image_to_string(Image.open(io.BytesIO(raw))))
+
+
+def _cheque_message() -> list[Any]:
+    url = "data:image/png;base64," + base64.b64encode(cheque_png()).decode()
+    return [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Can this cheque be cashed today?"},
+                {"type": "image_url", "image_url": {"url": url}},
+            ],
+        }
+    ]
+
+
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="needs Debian's tesseract-ocr")
+def test_a_cheque_image_with_an_account_number_is_masked_per_policy(desk, mock_server):
+    assert ACCOUNT in _ocr("data:image/png;base64," + base64.b64encode(cheque_png()).decode())
+    raw = _client(desk, desk.cheque_mask_key).chat.completions.with_raw_response.create(
+        model="demo", messages=_cheque_message()
+    )
+    assert raw.http_response.status_code == 200
+    sent = mock_server.requests()[-1]["body"]["messages"][-1]["content"]
+    image = next(part for part in sent if part["type"] == "image_url")
+    seen = _ocr(image["image_url"]["url"])
+    assert "HARBOUR BANK" in seen and ACCOUNT not in seen  # painted over, the rest legible
+    record = wait_for_record(raw.headers["x-request-id"])
+    found = [f for f in record.guardrail_findings if f["check"] == "image"]
+    assert [(f["type"], f["action"], f["policy"]) for f in found] == [
+        ("ACCOUNT_NUMBER", "mask", "cheque-images-masked")
+    ]
+    assert ACCOUNT not in json.dumps(record.guardrail_findings)
+
+
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="needs Debian's tesseract-ocr")
+def test_a_cheque_image_is_refused_when_the_policy_says_so(desk, mock_server):
+    asked_before = len(mock_server.requests())
+    with pytest.raises(openai.BadRequestError) as refused:
+        _client(desk, desk.cheque_refuse_key).chat.completions.create(
+            model="demo", messages=_cheque_message()
+        )
+    assert refused.value.body["code"] == "pii_blocked"
+    assert "cheque-images-refused" in refused.value.body["message"]
+    assert "ACCOUNT_NUMBER" in refused.value.body["message"]
+    assert len(mock_server.requests()) == asked_before  # never forwarded

@@ -16,7 +16,6 @@ from routing import services as routing
 from routing.guardrails import services as guardrails
 from routing.guardrails.core.policy import PolicySpec
 from routing.guardrails.engines import engines
-from routing.guardrails.table import _caches
 from routing.models import Deployment
 from routing.runtime import close_runtime
 from tenants import services as tenants
@@ -91,11 +90,9 @@ def keys(world: Any, django_db_blocker: Any) -> dict[str, str]:
 @pytest.fixture
 async def proxy():
     # Fresh caches: the policies and routes above must be seen on the first request.
-    await close_runtime()
-    _caches.clear()
+    await close_runtime()  # the runtime holds the policy snapshot too
     yield AsyncClient()
     await close_runtime()
-    _caches.clear()
     await sync_to_async(connections.close_all)()
 
 
@@ -176,9 +173,10 @@ async def test_malformed_structured_output_is_retried_then_sent_to_the_fallback(
     response = await post(
         proxy,
         keys["routed"],
-        chat("allocation?", model="gr-structured", response_format=STRUCTURED),
+        chat("allocation?", model="gr-structured", response_format=STRUCTURED, max_tokens=1),
     )
-    # The mock never answers JSON: primary, its retry, the fallback, then a clear error.
+    # Cut at one word, the mock's JSON is malformed: primary, its retry, the fallback, then a
+    # clear error.
     assert response.status_code == 502
     error = response.json()["error"]
     assert error["code"] == "invalid_structured_output" and "gr-json" in error["message"]
@@ -270,3 +268,37 @@ async def test_embedding_inputs_are_masked_or_refused_too(keys, proxy, mock_serv
     )
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "pii_blocked"
+
+
+# A streamed answer under a JSON schema is validated when the stream ends.
+
+
+async def _body(response: Any) -> str:
+    return b"".join([chunk async for chunk in response.streaming_content]).decode()
+
+
+async def test_a_stream_that_does_not_follow_its_schema_ends_with_an_error_event(keys, proxy):
+    response = await post(
+        proxy,
+        keys["routed"],
+        chat("allocation?", model="gr-structured", response_format=STRUCTURED, stream=True),
+    )
+    assert response.status_code == 200
+    body = await _body(response)
+    # The text went out as it came (the mock never answers JSON); the end says it was invalid.
+    assert body.count("chat.completion.chunk") > 3
+    assert '"code":"invalid_structured_output"' in body.replace(" ", "")
+    assert "gr-json" in body
+    assert "[DONE]" not in body  # the last event was held and replaced by the error
+    record = await sync_to_async(wait_for_record)(response["x-request-id"])
+    assert (record.status, record.error_type) == ("rejected", "invalid_structured_output")
+    found = [f for f in record.guardrail_findings if f["check"] == "structured_output"]
+    assert [(f["action"], f["stream"]) for f in found] == [("reject", True)]
+    assert "not JSON" in found[0]["error"]
+
+
+async def test_a_stream_without_a_schema_ends_as_usual(keys, proxy):
+    response = await post(proxy, keys["routed"], chat("hello", stream=True))
+    body = await _body(response)
+    assert body.rstrip().endswith("data: [DONE]")
+    assert "invalid_structured_output" not in body

@@ -119,3 +119,111 @@ def test_the_console_shows_a_tenant_admin_servers_grants_and_tool_calls(acme: Ac
     assert "secret-1" not in text
     assert _signed_in(acme.users[Role.DEVELOPER]).get("/console/t/acme-c/mcp/").status_code == 403
     assert _signed_in(acme.users["outsider"]).get("/console/t/acme-c/mcp/").status_code == 404
+
+
+def test_prices_and_token_exchange_through_the_api_secret_write_only(
+    as_ours: Api, ours: Side
+) -> None:
+    exchange = {
+        "token_url": "https://idp.hooli.example/oauth2/token",
+        "client_id": "gw",
+        "client_secret": "exchange-secret-0123",
+        "audience": "https://mcp.hooli.example",
+    }
+    body = {
+        "name": "hr",
+        "url": "https://mcp.hooli.example/mcp",
+        "credential_header": "x-api-key",
+        "tool_prices": {"lookup_employee": 0.002, "*": "0.0005"},
+        "token_exchange": exchange,
+    }
+    created = as_ours.post("/tenants/hooli/mcp/servers", body)
+    assert created.status_code == 201, created.content
+    shown = created.json()
+    assert "exchange-secret-0123" not in created.content.decode()
+    assert shown["tool_prices"] == {"lookup_employee": "0.002", "*": "0.0005"}
+    assert shown["token_exchange"]["client_secret_set"] is True
+    assert shown["token_exchange"]["audience"] == "https://mcp.hooli.example"
+    server = McpServer.objects.get(tenant=ours.tenant, name="hr")
+    assert server.get_exchange_client_secret() == "exchange-secret-0123"
+    assert "exchange-secret" not in server.exchange_client_secret_encrypted
+
+    # A PATCH that leaves token_exchange out keeps it, secret included.
+    kept = as_ours.patch("/tenants/hooli/mcp/servers/hr", {"tool_prices": {"*": "0.001"}})
+    assert kept.status_code == 200, kept.content
+    assert kept.json()["tool_prices"] == {"*": "0.001"}
+    assert kept.json()["token_exchange"]["client_secret_set"] is True
+    # Moving the token endpoint elsewhere needs the client secret again.
+    moved = as_ours.patch(
+        "/tenants/hooli/mcp/servers/hr",
+        {
+            "token_exchange": {
+                **exchange,
+                "client_secret": None,
+                "token_url": "https://evil.example/t",
+            }
+        },
+    )
+    assert moved.status_code == 422 and moved.json()["error"]["code"] == "credential_required"
+    # The exchanged token goes in Authorization: a static credential there is refused.
+    clash = as_ours.patch("/tenants/hooli/mcp/servers/hr", {"credential_header": "authorization"})
+    assert clash.status_code == 422
+    assert clash.json()["error"]["fields"][0]["field"] == "credential_header"
+    negative = as_ours.patch("/tenants/hooli/mcp/servers/hr", {"tool_prices": {"x": -1}})
+    assert negative.status_code == 422
+    off = as_ours.patch("/tenants/hooli/mcp/servers/hr", {"token_exchange": None})
+    assert off.status_code == 200 and off.json()["token_exchange"] is None
+    server.refresh_from_db()
+    assert server.exchange_client_secret_encrypted == "" and server.tool_prices == {"*": "0.001"}
+
+
+def test_a_tenant_admin_sees_each_tools_price_and_callers_and_sets_a_price(acme: Acme) -> None:
+    from audit.activity.models import ActivityEvent
+    from mock_provider.testing import run_mcp_mock_server
+
+    with run_mcp_mock_server(token="console-token") as upstream:
+        server = mcp.mcp_server_upsert(
+            tenant=acme.tenant,
+            name="crm",
+            url=upstream.url,
+            credential="console-token",
+            tool_prices={"lookup_customer": "0.01"},
+        )
+        mcp.mcp_grant_set(server=server, team=acme.team, tools=["lookup_customer", "echo"])
+        admin = _signed_in(acme.users[Role.TENANT_ADMIN])
+        page = admin.get("/console/t/acme-c/mcp/").content.decode()
+        # Without asking the server: the tools the grants and prices name.
+        assert "crm__lookup_customer" in page and "$0.01" in page
+        assert "team Quants" in page and "crm__fetch_page" not in page
+        listed = admin.get("/console/t/acme-c/mcp/?list=crm").content.decode()
+    # Asked: the server's own list, each tool with its description, price and callers.
+    assert "crm__fetch_page" in listed and "Fetch a web page as text." in listed
+    assert "crm__delete_record" in listed
+    row = listed[listed.index("crm__delete_record") :].split("</tr>")[0]
+    assert "nobody" in row and "free" in row
+    assert "console-token" not in listed
+
+    saved = admin.post(
+        "/console/t/acme-c/mcp/prices/",
+        {"server": server.pk, "tool": "echo", "price_usd": "0.0025"},
+    )
+    assert saved.status_code == 302
+    server.refresh_from_db()
+    assert server.tool_prices == {"lookup_customer": "0.01", "echo": "0.0025"}
+    assert ActivityEvent.objects.filter(action="mcp_server.price").exists()
+    refused = admin.post(
+        "/console/t/acme-c/mcp/prices/", {"server": server.pk, "tool": "echo", "price_usd": "-1"}
+    )
+    assert refused.status_code == 200 and "errorlist" in refused.content.decode()
+    removed = admin.post("/console/t/acme-c/mcp/prices/", {"server": server.pk, "tool": "echo"})
+    assert removed.status_code == 302
+    server.refresh_from_db()
+    assert server.tool_prices == {"lookup_customer": "0.01"}
+    # Only a tenant admin of this tenant sets prices.
+    body = {"server": server.pk, "tool": "echo", "price_usd": "9"}
+    developer = _signed_in(acme.users[Role.DEVELOPER])
+    assert developer.post("/console/t/acme-c/mcp/prices/", body).status_code == 403
+    outsider = _signed_in(acme.users["outsider"])
+    assert outsider.post("/console/t/acme-c/mcp/prices/", body).status_code == 404
+    server.refresh_from_db()
+    assert "echo" not in server.tool_prices

@@ -82,3 +82,30 @@ def test_a_grant_naming_an_unknown_server_is_refused(tmp_path: Path) -> None:
     config["tenants"][0]["teams"][0]["mcp_tools"][0]["server"] = "elsewhere"
     with pytest.raises(ConfigError, match="unknown server 'elsewhere'"):
         config_load(_file(tmp_path, config))
+
+
+@pytest.mark.django_db
+def test_prices_and_token_exchange_come_from_the_yaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HR_EXCHANGE_SECRET", "exchange-secret-from-env")
+    config = yaml.safe_load(yaml.safe_dump(CONFIG))
+    server = config["tenants"][0]["mcp_servers"][0]
+    server["credential_header"] = "x-api-key"
+    server["tool_prices"] = {"lookup_customer": "0.002", "*": 0}
+    server["token_exchange"] = {
+        "token_url": "https://idp.example/oauth2/token",
+        "client_id": "gw",
+        "client_secret": "env:HR_EXCHANGE_SECRET",
+        "scope": "crm.read",
+    }
+    config_apply(config_load(_file(tmp_path, config)))
+    saved = McpServer.objects.get(tenant__slug="yaml-mcp", name="crm")
+    assert saved.tool_prices == {"lookup_customer": "0.002", "*": "0"}
+    assert saved.exchange_scope == "crm.read" and saved.exchange_client_id == "gw"
+    assert saved.get_exchange_client_secret() == "exchange-secret-from-env"
+    assert "exchange-secret" not in saved.exchange_client_secret_encrypted
+    # A price that is no amount: the file is refused.
+    server["tool_prices"] = {"lookup_customer": "free"}
+    with pytest.raises(ConfigError):
+        config_load(_file(tmp_path, config))

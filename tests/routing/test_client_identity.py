@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from routing.client_identity import claude_code_identity, codex_context
+from routing.client_identity import claude_code_identity, codex_context, codex_end_user
 
 ACCOUNT = "5f0c3b8e-8d1e-4c3a-9a51-0a7b2d1c4e6f"
 SESSION = "9b1d2f3a-4c5e-4f60-8a7b-1c2d3e4f5a6b"
@@ -49,3 +49,10 @@ def test_codex_client_metadata_is_kept_with_its_session_lifted_out():
     metadata = {"session_id": SESSION, "turn_id": "t-1"}
     assert codex_context(metadata) == {"client_metadata": metadata, "session_id": SESSION}
     assert codex_context(None) == {} and codex_context("x") == {}
+
+
+def test_codex_installation_is_the_end_user_when_no_user_is_named():
+    installation = "95da3e3d-afc2-4d0c-a478-1db903fdcba6"
+    metadata = {"session_id": SESSION, "x-codex-installation-id": f" {installation} "}
+    assert codex_end_user(metadata) == installation
+    assert codex_end_user({"session_id": SESSION}) == "" == codex_end_user(None)

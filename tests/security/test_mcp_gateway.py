@@ -55,7 +55,12 @@ _FORBIDDEN_NAMES = {
 
 def test_no_module_of_the_mcp_gateway_can_start_a_process() -> None:
     found = []
-    for path in sorted((ROOT / "mcp_gateway").rglob("*.py")):
+    modules = sorted((ROOT / "routing" / "mcp_gateway").rglob("*.py"))
+    # The walk must read the gateway's code: an empty walk (the app moved) would prove nothing.
+    assert {"endpoint.py", "calls.py", "upstream.py", "token_exchange.py"} <= {
+        p.name for p in modules
+    }
+    for path in modules:
         tree = ast.parse(path.read_text(), str(path))
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
@@ -152,6 +157,20 @@ def strict_gateway(world: Any, upstream: McpMockServer, django_db_blocker: Any) 
             tenant=tenant, name="moved", url=upstream.url, credential="tok-held-by-the-gateway"
         )
         mcp.mcp_grant_set(server=server, team=team, tools=["*"])
+        # One that acts for the end user: its token endpoint is on the refused network too.
+        obo = mcp.mcp_server_upsert(
+            tenant=tenant,
+            name="obo",
+            url=upstream.url,
+            credential=None,
+            credential_header="x-api-key",
+            token_exchange=mcp.TokenExchange(
+                token_url=upstream.token_url,
+                client_id=upstream.state.client_id,
+                client_secret=upstream.state.client_secret,
+            ),
+        )
+        mcp.mcp_grant_set(server=obo, team=team, tools=["*"])
     live: LiveGateway = start_gateway(GATEWAY_EGRESS_ALLOW_LOOPBACK="false")
     yield live, key.plaintext
     live.stop()
@@ -179,4 +198,27 @@ def test_an_upstream_on_a_refused_network_is_refused_at_connect_time(
     assert "egress policy" in text and "egress rule 'loopback'" in text
     assert len(upstream.state.authorizations) == before  # not one byte reached it
     record = AuditRecord.objects.filter(model_requested="moved__echo").latest("id")
+    assert record.error_type == "egress_refused"
+
+
+@pytest.mark.django_db
+def test_a_token_endpoint_on_a_refused_network_is_refused_at_connect_time(
+    strict_gateway: Any, upstream: McpMockServer
+) -> None:
+    from audit.models import AuditRecord
+
+    live, key = strict_gateway
+    exchanges = len(upstream.state.exchanges)
+
+    async def call() -> Any:
+        headers = {"authorization": f"Bearer {key}", "x-gateway-subject-token": "user-token-x"}
+        http = httpx2.AsyncClient(headers=headers, timeout=30)
+        async with Client(streamable_http_client(live.url + "/mcp", http_client=http)) as client:
+            return await client.call_tool("obo__echo", {"text": "hello"})
+
+    result = asyncio.run(call())
+    assert result.is_error and "egress rule 'loopback'" in result.content[0].text
+    # Neither the subject token nor the client secret left: the token endpoint saw nothing.
+    assert len(upstream.state.exchanges) == exchanges
+    record = AuditRecord.objects.filter(model_requested="obo__echo").latest("id")
     assert record.error_type == "egress_refused"

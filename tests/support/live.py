@@ -14,6 +14,8 @@ from typing import IO, Any
 import httpx
 from django.conf import settings
 
+START_TIMEOUT_S = 90
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -78,7 +80,8 @@ def start_gateway(*, output: IO[bytes] | None = None, **env_overrides: Any) -> L
         stderr=subprocess.STDOUT if output is not None else None,
     )
     gateway = LiveGateway(url=f"http://127.0.0.1:{port}", process=process)
-    deadline = time.monotonic() + 30
+    # Generous: a host busy with other test runs can take many times the usual few seconds.
+    deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the gateway exited with {process.returncode} while starting")
@@ -88,7 +91,7 @@ def start_gateway(*, output: IO[bytes] | None = None, **env_overrides: Any) -> L
         except httpx.TransportError:
             time.sleep(0.1)
     gateway.stop()
-    raise RuntimeError("the gateway did not start within 30 s")
+    raise RuntimeError(f"the gateway did not start within {START_TIMEOUT_S} s")
 
 
 def wait_for_config(gateway: LiveGateway, key: str, model: str, timeout: float = 10.0) -> None:

@@ -15,6 +15,8 @@ Choices (see also `DROPPED_FIELDS`):
 - `max_completion_tokens`, else `max_tokens`, else `DEFAULT_MAX_TOKENS` (Anthropic requires it).
 - `user` (or `safety_identifier`) becomes `metadata.user_id`; `top_k`, not OpenAI's but sent
   by some clients, is passed through.
+- `response_format` with a JSON schema becomes `output_config.format` (Anthropic's structured
+  outputs), so the SDKs' `.parse()` helpers get JSON of their type from an Anthropic deployment.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from routing.core.types import JSON
 DEFAULT_MAX_TOKENS = 4096
 
 # Accepted from OpenAI clients but with no Anthropic equivalent: not sent. `n` > 1 yields one
-# choice; `response_format` is not enforced; legacy `functions`/`function_call` are ignored.
+# choice; `response_format` other than a JSON schema (`json_object`) is not enforced; legacy
+# `functions`/`function_call` are ignored.
 DROPPED_FIELDS = frozenset(
     {
         "n",
@@ -107,9 +110,19 @@ def openai_request_to_anthropic(payload: JSON) -> JSON:
     if user:
         body["metadata"] = {"user_id": str(user)}
     _add_tools(body, payload)
+    if (schema := _json_schema(payload.get("response_format"))) is not None:
+        body["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
     if payload.get("stream"):
         body["stream"] = True
     return body
+
+
+def _json_schema(response_format: Any) -> JSON | None:
+    if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+        return None
+    spec = response_format.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    return schema if isinstance(schema, dict) else None
 
 
 def _with_cache_control(block: JSON, part: JSON) -> JSON:

@@ -13,7 +13,10 @@ Mapping:
   `tool_calls` (consecutive calls merge into one message); `function_call_output` -> a `tool`
   message; `reasoning` items are dropped (providers cannot take them back across formats).
   `custom_tool_call` / `custom_tool_call_output` and a client-run `tool_search_call` /
-  `tool_search_output` likewise (see `responses_tools`).
+  `tool_search_output` likewise (see `responses_tools`). The tools of an `additional_tools` item
+  join `tools`; a `configuration_update` item's `reasoning` replaces the request's. Fields the
+  API does not define for the chat form (Codex's `internal_chat_message_metadata_passthrough`
+  on messages) have nothing to map to and stay with the client.
 - `tools` and `tool_choice` -> chat tools and tool_choice (`responses_tools`: client-side tools
   always, hosted tools by the route's policy).
 - `max_output_tokens` -> `max_completion_tokens`; `text.format` -> `response_format`;
@@ -120,6 +123,7 @@ def _output_text(output: Any) -> str | list[JSON]:
 class _Messages:
     def __init__(self) -> None:
         self.messages: list[JSON] = []
+        self.reasoning: JSON | None = None  # from a `configuration_update` item
 
     def add_item(self, item: Any, where: str) -> None:
         if not isinstance(item, dict):
@@ -171,6 +175,11 @@ class _Messages:
             )
         elif kind == "reasoning":
             return
+        elif kind == "additional_tools":
+            return  # its tools join the request's (`responses_tools.loaded_tools`)
+        elif kind == "configuration_update":
+            if isinstance(item.get("reasoning"), dict):
+                self.reasoning = item["reasoning"]  # a later setting replaces the request's
         elif kind == "item_reference":
             raise _stateless(f"{where}.id")
         else:
@@ -248,7 +257,7 @@ def responses_request_to_openai(
     try:
         tools = chat_tools(list(body.get("tools") or ()), hosted_tools=hosted_tools)
         if isinstance(items, list):
-            tools = loaded_tools(items, tools)
+            tools = loaded_tools(items, tools, hosted_tools=hosted_tools)
         if body.get("tool_choice") is not None:
             chat["tool_choice"] = chat_tool_choice(body["tool_choice"])
     except ToolRefused as refusal:
@@ -261,7 +270,8 @@ def responses_request_to_openai(
         chat["response_format"] = response_format
     if isinstance(body.get("text"), dict) and body["text"].get("verbosity"):
         chat["verbosity"] = body["text"]["verbosity"]
-    effort = (body.get("reasoning") or {}).get("effort")
+    reasoning = builder.reasoning if builder.reasoning is not None else body.get("reasoning")
+    effort = (reasoning if isinstance(reasoning, dict) else {}).get("effort")
     if effort:
         chat["reasoning_effort"] = effort
     if body.get("stream"):

@@ -107,21 +107,23 @@ def _call_item(item_id: str, call: JSON, status: str, tools: Mapping[str, ToolOr
     call_id = call.get("id") or ""
     if call.get("type") == "custom" or "custom" in call:
         custom = call.get("custom") or {}
-        return {
+        name = custom.get("name") or ""
+        item = {
             "type": "custom_tool_call",
             "id": item_id,
             "call_id": call_id,
-            "name": custom.get("name") or "",
+            "name": name,
             "input": custom.get("input") or "",
             "status": status,
         }
+        return _in_namespace(item, tools.get(name))
     function = call.get("function") or {}
     name = function.get("name") or ""
     arguments = function.get("arguments") or ""
     origin = tools.get(name)
     if origin is not None and origin.kind == "custom":
         # A provider without freeform tools called it with JSON arguments `{"input": ...}`.
-        return {
+        item = {
             "type": "custom_tool_call",
             "id": item_id,
             "call_id": call_id,
@@ -129,6 +131,7 @@ def _call_item(item_id: str, call: JSON, status: str, tools: Mapping[str, ToolOr
             "input": custom_input(arguments) if status == "completed" else "",
             "status": status,
         }
+        return _in_namespace(item, origin)
     if origin is not None and origin.kind == "tool_search":
         return {
             "type": "tool_search_call",
@@ -146,6 +149,10 @@ def _call_item(item_id: str, call: JSON, status: str, tools: Mapping[str, ToolOr
         "arguments": arguments,
         "status": status,
     }
+    return _in_namespace(item, origin)
+
+
+def _in_namespace(item: JSON, origin: ToolOrigin | None) -> JSON:
     if origin is not None and origin.namespace:
         item["namespace"] = origin.namespace
     return item

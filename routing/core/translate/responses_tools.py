@@ -5,10 +5,13 @@ Client-side tools (the client runs them) always reach the model:
 - `custom` (freeform text, optionally a Lark/regex grammar; Codex's `apply_patch`) -> chat's own
   `custom` tool, which OpenAI-format deployments take as it is; an Anthropic-format adapter
   carries it as a function with one string parameter `input`.
-- `namespace` (a group of functions; Codex's MCP servers and agent tools) -> its functions, names
-  kept, so the answer's `function_call` carries the function's name and its `namespace`.
+- `namespace` (a group of functions and freeform tools; Codex's MCP servers, agent tools and its
+  code-mode `exec`) -> its members, names kept, so the answer's `function_call` or
+  `custom_tool_call` carries the member's name and its `namespace`.
 - `tool_search` with `execution: "client"` (Codex's deferred tool discovery) -> a function the
   client answers with a `tool_search_output` item; the tools it loads join the next request.
+- Tools a client adds in its input (`additional_tools` items: Codex sends its whole tool set that
+  way) join the request's tools the same way.
 
 Hosted tools (the provider runs them: `web_search`, `file_search`, `code_interpreter`, ...) have no
 provider behind the chat form that runs them, so the route's `hosted_tools` policy decides:
@@ -120,13 +123,18 @@ class _Builder:
             )
         for i, member in enumerate(members):
             inner = f"{where}.tools[{i}]"
-            if not isinstance(member, dict) or member.get("type", "function") != "function":
+            kind = member.get("type", "function") if isinstance(member, dict) else None
+            if kind not in ("function", "custom"):
                 raise ToolRefused(
-                    f"A namespace holds function tools only ('{inner}').", param=f"{inner}.type"
+                    f"A namespace holds function and custom tools only ('{inner}').",
+                    param=f"{inner}.type",
                 )
-            origin = ToolOrigin("namespace", str(member.get("name")), namespace)
+            assert isinstance(member, dict)
+            origin = ToolOrigin(
+                "namespace" if kind == "function" else "custom", str(member.get("name")), namespace
+            )
             name = self._claim(member.get("name"), origin, inner)
-            self.tools.append(_function(member, name))
+            self.tools.append(_function(member, name) if kind == "function" else _custom(member))
 
     def _hosted(self, kind: str, where: str) -> None:
         if self.hosted_tools == HOSTED_TOOLS_DROP:
@@ -148,18 +156,30 @@ def chat_tools(tools: list[Any], *, hosted_tools: str = HOSTED_TOOLS_REFUSE) -> 
     return ChatTools(builder.tools, builder.origins, builder.dropped)
 
 
-def loaded_tools(items: list[Any], known: ChatTools) -> ChatTools:
-    """Tools a client-run `tool_search` loaded (its `tool_search_output` items) join the request."""
-    builder = _Builder(HOSTED_TOOLS_REFUSE)
+def loaded_tools(
+    items: list[Any], known: ChatTools, *, hosted_tools: str = HOSTED_TOOLS_REFUSE
+) -> ChatTools:
+    """Tools the input adds join the request: those a client-run `tool_search` loaded (its
+    `tool_search_output` items) and those of `additional_tools` items."""
+    builder = _Builder(hosted_tools)
     builder.origins = dict(known.origins)
+    builder.dropped = list(known.dropped)
     for i, item in enumerate(items):
-        if isinstance(item, dict) and item.get("type") == "tool_search_output":
+        if isinstance(item, dict) and item.get("type") == "additional_tools":
+            added = item.get("tools")
+            if not isinstance(added, list):
+                raise ToolRefused(
+                    f"'input[{i}].tools' must be a list of tools.", param=f"input[{i}].tools"
+                )
+            for j, tool in enumerate(added):
+                builder.add(tool, f"input[{i}].tools[{j}]")
+        elif isinstance(item, dict) and item.get("type") == "tool_search_output":
             for j, tool in enumerate(item.get("tools") or ()):
                 name = tool.get("name") if isinstance(tool, dict) else None
                 if tool.get("type") == "function" and name in builder.origins:
                     continue  # already offered
                 builder.add(tool, f"input[{i}].tools[{j}]")
-    return ChatTools(known.tools + builder.tools, builder.origins, known.dropped)
+    return ChatTools(known.tools + builder.tools, builder.origins, builder.dropped)
 
 
 def chat_tool_choice(choice: Any) -> Any:

@@ -7,6 +7,7 @@ policy, never the value itself.
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,13 @@ class RequestCheck:
     findings: list[JSON] = field(default_factory=list)
     refusal: Refusal | None = None
     reroute: str = ""
+    # Held for review (injection action "quarantine"): the finding carries the text's digest.
+    quarantined: bool = False
+
+
+def text_digest(text: str) -> str:
+    """What a reviewer's release is keyed by: the same text sent again passes (never stored raw)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _texts(payload: JSON) -> Iterator[tuple[str, str, str, Any, Any]]:
@@ -88,6 +96,8 @@ def check_request(
                     "where": where,
                     **describe(verdict),
                 }
+                if injection.action == "quarantine":
+                    worst_finding["digest"] = text_digest(text)
         if scanner is None or not policy.pii:
             continue
         spans = scanner.find(
@@ -136,6 +146,19 @@ def check_request(
                 f"({', '.join(worst['categories']) or 'combined score'}; score {worst['score']}).",
                 injection.policy,
             )
+        elif injection.action == "quarantine":
+            result.quarantined = True
+            if injection.route:
+                result.reroute = injection.route
+            elif result.refusal is None:
+                result.refusal = Refusal(
+                    "prompt_injection_quarantined",
+                    f"The request was held for review by guardrail policy '{injection.policy}': "
+                    f"{worst['where']} looks like a prompt injection (score {worst['score']}). "
+                    "It was not sent to any model; a reviewer may release it, after which the "
+                    "same request is accepted.",
+                    injection.policy,
+                )
         elif injection.action == "route":
             result.reroute = injection.route
     if masked_payload is not None:

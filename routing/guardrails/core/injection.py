@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from routing.guardrails.core.classifier import NgramModel
+from routing.guardrails.core.classifier import InjectionModel
 from routing.guardrails.core.injection_rules import RULES, RULESET_VERSION, Rule
 from routing.guardrails.core.normalise import Normalised, normalise
 
@@ -114,13 +114,13 @@ _CLASSIFIER_CATEGORY_AT = 0.5
 
 
 @functools.cache
-def shipped_model() -> NgramModel:
-    return NgramModel.load()
+def shipped_model() -> InjectionModel:
+    return InjectionModel.load()
 
 
 @dataclass
 class ClassifierDetector:
-    model: NgramModel = field(default_factory=shipped_model)
+    model: InjectionModel = field(default_factory=shipped_model)
     name: str = "classifier"
     version: str = field(init=False, default="")
 

@@ -15,7 +15,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 PiiAction = Literal["mask", "block", "flag"]
-InjectionAction = Literal["block", "route", "flag"]
+InjectionAction = Literal["block", "quarantine", "route", "flag"]
+ImageAction = Literal["mask", "refuse", "record"]
+ImageFallback = Literal["refuse", "record"]
 RuleAction = Literal["block", "flag"]
 
 # Structured PII Presidio finds offline (pattern and checksum recognizers), masked by default
@@ -29,7 +31,8 @@ DEFAULT_PII_ENTITIES: tuple[str, ...] = (
     "IP_ADDRESS",
 )
 _PII_STRICTNESS = {"flag": 0, "mask": 1, "block": 2}
-_INJECTION_STRICTNESS = {"flag": 0, "route": 1, "block": 2}
+_INJECTION_STRICTNESS = {"flag": 0, "route": 1, "quarantine": 2, "block": 3}
+_IMAGE_STRICTNESS = {"record": 0, "mask": 1, "refuse": 2}
 
 
 def _valid_regex(pattern: str) -> str:
@@ -68,7 +71,8 @@ class PiiSpec(_Strict):
 class InjectionSpec(_Strict):
     action: InjectionAction = "block"
     threshold: float = Field(default=0.5, gt=0, le=1)
-    # With action "route": the restricted route alias the request is sent to instead.
+    # With action "route": the restricted route alias the request is sent to instead. With
+    # "quarantine": held for review and refused, or (with a route) sent there while held.
     route: str = ""
     # Their scores combine into one (routing/guardrails/core/injection.py) compared with `threshold`.
     # "rules": the named patterns; "classifier": the n-gram model (docs/injection-classifier.md).
@@ -79,6 +83,16 @@ class InjectionSpec(_Strict):
         if self.action == "route" and not self.route:
             raise ValueError("action 'route' needs a route alias")
         return self
+
+
+class ImageSpec(_Strict):
+    """Images in requests: OCR (tesseract) and the policy's PII entities on the text found."""
+
+    # mask: the PII's boxes painted over before forwarding; refuse: the request is refused;
+    # record: forwarded as sent, the finding recorded.
+    action: ImageAction = "mask"
+    # When an image cannot be read (no OCR on the machine, a remote URL, not an image).
+    fallback: ImageFallback = "refuse"
 
 
 class OutputRuleSpec(_Strict):
@@ -111,6 +125,7 @@ class StructuredOutputSpec(_Strict):
 class PolicySpec(_Strict):
     pii: PiiSpec | None = None
     injection: InjectionSpec | None = None
+    images: ImageSpec | None = None
     output: OutputSpec | None = None
     structured_output: StructuredOutputSpec | None = None
 
@@ -154,6 +169,13 @@ class InjectionSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ImageSettings:
+    action: ImageAction
+    fallback: ImageFallback
+    policy: str
+
+
+@dataclass(frozen=True, slots=True)
 class StructuredSettings:
     json_schema: Mapping[str, Any] | None
     retries: int
@@ -172,6 +194,7 @@ class Policy:
     pii_min_score: float = 0.4
     recognizers: tuple[CustomRecognizer, ...] = ()
     injection: InjectionSettings | None = None
+    images: ImageSettings | None = None
     output_rules: tuple[OutputRule, ...] = ()
     window_chars: int = 64
     structured: StructuredSettings | None = None
@@ -187,7 +210,9 @@ class Policy:
 
     @property
     def active(self) -> bool:
-        return bool(self.pii or self.injection or self.output_rules or self.structured)
+        return bool(
+            self.pii or self.injection or self.images or self.output_rules or self.structured
+        )
 
 
 NO_POLICY = Policy()
@@ -222,6 +247,9 @@ def compile_policy(name: str, spec: PolicySpec) -> Policy:
         )
         for r in output.rules
     )
+    images = None
+    if spec.images is not None:
+        images = ImageSettings(spec.images.action, spec.images.fallback, name)
     structured = None
     if spec.structured_output is not None:
         s = spec.structured_output
@@ -237,6 +265,7 @@ def compile_policy(name: str, spec: PolicySpec) -> Policy:
             for r in (spec.pii.recognizers if spec.pii else ())
         ),
         injection=injection,
+        images=images,
         output_rules=rules,
         window_chars=max([output.window_chars, *(r.longest_term for r in rules)]),
         structured=structured,
@@ -256,6 +285,14 @@ def _stricter_injection(
         detectors=tuple(dict.fromkeys(a.detectors + b.detectors)),
         policy=first.policy,
     )
+
+
+def _stricter_images(a: ImageSettings | None, b: ImageSettings | None) -> ImageSettings | None:
+    if a is None or b is None:
+        return a or b
+    first = max((a, b), key=lambda s: _IMAGE_STRICTNESS[s.action])
+    fallback: ImageFallback = "refuse" if "refuse" in (a.fallback, b.fallback) else "record"
+    return ImageSettings(first.action, fallback, first.policy)
 
 
 def combine(policies: Iterable[Policy]) -> Policy:
@@ -279,6 +316,7 @@ def combine(policies: Iterable[Policy]) -> Policy:
             pii_min_score=min(result.pii_min_score, policy.pii_min_score),
             recognizers=result.recognizers + policy.recognizers,
             injection=_stricter_injection(result.injection, policy.injection),
+            images=_stricter_images(result.images, policy.images),
             output_rules=result.output_rules + policy.output_rules,
             window_chars=max(result.window_chars, policy.window_chars),
             structured=result.structured or policy.structured,

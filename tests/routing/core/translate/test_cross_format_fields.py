@@ -7,6 +7,7 @@ import pytest
 from routing.core.translate import (
     UnsupportedRequest,
     anthropic_request_to_openai,
+    openai_request_to_anthropic,
     responses_request_to_openai,
     untranslatable_fields,
 )
@@ -104,3 +105,16 @@ def test_tools_a_client_tool_search_loaded_join_the_request():
         "tool_call_id": "s1",
         "content": "Tools loaded: calendar",
     }
+
+
+def test_a_json_schema_response_format_becomes_anthropic_structured_output():
+    schema = {"type": "object", "properties": {"title": {"type": "string"}}}
+    chat = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "hi"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "t", "schema": schema}},
+    }
+    body = openai_request_to_anthropic(chat)
+    assert body["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
+    plain = openai_request_to_anthropic({**chat, "response_format": {"type": "json_object"}})
+    assert "output_config" not in plain
