@@ -314,12 +314,17 @@ async def _serve_chat(
     if decision.payload != payload:  # masked or rewritten: the client's own body must not go out
         call.native_request = None
     payload, plan = decision.payload, decision.plan
-    # A cached answer spends no quota and calls no provider (routing/cache/).
+    # A cached answer spends no tokens or budget and calls no provider (routing/cache/).
     looked = await response_cache.lookup(
         call.caller, resolved, plan, payload, guard=call.guard, prompt=_prompt_of(call)
     )
     call.cache = looked.state
     if looked.answer is not None:
+        try:  # a served request all the same: it counts against request-rate limits
+            counted = await quota_gate.admit_cached(call.caller)
+        except GatewayError as error:
+            return await call.reject(error)
+        call.quota_headers, call.entry.quota = counted.headers, counted.record
         return await _serve_cached(call, looked.answer, payload, stream, wants_usage)
     try:
         admitted = await quota_gate.admit(call.caller, plan, payload)
@@ -352,6 +357,7 @@ async def _serve_cached(
     if failure := await call.commit():
         return call.error_response(failure)
     headers = {
+        **call.quota_headers,
         **call.id_headers(),
         **(call.cache.headers() if call.cache else {}),
         "x-gateway-route": entry.route_alias,

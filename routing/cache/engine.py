@@ -21,7 +21,7 @@ from redis.backoff import NoBackoff
 
 from gateway_site.db_threads import run_db
 from routing.cache.core.embedder import Embedder, EmbedderUnavailable, Vector, WordLlamaEmbedder
-from routing.cache.core.semantic import SemanticIndex
+from routing.cache.core.semantic import SemanticIndex, build_ann
 from routing.cache.core.stores import AnswerStore, MemoryAnswerStore, RedisAnswerStore
 from routing.cache.models import SemanticEntry
 
@@ -60,6 +60,7 @@ class ResponseCache:
         self.embedder: Embedder | None = None
         self._ready: asyncio.Future[None] | None = None
         self._syncer: asyncio.Task[None] | None = None
+        self._builder: asyncio.Task[None] | None = None
         self._last_id = 0
 
     async def semantic(self) -> Embedder | None:
@@ -88,6 +89,9 @@ class ResponseCache:
             await asyncio.sleep(settings.GATEWAY_CACHE_SYNC_SECONDS)
             try:
                 await self.sync()
+                if self._builder is None or self._builder.done():
+                    # Not awaited: a build may take minutes; syncing goes on meanwhile.
+                    self._builder = asyncio.create_task(self.build_indexes())
             except Exception:
                 logger.exception("response cache: reading semantic entries failed; retrying")
 
@@ -95,6 +99,20 @@ class ResponseCache:
         """Add the entries written since the last read (by this process or another)."""
         while await self._sync_batch() == _SYNC_BATCH:
             pass
+
+    async def build_indexes(self) -> None:
+        """(Re)build the approximate index of each large partition whose index lags, one at a
+        time in a worker thread: lookups meanwhile use the old index and scan the rest."""
+        jobs = self.index.ann_jobs()
+        try:
+            while jobs:
+                ann = await asyncio.to_thread(build_ann, jobs[0])
+                self.index.install(jobs.pop(0), ann)
+        except Exception:
+            logger.exception("response cache: building an approximate index failed")
+        finally:
+            for job in jobs:
+                self.index.abandon(job)
 
     async def _sync_batch(self) -> int:
         assert self.embedder is not None
@@ -162,7 +180,7 @@ class ResponseCache:
         await run_db(write)
 
     async def aclose(self) -> None:
-        for task in (self._syncer, self._ready):
+        for task in (self._syncer, self._builder, self._ready):
             if task is not None:
                 task.cancel()
         client = getattr(self.store, "client", None)

@@ -164,17 +164,29 @@ class QuotaEngine:
         return (await self.table.get()).policy(tenant_id)
 
     async def admit(
-        self, demand: Demand, request_id: str, *, now: datetime | None = None, dry: bool = False
+        self,
+        demand: Demand,
+        request_id: str,
+        *,
+        now: datetime | None = None,
+        dry: bool = False,
+        requests_only: bool = False,
     ) -> Admission:
         """Count the request against every rule that applies, or raise the refusal (429/503).
 
-        A dry run evaluates the same checks, counts nothing and never raises for a refusal."""
+        A dry run evaluates the same checks, counts nothing and never raises for a refusal.
+        `requests_only`: a request served without a provider (a cached answer) counts against
+        requests-per-minute limits only: no tokens, no concurrency lease, no budget."""
         table = await self.table.get()
         admission = Admission(request_id)
         policy = table.policy(demand.tenant_id)
-        reserve = self.reservation_usd(demand, policy)
+        reserve = Decimal(0) if requests_only else self.reservation_usd(demand, policy)
         admission.token_charge = demand.prompt_tokens + (demand.max_output_tokens or 0)
         self._plan_checks(admission, table, demand, reserve, now or timezone.now())
+        if requests_only:
+            kept = [i for i, m in enumerate(admission.meters) if m.kind == "requests"]
+            admission.checks = [admission.checks[i] for i in kept]
+            admission.meters = [admission.meters[i] for i in kept]
         admission.record = {
             "prompt_tokens_estimated": demand.prompt_tokens,
             "tokens_exact": demand.tokens_exact,

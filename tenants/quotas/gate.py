@@ -155,6 +155,25 @@ async def _preapproval(
     return {} if decision.outcome == "not_needed" else {"approval": decision.record()}
 
 
+async def admit_cached(caller: Caller) -> Admission:
+    """A cached answer is a served request: it counts against requests-per-minute limits (or
+    raises their refusal, a GatewayError), but spends no tokens, no budget, no concurrency
+    lease and no provider capacity, so there is nothing to settle afterwards."""
+    identity = caller.identity
+    demand = Demand(
+        tenant_id=identity.tenant_id,
+        team_id=identity.team_id,
+        key_id=identity.key_id,
+        end_user=caller.end_user,
+        prompt_tokens=0,
+        tokens_exact=True,
+        max_output_tokens=0,
+        input_price_per_mtok=Decimal(0),
+        output_price_per_mtok=Decimal(0),
+    )
+    return await caller.runtime.quotas.admit(demand, caller.request_id, requests_only=True)
+
+
 async def _apply_ceiling(
     caller: Caller, plan: RoutePlan, payload: JSON, demand: Demand, policy: Any, embeddings: bool
 ) -> _Ceiling:

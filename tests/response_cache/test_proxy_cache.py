@@ -27,13 +27,16 @@ from routing.cache.models import SemanticEntry
 from routing.models import Deployment
 from routing.prompts import services as prompts
 from routing.prompts.models import Prompt
+from tenants import services as tenants
 from tenants.models import Tenant
+from tenants.quotas import services as quotas
 from tests.conftest import wait_for_record
 from tests.support.live import wait_for_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
 EXACT, SEMANTIC = "cached-chat", "semantic-chat"
+STRICT = "strict-semantic-chat"  # a route of its own threshold: 0.999
 PROMPT = "cache-advisor"
 OPS = Actor("user", "ops-lead")
 
@@ -46,6 +49,13 @@ def routes(world: Any, gateway: Any, django_db_blocker: Any) -> None:
         routing.route_upsert(
             alias=SEMANTIC, description="", deployments=[chat], cache_mode="semantic"
         )
+        routing.route_upsert(
+            alias=STRICT,
+            description="",
+            deployments=[chat],
+            cache_mode="semantic",
+            cache_similarity=0.999,
+        )
         prompt = prompts.prompt_declare(
             actor=OPS, tenant=Tenant.objects.get(slug="acme"), name=PROMPT
         )
@@ -56,6 +66,7 @@ def routes(world: Any, gateway: Any, django_db_blocker: Any) -> None:
         prompts.prompt_label_move(actor=OPS, prompt=prompt, label="production", version=1)
     wait_for_config(gateway, world.key, SEMANTIC)
     wait_for_config(gateway, world.other_tenant_key, SEMANTIC)
+    wait_for_config(gateway, world.key, STRICT)
     # The gateway's prompt table reloads on its own schedule: wait until it knows the prompt.
     deadline = time.monotonic() + 20
     while True:
@@ -179,6 +190,22 @@ def test_a_paraphrase_hits_the_semantic_cache_of_its_own_tenant_only(
     assert SemanticEntry.objects.filter(tenant__slug="acme", route_alias=SEMANTIC).exists()
 
 
+def test_each_route_keeps_its_own_similarity_threshold(gateway, world, routes, mock_server):
+    nonce = uuid.uuid4().hex[:8]
+    question = f"What is the current asset allocation of the Brown{nonce} portfolio?"
+    paraphrase = f"What's the current asset allocation of the Brown{nonce} portfolio?"
+    for model in (SEMANTIC, STRICT):
+        assert ask(gateway, world.key, question, model=model).headers["x-gateway-cache"] == "miss"
+    settled()
+    lenient = ask(gateway, world.key, paraphrase, model=SEMANTIC)
+    assert lenient.headers["x-gateway-cache"] == "hit"
+    similarity = float(lenient.headers["x-gateway-cache-similarity"])
+    assert 0.9 <= similarity < 0.999
+    # The same pair, as alike, on the route that asks for 0.999: the provider answers.
+    assert ask(gateway, world.key, paraphrase, model=STRICT).headers["x-gateway-cache"] == "miss"
+    assert ask(gateway, world.key, question, model=STRICT).headers["x-gateway-cache"] == "hit"
+
+
 def test_a_new_prompt_version_never_gets_the_old_versions_answers(
     gateway, world, routes, mock_server
 ):
@@ -218,6 +245,14 @@ def test_no_store_keeps_nothing_and_no_cache_skips_the_cache(gateway, world, rou
     assert old.headers["x-gateway-cache"] == "bypass"
     assert ask(gateway, world.key, question).headers["x-gateway-cache"] == "hit"
     assert upstream_calls(mock_server, question) == 4
+    # On a semantic route, no-store keeps no question to be found by meaning either.
+    reworded = f"Is the Smith{uuid.uuid4().hex[:8]} account balanced?"
+    unkept = ask(
+        gateway, world.key, reworded, model=SEMANTIC, extra_headers={"cache-control": "no-store"}
+    )
+    settled()
+    assert not SemanticEntry.objects.filter(request_id=unkept.headers["x-request-id"]).exists()
+    assert ask(gateway, world.key, reworded, model=SEMANTIC).headers["x-gateway-cache"] == "miss"
 
 
 def test_a_cached_stream_replays_as_a_stream_the_sdk_reads(gateway, world, routes, mock_server):
@@ -266,8 +301,10 @@ def test_a_purge_removes_exactly_what_it_names(gateway, world, routes):
     assert ask(gateway, world.key, question).headers["x-gateway-cache"] == "hit"
     call_command("cache_purge", "--tenant", "acme", "--route", EXACT, stdout=StringIO())
     assert ask(gateway, world.key, question).headers["x-gateway-cache"] == "miss"
-    # Another tenant's answers are not touched by a purge of acme's.
+    # Another tenant's answers are not touched by a purge of acme's; a route's purge takes all.
     assert ask(gateway, world.other_tenant_key, question).headers["x-gateway-cache"] == "hit"
+    call_command("cache_purge", "--route", EXACT, stdout=StringIO())
+    assert ask(gateway, world.other_tenant_key, question).headers["x-gateway-cache"] == "miss"
 
 
 def test_a_purge_must_name_what_it_removes():
@@ -318,3 +355,33 @@ def test_a_responses_client_gets_a_cached_answer_in_its_own_format(gateway, worl
     events = list(client.responses.create(model=EXACT, input=question, stream=True))
     assert events[-1].type == "response.completed"
     assert events[-1].response.output_text == answer.output_text
+
+
+def test_a_cached_answer_counts_against_the_request_rate_but_spends_no_tokens(
+    gateway, world, routes, mock_server
+):
+    def limited_key() -> str:
+        tenant = Tenant.objects.get(slug="acme")
+        key, material = tenants.key_create(team=world.team, name=f"cache-rpm-{uuid.uuid4().hex}")
+        quotas.rate_limit_set(
+            tenant=tenant, scope="key", api_key=key, requests_per_minute=2, tokens_per_minute=10_000
+        )
+        return material.plaintext
+
+    key = committed(limited_key)
+    wait_for_config(gateway, key, EXACT)
+    question = f"What is the Smith cash position? {uuid.uuid4().hex}"
+    first = ask(gateway, key, question)
+    assert first.headers["x-gateway-cache"] == "miss"
+    settled()
+    hit = ask(gateway, key, question)
+    assert hit.headers["x-gateway-cache"] == "hit"
+    record = wait_for_record(hit.headers["x-request-id"])
+    assert record.cost_usd == 0
+    # Counted as a request, and charged no tokens.
+    assert [c["meter"] for c in record.quota["checks"]] == ["requests"]
+    assert hit.headers["x-ratelimit-remaining-requests"] == "0"
+    with pytest.raises(openai.RateLimitError) as refused:
+        ask(gateway, key, question)
+    assert refused.value.code == "rate_limit_exceeded"
+    assert upstream_calls(mock_server, question) == 1

@@ -7,6 +7,7 @@ import time
 import numpy as np
 import orjson
 
+from routing.cache.core import semantic
 from routing.cache.core.answers import CachedAnswer, complete, replay_events
 from routing.cache.core.semantic import SemanticIndex
 from routing.cache.core.stores import MemoryAnswerStore
@@ -99,3 +100,54 @@ def test_the_index_finds_the_nearest_live_question_above_the_threshold():
     assert index.nearest("p", unit(1, 0), threshold=0.9, refuse=lambda terms: True) is None
     index.forget("close")
     assert index.nearest("p", unit(1, 0), threshold=0.9) is None
+
+
+def test_a_large_partition_is_searched_through_its_index_and_the_tail(monkeypatch):
+    monkeypatch.setattr(semantic, "ANN_MIN", 200)
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(600, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = SemanticIndex()
+    later = time.time() + 60
+    for i, vector in enumerate(vectors[:500]):
+        index.add("p", f"q{i}", vector, later)
+    jobs = index.ann_jobs()
+    assert len(jobs) == 1 and index.ann_jobs() == []  # one build at a time
+    index.install(jobs[0], semantic.build_ann(jobs[0]))
+    for i, vector in enumerate(vectors[500:], start=500):  # stored after the build: the tail
+        index.add("p", f"q{i}", vector, later)
+
+    def near(i: int) -> np.ndarray:
+        noisy = vectors[i] + rng.normal(size=32).astype(np.float32) * 0.05
+        return noisy / np.linalg.norm(noisy)
+
+    for i in range(0, 600, 7):  # from the index and from the tail alike
+        found = index.nearest("p", near(i), threshold=0.9)
+        assert found is not None and found.key == f"q{i}"
+    # Every candidate is scored exactly: the threshold, expiry and refusals still hold.
+    assert index.nearest("p", near(3), threshold=0.99999) is None
+    index.forget("q3")
+    assert index.nearest("p", vectors[3], threshold=0.9) is None
+    assert index.nearest("p", vectors[10], threshold=0.9, refuse=lambda terms: True) is None
+    # The tail grew past a tenth of the partition: a rebuild is due, over every vector.
+    assert [len(job.serials) for job in index.ann_jobs()] == [600]
+
+
+def test_a_label_the_index_still_holds_after_compaction_finds_nothing_else(monkeypatch):
+    monkeypatch.setattr(semantic, "ANN_MIN", 20)
+    rng = np.random.default_rng(8)
+    vectors = rng.normal(size=(64, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = SemanticIndex()
+    soon, later = time.time() + 0.2, time.time() + 60
+    for i in range(32):  # the first half expires soon
+        index.add("p", f"q{i}", vectors[i], soon if i < 16 else later)
+    (job,) = index.ann_jobs()
+    index.install(job, semantic.build_ann(job))
+    time.sleep(0.3)
+    for i in range(32, 64):  # fills the arrays: expired slots are compacted away
+        index.add("p", f"q{i}", vectors[i], later)
+    assert index.nearest("p", vectors[5], threshold=0.9) is None  # expired, compacted
+    for i in (20, 40, 63):
+        found = index.nearest("p", vectors[i], threshold=0.9)
+        assert found is not None and found.key == f"q{i}"
