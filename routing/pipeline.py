@@ -265,8 +265,7 @@ async def responses(
         internal = await _render_prompt(call, translated, source=raw)
         validate_chat(internal)
         call.attribute(internal, client_metadata=raw.get("client_metadata"))
-        if turn.previous_response_id:  # each turn's record names the one it continues
-            call.entry.client_context["previous_response_id"] = turn.previous_response_id
+        turn.link(call.entry)  # the record names the response or conversation it continues
         call.entry.tool_results = tool_results(internal)
         context = ResponseContext(
             response_id,

@@ -13,8 +13,9 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from audit.writer import is_outage
 from gateway_site.api_docs import api_docs_view
 from routing import counting, pipeline
-from routing.call import audit_unavailable
+from routing.call import audit_unavailable, parse_json_body
 from routing.errors import GatewayError
+from routing.responses_state import conversations
 from routing.responses_state import proxy as responses_state
 from routing.runtime import get_runtime
 from routing.schemas import (
@@ -132,19 +133,125 @@ async def response_cancel(request: HttpRequest, response_id: str) -> HttpRespons
 )
 async def response_input_items(request: HttpRequest, response_id: str) -> HttpResponse:
     identity: KeyIdentity = request.auth  # type: ignore[attr-defined]
+    after, limit, order = _page_params(request)
+    page = await responses_state.input_items(
+        tenant_id=identity.tenant_id, response_id=response_id, after=after, limit=limit, order=order
+    )
+    return _json(page)
+
+
+def _page_params(request: HttpRequest) -> tuple[str | None, int, str]:
+    """`after`, `limit` (1-100, 20 by default) and `order` (newest first by default)."""
     raw_limit = request.GET.get("limit") or "20"
     if not raw_limit.isdigit():
         raise GatewayError(
             400, "'limit' must be between 1 and 100.", code="invalid_value", param="limit"
         )
-    page = await responses_state.input_items(
-        tenant_id=identity.tenant_id,
-        response_id=response_id,
-        after=request.GET.get("after") or None,
-        limit=int(raw_limit[:4]),
-        order=request.GET.get("order") or "desc",
+    return request.GET.get("after") or None, int(raw_limit[:4]), request.GET.get("order") or "desc"
+
+
+def _object_body(request: HttpRequest) -> dict[str, Any]:
+    body = parse_json_body(request) if request.body else {}
+    if not isinstance(body, dict):
+        raise GatewayError(400, "The request body must be a JSON object.", code="invalid_value")
+    return body
+
+
+@router.post("/conversations", summary="Create a conversation (metadata, up to 20 items)")
+async def conversation_create(request: HttpRequest) -> HttpResponse:
+    identity: KeyIdentity = request.auth  # type: ignore[attr-defined]
+    return _json(
+        await conversations.create(
+            tenant_id=identity.tenant_id, api_key_id=identity.key_id, body=_object_body(request)
+        )
     )
-    return _json(page)
+
+
+@router.get("/conversations/{conversation_id}", summary="Retrieve a conversation (this tenant's)")
+async def conversation_retrieve(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    identity: KeyIdentity = request.auth  # type: ignore[attr-defined]
+    return _json(
+        await conversations.retrieve(tenant_id=identity.tenant_id, conversation_id=conversation_id)
+    )
+
+
+@router.post("/conversations/{conversation_id}", summary="Update a conversation's metadata")
+async def conversation_update(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    identity: KeyIdentity = request.auth  # type: ignore[attr-defined]
+    return _json(
+        await conversations.update(
+            tenant_id=identity.tenant_id,
+            conversation_id=conversation_id,
+            body=_object_body(request),
+        )
+    )
+
+
+@router.delete("/conversations/{conversation_id}", summary="Delete a conversation and its items")
+async def conversation_delete(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    identity: KeyIdentity = request.auth  # type: ignore[attr-defined]
+    return _json(
+        await conversations.delete(tenant_id=identity.tenant_id, conversation_id=conversation_id)
+    )
+
+
+@router.get(
+    "/conversations/{conversation_id}/items",
+    summary="List a conversation's items (after, limit, order)",
+)
+async def conversation_items(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    identity: KeyIdentity = request.auth  # type: ignore[attr-defined]
+    after, limit, order = _page_params(request)
+    return _json(
+        await conversations.items_list(
+            tenant_id=identity.tenant_id,
+            conversation_id=conversation_id,
+            after=after,
+            limit=limit,
+            order=order,
+        )
+    )
+
+
+@router.post("/conversations/{conversation_id}/items", summary="Add items to a conversation")
+async def conversation_items_add(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    identity: KeyIdentity = request.auth  # type: ignore[attr-defined]
+    return _json(
+        await conversations.items_add(
+            tenant_id=identity.tenant_id,
+            conversation_id=conversation_id,
+            body=_object_body(request),
+        )
+    )
+
+
+@router.get(
+    "/conversations/{conversation_id}/items/{item_id}", summary="Retrieve one conversation item"
+)
+async def conversation_item(
+    request: HttpRequest, conversation_id: str, item_id: str
+) -> HttpResponse:
+    identity: KeyIdentity = request.auth  # type: ignore[attr-defined]
+    return _json(
+        await conversations.item_get(
+            tenant_id=identity.tenant_id, conversation_id=conversation_id, item_id=item_id
+        )
+    )
+
+
+@router.delete(
+    "/conversations/{conversation_id}/items/{item_id}",
+    summary="Delete one conversation item (answers the conversation)",
+)
+async def conversation_item_delete(
+    request: HttpRequest, conversation_id: str, item_id: str
+) -> HttpResponse:
+    identity: KeyIdentity = request.auth  # type: ignore[attr-defined]
+    return _json(
+        await conversations.item_delete(
+            tenant_id=identity.tenant_id, conversation_id=conversation_id, item_id=item_id
+        )
+    )
 
 
 @router.post("/embeddings", openapi_extra=_body_doc(EmbeddingsRequest), summary="Create embeddings")
@@ -233,6 +340,38 @@ async def _input_items_not_allowed(request: HttpRequest, response_id: str) -> Ht
 )
 async def _cancel_not_allowed(request: HttpRequest, response_id: str) -> HttpResponse:
     return _not_allowed(request, "/responses/{response_id}/cancel", "POST")
+
+
+_method_not_allowed("/conversations", "POST")
+
+
+@router.api_operation(
+    ["PUT", "PATCH"], "/conversations/{conversation_id}", auth=None, include_in_schema=False
+)
+async def _conversation_not_allowed(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    return _not_allowed(request, "/conversations/{conversation_id}", "GET, POST, DELETE")
+
+
+@router.api_operation(
+    ["PUT", "PATCH", "DELETE"],
+    "/conversations/{conversation_id}/items",
+    auth=None,
+    include_in_schema=False,
+)
+async def _items_not_allowed(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    return _not_allowed(request, "/conversations/{conversation_id}/items", "GET, POST")
+
+
+@router.api_operation(
+    ["POST", "PUT", "PATCH"],
+    "/conversations/{conversation_id}/items/{item_id}",
+    auth=None,
+    include_in_schema=False,
+)
+async def _item_not_allowed(
+    request: HttpRequest, conversation_id: str, item_id: str
+) -> HttpResponse:
+    return _not_allowed(request, "/conversations/{conversation_id}/items/{item_id}", "GET, DELETE")
 
 
 def _json(body: dict[str, Any], status: int = 200) -> HttpResponse:

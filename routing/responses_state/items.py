@@ -53,6 +53,20 @@ def _kept(value: Any, change: Callable[[str], str], key: str = "") -> Any:
     return value
 
 
+def items_as_kept(*, mode: str, items: list[JSON]) -> list[JSON]:
+    """Conversation items as the tenant's audit content mode keeps them (see `as_kept`)."""
+    if mode == ContentMode.FULL:
+        return items
+    change = mask_text if mode == ContentMode.MASKED else (lambda _: NOT_KEPT)
+    return list(_kept(items, change))
+
+
+def strictest(*modes: str) -> str:
+    """The mode that keeps the least of `modes` (full < masked < metadata)."""
+    order: list[str] = [ContentMode.FULL, ContentMode.MASKED, ContentMode.METADATA]
+    return str(max(modes, key=lambda m: order.index(m) if m in order else len(order)))
+
+
 def as_kept(*, mode: str, items: list[JSON], response: JSON) -> tuple[list[JSON], JSON]:
     """Input items and response as the tenant's audit content mode keeps them: whole (full),
     with emails and numbers masked (masked), or with every text replaced (metadata)."""

@@ -42,3 +42,47 @@ class ResponsesPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id}: {self.retention_days} days"
+
+
+class Conversation(models.Model):
+    """OpenAI's Conversations API: a tenant's running list of items that Responses turns read
+    (`conversation` on `POST /v1/responses`) and append to. It expires its tenant's retention
+    after its last change; its items go with it."""
+
+    conversation_id = models.CharField(max_length=64, unique=True)
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    api_key_id = models.BigIntegerField()  # who created it; any key of the tenant may use it
+    metadata = models.JSONField(default=dict)
+    # The strictest audit content mode its items were kept under: only "full" can be continued.
+    content_mode = models.CharField(max_length=16)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["expires_at"], name="conversation_expiry")]
+
+    def __str__(self) -> str:
+        return self.conversation_id
+
+
+class ConversationItem(models.Model):
+    """One item of a conversation, in the order it was added (`id`)."""
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="items")
+    item_id = models.CharField(max_length=80)
+    item = models.JSONField()
+    stored_escaped = models.BooleanField(default=False)  # audit/storable.py
+    # The turn that added it (its audit record is req_<hex> of resp_<hex>); "" when added by
+    # `POST /v1/conversations/{id}/items` or at creation.
+    response_id = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "item_id"], name="conversation_item_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.item_id

@@ -15,15 +15,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from django.db import transaction
+
 from audit.content import ContentModes
 from audit.models import ContentMode
 from gateway_site.db_threads import run_db
 from routing.core.types import JSON
 from routing.errors import GatewayError
-from routing.responses_state import selectors, services
+from routing.responses_state import conversations, selectors, services
 from routing.responses_state.items import turn_input
 
 if TYPE_CHECKING:
+    from audit.entries import AuditEntry
     from routing.call import Caller
 
 logger = logging.getLogger(__name__)
@@ -50,6 +53,15 @@ class Turn:
     store: bool
     previous_response_id: str | None
     input_items: list[JSON]  # the whole context, with ids (what `input_items` will list)
+    conversation_id: str | None = None  # `conversation`: read before, appended to after
+    new_items: tuple[JSON, ...] = ()  # this turn's own input, with ids
+
+    def link(self, entry: AuditEntry) -> None:
+        """The turn's audit record names the response it continues and its conversation."""
+        if self.previous_response_id:
+            entry.client_context["previous_response_id"] = self.previous_response_id
+        if self.conversation_id:
+            entry.client_context["conversation_id"] = self.conversation_id
 
 
 class ResponseState:
@@ -66,17 +78,57 @@ class ResponseState:
                 400, "'store' must be true or false.", code="invalid_type", param="store"
             )
         previous = raw.get("previous_response_id")
-        body = {k: v for k, v in raw.items() if k != "previous_response_id"}
+        conversation = _conversation_id(raw.get("conversation"))
+        if previous is not None and conversation is not None:
+            raise GatewayError(
+                400,
+                "Mutually exclusive parameters: Ensure you are only providing one of: "
+                "'previous_response_id' or 'conversation'.",
+                code="mutually_exclusive_parameters",
+                param="conversation",
+            )
+        body = {k: v for k, v in raw.items() if k not in ("previous_response_id", "conversation")}
         new_items = turn_input(raw.get("input"), response_id)
         context: list[JSON] = []
         if previous is not None:
             context = await self._context_of(caller, previous)
+        if conversation is not None:
+            context = await self._conversation_context(caller, conversation)
+            raw["conversation"] = {"id": conversation}  # echoed on the response, as OpenAI's
         if new_items is not None:
             body["input"] = context + new_items
         elif context:
             body["input"] = context  # `input` absent: the earlier context alone
         items = body.get("input") if isinstance(body.get("input"), list) else []
-        return Turn(body, store is not False, previous, list(items or []))
+        return Turn(
+            body,
+            store is not False,
+            previous,
+            list(items or []),
+            conversation,
+            tuple(new_items or ()),
+        )
+
+    async def _conversation_context(self, caller: Caller, conversation_id: str) -> list[JSON]:
+        tenant_id = caller.identity.tenant_id
+        found = await run_db(
+            lambda: selectors.conversation_items(
+                tenant_id=tenant_id, conversation_id=conversation_id
+            )
+        )
+        if found is None:
+            raise conversations.not_found(conversation_id, param="conversation")
+        row, items = found
+        if row.content_mode != ContentMode.FULL:
+            raise GatewayError(
+                400,
+                f"Conversation '{conversation_id}' cannot be continued: your tenant's audit "
+                f"content mode is '{row.content_mode}', so the gateway keeps no raw text to "
+                "continue from. Send the whole conversation in 'input' instead.",
+                code="conversation_content_not_kept",
+                param="conversation",
+            )
+        return items
 
     async def _context_of(self, caller: Caller, previous: Any) -> list[JSON]:
         if not isinstance(previous, str) or not previous:
@@ -110,8 +162,9 @@ class ResponseState:
         return [*row.input_items, *(row.response.get("output") or [])]
 
     def keeper(self, caller: Caller, turn: Turn, model: str) -> Keeper | None:
-        """What keeps the answer of `turn`; None when the client asked not to store it."""
-        if not turn.store:
+        """What keeps the answer of `turn` (and adds the turn to its conversation); None when
+        the client asked not to store it and named no conversation."""
+        if not turn.store and not turn.conversation_id:
             return None
 
         async def keep(response: JSON) -> bool:
@@ -125,8 +178,25 @@ class ResponseState:
 
         return keep
 
+    @transaction.atomic
     def _keep(self, caller: Caller, turn: Turn, model: str, response: JSON) -> None:
         tenant_id = caller.identity.tenant_id
+        mode = self._modes.modes([tenant_id])[tenant_id]
+        if turn.conversation_id:
+            output = [item for item in response.get("output") or () if isinstance(item, dict)]
+            appended = services.conversation_append(
+                tenant_id=tenant_id,
+                conversation_id=turn.conversation_id,
+                items=[*turn.new_items, *output],
+                content_mode=mode,
+                retention_days=self._retention_days(tenant_id),
+                response_id=str(response.get("id") or ""),
+                known_ids="skip",  # an item resent from the conversation is not added twice
+            )
+            if appended is None:  # deleted while the turn ran: nothing to add it to
+                logger.warning("conversation %s went during its turn", turn.conversation_id)
+        if not turn.store:
+            return
         services.response_keep(
             tenant_id=tenant_id,
             api_key_id=caller.identity.key_id,
@@ -135,7 +205,7 @@ class ResponseState:
             input_items=turn.input_items,
             previous_response_id=turn.previous_response_id,
             model=model,
-            content_mode=self._modes.modes([tenant_id])[tenant_id],
+            content_mode=mode,
             retention_days=self._retention_days(tenant_id),
         )
 
@@ -146,6 +216,22 @@ class ResponseState:
             cached = (selectors.retention_days(tenant_id=tenant_id), now + _POLICY_TTL_S)
             self._retention[tenant_id] = cached
         return cached[0]
+
+
+def _conversation_id(value: Any) -> str | None:
+    """`conversation`: an id, or an object with one (OpenAI's two forms)."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        value = value.get("id")
+    if not isinstance(value, str) or not value:
+        raise GatewayError(
+            400,
+            "'conversation' must be a conversation id or an object with its 'id'.",
+            code="invalid_value",
+            param="conversation",
+        )
+    return value
 
 
 async def retrieve(*, tenant_id: int, response_id: str) -> JSON:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Literal
 
 from django.db import transaction
 from django.utils import timezone
@@ -10,8 +11,13 @@ from django.utils import timezone
 from audit.activity.services import SYSTEM, Actor, activity_record
 from audit.storable import storable
 from routing.core.types import JSON
-from routing.responses_state.items import as_kept
-from routing.responses_state.models import ResponsesPolicy, StoredResponse
+from routing.responses_state.items import as_kept, items_as_kept, strictest
+from routing.responses_state.models import (
+    Conversation,
+    ConversationItem,
+    ResponsesPolicy,
+    StoredResponse,
+)
 from tenants.models import Tenant
 
 
@@ -60,6 +66,140 @@ def responses_purge(*, now: datetime | None = None) -> int:
     """Delete every stored response past its tenant's retention; how many went."""
     deleted, _ = StoredResponse.objects.filter(expires_at__lte=now or timezone.now()).delete()
     return deleted
+
+
+def conversations_purge(*, now: datetime | None = None) -> int:
+    """Delete every conversation past its tenant's retention (its items with it); how many."""
+    doomed = Conversation.objects.filter(expires_at__lte=now or timezone.now())
+    count = doomed.count()
+    doomed.delete()
+    return count
+
+
+class DuplicateItem(ValueError):
+    def __init__(self, item_id: str) -> None:
+        super().__init__(f"item '{item_id}' is already in the conversation")
+        self.item_id = item_id
+
+
+def _live(tenant_id: int, conversation_id: str) -> Conversation | None:
+    return (
+        Conversation.objects.select_for_update()
+        .filter(tenant_id=tenant_id, conversation_id=conversation_id, expires_at__gt=timezone.now())
+        .first()
+    )
+
+
+def _add_items(
+    conversation: Conversation, items: list[JSON], *, mode: str, response_id: str = ""
+) -> list[ConversationItem]:
+    kept, escaped = storable(items_as_kept(mode=mode, items=items))
+    now = timezone.now()
+    return ConversationItem.objects.bulk_create(
+        ConversationItem(
+            conversation=conversation,
+            item_id=str(item.get("id") or "")[:80],
+            item=stored,
+            stored_escaped=escaped,
+            response_id=response_id,
+            created_at=now,
+        )
+        for item, stored in zip(items, kept, strict=True)
+    )
+
+
+@transaction.atomic
+def conversation_create(
+    *,
+    tenant_id: int,
+    api_key_id: int,
+    conversation_id: str,
+    metadata: JSON,
+    items: list[JSON],
+    content_mode: str,
+    retention_days: int,
+) -> Conversation:
+    """A new conversation with its first items (each with an id), kept as the mode allows."""
+    now = timezone.now()
+    conversation = Conversation.objects.create(
+        conversation_id=conversation_id,
+        tenant_id=tenant_id,
+        api_key_id=api_key_id,
+        metadata=metadata,
+        content_mode=content_mode,
+        created_at=now,
+        expires_at=now + timedelta(days=retention_days),
+    )
+    _add_items(conversation, items, mode=content_mode)
+    return conversation
+
+
+@transaction.atomic
+def conversation_append(
+    *,
+    tenant_id: int,
+    conversation_id: str,
+    items: list[JSON],
+    content_mode: str,
+    retention_days: int,
+    response_id: str = "",
+    known_ids: Literal["refuse", "skip"] = "refuse",
+) -> Conversation | None:
+    """Add items at the end (a turn's input and output, or the client's own); the
+    conversation's retention starts again. None when the tenant has no such conversation.
+    An item whose id the conversation holds already is refused (`DuplicateItem`) or skipped."""
+    conversation = _live(tenant_id, conversation_id)
+    if conversation is None:
+        return None
+    taken = set(
+        ConversationItem.objects.filter(
+            conversation=conversation, item_id__in=[str(i.get("id")) for i in items]
+        ).values_list("item_id", flat=True)
+    )
+    if taken and known_ids == "refuse":
+        raise DuplicateItem(sorted(taken)[0])
+    items = [item for item in items if str(item.get("id")) not in taken]
+    mode = strictest(conversation.content_mode, content_mode)
+    _add_items(conversation, items, mode=mode, response_id=response_id)
+    conversation.content_mode = mode
+    conversation.expires_at = timezone.now() + timedelta(days=retention_days)
+    conversation.save(update_fields=["content_mode", "expires_at"])
+    return conversation
+
+
+@transaction.atomic
+def conversation_update(
+    *, tenant_id: int, conversation_id: str, metadata: JSON
+) -> Conversation | None:
+    """Replace the metadata; None when the tenant has no such conversation (never creates)."""
+    conversation = _live(tenant_id, conversation_id)
+    if conversation is None:
+        return None
+    conversation.metadata = metadata
+    conversation.save(update_fields=["metadata"])
+    return conversation
+
+
+def conversation_delete(*, tenant_id: int, conversation_id: str) -> bool:
+    """Delete the conversation and its items; False when the tenant has none of that id."""
+    deleted, _ = Conversation.objects.filter(
+        tenant_id=tenant_id, conversation_id=conversation_id, expires_at__gt=timezone.now()
+    ).delete()
+    return deleted > 0
+
+
+@transaction.atomic
+def conversation_item_delete(
+    *, tenant_id: int, conversation_id: str, item_id: str
+) -> Conversation | None:
+    """Delete one item; None when the tenant has no such conversation or it no such item."""
+    conversation = _live(tenant_id, conversation_id)
+    if conversation is None:
+        return None
+    deleted, _ = ConversationItem.objects.filter(
+        conversation=conversation, item_id=item_id
+    ).delete()
+    return conversation if deleted else None
 
 
 @transaction.atomic

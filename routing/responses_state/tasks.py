@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from routing.responses_state.services import responses_purge
+from routing.responses_state.services import conversations_purge, responses_purge
 
 
 @shared_task(name="responses_state.purge", ignore_result=True)  # type: ignore[untyped-decorator]
 def purge() -> int:
-    return responses_purge()
+    """Stored responses and conversations past their tenant's retention."""
+    return responses_purge() + conversations_purge()

@@ -17,6 +17,7 @@ from routing.core.translate.responses_tools import ToolOrigin, custom_input, sea
 from routing.core.types import JSON
 
 _ECHOED_DEFAULTS: JSON = {
+    "conversation": None,  # {"id": ...} when the turn belongs to one (routing/responses_state/)
     "instructions": None,
     "max_output_tokens": None,
     "metadata": {},
