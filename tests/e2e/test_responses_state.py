@@ -243,7 +243,9 @@ def test_input_items_paging_and_bad_parameters(gateway, world):
 
 
 @BOTH
-def test_an_agents_sdk_conversation_chains_three_turns(gateway, world, model):
+def test_an_agents_sdk_conversation_chains_three_turns_retrieved_deleted_and_private(
+    gateway, world, model
+):
     agents = pytest.importorskip("agents", reason="the OpenAI Agents SDK (openai-agents)")
     agents.set_tracing_disabled(True)
 
@@ -280,6 +282,28 @@ def test_an_agents_sdk_conversation_chains_three_turns(gateway, world, model):
     assert len(ids) == 6
     for earlier, later in itertools.pairwise(ids):
         assert sdk(gateway, world.key).responses.retrieve(later).previous_response_id == earlier
-    items = sdk(gateway, world.key).responses.input_items.list(ids[-1], order="asc", limit=100)
+    ours = sdk(gateway, world.key)
+    items = ours.responses.input_items.list(ids[-1], order="asc", limit=100)
     kinds = [item.type for item in items.data]
     assert kinds.count("function_call_output") == 3 and kinds.count("function_call") == 3
+
+    # Every id the conversation made is retrievable by its tenant and by no other.
+    theirs = sdk(gateway, world.other_tenant_key)
+    for response_id in ids:
+        assert ours.responses.retrieve(response_id).status == "completed"
+        for attempt in (
+            theirs.responses.retrieve,
+            theirs.responses.input_items.list,
+            theirs.responses.delete,
+            theirs.responses.cancel,
+        ):
+            with pytest.raises(openai.NotFoundError):
+                attempt(response_id)
+    # Deleted, each is gone for its own tenant too, and cannot be continued.
+    for response_id in ids:
+        ours.responses.delete(response_id)
+        with pytest.raises(openai.NotFoundError):
+            ours.responses.retrieve(response_id)
+    with pytest.raises(openai.BadRequestError) as gone:
+        ours.responses.create(model=model, input="Still there?", previous_response_id=ids[-1])
+    assert gone.value.body["code"] == "previous_response_not_found"

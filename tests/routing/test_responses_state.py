@@ -63,3 +63,39 @@ def test_the_policy_command_shows_and_sets_a_retention(settings, capsys):
     assert "kept 30 days" in capsys.readouterr().out
     call_command("responses_policy", "--tenant", "cmd-memory", "--retention-days", "5")
     assert "kept 5 days" in capsys.readouterr().out
+
+
+def test_a_conversation_lives_its_tenants_retention_from_its_last_turn(settings, capsys):
+    from routing.responses_state.models import Conversation
+    from routing.responses_state.selectors import conversation_get
+    from routing.responses_state.services import conversation_append, conversation_create
+
+    settings.GATEWAY_RESPONSES_RETENTION_DAYS = 30
+    short = tenants.tenant_apply(slug="short-talk", name="Short")
+    responses_retention_set(tenant=short, retention_days=2)
+    for conversation_id in ("conv_quiet", "conv_busy"):
+        conversation_create(
+            tenant_id=short.id,
+            api_key_id=1,
+            conversation_id=conversation_id,
+            metadata={},
+            items=[],
+            content_mode="full",
+            retention_days=retention_days(tenant_id=short.id),
+        )
+    with time_machine.travel(timezone.now() + timedelta(days=1)):
+        item = {"type": "message", "id": "msg_1", "role": "user", "content": "Still here."}
+        conversation_append(
+            tenant_id=short.id,
+            conversation_id="conv_busy",
+            items=[item],
+            content_mode="full",
+            retention_days=2,
+        )
+    with time_machine.travel(timezone.now() + timedelta(days=2, hours=1)):
+        assert conversation_get(tenant_id=short.id, conversation_id="conv_quiet") is None
+        assert conversation_get(tenant_id=short.id, conversation_id="conv_busy") is not None
+        call_command("responses_purge")
+    assert "1 conversation(s) past retention deleted" in capsys.readouterr().out
+    left = Conversation.objects.filter(tenant=short).values_list("conversation_id", flat=True)
+    assert list(left) == ["conv_busy"]
