@@ -26,7 +26,7 @@ from audit.storable import MAX_DEPTH, refused_in, too_deep
 from audit.writer import AuditWriteError
 from billing.cost import request_cost_usd
 from routing.client_identity import claude_code_identity, codex_context, codex_end_user
-from routing.core.errors import UpstreamError
+from routing.core.errors import UpstreamError, public_reason
 from routing.core.failover import try_in_order
 from routing.core.strategy import RoutePlan
 from routing.core.translate import untranslatable_fields
@@ -159,7 +159,9 @@ class Call:
         # Set once limits and budgets admitted the call; released after its record is written.
         self.admitted: Admitted | None = None
         self.quota_headers: dict[str, str] = {}  # what admission said: kept after release
-        self.wire: OpenAIWire = AnthropicWire() if endpoint == "messages" else OpenAIWire()
+        self.wire: OpenAIWire = (
+            AnthropicWire(self._known_input_tokens) if endpoint == "messages" else OpenAIWire()
+        )
         self.guard: RequestGuard | None = None  # set when a guardrail policy applies
         self.cache: CacheState | None = None  # set when the route caches answers
         # Why the route's deployments are tried in their order (pins, residency, category).
@@ -229,6 +231,10 @@ class Call:
     @property
     def request_id(self) -> str:
         return self.entry.request_id
+
+    def _known_input_tokens(self) -> int:
+        """The prompt's tokens as admission counted them (0 before it)."""
+        return self.admitted.demand.prompt_tokens if self.admitted is not None else 0
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
@@ -416,6 +422,7 @@ class Call:
 
     async def fail_upstream(self, error: UpstreamError) -> HttpResponse:
         status, body = client_facing_failure(error)
+        status = self.wire.failure_status(status, error.status)
         self.entry.status = AuditStatus.UPSTREAM_ERROR
         self.entry.http_status = status
         self.entry.error_type = error.cause
@@ -442,7 +449,7 @@ class Call:
         return error.response(self.id_headers(), wire=self.wire)
 
     def id_headers(self) -> dict[str, str]:
-        headers = {"x-request-id": self.request_id}
+        headers = {"x-request-id": self.request_id, **self.wire.headers(self.request_id)}
         if self.dropped_tools:
             headers["x-gateway-dropped-tools"] = ", ".join(self.dropped_tools)
         if self.dropped_fields:
@@ -502,7 +509,7 @@ def client_facing_failure(error: UpstreamError) -> tuple[int, bytes]:
             " an administrator must correct the provider's base URL or the policy."
         ),
         "provider_capacity": error.message,
-    }.get(error.cause, f"The provider failed to answer ({error.message}).")
+    }.get(error.cause, f"The provider failed to answer ({public_reason(error)}).")
     body = {
         "error": {"message": message, "type": "upstream_error", "param": None, "code": error.cause}
     }

@@ -24,7 +24,7 @@ from audit.writer import AuditWriteError
 from routing.cache import proxy as response_cache
 from routing.cache.core.answers import CachedAnswer, replay_body, replay_events
 from routing.call import Call, parse_json_body
-from routing.core.errors import UpstreamError
+from routing.core.errors import UpstreamError, public_reason
 from routing.core.providers.anthropic import AnthropicAdapter
 from routing.core.providers.base import ChatStream, ProviderAdapter
 from routing.core.strategy import RoutePlan, in_region
@@ -624,7 +624,8 @@ async def _complete_record(call: Call, primed: _PrimedStream) -> None:
 def _stream_error(call: Call, error: UpstreamError) -> bytes:
     body = {
         "error": {
-            "message": f"The provider's stream broke off ({error.message}); the answer is incomplete. "
+            "message": f"The provider's stream broke off ({public_reason(error)}); the answer is "
+            f"incomplete. "
             f"Request id: {call.request_id}.",
             "type": "upstream_error",
             "param": None,

@@ -286,14 +286,53 @@ _method_not_allowed("/messages/count_tokens", "POST")
 _method_not_allowed("/models", "GET")
 
 
-def _model_object(name: str) -> dict[str, Any]:
+def _model_object(name: str, request: HttpRequest) -> dict[str, Any]:
+    if _anthropic_client(request):
+        return {
+            "type": "model",
+            "id": name,
+            "display_name": name,
+            "created_at": "1970-01-01T00:00:00Z",
+        }
     return {"id": name, "object": "model", "created": 0, "owned_by": "gateway"}
 
 
-@router.get("/models", summary="List the models this key may use")
+def _anthropic_client(request: HttpRequest) -> bool:
+    """Anthropic's SDKs and Claude Code send `anthropic-version` on every call; OpenAI's never."""
+    return bool(request.headers.get("anthropic-version"))
+
+
+def _anthropic_page(request: HttpRequest, names: list[str]) -> dict[str, Any]:
+    """Anthropic's list shape and paging (`limit` 1-1000, `after_id`, `before_id`)."""
+    raw_limit = request.GET.get("limit") or "20"
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit[:5]) <= 1000:
+        raise GatewayError(
+            400, "limit: must be between 1 and 1000.", code="invalid_value", param="limit"
+        )
+    limit = int(raw_limit)
+    start, end = 0, len(names)
+    if after := request.GET.get("after_id"):
+        start = names.index(after) + 1 if after in names else len(names)
+    if before := request.GET.get("before_id"):
+        end = names.index(before) if before in names else 0
+        start = max(start, end - limit)
+    page = names[start:end][:limit]
+    return {
+        "data": [_model_object(name, request) for name in page],
+        "has_more": start + len(page) < end,
+        "first_id": page[0] if page else None,
+        "last_id": page[-1] if page else None,
+    }
+
+
+@router.get(
+    "/models", summary="List the models this key may use (Anthropic's shape with anthropic-version)"
+)
 async def list_models(request: HttpRequest) -> HttpResponse:
     names = await pipeline.list_models(request.auth)  # type: ignore[attr-defined]
-    return _json({"object": "list", "data": [_model_object(name) for name in names]})
+    if _anthropic_client(request):
+        return _json(_anthropic_page(request, list(names)))
+    return _json({"object": "list", "data": [_model_object(name, request) for name in names]})
 
 
 @router.get("/models/{path:model}", summary="Retrieve one model")
@@ -305,7 +344,7 @@ async def retrieve_model(request: HttpRequest, model: str) -> HttpResponse:
             code="model_not_found",
             param="model",
         )
-    return _json(_model_object(model))
+    return _json(_model_object(model, request))
 
 
 @router.api_operation(
@@ -379,8 +418,12 @@ def _json(body: dict[str, Any], status: int = 200) -> HttpResponse:
 
 
 def _wire(request: HttpRequest) -> AnthropicWire | None:
-    """Errors answer in the wire format of the endpoint that was called."""
-    return AnthropicWire() if request.path.startswith("/v1/messages") else None
+    """Errors answer in the wire format of the endpoint that was called (the models list in
+    the format of the client that asked)."""
+    anthropic = request.path.startswith("/v1/messages") or (
+        request.path.startswith("/v1/models") and _anthropic_client(request)
+    )
+    return AnthropicWire() if anthropic else None
 
 
 def build_api() -> NinjaAPI:

@@ -192,7 +192,23 @@ def validate_embeddings(raw: dict[str, Any]) -> EmbeddingsRequest:
         raise validation_error(exc) from None
 
 
+def _anthropic_roles(raw: dict[str, Any]) -> None:
+    """Anthropic refuses a system message inside `messages` (it belongs in top-level `system`);
+    so does the gateway, on every route, rather than quietly moving it."""
+    messages = raw.get("messages")
+    for n, message in enumerate(messages if isinstance(messages, list) else ()):
+        if isinstance(message, dict) and message.get("role") == "system":
+            raise GatewayError(
+                400,
+                'messages: Unexpected role "system". The Messages API accepts a top-level '
+                '`system` parameter, not "system" as an input message role.',
+                code="invalid_value",
+                param=f"messages.{n}.role",
+            )
+
+
 def validate_messages(raw: dict[str, Any]) -> AnthropicMessagesRequest:
+    _anthropic_roles(raw)
     try:
         return AnthropicMessagesRequest.model_validate(raw)
     except ValidationError as exc:
@@ -207,6 +223,7 @@ def validate_responses(raw: dict[str, Any]) -> ResponsesRequest:
 
 
 def validate_count_tokens(raw: dict[str, Any]) -> AnthropicCountTokensRequest:
+    _anthropic_roles(raw)
     try:
         return AnthropicCountTokensRequest.model_validate(raw)
     except ValidationError as exc:

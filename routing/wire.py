@@ -47,12 +47,28 @@ class OpenAIWire:
     def error_event(self, openai_error: bytes) -> bytes:
         return b"data: " + openai_error + b"\n\n"
 
+    def headers(self, request_id: str) -> dict[str, str]:
+        """Headers the client's own API sends on every answer, beyond the gateway's."""
+        return {}
+
+    def failure_status(self, status: int, upstream_status: int | None) -> int:
+        """The status a client of this format gets when no deployment could answer."""
+        return status
+
 
 class AnthropicWire(OpenAIWire):
     name = "anthropic"
 
-    def __init__(self) -> None:
-        self._stream = OpenAIToAnthropicStream()
+    def __init__(self, input_tokens: Callable[[], int] | None = None) -> None:
+        # What the prompt counts, for `message_start` when the provider says it only at the end.
+        self._stream = OpenAIToAnthropicStream(input_tokens)
+
+    def headers(self, request_id: str) -> dict[str, str]:
+        return {"request-id": request_id}  # Anthropic's SDKs read it as the request's id
+
+    def failure_status(self, status: int, upstream_status: int | None) -> int:
+        # Anthropic's clients know 529 (overloaded) and back off on it; OpenAI's get 503.
+        return 529 if upstream_status == 529 else status
 
     def body(self, openai_body: bytes, parsed: JSON) -> bytes:
         return orjson.dumps(openai_response_to_anthropic(parsed))

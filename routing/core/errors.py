@@ -53,3 +53,15 @@ def parse_retry_after(value: str | None) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         return None  # an HTTP date; rare for LLM providers and not worth parsing here
+
+
+def public_reason(error: UpstreamError) -> str:
+    """What a client may be told of a provider's failure: its status or its kind, never the
+    exception text underneath (hosts, library names; those stay in the audit record)."""
+    if error.cause == "stream_stalled":
+        return "no data within the upstream read timeout"
+    if error.cause == "stream_broken":
+        return "the connection broke"
+    if error.status is not None:
+        return f"HTTP {error.status}"
+    return error.cause.replace("_", " ")

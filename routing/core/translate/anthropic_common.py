@@ -207,3 +207,11 @@ def openai_error_to_anthropic(status: int, body: bytes) -> bytes:
     parts = _error_parts(body)
     message = parts[1] if parts is not None else _plain_message(status, body)
     return anthropic_error(message, kind)
+
+
+def anthropic_id(value: Any, prefix: str) -> str:
+    """An id in Anthropic's own form (`msg_…`, `toolu_…`) for an answer translated from another
+    format: the provider's id behind the prefix, so it still leads to the provider's logs. A
+    tool id sent back in a `tool_result` reaches the provider in the same form on both sides."""
+    text = str(value or "")
+    return text if text.startswith(prefix) else prefix + text

@@ -1,8 +1,9 @@
 """Non-streamed answers, both ways: Anthropic `message` <-> OpenAI `chat.completion`.
 
 Choices:
-- ids pass through verbatim both ways: an OpenAI answer translated from Anthropic has
-  id "msg_…", the id the provider logged, and tool-call ids stay "toolu_…" (or "call_…").
+- ids keep the provider's id: an OpenAI answer translated from Anthropic has id "msg_…" and
+  tool-call ids "toolu_…" as logged; an Anthropic answer translated from OpenAI gets the
+  client's own prefixes in front of the provider's ids ("msg_chatcmpl-…", "toolu_call_…").
 - text blocks are joined into `message.content`; with tool calls and no text it is None.
   `thinking` and server-tool blocks have no OpenAI equivalent and are dropped.
 - stop reasons: see `anthropic_common` (stop_sequence and pause_turn read as "stop").
@@ -15,6 +16,7 @@ import time
 from typing import Any
 
 from routing.core.translate.anthropic_common import (
+    anthropic_id,
     anthropic_stop_reason,
     anthropic_usage,
     arguments_from_input,
@@ -89,13 +91,13 @@ def openai_response_to_anthropic(body: JSON) -> JSON:
         content.append(
             {
                 "type": "tool_use",
-                "id": call.get("id", ""),
+                "id": anthropic_id(call.get("id"), "toolu_"),
                 "name": function.get("name", ""),
                 "input": input_from_arguments(function.get("arguments")),
             }
         )
     return {
-        "id": body.get("id", ""),
+        "id": anthropic_id(body.get("id"), "msg_"),
         "type": "message",
         "role": "assistant",
         "model": body.get("model", ""),

@@ -20,11 +20,13 @@ usage after the finish chunk, and come out in message_delta, before message_stop
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from routing.core.translate.anthropic_common import (
+    anthropic_id,
     anthropic_stop_reason,
     anthropic_usage,
     arguments_from_input,
@@ -140,9 +142,13 @@ def anthropic_event(data: JSON) -> bytes:
 
 
 class OpenAIToAnthropicStream:
-    """Feed OpenAI chunk dicts, get Anthropic SSE event bytes; call `finish()` at [DONE]."""
+    """Feed OpenAI chunk dicts, get Anthropic SSE event bytes; call `finish()` at [DONE].
 
-    def __init__(self) -> None:
+    `input_tokens` says what the prompt counts when the gateway knows it (OpenAI-format
+    providers report usage only at the end, Anthropic's `message_start` carries it first)."""
+
+    def __init__(self, input_tokens: Callable[[], int] | None = None) -> None:
+        self._input_tokens = input_tokens
         self.started = False
         self.finished = False
         self._open: int | None = None  # index of the open content block
@@ -155,8 +161,10 @@ class OpenAIToAnthropicStream:
     def _start(self, chunk: JSON) -> list[bytes]:
         self.started = True
         usage = anthropic_usage(chunk.get("usage"))
+        if not usage.get("input_tokens") and self._input_tokens is not None:
+            usage["input_tokens"] = self._input_tokens()
         message = {
-            "id": chunk.get("id", ""),
+            "id": anthropic_id(chunk.get("id"), "msg_"),
             "type": "message",
             "role": "assistant",
             "model": chunk.get("model", ""),
@@ -217,7 +225,7 @@ class OpenAIToAnthropicStream:
         if index is None:
             block: JSON = {
                 "type": "tool_use",
-                "id": call.get("id") or "",
+                "id": anthropic_id(call.get("id"), "toolu_"),
                 "name": function.get("name") or "",
                 "input": {},
             }

@@ -171,17 +171,18 @@ def test_a_chat_completion_becomes_a_message():
             "prompt_tokens_details": {"cached_tokens": 10},
         },
     }
+    # Anthropic's id prefixes in front of the provider's ids (the client's own format).
     assert openai_response_to_anthropic(completion) == {
-        "id": "chatcmpl-abc",
+        "id": "msg_chatcmpl-abc",
         "type": "message",
         "role": "assistant",
         "model": "gpt-4.1",
         "content": [
             {"type": "text", "text": "Sure."},
-            {"type": "tool_use", "id": "call_1", "name": "f", "input": {"a": [1, 2]}},
+            {"type": "tool_use", "id": "toolu_call_1", "name": "f", "input": {"a": [1, 2]}},
             {
                 "type": "tool_use",
-                "id": "call_2",
+                "id": "toolu_call_2",
                 "name": "g",
                 "input": {RAW_ARGUMENTS_KEY: '{"a": '},
             },

@@ -110,8 +110,8 @@ def test_the_anthropic_sdk_accumulates_the_translated_stream():
     assert snapshot is not None
     assert snapshot.content[0].text == "Checking both cities."
     assert [(b.id, b.input) for b in snapshot.content[1:]] == [
-        ("call_Qm3bXcZ1vF8YdN2kR7sTuW0e", {"location": "Paris"}),
-        ("call_Hk8pLw2nJ5xGv1cB4rYtQe9s", {"location": "Tokyo"}),
+        ("toolu_call_Qm3bXcZ1vF8YdN2kR7sTuW0e", {"location": "Paris"}),
+        ("toolu_call_Hk8pLw2nJ5xGv1cB4rYtQe9s", {"location": "Tokyo"}),
     ]
     assert snapshot.stop_reason == "tool_use"
     assert (snapshot.usage.input_tokens, snapshot.usage.output_tokens) == (56, 58)
