@@ -65,9 +65,16 @@ CONTENT_FIELDS_V2 = (*CONTENT_FIELDS_V1, "routing")
 # Version 3 adds which columns are stored escaped (audit/storable.py): the hashes cover the text
 # as stored, and this list says how to read it back.
 CONTENT_FIELDS_V3 = (*CONTENT_FIELDS_V2, "stored_escaped")
-CONTENT_FIELDS = {1: CONTENT_FIELDS_V1, 2: CONTENT_FIELDS_V2, 3: CONTENT_FIELDS_V3}
-CANONICAL_VERSION = 3
-RECORD_COLUMNS = (*CONTENT_FIELDS_V3, *PAYLOAD_FIELDS)
+# Version 4 adds the calling agent (routing/agent_identity.py).
+CONTENT_FIELDS_V4 = (*CONTENT_FIELDS_V3, "agent")
+CONTENT_FIELDS = {
+    1: CONTENT_FIELDS_V1,
+    2: CONTENT_FIELDS_V2,
+    3: CONTENT_FIELDS_V3,
+    4: CONTENT_FIELDS_V4,
+}
+CANONICAL_VERSION = 4
+RECORD_COLUMNS = (*CONTENT_FIELDS_V4, *PAYLOAD_FIELDS)
 GENESIS = "0" * 64
 
 

@@ -21,6 +21,7 @@ class AuditEntry:
     status: str
     end_user: str = ""
     feature: str = ""
+    agent: str = ""  # the calling agent (routing/agent_identity.py)
     client_context: JSON = field(default_factory=dict)
     model_requested: str = ""
     route_alias: str = ""

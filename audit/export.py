@@ -38,6 +38,7 @@ CSV_COLUMNS = (
     "team",
     "end_user",
     "feature",
+    "agent",
     "client_context",
     "api_key",
     "endpoint",

@@ -28,6 +28,9 @@ class AuditSearchForm(FilterForm):
         widget=forms.TextInput(attrs={"type": "search", "placeholder": "e.g. rebalance bonds"}),
     )
     end_user = forms.CharField(required=False, max_length=200, label="End user (advisor)")
+    agent = forms.CharField(
+        required=False, max_length=200, label="Agent", help_text="e.g. claude-code or codex"
+    )
     since = iso_datetime_field(required=False, label="From (UTC)")
     until = iso_datetime_field(required=False, label="Until (UTC)")
     team = forms.ModelChoiceField(
@@ -79,6 +82,7 @@ class AuditSearchForm(FilterForm):
             until=_aware(data.get("until")),
             team_id=data["team"].pk if data.get("team") else None,
             end_user=(data.get("end_user") or "").strip(),
+            agent=(data.get("agent") or "").strip(),
             api_key_id=data["key"].pk if data.get("key") else None,
             model=(data.get("model") or "").strip(),
             provider=(data.get("provider") or "").strip(),

@@ -37,6 +37,8 @@ class AuditRecord(models.Model):
     api_key = models.ForeignKey("tenants.ApiKey", on_delete=models.PROTECT, related_name="+")
     end_user = models.CharField(max_length=200, blank=True, default="")
     feature = models.CharField(max_length=200, blank=True, default="")
+    # The agent that made the call: header, metadata or a known client (routing/agent_identity.py).
+    agent = models.CharField(max_length=200, blank=True, default="")
     client_context = models.JSONField(default=dict, blank=True)
 
     endpoint = models.CharField(max_length=64)
@@ -94,6 +96,12 @@ class AuditRecord(models.Model):
             ),
             models.Index(
                 fields=["tenant", "status", "started_at"], name="audit_tenant_status_time"
+            ),
+            # The audit search by agent; most records of plain API calls name none.
+            models.Index(
+                fields=["tenant", "agent", "started_at"],
+                condition=~models.Q(agent=""),
+                name="audit_tenant_agent_time",
             ),
             # Streams still running: few rows, looked up by the sealer and by monitoring.
             models.Index(

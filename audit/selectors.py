@@ -37,6 +37,7 @@ class AuditFilters:
     until: datetime | None = None
     team_id: int | None = None
     end_user: str = ""
+    agent: str = ""
     api_key_id: int | None = None
     model: str = ""
     upstream_model: str = ""
@@ -120,6 +121,7 @@ def audit_records_search(
         "started_at__lt": f.until,
         "team_id": f.team_id,
         "end_user": f.end_user,
+        "agent": f.agent,
         "api_key_id": f.api_key_id,
         "provider_name": f.provider,
         "status": f.status,

@@ -25,6 +25,7 @@ from audit.observability.metrics import observe_call
 from audit.storable import MAX_DEPTH, refused_in, too_deep
 from audit.writer import AuditWriteError
 from billing.cost import request_cost_usd
+from routing.agent_identity import agent_of
 from routing.client_identity import claude_code_identity, codex_context, codex_end_user
 from routing.core.errors import UpstreamError, public_reason
 from routing.core.failover import try_in_order
@@ -260,6 +261,12 @@ class Call:
             if value := _header(self.request, header):
                 context[key] = value
         self.entry.client_context = context
+        self.entry.agent = agent_of(  # routing/agent_identity.py
+            self.request.headers,
+            metadata=metadata,
+            context=context,
+            client_metadata=client_metadata,
+        )
 
     async def call_targets(
         self,
