@@ -115,11 +115,17 @@ def test_a_streamed_function_call_reaches_the_sdk_helper_whole(gateway, world, m
 def test_state_the_gateway_does_not_keep_is_refused_in_openais_format(gateway, world):
     with pytest.raises(openai.BadRequestError) as refused:
         client(gateway, world.key).responses.create(
-            model="demo", input="and then?", conversation="conv_123"
+            model="demo", input="and then?", background=True
         )
     error = refused.value.body
-    assert error["code"] == "stateless_gateway" and error["param"] == "conversation"
+    assert error["code"] == "stateless_gateway" and error["param"] == "background"
     assert "previous_response_id" in error["message"]
+    # A conversation it does keep (tests/e2e/test_conversations.py): an unknown one is a 404.
+    with pytest.raises(openai.NotFoundError) as unknown:
+        client(gateway, world.key).responses.create(
+            model="demo", input="and then?", conversation="conv_123"
+        )
+    assert unknown.value.body["code"] == "conversation_not_found"
 
     with pytest.raises(openai.BadRequestError) as hosted:
         client(gateway, world.key).responses.create(

@@ -1,8 +1,8 @@
 """OpenAI Responses API request -> the internal chat form (and back, for round-trip tests).
 
 Stored state is the proxy's business (routing/responses_state/): by the time a body reaches
-this translation, `previous_response_id` has been replaced by the whole input it stands for, and
-`store` is the proxy's to act on. What the gateway does not keep (`conversation`, item
+this translation, `previous_response_id` and `conversation` have been replaced by the whole
+input they stand for, and `store` is the proxy's to act on. What the gateway does not keep (item
 references, background runs) is refused with a clear message rather than silently answered
 without the context the client meant to send.
 
@@ -72,9 +72,10 @@ class UnsupportedRequest(ValueError):
 
 def _stateless(param: str) -> UnsupportedRequest:
     return UnsupportedRequest(
-        f"'{param}' is not supported: this gateway keeps responses only for "
-        "'previous_response_id' (no conversations, item references or background runs). "
-        "Continue with 'previous_response_id', or send the whole conversation in 'input'.",
+        f"'{param}' is not supported: this gateway keeps state only for "
+        "'previous_response_id' and 'conversation' (no item references or background runs). "
+        "Continue with 'previous_response_id' or a 'conversation', or send the whole "
+        "conversation in 'input'.",
         param=param,
         code="stateless_gateway",
     )
