@@ -280,3 +280,19 @@ def test_an_agents_sdk_conversation_keeps_three_turns_on_the_server(gateway, wor
     assert kinds.count("function_call") == 3 and kinds.count("function_call_output") == 3
     assert kinds.count("message") == 6
     assert len({item.id for item in items.data}) == len(items.data)
+
+
+@BOTH
+def test_a_streamed_turn_is_added_to_its_conversation_before_it_completes(gateway, world, model):
+    client = sdk(gateway, world.key)
+    conversation = client.conversations.create()
+    with client.responses.stream(
+        model=model, input="Stream this.", conversation=conversation.id
+    ) as stream:
+        final = stream.get_final_response()
+    assert final.conversation is not None and final.conversation.id == conversation.id
+    # Listed at once: the turn was added before the stream's last event.
+    items = client.conversations.items.list(conversation.id, order="asc")
+    assert [item.role for item in items.data] == ["user", "assistant"]
+    assert items.data[1].content[0].text == final.output_text
+    assert items.data[1].id == final.output[0].id
