@@ -142,6 +142,7 @@ class Caller:
     request_id: str
     end_user: str = ""
     client_context: Mapping[str, Any] = field(default_factory=dict)
+    agent: str = ""  # the calling agent (routing/agent_identity.py): its rate limits
 
 
 class Call:
@@ -198,6 +199,7 @@ class Call:
             self.entry.request_id,
             self.entry.end_user,
             self.entry.client_context,
+            self.entry.agent,
         )
 
     def note_findings(self, findings: Sequence[JSON]) -> None:

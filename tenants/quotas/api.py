@@ -29,7 +29,7 @@ from tenants.quotas.models import Budget, QuotaPolicy, RateLimit
 
 router = Router(tags=["limits and budgets"])
 
-_RULE_FIELDS = {"scope", "team", "key_id", "end_user"}
+_RULE_FIELDS = {"scope", "team", "key_id", "end_user", "agent"}
 
 
 def _whom(tenant: Tenant, body: LimitIn | BudgetIn) -> dict[str, object]:
@@ -69,8 +69,11 @@ def limit_list(request: HttpRequest, slug: str) -> QuerySet[RateLimit]:
 )
 def limit_set(request: HttpRequest, slug: str, payload: LimitIn) -> RateLimit:
     tenant = tenant_or_404(request, slug)
+    if payload.scope == "agent" and not payload.agent:
+        raise invalid("agent", "an agent limit needs an agent name, or '*' for each")
     return services.rate_limit_set(
         **_whom(tenant, payload),  # type: ignore[arg-type]
+        agent=payload.agent if payload.scope == "agent" else "",
         **payload.model_dump(exclude=_RULE_FIELDS),
         actor=scope_of(request).actor,
     )

@@ -31,7 +31,15 @@ class _RuleScope(StorableInput):
 
 
 class LimitIn(LimitSpec, _RuleScope):
-    pass
+    scope: Literal["tenant", "team", "key", "user", "agent"] = Field(  # type: ignore[assignment]
+        description="Whom the limit applies to: the tenant, one team, one key, end users, or "
+        "agents (docs/api.md#agent-identity)."
+    )
+    agent: str = Field(
+        default="",
+        max_length=200,
+        description="For scope 'agent': an agent's name, or '*' for each.",
+    )
 
 
 class BudgetIn(BudgetSpec, _RuleScope):
@@ -49,6 +57,7 @@ class _RuleOut(BodyOut):
 
 
 class LimitOut(_RuleOut):
+    agent: str
     requests_per_minute: int | None
     tokens_per_minute: int | None
     max_concurrent: int | None

@@ -115,6 +115,7 @@ class Demand:
     fixed_cost_usd: Decimal = Decimal(0)
     # Counted in the budgets only: a tool call is not a model request for the rate limits.
     budgets_only: bool = False
+    agent: str = ""  # the calling agent: its rate limits (routing/agent_identity.py)
 
 
 @dataclass(slots=True)
@@ -290,7 +291,9 @@ class QuotaEngine:
         reserve: Decimal,
         now: datetime,
     ) -> None:
-        scopes = table.scopes(demand.tenant_id, demand.team_id, demand.key_id, demand.end_user)
+        scopes = table.scopes(
+            demand.tenant_id, demand.team_id, demand.key_id, demand.end_user, demand.agent
+        )
         for scope, counter_id in scopes:
             rule = None if demand.budgets_only else table.limits.get(scope)
             if rule is not None:

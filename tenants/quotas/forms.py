@@ -8,7 +8,14 @@ from django import forms
 
 from gateway_site.bounds import INT_MAX
 from tenants.models import ApiKey, Team, Tenant
-from tenants.quotas.models import EACH_USER, Period, Scope, thresholds_checked
+from tenants.quotas.models import (
+    EACH_AGENT,
+    EACH_USER,
+    LimitScope,
+    Period,
+    Scope,
+    thresholds_checked,
+)
 
 
 class _ScopeForm(forms.Form):
@@ -47,6 +54,13 @@ class _ScopeForm(forms.Form):
 
 
 class RateLimitForm(_ScopeForm):
+    scope = forms.ChoiceField(choices=LimitScope.choices, label="Applies to")
+    agent = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Agent",
+        help_text=f"An agent's name (e.g. codex, claude-code), or {EACH_AGENT} for each agent.",
+    )
     # The columns are PostgreSQL integers: a larger number is a form error, not a DataError.
     requests_per_minute = forms.IntegerField(
         required=False, min_value=1, max_value=INT_MAX, label="Requests per minute"
@@ -64,6 +78,8 @@ class RateLimitForm(_ScopeForm):
             data.get(f) for f in ("requests_per_minute", "tokens_per_minute", "max_concurrent")
         ):
             raise forms.ValidationError("Set at least one of the three limits.")
+        if data.get("scope") == LimitScope.AGENT and not data.get("agent"):
+            self.add_error("agent", f"Name the agent, or {EACH_AGENT} for each of them.")
         return data
 
 

@@ -93,6 +93,7 @@ def demand_for(
         team_id=caller.identity.team_id,
         key_id=caller.identity.key_id,
         end_user=caller.end_user,
+        agent=caller.agent,
         prompt_tokens=count.tokens,
         tokens_exact=count.exact,
         max_output_tokens=max_output,

@@ -16,6 +16,18 @@ class Scope(models.TextChoices):
 
 
 EACH_USER = "*"
+EACH_AGENT = "*"
+
+
+class LimitScope(models.TextChoices):
+    """A rate limit's scopes: a budget's, and agents (routing/agent_identity.py). Budgets have
+    no agent scope: the spend ledger they are summed from keeps no agent."""
+
+    TENANT = "tenant", "Tenant"
+    TEAM = "team", "Team"
+    KEY = "key", "Key"
+    USER = "user", "End user"
+    AGENT = "agent", "Agent"
 
 
 class ScopedRule(models.Model):
@@ -69,15 +81,30 @@ def _one_per_scope(kind: str, also: list[str] | None = None) -> list[models.Base
 class RateLimit(ScopedRule):
     """Requests and tokens per minute, and requests in flight, for one scope."""
 
+    scope = models.CharField(max_length=8, choices=LimitScope.choices)
+    # For scope "agent": one agent's name, or "*" for every agent, each on its own.
+    agent = models.CharField(max_length=200, blank=True, default="")
     requests_per_minute = models.PositiveIntegerField(null=True, blank=True)
     tokens_per_minute = models.PositiveIntegerField(null=True, blank=True)
     max_concurrent = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
-        constraints = _one_per_scope("rate_limit")
+        constraints = [
+            *_one_per_scope("rate_limit"),
+            models.UniqueConstraint(
+                fields=["tenant", "agent"],
+                condition=Q(scope=LimitScope.AGENT),
+                name="one_rate_limit_per_agent",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"rate limit of {self.scope_label()}"
+
+    def scope_label(self) -> str:
+        if self.scope == LimitScope.AGENT:
+            return "each agent" if self.agent == EACH_AGENT else f"agent '{self.agent}'"
+        return super().scope_label()
 
 
 class Period(models.TextChoices):

@@ -13,8 +13,10 @@ from audit.activity.services import SYSTEM, Actor, activity_record
 from tenants.models import ApiKey, Team, Tenant
 from tenants.quotas.models import (
     DEFAULT_ALERT_THRESHOLDS_PCT,
+    EACH_AGENT,
     EACH_USER,
     Budget,
+    LimitScope,
     QuotaPolicy,
     RateLimit,
     Scope,
@@ -25,6 +27,11 @@ from tenants.quotas.models import (
 def _scope_fields(
     *, tenant: Tenant, scope: str, team: Team | None, api_key: ApiKey | None, end_user: str
 ) -> dict[str, Any]:
+    if scope not in Scope.values:
+        raise ValidationError(
+            f"unknown scope {scope!r}: a budget applies to a tenant, team, key or end user "
+            "(agents have rate limits, not budgets: the spend ledger keeps no agent)"
+        )
     if scope == Scope.TEAM and (team is None or team.tenant_id != tenant.pk):
         raise ValidationError("a team limit needs a team of the same tenant")
     if scope == Scope.KEY and (api_key is None or api_key.tenant_id != tenant.pk):
@@ -48,13 +55,23 @@ def rate_limit_set(
     team: Team | None = None,
     api_key: ApiKey | None = None,
     end_user: str = "",
+    agent: str = "",
     requests_per_minute: int | None = None,
     tokens_per_minute: int | None = None,
     max_concurrent: int | None = None,
     shadow: bool = False,
     actor: Actor = SYSTEM,
 ) -> RateLimit:
-    where = _scope_fields(tenant=tenant, scope=scope, team=team, api_key=api_key, end_user=end_user)
+    if scope == LimitScope.AGENT:
+        if not agent:
+            raise ValidationError(f"an agent limit needs an agent name, or {EACH_AGENT!r} for each")
+        where: dict[str, Any] = {"tenant": tenant, "scope": scope, "agent": agent}
+        where.update(team=None, api_key=None, end_user="")
+    else:
+        where = _scope_fields(
+            tenant=tenant, scope=scope, team=team, api_key=api_key, end_user=end_user
+        )
+        where["agent"] = ""
     limit, created = RateLimit.objects.update_or_create(
         **where,
         defaults={

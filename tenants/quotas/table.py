@@ -6,7 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from tenants.quotas.models import EACH_USER, ApprovalRule, Budget, QuotaPolicy, RateLimit, Scope
+from tenants.quotas.models import (
+    EACH_AGENT,
+    EACH_USER,
+    ApprovalRule,
+    Budget,
+    LimitScope,
+    QuotaPolicy,
+    RateLimit,
+    Scope,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +82,7 @@ class QuotaTable:
     approvals: dict[ScopeKey, ApprovalThreshold] = field(default_factory=dict)
 
     def scopes(
-        self, tenant_id: int, team_id: int, key_id: int, end_user: str
+        self, tenant_id: int, team_id: int, key_id: int, end_user: str, agent: str = ""
     ) -> list[tuple[ScopeKey, str]]:
         """Every scope a request belongs to, with the id its counters are kept under."""
         found: list[tuple[ScopeKey, str]] = [
@@ -86,6 +95,12 @@ class QuotaTable:
             found += [
                 (("user", tenant_id, end_user), user_id),
                 (("user", tenant_id, EACH_USER), user_id),
+            ]
+        if agent:  # rate limits only (budgets have no agent scope)
+            agent_id = f"a{tenant_id}:{agent}"
+            found += [
+                (("agent", tenant_id, agent), agent_id),
+                (("agent", tenant_id, EACH_AGENT), agent_id),
             ]
         return found
 
@@ -109,6 +124,8 @@ def _scope_key(rule: RateLimit | Budget | ApprovalRule) -> ScopeKey:
         return ("key", rule.api_key_id)
     if rule.scope == Scope.USER:
         return ("user", rule.tenant_id, rule.end_user)
+    if isinstance(rule, RateLimit) and rule.scope == LimitScope.AGENT:
+        return ("agent", rule.tenant_id, rule.agent)
     return ("tenant", rule.tenant_id)
 
 

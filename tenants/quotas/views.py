@@ -66,6 +66,7 @@ def limit_save(request: HttpRequest) -> HttpResponse:
     services.rate_limit_set(
         tenant=tenant,
         **_scope(data),
+        agent=data.get("agent") or "",
         requests_per_minute=data.get("requests_per_minute"),
         tokens_per_minute=data.get("tokens_per_minute"),
         max_concurrent=data.get("max_concurrent"),

@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from decimal import Decimal
+from typing import Any
 
 import httpx
 import openai
 import pytest
+from django.core.exceptions import ValidationError
 
 from audit.selectors import AuditFilters, audit_records_search
+from tenants import services as tenants
+from tenants.quotas import services as quotas
+from tenants.quotas.models import EACH_AGENT
 from tests.conftest import wait_for_record
+from tests.support.live import wait_for_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
@@ -65,3 +72,32 @@ def test_the_agents_sdk_is_recognised_without_any_setting(gateway, world):
 
     response_id = asyncio.run(run())
     assert wait_for_record("req_" + response_id.removeprefix("resp_")).agent == "openai-agents"
+
+
+@pytest.fixture(scope="module")
+def per_agent_key(world: Any, gateway: Any, django_db_blocker: Any) -> str:
+    """A tenant whose every agent may make two requests a minute."""
+    with django_db_blocker.unblock():
+        tenant = tenants.tenant_apply(slug=f"agents-{uuid.uuid4().hex[:6]}", name="Agents")
+        team = tenants.team_apply(tenant=tenant, slug="bots", name="Bots", allowed_models=[])
+        _, key = tenants.key_create(team=team, name="bots")
+        quotas.rate_limit_set(tenant=tenant, scope="agent", agent=EACH_AGENT, requests_per_minute=2)
+    wait_for_config(gateway, key.plaintext, "demo")
+    return key.plaintext
+
+
+def test_each_agent_has_its_own_rate_limit(gateway, per_agent_key):
+    busy = [chat(gateway, per_agent_key, {"x-gateway-agent": "busy"}) for _ in range(3)]
+    assert [answer.status_code for answer in busy] == [200, 200, 429]
+    assert "agent" in busy[2].json()["error"]["message"]
+    # Another agent, and a call that names none, are not counted against it.
+    assert chat(gateway, per_agent_key, {"x-gateway-agent": "quiet"}).status_code == 200
+    assert chat(gateway, per_agent_key).status_code == 200
+
+
+def test_agents_have_rate_limits_but_no_budgets(world):
+    tenant = tenants.tenant_apply(slug=f"no-agent-budget-{uuid.uuid4().hex[:6]}", name="N")
+    with pytest.raises(ValidationError, match="agents have rate limits, not budgets"):
+        quotas.budget_set(tenant=tenant, scope="agent", amount_usd=Decimal(5))
+    with pytest.raises(ValidationError, match="needs an agent name"):
+        quotas.rate_limit_set(tenant=tenant, scope="agent", requests_per_minute=1)
