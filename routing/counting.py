@@ -41,7 +41,7 @@ async def count_tokens(request: HttpRequest, identity: KeyIdentity) -> HttpRespo
     try:
         raw = parse_json_body(request)
         call.entry.model_requested = str(raw.get("model") or "")[:200]
-        body = validate_count_tokens(raw)
+        body = validate_count_tokens(raw, betas=request.headers.get("anthropic-beta", ""))
         internal = anthropic_request_to_openai(raw)
         call.attribute(internal)
         resolved, plan = await resolve_model(call.runtime, identity, body.model)

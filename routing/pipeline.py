@@ -215,7 +215,7 @@ async def messages(
     try:
         raw = parse_json_body(request)
         call.entry.model_requested = _model_named(raw)
-        anthropic_body = validate_messages(raw)
+        anthropic_body = validate_messages(raw, betas=request.headers.get("anthropic-beta", ""))
         # An Anthropic-format deployment gets this body as it is (docs/api.md#native): the
         # translation below is what guardrails, limits and the other formats work on.
         call.source_format, call.source_body = "anthropic", raw

@@ -192,9 +192,18 @@ def validate_embeddings(raw: dict[str, Any]) -> EmbeddingsRequest:
         raise validation_error(exc) from None
 
 
-def _anthropic_roles(raw: dict[str, Any]) -> None:
-    """Anthropic refuses a system message inside `messages` (it belongs in top-level `system`);
-    so does the gateway, on every route, rather than quietly moving it."""
+# The Messages API betas under which a system message may stand between turns (Claude Code
+# sends them together).
+SYSTEM_TURN_BETAS = ("per-turn-control-",)
+
+
+def _anthropic_roles(raw: dict[str, Any], betas: str) -> None:
+    """Anthropic refuses a system message inside `messages` (it belongs in top-level `system`)
+    unless a beta that allows it is named; so does the gateway, on every route, rather than
+    quietly moving it."""
+    named = [beta.strip() for beta in betas.split(",")]
+    if any(beta.startswith(SYSTEM_TURN_BETAS) for beta in named):
+        return
     messages = raw.get("messages")
     for n, message in enumerate(messages if isinstance(messages, list) else ()):
         if isinstance(message, dict) and message.get("role") == "system":
@@ -207,8 +216,9 @@ def _anthropic_roles(raw: dict[str, Any]) -> None:
             )
 
 
-def validate_messages(raw: dict[str, Any]) -> AnthropicMessagesRequest:
-    _anthropic_roles(raw)
+def validate_messages(raw: dict[str, Any], *, betas: str = "") -> AnthropicMessagesRequest:
+    """`betas`: the request's `anthropic-beta` header."""
+    _anthropic_roles(raw, betas)
     try:
         return AnthropicMessagesRequest.model_validate(raw)
     except ValidationError as exc:
@@ -222,8 +232,8 @@ def validate_responses(raw: dict[str, Any]) -> ResponsesRequest:
         raise validation_error(exc) from None
 
 
-def validate_count_tokens(raw: dict[str, Any]) -> AnthropicCountTokensRequest:
-    _anthropic_roles(raw)
+def validate_count_tokens(raw: dict[str, Any], *, betas: str = "") -> AnthropicCountTokensRequest:
+    _anthropic_roles(raw, betas)
     try:
         return AnthropicCountTokensRequest.model_validate(raw)
     except ValidationError as exc:

@@ -35,6 +35,7 @@ import httpx
 import pytest
 
 from routing import services as routing
+from routing.core.translate.anthropic_common import anthropic_id
 from routing.models import Deployment, Route
 from tenants import services as tenants
 
@@ -275,7 +276,10 @@ def test_claude_code_runs_bash_and_answers_through_the_gateway(
     assert call["function"]["name"] == "Bash"
     assert json.loads(call["function"]["arguments"]) == CLAUDE_BASH
     answered = [r for r in calls if r.tool_results]
-    assert [r.tool_results for r in answered] == [[{"tool_call_id": call["id"], "content": NOTE}]]
+    # On a translated route Claude Code sees the provider's id behind Anthropic's prefix
+    # (`toolu_call_…`) and sends its result back under that id: the record links the two.
+    seen_id = anthropic_id(call["id"], "toolu_")
+    assert [r.tool_results for r in answered] == [[{"tool_call_id": seen_id, "content": NOTE}]]
     assert {(r.model_requested, r.deployment_name) for r in calls} == {(CLAUDE_MODEL, deployment)}
     # Its `metadata.user_id` names device, account (none with an API key) and session: the
     # device is the end user, for every call of the session.

@@ -116,6 +116,24 @@ def test_a_system_role_inside_messages_is_refused_as_anthropic_does(gateway, wor
     assert "top-level `system` parameter" in error["error"]["message"]
 
 
+@pytest.mark.parametrize("model", ["claude-fallback", "demo"], ids=["native", "translated"])
+def test_a_system_role_between_turns_is_accepted_under_the_beta_that_allows_it(
+    gateway, world, model
+):
+    # Claude Code sends system messages between turns together with this beta.
+    body = {
+        "model": model,
+        "max_tokens": 64,
+        "messages": [
+            {"role": "user", "content": "Hello."},
+            {"role": "system", "content": "Be terse."},
+        ],
+    }
+    answer = post(gateway, world.key, body, **{"anthropic-beta": "per-turn-control-2026-07-01"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["type"] == "message"
+
+
 def test_an_overloaded_provider_answers_529_to_anthropic_clients(gateway, world):
     answer = post(gateway, world.key, ask("claude-fallback", "Hi [mock status=529]"))
     assert answer.status_code == 529
