@@ -59,5 +59,6 @@ urlpatterns = [
     path("console/t/<slug:tenant_slug>/cache/", include("routing.cache.urls")),
     path("console/t/<slug:tenant_slug>/mcp/", include("routing.mcp_gateway.urls")),
     path("console/t/<slug:tenant_slug>/guardrails/", include("routing.guardrails.urls")),
+    path("console/t/<slug:tenant_slug>/platform/", include("routing.urls")),
     path("", RedirectView.as_view(pattern_name="console:home", permanent=False)),
 ]
