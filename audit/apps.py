@@ -10,3 +10,6 @@ class AuditConfig(AppConfig):
 
         nav_register(NavEntry("Compliance", "Audit trail", "compliance:search", 10))
         nav_register(NavEntry("Compliance", "Chain verification", "compliance:chain", 20))
+        nav_register(NavEntry("Compliance", "Audit policy", "compliance:policy", 30))
+        nav_register(NavEntry("Compliance", "Legal holds", "compliance:holds", 40))
+        nav_register(NavEntry("Compliance", "Erasure requests", "compliance:erasure", 50))

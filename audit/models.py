@@ -288,3 +288,41 @@ class AuditExport(models.Model):
 
     def __str__(self) -> str:
         return f"export {self.id} ({self.format})"
+
+
+class ErasureStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for a second person"
+    APPROVED = "approved", "Approved and erased"
+    REFUSED = "refused", "Refused"
+
+
+class ErasureRequest(models.Model):
+    """A lawful erasure asked by one person and carried out only when another approves it."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="+")
+    end_user = models.CharField(max_length=200)
+    reason = models.CharField(max_length=500)
+    status = models.CharField(
+        max_length=8, choices=ErasureStatus.choices, default=ErasureStatus.PENDING
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    records_erased = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(decided_by__isnull=True)
+                | ~models.Q(decided_by=models.F("requested_by")),
+                name="erasure_decided_by_another_person",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"erasure request {self.pk} for {self.end_user} ({self.status})"

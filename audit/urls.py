@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from audit import views
+from audit import governance_views, views
 
 app_name = "compliance"
 
@@ -12,4 +12,13 @@ urlpatterns = [
     path("export.<str:fmt>", views.export, name="export"),
     path("exports/<uuid:export_id>/manifest.json", views.export_manifest, name="export_manifest"),
     path("chain/", views.chain, name="chain"),
+    path("policy/", governance_views.policy, name="policy"),
+    path("holds/", governance_views.holds, name="holds"),
+    path("holds/<int:hold_id>/release/", governance_views.hold_release, name="hold_release"),
+    path("erasure/", governance_views.erasure, name="erasure"),
+    path(
+        "erasure/<int:request_id>/<str:decision>/",
+        governance_views.erasure_decide,
+        name="erasure_decide",
+    ),
 ]
