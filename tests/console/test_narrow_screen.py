@@ -55,6 +55,21 @@ PAGES = {
         "/console/t/acme/compliance/?status=nope",
         "/console/t/acme/compliance/chain/",
         "/console/t/acme/guardrails/review/?status=all",
+        "/console/t/acme/compliance/policy/",
+        "/console/t/acme/compliance/holds/",
+        "/console/t/acme/compliance/erasure/",
+    ],
+    "platform_admin": [
+        "/console/t/acme/platform/providers/",
+        "/console/t/acme/platform/providers/new/",
+        "/console/t/acme/platform/providers/mock-ok/",
+        "/console/t/acme/platform/deployments/",
+        "/console/t/acme/platform/deployments/new/",
+        "/console/t/acme/platform/deployments/mock-gpt/",
+        "/console/t/acme/platform/routes/",
+        "/console/t/acme/platform/routes/new/",
+        "/console/t/acme/platform/routes/advisor-chat/",
+        "/console/t/acme/finance/prices/",
     ],
 }
 
@@ -74,6 +89,23 @@ def officer(people: People, django_db_blocker: Any) -> str:
             password=PASSWORD,
         )
     return "web-cora"
+
+
+@pytest.fixture(scope="module")
+def platform_admin(people: People, django_db_blocker: Any) -> str:
+    from tenants import services
+    from tenants.models import Tenant
+
+    with django_db_blocker.unblock():
+        services.member_apply(
+            tenant=Tenant.objects.get(slug="globex"),
+            username="web-pat",
+            email="web-pat@example.com",
+            role="platform_admin",
+            teams=[],
+            password=PASSWORD,
+        )
+    return "web-pat"
 
 
 @pytest.fixture(scope="module")
@@ -139,8 +171,9 @@ def phone(browser: Any, console_gateway: Any) -> Iterator[Any]:
     context.close()
 
 
-def _who(people: People, officer: str, role: str) -> str:
+def _who(people: People, officer: str, role: str, platform_admin: str) -> str:
     return {
+        "platform_admin": platform_admin,
         "developer": people.developer,
         "tenant_admin": people.tenant_admin,
         "finance": people.finance,
@@ -150,9 +183,14 @@ def _who(people: People, officer: str, role: str) -> str:
 
 @pytest.mark.parametrize("role", list(PAGES))
 def test_no_page_is_wider_than_a_phone(
-    phone: Any, people: People, officer: str, long_record: str, role: str
+    phone: Any,
+    people: People,
+    officer: str,
+    platform_admin: str,
+    long_record: str,
+    role: str,
 ) -> None:
-    sign_in(phone, _who(people, officer, role))
+    sign_in(phone, _who(people, officer, role, platform_admin))
     too_wide = {}
     extra = {
         "compliance": [f"/console/t/acme/compliance/records/{long_record}/"],
