@@ -10,3 +10,4 @@ class EvaluationsConfig(AppConfig):
         from gateway_site.console.nav import NavEntry, nav_register
 
         nav_register(NavEntry("Administration", "Routing quality", "evaluations:scores", 42))
+        nav_register(NavEntry("Administration", "Task categories", "evaluations:categories", 73))
