@@ -18,3 +18,4 @@ class ObservabilityConfig(AppConfig):
         from gateway_site.console.nav import NavEntry, nav_register
 
         nav_register(NavEntry("Administration", "Alerts", "observability:alerts", 60))
+        nav_register(NavEntry("Administration", "Alert rules", "observability:rules", 74))

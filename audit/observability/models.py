@@ -44,3 +44,25 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule} {self.subject} ({self.status})"
+
+
+class AlertRuleKind(models.TextChoices):
+    PROVIDER_ERROR_RATE = "provider_error_rate", "Provider error rate (share of attempts, 0 to 1)"
+    COST_SPIKE = "cost_spike", "Cost spike (factor over the usual hour)"
+    PII_SPIKE = "pii_spike", "PII findings spike (factor over the trailing day)"
+    LATENCY_P99 = "latency_p99", "Gateway p99 latency (milliseconds)"
+
+
+class AlertRule(models.Model):
+    """A platform admin's threshold for one alert, over the environment's default
+    (audit/observability/alert_rules.py); disabled, it never fires."""
+
+    rule = models.CharField(max_length=32, choices=AlertRuleKind.choices, unique=True)
+    enabled = models.BooleanField(default=True)
+    threshold = models.FloatField()
+    # The least volume before it may fire: attempts, USD, findings or requests in the window.
+    minimum = models.FloatField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.rule}: {self.threshold} (min {self.minimum})"

@@ -2,8 +2,11 @@
 
 from django.urls import path
 
-from audit.observability import console_views
+from audit.observability import console_views, rule_views
 
 app_name = "observability"
 
-urlpatterns = [path("", console_views.alerts, name="alerts")]
+urlpatterns = [
+    path("", console_views.alerts, name="alerts"),
+    path("rules/", rule_views.rules, name="rules"),
+]

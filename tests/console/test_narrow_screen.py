@@ -70,6 +70,8 @@ PAGES = {
         "/console/t/acme/platform/routes/new/",
         "/console/t/acme/platform/routes/advisor-chat/",
         "/console/t/acme/finance/prices/",
+        "/console/t/acme/routing-quality/categories/",
+        "/console/t/acme/alerts/rules/",
     ],
 }
 

@@ -12,6 +12,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from audit.observability.alert_rules import alert_settings_effective
 from audit.observability.alert_settings import AlertSettings
 from audit.observability.alerts.detectors import Condition, current_conditions
 from audit.observability.models import Alert, AlertStatus
@@ -75,7 +76,7 @@ def alerts_evaluate(
 ) -> dict[str, list[Alert]]:
     """One evaluation: firing conditions open (or refresh) their alert, vanished ones resolve."""
     now = now or timezone.now()
-    config = config or settings.GATEWAY_ALERTS
+    config = config or alert_settings_effective(settings.GATEWAY_ALERTS)
     seen: dict[tuple[str, str], Condition] = {
         (c.rule, c.subject): c for c in current_conditions(now, config)
     }
