@@ -9,10 +9,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from audit import erasure_requests
+from audit import erasure_requests, selectors
 from audit.activity.services import Actor
 from audit.governance_forms import AuditPolicyForm, ErasureRequestForm, LegalHoldForm
-from audit.models import AuditPolicy, ErasureRequest, ErasureStatus, LegalHold
+from audit.models import AuditPolicy, ErasureStatus
 from audit.services import AuditError, audit_policy_set, legal_hold_place, legal_hold_release
 from gateway_site.console.access import console_context, console_view
 from tenants.models import Role
@@ -23,7 +23,7 @@ GOVERNANCE = (Role.TENANT_ADMIN, Role.COMPLIANCE)
 @console_view(*GOVERNANCE)
 def policy(request: HttpRequest) -> HttpResponse:
     ctx = console_context(request)
-    current = AuditPolicy.objects.filter(tenant=ctx.tenant).first()
+    current = selectors.audit_policy_of(tenant_id=ctx.tenant.pk)
     initial = {
         "content_mode": current.content_mode if current else AuditPolicy().content_mode,
         "retention_days": current.retention_days if current else AuditPolicy().retention_days,
@@ -58,11 +58,10 @@ def holds(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, "Legal hold placed: its records will not be purged.")
             return redirect("compliance:holds", tenant_slug=ctx.tenant.slug)
-    listed = LegalHold.objects.filter(tenant=ctx.tenant).order_by("released_at", "-created_at")
     return render(
         request,
         "audit/holds.html",
-        {"form": form, "holds": listed[:200]},
+        {"form": form, "holds": selectors.legal_holds_of(tenant_id=ctx.tenant.pk)},
         status=400 if request.method == "POST" else 200,
     )
 
@@ -71,7 +70,7 @@ def holds(request: HttpRequest) -> HttpResponse:
 @require_POST
 def hold_release(request: HttpRequest, hold_id: int) -> HttpResponse:
     ctx = console_context(request)
-    hold = LegalHold.objects.filter(tenant=ctx.tenant, pk=hold_id).first()
+    hold = selectors.legal_hold_of(tenant_id=ctx.tenant.pk, hold_id=hold_id)
     if hold is None:
         raise Http404("no such hold")
     if hold.released_at is None:
@@ -82,15 +81,11 @@ def hold_release(request: HttpRequest, hold_id: int) -> HttpResponse:
 
 def _erasure_page(request: HttpRequest, form: ErasureRequestForm, status: int) -> HttpResponse:
     ctx = console_context(request)
-    listed = (
-        ErasureRequest.objects.filter(tenant=ctx.tenant)
-        .select_related("requested_by", "decided_by")
-        .order_by("-requested_at")
-    )
+    listed = selectors.erasure_requests_of(tenant_id=ctx.tenant.pk)
     return render(
         request,
         "audit/erasure.html",
-        {"form": form, "requests": listed[:200], "pending": ErasureStatus.PENDING},
+        {"form": form, "requests": listed, "pending": ErasureStatus.PENDING},
         status=status,
     )
 
@@ -116,7 +111,7 @@ def erasure(request: HttpRequest) -> HttpResponse:
 @require_POST
 def erasure_decide(request: HttpRequest, request_id: int, decision: str) -> HttpResponse:
     ctx = console_context(request)
-    asked = ErasureRequest.objects.filter(tenant=ctx.tenant, pk=request_id).first()
+    asked = selectors.erasure_request_of(tenant_id=ctx.tenant.pk, request_id=request_id)
     if asked is None or decision not in ("approve", "refuse"):
         raise Http404("no such erasure request")
     try:

@@ -18,9 +18,12 @@ from audit.models import (
     MCP_TOOL_CALL_ENDPOINT,
     AuditCheckpoint,
     AuditErasure,
+    AuditPolicy,
     AuditRecord,
     AuditSeal,
     CheckpointKind,
+    ErasureRequest,
+    LegalHold,
     RecordKind,
 )
 from tenants.models import ApiKey, Tenant
@@ -300,3 +303,30 @@ def key_recent_requests(*, tenant: Tenant, key: ApiKey, limit: int = 20) -> Quer
     return AuditRecord.objects.filter(tenant=tenant, api_key_id=key.pk).order_by("-started_at")[
         :limit
     ]
+
+
+# --- the tenant's audit governance (the console's policy, holds and erasure pages) ------------
+
+
+def audit_policy_of(*, tenant_id: int) -> AuditPolicy | None:
+    return AuditPolicy.objects.filter(tenant_id=tenant_id).first()
+
+
+def legal_holds_of(*, tenant_id: int, limit: int = 200) -> list[LegalHold]:
+    holds = LegalHold.objects.filter(tenant_id=tenant_id)
+    return list(holds.order_by("released_at", "-created_at")[:limit])
+
+
+def legal_hold_of(*, tenant_id: int, hold_id: int) -> LegalHold | None:
+    return LegalHold.objects.filter(tenant_id=tenant_id, pk=hold_id).first()
+
+
+def erasure_requests_of(*, tenant_id: int, limit: int = 200) -> list[ErasureRequest]:
+    asked = ErasureRequest.objects.filter(tenant_id=tenant_id)
+    return list(
+        asked.select_related("requested_by", "decided_by").order_by("-requested_at")[:limit]
+    )
+
+
+def erasure_request_of(*, tenant_id: int, request_id: int) -> ErasureRequest | None:
+    return ErasureRequest.objects.filter(tenant_id=tenant_id, pk=request_id).first()

@@ -2,8 +2,8 @@
 
 They are shared by every tenant, so only platform admins see them. Writes go through the same
 services as the YAML and the management API (routing/services.py), which keep the activity log;
-these pages add the create-or-update split the upsert services leave to their callers: the "new"
-form never replaces an existing name (409) and an edit form never creates one (404/412).
+the "new" form asks them to create only (`expect="new"`: never replaces an existing name, 409)
+and an edit form to update only (`expect="existing"`: never creates one, 404/412).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
@@ -19,7 +18,7 @@ from audit.activity.services import Actor
 from gateway_site.console.access import console_context, console_view
 from routing import selectors, services
 from routing.forms import MAX_TARGETS, DeploymentForm, ProviderForm, RouteForm
-from routing.models import Deployment, Provider, Route
+from routing.models import Provider, Route
 from tenants.models import Role
 
 PLATFORM = Role.PLATFORM_ADMIN
@@ -48,25 +47,24 @@ def _provider_save(
 ) -> Provider | bool | None:
     """The provider saved; False when the create/update precondition fails; None when refused."""
     data = form.cleaned_data
-    with transaction.atomic():
-        exists = Provider.objects.select_for_update().filter(name=data["name"]).exists()
-        if exists == creating:
-            return False
-        try:
-            return services.provider_upsert(
-                name=data["name"],
-                kind=data["kind"],
-                base_url=data["base_url"],
-                credential=data["credential"] or None,
-                region=data["region"],
-                requests_per_minute=data["requests_per_minute"],
-                tokens_per_minute=data["tokens_per_minute"],
-                capacity_queue_seconds=data["capacity_queue_seconds"] or 0,
-                actor=Actor.user(request.user),
-            )
-        except services.ProviderRefused as refused:
-            form.add_error(refused.field, str(refused.message))
-            return None
+    try:
+        return services.provider_upsert(
+            name=data["name"],
+            kind=data["kind"],
+            base_url=data["base_url"],
+            credential=data["credential"] or None,
+            region=data["region"],
+            requests_per_minute=data["requests_per_minute"],
+            tokens_per_minute=data["tokens_per_minute"],
+            capacity_queue_seconds=data["capacity_queue_seconds"] or 0,
+            actor=Actor.user(request.user),
+            expect="new" if creating else "existing",
+        )
+    except services.Precondition:
+        return False
+    except services.ProviderRefused as refused:
+        form.add_error(refused.field, str(refused.message))
+        return None
 
 
 @console_view(PLATFORM)
@@ -135,10 +133,7 @@ def deployments(request: HttpRequest) -> HttpResponse:
 
 def _deployment_save(request: HttpRequest, form: DeploymentForm, *, creating: bool) -> bool:
     data = form.cleaned_data
-    with transaction.atomic():
-        exists = Deployment.objects.select_for_update().filter(name=data["name"]).exists()
-        if exists == creating:
-            return False
+    try:
         services.deployment_upsert(
             name=data["name"],
             provider=data["provider"],
@@ -146,7 +141,10 @@ def _deployment_save(request: HttpRequest, form: DeploymentForm, *, creating: bo
             input_price_per_mtok=data["input_price_per_mtok"],
             output_price_per_mtok=data["output_price_per_mtok"],
             actor=Actor.user(request.user),
+            expect="new" if creating else "existing",
         )
+    except services.Precondition:
+        return False
     return True
 
 
@@ -213,30 +211,29 @@ def routes(request: HttpRequest) -> HttpResponse:
 
 def _route_save(request: HttpRequest, form: RouteForm, *, creating: bool) -> bool | None:
     data = form.cleaned_data
-    with transaction.atomic():
-        exists = Route.objects.select_for_update().filter(alias=data["alias"]).exists()
-        if exists == creating:
-            return False
-        try:
-            services.route_upsert(
-                alias=data["alias"],
-                description=data["description"],
-                deployments=data["targets"],
-                weights=data["weights"],
-                strategy=data["strategy"],
-                sticky=data["sticky"],
-                timeout_seconds=data["timeout_seconds"],
-                first_token_timeout_seconds=data["first_token_timeout_seconds"],
-                hosted_tools=data["hosted_tools"],
-                cache_mode=data["cache_mode"],
-                cache_ttl_seconds=data["cache_ttl_seconds"],
-                cache_scope=data["cache_scope"],
-                cache_similarity=data["cache_similarity"],
-                actor=Actor.user(request.user),
-            )
-        except services.RouteRefused as refused:
-            form.add_error("alias", str(refused.message))
-            return None
+    try:
+        services.route_upsert(
+            alias=data["alias"],
+            description=data["description"],
+            deployments=data["targets"],
+            weights=data["weights"],
+            strategy=data["strategy"],
+            sticky=data["sticky"],
+            timeout_seconds=data["timeout_seconds"],
+            first_token_timeout_seconds=data["first_token_timeout_seconds"],
+            hosted_tools=data["hosted_tools"],
+            cache_mode=data["cache_mode"],
+            cache_ttl_seconds=data["cache_ttl_seconds"],
+            cache_scope=data["cache_scope"],
+            cache_similarity=data["cache_similarity"],
+            actor=Actor.user(request.user),
+            expect="new" if creating else "existing",
+        )
+    except services.Precondition:
+        return False
+    except services.RouteRefused as refused:
+        form.add_error("alias", str(refused.message))
+        return None
     return True
 
 

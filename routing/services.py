@@ -49,6 +49,23 @@ def _provider_url_refusal(
     return None
 
 
+class Precondition(Exception):
+    """`expect="new"` met an existing name, or `expect="existing"` a missing one: nothing changed.
+    `status` is 409 for a create that would overwrite, 412 for an update that would create."""
+
+    def __init__(self, what: str, name: str, *, exists: bool) -> None:
+        state = "already exists: edit it instead" if exists else "does not exist: create it"
+        super().__init__(f"{what} '{name}' {state} (nothing was changed).")
+        self.status = 409 if exists else 412
+
+
+def _expect(expect: str, *, exists: bool, what: str, name: str) -> None:
+    """Create never overwrites (`expect="new"`), update never creates (`expect="existing"`);
+    the YAML's and the API's PUT keep `expect="any"`, create or replace."""
+    if (expect == "new" and exists) or (expect == "existing" and not exists):
+        raise Precondition(what, name, exists=exists)
+
+
 class RouteRefused(ValidationError):
     """A route alias the service refuses (routing/core/model_names.py says which are valid)."""
 
@@ -69,11 +86,14 @@ def provider_upsert(
     tokens_per_minute: int | None = None,
     capacity_queue_seconds: float = 0,
     actor: Actor = SYSTEM,
+    expect: str = "any",
 ) -> Provider:
     """Create or update a provider. `credential` None keeps the stored one, unless `base_url`
     moves to another origin (refused then); every base URL must pass the egress policy.
     Raises `ProviderRefused` and changes nothing when refused."""
-    provider = Provider.objects.select_for_update().filter(name=name).first() or Provider(name=name)
+    found = Provider.objects.select_for_update().filter(name=name).first()
+    _expect(expect, exists=found is not None, what="Provider", name=name)
+    provider = found or Provider(name=name)
     if refusal := _provider_url_refusal(provider, base_url=base_url, credential=credential):
         raise refusal
     provider.kind, provider.base_url, provider.region = kind, base_url, region
@@ -105,6 +125,7 @@ def provider_upsert(
     return provider
 
 
+@transaction.atomic
 def deployment_upsert(
     *,
     name: str,
@@ -113,7 +134,10 @@ def deployment_upsert(
     input_price_per_mtok: Decimal,
     output_price_per_mtok: Decimal,
     actor: Actor = SYSTEM,
+    expect: str = "any",
 ) -> Deployment:
+    exists = Deployment.objects.select_for_update().filter(name=name).exists()
+    _expect(expect, exists=exists, what="Deployment", name=name)
     deployment, created = Deployment.objects.update_or_create(
         name=name,
         defaults={
@@ -155,11 +179,14 @@ def route_upsert(
     cache_scope: str = Route.CacheScope.TENANT,
     cache_similarity: float | None = None,
     actor: Actor = SYSTEM,
+    expect: str = "any",
 ) -> Route:
     """Create or update a route; its targets become exactly `deployments`, in that order.
     Raises `RouteRefused` for an alias that is neither a name nor a pattern as documented."""
     if problem := alias_problem(alias):
         raise RouteRefused(f"'{alias}' is not a valid route alias: {problem}")
+    exists = Route.objects.select_for_update().filter(alias=alias).exists()
+    _expect(expect, exists=exists, what="Route", name=alias)
     route, created = Route.objects.update_or_create(
         alias=alias,
         defaults={

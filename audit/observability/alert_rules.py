@@ -14,6 +14,7 @@ from django.db import transaction
 from audit.activity.services import Actor, activity_record
 from audit.observability.alert_settings import AlertSettings
 from audit.observability.models import AlertRule, AlertRuleKind
+from audit.observability.selectors import alert_rules_all
 
 FIELDS: dict[str, tuple[str, str]] = {
     AlertRuleKind.PROVIDER_ERROR_RATE: ("error_rate", "error_min_attempts"),
@@ -34,7 +35,7 @@ def defaults_of(base: AlertSettings, rule: str) -> tuple[float, float]:
 
 def alert_settings_effective(base: AlertSettings) -> AlertSettings:
     changes: dict[str, float] = {}
-    for row in AlertRule.objects.all():
+    for row in alert_rules_all():
         threshold, minimum = FIELDS[row.rule]
         changes[threshold] = row.threshold
         changes[minimum] = row.minimum if row.enabled else math.inf

@@ -10,7 +10,8 @@ from django.shortcuts import redirect, render
 
 from audit.activity.services import Actor
 from audit.observability.alert_rules import AlertRuleConflict, alert_rule_save, defaults_of
-from audit.observability.models import AlertRule, AlertRuleKind
+from audit.observability.models import AlertRuleKind
+from audit.observability.selectors import alert_rules_all
 from gateway_site.console.access import console_context, console_view
 from tenants.models import Role
 
@@ -28,7 +29,7 @@ class AlertRuleForm(forms.Form):
 def rules(request: HttpRequest) -> HttpResponse:
     ctx = console_context(request)
     base = settings.GATEWAY_ALERTS
-    own = {row.rule: row for row in AlertRule.objects.all()}
+    own = {row.rule: row for row in alert_rules_all()}
     posted = None
     if request.method == "POST":
         posted = AlertRuleForm(request.POST, auto_id=f"id_{request.POST.get('rule', '')}_%s")

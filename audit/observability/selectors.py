@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
-from audit.observability.models import Alert
+from audit.observability.models import Alert, AlertRule
 
 
 def alerts_for_tenant(
@@ -14,3 +14,7 @@ def alerts_for_tenant(
     if include_platform:
         scope |= Q(tenant__isnull=True)
     return Alert.objects.filter(scope).order_by("status", "-opened_at")[:limit]
+
+
+def alert_rules_all() -> list[AlertRule]:
+    return list(AlertRule.objects.order_by("rule"))

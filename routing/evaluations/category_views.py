@@ -11,14 +11,14 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from audit.activity.services import Actor
 from gateway_site.console.access import console_context, console_view
-from routing.evaluations.models import CATEGORY_NAME, TaskCategory
-from routing.evaluations.services import category_upsert
+from routing.evaluations import selectors
+from routing.evaluations.models import CATEGORY_NAME
+from routing.evaluations.services import CategoryPrecondition, category_upsert
 from tenants.models import Role
 
 
@@ -42,18 +42,16 @@ class TaskCategoryForm(forms.Form):
 
 
 def _save(request: HttpRequest, form: TaskCategoryForm, *, creating: bool) -> bool | None:
-    data = form.cleaned_data
-    with transaction.atomic():
-        exists = TaskCategory.objects.select_for_update().filter(name=data["name"]).exists()
-        if exists == creating:
-            return False
-        try:
-            category_upsert(actor=Actor.user(request.user), **data)
-        except ValidationError as refused:
-            for field, errors in refused.message_dict.items():
-                for error in errors:
-                    form.add_error(field if field in form.fields else None, error)
-            return None
+    expect = "new" if creating else "existing"
+    try:
+        category_upsert(actor=Actor.user(request.user), expect=expect, **form.cleaned_data)
+    except CategoryPrecondition:
+        return False
+    except ValidationError as refused:
+        for field, errors in refused.message_dict.items():
+            for error in errors:
+                form.add_error(field if field in form.fields else None, error)
+        return None
     return True
 
 
@@ -61,7 +59,7 @@ def _page(request: HttpRequest, form: TaskCategoryForm, category: Any, status: i
     return render(
         request,
         "evaluations/categories.html",
-        {"form": form, "category": category, "categories": TaskCategory.objects.all()},
+        {"form": form, "category": category, "categories": selectors.categories_all()},
         status=status,
     )
 
@@ -88,7 +86,7 @@ def categories(request: HttpRequest) -> HttpResponse:
 @console_view(Role.PLATFORM_ADMIN)
 def category_edit(request: HttpRequest, name: str) -> HttpResponse:
     ctx = console_context(request)
-    category = TaskCategory.objects.filter(name=name).first()
+    category = selectors.category_get(name=name)
     if category is None:
         raise Http404("no such task category")
     data = request.POST.copy() if request.method == "POST" else None

@@ -32,3 +32,7 @@ def categories_all() -> QuerySet[TaskCategory]:
 
 def categories() -> list[TaskCategory]:
     return list(categories_all())
+
+
+def category_get(*, name: str) -> TaskCategory | None:
+    return TaskCategory.objects.filter(name=name).first()

@@ -15,6 +15,13 @@ from routing.evaluations.models import CATEGORY_NAME, EvalRun, EvalScore, TaskCa
 from routing.evaluations.scoring import CategoryResult
 
 
+class CategoryPrecondition(Exception):
+    def __init__(self, name: str, *, exists: bool) -> None:
+        state = "already exists: edit it instead" if exists else "does not exist: create it"
+        super().__init__(f"Task category '{name}' {state} (nothing was changed).")
+        self.status = 409 if exists else 412
+
+
 def category_upsert(
     *,
     name: str,
@@ -24,7 +31,10 @@ def category_upsert(
     pattern: str = "",
     priority: int = 100,
     actor: Actor = SYSTEM,
+    expect: str = "any",
 ) -> TaskCategory:
+    """Create or update a category; `expect="new"` refuses an existing name and
+    `expect="existing"` a missing one (`CategoryPrecondition`, nothing changed)."""
     if not re.fullmatch(CATEGORY_NAME, name):
         raise ValidationError(
             {"name": f"'{name}' is not a category name (lowercase letters, digits, '-', '_')."}
@@ -37,6 +47,9 @@ def category_upsert(
         except re.error as exc:
             raise ValidationError({"pattern": f"Not a valid regular expression: {exc}."}) from None
     with transaction.atomic():
+        exists = TaskCategory.objects.select_for_update().filter(name=name).exists()
+        if (expect == "new" and exists) or (expect == "existing" and not exists):
+            raise CategoryPrecondition(name, exists=exists)
         category, created = TaskCategory.objects.update_or_create(
             name=name,
             defaults={
