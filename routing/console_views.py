@@ -17,7 +17,7 @@ from django.shortcuts import redirect, render
 from audit.activity.services import Actor
 from gateway_site.console.access import console_context, console_view
 from routing import selectors, services
-from routing.forms import MAX_TARGETS, DeploymentForm, ProviderForm, RouteForm
+from routing.forms import DeploymentForm, ProviderForm, RouteForm
 from routing.models import Provider, Route
 from tenants.models import Role
 
@@ -286,13 +286,16 @@ def route_edit(request: HttpRequest, alias: str) -> HttpResponse:
             "cache_similarity",
         )
     }
-    for index, target in enumerate(list(route.targets.all())[:MAX_TARGETS]):
+    targets = list(route.targets.all())
+    for index, target in enumerate(targets):
         initial[f"target_{index}"] = target.deployment.name
         initial[f"weight_{index}"] = target.weight
     data = request.POST.copy() if request.method == "POST" else None
     if data is not None:
         data["alias"] = route.alias
-    form = RouteForm(data, deployments=selectors.deployments_all(), initial=initial)
+    form = RouteForm(
+        data, deployments=selectors.deployments_all(), initial=initial, slots=len(targets) + 1
+    )
     form.fields["alias"].disabled = True
     if request.method == "POST" and form.is_valid():
         saved = _route_save(request, form, creating=False)

@@ -97,10 +97,14 @@ class RouteForm(forms.Form):
         help_text="Empty: the calibrated default.",
     )
 
-    def __init__(self, *args: Any, deployments: QuerySet[Deployment], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, deployments: QuerySet[Deployment], slots: int = MAX_TARGETS, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        # At least one empty slot more than a route has, so an edit never drops a target.
+        self.slots = max(slots, MAX_TARGETS)
         choices = [("", "—"), *((d.name, d.name) for d in deployments)]
-        for index in range(MAX_TARGETS):
+        for index in range(self.slots):
             label = "Primary deployment" if index == 0 else f"Fallback {index}"
             self.fields[f"target_{index}"] = forms.ChoiceField(
                 choices=choices, required=index == 0, label=label
@@ -111,13 +115,13 @@ class RouteForm(forms.Form):
         self._deployments = {d.name: d for d in deployments}
 
     def target_rows(self) -> list[tuple[forms.BoundField, forms.BoundField]]:
-        return [(self[f"target_{i}"], self[f"weight_{i}"]) for i in range(MAX_TARGETS)]
+        return [(self[f"target_{i}"], self[f"weight_{i}"]) for i in range(self.slots)]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         targets: list[Deployment] = []
         weights: list[int] = []
-        for index in range(MAX_TARGETS):
+        for index in range(self.slots):
             name = data.get(f"target_{index}")
             if not name:
                 continue

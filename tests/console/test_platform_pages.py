@@ -275,3 +275,28 @@ def test_a_route_refuses_a_bad_alias_and_a_repeated_target(acme: Acme, platform:
     response = platform.post(_url(acme, "platform/routes/new/"), _route(target_1="dep-a"))
     assert response.status_code == 400 and "target_1" in response.context["form"].errors
     assert not Route.objects.filter(alias__in=["bad alias!", "safe-chat"]).exists()
+
+
+def test_editing_a_route_with_many_targets_keeps_them_all(acme: Acme, platform: Client) -> None:
+    provider = Provider.objects.get(name="mock-a")
+    many = [
+        services.deployment_upsert(
+            name=f"many-{i}",
+            provider=provider,
+            upstream_model="m",
+            input_price_per_mtok=1,
+            output_price_per_mtok=1,
+        )
+        for i in range(8)
+    ]
+    services.route_upsert(alias="wide", description="", deployments=many)
+    page = platform.get(_url(acme, "platform/routes/wide/"))
+    form = page.context["form"]
+    data = {name: field.initial for name, field in form.fields.items() if field.initial is not None}
+    data.update({k: v for k, v in form.initial.items() if v is not None})
+    data = {k: ("on" if v is True else v) for k, v in data.items() if v is not False}
+    data["description"] = "edited"
+    assert platform.post(_url(acme, "platform/routes/wide/"), data).status_code == 302
+    route = Route.objects.get(alias="wide")
+    assert route.description == "edited"
+    assert [t.deployment.name for t in route.targets.all()] == [d.name for d in many]
