@@ -3,9 +3,11 @@ developer's request through the live gateway is served by the fallback when the 
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +17,14 @@ from tests.conftest import wait_for_record
 from tests.support.browser import PASSWORD, People, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
+
+# GATEWAY_SCREENSHOTS=1 refreshes the platform pages' shots in docs/screenshots/.
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def _shot(page: Any, name: str) -> None:
+    if os.environ.get("GATEWAY_SCREENSHOTS") == "1":
+        page.screenshot(path=str(DOCS / f"{name}.png"), full_page=True)
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +58,10 @@ def test_a_route_with_a_fallback_made_in_the_console_serves_a_request(
     # The primary is a deployment whose provider answers every call with a 429.
     page.get_by_label(re.compile(r"^Primary deployment")).select_option("mock-gpt-limited")
     page.get_by_label(re.compile(r"^Fallback 1")).select_option("mock-gpt")
+    _shot(page, "18-platform-route-new")
     page.get_by_role("button", name="Create route").click()
     page.wait_for_load_state()
+    _shot(page, "18b-platform-routes")
     row = page.get_by_test_id("routes-table").get_by_role("row").filter(has_text=alias)
     assert "mock-gpt-limited" in row.inner_text() and "mock-gpt" in row.inner_text()
 
