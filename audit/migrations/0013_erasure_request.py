@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("audit", "0011_interrupted_status"),
+        ("audit", "0012_auditrecord_agent"),
         ("tenants", "0003_model_pins"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
