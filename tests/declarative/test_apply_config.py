@@ -243,6 +243,7 @@ def test_a_policys_images_section_shadow_mode_and_tenant_route_reach_the_databas
     assert (attachment.route.alias, attachment.tenant.slug) == ("cfg-chat", "cfg-bank")
 
 
+@pytest.mark.django_db
 def test_cost_approval_thresholds_in_the_file_reach_tenant_team_and_key(config_file):
     from tenants.quotas.models import ApprovalRule
 
