@@ -1,5 +1,6 @@
 """Settings, read from the environment (12-factor). See docs/config.md#environment."""
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -107,9 +108,14 @@ DATABASES = {
         conn_max_age=0,
     )
 }
-# Parallel test runs on one machine each name their own test database.
+# Each test run creates (and drops at its end) a database of its own, so two runs can share one
+# server: GATEWAY_TEST_DB_NAME names it, else the process id does (SQLite's is in memory, so
+# already per process). Live gateways started by the tests are handed that name in DATABASE_URL
+# (tests/support/live.py).
 if envstr("GATEWAY_TEST_DB_NAME"):
     DATABASES["default"]["TEST"] = {"NAME": envstr("GATEWAY_TEST_DB_NAME")}
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Under ASGI, persistent connections leak per thread; psycopg's pool is the safe choice.
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {

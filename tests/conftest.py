@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -38,14 +39,53 @@ settings.GATEWAY_JOURNAL_DIR = Path(os.environ["GATEWAY_JOURNAL_DIR"])
 settings.GATEWAY_EGRESS = dataclasses.replace(settings.GATEWAY_EGRESS, allow_loopback=True)
 
 
+# The Redis db a run holds (see _fresh_quota_counters): "<host>:<pid>" of the run.
+REDIS_CLAIM = "gateway:test-run"
+
+
 @pytest.fixture(scope="session", autouse=True)
-def _fresh_quota_counters() -> None:
-    """Counters are keyed by database ids, which a recreated test database hands out again."""
+def _fresh_quota_counters() -> Iterator[None]:
+    """Counters are keyed by database ids, which every test database hands out again, so a run
+    empties its Redis db first and needs it alone: two runs on one db would empty each other's
+    counters and count each other's requests. A second run claiming a held db stops here, with
+    the way out; each run needs its own REDIS_URL (its own db number)."""
     import redis
     from django.conf import settings as django_settings
 
-    if django_settings.REDIS_URL:
-        redis.Redis.from_url(django_settings.REDIS_URL).flushdb()
+    if not django_settings.REDIS_URL:
+        yield
+        return
+    client = redis.Redis.from_url(django_settings.REDIS_URL, decode_responses=True)
+    claim = f"{socket.gethostname()}:{os.getpid()}"
+    if not client.set(REDIS_CLAIM, claim, nx=True):
+        holder = str(client.get(REDIS_CLAIM) or "")
+        host, _, pid = holder.rpartition(":")
+        if host != socket.gethostname() or _alive(int(pid or 0)):
+            client.close()
+            pytest.exit(
+                f"REDIS_URL {django_settings.REDIS_URL} is held by another test run ({holder}):"
+                " give this run a Redis db of its own (REDIS_URL=redis://host:6379/<n>), or, if"
+                f" that run is gone, `redis-cli -n <n> del {REDIS_CLAIM}`",
+                returncode=4,
+            )
+        client.set(REDIS_CLAIM, claim)  # its holder died without releasing it
+    batch = [key for key in client.scan_iter(count=1000) if key != REDIS_CLAIM]
+    for start in range(0, len(batch), 1000):
+        client.unlink(*batch[start : start + 1000])
+    yield
+    if client.get(REDIS_CLAIM) == claim:
+        client.delete(REDIS_CLAIM)
+    client.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,8 @@ from django.urls import reverse
 from audit.export import ExportRun
 from audit.models import AuditAccess
 from audit.selectors import AuditFilters
-from tenants import services
 from tenants.models import Role, Tenant
+from tests.support.world import TENANT_ROLES, Member, add_members
 
 pytestmark = [
     pytest.mark.django_db,
@@ -34,31 +34,18 @@ OTHER_ROLES = [r for r in Role.values if r not in (Role.COMPLIANCE, Role.PLATFOR
 @pytest.fixture
 def people(world: Any, settings: Any) -> dict[str, User]:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    acme = Tenant.objects.get(slug="acme")
-    globex = Tenant.objects.get(slug="globex")
-    made = {
-        role: services.member_apply(
-            tenant=acme, username=f"audit-{role}", email="", role=role, teams=[], password=PASSWORD
-        )
-        for role in Role.values
-        if role != Role.PLATFORM_ADMIN
-    }
-    made["other_compliance"] = services.member_apply(
-        tenant=globex,
-        username="globex-compliance",
-        email="",
-        role=Role.COMPLIANCE,
-        teams=[],
+    acme, globex = world.acme.copy(), world.globex.copy()
+    made = add_members(
+        acme,
+        [Member(role, f"audit-{role}", "", teams=[], label=role) for role in TENANT_ROLES],
         password=PASSWORD,
     )
-    made["platform"] = services.member_apply(
-        tenant=globex,
-        username="audit-platform",
-        email="",
-        role=Role.PLATFORM_ADMIN,
-        teams=[],
-        password=PASSWORD,
-    )
+    made["other_compliance"] = add_members(
+        globex, [Member(Role.COMPLIANCE, "globex-compliance", "", teams=[])], password=PASSWORD
+    )["globex-compliance"]
+    made["platform"] = add_members(
+        globex, [Member(Role.PLATFORM_ADMIN, "audit-platform", "", teams=[])], password=PASSWORD
+    )["audit-platform"]
     return made
 
 

@@ -13,8 +13,8 @@ from audit.models import AuditSeal, ContentMode
 from audit.sealer import audit_seal_pending
 from audit.services import audit_policy_set
 from audit.verify import audit_chain_verify
-from tenants import services as tenants
 from tests.conftest import wait_for_record
+from tests.support.world import add_keys, build_tenant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
@@ -35,13 +35,17 @@ PORTFOLIO_TOOL = {
 def metadata_only_key(world: Any, django_db_blocker: Any) -> str:
     """A committed tenant whose policy keeps only hashes of the content (the gateway must see it)."""
     with django_db_blocker.unblock():
-        tenant = tenants.tenant_apply(slug=f"private-{uuid.uuid4().hex[:6]}", name="Private Bank")
-        team = tenants.team_apply(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
-        audit_policy_set(
-            tenant=tenant, content_mode=ContentMode.METADATA, retention_days=None, actor=SYSTEM
+        private = build_tenant(
+            f"private-{uuid.uuid4().hex[:6]}", name="Private Bank", teams=["desk"]
         )
-        _, key = tenants.key_create(team=team, name="private")
-    return key.plaintext
+        audit_policy_set(
+            tenant=private.tenant,
+            content_mode=ContentMode.METADATA,
+            retention_days=None,
+            actor=SYSTEM,
+        )
+        add_keys(private, ["private"])
+    return private.key("private")
 
 
 def _client(gateway: Any, key: str) -> openai.OpenAI:

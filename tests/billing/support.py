@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from audit.models import AuditRecord, AuditStatus
-from tenants import services as tenants
 from tenants.models import ApiKey, Team, Tenant
+from tests.support.world import Key, build_tenant
 
 MODELS = ("gpt-4o", "gpt-4o-mini", "claude-sonnet-4")
 
@@ -24,19 +24,20 @@ class Ledger:
 
 
 def make_ledger(prefix: str = "ledger") -> Ledger:
-    tenant = tenants.tenant_apply(slug=f"{prefix}-co", name=f"{prefix.title()} Co")
-    teams, keys = [], []
-    for name in ("research", "support", "sales"):
-        # Slugs unique across tenants: some committed (drill) data outlives its test.
-        team = tenants.team_apply(
-            tenant=tenant, slug=f"{prefix}-{name}", name=name.title(), allowed_models=[]
-        )
-        key, _ = tenants.key_create(team=team, name=f"{name}-key")
-        teams.append(team)
-        keys.append(key)
-    other = tenants.tenant_apply(slug=f"{prefix}-other", name="Other Co")
-    outsider = tenants.team_apply(tenant=other, slug=f"{prefix}-ops", name="Ops", allowed_models=[])
-    outsider_key, _ = tenants.key_create(team=outsider, name="ops-key")
+    # Slugs unique across tenants: some committed (drill) data outlives its test.
+    names = ("research", "support", "sales")
+    ours = build_tenant(
+        f"{prefix}-co",
+        name=f"{prefix.title()} Co",
+        teams={f"{prefix}-{name}": name.title() for name in names},
+        keys=[Key(f"{name}-key", team=f"{prefix}-{name}") for name in names],
+    )
+    other = build_tenant(
+        f"{prefix}-other", name="Other Co", teams={f"{prefix}-ops": "Ops"}, keys=["ops-key"]
+    )
+    tenant, teams = ours.tenant, list(ours.teams.values())
+    keys = [issued.api_key for issued in ours.keys.values()]
+    outsider, outsider_key = other.team, other.keys["ops-key"].api_key
     return Ledger(tenant, teams, keys, outsider, outsider_key)
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 
-from tenants import services
 from tenants.models import ApiKey, Membership, Role, Team, Tenant
+from tests.support.world import EVERY_ROLE, Key, Member, build_tenant
 
 PASSWORD = "correct horse battery staple"
 
@@ -25,40 +25,32 @@ class Acme:
 
 
 def make_acme() -> Acme:
-    tenant = services.tenant_apply(slug="acme-c", name="Acme Console Corp")
-    team = services.team_apply(tenant=tenant, slug="quants", name="Quants", allowed_models=[])
-    users = {
-        role: services.member_apply(
-            tenant=tenant,
-            username=f"acme-{role}",
-            email=f"{role}@acme.example",
-            role=role,
-            teams=[team],
-            password=PASSWORD,
-        )
-        for role in Role.values
-    }
-    other = services.tenant_apply(slug="initrode", name="Initrode")
-    other_team = services.team_apply(tenant=other, slug="ops", name="Ops", allowed_models=[])
-    users["outsider"] = services.member_apply(
-        tenant=other,
-        username="initrode-dev",
-        email="dev@initrode.example",
-        role=Role.DEVELOPER,
-        teams=[other_team],
+    acme = build_tenant(
+        "acme-c",
+        name="Acme Console Corp",
+        teams=["quants"],
+        roles=EVERY_ROLE,
+        people="acme",
         password=PASSWORD,
+        keys=[Key("quant-notebook", owner=Role.DEVELOPER)],
     )
+    initrode = build_tenant(
+        "initrode",
+        teams=["ops"],
+        members=[Member(Role.DEVELOPER, "initrode-dev", "dev@initrode.example")],
+        password=PASSWORD,
+        keys=[Key("ops-bot", owner="initrode-dev")],
+    )
+    users = {**acme.users, "outsider": initrode.users["initrode-dev"]}
     # The platform admin's role is held in the other tenant: it still reaches acme.
-    Membership.objects.filter(user=users[Role.PLATFORM_ADMIN]).update(tenant=other)
-    key, _ = services.key_create(team=team, name="quant-notebook", owner=users[Role.DEVELOPER])
-    other_key, _ = services.key_create(team=other_team, name="ops-bot", owner=users["outsider"])
+    Membership.objects.filter(user=users[Role.PLATFORM_ADMIN]).update(tenant=initrode.tenant)
     return Acme(
-        tenant=tenant,
-        team=team,
+        tenant=acme.tenant,
+        team=acme.team,
         users=users,
-        key=key,
-        other_key=other_key,
-        membership=Membership.objects.get(user=users[Role.DEVELOPER], tenant=tenant),
+        key=acme.keys["quant-notebook"].api_key,
+        other_key=initrode.keys["ops-bot"].api_key,
+        membership=Membership.objects.get(user=users[Role.DEVELOPER], tenant=acme.tenant),
     )
 
 

@@ -39,6 +39,7 @@ from tenants import services as tenants
 from tenants.models import Role
 from tests.support import live
 from tests.support.live import LiveGateway, start_gateway
+from tests.support.world import Key, build_tenant
 
 pytestmark = [
     pytest.mark.e2e,
@@ -66,19 +67,17 @@ class Desk:
 @pytest.fixture(scope="module")
 def desk(world: Any, django_db_blocker: Any) -> Iterator[Desk]:
     with run_mcp_mock_server(token=UPSTREAM_TOKEN) as upstream, django_db_blocker.unblock():
-        tenant = tenants.tenant_apply(slug="drill-tools", name="Keel & Rudder Advisory")
-        advisors = tenants.team_apply(
-            tenant=tenant, slug="advisors", name="Advisors", allowed_models=[]
+        ours = build_tenant(
+            "drill-tools",
+            name="Keel & Rudder Advisory",
+            teams=["advisors", "interns"],
+            keys=["tools-advisor", "tools-narrowed", Key("tools-intern", team="interns")],
         )
-        interns = tenants.team_apply(
-            tenant=tenant, slug="interns", name="Interns", allowed_models=[]
+        other = build_tenant(
+            "drill-tools-other", name="Other Tenant", teams=["ops"], keys=["tools-other"]
         )
-        _, advisor_key = tenants.key_create(team=advisors, name="tools-advisor")
-        narrowed, narrowed_key = tenants.key_create(team=advisors, name="tools-narrowed")
-        _, intern_key = tenants.key_create(team=interns, name="tools-intern")
-        other = tenants.tenant_apply(slug="drill-tools-other", name="Other Tenant")
-        other_team = tenants.team_apply(tenant=other, slug="ops", name="Ops", allowed_models=[])
-        _, other_key = tenants.key_create(team=other_team, name="tools-other")
+        tenant, advisors, interns = ours.tenant, ours.teams["advisors"], ours.teams["interns"]
+        narrowed = ours.keys["tools-narrowed"].api_key
 
         crm = mcp.mcp_server_upsert(
             tenant=tenant,
@@ -121,10 +120,10 @@ def desk(world: Any, django_db_blocker: Any) -> Iterator[Desk]:
                 live_gateway,
                 upstream,
                 tenant.id,
-                advisor_key.plaintext,
-                narrowed_key.plaintext,
-                intern_key.plaintext,
-                other_key.plaintext,
+                ours.key("tools-advisor"),
+                ours.key("tools-narrowed"),
+                ours.key("tools-intern"),
+                other.key("tools-other"),
                 people,
             )
         finally:

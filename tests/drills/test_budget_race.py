@@ -27,13 +27,12 @@ from django.db.models import Sum
 from django.test import AsyncClient
 
 from audit.models import AuditRecord
-from routing import services as routing
 from routing.runtime import close_runtime
-from tenants import services as tenants
 from tenants.models import Team, Tenant
 from tenants.quotas import services as quotas
 from tenants.quotas.models import SpendEntry
 from tests.support.live import free_port, start_gateway, wait_for_config
+from tests.support.world import build_route, build_tenant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
@@ -53,26 +52,25 @@ def build_treasury(
     mock_url: str, slug: str, *, budget: Decimal, spent: Decimal, spent_at: datetime | None = None
 ) -> Treasury:
     """A team whose monthly budget has `budget - spent` left (the rest spent earlier this month)."""
-    provider = routing.provider_upsert(
-        name="treasury-llm", kind="openai", base_url=mock_url + "/v1", credential="sk-t", region=""
-    )
-    deployment = routing.deployment_upsert(
-        name="treasury-gpt",
-        provider=provider,
+    build_route(
+        "treasury-chat",
+        base_url=mock_url + "/v1",
+        provider="treasury-llm",
+        deployment="treasury-gpt",
         upstream_model="treasury-gpt-1",
-        input_price_per_mtok=PRICE_PER_MTOK,
-        output_price_per_mtok=PRICE_PER_MTOK,
+        input_price=PRICE_PER_MTOK,
+        output_price=PRICE_PER_MTOK,
+        credential="sk-t",
+        region="",
     )
-    routing.route_upsert(alias="treasury-chat", description="", deployments=[deployment])
-    tenant = tenants.tenant_apply(slug=slug, name=slug.title())
-    team = tenants.team_apply(tenant=tenant, slug="treasury", name="Treasury", allowed_models=[])
-    _, material = tenants.key_create(team=team, name=f"{slug}-app")
+    treasury = build_tenant(slug, name=slug.title(), teams=["treasury"], keys=[f"{slug}-app"])
+    tenant, team = treasury.tenant, treasury.team
     quotas.budget_set(tenant=tenant, scope="team", team=team, amount_usd=budget)
     if spent:
         SpendEntry.objects.create(
             tenant=tenant, team=team, amount_usd=spent, occurred_at=spent_at or datetime.now(UTC)
         )
-    return Treasury(tenant, team, material.plaintext)
+    return Treasury(tenant, team, treasury.key(f"{slug}-app"))
 
 
 def window_spend(team: Team, since: datetime, until: datetime) -> Decimal:
@@ -118,13 +116,16 @@ def restart_co(django_db_setup: None, django_db_blocker: Any, mock_server: Any) 
         treasury = build_treasury(
             mock_server.base_url, "restart-co", budget=Decimal("50.00"), spent=Decimal("10.00")
         )
-        open_co = tenants.tenant_apply(slug="limits-only-co", name="Limits Only")
-        open_team = tenants.team_apply(tenant=open_co, slug="ops", name="Ops", allowed_models=[])
-        open_key, open_material = tenants.key_create(team=open_team, name="ops-app")
-        quotas.rate_limit_set(
-            tenant=open_co, scope="key", api_key=open_key, requests_per_minute=1000
+        open_co = build_tenant(
+            "limits-only-co", name="Limits Only", teams=["ops"], keys=["ops-app"]
         )
-    return treasury, open_material.plaintext
+        quotas.rate_limit_set(
+            tenant=open_co.tenant,
+            scope="key",
+            api_key=open_co.keys["ops-app"].api_key,
+            requests_per_minute=1000,
+        )
+    return treasury, open_co.key("ops-app")
 
 
 def test_200_concurrent_requests_overspend_by_at_most_one_reservation(

@@ -29,10 +29,10 @@ from audit.models import AuditRecord, AuditStatus
 from mock_provider.config import MockConfig
 from mock_provider.testing import MockServer, run_mock_server
 from routing import services as routing
-from tenants import services as tenants
 from tenants.quotas import services as quotas
 from tenants.quotas.models import Budget, SpendEntry
 from tests.support.live import LiveGateway, start_gateway, wait_for_config
+from tests.support.world import build_tenant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
@@ -66,9 +66,9 @@ def crash_key(django_db_setup: None, django_db_blocker: Any, slow_provider: Mock
             output_price_per_mtok=Decimal(1000),
         )
         routing.route_upsert(alias=ROUTE, description="", deployments=[deployment])
-        tenant = tenants.tenant_apply(slug=SLUG, name="Crash Co")
-        team = tenants.team_apply(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
-        _, material = tenants.key_create(team=team, name="crash-app")
+        built = build_tenant(SLUG, name="Crash Co", teams=["desk"], keys=["crash-app"])
+        tenant, team = built.tenant, built.team
+        material = built.keys["crash-app"]
         quotas.budget_set(tenant=tenant, scope="team", team=team, amount_usd=Decimal("10000"))
     return material.plaintext
 

@@ -25,8 +25,8 @@ import pytest
 
 from mock_provider.testing import run_mock_server
 from routing import services as routing
-from tenants import services as tenants
 from tests.support.live import LiveGateway, start_gateway
+from tests.support.world import Key, build_tenant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
@@ -74,16 +74,19 @@ def account(django_db_setup: None, django_db_blocker: Any) -> Iterator[Account]:
             output_price_per_mtok=Decimal("2"),
         )
         routing.route_upsert(alias="assistant", description="", deployments=[model])
-        wealth = tenants.tenant_apply(slug="fair-wealth", name="WealthCo")
-        other = tenants.tenant_apply(slug="fair-other", name="OtherCo")
-        team_keys = {}
-        for tenant, slug in ((wealth, "advisors"), (wealth, "research"), (other, "ops")):
-            team = tenants.team_apply(tenant=tenant, slug=slug, name=slug, allowed_models=[])
-            team_keys[slug] = tenants.key_create(team=team, name=f"{slug}-app")[1].plaintext
-            if slug == "advisors":
-                batch = tenants.key_create(team=team, name="advisors-batch")[1].plaintext
+        wealth = build_tenant(
+            "fair-wealth",
+            name="WealthCo",
+            teams={"advisors": "advisors", "research": "research"},
+            keys=["advisors-app", "advisors-batch", Key("research-app", team="research")],
+        )
+        other = build_tenant("fair-other", name="OtherCo", teams={"ops": "ops"}, keys=["ops-app"])
+        team_keys = {
+            slug: world.key(f"{slug}-app")
+            for world, slug in ((wealth, "advisors"), (wealth, "research"), (other, "ops"))
+        }
         keys = {who: team_keys[team] for who, team in LIGHT.items() if team != "batch"}
-        keys[""] = batch
+        keys[""] = wealth.key("advisors-batch")
         keys[HEAVY] = team_keys["advisors"]
         # The drill is about fairness, not a failing store: a slow Redis answer on a loaded test
         # host must not count as a failure (which would let requests through unchecked).

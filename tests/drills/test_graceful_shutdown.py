@@ -26,10 +26,10 @@ from audit.models import AuditRecord, AuditStatus
 from mock_provider.config import MockConfig
 from mock_provider.testing import MockServer, run_mock_server
 from routing import services as routing
-from tenants import services as tenants
 from tenants.quotas import services as quotas
 from tenants.quotas.models import Budget
 from tests.support.live import start_gateway, wait_for_config
+from tests.support.world import build_tenant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
@@ -63,9 +63,9 @@ def drain_key(django_db_setup: None, django_db_blocker: Any, slow_provider: Mock
             output_price_per_mtok=Decimal(1000),
         )
         routing.route_upsert(alias=ROUTE, description="", deployments=[deployment])
-        tenant = tenants.tenant_apply(slug=SLUG, name="Drain Co")
-        team = tenants.team_apply(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
-        _, material = tenants.key_create(team=team, name="drain-app")
+        built = build_tenant(SLUG, name="Drain Co", teams=["desk"], keys=["drain-app"])
+        tenant, team = built.tenant, built.team
+        material = built.keys["drain-app"]
         quotas.budget_set(tenant=tenant, scope="team", team=team, amount_usd=Decimal("10000"))
     return material.plaintext
 

@@ -21,9 +21,9 @@ import pytest
 
 from audit.models import AuditRecord
 from routing import services as routing
-from tenants import services as tenants
 from tenants.quotas import services as quotas
 from tests.support.live import LiveGateway, start_gateway, wait_for_config
+from tests.support.world import build_tenant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
@@ -42,10 +42,9 @@ def _key(slug: str, mock_url: str) -> tuple[str, Any]:
         output_price_per_mtok=Decimal(1),
     )
     routing.route_upsert(alias=ROUTE, description="", deployments=[deployment])
-    tenant = tenants.tenant_apply(slug=slug, name=slug.title())
-    team = tenants.team_apply(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
-    key, material = tenants.key_create(team=team, name=f"{slug}-app")
-    return material.plaintext, (tenant, team, key)
+    built = build_tenant(slug, name=slug.title(), teams=["desk"], keys=[f"{slug}-app"])
+    issued = built.keys[f"{slug}-app"]
+    return issued.plaintext, (built.tenant, built.team, issued.api_key)
 
 
 @pytest.fixture(scope="module")

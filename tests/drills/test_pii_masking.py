@@ -26,10 +26,10 @@ from audit.selectors import AuditFilters, audit_records_search
 from routing.guardrails import services as guardrails
 from routing.guardrails.core.policy import PolicySpec
 from routing.models import Route
-from tenants import services as tenants
 from tests.conftest import wait_for_record
 from tests.guardrails.support import CARD, EMAIL, IBAN, SSN
 from tests.support.live import LiveGateway, start_gateway
+from tests.support.world import Key, build_tenant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
@@ -50,20 +50,26 @@ class Desk:
 @pytest.fixture(scope="module")
 def desk(world: Any, django_db_blocker: Any) -> Iterator[Desk]:
     with django_db_blocker.unblock():
-        tenant = tenants.tenant_apply(slug="drill-privacy", name="Harbourline Advisory")
-        advisors = tenants.team_apply(
-            tenant=tenant, slug="advisors", name="Advisors", allowed_models=[]
+        privacy = build_tenant(
+            "drill-privacy",
+            name="Harbourline Advisory",
+            teams=["advisors", "research"],
+            keys=[
+                "drill-restore",
+                "drill-mask",
+                Key("drill-flag", team="research"),
+                Key("drill-cheque-mask", team="research"),
+                Key("drill-cheque-refuse", team="research"),
+            ],
         )
-        research = tenants.team_apply(
-            tenant=tenant, slug="research", name="Research", allowed_models=[]
+        tenant, advisors, research = (
+            privacy.tenant,
+            privacy.teams["advisors"],
+            privacy.teams["research"],
         )
-        restore, restore_key = tenants.key_create(team=advisors, name="drill-restore")
-        mask, mask_key = tenants.key_create(team=advisors, name="drill-mask")
-        _, flag_key = tenants.key_create(team=research, name="drill-flag")
-        cheque_mask, cheque_mask_key = tenants.key_create(team=research, name="drill-cheque-mask")
-        cheque_refuse, cheque_refuse_key = tenants.key_create(
-            team=research, name="drill-cheque-refuse"
-        )
+        restore, mask = privacy.keys["drill-restore"].api_key, privacy.keys["drill-mask"].api_key
+        cheque_mask = privacy.keys["drill-cheque-mask"].api_key
+        cheque_refuse = privacy.keys["drill-cheque-refuse"].api_key
 
         def policy(name: str, spec: dict[str, Any]) -> Any:
             return guardrails.guardrail_policy_upsert(
@@ -114,11 +120,11 @@ def desk(world: Any, django_db_blocker: Any) -> Iterator[Desk]:
     yield Desk(
         live,
         tenant.id,
-        restore_key.plaintext,
-        mask_key.plaintext,
-        flag_key.plaintext,
-        cheque_mask_key.plaintext,
-        cheque_refuse_key.plaintext,
+        privacy.key("drill-restore"),
+        privacy.key("drill-mask"),
+        privacy.key("drill-flag"),
+        privacy.key("drill-cheque-mask"),
+        privacy.key("drill-cheque-refuse"),
     )
     live.stop()
 

@@ -21,8 +21,8 @@ import pytest
 
 from mock_provider.testing import run_mock_server
 from routing import services as routing
-from tenants import services as tenants
 from tests.support.live import LiveGateway, start_gateway
+from tests.support.world import build_tenant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
@@ -58,11 +58,8 @@ def company(django_db_setup: None, django_db_blocker: Any) -> Iterator[Company]:
             output_price_per_mtok=Decimal("2"),
         )
         routing.route_upsert(alias="advisor-assistant", description="", deployments=[model])
-        tenant = tenants.tenant_apply(slug="wealthco", name="WealthCo")
-        team = tenants.team_apply(
-            tenant=tenant, slug="advisors", name="Advisors", allowed_models=[]
-        )
-        _, material = tenants.key_create(team=team, name="advisor-app")
+        built = build_tenant("wealthco", name="WealthCo", teams=["advisors"], keys=["advisor-app"])
+        material = built.keys["advisor-app"]
         # The drill is about fairness, not a failing store: on a loaded test host a slow Redis
         # answer must not count as a failure (which would let requests through unchecked).
         slow_ok = {"GATEWAY_QUOTA_STORE_TIMEOUT_SECONDS": 15}

@@ -173,6 +173,7 @@ from decimal import Decimal
 from tenants.quotas import services as quotas
 from routing import services as routing
 from tenants import services as tenants
+from tests.support.world import build_tenant
 
 provider = routing.provider_upsert(
     name="outage-llm", kind="openai", base_url=os.environ["DRILL_MOCK_URL"] + "/v1",
@@ -186,9 +187,9 @@ routing.route_upsert(alias=os.environ["DRILL_ROUTE"], description="", deployment
 keys = {}
 budgeted = os.environ["DRILL_BUDGETED"]
 for slug in (budgeted, os.environ["DRILL_LIMITED"]):
-    tenant = tenants.tenant_apply(slug=slug, name=slug)
-    team = tenants.team_apply(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
-    key, material = tenants.key_create(team=team, name=slug + "-app")
+    built = build_tenant(slug, name=slug, teams=["desk"], keys=[slug + "-app"])
+    tenant, team = built.tenant, built.team
+    key, material = built.keys[slug + "-app"].api_key, built.keys[slug + "-app"]
     if slug == budgeted:
         quotas.budget_set(tenant=tenant, scope="team", team=team, amount_usd=Decimal(100000))
     else:

@@ -37,9 +37,9 @@ import uvloop
 from audit.models import AuditRecord, AuditStatus
 from bench.procs import Server, free_port
 from routing import services as routing
-from tenants import services as tenants
 from tests.conftest import wait_for_record
 from tests.support.live import LiveGateway, start_gateway, wait_for_config
+from tests.support.world import build_tenant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
@@ -134,9 +134,8 @@ def fault_key(django_db_setup: None, django_db_blocker: Any, mocks: Mocks) -> st
                 timeout_seconds=ATTEMPT_TIMEOUT_S,
                 first_token_timeout_seconds=ATTEMPT_TIMEOUT_S,
             )
-        tenant = tenants.tenant_apply(slug=SLUG, name="Faulty Upstream")
-        team = tenants.team_apply(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
-        _, material = tenants.key_create(team=team, name="drill")
+        built = build_tenant(SLUG, name="Faulty Upstream", teams=["desk"], keys=["drill"])
+        material = built.keys["drill"]
     return material.plaintext
 
 

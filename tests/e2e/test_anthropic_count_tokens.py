@@ -92,13 +92,14 @@ def guarded_key(gateway: Any, world: Any, django_db_blocker: Any) -> str:
     """A key under a policy that masks e-mail addresses and blocks US social security numbers."""
     from routing.guardrails import services as guardrails
     from routing.guardrails.core.policy import PolicySpec
-    from tenants import services as tenants
     from tests.support.live import wait_for_config
+    from tests.support.world import build_tenant
 
     with django_db_blocker.unblock():
-        tenant = tenants.tenant_apply(slug="count-guard", name="Counted Carefully")
-        team = tenants.team_apply(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
-        key, material = tenants.key_create(team=team, name="guarded")
+        built = build_tenant(
+            "count-guard", name="Counted Carefully", teams=["desk"], keys=["guarded"]
+        )
+        key, material = built.keys["guarded"].api_key, built.keys["guarded"]
         policy = guardrails.guardrail_policy_upsert(
             name="count-guard",
             spec=PolicySpec.model_validate(

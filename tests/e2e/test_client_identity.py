@@ -8,11 +8,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tenants import services as tenants
 from tenants.quotas import services as quotas
 from tenants.quotas.models import EACH_USER
 from tests.conftest import wait_for_record
 from tests.support.live import wait_for_config
+from tests.support.world import build_tenant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
@@ -24,9 +24,9 @@ DEVICE = "c" * 64
 def per_user_key(world: Any, gateway: Any, django_db_blocker: Any) -> str:
     """A tenant whose every end user may make two requests a minute."""
     with django_db_blocker.unblock():
-        tenant = tenants.tenant_apply(slug="claude-code-co", name="Claude Code Co")
-        team = tenants.team_apply(tenant=tenant, slug="devs", name="Devs", allowed_models=[])
-        _, key = tenants.key_create(team=team, name="cli")
+        built = build_tenant("claude-code-co", name="Claude Code Co", teams=["devs"], keys=["cli"])
+        tenant = built.tenant
+        key = built.keys["cli"]
         quotas.rate_limit_set(
             tenant=tenant, scope="user", end_user=EACH_USER, requests_per_minute=2
         )

@@ -17,9 +17,9 @@ import pytest
 from audit.models import AuditPolicy
 from routing.responses_state.models import StoredResponse
 from routing.responses_state.services import responses_purge
-from tenants import services as tenants
 from tests.conftest import wait_for_record
 from tests.support.live import test_database_url as live_database_url
+from tests.support.world import add_keys, build_tenant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
@@ -186,11 +186,11 @@ def private_keys(world: Any, django_db_blocker: Any) -> dict[str, str]:
     keys = {}
     with django_db_blocker.unblock():
         for mode in ("masked", "metadata"):
-            tenant = tenants.tenant_apply(slug=f"private-{uuid.uuid4().hex[:6]}", name="Private")
-            team = tenants.team_apply(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
-            AuditPolicy.objects.create(tenant=tenant, content_mode=mode)
-            _, key = tenants.key_create(team=team, name="private")
-            keys[mode] = key.plaintext
+            private = build_tenant(
+                f"private-{uuid.uuid4().hex[:6]}", name="Private", teams=["desk"]
+            )
+            AuditPolicy.objects.create(tenant=private.tenant, content_mode=mode)
+            keys[mode] = add_keys(private, ["private"])["private"].plaintext
     return keys
 
 

@@ -15,7 +15,7 @@ from routing.guardrails.core.policy import PolicySpec
 from routing.guardrails.models import GuardrailPolicy, PolicyAttachment
 from routing.guardrails.table import load_policy_table
 from routing.models import Route
-from tenants import services as tenants
+from tests.support.world import build_tenant
 
 pytestmark = [pytest.mark.django_db]
 
@@ -24,11 +24,9 @@ ADMIN = Actor("user", "compliance-lead")
 
 @pytest.fixture
 def bank():
-    tenant = tenants.tenant_apply(slug="gr-bank", name="GR Bank")
-    team = tenants.team_apply(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
-    key, _ = tenants.key_create(team=team, name="gr-key")
-    other = tenants.tenant_apply(slug="gr-other", name="Other")
-    return tenant, team, key, other
+    bank = build_tenant("gr-bank", name="GR Bank", teams=["desk"], keys=["gr-key"])
+    other = build_tenant("gr-other", name="Other")
+    return bank.tenant, bank.team, bank.keys["gr-key"].api_key, other.tenant
 
 
 def spec(**values: object) -> PolicySpec:

@@ -18,13 +18,13 @@ from routing.guardrails.core.policy import PolicySpec
 from routing.guardrails.engines import engines
 from routing.models import Deployment
 from routing.runtime import close_runtime
-from tenants import services as tenants
 from tests.conftest import wait_for_record
 from tests.guardrails.support import CARD, EMAIL, SSN
 from tests.routing.test_hot_path_queries import (  # noqa: F401  (statements: a fixture)
     only_the_record_and_its_charge,
     statements,
 )
+from tests.support.world import build_tenant
 
 pytestmark = [pytest.mark.django_db]
 
@@ -40,11 +40,15 @@ STRUCTURED = {
 @pytest.fixture(scope="module")
 def keys(world: Any, django_db_blocker: Any) -> dict[str, str]:
     with django_db_blocker.unblock():
-        tenant = tenants.tenant_apply(slug="gr-proxy", name="Guarded Proxy Bank")
-        team = tenants.team_apply(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
-        guarded, guarded_key = tenants.key_create(team=team, name="guarded")
-        routed, routed_key = tenants.key_create(team=team, name="routed")
-        restorer, restorer_key = tenants.key_create(team=team, name="restorer")
+        bank = build_tenant(
+            "gr-proxy",
+            name="Guarded Proxy Bank",
+            teams=["desk"],
+            keys=["guarded", "routed", "restorer"],
+        )
+        guarded, routed, restorer = (
+            bank.keys[name].api_key for name in ("guarded", "routed", "restorer")
+        )
         chat, canary = (Deployment.objects.get(name=n) for n in ("mock-gpt", "mock-gpt-next"))
         structured_route = routing.route_upsert(
             alias="gr-structured", description="", deployments=[chat, canary]
@@ -80,11 +84,7 @@ def keys(world: Any, django_db_blocker: Any) -> dict[str, str]:
             api_key=routed,
         )
     engines()  # built once per process; the first guarded request would otherwise wait for it
-    return {
-        "guarded": guarded_key.plaintext,
-        "routed": routed_key.plaintext,
-        "restorer": restorer_key.plaintext,
-    }
+    return {name: issued.plaintext for name, issued in bank.keys.items()}
 
 
 @pytest.fixture

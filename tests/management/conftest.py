@@ -14,9 +14,9 @@ from django.test import Client
 
 from audit.activity.services import SYSTEM
 from gateway_site.api.services import admin_key_create
-from tenants import services as tenant_services
-from tenants.models import ApiKey, Team, Tenant
+from tenants.models import ApiKey, Role, Team, Tenant
 from tenants.quotas import services as quota_services
+from tests.support.world import Key, Member, build_tenant
 
 
 @dataclass
@@ -49,18 +49,17 @@ class Side:
 
 
 def build_side(slug: str, title: str) -> Side:
-    tenant = tenant_services.tenant_apply(slug=slug, name=f"{title} Incorporated")
-    team = tenant_services.team_apply(
-        tenant=tenant, slug=f"{slug}-research", name=f"{title} Research Lab", allowed_models=[]
-    )
     username = f"{slug}-dev"
     email = f"lead.developer@{slug}.example"
-    user = tenant_services.member_apply(
-        tenant=tenant, username=username, email=email, role="developer", teams=[team], password=None
+    side = build_tenant(
+        slug,
+        name=f"{title} Incorporated",
+        teams={f"{slug}-research": f"{title} Research Lab"},
+        members=[Member(Role.DEVELOPER, username, email)],
+        keys=[Key(f"{title} production backend", owner=username)],
     )
-    key, material = tenant_services.key_create(
-        team=team, name=f"{title} production backend", owner=user
-    )
+    tenant, team = side.tenant, side.team
+    key = side.keys[f"{title} production backend"]
     limit = quota_services.rate_limit_set(
         tenant=tenant, scope="team", team=team, requests_per_minute=60
     )
@@ -98,8 +97,8 @@ def build_side(slug: str, title: str) -> Side:
     return Side(
         tenant=tenant,
         team=team,
-        key=key,
-        key_plaintext=material.plaintext,
+        key=key.api_key,
+        key_plaintext=key.plaintext,
         admin_key=admin_material.plaintext,
         admin_key_id=admin.pk,
         username=username,

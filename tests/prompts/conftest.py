@@ -7,15 +7,15 @@ import pytest
 from audit.activity.services import Actor
 from routing.prompts import services
 from routing.prompts.models import Prompt
-from tenants import services as tenants
 from tenants.models import Tenant
+from tests.support.world import build_tenant
 
 OPERATOR = Actor("user", "ops-lead")
 
 
 @pytest.fixture
 def tenant(db: Any) -> Tenant:
-    return tenants.tenant_apply(slug="prompt-co", name="Prompt Co")
+    return build_tenant("prompt-co").tenant
 
 
 @pytest.fixture

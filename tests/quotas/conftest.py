@@ -6,11 +6,10 @@ from typing import Any
 
 import pytest
 
-from routing import services as routing
-from tenants import services as tenants
 from tenants.models import Team, Tenant
 from tenants.quotas import services as quotas
 from tests.support.live import wait_for_config
+from tests.support.world import Key, build_route, build_tenant
 
 
 @dataclass
@@ -26,42 +25,37 @@ class QuotaWorld:
 @pytest.fixture(scope="session")
 def quota_world(world: Any, gateway: Any, django_db_blocker: Any, mock_server: Any) -> QuotaWorld:
     with django_db_blocker.unblock():
-        provider = routing.provider_upsert(
-            name="quota-mock",
-            kind="openai",
+        build_route(
+            "quota-chat",
             base_url=mock_server.base_url + "/v1",
-            credential="sk-q",
-            region="us",
-        )
-        deployment = routing.deployment_upsert(
-            name="quota-gpt",
-            provider=provider,
+            provider="quota-mock",
+            deployment="quota-gpt",
             upstream_model="quota-gpt-1",
-            input_price_per_mtok=Decimal("2.5"),
-            output_price_per_mtok=Decimal("10"),
+            input_price="2.5",
+            output_price="10",
+            credential="sk-q",
         )
-        routing.route_upsert(alias="quota-chat", description="", deployments=[deployment])
-        tenant = tenants.tenant_apply(slug="quota-co", name="Quota Co")
-        team = tenants.team_apply(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
-        thrifty = tenants.team_apply(
-            tenant=tenant, slug="thrifty", name="Thrifty", allowed_models=[]
+        co = build_tenant(
+            "quota-co",
+            teams=["desk", "thrifty"],
+            keys=["burst", Key("thrifty-key", team="thrifty"), "small-tpm", "free"],
         )
-        burst, burst_material = tenants.key_create(team=team, name="burst")
-        _, budget_material = tenants.key_create(team=thrifty, name="thrifty-key")
-        small, small_material = tenants.key_create(team=team, name="small-tpm")
-        _, free_material = tenants.key_create(team=team, name="free")
+        tenant = co.tenant
+        burst, small = co.keys["burst"].api_key, co.keys["small-tpm"].api_key
         quotas.rate_limit_set(tenant=tenant, scope="key", api_key=burst, requests_per_minute=3)
         quotas.rate_limit_set(tenant=tenant, scope="key", api_key=small, tokens_per_minute=50)
-        quotas.budget_set(tenant=tenant, scope="team", team=thrifty, amount_usd=Decimal("0.0005"))
-    for key in (burst_material, budget_material, small_material, free_material):
-        wait_for_config(gateway, key.plaintext, "quota-chat")
+        quotas.budget_set(
+            tenant=tenant, scope="team", team=co.teams["thrifty"], amount_usd=Decimal("0.0005")
+        )
+    for key in ("burst", "thrifty-key", "small-tpm", "free"):
+        wait_for_config(gateway, co.key(key), "quota-chat")
     return QuotaWorld(
         tenant=tenant,
-        team=team,
-        key=burst_material.plaintext,
-        budget_key=budget_material.plaintext,
-        tokens_key=small_material.plaintext,
-        free_key=free_material.plaintext,
+        team=co.team,
+        key=co.key("burst"),
+        budget_key=co.key("thrifty-key"),
+        tokens_key=co.key("small-tpm"),
+        free_key=co.key("free"),
     )
 
 
@@ -79,44 +73,31 @@ def policy_world(
     quota_world: QuotaWorld, gateway: Any, django_db_blocker: Any, mock_server: Any
 ) -> PolicyWorld:
     with django_db_blocker.unblock():
-        cheap_provider = routing.provider_upsert(
-            name="cheap-mock",
-            kind="openai",
+        build_route(
+            "quota-cheap",
             base_url=mock_server.base_url + "/v1",
-            credential="sk-c",
-            region="us",
-        )
-        cheap = routing.deployment_upsert(
-            name="cheap-gpt",
-            provider=cheap_provider,
+            provider="cheap-mock",
+            deployment="cheap-gpt",
             upstream_model="cheap-gpt-1",
-            input_price_per_mtok=Decimal("0.01"),
-            output_price_per_mtok=Decimal("0.01"),
+            input_price="0.01",
+            output_price="0.01",
+            credential="sk-c",
         )
-        routing.route_upsert(alias="quota-cheap", description="", deployments=[cheap])
-        queued_provider = routing.provider_upsert(
-            name="queued-mock",
-            kind="openai",
+        build_route(
+            "quota-queued",
             base_url=mock_server.base_url + "/v1",
+            provider="queued-mock",
+            deployment="queued-gpt",
+            upstream_model="queued-gpt-1",
             credential="sk-q2",
-            region="us",
             requests_per_minute=2,
             capacity_queue_seconds=3,
         )
-        queued = routing.deployment_upsert(
-            name="queued-gpt",
-            provider=queued_provider,
-            upstream_model="queued-gpt-1",
-            input_price_per_mtok=Decimal("1"),
-            output_price_per_mtok=Decimal("1"),
-        )
-        routing.route_upsert(alias="quota-queued", description="", deployments=[queued])
 
         def tenant_key(slug: str) -> tuple[Tenant, Team, Any, str]:
-            tenant = tenants.tenant_apply(slug=slug, name=slug)
-            team = tenants.team_apply(tenant=tenant, slug="t", name="T", allowed_models=[])
-            key, material = tenants.key_create(team=team, name=f"{slug}-key")
-            return tenant, team, key, material.plaintext
+            one = build_tenant(slug, name=slug, teams=["t"], keys=[f"{slug}-key"])
+            key = one.keys[f"{slug}-key"]
+            return one.tenant, one.team, key.api_key, key.plaintext
 
         ceiling, _, _, ceiling_key = tenant_key("ceiling-co")
         quotas.quota_policy_set(tenant=ceiling, max_request_cost_usd=Decimal("0.001"))

@@ -3,18 +3,16 @@ from decimal import Decimal
 
 import pytest
 
-from tenants import services as tenants
 from tenants.quotas import selectors, services
 from tenants.quotas.models import SpendEntry
+from tests.support.world import build_tenant
 
 pytestmark = pytest.mark.django_db
 
 
 def test_a_keys_budget_status_counts_only_its_window_and_its_scope() -> None:
-    tenant = tenants.tenant_apply(slug="sel-co", name="Sel Co")
-    team = tenants.team_apply(tenant=tenant, slug="a", name="A", allowed_models=[])
-    other = tenants.team_apply(tenant=tenant, slug="b", name="B", allowed_models=[])
-    key, _ = tenants.key_create(team=team, name="k")
+    sel = build_tenant("sel-co", teams=["a", "b"], keys=["k"])
+    tenant, team, other, key = sel.tenant, sel.teams["a"], sel.teams["b"], sel.keys["k"].api_key
     services.budget_set(tenant=tenant, scope="team", team=team, amount_usd=Decimal("10"))
     services.budget_set(tenant=tenant, scope="team", team=other, amount_usd=Decimal("99"))
     now = datetime(2026, 11, 20, tzinfo=UTC)

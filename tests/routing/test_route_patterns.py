@@ -17,6 +17,7 @@ from routing import services as routing
 from routing.models import Deployment, Route
 from tenants import services as tenants
 from tests.conftest import wait_for_record
+from tests.support.world import Key, TeamSpec, build_tenant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
@@ -40,17 +41,19 @@ def keys(world: Any, gateway: Any, django_db_blocker: Any) -> Any:
         routing.route_upsert(alias="claude-*", description="", deployments=[claude, gpt])
         routing.route_upsert(alias="claude-opus-*", description="", deployments=[gpt])
         routing.route_upsert(alias="gpt-5*", description="", deployments=[gpt])
-        tenant = tenants.tenant_apply(slug=f"patterns-{uuid.uuid4().hex[:6]}", name="Patterns")
-        team = tenants.team_apply(
-            tenant=tenant, slug="coders", name="Coders", allowed_models=["claude-*"]
+        patterns = build_tenant(
+            f"patterns-{uuid.uuid4().hex[:6]}",
+            name="Patterns",
+            teams=[TeamSpec("coders", allowed_models=["claude-*"]), "pins"],
+            keys=[
+                "pattern",
+                Key("named", allowed_models=["claude-sonnet-4-5"]),
+                Key("pinned", team="pins"),
+            ],
         )
-        _, pattern_team = tenants.key_create(team=team, name="pattern")
-        _, named = tenants.key_create(team=team, name="named", allowed_models=["claude-sonnet-4-5"])
-        pins = tenants.team_apply(tenant=tenant, slug="pins", name="Pins", allowed_models=[])
-        tenants.team_pins_set(team=pins, model_pins={"claude-*": "mock-gpt"})
-        _, pinned = tenants.key_create(team=pins, name="pinned")
+        tenants.team_pins_set(team=patterns.teams["pins"], model_pins={"claude-*": "mock-gpt"})
     _wait_until_served(gateway, world.key, "gpt-5.1-codex")
-    yield Keys(pattern_team.plaintext, named.plaintext, pinned.plaintext)
+    yield Keys(patterns.key("pattern"), patterns.key("named"), patterns.key("pinned"))
     with django_db_blocker.unblock():
         Route.objects.filter(alias__in=PATTERNS).delete()
     time.sleep(0.6)  # the live gateway's routing table forgets them (GATEWAY_ROUTES_CACHE_SECONDS)

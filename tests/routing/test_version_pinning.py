@@ -16,6 +16,7 @@ from tenants import services as tenants
 from tenants.auth import load_identity
 from tenants.keys import hash_key
 from tests.conftest import wait_for_record
+from tests.support.world import build_tenant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
@@ -29,20 +30,23 @@ class Pinned:
 @pytest.fixture(scope="module")
 def pinned(world: Any, django_db_blocker: Any) -> Pinned:
     with django_db_blocker.unblock():
-        tenant = tenants.tenant_apply(slug=f"pinned-{uuid.uuid4().hex[:6]}", name="Pinned")
-        team = tenants.team_apply(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
+        pinned = build_tenant(
+            f"pinned-{uuid.uuid4().hex[:6]}",
+            name="Pinned",
+            teams=["desk"],
+            keys=["team-pins", "own-pin"],
+        )
         tenants.team_pins_set(
-            team=team,
+            team=pinned.team,
             model_pins={
                 "canary-chat": "mock-gpt-next",
                 "with-fallback": "mock-gpt-limited",
                 "demo": "gpt-retired-2024",
             },
         )
-        _, team_key = tenants.key_create(team=team, name="team-pins")
-        own, key_pinned = tenants.key_create(team=team, name="own-pin")
+        own = pinned.keys["own-pin"].api_key
         tenants.key_pins_set(key=own, model_pins={"canary-chat": "mock-gpt-2026-01-01"})
-    return Pinned(team_key.plaintext, key_pinned.plaintext)
+    return Pinned(pinned.key("team-pins"), pinned.key("own-pin"))
 
 
 def client(gateway: Any, key: str) -> openai.OpenAI:

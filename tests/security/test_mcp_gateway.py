@@ -25,8 +25,8 @@ from mock_provider.testing import McpMockServer, run_mcp_mock_server
 from routing.core.egress import EgressPolicy
 from routing.mcp_gateway import services as mcp
 from routing.mcp_gateway.models import McpServer
-from tenants import services as tenants
 from tests.support.live import LiveGateway, start_gateway
+from tests.support.world import build_tenant
 
 ROOT = Path(__file__).resolve().parents[2]
 # What starts a process from Python, and the SDK's ways to run an MCP server as one.
@@ -107,7 +107,7 @@ def test_no_configuration_names_a_command_or_a_stdio_transport(
 @pytest.mark.django_db
 @pytest.mark.parametrize("url", ["stdio:///bin/sh", "file:///bin/sh", "unix:///run/sock"])
 def test_the_service_refuses_every_url_that_is_not_http(url: str) -> None:
-    tenant = tenants.tenant_apply(slug="svc-mcp", name="Svc")
+    tenant = build_tenant("svc-mcp", name="Svc").tenant
     with pytest.raises(mcp.McpServerRefused) as refused:
         mcp.mcp_server_upsert(tenant=tenant, name="shell", url=url, credential=None)
     assert refused.value.code == "egress_refused"
@@ -129,7 +129,7 @@ def test_an_upstream_on_a_refused_network_is_refused_when_saved(
     settings: Any, tmp_path: Path, url: str, rule: str
 ) -> None:
     settings.GATEWAY_EGRESS = EgressPolicy.parse([])  # the default: no loopback, no private
-    tenant = tenants.tenant_apply(slug="net-mcp", name="Net")
+    tenant = build_tenant("net-mcp", name="Net").tenant
     with pytest.raises(mcp.McpServerRefused) as refused:
         mcp.mcp_server_upsert(tenant=tenant, name="inside", url=url, credential="tok")
     assert f"egress rule '{rule}'" in refused.value.message
@@ -150,9 +150,8 @@ def strict_gateway(world: Any, upstream: McpMockServer, django_db_blocker: Any) 
     """A gateway whose egress policy refuses loopback, and a server saved while it was allowed
     (as if its name resolved to a public address then, and to 127.0.0.1 now)."""
     with django_db_blocker.unblock():
-        tenant = tenants.tenant_apply(slug="connect-mcp", name="Connect")
-        team = tenants.team_apply(tenant=tenant, slug="ops", name="Ops", allowed_models=[])
-        _, key = tenants.key_create(team=team, name="connect-key")
+        connect = build_tenant("connect-mcp", name="Connect", teams=["ops"], keys=["connect-key"])
+        tenant, team = connect.tenant, connect.team
         server = mcp.mcp_server_upsert(
             tenant=tenant, name="moved", url=upstream.url, credential="tok-held-by-the-gateway"
         )
@@ -172,7 +171,7 @@ def strict_gateway(world: Any, upstream: McpMockServer, django_db_blocker: Any) 
         )
         mcp.mcp_grant_set(server=obo, team=team, tools=["*"])
     live: LiveGateway = start_gateway(GATEWAY_EGRESS_ALLOW_LOOPBACK="false")
-    yield live, key.plaintext
+    yield live, connect.key("connect-key")
     live.stop()
 
 

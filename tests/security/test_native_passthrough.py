@@ -10,10 +10,10 @@ from asgiref.sync import sync_to_async
 from routing.guardrails import services as guardrails
 from routing.guardrails.core.policy import PolicySpec
 from routing.guardrails.engines import engines
-from tenants import services as tenants
 from tests.conftest import wait_for_record
 from tests.guardrails.support import CARD, EMAIL
 from tests.guardrails.test_proxy import post, proxy  # noqa: F401  (proxy: a fixture)
+from tests.support.world import build_tenant
 
 pytestmark = [pytest.mark.django_db]
 
@@ -22,9 +22,8 @@ pytestmark = [pytest.mark.django_db]
 def masked_key(world: Any, django_db_blocker: Any) -> str:
     """A key whose requests have e-mail addresses and card numbers masked."""
     with django_db_blocker.unblock():
-        tenant = tenants.tenant_apply(slug="native-masked", name="Native Masked")
-        team = tenants.team_apply(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
-        key, material = tenants.key_create(team=team, name="masked")
+        built = build_tenant("native-masked", name="Native Masked", teams=["desk"], keys=["masked"])
+        key, material = built.keys["masked"].api_key, built.keys["masked"]
         policy = guardrails.guardrail_policy_upsert(
             name="native-mask",
             spec=PolicySpec.model_validate(

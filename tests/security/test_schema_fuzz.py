@@ -46,9 +46,9 @@ from schemathesis import GenerationMode
 
 from audit.activity.services import SYSTEM
 from gateway_site.api.services import admin_key_create
-from tenants import services as tenant_services
 from tests.management.conftest import build_side
 from tests.support.live import LiveGateway, start_gateway
+from tests.support.world import build_tenant
 
 # Per operation, mode and key; the totals are asserted below (at least 5,000 requests in all).
 API_EXAMPLES = 22
@@ -260,12 +260,9 @@ def fuzz_gateway(world: Any) -> Iterator[LiveGateway]:
 def fuzz_key(world: Any, django_db_blocker: Any) -> str:
     """A committed tenant of its own: its audit records and spend are nobody else's."""
     with django_db_blocker.unblock():
-        tenant = tenant_services.tenant_apply(slug="fuzz-proxy", name="Fuzz proxy tenant")
-        team = tenant_services.team_apply(
-            tenant=tenant, slug="fuzzers", name="Fuzzers", allowed_models=[]
-        )
-        _, material = tenant_services.key_create(team=team, name=f"fuzz-{time.time_ns()}")
-    return material.plaintext
+        name = f"fuzz-{time.time_ns()}"
+        fuzz = build_tenant("fuzz-proxy", name="Fuzz proxy tenant", teams=["fuzzers"], keys=[name])
+    return fuzz.key(name)
 
 
 def _proxy_error_format(response: httpx.Response, path: str) -> str | None:

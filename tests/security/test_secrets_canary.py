@@ -37,10 +37,10 @@ from routing import services as routing
 from routing.guardrails import services as guardrails
 from routing.guardrails.core.policy import PolicySpec
 from routing.models import Deployment, Provider, Route
-from tenants import services as tenants
 from tenants.models import Membership, Role, Tenant
 from tests.conftest import wait_for_record
 from tests.support import live
+from tests.support.world import Member, build_tenant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db, pytest.mark.timeout(120)]
 
@@ -150,20 +150,16 @@ def _build(found: Canaries, mock_url: str, failing_url: str) -> None:
     )
     routing.route_upsert(alias="leakcheck-chat", description="", deployments=[failing, ok])
     routing.route_upsert(alias="leakcheck-broken", description="", deployments=[bad])
-    tenant = tenants.tenant_apply(slug="leakcheck-co", name="Canary Co")
-    team = tenants.team_apply(
-        tenant=tenant, slug="leakcheck-team", name="Canary", allowed_models=[]
-    )
-    tenants.member_apply(
-        tenant=tenant,
-        username="leakcheck-admin",
-        email="admin@canary.example",
-        role=Role.PLATFORM_ADMIN,
-        teams=[team],
+    canary = build_tenant(
+        "leakcheck-co",
+        name="Canary Co",
+        teams={"leakcheck-team": "Canary"},
+        members=[Member(Role.PLATFORM_ADMIN, "leakcheck-admin", "admin@canary.example")],
         password=found.password,
+        keys=["leakcheck-key"],
     )
-    _, key = tenants.key_create(team=team, name="leakcheck-key")
-    found.virtual_key = key.plaintext
+    tenant = canary.tenant
+    found.virtual_key = canary.key("leakcheck-key")
     _, admin = admin_key_create(name="leakcheck-ops", tenant=None, created_by="t", actor=SYSTEM)
     found.admin_key = admin.plaintext
     policy = guardrails.guardrail_policy_upsert(

@@ -30,7 +30,7 @@ from routing.evaluations.models import TaskCategory
 from tenants import services as tenants
 from tenants.models import Membership, Role
 from tests.security.test_tenant_walk import body_text, console_pages, console_url
-from tests.support.world import FullTenant, build_full_tenant
+from tests.support.world import FullTenant, Member, add_members, build_full_tenant
 
 pytestmark = pytest.mark.django_db
 
@@ -82,14 +82,10 @@ def hostile(db: None, settings: Any) -> FullTenant:
 
 
 def _viewers(world: FullTenant) -> dict[str, Any]:
-    platform = tenants.member_apply(
-        tenant=world.tenant,
-        username="xss-platform",
-        email="p@x.example",
-        role=Role.PLATFORM_ADMIN,
-        teams=[world.team],
-        password=None,
-    )
+    assert world.world is not None
+    (platform,) = add_members(
+        world.world, [Member(Role.PLATFORM_ADMIN, "xss-platform", "p@x.example")]
+    ).values()
     return {**world.users, "platform_admin": platform}
 
 

@@ -41,10 +41,9 @@ from gateway_site.api.routers import management_api
 from gateway_site.api.services import admin_key_create
 from routing import services as routing
 from routing.evaluations.models import TaskCategory
-from tenants import services as tenants
 from tenants.models import Role, Tenant
 from tests.console.conftest import Acme, make_acme
-from tests.support.world import FullTenant, build_full_tenant
+from tests.support.world import FullTenant, Member, add_members, build_full_tenant
 
 pytestmark = pytest.mark.django_db
 
@@ -145,14 +144,11 @@ def build_walk() -> Walk:
     routing.route_upsert(alias="walk-route", description="", deployments=[deployment])
     TaskCategory.objects.create(name="walk-category", threshold=0.5)
     victim = build_full_tenant(slug="umbrazyx", words="Qorvath Umbra")
-    intern = tenants.member_apply(
-        tenant=victim.tenant,
-        username="umbrazyx-intern",
-        email="intern@umbrazyx.example",
-        role=Role.DEVELOPER,
-        teams=[victim.team],
-        password=None,
-    )
+    assert victim.world is not None
+    (intern,) = add_members(
+        victim.world,
+        [Member(Role.DEVELOPER, "umbrazyx-intern", "intern@umbrazyx.example", label="intern")],
+    ).values()
     _, platform = admin_key_create(name="walk ops", tenant=None, created_by="t", actor=SYSTEM)
     return Walk(make_acme(), victim, intern, platform.plaintext)
 

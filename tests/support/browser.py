@@ -40,28 +40,23 @@ class People:
 @pytest.fixture(scope="session")
 def people(world: Any, django_db_blocker: Any) -> People:
     """Committed users (the live gateway reads them) in the world's tenants."""
-    from tenants import services
-    from tenants.models import Team, Tenant
+    from tests.support.world import Member, add_members
 
     with django_db_blocker.unblock():
-        acme = Tenant.objects.get(slug="acme")
-        advisors = Team.objects.get(tenant=acme, slug="advisors")
-        globex = Tenant.objects.get(slug="globex")
-        ops = Team.objects.get(tenant=globex, slug="ops")
-        for username, tenant, role, teams in (
-            ("web-ada", acme, "developer", [advisors]),
-            ("web-avery", acme, "tenant_admin", []),
-            ("web-finn", acme, "finance", []),
-            ("web-gus", globex, "developer", [ops]),
-        ):
-            services.member_apply(
-                tenant=tenant,
-                username=username,
-                email=f"{username}@example.com",
-                role=role,
-                teams=teams,
-                password=PASSWORD,
-            )
+        add_members(
+            world.acme,
+            [
+                Member("developer", "web-ada", "web-ada@example.com", teams=["advisors"]),
+                Member("tenant_admin", "web-avery", "web-avery@example.com", teams=[]),
+                Member("finance", "web-finn", "web-finn@example.com", teams=[]),
+            ],
+            password=PASSWORD,
+        )
+        add_members(
+            world.globex,
+            [Member("developer", "web-gus", "web-gus@example.com", teams=["ops"])],
+            password=PASSWORD,
+        )
     return People("web-ada", "web-avery", "web-finn", "web-gus")
 
 

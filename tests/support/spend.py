@@ -12,11 +12,11 @@ from django.conf import settings
 from django.db.models import Sum
 
 from routing import services as routing
-from tenants import services as tenants
 from tenants.models import Tenant
 from tenants.quotas import services as quotas
 from tenants.quotas.engine import to_nanos
 from tenants.quotas.models import Budget, SpendEntry
+from tests.support.world import build_tenant
 
 # $1 per 1,000 tokens each way: every cost is a whole number of nano-dollars, so the counter
 # (nanos) and the ledger (10 decimal places) can be compared exactly.
@@ -57,9 +57,11 @@ def build_budgeted(mock_url: str, label: str) -> Budgeted:
         output_price_per_mtok=Decimal(0),
     )
     routing.route_upsert(alias=f"{label}-chat-{suffix}", description="", deployments=[chat])
-    tenant = tenants.tenant_apply(slug=f"{label}-{suffix}", name=f"{label} {suffix}")
-    team = tenants.team_apply(tenant=tenant, slug="desk", name="Desk", allowed_models=[])
-    _, material = tenants.key_create(team=team, name=f"{label}-app")
+    built = build_tenant(
+        f"{label}-{suffix}", name=f"{label} {suffix}", teams=["desk"], keys=[f"{label}-app"]
+    )
+    tenant = built.tenant
+    material = built.keys[f"{label}-app"]
     budget = quotas.budget_set(tenant=tenant, scope="tenant", amount_usd=Decimal(1_000_000))
     return Budgeted(tenant, budget, material.plaintext, f"{label}-chat-{suffix}", embed.name)
 

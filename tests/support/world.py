@@ -1,17 +1,207 @@
-"""The committed data the live-server tests share: tenants, keys, providers and routes."""
+"""The one test-world builder, and the committed world the live-server tests share.
+
+`build_tenant` makes a tenant with its teams, members and keys, and returns a typed
+handle; `add_members` and `add_keys` grow a handle; `build_route` adds a one-deployment route (routes
+are the platform's, not a tenant's). The session `world` (tests/conftest.py), `build_full_tenant`
+and the module-local tenants of the test modules are all made with them. Every call goes through
+the services (`*_apply` / `*_create`), as the console and the API would.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import timedelta
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.utils import timezone
 
 from routing import services as routing
+from routing.models import Deployment
 from tenants import services as tenants
-from tenants.models import Role, Team
+from tenants.models import ApiKey, Role, Team, Tenant
+
+EVERY_ROLE = tuple(Role.values)
+TENANT_ROLES = tuple(role for role in Role.values if role != Role.PLATFORM_ADMIN)
+
+
+@dataclass(frozen=True)
+class TeamSpec:
+    slug: str
+    name: str | None = None  # default: the slug titled
+    allowed_models: Sequence[str] = ()  # none listed: every model
+
+
+@dataclass(frozen=True)
+class Member:
+    """A user of the tenant. `teams`: slugs of its teams (None: every team of the tenant)."""
+
+    role: str
+    username: str | None = None  # default "<people>-<role>"
+    email: str | None = None  # default "<role>@<people>.example"
+    teams: Sequence[str] | None = None
+    label: str | None = None  # its name in `TenantWorld.users` (default: username, else role)
+
+
+@dataclass(frozen=True)
+class Key:
+    """An API key. `team`: a team slug (default: the first team); `owner`: a member's label."""
+
+    name: str
+    team: str | None = None
+    owner: str | None = None
+    allowed_models: Sequence[str] | None = None
+    expires_at: datetime | None = None
+    revoked: bool = False
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    api_key: ApiKey
+    plaintext: str  # shown once, as the console shows it
+
+
+@dataclass
+class TenantWorld:
+    tenant: Tenant
+    teams: dict[str, Team]  # by slug, in the order given
+    users: dict[str, User] = field(default_factory=dict)  # by `Member.label`
+    keys: dict[str, IssuedKey] = field(default_factory=dict)  # by name
+    people: str = ""  # the stem of generated usernames and email domains
+
+    @property
+    def team(self) -> Team:
+        """The first team."""
+        return next(iter(self.teams.values()))
+
+    def key(self, name: str) -> str:
+        """The plaintext of key `name`."""
+        return self.keys[name].plaintext
+
+    def copy(self) -> TenantWorld:
+        """The same tenant, for additions that live in one test's transaction (the session
+        world's handles keep only what is committed)."""
+        return replace(self, teams=dict(self.teams), users=dict(self.users), keys=dict(self.keys))
+
+
+def build_tenant(
+    slug: str,
+    *,
+    name: str | None = None,
+    residency_region: str = "",
+    teams: Mapping[str, str] | Sequence[str | TeamSpec] = (),
+    roles: Sequence[str] = (),
+    members: Sequence[Member] = (),
+    keys: Sequence[Key | str] = (),
+    password: str | None = None,
+    people: str | None = None,
+) -> TenantWorld:
+    """Tenant `slug` with `teams` (slugs, `TeamSpec`s, or slug → name), one member per role of
+    `roles` in every team plus `members`, and `keys` (names or `Key`s)."""
+    tenant = tenants.tenant_apply(
+        slug=slug, name=name or _title(slug), residency_region=residency_region
+    )
+    specs = (
+        [TeamSpec(team_slug, team_name) for team_slug, team_name in teams.items()]
+        if isinstance(teams, Mapping)
+        else [TeamSpec(team) if isinstance(team, str) else team for team in teams]
+    )
+    handle = TenantWorld(
+        tenant=tenant,
+        teams={
+            spec.slug: tenants.team_apply(
+                tenant=tenant,
+                slug=spec.slug,
+                name=spec.name or _title(spec.slug),
+                allowed_models=list(spec.allowed_models),
+            )
+            for spec in specs
+        },
+        people=people or slug,
+    )
+    add_members(handle, [*(Member(role) for role in roles), *members], password=password)
+    add_keys(handle, keys)
+    return handle
+
+
+def add_members(
+    handle: TenantWorld, members: Sequence[Member], *, password: str | None = None
+) -> dict[str, User]:
+    """`password`: theirs, to sign in to the console (None: they cannot)."""
+    added: dict[str, User] = {}
+    for member in members:
+        label = member.label or member.username or member.role
+        if label in handle.users:
+            raise ValueError(f"{handle.tenant.slug} already has a {label!r}: give a label")
+        slugs = handle.teams if member.teams is None else member.teams
+        added[label] = handle.users[label] = tenants.member_apply(
+            tenant=handle.tenant,
+            username=member.username or f"{handle.people}-{member.role}",
+            email=f"{member.role}@{handle.people}.example"
+            if member.email is None
+            else member.email,
+            role=member.role,
+            teams=[handle.teams[team] for team in slugs],
+            password=password,
+        )
+    return added
+
+
+def add_keys(handle: TenantWorld, keys: Sequence[Key | str]) -> dict[str, IssuedKey]:
+    added: dict[str, IssuedKey] = {}
+    for spec in keys:
+        key = Key(spec) if isinstance(spec, str) else spec
+        api_key, material = tenants.key_create(
+            team=handle.teams[key.team] if key.team else handle.team,
+            name=key.name,
+            allowed_models=list(key.allowed_models) if key.allowed_models is not None else None,
+            expires_at=key.expires_at,
+            owner=handle.users[key.owner] if key.owner else None,
+        )
+        if key.revoked:
+            tenants.key_revoke(key=api_key)
+        added[key.name] = handle.keys[key.name] = IssuedKey(api_key, material.plaintext)
+    return added
+
+
+def build_route(
+    alias: str,
+    *,
+    base_url: str,
+    provider: str,
+    deployment: str,
+    upstream_model: str,
+    input_price: Decimal | str = "1",  # USD per million tokens
+    output_price: Decimal | str = "1",
+    kind: str = "openai",
+    credential: str = "sk-test",
+    region: str = "us",
+    **provider_options: Any,
+) -> Deployment:
+    """Route `alias` to one deployment on one provider (`provider_options`: its limits)."""
+    upstream = routing.provider_upsert(
+        name=provider,
+        kind=kind,
+        base_url=base_url,
+        credential=credential,
+        region=region,
+        **provider_options,
+    )
+    target = routing.deployment_upsert(
+        name=deployment,
+        provider=upstream,
+        upstream_model=upstream_model,
+        input_price_per_mtok=Decimal(input_price),
+        output_price_per_mtok=Decimal(output_price),
+    )
+    routing.route_upsert(alias=alias, description="", deployments=[target])
+    return target
+
+
+def _title(slug: str) -> str:
+    return slug.replace("-", " ").title()
 
 
 @dataclass
@@ -22,7 +212,10 @@ class World:
     expired_key: str
     other_tenant_key: str  # globex/ops
     eu_key: str  # tenant with residency "eu": no EU deployment exists
-    team: Team
+    team: Team  # acme/advisors
+    acme: TenantWorld  # team "advisors"; keys "e2e", "e2e-limited", "e2e-revoked", "e2e-expired"
+    globex: TenantWorld  # team "ops"; key "e2e-globex"
+    euro: TenantWorld  # residency "eu", team "desk"; key "e2e-eu"
 
 
 def build_world(*, mock_url: str, failing_mock_url: str, slow_mock_url: str) -> World:
@@ -123,30 +316,32 @@ def build_world(*, mock_url: str, failing_mock_url: str, slow_mock_url: str) -> 
         alias="coding-agent-claude", description="", deployments=[claude], hosted_tools="drop"
     )
 
-    acme = tenants.tenant_apply(slug="acme", name="Acme Wealth")
-    advisors = tenants.team_apply(tenant=acme, slug="advisors", name="Advisors", allowed_models=[])
-    globex = tenants.tenant_apply(slug="globex", name="Globex")
-    ops = tenants.team_apply(tenant=globex, slug="ops", name="Ops", allowed_models=[])
-    euro = tenants.tenant_apply(slug="euro", name="Euro Bank", residency_region="eu")
-    euro_team = tenants.team_apply(tenant=euro, slug="desk", name="Desk", allowed_models=[])
-
-    _, key = tenants.key_create(team=advisors, name="e2e")
-    _, limited_key = tenants.key_create(team=advisors, name="e2e-limited", allowed_models=["demo"])
-    revoked, revoked_key = tenants.key_create(team=advisors, name="e2e-revoked")
-    tenants.key_revoke(key=revoked)
-    _, expired_key = tenants.key_create(
-        team=advisors, name="e2e-expired", expires_at=timezone.now() - timedelta(days=1)
+    acme = build_tenant(
+        "acme",
+        name="Acme Wealth",
+        teams=["advisors"],
+        keys=[
+            "e2e",
+            Key("e2e-limited", allowed_models=["demo"]),
+            Key("e2e-revoked", revoked=True),
+            Key("e2e-expired", expires_at=timezone.now() - timedelta(days=1)),
+        ],
     )
-    _, other_key = tenants.key_create(team=ops, name="e2e-globex")
-    _, eu_key = tenants.key_create(team=euro_team, name="e2e-eu")
+    globex = build_tenant("globex", teams=["ops"], keys=["e2e-globex"])
+    euro = build_tenant(
+        "euro", name="Euro Bank", residency_region="eu", teams=["desk"], keys=["e2e-eu"]
+    )
     return World(
-        key=key.plaintext,
-        limited_key=limited_key.plaintext,
-        revoked_key=revoked_key.plaintext,
-        expired_key=expired_key.plaintext,
-        other_tenant_key=other_key.plaintext,
-        eu_key=eu_key.plaintext,
-        team=advisors,
+        key=acme.key("e2e"),
+        limited_key=acme.key("e2e-limited"),
+        revoked_key=acme.key("e2e-revoked"),
+        expired_key=acme.key("e2e-expired"),
+        other_tenant_key=globex.key("e2e-globex"),
+        eu_key=euro.key("e2e-eu"),
+        team=acme.team,
+        acme=acme,
+        globex=globex,
+        euro=euro,
     )
 
 
@@ -174,6 +369,7 @@ class FullTenant:
     alert: Any
     words: str
     mcp_server: Any = None
+    world: TenantWorld | None = None  # the same tenant, teams, users and key, to add to
 
     def path_values(self) -> dict[str, Any]:
         """Every path parameter of the console and the management API, pointing at our objects."""
@@ -228,24 +424,18 @@ def build_full_tenant(*, slug: str, words: str, password: str | None = None) -> 
     from tenants.quotas import services as quotas
 
     now = timezone.now()
-    tenant = tenants.tenant_apply(slug=slug, name=f"{words} Holdings")
-    team = tenants.team_apply(
-        tenant=tenant, slug=f"{slug}-vault", name=f"{words} Vault Team", allowed_models=[]
+    built = build_tenant(
+        slug,
+        name=f"{words} Holdings",
+        teams={f"{slug}-vault": f"{words} Vault Team"},
+        members=[Member(role, email=f"{role}.{slug}@{slug}.example") for role in TENANT_ROLES],
+        keys=[Key(f"{words} backend key", owner=Role.DEVELOPER)],
+        password=password,
     )
-    users = {
-        role: tenants.member_apply(
-            tenant=tenant,
-            username=f"{slug}-{role}",
-            email=f"{role}.{slug}@{slug}.example",
-            role=role,
-            teams=[team],
-            password=password,
-        )
-        for role in Role.values
-        if role != Role.PLATFORM_ADMIN
-    }
-    key, material = tenants.key_create(
-        team=team, name=f"{words} backend key", owner=users[Role.DEVELOPER]
+    tenant, team, users = built.tenant, built.team, dict(built.users)
+    key, key_plaintext = (
+        built.keys[f"{words} backend key"].api_key,
+        built.key(f"{words} backend key"),
     )
     admin_key, admin_material = admin_key_create(
         name=f"{words} terraform", tenant=tenant, created_by=f"{words} ops", actor=SYSTEM
@@ -340,7 +530,7 @@ def build_full_tenant(*, slug: str, words: str, password: str | None = None) -> 
         team=team,
         users=users,
         key=key,
-        key_plaintext=material.plaintext,
+        key_plaintext=key_plaintext,
         admin_key=admin_key,
         admin_key_plaintext=admin_material.plaintext,
         prompt=prompt,
@@ -352,4 +542,5 @@ def build_full_tenant(*, slug: str, words: str, password: str | None = None) -> 
         alert=alert,
         words=words,
         mcp_server=mcp_server,
+        world=built,
     )
