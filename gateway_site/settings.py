@@ -137,9 +137,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Optional: without it, in-process implementations are used and Celery runs eagerly.
 REDIS_URL = envstr("REDIS_URL")
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+# REDIS_URL names one node of a Redis Cluster (gateway_site/redis_clients.py). Celery's broker
+# does not speak the cluster protocol: give it its own server with CELERY_BROKER_URL.
+REDIS_CLUSTER = envbool("REDIS_CLUSTER")
+CELERY_BROKER_URL = (
+    envstr("CELERY_BROKER_URL") or ("" if REDIS_CLUSTER else REDIS_URL) or "memory://"
+)
 CELERY_RESULT_BACKEND = None
-CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL == "memory://"
 CELERY_TASK_EAGER_PROPAGATES = True
 # Optional bearer token for /metrics (otherwise restrict it at the network edge).
 GATEWAY_METRICS_TOKEN = envstr("GATEWAY_METRICS_TOKEN")

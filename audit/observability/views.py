@@ -12,9 +12,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
-from redis.asyncio import Redis
 
 from gateway_site.db_threads import run_db
+from gateway_site.redis_clients import async_client
 from routing.models import Route
 from routing.runtime import all_runtimes, get_runtime
 
@@ -62,7 +62,7 @@ def _routes_without_deployment(served: set[str]) -> list[str]:
 
 
 async def _redis() -> str:
-    client = Redis.from_url(settings.REDIS_URL, socket_timeout=_PROBE_TIMEOUT_S)
+    client = async_client(socket_timeout=_PROBE_TIMEOUT_S)
     try:
         await client.ping()
     finally:

@@ -72,6 +72,13 @@ SHADOW_REFUSALS = Counter(
 )
 
 
+def tenant_tag(tenant_id: int) -> str:
+    """The hash tag of every counter one tenant's admission touches: on a Redis Cluster they
+    share one slot, so the admit and settle scripts stay atomic. It precedes any name a caller
+    chose (an end user's may hold braces), so it is always the key's first "{...}"."""
+    return f"{{t{tenant_id}}}"
+
+
 def to_nanos(usd: Decimal, *, round_up: bool = False) -> int:
     rounding = ROUND_CEILING if round_up else ROUND_HALF_UP
     return int((usd * NANOS).to_integral_value(rounding=rounding))
@@ -278,7 +285,7 @@ class QuotaEngine:
         for scope, counter_id in scopes:
             rule = table.limits.get(scope)
             if rule is not None:
-                base = f"gw:q:{counter_id}"
+                base = f"gw:q:{tenant_tag(demand.tenant_id)}:{counter_id}"
                 if rule.requests_per_minute is not None:
                     self._add(
                         admission,
@@ -312,7 +319,7 @@ class QuotaEngine:
                 user = demand.end_user if budget.per_user else ""
                 ttl = max(60, int((window.end - now).total_seconds()) + 2 * 86_400)
                 check = BudgetCheck(
-                    key=f"gw:b:{budget.id}:{user}:{window.key}",
+                    key=f"gw:b:{budget.id}:{tenant_tag(demand.tenant_id)}:{user}:{window.key}",
                     limit=to_nanos(budget.amount_usd),
                     amount=to_nanos(reserve, round_up=True),
                     label=budget.label,
