@@ -14,6 +14,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from tests.support.live import LiveGateway, start_gateway
+from tests.support.redis_cluster import RedisClusterNodes, cluster_nodes
 from tests.support.world import World, build_world
 
 # Property tests judge the code, not the machine: a loaded CI host must not fail them for being
@@ -46,6 +47,12 @@ def _fresh_quota_counters() -> None:
 
     if django_settings.REDIS_URL:
         redis.Redis.from_url(django_settings.REDIS_URL).flushdb()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterNodes]:
+    """A real Redis Cluster (three masters, one replica each), started when first asked for."""
+    yield from cluster_nodes()
 
 
 @pytest.fixture(scope="session")
