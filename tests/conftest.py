@@ -37,6 +37,9 @@ settings.GATEWAY_JOURNAL_DIR = Path(os.environ["GATEWAY_JOURNAL_DIR"])
 # allowed: the suite allows it explicitly, as the demo does (GATEWAY_EGRESS_ALLOW_LOOPBACK; the
 # live gateway gets it from tests/support/live.py). Tests of the policy itself turn it off.
 settings.GATEWAY_EGRESS = dataclasses.replace(settings.GATEWAY_EGRESS, allow_loopback=True)
+# The in-process runtime keeps its deployment health to itself: tests that cool a deployment
+# down by hand must not cool it down for the live gateways (which share theirs through Redis).
+settings.GATEWAY_SHARED_HEALTH_SECONDS = 0
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from audit.observability import backpressure
 from gateway_site.db_threads import run_db
 from gateway_site.redis_clients import async_client
 from routing.models import Route
@@ -99,6 +100,8 @@ async def readyz(request: HttpRequest) -> HttpResponse:
         checks["audit_writer"] = "failed: records cannot be written"
     else:
         checks["audit_writer"] = "ok"
+    overload = backpressure.problems(runtime.audit.backlog())
+    checks["backpressure"] = "failed: " + "; ".join(overload) if overload else "ok"
     try:
         table = await runtime.routes.get()
         cooling = sorted(
