@@ -3,6 +3,8 @@ Retry-After) is honoured by another process within a second (routing/shared_heal
 
 from __future__ import annotations
 
+import asyncio
+import os
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -13,10 +15,15 @@ import pytest
 from django.conf import settings
 
 from routing import services as routing
+from routing.core.errors import UpstreamError
+from routing.core.strategy import HealthBook
+from routing.core.types import Target
+from routing.shared_health import build_shared_health
 from tests.support.live import LiveGateway, start_gateway, wait_for_config
 
 pytestmark = [
     pytest.mark.e2e,
+    pytest.mark.django_db,
     pytest.mark.skipif(not settings.REDIS_URL, reason="shared health needs REDIS_URL"),
 ]
 
@@ -89,3 +96,54 @@ def test_a_cooldown_one_gateway_learns_is_honoured_by_the_other_within_a_second(
     assert answer.status_code == 200
     # The other process went straight to the healthy deployment: it never asked the busy one.
     assert len(long_429.requests()) == asked + 1
+
+
+def _target(deployment_id: int) -> Target:
+    return Target(
+        deployment_id=deployment_id, deployment_name="d", provider_name="p", kind="openai",
+        base_url="http://x", api_key="k", upstream_model="m",
+    )  # fmt: skip
+
+
+async def test_two_processes_books_agree_within_one_refresh_and_forget_a_recovered_deployment(
+    settings: Any,
+) -> None:
+    settings.GATEWAY_SHARED_HEALTH_SECONDS = 0.5
+    books = HealthBook(), HealthBook()
+    shared = [build_shared_health(book) for book in books]
+    assert shared[0] is not None and shared[1] is not None
+    readers = [asyncio.create_task(s.run()) for s in shared]  # type: ignore[union-attr]
+    try:
+        target = _target(900_000 + os.getpid() % 1000)
+        await asyncio.sleep(0.1)  # both have read once: the other learns it at its next read
+        began = time.monotonic()
+        books[0].record_failure(
+            target, UpstreamError("limited", status=429, cause="rate_limited", retry_after=20)
+        )
+        while not books[1].cooling(target):
+            await asyncio.sleep(0.01)
+            assert time.monotonic() - began < 1.0
+        print(f"cooldown known to the other process after {time.monotonic() - began:.3f}s")
+        assert not books[1].snapshot()[target.deployment_id][1]  # learned, not a failure of its own
+
+        books[0].record_success(target, 10.0)  # it answered again: no longer shared
+        await asyncio.sleep(0.2)
+        fresh = HealthBook()
+        reader = build_shared_health(fresh)
+        assert reader is not None
+        await reader.refresh()
+        assert not fresh.cooling(target)
+        await reader.aclose()
+    finally:
+        for task in readers:
+            task.cancel()
+        for s in shared:
+            await s.aclose()  # type: ignore[union-attr]
+
+
+def test_without_redis_each_process_keeps_its_own_view(settings: Any) -> None:
+    settings.REDIS_URL = ""
+    settings.GATEWAY_SHARED_HEALTH_SECONDS = 0.5
+    book = HealthBook()
+    assert build_shared_health(book) is None
+    assert book.on_cooldown is None
