@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from gateway_site.redis_clients import async_client
 from routing.core.strategy import HealthBook
@@ -90,7 +90,7 @@ class SharedHealth:
     async def _write(self, deployment_id: int, seconds: float) -> None:
         try:
             await self._publish(keys=[KEY], args=[deployment_id, int(seconds * 1000)])
-        except (RedisError, OSError) as error:
+        except (RedisError, RedisClusterException, OSError) as error:
             self._warn(error)
 
     async def refresh(self) -> None:
@@ -104,7 +104,7 @@ class SharedHealth:
         while True:
             try:
                 await self.refresh()
-            except (RedisError, OSError) as error:
+            except (RedisError, RedisClusterException, OSError) as error:
                 self._warn(error)
             await asyncio.sleep(self.every_s)
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from django.utils import timezone
 from prometheus_client import Counter
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from gateway_site.db_threads import run_db
 from gateway_site.snapshot import Snapshot
@@ -47,7 +47,9 @@ NANOS = Decimal(1_000_000_000)
 LEASE_SECONDS = 600  # a crashed worker's reservations and leases expire after this
 # A store that waited too long for a free connection (StoreBusy) is busy, not down: settlement
 # treats it as a failure (the window reloads from the ledger), admission refuses.
-STORE_ERRORS = (RedisError, OSError, TimeoutError, StoreBusy)
+# On a Redis Cluster a slot no master serves yet (a failover under way) raises a
+# RedisClusterException, which is no RedisError: an outage all the same.
+STORE_ERRORS = (RedisError, RedisClusterException, OSError, TimeoutError, StoreBusy)
 _RETRY_STORE_AFTER_S = 1.0
 # Admissions whose outcome is unknown (the store timed out: a hung Redis may still run the script
 # when it resumes) are undone once the store answers again; at most this many are remembered.
