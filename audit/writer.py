@@ -196,6 +196,10 @@ class AuditWriter:
         if self._outage is None:
             await self._pay_owed()  # the database came back meanwhile
 
+    def backlog(self) -> int:
+        """Records waiting to be written: queued for the next batch, or owed (for /readyz)."""
+        return len(self._pending) + len(self._owed)
+
     def available(self) -> bool:
         """False while the database is known to be unreachable: nothing can be recorded."""
         return self._outage is None

@@ -7,7 +7,7 @@ from pathlib import Path
 import dj_database_url
 from celery.schedules import crontab
 
-from audit.observability.alert_settings import AlertSettings
+from audit.observability.alert_settings import AlertSettings, ReadinessSettings
 from gateway_site.env import SettingError, envbool, envfloat, envint, envlist, envstr
 from gateway_site.proxy_settings import ProxySettings
 from routing.core.egress import EgressPolicy
@@ -143,12 +143,22 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Optional: without it, in-process implementations are used and Celery runs eagerly.
 REDIS_URL = envstr("REDIS_URL")
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+# REDIS_URL names one node of a Redis Cluster (gateway_site/redis_clients.py). Celery's broker
+# does not speak the cluster protocol: give it its own server with CELERY_BROKER_URL.
+REDIS_CLUSTER = envbool("REDIS_CLUSTER")
+CELERY_BROKER_URL = (
+    envstr("CELERY_BROKER_URL") or ("" if REDIS_CLUSTER else REDIS_URL) or "memory://"
+)
 CELERY_RESULT_BACKEND = None
-CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL == "memory://"
 CELERY_TASK_EAGER_PROPAGATES = True
 # Optional bearer token for /metrics (otherwise restrict it at the network edge).
 GATEWAY_METRICS_TOKEN = envstr("GATEWAY_METRICS_TOKEN")
+GATEWAY_READINESS = ReadinessSettings(
+    audit_backlog=envint("GATEWAY_READY_AUDIT_BACKLOG", 2000),
+    pool_waiting=envint("GATEWAY_READY_POOL_WAITING", 4),
+    loop_lag_ms=envfloat("GATEWAY_READY_LOOP_LAG_MS", 500.0),
+)
 GATEWAY_ALERTS = AlertSettings(
     webhook_urls=tuple(envlist("GATEWAY_ALERT_WEBHOOKS", [])),
     emails=tuple(envlist("GATEWAY_ALERT_EMAILS", [])),
@@ -181,6 +191,9 @@ GATEWAY_JOURNAL_DIR = Path(envstr("GATEWAY_JOURNAL_DIR") or BASE_DIR / "var" / "
 GATEWAY_JOURNAL_SWEEP_SECONDS = envfloat("GATEWAY_JOURNAL_SWEEP_SECONDS", 30.0)
 # How often a worker merges the audit search index's pending list (audit/maintenance.py); 0: never.
 GATEWAY_SEARCH_INDEX_TIDY_SECONDS = envfloat("GATEWAY_SEARCH_INDEX_TIDY_SECONDS", 5.0)
+# How often each worker reads the cooldowns other processes learned (routing/shared_health.py);
+# 0: each process keeps its own view. Needs REDIS_URL.
+GATEWAY_SHARED_HEALTH_SECONDS = envfloat("GATEWAY_SHARED_HEALTH_SECONDS", 0.5)
 AUDIT_ABANDONED_STREAM_SECONDS = envint("GATEWAY_AUDIT_ABANDONED_STREAM_SECONDS", 24 * 3600)
 # Kept this long unless a tenant's audit policy says otherwise (seven years).
 AUDIT_DEFAULT_RETENTION_DAYS = envint("GATEWAY_AUDIT_RETENTION_DAYS", 7 * 365)

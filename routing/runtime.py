@@ -28,6 +28,7 @@ from routing.egress import egress_policy
 from routing.guardrails.table import PolicySnapshot
 from routing.prompts.registry import prompt_snapshot
 from routing.responses_state.proxy import ResponseState
+from routing.shared_health import SharedHealth, build_shared_health
 from routing.table import RoutingTableCache
 from tenants.auth import KeyAuthenticator
 from tenants.quotas.core.checks import Release
@@ -67,6 +68,7 @@ class GatewayRuntime:
             breaker_failures=settings.GATEWAY.breaker_failures,
             breaker_cooldown_s=settings.GATEWAY.breaker_cooldown_seconds,
         )
+        self.shared_health: SharedHealth | None = build_shared_health(self.health)
         self.quotas = build_engine()
         self.responses = ResponseState()  # Responses API `store` / `previous_response_id`
         self.audit = AuditWriter(batch_max=settings.GATEWAY.audit_batch_max_size)
@@ -76,6 +78,7 @@ class GatewayRuntime:
         self._background: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[Any] | None = None
         self._tidier: asyncio.Task[Any] | None = None
+        self._health_reader: asyncio.Task[Any] | None = None
         self.closing = False  # set at shutdown: calls cut from here on are interrupted, not failed
 
     def start(self) -> None:
@@ -84,6 +87,8 @@ class GatewayRuntime:
             self._sweeper = self.spawn(self._sweep_journals())
         if self._tidier is None and settings.GATEWAY_SEARCH_INDEX_TIDY_SECONDS > 0:
             self._tidier = self.spawn(self._tidy_search_index())
+        if self._health_reader is None and self.shared_health is not None:
+            self._health_reader = self.spawn(self.shared_health.run())
 
     def adapter(self, kind: str) -> ProviderAdapter:
         return self.adapters[kind]
@@ -122,16 +127,19 @@ class GatewayRuntime:
     async def aclose(self) -> None:
         """Release the worker's connections (shutdown, and tests that run the proxy in-process)."""
         self.closing = True
-        for task in (self._sweeper, self._tidier):
+        loops = (self._sweeper, self._tidier, self._health_reader)
+        for task in loops:
             if task is not None:
                 task.cancel()
         # Work the requests left behind (a stream's final record, a settlement) ends first.
-        left = [t for t in self._background if t not in (self._sweeper, self._tidier)]
+        left = [t for t in self._background if t not in loops]
         if left:
             await asyncio.wait(left, timeout=10)
         await self.http.aclose()
         await self.audit.aclose()
         await self.cache.aclose()
+        if self.shared_health is not None:
+            await self.shared_health.aclose()
         self.journal.close()
         # Calls cut by the shutdown (its grace ran out) are recorded now, as interrupted, rather
         # than at the next start: a worker scaled down for good leaves nothing unrecorded.

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from tests.support.live import LiveGateway, start_gateway
+from tests.support.redis_cluster import RedisClusterNodes, cluster_nodes
 from tests.support.world import World, build_world
 
 # Property tests judge the code, not the machine: a loaded CI host must not fail them for being
@@ -37,6 +38,9 @@ settings.GATEWAY_JOURNAL_DIR = Path(os.environ["GATEWAY_JOURNAL_DIR"])
 # allowed: the suite allows it explicitly, as the demo does (GATEWAY_EGRESS_ALLOW_LOOPBACK; the
 # live gateway gets it from tests/support/live.py). Tests of the policy itself turn it off.
 settings.GATEWAY_EGRESS = dataclasses.replace(settings.GATEWAY_EGRESS, allow_loopback=True)
+# The in-process runtime keeps its deployment health to itself: tests that cool a deployment
+# down by hand must not cool it down for the live gateways (which share theirs through Redis).
+settings.GATEWAY_SHARED_HEALTH_SECONDS = 0
 
 
 # The Redis db a run holds (see _fresh_quota_counters): "<host>:<pid>" of the run.
@@ -86,6 +90,12 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return pid > 0
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterNodes]:
+    """A real Redis Cluster (three masters, one replica each), started when first asked for."""
+    yield from cluster_nodes()
 
 
 @pytest.fixture(scope="session")

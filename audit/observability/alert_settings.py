@@ -23,3 +23,13 @@ class AlertSettings:
     # End-to-end p99 latency of the gateway over the window.
     latency_p99_ms: float = 30_000.0
     latency_min_requests: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class ReadinessSettings:
+    """When `/readyz` turns a process away before it is overloaded (audit/observability/
+    backpressure.py)."""
+
+    audit_backlog: int = 2000  # records queued or owed to the database
+    pool_waiting: int = 4  # callers waiting for a database connection
+    loop_lag_ms: float = 500.0  # worst event-loop lag over the last 3 s

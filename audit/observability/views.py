@@ -12,9 +12,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
-from redis.asyncio import Redis
 
+from audit.observability import backpressure
 from gateway_site.db_threads import run_db
+from gateway_site.redis_clients import async_client
 from routing import selectors as routing_selectors
 from routing.runtime import all_runtimes, get_runtime
 
@@ -62,7 +63,7 @@ def _routes_without_deployment(served: set[str]) -> list[str]:
 
 
 async def _redis() -> str:
-    client = Redis.from_url(settings.REDIS_URL, socket_timeout=_PROBE_TIMEOUT_S)
+    client = async_client(socket_timeout=_PROBE_TIMEOUT_S)
     try:
         await client.ping()
     finally:
@@ -99,6 +100,8 @@ async def readyz(request: HttpRequest) -> HttpResponse:
         checks["audit_writer"] = "failed: records cannot be written"
     else:
         checks["audit_writer"] = "ok"
+    overload = backpressure.problems(runtime.audit.backlog())
+    checks["backpressure"] = "failed: " + "; ".join(overload) if overload else "ok"
     try:
         table = await runtime.routes.get()
         cooling = sorted(

@@ -15,11 +15,11 @@ from datetime import datetime, timedelta
 import numpy as np
 from django.conf import settings
 from django.utils import timezone
-from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from gateway_site.db_threads import run_db
+from gateway_site.redis_clients import async_client
 from routing.cache.core.embedder import Embedder, EmbedderUnavailable, Vector, WordLlamaEmbedder
 from routing.cache.core.semantic import SemanticIndex, build_ann
 from routing.cache.core.stores import AnswerStore, MemoryAnswerStore, RedisAnswerStore
@@ -33,8 +33,7 @@ _SYNC_BATCH = 5000
 def build_store() -> AnswerStore:
     if settings.REDIS_URL:
         timeout = settings.GATEWAY_CACHE_TIMEOUT_SECONDS
-        client = Redis.from_url(
-            settings.REDIS_URL,
+        client = async_client(
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
 from audit.activity.services import Actor, activity_record
+from gateway_site.redis_clients import sync_client
 from routing.cache.core.keys import key_pattern
 from routing.cache.models import SemanticEntry
 from routing.models import Route
@@ -31,7 +31,7 @@ def _redis_purge(pattern: str) -> int:
     expire with their TTL (or a restart)."""
     if not settings.REDIS_URL:
         return 0
-    client = redis.Redis.from_url(settings.REDIS_URL)
+    client = sync_client()
     removed, batch = 0, []
     try:
         for key in client.scan_iter(match=pattern, count=1000):

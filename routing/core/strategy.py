@@ -83,6 +83,10 @@ class HealthBook:
     max_retry_after_s: float = 60.0
     smoothing: float = 0.2
     clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    # Told of every cooldown this book learns from an attempt (deployment id, seconds), and of
+    # every cooling deployment that answered again (seconds 0): how other processes learn them
+    # (routing/shared_health.py). A cooldown learned from them (`learn`) is not told again.
+    on_cooldown: Callable[[int, float], None] | None = field(default=None, repr=False)
     _states: dict[int, _Health] = field(default_factory=dict, repr=False)
 
     def _now(self) -> float:
@@ -93,6 +97,8 @@ class HealthBook:
 
     def record_success(self, target: Target, latency_ms: float) -> None:
         state = self._state(target)
+        if state.cooling_until > self._now() and self.on_cooldown is not None:
+            self.on_cooldown(target.deployment_id, 0.0)
         state.failures, state.cooling_until = 0, 0.0
         state.last_success = self._now()
         if state.latency_ms is None:
@@ -116,6 +122,13 @@ class HealthBook:
             cooldown = max(cooldown, self.breaker_cooldown_s)
         if cooldown:
             state.cooling_until = max(state.cooling_until, self._now() + cooldown)
+            if self.on_cooldown is not None:
+                self.on_cooldown(target.deployment_id, cooldown)
+
+    def learn(self, deployment_id: int, seconds: float) -> None:
+        """Another process saw this deployment fail: it cools down here too for `seconds`."""
+        state = self._states.setdefault(deployment_id, _Health())
+        state.cooling_until = max(state.cooling_until, self._now() + seconds)
 
     def cooling(self, target: Target) -> bool:
         state = self._states.get(target.deployment_id)

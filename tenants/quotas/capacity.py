@@ -13,6 +13,15 @@ from tenants.quotas.responses import store_busy, store_unavailable
 from tenants.quotas.table import PolicyRule
 
 
+def provider_base(provider_name: str) -> str:
+    """A provider account's counters, its fair shares across tenants included, carry the
+    account's hash tag: on a Redis Cluster they live in one slot, so one script admits against
+    the account's capacity and every level of its shares atomically. A tenant's own limits are
+    another script in the tenant's slot (tenants/quotas/engine.py tenant_tag)."""
+    name = provider_name.replace("{", "(").replace("}", ")") or "-"
+    return f"gw:p:{{{name}}}"
+
+
 class ProviderGate:
     """A provider account's capacity, shared fairly: asked before each attempt at a deployment
     whose provider has RPM/TPM configured."""
@@ -33,7 +42,7 @@ class ProviderGate:
         ):
             if capacity is None:
                 continue
-            base = f"gw:p:{target.provider_name}:{metric}"
+            base = f"{provider_base(target.provider_name)}:{metric}"
             label = f"provider account '{target.provider_name}'"
             checks.append(WindowCheck(base, capacity, amount, label))
             levels = (
@@ -71,7 +80,7 @@ class ProviderGate:
                 raise store_unavailable("provider capacity") from error
             if verdict.allowed:
                 # Token counts are corrected to the provider's usage at settlement.
-                tpm = f"gw:p:{target.provider_name}:tpm"
+                tpm = f"{provider_base(target.provider_name)}:tpm"
                 admission.provider_tpm += [
                     (key, verdict.at_s)
                     for key in map(_window_key, checks)

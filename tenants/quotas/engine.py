@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from django.utils import timezone
 from prometheus_client import Counter
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from gateway_site.db_threads import run_db
 from gateway_site.snapshot import Snapshot
@@ -47,7 +47,9 @@ NANOS = Decimal(1_000_000_000)
 LEASE_SECONDS = 600  # a crashed worker's reservations and leases expire after this
 # A store that waited too long for a free connection (StoreBusy) is busy, not down: settlement
 # treats it as a failure (the window reloads from the ledger), admission refuses.
-STORE_ERRORS = (RedisError, OSError, TimeoutError, StoreBusy)
+# On a Redis Cluster a slot no master serves yet (a failover under way) raises a
+# RedisClusterException, which is no RedisError: an outage all the same.
+STORE_ERRORS = (RedisError, RedisClusterException, OSError, TimeoutError, StoreBusy)
 _RETRY_STORE_AFTER_S = 1.0
 # Admissions whose outcome is unknown (the store timed out: a hung Redis may still run the script
 # when it resumes) are undone once the store answers again; at most this many are remembered.
@@ -70,6 +72,13 @@ SHADOW_REFUSALS = Counter(
     "Requests a shadow limit or budget would have refused (recorded, not enforced).",
     ["meter"],
 )
+
+
+def tenant_tag(tenant_id: int) -> str:
+    """The hash tag of every counter one tenant's admission touches: on a Redis Cluster they
+    share one slot, so the admit and settle scripts stay atomic. It precedes any name a caller
+    chose (an end user's may hold braces), so it is always the key's first "{...}"."""
+    return f"{{t{tenant_id}}}"
 
 
 def to_nanos(usd: Decimal, *, round_up: bool = False) -> int:
@@ -297,7 +306,7 @@ class QuotaEngine:
         for scope, counter_id in scopes:
             rule = None if demand.budgets_only else table.limits.get(scope)
             if rule is not None:
-                base = f"gw:q:{counter_id}"
+                base = f"gw:q:{tenant_tag(demand.tenant_id)}:{counter_id}"
                 if rule.requests_per_minute is not None:
                     self._add(
                         admission,
@@ -331,7 +340,7 @@ class QuotaEngine:
                 user = demand.end_user if budget.per_user else ""
                 ttl = max(60, int((window.end - now).total_seconds()) + 2 * 86_400)
                 check = BudgetCheck(
-                    key=f"gw:b:{budget.id}:{user}:{window.key}",
+                    key=f"gw:b:{budget.id}:{tenant_tag(demand.tenant_id)}:{user}:{window.key}",
                     limit=to_nanos(budget.amount_usd),
                     amount=to_nanos(reserve, round_up=True),
                     label=budget.label,

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from django.conf import settings
-from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from gateway_site.redis_clients import async_client
 from gateway_site.snapshot import Snapshot
 from routing.core.errors import UpstreamError
 from routing.core.strategy import RoutePlan
@@ -65,8 +65,7 @@ def build_engine() -> QuotaEngine:
         # rest (a full pool would otherwise raise "Too many connections", read as an outage).
         # No retries in the client: redis-py's default (10, with backoff) turned one store
         # timeout into many, and a script retried after its answer was lost counts twice.
-        client = Redis.from_url(
-            settings.REDIS_URL,
+        client = async_client(
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),

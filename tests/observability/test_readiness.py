@@ -29,7 +29,7 @@ async def test_it_is_ready_then_not_when_every_deployment_of_a_route_cools_down(
     assert ready.status_code == 200, ready.content
     body = ready.json()
     assert body["status"] == "ready"
-    assert set(body["checks"]) == {"database", "redis", "audit_writer", "routes"}
+    assert set(body["checks"]) == {"database", "redis", "audit_writer", "backpressure", "routes"}
 
     table = await fresh_runtime.routes.get()
     (target,) = table.resolve("always-limited").targets

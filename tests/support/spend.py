@@ -71,7 +71,7 @@ def counter_nanos(budget: Budget) -> tuple[int, int]:
     client = redis.Redis.from_url(settings.REDIS_URL)
     keys = [
         key
-        for key in client.scan_iter(f"gw:b:{budget.pk}::*")
+        for key in client.scan_iter(f"gw:b:{budget.pk}:{{t{budget.tenant_id}}}::*")
         if not key.endswith((b":res", b":amt"))
     ]
     if not keys:

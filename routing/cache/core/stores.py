@@ -9,6 +9,7 @@ from collections import OrderedDict
 from typing import Protocol
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 
 class AnswerStore(Protocol):
@@ -55,9 +56,12 @@ class MemoryAnswerStore:
 
 
 class RedisAnswerStore:
+    """Single-key commands only: on a Redis Cluster the answers spread over every slot (no hash
+    tag, so that no tenant's answers crowd one node); a purge scans every master."""
+
     name = "redis"
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis | RedisCluster) -> None:
         self.client = client
 
     async def get(self, key: str) -> bytes | None:

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from tenants.quotas.core.checks import (
     BudgetCheck,
@@ -260,6 +261,16 @@ return 1
 """
 
 
+def hash_tag(key: str) -> str:
+    """What Redis Cluster hashes to place `key`: the first non-empty "{...}", else the key."""
+    start = key.find("{")
+    if start >= 0:
+        end = key.find("}", start + 1)
+        if end > start + 1:
+            return key[start + 1 : end]
+    return key
+
+
 def _budget_keys(key: str) -> list[str]:
     return [key, key + ":res", key + ":amt"]
 
@@ -290,8 +301,11 @@ class RedisQuotaStore:
     """`max_in_flight` calls at once (the client's pool holds as many connections); the others
     wait in line up to `wait_s`, so a burst queues for a connection instead of failing."""
 
-    def __init__(self, client: Redis, *, max_in_flight: int = 64, wait_s: float = 2.0) -> None:
+    def __init__(
+        self, client: Redis | RedisCluster, *, max_in_flight: int = 64, wait_s: float = 2.0
+    ) -> None:
         self.client = client
+        self._cluster = isinstance(client, RedisCluster)
         self._admit = client.register_script(_ADMIT)
         self._settle = client.register_script(_SETTLE)
         self._seed = client.register_script(_SEED)
@@ -344,18 +358,26 @@ class RedisQuotaStore:
         )
 
     async def settle(self, release: Release, request_id: str) -> None:
-        keys: list[str] = []
-        args: list[Any] = [request_id]
+        # One script per hash tag on a cluster (a tenant's counters, a provider account's):
+        # each item settles on its own, so settling them slot by slot loses no atomicity.
+        calls: dict[str, tuple[list[str], list[Any]]] = {}
+
+        def call(key: str) -> tuple[list[str], list[Any]]:
+            return calls.setdefault(hash_tag(key) if self._cluster else "", ([], [request_id]))
+
         for key, second, delta in release.window_adjustments:
+            keys, args = call(key)
             keys.append(key)
             args += ["w", second, delta]
         for key in release.concurrency_keys:
+            keys, args = call(key)
             keys.append(key)
             args += ["c", 0, 0]
         for key, actual in release.budget_spend:
+            keys, args = call(key)
             keys += _budget_keys(key)
             args += ["b", 0, actual]
-        if keys:
+        for keys, args in calls.values():
             async with self._slot():
                 await self._settle(keys=keys, args=args)
 

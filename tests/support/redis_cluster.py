@@ -1,0 +1,177 @@
+"""A real Redis Cluster for the tests: Debian's `redis-server` in cluster mode, three masters
+with one replica each, on free ports, torn down at the end of the session."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+# Ports are taken from here; each node's cluster bus listens on port + 10000.
+_PORT_RANGE = range(23_000, 27_000, 7)
+NODE_TIMEOUT_MS = 1000
+
+
+@dataclass
+class RedisClusterNodes:
+    ports: list[int]
+    directory: Path
+    processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports[0]}/0"
+
+    def node(self, port: int) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
+
+    def roles(self) -> dict[int, str]:
+        """port → "master" | "slave", as each live node sees itself."""
+        found = {}
+        for port, process in self.processes.items():
+            if process.poll() is None:
+                found[port] = self.node(port).info("replication")["role"]
+        return found
+
+    def synced_replicas(self) -> int:
+        return sum(
+            1
+            for port in self.roles()
+            if self.node(port).info("replication").get("master_link_status") == "up"
+        )
+
+    def replica_of(self, master_port: int) -> int:
+        for port, role in self.roles().items():
+            info = self.node(port).info("replication")
+            if role == "slave" and int(info["master_port"]) == master_port:
+                return port
+        raise LookupError(f"no replica of {master_port}")
+
+    def wait_ok(self, timeout: float = 30.0) -> None:
+        """Every live node says the cluster is ok and every slot is served by a live master."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if all(
+                    b"cluster_state:ok" in self.node(port).execute_command("CLUSTER", "INFO")  # type: ignore[no-untyped-call]
+                    for port, process in self.processes.items()
+                    if process.poll() is None
+                ):
+                    return
+            except redis.RedisError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("the Redis Cluster did not become ready")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _free(port: int) -> bool:
+    for candidate in (port, port + 10_000):
+        with socket.socket() as probe:
+            # As redis-server binds: a port a closed connection still waits on is free.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", candidate))
+            except OSError:
+                return False
+    return True
+
+
+def _free_ports(count: int) -> list[int]:
+    found: list[int] = []
+    for port in _PORT_RANGE:
+        if _free(port):
+            found.append(port)
+            if len(found) == count:
+                return found
+    raise RuntimeError("no free ports for a Redis Cluster")
+
+
+def start_cluster(*, masters: int = 3, replicas: int = 1) -> RedisClusterNodes:
+    server = shutil.which("redis-server")
+    cli = shutil.which("redis-cli")
+    if not (server and cli):
+        raise RuntimeError("redis-server and redis-cli are needed for the Redis Cluster tests")
+    nodes = RedisClusterNodes(
+        _free_ports(masters * (1 + replicas)), Path(tempfile.mkdtemp(prefix="gw-cluster-"))
+    )
+    try:
+        for port in nodes.ports:
+            home = nodes.directory / str(port)
+            home.mkdir()
+            nodes.processes[port] = subprocess.Popen(
+                [
+                    server,
+                    "--port", str(port),
+                    "--bind", "127.0.0.1",
+                    "--cluster-enabled", "yes",
+                    "--cluster-config-file", "nodes.conf",
+                    "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+                    "--dir", str(home),
+                    "--save", "",
+                    "--appendonly", "no",
+                    "--daemonize", "no",
+                    "--repl-diskless-sync-delay", "0",
+                    # A replica may take over however long it was cut off from its master.
+                    "--cluster-replica-validity-factor", "0",
+                    "--logfile", str(home / "redis.log"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+        deadline = time.monotonic() + 15
+        for port in nodes.ports:
+            while True:
+                try:
+                    nodes.node(port).ping()
+                    break
+                except redis.ConnectionError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+        subprocess.run(
+            [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in nodes.ports),
+             "--cluster-replicas", str(replicas), "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )  # fmt: skip
+        nodes.wait_ok()
+        # Every replica has synced with its master before a test fails one over.
+        deadline = time.monotonic() + 30
+        while nodes.synced_replicas() < masters * replicas:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the replicas did not attach")
+            time.sleep(0.1)
+    except BaseException:
+        nodes.stop()
+        raise
+    return nodes
+
+
+def cluster_nodes() -> Iterator[RedisClusterNodes]:
+    """For a session fixture: `yield from cluster_nodes()`."""
+    nodes = start_cluster()
+    try:
+        yield nodes
+    finally:
+        nodes.stop()
