@@ -14,7 +14,15 @@ from django.db.models.expressions import RawSQL
 from psycopg.errors import QueryCanceled
 
 from audit import chain
-from audit.models import AuditCheckpoint, AuditErasure, AuditRecord, AuditSeal, CheckpointKind
+from audit.models import (
+    AuditCheckpoint,
+    AuditErasure,
+    AuditPolicy,
+    AuditRecord,
+    AuditSeal,
+    CheckpointKind,
+    ContentMode,
+)
 from tenants.models import ApiKey, Tenant
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -281,3 +289,42 @@ def key_recent_requests(*, tenant: Tenant, key: ApiKey, limit: int = 20) -> Quer
     return AuditRecord.objects.filter(tenant=tenant, api_key_id=key.pk).order_by("-started_at")[
         :limit
     ]
+
+
+def own_requests_page(
+    *,
+    tenant: Tenant,
+    key_ids: list[int],
+    since: datetime,
+    before: tuple[datetime, int] | None,
+    size: int = 50,
+) -> tuple[list[AuditRecord], tuple[datetime, int] | None]:
+    """A developer's own requests (its keys' records) since a moment, newest first, by keyset.
+
+    Bounded twice: by the window (the tenant's time index is walked from now back to `since`)
+    and by the page size, so a tenant with a year of records answers as fast as a new one.
+    """
+    records = AuditRecord.objects.filter(
+        tenant=tenant, api_key_id__in=key_ids, started_at__gte=since
+    ).order_by("-started_at", "-id")
+    if before is not None:
+        records = before_position(records, *before)
+    rows = list(records.select_related("api_key")[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    return rows, ((rows[-1].started_at, rows[-1].pk) if more and rows else None)
+
+
+def own_request_get(*, tenant: Tenant, key_ids: list[int], request_id: str) -> AuditRecord | None:
+    """One of a developer's own requests; another's (or another tenant's) is not found."""
+    return (
+        AuditRecord.objects.filter(tenant=tenant, api_key_id__in=key_ids, request_id=request_id)
+        .select_related("team", "api_key")
+        .first()
+    )
+
+
+def content_mode_of(*, tenant: Tenant) -> str:
+    """How the tenant's records keep bodies (audit.models.ContentMode); full when unset."""
+    policy = AuditPolicy.objects.filter(tenant=tenant).values_list("content_mode", flat=True)
+    return policy.first() or ContentMode.FULL
