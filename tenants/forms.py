@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -47,6 +48,27 @@ class KeyCreateForm(ConsoleForm):
         help_text="None ticked: every model the team may use.",
     )
     expires_in_days = forms.ChoiceField(choices=EXPIRY_CHOICES, required=False, label="Expires")
+    # Limits and a budget of the key's own, on top of its team's and tenant's (tenants/quotas).
+    requests_per_minute = forms.IntegerField(
+        required=False, min_value=1, max_value=10_000_000, label="Requests per minute (optional)"
+    )
+    tokens_per_minute = forms.IntegerField(
+        required=False, min_value=1, max_value=10_000_000_000, label="Tokens per minute (optional)"
+    )
+    budget_usd = forms.DecimalField(
+        required=False,
+        min_value=Decimal("0.01"),
+        max_value=Decimal("1000000000"),
+        max_digits=14,
+        decimal_places=4,
+        label="Budget in USD (optional)",
+        help_text="The key is refused once it has spent this much in the period.",
+    )
+    budget_period = forms.ChoiceField(
+        choices=[("month", "Per month"), ("week", "Per week"), ("day", "Per day")],
+        required=False,
+        label="Budget period",
+    )
 
     def __init__(self, *args: Any, teams: Any, models: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

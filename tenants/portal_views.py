@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 from asgiref.sync import sync_to_async
 from django.contrib import messages
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -20,7 +21,9 @@ from routing import selectors as routing_selectors
 from tenants import selectors, services
 from tenants.forms import KeyCreateForm, KeyRotateForm, PlaygroundForm
 from tenants.models import ApiKey, Role
+from tenants.quotas import services as quotas
 from tenants.quotas.key_limits import limits_for_key
+from tenants.quotas.models import Scope
 from tenants.snippets import gateway_url, quickstart_snippets
 
 DEV = (Role.DEVELOPER, Role.TENANT_ADMIN)
@@ -114,15 +117,36 @@ def key_create(request: HttpRequest) -> HttpResponse:
     ):
         form.add_error("name", "An active key of this tenant already has that name.")
         return _keys_page(request, form)
-    key, material = services.key_create(
-        team=team,
-        name=data["name"],
-        allowed_models=chosen,
-        expires_at=form.expires_at(),
-        owner=request.user,  # type: ignore[arg-type]
-        actor=Actor.user(request.user),
-    )
-    return _created(request, key, material.plaintext)
+    actor = Actor.user(request.user)
+    # The key and the limits chosen with it exist together or not at all.
+    with transaction.atomic():
+        key, material = services.key_create(
+            team=team,
+            name=data["name"],
+            allowed_models=chosen,
+            expires_at=form.expires_at(),
+            owner=request.user,  # type: ignore[arg-type]
+            actor=actor,
+        )
+        if data.get("requests_per_minute") or data.get("tokens_per_minute"):
+            quotas.rate_limit_set(
+                tenant=team.tenant,
+                scope=Scope.KEY,
+                api_key=key,
+                requests_per_minute=data.get("requests_per_minute"),
+                tokens_per_minute=data.get("tokens_per_minute"),
+                actor=actor,
+            )
+        if data.get("budget_usd"):
+            quotas.budget_set(
+                tenant=team.tenant,
+                scope=Scope.KEY,
+                api_key=key,
+                amount_usd=data["budget_usd"],
+                period=data.get("budget_period") or "month",
+                actor=actor,
+            )
+    return _created(request, key, material.plaintext, limits=limits_for_key(key))
 
 
 @console_view(*DEV)
