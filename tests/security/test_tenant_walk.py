@@ -68,6 +68,8 @@ EXPECTED_ROLES: dict[str, set[str]] = {
             "key_revoke",
             "quickstart",
             "playground",
+            "my_requests",
+            "my_request",
         )
     },
     **{
@@ -101,6 +103,7 @@ EXPECTED_ROLES: dict[str, set[str]] = {
     "evaluations:scores": {ADMIN, DEV, FINANCE},
     **{f"billing:{name}": {ADMIN, FINANCE} for name in ("finance", "team", "requests")},
     "billing:prices": set(),  # platform admins only
+    "billing:dashboard": {ADMIN, FINANCE, COMPLIANCE},
     "observability:alerts": {ADMIN, FINANCE, COMPLIANCE},
     "response_cache:cache": {ADMIN},
     "mcp:overview": {ADMIN},
