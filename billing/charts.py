@@ -108,7 +108,7 @@ class SeriesChart:
 def _quantity(value: float, unit: str) -> str:
     if unit == "$":
         return f"${usd_text(Decimal(str(value)))}"
-    text = f"{value:,.0f}" if value >= 10 or value == 0 else f"{value:,.1f}"
+    text = f"{value:,.0f}" if not unit or value >= 10 or value == 0 else f"{value:,.1f}"
     return f"{text} {unit}".rstrip()
 
 
