@@ -332,9 +332,7 @@ def _with_record(request: HttpRequest, reply: Reply) -> Reply:
     if not reply.request_id:
         return reply
     ctx = console_context(request)
-    keys = list(
-        selectors.keys_of_owner(tenant=ctx.tenant, user=request.user).values_list("id", flat=True)
-    )
+    keys = selectors.key_ids_of_owner(tenant=ctx.tenant, user=request.user)
     record = audit_selectors.own_request_get(
         tenant=ctx.tenant, key_ids=keys, request_id=reply.request_id
     )

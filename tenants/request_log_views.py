@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from audit import presenters
 from audit import selectors as audit_selectors
+from audit.forms import parse_cursor
 from audit.models import ContentMode
 from audit.services import audit_access_record
 from gateway_site.console.access import console_context, console_view
@@ -26,7 +27,6 @@ from tenants.models import Role
 
 DEV = (Role.DEVELOPER, Role.TENANT_ADMIN)
 WINDOWS = {"1d": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
-BIGINT_MAX = 2**63 - 1
 
 
 class RequestLogForm(FilterForm):
@@ -39,22 +39,7 @@ class RequestLogForm(FilterForm):
     before = forms.RegexField(regex=r"^[0-9T:.+\- ]{10,40}\|[0-9]{1,19}$", required=False)
 
     def cursor(self) -> tuple[datetime, int] | None:
-        raw = self.cleaned_data.get("before") or ""
-        at_text, _, id_text = raw.partition("|")
-        try:
-            at = datetime.fromisoformat(at_text.replace(" ", "+")) if at_text else None
-        except ValueError:
-            at = None
-        if at is None or timezone.is_naive(at) or int(id_text or 0) > BIGINT_MAX:
-            return None
-        return at, int(id_text)
-
-
-def _own_key_ids(request: HttpRequest) -> list[int]:
-    ctx = console_context(request)
-    return list(
-        selectors.keys_of_owner(tenant=ctx.tenant, user=request.user).values_list("id", flat=True)
-    )
+        return parse_cursor(self.cleaned_data.get("before") or "")
 
 
 @console_view(*DEV)
@@ -94,7 +79,9 @@ def my_requests(request: HttpRequest) -> HttpResponse:
 def my_request(request: HttpRequest, request_id: str) -> HttpResponse:
     ctx = console_context(request)
     found = audit_selectors.own_request_get(
-        tenant=ctx.tenant, key_ids=_own_key_ids(request), request_id=request_id[:64]
+        tenant=ctx.tenant,
+        key_ids=selectors.key_ids_of_owner(tenant=ctx.tenant, user=request.user),
+        request_id=request_id[:64],
     )
     if found is None:
         raise Http404("no such request among yours")
