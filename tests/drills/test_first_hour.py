@@ -1,0 +1,140 @@
+"""The first hour of a new team, in a real browser on a fresh demo (`make run`'s steps on
+non-default ports): each role signs in with the credentials the run printed and finds what it came
+for by clicking, never by typing a URL.
+
+Covered here: the developer (a new key with a limit and a budget, its snippet working as pasted,
+its own request in its log, opened) and finance (this month's cost by team, non-zero, matching the
+audit records to the cent). GATEWAY_SCREENSHOTS=1 writes each page to docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_demo_run import demo  # noqa: F401  (the module's demo fixture)
+from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS
+
+pytestmark = [pytest.mark.e2e]
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+SHOOT = os.environ.get("GATEWAY_SCREENSHOTS") == "1"
+
+
+def _shoot(page: Any, name: str) -> None:
+    if SHOOT:
+        page.screenshot(path=str(DOCS / f"first-hour-{name}.png"), full_page=True)
+
+
+def _credentials(printed: str) -> tuple[str, dict[str, tuple[str, str]]]:
+    console = re.search(r"^Console: (\S+) ", printed, re.MULTILINE)
+    assert console, printed
+    people = {
+        role.strip(): (user, password)
+        for role, user, password in re.findall(
+            r"^\s+([a-z ]+):\s+(\S+) / (\S+)$", printed, re.MULTILINE
+        )
+    }
+    return console.group(1), people
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
+        )
+        yield launched
+        launched.close()
+
+
+def _signed_in(browser: Any, demo: dict[str, Any], role: str) -> Any:  # noqa: F811
+    console, people = _credentials(str(demo["seeded"]) + str(demo["printed"]))
+    user, password = people[role]
+    page = browser.new_page(viewport={"width": 1366, "height": 860})
+    page.set_default_timeout(20_000)
+    page.goto(console)  # the address the run printed
+    page.get_by_label("Username").fill(user)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.wait_for_load_state()
+    return page
+
+
+def _records_cost_this_month(demo: dict[str, Any]) -> Decimal:  # noqa: F811
+    start = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    database = sqlite3.connect(Path(str(demo["folder"])) / "gateway.sqlite3")
+    try:
+        costs = database.execute(
+            "SELECT cost_usd, started_at FROM audit_auditrecord WHERE status != 'in_progress'"
+        ).fetchall()
+    finally:
+        database.close()
+    total = sum(
+        (
+            Decimal(str(cost))
+            for cost, at in costs
+            if datetime.fromisoformat(str(at)).replace(tzinfo=UTC) >= start
+        ),
+        Decimal(0),
+    )
+    return total.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+
+
+def test_finance_finds_this_months_cost_by_team_matching_the_records(
+    browser: Any,
+    demo: dict[str, Any],  # noqa: F811
+) -> None:
+    page = _signed_in(browser, demo, "finance")
+    page.get_by_role("link", name="Cost", exact=True).click()
+    table = page.get_by_test_id("cost-table")
+    table.wait_for()
+    _shoot(page, "finance-cost")
+    shown = Decimal(page.get_by_test_id("total").inner_text().replace(",", ""))
+    assert shown > 0
+    assert table.locator("tbody tr").count() >= 2  # several teams
+    assert shown == _records_cost_this_month(demo)  # to the cent (and the hundredth of a cent)
+    page.get_by_role("link", name="Dashboards").click()
+    page.get_by_test_id("totals").wait_for()
+    _shoot(page, "dashboards")
+    assert int(page.get_by_test_id("requests").inner_text()) > 0
+
+
+def test_a_developer_creates_a_key_runs_its_snippet_and_finds_the_request(
+    browser: Any,
+    demo: dict[str, Any],  # noqa: F811
+) -> None:
+    page = _signed_in(browser, demo, "developer")
+    page.get_by_role("link", name="My keys").click()
+    page.get_by_label("Name").fill("first-hour")
+    page.get_by_label("Requests per minute (optional)").fill("60")
+    page.get_by_label("Budget in USD (optional)").fill("5")
+    page.get_by_role("button", name="Create key").click()
+    page.get_by_test_id("new-key").wait_for()
+    assert page.get_by_test_id("new-key-limits").is_visible()
+    _shoot(page, "developer-key")
+    curl = page.locator("#code-curl").inner_text()
+    ran = subprocess.run(["sh", "-c", curl], capture_output=True, text=True, timeout=60)
+    assert "Mock reply" in ran.stdout, ran.stdout + ran.stderr
+
+    page.get_by_role("link", name="My requests").click()
+    log = page.get_by_test_id("my-requests")
+    log.wait_for()
+    row = log.locator("tr", has_text="first-hour").first
+    assert row.is_visible()
+    _shoot(page, "developer-requests")
+    row.get_by_role("link").click()
+    page.get_by_test_id("request-facts").wait_for()
+    assert "Mock reply" in page.content()
+    _shoot(page, "developer-request")
