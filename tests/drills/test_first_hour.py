@@ -3,12 +3,15 @@ non-default ports): each role signs in with the credentials the run printed and 
 for by clicking, never by typing a URL.
 
 Covered here: the developer (a new key with a limit and a budget, its snippet working as pasted,
-its own request in its log, opened) and finance (this month's cost by team, non-zero, matching the
-audit records to the cent). GATEWAY_SCREENSHOTS=1 writes each page to docs/screenshots/.
+its own request in its log, opened), finance (this month's cost by team, non-zero, matching the
+audit records to the cent) and compliance (a demo request found by end user and time, its chain
+link verified, the search exported). GATEWAY_SCREENSHOTS=1 writes each page to docs/screenshots/.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 import sqlite3
@@ -138,3 +141,41 @@ def test_a_developer_creates_a_key_runs_its_snippet_and_finds_the_request(
     page.get_by_test_id("request-facts").wait_for()
     assert "Mock reply" in page.content()
     _shoot(page, "developer-request")
+
+
+def _a_demo_request(demo: dict[str, Any]) -> tuple[str, str, datetime]:  # noqa: F811
+    database = sqlite3.connect(Path(str(demo["folder"])) / "gateway.sqlite3")
+    try:
+        request_id, user, at = database.execute(
+            "SELECT request_id, end_user, started_at FROM audit_auditrecord "
+            "WHERE end_user != '' AND status = 'success' ORDER BY started_at LIMIT 1"
+        ).fetchone()
+    finally:
+        database.close()
+    return str(request_id), str(user), datetime.fromisoformat(str(at))
+
+
+def test_compliance_finds_a_request_by_user_and_time_verifies_and_exports_it(
+    browser: Any,
+    demo: dict[str, Any],  # noqa: F811
+) -> None:
+    request_id, user, at = _a_demo_request(demo)
+    page = _signed_in(browser, demo, "compliance")
+    page.get_by_role("link", name="Audit trail").click()
+    page.get_by_label("End user (advisor)").fill(user)
+    page.get_by_label("From (UTC)").fill(at.strftime("%Y-%m-%d %H:%M"))
+    page.get_by_role("button", name="Search").click()
+    found = page.locator("a.rid", has_text=request_id)
+    found.wait_for()
+    _shoot(page, "compliance-search")
+    found.click()
+    chain = page.get_by_test_id("chain-status")
+    chain.wait_for()
+    assert "verified" in chain.inner_text()
+    _shoot(page, "compliance-record")
+    page.go_back()
+    with page.expect_download() as download:
+        page.get_by_test_id("export-csv").click()
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    assert request_id in {row["request_id"] for row in rows}
+    assert {row["end_user"] for row in rows} == {user}  # the filters, applied to the export
