@@ -4,8 +4,9 @@ for by clicking, never by typing a URL.
 
 Covered here: the developer (a new key with a limit and a budget, its snippet working as pasted,
 its own request in its log, opened), finance (this month's cost by team, non-zero, matching the
-audit records to the cent) and compliance (a demo request found by end user and time, its chain
-link verified, the search exported). GATEWAY_SCREENSHOTS=1 writes each page to docs/screenshots/.
+audit records to the cent), compliance (a demo request found by end user and time, its chain
+link verified, the search exported) and the tenant admin (a new team, a member in it, a limit on
+it). Not yet: the platform admin's new route with a fallback. GATEWAY_SCREENSHOTS=1 writes each page to docs/screenshots/.
 """
 
 from __future__ import annotations
@@ -179,3 +180,37 @@ def test_compliance_finds_a_request_by_user_and_time_verifies_and_exports_it(
     rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
     assert request_id in {row["request_id"] for row in rows}
     assert {row["end_user"] for row in rows} == {user}  # the filters, applied to the export
+
+
+def test_a_tenant_admin_adds_a_team_a_member_and_a_limit(
+    browser: Any,
+    demo: dict[str, Any],  # noqa: F811
+) -> None:
+    page = _signed_in(browser, demo, "tenant admin")
+    page.get_by_role("link", name="Teams").click()
+    page.get_by_label("Slug").fill("research-lab")
+    page.get_by_label("Name", exact=True).fill("Research Lab")
+    page.get_by_role("button", name="Save team").click()
+    page.get_by_role("cell", name="Research Lab").first.wait_for()
+    _shoot(page, "admin-team")
+
+    page.get_by_role("link", name="Members").click()
+    page.get_by_label("Username").fill("new-analyst")
+    page.get_by_label("Email").fill("analyst@demo.example")
+    page.get_by_label("Role").select_option("developer")
+    page.get_by_label("Research Lab").check()
+    page.get_by_label("Password").fill("a long first password")
+    page.get_by_role("button", name="Add member").click()
+    page.get_by_role("cell", name="new-analyst").first.wait_for()
+    _shoot(page, "admin-member")
+
+    page.get_by_role("link", name="Limits and budgets").click()
+    form = page.locator("form", has=page.get_by_role("button", name="Save rate limit"))
+    form.get_by_label("Applies to").select_option("team")
+    team = form.get_by_label("Team").locator("option", has_text="research-lab")
+    form.get_by_label("Team").select_option(team.get_attribute("value"))
+    form.get_by_label("Requests per minute").fill("100")
+    form.get_by_role("button", name="Save rate limit").click()
+    page.get_by_role("cell", name=re.compile("research-lab")).first.wait_for()
+    assert page.get_by_role("cell", name=re.compile("100")).first.is_visible()
+    _shoot(page, "admin-limit")
