@@ -6,7 +6,8 @@ Covered here: the developer (a new key with a limit and a budget, its snippet wo
 its own request in its log, opened), finance (this month's cost by team, non-zero, matching the
 audit records to the cent), compliance (a demo request found by end user and time, its chain
 link verified, the search exported) and the tenant admin (a new team, a member in it, a limit on
-it). Not yet: the platform admin's new route with a fallback. GATEWAY_SCREENSHOTS=1 writes each page to docs/screenshots/.
+it). The platform admin signs in, then makes a new route with a fallback through the management
+API: the console's platform pages are not on main yet. GATEWAY_SCREENSHOTS=1 writes each page to docs/screenshots/.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import re
 import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -28,9 +30,13 @@ import pytest
 from tests.e2e.test_demo_run import demo  # noqa: F401  (the module's demo fixture)
 from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS
 
-pytestmark = [pytest.mark.e2e]
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "python").exists(), reason="no .venv"),
+]
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+DOCS = ROOT / "docs" / "screenshots"
 SHOOT = os.environ.get("GATEWAY_SCREENSHOTS") == "1"
 
 
@@ -214,3 +220,71 @@ def test_a_tenant_admin_adds_a_team_a_member_and_a_limit(
     page.get_by_role("cell", name=re.compile("research-lab")).first.wait_for()
     assert page.get_by_role("cell", name=re.compile("100")).first.is_visible()
     _shoot(page, "admin-limit")
+
+
+def _env_file(demo: dict[str, Any]) -> dict[str, str]:  # noqa: F811
+    values = {}
+    for line in (Path(str(demo["folder"])) / ".env.demo").read_text().splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        if name and not name.startswith("#"):
+            values[name.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def test_a_platform_admin_adds_a_route_with_a_fallback_that_serves_a_request(
+    browser: Any,
+    demo: dict[str, Any],  # noqa: F811
+) -> None:
+    import httpx
+
+    page = _signed_in(browser, demo, "platform admin")
+    assert page.get_by_role("link", name="Dashboards").is_visible()  # signed in, every page
+    _shoot(page, "platform-admin")
+
+    env = dict(demo["env"])
+    root = ROOT
+    admin_key = subprocess.run(
+        [
+            str(root / ".venv" / "bin" / "python"),
+            "manage.py",
+            "create_admin_key",
+            "--platform",
+            "--name",
+            "first-hour",
+        ],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    api = f"http://127.0.0.1:{demo['GATEWAY_PORT']}/api/v1"
+    headers = {"authorization": f"Bearer {admin_key}"}
+    failover = httpx.get(f"{api}/routes/demo-failover", headers=headers, timeout=10)
+    assert failover.status_code == 200, failover.text
+    targets = [{"deployment": t["deployment"]} for t in failover.json()["targets"]]
+    assert len(targets) >= 2
+    made = httpx.put(
+        f"{api}/routes/first-hour",
+        headers=headers,
+        json={"description": "first hour: primary, then a fallback", "targets": targets},
+        timeout=10,
+    )
+    assert made.status_code in (200, 201), made.text
+
+    gateway = _env_file(demo)
+    deadline = time.monotonic() + 20  # each worker reloads its routing table every 2 s
+    while True:
+        answer = httpx.post(
+            f"{gateway['GATEWAY_URL']}/chat/completions",
+            headers={"authorization": f"Bearer {gateway['GATEWAY_API_KEY']}"},
+            json={"model": "first-hour", "messages": [{"role": "user", "content": "Hello"}]},
+            timeout=30,
+        )
+        if answer.status_code != 404 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["x-gateway-route"] == "first-hour"
+    assert int(answer.headers["x-gateway-attempts"]) >= 2  # the fallback served it
+    assert answer.headers["x-gateway-deployment"] == targets[-1]["deployment"]
