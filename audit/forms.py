@@ -98,14 +98,20 @@ class AuditSearchForm(FilterForm):
     def cursor(self) -> tuple[datetime, int] | None:
         """The keyset position of the next page: `<started_at ISO>|<id>`."""
         raw = (self.cleaned_data.get("before") or "") if self.is_bound and self.is_valid() else ""
-        at_text, _, id_text = raw.partition("|")
-        try:
-            at = parse_datetime(at_text) if at_text else None
-        except ValueError:  # well formed but not a date, e.g. month 13: no cursor, first page
-            at = None
-        if at is None or not id_text.isdigit() or int(id_text) > BIGINT_MAX:
-            return None
-        return at, int(id_text)
+        return parse_cursor(raw)
+
+
+def parse_cursor(raw: str) -> tuple[datetime, int] | None:
+    """A keyset position `<started_at ISO>|<id>` (audit.presenters.next_page_query); None when
+    it does not read as one (the first page)."""
+    at_text, _, id_text = raw.partition("|")
+    try:
+        at = parse_datetime(at_text) if at_text else None
+    except ValueError:  # well formed but not a date, e.g. month 13: no cursor, first page
+        at = None
+    if at is None or not id_text.isdigit() or int(id_text) > BIGINT_MAX:
+        return None
+    return at, int(id_text)
 
 
 def _aware(moment: datetime | None) -> datetime | None:

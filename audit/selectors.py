@@ -22,6 +22,7 @@ from audit.models import (
     AuditRecord,
     AuditSeal,
     CheckpointKind,
+    ContentMode,
     ErasureRequest,
     LegalHold,
     RecordKind,
@@ -330,3 +331,42 @@ def erasure_requests_of(*, tenant_id: int, limit: int = 200) -> list[ErasureRequ
 
 def erasure_request_of(*, tenant_id: int, request_id: int) -> ErasureRequest | None:
     return ErasureRequest.objects.filter(tenant_id=tenant_id, pk=request_id).first()
+
+
+def own_requests_page(
+    *,
+    tenant: Tenant,
+    key_ids: list[int],
+    since: datetime,
+    before: tuple[datetime, int] | None,
+    size: int = 50,
+) -> tuple[list[AuditRecord], tuple[datetime, int] | None]:
+    """A developer's own requests (its keys' records) since a moment, newest first, by keyset.
+
+    Bounded twice: by the window (the tenant's time index is walked from now back to `since`)
+    and by the page size, so a tenant with a year of records answers as fast as a new one.
+    """
+    records = AuditRecord.objects.filter(
+        tenant=tenant, api_key_id__in=key_ids, started_at__gte=since
+    ).order_by("-started_at", "-id")
+    if before is not None:
+        records = before_position(records, *before)
+    rows = list(records.select_related("api_key")[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    return rows, ((rows[-1].started_at, rows[-1].pk) if more and rows else None)
+
+
+def own_request_get(*, tenant: Tenant, key_ids: list[int], request_id: str) -> AuditRecord | None:
+    """One of a developer's own requests; another's (or another tenant's) is not found."""
+    return (
+        AuditRecord.objects.filter(tenant=tenant, api_key_id__in=key_ids, request_id=request_id)
+        .select_related("team", "api_key")
+        .first()
+    )
+
+
+def content_mode_of(*, tenant: Tenant) -> str:
+    """How the tenant's records keep bodies (audit.models.ContentMode); full when unset."""
+    policy = AuditPolicy.objects.filter(tenant=tenant).values_list("content_mode", flat=True)
+    return policy.first() or ContentMode.FULL

@@ -8,5 +8,6 @@ class BillingConfig(AppConfig):
     def ready(self) -> None:
         from gateway_site.console.nav import NavEntry, nav_register
 
+        nav_register(NavEntry("Overview", "Dashboards", "billing:dashboard", 5))
         nav_register(NavEntry("Finance", "Cost", "billing:finance", 10))
         nav_register(NavEntry("Finance", "Prices", "billing:prices", 20))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 from billing.money import allocate, usd_text
@@ -73,6 +73,95 @@ def line_chart(days: list[date], series: dict[str, list[Decimal]]) -> LineChart 
         Tick(_PAD_LEFT - 6, y(peak * k / 4), f"${usd_text(peak * k / 4)}") for k in range(0, 5)
     ]
     return LineChart(
+        _WIDTH,
+        _HEIGHT,
+        lines,
+        x_ticks,
+        y_ticks,
+        _PAD_LEFT,
+        _HEIGHT - _PAD_BOTTOM,
+        _WIDTH - _PAD_RIGHT,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesLine:
+    label: str
+    colour: str
+    points: str
+    summary: str  # shown in the legend: the line's total or peak, with its unit
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesChart:
+    title: str
+    width: int
+    height: int
+    lines: list[SeriesLine]
+    x_ticks: list[Tick]
+    y_ticks: list[Tick]
+    plot_left: int
+    plot_bottom: int
+    plot_right: int
+
+
+def _quantity(value: float, unit: str) -> str:
+    if unit == "$":
+        return f"${usd_text(Decimal(str(value)))}"
+    text = f"{value:,.0f}" if not unit or value >= 10 or value == 0 else f"{value:,.1f}"
+    return f"{text} {unit}".rstrip()
+
+
+def series_chart(
+    title: str,
+    moments: list[datetime],
+    series: dict[str, list[float | None]],
+    *,
+    unit: str = "",
+    hourly: bool = False,
+    summarise: str = "total",  # "total" (requests, cost) or "peak" (latency)
+) -> SeriesChart | None:
+    """Any quantity over time, one labelled line per series; a missing value is drawn as a gap
+    in the line's points (the bucket had no traffic). None when nothing is there to draw."""
+    values = [v for line in series.values() for v in line if v is not None]
+    if not moments or not values or not any(values):
+        return None
+    peak = max(values) or 1.0
+    plot_w = _WIDTH - _PAD_LEFT - _PAD_RIGHT
+    plot_h = _HEIGHT - _PAD_BOTTOM - _PAD_TOP
+    step = plot_w / max(len(moments) - 1, 1)
+
+    def y(value: float) -> float:
+        return round(_PAD_TOP + plot_h - value / peak * plot_h, 1)
+
+    lines = []
+    for i, (label, points) in enumerate(series.items()):
+        present = [v for v in points if v is not None]
+        figure = sum(present) if summarise == "total" else max(present, default=0.0)
+        lines.append(
+            SeriesLine(
+                label,
+                _COLOURS[i % len(_COLOURS)],
+                " ".join(
+                    f"{round(_PAD_LEFT + j * step, 1)},{y(v)}"
+                    for j, v in enumerate(points)
+                    if v is not None
+                ),
+                f"{'peak ' if summarise == 'peak' else ''}{_quantity(figure, unit)}",
+            )
+        )
+    every = max(len(moments) // 6, 1)
+    shape = "%b %d %H:00" if hourly else "%b %d"
+    x_ticks = [
+        Tick(round(_PAD_LEFT + j * step, 1), _HEIGHT - 8, moment.strftime(shape))
+        for j, moment in enumerate(moments)
+        if j % every == 0
+    ]
+    y_ticks = [
+        Tick(_PAD_LEFT - 6, y(peak * k / 4), _quantity(peak * k / 4, unit)) for k in range(5)
+    ]
+    return SeriesChart(
+        title,
         _WIDTH,
         _HEIGHT,
         lines,

@@ -86,6 +86,11 @@ class UsageRollup(models.Model):
     feature = models.CharField(max_length=200, blank=True, default="")
     # The deployment that answered, or the model asked for when none did.
     model = models.CharField(max_length=200, blank=True, default="")
+    # What routed the request, for the dashboards: the provider that served it, the route alias
+    # asked for and the task category the route classified it as ("" when none).
+    provider = models.CharField(max_length=64, blank=True, default="")
+    route = models.CharField(max_length=128, blank=True, default="")
+    category = models.CharField(max_length=64, blank=True, default="")
 
     requests = models.PositiveIntegerField(default=0)
     errors = models.PositiveIntegerField(default=0)  # provider errors and broken streams
@@ -98,6 +103,12 @@ class UsageRollup(models.Model):
     latency_p50_ms = models.FloatField(null=True, blank=True)
     latency_p95_ms = models.FloatField(null=True, blank=True)
     latency_p99_ms = models.FloatField(null=True, blank=True)
+    # Streams: time to the first token.
+    ttft_p50_ms = models.FloatField(null=True, blank=True)
+    ttft_p95_ms = models.FloatField(null=True, blank=True)
+    ttft_p99_ms = models.FloatField(null=True, blank=True)
+    # Requests a fallback served: more than one deployment was tried.
+    fallbacks = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -111,6 +122,9 @@ class UsageRollup(models.Model):
                     "end_user",
                     "feature",
                     "model",
+                    "provider",
+                    "route",
+                    "category",
                 ],
                 name="one_rollup_row_per_group",
             )

@@ -13,8 +13,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Aggregate, Count, F, FloatField, Q, Sum
-from django.db.models.functions import Trunc
+from django.db.models import (
+    Aggregate,
+    CharField,
+    Count,
+    F,
+    FloatField,
+    Func,
+    IntegerField,
+    Q,
+    Sum,
+    Value,
+)
+from django.db.models.fields.json import KT
+from django.db.models.functions import Coalesce, Trunc
 from django.utils import timezone
 
 from audit.models import AuditStatus
@@ -39,6 +51,16 @@ class Percentile(Aggregate):
         super().__init__(expression, fraction=fraction)
 
 
+class JsonArrayLength(Func):
+    """How many items a JSON array holds (the deployments a request tried)."""
+
+    function = "jsonb_array_length"
+    output_field = IntegerField()
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return super().as_sql(compiler, connection, function="json_array_length", **extra)
+
+
 def bucket_floor(moment: datetime, granularity: str) -> datetime:
     moment = moment.astimezone(UTC)
     floored = moment.replace(minute=0, second=0, microsecond=0)
@@ -58,12 +80,16 @@ def _window_rows(granularity: str, start: datetime, end: datetime) -> Iterator[U
         "completion": Sum("completion_tokens"),
         "cached": Sum("cached_tokens"),
         "cost": Sum("cost_usd"),
+        "fallbacks": Count("id", filter=Q(tried__gt=1)),
     }
     if connection.vendor == "postgresql":
         aggregates |= {
             "p50": Percentile("latency_ms", 0.5),
             "p95": Percentile("latency_ms", 0.95),
             "p99": Percentile("latency_ms", 0.99),
+            "ttft50": Percentile("ttft_ms", 0.5),
+            "ttft95": Percentile("ttft_ms", 0.95),
+            "ttft99": Percentile("ttft_ms", 0.99),
         }
     groups = (
         records.annotate(
@@ -71,8 +97,23 @@ def _window_rows(granularity: str, start: datetime, end: datetime) -> Iterator[U
             # The deployment that served the request: never the alias asked for or a name the
             # gateway refused, so "By model" has one kind of key ("" when nothing served).
             model=F("deployment_name"),
+            provider=F("provider_name"),
+            route=F("route_alias"),
+            category=Coalesce(KT("routing__category"), Value(""), output_field=CharField()),
+            tried=JsonArrayLength("attempts"),
         )
-        .values("bucket", "tenant_id", "team_id", "api_key_id", "end_user", "feature", "model")
+        .values(
+            "bucket",
+            "tenant_id",
+            "team_id",
+            "api_key_id",
+            "end_user",
+            "feature",
+            "model",
+            "provider",
+            "route",
+            "category",
+        )
         .annotate(**aggregates)
         .order_by()
     )
@@ -86,6 +127,10 @@ def _window_rows(granularity: str, start: datetime, end: datetime) -> Iterator[U
             end_user=group["end_user"],
             feature=group["feature"],
             model=group["model"] or "",
+            provider=group["provider"] or "",
+            route=group["route"] or "",
+            category=group["category"] or "",
+            fallbacks=group["fallbacks"],
             requests=group["requests"],
             errors=group["errors"],
             rejected=group["rejected"],
@@ -97,6 +142,9 @@ def _window_rows(granularity: str, start: datetime, end: datetime) -> Iterator[U
             latency_p50_ms=group.get("p50"),
             latency_p95_ms=group.get("p95"),
             latency_p99_ms=group.get("p99"),
+            ttft_p50_ms=group.get("ttft50"),
+            ttft_p95_ms=group.get("ttft95"),
+            ttft_p99_ms=group.get("ttft99"),
         )
 
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from billing import price_views, views
+from billing import dashboard_views, price_views, views
 
 app_name = "billing"
 
@@ -11,4 +11,5 @@ urlpatterns = [
     path("teams/<int:team_id>/", views.team_costs, name="team"),
     path("teams/<int:team_id>/requests/", views.user_requests, name="requests"),
     path("prices/", price_views.prices, name="prices"),
+    path("dashboard/", dashboard_views.dashboard, name="dashboard"),
 ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -47,6 +49,27 @@ class KeyCreateForm(ConsoleForm):
         help_text="None ticked: every model the team may use.",
     )
     expires_in_days = forms.ChoiceField(choices=EXPIRY_CHOICES, required=False, label="Expires")
+    # Limits and a budget of the key's own, on top of its team's and tenant's (tenants/quotas).
+    requests_per_minute = forms.IntegerField(
+        required=False, min_value=1, max_value=10_000_000, label="Requests per minute (optional)"
+    )
+    tokens_per_minute = forms.IntegerField(
+        required=False, min_value=1, max_value=10_000_000_000, label="Tokens per minute (optional)"
+    )
+    budget_usd = forms.DecimalField(
+        required=False,
+        min_value=Decimal("0.01"),
+        max_value=Decimal("1000000000"),
+        max_digits=14,
+        decimal_places=4,
+        label="Budget in USD (optional)",
+        help_text="The key is refused once it has spent this much in the period.",
+    )
+    budget_period = forms.ChoiceField(
+        choices=[("month", "Per month"), ("week", "Per week"), ("day", "Per day")],
+        required=False,
+        label="Budget period",
+    )
 
     def __init__(self, *args: Any, teams: Any, models: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -79,11 +102,64 @@ class PlaygroundForm(ConsoleForm):
         help_text="Sent once to the gateway with this request; never stored.",
     )
     model = forms.ChoiceField()
+    compare_model = forms.ChoiceField(
+        required=False, label="Compare with", help_text="A second model answers side by side."
+    )
+    system = forms.CharField(
+        required=False,
+        max_length=8000,
+        label="System prompt",
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    temperature = forms.DecimalField(
+        required=False, min_value=0, max_value=2, decimal_places=2, label="Temperature"
+    )
+    max_tokens = forms.IntegerField(
+        required=False, min_value=1, max_value=32768, label="Max tokens"
+    )
+    stream = forms.BooleanField(required=False, label="Stream the answer")
     message = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), max_length=8000)
+    # The conversation so far of each side (multi-turn), carried by the page: JSON turns.
+    history_a = forms.CharField(required=False, widget=forms.HiddenInput, max_length=200_000)
+    history_b = forms.CharField(required=False, widget=forms.HiddenInput, max_length=200_000)
+
+    MAX_TURNS = 50
 
     def __init__(self, *args: Any, models: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["model"].choices = [(m, m) for m in models]  # type: ignore[attr-defined]
+        self.fields["compare_model"].choices = [  # type: ignore[attr-defined]
+            ("", "No comparison"),
+            *[(m, m) for m in models],
+        ]
+
+    def _history(self, name: str) -> list[dict[str, str]]:
+        raw = self.cleaned_data.get(name) or ""
+        if not raw:
+            return []
+        try:
+            turns = json.loads(raw)
+        except ValueError:
+            raise forms.ValidationError(
+                "The conversation could not be read; start a new one."
+            ) from None
+        if not isinstance(turns, list) or len(turns) > self.MAX_TURNS * 2:
+            raise forms.ValidationError("The conversation is too long; start a new one.")
+        for turn in turns:
+            if (
+                not isinstance(turn, dict)
+                or set(turn) != {"role", "content"}
+                or turn["role"] not in ("user", "assistant")
+                or not isinstance(turn["content"], str)
+            ):
+                raise forms.ValidationError("The conversation could not be read; start a new one.")
+        return turns
+
+    def clean_history_a(self) -> list[dict[str, str]]:
+        return self._history("history_a")
+
+    def clean_history_b(self) -> list[dict[str, str]]:
+        return self._history("history_b")
 
 
 class TeamForm(ConsoleForm):

@@ -87,6 +87,10 @@ def keys_of_owner(*, tenant: Tenant, user: AnyUser) -> QuerySet[ApiKey]:
     return keys_of_tenant(tenant=tenant).filter(owner_id=user.pk)
 
 
+def key_ids_of_owner(*, tenant: Tenant, user: AnyUser) -> list[int]:
+    return list(keys_of_owner(tenant=tenant, user=user).values_list("id", flat=True))
+
+
 def key_of_tenant(*, tenant: Tenant, key_id: int, owner: AnyUser | None = None) -> ApiKey | None:
     keys = (
         keys_of_tenant(tenant=tenant) if owner is None else keys_of_owner(tenant=tenant, user=owner)

@@ -69,6 +69,7 @@ def register_console_pages() -> None:
         NavEntry("Developer", "My keys", "console:keys", 10),
         NavEntry("Developer", "Quickstart", "console:quickstart", 20),
         NavEntry("Developer", "Playground", "console:playground", 30),
+        NavEntry("Developer", "My requests", "console:my_requests", 40),
         NavEntry("Administration", "Teams", "console:admin_teams", 10),
         NavEntry("Administration", "Members", "console:admin_members", 20),
         NavEntry("Administration", "All keys", "console:admin_keys", 30),

@@ -5,6 +5,7 @@ from django.urls import include, path
 
 from gateway_site.console.views import auth, tenant
 from tenants import portal_views as developer
+from tenants import request_log_views as request_log
 from tenants import views as admin
 
 app_name = "console"
@@ -18,6 +19,8 @@ tenant_patterns = [
     path("keys/<int:key_id>/revoke/", developer.key_revoke, name="key_revoke"),
     path("quickstart/", developer.quickstart, name="quickstart"),
     path("playground/", developer.playground, name="playground"),
+    path("requests/", request_log.my_requests, name="my_requests"),
+    path("requests/<str:request_id>/", request_log.my_request, name="my_request"),
     path("admin/teams/", admin.teams, name="admin_teams"),
     path("admin/teams/<int:team_id>/", admin.team_edit, name="admin_team_edit"),
     path("admin/members/", admin.members, name="admin_members"),

@@ -188,3 +188,46 @@ def test_a_key_page_shows_its_limits_and_what_is_left_of_its_budgets(acme: Acme)
     text = page.content.decode()
     assert "Rate limit of key &#x27;quant-notebook&#x27;: 60 requests/min" in text
     assert "$7.5000 left</strong> of $10.0000" in text
+
+
+def test_a_key_is_created_with_its_own_limits_and_budget(acme: Acme) -> None:
+    from decimal import Decimal
+
+    from tenants.quotas.models import Budget, RateLimit
+
+    client = signed_in(acme, "developer")
+    response = client.post(
+        f"/console/t/{acme.tenant.slug}/keys/new/",
+        {
+            "name": "capped",
+            "team": acme.team.pk,
+            "requests_per_minute": "30",
+            "budget_usd": "5.00",
+            "budget_period": "week",
+        },
+    )
+    assert response.status_code == 201
+    assert 'data-testid="new-key-limits"' in response.content.decode()
+    key = ApiKey.objects.get(name="capped")
+    limit = RateLimit.objects.get(api_key=key)
+    assert limit.requests_per_minute == 30 and limit.tokens_per_minute is None
+    budget = Budget.objects.get(api_key=key)
+    assert budget.amount_usd == Decimal("5.00") and budget.period == "week"
+    detail = client.get(f"/console/t/{acme.tenant.slug}/keys/{key.pk}/").content.decode()
+    assert "5.00" in detail
+
+
+def test_a_key_with_a_bad_limit_is_not_created(acme: Acme) -> None:
+    client = signed_in(acme, "developer")
+    for bad in (
+        {"budget_usd": "-1"},
+        {"budget_usd": "abc"},
+        {"requests_per_minute": "0"},
+        {"budget_usd": "5", "budget_period": "fortnight"},
+    ):
+        response = client.post(
+            f"/console/t/{acme.tenant.slug}/keys/new/",
+            {"name": "never", "team": acme.team.pk, **bad},
+        )
+        assert response.status_code == 400, bad
+    assert not ApiKey.objects.filter(name="never").exists()

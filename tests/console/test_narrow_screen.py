@@ -33,6 +33,7 @@ PAGES = {
         "/console/t/acme/keys/",
         "/console/t/acme/quickstart/",
         "/console/t/acme/playground/",
+        "/console/t/acme/requests/",
     ],
     "tenant_admin": [
         "/console/t/acme/admin/teams/",
@@ -47,6 +48,8 @@ PAGES = {
     "finance": [
         "/console/t/acme/finance/",
         "/console/t/acme/finance/?by=model",
+        "/console/t/acme/finance/dashboard/",
+        "/console/t/acme/finance/dashboard/?window=365d&by=route",
         "/console/t/acme/finance/?period=custom&start=2026-99-01&end=x",  # with errors
         "/console/t/acme/no-such-page/",
     ],

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +20,7 @@ import httpx
 import pytest
 
 from tests.support.browser import People, create_key, sign_in
+from tests.support.live import test_database_url as live_database_url
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
@@ -130,12 +133,28 @@ def test_screenshots_of_the_developer_portal(
     page.get_by_label("Your key").fill(key)
     page.get_by_label("Message").fill("Summarise our travel policy in one line.")
     page.get_by_role("button", name="Send").click()
-    page.get_by_test_id("answer").wait_for()
+    page.get_by_label("Model", exact=True).select_option("demo")
+    page.get_by_label("Compare with").select_option("advisor-chat")
+    page.get_by_label("Stream the answer").check()
+    page.get_by_label("Message").fill("And in one word?")
+    page.get_by_role("button", name="Send").click()
+    page.get_by_test_id("reply").nth(1).wait_for()
     shoot(page, shots, "07-playground")
+    page.get_by_role("link", name="My requests").click()
+    page.get_by_test_id("my-requests").wait_for()
+    shoot(page, shots, "08-my-requests")
+    page.get_by_test_id("my-requests").get_by_role("link").first.click()
+    page.get_by_test_id("request-facts").wait_for()
+    shoot(page, shots, "09-my-request")
 
 
 def test_screenshots_of_tenant_administration(
-    page: Any, people: People, console_gateway: Any, shots: Path, evaluated_route: None
+    page: Any,
+    people: People,
+    console_gateway: Any,
+    shots: Path,
+    evaluated_route: None,
+    django_db_blocker: Any,
 ) -> None:
     sign_in(page, people.tenant_admin)
     for link, name in (
@@ -151,6 +170,18 @@ def test_screenshots_of_tenant_administration(
         shoot(page, shots, name)
     page.context.clear_cookies()
     sign_in(page, people.finance)
+    # What the scheduler does every few minutes, in its own process (the test's transaction
+    # would hide the rollups from the live gateway).
+    subprocess.run(
+        [sys.executable, "manage.py", "billing_rollup"],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "DATABASE_URL": live_database_url()},
+        check=True,
+        capture_output=True,
+    )
+    page.get_by_role("link", name="Dashboards").click()
+    page.get_by_test_id("totals").wait_for()
+    shoot(page, shots, "18-dashboards")
     page.goto("/console/t/acme/keys/")
     shoot(page, shots, "15-role-denied")
 

@@ -67,6 +67,8 @@ EXPECTED_ROLES: dict[str, set[str]] = {
             "key_revoke",
             "quickstart",
             "playground",
+            "my_requests",
+            "my_request",
         )
     },
     **{
@@ -100,6 +102,7 @@ EXPECTED_ROLES: dict[str, set[str]] = {
     "evaluations:scores": {ADMIN, DEV, FINANCE},
     **{f"billing:{name}": {ADMIN, FINANCE} for name in ("finance", "team", "requests")},
     "billing:prices": set(),  # platform admins only
+    "billing:dashboard": {ADMIN, FINANCE, COMPLIANCE},
     "observability:alerts": {ADMIN, FINANCE, COMPLIANCE},
     "response_cache:cache": {ADMIN},
     "mcp:overview": {ADMIN},
