@@ -84,7 +84,7 @@ def build_side(slug: str, title: str) -> Side:
         public_id=f"apr_{slug}",
         tenant=tenant,
         team=team,
-        api_key=key,
+        api_key=key.api_key,
         body_sha256="0" * 64,
         predicted_cost_usd=Decimal("1"),
         threshold_usd=Decimal("0.5"),
