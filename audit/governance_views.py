@@ -109,9 +109,9 @@ def erasure(request: HttpRequest) -> HttpResponse:
 
 @console_view(Role.COMPLIANCE)
 @require_POST
-def erasure_decide(request: HttpRequest, request_id: int, decision: str) -> HttpResponse:
+def erasure_decide(request: HttpRequest, erasure_id: int, decision: str) -> HttpResponse:
     ctx = console_context(request)
-    asked = selectors.erasure_request_of(tenant_id=ctx.tenant.pk, request_id=request_id)
+    asked = selectors.erasure_request_of(tenant_id=ctx.tenant.pk, request_id=erasure_id)
     if asked is None or decision not in ("approve", "refuse"):
         raise Http404("no such erasure request")
     try:

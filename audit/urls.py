@@ -17,7 +17,7 @@ urlpatterns = [
     path("holds/<int:hold_id>/release/", governance_views.hold_release, name="hold_release"),
     path("erasure/", governance_views.erasure, name="erasure"),
     path(
-        "erasure/<int:request_id>/<str:decision>/",
+        "erasure/<int:erasure_id>/<str:decision>/",
         governance_views.erasure_decide,
         name="erasure_decide",
     ),

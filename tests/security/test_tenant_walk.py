@@ -49,7 +49,7 @@ pytestmark = pytest.mark.django_db
 
 STATE_CHANGING = ("POST", "PUT", "PATCH", "DELETE")
 # Path parameters that name no object of a tenant (a format, a kind of rule, a label's name).
-NOT_AN_OBJECT = {"tenant_slug", "slug", "fmt", "kind", "label", "number"}
+NOT_AN_OBJECT = {"tenant_slug", "slug", "fmt", "kind", "label", "number", "decision"}
 
 # Who may open each console page, written down independently of the views' own declarations:
 # the walk checks the behaviour against this, so a view declared with a role too many fails.
@@ -81,10 +81,10 @@ EXPECTED_ROLES: dict[str, set[str]] = {
             "member_remove",
             "keys",
             "models",
-            "activity",
-            "activity_export",
         )
     },
+    # Compliance reads who changed what (policies included) as well.
+    **{f"console:admin_{name}": {ADMIN, COMPLIANCE} for name in ("activity", "activity_export")},
     **{
         f"prompts:{name}": {ADMIN, DEV, COMPLIANCE}
         for name in ("list", "detail", "diff", "version")
@@ -106,6 +106,40 @@ EXPECTED_ROLES: dict[str, set[str]] = {
     "observability:alerts": {ADMIN, FINANCE, COMPLIANCE},
     "response_cache:cache": {ADMIN},
     "mcp:overview": {ADMIN},
+    "mcp:price_save": {ADMIN},
+    # Guardrail policies: admins write them, compliance reads them and reviews held requests.
+    **{f"guardrails:{name}": {ADMIN, COMPLIANCE} for name in ("list", "detail", "dry_run")},
+    **{f"guardrails:{name}": {ADMIN} for name in ("create", "edit", "attach", "detach")},
+    **{
+        f"guardrails:{name}": {ADMIN, COMPLIANCE}
+        for name in ("review", "review_decide", "review_export")
+    },
+    # Cost pre-approval: budget owners decide, admins set the thresholds.
+    **{f"quotas:{name}": {ADMIN, FINANCE} for name in ("approvals", "approval_decide")},
+    **{f"quotas:{name}": {ADMIN} for name in ("approval_rule_save", "approval_rule_delete")},
+    # The tenant's audit governance: the policy for admins and compliance, the rest compliance.
+    "compliance:policy": {ADMIN, COMPLIANCE},
+    **{
+        f"compliance:{name}": {COMPLIANCE}
+        for name in ("holds", "hold_release", "erasure", "erasure_decide")
+    },
+    # Platform pages: platform admins only.
+    **{
+        f"routing:{name}": set()
+        for name in (
+            "providers",
+            "provider_new",
+            "provider_edit",
+            "deployments",
+            "deployment_new",
+            "deployment_edit",
+            "routes",
+            "route_new",
+            "route_edit",
+        )
+    },
+    **{f"evaluations:{name}": set() for name in ("categories", "category_edit")},
+    "observability:rules": set(),
 }
 SIGN_IN_PAGES = {"console:login", "console:logout", "console:oidc_start", "console:oidc_callback"}
 
@@ -698,7 +732,7 @@ def api_attempts(
         where = f"{who} {op.method} {op.path}"
         findings.check(
             response.status_code in statuses,
-            f"{where}: {response.status_code} {response.content[:200]!r}, "
+            f"{where}: {response.status_code} {body_text(response)[:200]!r}, "
             f"expected {sorted(statuses)}",
         )
         if response.status_code >= 400:
@@ -809,7 +843,7 @@ def test_it_refuses_a_body_naming_one_object_of_another_tenant(walk: Walk) -> No
             where = f"{op.method} {op.path} with their {ref}"
             findings.check(
                 response.status_code in {403, 404, 422},
-                f"{where}: {response.status_code} {response.content[:200]!r}",
+                f"{where}: {response.status_code} {body_text(response)[:200]!r}",
             )
             secrets = leaked(victim, response, sent=json.dumps(body))
             findings.check(not secrets, f"{where}: shows {secrets}")

@@ -370,6 +370,12 @@ class FullTenant:
     words: str
     mcp_server: Any = None
     world: TenantWorld | None = None  # the same tenant, teams, users and key, to add to
+    hold: Any = None
+    erasure: Any = None
+    guardrail_policy: Any = None
+    attachment: Any = None
+    approval_rule: Any = None
+    approval: Any = None
 
     def path_values(self) -> dict[str, Any]:
         """Every path parameter of the console and the management API, pointing at our objects."""
@@ -393,6 +399,12 @@ class FullTenant:
             "export_id": self.export.pk,
             "fmt": "csv",
             "server": self.mcp_server.name if self.mcp_server else "crm",
+            "hold_id": self.hold.pk if self.hold else 0,
+            "erasure_id": self.erasure.pk if self.erasure else 0,
+            "decision": "approve",
+            "attachment_id": self.attachment.pk if self.attachment else 0,
+            "approval_id": self.approval.public_id if self.approval else "apr_none",
+            "alias": "demo",
         }
 
     def secrets(self) -> list[str]:
@@ -461,7 +473,7 @@ def build_full_tenant(*, slug: str, words: str, password: str | None = None) -> 
     prompts.prompt_label_move(actor=SYSTEM, prompt=prompt, label="production", version=2)
     pin = prompts.prompt_pin_set(actor=SYSTEM, prompt=prompt, version=1, team=team)
     limit = quotas.rate_limit_set(
-        tenant=tenant, scope="end_user", end_user=f"{words} end user", requests_per_minute=60
+        tenant=tenant, scope="user", end_user=f"{words} end user", requests_per_minute=60
     )
     budget = quotas.budget_set(tenant=tenant, scope="team", team=team, amount_usd=Decimal("250"))
     record = AuditRecord.objects.create(
@@ -525,6 +537,7 @@ def build_full_tenant(*, slug: str, words: str, password: str | None = None) -> 
         tenant=tenant, name="crm", url=f"http://127.0.0.1:9/{slug}/mcp", credential=f"{slug}-mcp"
     )
     mcp.mcp_grant_set(server=mcp_server, team=team, tools=[f"{words} tool"], calls_per_minute=5)
+    governed = _governed_objects(tenant, team, key, users, slug=slug, words=words)
     return FullTenant(
         tenant=tenant,
         team=team,
@@ -543,4 +556,58 @@ def build_full_tenant(*, slug: str, words: str, password: str | None = None) -> 
         words=words,
         mcp_server=mcp_server,
         world=built,
+        **governed,
     )
+
+
+def _governed_objects(
+    tenant: Any, team: Team, key: Any, users: dict[str, Any], *, slug: str, words: str
+) -> dict[str, Any]:
+    """The objects of the governance pages: a legal hold, an erasure request, a guardrail policy
+    attached to the tenant, a held cost approval and its rule."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from audit.activity.services import SYSTEM
+    from audit.erasure_requests import erasure_request_create
+    from audit.services import legal_hold_place
+    from routing.guardrails import services as guardrails
+    from routing.guardrails.core.policy import PolicySpec
+    from tenants.quotas import approvals
+    from tenants.quotas.models import CostApproval
+
+    hold = legal_hold_place(tenant=tenant, reason=f"{words} matter", actor=SYSTEM)
+    erasure = erasure_request_create(
+        tenant=tenant,
+        end_user=f"{words} erased user",
+        reason=f"{words} erasure",
+        user=users[Role.COMPLIANCE],
+    )
+    policy = guardrails.guardrail_policy_upsert(
+        name=f"{slug}-pii", tenant=tenant, spec=PolicySpec.model_validate({"pii": {}})
+    )
+    attachment = guardrails.guardrail_policy_attach(policy=policy, tenant=tenant)
+    approval_rule = approvals.approval_rule_set(
+        tenant=tenant, scope="team", team=team, threshold_usd=Decimal("5"), actor=SYSTEM
+    )
+    now = timezone.now()
+    approval = CostApproval.objects.create(
+        public_id=f"apr_{slug.replace('-', '_')}",
+        tenant=tenant,
+        team=team,
+        api_key=key,
+        body_sha256="0" * 64,
+        predicted_cost_usd=Decimal("9"),
+        threshold_usd=Decimal("5"),
+        created_at=now,
+        expires_at=now + timedelta(hours=1),
+    )
+    return {
+        "hold": hold,
+        "erasure": erasure,
+        "guardrail_policy": policy,
+        "attachment": attachment,
+        "approval_rule": approval_rule,
+        "approval": approval,
+    }
