@@ -20,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from django.db import close_old_connections, connection, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.utils import InterfaceError, OperationalError
 from psycopg_pool import PoolTimeout
 
@@ -34,7 +35,6 @@ from audit.content import ContentModes, apply_content_mode
 from audit.entries import AuditEntry
 from audit.sql import complete_entries, insert_entries, insert_entries_with, insert_statement
 from audit.storable import storable_entry
-from tenants.quotas.ledger import insert_spend, spend_rows
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,38 @@ _PROBE_CONNECT_TIMEOUT_S = 2
 # Records owed to calls the provider saw, kept while the database is down; past this many the
 # oldest wait for the write-ahead journal's recovery instead (it records them when the worker ends).
 OWED_MAX = 100_000
+
+
+class SpendLedger(Protocol):
+    """Where the spend of a written record goes, in the record's own transaction (the quotas
+    app's ledger, tenants/quotas/ledger.py, registers itself: the audit room stays below it)."""
+
+    def spend_rows(
+        self, connection: BaseDatabaseWrapper, entries: Sequence[AuditEntry]
+    ) -> tuple[str, list[tuple[Any, ...]]] | None: ...
+
+    def insert_spend(
+        self, connection: BaseDatabaseWrapper, entries: Sequence[AuditEntry]
+    ) -> None: ...
+
+
+class _NoLedger:
+    def spend_rows(
+        self, connection: BaseDatabaseWrapper, entries: Sequence[AuditEntry]
+    ) -> tuple[str, list[tuple[Any, ...]]] | None:
+        return None
+
+    def insert_spend(self, connection: BaseDatabaseWrapper, entries: Sequence[AuditEntry]) -> None:
+        return None
+
+
+_ledger: SpendLedger = _NoLedger()
+
+
+def use_ledger(ledger: SpendLedger) -> None:
+    """Called once from the quotas app's `ready()`."""
+    global _ledger
+    _ledger = ledger
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +111,7 @@ def write_batch(ops: list[_Op], content_modes: ContentModes | None = None) -> No
             # What requests wait for: inserts only (completions come after a stream has been
             # delivered). One statement, records and ledger rows together, one round trip.
             inserts = [entry for _, entry in kept]
-            insert_entries_with(connection, inserts, spend_rows(connection, inserts))
+            insert_entries_with(connection, inserts, _ledger.spend_rows(connection, inserts))
             return
         with transaction.atomic():
             inserts = [entry for op, entry in kept if isinstance(op, _Insert)]
@@ -89,7 +121,7 @@ def write_batch(ops: list[_Op], content_modes: ContentModes | None = None) -> No
             if completions:
                 complete_entries(connection, completions)
             # The spend ledger gets its rows in the same transaction as the records they charge.
-            insert_spend(connection, inserts + completions)
+            _ledger.insert_spend(connection, inserts + completions)
     finally:
         close_old_connections()
 
@@ -107,7 +139,9 @@ class _LoopConnection:
         return connection.vendor == "postgresql" and time.monotonic() >= self._resting_until
 
     async def insert(self, entries: list[AuditEntry]) -> None:
-        statement, params = insert_statement(connection, entries, spend_rows(connection, entries))
+        statement, params = insert_statement(
+            connection, entries, _ledger.spend_rows(connection, entries)
+        )
         try:
             conn = self._conn
             if conn is None or conn.closed:

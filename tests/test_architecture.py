@@ -62,11 +62,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
                 "gateway_site.declarative")),
 )  # fmt: skip
 
-KNOWN_UPWARD: dict[tuple[str, str], str] = {
-    # The writer commits a call's ledger row in its record's transaction, so that a record and
-    # its spend are one fact; the ledger step is to be passed in by the pipeline instead.
-    ("audit", "contracts"): "audit.writer -> tenants.quotas.ledger",
-}
+KNOWN_UPWARD: dict[tuple[str, str], str] = {}
 
 
 def _installed_apps() -> list[str]:

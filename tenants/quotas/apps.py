@@ -7,7 +7,11 @@ class QuotasConfig(AppConfig):
     verbose_name = "Rate limits and budgets"
 
     def ready(self) -> None:
+        from audit.writer import use_ledger
         from gateway_site.console.nav import NavEntry, nav_register
+        from tenants.quotas import ledger
+
+        use_ledger(ledger)  # a record and its spend are written in one statement
 
         nav_register(NavEntry("Administration", "Limits and budgets", "quotas:limits", 45))
         nav_register(NavEntry("Finance", "Cost approvals", "quotas:approvals", 60))
