@@ -97,9 +97,9 @@ def rule_save(request: HttpRequest) -> HttpResponse:
 
 @console_view(ADMIN)
 @require_POST
-def rule_delete(request: HttpRequest, rule_id: int) -> HttpResponse:
+def rule_delete(request: HttpRequest, approval_rule_id: int) -> HttpResponse:
     tenant = console_context(request).tenant
-    rule = approvals.approval_rules_of(tenant_id=tenant.pk).filter(pk=rule_id).first()
+    rule = approvals.approval_rules_of(tenant_id=tenant.pk).filter(pk=approval_rule_id).first()
     if rule is None:
         raise Http404
     approvals.approval_rule_remove(rule=rule, actor=Actor.user(request.user))

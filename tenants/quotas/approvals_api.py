@@ -111,14 +111,15 @@ def rule_set(request: HttpRequest, slug: str, payload: ApprovalRuleIn) -> Status
 
 
 @router.delete(
-    "/tenants/{slug}/approval-rules/{rule_id}",
+    "/tenants/{slug}/approval-rules/{approval_rule_id}",
     response={204: None},
     summary="Remove a cost pre-approval rule",
 )
-def rule_delete(request: HttpRequest, slug: str, rule_id: int) -> Status[None]:
+def rule_delete(request: HttpRequest, slug: str, approval_rule_id: int) -> Status[None]:
     tenant = tenant_or_404(request, slug)
     rule = one_or_404(
-        approvals.approval_rules_of(tenant_id=tenant.pk).filter(pk=rule_id), f"Rule {rule_id}"
+        approvals.approval_rules_of(tenant_id=tenant.pk).filter(pk=approval_rule_id),
+        f"Rule {approval_rule_id}",
     )
     approvals.approval_rule_remove(rule=rule, actor=scope_of(request).actor)
     return Status(204, None)

@@ -14,7 +14,7 @@ urlpatterns = [
     path("approvals/", approval_views.approvals_page, name="approvals"),
     path("approvals/rules/", approval_views.rule_save, name="approval_rule_save"),
     path(
-        "approvals/rules/<int:rule_id>/delete/",
+        "approvals/rules/<int:approval_rule_id>/delete/",
         approval_views.rule_delete,
         name="approval_rule_delete",
     ),

@@ -126,7 +126,7 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/tenants/{slug}/approval-rules"): Case(
         lambda t: {"scope": "tenant", "threshold_usd": "0"}
     ),
-    ("DELETE", "/tenants/{slug}/approval-rules/{rule_id}"): Case(),
+    ("DELETE", "/tenants/{slug}/approval-rules/{approval_rule_id}"): Case(),
     ("GET", "/tenants/{slug}/cost-approvals"): Case(role="finance"),
     ("POST", "/tenants/{slug}/cost-approvals/{approval_id}/approve"): Case(
         lambda t: {}, role="finance"
@@ -177,7 +177,7 @@ def fill(template: str, side: Side, *, slug_of: Side | None = None) -> str:
         .replace("{server}", f"{side.tenant.slug}-crm")
         .replace("{request_id}", f"req_{side.tenant.slug}")
         .replace("{export_id}", "8d1c1f52-0f5e-4d2b-9b7a-1d0c3f5b2a10")
-        .replace("{rule_id}", str(side.approval_rule_id))
+        .replace("{approval_rule_id}", str(side.approval_rule_id))
         .replace("{approval_id}", side.approval_id)
     )
 

@@ -39,24 +39,26 @@ class People:
 
 @pytest.fixture(scope="session")
 def people(world: Any, django_db_blocker: Any) -> People:
-    """Committed users (the live gateway reads them) in the world's tenants."""
+    """Committed users (the live gateway reads them) in the world's tenants.
+
+    Modules that import this fixture each get their own session instance, so it adds only the
+    members the world does not hold yet."""
     from tests.support.world import Member, add_members
 
+    wanted = {
+        "acme": [
+            Member("developer", "web-ada", "web-ada@example.com", teams=["advisors"]),
+            Member("tenant_admin", "web-avery", "web-avery@example.com", teams=[]),
+            Member("finance", "web-finn", "web-finn@example.com", teams=[]),
+        ],
+        "globex": [Member("developer", "web-gus", "web-gus@example.com", teams=["ops"])],
+    }
     with django_db_blocker.unblock():
-        add_members(
-            world.acme,
-            [
-                Member("developer", "web-ada", "web-ada@example.com", teams=["advisors"]),
-                Member("tenant_admin", "web-avery", "web-avery@example.com", teams=[]),
-                Member("finance", "web-finn", "web-finn@example.com", teams=[]),
-            ],
-            password=PASSWORD,
-        )
-        add_members(
-            world.globex,
-            [Member("developer", "web-gus", "web-gus@example.com", teams=["ops"])],
-            password=PASSWORD,
-        )
+        for name, members in wanted.items():
+            handle = getattr(world, name)
+            new = [m for m in members if m.username not in handle.users]
+            if new:
+                add_members(handle, new, password=PASSWORD)
     return People("web-ada", "web-avery", "web-finn", "web-gus")
 
 

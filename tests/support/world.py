@@ -404,6 +404,7 @@ class FullTenant:
             "decision": "approve",
             "attachment_id": self.attachment.pk if self.attachment else 0,
             "approval_id": self.approval.public_id if self.approval else "apr_none",
+            "approval_rule_id": self.approval_rule.pk if self.approval_rule else 0,
             "alias": "demo",
         }
 
