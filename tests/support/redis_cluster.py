@@ -27,7 +27,9 @@ class RedisClusterNodes:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.ports[0]}/0"
+        """A live node's address: a test may have killed the first one."""
+        live = [port for port in self.ports if self.processes[port].poll() is None]
+        return f"redis://127.0.0.1:{live[0]}/0"
 
     def node(self, port: int) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
