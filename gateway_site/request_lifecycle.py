@@ -7,12 +7,18 @@ proxy needs none of it: it authenticates by key (no session, CSRF or auth middle
 database work runs on threads that release their connection at once (gateway_site/db_threads.py).
 """
 
+import asyncio
+import contextlib
+import io
 from typing import Any
 
 from django.core import signals
-from django.core.handlers.asgi import ASGIHandler
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
 from django.db import close_old_connections, reset_queries
+from django.http import HttpResponseBase
+from django.urls import set_script_prefix
 
 
 class ProxyASGIHandler(ASGIHandler):
@@ -27,9 +33,62 @@ class ProxyASGIHandler(ASGIHandler):
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             raise ValueError(f"the proxy serves HTTP only, not {scope['type']}")
-        # No ThreadSensitiveContext: the one sync step left (closing the response) runs on
-        # asgiref's shared thread instead of a thread started for this request.
+        # No ThreadSensitiveContext: nothing of a proxied request runs on a per-request thread.
         await self.handle(scope, receive, send)
+
+    async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Django's `ASGIHandler.handle` without its two hops to a thread per request (closing the
+        response and the request_finished signal, both run through `sync_to_async`): on the
+        event loop they cost more than the rest of the handling (docs/perf/). What they do is
+        safe here: the loop's thread holds no database connection (db_threads.py), so
+        close_old_connections finds none, and the resource closers only close in-memory files."""
+        try:
+            body = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        request, error_response = self.create_request(scope, body)
+        if request is None:
+            assert error_response is not None
+            await self.send_response(error_response, send)
+            error_response.close()
+            return
+
+        async def process_request() -> HttpResponseBase:
+            response = await self.run_get_response(request)
+            # The client may go away while the answer is being sent.
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.send_response(response, send)
+            return response
+
+        # As Django does: a client that disconnects cancels its request (a stream stops, and
+        # its record says the client went away).
+        listener = asyncio.create_task(self.listen_for_disconnect(receive))
+        worker = asyncio.create_task(process_request())
+        await asyncio.wait((listener, worker), return_when=asyncio.FIRST_COMPLETED)
+        for task in (listener, worker):
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            elif not task.cancelled() and not isinstance(task.exception(), RequestAborted):
+                task.result()  # re-raises what the view did not handle, as Django does
+        if worker.cancelled():
+            signals.request_finished.send(sender=self.__class__)
+        else:
+            worker.result().close()
+
+    async def read_body(self, receive: Any) -> io.BytesIO:
+        """The body in memory: the body guard (body_guard.py) has already capped its size, so
+        Django's spooled temporary file would only add work."""
+        chunks = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise RequestAborted()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return io.BytesIO(b"".join(chunks))
 
 
 def install() -> None:
