@@ -6,6 +6,7 @@ AuditRecord (and AuditEntry) is written without touching this module.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -73,29 +74,48 @@ def insert_entries_with(
 
 
 def insert_statement(
-    connection: BaseDatabaseWrapper, entries: Sequence[AuditEntry], also: Rows | None
+    connection: BaseDatabaseWrapper,
+    entries: Sequence[AuditEntry],
+    also: Rows | None,
+    *,
+    numbered: bool = False,
 ) -> tuple[str, list[Any]]:
     """PostgreSQL: the records, and `also` rows in another table, as ONE statement.
 
     In autocommit that is one round trip and one commit, where a transaction of separate
     statements takes four (BEGIN, two inserts, COMMIT): most of what a request waits for its
     record. Both tables are written or neither, as in a transaction.
+
+    `numbered`: PostgreSQL's own `$1, $2…` placeholders, for a raw cursor, which sends the text
+    as it is. psycopg parses `%s` statements of over 50 parameters again on every execution
+    (it caches only short ones), and that parse was most of the writer's time on the loop.
     """
-    sql, columns = _plan("insert", connection, _build_plan)
-    head, _, one_row = sql.partition(" VALUES ")
+    _, columns = _plan("insert", connection, _build_plan)
+    counter = itertools.count(1)
+
+    def row(width: int) -> str:
+        if numbered:
+            return "(" + ", ".join(f"${next(counter)}" for _ in range(width)) + ")"
+        return "(" + ", ".join(["%s"] * width) + ")"
+
     params: list[Any] = []
-    for entry in entries:
-        params.extend(convert(getattr(entry, attname)) for attname, convert in columns)
-    statement = f"{head} VALUES {', '.join([one_row] * len(entries))}"
+    prefix = ""
     if also is not None and also[1]:
         target, rows = also
-        row = "(" + ", ".join(["%s"] * len(rows[0])) + ")"
         # A data-modifying WITH runs to completion with the statement: both inserts or neither.
-        statement = (
-            f"WITH also AS (INSERT INTO {target} VALUES {', '.join([row] * len(rows))}) {statement}"  # noqa: S608 - metadata only
+        prefix = (
+            f"WITH also AS (INSERT INTO {target} VALUES {', '.join(row(len(r)) for r in rows)}) "  # noqa: S608 - metadata only
         )
-        params = [value for r in rows for value in r] + params
-    return statement, params
+        params.extend(value for r in rows for value in r)
+    for entry in entries:
+        params.extend(convert(getattr(entry, attname)) for attname, convert in columns)
+    values = ", ".join(row(len(columns)) for _ in entries)
+    return f"{prefix}{_insert_head(connection)} VALUES {values}", params
+
+
+def _insert_head(connection: BaseDatabaseWrapper) -> str:
+    sql, _ = _plan("insert", connection, _build_plan)
+    return sql.partition(" VALUES ")[0]
 
 
 def _build_completion_plan(connection: BaseDatabaseWrapper) -> Plan:

@@ -140,7 +140,7 @@ class _LoopConnection:
 
     async def insert(self, entries: list[AuditEntry]) -> None:
         statement, params = insert_statement(
-            connection, entries, _ledger.spend_rows(connection, entries)
+            connection, entries, _ledger.spend_rows(connection, entries), numbered=True
         )
         try:
             conn = self._conn
@@ -161,7 +161,10 @@ class _LoopConnection:
         # Django's cursor binds parameters client-side; this connection binds them on the server.
         params.pop("cursor_factory", None)
         params["prepare_threshold"] = 5  # a batch size seen 5 times is prepared once, then reused
-        return await psycopg.AsyncConnection.connect(autocommit=True, **params)
+        # `$n` placeholders, sent as they are (sql.insert_statement, numbered=True).
+        return await psycopg.AsyncConnection.connect(
+            autocommit=True, cursor_factory=psycopg.AsyncRawCursor, **params
+        )
 
     async def aclose(self) -> None:
         conn, self._conn = self._conn, None

@@ -47,6 +47,16 @@ def catalog_match(catalog: dict[str, Price], upstream_model: str) -> Price | Non
     return catalog.get(best) if best else None
 
 
+def next_price_change(*, after: datetime) -> datetime | None:
+    """When the earliest price not yet in effect takes effect."""
+    return (
+        Price.objects.filter(effective_from__gt=after)
+        .order_by("effective_from")
+        .values_list("effective_from", flat=True)
+        .first()
+    )
+
+
 def effective_prices(
     deployments: Iterable[Deployment], *, at: datetime
 ) -> dict[int, EffectivePrice]:

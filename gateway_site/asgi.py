@@ -14,11 +14,8 @@ django_application = get_asgi_application()  # sets Django up; must come before 
 from gateway_site.body_guard import RequestBodyGuard  # noqa: E402
 from gateway_site.request_lifecycle import ProxyASGIHandler  # noqa: E402
 from routing.mcp_gateway.endpoint import close_gateway, mcp_application  # noqa: E402
-from tenants.quotas import tokens  # noqa: E402
 
 proxy_application = ProxyASGIHandler()
-# The tokenizer files load now, at start-up, not on the event loop with the first request.
-tokens.preload()
 
 
 async def lifespan(receive: Any, send: Any) -> None:

@@ -6,19 +6,17 @@ when older than GATEWAY_ROUTES_CACHE_SECONDS, so requests never wait on the ORM 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import re
-import time
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from cryptography.fernet import InvalidToken
-from django.conf import settings
 from django.utils import timezone
 
-from billing.prices import EffectivePrice, effective_prices
-from gateway_site.db_threads import run_db
+from billing.prices import EffectivePrice, effective_prices, next_price_change
+from gateway_site.snapshot import Snapshot
 from routing.cache.core.policy import DEFAULT_SIMILARITY, CachePolicy
 from routing.core.categories import CategoryPolicy, Scores
 from routing.core.model_names import NamePatterns, is_pattern
@@ -26,6 +24,7 @@ from routing.core.strategy import RoutePlan
 from routing.core.types import Target
 from routing.evaluations.selectors import categories, latest_scores
 from routing.models import Deployment, Route
+from tenants.quotas.tokens import preload_for
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +50,8 @@ class RoutingTable:
     # Task categories in priority order, and the latest evaluation scores (deployment x category).
     categories: dict[str, CategoryPolicy] = field(default_factory=dict)
     scores: Scores = field(default_factory=dict)
+    # When the next price takes effect (then the table is loaded again), if one is scheduled.
+    prices_change_at: datetime | None = None
 
     def resolve(self, name: str) -> ResolvedModel | None:
         """An exact route alias, else a deployment name, else the most specific pattern route
@@ -92,7 +93,8 @@ def load_routing_table() -> RoutingTable:
         )
     )
     # Prices are versioned: the table carries those in force now, so requests never query them.
-    prices = effective_prices(active, at=timezone.now())
+    now = timezone.now()
+    prices = effective_prices(active, at=now)
     deployments = {}
     for deployment in active:
         try:
@@ -152,6 +154,7 @@ def load_routing_table() -> RoutingTable:
         pattern_routes=pattern_routes,
         categories=policies,
         scores=scores,
+        prices_change_at=next_price_change(after=now),
     )
 
 
@@ -167,35 +170,23 @@ def _cache(route: Route) -> CachePolicy | None:
     )
 
 
-class RoutingTableCache:
+def _load_and_prepare() -> RoutingTable:
+    """The table, with the tokenizers its deployments count with already built (in this thread,
+    not on the event loop with the first request for them)."""
+    table = load_routing_table()
+    resolved = (*table.models.values(), *table.pattern_routes.values())
+    preload_for(target.upstream_model for model in resolved for target in model.plan.targets)
+    return table
+
+
+class RoutingTableCache(Snapshot[RoutingTable]):
+    """The worker's routing table: reloaded when the configuration changes, and when a price
+    that was in the future takes effect."""
+
     def __init__(self, ttl_seconds: float | None = None) -> None:
-        self.ttl = settings.GATEWAY.routes_cache_seconds if ttl_seconds is None else ttl_seconds
-        self._table: RoutingTable | None = None
-        self._loaded_at = 0.0
-        self._refreshing: asyncio.Task[None] | None = None
-
-    def loaded(self) -> RoutingTable | None:
-        """The table in memory now, without loading one (for metrics read off the event loop)."""
-        return self._table
-
-    async def get(self) -> RoutingTable:
-        if self._table is None:
-            if self._refreshing is None:
-                self._refreshing = asyncio.create_task(self._refresh())
-            await asyncio.shield(self._refreshing)
-        elif time.monotonic() - self._loaded_at > self.ttl and self._refreshing is None:
-            # Serve the current table while a fresh one loads.
-            self._refreshing = asyncio.create_task(self._refresh())
-        assert self._table is not None
-        return self._table
-
-    async def _refresh(self) -> None:
-        try:
-            self._table = await run_db(load_routing_table)
-            self._loaded_at = time.monotonic()
-        except Exception:
-            if self._table is None:
-                raise
-            logger.exception("could not refresh the routing table; serving the previous one")
-        finally:
-            self._refreshing = None
+        super().__init__(
+            _load_and_prepare,
+            ttl_seconds=ttl_seconds,
+            name="routing table",
+            expires=lambda table: table.prices_change_at,
+        )
