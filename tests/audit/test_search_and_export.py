@@ -68,7 +68,7 @@ def test_filters_by_user_time_status_model_cost_and_finding(make_record, world):
 
 
 def test_search_never_returns_another_tenants_records(make_record, world):
-    globex_team = Team.objects.get(slug="ops")
+    globex_team = Team.objects.get(tenant__slug="globex", slug="ops")
     theirs = make_record(team=globex_team, prompt="globex secret merger plan")
 
     found = audit_records_search(
