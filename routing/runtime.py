@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 import httpx
@@ -19,7 +19,7 @@ from audit.maintenance import search_index_tidy
 from audit.writer import AuditWriter
 from gateway_site.db_threads import run_db
 from routing.cache.engine import ResponseCache
-from routing.core.egress_transport import egress_transport
+from routing.core.egress_transport import Answer, EgressGuard, egress_transport
 from routing.core.providers.anthropic import AnthropicAdapter
 from routing.core.providers.base import ProviderAdapter
 from routing.core.providers.openai import OpenAIAdapter
@@ -55,6 +55,15 @@ class UpstreamClient(httpx.AsyncClient):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self._cookies = _NoCookies()
+
+    async def post_read(self, url: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        """POST and read the whole answer (a provider's non-streamed reply): straight on the
+        aiohttp pool when that is the transport, through httpx otherwise."""
+        transport = self._transport
+        if isinstance(transport, EgressGuard) and transport.direct:
+            return await transport.post_read(url, headers, body, self.timeout)
+        response = await self.post(url, content=body, headers=headers)
+        return response.status_code, response.headers, response.content
 
 
 def build_http_client() -> httpx.AsyncClient:

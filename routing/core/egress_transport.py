@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from urllib.parse import urlsplit
 
 import aiohttp
 import httpcore
 import httpx
 from aiohttp.abc import AbstractResolver, ResolveResult
 from httpx_aiohttp import AiohttpTransport
+from httpx_aiohttp.transport import map_aiohttp_exceptions
 
 from routing.core.egress import EgressPolicy, EgressRefused
 
@@ -98,12 +100,51 @@ class EgressNetworkBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+Answer = tuple[int, Mapping[str, str], bytes]  # status, headers (case-insensitive), body
+
+
 class EgressGuard(httpx.AsyncBaseTransport):
     """Checks each request's host before the inner transport connects (IP literals included)."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport, policy: EgressPolicy) -> None:
         self._inner = inner
         self._policy = policy
+
+    @property
+    def direct(self) -> bool:
+        """Whether `post_read` can go straight to the pool (aiohttp's)."""
+        return isinstance(self._inner, AiohttpTransport)
+
+    async def post_read(
+        self, url: str, headers: Mapping[str, str], body: bytes, limits: httpx.Timeout
+    ) -> Answer:
+        """POST `body` and read the whole answer on aiohttp's pool, without httpx's request and
+        response objects around it (a third of the event loop's time, docs/perf/). The same
+        checks and the same errors as the httpx path: the host against the policy first (the
+        resolver checks the addresses), aiohttp's errors as the httpx errors its transport maps
+        them to, the same timeouts."""
+        inner = self._inner
+        assert isinstance(inner, AiohttpTransport)
+        try:
+            self._policy.check_host(urlsplit(url).hostname or "")
+        except EgressRefused as refusal:
+            raise httpx.ConnectError(str(refusal)) from refusal
+        if not isinstance(inner.client, aiohttp.ClientSession):
+            inner.client = inner.get_client()
+        deadlines = aiohttp.ClientTimeout(
+            sock_connect=limits.connect, sock_read=limits.read, connect=limits.pool
+        )
+        with map_aiohttp_exceptions():
+            async with inner.client.request(
+                "POST",
+                url,
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                compress=False,
+                timeout=deadlines,
+            ) as response:
+                return response.status, response.headers, await response.read()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:

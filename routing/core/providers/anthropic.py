@@ -204,7 +204,7 @@ class AnthropicAdapter(ProviderAdapter):
             body=openai_error(message, "invalid_request_error", "embeddings_not_supported"),
         )
 
-    def error_from(self, status: int, headers: httpx.Headers, body: bytes) -> UpstreamError:
+    def error_from(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         """Anthropic's error answer -> `UpstreamError` with an OpenAI-format body."""
         translated = anthropic_error_to_openai(status, body)
         error = orjson.loads(translated)["error"]

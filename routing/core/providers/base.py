@@ -37,6 +37,15 @@ class ChatStream:
     native: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class RawAnswer:
+    """A provider's whole answer to a POST, before the adapter reads it."""
+
+    status_code: int
+    headers: Mapping[str, str]  # case-insensitive
+    content: bytes
+
+
 class ProviderAdapter(ABC):
     kind: ClassVar[str]
 
@@ -63,9 +72,17 @@ class ProviderAdapter(ABC):
     @abstractmethod
     async def embeddings(self, target: Target, payload: JSON) -> Reply: ...
 
-    async def post_json(self, url: str, headers: dict[str, str], payload: JSON) -> httpx.Response:
+    async def post_json(self, url: str, headers: dict[str, str], payload: JSON) -> RawAnswer:
+        body = orjson.dumps(payload)
         try:
-            return await self.client.post(url, content=orjson.dumps(payload), headers=headers)
+            # The gateway's own client reads the answer straight off its pool (routing/runtime.py,
+            # UpstreamClient.post_read); any other httpx client (tests, tools) goes through httpx.
+            post_read = getattr(self.client, "post_read", None)
+            if post_read is not None:
+                status, answer_headers, content = await post_read(url, headers, body)
+                return RawAnswer(status, answer_headers, content)
+            response = await self.client.post(url, content=body, headers=headers)
+            return RawAnswer(response.status_code, response.headers, response.content)
         except httpx.TransportError as exc:
             raise transport_failure(exc) from exc
 
@@ -85,7 +102,7 @@ class ProviderAdapter(ABC):
             raise self.error_from(response.status_code, response.headers, body)
         return response
 
-    def error_from(self, status: int, headers: httpx.Headers, body: bytes) -> UpstreamError:
+    def error_from(self, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
         """Turn a provider's error answer into an `UpstreamError` with an OpenAI-format body."""
         return UpstreamError(
             f"provider answered {status}",
