@@ -72,20 +72,39 @@ class Side:
     ttft: StreamResult | None = None  # the main bench's stream scenario
     error: str = ""  # why it has no figures
 
+    def _runs(self) -> list[tuple[str, RunResult | StreamResult]]:
+        named: list[tuple[str, RunResult | StreamResult | None]] = [
+            ("max req/s", self.max_rate),
+            ("max streams/s", self.max_streams),
+            ("evenly spaced", self.uniform),
+            ("time to first token", self.ttft),
+        ]
+        return [(name, run) for name, run in named if run is not None]
+
     @property
     def failed(self) -> int:
-        runs: list[RunResult | StreamResult | None] = [
-            self.max_rate,
-            self.uniform,
-            self.max_streams,
-            self.ttft,
-        ]
         total = 0
-        for run in runs:
-            if run is not None:
-                total += run.non_200 + run.client_errors
-                total += run.incomplete if isinstance(run, StreamResult) else 0
+        for _, run in self._runs():
+            total += run.non_200 + run.client_errors
+            total += run.incomplete if isinstance(run, StreamResult) else 0
         return total
+
+    def problems(self) -> list[str]:
+        """What failed in which run: statuses other than 200, incomplete streams, and a few
+        of the client's error messages (timeouts, resets)."""
+        lines = []
+        for name, run in self._runs():
+            what = [
+                f"{count}x HTTP {status}"
+                for status, count in sorted(run.statuses.items())
+                if status != 200 and count
+            ]
+            if isinstance(run, StreamResult) and run.incomplete:
+                what.append(f"{run.incomplete} streams without `data: [DONE]`")
+            what += run.error_samples[:2]
+            if what:
+                lines.append(f"{name}: " + "; ".join(what))
+        return lines
 
 
 @dataclass

@@ -390,9 +390,11 @@ def litellm_section(result: litellm.SideBySide, commit_: str) -> list[str]:
             "",
         ]
     for side in result.sides:
+        who = f"{side.name}, {side.workers} worker{'s' if side.workers > 1 else ''}"
         if side.error:
-            lines.append(f"- {side.name}, {side.workers} workers: not measured: `{side.error}`")
-    return [*lines, "<!-- litellm:end -->", ""]
+            lines.append(f"- {who}: not measured: `{side.error}`")
+        lines += [f"- {who}, {problem}" for problem in side.problems()]
+    return [*lines, "", "<!-- litellm:end -->", ""]
 
 
 def render(results: Results, wall_s: float) -> str:

@@ -105,6 +105,18 @@ def test_failed_counts_non_200_answers_and_incomplete_streams() -> None:
     assert side.failed == 5
 
 
+def test_the_section_says_what_failed_on_which_side() -> None:
+    litellm_side = _side("LiteLLM", 1, rps=80, p50=41.0, uniform=_run(60, 900.0, 25000.0))
+    assert litellm_side.uniform is not None
+    litellm_side.uniform.client_errors = 40
+    litellm_side.uniform.error_samples = ["40x TimeoutError: "]
+    result = _result(_side("gateway", 1, rps=400, p50=5.0), litellm_side)
+    text = "\n".join(litellm_section(result, "abc1234"))
+    assert "- LiteLLM, 1 worker, evenly spaced: 40x TimeoutError" in text
+    assert "HTTP" not in text  # no status other than 200 was answered
+    assert "gateway, 1 worker," not in text
+
+
 def test_the_section_says_why_litellm_was_not_measured() -> None:
     result = _result()
     result.unavailable = "LiteLLM could not be installed: no network"
