@@ -8,8 +8,8 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/14
 SOAK_REDIS_URL ?= redis://127.0.0.1:6379/13
-# `make bench` runs the gateway beside LiteLLM's proxy too (about 5 more minutes; the first run
-# installs LiteLLM into var/bench/litellm-venv): COMPARE=none leaves it out.
+# `make bench` runs the gateway beside LiteLLM's proxy too (5 to 8 more minutes; the first run
+# installs LiteLLM into var/bench/litellm-venv, about a minute): COMPARE=none leaves it out.
 COMPARE ?= litellm
 
 .PHONY: run test fuzz drills bench soak lint format install services clean

@@ -64,7 +64,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
         choices=("litellm", "none"),
         default="none",
         help="also run the side-by-side scenarios against LiteLLM's proxy, installed on first "
-        "use into var/bench/litellm-venv (`make bench` passes litellm; about 5 more minutes)",
+        "use into var/bench/litellm-venv (`make bench` passes litellm; 5 to 8 more minutes)",
     )
     args = parser.parse_args(argv)
     compare = "" if args.compare == "none" else args.compare

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# LiteLLM's proxy for the side-by-side bench (`make bench COMPARE=litellm`), in a throwaway
-# virtualenv under var/ (git-ignored), never in the project's own dependencies.
-# One exact release, pinned here: never 1.82.7 or 1.82.8 (both were compromised on PyPI).
+# LiteLLM's proxy for the side-by-side bench (`make bench`; COMPARE=none leaves it out), in a
+# throwaway virtualenv under var/ (git-ignored), never in the project's own dependencies.
+# One exact release, pinned here, at least 1.83.7 and never 1.82.7 or 1.82.8 (both were
+# compromised on PyPI). 1.108.7 is the newest whose exact pins of its companion packages
+# (litellm-enterprise, litellm-proxy-extras) resolved from our package index in December 2026;
+# LITELLM_VERSION=… tries another.
 # Prints the virtualenv's python on stdout; the install log goes to var/bench/litellm-install.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +13,10 @@ VERSION="${LITELLM_VERSION:-1.108.7}"
 case "$VERSION" in
   1.82.7 | 1.82.8) echo "litellm $VERSION was a compromised release: refusing it" >&2; exit 1 ;;
 esac
+if [ "$(printf '%s\n' 1.83.7 "$VERSION" | sort -V | head -n1)" != 1.83.7 ]; then
+  echo "litellm $VERSION is older than 1.83.7: refusing it" >&2
+  exit 1
+fi
 VENV="var/bench/litellm-venv"
 PYTHON="${LITELLM_PYTHON:-python3.11}"
 MARK="$VENV/.installed-$VERSION"
