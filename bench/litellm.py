@@ -37,9 +37,13 @@ if TYPE_CHECKING:
 ENSURE = db.ROOT / "scripts" / "ensure_litellm.sh"
 WORKERS = (1, 2)
 GATEWAY, LITELLM = "gateway", "LiteLLM"
-# LiteLLM takes 10-20 s to start one worker on a two-core machine, and 40 s or more for two
-# (the supervisor imports it too) when other work shares the machine.
-STARTUP_TIMEOUT_S = 180.0
+# LiteLLM takes 10-35 s to start one worker on a two-core machine, and 40-100 s for two (the
+# supervisor imports it too) when other work shares the machine.
+STARTUP_TIMEOUT_S = 300.0
+# uvicorn's supervisor kills a worker that misses a 5 s health ping; on a loaded machine a
+# LiteLLM worker still importing can miss it and is restarted over and over. A start-up knob,
+# not a feature: the gateway's two workers start within the default.
+LITELLM_WORKER_HEALTHCHECK_S = 60
 
 CONFIG_YAML = """\
 # Written by `python -m bench`: LiteLLM's proxy in front of the bench's mock provider.
@@ -295,6 +299,8 @@ def _litellm(
             "--num_workers",
             str(workers),
         ]
+        if workers > 1:
+            argv += ["--timeout_worker_healthcheck", str(LITELLM_WORKER_HEALTHCHECK_S)]
         env = _env(
             bench.settings,
             LITELLM_LOG="WARNING",  # no access log, as the gateway
