@@ -8,6 +8,9 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 BENCH_REDIS_URL ?= redis://127.0.0.1:6379/14
 SOAK_REDIS_URL ?= redis://127.0.0.1:6379/13
+# `make bench` runs the gateway beside LiteLLM's proxy too (5 to 8 more minutes; the first run
+# installs LiteLLM into var/bench/litellm-venv, about a minute): COMPARE=none leaves it out.
+COMPARE ?= litellm
 
 .PHONY: run test fuzz drills bench soak lint format install services clean
 
@@ -46,7 +49,7 @@ drills: install services
 
 bench: install services
 	@scripts/ensure_bench_tools.sh
-	REDIS_URL=$(BENCH_REDIS_URL) $(BIN)/python -m bench $(if $(BASELINE),--baseline $(BASELINE)) $(BENCH_ARGS)
+	REDIS_URL=$(BENCH_REDIS_URL) $(BIN)/python -m bench $(if $(BASELINE),--baseline $(BASELINE)) --compare $(COMPARE) $(BENCH_ARGS)
 
 # Not part of `make test`: ten minutes at 70% of the measured maximum rate (SOAK_ARGS="--minutes 3").
 soak: install services

@@ -1,4 +1,5 @@
-"""`python -m bench [--quick] [--duration S]`: run the benchmark, print it, write docs/benchmarks.md.
+"""`python -m bench [--quick] [--duration S] [--compare litellm]`: run the benchmark, print it,
+write docs/benchmarks.md.
 
 Exits 1 when the gateway answered anything but 200 or the audit rows do not match the answers
 (missed performance goals are reported, not failed: they depend on the machine).
@@ -58,7 +59,15 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
         metavar="REF",
         help="also run the gateway scenarios against git REF, in turns with this tree",
     )
+    parser.add_argument(
+        "--compare",
+        choices=("litellm", "none"),
+        default="none",
+        help="also run the side-by-side scenarios against LiteLLM's proxy, installed on first "
+        "use into var/bench/litellm-venv (`make bench` passes litellm; 5 to 8 more minutes)",
+    )
     args = parser.parse_args(argv)
+    compare = "" if args.compare == "none" else args.compare
     duration = args.duration if args.duration is not None else (3.0 if args.quick else 10.0)
     if not 1 <= duration <= 60:
         parser.error("--duration must be between 1 and 60 seconds")
@@ -70,10 +79,14 @@ def parse_args(argv: list[str] | None = None) -> tuple[Settings, argparse.Namesp
             warmup_requests=100,
             database_url=args.database_url,
             baseline=args.baseline,
+            compare=compare,
         )
     else:
         settings = Settings(
-            duration_s=duration, database_url=args.database_url, baseline=args.baseline
+            duration_s=duration,
+            database_url=args.database_url,
+            baseline=args.baseline,
+            compare=compare,
         )
     return settings, args
 
@@ -101,6 +114,13 @@ def correctness_failures(results: Results) -> list[str]:
             failures.append(
                 f"failover: {fo.attempts.both_attempts} of {fo.failover.answered} audit records "
                 "show the 429 from the primary and the answer from the secondary"
+            )
+    side_by_side = results.litellm
+    for side in side_by_side.sides if side_by_side else []:
+        if side.name == "gateway" and (side.failed or side.error):
+            failures.append(
+                f"side by side ({side.workers} workers): the gateway failed {side.failed} "
+                f"requests{': ' + side.error if side.error else ''}"
             )
     return failures
 

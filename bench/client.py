@@ -1,7 +1,8 @@
 """The two load shapes hey cannot produce, on an aiohttp client.
 
 - `stream`: streamed chat completions at fixed concurrency, timing the first `data:` line
-  (time to first token) and the end of the stream.
+  (time to first token) and the end of the stream; a number of streams, or for a time
+  (the streams per second a server sustains).
 - `open_loop`: requests sent at evenly spaced instants whatever the answers do. hey's `-q`
   workers tick in lockstep (10 workers x 10 qps = a burst of 10 every 100 ms), so this gives
   the uniform-arrival view of the same rate. Latency counts from the planned send instant,
@@ -89,12 +90,15 @@ async def _open_loop(target: Target, rate: float, duration_s: float) -> RunResul
     )
 
 
-async def _stream(target: Target, concurrency: int, requests: int) -> StreamResult:
+async def _stream(
+    target: Target, concurrency: int, requests: int | None, duration_s: float | None
+) -> StreamResult:
     tally = _Tally()
     ttfts: list[float] = []
     incomplete = 0
     body, headers = target.body.encode(), _headers(target)
-    remaining = requests
+    remaining = requests or 0
+    started = 0
 
     async def one(session: aiohttp.ClientSession) -> None:
         nonlocal incomplete
@@ -120,19 +124,29 @@ async def _stream(target: Target, concurrency: int, requests: int) -> StreamResu
         ttfts.append((first - start) * 1000)
         tally.latencies_ms.append((time.perf_counter() - start) * 1000)
 
-    async def worker(session: aiohttp.ClientSession) -> None:
-        nonlocal remaining
-        while remaining > 0:
+    def more(deadline: float) -> bool:
+        if duration_s is not None:
+            return time.perf_counter() < deadline
+        return remaining > 0
+
+    async def worker(session: aiohttp.ClientSession, deadline: float) -> None:
+        nonlocal remaining, started
+        while more(deadline):
             remaining -= 1
+            started += 1
             await one(session)
 
     async with _session(connections=concurrency) as session:
-        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+        start = time.perf_counter()
+        deadline = start + (duration_s or 0.0)
+        await asyncio.gather(*(worker(session, deadline) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
     ttfts.sort()
     totals = sorted(tally.latencies_ms)
     return StreamResult(
         label=target.label,
-        requests=requests,
+        requests=started,
+        elapsed_s=elapsed,
         ttft_p50_ms=percentile(ttfts, 50),
         ttft_p99_ms=percentile(ttfts, 99),
         total_p50_ms=percentile(totals, 50),
@@ -148,8 +162,15 @@ def open_loop(target: Target, *, rate: float, duration_s: float) -> RunResult:
     return _run(_open_loop(target, rate, duration_s))
 
 
-def stream(target: Target, *, concurrency: int, requests: int) -> StreamResult:
-    return _run(_stream(target, concurrency, requests))
+def stream(
+    target: Target,
+    *,
+    concurrency: int,
+    requests: int | None = None,
+    duration_s: float | None = None,
+) -> StreamResult:
+    """`requests` streams in all, or as many as `concurrency` connections start in `duration_s`."""
+    return _run(_stream(target, concurrency, requests, duration_s))
 
 
 def _run(coro: Coroutine[Any, Any, _T]) -> _T:

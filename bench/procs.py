@@ -89,6 +89,20 @@ class Server:
                 values[key] = int(rest.split()[0])
         return values
 
+    def group_rss_kib(self) -> tuple[int, int]:
+        """VmRSS summed over every process of the server's group (a multi-worker server's
+        supervisor and workers), and how many processes that is."""
+        total = count = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if stat_pgid(stat.read_text()) != self.pid:
+                    continue
+                rss = status_rss_kib((stat.parent / "status").read_text())
+            except (OSError, ValueError):
+                continue  # a process that ended while we looked
+            total, count = total + rss, count + 1
+        return total, count
+
     def log_text(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")
@@ -111,6 +125,23 @@ class Server:
         # Any child the server left behind in its group (the group id is the server's pid,
         # just reaped, so it cannot have been reused yet).
         _signal_group(self.pid, signal.SIGKILL)
+
+
+def stat_pgid(stat: str) -> int:
+    """The process group id in the text of /proc/PID/stat. The command name (field 2) sits in
+    parentheses and may itself hold spaces or parentheses, so count fields from the last ')'."""
+    after_name = stat[stat.rindex(")") + 1 :].split()
+    return int(after_name[2])  # state, ppid, pgrp
+
+
+def status_rss_kib(status: str) -> int:
+    """VmRSS in KiB from the text of /proc/PID/status; 0 for a process with no memory of its
+    own left (a zombie)."""
+    for line in status.splitlines():
+        key, _, rest = line.partition(":")
+        if key == "VmRSS":
+            return int(rest.split()[0])
+    return 0
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -8,7 +8,7 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import cache_cost, failover, journal_cost, prompt_cost
+from bench import cache_cost, failover, journal_cost, litellm, prompt_cost
 from bench.baseline import ROUNDS
 from bench.baseline import rows as baseline_rows
 from bench.db import ROOT
@@ -350,6 +350,53 @@ def _baseline_section(results: Results) -> list[str]:
     ]
 
 
+def litellm_section(result: litellm.SideBySide, commit_: str) -> list[str]:
+    """The side-by-side with LiteLLM's proxy, between markers so that a run without it keeps
+    the last one measured (`carry_over`)."""
+    lines = ["<!-- litellm:start -->", "## Side by side with LiteLLM's proxy", ""]
+    if result.unavailable:
+        return [
+            *lines,
+            f"Not measured ({result.date}): {result.unavailable}",
+            "",
+            "<!-- litellm:end -->",
+            "",
+        ]
+    lines += [
+        f"- Date: {result.date}; commit {commit_}; LiteLLM {result.version} "
+        f"(`litellm[proxy]`, in var/bench/litellm-venv); command `{result.command}`",
+        f"- Load average when this part started: {result.load_before} "
+        f"({os.cpu_count()} CPUs; above 0.5 other work was running)",
+        "- Each server alone against the same mock, one worker then two (uvicorn workers on "
+        "both): the gateway, LiteLLM, the gateway, LiteLLM. Max req/s is hey at "
+        f"{result.concurrency} connections; max streams/s is complete streams in the same time "
+        f"at {result.concurrency} connections; *added* figures subtract the mock's own (direct, "
+        "same run); RSS sums every process of the server (supervisor and workers).",
+        "- The gateway: key authentication, limits and budgets at every level (tenant, team, "
+        "key, end user; one Redis script), the write-ahead journal and the audit record "
+        "committed to PostgreSQL before each answer. LiteLLM: its master key only, no "
+        "database: virtual keys, their budgets and rate limits, and spend logs need its "
+        "PostgreSQL database and are off. The gateway does more per request.",
+        "- A ratio is the gateway's figure over LiteLLM's: above 1 is better for req/s and "
+        "streams/s, below 1 is better for latency, memory and start-up.",
+        "",
+        table(litellm.header(result), litellm.rows(result)),
+        "",
+    ]
+    if any("(over its max)" in cell for row in litellm.rows(result) for cell in row):
+        lines += [
+            "*(over its max)*: the rate is above what that server sustains, so requests queue "
+            "and the figure is mostly waiting.",
+            "",
+        ]
+    for side in result.sides:
+        who = f"{side.name}, {side.workers} worker{'s' if side.workers > 1 else ''}"
+        if side.error:
+            lines.append(f"- {who}: not measured: `{side.error}`")
+        lines += [f"- {who}, {problem}" for problem in side.problems()]
+    return [*lines, "", "<!-- litellm:end -->", ""]
+
+
 def render(results: Results, wall_s: float) -> str:
     s = results.settings
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -397,6 +444,7 @@ def render(results: Results, wall_s: float) -> str:
         _goals(results),
         "",
         *_baseline_section(results),
+        *(litellm_section(results.litellm, commit()) if results.litellm else []),
         f"## 1. Fixed concurrency: {s.concurrency} connections, {s.duration_s:g} s",
         "",
         table(_RUN_HEADER, _run_rows(results.fixed_concurrency)),

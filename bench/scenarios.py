@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench import client, db, failover, hey
+from bench import client, db, failover, hey, litellm
 from bench.baseline import Comparison, compare
 from bench.cache_cost import cache_timings
 from bench.hey import Target
@@ -43,6 +43,7 @@ class Settings:
     burst_requests: int = 64
     database_url: str = "postgres://postgres@127.0.0.1:5432/gateway_bench"
     baseline: str = ""  # a git ref to run side by side with this tree (bench/baseline.py)
+    compare: str = ""  # "litellm": the side-by-side with LiteLLM's proxy (bench/litellm.py)
 
     @property
     def rate(self) -> float:
@@ -94,6 +95,7 @@ class Results:
     gateways: list[GatewayRun] = field(default_factory=list)
     setup_s: float = 0.0
     baseline: Comparison | None = None  # `--baseline REF`: this tree beside an earlier commit
+    litellm: litellm.SideBySide | None = None  # `--compare litellm`
 
 
 class Progress:
@@ -374,6 +376,8 @@ class Bench:
             if s.baseline:
                 self.say(f"side by side with {s.baseline}")
                 self.results.baseline = compare(self, s.baseline, mock_port)
+            if s.compare == "litellm":
+                self.results.litellm = litellm.compare(self, mock_port)
         self.say("timing the prompt registry step in-process")
         self.results.prompt_costs = prompt_timings(5000 if s.quick else 20000)
         self.say("timing the write-ahead journal step in-process")

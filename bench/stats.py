@@ -57,6 +57,7 @@ class StreamResult:
     # Answered 200 but the stream did not end with `data: [DONE]`.
     incomplete: int = 0
     error_samples: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0  # wall time of the whole run
 
     @property
     def answered(self) -> int:
@@ -69,6 +70,11 @@ class StreamResult:
     @property
     def non_200(self) -> int:
         return self.answered - self.ok
+
+    @property
+    def streams_per_s(self) -> float:
+        """Complete streams (200 and `data: [DONE]`) per second of the run."""
+        return (self.ok - self.incomplete) / self.elapsed_s if self.elapsed_s else 0.0
 
 
 def added(gateway: float | None, direct: float | None) -> float | None:
