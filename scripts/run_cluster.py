@@ -68,11 +68,14 @@ def _ready(url: str) -> bool:
         return False
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], what: str) -> None:
+def _wait_ready(url: str, process: subprocess.Popen[bytes], what: str, log: Path) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while not _ready(url):
         if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode} while starting")
+            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+            raise RuntimeError(
+                f"{what} exited with {process.returncode} while starting; {log}:\n{tail}"
+            )
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what} was not ready within {READY_TIMEOUT_S} s ({url})")
         time.sleep(0.2)
@@ -121,7 +124,9 @@ class Cluster:
             print(f"{name}: {' '.join(command[1:])}", flush=True)
             self.gateways.append((name, port, self._spawn(name, command, env)))
         for name, port, process in self.gateways:
-            _wait_ready(f"http://{args.host}:{port}/readyz", process, name)
+            _wait_ready(
+                f"http://{args.host}:{port}/readyz", process, name, self.state / f"{name}.log"
+            )
         config = self.state / "haproxy.cfg"
         config.write_text(
             haproxy_config(
@@ -135,7 +140,12 @@ class Cluster:
             raise RuntimeError("HAProxy is not installed (Debian package 'haproxy')")
         print(f"haproxy -f {config}", flush=True)
         self.haproxy = self._spawn("haproxy", [haproxy, "-db", "-f", str(config)], env)
-        _wait_ready(f"http://{args.host}:{args.port}/readyz", self.haproxy, "haproxy")
+        _wait_ready(
+            f"http://{args.host}:{args.port}/readyz",
+            self.haproxy,
+            "haproxy",
+            self.state / "haproxy.log",
+        )
         if not args.no_celery:
             celery = [sys.executable, "-m", "celery", "-A", "gateway_site"]
             worker = [*celery, "worker", "--concurrency", "1", "--loglevel", "WARNING"]

@@ -38,7 +38,7 @@ from routing import services as routing
 from tenants.quotas import services as quotas
 from tenants.quotas.models import SpendEntry
 from tests.support import live
-from tests.support.live import ROOT, free_port
+from tests.support.live import ROOT, free_port, wait_for_config
 from tests.support.redis_cluster import RedisClusterNodes
 from tests.support.world import Key, build_route, build_tenant
 
@@ -198,6 +198,7 @@ def deployment(drill_tenants: Tenants, redis_cluster: RedisClusterNodes) -> Iter
         [
             sys.executable, "scripts/run_cluster.py", "--gateways", str(GATEWAYS),
             "--port", str(free_port()), "--first-port", str(_consecutive_ports()),
+            # The test run has migrated the test database already.
             "--state", str(state), "--no-migrate",
         ],
         cwd=ROOT, env=env, stdout=open(state / "run_cluster.log", "wb"),  # noqa: SIM115
@@ -260,27 +261,10 @@ def _chat(client: httpx.Client, url: str, key: str, model: str, text: str) -> ht
     )  # fmt: skip
 
 
-def _wait_for(url: str, key: str, model: str) -> None:
-    """Until the process has read the drill's routes and limits (each reloads them itself)."""
-    deadline = time.monotonic() + 60
-    # A fresh process's first calls load what it needs (tokenizers, tables): give them time.
-    with httpx.Client(timeout=30) as client:
-        while True:
-            listed = client.get(url + "/v1/models", headers={"authorization": f"Bearer {key}"})
-            if listed.status_code == 200 and model in {m["id"] for m in listed.json()["data"]}:
-                break
-            assert time.monotonic() < deadline, f"{url} never served {model}"
-            time.sleep(0.2)
-        dry = {"authorization": f"Bearer {key}", "x-gateway-dry-run": "1"}
-        body = {"model": model, "messages": [{"role": "user", "content": "config check"}]}
-        for _ in range(2):
-            client.post(url + "/v1/chat/completions", headers=dry, json=body)
-            time.sleep(0.6)
-
-
 def _everywhere(deployment: Deployment, key: str, model: str) -> None:
+    # A fresh process's first calls load what it needs (tokenizers, tables): give them time.
     for gateway in deployment.gateways.values():
-        _wait_for(gateway["url"], key, model)
+        wait_for_config(gateway["url"], key, model, timeout=60, request_timeout=30)
 
 
 def _fan_out(count: int, call: Any, workers: int = CLIENTS) -> list[Any]:

@@ -12,7 +12,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -26,11 +25,10 @@ from gateway_site.redis_clients import async_client, sync_client
 from gateway_site.redis_settings import celery_sentinel_url, redis_sentinels
 from tenants import services as tenants
 from tenants.quotas import services as quotas
-from tenants.quotas.core.checks import WindowCheck
 from tenants.quotas.core.redis_store import RedisQuotaStore
-from tenants.quotas.engine import STORE_ERRORS
 from tests.support.live import start_gateway, wait_for_config
 from tests.support.redis_sentinel import MASTER_NAME, SentinelNodes, sentinel_set
+from tests.support.store_load import Load, admit_until
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("GATEWAY_SKIP_REDIS_CLUSTER") == "1", reason="GATEWAY_SKIP_REDIS_CLUSTER=1"
@@ -94,7 +92,9 @@ def test_celery_reaches_its_broker_through_the_sentinels(
 ) -> None:
     url = celery_sentinel_url(settings.REDIS_SENTINELS, settings.REDIS_URL)
     assert url.count("sentinel://") == 3
-    with Connection(url, transport_options={"master_name": MASTER_NAME}) as broker:  # type: ignore[no-untyped-call]
+    # The transport options settings.py gives Celery with REDIS_SENTINELS.
+    options = {"master_name": MASTER_NAME, "sentinel_kwargs": {"password": None}}
+    with Connection(url, transport_options=options) as broker:  # type: ignore[no-untyped-call]
         queue = broker.SimpleQueue("gw-sentinel-check")
         queue.put({"task": "ping"})
         # On the master the sentinels name, in REDIS_URL's db.
@@ -105,39 +105,14 @@ def test_celery_reaches_its_broker_through_the_sentinels(
         queue.close()
 
 
-@dataclass
-class _Load:
-    admitted: int = 0
-    unknown: int = 0  # the store failed: the script may or may not have run
-
-
-async def _load(store: RedisQuotaStore, key: str, stop: asyncio.Event, load: _Load) -> None:
-    check = WindowCheck(key, 10_000_000, 1, "load")
-
-    async def worker(n: int) -> None:
-        i = 0
-        while not stop.is_set():
-            i += 1
-            try:
-                verdict = await store.admit([check], f"w{n}-{i}", 600)
-            except STORE_ERRORS:
-                load.unknown += 1
-                await asyncio.sleep(0.05)  # as the engine rests a failed store
-                continue
-            assert verdict.allowed
-            load.admitted += 1
-
-    await asyncio.gather(*(worker(n) for n in range(16)))
-
-
 async def test_a_master_killed_during_load_fails_over_losing_at_most_its_unreplicated_admissions(
     sentinels: SentinelNodes,
 ) -> None:
     client = _quota_client()
     store = RedisQuotaStore(client, wait_s=2.0)
     key = f"gw:q:{{t{uuid.uuid4().int % 10**9}}}:t:rpm"
-    stop, load = asyncio.Event(), _Load()
-    task = asyncio.create_task(_load(store, key, stop, load))
+    stop, load = asyncio.Event(), Load()
+    task = asyncio.create_task(admit_until(store, key, stop, load))
     await asyncio.sleep(1.0)
     before = load.admitted
     assert before > 0
