@@ -165,13 +165,18 @@ def uvicorn_options() -> dict[str, object]:
     }
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (tests/test_deploy.py checks the deployment files' against it)."""
     parser = argparse.ArgumentParser(prog="python -m gateway_site.server", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--log-level", default="warning")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     uvicorn.run(
         "gateway_site.asgi:application",
         host=args.host,

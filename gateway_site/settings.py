@@ -10,6 +10,7 @@ from celery.schedules import crontab
 from audit.observability.alert_settings import AlertSettings, ReadinessSettings
 from gateway_site.env import SettingError, envbool, envfloat, envint, envlist, envstr
 from gateway_site.proxy_settings import ProxySettings
+from gateway_site.redis_settings import celery_sentinel_url, redis_sentinels
 from routing.core.egress import EgressPolicy
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -146,8 +147,30 @@ REDIS_URL = envstr("REDIS_URL")
 # REDIS_URL names one node of a Redis Cluster (gateway_site/redis_clients.py). Celery's broker
 # does not speak the cluster protocol: give it its own server with CELERY_BROKER_URL.
 REDIS_CLUSTER = envbool("REDIS_CLUSTER")
+# Or a master and its replicas watched by Sentinel: the sentinels name the master's address,
+# REDIS_URL only its database number and credentials (gateway_site/redis_clients.py).
+REDIS_SENTINELS = redis_sentinels(envlist("REDIS_SENTINELS", []))
+REDIS_SENTINEL_MASTER = envstr("REDIS_SENTINEL_MASTER")
+REDIS_SENTINEL_PASSWORD = envstr("REDIS_SENTINEL_PASSWORD")
+if REDIS_SENTINELS:
+    if REDIS_CLUSTER:
+        raise SettingError("REDIS_SENTINELS and REDIS_CLUSTER exclude each other")
+    if not REDIS_SENTINEL_MASTER:
+        raise SettingError("REDIS_SENTINELS needs REDIS_SENTINEL_MASTER (the master's name)")
+    REDIS_URL = REDIS_URL or f"redis://{REDIS_SENTINEL_MASTER}/0"
 CELERY_BROKER_URL = (
-    envstr("CELERY_BROKER_URL") or ("" if REDIS_CLUSTER else REDIS_URL) or "memory://"
+    envstr("CELERY_BROKER_URL")
+    or (celery_sentinel_url(REDIS_SENTINELS, REDIS_URL) if REDIS_SENTINELS else "")
+    or ("" if REDIS_CLUSTER else REDIS_URL)
+    or "memory://"
+)
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
+    {
+        "master_name": REDIS_SENTINEL_MASTER,
+        "sentinel_kwargs": {"password": REDIS_SENTINEL_PASSWORD or None},
+    }
+    if CELERY_BROKER_URL.startswith("sentinel://")
+    else {}
 )
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL == "memory://"

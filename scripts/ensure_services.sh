@@ -37,6 +37,15 @@ if ! command -v tesseract >/dev/null; then
       $SUDO apt-get update >/dev/null 2>&1 && $SUDO apt-get install -y tesseract-ocr >/dev/null 2>&1; }; } \
     || echo "could not install tesseract-ocr (Debian package); image checks will use each policy's fallback" >&2
 fi
+# The multi-process drill (tests/drills/test_cluster.py) runs its gateways behind Debian's
+# HAProxy, as docs/deployment.md does; without it that drill is skipped.
+if ! command -v haproxy >/dev/null; then
+  echo "Installing Debian's haproxy for the multi-process drill…"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  { $SUDO apt-get install -y haproxy >/dev/null 2>&1 || {
+      $SUDO apt-get update >/dev/null 2>&1 && $SUDO apt-get install -y haproxy >/dev/null 2>&1; }; } \
+    || echo "could not install haproxy (Debian package); the multi-process drill will be skipped" >&2
+fi
 # The coding-agent CLIs the client drill runs (npm, pinned, into var/clients/), installed ahead of
 # the tests; a failure here only warns: the drill installs them itself, and says why it cannot.
 "$(dirname "$0")/ensure_clients.sh" || [ $? -eq 3 ] || echo "warning: the coding-agent CLIs are not installed (scripts/ensure_clients.sh)" >&2

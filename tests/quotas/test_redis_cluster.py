@@ -11,7 +11,6 @@ import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -27,9 +26,10 @@ from routing.errors import GatewayError
 from tenants.quotas.capacity import ProviderGate
 from tenants.quotas.core.checks import BudgetCheck, Release, ShareCheck, WindowCheck
 from tenants.quotas.core.redis_store import RedisQuotaStore, hash_tag
-from tenants.quotas.engine import STORE_ERRORS, Admission, Demand, QuotaEngine
+from tenants.quotas.engine import Admission, Demand, QuotaEngine
 from tenants.quotas.table import BudgetRule, LimitRule, QuotaTable
 from tests.support.redis_cluster import RedisClusterNodes
+from tests.support.store_load import Load, admit_until
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("GATEWAY_SKIP_REDIS_CLUSTER") == "1", reason="GATEWAY_SKIP_REDIS_CLUSTER=1"
@@ -197,32 +197,6 @@ async def test_a_budget_is_never_overspent_under_concurrent_reservations(
     assert limit - spent < reserve  # it admitted until the budget had no room for one more
 
 
-@dataclass
-class _Load:
-    admitted: int = 0
-    unknown: int = 0  # the store failed: the script may or may not have run
-    errors: int = 0
-
-
-async def _load(store: RedisQuotaStore, key: str, stop: asyncio.Event, load: _Load) -> None:
-    check = WindowCheck(key, 10_000_000, 1, "load")
-
-    async def worker(n: int) -> None:
-        i = 0
-        while not stop.is_set():
-            i += 1
-            try:
-                verdict = await store.admit([check], f"w{n}-{i}", 600)
-            except STORE_ERRORS:
-                load.unknown += 1
-                await asyncio.sleep(0.05)  # as the engine rests a failed store
-                continue
-            assert verdict.allowed
-            load.admitted += 1
-
-    await asyncio.gather(*(worker(n) for n in range(16)))
-
-
 async def _counted(nodes: RedisClusterNodes, key: str) -> int:
     nodes.wait_ok()
     client = _client(nodes)
@@ -234,7 +208,7 @@ async def _counted(nodes: RedisClusterNodes, key: str) -> int:
 
 async def _failover_under_load(
     nodes: RedisClusterNodes, fail: Any, name: str
-) -> tuple[_Load, int, float]:
+) -> tuple[Load, int, float]:
     client = _client(nodes)
     store = RedisQuotaStore(client, wait_s=2.0)
     key = f"gw:q:{{t{_tenant()}}}:t:rpm"
@@ -242,8 +216,8 @@ async def _failover_under_load(
     node = client.get_node_from_key(key)
     assert node is not None
     port = int(node.port)
-    stop, load = asyncio.Event(), _Load()
-    task = asyncio.create_task(_load(store, key, stop, load))
+    stop, load = asyncio.Event(), Load()
+    task = asyncio.create_task(admit_until(store, key, stop, load))
     await asyncio.sleep(1.0)
     before = load.admitted
     started = time.monotonic()

@@ -94,13 +94,21 @@ def start_gateway(*, output: IO[bytes] | None = None, **env_overrides: Any) -> L
     raise RuntimeError(f"the gateway did not start within {START_TIMEOUT_S} s")
 
 
-def wait_for_config(gateway: LiveGateway, key: str, model: str, timeout: float = 10.0) -> None:
+def wait_for_config(
+    gateway: LiveGateway | str,
+    key: str,
+    model: str,
+    timeout: float = 10.0,
+    request_timeout: float = 5.0,
+) -> None:
     """Wait until the gateway's cached routing table and quota rules include what a test just
-    committed (each worker reloads them in the background; the first caller still sees the old)."""
+    committed (each worker reloads them in the background; the first caller still sees the old).
+    `gateway`: a live gateway, or the base URL of one started otherwise."""
+    api_url = gateway + "/v1" if isinstance(gateway, str) else gateway.api_url
     headers = {"authorization": f"Bearer {key}"}
     deadline = time.monotonic() + timeout
     while True:
-        listed = httpx.get(gateway.api_url + "/models", headers=headers, timeout=5)
+        listed = httpx.get(api_url + "/models", headers=headers, timeout=request_timeout)
         if listed.status_code == 200 and model in {m["id"] for m in listed.json()["data"]}:
             break
         if time.monotonic() > deadline:
@@ -110,5 +118,5 @@ def wait_for_config(gateway: LiveGateway, key: str, model: str, timeout: float =
     dry = {**headers, "x-gateway-dry-run": "1"}
     body = {"model": model, "messages": [{"role": "user", "content": "config check"}]}
     for _ in range(2):
-        httpx.post(gateway.api_url + "/chat/completions", headers=dry, json=body, timeout=5)
+        httpx.post(api_url + "/chat/completions", headers=dry, json=body, timeout=request_timeout)
         time.sleep(0.6)
