@@ -39,7 +39,7 @@ from tenants.quotas import services as quotas
 from tenants.quotas.models import SpendEntry
 from tests.support import live
 from tests.support.live import ROOT, free_port, wait_for_config
-from tests.support.redis_cluster import RedisClusterNodes
+from tests.support.redis_cluster import RedisClusterNodes, cluster_nodes
 from tests.support.world import Key, build_route, build_tenant
 
 pytestmark = [
@@ -172,6 +172,13 @@ def _cluster_roles(nodes: RedisClusterNodes, tenant_id: int) -> tuple[int, str]:
     shard = {master, nodes.replica_of(master)}
     other = next(port for port in nodes.roles() if port not in shard)
     return master, f"redis://127.0.0.1:{other}/0"
+
+
+@pytest.fixture(scope="module")
+def redis_cluster() -> Iterator[RedisClusterNodes]:
+    """The drill's own cluster: it kills a master, which must not leave the suite's shared cluster
+    with a shard that has no replica (the other cluster tests run after this drill)."""
+    yield from cluster_nodes()
 
 
 @pytest.fixture(scope="module")
