@@ -17,6 +17,7 @@ from routing.mcp_gateway.config import McpServerSpec, McpToolsSpec
 from routing.prompts.declared import PromptSpec
 from tenants.models import Role
 from tenants.quotas.declared import (
+    AgentQuotaSpec,
     BudgetSpec,
     CostApprovalSpec,
     EndUserQuotaSpec,
@@ -178,6 +179,17 @@ class TenantSpec(_Strict):
     budgets: list[BudgetSpec] = []
     cost_approval: CostApprovalSpec | None = None  # hold requests predicted above it
     end_users: list[EndUserQuotaSpec] = []
+    # Rate limits per calling agent (`name: "*"`: each agent); docs/quotas.md.
+    agents: list[AgentQuotaSpec] = []
+
+    @field_validator("agents")
+    @classmethod
+    def _agents_once(cls, value: list[AgentQuotaSpec]) -> list[AgentQuotaSpec]:
+        names = [agent.name for agent in value]
+        if twice := next((name for name in names if names.count(name) > 1), None):
+            raise ValueError(f"agent {twice!r} is listed twice; give it one set of limits")
+        return value
+
     prompts: list[PromptSpec] = []
     mcp_servers: list[McpServerSpec] = []
 

@@ -279,6 +279,7 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
         budgets=spec.budgets,
         end_users=spec.end_users,
         cost_approval=spec.cost_approval,
+        agents=spec.agents,
     )
     try:
         prompts_apply(tenant=tenant, specs=spec.prompts, teams=teams, bump=report.bump)
