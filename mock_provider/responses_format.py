@@ -44,16 +44,27 @@ def _text(content: Any) -> str:
     return ""
 
 
+def _offered(body: dict[str, Any]) -> list[Any]:
+    """`tools`, and those `additional_tools` input items add (Codex sends its tools that way)."""
+    tools = list(body["tools"]) if isinstance(body.get("tools"), list) else []
+    items = body.get("input")
+    for item in items if isinstance(items, list) else ():
+        if isinstance(item, dict) and item.get("type") == "additional_tools":
+            tools += item.get("tools") if isinstance(item.get("tools"), list) else []
+    return tools
+
+
 def _tools(body: dict[str, Any]) -> tuple[list[ToolSpec], list[str]]:
     """Client tools (functions and freeform tools, namespaces opened) and hosted tool types."""
     specs: list[ToolSpec] = []
     hosted: list[str] = []
-    tools = body.get("tools")
-    for tool in tools if isinstance(tools, list) else ():
+    for tool in _offered(body):
         if not isinstance(tool, dict) or not isinstance(tool.get("type"), str):
             raise BadRequest("each tool must be an object with a 'type'")
         kind = tool["type"]
         members = tool.get("tools") if kind == "namespace" else [tool]
+        if kind == "tool_search" and tool.get("execution", "client") == "client":
+            continue  # the client searches its own tools: nothing for the mock to run
         if kind not in _CLIENT_TOOLS:
             hosted.append(kind)
             continue
