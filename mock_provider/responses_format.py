@@ -49,8 +49,10 @@ def _offered(body: dict[str, Any]) -> list[Any]:
     tools = list(body["tools"]) if isinstance(body.get("tools"), list) else []
     items = body.get("input")
     for item in items if isinstance(items, list) else ():
-        if isinstance(item, dict) and item.get("type") == "additional_tools":
-            tools += item.get("tools") if isinstance(item.get("tools"), list) else []
+        if not isinstance(item, dict) or item.get("type") != "additional_tools":
+            continue
+        added = item.get("tools")
+        tools += added if isinstance(added, list) else []
     return tools
 
 

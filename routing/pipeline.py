@@ -264,6 +264,7 @@ async def responses(
                 400, refusal.message, param=refusal.param, code=refusal.code
             ) from None
         call.drop_tools(tools.dropped)
+        resolved = responses_native.uncached(resolved, tools)
         call.source_format, call.native_request = RESPONSES_KIND, native.body
         call.native_responses = native
         internal = await _render_prompt(call, translated, source=raw)

@@ -20,6 +20,7 @@ such deployment), the route's `hosted_tools` policy decides: `refuse` (400 namin
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ from routing.core.translate import responses_request_to_openai
 from routing.core.translate.responses_tools import HOSTED_TOOLS_DROP, ChatTools
 from routing.core.types import JSON, Target
 from routing.errors import GatewayError
+from routing.table import ResolvedModel
 
 # The ids routing/responses_state/items.py gives input items: msg_<hex>_in<n>, item_<hex>_in<n>.
 _MINTED = re.compile(r"^(?:msg|item)_[0-9a-f]{32}_in\d+$")
@@ -103,6 +105,12 @@ def _unminted(item: Any) -> Any:
     if isinstance(item, dict) and _MINTED.match(str(item.get("id") or "")):
         return {k: v for k, v in item.items() if k != "id"}
     return item
+
+
+def uncached(resolved: ResolvedModel, tools: ChatTools) -> ResolvedModel:
+    """A request that forwards a hosted tool is never answered from the cache: its chat form
+    does not show the tool, and a provider-run tool's answer is what the world said then."""
+    return dataclasses.replace(resolved, cache=None) if tools.forwarded else resolved
 
 
 def _without(tools: Any, dropped: set[str]) -> Any:

@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -104,10 +105,15 @@ def responses_native(mock_server: Any, django_db_blocker: Any) -> Iterator[str]:
             name="mock-responses-agents",
             kind="openai-responses",
             base_url=mock_server.base_url + "/v1",
+            credential="sk-responses-agents",
             region="us",
         )
         deployment = routing.deployment_upsert(
-            name="mock-gpt-native", provider=provider, upstream_model="mock-gpt-native-1"
+            name="mock-gpt-native",
+            provider=provider,
+            upstream_model="mock-gpt-native-1",
+            input_price_per_mtok=Decimal("2.5"),
+            output_price_per_mtok=Decimal("10"),
         )
     yield deployment.name
     with django_db_blocker.unblock():
@@ -225,10 +231,17 @@ def last_record_id() -> int:
     ids=["openai", "anthropic", "responses-native"],
 )
 def test_codex_exec_runs_a_command_and_answers_through_the_gateway(
-    clients, agents, gateway, scripted, project, tmp_path, deployment, record_property, request
+    clients,
+    agents,
+    gateway,
+    scripted,
+    project,
+    tmp_path,
+    deployment,
+    record_property,
+    responses_native,
 ):
-    if deployment == "native":
-        deployment = request.getfixturevalue("responses_native")
+    deployment = responses_native if deployment == "native" else deployment
     route(gateway, agents, "gpt-*", CODEX_MODEL, deployment)
     home = tmp_path / "codex-home"
     home.mkdir()

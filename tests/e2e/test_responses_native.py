@@ -22,6 +22,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
 NATIVE = "native-responses"  # forwards web_search
 PLAIN = "native-no-forward"  # the same deployment, forwarding nothing
+CACHED = "native-cached"  # forwards web_search, caches exact repeats
 UPSTREAM = "mock-gpt-responses-2026"
 MAILBOX_TOOL = {
     "type": "function",
@@ -64,11 +65,18 @@ def native(world: Any, gateway: Any, mock_server: Any, django_db_blocker: Any) -
             forward_hosted_tools=["web_search"],
         )
         routing.route_upsert(alias=PLAIN, description="", deployments=[deployment])
-    wait_for_config(gateway, world.key, NATIVE)
-    wait_for_config(gateway, world.key, PLAIN)
+        routing.route_upsert(
+            alias=CACHED,
+            description="",
+            deployments=[deployment],
+            forward_hosted_tools=["web_search"],
+            cache_mode="exact",
+        )
+    for alias in (NATIVE, PLAIN, CACHED):
+        wait_for_config(gateway, world.key, alias)
     yield
     with django_db_blocker.unblock():
-        Route.objects.filter(alias__in=[NATIVE, PLAIN]).delete()
+        Route.objects.filter(alias__in=[NATIVE, PLAIN, CACHED]).delete()
         Deployment.objects.filter(pk=deployment.pk).update(is_active=False)
         Provider.objects.filter(pk=provider.pk).update(is_active=False)
 
@@ -211,6 +219,7 @@ def test_a_forwarded_hosted_tool_runs_at_the_provider_and_is_recorded(
     question = f"What happened in the markets today? {marker}"
     sdk = client(gateway, world.key)
     tools: Any = [{"type": "web_search"}, MAILBOX_TOOL]
+    response: Any
     if stream:
         with sdk.responses.stream(model=NATIVE, input=question, tools=tools) as events:
             response = events.get_final_response()
@@ -226,6 +235,28 @@ def test_a_forwarded_hosted_tool_runs_at_the_provider_and_is_recorded(
     assert used["web_search_call"]["action"]["query"] == question
     assert used["function"]["function"]["name"] == "read_mailbox"
     assert record.routing["forwarded_tools"] == ["web_search"]
+
+
+def test_a_request_forwarding_a_hosted_tool_is_never_answered_from_the_cache(
+    gateway, world, native, mock_server
+):
+    sdk = client(gateway, world.key)
+    question = f"What happened in the markets today? {uuid.uuid4().hex}"
+    sdk.responses.create(model=CACHED, input=question)
+    again = sdk.responses.with_raw_response.create(model=CACHED, input=question)
+    assert again.headers["x-gateway-cache"] == "hit"  # the route does cache
+
+    searched = sdk.responses.with_raw_response.create(
+        model=CACHED, input=question, tools=[{"type": "web_search"}]
+    )
+    repeated = sdk.responses.with_raw_response.create(
+        model=CACHED, input=question, tools=[{"type": "web_search"}]
+    )
+
+    for answer in (searched, repeated):
+        assert answer.headers.get("x-gateway-cache") != "hit"
+        assert answer.parse().output[0].type == "web_search_call"
+    assert len(upstream(mock_server, question)) == 3
 
 
 @pytest.mark.parametrize(

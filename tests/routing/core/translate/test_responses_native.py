@@ -3,6 +3,8 @@ and the audit record see), and hosted tools a route forwards left out of that fo
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 
@@ -20,7 +22,9 @@ SEARCH = {"type": "web_search"}
 LOOKUP = {"type": "function", "name": "lookup", "parameters": {"type": "object"}}
 
 
-def provider_answer(*, text: str | None = "Rates rose.", tool: str | None = None) -> tuple:
+def provider_answer(
+    *, text: str | None = "Rates rose.", tool: str | None = None
+) -> tuple[dict[str, Any], Prompt, Reply]:
     prompt = Prompt(
         texts=["What happened?"],
         last_user_text="What happened?",
