@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from mock_provider import anthropic_format, openai_format
+from mock_provider import anthropic_format, openai_format, responses_format
 from mock_provider.behaviour import (
     ECHO_WORDS,
     BadRequest,
@@ -49,7 +49,8 @@ _MESSAGES = "/v1/messages"
 _COUNT = "/v1/messages/count_tokens"
 _EMBED = "/v1/embeddings"
 _MODELS = "/v1/models"
-_POST_ROUTES = frozenset({_CHAT, _MESSAGES, _COUNT, _EMBED})
+_RESPONSES = "/v1/responses"
+_POST_ROUTES = frozenset({_CHAT, _MESSAGES, _COUNT, _EMBED, _RESPONSES})
 
 
 @dataclass(slots=True)
@@ -260,6 +261,8 @@ class MockApp:
             prompt = anthropic_format.parse_messages(body)
         elif path == _COUNT:
             prompt = anthropic_format.parse_messages(body, counting_only=True)
+        elif path == _RESPONSES:
+            prompt = responses_format.parse_responses(body)
         if prompt is not None:
             texts, user_text = prompt.texts, prompt.last_user_text
         else:
@@ -313,6 +316,14 @@ class MockApp:
                     events = openai_format.chat_stream(reply, model, chat_id, call_id, usage)
                     return Outcome(200, events=events, controls=ctl)
                 out = openai_format.chat_completion(reply, model, chat_id, call_id)
+            elif path == _RESPONSES:
+                response_id, call_id = "resp_" + secrets.token_hex(24), tool_call_id("call_", raw)
+                if stream:
+                    events = responses_format.response_stream(
+                        body, prompt, reply, response_id, call_id
+                    )
+                    return Outcome(200, events=events, controls=ctl)
+                out = responses_format.response_body(body, prompt, reply, response_id, call_id)
             else:
                 msg_id, tool_id = "msg_" + secrets.token_hex(12), tool_call_id("toolu_", raw)
                 if stream:

@@ -124,6 +124,8 @@ class Prompt:
     forced: bool = False  # tool_choice named the tool
     # The JSON Schema a text answer must follow ({} for plain JSON mode); None for free text.
     json_schema: Mapping[str, Any] | None = None
+    # Responses API hosted tools offered (web_search, ...): the mock runs each one.
+    hosted_tools: tuple[str, ...] = ()
 
     def prompt_tokens(self) -> int:
         return sum(len(text.split()) for text in self.texts)

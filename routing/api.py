@@ -26,6 +26,7 @@ from routing.api_schemas import (
     RouteOut,
 )
 from routing.core.model_names import alias_problem
+from routing.core.translate.responses_tools import hosted_tool_problem
 from routing.models import Deployment, Provider, Route
 
 router = Router(tags=["platform"])
@@ -155,6 +156,9 @@ def route_put(request: HttpRequest, alias: str, payload: RouteIn) -> Route:
             raise invalid(f"targets[{index}].deployment", f"no deployment '{target_name}'")
     if len(set(names)) != len(names):
         raise invalid("targets", "a deployment may appear only once")
+    for index, kind in enumerate(payload.forward_hosted_tools):
+        if problem := hosted_tool_problem(kind):
+            raise invalid(f"forward_hosted_tools[{index}]", problem)
     route = services.route_upsert(
         alias=alias,
         description=payload.description,
@@ -165,6 +169,7 @@ def route_put(request: HttpRequest, alias: str, payload: RouteIn) -> Route:
         timeout_seconds=payload.timeout_seconds,
         first_token_timeout_seconds=payload.first_token_timeout_seconds,
         hosted_tools=payload.hosted_tools,
+        forward_hosted_tools=payload.forward_hosted_tools,
         cache_mode=payload.cache_mode,
         cache_ttl_seconds=payload.cache_ttl_seconds,
         cache_scope=payload.cache_scope,

@@ -16,7 +16,7 @@ from gateway_site.bounds import INT_MAX
 
 
 class ProviderIn(BodyIn):
-    kind: Literal["openai", "anthropic"]
+    kind: Literal["openai", "anthropic", "openai-responses"]
     base_url: str = Field(pattern=r"^https?://", max_length=500)
     credential: str | None = Field(
         default=None, description="Write-only: stored encrypted, never returned. Omit to keep it."
@@ -87,6 +87,12 @@ class RouteIn(BodyIn):
     timeout_seconds: float | None = Field(default=None, gt=0)
     first_token_timeout_seconds: float | None = Field(default=None, gt=0)
     hosted_tools: Literal["refuse", "drop"] = "refuse"
+    forward_hosted_tools: list[str] = Field(
+        default=[],
+        max_length=32,
+        description="Hosted tool types (web_search, file_search, ...) sent on to a deployment "
+        "that speaks the Responses API natively; others get `hosted_tools`.",
+    )
     cache_mode: Literal["off", "exact", "semantic"] = Field(
         default="off", description="Serve answers again: exact repeats, or same meaning too."
     )
@@ -111,6 +117,7 @@ class RouteOut(Schema):
     timeout_seconds: float | None
     first_token_timeout_seconds: float | None
     hosted_tools: str
+    forward_hosted_tools: list[str]
     cache_mode: str
     cache_ttl_seconds: int
     cache_scope: str

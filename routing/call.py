@@ -31,6 +31,7 @@ from routing.core.errors import UpstreamError, public_reason
 from routing.core.failover import try_in_order
 from routing.core.strategy import RoutePlan
 from routing.core.translate import untranslatable_fields
+from routing.core.translate.responses_native import hosted_tool_calls
 from routing.core.types import JSON, Attempt, Target, Usage
 from routing.errors import GatewayError
 from routing.guardrails import metrics as guardrail_metrics
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from routing.cache.proxy import CacheState
     from routing.guardrails.proxy import RequestGuard
+    from routing.responses_native import NativeResponses
     from tenants.quotas.gate import Admitted
 
 T = TypeVar("T")
@@ -179,6 +181,8 @@ class Call:
         self.source_format = ""
         self.source_body: JSON | None = None
         self.native_request: JSON | None = None
+        # A Responses request (routing/responses_native.py): its forwarded hosted tools.
+        self.native_responses: NativeResponses | None = None
         self.journaled = False  # on the write-ahead journal (before the first provider call)
         self.entry = AuditEntry(
             request_id="req_" + uuid.uuid4().hex,
@@ -216,6 +220,11 @@ class Call:
     def native_body(self, target: Target) -> JSON | None:
         """The client's own body if `target` speaks the client's format and nothing in the
         gateway changed the request; else None, and what the translation drops is named."""
+        if self.native_responses is not None:  # /v1/responses: never an Anthropic body
+            native = self.native_request if target.kind == self.source_format else None
+            if native is None:
+                self.drop_tools(self.native_responses.lost(self.dropped_tools))
+            return native
         if self.source_body is None:
             return None
         same_format = target.kind == self.source_format
@@ -303,6 +312,11 @@ class Call:
             "strategy": plan.strategy,
             "category": self.task_category or None,
             **({"dropped_tools": self.dropped_tools} if self.dropped_tools else {}),
+            **(
+                {"forwarded_tools": list(self.native_responses.forwarded)}
+                if self.native_responses and self.native_responses.forwarded
+                else {}
+            ),
             **({"dropped_fields": self.dropped_fields} if self.dropped_fields else {}),
             **({"cache": self.cache.note()} if self.cache else {}),
             "reason": "; ".join([*self.routing_notes, tried.reason]),
@@ -362,6 +376,8 @@ class Call:
         entry.cached_tokens = usage.cached_tokens
         entry.cost_usd = cost
         entry.response_body = response
+        if hosted := hosted_tool_calls(response):  # provider-run tools: the tools used too
+            entry.tool_calls = [*entry.tool_calls, *hosted]
         if response:
             entry.upstream_model = response.get("model") or entry.upstream_model
         self.finish()

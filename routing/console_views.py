@@ -222,6 +222,7 @@ def _route_save(request: HttpRequest, form: RouteForm, *, creating: bool) -> boo
             timeout_seconds=data["timeout_seconds"],
             first_token_timeout_seconds=data["first_token_timeout_seconds"],
             hosted_tools=data["hosted_tools"],
+            forward_hosted_tools=data["forward_hosted_tools"],
             cache_mode=data["cache_mode"],
             cache_ttl_seconds=data["cache_ttl_seconds"],
             cache_scope=data["cache_scope"],
@@ -232,7 +233,7 @@ def _route_save(request: HttpRequest, form: RouteForm, *, creating: bool) -> boo
     except services.Precondition:
         return False
     except services.RouteRefused as refused:
-        form.add_error("alias", str(refused.message))
+        form.add_error(refused.field, str(refused.message))
         return None
     return True
 
@@ -286,6 +287,7 @@ def route_edit(request: HttpRequest, alias: str) -> HttpResponse:
             "cache_similarity",
         )
     }
+    initial["forward_hosted_tools"] = ", ".join(route.forward_hosted_tools or ())
     targets = list(route.targets.all())
     for index, target in enumerate(targets):
         initial[f"target_{index}"] = target.deployment.name

@@ -12,6 +12,7 @@ from typing import Any
 from django import forms
 from django.db.models import QuerySet
 
+from routing.core.translate.responses_tools import hosted_tool_problem
 from routing.models import Deployment, Provider, ProviderKind, Route
 
 NAME_HELP = "Lowercase letters, digits, '-' and '_'."
@@ -86,6 +87,13 @@ class RouteForm(forms.Form):
     hosted_tools = forms.ChoiceField(
         choices=Route.HostedTools.choices, label="Hosted tools (web_search, file_search, …)"
     )
+    forward_hosted_tools = forms.CharField(
+        max_length=500,
+        required=False,
+        label="Hosted tools to forward",
+        help_text="Tool types (e.g. web_search, file_search), comma-separated, sent on to a "
+        "deployment that speaks the Responses API natively. Empty: none.",
+    )
     cache_mode = forms.ChoiceField(choices=Route.CacheMode.choices, label="Response cache")
     cache_ttl_seconds = forms.IntegerField(min_value=1, initial=3600, label="Cache TTL (seconds)")
     cache_scope = forms.ChoiceField(choices=Route.CacheScope.choices, label="Cache scope")
@@ -116,6 +124,13 @@ class RouteForm(forms.Form):
 
     def target_rows(self) -> list[tuple[forms.BoundField, forms.BoundField]]:
         return [(self[f"target_{i}"], self[f"weight_{i}"]) for i in range(self.slots)]
+
+    def clean_forward_hosted_tools(self) -> list[str]:
+        kinds = [k.strip() for k in self.cleaned_data["forward_hosted_tools"].split(",")]
+        kinds = [k for k in kinds if k]
+        if problem := next(filter(None, map(hosted_tool_problem, kinds)), None):
+            raise forms.ValidationError(problem)
+        return kinds
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -6,6 +6,8 @@ from gateway_site.crypto import decrypt_secret, encrypt_secret
 class ProviderKind(models.TextChoices):
     OPENAI = "openai", "OpenAI-compatible (OpenAI, vLLM, Ollama, …)"
     ANTHROPIC = "anthropic", "Anthropic"
+    # Also serves OpenAI's Responses API: /v1/responses goes to it as the client sent it.
+    OPENAI_RESPONSES = "openai-responses", "OpenAI-compatible with the Responses API (OpenAI, …)"
 
 
 class Provider(models.Model):
@@ -77,6 +79,9 @@ class Route(models.Model):
     hosted_tools = models.CharField(
         max_length=8, choices=HostedTools.choices, default=HostedTools.REFUSE
     )
+    # Hosted tool types (web_search, file_search, ...) sent on to a deployment of the route that
+    # speaks the Responses API natively, which runs them; deny by default (docs/api.md).
+    forward_hosted_tools = models.JSONField(default=list, blank=True)
 
     class CacheMode(models.TextChoices):
         OFF = "off", "Off"

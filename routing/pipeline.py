@@ -21,18 +21,19 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from audit.models import AuditStatus
 from audit.writer import AuditWriteError
+from routing import responses_native
 from routing.cache import proxy as response_cache
 from routing.cache.core.answers import CachedAnswer, replay_body, replay_events
 from routing.call import Call, parse_json_body
 from routing.core.errors import UpstreamError, public_reason
 from routing.core.providers.anthropic import AnthropicAdapter
 from routing.core.providers.base import ChatStream, ProviderAdapter
+from routing.core.providers.openai_responses import RESPONSES_KIND, OpenAIResponsesAdapter
 from routing.core.strategy import RoutePlan, in_region
 from routing.core.translate import (
     ResponseContext,
     UnsupportedRequest,
     anthropic_request_to_openai,
-    responses_request_to_openai,
 )
 from routing.core.types import JSON, Target, Usage
 from routing.errors import GatewayError
@@ -69,6 +70,8 @@ GATEWAY_FIELDS = frozenset({"metadata"})
 DRY_RUN_HEADER = "x-gateway-dry-run"
 # Sent on to Anthropic-format providers only (see docs/api.md#anthropic-headers).
 CLIENT_HEADERS = ("anthropic-version", "anthropic-beta")
+# Adapters that take a client's own body (`native`) when the deployment speaks its format.
+NATIVE_ADAPTERS = (AnthropicAdapter, OpenAIResponsesAdapter)
 
 
 async def resolve_model(
@@ -253,16 +256,20 @@ async def responses(
         turn = await runtime.responses.begin(call.caller, raw, response_id)
         resolved, plan = await resolve_model(runtime, identity, body.model, call.routing_notes)
         try:
-            # The route says what happens to tools only a provider could run (docs/api.md).
-            translated, tools = responses_request_to_openai(
-                turn.body, hosted_tools=plan.hosted_tools
-            )
+            # The route says what happens to tools only a provider could run (docs/api.md); a
+            # Responses-native deployment gets the body itself (routing/responses_native.py).
+            translated, tools, plan, native = responses_native.prepare(turn.body, plan, sent=raw)
         except UnsupportedRequest as refusal:
             raise GatewayError(
                 400, refusal.message, param=refusal.param, code=refusal.code
             ) from None
         call.drop_tools(tools.dropped)
+        resolved = responses_native.uncached(resolved, tools)
+        call.source_format, call.native_request = RESPONSES_KIND, native.body
+        call.native_responses = native
         internal = await _render_prompt(call, translated, source=raw)
+        if internal != translated:  # a registry prompt was rendered in: only that form may go
+            call.native_request = None
         validate_chat(internal)
         call.attribute(internal, client_metadata=raw.get("client_metadata"))
         turn.link(call.entry)  # the record names the response or conversation it continues
@@ -414,7 +421,7 @@ def client_headers(request: HttpRequest) -> dict[str, str]:
 def _chat_with(call: Call, headers: dict[str, str]) -> Any:
     async def chat(adapter: ProviderAdapter, target: Target, payload: JSON) -> Any:
         native = call.native_body(target)
-        if native is not None and isinstance(adapter, AnthropicAdapter):
+        if native is not None and isinstance(adapter, NATIVE_ADAPTERS):
             return await adapter.chat(target, payload, client_headers=headers, native=native)
         return await adapter.chat(target, payload, client_headers=headers)
 
@@ -488,7 +495,7 @@ class _PrimedStream:
 def _stream_opener(call: Call, wants_usage: bool, headers: dict[str, str]) -> Any:
     async def open_stream(adapter: ProviderAdapter, target: Target, payload: JSON) -> _PrimedStream:
         native = call.native_body(target)
-        if native is not None and isinstance(adapter, AnthropicAdapter):
+        if native is not None and isinstance(adapter, NATIVE_ADAPTERS):
             # The provider's own events go to the client unless a guardrail must read them.
             stream = await adapter.chat_stream(
                 target,
@@ -554,14 +561,11 @@ async def _relay(call: Call, primed: _PrimedStream, target: Target) -> AsyncIter
     try:
         events = guard_stream(call.guard, primed.first, primed.stream, note=call.note_findings)
         async for event in events:
-            if native:
-                yield event
-                continue
-            for out in wire.events(event):
+            for out in wire.native_events(event) if native else wire.events(event):
                 yield out
-        if not native:
-            for out in await wire.close():  # a stored response is kept before its last event
-                yield out
+        # A stored response is kept before its last event.
+        for out in await (wire.close_native() if native else wire.close()):
+            yield out
         status, error_type, error_message = AuditStatus.SUCCESS, "", ""
     except OutputBlocked as blocked:
         status, error_type, error_message = AuditStatus.REJECTED, blocked.refusal.code, str(blocked)

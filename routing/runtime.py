@@ -23,6 +23,7 @@ from routing.core.egress_transport import Answer, EgressGuard, egress_transport
 from routing.core.providers.anthropic import AnthropicAdapter
 from routing.core.providers.base import ProviderAdapter
 from routing.core.providers.openai import OpenAIAdapter
+from routing.core.providers.openai_responses import OpenAIResponsesAdapter
 from routing.core.strategy import HealthBook
 from routing.egress import egress_policy
 from routing.guardrails.table import PolicySnapshot
@@ -39,6 +40,7 @@ logger = logging.getLogger(__name__)
 ADAPTERS: dict[str, type[ProviderAdapter]] = {
     OpenAIAdapter.kind: OpenAIAdapter,
     AnthropicAdapter.kind: AnthropicAdapter,
+    OpenAIResponsesAdapter.kind: OpenAIResponsesAdapter,
 }
 
 

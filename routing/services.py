@@ -10,6 +10,7 @@ from django.db import transaction
 from audit.activity.services import SYSTEM, Actor, activity_record
 from routing.core.egress import EgressRefused, url_origin
 from routing.core.model_names import alias_problem
+from routing.core.translate.responses_tools import hosted_tool_problem
 from routing.egress import egress_url_check
 from routing.models import Deployment, Provider, Route, RouteTarget
 
@@ -67,11 +68,12 @@ def _expect(expect: str, *, exists: bool, what: str, name: str) -> None:
 
 
 class RouteRefused(ValidationError):
-    """A route alias the service refuses (routing/core/model_names.py says which are valid)."""
+    """A route the service refuses: its alias (routing/core/model_names.py says which are
+    valid), or a hosted tool type it may not forward."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, code="invalid_alias")
-        self.field = "alias"
+    def __init__(self, message: str, *, field: str = "alias") -> None:
+        super().__init__(message, code=f"invalid_{field}")
+        self.field = field
 
 
 @transaction.atomic
@@ -174,6 +176,7 @@ def route_upsert(
     timeout_seconds: float | None = None,
     first_token_timeout_seconds: float | None = None,
     hosted_tools: str = Route.HostedTools.REFUSE,
+    forward_hosted_tools: list[str] | None = None,
     cache_mode: str = Route.CacheMode.OFF,
     cache_ttl_seconds: int = 3600,
     cache_scope: str = Route.CacheScope.TENANT,
@@ -185,6 +188,9 @@ def route_upsert(
     Raises `RouteRefused` for an alias that is neither a name nor a pattern as documented."""
     if problem := alias_problem(alias):
         raise RouteRefused(f"'{alias}' is not a valid route alias: {problem}")
+    forward = list(dict.fromkeys(forward_hosted_tools or ()))
+    if problem := next(filter(None, map(hosted_tool_problem, forward)), None):
+        raise RouteRefused(problem, field="forward_hosted_tools")
     exists = Route.objects.select_for_update().filter(alias=alias).exists()
     _expect(expect, exists=exists, what="Route", name=alias)
     route, created = Route.objects.update_or_create(
@@ -196,6 +202,7 @@ def route_upsert(
             "timeout_seconds": timeout_seconds,
             "first_token_timeout_seconds": first_token_timeout_seconds,
             "hosted_tools": hosted_tools,
+            "forward_hosted_tools": forward,
             "cache_mode": cache_mode,
             "cache_ttl_seconds": cache_ttl_seconds,
             "cache_scope": cache_scope,
@@ -219,6 +226,7 @@ def route_upsert(
             "weights": weights,
             "sticky": sticky,
             "hosted_tools": hosted_tools,
+            "forward_hosted_tools": forward,
             "cache_mode": cache_mode,
             "cache_ttl_seconds": cache_ttl_seconds,
             "cache_scope": cache_scope,

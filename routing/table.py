@@ -132,6 +132,7 @@ def load_routing_table() -> RoutingTable:
                 timeout_s=route.timeout_seconds,
                 first_token_timeout_s=route.first_token_timeout_seconds,
                 hosted_tools=route.hosted_tools,
+                forward_hosted_tools=tuple(route.forward_hosted_tools or ()),
             )
             resolved = ResolvedModel(route.alias, route.alias, plan, _cache(route))
             if is_pattern(route.alias):

@@ -18,6 +18,8 @@ from routing.core.translate import (
     openai_response_to_anthropic,
     openai_response_to_responses,
 )
+from routing.core.translate.responses_native import FINAL_EVENTS, RESPONSE_EVENTS
+from routing.core.translate.responses_response import responses_event
 from routing.core.types import JSON
 
 
@@ -36,6 +38,14 @@ class OpenAIWire:
     async def close(self) -> list[bytes]:
         """A stream's closing events, once whatever must happen before them has happened."""
         return self.finish()
+
+    def native_events(self, event: bytes) -> list[bytes]:
+        """An event of a stream the provider sent in the client's own format."""
+        return [event]
+
+    async def close_native(self) -> list[bytes]:
+        """The closing events of such a stream (those held back until the answer is kept)."""
+        return []
 
     async def settle_body(self, body: bytes) -> bytes:
         """A whole answer, once whatever must happen before the client gets it has happened."""
@@ -92,7 +102,12 @@ class AnthropicWire(OpenAIWire):
 
 
 class ResponsesWire(OpenAIWire):
-    """OpenAI's Responses API; its errors are OpenAI's, so only answers and streams change."""
+    """OpenAI's Responses API; its errors are OpenAI's, so only answers and streams change.
+
+    An answer from a Responses-native deployment (routing/responses_native.py) is the
+    provider's own: only the fields the gateway governs are rewritten (the response id, so it
+    leads to the audit record and can be continued here; `store`, `previous_response_id`,
+    `conversation` as the gateway handled them); every other event passes byte for byte."""
 
     name = "responses"
 
@@ -103,6 +118,8 @@ class ResponsesWire(OpenAIWire):
         self._stream = ChatToResponsesStream(context)
         # Stores the response (`store`), True when kept: before the client sees the answer.
         self._keeper = keeper
+        self._ours = b'{"id":"' + context.response_id.encode() + b'"'  # a translated body
+        self._final: JSON | None = None  # a native stream's last event, until it is kept
 
     def body(self, openai_body: bytes, parsed: JSON) -> bytes:
         return orjson.dumps(openai_response_to_responses(parsed, self.context))
@@ -124,12 +141,51 @@ class ResponsesWire(OpenAIWire):
         return events
 
     async def settle_body(self, body: bytes) -> bytes:
-        if self._keeper is None:
+        native = not body.startswith(self._ours)
+        if self._keeper is None and not native:
             return body
         response = orjson.loads(body)
-        if await self._keeper(response):
+        if native:
+            response = self._governed(response)
+            body = orjson.dumps(response)
+        if self._keeper is None or await self._keeper(response):
             return body
         return orjson.dumps({**response, "store": False})
+
+    def _governed(self, response: JSON) -> JSON:
+        context = self.context
+        governed = {
+            **response,
+            "id": context.response_id,
+            "previous_response_id": context.previous_response_id,
+            "store": context.store,
+        }
+        if context.request.get("conversation") is not None:
+            governed["conversation"] = context.request["conversation"]
+        return governed
+
+    def native_events(self, event: bytes) -> list[bytes]:
+        data = event_data(event)
+        if data is None:
+            return [event]
+        message = orjson.loads(data)
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind not in RESPONSE_EVENTS or not isinstance(message.get("response"), dict):
+            return [event]
+        message = {**message, "response": self._governed(message["response"])}
+        if kind in FINAL_EVENTS:
+            self._final = message  # sent once the response is kept
+            return []
+        return [responses_event(kind, message)]
+
+    async def close_native(self) -> list[bytes]:
+        message, self._final = self._final, None
+        if message is None:
+            return []
+        response = message["response"]
+        if self._keeper is not None and not await self._keeper(response):
+            message = {**message, "response": {**response, "store": False}}
+        return [responses_event(str(message["type"]), message)]
 
     def error_event(self, openai_error: bytes) -> bytes:
         return self._stream.error(openai_error)

@@ -11,12 +11,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from routing.core.model_names import alias_problem
+from routing.core.translate.responses_tools import hosted_tool_problem
 from routing.evaluations.models import CATEGORY_NAME
 from routing.guardrails.core.policy import PolicySpec
 from routing.mcp_gateway.config import McpServerSpec, McpToolsSpec
 from routing.prompts.declared import PromptSpec
 from tenants.models import Role
 from tenants.quotas.declared import (
+    AgentQuotaSpec,
     BudgetSpec,
     CostApprovalSpec,
     EndUserQuotaSpec,
@@ -44,7 +46,9 @@ def resolve_secret(value: str | None) -> str | None:
 
 class ProviderSpec(_Strict):
     name: str = Field(pattern=_SLUG, max_length=64)
-    kind: Literal["openai", "anthropic"]
+    # openai-responses: an OpenAI-compatible provider that also serves the Responses API, to
+    # which /v1/responses goes natively (docs/api.md#native-or-translated).
+    kind: Literal["openai", "anthropic", "openai-responses"]
     base_url: str = Field(pattern=r"^https?://")
     credential: str | None = None
     region: str = ""
@@ -85,6 +89,8 @@ class RouteSpec(_Strict):
     first_token_timeout_seconds: float | None = Field(default=None, gt=0)
     # Responses API tools the provider would run: refuse the request (default) or drop them.
     hosted_tools: Literal["refuse", "drop"] = "refuse"
+    # Hosted tool types sent on to a Responses-native deployment of the route (deny by default).
+    forward_hosted_tools: list[str] = Field(default=[], max_length=32)
     # Answers served again (docs/caching.md): off, exact repeats, or same meaning too.
     cache: Literal["off", "exact", "semantic"] = "off"
     cache_ttl_seconds: int = Field(default=3600, ge=1, le=30 * 86400)
@@ -98,6 +104,13 @@ class RouteSpec(_Strict):
     def _valid_alias(cls, value: str) -> str:
         if problem := alias_problem(value):
             raise ValueError(f"{value!r} is not a valid route alias: {problem}")
+        return value
+
+    @field_validator("forward_hosted_tools")
+    @classmethod
+    def _hosted_tool_types(cls, value: list[str]) -> list[str]:
+        if problem := next(filter(None, map(hosted_tool_problem, value)), None):
+            raise ValueError(problem)
         return value
 
     def weighted(self) -> list[WeightedTarget]:
@@ -178,6 +191,17 @@ class TenantSpec(_Strict):
     budgets: list[BudgetSpec] = []
     cost_approval: CostApprovalSpec | None = None  # hold requests predicted above it
     end_users: list[EndUserQuotaSpec] = []
+    # Rate limits per calling agent (`name: "*"`: each agent); docs/quotas.md.
+    agents: list[AgentQuotaSpec] = []
+
+    @field_validator("agents")
+    @classmethod
+    def _agents_once(cls, value: list[AgentQuotaSpec]) -> list[AgentQuotaSpec]:
+        names = [agent.name for agent in value]
+        if twice := next((name for name in names if names.count(name) > 1), None):
+            raise ValueError(f"agent {twice!r} is listed twice; give it one set of limits")
+        return value
+
     prompts: list[PromptSpec] = []
     mcp_servers: list[McpServerSpec] = []
 

@@ -133,6 +133,7 @@ def config_apply(config: GatewayConfig) -> ApplyReport:
             timeout_seconds=route.timeout_seconds,
             first_token_timeout_seconds=route.first_token_timeout_seconds,
             hosted_tools=route.hosted_tools,
+            forward_hosted_tools=route.forward_hosted_tools,
             cache_mode=route.cache,
             cache_ttl_seconds=route.cache_ttl_seconds,
             cache_scope=route.cache_scope,
@@ -279,6 +280,7 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
         budgets=spec.budgets,
         end_users=spec.end_users,
         cost_approval=spec.cost_approval,
+        agents=spec.agents,
     )
     try:
         prompts_apply(tenant=tenant, specs=spec.prompts, teams=teams, bump=report.bump)

@@ -36,6 +36,8 @@ class RoutePlan:
     first_token_timeout_s: float | None = None
     # Responses API tools the provider would run (web_search, ...): "refuse" or "drop".
     hosted_tools: str = "refuse"
+    # Hosted tool types a Responses-native deployment of the route may be sent (runs).
+    forward_hosted_tools: tuple[str, ...] = ()
 
     def only(self, keep: Callable[[Target], bool]) -> RoutePlan:
         """The same plan over the targets `keep` accepts (e.g. those in a residency region)."""

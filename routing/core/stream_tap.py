@@ -6,6 +6,10 @@ from typing import Any
 
 from routing.core.types import JSON, Usage
 
+# The message key the internal form carries provider-run tool calls in (never sent anywhere):
+# routing/core/translate/responses_native.py.
+HOSTED_CALLS_KEY = "hosted_tool_calls"
+
 
 class StreamTap:
     """Accumulates content, tool calls, finish reason and usage from `chat.completion.chunk`s."""
@@ -19,6 +23,8 @@ class StreamTap:
         self.finish_reason: str | None = None
         self.usage: Usage | None = None
         self.chunks = 0
+        # Provider-run tool calls (a Responses-native stream's web_search_call, ...), summarized.
+        self.hosted_calls: list[JSON] = []
 
     def feed(self, chunk: JSON) -> None:
         self.chunks += 1
@@ -72,6 +78,8 @@ class StreamTap:
         message: dict[str, Any] = {"role": "assistant", "content": "".join(self.content) or None}
         if self.tool_calls:
             message["tool_calls"] = self.assembled_tool_calls()
+        if self.hosted_calls:
+            message[HOSTED_CALLS_KEY] = list(self.hosted_calls)
         usage = self.usage or Usage()
         return {
             "id": self.response_id,

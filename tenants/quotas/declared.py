@@ -12,7 +12,7 @@ from audit.activity.services import CONFIG
 from gateway_site.bounds import INT_MAX, StorableInput
 from tenants.models import ApiKey, Team, Tenant
 from tenants.quotas import approvals, services
-from tenants.quotas.models import Scope, thresholds_checked
+from tenants.quotas.models import LimitScope, Scope, thresholds_checked
 
 
 class _Strict(StorableInput):
@@ -70,6 +70,22 @@ class EndUserQuotaSpec(_Strict):
     budgets: list[BudgetSpec] = []
 
 
+class AgentQuotaSpec(_Strict):
+    """An agent's rate limits (routing/agent_identity.py); "*": each agent, separately. No
+    budgets: the spend ledger they are summed from keeps no agent."""
+
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+    limits: LimitSpec
+
+    @field_validator("name")
+    @classmethod
+    def _as_matched(cls, value: str) -> str:
+        # The proxy strips the name it reads, so a padded one would never match a request.
+        if value != value.strip():
+            raise ValueError("an agent's name has no leading or trailing spaces")
+        return value
+
+
 class QuotaPolicySpec(_Strict):
     on_store_failure_limits: Literal["open", "closed"] = "open"
     on_store_failure_budgets: Literal["open", "closed"] = "closed"
@@ -123,6 +139,7 @@ def apply_tenant_quotas(
     budgets: list[BudgetSpec],
     end_users: list[EndUserQuotaSpec],
     cost_approval: CostApprovalSpec | None = None,
+    agents: list[AgentQuotaSpec] | None = None,
 ) -> None:
     if policy is not None:
         services.quota_policy_set(tenant=tenant, **policy.model_dump(), actor=CONFIG)
@@ -140,4 +157,12 @@ def apply_tenant_quotas(
             limits=user.limits,
             budgets=user.budgets,
             end_user=user.id,
+        )
+    for agent in agents or ():
+        services.rate_limit_set(
+            tenant=tenant,
+            scope=LimitScope.AGENT,
+            agent=agent.name,
+            **agent.limits.model_dump(),
+            actor=CONFIG,
         )

@@ -251,6 +251,30 @@ def test_a_route_with_a_fallback_is_created_in_one_form(acme: Acme, platform: Cl
     assert "safe-chat" in listing and "dep-b" in listing
 
 
+def test_a_route_lists_the_hosted_tools_it_forwards(acme: Acme, platform: Client) -> None:
+    created = platform.post(
+        _url(acme, "platform/routes/new/"),
+        _route(forward_hosted_tools="web_search, file_search"),
+    )
+    assert created.status_code == 302
+    assert Route.objects.get(alias="safe-chat").forward_hosted_tools == [
+        "web_search",
+        "file_search",
+    ]
+    page = platform.get(_url(acme, "platform/routes/safe-chat/"))
+    assert page.context["form"].initial["forward_hosted_tools"] == "web_search, file_search"
+
+    refused = platform.post(
+        _url(acme, "platform/routes/safe-chat/"), _route(forward_hosted_tools="function")
+    )
+    assert refused.status_code == 400
+    assert "run by the client" in str(refused.context["form"].errors["forward_hosted_tools"])
+    assert Route.objects.get(alias="safe-chat").forward_hosted_tools == [
+        "web_search",
+        "file_search",
+    ]
+
+
 def test_a_route_edit_reorders_and_weights_its_targets(acme: Acme, platform: Client) -> None:
     response = platform.post(
         _url(acme, "platform/routes/chat/"),

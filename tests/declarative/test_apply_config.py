@@ -131,6 +131,13 @@ def test_reordering_a_route_in_the_file_reorders_it_in_the_database(config_file)
         (("teams: [research]", "teams: [nope]"), "unknown team 'nope'"),
         (("alias: cfg-chat", "alias: cfg-?"), "routes.0.alias.*only '.' is a wildcard"),
         (("alias: cfg-chat", 'alias: "*"'), "a pattern needs literal text"),
+        (
+            (
+                "    targets: [cfg-large, cfg-small]",
+                "    forward_hosted_tools: [function]\n    targets: [cfg-large, cfg-small]",
+            ),
+            "routes.0.forward_hosted_tools.*run by the client",
+        ),
     ],
 )
 def test_a_bad_file_is_refused_with_a_message_that_says_where(config_file, change, message):
@@ -200,6 +207,20 @@ def test_a_route_alias_may_be_a_pattern(config_file):
     config_file.write_text(config_file.read_text().replace("alias: cfg-chat", 'alias: "cfg-*"'))
     call_command("apply_config", str(config_file))
     assert Route.objects.filter(alias="cfg-*").exists()
+
+
+@pytest.mark.django_db
+def test_a_responses_native_provider_and_the_hosted_tools_a_route_forwards(config_file):
+    config = config_file.read_text()
+    config = config.replace("kind: openai", "kind: openai-responses").replace(
+        "    targets: [cfg-large, cfg-small]",
+        "    forward_hosted_tools: [web_search, file_search]\n    targets: [cfg-large, cfg-small]",
+    )
+    config_file.write_text(config)
+    call_command("apply_config", str(config_file))
+    assert Provider.objects.get(name="cfg-openai").kind == "openai-responses"
+    assert Route.objects.get(alias="cfg-chat").forward_hosted_tools == ["web_search", "file_search"]
+    assert Route.objects.get(alias="cfg-canary").forward_hosted_tools == []
 
 
 @pytest.mark.django_db

@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,46 @@ def agents(world: Any, gateway: Any, django_db_blocker: Any) -> Iterator[Agents]
     with django_db_blocker.unblock():
         Route.objects.filter(alias__in=PATTERNS).delete()
     time.sleep(0.6)  # the live gateway's routing table forgets them
+
+
+@pytest.fixture(scope="module")
+def responses_native(mock_server: Any, django_db_blocker: Any) -> Iterator[str]:
+    """A deployment whose provider speaks the Responses API itself (kind openai-responses):
+    Codex's requests reach it as Codex sent them."""
+    from routing.models import Provider
+
+    with django_db_blocker.unblock():
+        provider = routing.provider_upsert(
+            name="mock-responses-agents",
+            kind="openai-responses",
+            base_url=mock_server.base_url + "/v1",
+            credential="sk-responses-agents",
+            region="us",
+        )
+        deployment = routing.deployment_upsert(
+            name="mock-gpt-native",
+            provider=provider,
+            upstream_model="mock-gpt-native-1",
+            input_price_per_mtok=Decimal("2.5"),
+            output_price_per_mtok=Decimal("10"),
+        )
+    yield deployment.name
+    with django_db_blocker.unblock():
+        Route.objects.filter(alias__in=PATTERNS).delete()
+        Deployment.objects.filter(pk=deployment.pk).update(is_active=False)
+        Provider.objects.filter(pk=provider.pk).update(is_active=False)
+
+
+def responses_tools(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every tool a Responses body offers: `tools`, `additional_tools` items, namespaces open."""
+    tools = list(body.get("tools") or [])
+    for item in body.get("input") or []:
+        if isinstance(item, dict) and item.get("type") == "additional_tools":
+            tools += item["tools"]
+    for tool in tools:
+        yield tool
+        if tool.get("type") == "namespace":
+            yield from tool["tools"]
 
 
 def route(gateway: Any, agents: Agents, pattern: str, model: str, deployment: str) -> None:
@@ -184,10 +225,23 @@ def last_record_id() -> int:
     return last or 0
 
 
-@pytest.mark.parametrize("deployment", ["mock-gpt", "claude-fallback"], ids=["openai", "anthropic"])
+@pytest.mark.parametrize(
+    "deployment",
+    ["mock-gpt", "claude-fallback", "native"],
+    ids=["openai", "anthropic", "responses-native"],
+)
 def test_codex_exec_runs_a_command_and_answers_through_the_gateway(
-    clients, agents, gateway, scripted, project, tmp_path, deployment, record_property
+    clients,
+    agents,
+    gateway,
+    scripted,
+    project,
+    tmp_path,
+    deployment,
+    record_property,
+    responses_native,
 ):
+    deployment = responses_native if deployment == "native" else deployment
     route(gateway, agents, "gpt-*", CODEX_MODEL, deployment)
     home = tmp_path / "codex-home"
     home.mkdir()
@@ -229,8 +283,13 @@ def test_codex_exec_runs_a_command_and_answers_through_the_gateway(
     assert first.client_context["session_id"] == second.client_context["session_id"]
 
     # The provider was offered Codex's tools, its code-mode `exec` with its grammar.
-    offered = next(r["body"]["tools"] for r in scripted.requests()[logged:] if r["body"])
-    if deployment == "mock-gpt":
+    sent = next(r for r in scripted.requests()[logged:] if r["body"])
+    offered = sent["body"].get("tools")
+    if deployment == "mock-gpt-native":  # Codex's own request, as it sent it
+        assert sent["path"] == "/v1/responses" and sent["body"]["store"] is False
+        exec_tool = next(t for t in responses_tools(sent["body"]) if t.get("name") == "exec")
+        assert exec_tool["type"] == "custom" and exec_tool["format"]["syntax"] == "lark"
+    elif deployment == "mock-gpt":
         exec_tool = next(t["custom"] for t in offered if t.get("type") == "custom")
         assert exec_tool["format"]["syntax"] == "lark"
     else:  # a function taking the text, the grammar in its description

@@ -173,3 +173,26 @@ def test_the_management_api_sets_a_routes_cache(platform: Api) -> None:
     refused = platform.put("/routes/cached-route", {**body, "cache_similarity": 1.5})
     assert refused.status_code == 422
     assert Route.objects.get(alias="cached-route").cache_similarity is None
+
+
+def test_a_route_forwards_the_hosted_tools_it_lists_to_a_responses_native_provider(
+    platform: Api,
+) -> None:
+    provider = {"kind": "openai-responses", "base_url": "https://api.llm.example/v1"}
+    assert platform.put("/providers/vendor-r", provider).status_code == 200
+    platform.put("/deployments/resp", {"provider": "vendor-r", "upstream_model": "resp-1"})
+    body = {"targets": [{"deployment": "resp"}], "forward_hosted_tools": ["web_search"]}
+
+    put = platform.put("/routes/searching", body)
+
+    assert put.status_code == 200, put.content
+    assert put.json()["forward_hosted_tools"] == ["web_search"]
+    plan = load_routing_table().models["searching"].plan
+    assert plan.forward_hosted_tools == ("web_search",)
+    assert plan.targets[0].kind == "openai-responses"
+    for kind, why in (("function", "run by the client"), ("Web Search", "not a tool type")):
+        refused = platform.put("/routes/searching", {**body, "forward_hosted_tools": [kind]})
+        assert refused.status_code == 422, kind
+        assert refused.json()["error"]["fields"][0]["field"] == "forward_hosted_tools[0]"
+        assert why in refused.json()["error"]["message"]
+    assert Route.objects.get(alias="searching").forward_hosted_tools == ["web_search"]

@@ -83,3 +83,58 @@ def test_a_negative_limit_is_refused_where_it_is(tmp_path: Path) -> None:
     bad["tenants"][0]["limits"]["requests_per_minute"] = 0
     with pytest.raises(ConfigError, match=r"tenants\.0\.limits\.requests_per_minute"):
         config_load(write(tmp_path, bad))
+
+
+AGENTS = {
+    "version": 1,
+    "tenants": [
+        {
+            "slug": "yaml-agents",
+            "name": "Yaml Agents",
+            "agents": [
+                {"name": "codex", "limits": {"requests_per_minute": 30, "max_concurrent": 2}},
+                {"name": "*", "limits": {"tokens_per_minute": 50000, "shadow": True}},
+            ],
+        }
+    ],
+}
+
+
+def test_agent_limits_from_yaml_apply_once_as_agent_scoped_rules(tmp_path: Path) -> None:
+    path = write(tmp_path, AGENTS)
+    config_apply(config_load(path))
+    config_apply(config_load(path))
+
+    rules = RateLimit.objects.filter(tenant__slug="yaml-agents").order_by("agent")
+    assert [
+        (r.scope, r.agent, r.requests_per_minute, r.tokens_per_minute, r.max_concurrent, r.shadow)
+        for r in rules
+    ] == [
+        ("agent", "*", None, 50000, None, True),
+        ("agent", "codex", 30, None, 2, False),
+    ]
+    made = ActivityEvent.objects.filter(action="limit.create", tenant__slug="yaml-agents")
+    assert made.filter(actor_kind="config").count() == 2
+
+
+@pytest.mark.parametrize(
+    ("agents", "problem"),
+    [
+        ([{"name": "codex", "budgets": [{"amount_usd": 5}]}], r"agents.0.budgets.*not permitted"),
+        ([{"name": "codex"}], r"agents.0.limits.*required"),
+        ([{"name": " codex", "limits": {"requests_per_minute": 1}}], r"leading or trailing"),
+        (
+            [
+                {"name": "codex", "limits": {"requests_per_minute": 1}},
+                {"name": "codex", "limits": {"requests_per_minute": 2}},
+            ],
+            r"'codex' is listed twice",
+        ),
+    ],
+    ids=["budget", "no-limits", "padded-name", "twice"],
+)
+def test_a_bad_agent_limit_is_refused_naming_its_place(tmp_path: Path, agents, problem) -> None:
+    bad = yaml.safe_load(yaml.safe_dump(AGENTS))
+    bad["tenants"][0]["agents"] = agents
+    with pytest.raises(ConfigError, match=problem):
+        config_load(write(tmp_path, bad))

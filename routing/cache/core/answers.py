@@ -11,6 +11,8 @@ from typing import Any
 import orjson
 
 JSON = dict[str, Any]
+# Where the internal form carries provider-run tool calls (routing/core/stream_tap.py).
+HOSTED_CALLS_KEY = "hosted_tool_calls"
 
 # Replayed content goes out in pieces of this many characters: clients that render as text
 # arrives still see a stream, and no event gets large.
@@ -48,10 +50,14 @@ class CachedAnswer:
 
 
 def complete(response: JSON) -> bool:
-    """Only a whole answer is kept: one that stopped by itself or to call tools."""
+    """Only a whole answer is kept: one that stopped by itself or to call tools; never one a
+    provider-run tool (a web search, ...) answered, which holds what the world said then."""
     choices = response.get("choices") or []
     return bool(choices) and all(
-        isinstance(c, dict) and c.get("finish_reason") in ("stop", "tool_calls") for c in choices
+        isinstance(c, dict)
+        and c.get("finish_reason") in ("stop", "tool_calls")
+        and not (c.get("message") or {}).get(HOSTED_CALLS_KEY)
+        for c in choices
     )
 
 

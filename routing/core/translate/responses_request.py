@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 
+from routing.core.translate.responses_native import is_hosted_call
 from routing.core.translate.responses_tools import (
     HOSTED_TOOLS_REFUSE,
     TOOL_SEARCH,
@@ -122,7 +123,11 @@ def _output_text(output: Any) -> str | list[JSON]:
 
 
 class _Messages:
-    def __init__(self) -> None:
+    def __init__(self, provider_items: bool = False) -> None:
+        # Items a provider that runs hosted tools produced (web_search_call, mcp_list_tools,
+        # ...), left in the history of a route that forwards them: the native request carries
+        # them; the chat form, read by guardrails and limits, has no room for them.
+        self.provider_items = provider_items
         self.messages: list[JSON] = []
         self.reasoning: JSON | None = None  # from a `configuration_update` item
 
@@ -183,6 +188,8 @@ class _Messages:
                 self.reasoning = item["reasoning"]  # a later setting replaces the request's
         elif kind == "item_reference":
             raise _stateless(f"{where}.id")
+        elif self.provider_items and (is_hosted_call(item) or str(kind).startswith("mcp_")):
+            return
         else:
             raise UnsupportedRequest(
                 f"Input items of type '{kind}' are not supported.", param=f"{where}.type"
@@ -229,16 +236,20 @@ def _response_format(text: Any) -> JSON | None:
 
 
 def responses_request_to_openai(
-    body: JSON, *, hosted_tools: str = HOSTED_TOOLS_REFUSE
+    body: JSON,
+    *,
+    hosted_tools: str = HOSTED_TOOLS_REFUSE,
+    forward: frozenset[str] = frozenset(),
 ) -> tuple[JSON, ChatTools]:
     """A Responses API body -> an OpenAI chat completions body, and how its tools map back
-    (raises `UnsupportedRequest`). `hosted_tools`: the route's policy for provider-run tools."""
+    (raises `UnsupportedRequest`). `hosted_tools`: the route's policy for provider-run tools;
+    `forward`: those a Responses-native deployment will be sent (left out of the chat form)."""
     for field, param in _STATEFUL.items():
         if body.get(field) is not None:
             raise _stateless(param)
     if body.get("background"):
         raise _stateless("background")
-    builder = _Messages()
+    builder = _Messages(provider_items=bool(forward))
     if body.get("instructions"):
         builder.messages.append({"role": "system", "content": str(body["instructions"])})
     items = body.get("input")
@@ -256,17 +267,21 @@ def responses_request_to_openai(
     if body.get("max_output_tokens") is not None:
         chat["max_completion_tokens"] = body["max_output_tokens"]
     try:
-        tools = chat_tools(list(body.get("tools") or ()), hosted_tools=hosted_tools)
+        tools = chat_tools(
+            list(body.get("tools") or ()), hosted_tools=hosted_tools, forward=forward
+        )
         if isinstance(items, list):
-            tools = loaded_tools(items, tools, hosted_tools=hosted_tools)
-        if body.get("tool_choice") is not None:
-            chat["tool_choice"] = chat_tool_choice(body["tool_choice"])
+            tools = loaded_tools(items, tools, hosted_tools=hosted_tools, forward=forward)
+        choice = body.get("tool_choice")
+        # A forwarded hosted tool chosen by type is the native request's to carry.
+        if choice is not None and not (isinstance(choice, dict) and choice.get("type") in forward):
+            chat["tool_choice"] = chat_tool_choice(choice)
     except ToolRefused as refusal:
         raise UnsupportedRequest(refusal.message, param=refusal.param) from None
     if tools.tools:
         chat["tools"] = tools.tools
     elif "tool_choice" in chat:
-        del chat["tool_choice"]  # every tool was a dropped hosted one
+        del chat["tool_choice"]  # every tool was a dropped (or forwarded) hosted one
     if (response_format := _response_format(body.get("text"))) is not None:
         chat["response_format"] = response_format
     if isinstance(body.get("text"), dict) and body["text"].get("verbosity"):

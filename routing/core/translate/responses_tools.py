@@ -16,12 +16,16 @@ Client-side tools (the client runs them) always reach the model:
 Hosted tools (the provider runs them: `web_search`, `file_search`, `code_interpreter`, ...) have no
 provider behind the chat form that runs them, so the route's `hosted_tools` policy decides:
 `refuse` (the default: a 400 naming the tool) or `drop` (left out; the caller is told in the
-`x-gateway-dropped-tools` header and the audit record).
+`x-gateway-dropped-tools` header and the audit record). Those on the route's forward list
+(`forward`: only when a deployment of the route speaks the Responses API natively) are left out
+of the chat form and named in `forwarded`: the native request carries them to the provider.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
 import orjson
@@ -31,6 +35,19 @@ from routing.core.types import JSON
 HOSTED_TOOLS_REFUSE = "refuse"
 HOSTED_TOOLS_DROP = "drop"
 HOSTED_TOOLS_POLICIES = (HOSTED_TOOLS_REFUSE, HOSTED_TOOLS_DROP)
+# Tool types the client runs: never "hosted", so never on a route's forward list.
+CLIENT_TOOL_TYPES = frozenset({"function", "custom", "namespace"})
+_TOOL_TYPE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def hosted_tool_problem(kind: str) -> str | None:
+    """Why `kind` cannot be on a route's list of hosted tools to forward (None: it can)."""
+    if not _TOOL_TYPE.match(kind):
+        return f"'{kind}' is not a tool type (lower-case letters, digits and '_')"
+    if kind in CLIENT_TOOL_TYPES:
+        return f"'{kind}' tools are run by the client and always reach the model"
+    return None
+
 
 # The parameter a freeform tool's text travels in where only JSON-argument tools exist.
 CUSTOM_INPUT_KEY = "input"
@@ -58,6 +75,7 @@ class ChatTools:
     tools: list[JSON]
     origins: dict[str, ToolOrigin]
     dropped: list[str]  # hosted tools left out under the `drop` policy
+    forwarded: list[str] = dataclass_field(default_factory=list)  # for a native provider to run
 
 
 def _function(tool: JSON, name: str) -> JSON:
@@ -77,11 +95,13 @@ def _custom(tool: JSON) -> JSON:
 
 
 class _Builder:
-    def __init__(self, hosted_tools: str) -> None:
+    def __init__(self, hosted_tools: str, forward: frozenset[str] = frozenset()) -> None:
         self.hosted_tools = hosted_tools
+        self.forward = forward
         self.tools: list[JSON] = []
         self.origins: dict[str, ToolOrigin] = {}
         self.dropped: list[str] = []
+        self.forwarded: list[str] = []
 
     def _claim(self, name: Any, origin: ToolOrigin, where: str) -> str:
         if not isinstance(name, str) or not name:
@@ -137,33 +157,48 @@ class _Builder:
             self.tools.append(_function(member, name) if kind == "function" else _custom(member))
 
     def _hosted(self, kind: str, where: str) -> None:
+        if kind in self.forward:
+            if kind not in self.forwarded:
+                self.forwarded.append(kind)
+            return
         if self.hosted_tools == HOSTED_TOOLS_DROP:
             self.dropped.append(kind)
             return
         raise ToolRefused(
-            f"'{kind}' is a hosted tool (the provider runs it) and this route's deployments "
-            f"cannot run it. Remove it from 'tools', or ask an admin to set the route's "
-            f"hosted_tools policy to 'drop'.",
+            f"'{kind}' is a hosted tool (the provider runs it) and this route does not forward "
+            f"it to a deployment that runs it. Remove it from 'tools', or ask an admin to add "
+            f"'{kind}' to the route's forward_hosted_tools (a deployment speaking the Responses "
+            f"API natively) or to set its hosted_tools policy to 'drop'.",
             param=f"{where}.type",
         )
 
 
-def chat_tools(tools: list[Any], *, hosted_tools: str = HOSTED_TOOLS_REFUSE) -> ChatTools:
+def chat_tools(
+    tools: list[Any],
+    *,
+    hosted_tools: str = HOSTED_TOOLS_REFUSE,
+    forward: frozenset[str] = frozenset(),
+) -> ChatTools:
     """Responses `tools` -> chat tools (raises `ToolRefused`)."""
-    builder = _Builder(hosted_tools)
+    builder = _Builder(hosted_tools, forward)
     for i, tool in enumerate(tools):
         builder.add(tool, f"tools[{i}]")
-    return ChatTools(builder.tools, builder.origins, builder.dropped)
+    return ChatTools(builder.tools, builder.origins, builder.dropped, builder.forwarded)
 
 
 def loaded_tools(
-    items: list[Any], known: ChatTools, *, hosted_tools: str = HOSTED_TOOLS_REFUSE
+    items: list[Any],
+    known: ChatTools,
+    *,
+    hosted_tools: str = HOSTED_TOOLS_REFUSE,
+    forward: frozenset[str] = frozenset(),
 ) -> ChatTools:
     """Tools the input adds join the request: those a client-run `tool_search` loaded (its
     `tool_search_output` items) and those of `additional_tools` items."""
-    builder = _Builder(hosted_tools)
+    builder = _Builder(hosted_tools, forward)
     builder.origins = dict(known.origins)
     builder.dropped = list(known.dropped)
+    builder.forwarded = list(known.forwarded)
     for i, item in enumerate(items):
         if isinstance(item, dict) and item.get("type") == "additional_tools":
             added = item.get("tools")
@@ -179,7 +214,9 @@ def loaded_tools(
                 if tool.get("type") == "function" and name in builder.origins:
                     continue  # already offered
                 builder.add(tool, f"input[{i}].tools[{j}]")
-    return ChatTools(known.tools + builder.tools, builder.origins, builder.dropped)
+    return ChatTools(
+        known.tools + builder.tools, builder.origins, builder.dropped, builder.forwarded
+    )
 
 
 def chat_tool_choice(choice: Any) -> Any:
