@@ -48,7 +48,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("proxy", ("routing.pipeline", "routing.call", "routing.runtime", "routing.proxy_api",
                "routing.table", "routing.counting", "routing.task_category",
                "routing.guardrails.proxy", "routing.prompts.proxy", "routing.cache.proxy",
-               "tenants.quotas.gate", "routing.responses_state.proxy",
+               "tenants.quotas.gate", "routing.responses_state.proxy", "routing.responses_native",
                # The MCP gateway's hot path: a governed tool call.
                "routing.mcp_gateway.endpoint", "routing.mcp_gateway.calls",
                "routing.mcp_gateway.guard", "routing.mcp_gateway.spend",
