@@ -189,10 +189,20 @@ def expired_records(tenant_id: int, now: datetime) -> QuerySet[AuditRecord] | No
 def audit_retention_purge(
     *, now: datetime | None = None, batch_size: int = 5000, actor: Actor = SYSTEM
 ) -> list[AuditCheckpoint]:
-    """Delete expired, unheld records; each batch leaves a signed checkpoint of what went."""
+    """Drop whole sealed months past retention (PostgreSQL, audit/partitions.py), then delete
+    the expired, unheld records left (the default partition, a month shared with a tenant that
+    keeps longer, SQLite); each batch leaves a signed checkpoint of what went."""
+    from audit.partitions import audit_months_drop_expired
+
     now = now or timezone.now()
     audit_seal_pending()
-    made = []
+    made: list[AuditCheckpoint] = []
+    for month in audit_months_drop_expired(now=now, actor=actor):
+        made.extend(
+            AuditCheckpoint.objects.filter(
+                kind=CheckpointKind.PURGE, details__partition=month.table
+            ).order_by("id")
+        )
     for tenant_id in Tenant.objects.values_list("id", flat=True):
         while (records := expired_records(tenant_id, now)) is not None:
             seal_seq = AuditSeal.objects.filter(record_id=OuterRef("id")).values("seq")
