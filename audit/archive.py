@@ -201,7 +201,9 @@ def audit_month_archive(*, month: AuditMonth, destination: str) -> ArchiveResult
     """Export a sealed month to `destination` (a folder or s3://bucket/prefix); the archive is
     `<destination>/<YYYY-MM>`. The month stays where it is: retention drops it later."""
     if month.state not in (MonthState.SEALED, MonthState.ATTACHED):
-        raise PartitionError(f"{month.month:%Y-%m} is {month.state}: only a sealed month is archived")
+        raise PartitionError(
+            f"{month.month:%Y-%m} is {month.state}: only a sealed month is archived"
+        )
     if month.state == MonthState.SEALED and not month_current(month) and not month_seal(month):
         raise PartitionError(f"{month.month:%Y-%m} has records not chained yet")
     label = f"{month.month:%Y-%m}"
@@ -227,7 +229,10 @@ def audit_month_archive(*, month: AuditMonth, destination: str) -> ArchiveResult
         for tenant_id, entry in sorted(month.tenants.items()):
             for first, last in entry["ranges"]:
                 for checkpoint in AuditCheckpoint.objects.filter(
-                    tenant_id=int(tenant_id), kind=CheckpointKind.HEAD, seq__gte=first, seq__lte=last
+                    tenant_id=int(tenant_id),
+                    kind=CheckpointKind.HEAD,
+                    seq__gte=first,
+                    seq__lte=last,
                 ).order_by("seq"):
                     writer.write(_plain_line(_checkpoint_values(checkpoint)))
         files["checkpoints.jsonl"] = writer.close()
@@ -347,7 +352,9 @@ def archive_verify(url: str) -> ArchiveReport:
                 return report
             stated = manifest.get("files", {}).get(name, {})
             if _sha256(work / name) != stated.get("sha256"):
-                report.add(f"{name}: its SHA-256 differs from the manifest's (the file was altered)")
+                report.add(
+                    f"{name}: its SHA-256 differs from the manifest's (the file was altered)"
+                )
         seals = _verify_seals(work / "seals.jsonl", manifest, report)
         erasures = {
             int(value.get("record_id", 0)): value
@@ -390,12 +397,16 @@ def _verify_seals(
             report.add(f"seals.jsonl line {number}: a field is missing or malformed")
     report.seals = sum(len(seqs) for seqs in seen.values())
     for tenant_id, entry in manifest.get("tenants", {}).items():
-        expected = {seq for run in entry.get("runs", []) for seq in range(run["first"], run["last"] + 1)}
+        expected = {
+            seq for run in entry.get("runs", []) for seq in range(run["first"], run["last"] + 1)
+        }
         got = seen.get(int(tenant_id), set())
         if missing := sorted(expected - got):
             report.add(f"seals.jsonl: tenant {tenant_id}'s links {_span(missing)} are missing")
         if extra := sorted(got - expected):
-            report.add(f"seals.jsonl: tenant {tenant_id}'s links {_span(extra)} are not in the manifest")
+            report.add(
+                f"seals.jsonl: tenant {tenant_id}'s links {_span(extra)} are not in the manifest"
+            )
         for run in entry.get("runs", []):
             last = previous_hash = None
             for seal in by_record.values():
@@ -404,7 +415,9 @@ def _verify_seals(
                     break
             previous_hash = last["hash"] if last else None
             if last is not None and previous_hash != run["hash"]:
-                report.add(f"seals.jsonl: tenant {tenant_id}'s link #{run['last']} differs from the manifest")
+                report.add(
+                    f"seals.jsonl: tenant {tenant_id}'s link #{run['last']} differs from the manifest"
+                )
     return by_record
 
 
@@ -426,20 +439,26 @@ def _verify_records(
         if missing := [name for name in chain.RECORD_COLUMNS if name not in row]:
             report.add(f"{where}: fields missing ({', '.join(missing[:3])})")
             continue
-        seal = seals.get(int(record_id)) if isinstance(record_id, int) else None
-        if seal is None:
+        seal = seals.get(record_id) if isinstance(record_id, int) else None
+        if seal is None or not isinstance(record_id, int):
             report.add(f"{where}: no seal in the archive names this record")
             continue
-        found.add(int(record_id))
+        found.add(record_id)
         report.records += 1
-        erasure = erasures.get(int(record_id))
+        erasure = erasures.get(record_id)
         if erasure is not None:
             if any(row[name] not in (None, []) for name in chain.PAYLOAD_FIELDS):
-                report.add(f"{where}: it has a payload although its erasure tombstone says it was removed")
+                report.add(
+                    f"{where}: it has a payload although its erasure tombstone says it was removed"
+                )
             if erasure.get("payload_hash") != seal["payload_hash"]:
-                report.add(f"{where}: its erasure tombstone names another payload than the one sealed")
+                report.add(
+                    f"{where}: its erasure tombstone names another payload than the one sealed"
+                )
         elif chain.payload_hash(row) != seal["payload_hash"]:
-            report.add(f"{where}: the payload (request, response or tool calls) differs from its seal")
+            report.add(
+                f"{where}: the payload (request, response or tool calls) differs from its seal"
+            )
         try:
             content = chain.content_hash(row, seal["payload_hash"], int(seal["version"]))
         except ValueError as error:
@@ -502,7 +521,9 @@ def audit_month_attach(*, url: str) -> AuditMonth:
     name = table_name(month_day)
     month = AuditMonth.objects.filter(month=month_day).first()
     if month is not None and month.state != MonthState.DROPPED:
-        raise PartitionError(f"{report.month} is {month.state} here: only a dropped month is re-attached")
+        raise PartitionError(
+            f"{report.month} is {month.state} here: only a dropped month is re-attached"
+        )
     start, end = month_bounds(month_day)
     fields = list(AuditRecord._meta.concrete_fields)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
@@ -576,4 +597,3 @@ def audit_month_detach(*, month: AuditMonth) -> None:
         cursor.execute(f"DROP TABLE {month.table}")
         month.state = MonthState.DROPPED
         month.save(update_fields=["state"])
-

@@ -62,10 +62,23 @@ FIRST = date(2019, 1, 1)
 TENANTS = 8
 USERS = 2000
 BUCKET = "audit-archive"
-WORDS = (
-    "pension annuity retirement allocation equities bonds fees mortgage insurance savings "
-    "transfer withdrawal rebalance dividend inflation"
-).split()
+WORDS = [
+    "pension",
+    "annuity",
+    "retirement",
+    "allocation",
+    "equities",
+    "bonds",
+    "fees",
+    "mortgage",
+    "insurance",
+    "savings",
+    "transfer",
+    "withdrawal",
+    "rebalance",
+    "dividend",
+    "inflation",
+]
 
 
 def _months() -> list[date]:
@@ -85,7 +98,10 @@ def s3() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
+    saved = {
+        k: os.environ.get(k)
+        for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")
+    }
     os.environ.update(
         AWS_ACCESS_KEY_ID="drill", AWS_SECRET_ACCESS_KEY="drill", AWS_DEFAULT_REGION="us-east-1"
     )
@@ -140,7 +156,7 @@ SELECT nextval(pg_get_serial_sequence('{TABLE}', 'id')),
     %(start)s::timestamptz + make_interval(secs => g * %(step)s),
     %(start)s::timestamptz + make_interval(secs => g * %(step)s + 0.012), '[]'::jsonb
 FROM generate_series(0, %(rows)s - 1) AS g
-"""
+"""  # noqa: S608 - names from constants
 
 
 def _generate(month: date, rows: int, ids: list[tuple[int, int, int]], run: str) -> None:
@@ -180,10 +196,13 @@ def _generate(month: date, rows: int, ids: list[tuple[int, int, int]], run: str)
 
 
 def _copy_seals(lines: list[str]) -> None:
-    with connection.cursor() as cursor, cursor.copy(
-        "COPY audit_auditseal (tenant_id, seq, record_id, version, payload_hash, content_hash, "
-        "prev_hash, hash, sealed_at) FROM STDIN"
-    ) as copy:
+    with (
+        connection.cursor() as cursor,
+        cursor.copy(
+            "COPY audit_auditseal (tenant_id, seq, record_id, version, payload_hash, content_hash, "
+            "prev_hash, hash, sealed_at) FROM STDIN"
+        ) as copy,
+    ):
         copy.write("".join(lines))
 
 
@@ -284,7 +303,9 @@ def test_a_compliance_search_over_years_answers_in_under_a_second(
     one, other = (f"advisor-{(g * 7919) % USERS}" for g in (3, 3 + TENANTS * 5))
     searches = {
         "tenant + 3 months + end user": AuditFilters(since=since, until=until, end_user=one),
-        "tenant + 3 months + status": AuditFilters(since=since, until=until, status="upstream_error"),
+        "tenant + 3 months + status": AuditFilters(
+            since=since, until=until, status="upstream_error"
+        ),
         "tenant + 2 years + end user": AuditFilters(end_user=other),
         "tenant + 3 months + text": AuditFilters(since=since, until=until, text="annuity"),
     }
@@ -314,13 +335,21 @@ def test_an_expired_month_is_archived_dropped_in_under_a_second_and_verified_fro
     assert month_seal(first) and month_seal(AuditMonth.objects.get(month=years["months"][1]))
     first.refresh_from_db()
     tenant_id = years["ids"][0][0]
-    sample = AuditRecord.objects.filter(
-        tenant_id=tenant_id, started_at__gte=month_bounds(first.month)[0],
-        started_at__lt=month_bounds(first.month)[1],
-    ).order_by("id").values_list("id", "request_id")[:1].get()
+    sample = (
+        AuditRecord.objects.filter(
+            tenant_id=tenant_id,
+            started_at__gte=month_bounds(first.month)[0],
+            started_at__lt=month_bounds(first.month)[1],
+        )
+        .order_by("id")
+        .values_list("id", "request_id")[:1]
+        .get()
+    )
 
     # Archived first (to the S3-compatible store), then dropped by retention's own steps.
-    result, archive_s = _timed(lambda: audit_month_archive(month=first, destination=f"s3://{BUCKET}/gateway"))
+    result, archive_s = _timed(
+        lambda: audit_month_archive(month=first, destination=f"s3://{BUCKET}/gateway")
+    )
     assert result.records == first.record_count == years["rows"] // MONTHS
     now = datetime.now(UTC)
 
@@ -357,7 +386,7 @@ def test_an_expired_month_is_archived_dropped_in_under_a_second_and_verified_fro
     target = len(lines) // 2
     line = lines[target]
     at = line.index(b'"end_user":"advisor-') + len(b'"end_user":"advisor-')
-    lines[target] = line[:at] + (b"9" if line[at:at + 1] != b"9" else b"8") + line[at + 1 :]
+    lines[target] = line[:at] + (b"9" if line[at : at + 1] != b"9" else b"8") + line[at + 1 :]
     client.put_object(Bucket=BUCKET, Key=key, Body=b"\n".join(lines))
     altered = archive_verify(result.url)
     record_id = int(line.split(b'"id":')[1].split(b",")[0])
@@ -379,10 +408,13 @@ def test_an_expired_month_is_archived_dropped_in_under_a_second_and_verified_fro
     assert attached.state == MonthState.ATTACHED
     assert AuditRecord.objects.filter(pk=sample[0], request_id=sample[1]).exists()
     assert audit_chain_verify(tenant_id=tenant_id).ok
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('audit.purge', 'on', true)")
-            cursor.execute(f"DELETE FROM {TABLE} WHERE id = %s", [sample[0]])  # noqa: S608
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("SELECT set_config('audit.purge', 'on', true)")
+        cursor.execute(f"DELETE FROM {TABLE} WHERE id = %s", [sample[0]])  # noqa: S608
     call_command("audit_archive", "detach", month=f"{first.month:%Y-%m}")
 
     record_property(
@@ -408,8 +440,12 @@ def test_a_legal_hold_keeps_its_month(years: dict[str, Any]) -> None:
     start, end = month_bounds(second.month)
     with transaction.atomic():
         legal_hold_place(
-            tenant=tenant, reason="matter 7", actor=SYSTEM, end_user=f"advisor-{(5 * 7919) % USERS}",
-            starts_at=start, ends_at=end,
+            tenant=tenant,
+            reason="matter 7",
+            actor=SYSTEM,
+            end_user=f"advisor-{(5 * 7919) % USERS}",
+            starts_at=start,
+            ends_at=end,
         )
         verdict = month_verdict(second, datetime.now(UTC))
         transaction.set_rollback(True)

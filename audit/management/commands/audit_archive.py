@@ -30,8 +30,10 @@ class Command(BaseCommand):
             if action == "attach":
                 if not options["source"]:
                     raise CommandError("attach needs --from <folder or s3://.../YYYY-MM>")
-                month = audit_month_attach(url=options["source"])
-                self.stdout.write(f"{month.month:%Y-%m}: re-attached read-only ({month.table})")
+                attached = audit_month_attach(url=options["source"])
+                self.stdout.write(
+                    f"{attached.month:%Y-%m}: re-attached read-only ({attached.table})"
+                )
                 return
             if not options["month"]:
                 raise CommandError(f"{action} needs --month YYYY-MM")
