@@ -34,6 +34,7 @@ from django.conf import settings
 from django.db import connection, models, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from psycopg.types.json import Jsonb
 
 from audit import chain
 from audit.models import (
@@ -500,7 +501,7 @@ def _verify_checkpoints(
 
 def _reader(field_: models.Field[Any, Any]) -> Any:
     if isinstance(field_, models.JSONField):
-        return lambda value: None if value is None else orjson.dumps(value).decode()
+        return lambda value: None if value is None else Jsonb(value)
     if isinstance(field_, models.DateTimeField):
         return lambda value: None if value is None else parse_datetime(value)
     if isinstance(field_, models.DecimalField):
@@ -528,7 +529,6 @@ def audit_month_attach(*, url: str) -> AuditMonth:
     fields = list(AuditRecord._meta.concrete_fields)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     readers = [(f.attname, _reader(f)) for f in fields]
-    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
     store = open_store(url)
     with tempfile.TemporaryDirectory(prefix="audit-attach-") as folder:
         path = Path(folder) / "records.jsonl"
@@ -539,16 +539,13 @@ def audit_month_attach(*, url: str) -> AuditMonth:
                 f"CREATE TABLE {name} (LIKE {TABLE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS "
                 "INCLUDING GENERATED)"
             )
-            batch: list[Any] = []
-            with path.open("rb") as file:
+            with (
+                path.open("rb") as file,
+                cursor.copy(f"COPY {name} ({columns}) FROM STDIN") as copy,
+            ):
                 for line in file:
                     row = orjson.loads(line)
-                    batch.append([read(row[attname]) for attname, read in readers])
-                    if len(batch) == 1000:
-                        _insert(cursor, name, columns, row_sql, batch)
-                        batch = []
-            if batch:
-                _insert(cursor, name, columns, row_sql, batch)
+                    copy.write_row([read(row[attname]) for attname, read in readers])
             # Read-only for good: every row change and TRUNCATE refused, whatever the flags.
             cursor.execute(
                 f"CREATE TRIGGER audit_month_read_only BEFORE INSERT OR UPDATE OR DELETE ON {name} "
@@ -578,14 +575,6 @@ def audit_month_attach(*, url: str) -> AuditMonth:
 def _fetched(store: ArchiveStore, folder: Path) -> bytes:
     store.fetch(MANIFEST, folder / MANIFEST)
     return (folder / MANIFEST).read_bytes()
-
-
-def _insert(cursor: Any, table: str, columns: str, row_sql: str, batch: list[Any]) -> None:
-    values = ", ".join([row_sql] * len(batch))
-    cursor.execute(
-        f"INSERT INTO {table} ({columns}) VALUES {values}",  # noqa: S608 - names from the model
-        [value for row in batch for value in row],
-    )
 
 
 def audit_month_detach(*, month: AuditMonth) -> None:

@@ -7,7 +7,7 @@ turns its permission on for one statement inside its own transaction (docs/audit
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -21,11 +21,13 @@ from audit.models import (
     AuditChainHead,
     AuditCheckpoint,
     AuditErasure,
+    AuditMonth,
     AuditPolicy,
     AuditRecord,
     AuditSeal,
     CheckpointKind,
     LegalHold,
+    MonthState,
 )
 from audit.sealer import audit_seal_pending, checkpoint_create
 from tenants.models import Tenant
@@ -183,6 +185,13 @@ def expired_records(tenant_id: int, now: datetime) -> QuerySet[AuditRecord] | No
     ).filter(Exists(AuditSeal.objects.filter(record_id=OuterRef("id"))))
     if (held := held_q(tenant_id)) is not None:
         records = records.exclude(held)
+    # A month re-attached from its archive is read-only, and stays until it is detached.
+    for month in AuditMonth.objects.filter(state=MonthState.ATTACHED).values_list(
+        "month", flat=True
+    ):
+        start = datetime(month.year, month.month, 1, tzinfo=UTC)
+        end = datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)
+        records = records.exclude(started_at__gte=start, started_at__lt=end)
     return records
 
 
