@@ -1,6 +1,6 @@
 """Drill: audit storage that grows for years. Records over 24 monthly partitions: a compliance search with common filters answers in under 1 s; dropping a retention-expired month takes under 1 s and the chain still verifies; a month archived to an S3-compatible store verifies from the archive alone, and one altered byte is named.
 
-Scale: AUDIT_YEARS_ROWS records (10,000,000 under `make drills`, scripts/drills.py; 240,000 in
+Scale: AUDIT_YEARS_ROWS records (10,000,000 under `make drills`, scripts/drills.py; 120,000 in
 the normal suite, where generating ten million would take most of its time budget). The records
 are generated in SQL (generate_series) straight into each month's table, which is then attached;
 the two oldest months are chained with the sealer's own hashing (audit/chain.py) in bulk.
@@ -56,7 +56,7 @@ pytestmark = [
     pytest.mark.timeout(int(os.environ.get("AUDIT_YEARS_TIMEOUT", "5400"))),
 ]
 
-ROWS = int(os.environ.get("AUDIT_YEARS_ROWS", "240000"))
+ROWS = int(os.environ.get("AUDIT_YEARS_ROWS", "120000"))
 MONTHS = 24
 FIRST = date(2019, 1, 1)
 TENANTS = 8
@@ -155,7 +155,7 @@ SELECT nextval(pg_get_serial_sequence('{TABLE}', 'id')),
     CASE WHEN g %% 49 = 0 THEN 502 ELSE 200 END, '', '', 12, 8, 0, 0.000115, 12.5, NULL,
     %(start)s::timestamptz + make_interval(secs => g * %(step)s),
     %(start)s::timestamptz + make_interval(secs => g * %(step)s + 0.012), '[]'::jsonb
-FROM generate_series(0, %(rows)s - 1) AS g
+FROM generate_series(0::bigint, %(rows)s - 1) AS g
 """  # noqa: S608 - names from constants
 
 
