@@ -374,6 +374,7 @@ def _verify_seals(
     by_record: dict[int, dict[str, Any]] = {}
     previous: dict[int, dict[str, Any]] = {}
     seen: dict[int, set[int]] = {}
+    hashes: dict[tuple[int, int], str] = {}
     starts = {
         (int(tenant_id), run["first"]): run["prev_hash"]
         for tenant_id, entry in manifest.get("tenants", {}).items()
@@ -393,6 +394,7 @@ def _verify_seals(
                 report.add(f"{where}: it starts a run the manifest does not sign")
             previous[tenant_id] = seal
             seen.setdefault(tenant_id, set()).add(seq)
+            hashes[(tenant_id, seq)] = seal["hash"]
             by_record[int(seal["record_id"])] = {**seal, "_line": number}
         except (KeyError, TypeError, ValueError):
             report.add(f"seals.jsonl line {number}: a field is missing or malformed")
@@ -409,15 +411,11 @@ def _verify_seals(
                 f"seals.jsonl: tenant {tenant_id}'s links {_span(extra)} are not in the manifest"
             )
         for run in entry.get("runs", []):
-            last = previous_hash = None
-            for seal in by_record.values():
-                if int(seal["tenant_id"]) == int(tenant_id) and seal["seq"] == run["last"]:
-                    last = seal
-                    break
-            previous_hash = last["hash"] if last else None
-            if last is not None and previous_hash != run["hash"]:
+            last = hashes.get((int(tenant_id), run["last"]))
+            if last is not None and last != run["hash"]:
                 report.add(
-                    f"seals.jsonl: tenant {tenant_id}'s link #{run['last']} differs from the manifest"
+                    f"seals.jsonl: tenant {tenant_id}'s link #{run['last']} differs from the "
+                    "manifest"
                 )
     return by_record
 
