@@ -7,7 +7,7 @@ turns its permission on for one statement inside its own transaction (docs/audit
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -29,6 +29,7 @@ from audit.models import (
     LegalHold,
     MonthState,
 )
+from audit.partitions import audit_months_drop_expired, month_bounds
 from audit.sealer import audit_seal_pending, checkpoint_create
 from tenants.models import Tenant
 
@@ -186,11 +187,9 @@ def expired_records(tenant_id: int, now: datetime) -> QuerySet[AuditRecord] | No
     if (held := held_q(tenant_id)) is not None:
         records = records.exclude(held)
     # A month re-attached from its archive is read-only, and stays until it is detached.
-    for month in AuditMonth.objects.filter(state=MonthState.ATTACHED).values_list(
-        "month", flat=True
-    ):
-        start = datetime(month.year, month.month, 1, tzinfo=UTC)
-        end = datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)
+    attached = AuditMonth.objects.filter(state=MonthState.ATTACHED)
+    for month in attached.values_list("month", flat=True):
+        start, end = month_bounds(month)
         records = records.exclude(started_at__gte=start, started_at__lt=end)
     return records
 
@@ -201,8 +200,6 @@ def audit_retention_purge(
     """Drop whole sealed months past retention (PostgreSQL, audit/partitions.py), then delete
     the expired, unheld records left (the default partition, a month shared with a tenant that
     keeps longer, SQLite); each batch leaves a signed checkpoint of what went."""
-    from audit.partitions import audit_months_drop_expired
-
     now = now or timezone.now()
     audit_seal_pending()
     made: list[AuditCheckpoint] = []
