@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -24,6 +25,7 @@ from audit.partitions import (
 from audit.sealer import audit_seal_pending
 from audit.services import audit_retention_purge, legal_hold_place
 from audit.verify import audit_chain_verify
+from tests.audit.conftest import MakeRecord
 
 pytestmark = [pytest.mark.django_db]
 
@@ -45,14 +47,14 @@ def _table_of(record: AuditRecord) -> str:
         return str(cursor.fetchone()[0])
 
 
-def _sealed_month(make_record, count: int = 3, **fields) -> list[AuditRecord]:
+def _sealed_month(make_record: MakeRecord, count: int = 3, **fields: Any) -> list[AuditRecord]:
     records = [make_record(started_at=IN_MONTH.replace(day=10 + n), **fields) for n in range(count)]
     partition_create(MONTH)
     audit_seal_pending()
     return records
 
 
-def test_this_month_and_the_next_ones_exist(world) -> None:
+def test_this_month_and_the_next_ones_exist(world: Any) -> None:
     audit_partitions_ensure(ahead=2)
     today = datetime.now(UTC)
     with connection.cursor() as cursor:
@@ -61,7 +63,9 @@ def test_this_month_and_the_next_ones_exist(world) -> None:
     assert AuditMonth.objects.filter(month=date(today.year, today.month, 1)).exists()
 
 
-def test_a_month_created_late_takes_its_records_from_the_default_partition(make_record) -> None:
+def test_a_month_created_late_takes_its_records_from_the_default_partition(
+    make_record: MakeRecord,
+) -> None:
     record = make_record(started_at=IN_MONTH)
     assert _table_of(record) == "audit_auditrecord_default"
     audit_seal_pending()
@@ -72,7 +76,7 @@ def test_a_month_created_late_takes_its_records_from_the_default_partition(make_
     assert audit_chain_verify(tenant_id=record.tenant_id).ok
 
 
-def test_a_partition_refuses_update_delete_and_truncate(make_record) -> None:
+def test_a_partition_refuses_update_delete_and_truncate(make_record: MakeRecord) -> None:
     (record,) = _sealed_month(make_record, count=1)
     for statement in (
         "UPDATE audit_auditrecord_p200305 SET end_user = 'x' WHERE id = %s",
@@ -88,7 +92,7 @@ def test_a_partition_refuses_update_delete_and_truncate(make_record) -> None:
 
 
 def test_retention_drops_a_sealed_month_past_retention_and_the_chain_verifies(
-    make_record,
+    make_record: MakeRecord,
 ) -> None:
     records = _sealed_month(make_record)
 
@@ -105,7 +109,7 @@ def test_retention_drops_a_sealed_month_past_retention_and_the_chain_verifies(
     assert report.purged >= len(records)
 
 
-def test_a_legal_hold_keeps_the_whole_month(make_record, world) -> None:
+def test_a_legal_hold_keeps_the_whole_month(make_record: MakeRecord, world: Any) -> None:
     records = _sealed_month(make_record, end_user="client-7")
     legal_hold_place(tenant=world.team.tenant, reason="matter 7", actor=SYSTEM, end_user="client-7")
 
@@ -118,7 +122,7 @@ def test_a_legal_hold_keeps_the_whole_month(make_record, world) -> None:
 
 
 def test_an_archived_month_verifies_offline_names_an_altered_byte_and_comes_back_read_only(
-    make_record, tmp_path: Path
+    make_record: MakeRecord, tmp_path: Path
 ) -> None:
     records = _sealed_month(make_record, count=4)
     audit_retention_purge(now=datetime(2003, 6, 3, tzinfo=UTC))  # seals the month, keeps it
