@@ -23,5 +23,13 @@ def search_index_tidy() -> int:
         cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [SEARCH_INDEX])
         if not cursor.fetchone()[0]:
             return 0
-        cursor.execute("SELECT gin_clean_pending_list(%s::regclass)", [SEARCH_INDEX])
+        # On the partitioned table (migration 0014) the index is the parent of one GIN index per
+        # month; only those hold pending lists. Inserts go to this month's (and the default's).
+        cursor.execute(
+            "SELECT coalesce(sum(gin_clean_pending_list(i.oid)), 0) FROM pg_class i "
+            "WHERE i.relkind = 'i' AND i.relam = (SELECT oid FROM pg_am WHERE amname = 'gin') AND ("
+            "i.oid = %s::regclass"
+            " OR i.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = %s::regclass))",
+            [SEARCH_INDEX, SEARCH_INDEX],
+        )
         return int(cursor.fetchone()[0])

@@ -326,3 +326,32 @@ class ErasureRequest(models.Model):
 
     def __str__(self) -> str:
         return f"erasure request {self.pk} for {self.end_user} ({self.status})"
+
+
+class MonthState(models.TextChoices):
+    LIVE = "live", "Live (records still arrive or are not all sealed)"
+    SEALED = "sealed", "Sealed (every record chained; summary signed)"
+    DROPPED = "dropped", "Dropped by retention"
+    ATTACHED = "attached", "Re-attached from its archive, read-only"
+
+
+class AuditMonth(models.Model):
+    """One month of audit records: on PostgreSQL a partition of the records table
+    (audit/partitions.py). A sealed month's summary (per tenant: how many records and which chain
+    positions) is signed; retention drops the month by it and the archive states it."""
+
+    month = models.DateField(unique=True)  # its first day (UTC)
+    table = models.CharField(max_length=63)
+    state = models.CharField(max_length=8, choices=MonthState.choices, default=MonthState.LIVE)
+    record_count = models.PositiveBigIntegerField(default=0)
+    last_record_id = models.BigIntegerField(default=0)
+    # {"<tenant id>": {"count": n, "ranges": [[first seq, last seq], ...]}}
+    tenants = models.JSONField(default=dict, blank=True)
+    sealed_at = models.DateTimeField(null=True, blank=True)
+    signature = models.CharField(max_length=64, blank=True, default="")
+    archive_url = models.CharField(max_length=500, blank=True, default="")
+    archive_sha256 = models.CharField(max_length=64, blank=True, default="")
+    dropped_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m} ({self.state})"

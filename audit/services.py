@@ -21,12 +21,15 @@ from audit.models import (
     AuditChainHead,
     AuditCheckpoint,
     AuditErasure,
+    AuditMonth,
     AuditPolicy,
     AuditRecord,
     AuditSeal,
     CheckpointKind,
     LegalHold,
+    MonthState,
 )
+from audit.partitions import audit_months_drop_expired, month_bounds
 from audit.sealer import audit_seal_pending, checkpoint_create
 from tenants.models import Tenant
 
@@ -183,16 +186,29 @@ def expired_records(tenant_id: int, now: datetime) -> QuerySet[AuditRecord] | No
     ).filter(Exists(AuditSeal.objects.filter(record_id=OuterRef("id"))))
     if (held := held_q(tenant_id)) is not None:
         records = records.exclude(held)
+    # A month re-attached from its archive is read-only, and stays until it is detached.
+    attached = AuditMonth.objects.filter(state=MonthState.ATTACHED)
+    for month in attached.values_list("month", flat=True):
+        start, end = month_bounds(month)
+        records = records.exclude(started_at__gte=start, started_at__lt=end)
     return records
 
 
 def audit_retention_purge(
     *, now: datetime | None = None, batch_size: int = 5000, actor: Actor = SYSTEM
 ) -> list[AuditCheckpoint]:
-    """Delete expired, unheld records; each batch leaves a signed checkpoint of what went."""
+    """Drop whole sealed months past retention (PostgreSQL, audit/partitions.py), then delete
+    the expired, unheld records left (the default partition, a month shared with a tenant that
+    keeps longer, SQLite); each batch leaves a signed checkpoint of what went."""
     now = now or timezone.now()
     audit_seal_pending()
-    made = []
+    made: list[AuditCheckpoint] = []
+    for month in audit_months_drop_expired(now=now, actor=actor):
+        made.extend(
+            AuditCheckpoint.objects.filter(
+                kind=CheckpointKind.PURGE, details__partition=month.table
+            ).order_by("id")
+        )
     for tenant_id in Tenant.objects.values_list("id", flat=True):
         while (records := expired_records(tenant_id, now)) is not None:
             seal_seq = AuditSeal.objects.filter(record_id=OuterRef("id")).values("seq")

@@ -123,13 +123,16 @@ def _build_completion_plan(connection: BaseDatabaseWrapper) -> Plan:
     fields = [by_name[name] for name in COMPLETION_FIELDS]
     quote = connection.ops.quote_name
     assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
-    # Only an unfinished record may be completed, and only once.
+    # Only an unfinished record may be completed, and only once. Its start time names its month:
+    # on the partitioned table (audit/partitions.py) the update looks in that partition alone.
     sql = (
         f"UPDATE {quote(AuditRecord._meta.db_table)} SET {assignments} "  # noqa: S608 - metadata only
-        f"WHERE {quote('request_id')} = %s AND {quote('status')} = '{AuditStatus.IN_PROGRESS.value}'"
+        f"WHERE {quote('request_id')} = %s AND {quote('started_at')} = %s "
+        f"AND {quote('status')} = '{AuditStatus.IN_PROGRESS.value}'"
     )
     converters = [(f.attname, _converter(f, connection)) for f in fields]
-    return sql, [*converters, ("request_id", lambda value: value)]
+    started = _converter(by_name["started_at"], connection)
+    return sql, [*converters, ("request_id", lambda value: value), ("started_at", started)]
 
 
 def complete_entries(connection: BaseDatabaseWrapper, entries: Sequence[AuditEntry]) -> None:

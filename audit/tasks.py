@@ -7,6 +7,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.conf import settings
 
+from audit.partitions import audit_months_seal, audit_partitions_ensure
 from audit.sealer import audit_checkpoint_heads, audit_seal_pending
 from audit.services import audit_retention_purge
 
@@ -21,3 +22,11 @@ def seal() -> int:
 @shared_task(name="audit.retention", ignore_result=True)  # type: ignore[untyped-decorator]
 def retention() -> int:
     return len(audit_retention_purge())
+
+
+@shared_task(name="audit.partitions", ignore_result=True)  # type: ignore[untyped-decorator]
+def partitions() -> int:
+    """Months ahead created, finished months sealed (PostgreSQL; nothing on SQLite)."""
+    created = audit_partitions_ensure()
+    audit_months_seal()
+    return len(created)

@@ -230,6 +230,14 @@ AUDIT_CHECKPOINT_GRACE_MINUTES = envint(
 )
 CELERY_BEAT_SCHEDULE["audit-seal"] = {"task": "audit.seal", "schedule": AUDIT_SEAL_SECONDS}
 CELERY_BEAT_SCHEDULE["audit-retention"] = {"task": "audit.retention", "schedule": 3600.0}
+# PostgreSQL: the records table is partitioned by month (audit/partitions.py). The beat creates
+# this month's partition and this many after it, and seals months ended this long ago.
+AUDIT_PARTITION_MONTHS_AHEAD = envint("GATEWAY_AUDIT_PARTITION_MONTHS_AHEAD", 3)
+AUDIT_MONTH_SEAL_GRACE_HOURS = envint("GATEWAY_AUDIT_MONTH_SEAL_GRACE_HOURS", 48)
+# Where `manage.py audit_archive export --to s3://...` sends archives: an S3-compatible endpoint
+# (MinIO, Ceph...); empty: boto3's own (AWS, or AWS_ENDPOINT_URL).
+AUDIT_ARCHIVE_S3_ENDPOINT = envstr("GATEWAY_AUDIT_ARCHIVE_S3_ENDPOINT", "")
+CELERY_BEAT_SCHEDULE["audit-partitions"] = {"task": "audit.partitions", "schedule": 3600.0}
 
 # --- stored responses (Responses API `store`, docs/api.md#stored-responses) ----------------------
 # Kept this long unless a tenant's responses policy says otherwise; purged hourly.

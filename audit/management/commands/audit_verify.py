@@ -1,4 +1,6 @@
-"""`manage.py audit_verify [--tenant SLUG] [--since DATE] [--until DATE]`: check the audit chains."""
+"""`manage.py audit_verify [--tenant SLUG] [--since DATE] [--until DATE]`: check the audit chains.
+
+`--archive PATH|s3://bucket/prefix/YYYY-MM` checks an archived month from its files alone."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from audit.archive import archive_verify
 from audit.sealer import audit_seal_pending
 from audit.verify import audit_chain_verify
 from tenants.models import Tenant
@@ -35,10 +38,16 @@ class Command(BaseCommand):
         parser.add_argument("--since", help="only records started at or after this date/time")
         parser.add_argument("--until", help="only records started before this date/time")
         parser.add_argument(
+            "--archive", help="verify an archived month (a folder or s3://...) instead, offline"
+        )
+        parser.add_argument(
             "--no-seal", action="store_true", help="do not seal pending records first"
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["archive"]:
+            self._archive(options["archive"])
+            return
         since, until = parse_moment(options["since"]), parse_moment(options["until"])
         tenants = Tenant.objects.order_by("slug")
         if options["tenant"]:
@@ -65,3 +74,15 @@ class Command(BaseCommand):
                 self.stdout.write(f"    also {other.describe()}")
         if failed:
             raise CommandError(f"audit chain broken for: {', '.join(failed)}")
+
+    def _archive(self, url: str) -> None:
+        report = archive_verify(url)
+        if report.ok:
+            self.stdout.write(
+                f"{report.month}: OK, {report.records} records, {report.seals} links, "
+                f"{report.checkpoints} checkpoints, {report.erased} erased ({url})"
+            )
+            return
+        for problem in report.problems:
+            self.stdout.write(f"{report.month or url}: BROKEN: {problem}")
+        raise CommandError(f"archive {url} does not verify: {report.problems[0]}")
