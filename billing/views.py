@@ -1,4 +1,4 @@
-"""Finance console: cost by team, feature, user and model; drill-down team → user → requests.
+"""Finance console: cost by team, feature, user, model and route; drill-down team → user → requests.
 
 Every page exports the same rows as CSV with `?format=csv`. Thin: the numbers come from
 billing/selectors.py, the chart from billing/charts.py.
