@@ -138,7 +138,7 @@ def test_screenshots_of_the_developer_portal(
     page.get_by_label("Stream the answer").check()
     page.get_by_label("Message").fill("And in one word?")
     page.get_by_role("button", name="Send").click()
-    page.get_by_test_id("reply").nth(1).wait_for()
+    page.get_by_test_id("reply-figures").nth(1).wait_for()
     shoot(page, shots, "07-playground")
     page.get_by_role("link", name="My requests").click()
     page.get_by_test_id("my-requests").wait_for()
