@@ -9,10 +9,10 @@ side. Two ways in, one template (`console/playground.html`, its `answer` partial
   "Stream the answer" is ticked. It answers newline-delimited JSON events as the gateway's stream
   arrives, so the browser shows the text token by token:
   `begin` (the answer area with the new turn and an empty answer), `request` (a side's request id
-  and its record), `delta` (a side's next text), `error`, and `done` (the answer area as the plain
-  post would render it, with the record's tokens and cost). When the browser stops reading (Stop),
-  the server cancels the sides' requests, so the gateway sees its client leave and records the
-  stream as ended by the client.
+  and its record), `delta` (a side's next text) and `done` (the answer area as the plain post
+  would render it: the record's tokens and cost, or a side's error). When the browser stops
+  reading (Stop), the server cancels the sides' requests, so the gateway sees its client leave
+  and records the stream as ended by the client.
 """
 
 from __future__ import annotations
@@ -309,16 +309,19 @@ async def _stream_events(
         yield _event({"type": "begin", "html": await _answer_html(request, _context(form, begun))})
         while (event := await queue.get()) is not None:
             yield _event(event)
-        replies = [await sync_to_async(_with_record)(request, task.result()) for task in tasks]
-        for i, reply in enumerate(replies):
-            if reply.error:
-                yield _event({"type": "error", "side": i, "message": reply.error})
+        replies = []
+        for task, (model, _) in zip(tasks, sides, strict=True):
+            try:
+                answered = task.result()
+            except Exception as exc:  # a bug of ours: said on the page, not a broken stream
+                answered = Reply(model=model, error=f"The playground failed: {exc}")
+            replies.append(await sync_to_async(_with_record)(request, answered))
         yield _event({"type": "done", "html": await _answer_html(request, _context(form, replies))})
     finally:
         # Stopped (the browser went away) or finished: a side still streaming is cancelled,
         # which closes its connection, so the gateway ends the stream and records it.
-        for task in [*tasks, closer]:
-            task.cancel()
+        for running in [*tasks, closer]:
+            running.cancel()
 
 
 @console_view(*DEV)

@@ -10,6 +10,7 @@
   const send = form.querySelector("button[type=submit]");
   const stop = form.querySelector("[data-playground-stop]");
   let controller = null;
+  let finished = false;
 
   const side = (n) => document.querySelector(`#answer [data-side="${n}"]`);
 
@@ -36,6 +37,7 @@
   }
 
   function apply(event) {
+    if (event.type === "done") finished = true;
     if (event.type === "begin" || event.type === "done") {
       replaceAnswer(event.html);
       return;
@@ -52,8 +54,6 @@
       code.textContent = event.request_id;
       link.append(code);
       card.querySelector("[data-testid=request-slot]").replaceChildren("Request ", link);
-    } else if (event.type === "error") {
-      showError(card, event.message);
     }
   }
 
@@ -79,6 +79,7 @@
 
   async function stream() {
     controller = new AbortController();
+    finished = false;
     setBusy(true);
     try {
       const response = await fetch(form.dataset.streamUrl, {
@@ -104,6 +105,7 @@
           if (line) apply(JSON.parse(line));
         }
       }
+      if (!finished) showError(document.getElementById("answer"), "The answer ended early; My requests shows what the gateway recorded.");
     } catch (error) {
       if (error.name === "AbortError") keepStopped();
       else showError(document.getElementById("answer"), `The answer stopped: ${error.message}`);
