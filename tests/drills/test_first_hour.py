@@ -34,6 +34,9 @@ from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS, save_screenshot
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [
     pytest.mark.e2e,
+    # A fresh demo (migrate, seed, an hour of traffic) is made by the first test to run, and the
+    # platform admin clicks through three pages of forms: minutes on a busy machine.
+    pytest.mark.timeout(300),
     pytest.mark.skipif(not (ROOT / ".venv" / "bin" / "python").exists(), reason="no .venv"),
 ]
 
