@@ -31,6 +31,15 @@ from tenants.models import Role
 FINANCE = (Role.FINANCE, Role.TENANT_ADMIN)
 
 
+def _sums(rows: Sequence[selectors.CostRow]) -> dict[str, int]:
+    """The table's other columns added up, for its total row."""
+    return {
+        "requests": sum(r.requests for r in rows),
+        "errors": sum(r.errors for r in rows),
+        "tokens": sum(r.tokens for r in rows),
+    }
+
+
 def _csv(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> HttpResponse:
     response = HttpResponse(content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
@@ -116,6 +125,7 @@ def finance(request: HttpRequest) -> HttpResponse:
                 for row, cost in zip(rows, shown, strict=True)
             ],
             "total": total,
+            "sums": _sums(rows),
             "start": start,
             "last": last,
             "chart": line_chart(series.days, series.series),
@@ -171,6 +181,7 @@ def team_costs(request: HttpRequest, team_id: int) -> HttpResponse:
         {
             "team": team,
             "total": total,
+            "sums": _sums(rows),
             "start": start,
             "last": last,
             "chart": line_chart(series.days, series.series),
