@@ -10,7 +10,13 @@ from audit.models import ContentMode
 from gateway_site.console.widgets import iso_datetime_field
 
 
-class AuditPolicyForm(forms.Form):
+class ConsoleForm(forms.Form):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("label_suffix", "")  # "End user", as every console form, not "End user:"
+        super().__init__(*args, **kwargs)
+
+
+class AuditPolicyForm(ConsoleForm):
     content_mode = forms.ChoiceField(choices=ContentMode.choices, label="Content kept")
     retention_days = forms.IntegerField(
         min_value=1,
@@ -21,7 +27,7 @@ class AuditPolicyForm(forms.Form):
     )
 
 
-class LegalHoldForm(forms.Form):
+class LegalHoldForm(ConsoleForm):
     reason = forms.CharField(max_length=500, help_text="The matter the hold is for.")
     end_user = forms.CharField(
         max_length=200, required=False, help_text="Empty holds every end user's records."
@@ -37,7 +43,7 @@ class LegalHoldForm(forms.Form):
         return data
 
 
-class ErasureRequestForm(forms.Form):
+class ErasureRequestForm(ConsoleForm):
     end_user = forms.CharField(max_length=200, help_text="The end user whose content goes.")
     reason = forms.CharField(
         max_length=500, help_text="The lawful basis, e.g. the data-subject request reference."

@@ -32,11 +32,13 @@ class CostQuery(Schema):
     )
     start: str | None = Field(default=None, description="YYYY-MM-DD, UTC (with end)")
     end: str | None = Field(default=None, description="YYYY-MM-DD, UTC, inclusive")
-    by: str | None = Field(default=None, description="team (default), feature, user or model")
+    by: str | None = Field(
+        default=None, description="team (default), feature, user, model or route"
+    )
 
 
 class CostRowOut(Schema):
-    key: str = Field(description="The team's id, the feature, end user or deployment")
+    key: str = Field(description="The team's id, the feature, end user, deployment or route alias")
     label: str
     cost_usd: str = Field(description="As the finance page shows it; the rows add up to total_usd")
     cost_usd_exact: str
@@ -67,7 +69,7 @@ def _refused(form: FinanceFilterForm) -> ApiError:
 @router.get(
     "/tenants/{slug}/costs",
     response=CostReportOut,
-    summary="Cost by team, feature, end user or model for a period (finance)",
+    summary="Cost by team, feature, end user, model or route for a period (finance)",
 )
 @api_roles("finance", "tenant_admin")
 def cost_report(request: HttpRequest, slug: str, query: Query[CostQuery]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -127,6 +128,8 @@ def series_chart(
     if not moments or not values or not any(values):
         return None
     peak = max(values) or 1.0
+    if not unit:  # a count: the axis ends on a whole number (a peak of 1 is not "0, 0, 1, 1")
+        peak = float(math.ceil(peak))
     plot_w = _WIDTH - _PAD_LEFT - _PAD_RIGHT
     plot_h = _HEIGHT - _PAD_BOTTOM - _PAD_TOP
     step = plot_w / max(len(moments) - 1, 1)
@@ -157,9 +160,10 @@ def series_chart(
         for j, moment in enumerate(moments)
         if j % every == 0
     ]
-    y_ticks = [
-        Tick(_PAD_LEFT - 6, y(peak * k / 4), _quantity(peak * k / 4, unit)) for k in range(5)
-    ]
+    levels = [peak * k / 4 for k in range(5)]
+    if not unit:  # whole numbers, each once
+        levels = sorted({float(round(level)) for level in levels})
+    y_ticks = [Tick(_PAD_LEFT - 6, y(level), _quantity(level, unit)) for level in levels]
     return SeriesChart(
         title,
         _WIDTH,

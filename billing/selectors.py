@@ -1,4 +1,5 @@
-"""Reads for finance: cost by team, feature, user or model from the daily rollups; always per tenant.
+"""Reads for finance: cost by team, feature, user, model or route from the daily rollups; always
+per tenant.
 
 Windows are whole UTC days [start, end). The rollups are refreshed by Celery beat every few
 minutes (billing/rollups.py); the requests of one user come from the audit records themselves.
@@ -19,18 +20,26 @@ from billing.models import Granularity, Price, UsageRollup
 from billing.money import money, pace_projection
 from tenants.models import Team, Tenant
 
-DIMENSIONS = {"team": "team_id", "feature": "feature", "user": "end_user", "model": "model"}
+DIMENSIONS = {
+    "team": "team_id",
+    "feature": "feature",
+    "user": "end_user",
+    "model": "model",
+    "route": "route",
+}
 _NONE_LABEL = {
     "team": "(no team)",
     "feature": "(no feature)",
     "user": "(no user)",
     "model": "(not served)",  # rejected, or no provider answered: no deployment to name
+    "route": "(no route)",  # a deployment asked for by its own name, or refused before routing
 }
 
 
 @dataclass(frozen=True, slots=True)
 class CostRow:
-    key: str  # the group's value: a team id, feature, end user or the deployment that served
+    key: str  # the group's value: a team id, feature, end user, the deployment that served or
+    # the route alias asked for
     label: str
     cost_usd: Decimal
     requests: int

@@ -1,4 +1,4 @@
-"""Finance console: cost by team, feature, user and model; drill-down team → user → requests.
+"""Finance console: cost by team, feature, user, model and route; drill-down team → user → requests.
 
 Every page exports the same rows as CSV with `?format=csv`. Thin: the numbers come from
 billing/selectors.py, the chart from billing/charts.py.
@@ -29,6 +29,15 @@ from routing.cache.selectors import cache_savings
 from tenants.models import Role
 
 FINANCE = (Role.FINANCE, Role.TENANT_ADMIN)
+
+
+def _sums(rows: Sequence[selectors.CostRow]) -> dict[str, int]:
+    """The table's other columns added up, for its total row."""
+    return {
+        "requests": sum(r.requests for r in rows),
+        "errors": sum(r.errors for r in rows),
+        "tokens": sum(r.tokens for r in rows),
+    }
 
 
 def _csv(filename: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> HttpResponse:
@@ -116,6 +125,7 @@ def finance(request: HttpRequest) -> HttpResponse:
                 for row, cost in zip(rows, shown, strict=True)
             ],
             "total": total,
+            "sums": _sums(rows),
             "start": start,
             "last": last,
             "chart": line_chart(series.days, series.series),
@@ -171,6 +181,7 @@ def team_costs(request: HttpRequest, team_id: int) -> HttpResponse:
         {
             "team": team,
             "total": total,
+            "sums": _sums(rows),
             "start": start,
             "last": last,
             "chart": line_chart(series.days, series.series),

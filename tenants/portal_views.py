@@ -1,16 +1,10 @@
-"""The developer portal: keys (create, rotate, revoke), usage, quickstart and playground."""
+"""The developer portal: keys (create, rotate, revoke), usage and quickstart (the playground is
+playground_views.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
-from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
-import httpx
-from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
@@ -24,7 +18,7 @@ from billing.money import allocate
 from gateway_site.console.access import console_context, console_view
 from routing import selectors as routing_selectors
 from tenants import selectors, services
-from tenants.forms import KeyCreateForm, KeyRotateForm, PlaygroundForm
+from tenants.forms import KeyCreateForm, KeyRotateForm
 from tenants.models import ApiKey, Role
 from tenants.quotas import services as quotas
 from tenants.quotas.key_limits import limits_for_key
@@ -221,167 +215,3 @@ def quickstart(request: HttpRequest) -> HttpResponse:
         base_url=gateway_url(request), model=models[0] if models else "demo", key=None
     )
     return render(request, "console/quickstart.html", {"snippets": snippets})
-
-
-@dataclass(slots=True)
-class Reply:
-    """One side's answer in the playground, with what it cost and where its record is."""
-
-    model: str
-    answer: str = ""
-    error: str = ""
-    request_id: str = ""
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    cost_usd: Decimal | None = None
-    latency_ms: float | None = None
-    ttft_ms: float | None = None
-    streamed: bool = False
-    history: list[dict[str, str]] = field(default_factory=list)
-
-    @property
-    def history_json(self) -> str:
-        return json.dumps(self.history)
-
-
-def _error_text(status: int, payload: Any, text: str) -> str:
-    message = (
-        ((payload or {}).get("error") or {}).get("message") if isinstance(payload, dict) else ""
-    )
-    return f"{status}: {message or text[:500]}"
-
-
-async def _ask_gateway(
-    request: HttpRequest, data: dict[str, Any], model: str, history: list[dict[str, str]]
-) -> Reply:
-    """One chat request through the gateway's own /v1 with the pasted key (streamed or not)."""
-    reply = Reply(model=model, streamed=bool(data.get("stream")))
-    turns = [*history, {"role": "user", "content": data["message"]}]
-    messages = [{"role": "system", "content": data["system"]}] if data.get("system") else []
-    body: dict[str, Any] = {"model": model, "messages": messages + turns}
-    if data.get("temperature") is not None:
-        body["temperature"] = float(data["temperature"])
-    if data.get("max_tokens"):
-        body["max_tokens"] = data["max_tokens"]
-    if reply.streamed:
-        body |= {"stream": True, "stream_options": {"include_usage": True}}
-    url = gateway_url(request) + "/v1/chat/completions"
-    headers = {"authorization": f"Bearer {data['api_key']}", "x-gateway-feature": "playground"}
-    began = time.perf_counter()
-    try:
-        async with (
-            httpx.AsyncClient(timeout=60) as client,
-            client.stream("POST", url, json=body, headers=headers) as response,
-        ):
-            reply.request_id = response.headers.get("x-request-id", "")
-            if response.status_code != 200:
-                text = (await response.aread()).decode(errors="replace")
-                try:
-                    payload = json.loads(text)
-                except ValueError:
-                    payload = None
-                reply.error = _error_text(response.status_code, payload, text)
-                return reply
-            if reply.streamed:
-                await _read_stream(response, reply, began)
-            else:
-                payload = json.loads(await response.aread())
-                reply.answer = str(payload["choices"][0]["message"].get("content") or "")
-                usage = payload.get("usage") or {}
-                reply.prompt_tokens = usage.get("prompt_tokens")
-                reply.completion_tokens = usage.get("completion_tokens")
-                cost = response.headers.get("x-gateway-cost-usd")
-                reply.cost_usd = Decimal(cost) if cost else None
-    except httpx.HTTPError as exc:
-        reply.error = f"The gateway could not be reached at {url}: {exc}"
-        return reply
-    reply.latency_ms = round((time.perf_counter() - began) * 1000, 1)
-    reply.history = [*turns, {"role": "assistant", "content": reply.answer}]
-    return reply
-
-
-async def _read_stream(response: httpx.Response, reply: Reply, began: float) -> None:
-    """Server-sent events: the text as it arrives, when the first token came, the usage."""
-    parts: list[str] = []
-    async for line in response.aiter_lines():
-        if not line.startswith("data:"):
-            continue
-        data = line[5:].strip()
-        if data == "[DONE]":
-            break
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            continue
-        for choice in chunk.get("choices") or []:
-            text = (choice.get("delta") or {}).get("content")
-            if text:
-                if reply.ttft_ms is None:
-                    reply.ttft_ms = round((time.perf_counter() - began) * 1000, 1)
-                parts.append(text)
-        usage = chunk.get("usage") or {}
-        if usage:
-            reply.prompt_tokens = usage.get("prompt_tokens")
-            reply.completion_tokens = usage.get("completion_tokens")
-    reply.answer = "".join(parts)
-
-
-def _with_record(request: HttpRequest, reply: Reply) -> Reply:
-    """The record's own figures (cost of a stream comes only from it), when the key is the
-    user's: the request id then links to the record."""
-    if not reply.request_id:
-        return reply
-    ctx = console_context(request)
-    keys = selectors.key_ids_of_owner(tenant=ctx.tenant, user=request.user)
-    record = audit_selectors.own_request_get(
-        tenant=ctx.tenant, key_ids=keys, request_id=reply.request_id
-    )
-    if record is None:
-        return reply
-    reply.cost_usd = record.cost_usd
-    reply.prompt_tokens, reply.completion_tokens = record.prompt_tokens, record.completion_tokens
-    if record.latency_ms is not None:
-        reply.latency_ms = round(record.latency_ms, 1)
-    if record.ttft_ms is not None:
-        reply.ttft_ms = round(record.ttft_ms, 1)
-    return reply
-
-
-@console_view(*DEV)
-async def playground(request: HttpRequest) -> HttpResponse:
-    """Multi-turn, streamed or not, a system prompt and parameters, one model or two side by
-    side; each answer shows its tokens, cost, latency and request id (linked to its record)."""
-    ctx = console_context(request)
-    models = await sync_to_async(routing_selectors.models_available)(tenant=ctx.tenant)
-    form = PlaygroundForm(request.POST if request.method == "POST" else None, models=models)
-    replies: list[Reply] = []
-    error = ""
-    if request.method == "POST":
-        if form.is_valid():
-            data = form.cleaned_data
-            sides = [(data["model"], data["history_a"])]
-            if data.get("compare_model"):
-                sides.append((data["compare_model"], data["history_b"]))
-            answered = await asyncio.gather(
-                *(_ask_gateway(request, data, model, history) for model, history in sides)
-            )
-            replies = [await sync_to_async(_with_record)(request, r) for r in answered]
-        else:
-            required = ("api_key", "model", "message")
-            error = (
-                "Fill in your key, a model and a message."
-                if any(name in form.errors for name in required)
-                else " ".join(str(e) for errors in form.errors.values() for e in errors)
-            )
-    template = "console/playground.html"
-    if request.htmx:  # type: ignore[attr-defined]
-        template += "#answer"
-    first = replies[0] if replies else None
-    context = {
-        "form": form,
-        "replies": replies,
-        "answer": first.answer if first else "",
-        "error": error,  # the form's; each side shows its own upstream error
-    }
-    response: HttpResponse = await sync_to_async(render)(request, template, context)
-    return response

@@ -4,6 +4,7 @@ Tenant pages live under t/<tenant_slug>/; every view declares its roles (gateway
 from django.urls import include, path
 
 from gateway_site.console.views import auth, tenant
+from tenants import playground_views as playground
 from tenants import portal_views as developer
 from tenants import request_log_views as request_log
 from tenants import views as admin
@@ -18,7 +19,8 @@ tenant_patterns = [
     path("keys/<int:key_id>/rotate/", developer.key_rotate, name="key_rotate"),
     path("keys/<int:key_id>/revoke/", developer.key_revoke, name="key_revoke"),
     path("quickstart/", developer.quickstart, name="quickstart"),
-    path("playground/", developer.playground, name="playground"),
+    path("playground/", playground.playground, name="playground"),
+    path("playground/stream/", playground.playground_stream, name="playground_stream"),
     path("requests/", request_log.my_requests, name="my_requests"),
     path("requests/<str:request_id>/", request_log.my_request, name="my_request"),
     path("admin/teams/", admin.teams, name="admin_teams"),

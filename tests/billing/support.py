@@ -56,6 +56,7 @@ def record(
     cached_tokens: int = 0,
     guardrail_findings: list[dict[str, str]] | None = None,
     error_type: str = "",
+    route: str = "",
 ) -> AuditRecord:
     return AuditRecord(
         request_id=f"req_{random.getrandbits(96):024x}",
@@ -65,7 +66,8 @@ def record(
         end_user=user,
         feature=feature,
         endpoint="chat.completions",
-        model_requested=model,
+        model_requested=route or model,
+        route_alias=route,
         deployment_name=model if status != AuditStatus.REJECTED else "",
         status=status,
         http_status=200 if status == AuditStatus.SUCCESS else 502,

@@ -194,3 +194,18 @@ def test_invalid_filters_show_nothing(acme: Acme) -> None:
         page = client.get(url, bad)
         assert page.status_code == 400, bad
         assert "0.35" not in page.content.decode()
+
+
+def test_a_count_chart_labels_its_axis_with_whole_numbers_each_once() -> None:
+    """One request in a week read "0, 0, 1, 1, 1" on the axis: each label once, and true."""
+    from billing.charts import series_chart
+
+    moments = [datetime(2026, 12, 1, tzinfo=UTC) + timedelta(hours=h) for h in range(3)]
+    chart = series_chart("Requests", moments, {"requests": [0.0, 1.0, None]})
+    assert chart is not None
+    assert [tick.text for tick in chart.y_ticks] == ["0", "1"]
+    many = series_chart("Tokens", moments, {"prompt": [0.0, 12.0, 3.0]})
+    assert many is not None
+    assert [tick.text for tick in many.y_ticks] == ["0", "3", "6", "9", "12"]
+    cost = series_chart("Cost", moments, {"cost": [0.0, 0.0125, None]}, unit="$")
+    assert cost is not None and cost.y_ticks[-1].text == "$0.0125"

@@ -61,6 +61,7 @@ def test_finance_sees_cost_by_team_and_the_csv_matches(acme: Acme) -> None:
     assert "Quants" in html and "3.7340" in html  # 1.234 + 0.5 + 2.0
     assert "99.00" not in html  # another tenant's spend
     assert "<svg" in html and "Month to date" in html
+    assert 'data-testid="total-requests">3<' in html  # the total row adds every column up
 
     export = client.get(url, {"format": "csv"})
     rows = list(csv.DictReader(io.StringIO(export.content.decode())))

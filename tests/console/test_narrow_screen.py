@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import PASSWORD, People, sign_in
+from tests.support.browser import PASSWORD, People, save_screenshot, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
@@ -211,7 +211,7 @@ def test_no_page_is_wider_than_a_phone(
             name = url.strip("/").replace("/", "_").replace("?", "_").replace("&", "_")
             phone.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
         if os.environ.get("GATEWAY_SCREENSHOTS") == "1" and url in DOC_SHOTS:
-            phone.screenshot(path=str(DOCS / f"{DOC_SHOTS[url]}.png"), full_page=True)
+            save_screenshot(phone, DOCS / f"{DOC_SHOTS[url]}.png")
     assert too_wide == {}
 
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import wait_for_record
-from tests.support.browser import PASSWORD, People, sign_in
+from tests.support.browser import PASSWORD, People, save_screenshot, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
@@ -24,7 +24,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 def _shot(page: Any, name: str) -> None:
     if os.environ.get("GATEWAY_SCREENSHOTS") == "1":
-        page.screenshot(path=str(DOCS / f"{name}.png"), full_page=True)
+        save_screenshot(page, DOCS / f"{name}.png")
 
 
 @pytest.fixture(scope="module")

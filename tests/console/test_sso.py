@@ -11,6 +11,7 @@ import pytest
 
 from audit.activity.models import ActivityEvent
 from tenants.models import Membership
+from tests.support.browser import save_screenshot
 from tests.support.live import LiveGateway, start_gateway
 from tests.support.oidc_provider import OIDCProvider
 
@@ -53,7 +54,7 @@ def sso_page(browser: Any, sso_gateway: LiveGateway) -> Iterator[Any]:
 def sign_in_through_the_idp(page: Any, username: str) -> None:
     page.goto("/console/login/")
     if os.environ.get("GATEWAY_SCREENSHOTS") == "1":
-        page.screenshot(path=str(DOCS / "01-sign-in-with-sso.png"), full_page=True)
+        save_screenshot(page, DOCS / "01-sign-in-with-sso.png")
     page.get_by_role("link", name="Sign in with single sign-on").click()
     page.get_by_role("heading", name="Test identity provider").wait_for()
     page.get_by_label("Username").fill(username)

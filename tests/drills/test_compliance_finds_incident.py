@@ -33,6 +33,7 @@ from tests.support.browser import (  # noqa: F401 - fixtures
     browser,
     console_gateway,
     page,
+    save_screenshot,
     sign_in,
 )
 
@@ -153,7 +154,7 @@ def test_compliance_finds_the_advisors_requests_and_exports_them(
     page.wait_for_function("document.querySelectorAll('#results tbody tr').length === 1")
     page.get_by_label("Prompt or response text").fill("")
     page.wait_for_function("document.querySelectorAll('#results tbody tr').length === 2")
-    page.screenshot(path=str(shots / "20-compliance-search.png"), full_page=True)
+    save_screenshot(page, shots / "20-compliance-search.png")
 
     # Open the record: the conversation, the tool call, the attempts and the chain.
     search_url = page.url  # the filters are in the address (pushed as they were typed)
@@ -164,13 +165,13 @@ def test_compliance_finds_the_advisors_requests_and_exports_them(
     assert "get_portfolio" in body
     assert "mock-gpt-limited" in body and "claude-fallback" in body  # the 429, then the fallback
     assert "Chain status: verified" in page.get_by_test_id("chain-status").inner_text()
-    page.screenshot(path=str(shots / "21-compliance-record.png"), full_page=True)
+    save_screenshot(page, shots / "21-compliance-record.png")
 
     # The whole chain of the tenant verifies, and says so in words.
     page.get_by_role("link", name="Chain verification").click()
     page.get_by_role("button", name="Verify chain").click()
     assert "The chain verifies" in page.get_by_test_id("chain-report").inner_text()
-    page.screenshot(path=str(shots / "22-compliance-chain.png"), full_page=True)
+    save_screenshot(page, shots / "22-compliance-chain.png")
 
     page.goto(search_url)
     page.wait_for_function("document.querySelectorAll('#results tbody tr').length === 2")

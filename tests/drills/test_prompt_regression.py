@@ -41,6 +41,7 @@ from tests.support.browser import (  # noqa: F401
     console_gateway,
     page,
     people,
+    save_screenshot,
     sign_in,
 )
 
@@ -209,7 +210,7 @@ def test_a_prompt_regression_is_traced_to_its_version_and_rolled_back(
     v2_rate = _percent(page.locator("#version-2 .error-rate").inner_text())
     assert v1_rate == 0
     assert 20 <= v2_rate <= 45  # the allocation third of v2's traffic
-    page.screenshot(path=str(SCREENSHOTS / "prompt-regression.png"), full_page=True)
+    save_screenshot(page, SCREENSHOTS / "prompt-regression.png")
 
     # One click lists the affected requests.
     page.get_by_role("link", name="Failed requests of v2").click()

@@ -206,6 +206,51 @@ def test_the_cost_report_by_team_and_for_a_custom_period(acme: Acme) -> None:
     assert report["start"] == report["end"] == day
 
 
+def test_the_cost_report_by_route_adds_up_to_the_records_exactly(acme: Acme) -> None:
+    """By the route asked for: the rows as shown add up to the total as shown, the exact rows to
+    the exact total, and that is the sum of the tenant's records (never another tenant's)."""
+    at = _day()
+    spent = [
+        ("advisor-chat", Decimal("1.23405")),
+        ("advisor-chat", Decimal("0.00001")),
+        ("demo", Decimal("0.00333")),
+        ("canary-chat", Decimal("0.00333")),
+        ("", Decimal("0.00334")),  # a deployment asked for by its own name
+    ]
+    records = [
+        record(acme.key, at + timedelta(hours=i + 1), cost=cost, route=route, model="mock-gpt")
+        for i, (route, cost) in enumerate(spent)
+    ]
+    records.append(record(acme.other_key, at + timedelta(hours=1), cost=Decimal(99), route="demo"))
+    AuditRecord.objects.bulk_create(records)
+    rollup_window(granularity=Granularity.DAY, start=at, end=at + timedelta(days=1))
+
+    report = _key(acme.tenant, "finance").get(f"/tenants/{acme.tenant.slug}/costs?by=route")
+    assert report.status_code == 200, report.content
+    body = report.json()
+    assert body["by"] == "route"
+    assert [(r["label"], r["cost_usd"], r["requests"]) for r in body["rows"]] == [
+        ("advisor-chat", "1.2341", 2),
+        ("(no route)", "0.0034", 1),
+        ("canary-chat", "0.0033", 1),
+        ("demo", "0.0033", 1),
+    ]
+    exact_total = sum((cost for _, cost in spent), Decimal(0))
+    assert Decimal(body["total_usd_exact"]) == exact_total == Decimal("1.24406")
+    assert sum(Decimal(r["cost_usd_exact"]) for r in body["rows"]) == exact_total
+    assert sum(Decimal(r["cost_usd"]) for r in body["rows"]) == Decimal(body["total_usd"])
+    assert body["total_usd"] == "1.2441"
+
+    # The finance page's table (its CSV) is the same rows.
+    console = Client()
+    console.force_login(acme.users[Role.FINANCE])
+    page = console.get(f"/console/t/{acme.tenant.slug}/finance/", {"by": "route", "format": "csv"})
+    rows = list(csv.DictReader(io.StringIO(page.content.decode())))
+    assert [(r["route"], r["cost_usd"]) for r in rows] == [
+        (r["label"], r["cost_usd"]) for r in body["rows"]
+    ]
+
+
 @pytest.mark.parametrize(
     "bad", ["by=route_x", "period=custom&start=2026-13-01&end=2026-12-31", "period=someday"]
 )

@@ -67,6 +67,7 @@ EXPECTED_ROLES: dict[str, set[str]] = {
             "key_revoke",
             "quickstart",
             "playground",
+            "playground_stream",
             "my_requests",
             "my_request",
         )
