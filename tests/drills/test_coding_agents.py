@@ -177,6 +177,9 @@ def project(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def scripted(mock_server: Any) -> Iterator[Any]:
+    # The shared mock keeps its last 2,000 requests: after a drill that sent more, a slice from
+    # "how many were logged" onward would always be empty. Each test starts from an empty log.
+    mock_server.app.requests.clear()
     yield mock_server
     mock_server.configure()  # back to the startup behaviour
 
