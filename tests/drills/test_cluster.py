@@ -83,6 +83,16 @@ def long_429() -> Iterator[Any]:
         yield server
 
 
+@pytest.fixture(scope="module")
+def mock_server() -> Iterator[Any]:
+    """The drill's own provider: its thousands of calls must not fill the shared mock's request
+    log, which later tests read from (it keeps the last 2,000)."""
+    from mock_provider.testing import run_mock_server
+
+    with run_mock_server() as server:
+        yield server
+
+
 # Committed before any test's transaction, so that the gateway processes see it.
 @pytest.fixture(scope="module")
 def drill_tenants(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -135,4 +136,5 @@ def save_screenshot(page: Any, path: str | os.PathLike[str]) -> None:
 
     image = Image.open(BytesIO(page.screenshot(full_page=True))).convert("RGB")
     small = image.quantize(colors=128, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)  # as page.screenshot(path=…) does
     small.save(path, optimize=True)
