@@ -171,4 +171,5 @@ def test_rules_through_the_api(acme: Acme) -> None:
         ("key", acme.key.pk, "0.0500")
     ]
     assert admin.delete(f"{base}/{listed[0]['id']}").status_code == 204
-    assert ActivityEvent.objects.filter(action__startswith="approval_rule.").count() == 2
+    events = ActivityEvent.objects.filter(tenant=acme.tenant, action__startswith="approval_rule.")
+    assert events.count() == 2
