@@ -45,7 +45,9 @@ from tenants.models import Role, Tenant
 from tests.console.conftest import Acme, make_acme
 from tests.support.world import FullTenant, Member, add_members, build_full_tenant
 
-pytestmark = pytest.mark.django_db
+# The walk builds two full tenants and opens every page and operation as every role: minutes on
+# a loaded 2-core machine, more than the suite's default 120 s per test.
+pytestmark = [pytest.mark.django_db, pytest.mark.timeout(900)]
 
 STATE_CHANGING = ("POST", "PUT", "PATCH", "DELETE")
 # Path parameters that name no object of a tenant (a format, a kind of rule, a label's name).
