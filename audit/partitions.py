@@ -30,6 +30,7 @@ from audit.models import (
     MonthState,
 )
 from audit.sealer import audit_seal_pending, checkpoint_create
+from audit.selectors import held_q
 
 TABLE = AuditRecord._meta.db_table
 DEFAULT = f"{TABLE}_default"
@@ -253,8 +254,6 @@ class MonthVerdict:
 
 def month_verdict(month: AuditMonth, now: datetime) -> MonthVerdict:
     """Whether retention may drop this sealed month now, and why not."""
-    from audit.services import held_q  # services uses this module for retention
-
     start, end = month_bounds(month.month)
     for tenant_id in month.tenants:
         policy = AuditPolicy.objects.filter(tenant_id=int(tenant_id)).first()

@@ -370,3 +370,18 @@ def content_mode_of(*, tenant: Tenant) -> str:
     """How the tenant's records keep bodies (audit.models.ContentMode); full when unset."""
     policy = AuditPolicy.objects.filter(tenant=tenant).values_list("content_mode", flat=True)
     return policy.first() or ContentMode.FULL
+
+
+def held_q(tenant_id: int) -> Q | None:
+    """Records under an active legal hold, as a filter; None when nothing is held."""
+    held: Q | None = None
+    for hold in LegalHold.objects.filter(tenant_id=tenant_id, released_at__isnull=True):
+        q = Q(pk__isnull=False)  # a hold on the whole tenant holds every record
+        if hold.end_user:
+            q &= Q(end_user=hold.end_user)
+        if hold.starts_at:
+            q &= Q(started_at__gte=hold.starts_at)
+        if hold.ends_at:
+            q &= Q(started_at__lt=hold.ends_at)
+        held = q if held is None else held | q
+    return held

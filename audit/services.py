@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from audit.activity.services import SYSTEM, Actor, activity_record
@@ -31,6 +31,7 @@ from audit.models import (
 )
 from audit.partitions import audit_months_drop_expired, month_bounds
 from audit.sealer import audit_seal_pending, checkpoint_create
+from audit.selectors import held_q
 from tenants.models import Tenant
 
 
@@ -96,21 +97,6 @@ def legal_hold_release(*, hold: LegalHold, actor: Actor) -> LegalHold:
             actor=actor, action="audit.hold.release", target=hold, tenant_id=hold.tenant_id
         )
     return hold
-
-
-def held_q(tenant_id: int) -> Q | None:
-    """Records under an active legal hold, as a filter; None when nothing is held."""
-    held: Q | None = None
-    for hold in LegalHold.objects.filter(tenant_id=tenant_id, released_at__isnull=True):
-        q = Q(pk__isnull=False)  # a hold on the whole tenant holds every record
-        if hold.end_user:
-            q &= Q(end_user=hold.end_user)
-        if hold.starts_at:
-            q &= Q(started_at__gte=hold.starts_at)
-        if hold.ends_at:
-            q &= Q(started_at__lt=hold.ends_at)
-        held = q if held is None else held | q
-    return held
 
 
 def audit_records_erase(*, tenant: Tenant, end_user: str, reason: str, actor: Actor) -> int:

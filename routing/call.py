@@ -7,8 +7,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -26,6 +25,7 @@ from audit.storable import MAX_DEPTH, refused_in, too_deep
 from audit.writer import AuditWriteError
 from billing.cost import request_cost_usd
 from routing.agent_identity import agent_of
+from routing.caller import CONTEXT_HEADERS, END_USER_HEADER, FEATURE_HEADER, Caller
 from routing.client_identity import claude_code_identity, codex_context, codex_end_user
 from routing.core.errors import UpstreamError, public_reason
 from routing.core.failover import try_in_order
@@ -50,10 +50,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# Attribution headers a caller may send; see docs/api.md#attribution.
-END_USER_HEADER = "x-gateway-end-user"
-FEATURE_HEADER = "x-gateway-feature"
-CONTEXT_HEADERS = {"x-gateway-client-id": "client_id", "x-gateway-session-id": "session_id"}
 _MAX_ATTRIBUTION_LENGTH = 200
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is allowed
 
@@ -132,19 +128,6 @@ def audit_unavailable() -> GatewayError:
         type="server_error",
         code="audit_unavailable",
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who asks and on whose behalf: what every step of the pipeline reads, and none writes."""
-
-    runtime: GatewayRuntime
-    identity: KeyIdentity
-    headers: Mapping[str, str]
-    request_id: str
-    end_user: str = ""
-    client_context: Mapping[str, Any] = field(default_factory=dict)
-    agent: str = ""  # the calling agent (routing/agent_identity.py): its rate limits
 
 
 class Call:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from routing.call import Caller
+from routing.caller import Caller
 from routing.core.categories import NoQualifyingDeployment, by_category, category_by_rules
 from routing.core.strategy import CATEGORY, RoutePlan
 from routing.core.types import JSON

@@ -23,7 +23,7 @@ from routing.cache.core.embedder import Vector
 from routing.cache.core.keys import RequestKeys, one_word_swapped, request_keys
 from routing.cache.core.policy import CachePolicy, Directives, parse_cache_control
 from routing.cache.engine import ResponseCache
-from routing.call import Caller
+from routing.caller import Caller, StepServices
 from routing.core.strategy import RoutePlan
 from routing.core.types import JSON
 from routing.table import ResolvedModel
@@ -31,7 +31,6 @@ from routing.table import ResolvedModel
 if TYPE_CHECKING:
     from routing.guardrails.proxy import RequestGuard
     from routing.prompts.proxy import PromptRef
-    from routing.runtime import GatewayRuntime
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +187,7 @@ def _hit(
 
 
 def store(
-    runtime: GatewayRuntime,
+    runtime: StepServices,
     state: CacheState | None,
     guard: RequestGuard | None,
     entry: AuditEntry,
@@ -212,7 +211,7 @@ def store(
 
 
 async def _keep(
-    runtime: GatewayRuntime, state: CacheState, entry: AuditEntry, answer: CachedAnswer
+    runtime: StepServices, state: CacheState, entry: AuditEntry, answer: CachedAnswer
 ) -> None:
     assert state.keys is not None and state.policy is not None
     cache, keys, policy = runtime.cache, state.keys, state.policy

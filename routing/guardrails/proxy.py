@@ -43,7 +43,7 @@ from routing.guardrails.engines import Engines, engines_ready
 from routing.guardrails.table import PolicyTable, policy_for
 
 if TYPE_CHECKING:
-    from routing.call import Caller
+    from routing.caller import Caller
     from routing.table import ResolvedModel
 
 # Where a reply's or a stream's findings go as they are made (the pipeline's record).

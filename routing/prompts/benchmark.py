@@ -18,7 +18,8 @@ import orjson
 from django.test import RequestFactory
 
 from gateway_site.snapshot import Snapshot
-from routing.call import Caller, parse_json_body
+from routing.call import parse_json_body
+from routing.caller import Caller
 from routing.prompts.proxy import prompt_apply
 from routing.prompts.registry import (
     CompiledVersion,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from routing.call import END_USER_HEADER, Caller
+from routing.caller import END_USER_HEADER, Caller
 from routing.core.types import JSON
 from routing.errors import GatewayError
 from routing.prompts.models import DEFAULT_LABEL

@@ -27,7 +27,7 @@ from routing.responses_state.items import turn_input
 
 if TYPE_CHECKING:
     from audit.entries import AuditEntry
-    from routing.call import Caller
+    from routing.caller import Caller
 
 logger = logging.getLogger(__name__)
 

@@ -27,8 +27,7 @@ from tenants.quotas.table import QuotaTable, load_quota_table
 
 if TYPE_CHECKING:
     from audit.entries import AuditEntry
-    from routing.call import Caller
-    from routing.runtime import GatewayRuntime
+    from routing.caller import Caller, StepServices
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +274,7 @@ async def provider_room(
 
 
 def settle(
-    runtime: GatewayRuntime, admitted: Admitted, entry: AuditEntry, *, recorded: bool = True
+    runtime: StepServices, admitted: Admitted, entry: AuditEntry, *, recorded: bool = True
 ) -> None:
     """After the record is written: give back the unused reservation, in the background.
 

@@ -26,6 +26,7 @@ SHIPPED_SETS = (
     _DATA / "calibration.jsonl",
     _DATA / "calibration_holdout.jsonl",
     _DATA / "calibration_test.jsonl",
+    _DATA / "calibration_blind.jsonl",
 )
 THRESHOLDS = (0.80, 0.85, 0.88, 0.90, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98)
 
