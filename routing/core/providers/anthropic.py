@@ -17,8 +17,7 @@ import httpx
 import orjson
 
 from routing.core.errors import UpstreamError, cause_for_status, parse_retry_after
-from routing.core.providers.base import ChatStream, ProviderAdapter, read_json, stream_failure
-from routing.core.sse import event_data, iter_events
+from routing.core.providers.base import ChatStream, ProviderAdapter, read_json, relay_translated
 from routing.core.stream_tap import StreamTap
 from routing.core.translate.anthropic_common import anthropic_error_to_openai, openai_error
 from routing.core.translate.anthropic_request import openai_request_to_anthropic
@@ -125,7 +124,7 @@ class AnthropicAdapter(ProviderAdapter):
             native=relay_native,
         )
 
-    async def _relay(
+    def _relay(
         self,
         response: httpx.Response,
         tap: StreamTap,
@@ -133,44 +132,18 @@ class AnthropicAdapter(ProviderAdapter):
         *,
         native: bool = False,
     ) -> AsyncGenerator[bytes, None]:
-        translator = AnthropicToOpenAIStream()
-        try:
-            async for event in iter_events(response.aiter_bytes()):
-                data = event_data(event)
-                if data is None:
-                    continue
-                message = orjson.loads(data)
-                if not isinstance(message, dict):
-                    raise UpstreamError(
-                        "provider sent an unexpected stream event",
-                        status=None,
-                        cause="bad_response",
-                    )
-                if message.get("type") == "error":
-                    raise _event_error(message)
-                for chunk in translator.feed(message):
-                    # The tap always sees usage; the client only if it asked for it.
-                    tap.feed(chunk)
-                    if not native and (chunk["choices"] or client_wants_usage):
-                        yield b"data: " + orjson.dumps(chunk) + b"\n\n"
-                if native:
-                    yield event + b"\n\n"  # the provider's bytes (line endings normalized)
-                if translator.done:
-                    break
-        except httpx.HTTPError as exc:
-            raise stream_failure(exc) from exc
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamError(
-                "provider sent a malformed stream event", status=None, cause="bad_response"
-            ) from exc
-        finally:
-            await response.aclose()
-        if not translator.done:
-            raise UpstreamError(
-                "provider stream ended before message_stop", status=None, cause="stream_broken"
-            )
-        if not native:
-            yield b"data: [DONE]\n\n"
+        return relay_translated(
+            response,
+            response.aiter_bytes(),
+            AnthropicToOpenAIStream(),
+            tap,
+            client_wants_usage=client_wants_usage,
+            native=native,
+            failed=lambda message: (
+                _event_error(message) if message.get("type") == "error" else None
+            ),
+            end_event="message_stop",
+        )
 
     async def count_tokens(
         self, target: Target, body: JSON, *, client_headers: Mapping[str, str] | None = None

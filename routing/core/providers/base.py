@@ -8,15 +8,16 @@ do no I/O except through the shared, injected `httpx.AsyncClient`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import httpx
 import orjson
 
 from routing.core.egress_transport import egress_refusal
 from routing.core.errors import UpstreamError, cause_for_status, parse_retry_after
+from routing.core.sse import event_data, iter_events
 from routing.core.stream_tap import StreamTap
 from routing.core.types import JSON, Reply, Target
 
@@ -150,6 +151,69 @@ def stream_failure(exc: httpx.HTTPError) -> UpstreamError:
     return UpstreamError(
         f"provider stream broke: {exc or type(exc).__name__}", status=None, cause="stream_broken"
     )
+
+
+class StreamTranslator(Protocol):
+    """A provider's stream events in, OpenAI chat chunks out (routing/core/translate/)."""
+
+    done: bool
+
+    def feed(self, event: JSON) -> list[JSON]: ...
+
+
+async def relay_translated(
+    response: httpx.Response,
+    chunks: AsyncIterator[bytes],
+    translator: StreamTranslator,
+    tap: StreamTap,
+    *,
+    client_wants_usage: bool,
+    native: bool,
+    failed: Callable[[JSON], UpstreamError | None],
+    end_event: str,
+    keep_comments: bool = False,
+) -> AsyncGenerator[bytes, None]:
+    """Relay a stream in a format other than OpenAI chat: every event goes through `translator`
+    so the tap sees usage and text, and the client gets the translated chunks, or the provider's
+    own bytes when it speaks the provider's format (`native`). `failed` turns an event into the
+    provider's error; a stream that stops before `translator.done` is broken, named by
+    `end_event`."""
+    try:
+        async for event in iter_events(chunks):
+            data = event_data(event)
+            if data is None:  # a comment or keep-alive: nothing to read
+                if native and keep_comments:
+                    yield event + b"\n\n"
+                continue
+            message = orjson.loads(data)
+            if not isinstance(message, dict):
+                raise UpstreamError(
+                    "provider sent an unexpected stream event", status=None, cause="bad_response"
+                )
+            if (error := failed(message)) is not None:
+                raise error
+            for chunk in translator.feed(message):
+                tap.feed(chunk)  # the tap always sees usage; the client only if it asked
+                if not native and (chunk["choices"] or client_wants_usage):
+                    yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+            if native:
+                yield event + b"\n\n"  # the provider's bytes (line endings normalized)
+            if translator.done:
+                break
+    except httpx.HTTPError as exc:
+        raise stream_failure(exc) from exc
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamError(
+            "provider sent a malformed stream event", status=None, cause="bad_response"
+        ) from exc
+    finally:
+        await response.aclose()
+    if not translator.done:
+        raise UpstreamError(
+            f"provider stream ended before {end_event}", status=None, cause="stream_broken"
+        )
+    if not native:
+        yield b"data: [DONE]\n\n"
 
 
 def read_json(body: bytes) -> JSON:

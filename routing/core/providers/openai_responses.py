@@ -17,9 +17,8 @@ import httpx
 import orjson
 
 from routing.core.errors import UpstreamError
-from routing.core.providers.base import ChatStream, read_json, stream_failure
+from routing.core.providers.base import ChatStream, read_json, relay_translated
 from routing.core.providers.openai import OpenAIAdapter
-from routing.core.sse import event_data, iter_events
 from routing.core.stream_tap import StreamTap
 from routing.core.translate.responses_native import (
     FAILED_EVENTS,
@@ -105,48 +104,21 @@ class OpenAIResponsesAdapter(OpenAIAdapter):
             native=native_events,
         )
 
-    async def _relay_responses(
+    def _relay_responses(
         self, response: httpx.Response, tap: StreamTap, client_wants_usage: bool, *, native: bool
     ) -> AsyncGenerator[bytes, None]:
         translator = ResponsesToChatStream()
         tap.hosted_calls = translator.hosted
-        try:
-            async for event in iter_events(response.aiter_raw()):
-                data = event_data(event)
-                if data is None:  # a comment or keep-alive: nothing to read
-                    if native:
-                        yield event + b"\n\n"
-                    continue
-                message = orjson.loads(data)
-                if not isinstance(message, dict):
-                    raise UpstreamError(
-                        "provider sent an unexpected stream event",
-                        status=None,
-                        cause="bad_response",
-                    )
-                if message.get("type") in FAILED_EVENTS:
-                    raise _stream_error(message)
-                for chunk in translator.feed(message):
-                    tap.feed(chunk)  # the tap always sees usage; the client if it asked
-                    if not native and (chunk["choices"] or client_wants_usage):
-                        yield b"data: " + orjson.dumps(chunk) + b"\n\n"
-                if native:
-                    yield event + b"\n\n"  # the provider's bytes (line endings normalized)
-                if translator.done:
-                    break
-        except httpx.HTTPError as exc:
-            raise stream_failure(exc) from exc
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamError(
-                "provider sent a malformed stream event", status=None, cause="bad_response"
-            ) from exc
-        finally:
-            await response.aclose()
-        if not translator.done:
-            raise UpstreamError(
-                "provider stream ended before response.completed",
-                status=None,
-                cause="stream_broken",
-            )
-        if not native:
-            yield b"data: [DONE]\n\n"
+        return relay_translated(
+            response,
+            response.aiter_raw(),
+            translator,
+            tap,
+            client_wants_usage=client_wants_usage,
+            native=native,
+            failed=lambda message: (
+                _stream_error(message) if message.get("type") in FAILED_EVENTS else None
+            ),
+            end_event="response.completed",
+            keep_comments=True,
+        )

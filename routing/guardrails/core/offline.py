@@ -8,10 +8,12 @@ fetches and never writes a cache directory.
 
 from __future__ import annotations
 
-import tldextract.tldextract as _tldextract
-
 
 def make_tldextract_offline() -> None:
+    # Imported here, with Presidio: tldextract brings `requests` (about 18 MiB), which a worker
+    # whose tenants have no PII policy never needs.
+    import tldextract.tldextract as _tldextract
+
     current = _tldextract.TLD_EXTRACTOR
     if getattr(current, "suffix_list_urls", None) == ():
         return
