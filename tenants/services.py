@@ -455,6 +455,33 @@ def key_rotate(*, key: ApiKey, grace: timedelta, actor: Actor = SYSTEM) -> tuple
     return successor, material
 
 
+def _change(
+    instance: models.Model,
+    values: dict[str, Any],
+    actor: Actor,
+    action: str,
+    tenant_id: int,
+    *,
+    always: bool = False,
+    details: bool = True,
+) -> bool:
+    """Save `values` on `instance` and put the change in the activity log, in the caller's
+    transaction; nothing is saved or logged when they are what it holds (unless `always`)."""
+    if not always and all(getattr(instance, name) == value for name, value in values.items()):
+        return False
+    for name, value in values.items():
+        setattr(instance, name, value)
+    instance.save(update_fields=list(values))
+    activity_record(
+        actor=actor,
+        action=action,
+        target=instance,
+        tenant_id=tenant_id,
+        details=values if details else None,
+    )
+    return True
+
+
 def _clean_pins(model_pins: dict[str, str]) -> dict[str, str]:
     for model, pin in model_pins.items():
         if not (isinstance(model, str) and model.strip() and isinstance(pin, str) and pin.strip()):
@@ -468,16 +495,7 @@ def _clean_pins(model_pins: dict[str, str]) -> dict[str, str]:
 def team_pins_set(*, team: Team, model_pins: dict[str, str], actor: Actor = SYSTEM) -> Team:
     """Pin models to exact deployments for every key of the team (empty: no pins)."""
     pins = _clean_pins(model_pins)
-    if pins != team.model_pins:
-        team.model_pins = pins
-        team.save(update_fields=["model_pins"])
-        activity_record(
-            actor=actor,
-            action="team.pins_set",
-            target=team,
-            tenant_id=team.tenant_id,
-            details={"model_pins": pins},
-        )
+    _change(team, {"model_pins": pins}, actor, "team.pins_set", team.tenant_id)
     return team
 
 
@@ -485,16 +503,7 @@ def team_pins_set(*, team: Team, model_pins: dict[str, str], actor: Actor = SYST
 def key_pins_set(*, key: ApiKey, model_pins: dict[str, str], actor: Actor = SYSTEM) -> ApiKey:
     """Pin models to exact deployments for one key; they override its team's pins."""
     pins = _clean_pins(model_pins)
-    if pins != key.model_pins:
-        key.model_pins = pins
-        key.save(update_fields=["model_pins"])
-        activity_record(
-            actor=actor,
-            action="key.pins_set",
-            target=key,
-            tenant_id=key.tenant_id,
-            details={"model_pins": pins},
-        )
+    _change(key, {"model_pins": pins}, actor, "key.pins_set", key.tenant_id)
     return key
 
 
@@ -502,30 +511,16 @@ def key_pins_set(*, key: ApiKey, model_pins: dict[str, str], actor: Actor = SYST
 def tenant_models_set(
     *, tenant: Tenant, allowed_models: list[str], actor: Actor = SYSTEM
 ) -> Tenant:
-    tenant.allowed_models = sorted(set(allowed_models))
-    tenant.save(update_fields=["allowed_models"])
-    activity_record(
-        actor=actor,
-        action="tenant.models",
-        target=tenant,
-        tenant_id=tenant.pk,
-        details={"allowed_models": tenant.allowed_models},
-    )
+    models = sorted(set(allowed_models))
+    _change(tenant, {"allowed_models": models}, actor, "tenant.models", tenant.pk, always=True)
     return tenant
 
 
 @transaction.atomic
 def tenant_set_active(*, tenant: Tenant, is_active: bool, actor: Actor = SYSTEM) -> Tenant:
     """Deactivating a tenant stops every one of its keys (tenants/auth.py treats them as revoked)."""
-    if tenant.is_active != is_active:
-        tenant.is_active = is_active
-        tenant.save(update_fields=["is_active"])
-        activity_record(
-            actor=actor,
-            action="tenant.activate" if is_active else "tenant.deactivate",
-            target=tenant,
-            tenant_id=tenant.pk,
-        )
+    action = "tenant.activate" if is_active else "tenant.deactivate"
+    _change(tenant, {"is_active": is_active}, actor, action, tenant.pk, details=False)
     return tenant
 
 
