@@ -28,11 +28,10 @@ from django.db.models import Sum
 from audit.models import AuditRecord, AuditStatus
 from mock_provider.config import MockConfig
 from mock_provider.testing import MockServer, run_mock_server
-from routing import services as routing
 from tenants.quotas import services as quotas
 from tenants.quotas.models import Budget, SpendEntry
 from tests.support.live import LiveGateway, start_gateway, wait_for_config
-from tests.support.world import build_tenant
+from tests.support.world import build_route, build_tenant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
@@ -51,21 +50,17 @@ def slow_provider() -> Iterator[MockServer]:
 @pytest.fixture(scope="module")
 def crash_key(django_db_setup: None, django_db_blocker: Any, slow_provider: MockServer) -> str:
     with django_db_blocker.unblock():
-        provider = routing.provider_upsert(
-            name="crash-llm",
-            kind="openai",
+        build_route(
+            ROUTE,
             base_url=slow_provider.openai_base_url,
+            provider="crash-llm",
+            deployment="crash-gpt",
+            upstream_model="crash-gpt-1",
+            input_price=Decimal(1000),
+            output_price=Decimal(1000),
             credential="sk-crash",
             region="",
         )
-        deployment = routing.deployment_upsert(
-            name="crash-gpt",
-            provider=provider,
-            upstream_model="crash-gpt-1",
-            input_price_per_mtok=Decimal(1000),
-            output_price_per_mtok=Decimal(1000),
-        )
-        routing.route_upsert(alias=ROUTE, description="", deployments=[deployment])
         built = build_tenant(SLUG, name="Crash Co", teams=["desk"], keys=["crash-app"])
         tenant, team = built.tenant, built.team
         material = built.keys["crash-app"]

@@ -25,11 +25,10 @@ from django.conf import settings
 from audit.models import AuditRecord, AuditStatus
 from mock_provider.config import MockConfig
 from mock_provider.testing import MockServer, run_mock_server
-from routing import services as routing
 from tenants.quotas import services as quotas
 from tenants.quotas.models import Budget
 from tests.support.live import start_gateway, wait_for_config
-from tests.support.world import build_tenant
+from tests.support.world import build_route, build_tenant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
@@ -48,21 +47,17 @@ def slow_provider() -> Iterator[MockServer]:
 @pytest.fixture(scope="module")
 def drain_key(django_db_setup: None, django_db_blocker: Any, slow_provider: MockServer) -> str:
     with django_db_blocker.unblock():
-        provider = routing.provider_upsert(
-            name="drain-llm",
-            kind="openai",
+        build_route(
+            ROUTE,
             base_url=slow_provider.openai_base_url,
+            provider="drain-llm",
+            deployment="drain-gpt",
+            upstream_model="drain-gpt-1",
+            input_price=Decimal(1000),
+            output_price=Decimal(1000),
             credential="sk-drain",
             region="",
         )
-        deployment = routing.deployment_upsert(
-            name="drain-gpt",
-            provider=provider,
-            upstream_model="drain-gpt-1",
-            input_price_per_mtok=Decimal(1000),
-            output_price_per_mtok=Decimal(1000),
-        )
-        routing.route_upsert(alias=ROUTE, description="", deployments=[deployment])
         built = build_tenant(SLUG, name="Drain Co", teams=["desk"], keys=["drain-app"])
         tenant, team = built.tenant, built.team
         material = built.keys["drain-app"]
