@@ -4,35 +4,31 @@ with one replica each, on free ports, torn down at the end of the session."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+
+from tests.support.redis_nodes import RedisProcesses, free_ports, redis_server
 
 # Ports are taken from here; each node's cluster bus listens on port + 10000.
 _PORT_RANGE = range(23_000, 27_000, 7)
 NODE_TIMEOUT_MS = 1000
 
 
-@dataclass
-class RedisClusterNodes:
+@dataclass(kw_only=True)
+class RedisClusterNodes(RedisProcesses):
     ports: list[int]
-    directory: Path
-    processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
         """A live node's address: a test may have killed the first one."""
         live = [port for port in self.ports if self.processes[port].poll() is None]
         return f"redis://127.0.0.1:{live[0]}/0"
-
-    def node(self, port: int) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
 
     def roles(self) -> dict[int, str]:
         """port → "master" | "slave", as each live node sees itself."""
@@ -73,83 +69,27 @@ class RedisClusterNodes:
                 raise TimeoutError("the Redis Cluster did not become ready")
             time.sleep(0.1)
 
-    def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-
-def _free(port: int) -> bool:
-    for candidate in (port, port + 10_000):
-        with socket.socket() as probe:
-            # As redis-server binds: a port a closed connection still waits on is free.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", candidate))
-            except OSError:
-                return False
-    return True
-
-
-def _free_ports(count: int) -> list[int]:
-    found: list[int] = []
-    for port in _PORT_RANGE:
-        if _free(port):
-            found.append(port)
-            if len(found) == count:
-                return found
-    raise RuntimeError("no free ports for a Redis Cluster")
-
 
 def start_cluster(*, masters: int = 3, replicas: int = 1) -> RedisClusterNodes:
-    server = shutil.which("redis-server")
+    redis_server()
     cli = shutil.which("redis-cli")
-    if not (server and cli):
-        raise RuntimeError("redis-server and redis-cli are needed for the Redis Cluster tests")
+    if not cli:
+        raise RuntimeError("redis-cli is needed for the Redis Cluster tests")
     nodes = RedisClusterNodes(
-        _free_ports(masters * (1 + replicas)), Path(tempfile.mkdtemp(prefix="gw-cluster-"))
+        directory=Path(tempfile.mkdtemp(prefix="gw-cluster-")),
+        ports=free_ports(_PORT_RANGE, masters * (1 + replicas), with_bus=True),
     )
     try:
         for port in nodes.ports:
-            home = nodes.directory / str(port)
-            home.mkdir()
-            nodes.processes[port] = subprocess.Popen(
-                [
-                    server,
-                    "--port", str(port),
-                    "--bind", "127.0.0.1",
-                    "--cluster-enabled", "yes",
-                    "--cluster-config-file", "nodes.conf",
-                    "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
-                    "--dir", str(home),
-                    "--save", "",
-                    "--appendonly", "no",
-                    "--daemonize", "no",
-                    "--repl-diskless-sync-delay", "0",
-                    # A replica may take over however long it was cut off from its master.
-                    "--cluster-replica-validity-factor", "0",
-                    "--logfile", str(home / "redis.log"),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+            nodes.start(
+                port,
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+                # A replica may take over however long it was cut off from its master.
+                "--cluster-replica-validity-factor", "0",
             )  # fmt: skip
-        deadline = time.monotonic() + 15
-        for port in nodes.ports:
-            while True:
-                try:
-                    nodes.node(port).ping()
-                    break
-                except redis.ConnectionError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
+        nodes.wait_ping(nodes.ports)
         subprocess.run(
             [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in nodes.ports),
              "--cluster-replicas", str(replicas), "--cluster-yes"],

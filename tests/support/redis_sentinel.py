@@ -3,38 +3,33 @@ and three sentinels (`redis-server <config> --sentinel`) on free ports, torn dow
 
 from __future__ import annotations
 
-import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import redis
+
+from tests.support.redis_nodes import RedisProcesses, free_ports, redis_server
 
 MASTER_NAME = "gateway"
 DOWN_AFTER_MS = 1000
 _PORT_RANGE = range(28_000, 30_000, 3)
 
 
-@dataclass
-class SentinelNodes:
+@dataclass(kw_only=True)
+class SentinelNodes(RedisProcesses):
     master_port: int
     replica_port: int
     sentinel_ports: list[int]
-    directory: Path
-    processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
     def sentinels(self) -> str:
         """As REDIS_SENTINELS takes them."""
         return ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
-
-    def node(self, port: int, db: int = 0) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=port, db=db, socket_timeout=5)
 
     def master_as_sentinels_see_it(self) -> int:
         return _master_port(self.node(self.sentinel_ports[0]))
@@ -85,18 +80,6 @@ class SentinelNodes:
                 raise TimeoutError("the sentinels did not find each other")
             time.sleep(0.1)
 
-    def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        shutil.rmtree(self.directory, ignore_errors=True)
-
 
 def _master_port(sentinel: redis.Redis) -> int:
     address: Any = sentinel.sentinel_get_master_addr_by_name(MASTER_NAME)
@@ -108,64 +91,19 @@ def _master_state(sentinel: redis.Redis) -> dict[str, Any]:
     return dict(state)
 
 
-def _free(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_ports(count: int) -> list[int]:
-    found = [port for port in _PORT_RANGE if _free(port)][:count]
-    if len(found) < count:
-        raise RuntimeError("no free ports for Redis with Sentinel")
-    return found
-
-
-def _wait_ping(nodes: SentinelNodes, port: int, deadline: float) -> None:
-    while True:
-        try:
-            nodes.node(port).ping()
-            return
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
 def start_sentinel_set() -> SentinelNodes:
-    server = shutil.which("redis-server")
-    if not server:
-        raise RuntimeError("redis-server is needed for the Sentinel tests")
-    ports = _free_ports(5)
+    server = redis_server()
+    ports = free_ports(_PORT_RANGE, 5)
     nodes = SentinelNodes(
-        ports[0], ports[1], ports[2:], Path(tempfile.mkdtemp(prefix="gw-sentinel-"))
+        directory=Path(tempfile.mkdtemp(prefix="gw-sentinel-")),
+        master_port=ports[0],
+        replica_port=ports[1],
+        sentinel_ports=ports[2:],
     )
     try:
-        for port in (nodes.master_port, nodes.replica_port):
-            home = nodes.directory / str(port)
-            home.mkdir()
-            follow = (
-                []
-                if port == nodes.master_port
-                else ["--replicaof", "127.0.0.1", str(nodes.master_port)]
-            )
-            nodes.processes[port] = subprocess.Popen(
-                [
-                    server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(home),
-                    "--save", "", "--appendonly", "no", "--daemonize", "no",
-                    "--repl-diskless-sync-delay", "0", "--logfile", str(home / "redis.log"),
-                    *follow,
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-        deadline = time.monotonic() + 15
-        for port in (nodes.master_port, nodes.replica_port):
-            _wait_ping(nodes, port, deadline)
+        nodes.start(nodes.master_port)
+        nodes.start(nodes.replica_port, "--replicaof", "127.0.0.1", str(nodes.master_port))
+        nodes.wait_ping([nodes.master_port, nodes.replica_port])
         nodes.wait_synced()
         for port in nodes.sentinel_ports:
             home = nodes.directory / str(port)
@@ -185,9 +123,7 @@ def start_sentinel_set() -> SentinelNodes:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-        deadline = time.monotonic() + 15
-        for port in nodes.sentinel_ports:
-            _wait_ping(nodes, port, deadline)
+        nodes.wait_ping(nodes.sentinel_ports)
         nodes.wait_sentinels_know_each_other()
         nodes.wait_master(nodes.master_port)
     except BaseException:
