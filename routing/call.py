@@ -104,8 +104,8 @@ def _identifier(value: str, param: str) -> str:
     return value
 
 
-def _header(request: HttpRequest, name: str) -> str:
-    value = request.headers.get(name, "").strip()
+def _header(headers: dict[str, str], name: str) -> str:
+    value = headers.get(name, "").strip()
     if len(value) > _MAX_ATTRIBUTION_LENGTH:
         raise GatewayError(
             400,
@@ -139,6 +139,10 @@ class Call:
     ) -> None:
         self.runtime = runtime
         self.request = request
+        # The request's headers by lower-case name, once: every step looks several up, most of
+        # them absent, and Django's case-insensitive mapping raises and catches a KeyError for
+        # each miss (docs/perf/).
+        self.headers = {name.lower(): value for name, value in request.headers.items()}
         self.identity = identity
         self.started = time.perf_counter()
         self.upstream_ms = 0.0
@@ -182,7 +186,7 @@ class Call:
         return Caller(
             self.runtime,
             self.identity,
-            self.request.headers,
+            self.headers,
             self.entry.request_id,
             self.entry.end_user,
             self.entry.client_context,
@@ -247,16 +251,16 @@ class Call:
             context.update(known.context)
         context.update(codex_context(client_metadata))
         user = user or codex_end_user(client_metadata)
-        self.entry.end_user = _header(self.request, END_USER_HEADER) or _identifier(user, "user")
-        self.entry.feature = _header(self.request, FEATURE_HEADER) or _identifier(
+        self.entry.end_user = _header(self.headers, END_USER_HEADER) or _identifier(user, "user")
+        self.entry.feature = _header(self.headers, FEATURE_HEADER) or _identifier(
             str(metadata.get("feature") or ""), "metadata.feature"
         )
         for header, key in CONTEXT_HEADERS.items():
-            if value := _header(self.request, header):
+            if value := _header(self.headers, header):
                 context[key] = value
         self.entry.client_context = context
         self.entry.agent = agent_of(  # routing/agent_identity.py
-            self.request.headers,
+            self.headers,
             metadata=metadata,
             context=context,
             client_metadata=client_metadata,

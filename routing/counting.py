@@ -87,7 +87,7 @@ async def count_tokens(request: HttpRequest, identity: KeyIdentity) -> HttpRespo
 
 async def _ask_provider(call: Call, plan: RoutePlan, body: JSON) -> int:
     """The route's Anthropic-format deployments in turn (failover as for messages)."""
-    headers = client_headers(call.request)
+    headers = client_headers(call.headers)
 
     async def ask(adapter: Any, target: Target, payload: JSON) -> int:
         assert isinstance(adapter, AnthropicAdapter)

@@ -12,7 +12,7 @@ Each flow answers only after that record is committed (a stream: its start).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -218,7 +218,7 @@ async def messages(
     try:
         raw = parse_json_body(request)
         call.entry.model_requested = _model_named(raw)
-        anthropic_body = validate_messages(raw, betas=request.headers.get("anthropic-beta", ""))
+        anthropic_body = validate_messages(raw, betas=call.headers.get("anthropic-beta", ""))
         # An Anthropic-format deployment gets this body as it is (docs/api.md#native): the
         # translation below is what guardrails, limits and the other formats work on.
         call.source_format, call.source_body = "anthropic", raw
@@ -310,7 +310,7 @@ async def _serve_chat(
     plan, call.task_category = category.plan, category.category
     if category.note:
         call.routing_notes.append(category.note)
-    if call.request.headers.get(DRY_RUN_HEADER):
+    if call.headers.get(DRY_RUN_HEADER):
         return await _dry_run(call, plan, payload)
     # Guardrails first: a refused request spends no quota, and quotas count masked text.
     decision = await guard_request(call.caller, resolved, plan, payload)
@@ -413,9 +413,9 @@ async def _dry_run(
     return response
 
 
-def client_headers(request: HttpRequest) -> dict[str, str]:
+def client_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The client's protocol headers an adapter may pass on (only Anthropic's does)."""
-    return {name: value for name in CLIENT_HEADERS if (value := request.headers.get(name))}
+    return {name: value for name in CLIENT_HEADERS if (value := headers.get(name))}
 
 
 def _chat_with(call: Call, headers: dict[str, str]) -> Any:
@@ -440,7 +440,7 @@ async def _complete_chat(call: Call, plan: RoutePlan, payload: JSON) -> HttpResp
         answered, target = await call.call_targets(
             plan,
             payload,
-            _chat_with(call, client_headers(call.request)),
+            _chat_with(call, client_headers(call.headers)),
             per_attempt_s=plan.timeout_s,
         )
         guarded = await guard_reply(
@@ -528,7 +528,7 @@ async def _stream_chat(
         primed, target = await call.call_targets(
             plan,
             payload,
-            _stream_opener(call, wants_usage, client_headers(call.request)),
+            _stream_opener(call, wants_usage, client_headers(call.headers)),
             per_attempt_s=plan.first_token_timeout_s or plan.timeout_s,
         )
     except UpstreamError as error:
@@ -653,7 +653,7 @@ async def embeddings(request: HttpRequest, identity: KeyIdentity) -> HttpRespons
         call.attribute(raw)
         resolved, plan = await resolve_model(runtime, identity, body.model, call.routing_notes)
         call.entry.route_alias = resolved.route_alias
-        if request.headers.get(DRY_RUN_HEADER):
+        if call.headers.get(DRY_RUN_HEADER):
             return await _dry_run(call, plan, forwarded(raw), embeddings=True)
         decision = await guard_embeddings(call.caller, resolved, plan, forwarded(raw))
         _note_guard(call, decision)
