@@ -4,14 +4,15 @@ and never a stale one for a path with parameters or after the URLconf changed.""
 from __future__ import annotations
 
 import pytest
+from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory, override_settings
 from django.urls import Resolver404, path
 
 from gateway_site.request_lifecycle import ProxyASGIHandler
 
 
-def _view(request: object) -> None:  # pragma: no cover - only resolved, never called
-    return None
+def _view(request: HttpRequest) -> HttpResponse:  # pragma: no cover - resolved, never called
+    return HttpResponse()
 
 
 urlpatterns = [path("v1/models", _view, name="other-models")]
