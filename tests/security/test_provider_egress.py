@@ -440,3 +440,24 @@ def test_the_proxy_answers_a_clear_502_when_a_provider_resolves_to_a_forbidden_a
     record = wait_for_record(response.headers["x-request-id"])
     assert record.status == "upstream_error" and record.error_type == "egress_refused"
     assert "loopback" in record.error_message
+
+
+def test_a_hosts_verdict_is_kept_per_policy_and_a_refusal_raised_afresh_each_time() -> None:
+    strict = EgressPolicy.parse(["api.example.com"])
+    refusals = []
+    for _ in range(3):
+        with pytest.raises(EgressRefused) as raised:
+            strict.check_host("169.254.169.254")
+        refusals.append(raised.value)
+    strict.check_host("api.example.com")
+    strict.check_host("api.example.com")
+
+    assert {r.rule for r in refusals} == {"metadata"}
+    assert len({id(r) for r in refusals}) == 3  # no traceback grows on a shared exception
+    assert refusals[0].__traceback__ is not None and refusals[0].__context__ is None
+    # Another policy decides for itself: a verdict never crosses policies.
+    with pytest.raises(EgressRefused):
+        strict.check_host("127.0.0.1")
+    EgressPolicy.parse([], allow_loopback=True).check_host("127.0.0.1")
+    with pytest.raises(EgressRefused):
+        strict.check_host("127.0.0.1")
