@@ -33,7 +33,8 @@ from audit.services import audit_access_record
 from gateway_site.api.auth import api_roles
 from gateway_site.api.common import scope_of, tenant_or_404
 from gateway_site.api.errors import ApiError, not_found
-from tenants.models import Team, Tenant
+from tenants.models import Tenant
+from tenants.selectors import team_named
 
 router = Router(tags=["audit"])
 
@@ -130,7 +131,7 @@ def _form(tenant: Tenant, query: AuditQuery, *, cursor: str | None = None) -> Au
         if value is None:
             continue
         if name == "team":  # the API names teams by slug; the form takes the id
-            team = Team.objects.filter(tenant=tenant, slug=value).only("pk").first()
+            team = team_named(tenant=tenant, slug=value)
             value = str(team.pk) if team is not None else value
         data[name] = value
     if cursor:

@@ -22,7 +22,8 @@ from billing.charts import series_chart
 from billing.models import Granularity
 from gateway_site.console.access import console_context, console_view
 from gateway_site.console.filters import FilterForm, refused_response
-from tenants.models import Role, Team
+from tenants.models import Role
+from tenants.selectors import teams_of_tenant
 
 WINDOWS = {
     "24h": ("Last 24 hours", timedelta(hours=24)),
@@ -131,7 +132,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     data = form.cleaned_data if form.is_bound else {}
     key = data.get("window") or DEFAULT_WINDOW
     by = data.get("by") or "model"
-    teams = list(Team.objects.filter(tenant=ctx.tenant).order_by("name"))
+    teams = list(teams_of_tenant(tenant=ctx.tenant))
     team = next((t for t in teams if t.id == data.get("team")), None)
     if data.get("team") and team is None:
         form.add_error("team", "No such team in this tenant.")

@@ -3,7 +3,6 @@ changing residency or activation takes a platform key."""
 
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -33,6 +32,7 @@ from gateway_site.api.schemas import (
 from routing.selectors import check_pins
 from tenants import services
 from tenants.models import Membership, Role, Team, Tenant
+from tenants.selectors import user_named
 
 router = Router(tags=["tenants"])
 
@@ -194,7 +194,7 @@ def member_create(request: HttpRequest, slug: str, payload: MemberIn) -> Status[
     scope = scope_of(request)
     teams = _teams_named(tenant, payload.teams)
     services.username_check(payload.username)
-    existing = get_user_model().objects.filter(username=payload.username).first()
+    existing = user_named(username=payload.username)
     if existing is not None and scope.is_platform and not (payload.email or payload.password):
         services.member_add(
             tenant=tenant,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db.models import QuerySet
 
 from tenants.models import ApiKey, Membership, Role, Team, Tenant
@@ -63,6 +63,15 @@ def teams_of_member(*, tenant: Tenant, user: AnyUser) -> QuerySet[Team]:
 
 def team_of_tenant(*, tenant: Tenant, team_id: int) -> Team | None:
     return Team.objects.filter(tenant=tenant, pk=team_id).first()
+
+
+def team_named(*, tenant: Tenant, slug: str) -> Team | None:
+    return Team.objects.filter(tenant=tenant, slug=slug).first()
+
+
+def user_named(*, username: str) -> User | None:
+    """The account with this username, in any tenant (usernames are global)."""
+    return User.objects.filter(username=username).first()
 
 
 def members_of_tenant(*, tenant: Tenant) -> QuerySet[Membership]:

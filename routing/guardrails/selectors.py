@@ -9,7 +9,12 @@ from django.db.models import QuerySet
 
 from audit.activity.models import ActivityEvent
 from audit.models import AuditRecord
-from routing.guardrails.models import GuardrailPolicy, QuarantineReview, ReviewStatus
+from routing.guardrails.models import (
+    GuardrailPolicy,
+    PolicyAttachment,
+    QuarantineReview,
+    ReviewStatus,
+)
 
 
 def policies_of_tenant(*, tenant_id: int) -> QuerySet[GuardrailPolicy]:
@@ -22,6 +27,10 @@ def policies_of_tenant(*, tenant_id: int) -> QuerySet[GuardrailPolicy]:
 
 def policy_of_tenant(*, tenant_id: int, name: str) -> GuardrailPolicy | None:
     return policies_of_tenant(tenant_id=tenant_id).filter(name=name).first()
+
+
+def attachment_of_policy(*, policy: GuardrailPolicy, attachment_id: int) -> PolicyAttachment | None:
+    return PolicyAttachment.objects.filter(policy=policy, pk=attachment_id).first()
 
 
 def policy_history(*, policy: GuardrailPolicy) -> QuerySet[ActivityEvent]:

@@ -29,7 +29,7 @@ from routing.guardrails.forms import (
     ReviewForm,
     spec_yaml,
 )
-from routing.guardrails.models import GuardrailPolicy, PolicyAttachment
+from routing.guardrails.models import GuardrailPolicy
 from routing.guardrails.review_export import training_rows, write_jsonl
 from routing.selectors import routes_all
 from tenants import selectors as tenant_selectors
@@ -192,7 +192,7 @@ def policy_attach(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 def policy_detach(request: HttpRequest, name: str, attachment_id: int) -> HttpResponse:
     policy = _policy(request, name)
-    attachment = PolicyAttachment.objects.filter(policy=policy, pk=attachment_id).first()
+    attachment = selectors.attachment_of_policy(policy=policy, attachment_id=attachment_id)
     if attachment is None:
         raise Http404("no such attachment")
     services.guardrail_policy_detach(attachment=attachment, actor=Actor.user(request.user))

@@ -18,7 +18,7 @@ from gateway_site.api.common import one_or_404, scope_of, tenant_or_404
 from gateway_site.api.errors import conflict, invalid
 from gateway_site.api.schemas import BodyOut
 from gateway_site.bounds import BIGINT_MAX, StorableInput
-from tenants.models import ApiKey, Team
+from tenants import selectors as tenant_selectors
 from tenants.quotas import approvals
 from tenants.quotas.models import ApprovalRule, ApprovalStatus, CostApproval
 
@@ -91,11 +91,11 @@ def rule_set(request: HttpRequest, slug: str, payload: ApprovalRuleIn) -> Status
     tenant = tenant_or_404(request, slug)
     team = key = None
     if payload.scope == "team":
-        team = Team.objects.filter(tenant=tenant, slug=payload.team or "").first()
+        team = tenant_selectors.team_named(tenant=tenant, slug=payload.team or "")
         if team is None:
             raise invalid("team", f"tenant '{tenant.slug}' has no team '{payload.team}'")
     if payload.scope == "key":
-        key = ApiKey.objects.filter(tenant=tenant, pk=payload.key_id or 0).first()
+        key = tenant_selectors.key_of_tenant(tenant=tenant, key_id=payload.key_id or 0)
         if key is None:
             raise invalid("key_id", f"tenant '{tenant.slug}' has no key {payload.key_id}")
     rule = approvals.approval_rule_set(
