@@ -1,9 +1,10 @@
 """Side by side with an earlier commit (`make bench BASELINE=<ref>`).
 
 The same gateway scenarios against this tree and against `ref`, checked out as a git worktree and
-run with the same virtualenv, database, mock provider and keys, taken in turns (this, ref, this,
-ref…) so that whatever else the machine does weighs on both alike. Only meaningful when `ref`
-has the same migrations as this tree (the database is migrated by this tree).
+run with the same virtualenv, mock provider and keys, taken in turns (this, ref, this, ref…) so
+that whatever else the machine does weighs on both alike. `ref` gets a database of its own
+(`<bench database>_baseline`), migrated and seeded by its own code, so a commit with other
+migrations (an earlier layout of the tree) is measured as it ran.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 from bench import db
 from bench.procs import Server, free_port
@@ -78,7 +80,7 @@ def compare(bench: Bench, ref: str, mock_port: int) -> Comparison:
 
     s = bench.settings
     this, base = Side("this tree"), Side(ref)
-    with worktree(ref) as (path, commit), _servers(bench, path) as servers:
+    with worktree(ref) as (path, commit), _servers(bench, path, mock_port) as servers:
         for side, (server, startup_s, port) in zip((this, base), servers, strict=True):
             side.startup_s, side.rss_idle_kib = startup_s, server.memory_kib().get("VmRSS", 0)
             bench.warm(_targets(port, bench.key), s.warmup_requests)
@@ -96,17 +98,36 @@ def compare(bench: Bench, ref: str, mock_port: int) -> Comparison:
     return Comparison(ref, commit, (this, base))
 
 
+def baseline_database(database_url: str) -> str:
+    """The baseline's own database, beside this tree's."""
+    parts = urlsplit(database_url)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_baseline"))
+
+
+def _prepare(bench: Bench, tree: Path, mock_port: int) -> dict[str, str]:
+    """The baseline's environment, its database migrated and seeded by its own code."""
+    from bench.scenarios import _env
+
+    database_url = baseline_database(bench.settings.database_url)
+    db.ensure_database(database_url)
+    env = _env(bench.settings, BENCH_KEY=bench.key, BENCH_QUOTA_KEY=bench.quota_key)
+    env.update(DATABASE_URL=database_url, PYTHONPATH=str(tree))  # its own code first
+    db.manage(["migrate", "--verbosity", "0"], env, tree)
+    db.seed(bench.workdir, mock_port, env, tree)
+    return env
+
+
 @contextmanager
-def _servers(bench: Bench, baseline_tree: Path) -> Iterator[list[tuple[Server, float, int]]]:
+def _servers(
+    bench: Bench, baseline_tree: Path, mock_port: int
+) -> Iterator[list[tuple[Server, float, int]]]:
     from bench.scenarios import _env, _gateway_argv, _server
 
     with ExitStack() as stack:
         started = []
         for name, tree in (("gateway-this", None), ("gateway-baseline", baseline_tree)):
             port = free_port()
-            env = _env(bench.settings)
-            if tree is not None:  # its own code first, whatever the virtualenv points at
-                env["PYTHONPATH"] = str(tree)
+            env = _env(bench.settings) if tree is None else _prepare(bench, tree, mock_port)
             server, startup_s = stack.enter_context(
                 _server(name, _gateway_argv(port), port, bench.workdir, env, "/healthz", cwd=tree)
             )

@@ -110,11 +110,11 @@ def ensure_database(database_url: str) -> bool:
     raise RuntimeError(f"cannot reach PostgreSQL for {database_url}: {last_error}")
 
 
-def manage(args: list[str], env: Mapping[str, str]) -> str:
-    """Run a Django management command; its output is shown only when it fails."""
+def manage(args: list[str], env: Mapping[str, str], tree: Path = ROOT) -> str:
+    """Run a Django management command of `tree`; its output is shown only when it fails."""
     done = subprocess.run(
         [PYTHON, "manage.py", *args],
-        cwd=ROOT,
+        cwd=tree,
         env=dict(env),
         capture_output=True,
         text=True,
@@ -126,15 +126,16 @@ def manage(args: list[str], env: Mapping[str, str]) -> str:
     return done.stdout
 
 
-def seed(workdir: Path, mock_port: int, env: Mapping[str, str]) -> None:
-    """Apply the bench config; `env` must carry BENCH_KEY (the key is never written to disk)."""
+def seed(workdir: Path, mock_port: int, env: Mapping[str, str], tree: Path = ROOT) -> None:
+    """Apply the bench config with `tree`'s code; `env` must carry BENCH_KEY (the key is never
+    written to disk)."""
     path = workdir / "bench.yaml"
     path.write_text(
         SEED_YAML.format(
             mock_port=mock_port, upstream_model=UPSTREAM_MODEL, route=ROUTE, tenant=TENANT
         )
     )
-    manage(["apply_config", str(path)], env)
+    manage(["apply_config", str(path)], env, tree)
 
 
 @dataclass(frozen=True)
