@@ -354,7 +354,7 @@ async def _serve_cached(
         "category": call.task_category or None,
         "cache": call.cache.note() if call.cache else {},
     }
-    entry.tool_calls = message.get("tool_calls") or []
+    entry.tool_calls = call.wire.tool_calls(message.get("tool_calls") or [])
     entry.upstream_model = str(body.get("model") or "")
     entry.status, entry.http_status = AuditStatus.SUCCESS, 200
     entry.response_body = body
@@ -462,7 +462,7 @@ async def _complete_chat(call: Call, plan: RoutePlan, payload: JSON) -> HttpResp
             )
         return await call.reject(guarded.refusal)
     message = ((reply.parsed.get("choices") or [{}])[0] or {}).get("message") or {}
-    call.entry.tool_calls = message.get("tool_calls") or []
+    call.entry.tool_calls = call.wire.tool_calls(message.get("tool_calls") or [])
     cost = call.settle(
         usage=reply.usage,
         target=target,
@@ -575,7 +575,7 @@ async def _relay(call: Call, primed: _PrimedStream, target: Target) -> AsyncIter
         yield wire.error_event(_stream_error(call, error))
     finally:
         tap = primed.stream.tap
-        call.entry.tool_calls = tap.assembled_tool_calls()
+        call.entry.tool_calls = call.wire.tool_calls(tap.assembled_tool_calls())
         call.entry.error_type, call.entry.error_message = error_type, error_message
         cost = call.settle(
             usage=tap.usage or _counted_usage(call, tap.assembled_response()),

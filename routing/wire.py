@@ -18,6 +18,7 @@ from routing.core.translate import (
     openai_response_to_anthropic,
     openai_response_to_responses,
 )
+from routing.core.translate.anthropic_common import anthropic_id
 from routing.core.translate.responses_native import FINAL_EVENTS, RESPONSE_EVENTS
 from routing.core.translate.responses_response import responses_event
 from routing.core.types import JSON
@@ -65,6 +66,11 @@ class OpenAIWire:
         """The status a client of this format gets when no deployment could answer."""
         return status
 
+    def tool_calls(self, calls: list[JSON]) -> list[JSON]:
+        """The answer's tool calls as the record keeps them: with the ids the client was given,
+        so compliance finds a call by the id the client's logs show."""
+        return calls
+
 
 class AnthropicWire(OpenAIWire):
     name = "anthropic"
@@ -96,6 +102,10 @@ class AnthropicWire(OpenAIWire):
 
     def error_body(self, status: int, openai_error: bytes) -> bytes:
         return openai_error_to_anthropic(status, openai_error)
+
+    def tool_calls(self, calls: list[JSON]) -> list[JSON]:
+        # The client saw `toolu_…` (routing/core/translate/anthropic_common.py, anthropic_id).
+        return [{**call, "id": anthropic_id(call.get("id"), "toolu_")} for call in calls]
 
     def error_event(self, openai_error: bytes) -> bytes:
         return b"event: error\ndata: " + openai_error_to_anthropic(500, openai_error) + b"\n\n"

@@ -12,6 +12,8 @@ import httpx
 import orjson
 import pytest
 
+from tests.conftest import wait_for_record
+
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
 VERSION = "2023-06-01"
@@ -96,6 +98,27 @@ def test_a_translated_answer_uses_anthropics_id_formats(gateway, world):
     second = post(gateway, world.key, follow)
     assert second.status_code == 200, second.text
     assert second.json()["id"].startswith("msg_")
+    # The record names the tool call by the id the client's logs show, as does its tool result.
+    record = wait_for_record(first.headers["request-id"])
+    assert [c["id"] for c in record.tool_calls] == [u["id"] for u in uses]
+
+
+def test_a_streamed_translated_tool_call_is_recorded_under_the_clients_id(gateway, world):
+    tool = {
+        "name": "get_weather",
+        "description": "Weather for a city.",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+    }
+    answer = post(gateway, world.key, ask("demo", "Weather in Paris?", tools=[tool], stream=True))
+    assert answer.status_code == 200, answer.text
+    starts = [
+        data["content_block"]
+        for name, data in sse(answer.text)
+        if name == "content_block_start" and data["content_block"]["type"] == "tool_use"
+    ]
+    assert starts and all(block["id"].startswith("toolu_") for block in starts)
+    record = wait_for_record(answer.headers["request-id"])
+    assert [c["id"] for c in record.tool_calls] == [b["id"] for b in starts]
 
 
 @pytest.mark.parametrize("model", ["claude-fallback", "demo"], ids=["native", "translated"])
