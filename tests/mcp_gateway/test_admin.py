@@ -291,3 +291,54 @@ def test_a_tenant_admin_sees_each_tools_price_and_callers_and_sets_a_price(acme:
     assert outsider.post("/console/t/acme-c/mcp/prices/", body).status_code == 404
     server.refresh_from_db()
     assert "echo" not in server.tool_prices
+
+
+def test_a_tenant_admin_sets_client_credentials_in_the_console_secret_never_shown(
+    acme: Acme, settings: Any
+) -> None:
+    server = mcp.mcp_server_upsert(
+        tenant=acme.tenant, name="tickets", url="https://mcp.acme.example/mcp", credential=None
+    )
+    admin = _signed_in(acme.users[Role.TENANT_ADMIN])
+    url = "/console/t/acme-c/mcp/client-credentials/"
+    body = {
+        "server": server.pk,
+        "token_url": "https://idp.acme.example/oauth2/token",
+        "client_id": "gw-service",
+        "client_secret": "console-cc-secret-0123",
+        "scope": "tickets.read",
+    }
+    assert admin.post(url, body).status_code == 302
+    server.refresh_from_db()
+    assert (server.oauth_token_url, server.oauth_client_id, server.oauth_scope) == (
+        "https://idp.acme.example/oauth2/token",
+        "gw-service",
+        "tickets.read",
+    )
+    assert server.get_oauth_client_secret() == "console-cc-secret-0123"
+    page = admin.get("/console/t/acme-c/mcp/").content.decode()
+    assert "gw-service" in page and "client credentials" in page
+    assert "console-cc-secret" not in page
+    # Left empty, the secret is kept; a refused form never shows what was typed.
+    assert admin.post(url, {**body, "client_secret": "", "scope": "x"}).status_code == 302
+    server.refresh_from_db()
+    assert server.get_oauth_client_secret() == "console-cc-secret-0123"
+    from routing.core.egress import EgressPolicy
+
+    settings.GATEWAY_EGRESS = EgressPolicy.parse([])
+    refused = admin.post(
+        url, {**body, "token_url": "http://169.254.169.254/token", "client_secret": "typed-9"}
+    )
+    shown = refused.content.decode()
+    assert refused.status_code == 200 and "egress policy" in shown and "typed-9" not in shown
+    server.refresh_from_db()
+    assert server.oauth_token_url == "https://idp.acme.example/oauth2/token"
+    # Only a tenant admin of this tenant sets them.
+    developer = _signed_in(acme.users[Role.DEVELOPER])
+    assert developer.post(url, body).status_code == 403
+    outsider = _signed_in(acme.users["outsider"])
+    assert outsider.post(url, body).status_code == 404
+    # Turned off: the secret is gone.
+    assert admin.post(url, {"server": server.pk, "turn_off": "on"}).status_code == 302
+    server.refresh_from_db()
+    assert server.oauth_token_url == "" and server.oauth_client_secret_encrypted == ""
