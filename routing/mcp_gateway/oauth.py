@@ -6,7 +6,7 @@ client secret goes to the token endpoint only; the access token goes to the serv
 `Authorization: Bearer`, never back to the agent nor into a record or a log.
 
 Tokens are held per worker, per server and settings, until shortly before they expire; one
-request per server at a time asks for a new one (the others wait for it). A token the server
+request per server at a time asks for a new one (the others share its answer or its failure). A token the server
 refuses (HTTP 401) is dropped and the call is tried once more with a new one (endpoint.py).
 
 `request_token` is also how token_exchange.py (RFC 8693) reaches a token endpoint: both go
@@ -134,7 +134,9 @@ class ClientCredentialsTokens:
     def __init__(self, http: httpx.AsyncClient) -> None:
         self.http = http
         self._held: dict[str, Held] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        # One request to the endpoint per server at a time: a burst at expiry shares it, and
+        # shares its failure too (waiting in turn would make the last caller wait N timeouts).
+        self._pending: dict[str, asyncio.Task[str]] = {}
         self.requests = 0  # token endpoint calls made (tests, logs)
 
     async def token_for(self, upstream: Upstream) -> str:
@@ -145,17 +147,26 @@ class ClientCredentialsTokens:
         held = self._held.get(key)
         if held is not None and held.until > time.monotonic():
             return held.token
-        # One request to the endpoint per server at a time: a burst at expiry waits for it.
-        async with self._locks.setdefault(key, asyncio.Lock()):
-            held = self._held.get(key)
-            now = time.monotonic()
-            if held is not None and held.until > now:
-                return held.token
-            self._held.pop(key, None)
-            token, lifetime = await self._request(upstream, grant)
-            if lifetime > EXPIRY_MARGIN_S:
-                self._held[key] = Held(token, now + lifetime - EXPIRY_MARGIN_S)
-            return token
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = asyncio.get_running_loop().create_task(self._obtain(key, upstream, grant))
+            self._pending[key] = pending
+            pending.add_done_callback(lambda task: self._settled(key, task))
+        # Shielded: a caller that goes away does not cancel the others' request.
+        return await asyncio.shield(pending)
+
+    def _settled(self, key: str, task: asyncio.Task[str]) -> None:
+        if self._pending.get(key) is task:
+            del self._pending[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here too: every waiter may have gone
+
+    async def _obtain(self, key: str, upstream: Upstream, grant: ClientCredentials) -> str:
+        now = time.monotonic()
+        token, lifetime = await self._request(upstream, grant)
+        if lifetime > EXPIRY_MARGIN_S:
+            self._held[key] = Held(token, now + lifetime - EXPIRY_MARGIN_S)
+        return token
 
     def forget(self, upstream: Upstream, token: str) -> None:
         """Drop `token` (the server refused it), unless another call already replaced it."""

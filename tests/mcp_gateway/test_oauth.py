@@ -66,6 +66,29 @@ def test_it_asks_once_for_a_burst_and_authenticates_with_basic() -> None:
     )
 
 
+def test_a_burst_against_a_failing_endpoint_shares_one_request_and_its_failure() -> None:
+    seen: list[httpx.Request] = []
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        await asyncio.sleep(0.05)
+        return httpx.Response(401, json={"error": "invalid_client"})
+
+    tokens = _tokens(httpx.MockTransport(answer))
+
+    async def burst() -> list[BaseException | str]:
+        calls = (tokens.token_for(_upstream()) for _ in range(20))
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    failures = asyncio.run(burst())
+    assert len(seen) == 1  # not one after the other, each waiting for the last
+    assert all(isinstance(f, TokenFailure) for f in failures)
+    # Not remembered: the next call asks again.
+    with pytest.raises(TokenFailure):
+        asyncio.run(tokens.token_for(_upstream()))
+    assert len(seen) == 2
+
+
 def test_a_changed_secret_or_another_server_gets_a_token_of_its_own() -> None:
     count = 0
 
