@@ -39,11 +39,6 @@ class ClientCredentialsForm(forms.Form):
     write-only: never rendered back, and left empty it keeps the stored one."""
 
     server = forms.ModelChoiceField(queryset=McpServer.objects.none(), label="Server")
-    turn_off = forms.BooleanField(
-        required=False,
-        label="Turn client credentials off",
-        help_text="The server then gets its static credential, if it has one.",
-    )
     token_url = forms.URLField(
         required=False, max_length=500, label="Token endpoint", assume_scheme="https"
     )
@@ -57,6 +52,11 @@ class ClientCredentialsForm(forms.Form):
     )
     scope = forms.CharField(required=False, max_length=500, label="Scope")
     audience = forms.CharField(required=False, max_length=500, label="Audience")
+    turn_off = forms.BooleanField(
+        required=False,
+        label="Turn client credentials off",
+        help_text="The server then gets its static credential, if it has one.",
+    )
 
     def __init__(self, *args: Any, tenant: Tenant, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

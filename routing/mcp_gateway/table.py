@@ -6,11 +6,14 @@ Loaded whole, refreshed in the background when older than GATEWAY_ROUTES_CACHE_S
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+
+from cryptography.fernet import InvalidToken
 
 from gateway_site.snapshot import Snapshot
 from routing.mcp_gateway.models import ACCESS_TOKEN_TYPE, McpServer, McpToolGrant
@@ -18,6 +21,7 @@ from routing.mcp_gateway.models import EVERY_TOOL as EVERY_PRICED_TOOL
 from tenants.auth import KeyIdentity
 
 EVERY_TOOL = "*"
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +215,18 @@ def upstream_of(server: McpServer) -> Upstream:
 def load_mcp_table() -> McpTable:
     servers: dict[int, list[Upstream]] = defaultdict(list)
     for server in McpServer.objects.filter(is_active=True).order_by("name"):
-        servers[server.tenant_id].append(upstream_of(server))
+        try:
+            upstream = upstream_of(server)
+        except InvalidToken:
+            # As for providers (routing/table.py): one server's secret sealed with a key this
+            # worker lacks must not take every tenant's tools down; that server is left out.
+            logger.error(
+                "MCP server %s: a secret of it cannot be decrypted with GATEWAY_CREDENTIAL_KEYS; "
+                "it is left out",
+                server.name,
+            )
+            continue
+        servers[server.tenant_id].append(upstream)
     team_grants, key_grants = {}, {}
     for row in McpToolGrant.objects.filter(server__is_active=True):
         if row.team_id is not None:
