@@ -13,7 +13,7 @@ django_application = get_asgi_application()  # sets Django up; must come before 
 
 from gateway_site.body_guard import RequestBodyGuard  # noqa: E402
 from gateway_site.request_lifecycle import ProxyASGIHandler  # noqa: E402
-from routing.mcp_gateway.endpoint import close_gateway, mcp_application  # noqa: E402
+from routing.mcp_gateway.endpoint import mcp_application  # noqa: E402
 
 proxy_application = ProxyASGIHandler()
 
@@ -29,7 +29,6 @@ async def lifespan(receive: Any, send: Any) -> None:
             get_runtime()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
-            await close_gateway()  # the MCP endpoint's SDK session manager
             await close_runtime()
             await send({"type": "lifespan.shutdown.complete"})
             return

@@ -13,13 +13,15 @@ Tools:
 - `delete_record(record_id)`: a write a read-only agent must never reach.
 - `whoami()`: the end user the request's token stands for (a token from `/token`).
 
-It also serves an OAuth token endpoint at `/token` (RFC 8693 token exchange): a client
-authenticated with HTTP Basic as `--client-id`/`--client-secret` exchanges an end user's token
-(one of `McpMockState.users`) for an access token this server accepts as that user.
+It also serves an OAuth token endpoint at `/token`, where a client authenticated with HTTP Basic
+as `--client-id`/`--client-secret` either exchanges an end user's token (one of
+`McpMockState.users`) for an access token this server accepts as that user (RFC 8693 token
+exchange), or gets an access token as itself (`grant_type=client_credentials`, RFC 6749 §4.4).
 
-Run: `python -m mock_provider.mcp_server --port 9100 [--token SECRET]`. With a token, every
-request must carry `Authorization: Bearer SECRET` (a gateway holds it, never the agent), or an
-access token the token endpoint issued.
+Run: `python -m mock_provider.mcp_server --port 9100 [--token SECRET] [--require-issued]`. With
+a token, every request must carry `Authorization: Bearer SECRET` (a gateway holds it, never the
+agent), or an access token the token endpoint issued; with `--require-issued`, only an issued
+access token that has not expired nor been revoked.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import base64
 import contextlib
 import json
 import secrets
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +53,9 @@ CUSTOMER_PHONE = "+1 415 555 0134"
 
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - a name
+CLIENT_CREDENTIALS = "client_credentials"
+# What `whoami` says for a token the client got as itself.
+SERVICE = "the gateway itself"
 
 
 @dataclass
@@ -69,12 +75,30 @@ class McpMockState:
     issued: dict[str, str] = field(default_factory=dict)  # access token -> user name
     exchanges: list[dict[str, str]] = field(default_factory=list)  # forms received
     token_lifetime_s: int = 300
+    # Only tokens from the token endpoint, unexpired and not revoked, are accepted.
+    require_issued: bool = False
+    expires: dict[str, float] = field(default_factory=dict)  # access token -> time.monotonic()
 
     def accepts(self, authorization: str) -> bool:
+        scheme, _, value = authorization.partition(" ")
+        if self.require_issued:
+            live = value in self.issued and self.expires.get(value, 0) > time.monotonic()
+            return scheme.lower() == "bearer" and live
         if not self.token and not self.issued:
             return True
-        scheme, _, value = authorization.partition(" ")
         return scheme.lower() == "bearer" and (value == self.token or value in self.issued)
+
+    def revoke_all(self) -> None:
+        """Revoke every token issued so far (as an authorization server may at any time)."""
+        self.issued.clear()
+        self.expires.clear()
+
+    def issue(self, user: str) -> str:
+        prefix = "xchg" if user != SERVICE else "cc"
+        token = f"{prefix}-{secrets.token_hex(12)}"
+        self.issued[token] = user
+        self.expires[token] = time.monotonic() + self.token_lifetime_s
+        return token
 
 
 def build_server(state: McpMockState) -> MCPServer:
@@ -187,7 +211,8 @@ async def _json(send: Send, status: int, answer: dict[str, Any]) -> None:
 def _token_endpoint(
     state: McpMockState, headers: dict[bytes, bytes], body: bytes
 ) -> tuple[int, dict[str, Any]]:
-    """RFC 8693 §2: exchange an end user's token for one this server accepts as them."""
+    """RFC 8693 §2: exchange an end user's token for one this server accepts as them; or
+    RFC 6749 §4.4: a token for the client itself."""
     form = {k: v[0] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
     state.exchanges.append(form)
     scheme, _, encoded = headers.get(b"authorization", b"").decode().partition(" ")
@@ -200,13 +225,18 @@ def _token_endpoint(
         state.client_secret,
     ):
         return 401, {"error": "invalid_client"}
+    if form.get("grant_type") == CLIENT_CREDENTIALS:
+        return 200, {
+            "access_token": state.issue(SERVICE),
+            "token_type": "Bearer",
+            "expires_in": state.token_lifetime_s,
+        }
     if form.get("grant_type") != TOKEN_EXCHANGE:
         return 400, {"error": "unsupported_grant_type"}
     user = state.users.get(form.get("subject_token", ""))
     if user is None:
         return 400, {"error": "invalid_grant"}
-    token = f"xchg-{secrets.token_hex(12)}"
-    state.issued[token] = user
+    token = state.issue(user)
     return 200, {
         "access_token": token,
         "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
@@ -249,6 +279,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--client-id", default="ai-gateway", help="the token endpoint's client")
     parser.add_argument("--client-secret", default="mock-exchange-secret")
     parser.add_argument(
+        "--require-issued",
+        action="store_true",
+        help="accept only access tokens the token endpoint issued (client credentials, exchange)",
+    )
+    parser.add_argument(
         "--user",
         action="append",
         default=[],
@@ -258,7 +293,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     users = dict(entry.partition("=")[::2] for entry in args.user)
     state = McpMockState(
-        token=args.token, client_id=args.client_id, client_secret=args.client_secret, users=users
+        token=args.token,
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        users=users,
+        require_issued=args.require_issued,
     )
     app, _ = create_mcp_app(state)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

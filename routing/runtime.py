@@ -9,7 +9,7 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Coroutine, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from django.conf import settings
@@ -34,6 +34,9 @@ from routing.table import RoutingTableCache
 from tenants.auth import KeyAuthenticator
 from tenants.quotas.core.checks import Release
 from tenants.quotas.gate import build_engine
+
+if TYPE_CHECKING:
+    from routing.mcp_gateway.endpoint import McpGateway
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +104,7 @@ class GatewayRuntime:
         settings.GATEWAY_JOURNAL_DIR.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(settings.GATEWAY_JOURNAL_DIR)
         self.cache = ResponseCache()
+        self.mcp: McpGateway | None = None  # the MCP endpoint's, built at its first request
         self._background: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[Any] | None = None
         self._tidier: asyncio.Task[Any] | None = None
@@ -157,6 +161,8 @@ class GatewayRuntime:
         for task in loops:
             if task is not None:
                 task.cancel()
+        if self.mcp is not None:  # its cut tool calls are recorded while the writer is open
+            await self.mcp.aclose()
         # Work the requests left behind (a stream's final record, a settlement) ends first.
         left = [t for t in self._background if t not in loops]
         if left:

@@ -28,7 +28,7 @@ from routing import services as routing_services
 from routing.evaluations import services as evaluation_services
 from routing.guardrails import services as guardrail_services
 from routing.mcp_gateway import services as mcp_services
-from routing.mcp_gateway.config import McpToolsSpec, TokenExchangeSpec
+from routing.mcp_gateway.config import ClientCredentialsSpec, McpToolsSpec, TokenExchangeSpec
 from routing.mcp_gateway.models import McpServer
 from routing.models import Route
 from routing.prompts.declared import prompts_apply
@@ -307,6 +307,7 @@ def _apply_mcp_servers(
                 result_injection=server.result_injection,
                 tool_prices=server.tool_prices,
                 token_exchange=_token_exchange(server.token_exchange, where),
+                client_credentials=_client_credentials(server.client_credentials, where),
             )
         except mcp_services.McpServerRefused as refused:
             raise ConfigError(f"{where}: {refused.message} [{refused.code}]") from refused
@@ -326,6 +327,20 @@ def _token_exchange(
         audience=spec.audience,
         scope=spec.scope,
         subject_token_type=spec.subject_token_type,
+    )
+
+
+def _client_credentials(
+    spec: ClientCredentialsSpec | None, where: str
+) -> mcp_services.ClientCredentials | None:
+    if spec is None:
+        return None
+    return mcp_services.ClientCredentials(
+        token_url=spec.token_url,
+        client_id=spec.client_id,
+        client_secret=_secret(spec.client_secret, f"{where}: client_credentials"),
+        scope=spec.scope,
+        audience=spec.audience,
     )
 
 

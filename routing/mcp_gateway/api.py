@@ -2,7 +2,8 @@
 
 The same services as the YAML, with the admin key as the actor. POST creates (409 if the name is
 taken), PATCH updates (404 if absent), PUT sets a team's or key's grant; the credential is
-write-only (never returned).
+write-only (never returned), and so are the client secrets of the token exchange and of the
+client credentials.
 """
 
 from __future__ import annotations
@@ -53,6 +54,26 @@ class TokenExchangeOut(Schema):
     subject_token_type: str
 
 
+class ClientCredentialsIn(Schema, StorableInput):
+    """RFC 6749 §4.4 as the gateway itself; `client_secret` is write-only (omitted: kept)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token_url: str = Field(max_length=500)
+    client_id: str = Field(min_length=1, max_length=200)
+    client_secret: str | None = Field(default=None, max_length=4000)
+    scope: str = Field(default="", max_length=500)
+    audience: str = Field(default="", max_length=500)
+
+
+class ClientCredentialsOut(Schema):
+    token_url: str
+    client_id: str
+    client_secret_set: bool
+    scope: str
+    audience: str
+
+
 class ServerIn(Schema, StorableInput):
     model_config = ConfigDict(extra="forbid")
 
@@ -65,6 +86,7 @@ class ServerIn(Schema, StorableInput):
     result_injection: Literal["block", "flag"] = "block"
     tool_prices: dict[str, Decimal] = Field(default={}, max_length=500)  # USD per call
     token_exchange: TokenExchangeIn | None = None
+    client_credentials: ClientCredentialsIn | None = None
 
 
 class ServerPatch(Schema, StorableInput):
@@ -79,8 +101,9 @@ class ServerPatch(Schema, StorableInput):
     max_result_bytes: int | None = Field(default=None, ge=1024, le=64 * 1024 * 1024)
     result_injection: Literal["block", "flag"] | None = None
     tool_prices: dict[str, Decimal] | None = Field(default=None, max_length=500)
-    # Sent as null: token exchange off; omitted: unchanged.
+    # Sent as null: token exchange (client credentials) off; omitted: unchanged.
     token_exchange: TokenExchangeIn | None = None
+    client_credentials: ClientCredentialsIn | None = None
 
 
 class GrantOut(Schema):
@@ -101,6 +124,7 @@ class ServerOut(Schema):
     result_injection: str
     tool_prices: dict[str, str]
     token_exchange: TokenExchangeOut | None
+    client_credentials: ClientCredentialsOut | None
     grants: list[GrantOut]
 
 
@@ -144,6 +168,17 @@ def _server_out(server: McpServer) -> ServerOut:
             if server.exchange_token_url
             else None
         ),
+        client_credentials=(
+            ClientCredentialsOut(
+                token_url=server.oauth_token_url,
+                client_id=server.oauth_client_id,
+                client_secret_set=bool(server.oauth_client_secret_encrypted),
+                scope=server.oauth_scope,
+                audience=server.oauth_audience,
+            )
+            if server.oauth_token_url
+            else None
+        ),
         grants=[
             _grant_out(g)
             for g in selectors.mcp_grants_of(tenant_id=server.tenant_id)
@@ -161,6 +196,10 @@ def _server_or_404(tenant: Tenant, name: str) -> McpServer:
 
 def _exchange(sent: TokenExchangeIn | None) -> services.TokenExchange | None:
     return services.TokenExchange(**sent.dict()) if sent is not None else None
+
+
+def _client_credentials(sent: ClientCredentialsIn | None) -> services.ClientCredentials | None:
+    return services.ClientCredentials(**sent.dict()) if sent is not None else None
 
 
 def _refused(exc: ValidationError) -> ApiError:
@@ -197,20 +236,21 @@ def mcp_server_get(request: HttpRequest, slug: str, server: str) -> ServerOut:
     summary="Add an MCP server (an http(s) URL; the credential is write-only)",
     description=(
         "An upstream is an http(s) URL (no command, no stdio) that must pass the egress policy "
-        "(422 `egress_refused`); a taken name is a 409. Nothing is callable until a team is "
-        "granted tools on it. docs/mcp.md."
+        "(422 `egress_refused`), as must a token endpoint; a taken name is a 409. Nothing is "
+        "callable until a team is granted tools on it. Secrets are write-only. docs/mcp.md."
     ),
 )
 def mcp_server_create(request: HttpRequest, slug: str, payload: ServerIn) -> Status[ServerOut]:
     tenant = tenant_or_404(request, slug)
     if selectors.mcp_servers_of(tenant_id=tenant.pk).filter(name=payload.name).exists():
         raise conflict(f"MCP server '{payload.name}' of tenant '{slug}' already exists.")
-    fields = payload.dict(exclude={"token_exchange"})
+    fields = payload.dict(exclude={"token_exchange", "client_credentials"})
     try:
         saved = services.mcp_server_upsert(
             actor=scope_of(request).actor,
             tenant=tenant,
             token_exchange=_exchange(payload.token_exchange),
+            client_credentials=_client_credentials(payload.client_credentials),
             **fields,
         )
     except ValidationError as exc:
@@ -231,7 +271,7 @@ def mcp_server_update(
     request: HttpRequest, slug: str, server: str, payload: ServerPatch
 ) -> ServerOut:
     found = _server_or_404(tenant_or_404(request, slug), server)
-    sent = payload.dict(exclude_unset=True, exclude={"token_exchange"})
+    sent = payload.dict(exclude_unset=True, exclude={"token_exchange", "client_credentials"})
     fields: dict[str, Any] = {
         "url": found.url,
         "credential_header": found.credential_header,
@@ -245,6 +285,11 @@ def mcp_server_update(
         _exchange(payload.token_exchange)
         if "token_exchange" in payload.model_fields_set
         else services.token_exchange_of(found)
+    )
+    fields["client_credentials"] = (
+        _client_credentials(payload.client_credentials)
+        if "client_credentials" in payload.model_fields_set
+        else services.client_credentials_of(found)
     )
     try:
         saved = services.mcp_server_upsert(

@@ -6,17 +6,20 @@
 3. guardrails on the arguments;
 4. a priced tool's price reserved in the caller's budgets (spend.py; a JSON-RPC error if spent);
 5. the audit record, committed as `in_progress` before any byte goes upstream;
-6. the upstream call with the gateway's credential for the server, or a token exchanged for the
-   end user's (token_exchange.py);
+6. the upstream call with the gateway's credential for the server: a static one, a token the
+   gateway obtained with its client credentials (oauth.py), or one exchanged for the end user's
+   (token_exchange.py);
 7. guardrails on the result (size, PII, injection: block, or flag);
 8. the record completed, with the call's price; only then does the agent get the result, and
    the reservation is settled.
 
-Every call, refused or not, has its record in the tenant's audit chain.
+Every call, refused or not, has its record in the tenant's audit chain; a call cut by the
+worker's shutdown is completed as `interrupted`, as the proxy's are.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -35,8 +38,10 @@ from routing.errors import GatewayError
 from routing.mcp_gateway import metrics, spend
 from routing.mcp_gateway.guard import guard_arguments, guard_result
 from routing.mcp_gateway.models import ENDPOINT, TOOL_SEPARATOR
+from routing.mcp_gateway.oauth import GRANT_TYPE as CLIENT_CREDENTIALS
+from routing.mcp_gateway.oauth import TokenFailure
 from routing.mcp_gateway.table import Access
-from routing.mcp_gateway.token_exchange import SUBJECT_HEADER, ExchangeFailure
+from routing.mcp_gateway.token_exchange import SUBJECT_HEADER
 from routing.mcp_gateway.upstream import UpstreamFailure
 from tenants.auth import KeyIdentity
 from tenants.quotas.core.checks import WindowCheck
@@ -46,6 +51,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 JSON = dict[str, Any]
+INTERRUPTED = (
+    "The call was cut while the tool ran (the gateway stopped, or the agent went away); the "
+    "tool may have run."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +75,7 @@ class _Call:
     started: float = field(default_factory=time.monotonic)
     entry: AuditEntry = field(init=False)
     price: Decimal = Decimal(0)
+    completing: bool = False  # the final record is on its way to the writer
     completed: bool = False  # the final record is committed
 
     def __post_init__(self) -> None:
@@ -126,7 +136,7 @@ async def call_tool(
         )
         return result
     except MCPError:
-        outcome = "refused"
+        outcome = "error" if call.entry.status == AuditStatus.UPSTREAM_ERROR else "refused"
         raise
     finally:
         # A name nobody granted is the caller's free text: not a label of its own.
@@ -143,6 +153,7 @@ async def _record(gateway: McpGateway, call: _Call) -> None:
 
 
 async def _complete(gateway: McpGateway, call: _Call) -> None:
+    call.completing = True
     try:
         await gateway.runtime.audit.complete(call.entry)
     except AuditWriteError:
@@ -209,26 +220,56 @@ async def _governed(gateway: McpGateway, call: _Call) -> types.CallToolResult:
 async def _forward(
     gateway: McpGateway, call: _Call, access: Access, tool: str, arguments: JSON
 ) -> types.CallToolResult:
-    if access.upstream.exchange is not None:  # on behalf of the end user (RFC 8693)
-        call.entry.client_context["credential"] = "token_exchange"
+    # How the gateway authenticates upstream (never the credential itself).
+    call.entry.client_context["credential"] = access.upstream.credential_kind
     # Nothing goes upstream before a committed record says the call is being made.
     await _record(gateway, call)
     try:
-        bearer = None
-        if access.upstream.exchange is not None:
-            bearer = await gateway.exchanger.token_for(access.upstream, call.caller.subject_token)
-        result = await gateway.upstream.request(
-            access.upstream, "tools/call", {"name": tool, "arguments": arguments}, bearer=bearer
+        return await _upstream_call(gateway, call, access, tool, arguments)
+    except asyncio.CancelledError:
+        if not call.completing:
+            # Cut by the worker's shutdown (its grace ran out) or because the agent went away:
+            # the SDK cancels the call either way, and neither says which. Recorded as
+            # interrupted rather than left in progress; spawned, as this task is being
+            # cancelled, and the runtime awaits its background work before its writer closes.
+            call.finish(AuditStatus.INTERRUPTED, error_type="interrupted", message=INTERRUPTED)
+            call.completing = True
+            gateway.runtime.spawn(_complete_interrupted(gateway, call))
+        raise
+
+
+async def _complete_interrupted(gateway: McpGateway, call: _Call) -> None:
+    try:
+        await _complete(gateway, call)
+    except MCPError:
+        logger.error("MCP tool call %s: its interrupted record was not written", call.name)
+
+
+async def _upstream_call(
+    gateway: McpGateway, call: _Call, access: Access, tool: str, arguments: JSON
+) -> types.CallToolResult:
+    upstream = access.upstream
+    try:
+        result = await gateway.request(
+            upstream, call.caller, "tools/call", {"name": tool, "arguments": arguments}
         )
-    except (UpstreamFailure, ExchangeFailure, TimeoutError) as failure:
-        kind = failure.kind if isinstance(failure, UpstreamFailure | ExchangeFailure) else "timeout"
-        message = str(failure) or f"{access.upstream.name} did not answer in time"
+    except (UpstreamFailure, TokenFailure, TimeoutError) as failure:
+        kind = failure.kind if isinstance(failure, UpstreamFailure | TokenFailure) else "timeout"
+        message = str(failure) or f"{upstream.name} did not answer in time"
         call.entry.http_status = failure.code if isinstance(failure, UpstreamFailure) else None
         if kind == "too_large":  # it answered: the call ran and is charged
             call.entry.cost_usd = call.price
         call.finish(AuditStatus.UPSTREAM_ERROR, error_type=kind, message=message)
         await _complete(gateway, call)
-        if kind == "too_large" or isinstance(failure, ExchangeFailure):
+        if isinstance(failure, TokenFailure) and failure.grant == CLIENT_CREDENTIALS:
+            # The gateway's own credential is at fault, not the agent's call: a JSON-RPC error
+            # that says so (and names no secret); the operator reads the cause in the record.
+            raise MCPError(
+                types.INTERNAL_ERROR,
+                f"The gateway could not authenticate to {upstream.name}: {message}.",
+                {"code": kind, "server": upstream.name},
+            ) from None
+        if kind == "too_large" or isinstance(failure, TokenFailure):
             return _tool_error(f"Refused by the gateway: {message}.")
         return _tool_error(f"The tool could not be reached through the gateway: {message}.")
     call.entry.cost_usd = call.price  # it answered: charged, whatever the gateway does with it

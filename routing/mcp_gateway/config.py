@@ -13,6 +13,13 @@ tenants:
           client_id: ai-gateway
           client_secret: env:CRM_EXCHANGE_SECRET
           audience: https://mcp.crm.example
+      - name: tickets
+        url: https://mcp.tickets.example/mcp
+        client_credentials:                  # as the gateway itself (RFC 6749 §4.4)
+          token_url: https://idp.example/oauth2/token
+          client_id: ai-gateway
+          client_secret: env:TICKETS_CLIENT_SECRET
+          scope: tickets.read
     teams:
       - slug: advisors
         mcp_tools:
@@ -48,6 +55,14 @@ class TokenExchangeSpec(_Strict):
     subject_token_type: str = ACCESS_TOKEN_TYPE
 
 
+class ClientCredentialsSpec(_Strict):
+    token_url: str = Field(pattern=r"^https?://", max_length=500)
+    client_id: str = Field(min_length=1, max_length=200)
+    client_secret: str  # a secret, or env:NAME; encrypted at rest
+    scope: str = Field(default="", max_length=500)
+    audience: str = Field(default="", max_length=500)
+
+
 class McpServerSpec(_Strict):
     name: str = Field(pattern=SERVER_NAME, max_length=64)
     url: str = Field(pattern=r"^https?://", max_length=500)
@@ -58,6 +73,7 @@ class McpServerSpec(_Strict):
     result_injection: Literal["block", "flag"] = "block"
     tool_prices: dict[str, Decimal] = {}  # {tool or "*": USD per call}
     token_exchange: TokenExchangeSpec | None = None
+    client_credentials: ClientCredentialsSpec | None = None
 
 
 class McpToolsSpec(_Strict):

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,14 +31,14 @@ from routing.errors import GatewayError
 from routing.mcp_gateway import metrics
 from routing.mcp_gateway.calls import Caller, call_tool
 from routing.mcp_gateway.models import TOOL_SEPARATOR
+from routing.mcp_gateway.oauth import ClientCredentialsTokens, TokenFailure
 from routing.mcp_gateway.table import Access, McpTable, Upstream, mcp_table_cache
 from routing.mcp_gateway.token_exchange import (
     MAX_SUBJECT_TOKEN_CHARS,
     SUBJECT_HEADER,
-    ExchangeFailure,
     TokenExchanger,
 )
-from routing.mcp_gateway.upstream import UpstreamClient, UpstreamFailure
+from routing.mcp_gateway.upstream import JSON, UpstreamClient, UpstreamFailure
 from routing.runtime import GatewayRuntime, get_runtime
 from tenants.auth import bearer_token
 
@@ -58,13 +57,15 @@ class _Listed:
 
 
 class McpGateway:
-    """One per event loop: the SDK server, its session manager, the upstream client, caches."""
+    """One per worker runtime (`GatewayRuntime.mcp`): the SDK server, its session manager, the
+    upstream client, the tokens held for upstreams, caches."""
 
     def __init__(self, runtime: GatewayRuntime) -> None:
         self.runtime = runtime
         self.table = mcp_table_cache()
         self.upstream = UpstreamClient(runtime.http)
         self.exchanger = TokenExchanger(runtime.http)
+        self.client_tokens = ClientCredentialsTokens(runtime.http)
         self._listed: dict[int, _Listed] = {}
         self.server: Server[Any] = Server(
             "ai-gateway",
@@ -91,6 +92,8 @@ class McpGateway:
         await self._ready.wait()
 
     async def aclose(self) -> None:
+        """Stop serving (the runtime's shutdown, before its writer closes): tool calls still
+        running are cut, and record themselves as interrupted (calls.py)."""
         if self._running is not None:
             self._running.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -105,10 +108,34 @@ class McpGateway:
         table: McpTable = await self.table.get()
         return table.access(caller.identity)
 
+    async def _bearer(self, upstream: Upstream, caller: Caller) -> str | None:
+        """The token to send as `Authorization: Bearer`, or None (the server's own headers)."""
+        if upstream.exchange is not None:
+            return await self.exchanger.token_for(upstream, caller.subject_token)
+        if upstream.client_credentials is not None:
+            return await self.client_tokens.token_for(upstream)
+        return None
+
+    async def request(self, upstream: Upstream, caller: Caller, method: str, params: JSON) -> JSON:
+        """`method` at `upstream` with the credential the gateway holds for it. A token the
+        server refuses (401: it ran nothing) is dropped and replaced once: it may have been
+        revoked or have expired early."""
+        bearer = await self._bearer(upstream, caller)
+        try:
+            return await self.upstream.request(upstream, method, params, bearer=bearer)
+        except UpstreamFailure as failure:
+            if failure.code != 401 or bearer is None:
+                raise
+        if upstream.exchange is not None:
+            self.exchanger.forget(upstream, caller.subject_token, bearer)
+        else:
+            self.client_tokens.forget(upstream, bearer)
+        bearer = await self._bearer(upstream, caller)
+        return await self.upstream.request(upstream, method, params, bearer=bearer)
+
     async def tools_of(self, upstream: Upstream, caller: Caller) -> list[dict[str, Any]]:
-        bearer = None
         if upstream.exchange is not None:  # listed as the caller, like its calls
-            bearer = await self.exchanger.token_for(upstream, caller.subject_token)
+            await self.exchanger.token_for(upstream, caller.subject_token)
         listed = self._listed.get(upstream.id)
         if listed is not None and time.monotonic() - listed.at < TOOLS_TTL_S:
             return listed.tools
@@ -116,7 +143,7 @@ class McpGateway:
         cursor: str | None = None
         for _ in range(20):  # pages; a server with more is cut off here
             params: dict[str, Any] = {"cursor": cursor} if cursor else {}
-            result = await self.upstream.request(upstream, "tools/list", params, bearer=bearer)
+            result = await self.request(upstream, caller, "tools/list", params)
             tools += [t for t in result.get("tools") or () if isinstance(t, dict)]
             cursor = result.get("nextCursor")
             if not cursor:
@@ -143,7 +170,7 @@ class McpGateway:
         shown: list[types.Tool] = []
         for access, tools in zip(accesses, listed, strict=True):
             if isinstance(tools, BaseException):
-                if not isinstance(tools, UpstreamFailure | ExchangeFailure | TimeoutError):
+                if not isinstance(tools, UpstreamFailure | TokenFailure | TimeoutError):
                     raise tools
                 # One unreachable server does not hide the others' tools.
                 logger.warning("MCP server %s: tools/list failed: %s", access.upstream.name, tools)
@@ -175,23 +202,13 @@ def _caller(ctx: ServerRequestContext[Any]) -> Caller:
     return caller
 
 
-_gateways: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, McpGateway] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-async def close_gateway() -> None:
-    gateway = _gateways.pop(asyncio.get_running_loop(), None)
-    if gateway is not None:
-        await gateway.aclose()
-
-
 def get_gateway() -> McpGateway:
-    loop = asyncio.get_running_loop()
-    gateway = _gateways.get(loop)
-    if gateway is None:
-        gateway = _gateways[loop] = McpGateway(get_runtime())
-    return gateway
+    """The worker's MCP gateway, built on its runtime at the first MCP request (the runtime
+    closes it at shutdown)."""
+    runtime = get_runtime()
+    if runtime.mcp is None:
+        runtime.mcp = McpGateway(runtime)
+    return runtime.mcp
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str:

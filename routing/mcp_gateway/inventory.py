@@ -2,7 +2,8 @@
 
 The tools are the ones the grants and prices name, and, when a tenant admin asks for it, the
 server's own `tools/list`, fetched once through the egress-checked client with the gateway's
-credential (never a server that acts for the end user: the console has no end user's token).
+credential, static or obtained with its client credentials (never a server that acts for the
+end user: the console has no end user's token).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from asgiref.sync import async_to_sync
 from routing.core.egress_transport import egress_transport
 from routing.egress import egress_policy
 from routing.mcp_gateway.models import EVERY_TOOL, McpServer, McpToolGrant
+from routing.mcp_gateway.oauth import ClientCredentialsTokens, TokenFailure
 from routing.mcp_gateway.table import upstream_of
 from routing.mcp_gateway.token_exchange import SUBJECT_HEADER
 from routing.mcp_gateway.upstream import UpstreamClient, UpstreamFailure
@@ -54,7 +56,11 @@ async def _list(server: McpServer) -> list[dict[str, object]]:
     transport = egress_transport(egress_policy(), kind="httpx", limits=limits)
     async with httpx.AsyncClient(transport=transport, timeout=LIST_TIMEOUT_S) as http:
         async with asyncio.timeout(min(LIST_TIMEOUT_S, server.timeout_seconds)):
-            result = await UpstreamClient(http).request(upstream_of(server), "tools/list", {})
+            upstream = upstream_of(server)
+            bearer = None
+            if upstream.client_credentials is not None:
+                bearer = await ClientCredentialsTokens(http).token_for(upstream)
+            result = await UpstreamClient(http).request(upstream, "tools/list", {}, bearer=bearer)
     return [t for t in result.get("tools") or () if isinstance(t, dict)]
 
 
@@ -79,7 +85,7 @@ def server_inventory(
                         name, str(tool.get("description") or "")[:300], listed=True
                     )
             listed = True
-        except (UpstreamFailure, TimeoutError) as failure:
+        except (UpstreamFailure, TokenFailure, TimeoutError) as failure:
             problem = str(failure) or f"it did not answer within {LIST_TIMEOUT_S:g} s"
     named = {t for g in grants for t in g.tools} | set(prices)
     for name in sorted(named - {EVERY_TOOL}):

@@ -54,6 +54,15 @@ class McpServer(models.Model):
     exchange_audience = models.CharField(max_length=500, blank=True, default="")
     exchange_scope = models.CharField(max_length=500, blank=True, default="")
     exchange_subject_token_type = models.CharField(max_length=100, default=ACCESS_TOKEN_TYPE)
+    # As the gateway itself (RFC 6749 §4.4 client credentials): with a token endpoint set, each
+    # call sends upstream an access token the gateway obtained with its client id and secret
+    # (docs/mcp.md, "Upstream credentials"), held per worker until shortly before it expires.
+    oauth_token_url = models.URLField(max_length=500, blank=True, default="")
+    oauth_client_id = models.CharField(max_length=200, blank=True, default="")
+    # Fernet token, like `credential_encrypted`: sent to the token endpoint only.
+    oauth_client_secret_encrypted = models.TextField(blank=True, default="")
+    oauth_scope = models.CharField(max_length=500, blank=True, default="")
+    oauth_audience = models.CharField(max_length=500, blank=True, default="")
     is_active = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -73,6 +82,10 @@ class McpServer(models.Model):
 
     def get_exchange_client_secret(self) -> str:
         secret = self.exchange_client_secret_encrypted
+        return decrypt_secret(secret) if secret else ""
+
+    def get_oauth_client_secret(self) -> str:
+        secret = self.oauth_client_secret_encrypted
         return decrypt_secret(secret) if secret else ""
 
 

@@ -23,8 +23,10 @@ from routing.mcp_gateway.models import (
     ResultInjection,
 )
 
-# The setting as the services take it (the API and the YAML build it).
+# The settings as the services take them (the API and the YAML build them).
+from routing.mcp_gateway.table import ClientCredentials as ClientCredentials
 from routing.mcp_gateway.table import TokenExchange as TokenExchange
+from routing.mcp_gateway.table import client_credentials_of as client_credentials_of
 from routing.mcp_gateway.table import token_exchange_of as token_exchange_of
 from tenants.models import ApiKey, Team, Tenant
 
@@ -58,16 +60,24 @@ def _refused(field: str, message: str, code: str = "invalid_value") -> McpServer
 
 
 def _keep_or_set_secret(
-    server: McpServer, *, field: str, old_url: str, url: str, given: str | None
+    server: McpServer,
+    *,
+    field: str,
+    old_url: str,
+    url: str,
+    given: str | None,
+    label: str = "",
 ) -> bool:
     """Set the encrypted secret held in `<field>_encrypted` when `given` changes it; whether it
-    changed. A stored secret is not sent to another origin: moving needs it again."""
+    changed. A stored secret is not sent to another origin: moving needs it again. `label`:
+    the input's name in a refusal (default `field`)."""
     stored = getattr(server, f"{field}_encrypted")
+    label = label or field
     if given is None:
         if stored and old_url and url_origin(old_url) != url_origin(url):
             raise _refused(
-                field,
-                f"{field}: the URL moves to another scheme, host or port: send it again (the "
+                label,
+                f"{label}: the URL moves to another scheme, host or port: send it again (the "
                 "stored one is not sent elsewhere)",
                 "credential_required",
             )
@@ -122,6 +132,19 @@ def _check_exchange(exchange: TokenExchange, credential_header: str) -> None:
         ) from None
 
 
+def _check_client_credentials(grant: ClientCredentials) -> None:
+    if not grant.client_id or len(grant.client_id) > 200:
+        raise _refused("client_credentials.client_id", "client_credentials: client_id is required")
+    try:
+        egress_url_check(grant.token_url)
+    except EgressRefused as refusal:
+        raise _refused(
+            "client_credentials.token_url",
+            f"token_url is not allowed by the egress policy: {refusal}",
+            "egress_refused",
+        ) from None
+
+
 @transaction.atomic
 def mcp_server_upsert(
     *,
@@ -135,13 +158,14 @@ def mcp_server_upsert(
     result_injection: str = ResultInjection.BLOCK,
     tool_prices: Mapping[str, Any] | None = None,
     token_exchange: TokenExchange | None = None,
+    client_credentials: ClientCredentials | None = None,
     actor: Actor = SYSTEM,
 ) -> McpServer:
-    """Create or update a tenant's MCP server. `credential` (and the token exchange's client
-    secret) None keeps the stored one, unless its URL moves to another origin (refused then: a
-    secret is never sent where it was not given for). `tool_prices` None keeps the prices;
-    `token_exchange` None turns exchange off. Raises `McpServerRefused` and changes nothing
-    when refused."""
+    """Create or update a tenant's MCP server. `credential` (and the client secrets of the
+    token exchange and of the client credentials) None keeps the stored one, unless its URL
+    moves to another origin (refused then: a secret is never sent where it was not given for).
+    `tool_prices` None keeps the prices; `token_exchange` or `client_credentials` None turns
+    that off. Raises `McpServerRefused` and changes nothing when refused."""
     if not re.match(SERVER_NAME, name) or len(name) > 64:
         raise _refused(
             "name",
@@ -158,8 +182,16 @@ def mcp_server_upsert(
     credential_header = credential_header.lower()
     mcp_url_check(url)
     prices = clean_prices(tool_prices) if tool_prices is not None else None
+    if token_exchange is not None and client_credentials is not None:
+        raise _refused(
+            "client_credentials",
+            "a server gets either the gateway's own token (client_credentials) or one for the "
+            "end user (token_exchange), not both",
+        )
     if token_exchange is not None:
         _check_exchange(token_exchange, credential_header)
+    if client_credentials is not None:
+        _check_client_credentials(client_credentials)
     server = McpServer.objects.select_for_update().filter(
         tenant=tenant, name=name
     ).first() or McpServer(tenant=tenant, name=name)
@@ -181,6 +213,28 @@ def mcp_server_upsert(
                 "token_exchange: client_secret is required",
                 "credential_required",
             )
+    oauth_changed = False
+    if client_credentials is not None:
+        if server.credential_encrypted and credential_header == "authorization":
+            raise _refused(
+                "credential_header",
+                "with client credentials the obtained token goes in Authorization: a static "
+                "credential needs another header",
+            )
+        oauth_changed = _keep_or_set_secret(
+            server,
+            field="oauth_client_secret",
+            old_url=server.oauth_token_url,
+            url=client_credentials.token_url,
+            given=client_credentials.client_secret,
+            label="client_credentials.client_secret",
+        )
+        if not server.oauth_client_secret_encrypted:
+            raise _refused(
+                "client_credentials.client_secret",
+                "client_credentials: client_secret is required",
+                "credential_required",
+            )
     server.url = url
     server.credential_header = credential_header
     server.timeout_seconds = timeout_seconds
@@ -189,6 +243,7 @@ def mcp_server_upsert(
     if prices is not None:
         server.tool_prices = prices
     _set_exchange(server, token_exchange)
+    _set_client_credentials(server, client_credentials)
     created = server.pk is None
     server.save()
     activity_record(
@@ -204,6 +259,8 @@ def mcp_server_upsert(
             "tool_prices": server.tool_prices,
             "token_exchange": server.exchange_token_url or None,
             "exchange_secret_changed": exchange_changed,
+            "client_credentials": server.oauth_token_url or None,
+            "client_secret_changed": oauth_changed,
         },
     )
     return server
@@ -219,6 +276,15 @@ def _set_exchange(server: McpServer, exchange: TokenExchange | None) -> None:
     server.exchange_subject_token_type = (
         exchange.subject_token_type if exchange else ACCESS_TOKEN_TYPE
     )
+
+
+def _set_client_credentials(server: McpServer, grant: ClientCredentials | None) -> None:
+    if grant is None:
+        server.oauth_client_secret_encrypted = ""
+    server.oauth_token_url = grant.token_url if grant else ""
+    server.oauth_client_id = grant.client_id if grant else ""
+    server.oauth_scope = grant.scope if grant else ""
+    server.oauth_audience = grant.audience if grant else ""
 
 
 @transaction.atomic

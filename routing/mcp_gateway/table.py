@@ -6,11 +6,14 @@ Loaded whole, refreshed in the background when older than GATEWAY_ROUTES_CACHE_S
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+
+from cryptography.fernet import InvalidToken
 
 from gateway_site.snapshot import Snapshot
 from routing.mcp_gateway.models import ACCESS_TOKEN_TYPE, McpServer, McpToolGrant
@@ -18,6 +21,7 @@ from routing.mcp_gateway.models import EVERY_TOOL as EVERY_PRICED_TOOL
 from tenants.auth import KeyIdentity
 
 EVERY_TOOL = "*"
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,34 @@ def token_exchange_of(server: McpServer, *, with_secret: bool = False) -> TokenE
 
 
 @dataclass(frozen=True, slots=True)
+class ClientCredentials:
+    """A server's OAuth client credentials grant (RFC 6749 §4.4): the gateway gets a token as
+    itself. As a setting given to the services, `client_secret` None keeps the stored one; in the
+    table, it is the decrypted secret."""
+
+    token_url: str
+    client_id: str
+    client_secret: str | None = field(default=None, repr=False)
+    scope: str = ""
+    audience: str = ""
+
+
+def client_credentials_of(
+    server: McpServer, *, with_secret: bool = False
+) -> ClientCredentials | None:
+    """The server's client credentials grant, or None; its secret decrypted only `with_secret`."""
+    if not server.oauth_token_url:
+        return None
+    return ClientCredentials(
+        token_url=server.oauth_token_url,
+        client_id=server.oauth_client_id,
+        client_secret=server.get_oauth_client_secret() if with_secret else None,
+        scope=server.oauth_scope,
+        audience=server.oauth_audience,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Upstream:
     """One upstream server as a call needs it; `headers` hold the decrypted credential."""
 
@@ -61,6 +93,16 @@ class Upstream:
     result_injection: str
     prices: tuple[tuple[str, Decimal], ...] = ()  # (tool or "*", USD per call)
     exchange: TokenExchange | None = None
+    client_credentials: ClientCredentials | None = None
+
+    @property
+    def credential_kind(self) -> str:
+        """How the gateway authenticates to the server (the audit record says it)."""
+        if self.exchange is not None:
+            return "token_exchange"
+        if self.client_credentials is not None:
+            return "client_credentials"
+        return "static" if self.headers else "none"
 
     def price_of(self, tool: str) -> Decimal:
         """What one call of `tool` costs (0: it has no price)."""
@@ -166,13 +208,25 @@ def upstream_of(server: McpServer) -> Upstream:
         result_injection=server.result_injection,
         prices=tuple((tool, Decimal(price)) for tool, price in (server.tool_prices or {}).items()),
         exchange=token_exchange_of(server, with_secret=True),
+        client_credentials=client_credentials_of(server, with_secret=True),
     )
 
 
 def load_mcp_table() -> McpTable:
     servers: dict[int, list[Upstream]] = defaultdict(list)
     for server in McpServer.objects.filter(is_active=True).order_by("name"):
-        servers[server.tenant_id].append(upstream_of(server))
+        try:
+            upstream = upstream_of(server)
+        except InvalidToken:
+            # As for providers (routing/table.py): one server's secret sealed with a key this
+            # worker lacks must not take every tenant's tools down; that server is left out.
+            logger.error(
+                "MCP server %s: a secret of it cannot be decrypted with GATEWAY_CREDENTIAL_KEYS; "
+                "it is left out",
+                server.name,
+            )
+            continue
+        servers[server.tenant_id].append(upstream)
     team_grants, key_grants = {}, {}
     for row in McpToolGrant.objects.filter(server__is_active=True):
         if row.team_id is not None:

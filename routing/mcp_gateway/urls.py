@@ -9,4 +9,5 @@ app_name = "mcp"
 urlpatterns = [
     path("", views.overview, name="overview"),
     path("prices/", views.price_save, name="price_save"),
+    path("client-credentials/", views.credentials_save, name="credentials_save"),
 ]

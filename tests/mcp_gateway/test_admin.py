@@ -177,6 +177,70 @@ def test_prices_and_token_exchange_through_the_api_secret_write_only(
     assert server.exchange_client_secret_encrypted == "" and server.tool_prices == {"*": "0.001"}
 
 
+def test_client_credentials_through_the_api_secret_write_only(as_ours: Api, ours: Side) -> None:
+    from audit.activity.models import ActivityEvent
+
+    grant = {
+        "token_url": "https://idp.hooli.example/oauth2/token",
+        "client_id": "gw-service",
+        "client_secret": "cc-secret-0123456789",
+        "scope": "tickets.read",
+    }
+    body = {"name": "tickets", "url": "https://mcp.hooli.example/mcp", "client_credentials": grant}
+    created = as_ours.post("/tenants/hooli/mcp/servers", body)
+    assert created.status_code == 201, created.content
+    assert "cc-secret-0123456789" not in created.content.decode()
+    assert created.json()["client_credentials"] == {
+        "token_url": "https://idp.hooli.example/oauth2/token",
+        "client_id": "gw-service",
+        "client_secret_set": True,
+        "scope": "tickets.read",
+        "audience": "",
+    }
+    server = McpServer.objects.get(tenant=ours.tenant, name="tickets")
+    assert server.get_oauth_client_secret() == "cc-secret-0123456789"
+    assert "cc-secret" not in server.oauth_client_secret_encrypted
+    listed = as_ours.get("/tenants/hooli/mcp/servers").content.decode()
+    assert "cc-secret" not in listed
+    # The activity log says it changed, never what it is.
+    events = ActivityEvent.objects.filter(tenant_id=ours.tenant.id, action="mcp_server.create")
+    assert events.exists() and "cc-secret" not in str(list(events.values("details")))
+
+    # A PATCH that leaves it out keeps it, secret included.
+    kept = as_ours.patch("/tenants/hooli/mcp/servers/tickets", {"timeout_seconds": 10})
+    assert kept.status_code == 200 and kept.json()["client_credentials"]["client_secret_set"]
+    # Moving the token endpoint elsewhere needs the client secret again.
+    moved = as_ours.patch(
+        "/tenants/hooli/mcp/servers/tickets",
+        {
+            "client_credentials": {
+                **grant,
+                "client_secret": None,
+                "token_url": "https://evil.example/t",
+            }
+        },
+    )
+    assert moved.status_code == 422, moved.content
+    assert moved.json()["error"]["code"] == "credential_required"
+    assert moved.json()["error"]["fields"][0]["field"] == "client_credentials.client_secret"
+    # Not with token exchange too; no client secret at all is refused.
+    both = as_ours.patch(
+        "/tenants/hooli/mcp/servers/tickets",
+        {"token_exchange": {**grant, "client_secret": "x"}},
+    )
+    assert both.status_code == 422 and "not both" in both.json()["error"]["message"]
+    bare = {**body, "name": "bare", "client_credentials": {**grant, "client_secret": None}}
+    assert as_ours.post("/tenants/hooli/mcp/servers", bare).status_code == 422
+    # A static credential in Authorization would clash with the token.
+    clash = as_ours.patch("/tenants/hooli/mcp/servers/tickets", {"credential": "static"})
+    assert clash.status_code == 422
+    assert clash.json()["error"]["fields"][0]["field"] == "credential_header"
+    off = as_ours.patch("/tenants/hooli/mcp/servers/tickets", {"client_credentials": None})
+    assert off.status_code == 200 and off.json()["client_credentials"] is None
+    server.refresh_from_db()
+    assert server.oauth_client_secret_encrypted == "" and server.oauth_token_url == ""
+
+
 def test_a_tenant_admin_sees_each_tools_price_and_callers_and_sets_a_price(acme: Acme) -> None:
     from audit.activity.models import ActivityEvent
     from mock_provider.testing import run_mcp_mock_server
@@ -227,3 +291,54 @@ def test_a_tenant_admin_sees_each_tools_price_and_callers_and_sets_a_price(acme:
     assert outsider.post("/console/t/acme-c/mcp/prices/", body).status_code == 404
     server.refresh_from_db()
     assert "echo" not in server.tool_prices
+
+
+def test_a_tenant_admin_sets_client_credentials_in_the_console_secret_never_shown(
+    acme: Acme, settings: Any
+) -> None:
+    server = mcp.mcp_server_upsert(
+        tenant=acme.tenant, name="tickets", url="https://mcp.acme.example/mcp", credential=None
+    )
+    admin = _signed_in(acme.users[Role.TENANT_ADMIN])
+    url = "/console/t/acme-c/mcp/client-credentials/"
+    body = {
+        "server": server.pk,
+        "token_url": "https://idp.acme.example/oauth2/token",
+        "client_id": "gw-service",
+        "client_secret": "console-cc-secret-0123",
+        "scope": "tickets.read",
+    }
+    assert admin.post(url, body).status_code == 302
+    server.refresh_from_db()
+    assert (server.oauth_token_url, server.oauth_client_id, server.oauth_scope) == (
+        "https://idp.acme.example/oauth2/token",
+        "gw-service",
+        "tickets.read",
+    )
+    assert server.get_oauth_client_secret() == "console-cc-secret-0123"
+    page = admin.get("/console/t/acme-c/mcp/").content.decode()
+    assert "gw-service" in page and "client credentials" in page
+    assert "console-cc-secret" not in page
+    # Left empty, the secret is kept; a refused form never shows what was typed.
+    assert admin.post(url, {**body, "client_secret": "", "scope": "x"}).status_code == 302
+    server.refresh_from_db()
+    assert server.get_oauth_client_secret() == "console-cc-secret-0123"
+    from routing.core.egress import EgressPolicy
+
+    settings.GATEWAY_EGRESS = EgressPolicy.parse([])
+    refused = admin.post(
+        url, {**body, "token_url": "http://169.254.169.254/token", "client_secret": "typed-9"}
+    )
+    shown = refused.content.decode()
+    assert refused.status_code == 200 and "egress policy" in shown and "typed-9" not in shown
+    server.refresh_from_db()
+    assert server.oauth_token_url == "https://idp.acme.example/oauth2/token"
+    # Only a tenant admin of this tenant sets them.
+    developer = _signed_in(acme.users[Role.DEVELOPER])
+    assert developer.post(url, body).status_code == 403
+    outsider = _signed_in(acme.users["outsider"])
+    assert outsider.post(url, body).status_code == 404
+    # Turned off: the secret is gone.
+    assert admin.post(url, {"server": server.pk, "turn_off": "on"}).status_code == 302
+    server.refresh_from_db()
+    assert server.oauth_token_url == "" and server.oauth_client_secret_encrypted == ""

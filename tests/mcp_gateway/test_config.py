@@ -109,3 +109,41 @@ def test_prices_and_token_exchange_come_from_the_yaml(
     server["tool_prices"] = {"lookup_customer": "free"}
     with pytest.raises(ConfigError):
         config_load(_file(tmp_path, config))
+
+
+@pytest.mark.django_db
+def test_client_credentials_come_from_the_yaml_with_the_secret_encrypted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CRM_CLIENT_SECRET", "cc-secret-from-env-0123")
+    config = yaml.safe_load(yaml.safe_dump(CONFIG))
+    server = config["tenants"][0]["mcp_servers"][0]
+    server["credential_header"] = "x-api-key"
+    server["client_credentials"] = {
+        "token_url": "https://idp.example/oauth2/token",
+        "client_id": "gw-service",
+        "client_secret": "env:CRM_CLIENT_SECRET",
+        "scope": "crm.read",
+    }
+    config_apply(config_load(_file(tmp_path, config)))
+    saved = McpServer.objects.get(tenant__slug="yaml-mcp", name="crm")
+    assert (saved.oauth_token_url, saved.oauth_client_id, saved.oauth_scope) == (
+        "https://idp.example/oauth2/token",
+        "gw-service",
+        "crm.read",
+    )
+    assert saved.get_oauth_client_secret() == "cc-secret-from-env-0123"
+    assert "cc-secret" not in saved.oauth_client_secret_encrypted
+    # Both ways of getting a token at once: the file is refused, naming why.
+    server["token_exchange"] = {
+        "token_url": "https://idp.example/oauth2/token",
+        "client_id": "gw",
+        "client_secret": "x",
+    }
+    with pytest.raises(ConfigError, match="not both"):
+        config_apply(config_load(_file(tmp_path, config)))
+    # Left out of the file: client credentials are off, the secret gone.
+    del server["token_exchange"], server["client_credentials"]
+    config_apply(config_load(_file(tmp_path, config)))
+    saved.refresh_from_db()
+    assert saved.oauth_token_url == "" and saved.oauth_client_secret_encrypted == ""

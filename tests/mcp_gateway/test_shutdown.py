@@ -1,10 +1,15 @@
 """A worker that served the MCP endpoint stops as promptly as one that did not: the SDK's
-session manager ends with the ASGI lifespan rather than holding the shutdown."""
+session manager ends with the ASGI lifespan rather than holding the shutdown; and a tool call
+the shutdown cuts is recorded as interrupted."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx2
@@ -12,8 +17,12 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from audit.models import AuditRecord, AuditStatus
+from mock_provider.testing import McpMockServer, run_mcp_mock_server
+from routing.mcp_gateway import services as mcp
 from tenants import services as tenants
 from tests.support.live import start_gateway
+from tests.support.world import TenantWorld, build_tenant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
@@ -45,3 +54,52 @@ def test_a_worker_that_served_mcp_stops_promptly(key: str) -> None:
     # Ended by SIGTERM within the grace, not killed after LiveGateway.stop's 10 s.
     assert live.process.returncode in (0, -15)
     assert stopped_in < 5, stopped_in
+
+
+@pytest.fixture(scope="module")
+def cut(world: Any, django_db_blocker: Any) -> Iterator[tuple[McpMockServer, TenantWorld]]:
+    """A server with a slow tool and a team granted it, committed before the gateway starts."""
+    with run_mcp_mock_server(token="tok-for-the-cut") as upstream, django_db_blocker.unblock():
+        found = build_tenant("mcp-cut", name="Cut", teams=["ops"], keys=["cut-key"])
+        server = mcp.mcp_server_upsert(
+            tenant=found.tenant, name="tools", url=upstream.url, credential="tok-for-the-cut"
+        )
+        mcp.mcp_grant_set(server=server, team=found.team, tools=["slow"])
+        yield upstream, found
+
+
+def test_a_tool_call_cut_by_the_shutdown_is_recorded_interrupted(
+    cut: tuple[McpMockServer, TenantWorld],
+) -> None:
+    """With a grace shorter than the tool's answer, the call is cut; its record, committed as
+    in progress before the call went upstream, is completed as interrupted, not left behind."""
+    upstream, found = cut
+    live = start_gateway(GATEWAY_SHUTDOWN_GRACE_SECONDS="1")
+
+    async def call() -> None:
+        http = httpx2.AsyncClient(
+            headers={"authorization": f"Bearer {found.key('cut-key')}"}, timeout=30
+        )
+        endpoint = streamable_http_client(live.url + "/mcp", http_client=http)
+        with contextlib.suppress(Exception):  # cut by the shutdown: the drill
+            async with Client(endpoint) as client:
+                await client.call_tool("tools__slow", {"seconds": 20})
+
+    agent = threading.Thread(target=asyncio.run, args=(call(),), daemon=True)
+    agent.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not any(name == "slow" for name, _ in upstream.state.calls):
+            assert time.monotonic() < deadline, "the call never reached the server"
+            time.sleep(0.05)
+        record = AuditRecord.objects.get(tenant=found.tenant, model_requested="tools__slow")
+        assert record.status == AuditStatus.IN_PROGRESS  # committed before it went up
+        live.process.send_signal(signal.SIGTERM)
+        live.process.wait(timeout=30)
+    finally:
+        live.stop()
+    agent.join(timeout=30)
+    record.refresh_from_db()
+    assert (record.status, record.error_type) == (AuditStatus.INTERRUPTED, "interrupted")
+    assert record.completed_at is not None and record.latency_ms is not None
+    assert (record.request_body or {}).get("arguments") == {"seconds": 20}

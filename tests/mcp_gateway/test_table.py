@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from routing.mcp_gateway.table import Grant, McpTable, Upstream
 from tenants.auth import KeyIdentity
 
@@ -67,3 +69,32 @@ def test_argument_constraints_refuse_values_outside_the_list() -> None:
     assert access.grant.refusal("read", {"mode": "ro"}) is None
     assert "must be one of 'ro', 'rw'" in str(access.grant.refusal("read", {"mode": "admin"}))
     assert access.grant.refusal("read", {}) is not None  # absent is not allowed either
+
+
+@pytest.mark.django_db
+def test_a_server_whose_secret_cannot_be_decrypted_is_left_out_not_every_tenants() -> None:
+    from cryptography.fernet import Fernet
+
+    from routing.mcp_gateway import services as mcp
+    from routing.mcp_gateway.models import McpServer
+    from routing.mcp_gateway.table import load_mcp_table
+    from tests.support.world import build_tenant
+
+    sealed = build_tenant("mcp-sealed", name="Sealed", teams=["ops"]).tenant
+    fine = build_tenant("mcp-fine", name="Fine", teams=["ops"]).tenant
+    for tenant in (sealed, fine):
+        mcp.mcp_server_upsert(
+            tenant=tenant,
+            name="tools",
+            url="https://mcp.example/mcp",
+            credential=None,
+            client_credentials=mcp.ClientCredentials(
+                token_url="https://idp.example/token", client_id="gw", client_secret="s"
+            ),
+        )
+    # Sealed with a key this worker does not hold (a rotation that left it behind).
+    foreign = Fernet(Fernet.generate_key()).encrypt(b"s").decode()
+    McpServer.objects.filter(tenant=sealed).update(oauth_client_secret_encrypted=foreign)
+    table = load_mcp_table()
+    assert sealed.id not in table.servers
+    assert [u.name for u in table.servers[fine.id]] == ["tools"]

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
 from gateway_site.declarative.services import ConfigError, config_apply, config_load
 from mock_provider.testing import McpMockServer, run_mcp_mock_server
@@ -170,6 +171,19 @@ def strict_gateway(world: Any, upstream: McpMockServer, django_db_blocker: Any) 
             ),
         )
         mcp.mcp_grant_set(server=obo, team=team, tools=["*"])
+        # One that authenticates as the gateway (client credentials), same token endpoint.
+        service = mcp.mcp_server_upsert(
+            tenant=tenant,
+            name="service",
+            url=upstream.url,
+            credential=None,
+            client_credentials=mcp.ClientCredentials(
+                token_url=upstream.token_url,
+                client_id=upstream.state.client_id,
+                client_secret=upstream.state.client_secret,
+            ),
+        )
+        mcp.mcp_grant_set(server=service, team=team, tools=["*"])
     live: LiveGateway = start_gateway(GATEWAY_EGRESS_ALLOW_LOOPBACK="false")
     yield live, connect.key("connect-key")
     live.stop()
@@ -221,3 +235,58 @@ def test_a_token_endpoint_on_a_refused_network_is_refused_at_connect_time(
     assert len(upstream.state.exchanges) == exchanges
     record = AuditRecord.objects.filter(model_requested="obo__echo").latest("id")
     assert record.error_type == "egress_refused"
+
+
+@pytest.mark.django_db
+def test_a_client_credentials_token_endpoint_on_a_refused_network_is_refused_at_connect_time(
+    strict_gateway: Any, upstream: McpMockServer
+) -> None:
+    from audit.models import AuditRecord
+
+    live, key = strict_gateway
+    exchanges, calls = len(upstream.state.exchanges), len(upstream.state.authorizations)
+
+    async def call() -> Any:
+        http = httpx2.AsyncClient(headers={"authorization": f"Bearer {key}"}, timeout=30)
+        async with Client(streamable_http_client(live.url + "/mcp", http_client=http)) as client:
+            try:
+                return await client.call_tool("service__echo", {"text": "hello"})
+            except MCPError as error:
+                return error
+
+    refused = asyncio.run(call())
+    assert isinstance(refused, MCPError), refused
+    assert "could not authenticate to service" in str(refused)
+    assert "egress rule 'loopback'" in str(refused)
+    assert upstream.state.client_secret not in str(refused)
+    # The client secret never left: neither the token endpoint nor the server saw a request.
+    assert len(upstream.state.exchanges) == exchanges
+    assert len(upstream.state.authorizations) == calls
+    record = AuditRecord.objects.filter(model_requested="service__echo").latest("id")
+    assert (record.status, record.error_type) == ("upstream_error", "egress_refused")
+    assert record.client_context["credential"] == "client_credentials"
+
+
+@pytest.mark.django_db
+def test_a_client_credentials_token_endpoint_on_a_refused_network_is_refused_when_saved(
+    world: Any, settings: Any
+) -> None:
+    settings.GATEWAY_EGRESS = EgressPolicy.parse([])
+    tenant = build_tenant("cc-saved", name="CC saved", teams=["ops"], keys=["k"]).tenant
+    with pytest.raises(mcp.McpServerRefused) as refused:
+        mcp.mcp_server_upsert(
+            tenant=tenant,
+            name="meta",
+            url="https://mcp.tickets.example/mcp",
+            credential=None,
+            client_credentials=mcp.ClientCredentials(
+                token_url="http://169.254.169.254/latest/token",
+                client_id="gw",
+                client_secret="s3cret-cc",
+            ),
+        )
+    assert (refused.value.code, refused.value.field) == (
+        "egress_refused",
+        "client_credentials.token_url",
+    )
+    assert not McpServer.objects.filter(tenant=tenant, name="meta").exists()

@@ -2,16 +2,19 @@
 
 Canary values are set for every secret the gateway holds: the provider credentials, a virtual
 key, an admin key, a user's password (and a mistyped one), the OIDC client secret, the metrics
-token, GATEWAY_SECRET_KEY and the credential encryption key. Then a live gateway (debug logging)
-serves demo-like traffic with its failures: a provider that refuses its credential, a failover,
-a stream, a request blocked by a guardrail, an unknown key, bad management API calls, a sign-in
-with a wrong password, the console's pages and exports, and /metrics. Afterwards the canaries are
+token, GATEWAY_SECRET_KEY and the credential encryption key, an MCP server's static credential and
+OAuth client secrets (a right one and a refused one) and the access tokens the gateway obtained
+with them. Then a live gateway (debug logging) serves demo-like traffic with its failures: a
+provider that refuses its credential, a failover, a stream, a request blocked by a guardrail, an
+unknown key, bad management API calls, a sign-in with a wrong password, MCP tool calls (one whose
+client secret the token endpoint refuses), the console's pages and exports, and /metrics. Afterwards the canaries are
 searched in the database dump, the gateway's output, every response body and header, and every
 export: a hash or a ciphertext of a secret is fine, the secret itself must appear nowhere.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import subprocess
@@ -22,20 +25,27 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import httpx2
 import pytest
 from cryptography.fernet import Fernet
 from django.conf import settings
 from django.utils import timezone
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
 from audit.activity.services import SYSTEM
 from gateway_site import crypto
 from gateway_site.api.models import AdminKey
 from gateway_site.api.services import admin_key_create
 from mock_provider.config import MockConfig
-from mock_provider.testing import run_mock_server
+from mock_provider.mcp_server import McpMockState
+from mock_provider.testing import run_mcp_mock_server, run_mock_server
 from routing import services as routing
 from routing.guardrails import services as guardrails
 from routing.guardrails.core.policy import PolicySpec
+from routing.mcp_gateway import services as mcp
+from routing.mcp_gateway.models import McpServer
 from routing.models import Deployment, Provider, Route
 from tenants.models import Membership, Role, Tenant
 from tests.conftest import wait_for_record
@@ -61,11 +71,19 @@ class Canaries:
     password: str = _canary("password")
     wrong_password: str = _canary("wrong-password")
     unknown_key: str = "gw-" + _canary("unknown-key")
+    mcp_credential: str = _canary("mcp-credential")
+    mcp_client_secret: str = _canary("mcp-client-secret")
+    mcp_wrong_client_secret: str = _canary("mcp-wrong-client-secret")
     virtual_key: str = ""
     admin_key: str = ""
 
+    mcp_state: McpMockState | None = None
+
     def values(self) -> dict[str, str]:
-        return {name: value for name, value in vars(self).items() if value}
+        found = {name: v for name, v in vars(self).items() if isinstance(v, str) and v}
+        if self.mcp_state is not None:  # the access tokens the gateway obtained, too
+            found |= {f"mcp access token {i}": t for i, t in enumerate(self.mcp_state.issued)}
+        return found
 
 
 @dataclass
@@ -84,9 +102,12 @@ class Seen:
 @pytest.fixture(scope="module")
 def canaries(django_db_setup: None, django_db_blocker: Any) -> Iterator[Canaries]:
     found = Canaries()
+    tools = McpMockState(client_id="leakcheck-gw", client_secret=found.mcp_client_secret)
+    tools.require_issued = True
     with (
         run_mock_server(MockConfig(required_api_key=found.credential)) as mock,
         run_mock_server(MockConfig(status=503, fail_rate=1.0)) as failing,
+        run_mcp_mock_server(state=tools) as mcp_server,
     ):
         old = settings.SECRET_KEY, settings.CREDENTIAL_KEYS
         # This process encrypts the credentials the gateway below decrypts: the same keys.
@@ -95,6 +116,8 @@ def canaries(django_db_setup: None, django_db_blocker: Any) -> Iterator[Canaries
         try:
             with django_db_blocker.unblock():
                 _build(found, mock.base_url, failing.base_url)
+                _build_mcp(found, mcp_server.url, mcp_server.token_url)
+            found.mcp_state = tools
             yield found
         finally:
             settings.SECRET_KEY, settings.CREDENTIAL_KEYS = old
@@ -114,6 +137,9 @@ def _retire() -> None:
     Membership.objects.filter(tenant__slug="leakcheck-co").delete()
     Tenant.objects.filter(slug="leakcheck-co").update(is_active=False)
     AdminKey.objects.filter(name="leakcheck-ops").update(revoked_at=timezone.now())
+    McpServer.objects.filter(tenant__slug="leakcheck-co").update(
+        credential_encrypted="", oauth_client_secret_encrypted="", is_active=False
+    )
 
 
 def _build(found: Canaries, mock_url: str, failing_url: str) -> None:
@@ -170,6 +196,49 @@ def _build(found: Canaries, mock_url: str, failing_url: str) -> None:
     guardrails.guardrail_policy_attach(policy=policy, tenant=tenant)
 
 
+def _build_mcp(found: Canaries, url: str, token_url: str) -> None:
+    tenant = Tenant.objects.get(slug="leakcheck-co")
+    team = tenant.teams.get(slug="leakcheck-team")
+    for name, secret in (
+        ("tools", found.mcp_client_secret),
+        ("broken", found.mcp_wrong_client_secret),
+    ):
+        server = mcp.mcp_server_upsert(
+            tenant=tenant,
+            name=name,
+            url=url,
+            credential=found.mcp_credential,  # a static one beside it, in its own header
+            credential_header="x-leakcheck-key",
+            client_credentials=mcp.ClientCredentials(
+                token_url=token_url, client_id="leakcheck-gw", client_secret=secret
+            ),
+        )
+        mcp.mcp_grant_set(server=server, team=team, tools=["echo", "fail"])
+
+
+def _mcp_traffic(base: str, found: Canaries, seen: Seen) -> None:
+    """Tool calls through /mcp: a result, a tool error, one whose client secret is refused."""
+
+    async def calls() -> list[str]:
+        http = httpx2.AsyncClient(
+            headers={"authorization": f"Bearer {found.virtual_key}"}, timeout=20
+        )
+        shown = []
+        async with Client(streamable_http_client(base + "/mcp", http_client=http)) as client:
+            shown.append(repr(await client.list_tools()))
+            shown.append(repr(await client.call_tool("tools__echo", {"text": "hi"})))
+            shown.append(repr(await client.call_tool("tools__fail", {"message": "no"})))
+            try:
+                await client.call_tool("broken__echo", {"text": "hi"})
+            except MCPError as error:
+                shown.append(f"{error!r} {error.error!r}")
+        return shown
+
+    seen.texts["mcp answers"] = "\n".join(asyncio.run(calls()))
+    assert "client_credentials_refused" in seen.texts["mcp answers"]
+    assert found.mcp_state is not None and found.mcp_state.issued  # a token was obtained
+
+
 def _traffic(base: str, found: Canaries, seen: Seen) -> list[str]:
     """Demo-like traffic with its failures; returns the request ids to wait for."""
     v1 = {"authorization": f"Bearer {found.virtual_key}", "x-gateway-end-user": "advisor-1"}
@@ -203,6 +272,7 @@ def _traffic(base: str, found: Canaries, seen: Seen) -> list[str]:
             == 401
         )
         seen.add("models", client.get("/v1/models", headers=v1))
+        _mcp_traffic(base, found, seen)
         _management(client, found, seen)
         _console(client, found, seen)
         metrics = client.get("/metrics", headers={"authorization": f"Bearer {found.metrics_token}"})
@@ -217,6 +287,7 @@ def _management(client: httpx.Client, found: Canaries, seen: Seen) -> None:
         "/providers",
         "/providers/leakcheck-ok",
         "/tenants/leakcheck-co/keys",
+        "/tenants/leakcheck-co/mcp/servers",
         "/activity",
     ):
         assert seen.add(f"api {path}", client.get("/api/v1" + path, headers=api)).status_code == 200
@@ -257,6 +328,8 @@ def _console(client: httpx.Client, found: Canaries, seen: Seen) -> None:
         "/limits/",
         "/alerts/",
         "/quickstart/",
+        "/mcp/",
+        "/mcp/?list=tools",
     ]
     for page in pages:
         response = client.get(base + page)

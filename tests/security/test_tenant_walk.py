@@ -110,6 +110,7 @@ EXPECTED_ROLES: dict[str, set[str]] = {
     "response_cache:cache": {ADMIN},
     "mcp:overview": {ADMIN},
     "mcp:price_save": {ADMIN},
+    "mcp:credentials_save": {ADMIN},
     # Guardrail policies: admins write them, compliance reads them and reviews held requests.
     **{f"guardrails:{name}": {ADMIN, COMPLIANCE} for name in ("list", "detail", "dry_run")},
     **{f"guardrails:{name}": {ADMIN} for name in ("create", "edit", "attach", "detach")},
