@@ -9,7 +9,7 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Coroutine, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import httpx
 from django.conf import settings
@@ -35,10 +35,14 @@ from tenants.auth import KeyAuthenticator
 from tenants.quotas.core.checks import Release
 from tenants.quotas.gate import build_engine
 
-if TYPE_CHECKING:
-    from routing.mcp_gateway.endpoint import McpGateway
-
 logger = logging.getLogger(__name__)
+
+
+class WorkerService(Protocol):
+    """Something a worker starts on demand and closes at shutdown."""
+
+    async def aclose(self) -> None: ...
+
 
 ADAPTERS: dict[str, type[ProviderAdapter]] = {
     OpenAIAdapter.kind: OpenAIAdapter,
@@ -104,7 +108,9 @@ class GatewayRuntime:
         settings.GATEWAY_JOURNAL_DIR.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(settings.GATEWAY_JOURNAL_DIR)
         self.cache = ResponseCache()
-        self.mcp: McpGateway | None = None  # the MCP endpoint's, built at its first request
+        # The MCP endpoint's (routing/mcp_gateway/endpoint.py), built at its first request; typed
+        # by what the runtime does with it, so the runtime does not import the endpoint.
+        self.mcp: WorkerService | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.Task[Any] | None = None
         self._tidier: asyncio.Task[Any] | None = None

@@ -25,7 +25,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import mcp_types as types
 from django.utils import timezone
@@ -40,14 +40,14 @@ from routing.mcp_gateway.guard import guard_arguments, guard_result
 from routing.mcp_gateway.models import ENDPOINT, TOOL_SEPARATOR
 from routing.mcp_gateway.oauth import GRANT_TYPE as CLIENT_CREDENTIALS
 from routing.mcp_gateway.oauth import TokenFailure
-from routing.mcp_gateway.table import Access
+from routing.mcp_gateway.table import Access, Upstream
 from routing.mcp_gateway.token_exchange import SUBJECT_HEADER
 from routing.mcp_gateway.upstream import UpstreamFailure
 from tenants.auth import KeyIdentity
 from tenants.quotas.core.checks import WindowCheck
 
 if TYPE_CHECKING:
-    from routing.mcp_gateway.endpoint import McpGateway
+    from routing.runtime import GatewayRuntime
 
 logger = logging.getLogger(__name__)
 JSON = dict[str, Any]
@@ -65,6 +65,19 @@ class Caller:
     agent: str = ""  # the client's User-Agent
     # x-gateway-subject-token: the end user's own token, for servers that act as them (RFC 8693)
     subject_token: str = field(default="", repr=False)
+
+
+class ToolGateway(Protocol):
+    """What a tool call uses of the worker's MCP endpoint (routing/mcp_gateway/endpoint.py,
+    `McpGateway`), which calls it: typed here so the two do not import each other."""
+
+    runtime: GatewayRuntime
+
+    async def accesses(self, caller: Caller) -> list[Access]: ...
+
+    async def request(
+        self, upstream: Upstream, caller: Caller, method: str, params: JSON
+    ) -> JSON: ...
 
 
 @dataclass
@@ -123,7 +136,7 @@ def _tool_error(text: str) -> types.CallToolResult:
 
 
 async def call_tool(
-    gateway: McpGateway, caller: Caller, params: types.CallToolRequestParams
+    gateway: ToolGateway, caller: Caller, params: types.CallToolRequestParams
 ) -> types.CallToolResult:
     call = _Call(caller, params.name, dict(params.arguments or {}))
     outcome = "error"
@@ -144,7 +157,7 @@ async def call_tool(
         metrics.observe(tool, outcome, time.monotonic() - call.started, call.entry.error_type)
 
 
-async def _record(gateway: McpGateway, call: _Call) -> None:
+async def _record(gateway: ToolGateway, call: _Call) -> None:
     """Insert the call's record: complete for a refusal, `in_progress` before an upstream call."""
     try:
         await gateway.runtime.audit.insert(call.entry)
@@ -152,7 +165,7 @@ async def _record(gateway: McpGateway, call: _Call) -> None:
         raise MCPError(types.INTERNAL_ERROR, "the audit record could not be committed") from None
 
 
-async def _complete(gateway: McpGateway, call: _Call) -> None:
+async def _complete(gateway: ToolGateway, call: _Call) -> None:
     call.completing = True
     try:
         await gateway.runtime.audit.complete(call.entry)
@@ -161,7 +174,7 @@ async def _complete(gateway: McpGateway, call: _Call) -> None:
     call.completed = True
 
 
-async def _governed(gateway: McpGateway, call: _Call) -> types.CallToolResult:
+async def _governed(gateway: ToolGateway, call: _Call) -> types.CallToolResult:
     identity = call.caller.identity
     found = _resolve(await gateway.accesses(call.caller), call.name)
     if found is None:
@@ -202,7 +215,9 @@ async def _governed(gateway: McpGateway, call: _Call) -> types.CallToolResult:
         return _tool_error(f"Refused by the gateway: {message}.")
     call.price = access.upstream.price_of(tool)
     try:
-        admission = await spend.reserve(gateway.runtime, call, call.price)
+        admission = await spend.reserve(
+            gateway.runtime, call.caller.identity, call.entry, call.price
+        )
     except GatewayError as error:
         call.finish(AuditStatus.REJECTED, error_type=error.code or "quota", message=error.message)
         call.entry.http_status = error.status
@@ -218,7 +233,7 @@ async def _governed(gateway: McpGateway, call: _Call) -> types.CallToolResult:
 
 
 async def _forward(
-    gateway: McpGateway, call: _Call, access: Access, tool: str, arguments: JSON
+    gateway: ToolGateway, call: _Call, access: Access, tool: str, arguments: JSON
 ) -> types.CallToolResult:
     # How the gateway authenticates upstream (never the credential itself).
     call.entry.client_context["credential"] = access.upstream.credential_kind
@@ -238,7 +253,7 @@ async def _forward(
         raise
 
 
-async def _complete_interrupted(gateway: McpGateway, call: _Call) -> None:
+async def _complete_interrupted(gateway: ToolGateway, call: _Call) -> None:
     try:
         await _complete(gateway, call)
     except MCPError:
@@ -246,7 +261,7 @@ async def _complete_interrupted(gateway: McpGateway, call: _Call) -> None:
 
 
 async def _upstream_call(
-    gateway: McpGateway, call: _Call, access: Access, tool: str, arguments: JSON
+    gateway: ToolGateway, call: _Call, access: Access, tool: str, arguments: JSON
 ) -> types.CallToolResult:
     upstream = access.upstream
     try:
@@ -277,7 +292,7 @@ async def _upstream_call(
 
 
 async def _answer(
-    gateway: McpGateway, call: _Call, access: Access, result: JSON
+    gateway: ToolGateway, call: _Call, access: Access, result: JSON
 ) -> types.CallToolResult:
     guarded = await guard_result(call.caller.identity, access.upstream, result)
     call.entry.guardrail_findings += guarded.findings
@@ -306,7 +321,7 @@ async def _answer(
 
 
 async def _rate_limit(
-    gateway: McpGateway, call: _Call, access: Access, tool: str
+    gateway: ToolGateway, call: _Call, access: Access, tool: str
 ) -> types.CallToolResult | None:
     limit = access.grant.calls_per_minute
     if limit is None:

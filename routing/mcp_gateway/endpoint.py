@@ -208,6 +208,7 @@ def get_gateway() -> McpGateway:
     runtime = get_runtime()
     if runtime.mcp is None:
         runtime.mcp = McpGateway(runtime)
+    assert isinstance(runtime.mcp, McpGateway)
     return runtime.mcp
 
 

@@ -18,20 +18,20 @@ from routing.errors import GatewayError
 from tenants.quotas.engine import Admission, Demand
 
 if TYPE_CHECKING:
-    from routing.mcp_gateway.calls import _Call
-    from routing.runtime import GatewayRuntime
+    from audit.entries import AuditEntry
+    from routing.caller import StepServices
+    from tenants.auth import KeyIdentity
 
 # A JSON-RPC error in the server-defined range: the call is refused by a budget or the counters.
 QUOTA_REFUSED = -32029
 
 
-def _demand(call: _Call, price: Decimal) -> Demand:
-    identity = call.caller.identity
+def _demand(identity: KeyIdentity, entry: AuditEntry, price: Decimal) -> Demand:
     return Demand(
         tenant_id=identity.tenant_id,
         team_id=identity.team_id,
         key_id=identity.key_id,
-        end_user=call.entry.end_user,
+        end_user=entry.end_user,
         prompt_tokens=0,
         tokens_exact=True,
         max_output_tokens=0,
@@ -42,14 +42,16 @@ def _demand(call: _Call, price: Decimal) -> Demand:
     )
 
 
-async def reserve(runtime: GatewayRuntime, call: _Call, price: Decimal) -> Admission | None:
+async def reserve(
+    runtime: StepServices, identity: KeyIdentity, entry: AuditEntry, price: Decimal
+) -> Admission | None:
     """Reserve `price` in the caller's budgets; None when the tool has no price.
 
     Raises GatewayError (429 `budget_exceeded`, 503 `quota_unavailable`/`gateway_busy`)."""
     if price <= 0:
         return None
-    admission = await runtime.quotas.admit(_demand(call, price), call.entry.request_id)
-    call.entry.quota = {**call.entry.quota, **admission.record}
+    admission = await runtime.quotas.admit(_demand(identity, entry, price), entry.request_id)
+    entry.quota = {**entry.quota, **admission.record}
     return admission
 
 
@@ -66,7 +68,7 @@ def refusal(error: GatewayError) -> MCPError:
     return MCPError(QUOTA_REFUSED, error.message, data)
 
 
-def settle(runtime: GatewayRuntime, admission: Admission | None, charged: Decimal) -> None:
+def settle(runtime: StepServices, admission: Admission | None, charged: Decimal) -> None:
     """Replace the reservation by what the call cost (0: it gives everything back)."""
     if admission is not None:
         runtime.spawn(runtime.quotas.settle(admission, total_tokens=0, cost_usd=charged))
