@@ -13,7 +13,6 @@ django_application = get_asgi_application()  # sets Django up; must come before 
 
 from gateway_site.body_guard import RequestBodyGuard  # noqa: E402
 from gateway_site.request_lifecycle import ProxyASGIHandler  # noqa: E402
-from routing.mcp_gateway.endpoint import mcp_application  # noqa: E402
 
 proxy_application = ProxyASGIHandler()
 
@@ -21,17 +20,29 @@ proxy_application = ProxyASGIHandler()
 async def lifespan(receive: Any, send: Any) -> None:
     """Start-up builds the worker's runtime, whose first act is to record the calls of workers
     that died (audit/journal.py); shutdown closes it once in-flight requests are done."""
+    from gateway_site.db_threads import run_db
+    from routing.mcp_gateway.selectors import mcp_servers_exist
     from routing.runtime import close_runtime, get_runtime
 
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             get_runtime()
+            if await run_db(mcp_servers_exist):
+                _mcp_application()  # loaded now, not on the loop at the first tool call
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await close_runtime()
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+def _mcp_application() -> Any:
+    """The MCP endpoint. Its SDK (about 20 MiB) is loaded only by workers that serve MCP: at
+    start-up when an MCP server is configured, else at the first `/mcp` request."""
+    from routing.mcp_gateway.endpoint import mcp_application
+
+    return mcp_application
 
 
 async def refuse_websocket(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -63,7 +74,7 @@ async def route(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await proxy_application(scope, receive, send)
     elif scope["type"] == "http" and (scope["path"] == "/mcp" or scope["path"].startswith("/mcp/")):
         # Agents' tools: authenticated by key like /v1, served by the mcp SDK (docs/mcp.md).
-        await mcp_application(scope, receive, send)
+        await _mcp_application()(scope, receive, send)
     else:
         await django_application(scope, receive, send)
 

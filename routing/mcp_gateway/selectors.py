@@ -8,6 +8,11 @@ from audit.models import AuditRecord
 from routing.mcp_gateway.models import ENDPOINT, McpServer, McpToolGrant
 
 
+def mcp_servers_exist() -> bool:
+    """Whether any tenant has an MCP server (a worker loads the MCP SDK at start-up if so)."""
+    return McpServer.objects.exists()
+
+
 def mcp_servers_of(*, tenant_id: int) -> QuerySet[McpServer]:
     return McpServer.objects.filter(tenant_id=tenant_id).order_by("name")
 
