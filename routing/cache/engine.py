@@ -11,8 +11,8 @@ import asyncio
 import functools
 import logging
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-import numpy as np
 from django.conf import settings
 from django.utils import timezone
 from redis.asyncio.retry import Retry
@@ -20,10 +20,15 @@ from redis.backoff import NoBackoff
 
 from gateway_site.db_threads import run_db
 from gateway_site.redis_clients import async_client
-from routing.cache.core.embedder import Embedder, EmbedderUnavailable, Vector, WordLlamaEmbedder
-from routing.cache.core.semantic import SemanticIndex, build_ann
 from routing.cache.core.stores import AnswerStore, MemoryAnswerStore, RedisAnswerStore
 from routing.cache.models import SemanticEntry
+
+if TYPE_CHECKING:
+    from routing.cache.core.embedder import Embedder, Vector
+    from routing.cache.core.semantic import SemanticIndex
+
+# The semantic side (numpy, the embedder, the index: about 20 MiB) is imported on a semantic
+# route's first lookup, not by every worker at start-up.
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +50,8 @@ def build_store() -> AnswerStore:
 @functools.cache
 def local_embedder() -> Embedder | None:
     """One per process: the weights are read-only and take a moment to load."""
+    from routing.cache.core.embedder import EmbedderUnavailable, WordLlamaEmbedder
+
     try:
         return WordLlamaEmbedder()
     except EmbedderUnavailable as error:
@@ -55,12 +62,21 @@ def local_embedder() -> Embedder | None:
 class ResponseCache:
     def __init__(self, store: AnswerStore | None = None) -> None:
         self.store = store or build_store()
-        self.index = SemanticIndex()
+        self._index: SemanticIndex | None = None
         self.embedder: Embedder | None = None
         self._ready: asyncio.Future[None] | None = None
         self._syncer: asyncio.Task[None] | None = None
         self._builder: asyncio.Task[None] | None = None
         self._last_id = 0
+
+    @property
+    def index(self) -> SemanticIndex:
+        """This worker's copy of the semantic entries, created on first use."""
+        if self._index is None:
+            from routing.cache.core.semantic import SemanticIndex
+
+            self._index = SemanticIndex()
+        return self._index
 
     async def semantic(self) -> Embedder | None:
         """The embedder, once the index holds every live entry (the first call waits)."""
@@ -102,6 +118,8 @@ class ResponseCache:
     async def build_indexes(self) -> None:
         """(Re)build the approximate index of each large partition whose index lags, one at a
         time in a worker thread: lookups meanwhile use the old index and scan the rest."""
+        from routing.cache.core.semantic import build_ann
+
         jobs = self.index.ann_jobs()
         try:
             while jobs:
@@ -128,6 +146,8 @@ class ResponseCache:
             )
 
         rows = await run_db(newer)
+        import numpy as np
+
         for row_id, partition, key, vector, terms, expires_at in rows:
             self.index.add(
                 partition,
@@ -166,7 +186,7 @@ class ResponseCache:
                 route_alias=route_alias,
                 partition=partition,
                 cache_key=key,
-                vector=vector.astype(np.float32).tobytes(),
+                vector=vector.astype("float32").tobytes(),
                 embedder=embedder,
                 terms=" ".join(sorted(terms)),
                 deployment_name=deployment,

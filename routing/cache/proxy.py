@@ -19,7 +19,6 @@ from django.conf import settings
 
 from audit.entries import AuditEntry
 from routing.cache.core.answers import CachedAnswer, complete
-from routing.cache.core.embedder import Vector
 from routing.cache.core.keys import RequestKeys, one_word_swapped, request_keys
 from routing.cache.core.policy import CachePolicy, Directives, parse_cache_control
 from routing.cache.engine import ResponseCache
@@ -29,6 +28,7 @@ from routing.core.types import JSON
 from routing.table import ResolvedModel
 
 if TYPE_CHECKING:
+    from routing.cache.core.embedder import Vector
     from routing.guardrails.proxy import RequestGuard
     from routing.prompts.proxy import PromptRef
 
