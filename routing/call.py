@@ -187,7 +187,7 @@ class Call:
         self.journaled = False  # on the write-ahead journal (before the first provider call)
         # A stream's start record, committed while its first deployment is asked (ADR 0014):
         # the insert in flight, the deployment it names, and whether it is in the database.
-        self._start: asyncio.Future[None] | None = None
+        self._start: asyncio.Task[None] | None = None
         self._start_target: Target | None = None
         self.start_recorded = False
         self.entry = AuditEntry(
@@ -396,7 +396,9 @@ class Call:
             tool_calls=list(entry.tool_calls),
         )
         self._start_target = target
-        self._start = asyncio.ensure_future(self.runtime.audit.insert(start))
+        # Written even if the request is cancelled meanwhile: the journal line says the call was
+        # made, and recovery completes this record (docs/adr/0010).
+        self._start = self.runtime.spawn(self.runtime.audit.insert(start))
         # Read even if nobody awaits it (the client went away): no "never retrieved" warning.
         self._start.add_done_callback(lambda done: done.cancelled() or done.exception())
 
@@ -405,7 +407,7 @@ class Call:
         if start is None:
             return
         try:
-            await start
+            await asyncio.shield(start)
         except AuditWriteError:
             return  # not in the database: the next write inserts the record whole
         self.start_recorded = True
