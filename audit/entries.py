@@ -57,6 +57,11 @@ class AuditEntry:
     stored_escaped: list[str] = field(default_factory=list)
 
 
+# What a stream's start record, committed while its first deployment is being asked (ADR 0014),
+# may not know yet: the deployment that answers (after a failover, another one), what it was
+# sent, the attempts and why they were made in that order.
+START_FIELDS = ("deployment_name", "provider_name", "request_body", "attempts", "routing")
+
 # What completing a stream may change on its in-progress record; everything else is fixed
 # when the record is first written.
 COMPLETION_FIELDS = (
@@ -79,4 +84,9 @@ COMPLETION_FIELDS = (
     "completed_at",
     # A stream's answer may be the first part to hold a character stored escaped.
     "stored_escaped",
+    *START_FIELDS,
 )
+
+# What a recovery that completes a stream as `interrupted` writes: not the START_FIELDS, which the
+# start record holds and the write-ahead line (written before any deployment was asked) does not.
+INTERRUPTION_FIELDS = tuple(name for name in COMPLETION_FIELDS if name not in START_FIELDS)

@@ -276,7 +276,7 @@ def recover_orphans(directory: Path) -> list[tuple[str, dict[str, Any]]]:
                 if status is not None and status != AuditStatus.IN_PROGRESS:
                     continue  # its final record was committed before the crash
                 stored = storable_entry(entry)
-                op = _Insert(stored) if status is None else _Complete(stored)
+                op = _Insert(stored) if status is None else _Complete(stored, interrupted=True)
                 try:
                     write_batch([op])
                 except IntegrityError:  # its tenant or key was deleted since

@@ -14,7 +14,7 @@ import orjson
 from django.db import models
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from audit.entries import COMPLETION_FIELDS, AuditEntry
+from audit.entries import COMPLETION_FIELDS, INTERRUPTION_FIELDS, AuditEntry
 from audit.models import AuditRecord, AuditStatus
 
 Converter = Callable[[Any], Any]
@@ -118,9 +118,11 @@ def _insert_head(connection: BaseDatabaseWrapper) -> str:
     return sql.partition(" VALUES ")[0]
 
 
-def _build_completion_plan(connection: BaseDatabaseWrapper) -> Plan:
+def _build_completion_plan(
+    connection: BaseDatabaseWrapper, names: Sequence[str] = COMPLETION_FIELDS
+) -> Plan:
     by_name = {f.name: f for f in AuditRecord._meta.concrete_fields}
-    fields = [by_name[name] for name in COMPLETION_FIELDS]
+    fields = [by_name[name] for name in names]
     quote = connection.ops.quote_name
     assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
     # Only an unfinished record may be completed, and only once. Its start time names its month:
@@ -135,8 +137,19 @@ def _build_completion_plan(connection: BaseDatabaseWrapper) -> Plan:
     return sql, [*converters, ("request_id", lambda value: value), ("started_at", started)]
 
 
-def complete_entries(connection: BaseDatabaseWrapper, entries: Sequence[AuditEntry]) -> None:
-    _execute(connection, _plan("complete", connection, _build_completion_plan), entries)
+def complete_entries(
+    connection: BaseDatabaseWrapper, entries: Sequence[AuditEntry], *, interrupted: bool = False
+) -> None:
+    """`interrupted`: a recovery's completion, which leaves what the start record holds."""
+    if interrupted:
+        plan = _plan("interrupt", connection, _build_interruption_plan)
+    else:
+        plan = _plan("complete", connection, _build_completion_plan)
+    _execute(connection, plan, entries)
+
+
+def _build_interruption_plan(connection: BaseDatabaseWrapper) -> Plan:
+    return _build_completion_plan(connection, INTERRUPTION_FIELDS)
 
 
 def _execute(connection: BaseDatabaseWrapper, plan: Plan, entries: Sequence[AuditEntry]) -> None:

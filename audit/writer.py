@@ -87,6 +87,7 @@ class _Insert:
 @dataclass(frozen=True, slots=True)
 class _Complete:
     entry: AuditEntry
+    interrupted: bool = False  # a recovery's: what the start record holds is kept
 
 
 _Op = _Insert | _Complete
@@ -117,11 +118,14 @@ def write_batch(ops: list[_Op], content_modes: ContentModes | None = None) -> No
             inserts = [entry for op, entry in kept if isinstance(op, _Insert)]
             if inserts:
                 insert_entries(connection, inserts)
-            completions = [entry for op, entry in kept if isinstance(op, _Complete)]
-            if completions:
-                complete_entries(connection, completions)
+            completions: dict[bool, list[AuditEntry]] = {}
+            for op, entry in kept:
+                if isinstance(op, _Complete):
+                    completions.setdefault(op.interrupted, []).append(entry)
+            for interrupted, completed in completions.items():
+                complete_entries(connection, completed, interrupted=interrupted)
             # The spend ledger gets its rows in the same transaction as the records they charge.
-            _ledger.insert_spend(connection, inserts + completions)
+            _ledger.insert_spend(connection, inserts + [e for c in completions.values() for e in c])
     finally:
         close_old_connections()
 

@@ -21,6 +21,17 @@ GOAL_QUOTA_P50_MS = 0.5
 GOAL_ADDED_P99_MS = 15.0
 GOAL_PROXIED_RPS = 300.0
 
+# Issue 22's goals ("the fastest Python gateway"): one worker with key auth, the write-ahead
+# journal, the committed audit record, limits and budgets on. Held beside the older goals above.
+ISSUE_22 = "#22"
+GOAL22_PROXIED_RPS = 1000.0
+GOAL22_STREAMS_PER_S = 800.0
+GOAL22_ADDED_P50_MS = 2.0  # at 100 evenly spaced req/s, and at concurrency 1
+GOAL22_ADDED_P99_MS = 8.0
+GOAL22_TTFT_ADDED_MS = 2.0
+GOAL22_RSS_MIB = 150.0  # idle and after load
+GOAL22_STARTUP_S = 3.0
+
 
 def _git(*args: str) -> str | None:
     try:
@@ -162,10 +173,73 @@ def _stream_rows(pair: dict[str, StreamResult]) -> list[list[str]]:
     return rows
 
 
+def _stream_throughput_rows(pair: dict[str, StreamResult]) -> list[list[str]]:
+    return [
+        [name, f"{r.streams_per_s:.0f}", _ms(r.ttft_p50_ms), _ms(r.ttft_p99_ms),
+         str(r.non_200 + r.incomplete), str(r.client_errors)]
+        for name, key in (("mock direct", "direct"), ("via gateway", "gateway"))
+        if (r := pair.get(key)) is not None
+    ]  # fmt: skip
+
+
 def _verdict(value: float | None, limit: float, below: bool) -> str:
     if value is None:
         return "no data"
     return "met" if (value < limit if below else value >= limit) else "**missed**"
+
+
+def _at_most(value: float | None, limit: float) -> str:
+    if value is None:
+        return "no data"
+    return "met" if value <= limit else "**missed**"
+
+
+def _added_p(pair: dict[str, RunResult], p99: bool = False) -> float | None:
+    d, g = pair.get("direct"), pair.get("gateway")
+    if d is None or g is None:
+        return None
+    return added(g.p99_ms, d.p99_ms) if p99 else added(g.p50_ms, d.p50_ms)
+
+
+def _issue_22_rows(results: Results) -> list[list[str]]:
+    """Issue 22's goals, from the default gateway's run (scenarios 1, 1b, 2b, 3, 3b and 5)."""
+    s = results.settings
+    g = results.fixed_concurrency.get("gateway")
+    streams = results.stream_throughput.get("gateway")
+    sd, sg = results.streaming.get("direct"), results.streaming.get("gateway")
+    run = next((r for r in results.gateways if r.transport == TRANSPORTS[0]), None)
+    rss_idle = run.rss_idle_kib / 1024 if run and run.rss_idle_kib else None
+    rss_after = run.rss_after_kib / 1024 if run and run.rss_after_kib else None
+    at_least = [
+        (f"proxied throughput at {s.concurrency} connections", g.rps if g else None,
+         GOAL22_PROXIED_RPS, "req/s"),
+        (f"streams at {s.concurrency} connections (3b)",
+         streams.streams_per_s if streams else None, GOAL22_STREAMS_PER_S, "streams/s"),
+    ]  # fmt: skip
+    at_most = [
+        (f"added p50 at {s.rate:g} evenly spaced req/s (2b)", _added_p(results.uniform_rate),
+         GOAL22_ADDED_P50_MS, "ms"),
+        (f"added p99 at {s.rate:g} evenly spaced req/s (2b)",
+         _added_p(results.uniform_rate, p99=True), GOAL22_ADDED_P99_MS, "ms"),
+        ("added p50 at concurrency 1 (1b)", _added_p(results.serial), GOAL22_ADDED_P50_MS, "ms"),
+        (f"time to first token added, p50 at {s.stream_concurrency} connections (3)",
+         added(sg.ttft_p50_ms, sd.ttft_p50_ms) if sd and sg else None, GOAL22_TTFT_ADDED_MS, "ms"),
+        ("worker RSS idle (5)", rss_idle, GOAL22_RSS_MIB, "MiB"),
+        ("worker RSS after load (5)", rss_after, GOAL22_RSS_MIB, "MiB"),
+        ("start-up to /healthz (5)", run.startup_s if run else None, GOAL22_STARTUP_S, "s"),
+    ]  # fmt: skip
+    rows = [
+        [f"{ISSUE_22}: {what}", f">= {goal:g} {unit}",
+         "n/a" if value is None else f"{value:.0f} {unit}", _verdict(value, goal, False)]
+        for what, value, goal, unit in at_least
+    ]  # fmt: skip
+    rows += [
+        [f"{ISSUE_22}: {what}", f"<= {goal:g} {unit}",
+         "n/a" if value is None else (_ms(value, True) if unit == "ms" else f"{value:.1f}") + f" {unit}",
+         _at_most(value, goal)]
+        for what, value, goal, unit in at_most
+    ]  # fmt: skip
+    return rows
 
 
 def _goals(results: Results) -> str:
@@ -230,6 +304,7 @@ def _goals(results: Results) -> str:
     rows.append(prompt_cost.goal_row(results.prompt_costs))
     rows.append(journal_cost.goal_row(results.journal_costs))
     rows.extend(cache_cost.goal_rows(results.cache_costs))
+    rows.extend(_issue_22_rows(results))
     return table(["Goal", "Target", "Measured", ""], rows)
 
 
@@ -452,6 +527,10 @@ def render(results: Results, wall_s: float) -> str:
         "Both servers run flat out here, so latency is mostly queueing (connections / "
         "throughput); the per-request overhead is what scenario 2 measures.",
         "",
+        f"1b. One connection, one request at a time, {s.duration_s:g} s (hey `-c 1`):",
+        "",
+        table(_RUN_HEADER, _run_rows(results.serial)),
+        "",
         f"## 2. Fixed rate: {s.rate:g} req/s, {s.duration_s:g} s",
         "",
         f"hey `-c {s.rate_workers} -q {s.rate_qps_per_worker:g}` (bursty):",
@@ -490,6 +569,14 @@ def render(results: Results, wall_s: float) -> str:
                 "client errors",
             ],
             _stream_rows(results.streaming),
+        ),
+        "",
+        f"3b. Streams for {s.duration_s:g} s at {s.concurrency} connections (complete streams, "
+        "ending `data: [DONE]`, per second):",
+        "",
+        table(
+            ["", "streams/s", "TTFT p50 ms", "TTFT p99 ms", "failed", "client errors"],
+            _stream_throughput_rows(results.stream_throughput),
         ),
         "",
         f"## 4. Upstream transport: scenario 1 ({s.concurrency} connections) per transport",

@@ -85,6 +85,9 @@ class Results:
     # The same uniform rate through the gateway: a key with no rules vs one under every level.
     quota_rate: dict[str, RunResult] = field(default_factory=dict)
     streaming: dict[str, StreamResult] = field(default_factory=dict)
+    # One request at a time (1b), and as many streams as `concurrency` connections take (3b).
+    serial: dict[str, RunResult] = field(default_factory=dict)
+    stream_throughput: dict[str, StreamResult] = field(default_factory=dict)
     # Scenario 1 per transport (aiohttp, httpx), each with the direct run just before it.
     transports: dict[str, dict[str, RunResult]] = field(default_factory=dict)
     cold_burst: RunResult | None = None
@@ -271,6 +274,14 @@ class Bench:
             target, concurrency=self.settings.concurrency, duration_s=self.settings.duration_s
         )
 
+    def serial(self, target: Target) -> RunResult:
+        return hey.run(target, concurrency=1, duration_s=self.settings.duration_s)
+
+    def stream_throughput(self, target: Target) -> StreamResult:
+        return client.stream(
+            target, concurrency=self.settings.concurrency, duration_s=self.settings.duration_s
+        )
+
     def fixed_rate(self, target: Target) -> RunResult:
         return hey.run(
             target,
@@ -415,6 +426,7 @@ class Bench:
                 results.transports[transport] = pair
                 if transport == TRANSPORTS[0]:
                     results.fixed_concurrency = pair
+                    results.serial = self.pair("1b. concurrency 1", direct, via, run, self.serial)
                     results.fixed_rate = self.pair(
                         f"2. fixed rate {s.rate:g}/s (hey)", direct, via, run, self.fixed_rate
                     )
@@ -433,6 +445,13 @@ class Bench:
                         _targets(port, self.key, stream=True),
                         run,
                         self.streaming,
+                    )
+                    results.stream_throughput = self.pair(
+                        f"3b. streams at {s.concurrency} connections",
+                        _targets(mock_port, None, stream=True),
+                        _targets(port, self.key, stream=True),
+                        run,
+                        self.stream_throughput,
                     )
                     results.cold_burst = self.cold_burst(via, run)
                     results.failover.append(self.failover_pair(port, run, audit, "default"))

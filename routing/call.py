@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import re
@@ -171,6 +172,11 @@ class Call:
         # A Responses request (routing/responses_native.py): its forwarded hosted tools.
         self.native_responses: NativeResponses | None = None
         self.journaled = False  # on the write-ahead journal (before the first provider call)
+        # A stream's start record, committed while its first deployment is asked (ADR 0014):
+        # the insert in flight, the deployment it names, and whether it is in the database.
+        self._start: asyncio.Task[None] | None = None
+        self._start_target: Target | None = None
+        self.start_recorded = False
         self.entry = AuditEntry(
             request_id="req_" + uuid.uuid4().hex,
             tenant_id=identity.tenant_id,
@@ -273,13 +279,19 @@ class Call:
         operation: Callable[[Any, Target, JSON], Awaitable[T]],
         *,
         per_attempt_s: float | None = None,
+        record_start: bool = False,
     ) -> tuple[T, Target]:
         """The answer of the first of the route's deployments that gives one (routing/core/
         failover.py), after the call went on the write-ahead journal; raises the last
-        UpstreamError when none does. Every attempt goes on the record."""
+        UpstreamError when none does. Every attempt goes on the record.
+
+        `record_start` (a stream): the call's in-progress record is inserted as the first
+        deployment is asked, not after it answered; `commit_start` waits for it."""
         await self._write_ahead(payload)
 
         async def attempt(target: Target) -> T:
+            if record_start and self._start is None:
+                self._begin_start_record(target, payload)
             adapter = self.runtime.adapter(target.kind)
             return await operation(adapter, target, {**payload, "model": target.upstream_model})
 
@@ -347,9 +359,58 @@ class Call:
         self.entry.deployment_name = target.deployment_name
         self.entry.provider_name = target.provider_name
         self.entry.upstream_model = target.upstream_model
-        sent = self.native_request if target.kind == self.source_format else None
+        self.entry.request_body = self._sent_to(target, payload)
+
+    def _sent_to(self, target: Target, payload: JSON) -> JSON:
         # The record keeps what the provider received: the client's own body when sent natively.
-        self.entry.request_body = {**(sent or payload), "model": target.upstream_model}
+        sent = self.native_request if target.kind == self.source_format else None
+        return {**(sent or payload), "model": target.upstream_model}
+
+    def _begin_start_record(self, target: Target, payload: JSON) -> None:
+        """Insert the stream's in-progress record, naming `target`, while `target` is asked: the
+        journal line is already durable, and the first byte waits for both (ADR 0014). A copy:
+        the call's own entry goes on changing meanwhile."""
+        entry = self.entry
+        start = dataclasses.replace(
+            entry,
+            deployment_name=target.deployment_name,
+            provider_name=target.provider_name,
+            upstream_model=target.upstream_model,
+            request_body=self._sent_to(target, payload),
+            routing=dict(entry.routing),
+            attempts=[],
+            guardrail_findings=list(entry.guardrail_findings),
+            tool_calls=list(entry.tool_calls),
+        )
+        self._start_target = target
+        # Written even if the request is cancelled meanwhile: the journal line says the call was
+        # made, and recovery completes this record (docs/adr/0010).
+        self._start = self.runtime.spawn(self.runtime.audit.insert(start))
+        # Read even if nobody awaits it (the client went away): no "never retrieved" warning.
+        self._start.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+    async def _await_start(self) -> None:
+        start, self._start = self._start, None
+        if start is None:
+            return
+        try:
+            await asyncio.shield(start)
+        except AuditWriteError:
+            return  # not in the database: the next write inserts the record whole
+        self.start_recorded = True
+
+    async def commit_start(self, target: Target) -> GatewayError | None:
+        """A stream's start record, durable before its first byte: the insert made while
+        `target` was asked, or (after a failover, or if that insert failed) written now."""
+        await self._await_start()
+        named = self._start_target
+        if (
+            self.start_recorded
+            and named is not None
+            and named.deployment_id == target.deployment_id
+        ):
+            return None
+        return await self.commit()
 
     def settle(
         self, *, usage: Usage, target: Target, response: JSON | None, status: str, http_status: int
@@ -377,9 +438,14 @@ class Call:
         observe_call(self.entry, self.attempts)
 
     async def commit(self) -> GatewayError | None:
-        """Write the record; if it cannot be written the client must not get the answer."""
+        """Write the record; if it cannot be written the client must not get the answer.
+
+        A stream whose start record is in the database has it completed (or, still in
+        progress, corrected) instead."""
+        await self._await_start()
+        audit = self.runtime.audit
         try:
-            await self.runtime.audit.insert(self.entry)
+            await (audit.complete if self.start_recorded else audit.insert)(self.entry)
         except AuditWriteError:
             if self.journaled:
                 self._record_later()
@@ -420,7 +486,9 @@ class Call:
             self.runtime.journal.end(self.request_id)
             self.release()
 
-        self.runtime.spawn(self.runtime.audit.defer(entry, on_written=written))
+        audit = self.runtime.audit
+        defer = audit.defer_completion if self.start_recorded else audit.defer
+        self.runtime.spawn(defer(entry, on_written=written))
 
     async def reject(self, error: GatewayError) -> HttpResponse:
         """Refuse the call, with a record of the refusal."""

@@ -6,7 +6,8 @@ key → body → prompt → attribution → model → task category → guardrai
 Each step takes what it needs (the `Caller`, the payload, the plan) and returns an immutable
 result (`RenderedPrompt`, `CategoryRoute`, `GuardDecision`, `CacheLookup`, `Admitted`, `Tried`,
 `GuardedReply`); only this module writes what they say onto the call's audit record (`Call`).
-Each flow answers only after that record is committed (a stream: its start).
+Each flow answers only after that record is committed (a stream: its start, inserted while its
+first deployment is asked, after the call is on the write-ahead journal: docs/adr/0014).
 """
 
 from __future__ import annotations
@@ -530,6 +531,7 @@ async def _stream_chat(
             payload,
             _stream_opener(call, wants_usage, client_headers(call.headers)),
             per_attempt_s=plan.first_token_timeout_s or plan.timeout_s,
+            record_start=True,
         )
     except UpstreamError as error:
         return await call.fail_upstream(error)
@@ -537,9 +539,9 @@ async def _stream_chat(
         return await call.reject(error)
     call.entry.ttft_ms = round(call.elapsed_ms(), 3)
     call.entry.attempts = [attempt.as_json() for attempt in call.attempts]
-    # The start record is committed before the first byte goes out: a crash mid-stream leaves
-    # an unfinished record, never a missing one.
-    if failure := await call.commit():
+    # The start record is durable before the first byte goes out: a crash mid-stream leaves an
+    # unfinished record, never a missing one. Its insert ran while the provider was asked.
+    if failure := await call.commit_start(target):
         await primed.stream.events.aclose()
         return call.error_response(failure)
     response = StreamingHttpResponse(_relay(call, primed, target), content_type="text/event-stream")

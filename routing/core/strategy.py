@@ -70,8 +70,12 @@ class HealthBook:
     """Per-worker memory of each deployment: recent latency, failures, cooldown.
 
     A 429 or 529 with Retry-After cools the deployment down for that long; `breaker_failures`
-    consecutive failures open its breaker for `breaker_cooldown_s` (never, with 0). A cooling deployment is tried
+    consecutive failures open its breaker for `breaker_cooldown_s`. A cooling deployment is tried
     only after every other one has failed: a route never refuses for lack of a healthy target.
+    With `breaker_failures` 0 (the breaker off) nothing cools a deployment down, neither its own
+    answers, Retry-After included, nor what other processes learned (`learn`): every request
+    meets the route's deployments in the strategy's order, which is what an operator who turned
+    passing-over off expects of every process, whatever the others are configured to do.
 
     "Consecutive" is in the order the attempts began, not the order they ended: a failure whose
     attempt began before the deployment's latest success is older news than that success and
@@ -117,10 +121,12 @@ class HealthBook:
         state = self._state(target)
         if began is None or began >= state.last_success:
             state.failures += 1
+        if not self.breaker_failures:
+            return  # the breaker is off: counted (for metrics), never passed over
         cooldown = 0.0
         if error.retry_after is not None:
             cooldown = min(error.retry_after, self.max_retry_after_s)
-        if self.breaker_failures and state.failures >= self.breaker_failures:
+        if state.failures >= self.breaker_failures:
             cooldown = max(cooldown, self.breaker_cooldown_s)
         if cooldown:
             state.cooling_until = max(state.cooling_until, self._now() + cooldown)
@@ -128,7 +134,10 @@ class HealthBook:
                 self.on_cooldown(target.deployment_id, cooldown)
 
     def learn(self, deployment_id: int, seconds: float) -> None:
-        """Another process saw this deployment fail: it cools down here too for `seconds`."""
+        """Another process saw this deployment fail: it cools down here too for `seconds`
+        (unless this process's breaker is off: then it passes nobody over)."""
+        if not self.breaker_failures:
+            return
         state = self._states.setdefault(deployment_id, _Health())
         state.cooling_until = max(state.cooling_until, self._now() + seconds)
 

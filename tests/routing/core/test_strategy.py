@@ -5,6 +5,7 @@ from decimal import Decimal
 import pytest
 
 from routing.core.errors import UpstreamError
+from routing.core.failover import try_in_order
 from routing.core.strategy import LATENCY, ORDERED, WEIGHTED, HealthBook, RoutePlan, order_targets
 from routing.core.types import Target
 
@@ -109,13 +110,45 @@ def test_repeated_failures_open_the_breaker_and_a_success_closes_it():
     assert not health.cooling(A) and health.breaker_open() == []
 
 
-def test_a_breaker_set_to_zero_failures_never_opens_but_retry_after_still_cools():
+def test_with_the_breaker_off_nothing_cools_a_deployment_down() -> None:
+    # Breaker off (GATEWAY_BREAKER_FAILURES=0) means every request meets the route's first
+    # deployment: not its own failures, not a Retry-After, not another process's cooldown pass
+    # it over (docs/config.md).
     health = HealthBook(breaker_failures=0)
     for _ in range(50):
         health.record_failure(A, UpstreamError("500", status=500, cause="server_error"))
-    assert not health.cooling(A)
     health.record_failure(A, _rate_limited(retry_after=5))
-    assert health.cooling(A)
+    health.learn(A.deployment_id, 30.0)
+    assert not health.cooling(A)
+    assert health.snapshot()[A.deployment_id] == (False, 51)  # still counted, for the metrics
+    plan = RoutePlan("r", (A, B), (1, 1), ORDERED)
+    assert order_targets(plan, end_user="", health=health) == [A, B]
+
+
+async def test_with_the_breaker_off_every_request_meets_a_rate_limited_primary() -> None:
+    health = HealthBook(breaker_failures=0)
+    health.learn(A.deployment_id, 30.0)  # a process with its breaker on saw A fail
+    plan = RoutePlan("r", (A, B), (1, 1), ORDERED)
+    asked: list[str] = []
+
+    async def operation(target: Target) -> str:
+        asked.append(target.deployment_name)
+        if target is A:
+            raise _rate_limited(retry_after=10)
+        return "answer"
+
+    for _ in range(5):
+        tried = await try_in_order(plan, operation, health=health)
+        assert tried.answer == "answer"
+        assert [(a.deployment, a.status) for a in tried.attempts] == [("d1", 429), ("d2", 200)]
+    assert asked == ["d1", "d2"] * 5
+
+
+def test_a_breaker_on_passes_over_a_deployment_another_process_saw_fail() -> None:
+    health = HealthBook()
+    health.learn(A.deployment_id, 30.0)
+    plan = RoutePlan("r", (A, B), (1, 1), ORDERED)
+    assert order_targets(plan, end_user="", health=health) == [B, A]
 
 
 def test_a_clients_bad_request_does_not_count_against_the_deployment():
