@@ -92,6 +92,7 @@ class QuotaStore(Protocol):
     ) -> Verdict: ...
     async def settle(self, release: Release, request_id: str) -> None: ...
     async def seed(self, key: str, spent: int, ttl_s: int, *, force: bool = False) -> None: ...
+    async def drain(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +170,7 @@ class QuotaEngine:
         self._alerts: set[asyncio.Future[Any]] = set()
         self._undo: list[tuple[str, Release]] = []
         self._undoing = False
+        self._windows: dict[tuple[str, str], tuple[Window, str]] = {}
 
     async def policy(self, tenant_id: int) -> PolicyRule:
         return (await self.table.get()).policy(tenant_id)
@@ -336,11 +338,11 @@ class QuotaEngine:
                         Meter("concurrent", rule.label, rule.max_concurrent, rule.shadow),
                     )
             for budget in table.budgets.get(scope, ()):
-                window = window_at(budget.period, budget.timezone, now)
+                window, window_key = self._window(budget.period, budget.timezone, now)
                 user = demand.end_user if budget.per_user else ""
                 ttl = max(60, int((window.end - now).total_seconds()) + 2 * 86_400)
                 check = BudgetCheck(
-                    key=f"gw:b:{budget.id}:{tenant_tag(demand.tenant_id)}:{user}:{window.key}",
+                    key=f"gw:b:{budget.id}:{tenant_tag(demand.tenant_id)}:{user}:{window_key}",
                     limit=to_nanos(budget.amount_usd),
                     amount=to_nanos(reserve, round_up=True),
                     label=budget.label,
@@ -353,6 +355,15 @@ class QuotaEngine:
                     check,
                     Meter("budget", budget.label, check.limit, budget.shadow, budget, window),
                 )
+
+    def _window(self, period: str, zone: str, now: datetime) -> tuple[Window, str]:
+        """The budget window `now` falls in, and its key: computed once per window, not per
+        request (a time zone conversion and two strftime calls per budget)."""
+        found = self._windows.get((period, zone))
+        if found is None or not found[0].start <= now < found[0].end:
+            window = window_at(period, zone, now)
+            found = self._windows[(period, zone)] = (window, window.key)
+        return found
 
     @staticmethod
     def _add(admission: Admission, check: Check, meter: Meter) -> None:
@@ -397,6 +408,10 @@ class QuotaEngine:
         check, meter = admission.checks[index], admission.meters[index]
         assert isinstance(check, BudgetCheck) and meter.budget and meter.window
         budget, window = meter.budget, meter.window
+        if force:
+            # Settlements still waiting to be sent are in the ledger already: applied after
+            # the reload, they would count twice.
+            await self.store.drain()
         spent = await run_db(lambda: ledger.window_spend(budget, demand.end_user, window))
         await self.store.seed(check.key, to_nanos(spent), check.ttl_s, force=force)
         self._seeded_at_failure[check.key] = self._failures

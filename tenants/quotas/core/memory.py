@@ -188,6 +188,9 @@ class MemoryQuotaStore:
             if budget.spent is not None:
                 budget.spent += actual
 
+    async def drain(self) -> None:
+        """Nothing waits here: every settlement is applied when it is made."""
+
     async def seed(self, key: str, spent: int, ttl_s: int, *, force: bool = False) -> None:
         budget = self._budgets[key]
         if force or budget.spent is None:
