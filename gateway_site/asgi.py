@@ -1,5 +1,6 @@
 """The ASGI application: static files, the proxy (`/v1/`) and everything else (console, admin)."""
 
+import gc
 import os
 from typing import Any
 
@@ -27,6 +28,12 @@ async def lifespan(receive: Any, send: Any) -> None:
         message = await receive()
         if message["type"] == "lifespan.startup":
             get_runtime()
+            # What start-up loaded lives as long as the worker: out of the collector's sight, a
+            # full collection (which the per-request churn triggers every few seconds) walks
+            # only what came after, not the whole start-up heap: those walks stalled every
+            # request in flight for 100-400 ms (docs/quotas.md, "What it costs").
+            gc.collect()
+            gc.freeze()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await close_gateway()  # the MCP endpoint's SDK session manager
