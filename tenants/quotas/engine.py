@@ -90,7 +90,7 @@ class QuotaStore(Protocol):
     async def admit(
         self, checks: list[Check], request_id: str, lease_s: int, *, dry: bool = False
     ) -> Verdict: ...
-    async def settle(self, release: Release, request_id: str) -> None: ...
+    async def settle(self, release: Release, request_id: str, *, at_once: bool = False) -> None: ...
     async def seed(self, key: str, spent: int, ttl_s: int, *, force: bool = False) -> None: ...
     async def drain(self) -> None: ...
 
@@ -279,7 +279,7 @@ class QuotaEngine:
         try:
             while self._undo:
                 request_id, release = self._undo[0]
-                await self.store.settle(release, request_id)
+                await self.store.settle(release, request_id, at_once=True)
                 self._undo.pop(0)
         except STORE_ERRORS as error:
             self.store_failed(error)
@@ -443,9 +443,10 @@ class QuotaEngine:
         return admission
 
     async def release_reserved(self, release: Release, request_id: str) -> None:
-        """Give back what a call that never settled (its worker died) still holds."""
+        """Give back what a call that never settled (its worker died) still holds: at once,
+        not with the next admission (recovery runs when nothing else may)."""
         try:
-            await self.store.settle(release, request_id)
+            await self.store.settle(release, request_id, at_once=True)
         except STORE_ERRORS as error:
             self.store_failed(error)
 

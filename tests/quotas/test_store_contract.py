@@ -225,3 +225,17 @@ async def test_a_settlement_survives_the_admission_carrying_it_being_cancelled()
     await asyncio.wait_for(settling, 2)
     assert await client.zscore(lease.key, first) is None
     await client.aclose()
+
+
+async def test_a_release_at_once_does_not_wait_for_a_ride() -> None:
+    """Recovery gives back a dead worker's reservations one by one: each goes at once."""
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    client = Redis.from_url(url)
+    store = RedisQuotaStore(client, settle_batch_s=5.0)
+    lease = ConcurrencyCheck(fresh("recovered"), limit=1, label="key")
+    request = rid()
+    assert (await store.admit([lease], request, 60)).allowed
+    release = Release(concurrency_keys=(lease.key,))
+    await asyncio.wait_for(store.settle(release, request, at_once=True), 1)
+    assert await client.zcard(lease.key) == 0
+    await client.aclose()

@@ -175,7 +175,7 @@ class MemoryQuotaStore:
                 return crossed
         return 0
 
-    async def settle(self, release: Release, request_id: str) -> None:
+    async def settle(self, release: Release, request_id: str, *, at_once: bool = False) -> None:
         now = int(self.clock())
         for key, second, delta in release.window_adjustments:
             if second >= now - WINDOW_SECONDS:

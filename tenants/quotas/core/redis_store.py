@@ -469,10 +469,11 @@ class RedisQuotaStore:
             at_s=now,
         )
 
-    async def settle(self, release: Release, request_id: str) -> None:
+    async def settle(self, release: Release, request_id: str, *, at_once: bool = False) -> None:
         """Returns once Redis applied the release (raises what the call that carried it
-        raised). On a cluster, one batch per hash tag (a tenant's counters, a provider
-        account's): each item settles on its own, so settling slot by slot loses no atomicity."""
+        raised); `at_once`: send it (and whatever waits) now, not with the next admission.
+        On a cluster, one batch per hash tag (a tenant's counters, a provider account's): each
+        item settles on its own, so settling slot by slot loses no atomicity."""
         waits: list[asyncio.Future[None]] = []
 
         def batch(key: str) -> _Batch:
@@ -498,7 +499,11 @@ class RedisQuotaStore:
             b.items.append(("b", 0, actual, request_id))
         if not waits:
             return
-        if self._flush is None:
+        if at_once:
+            if self._flush is not None:
+                self._flush.cancel()
+            self._flush_now()
+        elif self._flush is None:
             self._flush = asyncio.get_running_loop().call_later(self._batch_s, self._flush_now)
         for done in set(waits):
             await asyncio.shield(done)
