@@ -355,7 +355,7 @@ class RedisQuotaStore:
 
     One round trip per request: a settlement is not sent on its own but with the next admission
     (on a cluster, the next on the same hash tag), in the same script and before it, or after
-    SETTLE_BATCH_S when no admission came (docs/quotas.md, "Round trips")."""
+    SETTLE_BATCH_S when no admission came (docs/quotas.md, "What it costs")."""
 
     def __init__(
         self,
@@ -409,8 +409,8 @@ class RedisQuotaStore:
         dry: bool,
         batch: _Batch | None,
     ) -> list[int]:
-        """One script: `batch`'s settlements, then the checks. Shielded: a request cancelled
-        while its admission is under way must not leave the settlements it carries unknown."""
+        """One script: `batch`'s settlements, then the checks. Shielded when it carries
+        settlements: a request cancelled mid-admission must not leave them unknown."""
         settlements = ""
         if batch is not None:
             extra: list[str] = []
@@ -438,6 +438,8 @@ class RedisQuotaStore:
                 batch.resolve(None)
             return [int(v) for v in raw.split()]
 
+        if batch is None:
+            return await run()
         return await asyncio.shield(asyncio.ensure_future(run()))
 
     async def admit(
