@@ -54,6 +54,7 @@ _RETRY_STORE_AFTER_S = 1.0
 # Admissions whose outcome is unknown (the store timed out: a hung Redis may still run the script
 # when it resumes) are undone once the store answers again; at most this many are remembered.
 _UNDO_MAX = 10_000
+_PLANS_MAX = 10_000  # scopes (end users included) whose check plan is kept; then it starts over
 
 BUSY_REFUSALS = Counter(
     "gateway_quota_store_busy_refusals",
@@ -158,6 +159,58 @@ class Admission:
         return Release(tuple(adjustments), tuple(concurrency), tuple(budgets))
 
 
+@dataclass(frozen=True, slots=True)
+class _TokensPlan:
+    key: str
+    meter: Meter
+
+
+@dataclass(frozen=True, slots=True)
+class _BudgetPlan:
+    budget: BudgetRule
+    key: str  # all but the window's own part
+    limit: int
+    alert_permille: tuple[int, ...]
+
+
+_PlanItem = tuple[Check, Meter] | _TokensPlan | _BudgetPlan
+
+
+def _plan(table: QuotaTable, demand: Demand) -> list[_PlanItem]:
+    plan: list[_PlanItem] = []
+    tag = tenant_tag(demand.tenant_id)
+    scopes = table.scopes(
+        demand.tenant_id, demand.team_id, demand.key_id, demand.end_user, demand.agent
+    )
+    for scope, counter_id in scopes:
+        rule = None if demand.budgets_only else table.limits.get(scope)
+        if rule is not None:
+            base = f"gw:q:{tag}:{counter_id}"
+            label, shadow = rule.label, rule.shadow
+            if rule.requests_per_minute is not None:
+                limit = rule.requests_per_minute
+                check = WindowCheck(f"{base}:rpm", limit, 1, label, shadow)
+                plan.append((check, Meter("requests", label, limit, shadow)))
+            if rule.tokens_per_minute is not None:
+                meter = Meter("tokens", label, rule.tokens_per_minute, shadow)
+                plan.append(_TokensPlan(f"{base}:tpm", meter))
+            if rule.max_concurrent is not None:
+                limit = rule.max_concurrent
+                lease = ConcurrencyCheck(f"{base}:conc", limit, label, shadow)
+                plan.append((lease, Meter("concurrent", label, limit, shadow)))
+        for budget in table.budgets.get(scope, ()):
+            user = demand.end_user if budget.per_user else ""
+            plan.append(
+                _BudgetPlan(
+                    budget,
+                    f"gw:b:{budget.id}:{tag}:{user}:",
+                    to_nanos(budget.amount_usd),
+                    tuple(pct * 10 for pct in budget.alert_thresholds_pct),
+                )
+            )
+    return plan
+
+
 class QuotaEngine:
     def __init__(self, store: QuotaStore, table: Snapshot[QuotaTable], *, store_name: str) -> None:
         self.store = store
@@ -171,6 +224,8 @@ class QuotaEngine:
         self._undo: list[tuple[str, Release]] = []
         self._undoing = False
         self._windows: dict[tuple[str, str], tuple[Window, str]] = {}
+        self._plans_table: QuotaTable | None = None
+        self._plans: dict[tuple[Any, ...], tuple[_PlanItem, ...]] = {}
 
     async def policy(self, tenant_id: int) -> PolicyRule:
         return (await self.table.get()).policy(tenant_id)
@@ -302,59 +357,44 @@ class QuotaEngine:
         reserve: Decimal,
         now: datetime,
     ) -> None:
-        scopes = table.scopes(
-            demand.tenant_id, demand.team_id, demand.key_id, demand.end_user, demand.agent
-        )
-        for scope, counter_id in scopes:
-            rule = None if demand.budgets_only else table.limits.get(scope)
-            if rule is not None:
-                base = f"gw:q:{tenant_tag(demand.tenant_id)}:{counter_id}"
-                if rule.requests_per_minute is not None:
-                    self._add(
-                        admission,
-                        WindowCheck(
-                            f"{base}:rpm", rule.requests_per_minute, 1, rule.label, rule.shadow
-                        ),
-                        Meter("requests", rule.label, rule.requests_per_minute, rule.shadow),
-                    )
-                if rule.tokens_per_minute is not None:
-                    self._add(
-                        admission,
-                        WindowCheck(
-                            f"{base}:tpm",
-                            rule.tokens_per_minute,
-                            admission.token_charge,
-                            rule.label,
-                            rule.shadow,
-                        ),
-                        Meter("tokens", rule.label, rule.tokens_per_minute, rule.shadow),
-                    )
-                if rule.max_concurrent is not None:
-                    self._add(
-                        admission,
-                        ConcurrencyCheck(
-                            f"{base}:conc", rule.max_concurrent, rule.label, rule.shadow
-                        ),
-                        Meter("concurrent", rule.label, rule.max_concurrent, rule.shadow),
-                    )
-            for budget in table.budgets.get(scope, ()):
+        amount = to_nanos(reserve, round_up=True)
+        for item in self._plan(table, demand):
+            if isinstance(item, _TokensPlan):
+                check: Check = WindowCheck(
+                    item.key, item.meter.limit, admission.token_charge, item.meter.label,
+                    item.meter.shadow,
+                )  # fmt: skip
+                self._add(admission, check, item.meter)
+            elif isinstance(item, _BudgetPlan):
+                budget = item.budget
                 window, window_key = self._window(budget.period, budget.timezone, now)
-                user = demand.end_user if budget.per_user else ""
-                ttl = max(60, int((window.end - now).total_seconds()) + 2 * 86_400)
                 check = BudgetCheck(
-                    key=f"gw:b:{budget.id}:{tenant_tag(demand.tenant_id)}:{user}:{window_key}",
-                    limit=to_nanos(budget.amount_usd),
-                    amount=to_nanos(reserve, round_up=True),
+                    key=item.key + window_key,
+                    limit=item.limit,
+                    amount=amount,
                     label=budget.label,
-                    ttl_s=ttl,
-                    alert_permille=tuple(pct * 10 for pct in budget.alert_thresholds_pct),
+                    ttl_s=max(60, int((window.end - now).total_seconds()) + 2 * 86_400),
+                    alert_permille=item.alert_permille,
                     shadow=budget.shadow,
                 )
-                self._add(
-                    admission,
-                    check,
-                    Meter("budget", budget.label, check.limit, budget.shadow, budget, window),
-                )
+                meter = Meter("budget", budget.label, item.limit, budget.shadow, budget, window)
+                self._add(admission, check, meter)
+            else:
+                self._add(admission, item[0], item[1])
+
+    def _plan(self, table: QuotaTable, demand: Demand) -> tuple[_PlanItem, ...]:
+        """What a request of these scopes is checked against, less its amounts and budget
+        windows: worked out once per table and scope, not per request."""
+        if table is not self._plans_table or len(self._plans) > _PLANS_MAX:
+            self._plans_table, self._plans = table, {}
+        scope = (
+            demand.tenant_id, demand.team_id, demand.key_id, demand.end_user, demand.agent,
+            demand.budgets_only,
+        )  # fmt: skip
+        plan = self._plans.get(scope)
+        if plan is None:
+            plan = self._plans[scope] = tuple(_plan(table, demand))
+        return plan
 
     def _window(self, period: str, zone: str, now: datetime) -> tuple[Window, str]:
         """The budget window `now` falls in, and its key: computed once per window, not per
