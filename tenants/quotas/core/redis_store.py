@@ -197,6 +197,7 @@ for i, c in ipairs(checks) do
   elseif c.kind == 'b' then
     local spent = tonumber(redis.call('HGET', KEYS[c.k], 'spent'))
     local used = spent + reserved(KEYS[c.k + 1], KEYS[c.k + 2])
+    c.used = used
     ok = used + c.amount <= c.limit
     remaining = c.limit - used - c.amount
   else
@@ -238,8 +239,8 @@ if failed == 0 and not dry then
       redis.call('ZADD', KEYS[c.k + 1], now + lease, request_id)
       redis.call('HSET', KEYS[c.k + 2], request_id, c.amount)
       for j = 0, 2 do redis.call('EXPIRE', KEYS[c.k + j], c.x1) end
-      local level = tonumber(redis.call('HGET', KEYS[c.k], 'spent'))
-        + reserved(KEYS[c.k + 1], KEYS[c.k + 2])
+      -- What it held when checked, plus this reservation (nothing changed it since).
+      local level = c.used + c.amount
       -- member: the alert thresholds in permille, ascending; 'alerted': how many have alerted.
       local crossed = 0
       for t in string.gmatch(c.member, '%d+') do
