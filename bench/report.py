@@ -543,7 +543,9 @@ def render(results: Results, wall_s: float) -> str:
         "",
         "2c. The same evenly spaced load through the gateway, with a key under no rule and with",
         "a key under rate limits and budgets at every level (tenant, team, key, each end user;",
-        "one atomic Redis script per request when REDIS_URL is set, as in `make bench`):",
+        "one Redis round trip per request when REDIS_URL is set, as in `make bench`: the",
+        "admission's script also applies the worker's settlements since the last one;",
+        "`manage.py quota_bench` times admission in-process, docs/quotas.md):",
         "",
         table(
             _RUN_HEADER,

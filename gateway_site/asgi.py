@@ -1,5 +1,6 @@
 """The ASGI application: static files, the proxy (`/v1/`) and everything else (console, admin)."""
 
+import gc
 import os
 from typing import Any
 
@@ -30,6 +31,12 @@ async def lifespan(receive: Any, send: Any) -> None:
             get_runtime()
             if await run_db(mcp_servers_exist):
                 _mcp_application()  # loaded now, not on the loop at the first tool call
+            # What start-up loaded lives as long as the worker: out of the collector's sight, a
+            # full collection (which the per-request churn triggers every few seconds) walks
+            # only what came after, not the whole start-up heap: those walks stalled every
+            # request in flight for 100-400 ms (docs/quotas.md, "What it costs").
+            gc.collect()
+            gc.freeze()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await close_runtime()

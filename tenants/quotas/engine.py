@@ -54,6 +54,7 @@ _RETRY_STORE_AFTER_S = 1.0
 # Admissions whose outcome is unknown (the store timed out: a hung Redis may still run the script
 # when it resumes) are undone once the store answers again; at most this many are remembered.
 _UNDO_MAX = 10_000
+_PLANS_MAX = 10_000  # scopes (end users included) whose check plan is kept; then it starts over
 
 BUSY_REFUSALS = Counter(
     "gateway_quota_store_busy_refusals",
@@ -90,8 +91,9 @@ class QuotaStore(Protocol):
     async def admit(
         self, checks: list[Check], request_id: str, lease_s: int, *, dry: bool = False
     ) -> Verdict: ...
-    async def settle(self, release: Release, request_id: str) -> None: ...
+    async def settle(self, release: Release, request_id: str, *, at_once: bool = False) -> None: ...
     async def seed(self, key: str, spent: int, ttl_s: int, *, force: bool = False) -> None: ...
+    async def drain(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +159,58 @@ class Admission:
         return Release(tuple(adjustments), tuple(concurrency), tuple(budgets))
 
 
+@dataclass(frozen=True, slots=True)
+class _TokensPlan:
+    key: str
+    meter: Meter
+
+
+@dataclass(frozen=True, slots=True)
+class _BudgetPlan:
+    budget: BudgetRule
+    key: str  # all but the window's own part
+    limit: int
+    alert_permille: tuple[int, ...]
+
+
+_PlanItem = tuple[Check, Meter] | _TokensPlan | _BudgetPlan
+
+
+def _plan(table: QuotaTable, demand: Demand) -> list[_PlanItem]:
+    plan: list[_PlanItem] = []
+    tag = tenant_tag(demand.tenant_id)
+    scopes = table.scopes(
+        demand.tenant_id, demand.team_id, demand.key_id, demand.end_user, demand.agent
+    )
+    for scope, counter_id in scopes:
+        rule = None if demand.budgets_only else table.limits.get(scope)
+        if rule is not None:
+            base = f"gw:q:{tag}:{counter_id}"
+            label, shadow = rule.label, rule.shadow
+            if rule.requests_per_minute is not None:
+                limit = rule.requests_per_minute
+                check = WindowCheck(f"{base}:rpm", limit, 1, label, shadow)
+                plan.append((check, Meter("requests", label, limit, shadow)))
+            if rule.tokens_per_minute is not None:
+                meter = Meter("tokens", label, rule.tokens_per_minute, shadow)
+                plan.append(_TokensPlan(f"{base}:tpm", meter))
+            if rule.max_concurrent is not None:
+                limit = rule.max_concurrent
+                lease = ConcurrencyCheck(f"{base}:conc", limit, label, shadow)
+                plan.append((lease, Meter("concurrent", label, limit, shadow)))
+        for budget in table.budgets.get(scope, ()):
+            user = demand.end_user if budget.per_user else ""
+            plan.append(
+                _BudgetPlan(
+                    budget,
+                    f"gw:b:{budget.id}:{tag}:{user}:",
+                    to_nanos(budget.amount_usd),
+                    tuple(pct * 10 for pct in budget.alert_thresholds_pct),
+                )
+            )
+    return plan
+
+
 class QuotaEngine:
     def __init__(self, store: QuotaStore, table: Snapshot[QuotaTable], *, store_name: str) -> None:
         self.store = store
@@ -169,6 +223,9 @@ class QuotaEngine:
         self._alerts: set[asyncio.Future[Any]] = set()
         self._undo: list[tuple[str, Release]] = []
         self._undoing = False
+        self._windows: dict[tuple[str, str], tuple[Window, str]] = {}
+        self._plans_table: QuotaTable | None = None
+        self._plans: dict[tuple[Any, ...], tuple[_PlanItem, ...]] = {}
 
     async def policy(self, tenant_id: int) -> PolicyRule:
         return (await self.table.get()).policy(tenant_id)
@@ -277,7 +334,7 @@ class QuotaEngine:
         try:
             while self._undo:
                 request_id, release = self._undo[0]
-                await self.store.settle(release, request_id)
+                await self.store.settle(release, request_id, at_once=True)
                 self._undo.pop(0)
         except STORE_ERRORS as error:
             self.store_failed(error)
@@ -300,59 +357,53 @@ class QuotaEngine:
         reserve: Decimal,
         now: datetime,
     ) -> None:
-        scopes = table.scopes(
-            demand.tenant_id, demand.team_id, demand.key_id, demand.end_user, demand.agent
-        )
-        for scope, counter_id in scopes:
-            rule = None if demand.budgets_only else table.limits.get(scope)
-            if rule is not None:
-                base = f"gw:q:{tenant_tag(demand.tenant_id)}:{counter_id}"
-                if rule.requests_per_minute is not None:
-                    self._add(
-                        admission,
-                        WindowCheck(
-                            f"{base}:rpm", rule.requests_per_minute, 1, rule.label, rule.shadow
-                        ),
-                        Meter("requests", rule.label, rule.requests_per_minute, rule.shadow),
-                    )
-                if rule.tokens_per_minute is not None:
-                    self._add(
-                        admission,
-                        WindowCheck(
-                            f"{base}:tpm",
-                            rule.tokens_per_minute,
-                            admission.token_charge,
-                            rule.label,
-                            rule.shadow,
-                        ),
-                        Meter("tokens", rule.label, rule.tokens_per_minute, rule.shadow),
-                    )
-                if rule.max_concurrent is not None:
-                    self._add(
-                        admission,
-                        ConcurrencyCheck(
-                            f"{base}:conc", rule.max_concurrent, rule.label, rule.shadow
-                        ),
-                        Meter("concurrent", rule.label, rule.max_concurrent, rule.shadow),
-                    )
-            for budget in table.budgets.get(scope, ()):
-                window = window_at(budget.period, budget.timezone, now)
-                user = demand.end_user if budget.per_user else ""
-                ttl = max(60, int((window.end - now).total_seconds()) + 2 * 86_400)
+        amount = to_nanos(reserve, round_up=True)
+        for item in self._plan(table, demand):
+            if isinstance(item, _TokensPlan):
+                check: Check = WindowCheck(
+                    item.key, item.meter.limit, admission.token_charge, item.meter.label,
+                    item.meter.shadow,
+                )  # fmt: skip
+                self._add(admission, check, item.meter)
+            elif isinstance(item, _BudgetPlan):
+                budget = item.budget
+                window, window_key = self._window(budget.period, budget.timezone, now)
                 check = BudgetCheck(
-                    key=f"gw:b:{budget.id}:{tenant_tag(demand.tenant_id)}:{user}:{window.key}",
-                    limit=to_nanos(budget.amount_usd),
-                    amount=to_nanos(reserve, round_up=True),
+                    key=item.key + window_key,
+                    limit=item.limit,
+                    amount=amount,
                     label=budget.label,
-                    ttl_s=ttl,
-                    alert_permille=tuple(pct * 10 for pct in budget.alert_thresholds_pct),
+                    ttl_s=max(60, int((window.end - now).total_seconds()) + 2 * 86_400),
+                    alert_permille=item.alert_permille,
                     shadow=budget.shadow,
                 )
-                self._add(
-                    admission,
-                    check,
-                    Meter("budget", budget.label, check.limit, budget.shadow, budget, window),
-                )
+                meter = Meter("budget", budget.label, item.limit, budget.shadow, budget, window)
+                self._add(admission, check, meter)
+            else:
+                self._add(admission, item[0], item[1])
+
+    def _plan(self, table: QuotaTable, demand: Demand) -> tuple[_PlanItem, ...]:
+        """What a request of these scopes is checked against, less its amounts and budget
+        windows: worked out once per table and scope, not per request."""
+        if table is not self._plans_table or len(self._plans) > _PLANS_MAX:
+            self._plans_table, self._plans = table, {}
+        scope = (
+            demand.tenant_id, demand.team_id, demand.key_id, demand.end_user, demand.agent,
+            demand.budgets_only,
+        )  # fmt: skip
+        plan = self._plans.get(scope)
+        if plan is None:
+            plan = self._plans[scope] = tuple(_plan(table, demand))
+        return plan
+
+    def _window(self, period: str, zone: str, now: datetime) -> tuple[Window, str]:
+        """The budget window `now` falls in, and its key: computed once per window, not per
+        request (a time zone conversion and two strftime calls per budget)."""
+        found = self._windows.get((period, zone))
+        if found is None or not found[0].start <= now < found[0].end:
+            window = window_at(period, zone, now)
+            found = self._windows[(period, zone)] = (window, window.key)
+        return found
 
     @staticmethod
     def _add(admission: Admission, check: Check, meter: Meter) -> None:
@@ -397,6 +448,10 @@ class QuotaEngine:
         check, meter = admission.checks[index], admission.meters[index]
         assert isinstance(check, BudgetCheck) and meter.budget and meter.window
         budget, window = meter.budget, meter.window
+        if force:
+            # Settlements still waiting to be sent are in the ledger already: applied after
+            # the reload, they would count twice.
+            await self.store.drain()
         spent = await run_db(lambda: ledger.window_spend(budget, demand.end_user, window))
         await self.store.seed(check.key, to_nanos(spent), check.ttl_s, force=force)
         self._seeded_at_failure[check.key] = self._failures
@@ -428,9 +483,10 @@ class QuotaEngine:
         return admission
 
     async def release_reserved(self, release: Release, request_id: str) -> None:
-        """Give back what a call that never settled (its worker died) still holds."""
+        """Give back what a call that never settled (its worker died) still holds: at once,
+        not with the next admission (recovery runs when nothing else may)."""
         try:
-            await self.store.settle(release, request_id)
+            await self.store.settle(release, request_id, at_once=True)
         except STORE_ERRORS as error:
             self.store_failed(error)
 

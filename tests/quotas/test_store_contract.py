@@ -154,3 +154,88 @@ async def test_the_redis_window_total_forgets_exactly_the_buckets_that_left_the_
     assert verdict.outcomes[0].remaining == 6 - 5 - 1  # 2 + 3 counted, plus this one
     assert await client.hget(key, str(now - 65)) is None
     await client.aclose()
+
+
+def _count_round_trips(client: Redis) -> list[int]:
+    count = [0]
+    send = client.execute_command
+
+    async def counted(*args: Any, **options: Any) -> Any:
+        count[0] += 1
+        return await send(*args, **options)  # type: ignore[no-untyped-call]
+
+    client.execute_command = counted  # type: ignore[method-assign]
+    return count
+
+
+async def test_a_settlement_rides_with_the_next_admission_one_round_trip_per_request() -> None:
+    """At 100 requests a second the next admission carries the last one's settlement: the
+    lease it gives back is free for that admission, and no round trip of its own is spent."""
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    client = Redis.from_url(url)
+    store = RedisQuotaStore(client, settle_batch_s=5.0)  # only an admission may carry it
+    lease = ConcurrencyCheck(fresh("one-at-a-time"), limit=1, label="key")
+    budget_key = fresh("budget")
+    await store.seed(budget_key, 0, 3600)
+    budget = BudgetCheck(budget_key, limit=10_000, amount=300, label="b", ttl_s=3600)
+    trips = _count_round_trips(client)
+    first = rid()
+    assert (await store.admit([lease, budget], first, 60)).allowed
+    release = Release(concurrency_keys=(lease.key,), budget_spend=((budget_key, 120),))
+    settling = asyncio.ensure_future(store.settle(release, first))
+    await asyncio.sleep(0)
+    assert not settling.done()  # waiting for a ride
+    second = await store.admit([lease, budget], rid(), 60)
+    assert second.allowed  # the first request's lease was given back before this check
+    assert second.outcomes[1].remaining == 10_000 - 120 - 300
+    await asyncio.wait_for(settling, 1)
+    assert trips[0] == 2  # two admissions, and the settlement cost nothing more
+    assert await store.budget_state(budget_key) == (120, 300)
+    await client.aclose()
+
+
+async def test_a_settlement_no_admission_carries_goes_alone_after_the_batch_delay() -> None:
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    client = Redis.from_url(url)
+    store = RedisQuotaStore(client, settle_batch_s=0.05)
+    lease = ConcurrencyCheck(fresh("alone"), limit=1, label="key")
+    request = rid()
+    assert (await store.admit([lease], request, 60)).allowed
+    began = asyncio.get_running_loop().time()
+    await asyncio.wait_for(store.settle(Release(concurrency_keys=(lease.key,)), request), 2)
+    assert asyncio.get_running_loop().time() - began >= 0.04  # it waited for a ride first
+    assert await client.zcard(lease.key) == 0
+    assert (await store.admit([lease], rid(), 60)).allowed
+    await client.aclose()
+
+
+async def test_a_settlement_survives_the_admission_carrying_it_being_cancelled() -> None:
+    """A client that hangs up mid-admission cancels it; the settlement it carried still lands."""
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    client = Redis.from_url(url)
+    store = RedisQuotaStore(client, settle_batch_s=5.0)
+    lease = ConcurrencyCheck(fresh("cancelled"), limit=1, label="key")
+    first = rid()
+    assert (await store.admit([lease], first, 60)).allowed
+    settling = asyncio.ensure_future(store.settle(Release(concurrency_keys=(lease.key,)), first))
+    await asyncio.sleep(0)
+    carrier = asyncio.ensure_future(store.admit([lease], rid(), 60))
+    await asyncio.sleep(0)
+    carrier.cancel()
+    await asyncio.wait_for(settling, 2)
+    assert await client.zscore(lease.key, first) is None
+    await client.aclose()
+
+
+async def test_a_release_at_once_does_not_wait_for_a_ride() -> None:
+    """Recovery gives back a dead worker's reservations one by one: each goes at once."""
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    client = Redis.from_url(url)
+    store = RedisQuotaStore(client, settle_batch_s=5.0)
+    lease = ConcurrencyCheck(fresh("recovered"), limit=1, label="key")
+    request = rid()
+    assert (await store.admit([lease], request, 60)).allowed
+    release = Release(concurrency_keys=(lease.key,))
+    await asyncio.wait_for(store.settle(release, request, at_once=True), 1)
+    assert await client.zcard(lease.key) == 0
+    await client.aclose()

@@ -175,7 +175,7 @@ class MemoryQuotaStore:
                 return crossed
         return 0
 
-    async def settle(self, release: Release, request_id: str) -> None:
+    async def settle(self, release: Release, request_id: str, *, at_once: bool = False) -> None:
         now = int(self.clock())
         for key, second, delta in release.window_adjustments:
             if second >= now - WINDOW_SECONDS:
@@ -187,6 +187,9 @@ class MemoryQuotaStore:
             budget.reservations.pop(request_id, None)
             if budget.spent is not None:
                 budget.spent += actual
+
+    async def drain(self) -> None:
+        """Nothing waits here: every settlement is applied when it is made."""
 
     async def seed(self, key: str, spent: int, ttl_s: int, *, force: bool = False) -> None:
         budget = self._budgets[key]

@@ -25,13 +25,18 @@ from tenants.quotas.core.checks import (
     WindowCheck,
 )
 
-# ARGV: request id, lease seconds, dry run (0|1: evaluate, count nothing), then per check:
-#   kind (w|c|b|s), limit, amount, shadow (0|1), x1, x2, member; a share check (s) has x2 = its
-#   depth and that many members (top level first) in place of the one member.
-# KEYS per check: w → bucket hash; c → lease zset; b → state hash, reservation zset, amount hash;
-#   s → the leaf's bucket hash, then one active-member zset per level (top level first).
-# Returns {allowed, failed index (0 = none), retry (-1 = never), seed count, now, seeds...,
-#          then 4 values per check: remaining, reset, exceeded, alert}.
+# ARGV: request id, lease seconds, dry run (0|1: evaluate, count nothing), the settlements,
+#   the checks, then the strings those refer to by their ARGV index (request ids, members).
+#   Settlements, 4 words each: kind (w|c|b), bucket second, amount, ARGV index of the request id.
+#   Checks, 7 words each: kind (w|c|b|s), limit, amount, shadow (0|1), x1, x2, extra; a budget's
+#   extra is its alert thresholds ("500,800,950", "-" for none), a share check's the ARGV index
+#   of its first member (x2 = its depth: that many members, top level first).
+# KEYS: each settlement's (w, c → 1; b → 3), then each check's: w → bucket hash; c → lease zset;
+#   b → state hash, reservation zset, amount hash; s → the leaf's bucket hash, then one
+#   active-member zset per level (top level first).
+# Returns one string of integers: allowed, failed index (0 = none), retry (-1 = never), seed
+#   count, now, seeds..., then 4 per check: remaining, reset, exceeded, alert. One string, not a
+#   list of integers: parsing 60 replies cost the gateway more than the script cost Redis.
 _WINDOW_TOTAL = """
 -- A window is a hash of one-second buckets plus a running 'total' valid at second 'at':
 -- reading it drops only the buckets that left the window since, so a check is O(1), not 61 reads.
@@ -68,12 +73,45 @@ local dry = ARGV[3] == '1'
 """
     + _WINDOW_TOTAL
     + """
+local function words(text)
+  local found = {}
+  for w in string.gmatch(text, '%S+') do found[#found + 1] = w end
+  return found
+end
+
 local function add(key, second, amount)
   total(key)
   redis.call('HINCRBY', key, second, amount)
   redis.call('HINCRBY', key, 'total', amount)
   redis.call('HSET', key, 'at', now)
   redis.call('EXPIRE', key, 2 * WINDOW)
+end
+
+-- Earlier requests' settlements (this worker's, batched) go first: what they give back is free
+-- for this admission, and settling costs no round trip of its own.
+local k = 1
+local settle = words(ARGV[4])
+for i = 1, #settle, 4 do
+  local kind, second, amount = settle[i], tonumber(settle[i + 1]), tonumber(settle[i + 2])
+  local id = ARGV[tonumber(settle[i + 3])]
+  if kind == 'w' then
+    if second >= now - WINDOW and redis.call('EXISTS', KEYS[k]) == 1 then
+      total(KEYS[k])
+      redis.call('HINCRBY', KEYS[k], second, amount)
+      redis.call('HINCRBY', KEYS[k], 'total', amount)
+    end
+    k = k + 1
+  elseif kind == 'c' then
+    redis.call('ZREM', KEYS[k], id)
+    k = k + 1
+  else
+    redis.call('ZREM', KEYS[k + 1], id)
+    redis.call('HDEL', KEYS[k + 2], id)
+    if redis.call('HEXISTS', KEYS[k], 'spent') == 1 then
+      redis.call('HINCRBY', KEYS[k], 'spent', amount)
+    end
+    k = k + 3
+  end
 end
 
 -- The buckets still in the window, oldest first: only read to say how long a refusal waits.
@@ -108,20 +146,26 @@ local function reserved(res_key, amt_key)
   return total
 end
 
-local checks, k, a = {}, 1, 3
-local seeds = {}
-while a < #ARGV do
-  local c = {kind = ARGV[a + 1], limit = tonumber(ARGV[a + 2]), amount = tonumber(ARGV[a + 3]),
-             shadow = ARGV[a + 4] == '1', x1 = tonumber(ARGV[a + 5]), x2 = tonumber(ARGV[a + 6]),
-             member = ARGV[a + 7], k = k}
+local function answer(values)
+  for i, v in ipairs(values) do values[i] = string.format('%d', v) end
+  return table.concat(values, ' ')
+end
+
+local checks, seeds = {}, {}
+local spec = words(ARGV[5])
+for i = 1, #spec, 7 do
+  local c = {kind = spec[i], limit = tonumber(spec[i + 1]), amount = tonumber(spec[i + 2]),
+             shadow = spec[i + 3] == '1', x1 = tonumber(spec[i + 4]), x2 = tonumber(spec[i + 5]),
+             member = spec[i + 6], k = k}
   if c.kind == 's' then
     c.members = {}
-    for l = 1, c.x2 do c.members[l] = ARGV[a + 6 + l] end
-    a = a + 6 + c.x2
+    local first = tonumber(c.member)
+    for l = 1, c.x2 do c.members[l] = ARGV[first + l - 1] end
     k = k + 1 + c.x2
+  elseif c.kind == 'b' then
+    k = k + 3
   else
-    a = a + 7
-    if c.kind == 'w' or c.kind == 'c' then k = k + 1 else k = k + 3 end
+    k = k + 1
   end
   if c.kind == 'b' and redis.call('HEXISTS', KEYS[c.k], 'spent') == 0 then
     seeds[#seeds + 1] = #checks
@@ -131,9 +175,8 @@ end
 if #seeds > 0 then
   local out = {0, 0, -1, #seeds, now}
   for _, s in ipairs(seeds) do out[#out + 1] = s end
-  return out
+  return answer(out)
 end
-
 local outcomes, failed, retry = {}, 0, -1
 for i, c in ipairs(checks) do
   local ok, remaining, reset, wait = true, 0, 0, -1
@@ -154,6 +197,7 @@ for i, c in ipairs(checks) do
   elseif c.kind == 'b' then
     local spent = tonumber(redis.call('HGET', KEYS[c.k], 'spent'))
     local used = spent + reserved(KEYS[c.k + 1], KEYS[c.k + 2])
+    c.used = used
     ok = used + c.amount <= c.limit
     remaining = c.limit - used - c.amount
   else
@@ -195,8 +239,8 @@ if failed == 0 and not dry then
       redis.call('ZADD', KEYS[c.k + 1], now + lease, request_id)
       redis.call('HSET', KEYS[c.k + 2], request_id, c.amount)
       for j = 0, 2 do redis.call('EXPIRE', KEYS[c.k + j], c.x1) end
-      local level = tonumber(redis.call('HGET', KEYS[c.k], 'spent'))
-        + reserved(KEYS[c.k + 1], KEYS[c.k + 2])
+      -- What it held when checked, plus this reservation (nothing changed it since).
+      local level = c.used + c.amount
       -- member: the alert thresholds in permille, ascending; 'alerted': how many have alerted.
       local crossed = 0
       for t in string.gmatch(c.member, '%d+') do
@@ -214,41 +258,7 @@ local out = {failed == 0 and 1 or 0, failed, retry, 0, now}
 for _, o in ipairs(outcomes) do
   for _, v in ipairs(o) do out[#out + 1] = v end
 end
-return out
-"""
-)
-
-# ARGV: request id, then 3 values per item: kind (w|c|b), bucket second, amount.
-_SETTLE = (
-    """
-local now = tonumber(redis.call('TIME')[1])
-local WINDOW = 60
-"""
-    + _WINDOW_TOTAL
-    + """
-local k = 1
-for i = 2, #ARGV, 3 do
-  local kind, second, amount = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
-  if kind == 'w' then
-    if second >= now - 60 and redis.call('EXISTS', KEYS[k]) == 1 then
-      total(KEYS[k])
-      redis.call('HINCRBY', KEYS[k], second, amount)
-      redis.call('HINCRBY', KEYS[k], 'total', amount)
-    end
-    k = k + 1
-  elseif kind == 'c' then
-    redis.call('ZREM', KEYS[k], ARGV[1])
-    k = k + 1
-  else
-    redis.call('ZREM', KEYS[k + 1], ARGV[1])
-    redis.call('HDEL', KEYS[k + 2], ARGV[1])
-    if redis.call('HEXISTS', KEYS[k], 'spent') == 1 then
-      redis.call('HINCRBY', KEYS[k], 'spent', amount)
-    end
-    k = k + 3
-  end
-end
-return 1
+return answer(out)
 """
 )
 
@@ -275,21 +285,64 @@ def _budget_keys(key: str) -> list[str]:
     return [key, key + ":res", key + ":amt"]
 
 
-def _encode(check: Check) -> tuple[list[str], list[Any]]:
+def _encode(check: Check, strings: list[str]) -> tuple[list[str], str]:
+    """The check's keys and its 7 words; a share check's members go to `strings` (the ARGV
+    entries after the fixed five, referred to by index)."""
     shadow = 1 if check.shadow else 0
     if isinstance(check, WindowCheck):
-        return [check.key], ["w", check.limit, check.amount, shadow, 0, 0, ""]
+        return [check.key], f"w {check.limit} {check.amount} {shadow} 0 0 -"
     if isinstance(check, ConcurrencyCheck):
-        return [check.key], ["c", check.limit, 1, shadow, 0, 0, ""]
+        return [check.key], f"c {check.limit} 1 {shadow} 0 0 -"
     if isinstance(check, BudgetCheck):
-        thresholds = ",".join(str(p) for p in check.alert_permille)
-        args = ["b", check.limit, check.amount, shadow, check.ttl_s, 0, thresholds]
-        return _budget_keys(check.key), args
+        thresholds = ",".join(str(p) for p in check.alert_permille) or "-"
+        words = f"b {check.limit} {check.amount} {shadow} {check.ttl_s} 0 {thresholds}"
+        return _budget_keys(check.key), words
     assert isinstance(check, ShareCheck)
+    first = _FIXED_ARGS + len(strings) + 1
+    strings.extend(member for _, member in check.levels)
     keys = [check.usage_key, *(active_key for active_key, _ in check.levels)]
-    members = [member for _, member in check.levels]
-    args = ["s", check.capacity, check.amount, shadow, check.reserve_permille, len(members)]
-    return keys, [*args, *members]
+    words = (
+        f"s {check.capacity} {check.amount} {shadow} {check.reserve_permille} "
+        f"{len(check.levels)} {first}"
+    )
+    return keys, words
+
+
+_FIXED_ARGS = 5  # request id, lease, dry, settlements, checks
+# A settlement waits this long for an admission to carry it to Redis (at 100 requests a second
+# and more, the next one does); then it goes on its own. Counters lag by at most this much.
+SETTLE_BATCH_S = 0.02
+
+
+class _Batch:
+    """Settlements waiting to go to Redis with the next admission on their hash tag."""
+
+    __slots__ = ("done", "items", "keys", "tag")
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.keys: list[str] = []
+        self.items: list[tuple[str, int, int, str]] = []  # kind, bucket second, amount, request
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def encode(self, strings: list[str]) -> str:
+        index: dict[str, int] = {}
+        words = []
+        for kind, second, amount, request_id in self.items:
+            if request_id not in index:
+                strings.append(request_id)
+                index[request_id] = _FIXED_ARGS + len(strings)
+            words.append(f"{kind} {second} {amount} {index[request_id]}")
+        return " ".join(words)
+
+    def resolve(self, error: BaseException | None) -> None:
+        if self.done.done():
+            return
+        if error is None:
+            self.done.set_result(None)
+        else:
+            self.done.set_exception(error)
+            self.done.exception()  # retrieved: a batch nobody awaits must not log
 
 
 class StoreBusy(Exception):
@@ -299,25 +352,40 @@ class StoreBusy(Exception):
 
 class RedisQuotaStore:
     """`max_in_flight` calls at once (the client's pool holds as many connections); the others
-    wait in line up to `wait_s`, so a burst queues for a connection instead of failing."""
+    wait in line up to `wait_s`, so a burst queues for a connection instead of failing.
+
+    One round trip per request: a settlement is not sent on its own but with the next admission
+    (on a cluster, the next on the same hash tag), in the same script and before it, or after
+    SETTLE_BATCH_S when no admission came (docs/quotas.md, "What it costs")."""
 
     def __init__(
-        self, client: Redis | RedisCluster, *, max_in_flight: int = 64, wait_s: float = 2.0
+        self,
+        client: Redis | RedisCluster,
+        *,
+        max_in_flight: int = 64,
+        wait_s: float = 2.0,
+        settle_batch_s: float = SETTLE_BATCH_S,
     ) -> None:
         self.client = client
         self._cluster = isinstance(client, RedisCluster)
         self._admit = client.register_script(_ADMIT)
-        self._settle = client.register_script(_SETTLE)
         self._seed = client.register_script(_SEED)
         self._slots = asyncio.Semaphore(max_in_flight)
         self._wait_s = wait_s
+        self._batch_s = settle_batch_s
+        self._batches: dict[str, _Batch] = {}  # hash tag ("" off a cluster) → waiting
+        self._flush: asyncio.TimerHandle | None = None
+        self._flushing: set[asyncio.Task[list[int]]] = set()
 
     @asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
         """A connection, waited for at most `wait_s`; then the call itself gets `wait_s` in
         all (connecting included), whatever the client does inside it."""
         try:
-            async with asyncio.timeout(self._wait_s):
+            if self._slots.locked():  # only a wait needs a deadline (a timer per call costs)
+                async with asyncio.timeout(self._wait_s):
+                    await self._slots.acquire()
+            else:
                 await self._slots.acquire()
         except TimeoutError:
             raise StoreBusy(
@@ -329,24 +397,71 @@ class RedisQuotaStore:
         finally:
             self._slots.release()
 
+    def _tag(self, key: str) -> str:
+        return hash_tag(key) if self._cluster else ""
+
+    async def _call(
+        self,
+        keys: list[str],
+        checks: str,
+        strings: list[str],
+        request_id: str,
+        lease_s: int,
+        dry: bool,
+        batch: _Batch | None,
+    ) -> list[int]:
+        """One script: `batch`'s settlements, then the checks. Shielded when it carries
+        settlements: a request cancelled mid-admission must not leave them unknown."""
+        settlements = ""
+        if batch is not None:
+            extra: list[str] = []
+            settlements = batch.encode(extra)
+            # The settlements' request ids come first among the strings: renumber the checks'.
+            if extra and strings:
+                checks = _shift_members(checks, len(extra))
+            strings = [*extra, *strings]
+            keys = [*batch.keys, *keys]
+        args = [request_id, lease_s, 1 if dry else 0, settlements, checks, *strings]
+
+        async def run() -> list[int]:
+            try:
+                async with self._slot():
+                    raw = await self._admit(keys=keys, args=args)
+            except StoreBusy:
+                if batch is not None:  # nothing was sent: the settlements wait for the next call
+                    self._wait_again(batch)
+                raise
+            except BaseException as error:
+                if batch is not None:
+                    batch.resolve(error)
+                raise
+            if batch is not None:
+                batch.resolve(None)
+            return [int(v) for v in raw.split()]
+
+        if batch is None:
+            return await run()
+        return await asyncio.shield(asyncio.ensure_future(run()))
+
     async def admit(
         self, checks: Sequence[Check], request_id: str, lease_s: int, *, dry: bool = False
     ) -> Verdict:
         keys: list[str] = []
-        args: list[Any] = [request_id, lease_s, 1 if dry else 0]
+        words: list[str] = []
+        strings: list[str] = []
         for check in checks:
-            check_keys, check_args = _encode(check)
+            check_keys, check_words = _encode(check, strings)
             keys += check_keys
-            args += check_args
-        async with self._slot():
-            raw = [int(v) for v in await self._admit(keys=keys, args=args)]
+            words.append(check_words)
+        batch = self._batches.pop(self._tag(keys[0]), None) if keys else None
+        raw = await self._call(keys, " ".join(words), strings, request_id, lease_s, dry, batch)
         allowed, failed, retry, seeds = raw[0], raw[1], raw[2], raw[3]
         now = raw[4]
         if seeds:
             return Verdict(allowed=False, needs_seed=tuple(raw[5 : 5 + seeds]), at_s=now)
         values = raw[5:]
         outcomes = tuple(
-            Outcome(values[i], values[i + 1], bool(values[i + 2]), int(values[i + 3]))
+            Outcome(values[i], values[i + 1], bool(values[i + 2]), values[i + 3])
             for i in range(0, len(values), 4)
         )
         return Verdict(
@@ -357,29 +472,79 @@ class RedisQuotaStore:
             at_s=now,
         )
 
-    async def settle(self, release: Release, request_id: str) -> None:
-        # One script per hash tag on a cluster (a tenant's counters, a provider account's):
-        # each item settles on its own, so settling them slot by slot loses no atomicity.
-        calls: dict[str, tuple[list[str], list[Any]]] = {}
+    async def settle(self, release: Release, request_id: str, *, at_once: bool = False) -> None:
+        """Returns once Redis applied the release (raises what the call that carried it
+        raised); `at_once`: send it (and whatever waits) now, not with the next admission.
+        On a cluster, one batch per hash tag (a tenant's counters, a provider account's): each
+        item settles on its own, so settling slot by slot loses no atomicity."""
+        waits: list[asyncio.Future[None]] = []
 
-        def call(key: str) -> tuple[list[str], list[Any]]:
-            return calls.setdefault(hash_tag(key) if self._cluster else "", ([], [request_id]))
+        def batch(key: str) -> _Batch:
+            tag = self._tag(key)
+            found = self._batches.get(tag)
+            if found is None:
+                found = self._batches[tag] = _Batch(tag)
+            if not waits or waits[-1] is not found.done:
+                waits.append(found.done)
+            return found
 
         for key, second, delta in release.window_adjustments:
-            keys, args = call(key)
-            keys.append(key)
-            args += ["w", second, delta]
+            b = batch(key)
+            b.keys.append(key)
+            b.items.append(("w", second, delta, request_id))
         for key in release.concurrency_keys:
-            keys, args = call(key)
-            keys.append(key)
-            args += ["c", 0, 0]
+            b = batch(key)
+            b.keys.append(key)
+            b.items.append(("c", 0, 0, request_id))
         for key, actual in release.budget_spend:
-            keys, args = call(key)
-            keys += _budget_keys(key)
-            args += ["b", 0, actual]
-        for keys, args in calls.values():
-            async with self._slot():
-                await self._settle(keys=keys, args=args)
+            b = batch(key)
+            b.keys += _budget_keys(key)
+            b.items.append(("b", 0, actual, request_id))
+        if not waits:
+            return
+        if at_once:
+            if self._flush is not None:
+                self._flush.cancel()
+            self._flush_now()
+        elif self._flush is None:
+            self._flush = asyncio.get_running_loop().call_later(self._batch_s, self._flush_now)
+        for done in set(waits):
+            await asyncio.shield(done)
+
+    def _wait_again(self, batch: _Batch) -> None:
+        waiting = self._batches.get(batch.tag)
+        if waiting is None:
+            self._batches[batch.tag] = batch
+        else:
+            waiting.keys[:0] = batch.keys
+            waiting.items[:0] = batch.items
+            waiting.done.add_done_callback(lambda done: batch.resolve(done.exception()))
+        if self._flush is None:
+            self._flush = asyncio.get_running_loop().call_later(self._batch_s, self._flush_now)
+
+    async def drain(self) -> None:
+        """Send every waiting settlement now, and wait for it to be applied (before a budget
+        window is reloaded from the ledger, which already holds their spend)."""
+        if self._flush is not None:
+            self._flush.cancel()
+        waiting = [batch.done for batch in self._batches.values()]
+        self._flush_now()
+        if waiting:
+            await asyncio.wait(waiting)
+
+    def _flush_now(self) -> None:
+        """No admission came to carry the waiting settlements: they go on their own."""
+        self._flush = None
+        batches, self._batches = self._batches, {}
+        for batch in batches.values():
+            task = asyncio.ensure_future(self._call([], "", [], "", 0, False, batch))
+            self._flushing.add(task)
+            task.add_done_callback(self._flushed)
+
+    def _flushed(self, task: asyncio.Task[Any]) -> None:
+        self._flushing.discard(task)
+        if not task.cancelled():
+            task.exception()  # the settlements' own callers were told; nothing left to log
 
     async def seed(self, key: str, spent: int, ttl_s: int, *, force: bool = False) -> None:
         async with self._slot():
@@ -390,3 +555,12 @@ class RedisQuotaStore:
             spent = await self.client.hget(key, "spent")
             amounts = await self.client.hvals(key + ":amt")
         return (None if spent is None else int(spent)), sum(int(v) for v in amounts)
+
+
+def _shift_members(checks: str, by: int) -> str:
+    """The checks' words with each share check's first-member index moved on by `by`."""
+    words = checks.split(" ")
+    for i in range(0, len(words), 7):
+        if words[i] == "s":
+            words[i + 6] = str(int(words[i + 6]) + by)
+    return " ".join(words)
