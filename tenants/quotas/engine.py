@@ -39,7 +39,7 @@ from tenants.quotas.responses import (
     store_busy,
     store_unavailable,
 )
-from tenants.quotas.table import BudgetRule, PolicyRule, QuotaTable
+from tenants.quotas.table import BudgetRule, Meter, PolicyRule, QuotaTable
 
 logger = logging.getLogger(__name__)
 
@@ -94,18 +94,6 @@ class QuotaStore(Protocol):
     async def settle(self, release: Release, request_id: str, *, at_once: bool = False) -> None: ...
     async def seed(self, key: str, spent: int, ttl_s: int, *, force: bool = False) -> None: ...
     async def drain(self) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Meter:
-    """What a check measures, for headers, errors and the audit record."""
-
-    kind: str  # requests | tokens | concurrent | budget
-    label: str  # e.g. "team 'advisors'"
-    limit: int
-    shadow: bool
-    budget: BudgetRule | None = None
-    window: Window | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ from routing.errors import GatewayError
 from tenants.quotas.core.checks import BudgetCheck, Check, Verdict
 
 if TYPE_CHECKING:
-    from tenants.quotas.engine import Meter
+    from tenants.quotas.table import Meter
 
 _NANOS = Decimal(1_000_000_000)
 

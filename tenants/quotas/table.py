@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from tenants.quotas.core.windows import Window
 from tenants.quotas.models import (
     EACH_AGENT,
     EACH_USER,
@@ -187,3 +188,15 @@ def load_quota_table() -> QuotaTable:
         policies=policies,
         approvals=approvals,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Meter:
+    """What a check measures, for headers, errors and the audit record."""
+
+    kind: str  # requests | tokens | concurrent | budget
+    label: str  # e.g. "team 'advisors'"
+    limit: int
+    shadow: bool
+    budget: BudgetRule | None = None
+    window: Window | None = None

@@ -13,7 +13,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from gateway_site.snapshot import Snapshot
-from routing.call import Caller
+from routing.caller import Caller
 from routing.core.strategy import RoutePlan
 from routing.core.types import Target
 from tenants.auth import KeyIdentity
@@ -161,7 +161,7 @@ class Command(BaseCommand):
 
             for i in range(50 + iterations):  # the first 50 warm up (and seed the windows)
                 caller = Caller(
-                    runtime=runtime,  # type: ignore[arg-type]
+                    runtime=runtime,
                     identity=identity,
                     headers={},
                     request_id=f"req_bench{i}",
