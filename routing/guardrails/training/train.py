@@ -50,6 +50,7 @@ class Settings:
     # Characters a window, and between window starts (scored so too: injection-ngram.json).
     window: int = 512
     stride: int = 256
+    ngrams: tuple[int, ...] = (2, 3, 4, 5)  # character n-gram sizes
     # The word-vector network: hidden units, words per window, steps, L2.
     hidden: int = 32
     words: int = 256
@@ -272,7 +273,7 @@ def train(
     rows: list[Row], out: Path = DEFAULT_MODEL, settings: Settings | None = None
 ) -> dict[str, object]:
     settings = settings or Settings()
-    hashing = Hashing(window=settings.window, stride=settings.stride)
+    hashing = Hashing(ngrams=settings.ngrams, window=settings.window, stride=settings.stride)
     dims = 1 << hashing.bits
     training = [r for r in rows if r.split == "train"]
     started = time.perf_counter()
