@@ -8,6 +8,7 @@ from typing import Any
 
 from gateway_site import asgi
 from routing import runtime
+from routing.mcp_gateway import selectors as mcp_selectors
 
 
 async def test_start_up_freezes_the_heap_before_the_first_request(monkeypatch: Any) -> None:
@@ -19,7 +20,8 @@ async def test_start_up_freezes_the_heap_before_the_first_request(monkeypatch: A
     # The runtime itself is built as in production elsewhere; here only the order matters.
     monkeypatch.setattr(runtime, "get_runtime", lambda: order.append("runtime"))
     monkeypatch.setattr(runtime, "close_runtime", nothing)
-    monkeypatch.setattr(asgi, "close_gateway", nothing)
+    # No MCP server configured: the MCP SDK is not loaded (that path has its own test).
+    monkeypatch.setattr(mcp_selectors, "mcp_servers_exist", lambda: False)
     monkeypatch.setattr(gc, "freeze", lambda: order.append("freeze"))
     messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
 

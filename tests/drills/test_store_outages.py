@@ -414,8 +414,10 @@ def budget_counter(stage: Stage) -> tuple[int, int]:
     for key in client.scan_iter(f"gw:b:{budget_id}:*"):
         if key.endswith((b":amt", b":res")):
             continue
-        spent += int(client.hget(key, "spent") or 0)
-        reserved += sum(int(v) for v in client.hvals(key + b":amt"))
+        # One transaction: a settlement between two reads would hide its spend.
+        one, amounts = client.pipeline().hget(key, "spent").hvals(key + b":amt").execute()
+        spent += int(one or 0)
+        reserved += sum(int(v) for v in amounts)
     return spent, reserved
 
 
