@@ -163,22 +163,27 @@ class Journal:
             self._executor.submit(segment.remove)
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    await loop.run_in_executor(self._executor, _write, batch)
-                except OSError as error:
-                    for _, _, future in batch:
-                        if not future.done():
-                            future.set_exception(error)
-                    continue
-                for _, _, future in batch:
+            await self._write_pending()
+
+    async def _write_pending(self) -> None:
+        # A method of its own so that the last batch (whole request bodies, up to the size
+        # limit each) dies with its frame instead of waiting in `_run` for the next wake-up.
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await loop.run_in_executor(self._executor, _write, batch)
+            except OSError as error:
+                for *_, future in batch:
                     if not future.done():
-                        future.set_result(None)
+                        future.set_exception(error)
+                continue
+            for *_, future in batch:
+                if not future.done():
+                    future.set_result(None)
 
 
 def _write(batch: list[tuple[_Segment, bytes, Any]]) -> None:

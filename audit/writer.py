@@ -335,14 +335,19 @@ class AuditWriter:
         await future
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._pending:
-                batch = self._pending[: self.batch_max]
-                del self._pending[: self.batch_max]
-                await self._write(loop, batch)
+            await self._write_pending()
+
+    async def _write_pending(self) -> None:
+        # A frame of its own: the last batch (whole request bodies, up to the size limit each)
+        # dies with it instead of waiting in `_run` for the next wake-up.
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            batch = self._pending[: self.batch_max]
+            del self._pending[: self.batch_max]
+            await self._write(loop, batch)
 
     async def _write(
         self, loop: asyncio.AbstractEventLoop, batch: list[tuple[_Op, asyncio.Future[None]]]

@@ -6,7 +6,8 @@ answer: a finished request sits in a reference cycle, so it waits for the cyclic
 collector, which a few large requests do not wake; and glibc keeps freed memory in its arenas.
 Measured (docs/operations.md, "Request bodies"): 16 concurrent 7 MB requests left a worker
 +370 MB for good, growing with every burst; with a collection and `malloc_trim` once the burst is
-over, and large blocks always served by mmap (so freeing them unmaps them), +90 to +150 MB.
+over, and large blocks always served by mmap (so freeing them unmaps them), +90 to +150 MB; with
+the audit writer and the journal no longer keeping their last batch, back to idle.
 
 The collection takes about 0.1 s with the GIL held; it runs only after large bodies, once none
 has been in flight for a moment. Elsewhere than glibc the allocator calls are skipped.

@@ -17,6 +17,7 @@ from audit.entries import AuditEntry
 from audit.journal import Journal, recover_orphans
 from audit.models import AuditRecord, AuditStatus
 from tenants.models import ApiKey
+from tests.support.memory import still_held
 from tests.support.world import World
 
 
@@ -93,3 +94,21 @@ def _jsonable(entry: AuditEntry) -> dict[str, object]:
     from audit.journal import _jsonable as jsonable
 
     return jsonable(entry)
+
+
+def test_a_written_line_is_let_go(tmp_path: Path) -> None:
+    """A line carries the whole request body: once it is on disk the journal keeps none of it
+    (it kept its last batch until the next one, which after a burst of large bodies was for
+    good)."""
+    marker = f"body-{os.urandom(8).hex()}"
+
+    async def scenario() -> bool:
+        journal = Journal(tmp_path)
+        entry = _entry()
+        await journal.begin(entry, {"messages": [{"content": marker + " x" * 1000}]}, None)
+        journal.end(entry.request_id)
+        held = still_held(marker)
+        journal.close()
+        return held
+
+    assert not asyncio.run(scenario())

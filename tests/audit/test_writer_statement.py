@@ -18,6 +18,7 @@ from audit.writer import AuditWriteError, AuditWriter
 from tenants.models import ApiKey
 from tenants.quotas.ledger import spend_rows
 from tenants.quotas.models import SpendEntry
+from tests.support.memory import holders_of, released
 
 pytestmark = [pytest.mark.django_db]
 
@@ -164,3 +165,19 @@ async def test_a_lost_loop_connection_falls_back_to_the_thread_and_nothing_is_lo
 def _terminate_backend(pid: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+async def test_a_written_record_is_let_go(make, shared_thread_closed) -> None:
+    """A record carries the whole request body: once written, the writer keeps none of it (it
+    kept its last batch until the next one, which after a burst of large bodies was for good)."""
+    writer = AuditWriter()
+    marker = f"body-{uuid.uuid4().hex}"
+    try:
+        for _ in range(2):  # the first from the thread, the second from the loop
+            entry = make()
+            entry.request_body = {"messages": [{"role": "user", "content": marker + " x" * 1000}]}
+            await writer.insert(entry)
+            del entry
+            assert await released(marker), holders_of(marker)
+    finally:
+        await writer.aclose()
