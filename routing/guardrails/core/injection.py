@@ -12,11 +12,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from routing.guardrails.core.classifier import InjectionModel
 from routing.guardrails.core.injection_rules import RULES, RULESET_VERSION, Rule
 from routing.guardrails.core.normalise import Normalised, normalise
+
+if TYPE_CHECKING:
+    # numpy and the weights load with the first policy that uses the classifier.
+    from routing.guardrails.core.classifier import InjectionModel
 
 # Hiding instructions in base64 or hex is itself a signal.
 _OBFUSCATION_BONUS = 0.15
@@ -115,6 +118,8 @@ _CLASSIFIER_CATEGORY_AT = 0.5
 
 @functools.cache
 def shipped_model() -> InjectionModel:
+    from routing.guardrails.core.classifier import InjectionModel
+
     return InjectionModel.load()
 
 

