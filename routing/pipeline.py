@@ -560,21 +560,28 @@ async def _relay(call: Call, primed: _PrimedStream, target: Target) -> AsyncIter
     )
     wire = call.wire
     native = primed.stream.native  # already in the client's format: relayed as it came
+    received = primed.stream.received
+    # Events that arrived together leave together: one write to the client, not one per event.
+    # Nothing waits: what is held is sent as soon as the next event would need a network read.
+    held: list[bytes] = []
     try:
         events = guard_stream(call.guard, primed.first, primed.stream, note=call.note_findings)
         async for event in events:
-            for out in wire.native_events(event) if native else wire.events(event):
-                yield out
+            held.extend(wire.native_events(event) if native else wire.events(event))
+            if held and not received():
+                yield b"".join(held)
+                held.clear()
         # A stored response is kept before its last event.
-        for out in await (wire.close_native() if native else wire.close()):
-            yield out
+        held.extend(await (wire.close_native() if native else wire.close()))
+        if held:
+            yield b"".join(held)
         status, error_type, error_message = AuditStatus.SUCCESS, "", ""
     except OutputBlocked as blocked:
         status, error_type, error_message = AuditStatus.REJECTED, blocked.refusal.code, str(blocked)
-        yield wire.error_event(stream_error(call.request_id, blocked))
+        yield b"".join(held) + wire.error_event(stream_error(call.request_id, blocked))
     except UpstreamError as error:
         status, error_type, error_message = AuditStatus.FAILED, error.cause, error.message
-        yield wire.error_event(_stream_error(call, error))
+        yield b"".join(held) + wire.error_event(_stream_error(call, error))
     finally:
         tap = primed.stream.tap
         call.entry.tool_calls = call.wire.tool_calls(tap.assembled_tool_calls())

@@ -5,26 +5,41 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 
-async def iter_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """Yield each complete SSE event (without its blank-line terminator) as received.
+class EventReader:
+    """Each complete SSE event of a byte stream (without its blank-line terminator), as received.
 
     Network chunks split events anywhere; events are re-cut on the blank line so each one can be
-    inspected, and forwarded with exactly the bytes the provider sent.
+    inspected, and forwarded with exactly the bytes the provider sent. `received()` says whether
+    the next event is already here, so a relay can send together what arrived together.
     """
-    buffer = b""
-    async for chunk in chunks:
-        buffer += chunk
-        if b"\r" in buffer:
-            buffer = buffer.replace(b"\r\n", b"\n")
-        while True:
-            end = buffer.find(b"\n\n")
-            if end < 0:
-                break
-            event, buffer = buffer[:end], buffer[end + 2 :]
-            if event:
-                yield event
-    if buffer.strip():
-        yield buffer.rstrip(b"\n")
+
+    __slots__ = ("_buffer", "_chunks")
+
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buffer = b""
+
+    def received(self) -> bool:
+        return b"\n\n" in self._buffer
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._chunks:
+            buffer = self._buffer + chunk
+            if b"\r" in buffer:
+                buffer = buffer.replace(b"\r\n", b"\n")
+            while (end := buffer.find(b"\n\n")) >= 0:
+                event, buffer = buffer[:end], buffer[end + 2 :]
+                if event:
+                    self._buffer = buffer
+                    yield event
+            self._buffer = buffer
+        if self._buffer.strip():
+            event, self._buffer = self._buffer.rstrip(b"\n"), b""
+            yield event
+
+
+def iter_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    return aiter(EventReader(chunks))
 
 
 def event_data(event: bytes) -> bytes | None:

@@ -18,6 +18,7 @@ import orjson
 
 from routing.core.errors import UpstreamError, cause_for_status, parse_retry_after
 from routing.core.providers.base import ChatStream, ProviderAdapter, read_json, relay_translated
+from routing.core.sse import EventReader
 from routing.core.stream_tap import StreamTap
 from routing.core.translate.anthropic_common import anthropic_error_to_openai, openai_error
 from routing.core.translate.anthropic_request import openai_request_to_anthropic
@@ -117,16 +118,19 @@ class AnthropicAdapter(ProviderAdapter):
         )
         tap = StreamTap()
         relay_native = native is not None and native_events
+        reader = EventReader(response.aiter_bytes())
         return ChatStream(
-            events=self._relay(response, tap, client_wants_usage, native=relay_native),
+            events=self._relay(response, reader, tap, client_wants_usage, native=relay_native),
             tap=tap,
             upstream_status=response.status_code,
             native=relay_native,
+            received=reader.received,
         )
 
     def _relay(
         self,
         response: httpx.Response,
+        reader: EventReader,
         tap: StreamTap,
         client_wants_usage: bool,
         *,
@@ -134,7 +138,7 @@ class AnthropicAdapter(ProviderAdapter):
     ) -> AsyncGenerator[bytes, None]:
         return relay_translated(
             response,
-            response.aiter_bytes(),
+            reader,
             AnthropicToOpenAIStream(),
             tap,
             client_wants_usage=client_wants_usage,

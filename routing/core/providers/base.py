@@ -8,7 +8,7 @@ do no I/O except through the shared, injected `httpx.AsyncClient`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
@@ -17,7 +17,7 @@ import orjson
 
 from routing.core.egress_transport import egress_refusal
 from routing.core.errors import UpstreamError, cause_for_status, parse_retry_after
-from routing.core.sse import event_data, iter_events
+from routing.core.sse import EventReader, event_data
 from routing.core.stream_tap import StreamTap
 from routing.core.types import JSON, Reply, Target
 
@@ -36,6 +36,9 @@ class ChatStream:
     # The events are the provider's own (a native Anthropic stream), not OpenAI chunks; the tap
     # still sees them in the internal form.
     native: bool = False
+    # Whether the provider's next event is already received: what arrived together can be sent
+    # to the client together (one write instead of one per event).
+    received: Callable[[], bool] = field(default=lambda: False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +166,7 @@ class StreamTranslator(Protocol):
 
 async def relay_translated(
     response: httpx.Response,
-    chunks: AsyncIterator[bytes],
+    reader: EventReader,
     translator: StreamTranslator,
     tap: StreamTap,
     *,
@@ -179,7 +182,7 @@ async def relay_translated(
     provider's error; a stream that stops before `translator.done` is broken, named by
     `end_event`."""
     try:
-        async for event in iter_events(chunks):
+        async for event in reader:
             data = event_data(event)
             if data is None:  # a comment or keep-alive: nothing to read
                 if native and keep_comments:

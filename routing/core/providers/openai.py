@@ -13,7 +13,7 @@ import orjson
 
 from routing.core.errors import UpstreamError
 from routing.core.providers.base import ChatStream, ProviderAdapter, read_json, stream_failure
-from routing.core.sse import event_data, iter_events
+from routing.core.sse import EventReader, event_data
 from routing.core.stream_tap import StreamTap
 from routing.core.types import JSON, Reply, Target, Usage
 
@@ -64,18 +64,24 @@ class OpenAIAdapter(ProviderAdapter):
             self._url(target, "/chat/completions"), self._headers(target), payload
         )
         tap = StreamTap()
+        reader = EventReader(response.aiter_raw())
         return ChatStream(
-            events=self._relay(response, tap, client_wants_usage),
+            events=self._relay(response, reader, tap, client_wants_usage),
             tap=tap,
             upstream_status=response.status_code,
+            received=reader.received,
         )
 
     async def _relay(
-        self, response: httpx.Response, tap: StreamTap, client_wants_usage: bool
+        self,
+        response: httpx.Response,
+        reader: EventReader,
+        tap: StreamTap,
+        client_wants_usage: bool,
     ) -> AsyncGenerator[bytes, None]:
         finished = False
         try:
-            async for event in iter_events(response.aiter_raw()):
+            async for event in reader:
                 data = event_data(event)
                 if data is None:
                     yield event + b"\n\n"

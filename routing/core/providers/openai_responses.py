@@ -19,6 +19,7 @@ import orjson
 from routing.core.errors import UpstreamError
 from routing.core.providers.base import ChatStream, read_json, relay_translated
 from routing.core.providers.openai import OpenAIAdapter
+from routing.core.sse import EventReader
 from routing.core.stream_tap import StreamTap
 from routing.core.translate.responses_native import (
     FAILED_EVENTS,
@@ -97,21 +98,31 @@ class OpenAIResponsesAdapter(OpenAIAdapter):
         body = {**native, "model": target.upstream_model, "stream": True}
         response = await self.open_stream(self._url(target, "/responses"), headers, body)
         tap = StreamTap()
+        reader = EventReader(response.aiter_raw())
         return ChatStream(
-            events=self._relay_responses(response, tap, client_wants_usage, native=native_events),
+            events=self._relay_responses(
+                response, reader, tap, client_wants_usage, native=native_events
+            ),
             tap=tap,
             upstream_status=response.status_code,
             native=native_events,
+            received=reader.received,
         )
 
     def _relay_responses(
-        self, response: httpx.Response, tap: StreamTap, client_wants_usage: bool, *, native: bool
+        self,
+        response: httpx.Response,
+        reader: EventReader,
+        tap: StreamTap,
+        client_wants_usage: bool,
+        *,
+        native: bool,
     ) -> AsyncGenerator[bytes, None]:
         translator = ResponsesToChatStream()
         tap.hosted_calls = translator.hosted
         return relay_translated(
             response,
-            response.aiter_raw(),
+            reader,
             translator,
             tap,
             client_wants_usage=client_wants_usage,

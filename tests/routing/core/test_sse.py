@@ -1,6 +1,6 @@
 import pytest
 
-from routing.core.sse import event_data, event_name, iter_events
+from routing.core.sse import EventReader, event_data, event_name, iter_events
 
 
 async def _chunks(*parts: bytes):
@@ -40,3 +40,12 @@ def test_event_data_reads_the_payload(event, data):
 def test_event_name_reads_anthropic_style_event_lines():
     assert event_name(b"event: message_start\ndata: {}") == "message_start"
     assert event_name(b"data: {}") is None
+
+
+async def test_the_reader_knows_whether_the_next_event_is_already_here() -> None:
+    reader = EventReader(_chunks(b"data: 1\n\ndata: 2\n\ndata: 3", b"\n\n"))
+    seen = []
+    async for event in reader:
+        seen.append((event, reader.received()))
+    # 1 and 2 came in one read; 3 needed the next one.
+    assert seen == [(b"data: 1", True), (b"data: 2", False), (b"data: 3", False)]

@@ -1,0 +1,62 @@
+"""A stream's events leave the gateway as they arrived: those the provider sent together in one
+write go to the client together, byte for byte; none is held back waiting for the next."""
+
+from __future__ import annotations
+
+import time
+from itertools import pairwise
+from typing import Any
+
+import orjson
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
+from django.test import AsyncClient
+
+from routing.runtime import close_runtime
+
+pytestmark = [pytest.mark.django_db]
+
+
+@pytest.fixture
+async def in_process_proxy():
+    yield
+    await close_runtime()
+    await sync_to_async(connections.close_all)()
+
+
+async def _stream(key: str, prompt: str) -> list[tuple[float, bytes]]:
+    """Each part the gateway hands to the server to write, with when it was handed over."""
+    body = {"model": "demo", "stream": True, "messages": [{"role": "user", "content": prompt}]}
+    response = await AsyncClient().post(
+        "/v1/chat/completions",
+        orjson.dumps(body),
+        content_type="application/json",
+        headers={"authorization": f"Bearer {key}"},
+    )
+    assert response.status_code == 200
+    started = time.perf_counter()
+    return [(time.perf_counter() - started, part) async for part in response.streaming_content]
+
+
+def _events(parts: list[tuple[float, bytes]]) -> list[bytes]:
+    return [e for e in b"".join(part for _, part in parts).split(b"\n\n") if e]
+
+
+async def test_events_that_arrived_together_are_written_together(world: Any, in_process_proxy):
+    # The mock sends an unpaced stream in one write.
+    parts = await _stream(world.key, "one two three four five six seven eight")
+
+    events = _events(parts)
+    assert events[-1] == b"data: [DONE]" and len(events) >= 6
+    assert len(parts) <= 2  # was one write per event
+    assert all(part.endswith(b"\n\n") for _, part in parts)  # whole events only
+
+
+async def test_events_that_arrive_apart_are_not_held_back(world: Any, in_process_proxy):
+    parts = await _stream(world.key, "[mock chunk_delay_ms=80] one two three four five six")
+
+    assert len(parts) >= 5  # each paced event is written as it comes
+    assert all(part.endswith(b"\n\n") for _, part in parts)
+    gaps = [later - earlier for (earlier, _), (later, _) in pairwise(parts)]
+    assert sum(gap >= 0.05 for gap in gaps) >= 4
