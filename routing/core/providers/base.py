@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import ClassVar, Protocol
 
 import httpx
@@ -20,6 +21,13 @@ from routing.core.errors import UpstreamError, cause_for_status, parse_retry_aft
 from routing.core.sse import EventReader, event_data
 from routing.core.stream_tap import StreamTap
 from routing.core.types import JSON, Reply, Target
+
+
+@lru_cache(maxsize=256)
+def _parsed(url: str) -> httpx.URL:
+    """A provider URL parsed once: httpx parses a string URL on every request (3.5% of a
+    streamed request's CPU in the profile), a URL object not again."""
+    return httpx.URL(url)
 
 
 @dataclass(slots=True)
@@ -92,7 +100,7 @@ class ProviderAdapter(ABC):
 
     async def open_stream(self, url: str, headers: dict[str, str], payload: JSON) -> httpx.Response:
         request = self.client.build_request(
-            "POST", url, content=orjson.dumps(payload), headers=headers
+            "POST", _parsed(url), content=orjson.dumps(payload), headers=headers
         )
         try:
             response = await self.client.send(request, stream=True)
