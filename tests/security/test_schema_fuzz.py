@@ -204,6 +204,7 @@ def _api_sender(key: str, tally: Tally, path_values: dict[str, str]) -> Callable
 
 
 @pytest.mark.django_db
+@pytest.mark.timeout(360)  # one to two minutes; more on a host busy with other work
 def test_the_management_api_never_fails_on_generated_input() -> None:
     """In the test's transaction, rolled back at the end: the platform key may do anything."""
     started = time.monotonic()
@@ -429,6 +430,7 @@ def _junk_request(draw: Any) -> tuple[str, str, dict[str, str], bytes | None, st
 
 
 @pytest.mark.django_db  # sets the test database up when this test runs alone
+@pytest.mark.timeout(360)  # about a minute and a half; more on a host busy with other work
 def test_the_proxy_never_fails_on_generated_input(fuzz_gateway: LiveGateway, fuzz_key: str) -> None:
     started = time.monotonic()
     raw = httpx.get(fuzz_gateway.url + "/v1/openapi.json", timeout=10).json()
