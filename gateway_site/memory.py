@@ -19,7 +19,6 @@ import asyncio
 import ctypes
 import ctypes.util
 import gc
-import os
 from typing import Any
 
 _M_MMAP_THRESHOLD = -3
@@ -43,26 +42,19 @@ def _glibc() -> Any | None:
 
 class MemoryTrimmer:
     """Counts large bodies in flight; once none has been for `quiet_seconds`, collects garbage
-    and returns free memory to the system, on a thread. While the worker is still well above the
-    size it had when the burst began (the burst's audit records may still be being written, on a
-    busy database for many seconds), it tries again every few seconds, for a minute at most."""
+    and returns free memory to the system, on a thread."""
 
     LATER_SECONDS = 5.0
-    LATER_TRIES = 12
-    SLACK_BYTES = 32 * 1024 * 1024
 
     def __init__(self, *, quiet_seconds: float = 0.5) -> None:
         self.quiet_seconds = quiet_seconds
         self._in_flight = 0
         self._timer: asyncio.TimerHandle | None = None
-        self._before: int | None = None  # resident bytes when the burst began
         self._libc = _glibc()
         if self._libc is not None:
             self._libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
 
     def started(self) -> None:
-        if self._in_flight == 0 and self._timer is None:
-            self._before = resident_bytes()
         self._in_flight += 1
         if self._timer is not None:
             self._timer.cancel()
@@ -72,37 +64,19 @@ class MemoryTrimmer:
         self._in_flight -= 1
         if self._in_flight == 0:
             loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(self.quiet_seconds, self._trim_soon, self.LATER_TRIES)
+            self._timer = loop.call_later(self.quiet_seconds, self._trim_soon, True)
 
-    def _trim_soon(self, tries_left: int) -> None:
+    def _trim_soon(self, again: bool) -> None:
         self._timer = None
         task = asyncio.ensure_future(asyncio.to_thread(self._trim))
-        task.add_done_callback(lambda done: self._trimmed(done, tries_left))
-
-    def _trimmed(self, done: asyncio.Future[None], tries_left: int) -> None:
-        done.exception()  # nothing to report, nothing lost
-        if self._in_flight or self._timer is not None:
-            return  # another burst began: its own end schedules the trims
-        now, before = resident_bytes(), self._before
-        if tries_left and (now is None or before is None or now > before + self.SLACK_BYTES):
+        task.add_done_callback(lambda done: done.exception())  # nothing to report, nothing lost
+        if again:
+            # Once more a few seconds on: background work of the burst (audit writes, budget
+            # settlements) may still have held some of its bodies the first time.
             loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(self.LATER_SECONDS, self._trim_soon, tries_left - 1)
-        else:
-            self._before = None
+            self._timer = loop.call_later(self.LATER_SECONDS, self._trim_soon, False)
 
     def _trim(self) -> None:
         gc.collect()
         if self._libc is not None:
             self._libc.malloc_trim(0)
-
-
-def resident_bytes() -> int | None:
-    """This process's resident set (Linux), or None where /proc is not."""
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            return int(statm.read().split()[1]) * _PAGE_BYTES
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096

@@ -38,10 +38,6 @@ class EventReader:
             yield event
 
 
-def iter_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    return aiter(EventReader(chunks))
-
-
 def event_data(event: bytes) -> bytes | None:
     """The `data:` payload of an event (joined if multi-line), or None for comments/pings."""
     parts = [line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]

@@ -178,12 +178,12 @@ def _resident_maps(pid: int) -> str:
 # Measured on the reference machine: a burst once left +370 MB for good (and each further burst
 # added more); with the trim, +90 to +150 MB. Since the audit writer and the journal let their
 # last batch go, a worker on its own is back to its idle size within 1.5 s; after the rest of the
-# suite it has settled at +114 MB, not yet explained (the failure message says where the memory
-# is). The margin stays where it was until that is understood.
+# suite it has settled at +114 to +129 MB, in maps none of which is a body's size (allocator
+# fragmentation, it seems; the failure message says where the memory is). The margin stays.
 SETTLED_GROWTH_MB = 150
 
 
-@pytest.mark.timeout(180)  # about 20 s: one burst, on a gateway of its own for a clean baseline
+@pytest.mark.timeout(120)  # about 20 s: one burst, on a gateway of its own for a clean baseline
 def test_a_burst_of_large_bodies_does_not_leave_the_worker_bloated(world: Any) -> None:
     gateway = start_gateway()
     try:
@@ -197,9 +197,7 @@ def test_a_burst_of_large_bodies_does_not_leave_the_worker_bloated(world: Any) -
                 pool.map(lambda _: _chat(gateway, world.key, content), range(CONCURRENT))
             )
         assert [a.status_code for a in answers] == [200] * CONCURRENT
-        # The worker trims 0.5 s after the burst, then every 5 s while it is still well above its
-        # size before the burst (on a busy database the burst's records take a while to write).
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 10  # the worker trims 0.5 s and 5.5 s after the burst
         while (settled := _rss_mb(pid)) > idle + SETTLED_GROWTH_MB:
             if time.monotonic() > deadline:
                 break

@@ -1,6 +1,6 @@
 import pytest
 
-from routing.core.sse import EventReader, event_data, event_name, iter_events
+from routing.core.sse import EventReader, event_data, event_name
 
 
 async def _chunks(*parts: bytes):
@@ -9,7 +9,7 @@ async def _chunks(*parts: bytes):
 
 
 async def _events(*parts: bytes) -> list[bytes]:
-    return [event async for event in iter_events(_chunks(*parts))]
+    return [event async for event in EventReader(_chunks(*parts))]
 
 
 async def test_events_split_across_network_chunks_are_rejoined_byte_for_byte():
