@@ -19,7 +19,7 @@ from audit.maintenance import search_index_tidy
 from audit.writer import AuditWriter
 from gateway_site.db_threads import run_db
 from routing.cache.engine import ResponseCache
-from routing.core.egress_transport import Answer, EgressGuard, egress_transport
+from routing.core.egress_transport import Answer, EgressGuard, OpenStream, egress_transport
 from routing.core.providers.anthropic import AnthropicAdapter
 from routing.core.providers.base import ProviderAdapter
 from routing.core.providers.openai import OpenAIAdapter
@@ -64,6 +64,17 @@ class UpstreamClient(httpx.AsyncClient):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self._cookies = _NoCookies()
+
+    async def open_stream(
+        self, url: str, headers: Mapping[str, str], body: bytes
+    ) -> OpenStream | httpx.Response:
+        """POST and return once the answer's headers are in (a provider's stream): straight on
+        the aiohttp pool when that is the transport, through httpx otherwise."""
+        transport = self._transport
+        if isinstance(transport, EgressGuard) and transport.direct:
+            return await transport.open_stream(url, headers, body, self.timeout)
+        request = self.build_request("POST", url, content=body, headers=headers)
+        return await self.send(request, stream=True)
 
     async def post_read(self, url: str, headers: Mapping[str, str], body: bytes) -> Answer:
         """POST and read the whole answer (a provider's non-streamed reply): straight on the

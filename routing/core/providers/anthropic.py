@@ -13,11 +13,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
 
-import httpx
 import orjson
 
 from routing.core.errors import UpstreamError, cause_for_status, parse_retry_after
-from routing.core.providers.base import ChatStream, ProviderAdapter, read_json, relay_translated
+from routing.core.providers.base import (
+    ChatStream,
+    ProviderAdapter,
+    StreamedAnswer,
+    read_json,
+    relay_translated,
+)
 from routing.core.sse import EventReader
 from routing.core.stream_tap import StreamTap
 from routing.core.translate.anthropic_common import anthropic_error_to_openai, openai_error
@@ -129,7 +134,7 @@ class AnthropicAdapter(ProviderAdapter):
 
     def _relay(
         self,
-        response: httpx.Response,
+        response: StreamedAnswer,
         reader: EventReader,
         tap: StreamTap,
         client_wants_usage: bool,

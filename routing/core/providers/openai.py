@@ -12,7 +12,13 @@ import httpx
 import orjson
 
 from routing.core.errors import UpstreamError
-from routing.core.providers.base import ChatStream, ProviderAdapter, read_json, stream_failure
+from routing.core.providers.base import (
+    ChatStream,
+    ProviderAdapter,
+    StreamedAnswer,
+    read_json,
+    stream_failure,
+)
 from routing.core.sse import EventReader, event_data
 from routing.core.stream_tap import StreamTap
 from routing.core.types import JSON, Reply, Target, Usage
@@ -74,7 +80,7 @@ class OpenAIAdapter(ProviderAdapter):
 
     async def _relay(
         self,
-        response: httpx.Response,
+        response: StreamedAnswer,
         reader: EventReader,
         tap: StreamTap,
         client_wants_usage: bool,

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
 
-import httpx
 import orjson
 
 from routing.core.errors import UpstreamError
-from routing.core.providers.base import ChatStream, read_json, relay_translated
+from routing.core.providers.base import ChatStream, StreamedAnswer, read_json, relay_translated
 from routing.core.providers.openai import OpenAIAdapter
 from routing.core.sse import EventReader
 from routing.core.stream_tap import StreamTap
@@ -111,7 +110,7 @@ class OpenAIResponsesAdapter(OpenAIAdapter):
 
     def _relay_responses(
         self,
-        response: httpx.Response,
+        response: StreamedAnswer,
         reader: EventReader,
         tap: StreamTap,
         client_wants_usage: bool,
