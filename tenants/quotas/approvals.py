@@ -272,6 +272,47 @@ def _use(
     return ApprovalDecision("approved", predicted_usd, threshold, approval_id)
 
 
+async def approval_give_back(
+    decision: ApprovalDecision, *, tenant_id: int, request_id: str
+) -> None:
+    """An approval this request spent, given back because the gateway then refused the request
+    itself (a limit or a budget): nothing reached a provider, so the approval stays good for
+    the retry. Only the use by this very request is undone."""
+    if decision.outcome != "approved":
+        return
+    await sync_to_async(_give_back)(decision.approval_id, tenant_id, request_id)
+
+
+def _give_back(approval_id: str, tenant_id: int, request_id: str) -> None:
+    with transaction.atomic():
+        approval = (
+            CostApproval.objects.select_for_update()
+            .filter(
+                public_id=approval_id,
+                tenant_id=tenant_id,
+                status=ApprovalStatus.USED,
+                used_request_id=request_id,
+            )
+            .first()
+        )
+        if approval is None:
+            return
+        approval.status = ApprovalStatus.APPROVED
+        approval.used_at, approval.used_request_id = None, ""
+        approval.save(update_fields=["status", "used_at", "used_request_id"])
+        activity_record(
+            actor=Actor("system", "gateway"),
+            action="cost_approval.give_back",
+            target=approval,
+            tenant_id=tenant_id,
+            details={
+                "approval": approval_id,
+                "request_id": request_id,
+                "reason": "the request was refused by a limit or a budget before any provider",
+            },
+        )
+
+
 # --- decisions (console and management API) --------------------------------------------------
 
 

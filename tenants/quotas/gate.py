@@ -113,8 +113,20 @@ async def admit(
     demand = demand_for(caller, plan, payload, embeddings=embeddings)
     policy = await engine.policy(demand.tenant_id)
     ceiling = await _apply_ceiling(caller, plan, payload, demand, policy, embeddings)
-    approval = await _preapproval(caller, ceiling.plan, ceiling.demand, policy, payload)
-    admission = await engine.admit(ceiling.demand, caller.request_id)
+    decision = await _preapproval(caller, ceiling.plan, ceiling.demand, policy, payload)
+    try:
+        admission = await engine.admit(ceiling.demand, caller.request_id)
+    except GatewayError:
+        if decision is not None:  # refused before any provider: the approval is not spent
+            await approvals.approval_give_back(
+                decision, tenant_id=ceiling.demand.tenant_id, request_id=caller.request_id
+            )
+        raise
+    approval = (
+        {}
+        if decision is None or decision.outcome == "not_needed"
+        else {"approval": decision.record()}
+    )
     note = {"downgraded_from": ceiling.downgraded_from} if ceiling.downgraded_from else {}
     return Admitted(
         ceiling.plan,
@@ -127,14 +139,14 @@ async def admit(
 
 async def _preapproval(
     caller: Caller, plan: RoutePlan, demand: Demand, policy: Any, payload: JSON
-) -> JSON:
+) -> approvals.ApprovalDecision | None:
     """Hold a request predicted to cost more than its pre-approval threshold (approvals.py), or
-    let an approved one through; what its record says about it (`quota.approval`)."""
+    let an approved one through (raises the refusal); None when there is nothing to check."""
     engine = caller.runtime.quotas
     rule = (await engine.table.get()).approval(demand.tenant_id, demand.team_id, demand.key_id)
     header = caller.headers.get(approvals.APPROVAL_HEADER) or ""
     if rule is None and not header:
-        return {}  # the common case: nothing to predict against, nothing to check
+        return None  # the common case: nothing to predict against, nothing to check
     identity = caller.identity
     priced = approvals.PricedRequest(
         tenant_id=demand.tenant_id,
@@ -151,7 +163,7 @@ async def _preapproval(
     decision = await approvals.cost_approval_check(priced, rule=rule)
     if decision.error is not None:
         raise decision.error
-    return {} if decision.outcome == "not_needed" else {"approval": decision.record()}
+    return decision
 
 
 async def admit_cached(caller: Caller) -> Admission:

@@ -87,7 +87,10 @@ def test_a_budget_owner_approves_in_the_console(acme: Acme) -> None:
     assert decided.status_code == 302
     held.refresh_from_db()
     assert held.status == ApprovalStatus.APPROVED and held.decided_by == "acme-finance"
-    event = ActivityEvent.objects.get(action="cost_approval.approve")
+    # By approval: the live-gateway tests' approvals are committed in the same database.
+    event = ActivityEvent.objects.get(
+        action="cost_approval.approve", details__approval=held.public_id
+    )
     assert event.details["approval"] == held.public_id and event.actor_label == "acme-finance"
     # Decided once: a second decision changes nothing.
     console.post(f"{url}{held.public_id}/decide/", {"decision": "refuse"})

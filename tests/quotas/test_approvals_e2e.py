@@ -15,6 +15,7 @@ from audit.activity.services import SYSTEM
 from gateway_site.api.services import admin_key_create
 from tenants import services as tenants
 from tenants.quotas import approvals
+from tenants.quotas import services as quotas
 from tenants.quotas.models import ApprovalStatus, CostApproval
 from tests.conftest import wait_for_record
 from tests.support.live import wait_for_config
@@ -28,6 +29,7 @@ class ApprovalWorld:
     key: str  # under the tenant's threshold of $0.01 (a default request predicts ~$0.041)
     roomy_key: str  # its own key threshold of $1: the most specific rule applies
     finance_admin_key: str  # a finance-role admin key for the management API
+    limited_key: str  # under the tenant's threshold and a limit of one request a minute
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +39,8 @@ def approval_world(quota_world: Any, gateway: Any, django_db_blocker: Any) -> Ap
         team = tenants.team_apply(tenant=tenant, slug="quant", name="Quant", allowed_models=[])
         _, material = tenants.key_create(team=team, name="research-bot")
         roomy, roomy_material = tenants.key_create(team=team, name="roomy-bot")
+        limited, limited_material = tenants.key_create(team=team, name="limited-bot")
+        quotas.rate_limit_set(tenant=tenant, scope="key", api_key=limited, requests_per_minute=1)
         approvals.approval_rule_set(
             tenant=tenant, scope="tenant", threshold_usd=Decimal("0.01"), actor=SYSTEM
         )
@@ -46,10 +50,14 @@ def approval_world(quota_world: Any, gateway: Any, django_db_blocker: Any) -> Ap
         _, admin = admin_key_create(
             name="finance bot", tenant=tenant, created_by="test", actor=SYSTEM, role="finance"
         )
-    for key in (material.plaintext, roomy_material.plaintext):
+    for key in (material.plaintext, roomy_material.plaintext, limited_material.plaintext):
         wait_for_config(gateway, key, "quota-chat")
     return ApprovalWorld(
-        "approval-co", material.plaintext, roomy_material.plaintext, admin.plaintext
+        "approval-co",
+        material.plaintext,
+        roomy_material.plaintext,
+        admin.plaintext,
+        limited_material.plaintext,
     )
 
 
@@ -69,6 +77,17 @@ def _held(gateway: Any, key: str, text: str) -> str:
     approval_id = response.headers["x-gateway-approval-id"]
     assert approval_id in error["message"] and "$0.0100" in error["message"]
     return approval_id
+
+
+def _decide(
+    gateway: Any, world: ApprovalWorld, approval_id: str, verb: str, note: str
+) -> httpx.Response:
+    """A finance admin key approves or refuses through the management API."""
+    return httpx.post(
+        f"{gateway.url}/api/v1/tenants/{world.slug}/cost-approvals/{approval_id}/{verb}",
+        headers={"authorization": f"Bearer {world.finance_admin_key}"},
+        json={"note": note},
+    )
 
 
 def test_hold_approve_retry_is_served_once(
@@ -129,11 +148,7 @@ def test_hold_approve_retry_is_served_once(
 def test_refused_the_retry_is_refused(gateway: Any, approval_world: ApprovalWorld) -> None:
     text = "Summarise every client's year."
     approval_id = _held(gateway, approval_world.key, text)
-    decided = httpx.post(
-        f"{gateway.url}/api/v1/tenants/{approval_world.slug}/cost-approvals/{approval_id}/refuse",
-        headers={"authorization": f"Bearer {approval_world.finance_admin_key}"},
-        json={"note": "too dear"},
-    )
+    decided = _decide(gateway, approval_world, approval_id, "refuse", "too dear")
     assert decided.status_code == 200 and decided.json()["status"] == "refused"
     refused = _chat(gateway, approval_world.key, text, approval_id)
     assert refused.status_code == 403
@@ -168,3 +183,45 @@ def test_an_anthropic_client_gets_the_hold_in_its_own_format(
     body = response.json()
     assert body["type"] == "error" and body["error"]["type"] == "permission_error"
     assert response.headers["x-gateway-approval-id"] in body["error"]["message"]
+
+
+def test_an_approval_spent_on_a_request_a_limit_refused_is_given_back(
+    gateway: Any, approval_world: ApprovalWorld, mock_server: Any
+) -> None:
+    """The approval is checked before the limits; a request it let through that a limit then
+    refuses never reached a provider, so its approval stays good for the retry."""
+    cheap = httpx.post(
+        gateway.api_url + "/chat/completions",
+        headers={"authorization": f"Bearer {approval_world.limited_key}"},
+        json={
+            "model": "quota-chat",
+            "max_tokens": 1,
+            "messages": [{"role": "user", "content": "hi"}],
+        },
+        timeout=10,
+    )
+    assert cheap.status_code == 200, cheap.text  # under the threshold: the minute's one request
+    text = "Price every option on the desk."
+    approval_id = _held(gateway, approval_world.limited_key, text)
+    decided = _decide(gateway, approval_world, approval_id, "approve", "desk review")
+    assert decided.status_code == 200, decided.text
+    before = len(mock_server.requests())
+
+    limited = _chat(gateway, approval_world.limited_key, text, approval_id)
+
+    assert limited.status_code == 429, limited.text
+    assert limited.json()["error"]["code"] == "rate_limit_exceeded"
+    assert len(mock_server.requests()) == before  # no provider saw it
+    approval = CostApproval.objects.get(public_id=approval_id)
+    assert approval.status == ApprovalStatus.APPROVED and approval.used_request_id == ""
+    actions = list(
+        ActivityEvent.objects.filter(details__approval=approval_id)
+        .order_by("id")
+        .values_list("action", flat=True)
+    )
+    assert actions == [
+        "cost_approval.hold",
+        "cost_approval.approve",
+        "cost_approval.use",
+        "cost_approval.give_back",
+    ]
