@@ -180,10 +180,7 @@ class GatewayRuntime:
                 task.cancel()
         if self.mcp is not None:  # its cut tool calls are recorded while the writer is open
             await self.mcp.aclose()
-        # Work the requests left behind (a stream's final record, a settlement) ends first.
-        left = [t for t in self._background if t not in loops]
-        if left:
-            await asyncio.wait(left, timeout=10)
+        await self._finish_background(loops, timeout_s=10)
         await self.http.aclose()
         await self.audit.aclose()
         await self.cache.aclose()
@@ -193,6 +190,26 @@ class GatewayRuntime:
         # Calls cut by the shutdown (its grace ran out) are recorded now, as interrupted, rather
         # than at the next start: a worker scaled down for good leaves nothing unrecorded.
         await self._recover_journals()
+
+    async def _finish_background(self, loops: tuple[Any, ...], *, timeout_s: float) -> None:
+        """Work the requests left behind ends first (a stream's final record, a settlement), and
+        what that work starts in turn: a stream's completion settles its reservation only once
+        its record is written, as a task of its own. Then the settlements still waiting for an
+        admission to carry them (none will come) go to the store on their own."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while left := [t for t in self._background if t not in loops]:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                logger.warning(
+                    "shutdown: %d background tasks still running, not waited for", len(left)
+                )
+                break
+            await asyncio.wait(left, timeout=remaining)
+        try:
+            await asyncio.wait_for(self.quotas.store.drain(), max(deadline - loop.time(), 1.0))
+        except Exception:  # the store is down or slow: the leases expire on their own
+            logger.warning("shutdown: waiting settlements could not be sent", exc_info=True)
 
 
 _runtimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, GatewayRuntime] = (
