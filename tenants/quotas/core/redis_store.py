@@ -309,9 +309,14 @@ def _encode(check: Check, strings: list[str]) -> tuple[list[str], str]:
 
 
 _FIXED_ARGS = 5  # request id, lease, dry, settlements, checks
-# A settlement waits this long for an admission to carry it to Redis (at 100 requests a second
-# and more, the next one does); then it goes on its own. Counters lag by at most this much.
-SETTLE_BATCH_S = 0.02
+# How long a settlement waits for an admission to carry it to Redis before it goes on its own.
+# 0: to the end of the event loop's current pass only. Settlements of requests that finish
+# together still go together, and an admission sent in the same pass still carries them; but no
+# admission waits on a later request's settlement. Carried settlements made the admission's own
+# script longer: at 100 evenly spaced req/s, waiting 20 ms for the next admission cost about
+# 1.0 ms p50 per request with every level of limits on, sending them at once about 0.5 ms, for
+# the same req/s at 32 connections (docs/perf/README.md, item 16).
+SETTLE_BATCH_S = 0.0
 
 
 class _Batch:
@@ -354,9 +359,10 @@ class RedisQuotaStore:
     """`max_in_flight` calls at once (the client's pool holds as many connections); the others
     wait in line up to `wait_s`, so a burst queues for a connection instead of failing.
 
-    One round trip per request: a settlement is not sent on its own but with the next admission
-    (on a cluster, the next on the same hash tag), in the same script and before it, or after
-    SETTLE_BATCH_S when no admission came (docs/quotas.md, "What it costs")."""
+    One round trip on a request's path: its admission. Its settlement comes after its answer,
+    batched with the other settlements of the same event-loop pass (on a cluster, per hash tag),
+    and with an admission if one goes in that pass, in the same script and before it
+    (SETTLE_BATCH_S; docs/quotas.md, "What it costs")."""
 
     def __init__(
         self,
