@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,8 @@ from tenants.quotas.core.memory import MemoryQuotaStore
 from tenants.quotas.core.redis_store import RedisQuotaStore
 from tenants.quotas.engine import Admission, Demand, QuotaEngine
 from tenants.quotas.table import QuotaTable, load_quota_table
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from audit.entries import AuditEntry
@@ -118,9 +121,12 @@ async def admit(
         admission = await engine.admit(ceiling.demand, caller.request_id)
     except GatewayError:
         if decision is not None:  # refused before any provider: the approval is not spent
-            await approvals.approval_give_back(
-                decision, tenant_id=ceiling.demand.tenant_id, request_id=caller.request_id
-            )
+            try:
+                await approvals.approval_give_back(
+                    decision, tenant_id=ceiling.demand.tenant_id, request_id=caller.request_id
+                )
+            except Exception:  # the client still gets the limit's refusal, not a 500
+                logger.exception("approval %s could not be given back", decision.approval_id)
         raise
     approval = (
         {}
