@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -146,6 +147,65 @@ def complete_entries(
     else:
         plan = _plan("complete", connection, _build_completion_plan)
     _execute(connection, plan, entries)
+
+
+def completion_statement(
+    connection: BaseDatabaseWrapper, entries: Sequence[AuditEntry], also: Rows | None
+) -> tuple[str, list[Any]]:
+    """PostgreSQL: stream completions, and `also` rows in another table (their ledger rows), as
+    ONE statement with `$n` placeholders (the writer's raw cursor on the event loop): one round
+    trip and one commit in autocommit, like `insert_statement`. Only an unfinished record is
+    completed, in its month's partition, as in `complete_entries`."""
+    columns = _completion_columns(connection)
+    quote = connection.ops.quote_name
+    counter = itertools.count(1)
+    params: list[Any] = []
+    prefix = ""
+    if also is not None and also[1]:
+        target, rows = also
+        marks = ", ".join("(" + ", ".join(f"${next(counter)}" for _ in r) + ")" for r in rows)
+        prefix = f"WITH also AS (INSERT INTO {target} VALUES {marks}) "  # noqa: S608 - metadata only
+        params.extend(value for r in rows for value in r)
+    values = []
+    for entry in entries:
+        # Typed placeholders: a VALUES list in FROM gives PostgreSQL no column to infer them from.
+        values.append("(" + ", ".join(f"${next(counter)}::{c.db_type}" for c in columns) + ")")
+        params.extend(c.convert(getattr(entry, c.attname)) for c in columns)
+    key = {"request_id", "started_at"}
+    assignments = ", ".join(
+        f"{quote(c.column)} = v.{quote(c.column)}" for c in columns if c.attname not in key
+    )
+    found = " AND ".join(f"r.{quote(name)} = v.{quote(name)}" for name in sorted(key))
+    sql = (
+        f"{prefix}UPDATE {quote(AuditRecord._meta.db_table)} AS r SET {assignments} "  # noqa: S608 - metadata only
+        f"FROM (VALUES {', '.join(values)}) AS v ({', '.join(quote(c.column) for c in columns)}) "
+        f"WHERE {found} AND r.{quote('status')} = '{AuditStatus.IN_PROGRESS.value}'"
+    )
+    return sql, params
+
+
+@dataclass(frozen=True, slots=True)
+class _Column:
+    column: str
+    attname: str
+    db_type: str
+    convert: Converter
+
+
+_completion_columns_by_vendor: dict[str, list[_Column]] = {}
+
+
+def _completion_columns(connection: BaseDatabaseWrapper) -> list[_Column]:
+    """What a completion writes, then the two columns that find its record."""
+    columns = _completion_columns_by_vendor.get(connection.vendor)
+    if columns is None:
+        by_name = {f.name: f for f in AuditRecord._meta.concrete_fields}
+        chosen = [by_name[name] for name in (*COMPLETION_FIELDS, "request_id", "started_at")]
+        columns = _completion_columns_by_vendor[connection.vendor] = [
+            _Column(f.column, f.attname, f.db_type(connection) or "text", _converter(f, connection))
+            for f in chosen
+        ]
+    return columns
 
 
 def _build_interruption_plan(connection: BaseDatabaseWrapper) -> Plan:

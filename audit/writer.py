@@ -4,10 +4,11 @@ Requests hand their record to one writer per event loop and wait. The writer com
 that queued up while the previous transaction ran in one transaction (leader/follower group
 commit), so at low load a record is written at once and under load many share one commit.
 
-On PostgreSQL a batch of new records (what requests wait for) is one statement sent from the event
-loop on the writer's own async connection: no thread hand-off on the way there or back. Everything
-else (stream completions, a tenant's content mode to look up, SQLite, a lost connection) runs on
-one dedicated thread with Django's connection.
+On PostgreSQL a batch is written from the event loop on the writer's own async connection: no
+thread hand-off on the way there or back. New records alone (what requests wait for) are one
+statement; with stream completions, one pipelined transaction. Everything else (a recovery's
+completions, a tenant's content mode to look up, SQLite, a lost connection) runs on one dedicated
+thread with Django's connection: Python work there competes with the loop for the GIL.
 
 When the database is unreachable the writer says so at once (`available()` is False, and every
 record handed to it fails without waiting on a dead connection) and probes the database twice a
@@ -33,7 +34,13 @@ from psycopg_pool import PoolTimeout
 
 from audit.content import ContentModes, apply_content_mode
 from audit.entries import AuditEntry
-from audit.sql import complete_entries, insert_entries, insert_entries_with, insert_statement
+from audit.sql import (
+    complete_entries,
+    completion_statement,
+    insert_entries,
+    insert_entries_with,
+    insert_statement,
+)
 from audit.storable import storable_entry
 
 logger = logging.getLogger(__name__)
@@ -143,9 +150,16 @@ class _LoopConnection:
         return connection.vendor == "postgresql" and time.monotonic() >= self._resting_until
 
     async def insert(self, entries: list[AuditEntry]) -> None:
-        statement, params = insert_statement(
-            connection, entries, _ledger.spend_rows(connection, entries), numbered=True
-        )
+        """New records and their ledger rows: one statement, one round trip, one commit."""
+        also = _ledger.spend_rows(connection, entries)
+        await self._execute(*insert_statement(connection, entries, also, numbered=True))
+
+    async def complete(self, entries: list[AuditEntry]) -> None:
+        """Stream completions and their ledger rows: one statement too."""
+        also = _ledger.spend_rows(connection, entries)
+        await self._execute(*completion_statement(connection, entries, also))
+
+    async def _execute(self, statement: str, params: list[Any]) -> None:
         try:
             conn = self._conn
             if conn is None or conn.closed:
@@ -352,7 +366,8 @@ class AuditWriter:
     async def _write(
         self, loop: asyncio.AbstractEventLoop, batch: list[tuple[_Op, asyncio.Future[None]]]
     ) -> None:
-        if await self._insert_on_loop(batch):
+        batch = await self._write_on_loop(batch)
+        if not batch:
             return
         if self._outage is not None:
             _settle(batch, error=True)
@@ -379,26 +394,43 @@ class AuditWriter:
             return
         _settle(batch, error=False)
 
-    async def _insert_on_loop(self, batch: list[tuple[_Op, asyncio.Future[None]]]) -> bool:
-        """Write a batch of new records from the loop; False: leave it to the thread."""
-        if not self._loop_connection.usable() or not all(
-            isinstance(op, _Insert) for op, _ in batch
+    async def _write_on_loop(
+        self, batch: list[tuple[_Op, asyncio.Future[None]]]
+    ) -> list[tuple[_Op, asyncio.Future[None]]]:
+        """Write a batch from the loop: its new records in one statement, then its stream
+        completions in another. Returns what is left for the thread (everything on SQLite, with
+        a recovery's completions, or while content modes are not cached; what failed)."""
+        if not self._loop_connection.usable() or any(
+            isinstance(op, _Complete) and op.interrupted for op, _ in batch
         ):
-            return False
+            return batch
         modes = self._content_modes.cached(op.entry.tenant_id for op, _ in batch)
         if modes is None:
-            return False  # the thread looks the modes up, and the next batch comes this way
-        entries = [apply_content_mode(op.entry, modes[op.entry.tenant_id]) for op, _ in batch]
-        try:
-            await self._loop_connection.insert(entries)
-        except Exception as error:
-            if is_outage(error) and not await self._reachable():
-                self.database_failed(error)  # the thread path would wait on the pool in vain
-            # A bad record or a lost connection: the thread path retries, one by one if need be.
-            logger.warning("audit batch of %d not written from the loop; retrying", len(batch))
-            return False
-        _settle(batch, error=False)
-        return True
+            return batch  # the thread looks the modes up, and the next batch comes this way
+        # Inserts first: a record inserted late (its start failed) may be completed in this batch.
+        inserts = [item for item in batch if isinstance(item[0], _Insert)]
+        completions = [item for item in batch if isinstance(item[0], _Complete)]
+        loop_connection = self._loop_connection
+        for part, write in (
+            (inserts, loop_connection.insert),
+            (completions, loop_connection.complete),
+        ):
+            if not part:
+                continue
+            try:
+                await write(
+                    [apply_content_mode(op.entry, modes[op.entry.tenant_id]) for op, _ in part]
+                )
+            except Exception as error:
+                if is_outage(error) and not await self._reachable():
+                    self.database_failed(error)  # the thread path would wait on the pool in vain
+                # A bad record or a lost connection: the thread path retries, one by one if need be.
+                logger.warning(
+                    "audit batch of %d not written from the loop (%s); retrying", len(part), error
+                )
+                return completions if part is completions else batch
+            _settle(part, error=False)
+        return []
 
 
 def _settle(batch: list[tuple[_Op, asyncio.Future[Any]]], *, error: bool) -> None:

@@ -4,11 +4,13 @@ from the event loop when it can, from its thread when it must, and nothing lost 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from decimal import Decimal
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from audit.entries import AuditEntry
@@ -181,3 +183,113 @@ async def test_a_written_record_is_let_go(make, shared_thread_closed) -> None:
             assert await released(marker), holders_of(marker)
     finally:
         await writer.aclose()
+
+
+# --- stream completions: from the loop too, in one statement with their ledger rows -------------
+
+
+def _started(entry: AuditEntry) -> AuditEntry:
+    entry.status, entry.cost_usd = AuditStatus.IN_PROGRESS, Decimal(0)
+    return entry
+
+
+def _completed(entry: AuditEntry, cost: str, **changes: object) -> AuditEntry:
+    done = dataclasses.replace(
+        entry,
+        status=AuditStatus.SUCCESS,
+        http_status=200,
+        cost_usd=Decimal(cost),
+        prompt_tokens=12,
+        completion_tokens=34,
+        response_body={"choices": [{"message": {"content": "done \u0000 here"}}]},
+        completed_at=timezone.now(),
+    )
+    for name, value in changes.items():
+        setattr(done, name, value)
+    return done
+
+
+def _stored(request_ids: list[str]) -> dict[str, tuple[str, int, Decimal, int]]:
+    records = AuditRecord.objects.filter(request_id__in=request_ids)
+    charged = dict(
+        SpendEntry.objects.filter(request_id__in=request_ids)
+        .values_list("request_id")
+        .annotate(n=Count("id"))
+        .values_list("request_id", "n")
+    )
+    return {
+        r.request_id: (r.status, r.completion_tokens, r.cost_usd, charged.get(r.request_id, 0))
+        for r in records
+    }
+
+
+async def test_stream_completions_are_written_from_the_loop_with_their_charge(
+    make, shared_thread_closed, monkeypatch
+) -> None:
+    from asgiref.sync import sync_to_async
+
+    writer = AuditWriter()
+    try:
+        await writer.insert(make())  # the thread looks the tenant's content mode up
+        one, two = _started(make()), _started(make())
+        await asyncio.gather(writer.insert(one), writer.insert(two))
+
+        def no_thread(*args: object, **kwargs: object) -> None:
+            raise AssertionError("written on the writer's thread")
+
+        monkeypatch.setattr("audit.writer.write_batch", no_thread)
+        # Two completions and a new record queued together: one batch, all from the loop.
+        fresh = make("0.02")
+        await asyncio.gather(
+            writer.complete(_completed(one, "0.30")),
+            writer.complete(_completed(two, "0")),
+            writer.insert(fresh),
+        )
+    finally:
+        await writer.aclose()
+
+    ids = [one.request_id, two.request_id, fresh.request_id]
+    assert await sync_to_async(_stored)(ids) == {
+        one.request_id: ("success", 34, Decimal("0.30"), 1),
+        two.request_id: ("success", 34, Decimal("0"), 0),
+        fresh.request_id: ("success", 0, Decimal("0.02"), 1),
+    }
+    body = await sync_to_async(
+        lambda: AuditRecord.objects.get(request_id=one.request_id).response_body
+    )()
+    assert "done" in str(body)  # the NUL is stored escaped, the answer kept
+
+
+async def test_a_completion_that_cannot_be_written_fails_alone_and_its_batch_is_written_once(
+    make, shared_thread_closed
+) -> None:
+    from asgiref.sync import sync_to_async
+
+    writer = AuditWriter()
+    try:
+        await writer.insert(make())
+        good, bad = _started(make()), _started(make())
+        await asyncio.gather(writer.insert(good), writer.insert(bad))
+        fresh = make("0.05")
+        results = await asyncio.gather(
+            writer.insert(fresh),
+            writer.complete(_completed(good, "0.10")),
+            writer.complete(_completed(bad, "0.10", prompt_tokens=-1)),  # breaks a CHECK
+            return_exceptions=True,
+        )
+        # A stream is completed once: completing it again is refused, and charges nothing.
+        again = await asyncio.gather(
+            writer.complete(_completed(good, "9.99", completion_tokens=999)),
+            return_exceptions=True,
+        )
+    finally:
+        await writer.aclose()
+
+    assert results[:2] == [None, None] and isinstance(results[2], AuditWriteError)
+    assert isinstance(again[0], AuditWriteError)
+    ids = [fresh.request_id, good.request_id, bad.request_id]
+    assert await sync_to_async(_stored)(ids) == {
+        fresh.request_id: ("success", 0, Decimal("0.05"), 1),
+        good.request_id: ("success", 34, Decimal("0.10"), 1),
+        bad.request_id: ("in_progress", 0, Decimal("0"), 0),
+    }
