@@ -40,13 +40,20 @@ from tenants.quotas.core.checks import (
 _WINDOW_TOTAL = """
 -- A window is a hash of one-second buckets plus a running 'total' valid at second 'at':
 -- reading it drops only the buckets that left the window since, so a check is O(1), not 61 reads.
+-- Its expiry is renewed when 'at' moves on (once a second at most, not on every request); a key
+-- with no 'at' yet is `fresh` until add() gives it one.
+local fresh = {}
 local function total(key)
   local state = redis.call('HMGET', key, 'total', 'at')
   local sum, at = tonumber(state[1]) or 0, tonumber(state[2])
-  if at == nil then return 0 end
+  if at == nil then
+    fresh[key] = true
+    return 0
+  end
   if at < now then
     if now - at > WINDOW then
       redis.call('DEL', key)
+      fresh[key] = true
       return 0
     end
     for s = at - WINDOW, now - WINDOW - 1 do
@@ -57,6 +64,7 @@ local function total(key)
       end
     end
     redis.call('HSET', key, 'total', sum, 'at', now)
+    redis.call('EXPIRE', key, 2 * WINDOW)
   end
   return sum
 end
@@ -79,12 +87,15 @@ local function words(text)
   return found
 end
 
+-- Only after the checks, each of which read its key's total() in this script: 'at' is now.
 local function add(key, second, amount)
-  total(key)
   redis.call('HINCRBY', key, second, amount)
   redis.call('HINCRBY', key, 'total', amount)
-  redis.call('HSET', key, 'at', now)
-  redis.call('EXPIRE', key, 2 * WINDOW)
+  if fresh[key] then
+    redis.call('HSET', key, 'at', now)
+    redis.call('EXPIRE', key, 2 * WINDOW)
+    fresh[key] = nil
+  end
 end
 
 -- Earlier requests' settlements (this worker's, batched) go first: what they give back is free
@@ -95,8 +106,9 @@ for i = 1, #settle, 4 do
   local kind, second, amount = settle[i], tonumber(settle[i + 1]), tonumber(settle[i + 2])
   local id = ARGV[tonumber(settle[i + 3])]
   if kind == 'w' then
+    -- Its bucket is still in the window, so 'total' holds it (whatever 'at' is): both change
+    -- together, and total() subtracts the bucket as adjusted when it leaves.
     if second >= now - WINDOW and redis.call('EXISTS', KEYS[k]) == 1 then
-      total(KEYS[k])
       redis.call('HINCRBY', KEYS[k], second, amount)
       redis.call('HINCRBY', KEYS[k], 'total', amount)
     end
@@ -167,8 +179,13 @@ for i = 1, #spec, 7 do
   else
     k = k + 1
   end
-  if c.kind == 'b' and redis.call('HEXISTS', KEYS[c.k], 'spent') == 0 then
-    seeds[#seeds + 1] = #checks
+  if c.kind == 'b' then
+    local state = redis.call('HMGET', KEYS[c.k], 'spent', 'alerted')
+    if state[1] then
+      c.spent, c.alerted = tonumber(state[1]), tonumber(state[2]) or 0
+    else
+      seeds[#seeds + 1] = #checks
+    end
   end
   checks[#checks + 1] = c
 end
@@ -195,8 +212,7 @@ for i, c in ipairs(checks) do
     remaining = c.limit - held - 1
     wait = 1
   elseif c.kind == 'b' then
-    local spent = tonumber(redis.call('HGET', KEYS[c.k], 'spent'))
-    local used = spent + reserved(KEYS[c.k + 1], KEYS[c.k + 2])
+    local used = c.spent + reserved(KEYS[c.k + 1], KEYS[c.k + 2])
     c.used = used
     ok = used + c.amount <= c.limit
     remaining = c.limit - used - c.amount
@@ -238,7 +254,8 @@ if failed == 0 and not dry then
     else
       redis.call('ZADD', KEYS[c.k + 1], now + lease, request_id)
       redis.call('HSET', KEYS[c.k + 2], request_id, c.amount)
-      for j = 0, 2 do redis.call('EXPIRE', KEYS[c.k + j], c.x1) end
+      -- The state hash has its expiry from its seed (the same window end); these two may be new.
+      for j = 1, 2 do redis.call('EXPIRE', KEYS[c.k + j], c.x1) end
       -- What it held when checked, plus this reservation (nothing changed it since).
       local level = c.used + c.amount
       -- member: the alert thresholds in permille, ascending; 'alerted': how many have alerted.
@@ -246,7 +263,7 @@ if failed == 0 and not dry then
       for t in string.gmatch(c.member, '%d+') do
         if level * 1000 >= tonumber(t) * c.limit then crossed = crossed + 1 end
       end
-      if crossed > (tonumber(redis.call('HGET', KEYS[c.k], 'alerted')) or 0) then
+      if crossed > c.alerted then
         redis.call('HSET', KEYS[c.k], 'alerted', crossed)
         outcomes[i][4] = crossed
       end
