@@ -194,8 +194,8 @@ class GatewayRuntime:
     async def _finish_background(self, loops: tuple[Any, ...], *, timeout_s: float) -> None:
         """Work the requests left behind ends first (a stream's final record, a settlement), and
         what that work starts in turn: a stream's completion settles its reservation only once
-        its record is written, as a task of its own. Then the settlements still waiting for an
-        admission to carry them (none will come) go to the store on their own."""
+        its record is written, as a task of its own. Then the settlements not sent yet (they go at
+        the end of an event-loop pass, or with an admission of that pass) are sent and waited for."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while left := [t for t in self._background if t not in loops]:
