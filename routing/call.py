@@ -40,6 +40,7 @@ from routing.runtime import GatewayRuntime
 from routing.wire import AnthropicWire, OpenAIWire
 from tenants.auth import KeyIdentity
 from tenants.quotas import gate as quota_gate
+from tenants.quotas.approvals import NO_PROVIDER_ANSWERED
 
 logger = logging.getLogger(__name__)
 
@@ -513,8 +514,18 @@ class Call:
             self.entry.status, self.entry.http_status = AuditStatus.INTERRUPTED, None
             self.entry.error_type, self.entry.error_message = "interrupted", INTERRUPTED_MESSAGE
         self.finish()
+        approval = self.admitted.approval if self.admitted is not None else None
         if failure := await self.commit():
             return self.error_response(failure)
+        if approval is not None and self.entry.status == AuditStatus.UPSTREAM_ERROR:
+            # No provider answered, nothing was charged: the approval is good for the retry,
+            # before the client is told (it may retry at once).
+            await quota_gate.give_back_approval(
+                approval,
+                tenant_id=self.entry.tenant_id,
+                request_id=self.request_id,
+                reason=NO_PROVIDER_ANSWERED,
+            )
         response = HttpResponse(
             self.wire.error_body(status, body), status=status, content_type="application/json"
         )

@@ -272,18 +272,23 @@ def _use(
     return ApprovalDecision("approved", predicted_usd, threshold, approval_id)
 
 
+# Why an approval spent by a request is given back (the activity log says which).
+REFUSED_BEFORE_ANY_PROVIDER = "the request was refused by a limit or a budget before any provider"
+NO_PROVIDER_ANSWERED = "no provider answered the request: nothing was spent"
+
+
 async def approval_give_back(
-    decision: ApprovalDecision, *, tenant_id: int, request_id: str
+    decision: ApprovalDecision, *, tenant_id: int, request_id: str, reason: str
 ) -> None:
-    """An approval this request spent, given back because the gateway then refused the request
-    itself (a limit or a budget): nothing reached a provider, so the approval stays good for
-    the retry. Only the use by this very request is undone."""
+    """An approval this request spent, given back because the request spent nothing: the
+    gateway refused it itself (a limit or a budget), or every provider asked failed without an
+    answer. The approval stays good for the retry. Only the use by this very request is undone."""
     if decision.outcome != "approved":
         return
-    await sync_to_async(_give_back)(decision.approval_id, tenant_id, request_id)
+    await sync_to_async(_give_back)(decision.approval_id, tenant_id, request_id, reason)
 
 
-def _give_back(approval_id: str, tenant_id: int, request_id: str) -> None:
+def _give_back(approval_id: str, tenant_id: int, request_id: str, reason: str) -> None:
     with transaction.atomic():
         approval = (
             CostApproval.objects.select_for_update()
@@ -308,7 +313,7 @@ def _give_back(approval_id: str, tenant_id: int, request_id: str) -> None:
             details={
                 "approval": approval_id,
                 "request_id": request_id,
-                "reason": "the request was refused by a limit or a budget before any provider",
+                "reason": reason,
             },
         )
 

@@ -43,6 +43,8 @@ class Admitted:
     demand: Demand
     record: JSON
     route_alias: str | None = None  # the cheaper route a cost ceiling downgraded the call to
+    # The cost approval this request spent, if one let it through (given back if nothing was).
+    approval: approvals.ApprovalDecision | None = None
 
     @property
     def headers(self) -> dict[str, str]:
@@ -121,12 +123,12 @@ async def admit(
         admission = await engine.admit(ceiling.demand, caller.request_id)
     except GatewayError:
         if decision is not None:  # refused before any provider: the approval is not spent
-            try:
-                await approvals.approval_give_back(
-                    decision, tenant_id=ceiling.demand.tenant_id, request_id=caller.request_id
-                )
-            except Exception:  # the client still gets the limit's refusal, not a 500
-                logger.exception("approval %s could not be given back", decision.approval_id)
+            await give_back_approval(
+                decision,
+                tenant_id=ceiling.demand.tenant_id,
+                request_id=caller.request_id,
+                reason=approvals.REFUSED_BEFORE_ANY_PROVIDER,
+            )
         raise
     approval = (
         {}
@@ -140,7 +142,21 @@ async def admit(
         ceiling.demand,
         {**note, **approval, **admission.record},
         route_alias=ceiling.route_alias,
+        approval=decision if decision is not None and decision.outcome == "approved" else None,
     )
+
+
+async def give_back_approval(
+    decision: approvals.ApprovalDecision, *, tenant_id: int, request_id: str, reason: str
+) -> None:
+    """The approval `request_id` spent, made good again; a failure is logged, never raised:
+    the client still gets the answer it was getting (a refusal, a provider's error), not a 500."""
+    try:
+        await approvals.approval_give_back(
+            decision, tenant_id=tenant_id, request_id=request_id, reason=reason
+        )
+    except Exception:
+        logger.exception("approval %s could not be given back", decision.approval_id)
 
 
 async def _preapproval(

@@ -185,6 +185,14 @@ def test_an_anthropic_client_gets_the_hold_in_its_own_format(
     assert response.headers["x-gateway-approval-id"] in body["error"]["message"]
 
 
+def _approved(gateway: Any, world: ApprovalWorld, key: str, text: str) -> str:
+    """A request held for approval, then approved: its approval id."""
+    approval_id = _held(gateway, key, text)
+    decided = _decide(gateway, world, approval_id, "approve", "reviewed")
+    assert decided.status_code == 200, decided.text
+    return approval_id
+
+
 def test_an_approval_spent_on_a_request_a_limit_refused_is_given_back(
     gateway: Any, approval_world: ApprovalWorld, mock_server: Any
 ) -> None:
@@ -202,9 +210,7 @@ def test_an_approval_spent_on_a_request_a_limit_refused_is_given_back(
     )
     assert cheap.status_code == 200, cheap.text  # under the threshold: the minute's one request
     text = "Price every option on the desk."
-    approval_id = _held(gateway, approval_world.limited_key, text)
-    decided = _decide(gateway, approval_world, approval_id, "approve", "desk review")
-    assert decided.status_code == 200, decided.text
+    approval_id = _approved(gateway, approval_world, approval_world.limited_key, text)
     before = len(mock_server.requests())
 
     limited = _chat(gateway, approval_world.limited_key, text, approval_id)
@@ -225,3 +231,30 @@ def test_an_approval_spent_on_a_request_a_limit_refused_is_given_back(
         "cost_approval.use",
         "cost_approval.give_back",
     ]
+
+
+def test_an_approval_spent_on_a_call_no_provider_answered_is_given_back(
+    gateway: Any, approval_world: ApprovalWorld, mock_server: Any
+) -> None:
+    """The provider fails (500) and no other deployment answers: nothing was spent, so the
+    approval is good for the retry, and the activity log says why it was given back."""
+    text = "[mock status=500] Rebalance every portfolio on the desk."
+    approval_id = _approved(gateway, approval_world, approval_world.key, text)
+    before = len(mock_server.requests())
+
+    failed = _chat(gateway, approval_world.key, text, approval_id)
+
+    assert failed.status_code >= 500, failed.text
+    assert len(mock_server.requests()) > before  # the provider was asked
+    record = wait_for_record(failed.headers["x-request-id"])
+    assert record.status == "upstream_error" and record.cost_usd == 0
+    approval = CostApproval.objects.get(public_id=approval_id)
+    assert approval.status == ApprovalStatus.APPROVED and approval.used_request_id == ""
+    given_back = ActivityEvent.objects.get(
+        action="cost_approval.give_back", details__approval=approval_id
+    )
+    assert given_back.details["request_id"] == failed.headers["x-request-id"]
+    assert "no provider answered" in given_back.details["reason"]
+    # The retry is let through by the same approval, to the (still failing) provider.
+    again = _chat(gateway, approval_world.key, text, approval_id)
+    assert again.status_code >= 500 and "approval_" not in again.text
