@@ -39,6 +39,9 @@ class Price(models.Model):
         max_digits=12, decimal_places=6, null=True, blank=True
     )
     per_request_usd = models.DecimalField(max_digits=12, decimal_places=8, default=0)
+    # Provider-run tools (a Responses request's web_search, file_search…): USD per call, by the
+    # tool's type ({"web_search": "0.01"}); a tool not named costs nothing beyond its tokens.
+    per_tool_call_usd = models.JSONField(default=dict, blank=True)
     # Self-hosted: what the deployment's GPUs cost per hour; the token prices are then derived
     # from the traffic they served (billing/gpu.py).
     gpu_hour_usd = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)

@@ -24,6 +24,7 @@ class EffectivePrice:
     output_per_mtok: Decimal = _ZERO
     cached_input_per_mtok: Decimal | None = None
     per_request_usd: Decimal = _ZERO
+    per_tool_call_usd: tuple[tuple[str, Decimal], ...] = ()  # (tool type, USD per call)
 
     @classmethod
     def of(cls, price: Price) -> EffectivePrice:
@@ -32,6 +33,7 @@ class EffectivePrice:
             price.output_per_mtok,
             price.cached_input_per_mtok,
             price.per_request_usd,
+            tuple(sorted((tool, Decimal(usd)) for tool, usd in price.per_tool_call_usd.items())),
         )
 
 

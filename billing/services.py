@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -28,17 +30,26 @@ def price_set(
     output_per_mtok: Decimal,
     cached_input_per_mtok: Decimal | None = None,
     per_request_usd: Decimal = Decimal(0),
+    per_tool_call_usd: Mapping[str, Decimal] | None = None,
     gpu_hour_usd: Decimal | None = None,
     effective_from: datetime | None = None,
     source: str = PriceSource.CONSOLE,
     note: str = "",
 ) -> Price:
-    """Add a price version for a deployment (or a catalog model), in force from `effective_from`."""
+    """Add a price version for a deployment (or a catalog model), in force from `effective_from`.
+
+    `per_tool_call_usd` None: the tool fees of the deployment's price in force carry over (the
+    console's form and the GPU amortisation set token prices only); {}: no tool fees."""
     if (deployment is None) == (not model):
         raise ValueError("a price is for one deployment or one catalog model")
     for value in (input_per_mtok, output_per_mtok, cached_input_per_mtok, per_request_usd):
         if value is not None and value < 0:
             raise ValueError("prices cannot be negative")
+    if per_tool_call_usd is None:
+        in_force = current_price(deployment) if deployment is not None else None
+        tool_prices = dict(in_force.per_tool_call_usd) if in_force is not None else {}
+    else:
+        tool_prices = _tool_prices(per_tool_call_usd)
     price, _ = Price.objects.update_or_create(
         deployment=deployment,
         model=model,
@@ -48,6 +59,7 @@ def price_set(
             "output_per_mtok": output_per_mtok,
             "cached_input_per_mtok": cached_input_per_mtok,
             "per_request_usd": per_request_usd,
+            "per_tool_call_usd": tool_prices,
             "gpu_hour_usd": gpu_hour_usd,
             "source": source,
             "note": note[:200],
@@ -68,11 +80,29 @@ def price_set(
             if cached_input_per_mtok is None
             else str(cached_input_per_mtok),
             "per_request_usd": str(per_request_usd),
+            **({"per_tool_call_usd": tool_prices} if tool_prices else {}),
             "gpu_hour_usd": None if gpu_hour_usd is None else str(gpu_hour_usd),
             "source": source,
         },
     )
     return price
+
+
+_TOOL = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+_MAX_TOOL_CALL_USD = Decimal(1000)
+
+
+def _tool_prices(prices: Mapping[str, Decimal]) -> dict[str, str]:
+    """{tool type: USD per call} as stored (strings: exact decimals in JSON), checked."""
+    stored = {}
+    for tool, usd in sorted(prices.items()):
+        if not _TOOL.match(tool):
+            raise ValueError(f"{tool!r} is not a tool type (web_search, file_search…)")
+        value = Decimal(usd)
+        if not (Decimal(0) <= value <= _MAX_TOOL_CALL_USD and value == round(value, 10)):
+            raise ValueError(f"the price per {tool} call must be 0 to 1,000 USD, at most 10 places")
+        stored[tool] = f"{value.normalize():f}"
+    return stored
 
 
 def current_price(deployment: Deployment, *, at: datetime | None = None) -> Price | None:
@@ -91,6 +121,7 @@ def price_declare(
     output_per_mtok: Decimal,
     cached_input_per_mtok: Decimal | None = None,
     per_request_usd: Decimal = Decimal(0),
+    per_tool_call_usd: Mapping[str, Decimal] | None = None,
     gpu_hour_usd: Decimal | None = None,
     effective_from: datetime | None = None,
 ) -> Price | None:
@@ -101,12 +132,17 @@ def price_declare(
     # A dated version in the file is updated in place by price_set; an undated one is compared
     # with the price in force.
     now = current_price(deployment) if effective_from is None else None
-    wanted = (input_per_mtok, output_per_mtok, cached_input_per_mtok, per_request_usd, gpu_hour_usd)
+    tools = _tool_prices(per_tool_call_usd or {})
+    wanted = (
+        input_per_mtok, output_per_mtok, cached_input_per_mtok, per_request_usd, tools,
+        gpu_hour_usd,
+    )  # fmt: skip
     if now is not None and wanted == (
         now.input_per_mtok,
         now.output_per_mtok,
         now.cached_input_per_mtok,
         now.per_request_usd,
+        _tool_prices({k: Decimal(v) for k, v in now.per_tool_call_usd.items()}),
         now.gpu_hour_usd,
     ):
         return None
@@ -117,6 +153,7 @@ def price_declare(
         output_per_mtok=output_per_mtok,
         cached_input_per_mtok=cached_input_per_mtok,
         per_request_usd=per_request_usd,
+        per_tool_call_usd=per_tool_call_usd or {},  # the file says the whole price
         gpu_hour_usd=gpu_hour_usd,
         effective_from=effective_from,
         source=PriceSource.CONFIG,

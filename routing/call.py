@@ -32,7 +32,7 @@ from routing.core.errors import UpstreamError, public_reason
 from routing.core.failover import try_in_order
 from routing.core.strategy import RoutePlan
 from routing.core.translate import untranslatable_fields
-from routing.core.translate.responses_native import hosted_tool_calls
+from routing.core.translate.responses_native import hosted_tool_calls, hosted_tool_type
 from routing.core.types import JSON, Attempt, Target, Usage
 from routing.errors import GatewayError
 from routing.guardrails import metrics as guardrail_metrics
@@ -416,7 +416,8 @@ class Call:
     def settle(
         self, *, usage: Usage, target: Target, response: JSON | None, status: str, http_status: int
     ) -> Decimal:
-        cost = request_cost_usd(usage, target)
+        hosted = hosted_tool_calls(response)  # provider-run tools: priced per call, recorded
+        cost = request_cost_usd(usage, target, [hosted_tool_type(call) for call in hosted])
         entry = self.entry
         entry.status = status
         entry.http_status = http_status
@@ -425,7 +426,7 @@ class Call:
         entry.cached_tokens = usage.cached_tokens
         entry.cost_usd = cost
         entry.response_body = response
-        if hosted := hosted_tool_calls(response):  # provider-run tools: the tools used too
+        if hosted:
             entry.tool_calls = [*entry.tool_calls, *hosted]
         if response:
             entry.upstream_model = response.get("model") or entry.upstream_model

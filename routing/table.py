@@ -80,6 +80,7 @@ def _target(deployment: Deployment, price: EffectivePrice) -> Target:
         output_price_per_mtok=price.output_per_mtok,
         cached_input_price_per_mtok=price.cached_input_per_mtok,
         request_price_usd=price.per_request_usd,
+        tool_call_prices=price.per_tool_call_usd,
         capacity_rpm=provider.requests_per_minute,
         capacity_tpm=provider.tokens_per_minute,
         capacity_queue_s=provider.capacity_queue_seconds,

@@ -6,9 +6,16 @@ import os
 import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from routing.core.model_names import alias_problem
 from routing.core.translate.responses_tools import hosted_tool_problem
@@ -62,6 +69,11 @@ class PriceSpec(_Strict):
     # Versioned by billing (docs/cost.md): a changed price becomes a new version.
     cached_input_per_mtok: Decimal | None = Field(default=None, ge=0)
     per_request_usd: Decimal = Field(default=Decimal(0), ge=0)
+    # Provider-run tools, USD per call by the tool's type: `{web_search: "0.01"}`.
+    per_tool_call_usd: dict[
+        Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")],
+        Annotated[Decimal, Field(ge=0, le=1000, decimal_places=10)],
+    ] = Field(default_factory=dict)
     gpu_hour_usd: Decimal | None = Field(default=None, ge=0)
     effective_from: datetime | None = None
 

@@ -117,6 +117,7 @@ def config_apply(config: GatewayConfig) -> ApplyReport:
                 output_per_mtok=price.output_per_mtok,
                 cached_input_per_mtok=price.cached_input_per_mtok,
                 per_request_usd=price.per_request_usd,
+                per_tool_call_usd=price.per_tool_call_usd,
                 gpu_hour_usd=price.gpu_hour_usd,
                 effective_from=price.effective_from,
             )

@@ -25,6 +25,7 @@ class Target:
     output_price_per_mtok: Decimal = Decimal(0)
     cached_input_price_per_mtok: Decimal | None = None  # None: cache reads cost as input
     request_price_usd: Decimal = Decimal(0)
+    tool_call_prices: tuple[tuple[str, Decimal], ...] = ()  # provider-run tools: USD per call
     # The provider account's capacity (None: not limited by the gateway).
     capacity_rpm: int | None = None
     capacity_tpm: int | None = None

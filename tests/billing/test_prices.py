@@ -186,3 +186,35 @@ def test_a_gpu_priced_deployment_charges_its_last_day_of_gpu_cost_over_its_token
     assert (price.input_per_mtok, price.output_per_mtok) == (Decimal(100), Decimal(100))
     assert price.gpu_hour_usd == 2 and price.source == "gpu"
     assert effective_prices([deployment], at=now)[deployment.id].input_per_mtok == 100
+
+
+def test_a_new_token_price_keeps_the_tool_fees_unless_it_says_otherwise(world):
+    """The console's form and the GPU amortisation set token prices only: the fees per
+    provider-run tool call in force carry over to the new version; an explicit {} drops them."""
+    deployment = _deployment("searching-4-1", "gpt-4.1")
+    first = billing.price_set(
+        actor=SYSTEM,
+        deployment=deployment,
+        input_per_mtok=Decimal(2),
+        output_per_mtok=Decimal(8),
+        per_tool_call_usd={"web_search": Decimal("0.025")},
+        effective_from=timezone.now() - timedelta(minutes=2),
+    )
+    console = billing.price_set(
+        actor=SYSTEM,
+        deployment=deployment,
+        input_per_mtok=Decimal("1.5"),
+        output_per_mtok=Decimal(6),
+        effective_from=timezone.now() - timedelta(minutes=1),
+    )
+    dropped = billing.price_set(
+        actor=SYSTEM,
+        deployment=deployment,
+        input_per_mtok=Decimal("1.5"),
+        output_per_mtok=Decimal(6),
+        per_tool_call_usd={},
+    )
+
+    assert first.per_tool_call_usd == console.per_tool_call_usd == {"web_search": "0.025"}
+    assert dropped.per_tool_call_usd == {}
+    assert effective_prices([deployment], at=timezone.now())[deployment.id].per_tool_call_usd == ()

@@ -1,3 +1,4 @@
+import dataclasses
 from decimal import Decimal
 
 from billing.cost import request_cost_usd
@@ -54,3 +55,15 @@ def test_cache_reads_are_charged_at_the_cached_price_and_requests_at_their_fee()
 def test_without_a_cached_price_cache_reads_cost_as_input():
     usage = Usage(prompt_tokens=1000, completion_tokens=0, cached_tokens=1000)
     assert request_cost_usd(usage, _target("2", "0")) == Decimal("0.002")
+
+
+def test_each_provider_run_tool_call_adds_its_price_and_an_unpriced_tool_nothing():
+    target = dataclasses.replace(
+        _target("2", "8"),
+        tool_call_prices=(("file_search", Decimal("0.0025")), ("web_search", Decimal("0.025"))),
+    )
+    usage = Usage(prompt_tokens=1000, completion_tokens=500)
+    tokens = Decimal("0.006")  # 1k in at $2 + 500 out at $8, per 1M
+    assert request_cost_usd(usage, target) == tokens
+    calls = ["web_search", "web_search", "file_search", "code_interpreter"]
+    assert request_cost_usd(usage, target, calls) == tokens + Decimal("0.0525")

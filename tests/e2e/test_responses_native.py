@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +24,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 NATIVE = "native-responses"  # forwards web_search
 PLAIN = "native-no-forward"  # the same deployment, forwarding nothing
 CACHED = "native-cached"  # forwards web_search, caches exact repeats
+WEB_SEARCH_USD = Decimal("0.025")  # the deployment's price per web search call
 UPSTREAM = "mock-gpt-responses-2026"
 MAILBOX_TOOL = {
     "type": "function",
@@ -39,6 +41,10 @@ MAILBOX_TOOL = {
 @pytest.fixture(scope="module")
 def native(world: Any, gateway: Any, mock_server: Any, django_db_blocker: Any) -> Iterator[None]:
     """A provider that serves the Responses API, behind two routes."""
+    from django.utils import timezone
+
+    from audit.activity.services import SYSTEM
+    from billing import services as billing
     from routing import services as routing
     from routing.models import Deployment, Provider, Route
     from tests.support.live import wait_for_config
@@ -57,6 +63,14 @@ def native(world: Any, gateway: Any, mock_server: Any, django_db_blocker: Any) -
             upstream_model=UPSTREAM,
             input_price_per_mtok=Decimal("2"),
             output_price_per_mtok=Decimal("8"),
+        )
+        billing.price_set(  # its provider charges each web search it runs
+            actor=SYSTEM,
+            deployment=deployment,
+            input_per_mtok=Decimal("2"),
+            output_per_mtok=Decimal("8"),
+            per_tool_call_usd={"web_search": WEB_SEARCH_USD},
+            effective_from=timezone.now() - timedelta(seconds=1),
         )
         routing.route_upsert(
             alias=NATIVE,
@@ -235,6 +249,10 @@ def test_a_forwarded_hosted_tool_runs_at_the_provider_and_is_recorded(
     assert used["web_search_call"]["action"]["query"] == question
     assert used["function"]["function"]["name"] == "read_mailbox"
     assert record.routing["forwarded_tools"] == ["web_search"]
+    # The search is charged at the deployment's price per call, on top of the tokens.
+    searches = sum(1 for call in record.tool_calls if call.get("type") == "web_search_call")
+    tokens = (Decimal(record.prompt_tokens) * 2 + Decimal(record.completion_tokens) * 8) / 10**6
+    assert searches == 1 and record.cost_usd == tokens + WEB_SEARCH_USD
 
 
 def test_a_request_forwarding_a_hosted_tool_is_never_answered_from_the_cache(

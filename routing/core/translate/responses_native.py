@@ -46,6 +46,12 @@ def is_hosted_call(item: Any) -> bool:
     return isinstance(kind, str) and kind.endswith("_call") and kind not in _CLIENT_CALLS
 
 
+def hosted_tool_type(call: JSON) -> str:
+    """The tool a provider-run call used, as a request names it: `web_search_call` → `web_search`
+    (what a deployment's price per tool call is keyed by)."""
+    return str(call.get("type") or "").removesuffix("_call")
+
+
 def hosted_tool_calls(chat: JSON | None) -> list[JSON]:
     """The provider-run tool calls an internal-form answer carries (none for most)."""
     for choice in (chat or {}).get("choices") or ():
