@@ -5,7 +5,8 @@
 2. the per-tool rate limit (calls in any 60 s, per key, in the quota store: Redis);
 3. guardrails on the arguments;
 4. a priced tool's price reserved in the caller's budgets (spend.py; a JSON-RPC error if spent);
-5. the audit record, committed as `in_progress` before any byte goes upstream;
+5. the call on the worker's write-ahead journal, then its audit record committed as
+   `in_progress`, before any byte goes upstream;
 6. the upstream call with the gateway's credential for the server: a static one, a token the
    gateway obtained with its client credentials (oauth.py), or one exchanged for the end user's
    (token_exchange.py);
@@ -14,7 +15,8 @@
    the reservation is settled.
 
 Every call, refused or not, has its record in the tenant's audit chain; a call cut by the
-worker's shutdown is completed as `interrupted`, as the proxy's are.
+worker's shutdown, or left behind by a worker killed outright, is completed as `interrupted`, as
+the proxy's are.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from django.utils import timezone
 from mcp.shared.exceptions import MCPError
 
 from audit.entries import AuditEntry
+from audit.journal import JournalError
 from audit.models import AuditStatus
 from audit.writer import AuditWriteError
 from routing.errors import GatewayError
@@ -48,6 +51,7 @@ from tenants.quotas.core.checks import WindowCheck
 
 if TYPE_CHECKING:
     from routing.runtime import GatewayRuntime
+    from tenants.quotas.engine import Admission
 
 logger = logging.getLogger(__name__)
 JSON = dict[str, Any]
@@ -170,8 +174,10 @@ async def _complete(gateway: ToolGateway, call: _Call) -> None:
     try:
         await gateway.runtime.audit.complete(call.entry)
     except AuditWriteError:
+        # Its journal line stays: recovery completes the record when this worker ends.
         raise MCPError(types.INTERNAL_ERROR, "the audit record could not be committed") from None
     call.completed = True
+    gateway.runtime.journal.end(call.entry.request_id)
 
 
 async def _governed(gateway: ToolGateway, call: _Call) -> types.CallToolResult:
@@ -224,7 +230,7 @@ async def _governed(gateway: ToolGateway, call: _Call) -> types.CallToolResult:
         await _record(gateway, call)
         raise spend.refusal(error) from None
     try:
-        return await _forward(gateway, call, access, tool, arguments.value)
+        return await _forward(gateway, call, access, tool, arguments.value, admission)
     finally:
         # A spend is charged only with its committed record (and ledger row); a call whose
         # completion could not be written keeps its reservation until the lease lapses.
@@ -233,12 +239,22 @@ async def _governed(gateway: ToolGateway, call: _Call) -> types.CallToolResult:
 
 
 async def _forward(
-    gateway: ToolGateway, call: _Call, access: Access, tool: str, arguments: JSON
+    gateway: ToolGateway,
+    call: _Call,
+    access: Access,
+    tool: str,
+    arguments: JSON,
+    admission: Admission | None,
 ) -> types.CallToolResult:
     # How the gateway authenticates upstream (never the credential itself).
     call.entry.client_context["credential"] = access.upstream.credential_kind
+    await _write_ahead(gateway, call, admission)
     # Nothing goes upstream before a committed record says the call is being made.
-    await _record(gateway, call)
+    try:
+        await _record(gateway, call)
+    except MCPError:
+        gateway.runtime.journal.end(call.entry.request_id)  # never sent: nothing to recover
+        raise
     try:
         return await _upstream_call(gateway, call, access, tool, arguments)
     except asyncio.CancelledError:
@@ -251,6 +267,25 @@ async def _forward(
             call.completing = True
             gateway.runtime.spawn(_complete_interrupted(gateway, call))
         raise
+
+
+async def _write_ahead(gateway: ToolGateway, call: _Call, admission: Admission | None) -> None:
+    """The call on the worker's write-ahead journal (audit/journal.py, ADR 0010), as a model
+    call is: a worker killed outright (SIGKILL, out of memory) leaves its record to the next
+    start's recovery, which completes it as `interrupted` and gives its reservation back."""
+    release = None
+    if admission is not None:
+        release = admission.release(total_tokens=0, cost_usd=Decimal(0)).to_json()
+    try:
+        await gateway.runtime.journal.begin(call.entry, call.entry.request_body, release)
+    except JournalError as error:
+        logger.error("write-ahead journal failed (%s): MCP call %s not forwarded", error, call.name)
+        message = "the gateway could not put the call on its write-ahead journal"
+        call.finish(AuditStatus.REJECTED, error_type="audit_unavailable", message=message)
+        await _record(gateway, call)
+        raise MCPError(
+            types.INTERNAL_ERROR, f"The call was not sent: {message}. Retry later."
+        ) from None
 
 
 async def _complete_interrupted(gateway: ToolGateway, call: _Call) -> None:

@@ -10,6 +10,8 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -17,6 +19,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from audit.journal import recover_orphans
 from audit.models import AuditRecord, AuditStatus
 from mock_provider.testing import McpMockServer, run_mcp_mock_server
 from routing.mcp_gateway import services as mcp
@@ -68,6 +71,22 @@ def cut(world: Any, django_db_blocker: Any) -> Iterator[tuple[McpMockServer, Ten
         yield upstream, found
 
 
+def _agent_calling_slow(url: str, key: str, *, seconds: int) -> threading.Thread:
+    """An agent on a thread of its own calling the slow tool; the drill cuts it (whatever it
+    then raises is the drill, not a failure)."""
+
+    async def call() -> None:
+        http = httpx2.AsyncClient(headers={"authorization": f"Bearer {key}"}, timeout=30)
+        endpoint = streamable_http_client(url + "/mcp", http_client=http)
+        with contextlib.suppress(Exception):
+            async with Client(endpoint) as client:
+                await client.call_tool("tools__slow", {"seconds": seconds})
+
+    agent = threading.Thread(target=asyncio.run, args=(call(),), daemon=True)
+    agent.start()
+    return agent
+
+
 def test_a_tool_call_cut_by_the_shutdown_is_recorded_interrupted(
     cut: tuple[McpMockServer, TenantWorld],
 ) -> None:
@@ -76,17 +95,7 @@ def test_a_tool_call_cut_by_the_shutdown_is_recorded_interrupted(
     upstream, found = cut
     live = start_gateway(GATEWAY_SHUTDOWN_GRACE_SECONDS="1")
 
-    async def call() -> None:
-        http = httpx2.AsyncClient(
-            headers={"authorization": f"Bearer {found.key('cut-key')}"}, timeout=30
-        )
-        endpoint = streamable_http_client(live.url + "/mcp", http_client=http)
-        with contextlib.suppress(Exception):  # cut by the shutdown: the drill
-            async with Client(endpoint) as client:
-                await client.call_tool("tools__slow", {"seconds": 20})
-
-    agent = threading.Thread(target=asyncio.run, args=(call(),), daemon=True)
-    agent.start()
+    agent = _agent_calling_slow(live.url, found.key("cut-key"), seconds=20)
     try:
         deadline = time.monotonic() + 30
         while not any(name == "slow" for name, _ in upstream.state.calls):
@@ -103,3 +112,41 @@ def test_a_tool_call_cut_by_the_shutdown_is_recorded_interrupted(
     assert (record.status, record.error_type) == (AuditStatus.INTERRUPTED, "interrupted")
     assert record.completed_at is not None and record.latency_ms is not None
     assert (record.request_body or {}).get("arguments") == {"seconds": 20}
+
+
+def test_a_tool_call_left_by_a_killed_worker_is_recovered_as_interrupted(
+    cut: tuple[McpMockServer, TenantWorld], tmp_path: Path
+) -> None:
+    """SIGKILL: no shutdown runs. The call was on the worker's write-ahead journal before it went
+    upstream, so the next start's recovery completes its record instead of leaving it in
+    progress for ever."""
+    upstream, found = cut
+    live = start_gateway(GATEWAY_JOURNAL_DIR=str(tmp_path))
+    slow_before = sum(1 for name, _ in upstream.state.calls if name == "slow")
+    records_before = set(
+        AuditRecord.objects.filter(tenant=found.tenant).values_list("request_id", flat=True)
+    )
+
+    agent = _agent_calling_slow(live.url, found.key("cut-key"), seconds=15)
+    try:
+        deadline = time.monotonic() + 30
+        while sum(1 for name, _ in upstream.state.calls if name == "slow") == slow_before:
+            assert time.monotonic() < deadline, "the call never reached the server"
+            time.sleep(0.05)
+        live.process.send_signal(signal.SIGKILL)
+        live.process.wait(timeout=30)
+    finally:
+        live.stop()
+    (record,) = AuditRecord.objects.filter(tenant=found.tenant).exclude(
+        request_id__in=records_before
+    )
+    assert record.status == AuditStatus.IN_PROGRESS  # nothing completed it: the worker is gone
+
+    with ThreadPoolExecutor(1) as pool:  # what the next gateway on this machine does first
+        pool.submit(recover_orphans, tmp_path).result()
+
+    record.refresh_from_db()
+    assert (record.status, record.error_type) == (AuditStatus.INTERRUPTED, "interrupted")
+    assert (record.request_body or {}).get("arguments") == {"seconds": 15}
+    assert not list(tmp_path.glob("*.jsonl"))  # the segment is done with
+    agent.join(timeout=30)
