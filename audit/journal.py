@@ -265,7 +265,7 @@ def recover_orphans(directory: Path) -> list[tuple[str, dict[str, Any]]]:
     """Give every call of a dead worker a final record; returns (request id, reservation) to
     release. Synchronous (ORM): run it off the event loop."""
     from audit.storable import storable_entry
-    from audit.writer import _Complete, _Insert, write_batch
+    from audit.writer import _Complete, _Insert, failed_write_reason, write_batch
 
     releases: list[tuple[str, dict[str, Any]]] = []
     for path, fd in _orphans(directory):
@@ -284,8 +284,12 @@ def recover_orphans(directory: Path) -> list[tuple[str, dict[str, Any]]]:
                 op = _Insert(stored) if status is None else _Complete(stored, interrupted=True)
                 try:
                     write_batch([op])
-                except IntegrityError:  # its tenant or key was deleted since
-                    logger.exception("journal: call %s cannot be recorded", entry.request_id)
+                except IntegrityError as error:  # its tenant or key was deleted since
+                    logger.error(
+                        "journal: call %s cannot be recorded (%s)",
+                        entry.request_id,
+                        failed_write_reason(error),
+                    )
                     continue
                 logger.warning("journal: call %s recorded as interrupted", entry.request_id)
                 if line.get("release"):

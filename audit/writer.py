@@ -5,8 +5,8 @@ that queued up while the previous transaction ran in one transaction (leader/fol
 commit), so at low load a record is written at once and under load many share one commit.
 
 On PostgreSQL a batch is written from the event loop on the writer's own async connection: no
-thread hand-off on the way there or back. New records alone (what requests wait for) are one
-statement; with stream completions, one pipelined transaction. Everything else (a recovery's
+thread hand-off on the way there or back. A batch's new records (what requests wait for) are one
+statement, its stream completions another. Everything else (a recovery's
 completions, a tenant's content mode to look up, SQLite, a lost connection) runs on one dedicated
 thread with Django's connection: Python work there competes with the loop for the GIL.
 
@@ -383,8 +383,10 @@ class AuditWriter:
                 _settle(batch, error=True)
                 return
             if len(batch) == 1:
-                logger.exception(
-                    "audit record %s could not be written", batch[0][0].entry.request_id
+                logger.error(
+                    "audit record %s could not be written (%s)",
+                    batch[0][0].entry.request_id,
+                    failed_write_reason(error),
                 )
                 _settle(batch, error=True)
                 return
@@ -426,11 +428,24 @@ class AuditWriter:
                     self.database_failed(error)  # the thread path would wait on the pool in vain
                 # A bad record or a lost connection: the thread path retries, one by one if need be.
                 logger.warning(
-                    "audit batch of %d not written from the loop (%s); retrying", len(part), error
+                    "audit batch of %d not written from the loop (%s); retrying",
+                    len(part),
+                    failed_write_reason(error),
                 )
                 return completions if part is completions else batch
             _settle(part, error=False)
         return []
+
+
+def failed_write_reason(error: BaseException) -> str:
+    """What a failed write says, without the row: PostgreSQL's DETAIL of a refused row quotes
+    its values (prompts, answers), which stay out of the logs (so do tracebacks, which end with
+    that text). Django's errors carry psycopg's as their cause."""
+    for seen in (error, error.__cause__):
+        primary = getattr(getattr(seen, "diag", None), "message_primary", None)
+        if primary:
+            return f"{type(error).__name__}: {primary}"
+    return type(error).__name__
 
 
 def _settle(batch: list[tuple[_Op, asyncio.Future[Any]]], *, error: bool) -> None:

@@ -188,6 +188,9 @@ async def test_a_written_record_is_let_go(make, shared_thread_closed) -> None:
 # --- stream completions: from the loop too, in one statement with their ledger rows -------------
 
 
+SSN = "078-05-1120"
+
+
 def _started(entry: AuditEntry) -> AuditEntry:
     entry.status, entry.cost_usd = AuditStatus.IN_PROGRESS, Decimal(0)
     return entry
@@ -261,7 +264,7 @@ async def test_stream_completions_are_written_from_the_loop_with_their_charge(
 
 
 async def test_a_completion_that_cannot_be_written_fails_alone_and_its_batch_is_written_once(
-    make, shared_thread_closed
+    make, shared_thread_closed, caplog
 ) -> None:
     from asgiref.sync import sync_to_async
 
@@ -274,7 +277,9 @@ async def test_a_completion_that_cannot_be_written_fails_alone_and_its_batch_is_
         results = await asyncio.gather(
             writer.insert(fresh),
             writer.complete(_completed(good, "0.10")),
-            writer.complete(_completed(bad, "0.10", prompt_tokens=-1)),  # breaks a CHECK
+            writer.complete(  # breaks a CHECK; PostgreSQL's DETAIL would quote the answer
+                _completed(bad, "0.10", prompt_tokens=-1, response_body={"ssn": SSN})
+            ),
             return_exceptions=True,
         )
         # A stream is completed once: completing it again is refused, and charges nothing.
@@ -287,6 +292,9 @@ async def test_a_completion_that_cannot_be_written_fails_alone_and_its_batch_is_
 
     assert results[:2] == [None, None] and isinstance(results[2], AuditWriteError)
     assert isinstance(again[0], AuditWriteError)
+    logged = caplog.text
+    assert bad.request_id in logged and "check constraint" in logged
+    assert SSN not in logged  # the refused row's values stay out of the logs
     ids = [fresh.request_id, good.request_id, bad.request_id]
     assert await sync_to_async(_stored)(ids) == {
         fresh.request_id: ("success", 0, Decimal("0.05"), 1),
