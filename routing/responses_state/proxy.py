@@ -19,6 +19,7 @@ from django.db import transaction
 
 from audit.content import ContentModes
 from audit.models import ContentMode
+from audit.writer import failed_write_reason
 from gateway_site.db_threads import run_db
 from routing.core.types import JSON
 from routing.errors import GatewayError
@@ -170,9 +171,14 @@ class ResponseState:
         async def keep(response: JSON) -> bool:
             try:
                 await run_db(lambda: self._keep(caller, turn, model, response))
-            except Exception:
+            except Exception as error:
                 # The client still gets its answer (paid for, audited), marked "store": false.
-                logger.exception("could not store response %s", response.get("id"))
+                # Logged without the row: a refused row's DETAIL quotes the answer.
+                logger.error(
+                    "could not store response %s (%s)",
+                    response.get("id"),
+                    failed_write_reason(error),
+                )
                 return False
             return True
 
