@@ -1,8 +1,9 @@
 """Write-ahead journal: no byte goes to a provider before the call is on disk (ADR 0010).
 
 Each worker appends one line per provider call to a segment file of its own in
-`GATEWAY_JOURNAL_DIR`, fsynced before the call is forwarded; calls that arrive while a write runs
-share the next one (group commit on a dedicated thread, like the audit writer). The line says who
+`GATEWAY_JOURNAL_DIR`, fsynced before the call is forwarded, by a thread of its own: the calls
+that arrive while it writes share its next write and sync (group commit), and one callback on
+the event loop releases them all. The line says who
 called, on whose behalf, what, through which route, and what the call reserved. When the call's
 final record is committed the line is done; a segment whose lines are all done is deleted.
 
@@ -15,9 +16,11 @@ start-up and then periodically, so a crash is repaired by the next start on the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
@@ -85,9 +88,10 @@ class Journal:
         self.directory = directory
         self.segment_seconds = segment_seconds
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="audit-journal")
+        # Lines waiting for the writer thread, each with the future its caller awaits.
         self._pending: list[tuple[_Segment, bytes, asyncio.Future[None]]] = []
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._queued = threading.Condition()
+        self._writer: threading.Thread | None = None
         self._segment: _Segment | None = None
         self._segment_started = 0.0
         self._calls: dict[str, _Segment] = {}
@@ -110,10 +114,14 @@ class Journal:
         segment.open_calls.add(entry.request_id)
         self._calls[entry.request_id] = segment
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((segment, line, future))
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
-        self._wake.set()
+        with self._queued:
+            self._pending.append((segment, line, future))
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._write_forever, name="audit-journal-writer", daemon=True
+                )
+                self._writer.start()
+            self._queued.notify()
         try:
             await future
         except OSError as error:
@@ -140,6 +148,11 @@ class Journal:
             else:
                 unfinished.append(segment)
         self._closed = True
+        with self._queued:
+            writer, self._writer = self._writer, None
+            self._queued.notify()
+        if writer is not None:
+            writer.join()
         self._executor.shutdown(wait=True)
         for segment in unfinished:
             if segment.fd is not None:
@@ -162,28 +175,40 @@ class Journal:
             segment.retired = True
             self._executor.submit(segment.remove)
 
-    async def _run(self) -> None:
+    def _write_forever(self) -> None:
+        """The writer thread: each batch written and synced at once, then released together by
+        one callback on the event loop (two hand-offs between loop and thread, not four)."""
         while True:
-            await self._wake.wait()
-            self._wake.clear()
-            await self._write_pending()
-
-    async def _write_pending(self) -> None:
-        # A method of its own so that the last batch (whole request bodies, up to the size
-        # limit each) dies with its frame instead of waiting in `_run` for the next wake-up.
-        loop = asyncio.get_running_loop()
-        while self._pending:
-            batch, self._pending = self._pending, []
+            with self._queued:
+                while not self._pending and self._writer is not None:
+                    self._queued.wait()
+                if not self._pending:
+                    return  # closed, and nothing left
+                batch, self._pending = self._pending, []
+            error: OSError | None = None
             try:
-                await loop.run_in_executor(self._executor, _write, batch)
-            except OSError as error:
-                for *_, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
-            for *_, future in batch:
-                if not future.done():
-                    future.set_result(None)
+                _write(batch)
+            except OSError as failed:
+                error = failed
+            futures = [pending[2] for pending in batch]
+            del batch  # whole request bodies: not kept until the next batch
+            by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+            for future in futures:
+                by_loop.setdefault(future.get_loop(), []).append(future)
+            for loop, futures in by_loop.items():
+                # A loop closed meanwhile has nobody waiting any more.
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_release, futures, error)
+
+
+def _release(futures: list[asyncio.Future[None]], error: OSError | None) -> None:
+    for future in futures:
+        if future.done():  # its caller went away
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
 
 
 def _write(batch: list[tuple[_Segment, bytes, Any]]) -> None:

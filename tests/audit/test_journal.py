@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import pytest
 from django.utils import timezone
 
 from audit.entries import AuditEntry
-from audit.journal import Journal, recover_orphans
+from audit.journal import Journal, JournalError, recover_orphans
 from audit.models import AuditRecord, AuditStatus
 from tenants.models import ApiKey
 from tests.support.memory import still_held
@@ -112,3 +114,73 @@ def test_a_written_line_is_let_go(tmp_path: Path) -> None:
         return held
 
     assert not asyncio.run(scenario())
+
+
+def _counting_syncs(monkeypatch: pytest.MonkeyPatch, delay: list[float] | None = None) -> list[str]:
+    """Every fdatasync of the journal, by the name of the thread that made it; each takes
+    `delay[0]` seconds more."""
+    syncs: list[str] = []
+    sync = os.fdatasync
+
+    def counted(fd: int) -> None:
+        syncs.append(threading.current_thread().name)
+        if delay and delay[0]:
+            time.sleep(delay[0])
+        sync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", counted)
+    return syncs
+
+
+def test_calls_that_arrive_while_a_sync_runs_share_the_next_and_the_loop_never_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    syncs = _counting_syncs(monkeypatch, [0.02])  # a slow disk: 20 ms a sync
+
+    async def scenario() -> tuple[list[bytes], int]:
+        journal = Journal(tmp_path)
+        ticks = 0
+
+        async def ticking() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.001)
+                ticks += 1
+
+        ticker = asyncio.get_running_loop().create_task(ticking())
+        entries = [_entry() for _ in range(20)]
+        await asyncio.gather(*(journal.begin(e, {"n": i}, None) for i, e in enumerate(entries)))
+        ticker.cancel()
+        lines = b"".join(p.read_bytes() for p in tmp_path.glob("*.jsonl")).splitlines()
+        journal.close()
+        return lines, ticks
+
+    lines, ticks = asyncio.run(scenario())
+
+    assert len(lines) == 20  # each on disk before its begin returned
+    assert 1 <= len(syncs) <= 2  # the first line's sync, then one for all that queued meanwhile
+    assert set(syncs) == {"audit-journal-writer"}
+    assert ticks >= 10  # the event loop ran on while the disk synced
+
+
+def test_a_failed_sync_fails_every_call_of_its_group_and_one_that_left_fails_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    async def scenario() -> list[BaseException | None]:
+        journal = Journal(tmp_path)
+        monkeypatch.setattr(os, "fdatasync", broken)
+        leaving = asyncio.ensure_future(journal.begin(_entry(), {}, None))
+        staying = [asyncio.ensure_future(journal.begin(_entry(), {}, None)) for _ in range(3)]
+        await asyncio.sleep(0)
+        leaving.cancel()  # its client went away: the others still get their answer
+        results: list[BaseException | None] = await asyncio.gather(*staying, return_exceptions=True)
+        journal.close()
+        return results
+
+    results = asyncio.run(scenario())
+
+    assert [type(r) for r in results] == [JournalError] * 3
+    assert all("No space left" in str(r) for r in results)
