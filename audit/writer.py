@@ -42,6 +42,7 @@ from audit.sql import (
     insert_statement,
 )
 from audit.storable import storable_entry
+from gateway_site.log_format import database_error_summary
 
 logger = logging.getLogger(__name__)
 
@@ -439,13 +440,8 @@ class AuditWriter:
 
 def failed_write_reason(error: BaseException) -> str:
     """What a failed write says, without the row: PostgreSQL's DETAIL of a refused row quotes
-    its values (prompts, answers), which stay out of the logs (so do tracebacks, which end with
-    that text). Django's errors carry psycopg's as their cause."""
-    for seen in (error, error.__cause__):
-        primary = getattr(getattr(seen, "diag", None), "message_primary", None)
-        if primary:
-            return f"{type(error).__name__}: {primary}"
-    return type(error).__name__
+    its values (prompts, answers), which stay out of the logs."""
+    return database_error_summary(error) or type(error).__name__
 
 
 def _settle(batch: list[tuple[_Op, asyncio.Future[Any]]], *, error: bool) -> None:

@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import ipaddress
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import uvicorn
+import uvicorn.config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway_site.env import SettingError, envfloat, envint, envlist
@@ -162,7 +165,15 @@ def uvicorn_options() -> dict[str, object]:
         "access_log": False,
         # The Server header names the software to every scanner; nobody needs it.
         "server_header": False,
+        "log_config": _log_config(),
     }
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, its tracebacks without what a refused row quoted (log_format.py)."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["formatters"]["default"]["()"] = "gateway_site.log_format.ServerLogFormatter"
+    return config
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -365,7 +365,13 @@ GUARDRAILS_TESSERACT = envstr("GATEWAY_GUARDRAILS_TESSERACT", "tesseract")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {
+            # Tracebacks without what PostgreSQL quotes of a refused row (prompts, answers).
+            "()": "gateway_site.log_format.LogFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        }
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": envstr("GATEWAY_LOG_LEVEL", "INFO")},
     "loggers": {
