@@ -119,13 +119,19 @@ def _insert_head(connection: BaseDatabaseWrapper) -> str:
     return sql.partition(" VALUES ")[0]
 
 
+def _completion_fields(names: Sequence[str] = COMPLETION_FIELDS) -> list[models.Field[Any, Any]]:
+    """What a completion writes, then the two columns that find its record (request_id,
+    started_at): one list for both ways of writing completions below."""
+    by_name = {f.name: f for f in AuditRecord._meta.concrete_fields}
+    return [by_name[name] for name in (*names, "request_id", "started_at")]
+
+
 def _build_completion_plan(
     connection: BaseDatabaseWrapper, names: Sequence[str] = COMPLETION_FIELDS
 ) -> Plan:
-    by_name = {f.name: f for f in AuditRecord._meta.concrete_fields}
-    fields = [by_name[name] for name in names]
+    fields = _completion_fields(names)
     quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+    assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields[:-2])
     # Only an unfinished record may be completed, and only once. Its start time names its month:
     # on the partitioned table (audit/partitions.py) the update looks in that partition alone.
     sql = (
@@ -133,9 +139,7 @@ def _build_completion_plan(
         f"WHERE {quote('request_id')} = %s AND {quote('started_at')} = %s "
         f"AND {quote('status')} = '{AuditStatus.IN_PROGRESS.value}'"
     )
-    converters = [(f.attname, _converter(f, connection)) for f in fields]
-    started = _converter(by_name["started_at"], connection)
-    return sql, [*converters, ("request_id", lambda value: value), ("started_at", started)]
+    return sql, [(f.attname, _converter(f, connection)) for f in fields]
 
 
 def complete_entries(
@@ -196,14 +200,11 @@ _completion_columns_by_vendor: dict[str, list[_Column]] = {}
 
 
 def _completion_columns(connection: BaseDatabaseWrapper) -> list[_Column]:
-    """What a completion writes, then the two columns that find its record."""
     columns = _completion_columns_by_vendor.get(connection.vendor)
     if columns is None:
-        by_name = {f.name: f for f in AuditRecord._meta.concrete_fields}
-        chosen = [by_name[name] for name in (*COMPLETION_FIELDS, "request_id", "started_at")]
         columns = _completion_columns_by_vendor[connection.vendor] = [
             _Column(f.column, f.attname, f.db_type(connection) or "text", _converter(f, connection))
-            for f in chosen
+            for f in _completion_fields()
         ]
     return columns
 

@@ -142,7 +142,7 @@ def price_declare(
         now.output_per_mtok,
         now.cached_input_per_mtok,
         now.per_request_usd,
-        _tool_prices({k: Decimal(v) for k, v in now.per_tool_call_usd.items()}),
+        dict(now.per_tool_call_usd or {}),  # stored as _tool_prices wrote it
         now.gpu_hour_usd,
     ):
         return None
