@@ -16,7 +16,8 @@ _QUANTUM = Decimal("0.0000000001")  # matches AuditRecord.cost_usd's 10 decimal 
 
 def request_cost_usd(usage: Usage, target: Target, tool_calls: Sequence[str] = ()) -> Decimal:
     """Tokens at the deployment's prices, its fee per request, and a fee per call of each
-    provider-run tool it prices (`tool_calls`: the tools' types, one entry per call)."""
+    provider-run tool it prices (`tool_calls`: the tools' types, one entry per call, as the
+    answer lists them; `usage.tool_runs`: as the provider's usage counts them)."""
     # Prompt tokens include the cached ones (OpenAI's convention, which the Anthropic adapter
     # follows): only the rest is charged at the full input price.
     cached = min(usage.cached_tokens, usage.prompt_tokens)
@@ -29,7 +30,9 @@ def request_cost_usd(usage: Usage, target: Target, tool_calls: Sequence[str] = (
         + Decimal(usage.completion_tokens) * target.output_price_per_mtok
     )
     fees = target.request_price_usd
-    if tool_calls and target.tool_call_prices:
+    if (tool_calls or usage.tool_runs) and target.tool_call_prices:
         prices = dict(target.tool_call_prices)
         fees += sum((prices.get(tool, _ZERO) for tool in tool_calls), _ZERO)
+        # Tools the provider ran and counted in its usage (Anthropic's server tools).
+        fees += sum((prices.get(tool, _ZERO) * runs for tool, runs in usage.tool_runs), _ZERO)
     return (tokens / _PER_MILLION + fees).quantize(_QUANTUM)

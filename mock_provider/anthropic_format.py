@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -68,6 +69,21 @@ def _tools(body: dict[str, Any]) -> list[ToolSpec]:
     ]
 
 
+def _server_tools(body: dict[str, Any]) -> list[str]:
+    """The server tools offered (`{"type": "web_search_20250305", "name": "web_search"}`): like
+    Anthropic, the mock runs each once before it answers, and counts the runs in its usage."""
+    tools = body.get("tools")
+    if not isinstance(tools, list):
+        return []
+    return [
+        tool["name"]
+        for tool in tools
+        if isinstance(tool, dict)
+        and isinstance(tool.get("name"), str)
+        and tool.get("type") not in (None, "custom")
+    ]
+
+
 def parse_messages(body: dict[str, Any], *, counting_only: bool = False) -> Prompt:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
@@ -109,6 +125,7 @@ def parse_messages(body: dict[str, Any], *, counting_only: bool = False) -> Prom
         forced=forced is not None,
         json_schema=requested_schema(body),
         max_tokens=None if counting_only else max_tokens,
+        hosted_tools=tuple(_server_tools(body)) if kind != "none" else (),
     )
 
 
@@ -118,16 +135,30 @@ def _stop_reason(reply: Reply) -> str:
     return "max_tokens" if reply.truncated else "end_turn"
 
 
-def _usage(reply: Reply) -> dict[str, int]:
-    return {
+def _usage(reply: Reply, server_tools: Sequence[str] = ()) -> dict[str, Any]:
+    usage: dict[str, Any] = {
         "input_tokens": reply.prompt_tokens,
         "output_tokens": reply.completion_tokens,
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": 0,
     }
+    if server_tools:
+        usage["server_tool_use"] = {f"{name}_requests": 1 for name in server_tools}
+    return usage
 
 
-def message_body(reply: Reply, model: str, message_id: str, tool_id: str) -> bytes:
+def _server_blocks(name: str, query: str, message_id: str) -> tuple[dict[str, Any], ...]:
+    """A server tool's use and its result, as Anthropic puts them in the answer's content."""
+    use_id = f"srvtoolu_{message_id[4:]}_{name}"
+    use = {"type": "server_tool_use", "id": use_id, "name": name, "input": {"query": query}}
+    found = {"type": "web_search_result", "url": "https://example.com/mock", "title": query[:40]}
+    result = {"type": f"{name}_tool_result", "tool_use_id": use_id, "content": [found]}
+    return use, result
+
+
+def message_body(
+    reply: Reply, model: str, message_id: str, tool_id: str, prompt: Prompt | None = None
+) -> bytes:
     block: dict[str, Any]
     if reply.tool_name is not None:
         block = {
@@ -138,16 +169,19 @@ def message_body(reply: Reply, model: str, message_id: str, tool_id: str) -> byt
         }
     else:
         block = {"type": "text", "text": reply.text}
+    server = prompt.hosted_tools if prompt else ()
+    query = prompt.last_user_text if prompt else ""
+    ran = [b for name in server for b in _server_blocks(name, query, message_id)]
     return orjson.dumps(
         {
             "id": message_id,
             "type": "message",
             "role": "assistant",
             "model": model,
-            "content": [block],
+            "content": [*ran, block],
             "stop_reason": _stop_reason(reply),
             "stop_sequence": None,
-            "usage": _usage(reply),
+            "usage": _usage(reply, server),
         }
     )
 
@@ -156,8 +190,12 @@ def _event(name: bytes, data: dict[str, Any]) -> bytes:
     return b"event: " + name + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
-def message_stream(reply: Reply, model: str, message_id: str, tool_id: str) -> list[bytes]:
+def message_stream(
+    reply: Reply, model: str, message_id: str, tool_id: str, prompt: Prompt | None = None
+) -> list[bytes]:
     """Every SSE event of the stream, message_stop included, in order."""
+    server = prompt.hosted_tools if prompt else ()
+    query = prompt.last_user_text if prompt else ""
     start_usage = _usage(reply)
     start_usage["output_tokens"] = 1  # Anthropic reports a placeholder 1 until message_delta
     events = [
@@ -193,25 +231,36 @@ def message_stream(reply: Reply, model: str, message_id: str, tool_id: str) -> l
     else:
         block = {"type": "text", "text": ""}
         deltas = [{"type": "text_delta", "text": p} for p in word_pieces(reply.text or "")]
-    events.append(
-        _event(
-            b"content_block_start",
-            {"type": "content_block_start", "index": 0, "content_block": block},
-        )
-    )
+    index = 0
+    for name in server:  # each server tool's use (its input streamed), then its result
+        use, result = _server_blocks(name, query, message_id)
+        arguments = orjson.dumps(use["input"]).decode()
+        events += [
+            _start(index, {**use, "input": {}}),
+            _delta(index, {"type": "input_json_delta", "partial_json": arguments}),
+            _stop(index),
+            _start(index + 1, result),
+            _stop(index + 1),
+        ]
+        index += 2
+    events.append(_start(index, block))
     events.append(_event(b"ping", {"type": "ping"}))
-    events += [
-        _event(b"content_block_delta", {"type": "content_block_delta", "index": 0, "delta": d})
-        for d in deltas
-    ]
-    events.append(_event(b"content_block_stop", {"type": "content_block_stop", "index": 0}))
+    events += [_delta(index, d) for d in deltas]
+    events.append(_stop(index))
     events.append(
         _event(
             b"message_delta",
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": _stop_reason(reply), "stop_sequence": None},
-                "usage": {"output_tokens": reply.completion_tokens},
+                "usage": {
+                    "output_tokens": reply.completion_tokens,
+                    **(
+                        {"server_tool_use": _usage(reply, server)["server_tool_use"]}
+                        if server
+                        else {}
+                    ),
+                },
             },
         )
     )
@@ -221,3 +270,17 @@ def message_stream(reply: Reply, model: str, message_id: str, tool_id: str) -> l
 
 def count_tokens_body(prompt: Prompt) -> bytes:
     return orjson.dumps({"input_tokens": prompt.prompt_tokens()})
+
+
+def _start(index: int, block: dict[str, Any]) -> bytes:
+    event = {"type": "content_block_start", "index": index, "content_block": block}
+    return _event(b"content_block_start", event)
+
+
+def _delta(index: int, delta: dict[str, Any]) -> bytes:
+    event = {"type": "content_block_delta", "index": index, "delta": delta}
+    return _event(b"content_block_delta", event)
+
+
+def _stop(index: int) -> bytes:
+    return _event(b"content_block_stop", {"type": "content_block_stop", "index": index})

@@ -327,9 +327,9 @@ class MockApp:
             else:
                 msg_id, tool_id = "msg_" + secrets.token_hex(12), tool_call_id("toolu_", raw)
                 if stream:
-                    events = anthropic_format.message_stream(reply, model, msg_id, tool_id)
+                    events = anthropic_format.message_stream(reply, model, msg_id, tool_id, prompt)
                     return Outcome(200, events=events, controls=ctl)
-                out = anthropic_format.message_body(reply, model, msg_id, tool_id)
+                out = anthropic_format.message_body(reply, model, msg_id, tool_id, prompt)
         await _sleep_ms(ctl.latency_ms)
         return Outcome(200, out)
 

@@ -37,6 +37,9 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    # (tool type, runs) of the tools the provider ran itself and counts in its usage
+    # (Anthropic's `server_tool_use`: web_search_requests → web_search), priced per run.
+    tool_runs: tuple[tuple[str, int], ...] = ()
 
     @property
     def total_tokens(self) -> int:
@@ -51,7 +54,48 @@ class Usage:
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
             cached_tokens=int(details.get("cached_tokens") or 0),
+            tool_runs=tool_runs(usage.get(SERVER_TOOL_USE)),
         )
+
+    def plus(self, other: Usage) -> Usage:
+        """Both answers' usage (each was paid for)."""
+        runs = dict(self.tool_runs)
+        for tool, count in other.tool_runs:
+            runs[tool] = runs.get(tool, 0) + count
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.cached_tokens + other.cached_tokens,
+            tuple(sorted(runs.items())),
+        )
+
+    def usage_json(self) -> JSON:
+        """The usage object of an internal-form answer (OpenAI's fields, and the tool runs)."""
+        usage: JSON = {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+        if self.tool_runs:
+            usage[SERVER_TOOL_USE] = {f"{tool}_requests": runs for tool, runs in self.tool_runs}
+        return usage
+
+
+# Where an internal-form usage keeps the provider-run tools' counts (Anthropic's own field).
+SERVER_TOOL_USE = "server_tool_use"
+
+
+def tool_runs(counts: Any) -> tuple[tuple[str, int], ...]:
+    """{"web_search_requests": 2} → (("web_search", 2),): what a provider reports running."""
+    if not isinstance(counts, dict):
+        return ()
+    runs = []
+    for name, value in sorted(counts.items()):
+        if not (isinstance(name, str) and name.endswith("_requests")):
+            continue
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            runs.append((name.removesuffix("_requests"), value))
+    return tuple(runs)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ import orjson
 
 from routing.core.providers.base import ChatStream
 from routing.core.strategy import RoutePlan
-from routing.core.types import Reply, Target, Usage
+from routing.core.types import Reply, Target
 from routing.errors import GatewayError
 from routing.guardrails.core.checks import (
     JSON,
@@ -305,11 +305,7 @@ async def _until_valid(
         reply, target = await retry(next_plan)
         tried.append(target.deployment_id)
         # Every answer was paid for: the record counts them all.
-        usage = Usage(
-            usage.prompt_tokens + reply.usage.prompt_tokens,
-            usage.completion_tokens + reply.usage.completion_tokens,
-            usage.cached_tokens + reply.usage.cached_tokens,
-        )
+        usage = usage.plus(reply.usage)
     if usage != reply.usage:
         reply = dataclasses.replace(reply, usage=usage)
     return reply, target

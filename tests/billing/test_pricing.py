@@ -67,3 +67,32 @@ def test_each_provider_run_tool_call_adds_its_price_and_an_unpriced_tool_nothing
     assert request_cost_usd(usage, target) == tokens
     calls = ["web_search", "web_search", "file_search", "code_interpreter"]
     assert request_cost_usd(usage, target, calls) == tokens + Decimal("0.0525")
+
+
+def test_tool_runs_a_provider_counts_in_its_usage_are_charged_per_run():
+    target = dataclasses.replace(
+        _target("3", "15"), tool_call_prices=(("web_search", Decimal("0.01")),)
+    )
+    # Anthropic's usage, as the internal form carries it (routing/core/translate).
+    usage = Usage.from_openai(
+        {
+            "prompt_tokens": 1000,
+            "completion_tokens": 100,
+            "server_tool_use": {
+                "web_search_requests": 3,
+                "web_fetch_requests": 2,  # not priced on this deployment: tokens only
+                "code_execution_requests": True,  # not a count: ignored
+                "bogus": 7,  # not a `<tool>_requests` count: ignored
+            },
+        }
+    )
+    assert usage.tool_runs == (("web_fetch", 2), ("web_search", 3))
+    tokens = Decimal("0.0045")  # 1k in at $3 + 100 out at $15, per 1M
+    assert request_cost_usd(usage, target) == tokens + Decimal("0.03")
+    # A schema retry's answer was paid for too: its runs add up with the first answer's.
+    again = usage.plus(Usage(10, 10, 0, (("web_search", 1),)))
+    assert again.tool_runs == (("web_fetch", 2), ("web_search", 4))
+    assert again.usage_json()["server_tool_use"] == {
+        "web_fetch_requests": 2,
+        "web_search_requests": 4,
+    }

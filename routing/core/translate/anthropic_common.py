@@ -13,7 +13,7 @@ from urllib.parse import unquote_to_bytes
 
 import orjson
 
-from routing.core.types import JSON
+from routing.core.types import JSON, SERVER_TOOL_USE, tool_runs
 
 # OpenAI `function.arguments` is a free string; Anthropic `tool_use.input` must be an object.
 # Arguments that are not a JSON object (a truncated generation, say) are kept verbatim under
@@ -101,6 +101,9 @@ def openai_usage(usage: JSON | None) -> JSON:
     if written:
         # Not an OpenAI field (OpenAI bills no cache writes); kept so the reverse is exact.
         result["cache_creation_input_tokens"] = written
+    if tool_runs(usage.get(SERVER_TOOL_USE)):
+        # The server tools Anthropic ran (web search…): charged per run, kept for the reverse.
+        result[SERVER_TOOL_USE] = dict(usage[SERVER_TOOL_USE])
     return result
 
 
@@ -110,12 +113,15 @@ def anthropic_usage(usage: JSON | None) -> JSON:
     details = usage.get("prompt_tokens_details") or {}
     read = _tokens(details, "cached_tokens")
     written = _tokens(usage, "cache_creation_input_tokens")
-    return {
+    result: JSON = {
         "input_tokens": max(0, _tokens(usage, "prompt_tokens") - read - written),
         "output_tokens": _tokens(usage, "completion_tokens"),
         "cache_creation_input_tokens": written,
         "cache_read_input_tokens": read,
     }
+    if tool_runs(usage.get(SERVER_TOOL_USE)):
+        result[SERVER_TOOL_USE] = dict(usage[SERVER_TOOL_USE])
+    return result
 
 
 def parse_data_url(url: str) -> tuple[str, str] | None:

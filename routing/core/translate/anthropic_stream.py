@@ -40,6 +40,7 @@ _USAGE_FIELDS = (
     "output_tokens",
     "cache_creation_input_tokens",
     "cache_read_input_tokens",
+    "server_tool_use",  # the server tools Anthropic ran, counted in its last usage
 )
 
 

@@ -1,0 +1,112 @@
+"""Anthropic's server tools (web search…) through `/v1/messages`: passed to the provider as sent,
+its answer relayed whole, and each run it reports charged at the deployment's price per call, on
+top of the tokens, streamed or not."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import anthropic
+import pytest
+
+from tests.conftest import wait_for_record
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
+
+ROUTE = "claude-search"
+WEB_SEARCH_USD = Decimal("0.01")  # Anthropic's price per web search
+WEB_SEARCH = {"type": "web_search_20250305", "name": "web_search", "max_uses": 1}
+
+
+@pytest.fixture(scope="module")
+def searching(world: Any, gateway: Any, django_db_blocker: Any) -> Iterator[None]:
+    from django.utils import timezone
+
+    from audit.activity.services import SYSTEM
+    from billing import services as billing
+    from routing import services as routing
+    from routing.models import Deployment, Provider, Route
+    from tests.support.live import wait_for_config
+
+    with django_db_blocker.unblock():
+        provider = Provider.objects.get(name="mock-anthropic")
+        deployment = routing.deployment_upsert(
+            name="claude-searching",
+            provider=provider,
+            upstream_model="mock-claude",
+            input_price_per_mtok=Decimal("3"),
+            output_price_per_mtok=Decimal("15"),
+        )
+        billing.price_set(
+            actor=SYSTEM,
+            deployment=deployment,
+            input_per_mtok=Decimal("3"),
+            output_per_mtok=Decimal("15"),
+            per_tool_call_usd={"web_search": WEB_SEARCH_USD},
+            effective_from=timezone.now() - timedelta(seconds=1),
+        )
+        routing.route_upsert(alias=ROUTE, description="", deployments=[deployment])
+    wait_for_config(gateway, world.key, ROUTE)
+    yield
+    with django_db_blocker.unblock():
+        Route.objects.filter(alias=ROUTE).delete()
+        Deployment.objects.filter(pk=deployment.pk).update(is_active=False)
+
+
+def _client(gateway: Any, key: str) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=gateway.url, api_key=key, max_retries=0)
+
+
+def _tokens_usd(record: Any) -> Decimal:
+    return (Decimal(record.prompt_tokens) * 3 + Decimal(record.completion_tokens) * 15) / 10**6
+
+
+def test_a_web_search_anthropic_ran_is_relayed_and_charged(gateway, world, searching):
+    raw = _client(gateway, world.key).messages.with_raw_response.create(
+        model=ROUTE,
+        max_tokens=100,
+        tools=[WEB_SEARCH],
+        messages=[{"role": "user", "content": "What moved the bond markets today?"}],
+    )
+    message = raw.parse()
+
+    assert [block.type for block in message.content] == [
+        "server_tool_use",
+        "web_search_tool_result",
+        "text",
+    ]
+    assert message.usage.server_tool_use is not None
+    assert message.usage.server_tool_use.web_search_requests == 1
+    record = wait_for_record(raw.headers["x-request-id"])
+    assert record.cost_usd == _tokens_usd(record) + WEB_SEARCH_USD
+    assert record.response_body["usage"]["server_tool_use"] == {"web_search_requests": 1}
+
+
+def test_a_streamed_web_search_is_charged_once(gateway, world, searching):
+    with _client(gateway, world.key).messages.stream(
+        model=ROUTE,
+        max_tokens=100,
+        tools=[WEB_SEARCH],
+        messages=[{"role": "user", "content": "And the currency markets?"}],
+    ) as stream:
+        final = stream.get_final_message()
+        request_id = stream.response.headers["x-request-id"]
+
+    assert final.content[0].type == "server_tool_use"
+    assert final.content[-1].type == "text" and final.content[-1].text
+    record = wait_for_record(request_id)
+    assert record.status == "success"
+    assert record.cost_usd == _tokens_usd(record) + WEB_SEARCH_USD
+
+
+def test_a_message_without_server_tools_pays_tokens_only(gateway, world, searching):
+    raw = _client(gateway, world.key).messages.with_raw_response.create(
+        model=ROUTE,
+        max_tokens=100,
+        messages=[{"role": "user", "content": "Summarise the week."}],
+    )
+    record = wait_for_record(raw.headers["x-request-id"])
+    assert record.cost_usd == _tokens_usd(record) > 0
