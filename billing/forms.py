@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
 
 from django import forms
 
+from billing import services
 from billing.selectors import DIMENSIONS
 from gateway_site.console.filters import FilterForm
 from gateway_site.console.widgets import iso_date_field, iso_datetime_field
@@ -80,9 +83,14 @@ class PriceForm(forms.Form):
     deployment: forms.ModelChoiceField[Deployment] = forms.ModelChoiceField(
         queryset=Deployment.objects.none(), empty_label=None
     )
-    input_per_mtok = forms.DecimalField(min_value=0, max_digits=12, decimal_places=6)
-    output_per_mtok = forms.DecimalField(min_value=0, max_digits=12, decimal_places=6)
+    input_per_mtok = forms.DecimalField(
+        min_value=0, max_digits=12, decimal_places=6, label="Input (USD per 1M tokens)"
+    )
+    output_per_mtok = forms.DecimalField(
+        min_value=0, max_digits=12, decimal_places=6, label="Output (USD per 1M tokens)"
+    )
     cached_input_per_mtok = forms.DecimalField(
+        label="Cached input (USD per 1M tokens)",
         min_value=0,
         max_digits=12,
         decimal_places=6,
@@ -90,7 +98,21 @@ class PriceForm(forms.Form):
         help_text="Provider prompt-cache reads; empty: charged as input.",
     )
     per_request_usd = forms.DecimalField(
-        min_value=0, max_digits=12, decimal_places=8, required=False, initial=0
+        min_value=0,
+        max_digits=12,
+        decimal_places=8,
+        required=False,
+        initial=0,
+        label="Per request (USD)",
+    )
+    tool_fees = forms.CharField(
+        required=False,
+        max_length=1000,
+        label="Provider-run tool fees (USD per call)",
+        help_text=(
+            "e.g. web_search=0.025, file_search=0.0025. Empty: the fees in force stay; "
+            "none: no fees."
+        ),
     )
     effective_from = iso_datetime_field(
         required=False,
@@ -101,3 +123,31 @@ class PriceForm(forms.Form):
     def __init__(self, *args: object, deployments: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.fields["deployment"].queryset = deployments  # type: ignore[attr-defined]
+
+    def clean_tool_fees(self) -> dict[str, Decimal] | None:
+        """None: the fees in force carry over; {}: none; else {tool type: USD per call}."""
+        text = self.cleaned_data["tool_fees"].strip()
+        if not text:
+            return None
+        if text.lower() == "none":
+            return {}
+        fees: dict[str, Decimal] = {}
+        for part in filter(None, (p.strip() for p in re.split(r"[,\n]", text))):
+            tool, sep, usd = (piece.strip() for piece in part.partition("="))
+            if not sep or not tool or not usd:
+                raise forms.ValidationError(
+                    f"'{part}': write a tool and its fee, web_search=0.025."
+                )
+            if tool in fees:
+                raise forms.ValidationError(f"'{tool}' is named twice.")
+            try:
+                fees[tool] = Decimal(usd)
+            except InvalidOperation:
+                raise forms.ValidationError(f"'{usd}' is not an amount in USD.") from None
+            if not fees[tool].is_finite():
+                raise forms.ValidationError(f"'{usd}' is not an amount in USD.")
+        try:
+            services.tool_prices_checked(fees)
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from None
+        return fees

@@ -36,6 +36,7 @@ def prices(request: HttpRequest) -> HttpResponse:
             output_per_mtok=data["output_per_mtok"],
             cached_input_per_mtok=data["cached_input_per_mtok"],
             per_request_usd=data["per_request_usd"] or Decimal(0),
+            per_tool_call_usd=data["tool_fees"],
             effective_from=data["effective_from"],
             source=PriceSource.CONSOLE,
         )

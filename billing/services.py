@@ -49,7 +49,7 @@ def price_set(
         in_force = current_price(deployment) if deployment is not None else None
         tool_prices = dict(in_force.per_tool_call_usd) if in_force is not None else {}
     else:
-        tool_prices = _tool_prices(per_tool_call_usd)
+        tool_prices = tool_prices_checked(per_tool_call_usd)
     price, _ = Price.objects.update_or_create(
         deployment=deployment,
         model=model,
@@ -92,7 +92,7 @@ _TOOL = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _MAX_TOOL_CALL_USD = Decimal(1000)
 
 
-def _tool_prices(prices: Mapping[str, Decimal]) -> dict[str, str]:
+def tool_prices_checked(prices: Mapping[str, Decimal]) -> dict[str, str]:
     """{tool type: USD per call} as stored (strings: exact decimals in JSON), checked."""
     stored = {}
     for tool, usd in sorted(prices.items()):
@@ -132,7 +132,7 @@ def price_declare(
     # A dated version in the file is updated in place by price_set; an undated one is compared
     # with the price in force.
     now = current_price(deployment) if effective_from is None else None
-    tools = _tool_prices(per_tool_call_usd or {})
+    tools = tool_prices_checked(per_tool_call_usd or {})
     wanted = (
         input_per_mtok, output_per_mtok, cached_input_per_mtok, per_request_usd, tools,
         gpu_hour_usd,
@@ -142,7 +142,7 @@ def price_declare(
         now.output_per_mtok,
         now.cached_input_per_mtok,
         now.per_request_usd,
-        dict(now.per_tool_call_usd or {}),  # stored as _tool_prices wrote it
+        dict(now.per_tool_call_usd or {}),  # stored as tool_prices_checked wrote it
         now.gpu_hour_usd,
     ):
         return None

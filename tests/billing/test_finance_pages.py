@@ -192,6 +192,53 @@ def test_a_platform_admin_adds_a_price_version_from_the_console(acme: Acme) -> N
     assert _client(acme, Role.FINANCE).get(url).status_code == 403
 
 
+def test_a_platform_admin_sets_keeps_and_removes_tool_fees_from_the_console(acme: Acme) -> None:
+    from billing.models import Price
+    from routing import services as routing
+    from routing.models import Provider
+
+    provider = Provider.objects.create(name="console-t", kind="openai", base_url="http://x/v1")
+    deployment = routing.deployment_upsert(
+        name="console-searching",
+        provider=provider,
+        upstream_model="gpt-4.1",
+        input_price_per_mtok=Decimal(0),
+        output_price_per_mtok=Decimal(0),
+    )
+    url = f"/console/t/{acme.tenant.slug}/finance/prices/"
+    admin = _client(acme, Role.PLATFORM_ADMIN)
+    base = {"deployment": deployment.id, "input_per_mtok": "2", "output_per_mtok": "8"}
+
+    def versions() -> list[dict[str, str]]:
+        prices = Price.objects.filter(deployment=deployment).order_by("effective_from", "id")
+        return [p.per_tool_call_usd for p in prices]
+
+    set_fees = admin.post(url, {**base, "tool_fees": "web_search=0.025, file_search = 0.0025"})
+    assert set_fees.status_code == 302
+    assert versions() == [{"file_search": "0.0025", "web_search": "0.025"}]
+    page = admin.get(url).content.decode()
+    assert "<code>web_search</code> 0.025" in page  # in force, and in the history
+
+    assert admin.post(url, {**base, "input_per_mtok": "3"}).status_code == 302  # left empty
+    assert versions()[-1] == {"file_search": "0.0025", "web_search": "0.025"}  # carried over
+
+    assert admin.post(url, {**base, "tool_fees": "none"}).status_code == 302
+    assert versions()[-1] == {}
+
+    for bad, says in (
+        ("web_search", "write a tool and its fee"),
+        ("Web Search=0.01", "is not a tool type"),
+        ("web_search=-1", "0 to 1,000 USD"),
+        ("web_search=abc", "not an amount in USD"),
+        ("web_search=NaN", "not an amount in USD"),
+        ("web_search=1, web_search=2", "named twice"),
+    ):
+        refused = admin.post(url, {**base, "tool_fees": bad})
+        assert refused.status_code == 400, bad
+        assert says in refused.content.decode(), bad
+    assert len(versions()) == 3  # nothing saved by a refused form
+
+
 def test_alerts_are_listed_for_their_tenant_only(acme: Acme) -> None:
     from audit.observability.models import Alert
 
