@@ -110,6 +110,8 @@ class Journal:
             )
         except orjson.JSONEncodeError as error:  # nothing that cannot be recorded is forwarded
             raise JournalError(str(error)) from error
+        if self._closed:  # the worker is stopping: nothing more goes to a provider
+            raise JournalError("the journal is closed")
         segment = self._current_segment()
         segment.open_calls.add(entry.request_id)
         self._calls[entry.request_id] = segment

@@ -184,3 +184,14 @@ def test_a_failed_sync_fails_every_call_of_its_group_and_one_that_left_fails_non
 
     assert [type(r) for r in results] == [JournalError] * 3
     assert all("No space left" in str(r) for r in results)
+
+
+def test_nothing_is_journaled_once_the_journal_is_closed(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        journal = Journal(tmp_path)
+        await journal.begin(_entry(), {}, None)
+        journal.close()
+        with pytest.raises(JournalError, match="closed"):
+            await journal.begin(_entry(), {}, None)
+
+    asyncio.run(scenario())
