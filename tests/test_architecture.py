@@ -34,7 +34,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("kernel", ("gateway_site.env", "gateway_site.crypto", "gateway_site.bounds",
                 "gateway_site.csv_safe", "gateway_site.db_threads", "gateway_site.memory",
                 "gateway_site.snapshot", "gateway_site.proxy_settings", "gateway_site.redis_clients",
-                "gateway_site.request_lifecycle", "routing.errors", *PURE)),
+                "gateway_site.request_lifecycle", "gateway_site.log_format", "routing.errors", *PURE)),
     ("activity", ("audit.activity",)),
     ("tenants", ("tenants",)),
     ("frames", ("gateway_site.api", "gateway_site.api_docs", "gateway_site.console.access",
