@@ -34,8 +34,10 @@ def test_sigkill_during_a_stream_leaves_an_unfinished_record(world):
         ) as response:
             assert response.status_code == 200
             request_id = response.headers["x-request-id"]
-            first = next(response.iter_bytes())
-            assert first.startswith(b"data: ")
+            # Held, not a temporary: a generator dropped after one chunk closes the response,
+            # and the gateway would record the client leaving before the kill lands.
+            chunks = response.iter_bytes()
+            assert next(chunks).startswith(b"data: ")
             doomed.process.send_signal(signal.SIGKILL)
             doomed.process.wait(timeout=10)
         record = wait_for_record(request_id, finished=False)
@@ -67,7 +69,8 @@ def test_a_stream_that_fell_over_names_in_its_start_record_the_deployment_that_a
         ) as response:
             assert response.status_code == 200
             request_id = response.headers["x-request-id"]
-            assert next(response.iter_bytes()).startswith(b"data: ")
+            chunks = response.iter_bytes()  # held: see the test above
+            assert next(chunks).startswith(b"data: ")
             doomed.process.send_signal(signal.SIGKILL)
             doomed.process.wait(timeout=10)
         started = wait_for_record(request_id, finished=False)
