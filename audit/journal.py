@@ -190,8 +190,8 @@ class Journal:
             error: OSError | None = None
             try:
                 _write(batch)
-            except OSError as failed:
-                error = failed
+            except Exception as failed:  # anything: a dead writer would leave every call waiting
+                error = failed if isinstance(failed, OSError) else OSError(repr(failed))
             futures = [pending[2] for pending in batch]
             del batch  # whole request bodies: not kept until the next batch
             by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}

@@ -195,3 +195,27 @@ def test_nothing_is_journaled_once_the_journal_is_closed(tmp_path: Path) -> None
             await journal.begin(_entry(), {}, None)
 
     asyncio.run(scenario())
+
+
+def test_a_write_that_fails_in_any_way_refuses_its_calls_and_the_next_ones_are_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import audit.journal as journal_module
+
+    real = journal_module._write_all
+
+    def broken(fd: int, lines: list[bytes]) -> None:
+        raise ValueError("a bug, not a disk error")
+
+    async def scenario() -> int:
+        journal = Journal(tmp_path)
+        monkeypatch.setattr(journal_module, "_write_all", broken)
+        with pytest.raises(JournalError, match="a bug"):
+            await asyncio.wait_for(journal.begin(_entry(), {}, None), 5)
+        monkeypatch.setattr(journal_module, "_write_all", real)
+        await asyncio.wait_for(journal.begin(_entry(), {"after": 1}, None), 5)  # not stuck
+        lines = b"".join(p.read_bytes() for p in tmp_path.glob("*.jsonl")).splitlines()
+        journal.close()
+        return len(lines)
+
+    assert asyncio.run(scenario()) == 1
