@@ -18,13 +18,15 @@ from uvicorn.logging import DefaultFormatter
 
 def database_error_summary(error: BaseException) -> str | None:
     """`Type: primary message` for a database error (Django's carry psycopg's as their cause),
-    None for any other error."""
-    for seen in (error, error.__cause__):
-        diag = getattr(seen, "diag", None)
-        if diag is not None:
-            primary = getattr(diag, "message_primary", None)
-            return f"{type(error).__name__}: {primary}" if primary else type(error).__name__
-    return None
+    None for any other error. The primary message is the error's own or, failing that, its
+    cause's (a diag without one, e.g. a lost connection's, does not hide the cause's)."""
+    diags = [
+        d for d in (getattr(e, "diag", None) for e in (error, error.__cause__)) if d is not None
+    ]
+    if not diags:
+        return None
+    primary = next((m for d in diags if (m := getattr(d, "message_primary", None))), None)
+    return f"{type(error).__name__}: {primary}" if primary else type(error).__name__
 
 
 def _lines(error: BaseException, seen: set[int]) -> list[str]:

@@ -9,7 +9,7 @@ import logging
 import pytest
 from django.db import IntegrityError, connection
 
-from gateway_site.log_format import LogFormatter, ServerLogFormatter
+from gateway_site.log_format import LogFormatter, ServerLogFormatter, database_error_summary
 from gateway_site.server import uvicorn_options
 
 pytestmark = [pytest.mark.django_db]
@@ -85,3 +85,34 @@ def test_uvicorn_logs_an_error_that_escaped_the_application_the_same_way() -> No
 
     assert SSN not in logged
     assert "ERROR:" in logged and "refused_prompt_check" in logged
+
+
+class _Diag:
+    def __init__(self, primary: str | None) -> None:
+        self.message_primary = primary
+
+
+class _DriverError(Exception):
+    def __init__(self, text: str, primary: str | None) -> None:
+        super().__init__(text)
+        self.diag = _Diag(primary)
+
+
+def test_a_diag_without_a_primary_message_falls_back_to_its_causes() -> None:
+    # Django's error carries a diag of its own with no primary message; psycopg's cause has it.
+    cause = _DriverError(f"DETAIL: Failing row contains ({SSN})", "value too long")
+    try:
+        raise _DriverError(f"DETAIL: Failing row contains ({SSN})", None) from cause
+    except _DriverError as error:
+        outer = error
+
+    assert database_error_summary(outer) == "_DriverError: value too long"
+    logged = _logged(LogFormatter("%(message)s"), outer)
+    assert SSN not in logged
+    assert "value too long" in logged
+
+
+def test_a_diag_with_no_primary_message_anywhere_logs_the_type_alone() -> None:
+    error = _DriverError(f"Failing row contains ({SSN})", None)
+    assert database_error_summary(error) == "_DriverError"
+    assert SSN not in _logged(LogFormatter("%(message)s"), error)
