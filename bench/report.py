@@ -182,6 +182,28 @@ def _stream_throughput_rows(pair: dict[str, StreamResult]) -> list[list[str]]:
     ]  # fmt: skip
 
 
+def _stream_capacity_note(results: Results) -> list[str]:
+    """What scenario 3's goal asks of the worker. Its connections start a stream as soon as the
+    last ends, and the mock answers at once, so a stream's whole time is about its TTFT: the
+    goal is a rate (connections / (direct TTFT + goal)), to compare with what 3b reaches."""
+    s = results.settings
+    direct, gateway = results.streaming.get("direct"), results.streaming.get("gateway")
+    flat_out = results.stream_throughput.get("gateway")
+    if not direct or not gateway or not flat_out or direct.ttft_p50_ms is None:
+        return []
+    needed = s.stream_concurrency / ((direct.ttft_p50_ms + GOAL22_TTFT_ADDED_MS) / 1000)
+    ran = gateway.requests / gateway.elapsed_s if gateway.elapsed_s else 0.0
+    return [
+        "",
+        f"What scenario 3 asks of the worker: its {s.stream_concurrency} connections each start "
+        "a stream as soon as the last one ends, and the mock answers at once, so a stream's "
+        f"whole time is about its TTFT. TTFT added <= {GOAL22_TTFT_ADDED_MS:g} ms therefore "
+        f"means {needed:.0f} streams/s through the one worker; it ran {ran:.0f} streams/s here, "
+        f"and reaches {flat_out.streams_per_s:.0f} flat out (3b). Below that rate the time "
+        "is the worker's own; near it, most is waiting for the worker's other streams.",
+    ]
+
+
 def _verdict(value: float | None, limit: float, below: bool) -> str:
     if value is None:
         return "no data"
@@ -580,6 +602,7 @@ def render(results: Results, wall_s: float) -> str:
             ["", "streams/s", "TTFT p50 ms", "TTFT p99 ms", "failed", "client errors"],
             _stream_throughput_rows(results.stream_throughput),
         ),
+        *_stream_capacity_note(results),
         "",
         f"## 4. Upstream transport: scenario 1 ({s.concurrency} connections) per transport",
         "",

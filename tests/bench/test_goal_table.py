@@ -69,3 +69,12 @@ def test_the_older_goals_stay_in_the_table() -> None:
     assert _goal(page, "added p50 at 100 req/s (uniform arrivals)")[1] == "< 3 ms"
     assert _goal(page, "#22: proxied throughput")[3] == "met"
     assert _goal(page, "#22: time to first token added")[2:] == ["+3.0 ms", "**missed**"]
+
+
+def test_scenario_3_says_what_rate_its_goal_asks_of_the_worker() -> None:
+    # 4 connections, the mock's TTFT 1.0 ms: TTFT added <= 2 ms is 4 / 3.0 ms = 1,333 streams/s.
+    page = render(_results(rps=1000, ttft=4.0, rss_mib=140), wall_s=60)
+    note = next(line for line in page.splitlines() if line.startswith("What scenario 3 asks"))
+    assert "means 1333 streams/s through the one worker" in note
+    assert "it ran 100 streams/s here" in note  # 300 streams in 3 s
+    assert "reaches 900 flat out (3b)" in note
