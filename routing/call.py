@@ -33,7 +33,7 @@ from routing.core.failover import try_in_order
 from routing.core.strategy import RoutePlan
 from routing.core.translate import untranslatable_fields
 from routing.core.translate.responses_native import hosted_tool_calls, hosted_tool_type
-from routing.core.types import JSON, Attempt, Target, Usage
+from routing.core.types import JSON, Attempt, Reply, Target, Usage
 from routing.errors import GatewayError
 from routing.guardrails import metrics as guardrail_metrics
 from routing.runtime import GatewayRuntime
@@ -414,10 +414,25 @@ class Call:
         return await self.commit()
 
     def settle(
-        self, *, usage: Usage, target: Target, response: JSON | None, status: str, http_status: int
+        self,
+        *,
+        usage: Usage,
+        target: Target,
+        response: JSON | None,
+        status: str,
+        http_status: int,
+        withheld: bool = False,
+        superseded: Sequence[tuple[Reply, Target]] = (),
     ) -> Decimal:
+        """Charge the answer (and the `superseded` ones paid before it, each at its own
+        deployment's prices) and put it on the record. `withheld`: a guardrail kept the answer
+        from the client; its provider-run tools are charged, its text is not recorded."""
         hosted = hosted_tool_calls(response)  # provider-run tools: priced per call, recorded
         cost = request_cost_usd(usage, target, [hosted_tool_type(call) for call in hosted])
+        for earlier, its_target in superseded:
+            ran = [hosted_tool_type(call) for call in hosted_tool_calls(earlier.parsed)]
+            cost += request_cost_usd(earlier.usage, its_target, ran)
+            usage = usage.plus(earlier.usage)
         entry = self.entry
         entry.status = status
         entry.http_status = http_status
@@ -425,10 +440,10 @@ class Call:
         entry.completion_tokens = usage.completion_tokens
         entry.cached_tokens = usage.cached_tokens
         entry.cost_usd = cost
-        entry.response_body = response
-        if hosted:
+        entry.response_body = None if withheld else response
+        if hosted and not withheld:
             entry.tool_calls = [*entry.tool_calls, *hosted]
-        if response:
+        if response and not withheld:
             entry.upstream_model = response.get("model") or entry.upstream_model
         self.finish()
         return cost
@@ -564,11 +579,12 @@ class Call:
             "x-gateway-attempts": str(len(self.attempts)),
         }
 
-    def result_headers(self, target: Target, usage: Usage, cost: Decimal) -> dict[str, str]:
+    def result_headers(self, target: Target, cost: Decimal) -> dict[str, str]:
+        """What the record says was charged (every answer paid for, a schema retry's too)."""
         return {
             **self.route_headers(target),
-            "x-gateway-prompt-tokens": str(usage.prompt_tokens),
-            "x-gateway-completion-tokens": str(usage.completion_tokens),
+            "x-gateway-prompt-tokens": str(self.entry.prompt_tokens),
+            "x-gateway-completion-tokens": str(self.entry.completion_tokens),
             "x-gateway-cost-usd": f"{cost:f}",
             "x-gateway-latency-ms": f"{self.elapsed_ms():.2f}",
             "x-gateway-upstream-ms": f"{self.upstream_ms:.2f}",

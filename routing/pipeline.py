@@ -457,9 +457,11 @@ async def _complete_chat(call: Call, plan: RoutePlan, payload: JSON) -> HttpResp
             call.settle(
                 usage=reply.usage,
                 target=target,
-                response=None,
+                response=reply.parsed,
                 status=AuditStatus.REJECTED,
-                http_status=400,
+                http_status=guarded.refusal.status,
+                withheld=True,
+                superseded=guarded.superseded,
             )
         return await call.reject(guarded.refusal)
     message = ((reply.parsed.get("choices") or [{}])[0] or {}).get("message") or {}
@@ -470,6 +472,7 @@ async def _complete_chat(call: Call, plan: RoutePlan, payload: JSON) -> HttpResp
         response=reply.parsed,
         status=AuditStatus.SUCCESS,
         http_status=reply.status,
+        superseded=guarded.superseded,
     )
     if failure := await call.commit():
         return call.error_response(failure)
@@ -480,7 +483,7 @@ async def _complete_chat(call: Call, plan: RoutePlan, payload: JSON) -> HttpResp
         body = client_body(call.guard, call.wire.body(reply.body, reply.parsed))
     body = await call.wire.settle_body(body)  # a stored response is kept before it is sent
     response = HttpResponse(body, status=reply.status, content_type="application/json")
-    for name, value in call.result_headers(target, reply.usage, cost).items():
+    for name, value in call.result_headers(target, cost).items():
         response[name] = value
     return response
 
@@ -697,7 +700,7 @@ async def embeddings(request: HttpRequest, identity: KeyIdentity) -> HttpRespons
     if failure := await call.commit():
         return call.error_response(failure)
     response = HttpResponse(reply.body, status=reply.status, content_type="application/json")
-    for name, value in call.result_headers(target, reply.usage, cost).items():
+    for name, value in call.result_headers(target, cost).items():
         response[name] = value
     return response
 

@@ -92,12 +92,15 @@ class GuardDecision:
 @dataclass(frozen=True, slots=True)
 class GuardedReply:
     """The reply to settle and send (masked as the record keeps it), or why it is withheld;
-    `paid` says whether the withheld reply's usage is charged."""
+    `paid` says whether the withheld reply's usage is charged. `superseded`: the answers paid
+    for before it (a schema retry's), each with the deployment that gave it, charged at its
+    prices whatever happens to the last one."""
 
     reply: Reply
     target: Target
     refusal: GatewayError | None = None
     paid: bool = False
+    superseded: tuple[tuple[Reply, Target], ...] = ()
 
 
 def _text_size(payload: JSON) -> int:
@@ -257,21 +260,29 @@ def _retry_plan(plan: RoutePlan, targets: tuple[Target, ...]) -> RoutePlan:
     )
 
 
+@dataclass(slots=True)
+class _Checked:
+    reply: Reply
+    target: Target
+    superseded: list[tuple[Reply, Target]]
+    refusal: GatewayError | None = None
+
+
 async def _until_valid(
     note: Note,
     retry: Retry,
     guard: RequestGuard,
     plan: RoutePlan,
-    payload: JSON,
     reply: Reply,
     target: Target,
     schema: Any,
-) -> tuple[Reply, Target]:
+) -> _Checked:
     settings = guard.policy.structured
     assert settings is not None
     tried = [target.deployment_id]
     retries = 0
-    usage = reply.usage
+    # Every answer was paid for, valid or not: each is charged, at its own deployment's prices.
+    checked = _Checked(reply, target, [])
     while (problem := schema_problem(reply.parsed, schema, guard.engines.schemas)) is not None:
         others = tuple(t for t in plan.targets if t.deployment_id not in tried)
         if retries < settings.retries:
@@ -294,7 +305,7 @@ async def _until_valid(
             ],
         )
         if next_plan is None:
-            raise GatewayError(
+            checked.refusal = GatewayError(
                 502,
                 f"The model's answer did not follow the requested JSON schema after "
                 f"{retries} retr{'y' if retries == 1 else 'ies'} (policy '{settings.policy}'): "
@@ -302,13 +313,12 @@ async def _until_valid(
                 type="upstream_error",
                 code="invalid_structured_output",
             )
+            return checked
+        checked.superseded.append((reply, target))
         reply, target = await retry(next_plan)
         tried.append(target.deployment_id)
-        # Every answer was paid for: the record counts them all.
-        usage = usage.plus(reply.usage)
-    if usage != reply.usage:
-        reply = dataclasses.replace(reply, usage=usage)
-    return reply, target
+        checked.reply, checked.target = reply, target
+    return checked
 
 
 async def guard_reply(
@@ -326,23 +336,23 @@ async def guard_reply(
         return GuardedReply(reply, target)
     policy = guard.policy
     schema = wanted_schema(payload, policy)
+    superseded: tuple[tuple[Reply, Target], ...] = ()
     if schema is not None:
-        try:
-            reply, target = await _until_valid(
-                note, retry, guard, plan, payload, reply, target, schema
-            )
-        except GatewayError as refusal:
-            return GuardedReply(reply, target, refusal)
+        checked = await _until_valid(note, retry, guard, plan, reply, target, schema)
+        reply, target, superseded = checked.reply, checked.target, tuple(checked.superseded)
+        if checked.refusal is not None:  # every answer was paid for: all are charged
+            return GuardedReply(reply, target, checked.refusal, paid=True, superseded=superseded)
     if not policy.filters_responses:
-        return GuardedReply(reply, target)
+        return GuardedReply(reply, target, superseded=superseded)
     check = check_response(policy, reply.parsed, guard.masker, guard.engines.scanner)
     note(check.findings)
     if check.refusal is not None:
         # Paid for, so settled; but the client gets the refusal, and the record not the text.
-        return GuardedReply(reply, target, _refuse(check.refusal), paid=True)
+        refusal = _refuse(check.refusal)
+        return GuardedReply(reply, target, refusal, paid=True, superseded=superseded)
     if check.changed:
         reply = dataclasses.replace(reply, body=orjson.dumps(check.audited), parsed=check.audited)
-    return GuardedReply(reply, target)
+    return GuardedReply(reply, target, superseded=superseded)
 
 
 def client_body(guard: RequestGuard | None, body: bytes) -> bytes:

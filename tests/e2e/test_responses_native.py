@@ -345,3 +345,51 @@ def test_masked_text_never_leaves_in_the_native_body(gateway, guarded_key, mock_
             model=NATIVE, input=f"Search for {EMAIL}", tools=[{"type": "web_search"}]
         )
     assert "'web_search' is a hosted tool" in str(refused.value)
+
+
+@pytest.fixture(scope="module")
+def withholding_key(gateway: Any, native: None, django_db_blocker: Any) -> str:
+    """A key under a policy that withholds any answer naming Project Falcon."""
+    from routing.guardrails import services as guardrails
+    from routing.guardrails.core.policy import PolicySpec
+    from tests.support.live import wait_for_config
+    from tests.support.world import build_tenant
+
+    with django_db_blocker.unblock():
+        built = build_tenant("native-withhold", teams=["desk"], keys=["withheld"])
+        key, material = built.keys["withheld"].api_key, built.keys["withheld"]
+        policy = guardrails.guardrail_policy_upsert(
+            name="native-withhold",
+            spec=PolicySpec.model_validate(
+                {"output": {"rules": [{"name": "falcon", "terms": ["Project Falcon"]}]}}
+            ),
+        )
+        guardrails.guardrail_policy_attach(policy=policy, api_key=key)
+    wait_for_config(gateway, material.plaintext, NATIVE)
+    return material.plaintext
+
+
+def test_a_withheld_answer_still_pays_the_searches_its_provider_ran(
+    gateway, withholding_key, mock_server
+):
+    sdk = client(gateway, withholding_key)
+    for _ in range(50):  # until the workers' policy tables have the new policy
+        marker = uuid.uuid4().hex
+        try:
+            sdk.responses.create(
+                model=NATIVE,
+                input=f"Project Falcon: what moved today? {marker}",
+                tools=[{"type": "web_search"}],
+            )
+        except openai.BadRequestError as refused:
+            answer = refused
+            break
+    else:
+        raise AssertionError("the policy never reached the gateway")
+
+    assert answer.body["code"] == "output_blocked"  # type: ignore[index]
+    assert len(upstream(mock_server, marker)) == 1  # the provider ran the search
+    record = wait_for_record(answer.response.headers["x-request-id"])
+    assert record.status == "rejected" and record.response_body is None
+    tokens = (Decimal(record.prompt_tokens) * 2 + Decimal(record.completion_tokens) * 8) / 10**6
+    assert record.cost_usd == tokens + WEB_SEARCH_USD

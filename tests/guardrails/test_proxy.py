@@ -3,6 +3,7 @@ output retried then sent to the fallback, restricted routes, Anthropic's error f
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -18,6 +19,7 @@ from routing.guardrails.core.policy import PolicySpec
 from routing.guardrails.engines import engines
 from routing.models import Deployment
 from routing.runtime import close_runtime
+from tenants.quotas.models import SpendEntry
 from tests.conftest import wait_for_record
 from tests.guardrails.support import CARD, EMAIL, SSN
 from tests.routing.test_hot_path_queries import (  # noqa: F401  (statements: a fixture)
@@ -54,6 +56,10 @@ def keys(world: Any, django_db_blocker: Any) -> dict[str, str]:
             alias="gr-structured", description="", deployments=[chat, canary]
         )
         routing.route_upsert(alias="gr-sandbox", description="", deployments=[canary])
+        claude = Deployment.objects.get(name="claude-fallback")
+        priced_route = routing.route_upsert(
+            alias="gr-priced", description="", deployments=[chat, claude]
+        )
 
         def policy(name: str, **spec: Any) -> Any:
             return guardrails.guardrail_policy_upsert(
@@ -70,6 +76,10 @@ def keys(world: Any, django_db_blocker: Any) -> dict[str, str]:
         guardrails.guardrail_policy_attach(
             policy=policy("gr-json", structured_output={"retries": 1, "fallback": True}),
             route=structured_route,
+        )
+        guardrails.guardrail_policy_attach(
+            policy=policy("gr-json-once", structured_output={"retries": 0, "fallback": True}),
+            route=priced_route,
         )
         guardrails.guardrail_policy_attach(
             policy=policy(
@@ -184,6 +194,33 @@ async def test_malformed_structured_output_is_retried_then_sent_to_the_fallback(
     record = await sync_to_async(wait_for_record)(response["x-request-id"])
     actions = [f["action"] for f in record.guardrail_findings if f["check"] == "structured_output"]
     assert actions == ["retry", "fallback", "reject"]
+
+
+async def test_every_answer_a_schema_check_refused_is_charged_at_its_own_deployments_prices(
+    keys, proxy, mock_server
+):
+    # mock-gpt (2.5 / 10 USD per million tokens) answers, is refused, then claude-fallback
+    # (3 / 15) answers and is refused too: the client gets 502, and both answers were paid for.
+    asked = len(mock_server.requests())
+    response = await post(
+        proxy,
+        keys["routed"],
+        chat("allocation?", model="gr-priced", response_format=STRUCTURED, max_tokens=1),
+    )
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "invalid_structured_output"
+    assert len(mock_server.requests()) - asked == 2
+    record = await sync_to_async(wait_for_record)(response["x-request-id"])
+    assert record.status == "rejected" and record.response_body is None
+    prompt, completion = record.prompt_tokens // 2, record.completion_tokens // 2
+    assert (prompt * 2, completion * 2) == (record.prompt_tokens, record.completion_tokens)
+    first = (prompt * Decimal("2.5") + completion * Decimal("10")) / 1_000_000
+    second = (prompt * Decimal("3") + completion * Decimal("15")) / 1_000_000
+    assert record.cost_usd == first + second > 0
+    charged = await sync_to_async(
+        lambda: list(SpendEntry.objects.filter(request_id=record.request_id))
+    )()
+    assert [entry.amount_usd for entry in charged] == [record.cost_usd]
 
 
 async def test_detections_are_counted_per_tenant(keys, proxy):
