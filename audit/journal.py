@@ -53,22 +53,57 @@ class _Segment:
     path: Path
     open_calls: set[str] = field(default_factory=set)
     fd: int | None = None  # opened (and locked) by the writer thread on its first write
+    size: int = 0  # bytes of whole, synced lines: all the file may hold
     retired: bool = False
+    # A write failed: the segment takes no more lines (after a failed sync the kernel may have
+    # dropped the pages it could not write, so a later sync would succeed and mean nothing).
+    broken: OSError | None = None
 
     def write(self, lines: list[bytes]) -> None:
+        if self.broken is not None:
+            raise OSError(f"the journal segment takes no more lines: {self.broken}")
         if self.fd is None:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # new file: only we can hold it
-            self.fd = fd
-        _write_all(self.fd, lines)
-        os.fdatasync(self.fd)
+            self.fd = _create_locked(self.path)
+        elif os.fstat(self.fd).st_nlink == 0:
+            # Deleted under us: a line written now could never be read.
+            self.broken = OSError(f"the journal segment {self.path.name} was deleted")
+            raise self.broken
+        try:
+            _write_all(self.fd, lines)
+            os.fdatasync(self.fd)
+        except OSError as error:
+            self.broken = error
+            # Cut a torn write back off: the file keeps only whole lines, so recovery reads
+            # every line synced before it.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, self.size)
+            raise
+        self.size += sum(len(line) for line in lines)
 
     def remove(self) -> None:
         # Unlink first, then close: the lock is held until the file is gone.
-        self.path.unlink(missing_ok=True)
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        try:
+            self.path.unlink(missing_ok=True)
+        finally:
+            if self.fd is not None:
+                os.close(self.fd)
+                self.fd = None
+
+
+def _create_locked(path: Path) -> int:
+    """A new segment, locked before it has the name recovery looks for: a sweep can never
+    take a live worker's new segment for a dead one's (and delete it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)  # the directory may have been removed
+    hidden = path.with_name(path.name + ".new")
+    fd = os.open(hidden, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(hidden, path)
+    except BaseException:
+        os.close(fd)
+        hidden.unlink(missing_ok=True)
+        raise
+    return fd
 
 
 _LINE_FIELDS = tuple(f.name for f in fields(AuditEntry) if f.name != "completed_at")
@@ -164,7 +199,7 @@ class Journal:
     def _current_segment(self) -> _Segment:
         now = time.monotonic()
         current = self._segment
-        if current is None or now - self._segment_started > self.segment_seconds:
+        if current is None or current.broken or now - self._segment_started > self.segment_seconds:
             name = f"{os.getpid()}-{time.time_ns()}.jsonl"
             self._segment, self._segment_started = _Segment(self.directory / name), now
             if current is not None and not current.open_calls:
@@ -258,6 +293,16 @@ def _interrupted(entry: AuditEntry) -> AuditEntry:
 def _orphans(directory: Path) -> list[tuple[Path, int]]:
     """Segments no living worker holds, each locked by us now (fd to close when done)."""
     found = []
+    for path in sorted(directory.glob("*.jsonl.new")):  # a worker died while naming it: empty
+        with contextlib.suppress(OSError):
+            if time.time() - path.stat().st_mtime < 60:  # being named now, by a live worker
+                continue
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                path.unlink()
+            finally:
+                os.close(fd)
     for path in sorted(directory.glob("*.jsonl")):
         try:
             fd = os.open(path, os.O_RDONLY)
@@ -282,46 +327,67 @@ def _read_lines(fd: int) -> list[dict[str, Any]]:
         try:
             lines.append(orjson.loads(chunk))
         except orjson.JSONDecodeError:
-            # Only the last line can be torn (a crash mid-append): it was never forwarded,
-            # since begin() returns only after the whole line is synced.
+            # A torn line: a crash mid-append (never forwarded: begin() returns only once the
+            # whole line is synced), or a failed write the journal could not cut back off, with
+            # the next line glued to it. That one is read from where it starts.
+            salvaged = _glued_line(chunk)
+            if salvaged is not None:
+                lines.append(salvaged)
             logger.warning("journal: skipped a torn line in a segment")
     return lines
+
+
+def _glued_line(chunk: bytes) -> dict[str, Any] | None:
+    start = chunk.find(b'{"entry":', 1)
+    while start > 0:
+        try:
+            line = orjson.loads(chunk[start:])
+        except orjson.JSONDecodeError:
+            start = chunk.find(b'{"entry":', start + 1)
+            continue
+        return line if isinstance(line, dict) and isinstance(line.get("entry"), dict) else None
+    return None
 
 
 def recover_orphans(directory: Path) -> list[tuple[str, dict[str, Any]]]:
     """Give every call of a dead worker a final record; returns (request id, reservation) to
     release. Synchronous (ORM): run it off the event loop."""
-    from audit.storable import storable_entry
-    from audit.writer import _Complete, _Insert, failed_write_reason, write_batch
-
     releases: list[tuple[str, dict[str, Any]]] = []
     for path, fd in _orphans(directory):
         try:
-            lines = _read_lines(fd)
-            ids = [line["entry"]["request_id"] for line in lines]
-            known = dict(
-                AuditRecord.objects.filter(request_id__in=ids).values_list("request_id", "status")
-            )
-            for line in lines:
-                entry = _interrupted(_entry(line["entry"]))
-                status = known.get(entry.request_id)
-                if status is not None and status != AuditStatus.IN_PROGRESS:
-                    continue  # its final record was committed before the crash
-                stored = storable_entry(entry)
-                op = _Insert(stored) if status is None else _Complete(stored, interrupted=True)
-                try:
-                    write_batch([op])
-                except IntegrityError as error:  # its tenant or key was deleted since
-                    logger.error(
-                        "journal: call %s cannot be recorded (%s)",
-                        entry.request_id,
-                        failed_write_reason(error),
-                    )
-                    continue
-                logger.warning("journal: call %s recorded as interrupted", entry.request_id)
-                if line.get("release"):
-                    releases.append((entry.request_id, line["release"]))
+            _recover_segment(fd, releases)
             path.unlink(missing_ok=True)
+        except Exception:  # this segment waits for the next sweep; the others go on
+            logger.exception("journal: could not recover %s; retrying later", path.name)
         finally:
             os.close(fd)
     return releases
+
+
+def _recover_segment(fd: int, releases: list[tuple[str, dict[str, Any]]]) -> None:
+    """Record a dead worker's segment's unrecorded calls; each one's reservation goes to
+    `releases` as soon as it is settled (recorded, or known never to be)."""
+    from audit.storable import storable_entry
+    from audit.writer import _Complete, _Insert, failed_write_reason, write_batch
+
+    lines = _read_lines(fd)
+    ids = [line["entry"]["request_id"] for line in lines]
+    known = dict(AuditRecord.objects.filter(request_id__in=ids).values_list("request_id", "status"))
+    for line in lines:
+        entry = _interrupted(_entry(line["entry"]))
+        status = known.get(entry.request_id)
+        if status is not None and status != AuditStatus.IN_PROGRESS:
+            continue  # its final record was committed before the crash
+        stored = storable_entry(entry)
+        op = _Insert(stored) if status is None else _Complete(stored, interrupted=True)
+        try:
+            write_batch([op])
+            logger.warning("journal: call %s recorded as interrupted", entry.request_id)
+        except IntegrityError as error:  # its tenant or key was deleted since: never recordable
+            logger.error(
+                "journal: call %s cannot be recorded (%s)",
+                entry.request_id,
+                failed_write_reason(error),
+            )
+        if line.get("release"):
+            releases.append((entry.request_id, line["release"]))

@@ -1,0 +1,180 @@
+"""The write-ahead journal under faults: a disk that fills up, a sweep racing a new segment, a
+journal directory removed under a running worker, a dead worker's segment that cannot be
+recorded. Each time, every line a call was forwarded on stays readable."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import fcntl
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from django.utils import timezone
+
+from audit import journal as journal_module
+from audit.entries import AuditEntry
+from audit.journal import Journal, JournalError, _jsonable, _orphans, _read_lines, recover_orphans
+from audit.models import AuditRecord, AuditStatus
+from tenants.models import ApiKey
+from tests.support.world import World
+
+
+def _entry(world: World | None = None) -> AuditEntry:
+    team = world.team if world else None
+    return AuditEntry(
+        request_id=f"req_{os.urandom(12).hex()}",
+        tenant_id=team.tenant_id if team else 1,
+        team_id=team.pk if team else 1,
+        api_key_id=ApiKey.objects.filter(team=team).first().pk if team else 1,  # type: ignore[union-attr]
+        endpoint="chat.completions",
+        started_at=timezone.now(),
+        status=AuditStatus.IN_PROGRESS,
+    )
+
+
+def _calls_on_disk(directory: Path) -> dict[str, list[str]]:
+    """The request ids each segment holds, read as recovery reads them."""
+    found = {}
+    for path in sorted(directory.glob("*.jsonl")):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            found[path.name] = [line["entry"]["request_id"] for line in _read_lines(fd)]
+        finally:
+            os.close(fd)
+    return found
+
+
+def test_a_write_the_disk_refuses_is_cut_back_off_and_the_next_call_gets_a_new_segment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_write = journal_module._write_all
+    full = [True]
+
+    def disk_full_midway(fd: int, lines: list[bytes]) -> None:
+        if full[0]:
+            os.write(fd, lines[0][: len(lines[0]) // 2])  # the line torn where the disk filled
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(fd, lines)
+
+    async def scenario() -> tuple[str, str, str, bool]:
+        journal = Journal(tmp_path)
+        before, refused, after = _entry(), _entry(), _entry()
+        await journal.begin(before, {"n": 1}, None)
+        monkeypatch.setattr(journal_module, "_write_all", disk_full_midway)
+        with pytest.raises(JournalError, match="No space left"):
+            await journal.begin(refused, {"n": 2}, None)
+        full[0] = False  # space freed
+        await journal.begin(after, {"n": 3}, None)
+        journal.close()  # both calls unfinished: their lines stay for recovery
+        return before.request_id, refused.request_id, after.request_id, True
+
+    before, _, after, _ = asyncio.run(scenario())
+
+    on_disk = _calls_on_disk(tmp_path)
+    # Every line a call was forwarded on is whole and readable; the refused call's is gone.
+    assert sorted(on_disk.values()) == sorted([[before], [after]])
+
+
+def test_a_line_glued_to_a_torn_one_is_still_read(tmp_path: Path) -> None:
+    entry = _entry()
+    line = orjson.dumps({"entry": {**_jsonable(entry), "request_body": {}}, "release": None})
+    path = tmp_path / "3-3.jsonl"
+    path.write_bytes(b'{"entry": {"request_id": "req_torn", "nested": {"entry": 1' + line + b"\n")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        lines = _read_lines(fd)
+    finally:
+        os.close(fd)
+    assert [found["entry"]["request_id"] for found in lines] == [entry.request_id]
+
+
+def test_a_sweep_never_takes_a_live_workers_new_segment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep (another worker's) that looks between the segment's creation and its lock."""
+    real_flock = fcntl.flock
+    sweeping: list[Any] = []
+
+    def sweep_first(fd: int, operation: int) -> None:
+        if not sweeping:
+            sweeping.append(None)
+            sweeping.append(_orphans(tmp_path))
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(journal_module.fcntl, "flock", sweep_first)
+
+    async def scenario() -> str:
+        journal = Journal(tmp_path)
+        entry = _entry()
+        await journal.begin(entry, {}, None)
+        monkeypatch.setattr(journal_module.fcntl, "flock", real_flock)
+        journal.close()
+        return entry.request_id
+
+    request_id = asyncio.run(scenario())
+
+    taken = sweeping[1]
+    for _, fd in taken:
+        os.close(fd)
+    assert taken == []  # the sweep saw no segment to take
+    assert list(_calls_on_disk(tmp_path).values()) == [[request_id]]
+
+
+def test_a_journal_directory_removed_under_the_worker_refuses_one_call_then_comes_back(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "journal"
+    directory.mkdir()
+
+    async def scenario() -> tuple[str, str]:
+        journal = Journal(directory)
+        first, lost, later = _entry(), _entry(), _entry()
+        await journal.begin(first, {}, None)
+        shutil.rmtree(directory)
+        # Its segment is gone: a line written there could never be recovered.
+        with pytest.raises(JournalError, match="was deleted"):
+            await journal.begin(lost, {}, None)
+        await journal.begin(later, {}, None)
+        journal.close()
+        return first.request_id, later.request_id
+
+    _, later = asyncio.run(scenario())
+
+    assert list(_calls_on_disk(directory).values()) == [[later]]
+
+
+@pytest.mark.django_db
+def test_recovery_goes_on_past_a_segment_it_cannot_record_and_releases_what_it_cannot(
+    tmp_path: Path, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from audit import writer
+
+    failing, fine = _entry(world), _entry(world)
+    orphaned = _entry(world)
+    orphaned.tenant_id = 2_000_000_000  # its tenant was deleted since: never recordable
+    release = {"window_adjustments": [], "concurrency_keys": ["k:conc"], "budget_spend": []}
+    for name, entry in (("1-1.jsonl", failing), ("2-2.jsonl", fine), ("3-3.jsonl", orphaned)):
+        line = {"entry": {**_jsonable(entry), "request_body": {}}, "release": release}
+        (tmp_path / name).write_bytes(orjson.dumps(line) + b"\n")
+    real_write = writer.write_batch
+
+    def database_blip(ops: Any) -> None:
+        if ops[0].entry.request_id == failing.request_id:
+            raise RuntimeError("the database went away")
+        real_write(ops)
+
+    monkeypatch.setattr(writer, "write_batch", database_blip)
+    with ThreadPoolExecutor(1) as pool:
+        releases = pool.submit(recover_orphans, tmp_path).result()
+
+    assert AuditRecord.objects.get(request_id=fine.request_id).status == AuditStatus.INTERRUPTED
+    assert not AuditRecord.objects.filter(request_id=failing.request_id).exists()
+    assert (tmp_path / "1-1.jsonl").exists()  # left for the next sweep
+    assert not (tmp_path / "2-2.jsonl").exists() and not (tmp_path / "3-3.jsonl").exists()
+    assert sorted(r for r, _ in releases) == sorted([fine.request_id, orphaned.request_id])
