@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 JSON = dict[str, Any]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,13 +50,14 @@ class Usage:
 
     @classmethod
     def from_openai(cls, usage: JSON | None) -> Usage:
-        if not usage:
+        if not isinstance(usage, dict) or not usage:
             return cls()
-        details = usage.get("prompt_tokens_details") or {}
+        details = usage.get("prompt_tokens_details")
+        details = details if isinstance(details, dict) else {}
         return cls(
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0),
-            cached_tokens=int(details.get("cached_tokens") or 0),
+            prompt_tokens=usage_count(usage.get("prompt_tokens"), "prompt_tokens"),
+            completion_tokens=usage_count(usage.get("completion_tokens"), "completion_tokens"),
+            cached_tokens=usage_count(details.get("cached_tokens"), "cached_tokens"),
             tool_runs=tool_runs(usage.get(SERVER_TOOL_USE)),
         )
 
@@ -93,9 +97,38 @@ def tool_runs(counts: Any) -> tuple[tuple[str, int], ...]:
     for name, value in sorted(counts.items()):
         if not (isinstance(name, str) and name.endswith("_requests")):
             continue
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            runs.append((name.removesuffix("_requests"), value))
+        if isinstance(value, bool):
+            continue
+        if (count := usage_count(value, name, most=MAX_TOOL_RUNS)) > 0:
+            runs.append((name.removesuffix("_requests"), count))
     return tuple(runs)
+
+
+# No answer counts more (the largest context windows hold about ten million tokens): a count
+# past these is a garbled report, and charging it would overflow the record's cost.
+MAX_TOKENS = 100_000_000
+MAX_TOOL_RUNS = 10_000
+
+
+def usage_details(usage: Any, name: str) -> dict[str, Any]:
+    """A usage report's `*_details` object, or {} when it is missing or not an object."""
+    details = usage.get(name) if isinstance(usage, dict) else None
+    return details if isinstance(details, dict) else {}
+
+
+def usage_count(value: Any, name: str = "", *, most: int = MAX_TOKENS) -> int:
+    """A count from a provider's usage report as the gateway can charge it: a whole number from
+    0 to `most` (a whole float, such as 12.0, is read as one). Anything else (text, a fraction,
+    a negative, a huge number) reads as 0 and is logged: a garbled report must not fail the
+    call, leave it unrecorded, or credit the spend ledger."""
+    if value is None:
+        return 0
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= most:
+        return value
+    logger.warning("provider usage: %s=%r is not a count; read as 0", name or "a count", value)
+    return 0
 
 
 @dataclass(frozen=True, slots=True)

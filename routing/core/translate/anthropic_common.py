@@ -13,7 +13,7 @@ from urllib.parse import unquote_to_bytes
 
 import orjson
 
-from routing.core.types import JSON, SERVER_TOOL_USE, tool_runs
+from routing.core.types import JSON, SERVER_TOOL_USE, tool_runs, usage_count
 
 # OpenAI `function.arguments` is a free string; Anthropic `tool_use.input` must be an object.
 # Arguments that are not a JSON object (a truncated generation, say) are kept verbatim under
@@ -81,12 +81,12 @@ def anthropic_tool_id(value: Any) -> str:
 
 
 def _tokens(usage: JSON, name: str) -> int:
-    return int(usage.get(name) or 0)
+    return usage_count(usage.get(name), name)
 
 
 def openai_usage(usage: JSON | None) -> JSON:
     """Anthropic usage -> OpenAI usage: prompt tokens include the cache reads and writes."""
-    usage = usage or {}
+    usage = usage if isinstance(usage, dict) else {}
     fresh = _tokens(usage, "input_tokens")
     read = _tokens(usage, "cache_read_input_tokens")
     written = _tokens(usage, "cache_creation_input_tokens")
@@ -109,7 +109,7 @@ def openai_usage(usage: JSON | None) -> JSON:
 
 def anthropic_usage(usage: JSON | None) -> JSON:
     """OpenAI usage -> Anthropic usage (the inverse of `openai_usage`)."""
-    usage = usage or {}
+    usage = usage if isinstance(usage, dict) else {}
     details = usage.get("prompt_tokens_details") or {}
     read = _tokens(details, "cached_tokens")
     written = _tokens(usage, "cache_creation_input_tokens")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from routing.core.stream_tap import HOSTED_CALLS_KEY
-from routing.core.types import JSON
+from routing.core.types import JSON, usage_count, usage_details
 
 # Events that carry the whole response object, and those that end a stream.
 RESPONSE_EVENTS = frozenset(
@@ -65,10 +65,14 @@ def hosted_tool_calls(chat: JSON | None) -> list[JSON]:
 def chat_usage(usage: Any) -> JSON:
     """Responses usage -> chat usage (what cost and limits are settled from)."""
     usage = usage if isinstance(usage, dict) else {}
-    prompt = int(usage.get("input_tokens") or 0)
-    completion = int(usage.get("output_tokens") or 0)
-    cached = int((usage.get("input_tokens_details") or {}).get("cached_tokens") or 0)
-    reasoning = int((usage.get("output_tokens_details") or {}).get("reasoning_tokens") or 0)
+    prompt = usage_count(usage.get("input_tokens"), "input_tokens")
+    completion = usage_count(usage.get("output_tokens"), "output_tokens")
+    cached = usage_count(
+        usage_details(usage, "input_tokens_details").get("cached_tokens"), "cached_tokens"
+    )
+    reasoning = usage_count(
+        usage_details(usage, "output_tokens_details").get("reasoning_tokens"), "reasoning_tokens"
+    )
     return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,

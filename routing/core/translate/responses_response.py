@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from routing.core.translate.responses_tools import ToolOrigin, custom_input, search_arguments
-from routing.core.types import JSON
+from routing.core.types import JSON, usage_count, usage_details
 
 _ECHOED_DEFAULTS: JSON = {
     "conversation": None,  # {"id": ...} when the turn belongs to one (routing/responses_state/)
@@ -35,11 +35,16 @@ _INCOMPLETE: dict[str, str] = {"length": "max_output_tokens", "content_filter": 
 
 
 def responses_usage(usage: JSON | None) -> JSON:
-    usage = usage or {}
-    prompt = int(usage.get("prompt_tokens") or 0)
-    completion = int(usage.get("completion_tokens") or 0)
-    cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
-    reasoning = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
+    usage = usage if isinstance(usage, dict) else {}
+    prompt = usage_count(usage.get("prompt_tokens"), "prompt_tokens")
+    completion = usage_count(usage.get("completion_tokens"), "completion_tokens")
+    cached = usage_count(
+        usage_details(usage, "prompt_tokens_details").get("cached_tokens"), "cached_tokens"
+    )
+    reasoning = usage_count(
+        usage_details(usage, "completion_tokens_details").get("reasoning_tokens"),
+        "reasoning_tokens",
+    )
     return {
         "input_tokens": prompt,
         "input_tokens_details": {"cached_tokens": cached},
