@@ -8,7 +8,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -173,6 +173,9 @@ class Call:
         # A Responses request (routing/responses_native.py): its forwarded hosted tools.
         self.native_responses: NativeResponses | None = None
         self.journaled = False  # on the write-ahead journal (before the first provider call)
+        # The client went away (its request was cancelled) while the call was forwarded: the
+        # call goes on to its record (`run_to_record`), which says so.
+        self.client_left = False
         # A stream's start record, committed while its first deployment is asked (ADR 0014):
         # the insert in flight, the deployment it names, and whether it is in the database.
         self._start: asyncio.Task[None] | None = None
@@ -198,7 +201,25 @@ class Call:
             self.entry.end_user,
             self.entry.client_context,
             self.entry.agent,
+            self._tool_uses(),
         )
+
+    def _tool_uses(self) -> tuple[tuple[str, int], ...]:
+        """The provider-run tools this request offers, each with the most runs it allows: an
+        Anthropic server tool's `max_uses`, a Responses request's `max_tool_calls` (one cap for
+        all its hosted tools); once each when the request sets no cap."""
+        uses: dict[str, int] = {}
+        if self.source_format == "anthropic" and self.source_body:
+            for tool in self.source_body.get("tools") or ():
+                server = isinstance(tool, dict) and tool.get("type") not in (None, "custom")
+                if server and isinstance(name := tool.get("name"), str):
+                    uses[name] = _cap(tool.get("max_uses"))
+        native = self.native_responses
+        if native is not None and native.forwarded:
+            cap = _cap(native.body.get("max_tool_calls"))
+            for kind in native.forwarded:  # priced as its calls are: web_search_preview_call…
+                uses[kind.removesuffix("_preview")] = cap
+        return tuple(sorted(uses.items()))
 
     def note_findings(self, findings: Sequence[JSON]) -> None:
         """Guardrail findings, from any step, in the order they were made."""
@@ -273,6 +294,20 @@ class Call:
             client_metadata=client_metadata,
         )
 
+    async def run_to_record(self, work: Coroutine[Any, Any, T]) -> T:
+        """Forward the call and write its record even if the client goes away meanwhile (its
+        request is then cancelled): a call its provider may have seen is recorded as soon as it
+        ends, with what the provider answered and charged, and its journal line ended; not
+        only when the worker stops, as `interrupted` and with nothing charged."""
+        task = self.runtime.spawn(work)
+        # Read even if nobody awaits it any more (the client went away).
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            self.client_left = True
+            raise
+
     async def call_targets(
         self,
         plan: RoutePlan,
@@ -289,6 +324,12 @@ class Call:
         `record_start` (a stream): the call's in-progress record is inserted as the first
         deployment is asked, not after it answered; `commit_start` waits for it."""
         await self._write_ahead(payload)
+        if self.client_left:  # gone before anything was sent: nothing is
+            raise GatewayError(
+                499,
+                "The client went away before the call was sent.",
+                code="client_disconnected",
+            )
 
         async def attempt(target: Target) -> T:
             if record_start and self._start is None:
@@ -460,6 +501,13 @@ class Call:
         A stream whose start record is in the database has it completed (or, still in
         progress, corrected) instead."""
         await self._await_start()
+        if self.client_left and self.entry.status == AuditStatus.SUCCESS:
+            self.entry.status = AuditStatus.FAILED
+            self.entry.error_type = "client_disconnected"
+            self.entry.error_message = (
+                "The client went away before the answer was sent: the provider answered, and "
+                "what it charged is on this record."
+            )
         audit = self.runtime.audit
         try:
             await (audit.complete if self.start_recorded else audit.insert)(self.entry)
@@ -589,6 +637,10 @@ class Call:
             "x-gateway-latency-ms": f"{self.elapsed_ms():.2f}",
             "x-gateway-upstream-ms": f"{self.upstream_ms:.2f}",
         }
+
+
+def _cap(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1
 
 
 def client_facing_failure(error: UpstreamError) -> tuple[int, bytes]:

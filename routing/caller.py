@@ -51,3 +51,6 @@ class Caller:
     end_user: str = ""
     client_context: Mapping[str, Any] = field(default_factory=dict)
     agent: str = ""  # the calling agent (routing/agent_identity.py): its rate limits
+    # The provider-run tools the request offers (a deployment's price per call is keyed by
+    # them), each with how many times it may run: what its budget reservation must cover.
+    tool_uses: tuple[tuple[str, int], ...] = ()

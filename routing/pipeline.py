@@ -339,8 +339,8 @@ async def _serve_chat(
         return await call.reject(error)
     _note_admission(call, admitted)
     if stream:
-        return await _stream_chat(call, admitted.plan, payload, wants_usage)
-    return await _complete_chat(call, admitted.plan, payload)
+        return await call.run_to_record(_stream_chat(call, admitted.plan, payload, wants_usage))
+    return await call.run_to_record(_complete_chat(call, admitted.plan, payload))
 
 
 async def _serve_cached(
@@ -547,6 +547,9 @@ async def _stream_chat(
     if failure := await call.commit_start(target):
         await primed.stream.events.aclose()
         return call.error_response(failure)
+    if call.client_left:  # nobody to relay to: the stream ends here, on its record
+        await _end_stream(call, primed, target, AuditStatus.FAILED, "client_disconnected")
+        return HttpResponse(status=499)
     response = StreamingHttpResponse(_relay(call, primed, target), content_type="text/event-stream")
     response["cache-control"] = "no-cache"
     response["x-accel-buffering"] = "no"
@@ -586,21 +589,33 @@ async def _relay(call: Call, primed: _PrimedStream, target: Target) -> AsyncIter
         status, error_type, error_message = AuditStatus.FAILED, error.cause, error.message
         yield b"".join(held) + wire.error_event(_stream_error(call, error))
     finally:
-        tap = primed.stream.tap
-        call.entry.tool_calls = call.wire.tool_calls(tap.assembled_tool_calls())
-        call.entry.error_type, call.entry.error_message = error_type, error_message
-        cost = call.settle(
-            usage=tap.usage or _counted_usage(call, tap.assembled_response()),
-            target=target,
-            response=tap.assembled_response(),
-            status=status,
-            http_status=200,
-        )
-        if status == AuditStatus.SUCCESS and not call.entry.usage_estimated:
-            response = tap.assembled_response()
-            response_cache.store(call.runtime, call.cache, call.guard, call.entry, response, cost)
-        # Completed in the background: a client that goes away cancels this generator.
-        call.runtime.spawn(_complete_record(call, primed))
+        await _end_stream(call, primed, target, status, error_type, error_message)
+
+
+async def _end_stream(
+    call: Call,
+    primed: _PrimedStream,
+    target: Target,
+    status: str,
+    error_type: str,
+    error_message: str = "the client went away",
+) -> None:
+    """Settle a stream with what its tap saw and complete its record in the background."""
+    tap = primed.stream.tap
+    call.entry.tool_calls = call.wire.tool_calls(tap.assembled_tool_calls())
+    call.entry.error_type, call.entry.error_message = error_type, error_message
+    cost = call.settle(
+        usage=tap.usage or _counted_usage(call, tap.assembled_response()),
+        target=target,
+        response=tap.assembled_response(),
+        status=status,
+        http_status=200,
+    )
+    if status == AuditStatus.SUCCESS and not call.entry.usage_estimated:
+        response = tap.assembled_response()
+        response_cache.store(call.runtime, call.cache, call.guard, call.entry, response, cost)
+    # Completed in the background: a client that goes away cancels the relay.
+    call.runtime.spawn(_complete_record(call, primed))
 
 
 def _counted_usage(call: Call, response: JSON) -> Usage:
@@ -677,6 +692,10 @@ async def embeddings(request: HttpRequest, identity: KeyIdentity) -> HttpRespons
         plan = admitted.plan
     except GatewayError as error:
         return await call.reject(error)
+    return await call.run_to_record(_embed_and_record(call, plan, payload))
+
+
+async def _embed_and_record(call: Call, plan: RoutePlan, payload: JSON) -> HttpResponse:
     try:
         reply, target = await call.call_targets(plan, payload, _embed)
     except UpstreamError as error:

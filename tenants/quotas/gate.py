@@ -27,6 +27,7 @@ from tenants.quotas.engine import Admission, Demand, QuotaEngine
 from tenants.quotas.table import QuotaTable, load_quota_table
 
 logger = logging.getLogger(__name__)
+_ZERO = Decimal(0)
 
 if TYPE_CHECKING:
     from audit.entries import AuditEntry
@@ -92,6 +93,7 @@ def demand_for(
         raw = payload.get("max_completion_tokens") or payload.get("max_tokens")
         max_output = int(raw) if isinstance(raw, int) and raw > 0 else None
     return Demand(
+        fixed_cost_usd=max((_fees(t, caller.tool_uses) for t in plan.targets), default=_ZERO),
         tenant_id=caller.identity.tenant_id,
         team_id=caller.identity.team_id,
         key_id=caller.identity.key_id,
@@ -107,6 +109,14 @@ def demand_for(
             (t.output_price_per_mtok for t in plan.targets), default=Decimal(0)
         ),
     )
+
+
+def _fees(target: Target, tool_uses: tuple[tuple[str, int], ...]) -> Decimal:
+    """What a deployment charges a request beyond its tokens, at most: its fee per request,
+    and each offered provider-run tool it prices, as many times as the request lets it run."""
+    prices = dict(target.tool_call_prices)
+    tools = sum((prices.get(tool, _ZERO) * runs for tool, runs in tool_uses), _ZERO)
+    return target.request_price_usd + tools
 
 
 async def admit(

@@ -110,3 +110,24 @@ def test_a_message_without_server_tools_pays_tokens_only(gateway, world, searchi
     )
     record = wait_for_record(raw.headers["x-request-id"])
     assert record.cost_usd == _tokens_usd(record) > 0
+
+
+def test_the_reservation_covers_every_search_the_request_allows(gateway, world, searching):
+    """A budget's reservation is the request's worst case: its tokens, and each server tool as
+    many times as its `max_uses` lets it run (once when it sets none). The dry run says it."""
+    client = _client(gateway, world.key)
+
+    def worst_case(tools: list[dict[str, Any]]) -> Decimal:
+        raw = client.messages.with_raw_response.create(
+            model=ROUTE,
+            max_tokens=100,
+            tools=tools,  # type: ignore[arg-type]
+            messages=[{"role": "user", "content": "What moved the bond markets today?"}],
+            extra_headers={"x-gateway-dry-run": "1"},
+        )
+        return Decimal(raw.http_response.json()["max_cost_usd"])
+
+    tokens_only = worst_case([])
+    assert worst_case([{**WEB_SEARCH, "max_uses": 5}]) == tokens_only + 5 * WEB_SEARCH_USD
+    uncapped = {k: v for k, v in WEB_SEARCH.items() if k != "max_uses"}
+    assert worst_case([uncapped]) == tokens_only + WEB_SEARCH_USD
