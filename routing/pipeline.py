@@ -605,7 +605,7 @@ async def _end_stream(
     call.entry.tool_calls = call.wire.tool_calls(tap.assembled_tool_calls())
     call.entry.error_type, call.entry.error_message = error_type, error_message
     cost = call.settle(
-        usage=tap.usage or _counted_usage(call, tap.assembled_response()),
+        usage=tap.usage or _counted_usage(call, tap.assembled_response(), tap.runs_seen),
         target=target,
         response=tap.assembled_response(),
         status=status,
@@ -618,8 +618,9 @@ async def _end_stream(
     call.runtime.spawn(_complete_record(call, primed))
 
 
-def _counted_usage(call: Call, response: JSON) -> Usage:
-    """A stream cut short has no reported usage: count what was sent, and mark it counted."""
+def _counted_usage(call: Call, response: JSON, runs_seen: dict[str, int]) -> Usage:
+    """A stream cut short has no reported usage: count what was sent (and the server tools seen
+    running), and mark it counted."""
     call.entry.usage_estimated = True
     message = ((response.get("choices") or [{}])[0] or {}).get("message") or {}
     text = (message.get("content") or "") + "".join(
@@ -627,7 +628,11 @@ def _counted_usage(call: Call, response: JSON) -> Usage:
     )
     model = call.entry.upstream_model
     prompt = call.admitted.demand.prompt_tokens if call.admitted else 0
-    return Usage(prompt_tokens=prompt, completion_tokens=count_text_tokens(model, text).tokens)
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=count_text_tokens(model, text).tokens,
+        tool_runs=tuple(sorted(runs_seen.items())),
+    )
 
 
 async def _complete_record(call: Call, primed: _PrimedStream) -> None:

@@ -25,6 +25,9 @@ class StreamTap:
         self.chunks = 0
         # Provider-run tool calls (a Responses-native stream's web_search_call, ...), summarized.
         self.hosted_calls: list[JSON] = []
+        # Server tools seen starting (an Anthropic stream's server_tool_use blocks), by name:
+        # charged when the stream is cut before the provider's usage counts them.
+        self.runs_seen: dict[str, int] = {}
 
     def feed(self, chunk: JSON) -> None:
         self.chunks += 1

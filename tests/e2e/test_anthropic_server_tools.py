@@ -131,3 +131,29 @@ def test_the_reservation_covers_every_search_the_request_allows(gateway, world, 
     assert worst_case([{**WEB_SEARCH, "max_uses": 5}]) == tokens_only + 5 * WEB_SEARCH_USD
     uncapped = {k: v for k, v in WEB_SEARCH.items() if k != "max_uses"}
     assert worst_case([uncapped]) == tokens_only + WEB_SEARCH_USD
+
+
+def test_a_stream_cut_after_its_search_ran_still_pays_for_the_search(gateway, world, searching):
+    import httpx
+
+    body = {
+        "model": ROUTE,
+        "max_tokens": 100,
+        "stream": True,
+        "tools": [WEB_SEARCH],
+        "messages": [{"role": "user", "content": "[mock chunk_delay_ms=300] markets today?"}],
+    }
+    headers = {"x-api-key": world.key, "anthropic-version": "2023-06-01"}
+    with httpx.stream(
+        "POST", gateway.url + "/v1/messages", json=body, headers=headers, timeout=10
+    ) as response:
+        request_id = response.headers["x-request-id"]
+        lines = response.iter_lines()  # held: a dropped generator would close the response
+        for line in lines:
+            if "web_search_tool_result" in line:
+                break  # the search ran; the client leaves before Anthropic's usage comes
+    record = wait_for_record(request_id)
+
+    assert (record.status, record.error_type) == ("failed", "client_disconnected")
+    assert record.usage_estimated
+    assert record.cost_usd == _tokens_usd(record) + WEB_SEARCH_USD

@@ -144,7 +144,7 @@ class AnthropicAdapter(ProviderAdapter):
         return relay_translated(
             response,
             reader,
-            AnthropicToOpenAIStream(),
+            AnthropicToOpenAIStream(runs_seen=tap.runs_seen),
             tap,
             client_wants_usage=client_wants_usage,
             native=native,

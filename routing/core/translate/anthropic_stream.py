@@ -47,7 +47,9 @@ _USAGE_FIELDS = (
 class AnthropicToOpenAIStream:
     """Feed Anthropic stream events (parsed `data:`), get OpenAI chunk dicts back."""
 
-    def __init__(self, *, created: int | None = None) -> None:
+    def __init__(
+        self, *, created: int | None = None, runs_seen: dict[str, int] | None = None
+    ) -> None:
         self.id = ""
         self.model = ""
         self.created = int(time.time()) if created is None else created
@@ -55,6 +57,10 @@ class AnthropicToOpenAIStream:
         self.done = False  # message_stop seen
         self._tools: dict[int, int] = {}  # content block index -> tool call index
         self._tools_with_input: set[int] = set()
+        # The server tools seen starting (name -> runs): what a stream cut before Anthropic's
+        # usage is charged for (a StreamTap's `runs_seen`).
+        self.runs_seen = {} if runs_seen is None else runs_seen
+        self._usage_sent = False
 
     def chunk(self, delta: JSON, finish_reason: str | None = None) -> JSON:
         return {
@@ -111,15 +117,21 @@ class AnthropicToOpenAIStream:
                 return [self._tool_delta(index, {"function": {"arguments": "{}"}})]
             return []
         if kind == "message_delta":
+            # Its usage is the last: sent now, a stream cut before message_stop is still charged
+            # what Anthropic counted (its server tools' runs included).
             self._record_usage(event.get("usage"))
             stop_reason = (event.get("delta") or {}).get("stop_reason")
-            return [self.chunk({}, openai_finish_reason(stop_reason))]
+            self._usage_sent = True
+            return [self.chunk({}, openai_finish_reason(stop_reason)), self.usage_chunk()]
         if kind == "message_stop":
             self.done = True
-            return [self.usage_chunk()]
+            return [] if self._usage_sent else [self.usage_chunk()]
         return []  # ping, and event types added later
 
     def _block_start(self, index: int, block: JSON) -> list[JSON]:
+        if block.get("type") == "server_tool_use" and isinstance(name := block.get("name"), str):
+            self.runs_seen[name] = self.runs_seen.get(name, 0) + 1
+            return []
         if block.get("type") == "text":
             return [self.chunk({"content": block["text"]})] if block.get("text") else []
         if block.get("type") != "tool_use":

@@ -154,17 +154,34 @@ def test_message_delta_input_counts_override_message_start():
             },
         }
     )
-    stream.feed(
+    # The usage goes with message_delta (the last usage), not message_stop: a stream cut
+    # between the two is still charged what Anthropic counted.
+    finish, usage_chunk = stream.feed(
         {
             "type": "message_delta",
             "delta": {"stop_reason": "max_tokens"},
             "usage": {"output_tokens": 9, "input_tokens": 12, "cache_read_input_tokens": 4},
         }
     )
-    [usage_chunk] = stream.feed({"type": "message_stop"})
+    assert finish["choices"][0]["finish_reason"] == "length"
     assert usage_chunk["choices"] == []
     assert usage_chunk["usage"]["prompt_tokens"] == 16
     assert usage_chunk["usage"]["completion_tokens"] == 9
+    assert stream.feed({"type": "message_stop"}) == []
+    assert stream.done
+
+
+def test_server_tools_seen_starting_are_counted_for_a_stream_cut_before_its_usage():
+    runs: dict[str, int] = {}
+    stream = AnthropicToOpenAIStream(created=1, runs_seen=runs)
+    stream.feed({"type": "message_start", "message": {"id": "msg_1", "model": "m"}})
+    for index in (0, 2):
+        block = {"type": "server_tool_use", "id": f"srv_{index}", "name": "web_search", "input": {}}
+        assert (
+            stream.feed({"type": "content_block_start", "index": index, "content_block": block})
+            == []
+        )
+    assert runs == {"web_search": 2}
 
 
 def test_openai_text_after_a_tool_call_opens_a_new_text_block():
