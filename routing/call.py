@@ -201,10 +201,10 @@ class Call:
             self.entry.end_user,
             self.entry.client_context,
             self.entry.agent,
-            self._tool_uses(),
+            self.tool_uses(),
         )
 
-    def _tool_uses(self) -> tuple[tuple[str, int], ...]:
+    def tool_uses(self) -> tuple[tuple[str, int], ...]:
         """The provider-run tools this request offers, each with the most runs it allows: an
         Anthropic server tool's `max_uses`, a Responses request's `max_tool_calls` (one cap for
         all its hosted tools); once each when the request sets no cap."""

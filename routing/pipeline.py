@@ -12,6 +12,7 @@ first deployment is asked, after the call is on the write-ahead journal: docs/ad
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -234,6 +235,8 @@ async def messages(
         resolved, plan = await resolve_model(
             runtime, identity, anthropic_body.model, call.routing_notes
         )
+        if call.tool_uses():  # server tools: their chat form does not show them (see uncached)
+            resolved = dataclasses.replace(resolved, cache=None)
     except GatewayError as error:
         return await call.reject(error)
     # Usage is needed for the closing message_delta, whatever the client asked.

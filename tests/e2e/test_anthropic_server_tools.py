@@ -17,6 +17,7 @@ from tests.conftest import wait_for_record
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
 
 ROUTE = "claude-search"
+CACHED = "claude-search-cached"
 WEB_SEARCH_USD = Decimal("0.01")  # Anthropic's price per web search
 WEB_SEARCH = {"type": "web_search_20250305", "name": "web_search", "max_uses": 1}
 
@@ -49,10 +50,14 @@ def searching(world: Any, gateway: Any, django_db_blocker: Any) -> Iterator[None
             effective_from=timezone.now() - timedelta(seconds=1),
         )
         routing.route_upsert(alias=ROUTE, description="", deployments=[deployment])
+        routing.route_upsert(
+            alias=CACHED, description="", deployments=[deployment], cache_mode="exact"
+        )
     wait_for_config(gateway, world.key, ROUTE)
+    wait_for_config(gateway, world.key, CACHED)
     yield
     with django_db_blocker.unblock():
-        Route.objects.filter(alias=ROUTE).delete()
+        Route.objects.filter(alias__in=[ROUTE, CACHED]).delete()
         Deployment.objects.filter(pk=deployment.pk).update(is_active=False)
 
 
@@ -157,3 +162,27 @@ def test_a_stream_cut_after_its_search_ran_still_pays_for_the_search(gateway, wo
     assert (record.status, record.error_type) == ("failed", "client_disconnected")
     assert record.usage_estimated
     assert record.cost_usd == _tokens_usd(record) + WEB_SEARCH_USD
+
+
+def test_a_request_offering_a_server_tool_is_never_answered_from_the_cache(
+    gateway, world, searching
+):
+    client = _client(gateway, world.key)
+    question = [{"role": "user", "content": "What did the central bank decide this morning?"}]
+    plain = client.messages.with_raw_response.create(
+        model=CACHED, max_tokens=100, messages=question
+    )
+    again = client.messages.with_raw_response.create(
+        model=CACHED, max_tokens=100, messages=question
+    )
+    assert again.headers["x-gateway-cache"] == "hit"  # the route caches: the same ask is a hit
+
+    searched = client.messages.with_raw_response.create(
+        model=CACHED, max_tokens=100, messages=question, tools=[WEB_SEARCH]
+    )
+
+    assert searched.headers.get("x-gateway-cache") != "hit"
+    assert searched.parse().content[0].type == "server_tool_use"  # the search ran
+    record = wait_for_record(searched.headers["x-request-id"])
+    assert record.cost_usd == _tokens_usd(record) + WEB_SEARCH_USD
+    assert plain.headers["x-request-id"] != searched.headers["x-request-id"]
