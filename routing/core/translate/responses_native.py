@@ -149,6 +149,9 @@ def responses_to_chat(response: JSON) -> JSON:
     }
 
 
+_HOSTED_EVENTS = ("response.output_item.added", "response.output_item.done")
+
+
 class ResponsesToChatStream:
     """Responses streaming events -> chat chunks, as they come: what the stream tap reads, and
     what the client gets when a response guardrail must read the answer as it streams."""
@@ -156,7 +159,10 @@ class ResponsesToChatStream:
     def __init__(self) -> None:
         self.base: JSON = {"id": "", "object": "chat.completion.chunk", "created": 0, "model": ""}
         self.tools: dict[int, int] = {}  # output_index -> chat tool call index
-        self.hosted: list[JSON] = []  # provider-run tool calls, summarized, as they finish
+        # Provider-run tool calls, summarized: each from when it starts (a stream cut while it
+        # runs still pays for it), as it finished once it has.
+        self.hosted: list[JSON] = []
+        self._hosted_at: dict[int, int] = {}  # output_index -> its place in `hosted`
         self.done = False
         self._started = False
 
@@ -173,6 +179,14 @@ class ResponsesToChatStream:
             self.base["id"] = self.base["id"] or str(response.get("id") or "")
             self.base["model"] = self.base["model"] or str(response.get("model") or "")
             self.base["created"] = self.base["created"] or int(response.get("created_at") or 0)
+        if kind in _HOSTED_EVENTS and is_hosted_call(event.get("item")):
+            summary = hosted_call_summary(event["item"])
+            at = self._hosted_at.get(output := int(event.get("output_index") or 0))
+            if at is None:
+                self._hosted_at[output] = len(self.hosted)
+                self.hosted.append(summary)
+            else:
+                self.hosted[at] = summary
         if kind == "response.output_text.delta":
             return [self._chunk({"content": str(event.get("delta") or "")})]
         if kind == "response.output_item.added":
@@ -181,8 +195,6 @@ class ResponsesToChatStream:
             return self._tool_delta(event, {"function": {"arguments": event.get("delta") or ""}})
         if kind == "response.custom_tool_call_input.delta":
             return self._tool_delta(event, {"custom": {"input": event.get("delta") or ""}})
-        if kind == "response.output_item.done" and is_hosted_call(event.get("item")):
-            self.hosted.append(hosted_call_summary(event["item"]))
         if kind in FINAL_EVENTS:
             return self._finish(event.get("response") or {})
         return []

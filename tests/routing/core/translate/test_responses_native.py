@@ -122,3 +122,16 @@ def test_a_forwarded_hosted_tool_is_left_out_of_the_chat_form_and_named():
     # Without the forward list, the same request is refused by the tool's name.
     with pytest.raises(UnsupportedRequest, match="'web_search' is a hosted tool"):
         responses_request_to_openai({**body, "input": "And now?"})
+
+
+def test_a_hosted_call_counts_from_when_it_starts_and_once():
+    """A stream cut while a search runs still pays for it; a finished one is counted once."""
+    stream = ResponsesToChatStream()
+    started = {"type": "web_search_call", "id": "ws_1", "status": "in_progress"}
+    stream.feed({"type": "response.output_item.added", "output_index": 1, "item": started})
+    assert [call["status"] for call in stream.hosted] == ["in_progress"]
+    done = {**started, "status": "completed", "action": {"type": "search", "query": "rates"}}
+    stream.feed({"type": "response.output_item.done", "output_index": 1, "item": done})
+    assert stream.hosted == [
+        {"type": "web_search_call", "id": "ws_1", "status": "completed", "action": done["action"]}
+    ]
