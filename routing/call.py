@@ -299,7 +299,7 @@ class Call:
         request is then cancelled): a call its provider may have seen is recorded as soon as it
         ends, with what the provider answered and charged, and its journal line ended; not
         only when the worker stops, as `interrupted` and with nothing charged."""
-        task = self.runtime.spawn(work)
+        task = self.runtime.detach(work)
         # Read even if nobody awaits it any more (the client went away).
         task.add_done_callback(lambda done: done.cancelled() or done.exception())
         try:

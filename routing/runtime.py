@@ -123,6 +123,7 @@ class GatewayRuntime:
         # by what the runtime does with it, so the runtime does not import the endpoint.
         self.mcp: WorkerService | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._detached: set[asyncio.Task[Any]] = set()  # calls run on past their client
         self._sweeper: asyncio.Task[Any] | None = None
         self._tidier: asyncio.Task[Any] | None = None
         self._health_reader: asyncio.Task[Any] | None = None
@@ -145,6 +146,15 @@ class GatewayRuntime:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
+
+    def detach(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Run a call on past its request's cancellation (its client left: Call.run_to_record).
+        Not waited for at shutdown: the worker's closing cuts it like any call in flight, and
+        it is recorded as interrupted, within the operator's grace."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._detached.add(task)
+        task.add_done_callback(self._detached.discard)
         return task
 
     async def _sweep_journals(self) -> None:
