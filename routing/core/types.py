@@ -118,12 +118,13 @@ def usage_details(usage: Any, name: str) -> dict[str, Any]:
 
 def usage_count(value: Any, name: str = "", *, most: int = MAX_TOKENS) -> int:
     """A count from a provider's usage report as the gateway can charge it: a whole number from
-    0 to `most` (a whole float, such as 12.0, is read as one). Anything else (text, a fraction,
-    a negative, a huge number) reads as 0 and is logged: a garbled report must not fail the
-    call, leave it unrecorded, or credit the spend ledger."""
+    0 to `most` (a whole float such as 12.0, or ASCII digits such as "12", read as one).
+    Anything else (text, a fraction, a negative, a huge number) reads as 0 and is logged: a
+    garbled report must not fail the call, leave it unrecorded, or credit the spend ledger."""
     if value is None:
         return 0
-    if isinstance(value, float) and value.is_integer():
+    whole_float = isinstance(value, float) and value.is_integer()
+    if whole_float or (isinstance(value, str) and value.isascii() and value.isdigit()):
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= most:
         return value
