@@ -33,7 +33,7 @@ from routing.core.failover import try_in_order
 from routing.core.strategy import RoutePlan
 from routing.core.translate import untranslatable_fields
 from routing.core.translate.responses_native import hosted_tool_calls, hosted_tool_type
-from routing.core.types import JSON, Attempt, Reply, Target, Usage
+from routing.core.types import JSON, MAX_TOOL_RUNS, Attempt, Reply, Target, Usage
 from routing.errors import GatewayError
 from routing.guardrails import metrics as guardrail_metrics
 from routing.runtime import GatewayRuntime
@@ -640,7 +640,11 @@ class Call:
 
 
 def _cap(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1
+    """A request's cap on a tool's runs, as a reservation counts it: 1 when it sets none (or
+    nonsense), never more than any answer could run (an absurd cap would overflow the counters)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        return 1
+    return min(value, MAX_TOOL_RUNS)
 
 
 def client_facing_failure(error: UpstreamError) -> tuple[int, bytes]:

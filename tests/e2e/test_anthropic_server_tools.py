@@ -186,3 +186,22 @@ def test_a_request_offering_a_server_tool_is_never_answered_from_the_cache(
     record = wait_for_record(searched.headers["x-request-id"])
     assert record.cost_usd == _tokens_usd(record) + WEB_SEARCH_USD
     assert plain.headers["x-request-id"] != searched.headers["x-request-id"]
+
+
+def test_an_absurd_or_nonsense_cap_is_reserved_within_bounds(gateway, world, searching):
+    client = _client(gateway, world.key)
+
+    def worst_case(max_uses: Any) -> Decimal:
+        raw = client.messages.with_raw_response.create(
+            model=ROUTE,
+            max_tokens=100,
+            tools=[{**WEB_SEARCH, "max_uses": max_uses}],
+            messages=[{"role": "user", "content": "What moved the bond markets today?"}],
+            extra_headers={"x-gateway-dry-run": "1"},
+        )
+        return Decimal(raw.http_response.json()["max_cost_usd"])
+
+    once = worst_case(1)
+    for nonsense in (0, -3, True, "5", 2.5):
+        assert worst_case(nonsense) == once
+    assert worst_case(10**12) == once + (10_000 - 1) * WEB_SEARCH_USD
