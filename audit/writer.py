@@ -280,11 +280,17 @@ class AuditWriter:
     async def _probe_until_back(self) -> None:
         while True:
             await asyncio.sleep(PROBE_EVERY_S)
-            if await self._reachable():
-                break
-        logger.warning("audit: database answers again; writing %d owed record(s)", len(self._owed))
-        self._outage = None
-        await self._pay_owed()
+            if not await self._reachable():
+                continue
+            logger.warning(
+                "audit: database answers again; writing %d owed record(s)", len(self._owed)
+            )
+            self._outage = None
+            await self._pay_owed()
+            if self._outage is None:
+                return
+            # Down again while paying: `database_failed` saw this probe running and started no
+            # other, so this one goes on (else every record would be refused until a restart).
 
     async def _reachable(self) -> bool:
         """A direct connection, not the pool (whose reconnection backs off for ever longer)."""
