@@ -51,6 +51,9 @@ if TYPE_CHECKING:
     from tenants.quotas.gate import Admitted
 
 T = TypeVar("T")
+# A stream's relay starts microseconds after its answer is ready; one that has not within this
+# long never will (its client left in between), and is ended on its record.
+UNRELAYED_STREAM_S = 30.0
 
 _MAX_ATTRIBUTION_LENGTH = 200
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab is allowed
@@ -176,6 +179,10 @@ class Call:
         # The client went away (its request was cancelled) while the call was forwarded: the
         # call goes on to its record (`run_to_record`), which says so.
         self.client_left = False
+        # A stream answered but not relayed yet: how to end it if it never is, and the timer
+        # that does at the latest.
+        self._unrelayed: Callable[[], None] | None = None
+        self._unrelayed_timer: asyncio.TimerHandle | None = None
         # A stream's start record, committed while its first deployment is asked (ADR 0014):
         # the insert in flight, the deployment it names, and whether it is in the database.
         self._start: asyncio.Task[None] | None = None
@@ -306,7 +313,27 @@ class Call:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
             self.client_left = True
+            if task.done():  # its answer came and nobody will send it
+                self.end_unrelayed_stream()
             raise
+
+    def until_relayed(self, end: Callable[[], None]) -> None:
+        """The stream is answered: `end` ends it on its record if its relay never starts."""
+        self._unrelayed = end
+        loop = asyncio.get_running_loop()
+        self._unrelayed_timer = loop.call_later(UNRELAYED_STREAM_S, self.end_unrelayed_stream)
+
+    def relayed(self) -> None:
+        self._unrelayed = None
+        if self._unrelayed_timer is not None:
+            self._unrelayed_timer.cancel()
+            self._unrelayed_timer = None
+
+    def end_unrelayed_stream(self) -> None:
+        end = self._unrelayed
+        self.relayed()
+        if end is not None:
+            end()
 
     async def call_targets(
         self,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -491,6 +491,19 @@ async def _complete_chat(call: Call, plan: RoutePlan, payload: JSON) -> HttpResp
     return response
 
 
+class _StreamResponse(StreamingHttpResponse):
+    """A relayed stream; closing it (Django does once it is sent, or not) runs `on_close`."""
+
+    on_close: Callable[[], None] | None = None
+
+    def close(self) -> None:
+        try:
+            if self.on_close is not None:
+                self.on_close()
+        finally:
+            super().close()
+
+
 @dataclass(slots=True)
 class _PrimedStream:
     """A stream whose first event has arrived: until then, another deployment may be tried."""
@@ -551,9 +564,16 @@ async def _stream_chat(
         await primed.stream.events.aclose()
         return call.error_response(failure)
     if call.client_left:  # nobody to relay to: the stream ends here, on its record
-        await _end_stream(call, primed, target, AuditStatus.FAILED, "client_disconnected")
+        _end_stream(call, primed, target, AuditStatus.FAILED, "client_disconnected")
         return HttpResponse(status=499)
-    response = StreamingHttpResponse(_relay(call, primed, target), content_type="text/event-stream")
+    response = _StreamResponse(_relay(call, primed, target), content_type="text/event-stream")
+    # The relay ends the stream on its record. If it never starts (the client left between
+    # this answer and its first read), whoever sees that ends it: closing the response, the
+    # cancelled `run_to_record`, or at the latest a timer.
+    call.until_relayed(
+        lambda: _end_stream(call, primed, target, AuditStatus.FAILED, "client_disconnected")
+    )
+    response.on_close = call.end_unrelayed_stream
     response["cache-control"] = "no-cache"
     response["x-accel-buffering"] = "no"
     for name, value in call.route_headers(target).items():
@@ -567,6 +587,7 @@ async def _relay(call: Call, primed: _PrimedStream, target: Target) -> AsyncIter
         "client_disconnected",
         "the client went away",
     )
+    call.relayed()
     wire = call.wire
     native = primed.stream.native  # already in the client's format: relayed as it came
     received = primed.stream.received
@@ -592,10 +613,10 @@ async def _relay(call: Call, primed: _PrimedStream, target: Target) -> AsyncIter
         status, error_type, error_message = AuditStatus.FAILED, error.cause, error.message
         yield b"".join(held) + wire.error_event(_stream_error(call, error))
     finally:
-        await _end_stream(call, primed, target, status, error_type, error_message)
+        _end_stream(call, primed, target, status, error_type, error_message)
 
 
-async def _end_stream(
+def _end_stream(
     call: Call,
     primed: _PrimedStream,
     target: Target,

@@ -190,6 +190,7 @@ class GatewayRuntime:
                 task.cancel()
         if self.mcp is not None:  # its cut tool calls are recorded while the writer is open
             await self.mcp.aclose()
+        await self._cut_detached()
         await self._finish_background(loops, timeout_s=10)
         await self.http.aclose()
         await self.audit.aclose()
@@ -200,6 +201,15 @@ class GatewayRuntime:
         # Calls cut by the shutdown (its grace ran out) are recorded now, as interrupted, rather
         # than at the next start: a worker scaled down for good leaves nothing unrecorded.
         await self._recover_journals()
+
+    async def _cut_detached(self) -> None:
+        """Calls still with their provider when the grace ran out are cut first: the journal's
+        recovery below records each as interrupted and gives its reservation back. Left to run,
+        they raced that recovery for the record, or settled after the settlements were sent."""
+        for task in self._detached:
+            task.cancel()
+        if self._detached:
+            await asyncio.wait(list(self._detached), timeout=5)
 
     async def _finish_background(self, loops: tuple[Any, ...], *, timeout_s: float) -> None:
         """Work the requests left behind ends first (a stream's final record, a settlement), and

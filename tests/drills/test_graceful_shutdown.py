@@ -199,3 +199,8 @@ def test_calls_still_running_when_the_grace_ends_are_recorded_not_lost(
         assert set(records.values_list("status", "error_type")) == {
             (AuditStatus.INTERRUPTED, "interrupted")
         }
+        budget = Budget.objects.get(tenant__slug=SLUG)
+    # The cut calls' reservations were given back by the stopping worker, not left to expire.
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    held = [v for key in client.scan_iter(f"gw:b:{budget.id}:*:amt") for v in client.hvals(key)]
+    assert held == []

@@ -60,3 +60,47 @@ async def test_events_that_arrive_apart_are_not_held_back(world: Any, in_process
     assert all(part.endswith(b"\n\n") for _, part in parts)
     gaps = [later - earlier for (earlier, _), (later, _) in pairwise(parts)]
     assert sum(gap >= 0.05 for gap in gaps) >= 4
+
+
+async def _answered_stream(key: str) -> Any:
+    body = {
+        "model": "demo",
+        "stream": True,
+        "messages": [{"role": "user", "content": "[mock chunk_delay_ms=50] one two three four"}],
+    }
+    response = await AsyncClient().post(
+        "/v1/chat/completions",
+        orjson.dumps(body),
+        content_type="application/json",
+        headers={"authorization": f"Bearer {key}"},
+    )
+    assert response.status_code == 200
+    return response
+
+
+async def test_a_stream_answered_but_never_relayed_is_ended_when_its_response_closes(
+    world: Any, in_process_proxy
+):
+    """The client left between the answer and its first read: nothing relays the stream, and
+    the server closes the response unread. The record must not stay in progress."""
+    from tests.conftest import wait_for_record
+
+    response = await _answered_stream(world.key)
+    response.close()
+
+    record = await sync_to_async(wait_for_record)(response["x-request-id"])
+    assert (record.status, record.error_type) == ("failed", "client_disconnected")
+    assert record.prompt_tokens > 0 and record.cost_usd > 0
+
+
+async def test_a_stream_nobody_relays_or_closes_is_ended_by_a_timer(
+    world: Any, in_process_proxy, monkeypatch: pytest.MonkeyPatch
+):
+    from routing import call as call_module
+    from tests.conftest import wait_for_record
+
+    monkeypatch.setattr(call_module, "UNRELAYED_STREAM_S", 0.2)
+    response = await _answered_stream(world.key)  # neither read nor closed: the response lost
+
+    record = await sync_to_async(wait_for_record)(response["x-request-id"])
+    assert (record.status, record.error_type) == ("failed", "client_disconnected")
