@@ -51,11 +51,13 @@ async def try_in_order(
     room: Room = _no_limit,
     per_attempt_s: float | None = None,
     closing: Callable[[], bool] = lambda: False,
+    abandoned: Callable[[], bool] = lambda: False,
 ) -> Tried[T]:
     """Falls over on retryable failures (429, 5xx, 529, timeouts, connection errors). A
     deployment cooling down (Retry-After, open breaker) is tried only after all others failed;
     the attempts note that it was passed over. When the worker is `closing` there is no
-    failover: the first failure ends the call (a timeout is raised as it came)."""
+    failover: the first failure ends the call (a timeout is raised as it came). Nor is there
+    once the call is `abandoned` (its client left): nobody would get the next answer."""
     targets = order_targets(plan, end_user=end_user, health=health)
     reason = order_reason(plan, targets, end_user=end_user, health=health)
     attempts = [
@@ -65,6 +67,8 @@ async def try_in_order(
     ]
     last_error: UpstreamError | None = None
     for target in targets:
+        if last_error is not None and abandoned():  # nobody waits for the next answer
+            return Tried(tuple(attempts), reason, error=last_error)
         attempt = Attempt(target.deployment_name, target.provider_name)
         attempts.append(attempt)
         begun, began = time.perf_counter(), health.clock()

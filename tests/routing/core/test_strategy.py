@@ -185,3 +185,22 @@ def test_a_stale_429_still_honours_its_retry_after():
     health.record_success(A, 10.0)
     health.record_failure(A, _rate_limited(retry_after=5), began=began)
     assert health.cooling(A)
+
+
+async def test_no_failover_once_the_client_left() -> None:
+    """The first deployment fails after the client went away: nobody waits for a second answer,
+    so no second provider is asked (and paid)."""
+    asked: list[str] = []
+    left = [False]
+
+    async def operation(target: Target) -> str:
+        asked.append(target.deployment_name)
+        left[0] = True  # the client gave up while this attempt ran
+        raise UpstreamError("500", status=500, cause="server_error")
+
+    plan = RoutePlan("r", (A, B, C), (1, 1, 1), ORDERED)
+    tried = await try_in_order(plan, operation, health=HealthBook(), abandoned=lambda: left[0])
+
+    assert asked == ["d1"]
+    assert tried.error is not None and tried.error.status == 500
+    assert [(a.deployment, a.status) for a in tried.attempts] == [("d1", 500)]
