@@ -32,7 +32,11 @@ from routing.core.errors import UpstreamError, public_reason
 from routing.core.failover import try_in_order
 from routing.core.strategy import RoutePlan
 from routing.core.translate import untranslatable_fields
-from routing.core.translate.responses_native import hosted_tool_calls, hosted_tool_type
+from routing.core.translate.responses_native import (
+    hosted_tool_calls,
+    hosted_tool_price_key,
+    hosted_tool_type,
+)
 from routing.core.types import JSON, MAX_TOOL_RUNS, Attempt, Reply, Target, Usage
 from routing.errors import GatewayError
 from routing.guardrails import metrics as guardrail_metrics
@@ -223,9 +227,10 @@ class Call:
                     uses[name] = _cap(tool.get("max_uses"))
         native = self.native_responses
         if native is not None and native.forwarded:
-            cap = _cap(native.body.get("max_tool_calls"))
-            for kind in native.forwarded:  # priced as its calls are: web_search_preview_call…
-                uses[kind.removesuffix("_preview")] = cap
+            cap = native.body.get("max_tool_calls")
+            for kind in native.forwarded:  # uncapped: each tool once (two kinds of search, two)
+                key = hosted_tool_price_key(kind)
+                uses[key] = _cap(cap) if cap is not None else uses.get(key, 0) + 1
         return tuple(sorted(uses.items()))
 
     def note_findings(self, findings: Sequence[JSON]) -> None:
@@ -375,6 +380,7 @@ class Call:
             room=room,
             per_attempt_s=per_attempt_s,
             closing=lambda: self.runtime.closing,
+            abandoned=lambda: self.client_left,
         )
         self.entry.routing = {
             "strategy": plan.strategy,

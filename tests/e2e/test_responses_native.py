@@ -76,7 +76,7 @@ def native(world: Any, gateway: Any, mock_server: Any, django_db_blocker: Any) -
             alias=NATIVE,
             description="",
             deployments=[deployment],
-            forward_hosted_tools=["web_search"],
+            forward_hosted_tools=["web_search", "web_search_2025_08_26"],
         )
         routing.route_upsert(alias=PLAIN, description="", deployments=[deployment])
         routing.route_upsert(
@@ -393,3 +393,24 @@ def test_a_withheld_answer_still_pays_the_searches_its_provider_ran(
     assert record.status == "rejected" and record.response_body is None
     tokens = (Decimal(record.prompt_tokens) * 2 + Decimal(record.completion_tokens) * 8) / 10**6
     assert record.cost_usd == tokens + WEB_SEARCH_USD
+
+
+def test_a_dated_hosted_tool_is_reserved_at_the_price_its_calls_are_charged(gateway, world, native):
+    """`web_search_2025_08_26` runs `web_search_call`s, charged as `web_search`: the reservation
+    counts it so too, `max_tool_calls` times (it counted nothing for it)."""
+    sdk = client(gateway, world.key)
+
+    def worst_case(tools: list[dict[str, Any]], **extra: Any) -> Decimal:
+        raw = sdk.responses.with_raw_response.create(
+            model=NATIVE,
+            input="What moved the markets today?",
+            tools=tools,  # type: ignore[arg-type]
+            extra_headers={"x-gateway-dry-run": "1"},
+            **extra,
+        )
+        return Decimal(raw.http_response.json()["max_cost_usd"])
+
+    tokens_only = worst_case([])
+    dated = [{"type": "web_search_2025_08_26"}]
+    assert worst_case(dated, max_tool_calls=5) == tokens_only + 5 * WEB_SEARCH_USD
+    assert worst_case(dated) == tokens_only + WEB_SEARCH_USD

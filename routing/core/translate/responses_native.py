@@ -10,6 +10,7 @@ message as `hosted_tool_calls`, a short summary each, so the record names the to
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from routing.core.stream_tap import HOSTED_CALLS_KEY
@@ -50,6 +51,19 @@ def hosted_tool_type(call: JSON) -> str:
     """The tool a provider-run call used, as a request names it: `web_search_call` → `web_search`
     (what a deployment's price per tool call is keyed by)."""
     return str(call.get("type") or "").removesuffix("_call")
+
+
+_DATED = re.compile(r"_\d{4}(?:_?\d{2}){2}$")  # web_search_2025_08_26, web_search_20250305
+# Declared tools whose calls carry another name (`computer_use_preview` runs `computer_call`s).
+_CALLED = {"computer_use": "computer"}
+
+
+def hosted_tool_price_key(kind: str) -> str:
+    """The name a declared hosted tool's calls are priced under, as `hosted_tool_type` gives it
+    for its calls: `web_search_preview_2025_03_11` → `web_search`. What a reservation counts
+    must be what the answer is charged."""
+    base = _DATED.sub("", kind).removesuffix("_preview")
+    return _CALLED.get(base, base)
 
 
 def hosted_tool_calls(chat: JSON | None) -> list[JSON]:
