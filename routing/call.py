@@ -312,8 +312,7 @@ class Call:
         ends, with what the provider answered and charged, and its journal line ended; not
         only when the worker stops, as `interrupted` and with nothing charged."""
         task = self.runtime.detach(work)
-        # Read even if nobody awaits it any more (the client went away).
-        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        task.add_done_callback(self._log_if_unheard)
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -321,6 +320,12 @@ class Call:
             if task.done():  # its answer came and nobody will send it
                 self.end_unrelayed_stream()
             raise
+
+    def _log_if_unheard(self, task: asyncio.Task[Any]) -> None:
+        """A call's unexpected error is raised in its view; once its client left, logged here."""
+        error = None if task.cancelled() else task.exception()
+        if error is not None and self.client_left:
+            logger.error("call %s failed after its client left", self.request_id, exc_info=error)
 
     def until_relayed(self, end: Callable[[], None]) -> None:
         """The stream is answered: `end` ends it on its record if its relay never starts."""
@@ -355,7 +360,8 @@ class Call:
 
         `record_start` (a stream): the call's in-progress record is inserted as the first
         deployment is asked, not after it answered; `commit_start` waits for it."""
-        await self._write_ahead(payload)
+        if not self.client_left:
+            await self._write_ahead(payload)
         if self.client_left:  # gone before anything was sent: nothing is
             raise GatewayError(
                 499,

@@ -336,14 +336,22 @@ async def _serve_chat(
             return await call.reject(error)
         call.quota_headers, call.entry.quota = counted.headers, counted.record
         return await _serve_cached(call, looked.answer, payload, stream, wants_usage)
+    # From the admission on, the call runs to its record even if its client leaves: what the
+    # admission reserves is then given back, and a call already sent is recorded as charged.
+    return await call.run_to_record(_admit_and_answer(call, plan, payload, stream, wants_usage))
+
+
+async def _admit_and_answer(
+    call: Call, plan: RoutePlan, payload: JSON, stream: bool, wants_usage: bool
+) -> HttpResponse | StreamingHttpResponse:
     try:
         admitted = await quota_gate.admit(call.caller, plan, payload)
     except GatewayError as error:
         return await call.reject(error)
     _note_admission(call, admitted)
     if stream:
-        return await call.run_to_record(_stream_chat(call, admitted.plan, payload, wants_usage))
-    return await call.run_to_record(_complete_chat(call, admitted.plan, payload))
+        return await _stream_chat(call, admitted.plan, payload, wants_usage)
+    return await _complete_chat(call, admitted.plan, payload)
 
 
 async def _serve_cached(
@@ -716,15 +724,18 @@ async def embeddings(request: HttpRequest, identity: KeyIdentity) -> HttpRespons
         if decision.refusal is not None:
             raise decision.refusal
         payload = decision.payload
-        admitted = await quota_gate.admit(call.caller, plan, payload, embeddings=True)
-        _note_admission(call, admitted)
-        plan = admitted.plan
     except GatewayError as error:
         return await call.reject(error)
     return await call.run_to_record(_embed_and_record(call, plan, payload))
 
 
 async def _embed_and_record(call: Call, plan: RoutePlan, payload: JSON) -> HttpResponse:
+    try:
+        admitted = await quota_gate.admit(call.caller, plan, payload, embeddings=True)
+    except GatewayError as error:
+        return await call.reject(error)
+    _note_admission(call, admitted)
+    plan = admitted.plan
     try:
         reply, target = await call.call_targets(plan, payload, _embed)
     except UpstreamError as error:
