@@ -15,27 +15,12 @@ from typing import Any
 
 import orjson
 import pytest
-from django.utils import timezone
 
 from audit import journal as journal_module
-from audit.entries import AuditEntry
 from audit.journal import Journal, JournalError, _jsonable, _orphans, _read_lines, recover_orphans
 from audit.models import AuditRecord, AuditStatus
-from tenants.models import ApiKey
+from tests.audit.test_journal import _entry
 from tests.support.world import World
-
-
-def _entry(world: World | None = None) -> AuditEntry:
-    team = world.team if world else None
-    return AuditEntry(
-        request_id=f"req_{os.urandom(12).hex()}",
-        tenant_id=team.tenant_id if team else 1,
-        team_id=team.pk if team else 1,
-        api_key_id=ApiKey.objects.filter(team=team).first().pk if team else 1,  # type: ignore[union-attr]
-        endpoint="chat.completions",
-        started_at=timezone.now(),
-        status=AuditStatus.IN_PROGRESS,
-    )
 
 
 def _calls_on_disk(directory: Path) -> dict[str, list[str]]:
