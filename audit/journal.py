@@ -9,7 +9,8 @@ final record is committed the line is done; a segment whose lines are all done i
 
 A worker holds an exclusive lock on its segments for as long as it lives. A segment nobody holds
 belongs to a worker that died: `recover_orphans` gives each of its calls that has no final record
-one, with status `interrupted`, and returns the reservations to release. Every worker runs it at
+one, with status `interrupted`, and returns the reservations to release (and to settle, for a
+call recorded just before its worker died). Every worker runs it at
 start-up and then periodically, so a crash is repaired by the next start on the machine.
 """
 
@@ -349,10 +350,22 @@ def _glued_line(chunk: bytes) -> dict[str, Any] | None:
     return None
 
 
-def recover_orphans(directory: Path) -> list[tuple[str, dict[str, Any]]]:
-    """Give every call of a dead worker a final record; returns (request id, reservation) to
-    release. Synchronous (ORM): run it off the event loop."""
-    releases: list[tuple[str, dict[str, Any]]] = []
+@dataclass(frozen=True, slots=True)
+class Orphan:
+    """A dead worker's call whose reservation is to be settled: `release`, what the call
+    reserved (with nothing spent); `recorded_cost`, None if recovery recorded it (at $0), else
+    the cost on the final record the worker committed before it died, perhaps without settling
+    it (so that settlement may be a repeat)."""
+
+    request_id: str
+    release: dict[str, Any]
+    recorded_cost: Decimal | None = None
+
+
+def recover_orphans(directory: Path) -> list[Orphan]:
+    """Give every call of a dead worker a final record; returns the reservations to settle.
+    Synchronous (ORM): run it off the event loop."""
+    releases: list[Orphan] = []
     for path, fd in _orphans(directory):
         try:
             _recover_segment(fd, releases)
@@ -364,7 +377,7 @@ def recover_orphans(directory: Path) -> list[tuple[str, dict[str, Any]]]:
     return releases
 
 
-def _recover_segment(fd: int, releases: list[tuple[str, dict[str, Any]]]) -> None:
+def _recover_segment(fd: int, releases: list[Orphan]) -> None:
     """Record a dead worker's segment's unrecorded calls; each one's reservation goes to
     `releases` as soon as it is settled (recorded, or known never to be)."""
     from audit.storable import storable_entry
@@ -372,12 +385,21 @@ def _recover_segment(fd: int, releases: list[tuple[str, dict[str, Any]]]) -> Non
 
     lines = _read_lines(fd)
     ids = [line["entry"]["request_id"] for line in lines]
-    known = dict(AuditRecord.objects.filter(request_id__in=ids).values_list("request_id", "status"))
+    known = {
+        request_id: (status, cost)
+        for request_id, status, cost in AuditRecord.objects.filter(request_id__in=ids).values_list(
+            "request_id", "status", "cost_usd"
+        )
+    }
     for line in lines:
         entry = _interrupted(_entry(line["entry"]))
-        status = known.get(entry.request_id)
+        status, cost = known.get(entry.request_id, (None, None))
         if status is not None and status != AuditStatus.IN_PROGRESS:
-            continue  # its final record was committed before the crash
+            # Its final record was committed before the crash; its settlement may not have
+            # been made: a reservation still held is settled at the recorded cost.
+            if line.get("release"):
+                releases.append(Orphan(entry.request_id, line["release"], cost or Decimal(0)))
+            continue
         stored = storable_entry(entry)
         op = _Insert(stored) if status is None else _Complete(stored, interrupted=True)
         try:
@@ -390,4 +412,4 @@ def _recover_segment(fd: int, releases: list[tuple[str, dict[str, Any]]]) -> Non
                 failed_write_reason(error),
             )
         if line.get("release"):
-            releases.append((entry.request_id, line["release"]))
+            releases.append(Orphan(entry.request_id, line["release"]))

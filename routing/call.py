@@ -179,6 +179,8 @@ class Call:
         self.native_request: JSON | None = None
         # A Responses request (routing/responses_native.py): its forwarded hosted tools.
         self.native_responses: NativeResponses | None = None
+        # The provider-run tools offered, each with the most runs it allows (`offer_tools`).
+        self.tool_uses: tuple[tuple[str, int], ...] = ()
         self.journaled = False  # on the write-ahead journal (before the first provider call)
         # The client went away (its request was cancelled) while the call was forwarded: the
         # call goes on to its record (`run_to_record`), which says so.
@@ -212,26 +214,25 @@ class Call:
             self.entry.end_user,
             self.entry.client_context,
             self.entry.agent,
-            self.tool_uses(),
+            self.tool_uses,
         )
 
-    def tool_uses(self) -> tuple[tuple[str, int], ...]:
-        """The provider-run tools this request offers, each with the most runs it allows: an
-        Anthropic server tool's `max_uses`, a Responses request's `max_tool_calls` (one cap for
-        all its hosted tools); once each when the request sets no cap."""
+    def offer_tools(self, source_body: JSON | None, native: NativeResponses | None) -> None:
+        """Note the provider-run tools this request offers, each with the most runs it allows:
+        an Anthropic server tool's `max_uses`, a Responses request's `max_tool_calls` (one cap
+        for all its hosted tools); once each when the request sets no cap. Read by admission
+        (the budget reservation counts their fees) and by the cache (it never answers them)."""
         uses: dict[str, int] = {}
-        if self.source_format == "anthropic" and self.source_body:
-            for tool in self.source_body.get("tools") or ():
-                server = isinstance(tool, dict) and tool.get("type") not in (None, "custom")
-                if server and isinstance(name := tool.get("name"), str):
-                    uses[name] = _cap(tool.get("max_uses"))
-        native = self.native_responses
+        for tool in (source_body or {}).get("tools") or ():
+            server = isinstance(tool, dict) and tool.get("type") not in (None, "custom")
+            if server and isinstance(name := tool.get("name"), str):
+                uses[name] = _cap(tool.get("max_uses"))
         if native is not None and native.forwarded:
             cap = native.body.get("max_tool_calls")
             for kind in native.forwarded:  # uncapped: each tool once (two kinds of search, two)
                 key = hosted_tool_price_key(kind)
                 uses[key] = _cap(cap) if cap is not None else uses.get(key, 0) + 1
-        return tuple(sorted(uses.items()))
+        self.tool_uses = tuple(sorted(uses.items()))
 
     def note_findings(self, findings: Sequence[JSON]) -> None:
         """Guardrail findings, from any step, in the order they were made."""

@@ -224,6 +224,7 @@ async def messages(
         # An Anthropic-format deployment gets this body as it is (docs/api.md#native): the
         # translation below is what guardrails, limits and the other formats work on.
         call.source_format, call.source_body = "anthropic", raw
+        call.offer_tools(raw, None)
         call.native_request = raw
         translated = anthropic_request_to_openai(raw)
         internal = await _render_prompt(call, translated, source=raw)
@@ -235,7 +236,7 @@ async def messages(
         resolved, plan = await resolve_model(
             runtime, identity, anthropic_body.model, call.routing_notes
         )
-        if call.tool_uses():  # server tools: their chat form does not show them (see uncached)
+        if call.tool_uses:  # server tools: their chat form does not show them (see uncached)
             resolved = dataclasses.replace(resolved, cache=None)
     except GatewayError as error:
         return await call.reject(error)
@@ -271,6 +272,7 @@ async def responses(
         resolved = responses_native.uncached(resolved, tools)
         call.source_format, call.native_request = RESPONSES_KIND, native.body
         call.native_responses = native
+        call.offer_tools(None, native)
         internal = await _render_prompt(call, translated, source=raw)
         if internal != translated:  # a registry prompt was rendered in: only that form may go
             call.native_request = None

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import httpx
 from django.conf import settings
 
-from audit.journal import Journal, recover_orphans
+from audit.journal import Journal, Orphan, recover_orphans
 from audit.maintenance import search_index_tidy
 from audit.writer import AuditWriter
 from gateway_site.db_threads import run_db
@@ -33,6 +33,7 @@ from routing.shared_health import SharedHealth, build_shared_health
 from routing.table import RoutingTableCache
 from tenants.auth import KeyAuthenticator
 from tenants.quotas.core.checks import Release
+from tenants.quotas.engine import to_nanos
 from tenants.quotas.gate import build_engine
 
 logger = logging.getLogger(__name__)
@@ -166,9 +167,9 @@ class GatewayRuntime:
     async def _recover_journals(self) -> None:
         directory = settings.GATEWAY_JOURNAL_DIR
         try:
-            releases = await run_db(lambda: recover_orphans(directory))
-            for request_id, release in releases:
-                await self.quotas.release_reserved(Release.from_json(release), request_id)
+            orphans = await run_db(lambda: recover_orphans(directory))
+            for orphan in orphans:
+                await self.quotas.release_reserved(_settlement(orphan), orphan.request_id)
         except Exception:
             logger.exception("journal: recovery failed; retrying later")
 
@@ -255,3 +256,19 @@ async def close_runtime() -> None:
     runtime = _runtimes.pop(asyncio.get_running_loop(), None)
     if runtime is not None:
         await runtime.aclose()
+
+
+def _settlement(orphan: Orphan) -> Release:
+    """What a dead worker's call gives back. Recorded by recovery: its whole reservation, at
+    $0. Recorded by its worker, which may or may not have settled it before dying: its lease,
+    and its recorded cost where its reservation is still held, so it is charged once either way
+    (the token windows are left as they are: correcting them twice would be worse)."""
+    reserved = Release.from_json(orphan.release)
+    if orphan.recorded_cost is None:
+        return reserved
+    cost = to_nanos(orphan.recorded_cost)
+    return Release(
+        concurrency_keys=reserved.concurrency_keys,
+        budget_spend=tuple((key, cost) for key, _ in reserved.budget_spend),
+        if_still_reserved=True,
+    )

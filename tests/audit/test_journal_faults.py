@@ -9,16 +9,29 @@ import errno
 import fcntl
 import os
 import shutil
+import uuid
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from redis.asyncio import Redis
 
 from audit import journal as journal_module
-from audit.journal import Journal, JournalError, _jsonable, _orphans, _read_lines, recover_orphans
+from audit.journal import (
+    Journal,
+    JournalError,
+    Orphan,
+    _jsonable,
+    _orphans,
+    _read_lines,
+    recover_orphans,
+)
 from audit.models import AuditRecord, AuditStatus
+from tenants.quotas.core.checks import BudgetCheck, ConcurrencyCheck, Release
+from tenants.quotas.core.redis_store import RedisQuotaStore
 from tests.audit.test_journal import _entry
 from tests.support.world import World
 
@@ -162,4 +175,61 @@ def test_recovery_goes_on_past_a_segment_it_cannot_record_and_releases_what_it_c
     assert not AuditRecord.objects.filter(request_id=failing.request_id).exists()
     assert (tmp_path / "1-1.jsonl").exists()  # left for the next sweep
     assert not (tmp_path / "2-2.jsonl").exists() and not (tmp_path / "3-3.jsonl").exists()
-    assert sorted(r for r, _ in releases) == sorted([fine.request_id, orphaned.request_id])
+    assert sorted(o.request_id for o in releases) == sorted([fine.request_id, orphaned.request_id])
+
+
+@pytest.mark.django_db
+def test_a_call_recorded_just_before_its_worker_died_is_settled_once_at_its_recorded_cost(
+    tmp_path: Path, world: World
+) -> None:
+    # Its worker committed the final record, then died before (or just after) settling it:
+    # either way recovery frees the lease and the reservation and charges the cost once.
+    from audit.storable import storable_entry
+    from audit.writer import _Insert, write_batch
+    from routing.runtime import _settlement
+
+    budget, lease = f"test:b:{uuid.uuid4().hex}", f"test:c:{uuid.uuid4().hex}"
+    check = BudgetCheck(budget, limit=100_000, amount=40_000, label="team budget", ttl_s=3600)
+    lease_check = ConcurrencyCheck(lease, limit=1, label="key concurrency")
+    unsettled, settled = _entry(world), _entry(world)
+    reserved = Release(concurrency_keys=(lease,), budget_spend=((budget, 0),)).to_json()
+    for number, entry in enumerate((unsettled, settled), start=1):
+        line = {"entry": {**_jsonable(entry), "request_body": {}}, "release": reserved}
+        (tmp_path / f"{number}-{number}.jsonl").write_bytes(orjson.dumps(line) + b"\n")
+        entry.status, entry.cost_usd = AuditStatus.SUCCESS, Decimal("0.0000015")  # 1,500 nano
+        entry.completed_at = entry.started_at
+    with ThreadPoolExecutor(1) as pool:  # committed, as its worker did
+        pool.submit(
+            write_batch, [_Insert(storable_entry(e)) for e in (unsettled, settled)]
+        ).result()
+    redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+
+    async def before_the_crash() -> None:
+        client = Redis.from_url(redis_url)
+        store = RedisQuotaStore(client)
+        await store.seed(budget, 0, 3600)
+        for entry in (unsettled, settled):
+            assert (await store.admit([check], entry.request_id, 600)).allowed
+        await store.settle(Release(budget_spend=((budget, 1500),)), settled.request_id)
+        await client.aclose()
+
+    async def recovered(orphans: list[Orphan]) -> tuple[tuple[int | None, int], bool]:
+        client = Redis.from_url(redis_url)
+        store = RedisQuotaStore(client)
+        for orphan in orphans:
+            await store.settle(_settlement(orphan), orphan.request_id, at_once=True)
+        state = await store.budget_state(budget)
+        lease_free = (await store.admit([lease_check], "req_" + uuid.uuid4().hex, 60)).allowed
+        await client.aclose()
+        return state, lease_free
+
+    asyncio.run(before_the_crash())
+    with ThreadPoolExecutor(1) as pool:
+        orphans = pool.submit(recover_orphans, tmp_path).result()
+    after, lease_free = asyncio.run(recovered(orphans))
+    again, _ = asyncio.run(recovered(orphans))  # a second sweep, or a late settlement
+
+    assert after == (3000, 0)  # both charged once, nothing left reserved for ten minutes
+    assert lease_free
+    assert again == after
+    assert AuditRecord.objects.get(request_id=unsettled.request_id).status == AuditStatus.SUCCESS

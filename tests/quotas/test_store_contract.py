@@ -108,6 +108,25 @@ async def test_a_budget_must_be_seeded_then_reserves_and_settles(store: Any) -> 
     assert (await store.admit([check], rid(), 60)).allowed  # 250 + 400 ≤ 1000
 
 
+async def test_a_settlement_that_may_be_a_repeat_charges_its_spend_once(store: Any) -> None:
+    # Recovery settles a dead worker's recorded call without knowing whether the worker did.
+    key = fresh("budget")
+    check = BudgetCheck(key, limit=1000, amount=400, label="team budget", ttl_s=3600)
+    await store.seed(key, 0, 3600)
+    settled, unsettled = rid(), rid()
+    assert (await store.admit([check], settled, 60)).allowed
+    assert (await store.admit([check], unsettled, 60)).allowed
+    await store.settle(Release(budget_spend=((key, 150),)), settled)  # its worker settled it
+    assert await store.budget_state(key) == (150, 400)
+    repeat = Release(budget_spend=((key, 150),), if_still_reserved=True)
+    await store.settle(repeat, settled)
+    assert await store.budget_state(key) == (150, 400)  # not charged twice
+    await store.settle(Release(budget_spend=((key, 90),), if_still_reserved=True), unsettled)
+    assert await store.budget_state(key) == (240, 0)  # charged, and its reservation freed
+    await store.settle(Release(budget_spend=((key, 90),), if_still_reserved=True), unsettled)
+    assert await store.budget_state(key) == (240, 0)
+
+
 async def test_each_alert_threshold_alerts_once_per_window(store: Any) -> None:
     key = fresh("soft")
     await store.seed(key, 0, 3600)

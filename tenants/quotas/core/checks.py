@@ -109,18 +109,24 @@ class Release:
     window_adjustments: tuple[tuple[str, int, int], ...] = ()  # (key, bucket second, delta)
     concurrency_keys: tuple[str, ...] = ()
     budget_spend: tuple[tuple[str, int], ...] = ()  # (key, actual nano-USD)
+    # The spend is charged only where the call's reservation is still held: settling a call
+    # that may already be settled (its worker died between its record and its settlement)
+    # charges it once, whichever happened.
+    if_still_reserved: bool = False
 
-    def to_json(self) -> dict[str, list[Any]]:
+    def to_json(self) -> dict[str, Any]:
         return {
             "window_adjustments": [list(a) for a in self.window_adjustments],
             "concurrency_keys": list(self.concurrency_keys),
             "budget_spend": [list(b) for b in self.budget_spend],
+            "if_still_reserved": self.if_still_reserved,
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, list[Any]]) -> Release:
+    def from_json(cls, data: dict[str, Any]) -> Release:
         return cls(
             tuple((str(k), int(s), int(d)) for k, s, d in data.get("window_adjustments", ())),
             tuple(str(k) for k in data.get("concurrency_keys", ())),
             tuple((str(k), int(n)) for k, n in data.get("budget_spend", ())),
+            bool(data.get("if_still_reserved", False)),
         )

@@ -184,8 +184,8 @@ class MemoryQuotaStore:
             self._leases[key].pop(request_id, None)
         for key, actual in release.budget_spend:
             budget = self._budgets[key]
-            budget.reservations.pop(request_id, None)
-            if budget.spent is not None:
+            held = budget.reservations.pop(request_id, None) is not None
+            if budget.spent is not None and (held or not release.if_still_reserved):
                 budget.spent += actual
 
     async def drain(self) -> None:

@@ -27,11 +27,11 @@ from tenants.quotas.core.checks import (
 
 # ARGV: request id, lease seconds, dry run (0|1: evaluate, count nothing), the settlements,
 #   the checks, then the strings those refer to by their ARGV index (request ids, members).
-#   Settlements, 4 words each: kind (w|c|b), bucket second, amount, ARGV index of the request id.
+#   Settlements, 4 words each: kind (w|c|b|h), bucket second, amount, ARGV index of the request id.
 #   Checks, 7 words each: kind (w|c|b|s), limit, amount, shadow (0|1), x1, x2, extra; a budget's
 #   extra is its alert thresholds ("500,800,950", "-" for none), a share check's the ARGV index
 #   of its first member (x2 = its depth: that many members, top level first).
-# KEYS: each settlement's (w, c → 1; b → 3), then each check's: w → bucket hash; c → lease zset;
+# KEYS: each settlement's (w, c → 1; b, h → 3), then each check's: w → bucket hash; c → lease zset;
 #   b → state hash, reservation zset, amount hash; s → the leaf's bucket hash, then one
 #   active-member zset per level (top level first).
 # Returns one string of integers: allowed, failed index (0 = none), retry (-1 = never), seed
@@ -117,9 +117,10 @@ for i = 1, #settle, 4 do
     redis.call('ZREM', KEYS[k], id)
     k = k + 1
   else
-    redis.call('ZREM', KEYS[k + 1], id)
+    -- 'h': charged only if its reservation was still held (a settlement that may be repeated).
+    local held = redis.call('ZREM', KEYS[k + 1], id)
     redis.call('HDEL', KEYS[k + 2], id)
-    if redis.call('HEXISTS', KEYS[k], 'spent') == 1 then
+    if (kind == 'b' or held == 1) and redis.call('HEXISTS', KEYS[k], 'spent') == 1 then
       redis.call('HINCRBY', KEYS[k], 'spent', amount)
     end
     k = k + 3
@@ -522,7 +523,7 @@ class RedisQuotaStore:
         for key, actual in release.budget_spend:
             b = batch(key)
             b.keys += _budget_keys(key)
-            b.items.append(("b", 0, actual, request_id))
+            b.items.append(("h" if release.if_still_reserved else "b", 0, actual, request_id))
         if not waits:
             return
         if at_once:
