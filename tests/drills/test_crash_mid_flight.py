@@ -31,6 +31,7 @@ from mock_provider.testing import MockServer, run_mock_server
 from tenants.quotas import services as quotas
 from tenants.quotas.models import Budget, SpendEntry
 from tests.support.live import LiveGateway, start_gateway, wait_for_config
+from tests.support.spend import redis_budget_nanos
 from tests.support.world import build_route, build_tenant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
@@ -128,16 +129,7 @@ def wait_until(condition: Any, timeout: float, what: str) -> None:
 def budget_counters() -> tuple[int, int]:
     """(spent, still reserved) in nano-USD, from Redis, for the crash team's budget."""
     budget = Budget.objects.get(tenant__slug=SLUG)
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    spent = reserved = 0
-    for key in client.scan_iter(f"gw:b:{budget.id}:*"):
-        if key.endswith((b":amt", b":res")):
-            continue
-        # One transaction: a settlement between two reads would hide its spend.
-        one, amounts = client.pipeline().hget(key, "spent").hvals(key + b":amt").execute()
-        spent += int(one or 0)
-        reserved += sum(int(v) for v in amounts)
-    return spent, reserved
+    return redis_budget_nanos(redis.Redis.from_url(settings.REDIS_URL), f"gw:b:{budget.id}:*")
 
 
 @pytest.mark.parametrize("run", range(3))

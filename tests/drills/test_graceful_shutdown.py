@@ -28,6 +28,7 @@ from mock_provider.testing import MockServer, run_mock_server
 from tenants.quotas import services as quotas
 from tenants.quotas.models import Budget
 from tests.support.live import start_gateway, wait_for_config
+from tests.support.spend import redis_budget_nanos
 from tests.support.world import build_route, build_tenant
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
@@ -142,9 +143,7 @@ def test_a_stopped_gateway_finishes_and_records_every_call_in_flight(
     assert len(statuses) == IN_FLIGHT
     assert set(statuses) == {AuditStatus.SUCCESS}
     client = redis.Redis.from_url(settings.REDIS_URL)
-    reserved = sum(
-        int(v) for key in client.scan_iter(f"gw:b:{budget.id}:*:amt") for v in client.hvals(key)
-    )
+    _, reserved = redis_budget_nanos(client, f"gw:b:{budget.id}:*")
     assert reserved == 0
     record_property(
         "observed",
@@ -202,5 +201,5 @@ def test_calls_still_running_when_the_grace_ends_are_recorded_not_lost(
         budget = Budget.objects.get(tenant__slug=SLUG)
     # The cut calls' reservations were given back by the stopping worker, not left to expire.
     client = redis.Redis.from_url(settings.REDIS_URL)
-    held = [v for key in client.scan_iter(f"gw:b:{budget.id}:*:amt") for v in client.hvals(key)]
-    assert held == []
+    _, held = redis_budget_nanos(client, f"gw:b:{budget.id}:*")
+    assert held == 0

@@ -50,6 +50,7 @@ import redis
 from mock_provider.config import MockConfig
 from mock_provider.testing import MockServer, run_mock_server
 from tests.support.live import ROOT, LiveGateway, free_port, start_gateway, wait_for_config
+from tests.support.spend import redis_budget_nanos
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -409,16 +410,7 @@ def budget_counter(stage: Stage) -> tuple[int, int]:
         " WHERE t.slug = %s",
         BUDGETED,
     )
-    client = redis.Redis.from_url(stage.redis.url)
-    spent = reserved = 0
-    for key in client.scan_iter(f"gw:b:{budget_id}:*"):
-        if key.endswith((b":amt", b":res")):
-            continue
-        # One transaction: a settlement between two reads would hide its spend.
-        one, amounts = client.pipeline().hget(key, "spent").hvals(key + b":amt").execute()
-        spent += int(one or 0)
-        reserved += sum(int(v) for v in amounts)
-    return spent, reserved
+    return redis_budget_nanos(redis.Redis.from_url(stage.redis.url), f"gw:b:{budget_id}:*")
 
 
 def ledger_nanos(stage: Stage) -> int:

@@ -115,8 +115,6 @@ def test_every_key_of_one_admission_and_of_one_provider_account_shares_a_slot() 
     for check in admission.checks:
         assert not isinstance(check, ShareCheck)
         keys.append(check.key)
-        if isinstance(check, BudgetCheck):
-            keys += [check.key + ":res", check.key + ":amt"]
     assert len(admission.checks) == 12
     assert {key_slot(k.encode()) for k in keys} == {key_slot(f"{{t{tenant}}}".encode())}
 

@@ -14,6 +14,7 @@ from django.db.models import Sum
 from routing import services as routing
 from tenants.models import Tenant
 from tenants.quotas import services as quotas
+from tenants.quotas.core.redis_store import budget_counters
 from tenants.quotas.engine import to_nanos
 from tenants.quotas.models import Budget, SpendEntry
 from tests.support.world import build_tenant
@@ -69,18 +70,20 @@ def build_budgeted(mock_url: str, label: str) -> Budgeted:
 def counter_nanos(budget: Budget) -> tuple[int, int]:
     """(spent, still reserved) in the budget's Redis counter for this month, in nano-dollars."""
     client = redis.Redis.from_url(settings.REDIS_URL)
-    keys = [
-        key
-        for key in client.scan_iter(f"gw:b:{budget.pk}:{{t{budget.tenant_id}}}::*")
-        if not key.endswith((b":res", b":amt"))
-    ]
-    if not keys:
-        return 0, 0
-    assert len(keys) == 1, keys
-    # One transaction: a settlement landing between two reads would show the reservation gone
-    # but not yet its spend (the two keys share a hash tag, so this holds on a cluster too).
-    spent, amounts = client.pipeline().hget(keys[0], "spent").hvals(keys[0] + b":amt").execute()
-    return int(spent or 0), sum(int(v) for v in amounts)
+    pattern = f"gw:b:{budget.pk}:{{t{budget.tenant_id}}}::*"
+    assert len(list(client.scan_iter(pattern))) <= 1
+    return redis_budget_nanos(client, pattern)
+
+
+def redis_budget_nanos(client: redis.Redis, pattern: str) -> tuple[int, int]:
+    """(spent, still reserved) in nano-USD, summed over the budget hashes matching `pattern`:
+    each read in one command, so a settlement is never seen half applied."""
+    spent = reserved = 0
+    for key in client.scan_iter(pattern):
+        one, held = budget_counters(client.hgetall(key))
+        spent += one or 0
+        reserved += held
+    return spent, reserved
 
 
 def ledger_nanos(tenant: Tenant) -> int:

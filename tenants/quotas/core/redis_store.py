@@ -7,7 +7,7 @@ the only clock, so processes with skewed clocks still agree. Same semantics as m
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -31,9 +31,12 @@ from tenants.quotas.core.checks import (
 #   Checks, 7 words each: kind (w|c|b|s), limit, amount, shadow (0|1), x1, x2, extra; a budget's
 #   extra is its alert thresholds ("500,800,950", "-" for none), a share check's the ARGV index
 #   of its first member (x2 = its depth: that many members, top level first).
-# KEYS: each settlement's (w, c → 1; b, h → 3), then each check's: w → bucket hash; c → lease zset;
-#   b → state hash, reservation zset, amount hash; s → the leaf's bucket hash, then one
-#   active-member zset per level (top level first).
+# KEYS: one per settlement, then each check's: w → bucket hash; c → lease zset; b → state hash
+#   ('spent', 'alerted', and one field per reservation: 'r:<request id>' → "amount expiry");
+#   s → the leaf's bucket hash, then one active-member zset per level (top level first).
+# Every command a script calls costs Redis a few microseconds, and one Redis serves every
+# worker: a budget is one hash (two commands to check and reserve), and a window is read with
+# its current bucket and written in one command.
 # Returns one string of integers: allowed, failed index (0 = none), retry (-1 = never), seed
 #   count, now, seeds..., then 4 per check: remaining, reset, exceeded, alert. One string, not a
 #   list of integers: parsing 60 replies cost the gateway more than the script cost Redis.
@@ -42,20 +45,16 @@ _WINDOW_TOTAL = """
 -- reading it drops only the buckets that left the window since, so a check is O(1), not 61 reads.
 -- Its expiry is renewed when 'at' moves on (once a second at most, not on every request); a key
 -- with no 'at' yet is `fresh` until add() gives it one.
-local fresh = {}
+local fresh, current = {}, {}
 local function total(key)
-  local state = redis.call('HMGET', key, 'total', 'at')
+  local state = redis.call('HMGET', key, 'total', 'at', now)
   local sum, at = tonumber(state[1]) or 0, tonumber(state[2])
-  if at == nil then
-    fresh[key] = true
+  if at == nil or now - at > WINDOW then
+    if at ~= nil then redis.call('DEL', key) end
+    fresh[key], current[key], current[key .. ' total'] = true, 0, 0
     return 0
   end
   if at < now then
-    if now - at > WINDOW then
-      redis.call('DEL', key)
-      fresh[key] = true
-      return 0
-    end
     for s = at - WINDOW, now - WINDOW - 1 do
       local v = redis.call('HGET', key, s)
       if v then
@@ -66,6 +65,8 @@ local function total(key)
     redis.call('HSET', key, 'total', sum, 'at', now)
     redis.call('EXPIRE', key, 2 * WINDOW)
   end
+  -- This second's bucket and the total, for add().
+  current[key], current[key .. ' total'] = tonumber(state[3]) or 0, sum
   return sum
 end
 """
@@ -87,14 +88,17 @@ local function words(text)
   return found
 end
 
--- Only after the checks, each of which read its key's total() in this script: 'at' is now.
-local function add(key, second, amount)
-  redis.call('HINCRBY', key, second, amount)
-  redis.call('HINCRBY', key, 'total', amount)
+-- Only after the checks, each of which read its key's total() in this script: 'at' is now, and
+-- `current` holds the key's total and this second's bucket (one HSET, not two HINCRBYs).
+local function add(key, amount)
+  local bucket, sum = current[key] + amount, current[key .. ' total'] + amount
+  current[key], current[key .. ' total'] = bucket, sum
   if fresh[key] then
-    redis.call('HSET', key, 'at', now)
+    redis.call('HSET', key, now, bucket, 'total', sum, 'at', now)
     redis.call('EXPIRE', key, 2 * WINDOW)
     fresh[key] = nil
+  else
+    redis.call('HSET', key, now, bucket, 'total', sum)
   end
 end
 
@@ -118,12 +122,11 @@ for i = 1, #settle, 4 do
     k = k + 1
   else
     -- 'h': charged only if its reservation was still held (a settlement that may be repeated).
-    local held = redis.call('ZREM', KEYS[k + 1], id)
-    redis.call('HDEL', KEYS[k + 2], id)
+    local held = redis.call('HDEL', KEYS[k], 'r:' .. id)
     if (kind == 'b' or held == 1) and redis.call('HEXISTS', KEYS[k], 'spent') == 1 then
       redis.call('HINCRBY', KEYS[k], 'spent', amount)
     end
-    k = k + 3
+    k = k + 1
   end
 end
 
@@ -148,15 +151,28 @@ local function wait_to_free(buckets, need)
   return WINDOW + 1
 end
 
-local function reserved(res_key, amt_key)
-  local expired = redis.call('ZRANGEBYSCORE', res_key, '-inf', now)
-  for _, id in ipairs(expired) do
-    redis.call('ZREM', res_key, id)
-    redis.call('HDEL', amt_key, id)
+-- A budget's state, one read: spent (nil: not seeded), alerted, and what its live reservations
+-- hold (expired ones are dropped: their worker died, and recovery did not release them).
+local function budget(key)
+  local fields = redis.call('HGETALL', key)
+  local spent, alerted, held, expired = nil, 0, 0, {}
+  for j = 1, #fields, 2 do
+    local f, v = fields[j], fields[j + 1]
+    if f == 'spent' then
+      spent = tonumber(v)
+    elseif f == 'alerted' then
+      alerted = tonumber(v)
+    elseif string.sub(f, 1, 2) == 'r:' then
+      local amount, expiry = string.match(v, '(%d+) (%d+)')
+      if tonumber(expiry) <= now then
+        expired[#expired + 1] = f
+      else
+        held = held + tonumber(amount)
+      end
+    end
   end
-  local total = 0
-  for _, v in ipairs(redis.call('HVALS', amt_key)) do total = total + tonumber(v) end
-  return total
+  if #expired > 0 then redis.call('HDEL', key, unpack(expired)) end
+  return spent, alerted, held
 end
 
 local function answer(values)
@@ -175,18 +191,12 @@ for i = 1, #spec, 7 do
     local first = tonumber(c.member)
     for l = 1, c.x2 do c.members[l] = ARGV[first + l - 1] end
     k = k + 1 + c.x2
-  elseif c.kind == 'b' then
-    k = k + 3
   else
     k = k + 1
   end
   if c.kind == 'b' then
-    local state = redis.call('HMGET', KEYS[c.k], 'spent', 'alerted')
-    if state[1] then
-      c.spent, c.alerted = tonumber(state[1]), tonumber(state[2]) or 0
-    else
-      seeds[#seeds + 1] = #checks
-    end
+    c.spent, c.alerted, c.held = budget(KEYS[c.k])
+    if c.spent == nil then seeds[#seeds + 1] = #checks end
   end
   checks[#checks + 1] = c
 end
@@ -213,7 +223,7 @@ for i, c in ipairs(checks) do
     remaining = c.limit - held - 1
     wait = 1
   elseif c.kind == 'b' then
-    local used = c.spent + reserved(KEYS[c.k + 1], KEYS[c.k + 2])
+    local used = c.spent + c.held
     c.used = used
     ok = used + c.amount <= c.limit
     remaining = c.limit - used - c.amount
@@ -246,17 +256,15 @@ end
 if failed == 0 and not dry then
   for i, c in ipairs(checks) do
     if c.kind == 'w' then
-      add(KEYS[c.k], now, c.amount)
+      add(KEYS[c.k], c.amount)
     elseif c.kind == 'c' then
       redis.call('ZADD', KEYS[c.k], now + lease, request_id)
       redis.call('EXPIRE', KEYS[c.k], lease + WINDOW)
     elseif c.kind == 's' then
-      add(KEYS[c.k], now, c.amount)
+      add(KEYS[c.k], c.amount)
     else
-      redis.call('ZADD', KEYS[c.k + 1], now + lease, request_id)
-      redis.call('HSET', KEYS[c.k + 2], request_id, c.amount)
-      -- The state hash has its expiry from its seed (the same window end); these two may be new.
-      for j = 1, 2 do redis.call('EXPIRE', KEYS[c.k + j], c.x1) end
+      -- The reservation, in the state hash: it has its expiry from its seed (the window's end).
+      local fields = {'r:' .. request_id, string.format('%d %d', c.amount, now + lease)}
       -- What it held when checked, plus this reservation (nothing changed it since).
       local level = c.used + c.amount
       -- member: the alert thresholds in permille, ascending; 'alerted': how many have alerted.
@@ -265,9 +273,10 @@ if failed == 0 and not dry then
         if level * 1000 >= tonumber(t) * c.limit then crossed = crossed + 1 end
       end
       if crossed > c.alerted then
-        redis.call('HSET', KEYS[c.k], 'alerted', crossed)
+        fields[3], fields[4] = 'alerted', crossed
         outcomes[i][4] = crossed
       end
+      redis.call('HSET', KEYS[c.k], unpack(fields))
     end
   end
 end
@@ -299,10 +308,6 @@ def hash_tag(key: str) -> str:
     return key
 
 
-def _budget_keys(key: str) -> list[str]:
-    return [key, key + ":res", key + ":amt"]
-
-
 def _encode(check: Check, strings: list[str]) -> tuple[list[str], str]:
     """The check's keys and its 7 words; a share check's members go to `strings` (the ARGV
     entries after the fixed five, referred to by index)."""
@@ -313,8 +318,8 @@ def _encode(check: Check, strings: list[str]) -> tuple[list[str], str]:
         return [check.key], f"c {check.limit} 1 {shadow} 0 0 -"
     if isinstance(check, BudgetCheck):
         thresholds = ",".join(str(p) for p in check.alert_permille) or "-"
-        words = f"b {check.limit} {check.amount} {shadow} {check.ttl_s} 0 {thresholds}"
-        return _budget_keys(check.key), words
+        words = f"b {check.limit} {check.amount} {shadow} 0 0 {thresholds}"
+        return [check.key], words
     assert isinstance(check, ShareCheck)
     first = _FIXED_ARGS + len(strings) + 1
     strings.extend(member for _, member in check.levels)
@@ -522,7 +527,7 @@ class RedisQuotaStore:
             b.items.append(("c", 0, 0, request_id))
         for key, actual in release.budget_spend:
             b = batch(key)
-            b.keys += _budget_keys(key)
+            b.keys.append(key)
             b.items.append(("h" if release.if_still_reserved else "b", 0, actual, request_id))
         if not waits:
             return
@@ -576,9 +581,21 @@ class RedisQuotaStore:
 
     async def budget_state(self, key: str) -> tuple[int | None, int]:
         async with self._slot():
-            spent = await self.client.hget(key, "spent")
-            amounts = await self.client.hvals(key + ":amt")
-        return (None if spent is None else int(spent)), sum(int(v) for v in amounts)
+            fields = await self.client.hgetall(key)
+        return budget_counters(fields)
+
+
+def budget_counters(fields: Mapping[Any, Any]) -> tuple[int | None, int]:
+    """A budget hash's (spent, reserved) in nano-USD, from HGETALL (bytes or, with a client that
+    decodes, str): spent None if not seeded."""
+    text = {_text(f): _text(v) for f, v in fields.items()}
+    held = sum(int(v.split()[0]) for f, v in text.items() if f.startswith("r:"))
+    spent = text.get("spent")
+    return (None if spent is None else int(spent)), held
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _shift_members(checks: str, by: int) -> str:
