@@ -13,6 +13,9 @@ Tools:
 - `delete_record(record_id)`: a write a read-only agent must never reach.
 - `whoami()`: the end user the request's token stands for (a token from `/token`).
 
+`McpMockState.malformed` turns it into a broken server: the result it holds for a method
+(`"tools/list"`) or, for `tools/call`, a tool's name (any name) is answered as it is.
+
 It also serves an OAuth token endpoint at `/token`, where a client authenticated with HTTP Basic
 as `--client-id`/`--client-secret` either exchanges an end user's token (one of
 `McpMockState.users`) for an access token this server accepts as that user (RFC 8693 token
@@ -78,6 +81,9 @@ class McpMockState:
     # Only tokens from the token endpoint, unexpired and not revoked, are accepted.
     require_issued: bool = False
     expires: dict[str, float] = field(default_factory=dict)  # access token -> time.monotonic()
+    # A broken server: the result to answer, as it is, instead of a valid one, by method
+    # ("tools/list") or, for `tools/call`, by the tool's name.
+    malformed: dict[str, Any] = field(default_factory=dict)
 
     def accepts(self, authorization: str) -> bool:
         scheme, _, value = authorization.partition(" ")
@@ -189,6 +195,10 @@ class _Recorder:
         if not self.state.accepts(authorization):
             await _json(send, 401, {"error": "unauthorized"})
             return
+        broken = _malformed(self.state, body)
+        if broken is not None:
+            await _json(send, 200, broken)
+            return
         sent = False
 
         async def replay() -> Any:
@@ -199,6 +209,26 @@ class _Recorder:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _malformed(state: McpMockState, body: bytes) -> dict[str, Any] | None:
+    """The JSON-RPC answer carrying `state.malformed`'s result for this request, if it has one."""
+    if not state.malformed:
+        return None
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(message, dict) or "id" not in message:
+        return None
+    method = message.get("method")
+    params = message.get("params") or {}
+    name = params.get("name") if method == "tools/call" and isinstance(params, dict) else method
+    if name not in state.malformed:
+        return None
+    if method == "tools/call":
+        state.calls.append((str(name), dict(params.get("arguments") or {})))
+    return {"jsonrpc": "2.0", "id": message["id"], "result": state.malformed[name]}
 
 
 async def _json(send: Send, status: int, answer: dict[str, Any]) -> None:

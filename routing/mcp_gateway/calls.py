@@ -79,6 +79,8 @@ class ToolGateway(Protocol):
 
     async def accesses(self, caller: Caller) -> list[Access]: ...
 
+    def lists(self, upstream: Upstream, tool: str) -> bool: ...
+
     async def request(
         self, upstream: Upstream, caller: Caller, method: str, params: JSON
     ) -> JSON: ...
@@ -94,6 +96,8 @@ class _Call:
     price: Decimal = Decimal(0)
     completing: bool = False  # the final record is on its way to the writer
     completed: bool = False  # the final record is committed
+    answered: bool = False  # the upstream answered: the call ran, and is charged
+    known: bool = False  # its tool is named by its grant or in its server's list (a metrics label)
 
     def __post_init__(self) -> None:
         identity = self.caller.identity
@@ -155,9 +159,18 @@ async def call_tool(
     except MCPError:
         outcome = "error" if call.entry.status == AuditStatus.UPSTREAM_ERROR else "refused"
         raise
+    except Exception:
+        # A fault of the gateway's own: a JSON-RPC error that names no internals (the SDK would
+        # send the exception's text under code 0, which JSON-RPC does not define).
+        logger.exception("MCP tool call %s failed in the gateway", call.name)
+        raise MCPError(types.INTERNAL_ERROR, "The gateway failed to handle the call.") from None
     finally:
-        # A name nobody granted is the caller's free text: not a label of its own.
-        tool = call.name if call.entry.provider_name else "(not granted)"
+        # A name nobody named (not granted, or allowed by a `*` grant but never listed by its
+        # server) is the caller's free text: not a label of its own.
+        if not call.entry.provider_name:
+            tool = "(not granted)"
+        else:
+            tool = call.name if call.known else f"{call.entry.provider_name}__(unlisted)"
         metrics.observe(tool, outcome, time.monotonic() - call.started, call.entry.error_type)
 
 
@@ -189,6 +202,7 @@ async def _governed(gateway: ToolGateway, call: _Call) -> types.CallToolResult:
         # The same answer as for a tool that does not exist.
         raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {call.name}")
     access, tool = found
+    call.known = access.grant.tools is not None or gateway.lists(access.upstream, tool)
     call.entry.provider_name = access.upstream.name
     call.entry.upstream_model = tool
     refusal = access.grant.refusal(tool, call.arguments)
@@ -267,6 +281,20 @@ async def _forward(
             call.completing = True
             gateway.runtime.spawn(_complete_interrupted(gateway, call))
         raise
+    except Exception as error:
+        if call.completing or isinstance(error, MCPError):
+            raise
+        # An answer the gateway could not handle (a result its guards or the SDK's types choke
+        # on, nested past what a record stores): the record is completed, never left in
+        # progress, and a call the tool answered is charged.
+        logger.exception("MCP tool call %s: the gateway could not handle it", call.name)
+        kind = "protocol" if call.answered else "gateway_error"
+        what = "read the answer of" if call.answered else "call"
+        message = f"the gateway could not {what} {access.upstream.name} ({type(error).__name__})"
+        call.entry.response_body = None
+        call.finish(AuditStatus.UPSTREAM_ERROR, error_type=kind, message=message)
+        await _complete(gateway, call)
+        return _tool_error(f"The tool could not be used through the gateway: {message}.")
 
 
 async def _write_ahead(gateway: ToolGateway, call: _Call, admission: Admission | None) -> None:
@@ -322,6 +350,7 @@ async def _upstream_call(
         if kind == "too_large" or isinstance(failure, TokenFailure):
             return _tool_error(f"Refused by the gateway: {message}.")
         return _tool_error(f"The tool could not be reached through the gateway: {message}.")
+    call.answered = True
     call.entry.cost_usd = call.price  # it answered: charged, whatever the gateway does with it
     return await _answer(gateway, call, access, result)
 

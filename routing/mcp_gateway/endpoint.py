@@ -54,6 +54,7 @@ _STATE = "gateway_mcp_caller"
 class _Listed:
     at: float
     tools: list[dict[str, Any]]
+    names: frozenset[str] = frozenset()
 
 
 class McpGateway:
@@ -133,6 +134,11 @@ class McpGateway:
         bearer = await self._bearer(upstream, caller)
         return await self.upstream.request(upstream, method, params, bearer=bearer)
 
+    def lists(self, upstream: Upstream, tool: str) -> bool:
+        """Whether `upstream` named `tool` the last time it listed its tools."""
+        listed = self._listed.get(upstream.id)
+        return listed is not None and tool in listed.names
+
     async def tools_of(self, upstream: Upstream, caller: Caller) -> list[dict[str, Any]]:
         if upstream.exchange is not None:  # listed as the caller, like its calls
             await self.exchanger.token_for(upstream, caller.subject_token)
@@ -144,11 +150,14 @@ class McpGateway:
         for _ in range(20):  # pages; a server with more is cut off here
             params: dict[str, Any] = {"cursor": cursor} if cursor else {}
             result = await self.request(upstream, caller, "tools/list", params)
-            tools += [t for t in result.get("tools") or () if isinstance(t, dict)]
-            cursor = result.get("nextCursor")
+            page, cursor = result.get("tools"), result.get("nextCursor")
+            if not isinstance(page, list) or not isinstance(cursor, str | None):
+                raise UpstreamFailure("protocol", f"{upstream.name} listed its tools malformed")
+            tools += [t for t in page if isinstance(t, dict)]
             if not cursor:
                 break
-        self._listed[upstream.id] = _Listed(time.monotonic(), tools)
+        names = frozenset(t["name"] for t in tools if isinstance(t.get("name"), str))
+        self._listed[upstream.id] = _Listed(time.monotonic(), tools, names)
         return tools
 
     async def _list_tools(
@@ -170,10 +179,17 @@ class McpGateway:
         shown: list[types.Tool] = []
         for access, tools in zip(accesses, listed, strict=True):
             if isinstance(tools, BaseException):
-                if not isinstance(tools, UpstreamFailure | TokenFailure | TimeoutError):
+                if not isinstance(tools, Exception):
                     raise tools
-                # One unreachable server does not hide the others' tools.
-                logger.warning("MCP server %s: tools/list failed: %s", access.upstream.name, tools)
+                # One unreachable or broken server does not hide the others' tools.
+                known = isinstance(tools, UpstreamFailure | TokenFailure | TimeoutError)
+                logger.log(
+                    logging.WARNING if known else logging.ERROR,
+                    "MCP server %s: tools/list failed: %s",
+                    access.upstream.name,
+                    tools if known else type(tools).__name__,
+                    exc_info=None if known else tools,
+                )
                 continue
             for tool in tools:
                 name = tool.get("name")
@@ -245,6 +261,8 @@ async def _refuse(send: Any, status: int, code: str, message: str) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="ai-gateway"'))
+    elif status == 405:
+        headers.append((b"allow", b"POST, DELETE"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -261,6 +279,12 @@ async def mcp_application(scope: dict[str, Any], receive: Any, send: Any) -> Non
         identity = await gateway.runtime.keys.identify(bearer_token(_RequestView(scope)))  # type: ignore[arg-type]
     except GatewayError as error:
         await _refuse(send, error.status, error.code or "unauthorized", error.message)
+        return
+    if scope["method"] == "GET":
+        # The endpoint is stateless and has nothing to push: a GET would hold an event stream
+        # (and a connection) open for ever. The transport's spec allows a 405 here.
+        message = "This endpoint offers no event stream: send JSON-RPC messages with POST."
+        await _refuse(send, 405, "method_not_allowed", message)
         return
     caller = Caller(
         identity=identity,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,40 +40,72 @@ class Guarded:
     flagged: str = ""  # the notice to prepend when an injection is only flagged
 
 
-def _strings(node: Any, path: Path = ()) -> Iterator[tuple[Path, str]]:
+class KeyOf(str):
+    """A path's last step that is a mapping's key itself, not the value under it."""
+
+    __slots__ = ()
+
+
+def _strings(
+    node: Any, path: Path = (), *, skip: frozenset[str] = frozenset()
+) -> Iterator[tuple[Path, str]]:
+    """Every string under `node`, keys of mappings included, each after what is under it (so a
+    key is renamed only once the values under it are set)."""
     if isinstance(node, str):
         yield path, node
     elif isinstance(node, dict):
         for key, value in node.items():
-            yield from _strings(value, (*path, key))
+            if key in skip:
+                continue
+            yield from _strings(value, (*path, key), skip=skip)
+            if isinstance(key, str):
+                yield (*path, KeyOf(key)), key
     elif isinstance(node, list):
         for i, value in enumerate(node):
-            yield from _strings(value, (*path, i))
+            yield from _strings(value, (*path, i), skip=skip)
+
+
+# What in a content block is not text an agent reads: its kind, its encoding, binary data, its
+# address, and metadata for the client.
+_NOT_TEXT = frozenset({"type", "mimeType", "data", "blob", "uri", "_meta", "annotations"})
 
 
 def _result_texts(result: JSON) -> Iterator[tuple[Path, str]]:
-    """The text an agent would read: text blocks, embedded text resources, structured content."""
-    for i, block in enumerate(result.get("content") or ()):
-        if not isinstance(block, dict):
-            continue
-        if isinstance(block.get("text"), str):
-            yield ("content", i, "text"), block["text"]
-        resource = block.get("resource")
-        if isinstance(resource, dict) and isinstance(resource.get("text"), str):
-            yield ("content", i, "resource", "text"), resource["text"]
+    """The text an agent would read: every text field of every content block (text, embedded
+    resources, resource links' names and descriptions) and structured content, keys included."""
+    content = result.get("content")
+    for i, block in enumerate(content if isinstance(content, list) else ()):
+        if isinstance(block, dict):
+            for path, text in _strings(block, ("content", i), skip=_NOT_TEXT):
+                if not isinstance(path[-1], KeyOf):  # a block's own fields are the protocol's
+                    yield path, text
     if "structuredContent" in result:
         yield from _strings(result["structuredContent"], ("structuredContent",))
 
 
 def _set(node: Any, path: Path, value: str) -> Any:
+    if len(path) == 1 and isinstance(path[0], KeyOf):  # the key renamed, in its place
+        return {(value if k == path[0] else k): v for k, v in node.items()}
     if not path:
         return value
     node[path[0]] = _set(node[path[0]], path[1:], value)
     return node
 
 
+# A key shown in a finding's path: a name, never free text (which may be what was found).
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
+
+
 def _path_text(path: Path) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    steps = []
+    for step in path:
+        if isinstance(step, int):
+            steps.append(f"[{step}]")
+        elif isinstance(step, KeyOf):
+            steps.append(".(key)")
+        else:
+            steps.append(f".{step}" if _NAME.fullmatch(step) else ".[?]")
+    return "".join(steps).lstrip(".")
 
 
 async def _policy(identity: KeyIdentity, upstream: Upstream, *, results: bool) -> Policy:

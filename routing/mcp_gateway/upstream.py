@@ -153,6 +153,12 @@ class UpstreamClient:
             if isinstance(exc, httpx.TimeoutException):
                 raise UpstreamFailure("timeout", f"{upstream.name} did not answer in time") from exc
             raise UpstreamFailure("unreachable", f"{upstream.name} is unreachable: {exc}") from exc
+        except (ValueError, TypeError, OSError) as exc:
+            # The transport refused to send it at all (a URL it cannot use, say). Its text may
+            # quote the URL and what it holds: only its kind is told.
+            raise UpstreamFailure(
+                "unreachable", f"{upstream.name} could not be called ({type(exc).__name__})"
+            ) from exc
         if not expect_body:
             return [], answer_headers
         return _messages(bytes(raw), content_type), answer_headers
