@@ -286,6 +286,12 @@ async def mcp_application(scope: dict[str, Any], receive: Any, send: Any) -> Non
         message = "This endpoint offers no event stream: send JSON-RPC messages with POST."
         await _refuse(send, 405, "method_not_allowed", message)
         return
+    content_type = _header(scope, b"content-type").lower()
+    if scope["method"] == "POST" and not content_type.startswith("application/json"):
+        # Refused here in the protocol's form; the SDK would answer in plain text.
+        message = "Send JSON-RPC messages with Content-Type: application/json."
+        await _refuse(send, 415, "unsupported_media_type", message)
+        return
     caller = Caller(
         identity=identity,
         parent_request=_header(scope, b"x-gateway-parent-request")[:40],

@@ -226,6 +226,17 @@ def test_a_tool_name_no_server_listed_is_not_a_metrics_label_of_its_own(broken: 
     assert "nope-0a1b2c3d" not in text
 
 
+def test_a_body_that_is_not_json_is_refused_in_the_protocols_form(broken: Broken) -> None:
+    answer = httpx.post(
+        broken.gateway.url + "/mcp",
+        headers={"authorization": f"Bearer {broken.key}", "content-type": "text/plain"},
+        content=b'{"jsonrpc": "2.0", "id": 1, "method": "tools/list"}',
+        timeout=5,
+    )
+    assert answer.status_code == 415
+    assert answer.json()["error"]["data"]["code"] == "unsupported_media_type"
+
+
 def test_a_get_is_refused_not_held_open(broken: Broken) -> None:
     answer = httpx.get(
         broken.gateway.url + "/mcp",
