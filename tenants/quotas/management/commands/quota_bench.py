@@ -111,6 +111,12 @@ class Command(BaseCommand):
                 f"p99 {row['admit']['p99_us']:.0f} µs; settle p50 {row['settle']['p50_us']:.0f} "
                 f"µs, p99 {row['settle']['p99_us']:.0f} µs; {row['round_trips']:.2f} round "
                 "trips per request"
+                + (
+                    f"; in Redis {row['redis_commands_per_request']:.1f} commands per request, "
+                    f"{row['redis_us_per_script']:.0f} µs per script"
+                    if row.get("redis_us_per_script")
+                    else ""
+                )
             )
 
     async def _run(self, iterations: int, pause_s: float) -> list[dict[str, Any]]:
@@ -168,6 +174,7 @@ class Command(BaseCommand):
                     end_user="bench-user",
                 )
                 if i == 50:
+                    before = await _redis_stats(engine.store)
                     trips[0] = 0
                     settle_us.clear()
                 began = time.perf_counter()
@@ -180,15 +187,48 @@ class Command(BaseCommand):
                 await asyncio.sleep(pause_s)  # the time the provider takes, and the next request
             while settling:
                 await asyncio.gather(*settling)
+            round_trips = trips[0] / iterations  # admission and settlement
+            redis = _redis_work(before, await _redis_stats(engine.store), iterations)
             rows.append(
                 {
                     "scenario": f"{scenario} ({engine.store_name})",
                     "admit": _percentiles(admit_us),
                     "settle": _percentiles(settle_us),
-                    "round_trips": trips[0] / iterations,  # admission and settlement
+                    "round_trips": round_trips,
+                    **redis,
                 }
             )
         return rows
+
+
+async def _redis_stats(store: Any) -> dict[str, dict[str, float]]:
+    """Redis's own count of the commands it ran, and their time (`INFO commandstats`)."""
+    client = getattr(store, "client", None)
+    if client is None:
+        return {}
+    stats: dict[str, dict[str, float]] = await client.info("commandstats")
+    return stats
+
+
+def _redis_work(
+    before: dict[str, dict[str, float]], after: dict[str, dict[str, float]], requests: int
+) -> dict[str, float]:
+    """What the requests cost Redis: commands run inside the scripts, per request, and each
+    script's time in Redis (anything else using the same Redis meanwhile counts too)."""
+    if not after:
+        return {}
+
+    def delta(name: str, field: str) -> float:
+        return after.get(name, {}).get(field, 0) - before.get(name, {}).get(field, 0)
+
+    scripts = delta("cmdstat_evalsha", "calls") + delta("cmdstat_eval", "calls")
+    script_us = delta("cmdstat_evalsha", "usec") + delta("cmdstat_eval", "usec")
+    outside = {"cmdstat_evalsha", "cmdstat_eval", "cmdstat_info", "cmdstat_script"}
+    inner = sum(delta(name, "calls") for name in after if name not in outside)
+    return {
+        "redis_commands_per_request": inner / requests,
+        "redis_us_per_script": script_us / scripts if scripts else 0.0,
+    }
 
 
 def _count_round_trips(store: Any) -> list[int]:
