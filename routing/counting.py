@@ -28,6 +28,7 @@ from routing.guardrails.proxy import guard_request
 from routing.pipeline import client_headers, resolve_model
 from routing.runtime import get_runtime
 from routing.schemas import validate_count_tokens
+from routing.table import ResolvedModel
 from routing.wire import AnthropicWire
 from tenants.auth import KeyIdentity
 from tenants.quotas.tokens import count_chat_prompt_tokens
@@ -48,6 +49,13 @@ async def count_tokens(request: HttpRequest, identity: KeyIdentity) -> HttpRespo
     except GatewayError as error:
         return await call.reject(error)
     call.entry.route_alias = resolved.route_alias
+    # Run to its record even if the client leaves: the provider may be asked.
+    return await call.run_to_record(_count_and_record(call, resolved, plan, internal, raw))
+
+
+async def _count_and_record(
+    call: Call, resolved: ResolvedModel, plan: RoutePlan, internal: JSON, raw: JSON
+) -> HttpResponse:
     decision = await guard_request(call.caller, resolved, plan, internal)
     call.guard = decision.guard
     call.note_findings(decision.findings)

@@ -59,3 +59,22 @@ def test_a_call_whose_client_left_is_recorded_with_what_the_provider_charged(
         assert record.response_body["choices"][0]["message"]["content"]
     assert record.deployment_name == "mock-gpt"
     assert [a["status"] for a in record.attempts] == [200]
+
+
+def test_a_token_count_whose_client_left_is_recorded_when_the_provider_answers(gateway, world):
+    marker = f"leaver-{uuid.uuid4().hex[:12]}"
+    body = {
+        "model": "claude-fallback",  # an Anthropic-format route: the provider is asked
+        "messages": [{"role": "user", "content": "[mock latency_ms=1500] count me slowly"}],
+    }
+    headers = {"x-api-key": world.key, "x-gateway-end-user": marker}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            gateway.url + "/v1/messages/count_tokens", json=body, headers=headers, timeout=0.3
+        )
+
+    record = _record_of(marker)
+
+    assert record.endpoint == "messages.count_tokens"
+    assert (record.status, record.error_type) == ("failed", "client_disconnected")
+    assert record.prompt_tokens > 0 and record.cost_usd == 0
