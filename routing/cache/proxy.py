@@ -9,6 +9,7 @@ committed, in the background.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -35,6 +36,22 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 HIT, MISS, BYPASS = "hit", "miss", "bypass"
+
+
+def answer_checks(guard: RequestGuard | None) -> str:
+    """A fingerprint of what this caller's answers are checked for, "" for nothing: its output
+    rules, PII in answers, the schema an answer must follow. Their contents, not their names:
+    an edited rule does not serve answers the edit would refuse."""
+    if guard is None:
+        return ""
+    policy = guard.policy
+    pii = sorted(policy.pii.items()) if policy.pii_in_responses else []
+    if not (policy.output_rules or pii or guard.schema is not None):
+        return ""
+    checks = (policy.output_rules, pii, policy.pii_min_score, guard.schema)
+    return hashlib.sha256(repr(checks).encode()).hexdigest()[:16]
+
+
 STATUS_HEADER = "x-gateway-cache"
 
 
@@ -113,9 +130,13 @@ async def lookup(
         return CacheLookup(CacheState(BYPASS, reason="n > 1 or logprobs"))
     directives = parse_cache_control(caller.headers.get("cache-control", ""))
     identity = caller.identity
-    scope = {"team": f"team:{identity.team_id}", "user": f"user:{caller.end_user}"}.get(
-        policy.scope, ""
-    )
+    # An end-user scope with no end user named is the key's: never one scope for all of them.
+    user = f"user:{caller.end_user}" if caller.end_user else f"key:{identity.key_id}"
+    scope = {"team": f"team:{identity.team_id}", "user": user}.get(policy.scope, "")
+    if checks := answer_checks(guard):
+        # A hit is not checked again: an answer is shared only by callers whose answers face
+        # the same checks (output rules, PII in answers, a schema to follow).
+        scope += f"|answers:{checks}"
     keys = request_keys(
         tenant_id=identity.tenant_id,
         scope=scope,

@@ -15,7 +15,7 @@ from redis.backoff import NoBackoff
 from gateway_site.redis_clients import async_client
 from gateway_site.snapshot import Snapshot
 from routing.core.errors import UpstreamError
-from routing.core.strategy import RoutePlan
+from routing.core.strategy import RoutePlan, in_region
 from routing.core.types import JSON, Target
 from routing.errors import GatewayError
 from tenants.quotas import approvals, tokens
@@ -228,11 +228,12 @@ async def _apply_ceiling(
     if worst <= ceiling:
         return _Ceiling(plan, demand)
     if policy.downgrade_route:
-        cheaper = (await caller.runtime.routes.get()).resolve(policy.downgrade_route)
-        if cheaper is not None and cheaper.plan.targets:
-            downgraded = demand_for(caller, cheaper.plan, payload, embeddings=embeddings)
+        found = await _downgrade(caller, plan, policy.downgrade_route)
+        if found is not None:
+            cheaper, route_alias = found
+            downgraded = demand_for(caller, cheaper, payload, embeddings=embeddings)
             if engine.reservation_usd(downgraded, policy) <= ceiling:
-                return _Ceiling(cheaper.plan, downgraded, plan.alias, cheaper.route_alias)
+                return _Ceiling(cheaper, downgraded, plan.alias, route_alias)
     raise GatewayError(
         400,
         f"This request could cost up to ${worst:.4f}, above your organisation's per-request "
@@ -240,6 +241,22 @@ async def _apply_ceiling(
         code="cost_ceiling_exceeded",
         param="max_tokens",
     )
+
+
+async def _downgrade(caller: Caller, plan: RoutePlan, alias: str) -> tuple[RoutePlan, str] | None:
+    """The downgrade route as this caller may be served by it, as the model asked is: none for a
+    key that may not use it or whose model is pinned to a version (never another model), and
+    only its deployments in the tenant's residency region."""
+    identity = caller.identity
+    if identity.pin(plan.alias):
+        return None
+    cheaper = (await caller.runtime.routes.get()).resolve(alias)
+    if cheaper is None or not identity.may_use(alias, cheaper.route_alias):
+        return None
+    found = cheaper.plan
+    if identity.residency_region:
+        found = in_region(found, identity.residency_region)
+    return (found, cheaper.route_alias) if found.targets else None
 
 
 async def dry_run(

@@ -92,9 +92,10 @@ def normalised(payload: JSON) -> JSON:
     return body
 
 
-def temperature_class(payload: JSON) -> str:
-    """Answers sampled alike: deterministic (≤ 0.3), default (≤ 1.0), creative (above)."""
-    value = payload.get("temperature")
+def temperature_class(payload: JSON, field: str = "temperature") -> str:
+    """Answers sampled alike: deterministic (≤ 0.3), default (≤ 1.0), creative (above); the same
+    classes for `top_p` (a narrow nucleus samples as deterministically as a low temperature)."""
+    value = payload.get(field)
     if not isinstance(value, int | float):
         return "default"
     return "deterministic" if value <= 0.3 else "default" if value <= 1.0 else "creative"
@@ -284,6 +285,7 @@ def request_keys(
     context = {k: v for k, v in body.items() if k not in _TEMPERATURE_CLASSED}
     context["messages"] = [m for i, m in enumerate(messages) if i != last]
     context["temperature_class"] = temperature_class(payload)
+    context["top_p_class"] = temperature_class(payload, "top_p")
     guard = [literals(text), negated(text), sides(text)]
     partition = digest([where, context, guard]) if text else ""
     words = meaning(text) if text else ""
