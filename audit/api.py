@@ -14,12 +14,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
+from django.db import DataError
 from django.http import HttpRequest, JsonResponse, QueryDict, StreamingHttpResponse
 from ninja import Field, Query, Router, Schema
 
 from audit import presenters
 from audit.export import (
     FORMATS,
+    OUT_OF_RANGE,
     ExportRun,
     answer_text,
     audit_export_get,
@@ -247,13 +249,18 @@ def audit_export(
     filters = form.filters()
     reader = ApiReader(scope_of(request).label)
     run = ExportRun(tenant=tenant, filters=filters, format=query.format, user=reader)
+    try:
+        body = run.start()
+    except DataError:
+        form.add_error(None, OUT_OF_RANGE)
+        raise _refused(form, what="exported") from None
     audit_access_record(
         user=reader,
         action="audit.export",
         tenant_id=tenant.pk,
         query={**filters.as_json(), "format": query.format, "export_id": str(run.id)},
     )
-    response = StreamingHttpResponse(stream_async(run.chunks()), content_type=FORMATS[query.format])
+    response = StreamingHttpResponse(stream_async(body), content_type=FORMATS[query.format])
     response["Content-Disposition"] = f'attachment; filename="{run.filename}"'
     response["X-Audit-Export-Id"] = str(run.id)
     return response

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -139,6 +140,10 @@ def _jsonl_row(row: dict[str, Any], erased: bool) -> bytes:
     return orjson.dumps(record) + b"\n"
 
 
+# What an export the database refuses says (a value its columns cannot be compared with).
+OUT_OF_RANGE = "A filter's value is outside what the audit trail can be searched by."
+
+
 @dataclass
 class ExportRun:
     """One export as it streams: the counts and anchors its manifest will state."""
@@ -159,6 +164,13 @@ class ExportRun:
     def filename(self) -> str:
         return f"audit-{self.tenant.slug}-{self.started_at:%Y%m%d-%H%M%S}.{self.format}"
 
+    def start(self) -> Iterator[bytes]:
+        """The export's chunks with its first page already read: filters the database refuses
+        (a DataError) raise here, before any response is sent or the export is logged."""
+        chunks = self.chunks()
+        first = next(chunks, None)
+        return itertools.chain(() if first is None else (first,), chunks)
+
     def chunks(self) -> Iterator[bytes]:
         # So the rows exported carry their chain positions; a large backlog is left to the beat
         # task (the manifest counts the rows not chained yet).
@@ -169,19 +181,12 @@ class ExportRun:
         self._finish()
 
     def _chunks(self) -> Iterator[bytes]:
-        if self.format == "csv":
-            yield self._csv([list(CSV_COLUMNS)])
         records = with_seal(audit_records_search(tenant_id=self.tenant.pk, filters=self.filters))
         columns = (*chain.RECORD_COLUMNS, *_EXTRA)
-        before: tuple[datetime, int] | None = None
-        while True:
-            page = records
-            if before is not None:
-                at, record_id = before
-                page = before_position(page, at, record_id)
-            rows = list(page.values(*columns)[:_CHUNK])
-            if not rows:
-                return
+        rows = list(records.values(*columns)[:_CHUNK])  # before the header: see start()
+        if self.format == "csv":
+            yield self._csv([list(CSV_COLUMNS)])
+        while rows:
             erased = set(
                 AuditErasure.objects.filter(record_id__in=[r["id"] for r in rows]).values_list(
                     "record_id", flat=True
@@ -193,7 +198,8 @@ class ExportRun:
                 yield self._csv([_csv_row(row, row["id"] in erased) for row in rows])
             else:
                 yield b"".join(_jsonl_row(row, row["id"] in erased) for row in rows)
-            before = (rows[-1]["started_at"], rows[-1]["id"])
+            at, record_id = rows[-1]["started_at"], rows[-1]["id"]
+            rows = list(before_position(records, at, record_id).values(*columns)[:_CHUNK])
 
     @staticmethod
     def _csv(rows: list[list[Any]]) -> bytes:

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from audit.models import AuditStatus, RecordKind
-from audit.selectors import AuditFilters
+from audit.selectors import MAX_SEARCH_WORDS, AuditFilters, search_words
 from gateway_site.bounds import BIGINT_MAX, INT_MAX
 from gateway_site.console.filters import FilterForm
 from gateway_site.console.widgets import iso_datetime_field
@@ -50,8 +50,13 @@ class AuditSearchForm(FilterForm):
     prompt_version = forms.IntegerField(
         required=False, min_value=1, max_value=INT_MAX, label="Prompt version"
     )
-    min_cost = forms.DecimalField(required=False, min_value=0, label="Cost from (USD)")
-    max_cost = forms.DecimalField(required=False, min_value=0, label="Cost to (USD)")
+    # As the records' own column holds costs: a bound the database could not compare is refused.
+    min_cost = forms.DecimalField(
+        required=False, min_value=0, max_digits=16, decimal_places=10, label="Cost from (USD)"
+    )
+    max_cost = forms.DecimalField(
+        required=False, min_value=0, max_digits=16, decimal_places=10, label="Cost to (USD)"
+    )
     before = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, tenant: Tenant, **kwargs: Any) -> None:
@@ -62,6 +67,27 @@ class AuditSearchForm(FilterForm):
         key.queryset = ApiKey.objects.filter(tenant=tenant).order_by("name")
 
     MAIN = ("q", "end_user", "since", "until")
+
+    def clean_q(self) -> str:
+        text: str = self.cleaned_data.get("q") or ""
+        if not text.strip():
+            return ""
+        words = search_words(text)
+        if not words:
+            raise forms.ValidationError(
+                "Type at least one word (letters or digits): punctuation alone is not searched."
+            )
+        if len(words) > MAX_SEARCH_WORDS:
+            raise forms.ValidationError(
+                f"Search for at most {MAX_SEARCH_WORDS} words at a time (this has {len(words)})."
+            )
+        return text
+
+    def clean_since(self) -> datetime | None:
+        return _in_utc(self.cleaned_data.get("since"))
+
+    def clean_until(self) -> datetime | None:
+        return _in_utc(self.cleaned_data.get("until"))
 
     def more_fields(self) -> list[Any]:
         """The filters folded under "More filters" (all but the main ones and the cursor)."""
@@ -118,6 +144,17 @@ def _aware(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
     return moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
+
+
+def _in_utc(moment: datetime | None) -> datetime | None:
+    """The moment in UTC (no offset, UTC meant); the database takes offsets up to 15:59 only, and
+    a moment at the calendar's very edge has no UTC form: refused, never searched without it."""
+    if moment is None or not timezone.is_aware(moment):
+        return moment
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise forms.ValidationError("This moment is outside the calendar in UTC.") from None
 
 
 class ChainVerifyForm(forms.Form):

@@ -64,9 +64,21 @@ class AuditFilters:
         return {k: v.isoformat() if isinstance(v, datetime) else str(v) for k, v in values.items()}
 
 
+MAX_SEARCH_WORDS = 12
+
+
+def search_words(text: str) -> list[str]:
+    """The words a search text looks for: letters and digits, punctuation between them dropped."""
+    return _WORD.findall(text)
+
+
 def text_query(text: str) -> str:
-    """A prefix tsquery of the words typed (`adv cli` finds 'advisor client'), safe to bind."""
-    words = _WORD.findall(text)[:12]
+    """A prefix tsquery of the words typed (`adv cli` finds 'advisor client'), safe to bind.
+    Text with no word, or too many, is refused (ValueError): dropping a word would widen the
+    search, and an empty query would match everything."""
+    words = search_words(text)
+    if not words or len(words) > MAX_SEARCH_WORDS:
+        raise ValueError(f"a search text needs 1 to {MAX_SEARCH_WORDS} words: {text!r}")
     return " & ".join(f"{word}:*" for word in words)
 
 
@@ -94,8 +106,6 @@ def _text_match(
     records: QuerySet[AuditRecord], tenant_id: int, text: str, *, probe: bool
 ) -> QuerySet[AuditRecord]:
     query = text_query(text)
-    if not query:
-        return records
     if connection.vendor != "postgresql":  # SQLite: a plain substring match over the JSON
         return records.filter(Q(request_body__icontains=text) | Q(response_body__icontains=text))
     if probe and (ids := _rare_match_ids(tenant_id, query)) is not None:
@@ -149,7 +159,8 @@ def audit_records_search(
             Q(guardrail_findings__contains=[{"type": f.finding}])
             | Q(guardrail_findings__contains=[{"check": f.finding}])
         )
-    records = _text_match(records, tenant_id, f.text, probe=probe_rare_text)
+    if f.text:
+        records = _text_match(records, tenant_id, f.text, probe=probe_rare_text)
     return records.order_by("-started_at", "-id")
 
 

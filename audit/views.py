@@ -9,11 +9,19 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.db import DataError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 
 from audit import presenters, selectors
-from audit.export import FORMATS, ExportRun, audit_export_get, audit_exports_recent, stream_async
+from audit.export import (
+    FORMATS,
+    OUT_OF_RANGE,
+    ExportRun,
+    audit_export_get,
+    audit_exports_recent,
+    stream_async,
+)
 from audit.forms import AuditSearchForm, ChainVerifyForm
 from audit.models import CheckpointKind
 from audit.sealer import audit_seal_pending
@@ -99,13 +107,18 @@ def export(request: HttpRequest, fmt: str) -> HttpResponse | StreamingHttpRespon
         return refused_response(request, form, what="exported")
     filters = form.filters()
     run = ExportRun(tenant=tenant, filters=filters, format=fmt, user=request.user)
+    try:
+        body = run.start()
+    except DataError:
+        form.add_error(None, OUT_OF_RANGE)
+        return refused_response(request, form, what="exported")
     audit_access_record(
         user=request.user,
         action="audit.export",
         tenant_id=tenant.pk,
         query={**filters.as_json(), "format": fmt, "export_id": str(run.id)},
     )
-    response = StreamingHttpResponse(stream_async(run.chunks()), content_type=FORMATS[fmt])
+    response = StreamingHttpResponse(stream_async(body), content_type=FORMATS[fmt])
     response["Content-Disposition"] = f'attachment; filename="{run.filename}"'
     response["X-Audit-Export-Id"] = str(run.id)
     return response

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import DataError
 from django.test import Client
 from django.urls import reverse
 
@@ -79,6 +80,10 @@ def test_a_valid_end_user_filter_exports_only_that_users_records(
         "prompt_version=0",
         "team=999999999",
         "end_usr=carol-42",  # a misspelt filter is not silently ignored either
+        "q=!!!",  # no word to search for: it searched everything
+        "q=" + "+".join(f"w{i}" for i in range(13)),  # the 13th word was dropped
+        "min_cost=1E%2B1000000",  # more digits than a cost has
+        "max_cost=1E-1000000",
     ],
 )
 def test_an_invalid_filter_shows_its_error_and_no_record(
@@ -112,7 +117,17 @@ def test_search_as_you_type_swaps_in_the_errors_not_the_old_results(
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
-@pytest.mark.parametrize("bad", ["status=Success", "min_cost=abc", "until=2026-13-01"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "status=Success",
+        "min_cost=abc",
+        "until=2026-13-01",
+        "q=%E2%80%94",  # an em dash alone
+        "since=0001-01-01T00:00:00%2B01:00",  # before the calendar's start in UTC
+        "min_cost=1E%2B1000000",
+    ],
+)
 def test_an_export_with_an_invalid_filter_answers_400_and_exports_nothing(
     client: Client, officer: User, trail: dict[str, Any], fmt: str, bad: str
 ) -> None:
@@ -144,3 +159,32 @@ def test_chain_verification_with_an_invalid_date_says_so(client: Client, trail: 
     assert response.status_code == 400
     assert "Enter a valid date/time." in body
     assert 'data-testid="chain-report"' not in body
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_an_export_the_database_refuses_answers_400_before_anything_is_sent_or_logged(
+    client: Client, officer: User, trail: dict[str, Any], fmt: str, monkeypatch: Any
+) -> None:
+    from audit import export
+
+    def refused(**kwargs: Any) -> Any:
+        raise DataError("value overflows numeric format")
+
+    monkeypatch.setattr(export, "audit_records_search", refused)
+
+    response = client.get(_export(fmt, "end_user=carol-42"))
+
+    assert response.status_code == 400
+    assert "outside what the audit trail can be searched by" in response.content.decode()
+    assert "Content-Disposition" not in response
+    assert not AuditAccess.objects.filter(user=officer, action="audit.export").exists()
+
+
+@pytest.mark.parametrize("offset", ["%2B23:59", "-20:00"])  # beyond what the database takes
+def test_an_offset_is_searched_as_the_same_moment_in_utc(
+    client: Client, trail: Any, offset: str
+) -> None:
+    moment = f"2999-01-01T00:00:00{offset}"
+    before = _csv_rows(client.get(_export("csv", f"end_user=carol-42&until={moment}")))
+    after = _csv_rows(client.get(_export("csv", f"end_user=carol-42&since={moment}")))
+    assert (len(before), len(after)) == (len(trail["carol"]), 0)
