@@ -179,6 +179,14 @@ def key_rotate(request: HttpRequest, key_id: int) -> HttpResponse:
     if not form.is_valid() or key.revoked_at is not None:
         messages.error(request, "This key cannot be rotated.")
         return redirect("console:key_detail", tenant_slug=key.tenant.slug, key_id=key.pk)
+    if not _teams(request).filter(pk=key.team_id).exists():
+        # Its owner left the key's team: a new key there would be one they may not create.
+        messages.error(
+            request,
+            f"This key belongs to team '{key.team.name}', which you are no longer in: it cannot "
+            "be rotated. You can still revoke it; a tenant admin can rotate it.",
+        )
+        return redirect("console:key_detail", tenant_slug=key.tenant.slug, key_id=key.pk)
     successor, material = services.key_rotate(
         key=key, grace=form.grace(), actor=Actor.user(request.user)
     )

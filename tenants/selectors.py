@@ -107,6 +107,18 @@ def key_of_tenant(*, tenant: Tenant, key_id: int, owner: AnyUser | None = None) 
     return keys.filter(pk=key_id).first()
 
 
+def key_lineage(*, key_id: int) -> list[int]:
+    """The key and every key it replaced by rotation, newest first."""
+    lineage = [key_id]
+    while len(lineage) < 1000:  # a rotation chain, never a cycle; bounded all the same
+        found = ApiKey.objects.filter(replaced_by_id=lineage[-1]).values_list("pk", flat=True)
+        previous = next(iter(found), None)
+        if previous is None or previous in lineage:
+            break
+        lineage.append(previous)
+    return lineage
+
+
 def pins_of_key(*, key: ApiKey) -> list[KeyPin]:
     """The pins the proxy applies to this key: its own, then its team's for the other models."""
     pins = {model: KeyPin(model, version, "team") for model, version in key.team.model_pins.items()}

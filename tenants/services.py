@@ -21,6 +21,7 @@ from django.utils import timezone
 from audit.activity.services import SYSTEM, Actor, activity_record
 from tenants.keys import NewKey, generate_key, key_from_plaintext
 from tenants.models import ApiKey, Membership, Role, Team, Tenant
+from tenants.signals import key_rotated
 
 M = TypeVar("M", bound=models.Model)
 
@@ -441,6 +442,7 @@ def key_rotate(*, key: ApiKey, grace: timedelta, actor: Actor = SYSTEM) -> tuple
     )
     key.replaced_by = successor
     key.save(update_fields=["replaced_by"])
+    key_rotated.send(sender=ApiKey, key=key, successor=successor)
     activity_record(
         actor=actor,
         action="key.rotate",

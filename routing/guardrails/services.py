@@ -217,3 +217,11 @@ def quarantine_review(
         details={"request_id": request_id, "status": review.status, "label": review.label},
     )
     return review
+
+
+def key_policies_carry(*, key: ApiKey, successor: ApiKey, **_: Any) -> None:
+    """A rotated key's successor is under the same guardrail policies (tenants.signals)."""
+    for attachment in PolicyAttachment.objects.filter(api_key=key):
+        attachment.pk = None
+        attachment.api_key = successor
+        attachment.save()

@@ -369,3 +369,12 @@ def mcp_grant_set(
         },
     )
     return grant
+
+
+def key_grants_carry(*, key: ApiKey, successor: ApiKey, **_: Any) -> None:
+    """A rotated key's successor has the same tool grants (tenants.signals): a key's grants
+    narrow its team's, so a successor without them would reach more."""
+    for grant in McpToolGrant.objects.filter(api_key=key):
+        grant.pk = None
+        grant.api_key = successor
+        grant.save()

@@ -42,7 +42,7 @@ def prompt_labels(*, prompt: Prompt) -> list[PromptLabel]:
 
 def prompt_pins(*, prompt: Prompt) -> list[PromptPin]:
     return list(
-        prompt.pins.select_related("version", "team", "api_key").order_by(
+        prompt.pins.select_related("version", "team", "api_key__team").order_by(
             "team__slug", "api_key__name"
         )
     )

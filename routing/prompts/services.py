@@ -336,3 +336,11 @@ def prompt_pin_clear(*, actor: Actor, pin: PromptPin) -> None:
         actor=actor, action="prompt.unpin", target=pin, tenant_id=pin.tenant_id, details=details
     )
     pin.delete()
+
+
+def key_pins_carry(*, key: ApiKey, successor: ApiKey, **_: Any) -> None:
+    """A rotated key's successor is held to the same prompt versions (tenants.signals)."""
+    for pin in PromptPin.objects.filter(api_key=key):
+        pin.pk = None
+        pin.api_key = successor
+        pin.save()

@@ -115,6 +115,7 @@ def prompt_detail(request: HttpRequest, name: str) -> HttpResponse:
     for move in history:  # newest first
         previous.setdefault(move.label.name, move.from_version)
     numbers = [v.number for v in versions]
+    pins = selectors.prompt_pins(prompt=prompt)
     return render(
         request,
         "prompts/detail.html",
@@ -126,21 +127,39 @@ def prompt_detail(request: HttpRequest, name: str) -> HttpResponse:
             "move_form": LabelMoveForm(numbers=numbers),
             "diff_form": DiffForm(initial=_latest_pair(numbers)),
             "numbers": numbers,
-            "pins": selectors.prompt_pins(prompt=prompt),
+            "pins": pins,
+            "mine": {pin.pk for pin in pins if _may_pin(request, pin.team, pin.api_key)},
+            # A developer is not shown other teams' keys, here or anywhere in the console.
+            "sees_all_keys": ctx.has_role(Role.TENANT_ADMIN, Role.COMPLIANCE),
             "pin_form": _pin_form(request, None, numbers),
             "can_write": ctx.has_role(*WRITERS),
         },
     )
 
 
+def _holders(request: HttpRequest) -> tuple[Any, Any]:
+    """The teams and keys this user may pin: a tenant admin's are the tenant's; a developer's,
+    the teams they are in and the keys they own (as everywhere else in the console)."""
+    ctx = console_context(request)
+    if ctx.has_role(Role.TENANT_ADMIN):
+        teams = tenant_selectors.teams_of_tenant(tenant=ctx.tenant)
+        keys = tenant_selectors.keys_of_tenant(tenant=ctx.tenant)
+    else:
+        teams = tenant_selectors.teams_of_member(tenant=ctx.tenant, user=request.user)
+        keys = tenant_selectors.keys_of_owner(tenant=ctx.tenant, user=request.user)
+    return teams, keys.filter(revoked_at__isnull=True)
+
+
+def _may_pin(request: HttpRequest, team: Any, key: Any) -> bool:
+    teams, keys = _holders(request)
+    if team is not None:
+        return bool(teams.filter(pk=team.pk).exists())
+    return key is not None and bool(keys.filter(pk=key.pk).exists())
+
+
 def _pin_form(request: HttpRequest, data: Any, numbers: list[int]) -> PinForm:
-    tenant = console_context(request).tenant
-    return PinForm(
-        data,
-        numbers=numbers,
-        teams=tenant_selectors.teams_of_tenant(tenant=tenant),
-        keys=tenant_selectors.keys_of_tenant(tenant=tenant).filter(revoked_at__isnull=True),
-    )
+    teams, keys = _holders(request)
+    return PinForm(data, numbers=numbers, teams=teams, keys=keys)
 
 
 def _latest_pair(numbers: list[int]) -> dict[str, int]:
@@ -255,7 +274,7 @@ def pin_set(request: HttpRequest, name: str) -> HttpResponse:
 def pin_clear(request: HttpRequest, name: str, pin_id: int) -> HttpResponse:
     prompt = _prompt(request, name)
     pin = selectors.prompt_pin(prompt=prompt, pin_id=pin_id)
-    if pin is None:
+    if pin is None or not _may_pin(request, pin.team, pin.api_key):
         raise Http404("no such pin")
     holder = pin.team or pin.api_key
     services.prompt_pin_clear(actor=Actor.user(request.user), pin=pin)

@@ -7,6 +7,10 @@ class QuotasConfig(AppConfig):
     verbose_name = "Rate limits and budgets"
 
     def ready(self) -> None:
+        from tenants.quotas.services import key_rules_carry
+        from tenants.signals import key_rotated
+
+        key_rotated.connect(key_rules_carry, dispatch_uid="quotas.key_rules_carry")
         from audit.writer import use_ledger
         from gateway_site.console.nav import NavEntry, nav_register
         from tenants.quotas import ledger

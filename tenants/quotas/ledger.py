@@ -14,6 +14,7 @@ from audit.models import AuditStatus
 from tenants.quotas.core.windows import Window
 from tenants.quotas.models import BudgetAlert, SpendEntry
 from tenants.quotas.table import BudgetRule
+from tenants.selectors import key_lineage
 
 _COLUMNS = (
     "request_id",
@@ -71,8 +72,8 @@ def window_spend(rule: BudgetRule, end_user: str, window: Window) -> Decimal:
     )
     if rule.team_id is not None:
         entries = entries.filter(team_id=rule.team_id)
-    if rule.api_key_id is not None:
-        entries = entries.filter(api_key_id=rule.api_key_id)
+    if rule.api_key_id is not None:  # a rotated key's spend counts for its successor's budget
+        entries = entries.filter(api_key_id__in=key_lineage(key_id=rule.api_key_id))
     if rule.per_user:
         entries = entries.filter(end_user=end_user)
     return entries.aggregate(total=Sum("amount_usd"))["total"] or Decimal(0)

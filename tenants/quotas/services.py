@@ -15,6 +15,7 @@ from tenants.quotas.models import (
     DEFAULT_ALERT_THRESHOLDS_PCT,
     EACH_AGENT,
     EACH_USER,
+    ApprovalRule,
     Budget,
     LimitScope,
     QuotaPolicy,
@@ -202,3 +203,14 @@ def quota_policy_set(
         },
     )
     return policy
+
+
+def key_rules_carry(*, key: ApiKey, successor: ApiKey, **_: Any) -> None:
+    """A rotated key's successor is held to the same key-level limits, budgets and cost
+    approvals (tenants.signals.key_rotated). A budget's window counts its predecessors' spend
+    (ledger.window_spend), so a rotation does not start it over."""
+    for model in (RateLimit, Budget, ApprovalRule):
+        for rule in model.objects.filter(scope=Scope.KEY, api_key=key):
+            rule.pk = None
+            rule.api_key = successor
+            rule.save()

@@ -197,3 +197,33 @@ def test_an_invalid_page_beside_failed_only_shows_the_error_not_every_request(ac
     assert page.status_code == 400
     assert 'data-testid="filter-errors"' in text
     assert "req_console_5" not in text and "req_console_4" not in text
+
+
+def test_a_developer_pins_only_their_own_keys_and_is_not_shown_other_teams_keys(acme):
+    from routing.prompts.models import PromptPin
+    from tenants import services as tenants
+
+    desk = tenants.team_apply(tenant=acme.tenant, slug="desk", name="Desk", allowed_models=[])
+    theirs, _ = tenants.key_create(team=desk, name="desk-production-bot")
+    admin, developer = _as(acme, Role.TENANT_ADMIN), _as(acme, Role.DEVELOPER)
+    admin.post(_url("pin_set", name="advisor"), {"holder": f"key:{theirs.pk}", "version": "1"})
+    pin = PromptPin.objects.get(api_key=theirs)
+
+    page = developer.get(_url("detail", name="advisor")).content.decode()
+    assert "desk-production-bot" not in page and theirs.prefix not in page
+    assert "a key of team Desk" in page  # the pin is there, its key not named
+    assert "quant-notebook" in page  # their own key, offered to pin
+
+    developer.post(_url("pin_set", name="advisor"), {"holder": f"key:{theirs.pk}", "version": "2"})
+    cleared = developer.post(_url("pin_clear", name="advisor", pin_id=pin.pk))
+
+    pin.refresh_from_db()
+    assert pin.version.number == 1  # neither re-pinned
+    assert cleared.status_code == 404  # nor cleared
+    own = developer.post(
+        _url("pin_set", name="advisor"), {"holder": f"key:{acme.key.pk}", "version": "2"}
+    )
+    assert own.status_code == 302
+    assert PromptPin.objects.get(api_key=acme.key).version.number == 2
+    # The admin sees every key by name.
+    assert "desk-production-bot" in admin.get(_url("detail", name="advisor")).content.decode()
