@@ -83,6 +83,22 @@ class AuditSearchForm(FilterForm):
             )
         return text
 
+    def clean_before(self) -> str:
+        raw: str = self.cleaned_data.get("before") or ""
+        if raw and parse_cursor(raw) is None:
+            # Read as "no cursor", it would show page 1 again: a loop reading pages never ends.
+            raise forms.ValidationError(
+                "Not a page position of this search: start again from the first page."
+            )
+        return raw
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        since, until = data.get("since"), data.get("until")
+        if since is not None and until is not None and since > until:
+            self.add_error("until", "Until is before From: no record could match.")
+        return data
+
     def clean_since(self) -> datetime | None:
         return _in_utc(self.cleaned_data.get("since"))
 

@@ -84,6 +84,8 @@ def test_a_valid_end_user_filter_exports_only_that_users_records(
         "q=" + "+".join(f"w{i}" for i in range(13)),  # the 13th word was dropped
         "min_cost=1E%2B1000000",  # more digits than a cost has
         "max_cost=1E-1000000",
+        "before=page-two",  # not a cursor: it showed page 1 again
+        "since=2026-02-01&until=2026-01-01",  # an empty range said nothing
     ],
 )
 def test_an_invalid_filter_shows_its_error_and_no_record(
