@@ -12,6 +12,7 @@ from audit.observability.alert_settings import AlertSettings
 from audit.observability.alerts.services import alerts_evaluate
 from audit.observability.models import Alert, AlertStatus
 from tenants.quotas import services as quotas
+from tenants.quotas.core.windows import window_at
 from tenants.quotas.models import BudgetAlert
 from tests.billing.support import make_ledger, record
 from tests.observability.receiver import webhook_receiver
@@ -179,3 +180,68 @@ def test_daily_and_weekly_digests_carry_tier_2_and_3_signals():
     with webhook_receiver() as hook:
         assert digest_deliver(daily, AlertSettings(webhook_urls=(hook.url,))) == ["http 204"]
         assert hook.received[0]["event"] == "digest.daily"
+
+
+@pytest.mark.parametrize(
+    ("zone", "inside"),
+    [
+        # April in Berlin starts 2026-03-31 22:00 UTC: a month added to that is not a date.
+        ("Europe/Berlin", datetime(2026, 4, 29, 12, tzinfo=UTC)),
+        # March in Tokyo ends 2026-03-31 15:00 UTC, not a month after its UTC start (03-28).
+        ("Asia/Tokyo", datetime(2026, 3, 30, 12, tzinfo=UTC)),
+    ],
+)
+def test_a_budget_warning_east_of_utc_fires_for_its_whole_window_and_then_resolves(
+    zone: str, inside: datetime
+) -> None:
+    ledger = make_ledger(f"budget-{zone.split('/')[1].lower()}")
+    budget = quotas.budget_set(
+        tenant=ledger.tenant,
+        scope="team",
+        team=ledger.teams[0],
+        amount_usd=Decimal("100"),
+        timezone=zone,
+    )
+    window = window_at("month", zone, inside)
+    BudgetAlert.objects.create(budget=budget, window_start=window.start, threshold_pct=80)
+    config = AlertSettings(webhook_urls=())
+
+    opened = alerts_evaluate(now=window.start + timedelta(hours=1), config=config)["opened"]
+    still = alerts_evaluate(now=inside, config=config)["resolved"]
+    after = alerts_evaluate(now=window.end + timedelta(minutes=1), config=config)["resolved"]
+
+    assert [a.rule for a in opened] == ["budget_threshold"]
+    assert [a for a in still if a.rule == "budget_threshold"] == []
+    assert [a.rule for a in after if a.rule == "budget_threshold"] == ["budget_threshold"]
+
+
+def test_a_detector_that_fails_stops_only_itself_and_resolves_nothing(monkeypatch) -> None:
+    from audit.observability.alerts import detectors
+
+    ledger = make_ledger("failing-detector")
+    budget = quotas.budget_set(
+        tenant=ledger.tenant, scope="team", team=ledger.teams[0], amount_usd=Decimal("100")
+    )
+    BudgetAlert.objects.create(
+        budget=budget, window_start=datetime(2026, 3, 1, tzinfo=UTC), threshold_pct=80
+    )
+    config = AlertSettings(webhook_urls=())
+    assert [a.rule for a in alerts_evaluate(now=NOW, config=config)["opened"]] == [
+        "budget_threshold"
+    ]
+
+    def broken(now: datetime, config: AlertSettings) -> list:
+        raise ValueError("a row this detector cannot read")
+
+    monkeypatch.setattr(
+        detectors,
+        "DETECTORS",
+        tuple(
+            (broken, rule) if rule == "budget_threshold" else (d, rule)
+            for d, rule in detectors.DETECTORS
+        ),
+    )
+    later = alerts_evaluate(now=NOW + timedelta(minutes=1), config=config)
+
+    assert later["resolved"] == []  # not resolved because its detector failed
+    assert Alert.objects.filter(rule="budget_threshold", status=AlertStatus.FIRING).count() == 1

@@ -7,7 +7,9 @@ window's traffic, not the table's size (the records are indexed by tenant and ti
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -21,6 +23,9 @@ from audit.observability.alert_settings import AlertSettings
 from billing.records import records_between
 from billing.rollups import Percentile
 from tenants.models import Team, Tenant
+from tenants.quotas.core.windows import window_at
+
+logger = logging.getLogger(__name__)
 
 # Limits and budgets refusals (tenants/quotas/responses.py): any one of them is worth an alert.
 LIMIT_CODES = ("rate_limit_exceeded", "request_exceeds_limit", "budget_exceeded")
@@ -236,15 +241,6 @@ def latency_p99(now: datetime, config: AlertSettings) -> list[Condition]:
     ]
 
 
-def _window_end(start: datetime, period: str) -> datetime:
-    if period == "day":
-        return start + timedelta(days=1)
-    if period == "week":
-        return start + timedelta(days=7)
-    month = start.month % 12 + 1
-    return start.replace(year=start.year + (start.month == 12), month=month)
-
-
 def budget_warnings(now: datetime, config: AlertSettings) -> list[Condition]:
     """Budgets past an early-warning threshold (quotas raises them), while the window lasts."""
     from tenants.quotas.models import BudgetAlert
@@ -255,7 +251,9 @@ def budget_warnings(now: datetime, config: AlertSettings) -> list[Condition]:
     ).select_related("budget", "budget__tenant", "budget__team", "budget__api_key")
     for alert in recent:
         budget = alert.budget
-        if now >= _window_end(alert.window_start, budget.period):
+        # The window's end in the budget's own time zone, as the counters compute it (a month
+        # added to a UTC instant is not the window's end east of UTC, nor always a date).
+        if now >= window_at(budget.period, budget.timezone, alert.window_start).end:
             continue
         who = f" for end user {alert.end_user}" if alert.end_user else ""
         conditions.append(
@@ -273,16 +271,29 @@ def budget_warnings(now: datetime, config: AlertSettings) -> list[Condition]:
     return conditions
 
 
-DETECTORS = (
-    provider_errors,
-    limit_rejections,
-    limits_unchecked,
-    cost_spikes,
-    pii_spikes,
-    latency_p99,
-    budget_warnings,
+# Each detector and the rules it raises.
+DETECTORS: tuple[tuple[Callable[[datetime, AlertSettings], list[Condition]], str], ...] = (
+    (provider_errors, "provider_error_rate"),
+    (limit_rejections, "limit_rejections"),
+    (limits_unchecked, "limits_unchecked"),
+    (cost_spikes, "cost_spike"),
+    (pii_spikes, "pii_spike"),
+    (latency_p99, "latency_p99"),
+    (budget_warnings, "budget_threshold"),
 )
 
 
-def current_conditions(now: datetime, config: AlertSettings) -> list[Condition]:
-    return [condition for detect in DETECTORS for condition in detect(now, config)]
+def current_conditions(now: datetime, config: AlertSettings) -> tuple[list[Condition], set[str]]:
+    """What fires now, and the rules whose detector failed: one bad row stops its own detector,
+    never the others, and its alerts are neither opened nor resolved until it runs again."""
+    conditions: list[Condition] = []
+    failed: set[str] = set()
+    for detect, rule in DETECTORS:
+        try:
+            conditions += detect(now, config)
+        except Exception:
+            logger.exception(
+                "alerts: the %s detector failed; its alerts are left as they are", rule
+            )
+            failed.add(rule)
+    return conditions, failed

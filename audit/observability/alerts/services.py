@@ -77,9 +77,8 @@ def alerts_evaluate(
     """One evaluation: firing conditions open (or refresh) their alert, vanished ones resolve."""
     now = now or timezone.now()
     config = config or alert_settings_effective(settings.GATEWAY_ALERTS)
-    seen: dict[tuple[str, str], Condition] = {
-        (c.rule, c.subject): c for c in current_conditions(now, config)
-    }
+    conditions, failed = current_conditions(now, config)
+    seen: dict[tuple[str, str], Condition] = {(c.rule, c.subject): c for c in conditions}
     opened, resolved = [], []
     with transaction.atomic():
         firing = {
@@ -105,7 +104,7 @@ def alerts_evaluate(
                 )
             )
         for key, alert in firing.items():
-            if key not in seen:
+            if key not in seen and alert.rule not in failed:
                 alert.status, alert.resolved_at = AlertStatus.RESOLVED, now
                 alert.save(update_fields=["status", "resolved_at"])
                 resolved.append(alert)
