@@ -32,6 +32,7 @@ from audit.models import (
 from audit.partitions import audit_months_drop_expired, month_bounds
 from audit.sealer import audit_seal_pending, checkpoint_create
 from audit.selectors import held_q
+from audit.signals import records_erased
 from tenants.models import Tenant
 
 
@@ -76,6 +77,7 @@ def legal_hold_place(
     if not reason.strip():
         raise AuditError("a legal hold needs a reason (e.g. the matter it is for)")
     with transaction.atomic():
+        _holds_locked(tenant.pk)  # a purge or an erasure running now finishes first, or waits
         hold = LegalHold.objects.create(
             tenant=tenant, end_user=end_user, starts_at=starts_at, ends_at=ends_at, reason=reason
         )
@@ -118,11 +120,17 @@ def audit_records_erase(*, tenant: Tenant, end_user: str, reason: str, actor: Ac
     now = timezone.now()
     erased = 0
     with transaction.atomic():
-        rows = list(
-            todo.annotate(sealed_payload=Subquery(seals)).values_list("id", "sealed_payload")
+        _holds_locked(tenant.pk)
+        if (held := held_q(tenant.pk)) is not None and records.filter(held).exists():
+            raise AuditError(f"records of {end_user} are under legal hold: release the hold first")
+        found = list(
+            todo.annotate(sealed_payload=Subquery(seals)).values_list(
+                "id", "sealed_payload", "request_id"
+            )
         )
-        if not rows:
+        if not found:
             return 0
+        rows = [(record_id, payload) for record_id, payload, _ in found]
         ids = [record_id for record_id, _ in rows]
         _privileged("audit.erase", True)
         AuditRecord.objects.filter(id__in=ids).update(
@@ -141,12 +149,20 @@ def audit_records_erase(*, tenant: Tenant, end_user: str, reason: str, actor: Ac
             for record_id, payload in rows
         )
         erased = len(rows)
+        copies = records_erased.send(
+            sender=AuditRecord, tenant_id=tenant.pk, request_ids=[r for _, _, r in found]
+        )
         activity_record(
             actor=actor,
             action="audit.erase",
             target=tenant,
             tenant_id=tenant.pk,
-            details={"end_user": end_user, "reason": reason, "records": erased},
+            details={
+                "end_user": end_user,
+                "reason": reason,
+                "records": erased,
+                "copies": sum(int(count or 0) for _, count in copies),
+            },
         )
     return erased
 
@@ -203,18 +219,35 @@ def audit_retention_purge(
             )
             if not rows:
                 break
-            made.append(_purge(tenant_id, rows, now, actor))
+            purged = _purge(tenant_id, rows, now, actor)
+            if purged is not None:
+                made.append(purged)
             if len(rows) < batch_size:
                 break
     return made
 
 
+def _holds_locked(tenant_id: int) -> None:
+    """Serialise, per tenant, placing a legal hold with deleting or erasing records: each takes
+    the tenant's row lock in its transaction. Holds read after it are all the holds there are."""
+    Tenant.objects.select_for_update().filter(pk=tenant_id).first()
+
+
 def _purge(
     tenant_id: int, rows: list[tuple[int, int]], now: datetime, actor: Actor
-) -> AuditCheckpoint:
+) -> AuditCheckpoint | None:
     with transaction.atomic():
+        # The batch was chosen outside this transaction: a hold placed since is honoured here.
+        _holds_locked(tenant_id)
+        doomed = AuditRecord.objects.filter(id__in=[record_id for record_id, _ in rows])
+        if (held := held_q(tenant_id)) is not None:
+            doomed = doomed.exclude(held)
+        going = set(doomed.values_list("id", flat=True))
+        rows = [row for row in rows if row[0] in going]
+        if not rows:
+            return None
         _privileged("audit.purge", True)
-        AuditRecord.objects.filter(id__in=[record_id for record_id, _ in rows]).delete()
+        AuditRecord.objects.filter(id__in=going).delete()
         _privileged("audit.purge", False)
         head = AuditChainHead.objects.get(tenant_id=tenant_id)
         return checkpoint_create(

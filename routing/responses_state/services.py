@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from django.db import transaction
 from django.utils import timezone
@@ -224,3 +224,15 @@ def responses_retention_set(
         details={"retention_days": retention_days},
     )
     return policy
+
+
+def erased_copies_forget(*, tenant_id: int, request_ids: list[str], **_: Any) -> int:
+    """An end user's records were erased (audit.signals.records_erased): their stored responses
+    and the conversation items their turns added go too. Items a client added to a conversation
+    directly name no request, so no end user: they stay until the conversation expires."""
+    responses = StoredResponse.objects.filter(tenant_id=tenant_id, request_id__in=request_ids)
+    turns = ["resp_" + request_id.removeprefix("req_") for request_id in request_ids]
+    items = ConversationItem.objects.filter(
+        conversation__tenant_id=tenant_id, response_id__in=turns
+    )
+    return responses.delete()[0] + items.delete()[0]

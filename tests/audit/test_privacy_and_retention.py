@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from audit import services
+from audit.activity.models import ActivityEvent
 from audit.activity.services import SYSTEM
 from audit.content import ContentModes, apply_content_mode
 from audit.entries import AuditEntry
@@ -56,6 +58,53 @@ def test_an_erasure_cannot_be_faked_to_rewrite_content(make_record):
             "tool_calls = '[]', tool_results = '[]', cost_usd = 0 WHERE id = %s",
             [record.pk],
         )
+
+
+def test_an_erasure_also_erases_the_stored_responses_and_conversation_turns_of_those_requests(
+    make_record, world
+):
+    from routing.responses_state.models import Conversation, ConversationItem, StoredResponse
+
+    now, tenant = timezone.now(), world.team.tenant
+    mine = make_record(end_user="erase-me", prompt="my IBAN is DE89 3704")
+    other = make_record(end_user="someone-else")
+    kept = {"created_at": now, "expires_at": now + timedelta(days=30), "content_mode": "full"}
+    for record in (mine, other):
+        StoredResponse.objects.create(
+            response_id="resp_" + record.request_id.removeprefix("req_"),
+            tenant=tenant,
+            api_key_id=record.api_key_id,
+            request_id=record.request_id,
+            model="mock-gpt",
+            input_items=[{"role": "user", "content": "my IBAN is DE89 3704"}],
+            response={"output": []},
+            **kept,
+        )
+    thread = Conversation.objects.create(
+        conversation_id=f"conv_{uuid.uuid4().hex}",
+        tenant=tenant,
+        api_key_id=mine.api_key_id,
+        **kept,
+    )
+    for n, record in enumerate((mine, other)):
+        ConversationItem.objects.create(
+            conversation=thread,
+            item_id=f"msg_{n}",
+            item={"content": "DE89 3704"},
+            response_id="resp_" + record.request_id.removeprefix("req_"),
+            created_at=now,
+        )
+
+    services.audit_records_erase(tenant=tenant, end_user="erase-me", reason="GDPR", actor=SYSTEM)
+
+    assert list(
+        StoredResponse.objects.values_list("request_id", flat=True).filter(
+            request_id__in=[mine.request_id, other.request_id]
+        )
+    ) == [other.request_id]
+    assert list(thread.items.values_list("item_id", flat=True)) == ["msg_1"]
+    event = ActivityEvent.objects.filter(action="audit.erase", tenant=tenant).latest("id")
+    assert event.details["copies"] == 2
 
 
 def test_records_under_legal_hold_are_not_erased(make_record, world):
@@ -114,6 +163,36 @@ def test_a_hold_on_the_whole_tenant_stops_every_purge(make_record, world):
 
     assert AuditRecord.objects.filter(pk=old.pk).exists()
     assert not AuditCheckpoint.objects.filter(tenant=tenant, kind="purge").exists()
+
+
+def test_a_hold_placed_after_retention_chose_its_batch_still_stops_the_delete(
+    make_record, world, monkeypatch
+):
+    now = timezone.now()
+    tenant = world.team.tenant
+    services.audit_policy_set(tenant=tenant, content_mode="full", retention_days=30, actor=SYSTEM)
+    disputed = [
+        make_record(started_at=now - timedelta(days=40), end_user="client-in-dispute")
+        for _ in range(3)
+    ]
+    expired = make_record(started_at=now - timedelta(days=40), end_user="someone")
+    real_purge = services._purge
+
+    def hold_lands_first(tenant_id, rows, when, actor):  # what two transactions allow
+        if tenant_id == tenant.pk:
+            services.legal_hold_place(
+                tenant=tenant, end_user="client-in-dispute", reason="litigation", actor=SYSTEM
+            )
+        return real_purge(tenant_id, rows, when, actor)
+
+    monkeypatch.setattr(services, "_purge", hold_lands_first)
+    checkpoints = services.audit_retention_purge(now=now)
+
+    remaining = set(AuditRecord.objects.values_list("id", flat=True))
+    assert {r.pk for r in disputed} <= remaining
+    assert expired.pk not in remaining
+    purge = next(c for c in checkpoints if c.tenant_id == tenant.pk)
+    assert purge.count == 1  # the checkpoint names what went, not what was chosen
 
 
 def _write_as_the_writer_does(entry: AuditEntry) -> AuditRecord:

@@ -1,0 +1,11 @@
+"""What other apps hear of the audit trail, so that audit/ imports none of them."""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+# An end user's records were erased (audit.services.audit_records_erase), inside its
+# transaction: `tenant_id` and `request_ids`. An app that keeps copies of those requests'
+# content elsewhere (stored Responses API responses and conversation items) erases them too and
+# returns how many rows it erased.
+records_erased = Signal()
