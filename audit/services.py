@@ -177,15 +177,21 @@ def _ranges(seqs: list[int]) -> list[list[int]]:
     return runs
 
 
-def expired_records(tenant_id: int, now: datetime) -> QuerySet[AuditRecord] | None:
-    """A tenant's sealed records past retention and under no hold; None if it keeps them all."""
+def retention_cutoff(tenant_id: int, now: datetime) -> datetime | None:
+    """Records of the tenant started before this are past retention; None: kept for ever."""
     policy = AuditPolicy.objects.filter(tenant_id=tenant_id).first()
     days = policy.retention_days if policy else settings.AUDIT_DEFAULT_RETENTION_DAYS
-    if days is None:
+    return None if days is None else now - timedelta(days=days)
+
+
+def expired_records(tenant_id: int, now: datetime) -> QuerySet[AuditRecord] | None:
+    """A tenant's sealed records past retention and under no hold; None if it keeps them all."""
+    cutoff = retention_cutoff(tenant_id, now)
+    if cutoff is None:
         return None
-    records = AuditRecord.objects.filter(
-        tenant_id=tenant_id, started_at__lt=now - timedelta(days=days)
-    ).filter(Exists(AuditSeal.objects.filter(record_id=OuterRef("id"))))
+    records = AuditRecord.objects.filter(tenant_id=tenant_id, started_at__lt=cutoff).filter(
+        Exists(AuditSeal.objects.filter(record_id=OuterRef("id")))
+    )
     if (held := held_q(tenant_id)) is not None:
         records = records.exclude(held)
     # A month re-attached from its archive is read-only, and stays until it is detached.
@@ -243,6 +249,8 @@ def _purge(
         if (held := held_q(tenant_id)) is not None:
             doomed = doomed.exclude(held)
         going = set(doomed.values_list("id", flat=True))
+        cutoff = retention_cutoff(tenant_id, now)
+        cutoff_epoch = int(cutoff.timestamp()) if cutoff is not None else None
         rows = [row for row in rows if row[0] in going]
         if not rows:
             return None
@@ -257,7 +265,9 @@ def _purge(
             head_hash=head.hash,
             count=len(rows),
             purged_ranges=_ranges([seq for _, seq in rows]),
-            details={"before": now.isoformat(), "by": actor.label},
+            # `cutoff_epoch`: records started before it may be gone, so the cost rollups of
+            # that time are kept as rolled, never rebuilt from what is left (billing/rollups.py).
+            details={"before": now.isoformat(), "by": actor.label, "cutoff_epoch": cutoff_epoch},
         )
 
 

@@ -148,6 +148,9 @@ class RollupWatermark(models.Model):
 
     granularity = models.CharField(max_length=4, choices=Granularity.choices, unique=True)
     done_until = models.DateTimeField()
+    # The newest audit record when the last run began: a record written since then into a
+    # window before the windows rolled again is rolled in by the next run.
+    seen_record_id = models.BigIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"{self.granularity} rollups done until {self.done_until:%Y-%m-%d %H:%M}"

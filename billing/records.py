@@ -7,7 +7,7 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
-from audit.models import AuditRecord
+from audit.models import AuditCheckpoint, AuditRecord, CheckpointKind
 
 
 def records_between(start: datetime, end: datetime) -> QuerySet[AuditRecord]:
@@ -17,3 +17,29 @@ def records_between(start: datetime, end: datetime) -> QuerySet[AuditRecord]:
 def first_record_at() -> datetime | None:
     """When the oldest record started."""
     return AuditRecord.objects.order_by("started_at").values_list("started_at", flat=True).first()
+
+
+def purged_tenants(before: datetime) -> set[int]:
+    """Tenants whose records started before `before` retention has begun to delete (a purge's
+    checkpoint says up to when): their rollups of such a time are kept as rolled, never rebuilt
+    from what retention left."""
+    return set(
+        AuditCheckpoint.objects.filter(
+            kind=CheckpointKind.PURGE, details__cutoff_epoch__gt=int(before.timestamp())
+        ).values_list("tenant_id", flat=True)
+    )
+
+
+def latest_record_id() -> int:
+    return AuditRecord.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def late_record_times(after_id: int, before: datetime) -> list[datetime]:
+    """When the records written since record `after_id` but started before `before` started:
+    a call recorded late (a worker's journal recovered after downtime) lands in a window that
+    was already rolled up."""
+    return list(
+        AuditRecord.objects.filter(id__gt=after_id, started_at__lt=before)
+        .values_list("started_at", flat=True)
+        .order_by()
+    )

@@ -31,7 +31,13 @@ from django.utils import timezone
 
 from audit.models import AuditStatus
 from billing.models import Granularity, RollupWatermark, UsageRollup
-from billing.records import first_record_at, records_between
+from billing.records import (
+    first_record_at,
+    late_record_times,
+    latest_record_id,
+    purged_tenants,
+    records_between,
+)
 
 STEP = {Granularity.HOUR: timedelta(hours=1), Granularity.DAY: timedelta(days=1)}
 # Windows rolled again on every run: streams finish late, and the current bucket is partial.
@@ -150,12 +156,18 @@ def _window_rows(granularity: str, start: datetime, end: datetime) -> Iterator[U
 
 @transaction.atomic
 def rollup_window(*, granularity: str, start: datetime, end: datetime) -> int:
-    """Replace the rollup rows of the buckets in [start, end) with fresh ones; returns the count."""
+    """Replace the rollup rows of the buckets in [start, end) with fresh ones; returns the count.
+
+    Not for a tenant whose records of the window retention has begun to delete (a short
+    retention): its rows stay as they were rolled while its records were there."""
+    kept = purged_tenants(start)
     UsageRollup.objects.filter(
         granularity=granularity, bucket_start__gte=start, bucket_start__lt=end
-    ).delete()
+    ).exclude(tenant_id__in=kept).delete()
     written, batch = 0, []
     for row in _window_rows(granularity, start, end):
+        if row.tenant_id in kept:
+            continue
         batch.append(row)
         if len(batch) >= _BATCH:
             UsageRollup.objects.bulk_create(batch)
@@ -171,16 +183,31 @@ def rollup_catch_up(*, granularity: str, now: datetime | None = None) -> int:
     is its own transaction, so a crash mid-way loses nothing but the bucket in hand.
     """
     step = STEP[Granularity(granularity)]
-    current = bucket_floor(now or timezone.now(), granularity)
+    now = now or timezone.now()
+    current = bucket_floor(now, granularity)
+    newest = latest_record_id()  # before anything is read: a record written meanwhile is next run's
     mark = RollupWatermark.objects.filter(granularity=granularity).first()
+    late: set[datetime] = set()
     if mark is not None:
         start = min(mark.done_until, current - step * (REROLL[Granularity(granularity)] - 1))
+        # Records written since the last run into windows before those rolled again (none
+        # known before the first run that noted the newest record).
+        late = (
+            set()
+            if not mark.seen_record_id
+            else {
+                bucket_floor(at, granularity)
+                for at in late_record_times(mark.seen_record_id, start)
+            }
+        )
     else:
         earliest = first_record_at()
         if earliest is None:
             return 0
         start = bucket_floor(earliest, granularity)
     written = 0
+    for bucket in sorted(late):
+        written += rollup_window(granularity=granularity, start=bucket, end=bucket + step)
     bucket = start
     while bucket <= current:
         written += rollup_window(granularity=granularity, start=bucket, end=bucket + step)
@@ -189,4 +216,5 @@ def rollup_catch_up(*, granularity: str, now: datetime | None = None) -> int:
         RollupWatermark.objects.update_or_create(
             granularity=granularity, defaults={"done_until": min(bucket, current)}
         )
+    RollupWatermark.objects.filter(granularity=granularity).update(seen_record_id=newest)
     return written

@@ -112,3 +112,53 @@ def test_it_catches_up_after_downtime_and_picks_up_late_streams():
     rollup_catch_up(granularity=Granularity.HOUR, now=START + timedelta(hours=10, minutes=20))
     row = UsageRollup.objects.get(bucket_start=START + timedelta(hours=9))
     assert (row.requests, row.cost_usd) == (2, Decimal("2.50"))
+
+
+def _day_cost(tenant_id: int, day: datetime) -> Decimal:
+    rows = UsageRollup.objects.filter(
+        granularity=Granularity.DAY, tenant_id=tenant_id, bucket_start=day
+    )
+    return rows.aggregate(total=Sum("cost_usd"))["total"] or Decimal(0)
+
+
+def test_a_record_written_late_into_a_window_rolled_long_ago_reaches_finance():
+    from audit.models import AuditRecord
+
+    ledger = make_ledger("late-record")
+    key, day = ledger.keys[0], datetime(2026, 6, 2, tzinfo=UTC)
+    AuditRecord.objects.bulk_create(
+        [record(key, day + timedelta(hours=10, minutes=i), cost=Decimal(1)) for i in range(3)]
+    )
+    now = datetime(2026, 6, 5, 12, tzinfo=UTC)
+    rollup_catch_up(granularity=Granularity.DAY, now=now)
+    assert _day_cost(ledger.tenant.pk, day) == Decimal(3)
+
+    # A worker's journal recovered after downtime: a call of June 2 recorded on June 5.
+    late = record(key, day + timedelta(hours=11), cost=Decimal(5), status=AuditStatus.INTERRUPTED)
+    AuditRecord.objects.bulk_create([late])
+    rollup_catch_up(granularity=Granularity.DAY, now=now + timedelta(minutes=15))
+
+    assert _day_cost(ledger.tenant.pk, day) == Decimal(8)
+
+
+def test_a_short_retention_never_takes_cost_out_of_the_days_already_rolled():
+    from audit.models import AuditPolicy, AuditRecord
+    from audit.sealer import audit_seal_pending
+    from audit.services import audit_retention_purge
+
+    ledger = make_ledger("short-retention")
+    key, day = ledger.keys[0], datetime(2026, 5, 10, tzinfo=UTC)
+    AuditPolicy.objects.create(tenant=ledger.tenant, content_mode="full", retention_days=1)
+    AuditRecord.objects.bulk_create(
+        [record(key, day + timedelta(hours=h), cost=Decimal(1)) for h in range(1, 21)]
+    )
+    audit_seal_pending()
+    now = datetime(2026, 5, 11, 22, tzinfo=UTC)
+    rollup_catch_up(granularity=Granularity.DAY, now=now)
+    assert _day_cost(ledger.tenant.pk, day) == Decimal(20)
+
+    audit_retention_purge(now=now)  # the day's records go: retention is one day
+    rollup_catch_up(granularity=Granularity.DAY, now=now + timedelta(minutes=15))
+
+    assert not AuditRecord.objects.filter(tenant=ledger.tenant).exists()
+    assert _day_cost(ledger.tenant.pk, day) == Decimal(20)  # what finance showed, still
