@@ -12,6 +12,7 @@ from typing import Any
 from django.db import DataError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_GET
 
 from audit import presenters, selectors
 from audit.export import (
@@ -98,6 +99,7 @@ def record(request: HttpRequest, request_id: str) -> HttpResponse:
 
 
 @console_view(COMPLIANCE)
+@require_GET  # a read: it seals the records pending before its first page, which a POST must not
 def export(request: HttpRequest, fmt: str) -> HttpResponse | StreamingHttpResponse:
     if fmt not in FORMATS:
         raise Http404("unknown export format")
