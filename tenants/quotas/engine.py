@@ -148,17 +148,30 @@ class Admission:
 
 
 @dataclass(frozen=True, slots=True)
+class _Window:
+    """A budget window, with its counters' key part and its bounds in epoch seconds."""
+
+    window: Window
+    key: str
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class _TokensPlan:
     key: str
     meter: Meter
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _BudgetPlan:
     budget: BudgetRule
     key: str  # all but the window's own part
     limit: int
     alert_permille: tuple[int, ...]
+    # The window in force, its counters' key and its meter: built when the window begins, not
+    # per request. Plans are rebuilt with the table, so this never outlives its rule.
+    current: tuple[_Window, str, Meter] | None = None
 
 
 _PlanItem = tuple[Check, Meter] | _TokensPlan | _BudgetPlan
@@ -211,7 +224,7 @@ class QuotaEngine:
         self._alerts: set[asyncio.Future[Any]] = set()
         self._undo: list[tuple[str, Release]] = []
         self._undoing = False
-        self._windows: dict[tuple[str, str], tuple[Window, str]] = {}
+        self._windows: dict[tuple[str, str], _Window] = {}
         self._plans_table: QuotaTable | None = None
         self._plans: dict[tuple[Any, ...], tuple[_PlanItem, ...]] = {}
 
@@ -267,19 +280,19 @@ class QuotaEngine:
             self._background(self._undo_unknown_admissions())
         admission.verdict = verdict
         admission.record["store"] = self.store_name
-        admission.record["checks"] = [
-            {
-                "meter": m.kind,
-                "scope": m.label,
-                "limit": m.limit,
-                "remaining": o.remaining,
-                **({"shadow": True, "would_refuse": o.exceeded} if m.shadow else {}),
-            }
-            for m, o in zip(admission.meters, verdict.outcomes, strict=False)
-        ]
+        recorded = admission.record["checks"] = []
         for meter, outcome in zip(admission.meters, verdict.outcomes, strict=False):
-            if meter.shadow and outcome.exceeded and not dry:
-                SHADOW_REFUSALS.labels(meter.kind).inc()
+            check = {
+                "meter": meter.kind,
+                "scope": meter.label,
+                "limit": meter.limit,
+                "remaining": outcome.remaining,
+            }
+            if meter.shadow:
+                check["shadow"], check["would_refuse"] = True, outcome.exceeded
+                if outcome.exceeded and not dry:
+                    SHADOW_REFUSALS.labels(meter.kind).inc()
+            recorded.append(check)
         admission.headers = rate_headers(admission.meters, verdict)
         if not verdict.allowed and not dry:
             assert verdict.failed is not None
@@ -345,30 +358,42 @@ class QuotaEngine:
         reserve: Decimal,
         now: datetime,
     ) -> None:
+        # Every level of limits means a dozen checks per request: one pass, no call per check.
         amount = to_nanos(reserve, round_up=True)
+        at = now.timestamp()
+        charge = admission.token_charge
+        checks, meters = admission.checks, admission.meters
         for item in self._plan(table, demand):
-            if isinstance(item, _TokensPlan):
-                check: Check = WindowCheck(
-                    item.key, item.meter.limit, admission.token_charge, item.meter.label,
-                    item.meter.shadow,
-                )  # fmt: skip
-                self._add(admission, check, item.meter)
-            elif isinstance(item, _BudgetPlan):
-                budget = item.budget
-                window, window_key = self._window(budget.period, budget.timezone, now)
-                check = BudgetCheck(
-                    key=item.key + window_key,
-                    limit=item.limit,
-                    amount=amount,
-                    label=budget.label,
-                    ttl_s=max(60, int((window.end - now).total_seconds()) + 2 * 86_400),
-                    alert_permille=item.alert_permille,
-                    shadow=budget.shadow,
-                )
-                meter = Meter("budget", budget.label, item.limit, budget.shadow, budget, window)
-                self._add(admission, check, meter)
+            if type(item) is tuple:
+                checks.append(item[0])
+                meters.append(item[1])
+            elif type(item) is _TokensPlan:
+                meter = item.meter
+                checks.append(WindowCheck(item.key, meter.limit, charge, meter.label, meter.shadow))
+                meters.append(meter)
             else:
-                self._add(admission, item[0], item[1])
+                assert isinstance(item, _BudgetPlan)
+                window = self._window(item.budget.period, item.budget.timezone, at, now)
+                current = item.current
+                if current is None or current[0] is not window:
+                    budget = item.budget
+                    meter = Meter(
+                        "budget", budget.label, item.limit, budget.shadow, budget, window.window
+                    )
+                    current = item.current = (window, item.key + window.key, meter)
+                meter = current[2]
+                checks.append(
+                    BudgetCheck(
+                        current[1],
+                        item.limit,
+                        amount,
+                        meter.label,
+                        max(60, int(window.end_s - at) + 2 * 86_400),
+                        item.alert_permille,
+                        meter.shadow,
+                    )
+                )
+                meters.append(meter)
 
     def _plan(self, table: QuotaTable, demand: Demand) -> tuple[_PlanItem, ...]:
         """What a request of these scopes is checked against, less its amounts and budget
@@ -384,19 +409,16 @@ class QuotaEngine:
             plan = self._plans[scope] = tuple(_plan(table, demand))
         return plan
 
-    def _window(self, period: str, zone: str, now: datetime) -> tuple[Window, str]:
-        """The budget window `now` falls in, and its key: computed once per window, not per
-        request (a time zone conversion and two strftime calls per budget)."""
+    def _window(self, period: str, zone: str, at: float, now: datetime) -> _Window:
+        """The budget window `now` (`at`, in epoch seconds) falls in: computed once per window,
+        not per request (a time zone conversion and two strftime calls per budget)."""
         found = self._windows.get((period, zone))
-        if found is None or not found[0].start <= now < found[0].end:
+        if found is None or not found.start_s <= at < found.end_s:
             window = window_at(period, zone, now)
-            found = self._windows[(period, zone)] = (window, window.key)
+            found = self._windows[(period, zone)] = _Window(
+                window, window.key, window.start.timestamp(), window.end.timestamp()
+            )
         return found
-
-    @staticmethod
-    def _add(admission: Admission, check: Check, meter: Meter) -> None:
-        admission.checks.append(check)
-        admission.meters.append(meter)
 
     async def _run(self, admission: Admission, demand: Demand, *, dry: bool) -> Verdict:
         await self._reseed_after_failure(admission, demand)

@@ -22,30 +22,26 @@ def duration(seconds: int) -> str:
 
 
 def rate_headers(meters: list[Meter], verdict: Verdict) -> dict[str, str]:
-    """The tightest enforced requests and tokens limits, and which scope each belongs to."""
+    """The tightest enforced requests and tokens limits and budget, and which scope each
+    belongs to (the first of equals)."""
+    tightest: dict[str, tuple[int, Meter, int]] = {}  # kind → remaining, meter, reset
+    for meter, outcome in zip(meters, verdict.outcomes, strict=False):
+        if meter.shadow:
+            continue
+        found = tightest.get(meter.kind)
+        if found is None or outcome.remaining < found[0]:
+            tightest[meter.kind] = (outcome.remaining, meter, outcome.reset_s)
     headers: dict[str, str] = {}
     for kind in ("requests", "tokens"):
-        candidates = [
-            (outcome, meter)
-            for meter, outcome in zip(meters, verdict.outcomes, strict=False)
-            if meter.kind == kind and not meter.shadow
-        ]
-        if not candidates:
-            continue
-        outcome, meter = min(candidates, key=lambda pair: pair[0].remaining)
-        headers[f"x-ratelimit-limit-{kind}"] = str(meter.limit)
-        headers[f"x-ratelimit-remaining-{kind}"] = str(max(0, outcome.remaining))
-        headers[f"x-ratelimit-reset-{kind}"] = duration(outcome.reset_s)
-        headers[f"x-gateway-ratelimit-scope-{kind}"] = meter.label
-    budgets = [
-        (outcome, meter)
-        for meter, outcome in zip(meters, verdict.outcomes, strict=False)
-        if meter.kind == "budget" and not meter.shadow
-    ]
-    if budgets:
-        outcome, meter = min(budgets, key=lambda pair: pair[0].remaining)
-        remaining = Decimal(max(0, outcome.remaining)) / _NANOS
-        headers["x-gateway-budget-remaining-usd"] = f"{remaining:.4f}"
+        if (found := tightest.get(kind)) is not None:
+            remaining, meter, reset_s = found
+            headers[f"x-ratelimit-limit-{kind}"] = str(meter.limit)
+            headers[f"x-ratelimit-remaining-{kind}"] = str(max(0, remaining))
+            headers[f"x-ratelimit-reset-{kind}"] = duration(reset_s)
+            headers[f"x-gateway-ratelimit-scope-{kind}"] = meter.label
+    if (found := tightest.get("budget")) is not None:
+        remaining, meter, _ = found
+        headers["x-gateway-budget-remaining-usd"] = f"{Decimal(max(0, remaining)) / _NANOS:.4f}"
         headers["x-gateway-budget-scope"] = meter.label
     return headers
 

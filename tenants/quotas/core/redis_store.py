@@ -488,10 +488,12 @@ class RedisQuotaStore:
         now = raw[4]
         if seeds:
             return Verdict(allowed=False, needs_seed=tuple(raw[5 : 5 + seeds]), at_s=now)
-        values = raw[5:]
+        values = iter(raw[5:])
         outcomes = tuple(
-            Outcome(values[i], values[i + 1], bool(values[i + 2]), values[i + 3])
-            for i in range(0, len(values), 4)
+            Outcome(remaining, reset, exceeded == 1, alert)
+            for remaining, reset, exceeded, alert in zip(
+                values, values, values, values, strict=True
+            )
         )
         return Verdict(
             allowed=bool(allowed),
