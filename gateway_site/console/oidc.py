@@ -1,9 +1,10 @@
 """Single sign-on: mozilla-django-oidc, with the identity provider's claims mapped to memberships.
 
-The user is found or created by the `preferred_username` claim (falling back to `email`). The
-claim named by GATEWAY_OIDC_ROLES_CLAIM (default `gateway_roles`) lists `tenant:role` entries,
-optionally `tenant:role:team+team`; at each sign-in the user's memberships become exactly those
-(docs/architecture.md, "Console"). A user with no entry the gateway knows is refused.
+The user is found or created by the `preferred_username` claim (falling back to `email`); an
+existing account is signed into only when it was made for SSO (no password, neither superuser nor
+staff). The claim named by GATEWAY_OIDC_ROLES_CLAIM (default `gateway_roles`) lists `tenant:role`
+entries, optionally `tenant:role:team+team`; at each sign-in the user's memberships become exactly
+those (docs/architecture.md, "Console"). A user with no entry the gateway knows is refused.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import SuspiciousOperation
 from django.db.models import QuerySet
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
@@ -49,6 +51,10 @@ class ConsoleOIDCBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
         return self.update_user(user, claims)
 
     def update_user(self, user: Any, claims: dict[str, Any]) -> Any:
+        # The username is whatever the provider says, not a proof of who owns the account: a
+        # superuser's, staff's or password account is never signed into (nor re-membered) by SSO.
+        if user.is_superuser or user.is_staff or user.has_usable_password():
+            raise SuspiciousOperation(f"SSO refused for local account {user.get_username()}")
         memberships = services.memberships_sync_from_claims(
             user=user,
             entries=claim_roles(claims),

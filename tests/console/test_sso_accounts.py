@@ -1,0 +1,89 @@
+"""Which account a single sign-on lands in, and how long its session lasts.
+
+The identity provider's answer is faked in-process (token, signature and userinfo), so these tests
+look only at what the gateway does with the claims it is given.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from unittest import mock
+
+import pytest
+from django.contrib.auth.models import User
+from django.contrib.sessions.backends.db import SessionStore
+from django.test import RequestFactory
+
+from gateway_site.console.oidc import ConsoleOIDCBackend
+from tenants import services
+from tenants.models import Membership, Role
+from tests.console.conftest import Acme
+
+pytestmark = pytest.mark.django_db
+
+OIDC_BACKEND = "gateway_site.console.oidc.ConsoleOIDCBackend"
+
+
+@pytest.fixture
+def sso(settings: Any) -> None:
+    settings.AUTHENTICATION_BACKENDS = [*settings.AUTHENTICATION_BACKENDS, OIDC_BACKEND]
+
+
+def sign_in(claims: dict[str, Any]) -> User | None:
+    """The backend's whole callback step, with the provider's answer being `claims`."""
+    backend = ConsoleOIDCBackend()
+    request = RequestFactory().get("/console/oidc/callback/", {"code": "c", "state": "s"})
+    request.session = SessionStore()
+    tokens = {"id_token": "i", "access_token": "a"}
+    with (
+        mock.patch.object(backend, "get_token", return_value=tokens),
+        mock.patch.object(backend, "verify_token", return_value={"sub": "x"}),
+        mock.patch.object(backend, "get_userinfo", return_value=claims),
+    ):
+        user: User | None = backend.authenticate(request, nonce="n")
+    return user
+
+
+def test_an_identity_provider_user_never_lands_in_a_superusers_account(acme: Acme, sso) -> None:
+    root = User.objects.create_superuser("root", "root@example.com", "a local password")
+    claims = {"preferred_username": "root", "gateway_roles": ["acme-c:developer"]}
+    assert sign_in(claims) is None
+    root.refresh_from_db()
+    assert root.is_superuser and not Membership.objects.filter(user=root).exists()
+
+
+def test_an_identity_provider_user_never_lands_in_an_account_with_a_password(
+    acme: Acme, sso
+) -> None:
+    # acme's tenant admin signs in with a password; an IdP user naming itself so is someone else.
+    admin = acme.users[Role.TENANT_ADMIN]
+    claims = {"preferred_username": admin.username, "gateway_roles": ["acme-c:developer"]}
+    assert sign_in(claims) is None
+    assert Membership.objects.get(user=admin).role == Role.TENANT_ADMIN
+
+
+def test_a_tenant_admin_cannot_plant_a_password_account_for_a_user_of_another_tenant(
+    acme: Acme, sso
+) -> None:
+    # initrode's admin creates "alice", with a password they know, before acme's real alice (an
+    # acme tenant admin at the provider) first signs in through SSO.
+    initrode = acme.other_key.tenant
+    services.member_create(
+        tenant=initrode,
+        username="alice",
+        email="",
+        role=Role.DEVELOPER,
+        teams=[],
+        password="x" * 12,
+    )
+    assert (
+        sign_in({"preferred_username": "alice", "gateway_roles": ["acme-c:tenant_admin"]}) is None
+    )
+    assert not Membership.objects.filter(tenant=acme.tenant, user__username="alice").exists()
+
+
+def test_an_account_made_for_sso_is_signed_into(acme: Acme, sso) -> None:
+    sam = User.objects.create_user("sam")  # no password: made to sign in by SSO
+    claims = {"preferred_username": "sam", "gateway_roles": ["acme-c:developer"]}
+    assert sign_in(claims) == sam
+    assert Membership.objects.get(user=sam).role == Role.DEVELOPER
