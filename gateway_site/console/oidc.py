@@ -1,10 +1,11 @@
 """Single sign-on: mozilla-django-oidc, with the identity provider's claims mapped to memberships.
 
-The user is found or created by the `preferred_username` claim (falling back to `email`); an
-existing account is signed into only when it was made for SSO (no password, neither superuser nor
-staff). The claim named by GATEWAY_OIDC_ROLES_CLAIM (default `gateway_roles`) lists `tenant:role`
-entries, optionally `tenant:role:team+team`; at each sign-in the user's memberships become exactly
-those (docs/architecture.md, "Console"). A user with no entry the gateway knows is refused.
+The user is found or created by the `preferred_username` claim (falling back to `email`, when the
+provider says it is verified); an existing account is signed into only when it was made for SSO
+(no password, neither superuser nor staff). The claim named by GATEWAY_OIDC_ROLES_CLAIM (default
+`gateway_roles`) lists `tenant:role` entries, optionally `tenant:role:team+team`; at each sign-in
+the user's memberships become exactly those (docs/architecture.md, "Console"). A user with no
+entry the gateway knows is refused.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ logger = logging.getLogger(__name__)
 
 
 def claim_username(claims: dict[str, Any]) -> str:
-    return str(claims.get("preferred_username") or claims.get("email") or "")[:150]
+    # An email the provider has not verified is anyone's to type: it names no account.
+    verified = claims.get("email_verified") in (True, "true")
+    email = claims.get("email") if verified else ""
+    return str(claims.get("preferred_username") or email or "")[:150]
 
 
 def claim_roles(claims: dict[str, Any]) -> list[str]:

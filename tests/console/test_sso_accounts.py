@@ -87,3 +87,15 @@ def test_an_account_made_for_sso_is_signed_into(acme: Acme, sso) -> None:
     claims = {"preferred_username": "sam", "gateway_roles": ["acme-c:developer"]}
     assert sign_in(claims) == sam
     assert Membership.objects.get(user=sam).role == Role.DEVELOPER
+
+
+def test_an_unverified_email_does_not_name_the_account(acme: Acme, sso) -> None:
+    sso_user = User.objects.create_user("pat@acme.example")
+    claims = {
+        "email": "pat@acme.example",
+        "email_verified": False,
+        "gateway_roles": ["acme-c:finance"],
+    }
+    assert sign_in(claims) is None
+    assert not Membership.objects.filter(user=sso_user).exists()
+    assert sign_in({**claims, "email_verified": True}) == sso_user
