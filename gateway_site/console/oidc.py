@@ -54,6 +54,11 @@ class ConsoleOIDCBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
         user.save()
         return self.update_user(user, claims)
 
+    def get_user(self, user_id: Any) -> Any:
+        # Each request of a session: a deactivated account's session ends, as with a password.
+        user = super().get_user(user_id)
+        return user if user is not None and self.user_can_authenticate(user) else None
+
     def update_user(self, user: Any, claims: dict[str, Any]) -> Any:
         # The username is whatever the provider says, not a proof of who owns the account: a
         # superuser's, staff's or password account is never signed into (nor re-membered) by SSO.

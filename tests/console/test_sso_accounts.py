@@ -12,7 +12,7 @@ from unittest import mock
 import pytest
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends.db import SessionStore
-from django.test import RequestFactory
+from django.test import Client, RequestFactory
 
 from gateway_site.console.oidc import ConsoleOIDCBackend
 from tenants import services
@@ -99,3 +99,15 @@ def test_an_unverified_email_does_not_name_the_account(acme: Acme, sso) -> None:
     assert sign_in(claims) is None
     assert not Membership.objects.filter(user=sso_user).exists()
     assert sign_in({**claims, "email_verified": True}) == sso_user
+
+
+def test_a_deactivated_sso_users_session_ends(acme: Acme, sso) -> None:
+    sam = User.objects.create_user("sam")
+    Membership.objects.create(user=sam, tenant=acme.tenant, role=Role.DEVELOPER)
+    client = Client()
+    client.force_login(sam, backend=OIDC_BACKEND)
+    assert client.get(f"/console/t/{acme.tenant.slug}/").status_code == 200
+    User.objects.filter(pk=sam.pk).update(is_active=False)
+    response = client.get(f"/console/t/{acme.tenant.slug}/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/console/login/")
