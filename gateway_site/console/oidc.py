@@ -54,6 +54,15 @@ class ConsoleOIDCBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
         user.save()
         return self.update_user(user, claims)
 
+    def verify_token(self, token: str, **kwargs: Any) -> Any:
+        payload = super().verify_token(token, **kwargs)
+        # The library leaves the audience unchecked: a token the provider minted for another of
+        # its clients (a code obtained through another application) signs nobody in here.
+        audience = payload.get("aud")
+        if self.OIDC_RP_CLIENT_ID not in (audience if isinstance(audience, list) else [audience]):
+            raise SuspiciousOperation("ID token not issued for this client")
+        return payload
+
     def get_user(self, user_id: Any) -> Any:
         # Each request of a session: a deactivated account's session ends, as with a password.
         user = super().get_user(user_id)

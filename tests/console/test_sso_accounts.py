@@ -12,6 +12,7 @@ from unittest import mock
 import pytest
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends.db import SessionStore
+from django.core.exceptions import SuspiciousOperation
 from django.test import Client, RequestFactory
 
 from gateway_site.console.oidc import ConsoleOIDCBackend
@@ -111,3 +112,27 @@ def test_a_deactivated_sso_users_session_ends(acme: Acme, sso) -> None:
     response = client.get(f"/console/t/{acme.tenant.slug}/")
     assert response.status_code == 302
     assert response["Location"].startswith("/console/login/")
+
+
+def verify(audience: Any, settings: Any) -> dict[str, Any]:
+    """The backend's check of a correctly signed token whose audience is `audience`."""
+    settings.OIDC_RP_CLIENT_ID = "gateway-console"
+    backend = ConsoleOIDCBackend()
+    payload = {"sub": "s", "nonce": "n", "aud": audience}
+    with (
+        mock.patch.object(backend, "retrieve_matching_jwk", return_value=None),
+        mock.patch.object(backend, "get_payload_data", return_value=payload),
+    ):
+        checked: dict[str, Any] = backend.verify_token("t", nonce="n")
+    return checked
+
+
+@pytest.mark.parametrize("audience", ["another-client", ["another-client", "a-third"], None])
+def test_an_id_token_minted_for_another_client_is_refused(settings: Any, audience: Any) -> None:
+    with pytest.raises(SuspiciousOperation):
+        verify(audience, settings)
+
+
+@pytest.mark.parametrize("audience", ["gateway-console", ["gateway-console", "another-client"]])
+def test_an_id_token_minted_for_this_client_is_accepted(settings: Any, audience: Any) -> None:
+    assert verify(audience, settings)["aud"] == audience
