@@ -6,10 +6,13 @@ look only at what the gateway does with the claims it is given.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 from unittest import mock
+from urllib.parse import parse_qs, urlparse
 
 import pytest
+import requests
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends.db import SessionStore
 from django.core.exceptions import SuspiciousOperation
@@ -19,6 +22,7 @@ from gateway_site.console.oidc import ConsoleOIDCBackend
 from tenants import services
 from tenants.models import Membership, Role
 from tests.console.conftest import Acme
+from tests.support.oidc_provider import OIDCProvider
 
 pytestmark = pytest.mark.django_db
 
@@ -136,3 +140,47 @@ def test_an_id_token_minted_for_another_client_is_refused(settings: Any, audienc
 @pytest.mark.parametrize("audience", ["gateway-console", ["gateway-console", "another-client"]])
 def test_an_id_token_minted_for_this_client_is_accepted(settings: Any, audience: Any) -> None:
     assert verify(audience, settings)["aud"] == audience
+
+
+@pytest.fixture
+def idp(settings: Any) -> Iterator[OIDCProvider]:
+    provider = OIDCProvider(
+        client_id="gateway-console",
+        client_secret="idp-client-secret",
+        users={
+            "sam": {"email": "sam@example.com", "gateway_roles": ["acme-c:developer"]},
+            "acme-tenant_admin": {"gateway_roles": ["acme-c:developer"]},
+        },
+    ).start()
+    settings.OIDC_RP_CLIENT_ID = provider.client_id
+    settings.OIDC_RP_CLIENT_SECRET = provider.client_secret
+    settings.OIDC_OP_AUTHORIZATION_ENDPOINT = f"{provider.issuer}/authorize"
+    settings.OIDC_OP_TOKEN_ENDPOINT = f"{provider.issuer}/token"
+    settings.OIDC_OP_USER_ENDPOINT = f"{provider.issuer}/userinfo"
+    settings.OIDC_OP_JWKS_ENDPOINT = f"{provider.issuer}/jwks"
+    yield provider
+    provider.stop()
+
+
+def code_flow(client: Client, username: str) -> Any:
+    """The browser's part: start at the console, sign in at the provider, come back with a code."""
+    start = client.get("/console/oidc/authenticate/")
+    url = urlparse(start["Location"])
+    form = {k: v[0] for k, v in parse_qs(url.query).items()} | {"username": username}
+    answer = requests.post(
+        f"{url.scheme}://{url.netloc}/authorize", data=form, allow_redirects=False, timeout=10
+    )
+    back = urlparse(answer.headers["Location"])
+    return client.get(f"{back.path}?{back.query}")
+
+
+def test_the_whole_code_flow_signs_in_an_sso_user_and_refuses_a_password_account(
+    acme: Acme, sso, idp: OIDCProvider
+) -> None:
+    client = Client()
+    code_flow(client, "sam")
+    assert client.get(f"/console/t/{acme.tenant.slug}/").status_code == 200
+    other = Client()
+    refused = code_flow(other, "acme-tenant_admin")
+    assert refused["Location"] == "/console/login/?sso=failed"
+    assert other.get(f"/console/t/{acme.tenant.slug}/").status_code == 302
