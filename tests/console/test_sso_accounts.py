@@ -49,7 +49,9 @@ def sign_in(claims: dict[str, Any]) -> User | None:
     return user
 
 
-def test_an_identity_provider_user_never_lands_in_a_superusers_account(acme: Acme, sso) -> None:
+def test_an_identity_provider_user_never_lands_in_a_superusers_account(
+    acme: Acme, sso: None
+) -> None:
     root = User.objects.create_superuser("root", "root@example.com", "a local password")
     claims = {"preferred_username": "root", "gateway_roles": ["acme-c:developer"]}
     assert sign_in(claims) is None
@@ -58,7 +60,7 @@ def test_an_identity_provider_user_never_lands_in_a_superusers_account(acme: Acm
 
 
 def test_an_identity_provider_user_never_lands_in_an_account_with_a_password(
-    acme: Acme, sso
+    acme: Acme, sso: None
 ) -> None:
     # acme's tenant admin signs in with a password; an IdP user naming itself so is someone else.
     admin = acme.users[Role.TENANT_ADMIN]
@@ -68,7 +70,7 @@ def test_an_identity_provider_user_never_lands_in_an_account_with_a_password(
 
 
 def test_a_tenant_admin_cannot_plant_a_password_account_for_a_user_of_another_tenant(
-    acme: Acme, sso
+    acme: Acme, sso: None
 ) -> None:
     # initrode's admin creates "alice", with a password they know, before acme's real alice (an
     # acme tenant admin at the provider) first signs in through SSO.
@@ -87,14 +89,14 @@ def test_a_tenant_admin_cannot_plant_a_password_account_for_a_user_of_another_te
     assert not Membership.objects.filter(tenant=acme.tenant, user__username="alice").exists()
 
 
-def test_an_account_made_for_sso_is_signed_into(acme: Acme, sso) -> None:
+def test_an_account_made_for_sso_is_signed_into(acme: Acme, sso: None) -> None:
     sam = User.objects.create_user("sam")  # no password: made to sign in by SSO
     claims = {"preferred_username": "sam", "gateway_roles": ["acme-c:developer"]}
     assert sign_in(claims) == sam
     assert Membership.objects.get(user=sam).role == Role.DEVELOPER
 
 
-def test_an_unverified_email_does_not_name_the_account(acme: Acme, sso) -> None:
+def test_an_unverified_email_does_not_name_the_account(acme: Acme, sso: None) -> None:
     sso_user = User.objects.create_user("pat@acme.example")
     claims = {
         "email": "pat@acme.example",
@@ -106,7 +108,7 @@ def test_an_unverified_email_does_not_name_the_account(acme: Acme, sso) -> None:
     assert sign_in({**claims, "email_verified": True}) == sso_user
 
 
-def test_a_deactivated_sso_users_session_ends(acme: Acme, sso) -> None:
+def test_a_deactivated_sso_users_session_ends(acme: Acme, sso: None) -> None:
     sam = User.objects.create_user("sam")
     Membership.objects.create(user=sam, tenant=acme.tenant, role=Role.DEVELOPER)
     client = Client()
@@ -175,7 +177,7 @@ def code_flow(client: Client, username: str) -> Any:
 
 
 def test_the_whole_code_flow_signs_in_an_sso_user_and_refuses_a_password_account(
-    acme: Acme, sso, idp: OIDCProvider
+    acme: Acme, sso: None, idp: OIDCProvider
 ) -> None:
     client = Client()
     code_flow(client, "sam")
