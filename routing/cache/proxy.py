@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -109,6 +110,13 @@ class CacheLookup:
     answer: CachedAnswer | None = None
 
 
+def _betas(headers: Mapping[str, str]) -> str:
+    """The provider features the client turned on (`anthropic-beta`, passed on to Anthropic's
+    API), in one order: they change what the provider answers."""
+    value = headers.get("anthropic-beta") or ""
+    return ",".join(sorted({beta.strip() for beta in value.split(",") if beta.strip()}))
+
+
 async def lookup(
     caller: Caller,
     resolved: ResolvedModel,
@@ -133,6 +141,8 @@ async def lookup(
     # An end-user scope with no end user named is the key's: never one scope for all of them.
     user = f"user:{caller.end_user}" if caller.end_user else f"key:{identity.key_id}"
     scope = {"team": f"team:{identity.team_id}", "user": user}.get(policy.scope, "")
+    if betas := _betas(caller.headers):
+        scope += f"|betas:{betas}"
     if checks := answer_checks(guard):
         # A hit is not checked again: an answer is shared only by callers whose answers face
         # the same checks (output rules, PII in answers, a schema to follow).

@@ -102,12 +102,17 @@ def keys(world: Any, mock_server: Any, django_db_blocker: Any) -> Iterator[dict[
         live.stop()
 
 
-def _ask(keys: dict[str, Any], key: str, model: str, text: str, **extra: Any) -> httpx.Response:
+def _ask(
+    keys: dict[str, Any], key: str, model: str, text: str, betas: str = "", **extra: Any
+) -> httpx.Response:
     gateway: LiveGateway = keys["gateway"]
+    headers = {"authorization": f"Bearer {keys[key]}"}
+    if betas:
+        headers["anthropic-beta"] = betas
     return httpx.post(
         gateway.api_url + "/chat/completions",
         json={"model": model, "messages": [{"role": "user", "content": text}], **extra},
-        headers={"authorization": f"Bearer {keys[key]}"},
+        headers=headers,
         timeout=30,
     )
 
@@ -142,6 +147,22 @@ def test_an_end_user_scope_with_no_end_user_is_the_keys(keys: dict[str, Any]) ->
 
     # Another team's key, naming no end user either: not served the first key's answer.
     assert _ask(keys, "beta", "cb-per-user", question).headers["x-gateway-cache"] == "miss"
+
+
+def test_a_beta_feature_the_provider_is_asked_for_is_never_answered_from_a_request_without_it(
+    keys: dict[str, Any],
+) -> None:
+    question = f"Summarise the annual report {uuid.uuid4().hex[:8]}"
+    assert _ask(keys, "open", "cb-exact", question).headers["x-gateway-cache"] == "miss"
+    _stored()
+
+    betas = "output-128k-2025-02-19, context-1m-2025-08-07"
+    assert _ask(keys, "open", "cb-exact", question, betas).headers["x-gateway-cache"] == "miss"
+    _stored()
+    # The same features, listed in another order: the same request.
+    same = "context-1m-2025-08-07,output-128k-2025-02-19"
+    assert _ask(keys, "open", "cb-exact", question, same).headers["x-gateway-cache"] == "hit"
+    assert _ask(keys, "open", "cb-exact", question).headers["x-gateway-cache"] == "hit"
 
 
 def test_a_paraphrase_sampled_differently_by_top_p_is_not_served_by_meaning(
