@@ -128,15 +128,14 @@ def audit_records_erase(*, tenant: Tenant, end_user: str, reason: str, actor: Ac
                 "id", "sealed_payload", "request_id"
             )
         )
-        if not found:
-            return 0
         rows = [(record_id, payload) for record_id, payload, _ in found]
         ids = [record_id for record_id, _ in rows]
-        _privileged("audit.erase", True)
-        AuditRecord.objects.filter(id__in=ids).update(
-            request_body=None, response_body=None, tool_calls=[], tool_results=[]
-        )
-        _privileged("audit.erase", False)
+        if ids:
+            _privileged("audit.erase", True)
+            AuditRecord.objects.filter(id__in=ids).update(
+                request_body=None, response_body=None, tool_calls=[], tool_results=[]
+            )
+            _privileged("audit.erase", False)
         AuditErasure.objects.bulk_create(
             AuditErasure(
                 record_id=record_id,
@@ -149,9 +148,17 @@ def audit_records_erase(*, tenant: Tenant, end_user: str, reason: str, actor: Ac
             for record_id, payload in rows
         )
         erased = len(rows)
+        # Copies kept elsewhere go too, even when every record was erased before: a client may
+        # have added conversation items since, which no record names.
         copies = records_erased.send(
-            sender=AuditRecord, tenant_id=tenant.pk, request_ids=[r for _, _, r in found]
+            sender=AuditRecord,
+            tenant_id=tenant.pk,
+            request_ids=[r for _, _, r in found],
+            end_user=end_user,
         )
+        copied = sum(int(count or 0) for _, count in copies)
+        if not erased and not copied:
+            return 0
         activity_record(
             actor=actor,
             action="audit.erase",
@@ -161,7 +168,7 @@ def audit_records_erase(*, tenant: Tenant, end_user: str, reason: str, actor: Ac
                 "end_user": end_user,
                 "reason": reason,
                 "records": erased,
-                "copies": sum(int(count or 0) for _, count in copies),
+                "copies": copied,
             },
         )
     return erased

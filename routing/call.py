@@ -114,7 +114,12 @@ def _identifier(value: str, param: str) -> str:
 
 
 def _header(headers: dict[str, str], name: str) -> str:
-    value = headers.get(name, "").strip()
+    return checked_header(headers.get(name, ""), name)
+
+
+def checked_header(value: str, name: str) -> str:
+    """An attribution header's value, stripped; too long or with control characters: a 400."""
+    value = value.strip()
     if len(value) > _MAX_ATTRIBUTION_LENGTH:
         raise GatewayError(
             400,

@@ -13,7 +13,8 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from audit.writer import is_outage
 from gateway_site.api_docs import api_docs_view
 from routing import counting, pipeline
-from routing.call import audit_unavailable, parse_json_body
+from routing.call import audit_unavailable, checked_header, parse_json_body
+from routing.caller import END_USER_HEADER
 from routing.errors import GatewayError
 from routing.responses_state import conversations
 from routing.responses_state import proxy as responses_state
@@ -150,6 +151,11 @@ def _page_params(request: HttpRequest) -> tuple[str | None, int, str]:
     return request.GET.get("after") or None, int(raw_limit[:4]), request.GET.get("order") or "desc"
 
 
+def _end_user(request: HttpRequest) -> str:
+    """The end user a client names (as on a model call): what it adds is theirs to erase."""
+    return checked_header(request.headers.get(END_USER_HEADER, ""), END_USER_HEADER)
+
+
 def _object_body(request: HttpRequest) -> dict[str, Any]:
     body = parse_json_body(request) if request.body else {}
     if not isinstance(body, dict):
@@ -162,7 +168,10 @@ async def conversation_create(request: HttpRequest) -> HttpResponse:
     identity: KeyIdentity = request.auth  # type: ignore[attr-defined]
     return _json(
         await conversations.create(
-            tenant_id=identity.tenant_id, api_key_id=identity.key_id, body=_object_body(request)
+            tenant_id=identity.tenant_id,
+            api_key_id=identity.key_id,
+            body=_object_body(request),
+            end_user=_end_user(request),
         )
     )
 
@@ -221,6 +230,7 @@ async def conversation_items_add(request: HttpRequest, conversation_id: str) -> 
             tenant_id=identity.tenant_id,
             conversation_id=conversation_id,
             body=_object_body(request),
+            end_user=_end_user(request),
         )
     )
 

@@ -119,7 +119,7 @@ def _mode(tenant_id: int) -> str:
     return _modes.modes([tenant_id])[tenant_id]
 
 
-async def create(*, tenant_id: int, api_key_id: int, body: JSON) -> JSON:
+async def create(*, tenant_id: int, api_key_id: int, body: JSON, end_user: str = "") -> JSON:
     metadata = valid_metadata(body.get("metadata"))
     items = valid_items(body.get("items"))
     conversation_id = "conv_" + uuid.uuid4().hex
@@ -133,6 +133,7 @@ async def create(*, tenant_id: int, api_key_id: int, body: JSON) -> JSON:
             items=items,
             content_mode=_mode(tenant_id),
             retention_days=selectors.retention_days(tenant_id=tenant_id),
+            end_user=end_user,
         )
         row = selectors.conversation_get(tenant_id=tenant_id, conversation_id=conversation_id)
         assert row is not None
@@ -185,7 +186,9 @@ def _page(items: list[JSON], *, has_more: bool) -> JSON:
     }
 
 
-async def items_add(*, tenant_id: int, conversation_id: str, body: JSON) -> JSON:
+async def items_add(
+    *, tenant_id: int, conversation_id: str, body: JSON, end_user: str = ""
+) -> JSON:
     items = valid_items(body.get("items"))
     if not items:
         raise GatewayError(
@@ -200,6 +203,7 @@ async def items_add(*, tenant_id: int, conversation_id: str, body: JSON) -> JSON
                 items=items,
                 content_mode=_mode(tenant_id),
                 retention_days=selectors.retention_days(tenant_id=tenant_id),
+                end_user=end_user,
             )
         except services.DuplicateItem as duplicate:
             raise GatewayError(

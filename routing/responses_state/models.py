@@ -75,6 +75,9 @@ class ConversationItem(models.Model):
     # The turn that added it (its audit record is req_<hex> of resp_<hex>); "" when added by
     # `POST /v1/conversations/{id}/items` or at creation.
     response_id = models.CharField(max_length=64, blank=True, default="")
+    # Who added it directly (the request's end user, as its audit records name them), so that
+    # erasing an end user's records erases these too; a turn's items go with its records.
+    end_user = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField()
 
     class Meta:

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audit.activity.services import SYSTEM, Actor, activity_record
@@ -91,7 +92,12 @@ def _live(tenant_id: int, conversation_id: str) -> Conversation | None:
 
 
 def _add_items(
-    conversation: Conversation, items: list[JSON], *, mode: str, response_id: str = ""
+    conversation: Conversation,
+    items: list[JSON],
+    *,
+    mode: str,
+    response_id: str = "",
+    end_user: str = "",
 ) -> list[ConversationItem]:
     kept, escaped = storable(items_as_kept(mode=mode, items=items))
     now = timezone.now()
@@ -102,6 +108,7 @@ def _add_items(
             item=stored,
             stored_escaped=escaped,
             response_id=response_id,
+            end_user=end_user,
             created_at=now,
         )
         for item, stored in zip(items, kept, strict=True)
@@ -118,6 +125,7 @@ def conversation_create(
     items: list[JSON],
     content_mode: str,
     retention_days: int,
+    end_user: str = "",
 ) -> Conversation:
     """A new conversation with its first items (each with an id), kept as the mode allows."""
     now = timezone.now()
@@ -130,7 +138,7 @@ def conversation_create(
         created_at=now,
         expires_at=now + timedelta(days=retention_days),
     )
-    _add_items(conversation, items, mode=content_mode)
+    _add_items(conversation, items, mode=content_mode, end_user=end_user)
     return conversation
 
 
@@ -144,6 +152,7 @@ def conversation_append(
     retention_days: int,
     response_id: str = "",
     known_ids: Literal["refuse", "skip"] = "refuse",
+    end_user: str = "",
 ) -> Conversation | None:
     """Add items at the end (a turn's input and output, or the client's own); the
     conversation's retention starts again. None when the tenant has no such conversation.
@@ -160,7 +169,7 @@ def conversation_append(
         raise DuplicateItem(sorted(taken)[0])
     items = [item for item in items if str(item.get("id")) not in taken]
     mode = strictest(conversation.content_mode, content_mode)
-    _add_items(conversation, items, mode=mode, response_id=response_id)
+    _add_items(conversation, items, mode=mode, response_id=response_id, end_user=end_user)
     conversation.content_mode = mode
     conversation.expires_at = timezone.now() + timedelta(days=retention_days)
     conversation.save(update_fields=["content_mode", "expires_at"])
@@ -226,13 +235,15 @@ def responses_retention_set(
     return policy
 
 
-def erased_copies_forget(*, tenant_id: int, request_ids: list[str], **_: Any) -> int:
-    """An end user's records were erased (audit.signals.records_erased): their stored responses
-    and the conversation items their turns added go too. Items a client added to a conversation
-    directly name no request, so no end user: they stay until the conversation expires."""
+def erased_copies_forget(
+    *, tenant_id: int, request_ids: list[str], end_user: str = "", **_: Any
+) -> int:
+    """An end user's records were erased (audit.signals.records_erased): their stored responses,
+    the conversation items their turns added, and the items they added directly go too."""
     responses = StoredResponse.objects.filter(tenant_id=tenant_id, request_id__in=request_ids)
     turns = ["resp_" + request_id.removeprefix("req_") for request_id in request_ids]
-    items = ConversationItem.objects.filter(
-        conversation__tenant_id=tenant_id, response_id__in=turns
-    )
+    mine = Q(response_id__in=turns)
+    if end_user:
+        mine |= Q(response_id="", end_user=end_user)
+    items = ConversationItem.objects.filter(mine, conversation__tenant_id=tenant_id)
     return responses.delete()[0] + items.delete()[0]

@@ -14,6 +14,9 @@ import openai
 import psycopg
 import pytest
 
+from audit import services
+from audit.activity.models import ActivityEvent
+from audit.activity.services import SYSTEM
 from routing.responses_state.models import Conversation, ConversationItem
 from routing.responses_state.services import conversations_purge
 from tests.conftest import wait_for_record
@@ -165,6 +168,34 @@ def test_another_tenants_key_gets_404_on_every_conversation_call(gateway, world)
     kept = ours.conversations.items.list(conversation.id, order="asc")
     assert [item.role for item in kept.data] == ["user", "user", "assistant"]
     assert ours.conversations.retrieve(conversation.id).metadata == {}
+
+
+def test_erasing_an_end_user_erases_the_items_they_added_to_a_conversation_directly(gateway, world):
+    client = sdk(gateway, world.key)
+    user = f"erase-me-{uuid.uuid4().hex[:6]}"
+    theirs = {"extra_headers": {"x-gateway-end-user": user}}
+    message = {"type": "message", "role": "user", "content": "My IBAN is DE89 3704 0044."}
+    conversation = client.conversations.create(items=[message], **theirs)
+    client.conversations.items.create(conversation.id, items=[message], **theirs)
+    others = {"extra_headers": {"x-gateway-end-user": "someone-else"}}
+    client.conversations.items.create(conversation.id, items=[message], **others)
+    client.conversations.items.create(conversation.id, items=[message])
+    with pytest.raises(openai.BadRequestError):  # a name the audit records could not hold
+        client.conversations.items.create(
+            conversation.id, items=[message], extra_headers={"x-gateway-end-user": "x" * 5000}
+        )
+
+    # They made no model call: no record names them, their items still go.
+    services.audit_records_erase(
+        tenant=world.team.tenant, end_user=user, reason="GDPR request 7", actor=SYSTEM
+    )
+
+    kept = ConversationItem.objects.filter(conversation__conversation_id=conversation.id)
+    assert list(kept.values_list("end_user", flat=True).order_by("id")) == ["someone-else", ""]
+    event = ActivityEvent.objects.filter(action="audit.erase", tenant=world.team.tenant).latest(
+        "id"
+    )
+    assert event.details["records"] == 0 and event.details["copies"] == 2
 
 
 def test_bad_conversation_requests_are_refused_in_openais_format(gateway, world):
