@@ -30,7 +30,7 @@ from audit.models import (
     MonthState,
 )
 from audit.sealer import audit_seal_pending, checkpoint_create
-from audit.selectors import held_q
+from audit.selectors import held_q, holds_locked
 
 TABLE = AuditRecord._meta.db_table
 DEFAULT = f"{TABLE}_default"
@@ -283,6 +283,13 @@ def month_drop(month: AuditMonth, *, now: datetime, actor: Actor = SYSTEM) -> No
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+        # Decided again under each tenant's hold lock: a legal hold placed since the verdict was
+        # read keeps the month (a hold waits for this drop, or this drop sees it).
+        for tenant_id in sorted(month.tenants, key=int):
+            holds_locked(int(tenant_id))
+        verdict = month_verdict(month, now)
+        if not verdict.droppable:
+            raise PartitionError(f"{month.month:%Y-%m} is kept: {verdict.reason}")
         for tenant_id, entry in sorted(month.tenants.items()):
             head = AuditChainHead.objects.get(tenant_id=int(tenant_id))
             checkpoint_create(
@@ -323,6 +330,9 @@ def audit_months_drop_expired(
         if not month_current(month) and not month_seal(month):
             continue
         if month_verdict(month, now).droppable:
-            month_drop(month, now=now, actor=actor)
+            try:
+                month_drop(month, now=now, actor=actor)
+            except PartitionError:
+                continue  # held since: it stays, and the next run decides again
             dropped.append(month)
     return dropped

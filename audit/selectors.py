@@ -396,3 +396,9 @@ def held_q(tenant_id: int) -> Q | None:
             q &= Q(started_at__lt=hold.ends_at)
         held = q if held is None else held | q
     return held
+
+
+def holds_locked(tenant_id: int) -> None:
+    """Serialise, per tenant, placing a legal hold with deleting or erasing records: each takes
+    the tenant's row lock in its transaction. Holds read after it are all the holds there are."""
+    Tenant.objects.select_for_update().filter(pk=tenant_id).first()

@@ -31,7 +31,7 @@ from audit.models import (
 )
 from audit.partitions import audit_months_drop_expired, month_bounds
 from audit.sealer import audit_seal_pending, checkpoint_create
-from audit.selectors import held_q
+from audit.selectors import held_q, holds_locked
 from audit.signals import records_erased
 from tenants.models import Tenant
 
@@ -77,7 +77,7 @@ def legal_hold_place(
     if not reason.strip():
         raise AuditError("a legal hold needs a reason (e.g. the matter it is for)")
     with transaction.atomic():
-        _holds_locked(tenant.pk)  # a purge or an erasure running now finishes first, or waits
+        holds_locked(tenant.pk)  # a purge or an erasure running now finishes first, or waits
         hold = LegalHold.objects.create(
             tenant=tenant, end_user=end_user, starts_at=starts_at, ends_at=ends_at, reason=reason
         )
@@ -120,7 +120,7 @@ def audit_records_erase(*, tenant: Tenant, end_user: str, reason: str, actor: Ac
     now = timezone.now()
     erased = 0
     with transaction.atomic():
-        _holds_locked(tenant.pk)
+        holds_locked(tenant.pk)
         if (held := held_q(tenant.pk)) is not None and records.filter(held).exists():
             raise AuditError(f"records of {end_user} are under legal hold: release the hold first")
         found = list(
@@ -240,18 +240,12 @@ def audit_retention_purge(
     return made
 
 
-def _holds_locked(tenant_id: int) -> None:
-    """Serialise, per tenant, placing a legal hold with deleting or erasing records: each takes
-    the tenant's row lock in its transaction. Holds read after it are all the holds there are."""
-    Tenant.objects.select_for_update().filter(pk=tenant_id).first()
-
-
 def _purge(
     tenant_id: int, rows: list[tuple[int, int]], now: datetime, actor: Actor
 ) -> AuditCheckpoint | None:
     with transaction.atomic():
         # The batch was chosen outside this transaction: a hold placed since is honoured here.
-        _holds_locked(tenant_id)
+        holds_locked(tenant_id)
         doomed = AuditRecord.objects.filter(id__in=[record_id for record_id, _ in rows])
         if (held := held_q(tenant_id)) is not None:
             doomed = doomed.exclude(held)

@@ -451,3 +451,35 @@ def test_a_legal_hold_keeps_its_month(years: dict[str, Any]) -> None:
         transaction.set_rollback(True)
     assert not verdict.droppable
     assert "legal hold" in verdict.reason
+
+
+def test_a_legal_hold_placed_after_the_verdict_still_keeps_its_month(
+    years: dict[str, Any],
+) -> None:
+    """Retention reads its verdict, then drops: a hold placed in between keeps the month."""
+    from audit.activity.services import SYSTEM
+    from audit.partitions import PartitionError
+    from audit.services import legal_hold_place
+
+    second = AuditMonth.objects.get(month=years["months"][1])
+    if second.state != MonthState.SEALED:
+        assert month_seal(second)
+        second.refresh_from_db()
+    tenant = Tenant.objects.get(pk=years["ids"][5][0])
+    start, end = month_bounds(second.month)
+    now = datetime.now(UTC)
+    with transaction.atomic():
+        assert month_verdict(second, now).droppable  # read by retention: nothing held yet
+        legal_hold_place(
+            tenant=tenant,
+            reason="matter 8",
+            actor=SYSTEM,
+            end_user=f"advisor-{(5 * 7919) % USERS}",
+            starts_at=start,
+            ends_at=end,
+        )
+        with pytest.raises(PartitionError, match="legal hold"):
+            month_drop(second, now=now)
+        attached = AuditRecord.objects.filter(started_at__gte=start, started_at__lt=end).exists()
+        transaction.set_rollback(True)
+    assert attached
