@@ -428,15 +428,20 @@ def test_an_expired_month_is_archived_dropped_in_under_a_second_and_verified_fro
     )
 
 
-def test_a_legal_hold_keeps_its_month(years: dict[str, Any]) -> None:
-    from audit.activity.services import SYSTEM
-    from audit.services import legal_hold_place
-
+def _sealed_second_month(years: dict[str, Any]) -> tuple[AuditMonth, Tenant]:
+    """The second month, sealed, and a tenant with records in it."""
     second = AuditMonth.objects.get(month=years["months"][1])
     if second.state != MonthState.SEALED:
         assert month_seal(second)
         second.refresh_from_db()
-    tenant = Tenant.objects.get(pk=years["ids"][5][0])
+    return second, Tenant.objects.get(pk=years["ids"][5][0])
+
+
+def test_a_legal_hold_keeps_its_month(years: dict[str, Any]) -> None:
+    from audit.activity.services import SYSTEM
+    from audit.services import legal_hold_place
+
+    second, tenant = _sealed_second_month(years)
     start, end = month_bounds(second.month)
     with transaction.atomic():
         legal_hold_place(
@@ -461,11 +466,7 @@ def test_a_legal_hold_placed_after_the_verdict_still_keeps_its_month(
     from audit.partitions import PartitionError
     from audit.services import legal_hold_place
 
-    second = AuditMonth.objects.get(month=years["months"][1])
-    if second.state != MonthState.SEALED:
-        assert month_seal(second)
-        second.refresh_from_db()
-    tenant = Tenant.objects.get(pk=years["ids"][5][0])
+    second, tenant = _sealed_second_month(years)
     start, end = month_bounds(second.month)
     now = datetime.now(UTC)
     with transaction.atomic():
