@@ -43,6 +43,14 @@ class KeyIdentity:
     # The non-empty allowed lists of tenant, team and key, each on its own: a list admits a name
     # it holds or the pattern route (`claude-*`) that serves it (docs/config.md).
     allowed_levels: tuple[frozenset[str], ...] = ()
+    # A rotated key's newest successor (0: none): in its grace the old key is held to its
+    # successor's key-level limits and budgets, so the two share one set of counters.
+    successor_id: int = 0
+
+    @property
+    def quota_key_id(self) -> int:
+        """The key whose key-level limits and budgets count this key's calls."""
+        return self.successor_id or self.key_id
 
     def may_use(self, model: str, route: str = "") -> bool:
         """`route`: the alias of the route serving `model`, when that is a pattern route."""
@@ -80,6 +88,7 @@ def load_identity(key_hash: str) -> KeyIdentity | None:
             "model_pins",
             "expires_at",
             "revoked_at",
+            "replaced_by_id",
             "tenant__id",
             "tenant__slug",
             "tenant__residency_region",
@@ -114,7 +123,19 @@ def load_identity(key_hash: str) -> KeyIdentity | None:
         expires_at=key.expires_at,
         revoked=key.revoked_at is not None or not key.tenant.is_active,
         model_pins=tuple(sorted({**key.team.model_pins, **key.model_pins}.items())),
+        successor_id=_newest_successor(key.replaced_by_id) if key.replaced_by_id else 0,
     )
+
+
+def _newest_successor(key_id: int) -> int:
+    """The end of a rotation chain from `key_id` (a key rotated again within its grace)."""
+    seen = [key_id]
+    while len(seen) < 100:
+        found = ApiKey.objects.filter(pk=seen[-1]).values_list("replaced_by_id", flat=True).first()
+        if found is None or found in seen:
+            break
+        seen.append(found)
+    return seen[-1]
 
 
 def bearer_token(request: HttpRequest) -> str:

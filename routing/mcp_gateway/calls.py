@@ -392,7 +392,7 @@ async def _rate_limit(
         return None
     identity = call.caller.identity
     check = WindowCheck(
-        key=f"mcp:calls:{identity.key_id}:{access.upstream.id}:{tool}",
+        key=f"mcp:calls:{identity.quota_key_id}:{access.upstream.id}:{tool}",
         limit=limit,
         amount=1,
         label=f"{call.name} per key",

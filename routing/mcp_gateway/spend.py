@@ -30,7 +30,7 @@ def _demand(identity: KeyIdentity, entry: AuditEntry, price: Decimal) -> Demand:
     return Demand(
         tenant_id=identity.tenant_id,
         team_id=identity.team_id,
-        key_id=identity.key_id,
+        key_id=identity.quota_key_id,
         end_user=entry.end_user,
         prompt_tokens=0,
         tokens_exact=True,

@@ -96,7 +96,7 @@ def demand_for(
         fixed_cost_usd=max((_fees(t, caller.tool_uses) for t in plan.targets), default=_ZERO),
         tenant_id=caller.identity.tenant_id,
         team_id=caller.identity.team_id,
-        key_id=caller.identity.key_id,
+        key_id=caller.identity.quota_key_id,
         end_user=caller.end_user,
         agent=caller.agent,
         prompt_tokens=count.tokens,
@@ -183,7 +183,7 @@ async def _preapproval(
     priced = approvals.PricedRequest(
         tenant_id=demand.tenant_id,
         team_id=demand.team_id,
-        key_id=demand.key_id,
+        key_id=identity.key_id,  # an approval is the calling key's own, rotated or not
         key_label=f"key {identity.key_name} ({identity.key_prefix}…)",
         request_id=caller.request_id,
         end_user=demand.end_user,
@@ -206,7 +206,7 @@ async def admit_cached(caller: Caller) -> Admission:
     demand = Demand(
         tenant_id=identity.tenant_id,
         team_id=identity.team_id,
-        key_id=identity.key_id,
+        key_id=identity.quota_key_id,
         end_user=caller.end_user,
         prompt_tokens=0,
         tokens_exact=True,
