@@ -13,6 +13,7 @@ from gateway_site.api.routers import management_api, management_urls
 from gateway_site.api_docs import api_docs_view
 from routing.errors import GatewayError
 from routing.proxy_api import proxy_api
+from routing.wire import AnthropicWire
 
 
 def healthz(request: HttpRequest) -> HttpResponse:
@@ -21,11 +22,14 @@ def healthz(request: HttpRequest) -> HttpResponse:
 
 @csrf_exempt  # the proxy API authenticates by key, never by cookie
 def proxy_not_found(request: HttpRequest, rest: str) -> HttpResponse:
+    # An Anthropic client (a path of its Messages API, or the `anthropic-version` its SDKs send
+    # on every call) reads only Anthropic's error format.
+    anthropic = rest.startswith("messages/") or bool(request.headers.get("anthropic-version"))
     return GatewayError(
         404,
         f"No endpoint {request.method} /v1/{rest}: see /v1/docs for the gateway's API.",
         code="unknown_endpoint",
-    ).response()
+    ).response(wire=AnthropicWire() if anthropic else None)
 
 
 # Outside the APIs (which answer in their own formats), errors are the console's styled pages.

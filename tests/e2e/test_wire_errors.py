@@ -1,0 +1,54 @@
+"""Errors a real client meets beyond the endpoints' own flows: each in the format of the API
+the client called, with the status that client's SDK reads correctly."""
+
+from __future__ import annotations
+
+import anthropic
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db]
+
+VERSION = "2023-06-01"
+
+
+@pytest.mark.parametrize("path", ["/messages/batches", "/messages/batches/msgbatch_1/results"])
+def test_an_unknown_endpoint_of_anthropics_api_answers_in_anthropics_format(gateway, world, path):
+    response = httpx.post(
+        gateway.api_url + path,
+        headers={"x-api-key": world.key, "anthropic-version": VERSION},
+        json={"requests": []},
+        timeout=30,
+    )
+    assert response.status_code == 404, response.text
+    body = response.json()
+    assert body["type"] == "error", body
+    assert body["error"]["type"] == "not_found_error"
+    assert "No endpoint" in body["error"]["message"]
+
+
+def test_the_anthropic_sdk_reads_an_unknown_endpoints_message(gateway, world):
+    client = anthropic.Anthropic(base_url=gateway.url, api_key=world.key, max_retries=0)
+    with pytest.raises(anthropic.NotFoundError) as raised:
+        client.messages.batches.retrieve("msgbatch_1")
+    assert raised.value.body["error"]["type"] == "not_found_error"
+    # The legacy Completions API too: the client is Anthropic's, so is the format.
+    response = httpx.post(
+        gateway.api_url + "/complete",
+        headers={"x-api-key": world.key, "anthropic-version": VERSION},
+        json={},
+        timeout=30,
+    )
+    assert response.status_code == 404
+    assert response.json()["type"] == "error"
+
+
+def test_an_unknown_endpoint_still_answers_openai_clients_in_openais_format(gateway, world):
+    response = httpx.post(
+        gateway.api_url + "/batches",
+        headers={"authorization": f"Bearer {world.key}"},
+        json={},
+        timeout=30,
+    )
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "unknown_endpoint"
