@@ -694,7 +694,14 @@ def _cap(value: Any) -> int:
 
 def client_facing_failure(error: UpstreamError) -> tuple[int, bytes]:
     """What the client sees when no deployment could answer: OpenAI's error format."""
-    if error.status is not None and error.status < 500 and error.body:
+    # A provider's 401/403 is about the gateway's provider key (providers echo its masked form):
+    # passed on, it would tell the client its own, good key was refused.
+    if (
+        error.status is not None
+        and error.status < 500
+        and error.body
+        and error.cause != "provider_auth"
+    ):
         try:
             parsed = orjson.loads(error.body)
             if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
@@ -718,6 +725,10 @@ def client_facing_failure(error: UpstreamError) -> tuple[int, bytes]:
             " an administrator must correct the provider's base URL or the policy."
         ),
         "provider_capacity": error.message,
+        "provider_auth": (
+            f"The provider refused the gateway's credentials ({public_reason(error)});"
+            " an administrator must correct the provider's API key."
+        ),
     }.get(error.cause, f"The provider failed to answer ({public_reason(error)}).")
     body = {
         "error": {"message": message, "type": "upstream_error", "param": None, "code": error.cause}

@@ -43,6 +43,9 @@ def cause_for_status(status: int) -> str:
         return "overloaded"
     if status >= 500:
         return "server_error"
+    if status in (401, 403):
+        # The provider refused the gateway's own credentials: not the client's doing.
+        return "provider_auth"
     return "client_error"
 
 

@@ -52,3 +52,46 @@ def test_an_unknown_endpoint_still_answers_openai_clients_in_openais_format(gate
     )
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "unknown_endpoint"
+
+
+@pytest.mark.parametrize("status", [401, 403])
+@pytest.mark.parametrize("model", ["demo", "claude-fallback"])
+def test_a_provider_refusing_the_gateways_credentials_is_no_client_auth_error(
+    gateway, world, model, status
+):
+    """The client's key is good: a 401/403 from the provider is about the gateway's own provider
+    key (whose masked form providers echo back), so the client gets a 502, never a 401/403 that
+    makes its SDK or agent ask for a new key."""
+    from tests.conftest import wait_for_record
+
+    text = f"hi [mock status={status}]"
+    for path, body, headers in [
+        ("/chat/completions", {"messages": [{"role": "user", "content": text}]}, {}),
+        ("/responses", {"input": text}, {}),
+        (
+            "/messages",
+            {"max_tokens": 20, "messages": [{"role": "user", "content": text}]},
+            {"anthropic-version": VERSION},
+        ),
+    ]:
+        response = httpx.post(
+            gateway.api_url + path,
+            headers={"authorization": f"Bearer {world.key}", **headers},
+            json={"model": model, **body},
+            timeout=30,
+        )
+        assert response.status_code == 502, (path, response.text)
+        error = response.json()["error"]
+        assert "Injected mock error" not in error["message"]  # the provider's words stay inside
+        assert "credentials" in error["message"]
+        if path == "/messages":
+            assert error["type"] == "api_error"
+        else:
+            assert error["code"] == "provider_auth"
+        record = wait_for_record(response.headers["x-request-id"])
+        assert (record.status, record.http_status, record.error_type) == (
+            "upstream_error",
+            502,
+            "provider_auth",
+        )
+        assert str(status) in record.error_message

@@ -191,7 +191,7 @@ async def test_a_wrong_key_is_an_authentication_error_that_is_not_retried(mock, 
         )
     assert (caught.value.status, caught.value.cause, caught.value.retryable) == (
         401,
-        "client_error",
+        "provider_auth",
         False,
     )
     assert orjson.loads(caught.value.body)["error"]["type"] == "authentication_error"
