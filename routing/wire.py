@@ -130,6 +130,7 @@ class ResponsesWire(OpenAIWire):
         self._keeper = keeper
         self._ours = b'{"id":"' + context.response_id.encode() + b'"'  # a translated body
         self._final: JSON | None = None  # a native stream's last event, until it is kept
+        self._native_seq: int | None = None  # the last sequence number a native stream gave
 
     def body(self, openai_body: bytes, parsed: JSON) -> bytes:
         return orjson.dumps(openai_response_to_responses(parsed, self.context))
@@ -180,6 +181,8 @@ class ResponsesWire(OpenAIWire):
             return [event]
         message = orjson.loads(data)
         kind = message.get("type") if isinstance(message, dict) else None
+        if isinstance(message, dict) and isinstance(message.get("sequence_number"), int):
+            self._native_seq = message["sequence_number"]
         if kind not in RESPONSE_EVENTS or not isinstance(message.get("response"), dict):
             return [event]
         message = {**message, "response": self._governed(message["response"])}
@@ -198,4 +201,5 @@ class ResponsesWire(OpenAIWire):
         return [responses_event(str(message["type"]), message)]
 
     def error_event(self, openai_error: bytes) -> bytes:
-        return self._stream.error(openai_error)
+        # After a native stream's events, numbered after the provider's (clients order by it).
+        return self._stream.error(openai_error, after=self._native_seq)

@@ -414,3 +414,32 @@ def test_a_dated_hosted_tool_is_reserved_at_the_price_its_calls_are_charged(gate
     dated = [{"type": "web_search_2025_08_26"}]
     assert worst_case(dated, max_tool_calls=5) == tokens_only + 5 * WEB_SEARCH_USD
     assert worst_case(dated) == tokens_only + WEB_SEARCH_USD
+
+
+@pytest.mark.parametrize("events_before", [2, 6])
+def test_a_broken_native_responses_stream_numbers_its_error_after_the_providers_events(
+    gateway,
+    world,
+    native,
+    events_before,
+):
+    """Clients order a Responses stream by `sequence_number`: the gateway's `error` event, sent
+    when a Responses-native provider's stream breaks off, follows the provider's numbering."""
+    with httpx.stream(
+        "POST",
+        f"{gateway.api_url}/responses",
+        headers={"authorization": f"Bearer {world.key}"},
+        json={
+            "model": NATIVE,
+            "input": f"one two three four five six [mock break_after_chunks={events_before}]",
+            "stream": True,
+        },
+        timeout=10,
+    ) as answer:
+        body = answer.read().decode()
+    events = [
+        json.loads(block.split("\ndata: ", 1)[1]) for block in body.split("\n\n") if block.strip()
+    ]
+    assert [e["type"] for e in events][-1] == "error"
+    assert len(events) == events_before + 1
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))

@@ -391,8 +391,11 @@ class ChatToResponsesStream:
         data = {"response": self.final, "sequence_number": self._seq - 1}
         return responses_event(kind, data)
 
-    def error(self, openai_error: bytes) -> bytes:
-        """A stream that broke off: the Responses `error` event."""
+    def error(self, openai_error: bytes, *, after: int | None = None) -> bytes:
+        """A stream that broke off: the Responses `error` event (`after`: the last sequence
+        number of events this translator did not number, a native provider's)."""
+        if after is not None:
+            self._seq = max(self._seq, after + 1)
         error = _error_fields(openai_error)
         return self._event(
             "error",
