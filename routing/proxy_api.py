@@ -278,9 +278,15 @@ def _not_allowed(request: HttpRequest, path: str, allowed: str) -> HttpResponse:
     ).response(wire=_wire(request))
 
 
+# Served by no endpoint, yet sent (HEAD by probes, OPTIONS by browsers' preflight): without an
+# operation of their own, Ninja would answer them in HTML.
+_NEVER_SERVED = ("HEAD", "OPTIONS")
+
+
 def _method_not_allowed(path: str, allowed: str) -> None:
     """Ninja answers a method no operation declares in plain text: answer in the API's format."""
     others = [m for m in ("GET", "POST", "PUT", "PATCH", "DELETE") if m != allowed]
+    others.extend(_NEVER_SERVED)
 
     async def not_allowed(request: HttpRequest) -> HttpResponse:
         return _not_allowed(request, path, allowed)
@@ -358,21 +364,27 @@ async def retrieve_model(request: HttpRequest, model: str) -> HttpResponse:
 
 
 @router.api_operation(
-    ["POST", "PUT", "PATCH", "DELETE"], "/models/{path:model}", auth=None, include_in_schema=False
+    [*_NEVER_SERVED, "POST", "PUT", "PATCH", "DELETE"],
+    "/models/{path:model}",
+    auth=None,
+    include_in_schema=False,
 )
 async def _model_not_allowed(request: HttpRequest, model: str) -> HttpResponse:
     return _not_allowed(request, "/models/{model}", "GET")
 
 
 @router.api_operation(
-    ["POST", "PUT", "PATCH"], "/responses/{response_id}", auth=None, include_in_schema=False
+    [*_NEVER_SERVED, "POST", "PUT", "PATCH"],
+    "/responses/{response_id}",
+    auth=None,
+    include_in_schema=False,
 )
 async def _response_not_allowed(request: HttpRequest, response_id: str) -> HttpResponse:
     return _not_allowed(request, "/responses/{response_id}", "GET, DELETE")
 
 
 @router.api_operation(
-    ["POST", "PUT", "PATCH", "DELETE"],
+    [*_NEVER_SERVED, "POST", "PUT", "PATCH", "DELETE"],
     "/responses/{response_id}/input_items",
     auth=None,
     include_in_schema=False,
@@ -382,7 +394,7 @@ async def _input_items_not_allowed(request: HttpRequest, response_id: str) -> Ht
 
 
 @router.api_operation(
-    ["GET", "PUT", "PATCH", "DELETE"],
+    [*_NEVER_SERVED, "GET", "PUT", "PATCH", "DELETE"],
     "/responses/{response_id}/cancel",
     auth=None,
     include_in_schema=False,
@@ -395,14 +407,17 @@ _method_not_allowed("/conversations", "POST")
 
 
 @router.api_operation(
-    ["PUT", "PATCH"], "/conversations/{conversation_id}", auth=None, include_in_schema=False
+    [*_NEVER_SERVED, "PUT", "PATCH"],
+    "/conversations/{conversation_id}",
+    auth=None,
+    include_in_schema=False,
 )
 async def _conversation_not_allowed(request: HttpRequest, conversation_id: str) -> HttpResponse:
     return _not_allowed(request, "/conversations/{conversation_id}", "GET, POST, DELETE")
 
 
 @router.api_operation(
-    ["PUT", "PATCH", "DELETE"],
+    [*_NEVER_SERVED, "PUT", "PATCH", "DELETE"],
     "/conversations/{conversation_id}/items",
     auth=None,
     include_in_schema=False,
@@ -412,7 +427,7 @@ async def _items_not_allowed(request: HttpRequest, conversation_id: str) -> Http
 
 
 @router.api_operation(
-    ["POST", "PUT", "PATCH"],
+    [*_NEVER_SERVED, "POST", "PUT", "PATCH"],
     "/conversations/{conversation_id}/items/{item_id}",
     auth=None,
     include_in_schema=False,

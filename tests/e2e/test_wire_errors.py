@@ -95,3 +95,36 @@ def test_a_provider_refusing_the_gateways_credentials_is_no_client_auth_error(
             "provider_auth",
         )
         assert str(status) in record.error_message
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed", "anthropic_format"),
+    [
+        ("/chat/completions", "POST", False),
+        ("/messages", "POST", True),
+        ("/messages/count_tokens", "POST", True),
+        ("/responses", "POST", False),
+        ("/models", "GET", False),
+        ("/models/demo", "GET", False),
+        ("/responses/resp_1", "GET, DELETE", False),
+        ("/conversations/conv_1/items", "GET, POST", False),
+    ],
+)
+@pytest.mark.parametrize("method", ["OPTIONS", "HEAD"])
+def test_every_method_an_endpoint_does_not_serve_is_a_405_in_the_apis_format(
+    gateway, world, method, path, allowed, anthropic_format
+):
+    headers = {"authorization": f"Bearer {world.key}"}
+    if anthropic_format:
+        headers["anthropic-version"] = VERSION
+    response = httpx.request(method, gateway.api_url + path, headers=headers, timeout=30)
+    assert response.status_code == 405
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["allow"] == allowed
+    if method == "HEAD":
+        return  # no body, by HTTP
+    body = response.json()
+    if anthropic_format:
+        assert (body["type"], body["error"]["type"]) == ("error", "invalid_request_error")
+    else:
+        assert body["error"]["code"] == "method_not_allowed"
