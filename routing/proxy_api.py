@@ -141,10 +141,15 @@ async def response_input_items(request: HttpRequest, response_id: str) -> HttpRe
     return _json(page)
 
 
+def _is_number(text: str) -> bool:
+    # ASCII only: `isdigit` alone takes "²" (which `int` refuses: a 500) and other scripts' digits.
+    return text.isascii() and text.isdigit()
+
+
 def _page_params(request: HttpRequest) -> tuple[str | None, int, str]:
     """`after`, `limit` (1-100, 20 by default) and `order` (newest first by default)."""
     raw_limit = request.GET.get("limit") or "20"
-    if not raw_limit.isdigit():
+    if not _is_number(raw_limit):
         raise GatewayError(
             400, "'limit' must be between 1 and 100.", code="invalid_value", param="limit"
         )
@@ -321,7 +326,7 @@ def _anthropic_client(request: HttpRequest) -> bool:
 def _anthropic_page(request: HttpRequest, names: list[str]) -> dict[str, Any]:
     """Anthropic's list shape and paging (`limit` 1-1000, `after_id`, `before_id`)."""
     raw_limit = request.GET.get("limit") or "20"
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit[:5]) <= 1000:
+    if not _is_number(raw_limit) or not 1 <= int(raw_limit[:5]) <= 1000:
         raise GatewayError(
             400, "limit: must be between 1 and 1000.", code="invalid_value", param="limit"
         )

@@ -128,3 +128,29 @@ def test_every_method_an_endpoint_does_not_serve_is_a_405_in_the_apis_format(
         assert (body["type"], body["error"]["type"]) == ("error", "invalid_request_error")
     else:
         assert body["error"]["code"] == "method_not_allowed"
+
+
+@pytest.mark.parametrize("limit", ["²", "٣", "1²"])
+def test_a_limit_that_is_no_ascii_number_is_a_400_never_a_500(gateway, world, limit):
+    """`str.isdigit` takes superscripts and other scripts' digits, which `int` may refuse."""
+    headers = {"authorization": f"Bearer {world.key}"}
+    stored = httpx.post(
+        gateway.api_url + "/responses",
+        headers=headers,
+        json={"model": "demo", "input": "hello"},
+        timeout=30,
+    ).json()
+    for path, extra in [
+        (f"/responses/{stored['id']}/input_items", {}),
+        ("/models", {"anthropic-version": VERSION}),
+    ]:
+        response = httpx.get(
+            gateway.api_url + path,
+            params={"limit": limit},
+            headers={**headers, **extra},
+            timeout=30,
+        )
+        assert response.status_code == 400, (path, response.text)
+        body = response.json()
+        message = body["error"]["message"]
+        assert "limit" in message and "between 1 and" in message, message
