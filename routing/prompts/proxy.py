@@ -188,7 +188,7 @@ def _pick(
     pinned = table.team_pins.get((identity.team_id, prompt.name))
     if pinned is not None:
         return pinned, "pin:team"
-    if selector.isdigit():
+    if selector.isascii() and selector.isdigit():  # not "²" (`int` refuses it) nor "٢"
         number = int(selector)
         if number not in prompt.versions:
             raise PromptRefused(

@@ -166,6 +166,27 @@ def test_a_reference_that_does_not_resolve_says_why(gateway, world, registry, re
     assert response.json()["error"]["code"] == code
 
 
+@pytest.mark.parametrize("selector", ["²", "٢"])
+def test_a_selector_of_digits_not_ascii_is_a_label_that_does_not_exist(
+    gateway, world, registry, selector
+):
+    """`str.isdigit` takes "²" (which `int` refuses: it was a 500) and other scripts' digits:
+    only ASCII digits name a version."""
+    response = httpx.post(
+        gateway.api_url + "/chat/completions",
+        headers={"authorization": f"Bearer {world.key}"},
+        json={
+            "model": "demo",
+            "messages": [{"role": "user", "content": "hi"}],
+            "metadata": {"prompt": f"e2e-advisor@{selector}"},
+        },
+    )
+    assert response.status_code == 404, response.text
+    assert response.json()["error"]["code"] == "prompt_label_not_found"
+    record = wait_for_record(response.headers["x-request-id"])
+    assert (record.status, record.error_type) == ("rejected", "prompt_label_not_found")
+
+
 def test_another_tenants_prompt_does_not_exist_for_you(gateway, world, registry):
     with pytest.raises(openai.NotFoundError) as raised:
         _openai(gateway, world.other_tenant_key).chat.completions.create(
