@@ -33,7 +33,12 @@ class UpstreamError(Exception):
 
     @property
     def retryable(self) -> bool:
-        return self.status is None or self.status in RETRYABLE_STATUSES
+        # A provider that refused the gateway's key did nothing: another deployment may answer.
+        return (
+            self.status is None
+            or self.status in RETRYABLE_STATUSES
+            or self.cause == "provider_auth"
+        )
 
 
 def cause_for_status(status: int) -> str:

@@ -3,6 +3,10 @@ the client called, with the status that client's SDK reads correctly."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
 import anthropic
 import httpx
 import pytest
@@ -154,3 +158,70 @@ def test_a_limit_that_is_no_ascii_number_is_a_400_never_a_500(gateway, world, li
         body = response.json()
         message = body["error"]["message"]
         assert "limit" in message and "between 1 and" in message, message
+
+
+@pytest.fixture(scope="module")
+def badly_keyed(
+    world: Any, gateway: Any, mock_server: Any, django_db_blocker: Any
+) -> Iterator[str]:
+    """Route `badly-keyed`: first a deployment whose provider key its provider refuses, then a
+    good one."""
+    from mock_provider.config import MockConfig
+    from mock_provider.testing import run_mock_server
+    from routing import services as routing
+    from routing.models import Route
+    from tests.support.live import wait_for_config
+
+    with run_mock_server(MockConfig(required_api_key="sk-right")) as strict:
+        with django_db_blocker.unblock():
+            wrong = routing.provider_upsert(
+                name="mock-wrong-key",
+                kind="openai",
+                base_url=strict.base_url + "/v1",
+                credential="sk-wrong",
+                region="us",
+            )
+            refused = routing.deployment_upsert(
+                name="mock-gpt-wrong-key",
+                provider=wrong,
+                upstream_model="mock-gpt",
+                input_price_per_mtok=Decimal("1"),
+                output_price_per_mtok=Decimal("1"),
+            )
+            good = routing.deployment_upsert(
+                name="mock-gpt",
+                provider=routing.provider_upsert(
+                    name="mock-ok",
+                    kind="openai",
+                    base_url=mock_server.base_url + "/v1",
+                    credential="sk-upstream-secret",
+                    region="us",
+                ),
+                upstream_model="mock-gpt-2026-01-01",
+                input_price_per_mtok=Decimal("2.5"),
+                output_price_per_mtok=Decimal("10"),
+            )
+            routing.route_upsert(alias="badly-keyed", description="", deployments=[refused, good])
+        wait_for_config(gateway, world.key, "badly-keyed")
+        yield "badly-keyed"
+        with django_db_blocker.unblock():
+            Route.objects.filter(alias="badly-keyed").delete()
+
+
+def test_a_deployment_whose_provider_refuses_the_gateways_key_falls_over(
+    gateway, world, badly_keyed
+):
+    """A 401 means the provider did nothing: the next deployment answers, as after a 5xx."""
+    from tests.conftest import wait_for_record
+
+    response = httpx.post(
+        gateway.api_url + "/chat/completions",
+        headers={"authorization": f"Bearer {world.key}"},
+        json={"model": badly_keyed, "messages": [{"role": "user", "content": "hi"}]},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["x-gateway-deployment"] == "mock-gpt"
+    record = wait_for_record(response.headers["x-request-id"])
+    assert record.status == "success"
+    assert [a["deployment"] for a in record.attempts][:2] == ["mock-gpt-wrong-key", "mock-gpt"]

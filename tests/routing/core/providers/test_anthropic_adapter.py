@@ -183,7 +183,7 @@ async def test_529_overloaded_is_kept_and_retryable(mock, client):
     assert orjson.loads(caught.value.body)["error"]["code"] == "overloaded_error"
 
 
-async def test_a_wrong_key_is_an_authentication_error_that_is_not_retried(mock, client):
+async def test_a_wrong_key_is_the_deployments_fault_and_falls_over(mock, client):
     mock.configure(required_api_key="sk-right")
     with pytest.raises(UpstreamError) as caught:
         await AnthropicAdapter(client).chat(
@@ -192,7 +192,7 @@ async def test_a_wrong_key_is_an_authentication_error_that_is_not_retried(mock, 
     assert (caught.value.status, caught.value.cause, caught.value.retryable) == (
         401,
         "provider_auth",
-        False,
+        True,
     )
     assert orjson.loads(caught.value.body)["error"]["type"] == "authentication_error"
 
