@@ -21,11 +21,10 @@ from routing.call import Call, parse_json_body
 from routing.core.errors import UpstreamError
 from routing.core.providers.anthropic import AnthropicAdapter
 from routing.core.strategy import RoutePlan
-from routing.core.translate import anthropic_request_to_openai
 from routing.core.types import JSON, Target
 from routing.errors import GatewayError
 from routing.guardrails.proxy import guard_request
-from routing.pipeline import client_headers, resolve_model
+from routing.pipeline import client_headers, messages_request, resolve_model
 from routing.runtime import get_runtime
 from routing.schemas import validate_count_tokens
 from routing.table import ResolvedModel
@@ -43,7 +42,7 @@ async def count_tokens(request: HttpRequest, identity: KeyIdentity) -> HttpRespo
         raw = parse_json_body(request)
         call.entry.model_requested = str(raw.get("model") or "")[:200]
         body = validate_count_tokens(raw, betas=request.headers.get("anthropic-beta", ""))
-        internal = anthropic_request_to_openai(raw)
+        internal = messages_request(raw)
         call.attribute(internal)
         resolved, plan = await resolve_model(call.runtime, identity, body.model)
     except GatewayError as error:

@@ -133,6 +133,19 @@ def forwarded(raw: JSON) -> JSON:
     return {key: value for key, value in raw.items() if key not in GATEWAY_FIELDS}
 
 
+def messages_request(raw: JSON) -> JSON:
+    """An Anthropic Messages body in the internal chat form. The schema leaves most of it open;
+    a field of the wrong type the translation reads is the client's 400, with its record."""
+    try:
+        return anthropic_request_to_openai(raw)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        raise GatewayError(
+            400,
+            "The request body is not a valid Messages request: a field has the wrong type.",
+            code="invalid_value",
+        ) from None
+
+
 def tool_results(raw: JSON) -> list[JSON]:
     return [
         {"tool_call_id": m.get("tool_call_id"), "content": m.get("content")}
@@ -226,7 +239,7 @@ async def messages(
         call.source_format, call.source_body = "anthropic", raw
         call.offer_tools(raw, None)
         call.native_request = raw
-        translated = anthropic_request_to_openai(raw)
+        translated = messages_request(raw)
         internal = await _render_prompt(call, translated, source=raw)
         if internal != translated:  # a registry prompt was rendered in: only that form may go
             call.native_request = None

@@ -225,3 +225,45 @@ def test_a_deployment_whose_provider_refuses_the_gateways_key_falls_over(
     record = wait_for_record(response.headers["x-request-id"])
     assert record.status == "success"
     assert [a["deployment"] for a in record.attempts][:2] == ["mock-gpt-wrong-key", "mock-gpt"]
+
+
+@pytest.mark.parametrize(
+    "malformed",
+    [
+        {"thinking": "yes"},
+        {"thinking": {"type": "enabled", "budget_tokens": "many"}},
+        {
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": [{"type": "text", "text": "x"}]},
+                {
+                    "role": "user",
+                    "content": [{"type": "tool_result", "tool_use_id": "t", "content": 5}],
+                },
+            ]
+        },
+    ],
+    ids=["thinking-string", "budget-string", "tool-result-number"],
+)
+@pytest.mark.parametrize("path", ["/messages", "/messages/count_tokens"])
+@pytest.mark.parametrize("model", ["demo", "claude-fallback"])
+def test_a_messages_body_of_the_wrong_shape_is_a_recorded_400(
+    gateway, world, model, path, malformed
+):
+    """Fields the schema leaves open but the translation reads: a wrong type there is the
+    client's 400 in Anthropic's format, with its record, never an unrecorded 500."""
+    from tests.conftest import wait_for_record
+
+    body = {"model": model, "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}
+    if path.endswith("count_tokens"):
+        del body["max_tokens"]
+    response = httpx.post(
+        gateway.api_url + path,
+        headers={"x-api-key": world.key, "anthropic-version": VERSION},
+        json={**body, **malformed},
+        timeout=30,
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    record = wait_for_record(response.headers["x-request-id"])
+    assert (record.status, record.http_status) == ("rejected", 400)
