@@ -94,6 +94,7 @@ class ChatCompletionRequest(_Open):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     n: StrictInt | None = Field(default=None, ge=1, le=128)
+    stop: StrictStr | list[StrictStr] | None = None  # translated for Anthropic after admission
     user: StrictStr | None = Field(default=None, max_length=200)  # audit column
     metadata: dict[StrictStr, StrictStr] | None = Field(default=None, max_length=16)
 

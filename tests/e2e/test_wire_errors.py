@@ -267,3 +267,41 @@ def test_a_messages_body_of_the_wrong_shape_is_a_recorded_400(
     assert response.json()["error"]["type"] == "invalid_request_error"
     record = wait_for_record(response.headers["x-request-id"])
     assert (record.status, record.http_status) == ("rejected", 400)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/chat/completions", {"messages": [{"role": "user", "content": "hi"}], "stop": 5}),
+        (
+            "/chat/completions",
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "image_url", "image_url": {"url": 5}}]}
+                ]
+            },
+        ),
+        (
+            "/responses",
+            {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": 5}]}]},
+        ),
+    ],
+    ids=["stop-number", "image-url-number", "responses-image-url-number"],
+)
+def test_a_field_of_the_wrong_type_never_crashes_the_translation_to_anthropic(
+    gateway, world, path, body
+):
+    """Translated for an Anthropic deployment after admission: a crash there was an unrecorded
+    500. Now the schema refuses it, or the provider does, and either way there is a record."""
+    from tests.conftest import wait_for_record
+
+    response = httpx.post(
+        gateway.api_url + path,
+        headers={"authorization": f"Bearer {world.key}"},
+        json={"model": "claude-fallback", **body},
+        timeout=30,
+    )
+    assert response.status_code == 400, response.text
+    assert "error" in response.json()
+    record = wait_for_record(response.headers["x-request-id"])
+    assert record.http_status == 400

@@ -152,7 +152,8 @@ def _part_block(part: JSON) -> JSON | None:
         return {"type": "text", "text": text} if text else None
     if kind == "image_url":
         image = part.get("image_url")
-        url = image.get("url", "") if isinstance(image, dict) else str(image or "")
+        url = image.get("url") if isinstance(image, dict) else image
+        url = url if isinstance(url, str) else ""  # not a URL: no image (a crash was a 500)
         parsed = parse_data_url(url)
         if parsed is not None:
             media_type, data = parsed
