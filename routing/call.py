@@ -199,6 +199,9 @@ class Call:
         self._start: asyncio.Task[None] | None = None
         self._start_target: Target | None = None
         self.start_recorded = False
+        self.ended = False  # its outcome is on the record (or known lost): never written again
+        # Found by the proxy's last resort (`Call.of`): a fault of the gateway's own is recorded.
+        request.gateway_call = self  # type: ignore[attr-defined]
         self.entry = AuditEntry(
             request_id="req_" + uuid.uuid4().hex,
             tenant_id=identity.tenant_id,
@@ -208,6 +211,12 @@ class Call:
             started_at=timezone.now(),
             status=AuditStatus.IN_PROGRESS,
         )
+
+    @staticmethod
+    def of(request: HttpRequest) -> Call | None:
+        """The call a proxied request made, once it was authenticated."""
+        call: Call | None = getattr(request, "gateway_call", None)
+        return call
 
     @property
     def caller(self) -> Caller:
@@ -557,6 +566,7 @@ class Call:
         try:
             await (audit.complete if self.start_recorded else audit.insert)(self.entry)
         except AuditWriteError:
+            self.ended = True
             if self.journaled:
                 self._record_later()
             else:
@@ -565,9 +575,30 @@ class Call:
                 self.release(recorded=False)
             return audit_unavailable()
         if self.entry.status != AuditStatus.IN_PROGRESS:
+            self.ended = True
             self.runtime.journal.end(self.request_id)
             self.release()
         return None
+
+    async def fail_unexpectedly(self, error: Exception) -> HttpResponse:
+        """A fault of the gateway's own (an exception no step expected): logged, answered 500 in
+        the client's format with the request id, and the call recorded as failed, unless its
+        record is written already. What a provider may have charged before it is not known."""
+        logger.error("unexpected error in %s", self.request_id, exc_info=error)
+        failure = GatewayError(
+            500,
+            "The gateway failed unexpectedly; the error was logged with this request id.",
+            type="server_error",
+            code="internal_error",
+        )
+        if self.ended:
+            return self.error_response(failure)
+        self.entry.status = AuditStatus.FAILED
+        self.entry.http_status = 500
+        self.entry.error_type = "internal_error"
+        self.entry.error_message = f"The gateway failed unexpectedly ({type(error).__name__})."
+        self.finish()
+        return self.error_response(await self.commit() or failure)
 
     def release(self, *, recorded: bool = True) -> None:
         """After the record is written (or known lost): the reservation settled, once."""

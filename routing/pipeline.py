@@ -500,13 +500,14 @@ async def _complete_chat(call: Call, plan: RoutePlan, payload: JSON) -> HttpResp
         http_status=reply.status,
         superseded=guarded.superseded,
     )
-    if failure := await call.commit():
-        return call.error_response(failure)
-    response_cache.store(call.runtime, call.cache, call.guard, call.entry, reply.parsed, cost)
     if reply is answered and reply.native is not None:
         body = reply.native  # the provider's own answer, untouched by any guardrail
     else:
+        # Before the record: a translation that fails is on it, not a success the client missed.
         body = client_body(call.guard, call.wire.body(reply.body, reply.parsed))
+    if failure := await call.commit():
+        return call.error_response(failure)
+    response_cache.store(call.runtime, call.cache, call.guard, call.entry, reply.parsed, cost)
     body = await call.wire.settle_body(body)  # a stored response is kept before it is sent
     response = HttpResponse(body, status=reply.status, content_type="application/json")
     for name, value in call.result_headers(target, cost).items():
