@@ -9,21 +9,12 @@ from typing import Any
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connections
 from django.test import AsyncClient
 
 from audit.models import AuditRecord
-from routing.runtime import close_runtime
 from tenants.quotas import gate
 
 pytestmark = [pytest.mark.django_db]
-
-
-@pytest.fixture
-async def in_process_proxy():
-    yield
-    await close_runtime()
-    await sync_to_async(connections.close_all)()
 
 
 async def test_a_client_that_leaves_during_admission_is_not_sent_and_gives_back_its_reservation(

@@ -7,12 +7,8 @@ import threading
 import orjson
 import psycopg
 import pytest
-from asgiref.sync import sync_to_async
-from django.db import connections
 from django.db.backends.utils import CursorWrapper
 from django.test import AsyncClient
-
-from routing.runtime import close_runtime
 
 pytestmark = [pytest.mark.django_db]
 
@@ -50,14 +46,6 @@ def only_the_record_and_its_charge(statements: list[str]) -> bool:
         and statements[0].startswith('WITH also AS (INSERT INTO "quotas_spendentry"')
         and 'INSERT INTO "audit_auditrecord"' in statements[0]
     )
-
-
-@pytest.fixture
-async def in_process_proxy():
-    yield
-    await close_runtime()
-    # The key and route lookups ran on asgiref's shared thread: close its connection too.
-    await sync_to_async(connections.close_all)()
 
 
 async def test_a_warm_request_makes_no_query_but_the_one_statement_of_its_audit_and_ledger_rows(

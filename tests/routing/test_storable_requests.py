@@ -14,12 +14,10 @@ from typing import Any
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connections
 from django.test import AsyncClient
 
 from audit.models import AuditRecord, AuditStatus
 from audit.writer import AuditWriteError, AuditWriter
-from routing.runtime import close_runtime
 from tenants.quotas.models import SpendEntry
 from tests.support.spend import Budgeted, build_budgeted, ledger_nanos, settled_counter
 
@@ -30,13 +28,6 @@ pytestmark = [pytest.mark.django_db]
 def budgeted(django_db_setup: None, django_db_blocker: Any, mock_server: Any) -> Budgeted:
     with django_db_blocker.unblock():
         return build_budgeted(mock_server.base_url, "storable")
-
-
-@pytest.fixture
-async def in_process_proxy():
-    yield
-    await close_runtime()
-    await sync_to_async(connections.close_all)()
 
 
 async def _post(key: str, path: str, body: dict[str, Any] | bytes) -> Any:

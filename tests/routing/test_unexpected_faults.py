@@ -11,21 +11,12 @@ from typing import Any
 import orjson
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connections
 from django.test import AsyncClient
 
 from audit.models import AuditRecord, AuditStatus
 from routing import pipeline
-from routing.runtime import close_runtime
 
 pytestmark = [pytest.mark.django_db]
-
-
-@pytest.fixture
-async def in_process_proxy():
-    yield
-    await close_runtime()
-    await sync_to_async(connections.close_all)()
 
 
 def _broken(*args: Any, **kwargs: Any) -> Any:
