@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
@@ -92,7 +93,10 @@ class QuotaStore(Protocol):
         self, checks: list[Check], request_id: str, lease_s: int, *, dry: bool = False
     ) -> Verdict: ...
     async def settle(self, release: Release, request_id: str, *, at_once: bool = False) -> None: ...
-    async def seed(self, key: str, spent: int, ttl_s: int, *, force: bool = False) -> None: ...
+    async def seed(
+        self, key: str, spent: int, ttl_s: int, *, force: bool = False, counted: Sequence[str] = ()
+    ) -> None: ...
+    async def reserved_ids(self, key: str) -> list[str]: ...
     async def drain(self) -> None: ...
 
 
@@ -458,12 +462,18 @@ class QuotaEngine:
         check, meter = admission.checks[index], admission.meters[index]
         assert isinstance(check, BudgetCheck) and meter.budget and meter.window
         budget, window = meter.budget, meter.window
+        held: list[str] = []
         if force:
             # Settlements still waiting to be sent are in the ledger already: applied after
             # the reload, they would count twice.
             await self.store.drain()
-        spent = await run_db(lambda: ledger.window_spend(budget, demand.end_user, window))
-        await self.store.seed(check.key, to_nanos(spent), check.ttl_s, force=force)
+            # So are calls recorded but not settled yet (another worker's settlement on its way,
+            # a dead worker's, one lost in the failure): the reload counts them as settled.
+            held = await self.store.reserved_ids(check.key)
+        spent, counted = await run_db(
+            lambda: ledger.window_spend_charged(budget, demand.end_user, window, held)
+        )
+        await self.store.seed(check.key, to_nanos(spent), check.ttl_s, force=force, counted=counted)
         self._seeded_at_failure[check.key] = self._failures
 
     def store_resting(self) -> bool:

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Sum
+from django.db.models import QuerySet, Sum
 
 from audit.entries import AuditEntry
 from audit.models import AuditStatus
@@ -67,6 +67,23 @@ def insert_spend(connection: BaseDatabaseWrapper, entries: Sequence[AuditEntry])
 
 def window_spend(rule: BudgetRule, end_user: str, window: Window) -> Decimal:
     """What the ledger holds for one budget in one window: the truth the counters are seeded from."""
+    total = _window_entries(rule, end_user, window).aggregate(total=Sum("amount_usd"))["total"]
+    return total or Decimal(0)
+
+
+def window_spend_charged(
+    rule: BudgetRule, end_user: str, window: Window, request_ids: Sequence[str]
+) -> tuple[Decimal, list[str]]:
+    """`window_spend`, and which of `request_ids` (calls still holding a reservation) it already
+    holds. Those are read first: a row committed in between is then summed but not named, so
+    its settlement charges it a second time rather than not at all."""
+    entries = _window_entries(rule, end_user, window)
+    charged = list(entries.filter(request_id__in=request_ids).values_list("request_id", flat=True))
+    total = entries.aggregate(total=Sum("amount_usd"))["total"] or Decimal(0)
+    return total, charged
+
+
+def _window_entries(rule: BudgetRule, end_user: str, window: Window) -> QuerySet[SpendEntry]:
     entries = SpendEntry.objects.filter(
         tenant_id=rule.tenant_id, occurred_at__gte=window.start, occurred_at__lt=window.end
     )
@@ -76,7 +93,7 @@ def window_spend(rule: BudgetRule, end_user: str, window: Window) -> Decimal:
         entries = entries.filter(api_key_id__in=key_lineage(key_id=rule.api_key_id))
     if rule.per_user:
         entries = entries.filter(end_user=end_user)
-    return entries.aggregate(total=Sum("amount_usd"))["total"] or Decimal(0)
+    return entries
 
 
 def alert_raise(

@@ -56,6 +56,7 @@ class _Budget:
         self.spent: int | None = None  # None: not loaded from the ledger yet
         self.reservations: dict[str, tuple[int, float]] = {}  # request id → (amount, expiry)
         self.alerted = 0  # how many of the alert thresholds have alerted
+        self.counted: set[str] = set()  # reserved calls a reload found in the ledger
 
     def reserved(self, now: float) -> int:
         for request_id in [r for r, (_, exp) in self.reservations.items() if exp <= now]:
@@ -185,16 +186,28 @@ class MemoryQuotaStore:
         for key, actual in release.budget_spend:
             budget = self._budgets[key]
             held = budget.reservations.pop(request_id, None) is not None
+            counted = not held and request_id in budget.counted
+            budget.counted.discard(request_id)
+            if counted:
+                continue
             if budget.spent is not None and (held or not release.if_still_reserved):
                 budget.spent += actual
 
     async def drain(self) -> None:
         """Nothing waits here: every settlement is applied when it is made."""
 
-    async def seed(self, key: str, spent: int, ttl_s: int, *, force: bool = False) -> None:
+    async def seed(
+        self, key: str, spent: int, ttl_s: int, *, force: bool = False, counted: Sequence[str] = ()
+    ) -> None:
         budget = self._budgets[key]
         if force or budget.spent is None:
             budget.spent = spent
+            for request_id in counted:
+                if budget.reservations.pop(request_id, None) is not None:
+                    budget.counted.add(request_id)
+
+    async def reserved_ids(self, key: str) -> list[str]:
+        return list(self._budgets[key].reservations)
 
     async def budget_state(self, key: str) -> tuple[int | None, int]:
         budget = self._budgets[key]

@@ -123,7 +123,10 @@ for i = 1, #settle, 4 do
   else
     -- 'h': charged only if its reservation was still held (a settlement that may be repeated).
     local held = redis.call('HDEL', KEYS[k], 'r:' .. id)
-    if (kind == 'b' or held == 1) and redis.call('HEXISTS', KEYS[k], 'spent') == 1 then
+    -- 'c:<id>': a reload from the ledger found the call there and counted it in 'spent'.
+    local counted = held == 0 and redis.call('HDEL', KEYS[k], 'c:' .. id) == 1
+    if not counted and (kind == 'b' or held == 1)
+        and redis.call('HEXISTS', KEYS[k], 'spent') == 1 then
       redis.call('HINCRBY', KEYS[k], 'spent', amount)
     end
     k = k + 1
@@ -169,6 +172,8 @@ local function budget(key)
       else
         held = held + tonumber(amount)
       end
+    elseif string.sub(f, 1, 2) == 'c:' and tonumber(v) <= now then
+      expired[#expired + 1] = f
     end
   end
   if #expired > 0 then redis.call('HDEL', key, unpack(expired)) end
@@ -289,10 +294,20 @@ return answer(out)
 """
 )
 
+# ARGV: spent, ttl, force (0|1), then the calls still reserved whose spend `spent` holds: their
+# reservations become 'c:<id>' → expiry, so that their settlement, if it ever comes, neither
+# charges them again nor is waited for (the reload followed a failure: it may have been lost).
 _SEED = """
 if ARGV[3] == '1' or redis.call('HEXISTS', KEYS[1], 'spent') == 0 then
   redis.call('HSET', KEYS[1], 'spent', ARGV[1])
   redis.call('EXPIRE', KEYS[1], ARGV[2])
+  for i = 4, #ARGV do
+    local held = redis.call('HGET', KEYS[1], 'r:' .. ARGV[i])
+    if held then
+      redis.call('HDEL', KEYS[1], 'r:' .. ARGV[i])
+      redis.call('HSET', KEYS[1], 'c:' .. ARGV[i], string.match(held, '%d+ (%d+)'))
+    end
+  end
 end
 return 1
 """
@@ -577,9 +592,17 @@ class RedisQuotaStore:
         if not task.cancelled():
             task.exception()  # the settlements' own callers were told; nothing left to log
 
-    async def seed(self, key: str, spent: int, ttl_s: int, *, force: bool = False) -> None:
+    async def seed(
+        self, key: str, spent: int, ttl_s: int, *, force: bool = False, counted: Sequence[str] = ()
+    ) -> None:
         async with self._slot():
-            await self._seed(keys=[key], args=[spent, ttl_s, "1" if force else "0"])
+            await self._seed(keys=[key], args=[spent, ttl_s, "1" if force else "0", *counted])
+
+    async def reserved_ids(self, key: str) -> list[str]:
+        """The requests holding a reservation on a budget hash."""
+        async with self._slot():
+            fields = await self.client.hkeys(key)
+        return [name[2:] for name in map(_text, fields) if name.startswith("r:")]
 
     async def budget_state(self, key: str) -> tuple[int | None, int]:
         async with self._slot():
