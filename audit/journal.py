@@ -32,10 +32,11 @@ from typing import Any
 
 import orjson
 from django.db import IntegrityError
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from audit.entries import AuditEntry
-from audit.models import AuditRecord, AuditStatus
+from audit.models import AuditRecord, AuditSeal, AuditStatus
 
 logger = logging.getLogger(__name__)
 
@@ -385,20 +386,31 @@ def _recover_segment(fd: int, releases: list[Orphan]) -> None:
 
     lines = _read_lines(fd)
     ids = [line["entry"]["request_id"] for line in lines]
+    records = AuditRecord.objects.filter(request_id__in=ids).annotate(
+        sealed=Exists(AuditSeal.objects.filter(record_id=OuterRef("id")))
+    )
     known = {
-        request_id: (status, cost)
-        for request_id, status, cost in AuditRecord.objects.filter(request_id__in=ids).values_list(
-            "request_id", "status", "cost_usd"
+        request_id: (status, cost, sealed)
+        for request_id, status, cost, sealed in records.values_list(
+            "request_id", "status", "cost_usd", "sealed"
         )
     }
     for line in lines:
         entry = _interrupted(_entry(line["entry"]))
-        status, cost = known.get(entry.request_id, (None, None))
+        status, cost, sealed = known.get(entry.request_id, (None, None, False))
         if status is not None and status != AuditStatus.IN_PROGRESS:
             # Its final record was committed before the crash; its settlement may not have
             # been made: a reservation still held is settled at the recorded cost.
             if line.get("release"):
                 releases.append(Orphan(entry.request_id, line["release"], cost or Decimal(0)))
+            continue
+        if sealed:
+            # A stream's start record the sealer chained as abandoned (its worker was gone for
+            # longer than AUDIT_ABANDONED_STREAM_SECONDS): it stays as sealed, never completed,
+            # and must not hold up the other calls of the segment.
+            logger.error("journal: call %s was sealed unfinished; left so", entry.request_id)
+            if line.get("release"):
+                releases.append(Orphan(entry.request_id, line["release"]))
             continue
         stored = storable_entry(entry)
         op = _Insert(stored) if status is None else _Complete(stored, interrupted=True)

@@ -233,3 +233,37 @@ def test_a_call_recorded_just_before_its_worker_died_is_settled_once_at_its_reco
     assert lease_free
     assert again == after
     assert AuditRecord.objects.get(request_id=unsettled.request_id).status == AuditStatus.SUCCESS
+
+
+@pytest.mark.django_db
+def test_a_stream_sealed_as_abandoned_before_recovery_does_not_stop_its_segments_recovery(
+    tmp_path: Path, world: World, settings: Any
+) -> None:
+    # Its worker died mid-stream and came back after the sealer had chained the stream's start
+    # record as abandoned (a node down a weekend): that record can never be completed, and the
+    # other calls of the segment must still get their records and their reservations back.
+    from datetime import timedelta
+
+    from audit.sealer import audit_seal_pending
+    from audit.storable import storable_entry
+    from audit.writer import _Insert, write_batch
+
+    stream, plain = _entry(world), _entry(world)
+    stream.stream = True
+    stream.started_at -= timedelta(days=3)
+    release = {"window_adjustments": [], "concurrency_keys": ["k:conc"], "budget_spend": []}
+    lines = [
+        {"entry": {**_jsonable(entry), "request_body": {}}, "release": release}
+        for entry in (stream, plain)
+    ]
+    (tmp_path / "1-1.jsonl").write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    settings.AUDIT_ABANDONED_STREAM_SECONDS = 24 * 3600
+    with ThreadPoolExecutor(1) as pool:  # its start record, then the sealer, as they ran
+        pool.submit(write_batch, [_Insert(storable_entry(stream))]).result()
+        pool.submit(audit_seal_pending).result()
+        releases = pool.submit(recover_orphans, tmp_path).result()
+
+    assert AuditRecord.objects.get(request_id=plain.request_id).status == AuditStatus.INTERRUPTED
+    assert AuditRecord.objects.get(request_id=stream.request_id).status == AuditStatus.IN_PROGRESS
+    assert not (tmp_path / "1-1.jsonl").exists()
+    assert sorted(o.request_id for o in releases) == sorted([stream.request_id, plain.request_id])
