@@ -151,6 +151,9 @@ class RollupWatermark(models.Model):
     # The newest audit record when the last run began: a record written since then into a
     # window before the windows rolled again is rolled in by the next run.
     seen_record_id = models.BigIntegerField(default=0)
+    # The records still in progress when the last run began: a stream that finishes later
+    # changes a window that may no longer be rolled again, under an id older than the above.
+    open_record_ids = models.JSONField(default=list)
 
     def __str__(self) -> str:
         return f"{self.granularity} rollups done until {self.done_until:%Y-%m-%d %H:%M}"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
-from audit.models import AuditCheckpoint, AuditRecord, CheckpointKind
+from audit.models import AuditCheckpoint, AuditRecord, AuditSeal, AuditStatus, CheckpointKind
 
 
 def records_between(start: datetime, end: datetime) -> QuerySet[AuditRecord]:
@@ -43,3 +43,19 @@ def late_record_times(after_id: int, before: datetime) -> list[datetime]:
         .values_list("started_at", flat=True)
         .order_by()
     )
+
+
+def open_record_ids() -> list[int]:
+    """The records that may still be completed: in progress, and not sealed so (a stream the
+    sealer chained as abandoned is never completed)."""
+    sealed = AuditSeal.objects.filter(record_id=OuterRef("id"))
+    return list(
+        AuditRecord.objects.filter(status=AuditStatus.IN_PROGRESS)
+        .exclude(Exists(sealed))
+        .values_list("id", flat=True)
+    )
+
+
+def record_times(ids: list[int]) -> list[datetime]:
+    """When these records started."""
+    return list(AuditRecord.objects.filter(id__in=ids).values_list("started_at", flat=True))

@@ -35,7 +35,9 @@ from billing.records import (
     first_record_at,
     late_record_times,
     latest_record_id,
+    open_record_ids,
     purged_tenants,
+    record_times,
     records_between,
 )
 
@@ -186,6 +188,7 @@ def rollup_catch_up(*, granularity: str, now: datetime | None = None) -> int:
     now = now or timezone.now()
     current = bucket_floor(now, granularity)
     newest = latest_record_id()  # before anything is read: a record written meanwhile is next run's
+    still_open = open_record_ids()  # likewise: one finished meanwhile is rolled again next run
     mark = RollupWatermark.objects.filter(granularity=granularity).first()
     late: set[datetime] = set()
     if mark is not None:
@@ -200,6 +203,9 @@ def rollup_catch_up(*, granularity: str, now: datetime | None = None) -> int:
                 for at in late_record_times(mark.seen_record_id, start)
             }
         )
+        # Streams open at the last run: finished since, each changed a window that may not be
+        # rolled again, and its record kept the id it had (the late records above miss it).
+        late |= {bucket_floor(at, granularity) for at in record_times(mark.open_record_ids)}
     else:
         earliest = first_record_at()
         if earliest is None:
@@ -216,5 +222,7 @@ def rollup_catch_up(*, granularity: str, now: datetime | None = None) -> int:
         RollupWatermark.objects.update_or_create(
             granularity=granularity, defaults={"done_until": min(bucket, current)}
         )
-    RollupWatermark.objects.filter(granularity=granularity).update(seen_record_id=newest)
+    RollupWatermark.objects.filter(granularity=granularity).update(
+        seen_record_id=newest, open_record_ids=still_open
+    )
     return written

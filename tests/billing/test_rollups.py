@@ -141,6 +141,28 @@ def test_a_record_written_late_into_a_window_rolled_long_ago_reaches_finance():
     assert _day_cost(ledger.tenant.pk, day) == Decimal(8)
 
 
+def test_a_stream_finished_after_its_window_stopped_being_rolled_again_reaches_finance():
+    from audit.models import AuditRecord
+
+    ledger = make_ledger("late-stream")
+    key, day = ledger.keys[0], datetime(2026, 7, 2, tzinfo=UTC)
+    done = record(key, day + timedelta(hours=9), cost=Decimal(1))
+    stream = record(key, day + timedelta(hours=10), cost=Decimal(0), status=AuditStatus.IN_PROGRESS)
+    AuditRecord.objects.bulk_create([done, stream])
+    now = datetime(2026, 7, 5, 12, tzinfo=UTC)
+    rollup_catch_up(granularity=Granularity.DAY, now=now)
+    assert _day_cost(ledger.tenant.pk, day) == Decimal(1)
+
+    # Its completion written days late (owed while the database was out of the gateway's reach):
+    # the record keeps the id it was given when the stream started.
+    AuditRecord.objects.filter(request_id=stream.request_id).update(
+        status=AuditStatus.SUCCESS, cost_usd=Decimal(4)
+    )
+    rollup_catch_up(granularity=Granularity.DAY, now=now + timedelta(minutes=15))
+
+    assert _day_cost(ledger.tenant.pk, day) == Decimal(5)
+
+
 def test_a_short_retention_never_takes_cost_out_of_the_days_already_rolled():
     from audit.models import AuditPolicy, AuditRecord
     from audit.sealer import audit_seal_pending
