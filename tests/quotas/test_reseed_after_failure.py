@@ -134,3 +134,28 @@ async def _an_orphan_settled_after_a_reload_is_charged_once() -> None:
         assert await _counter(engine, key) == (COST_NANOS, 0)
     finally:
         await client.aclose()
+
+
+def test_a_lapsed_reservation_of_a_call_the_ledger_holds_is_charged_once_after_a_reload() -> None:
+    asyncio.run(_a_lapsed_reservation_of_a_call_the_ledger_holds_is_charged_once_after_a_reload())
+
+
+async def _a_lapsed_reservation_of_a_call_the_ledger_holds_is_charged_once_after_a_reload() -> None:
+    engine, demand, client, tenant_id, team_id = await _world()
+    try:
+        store = engine.store
+        first = await engine.admit(demand, "req_" + uuid.uuid4().hex)
+        key = first.checks[0].key
+        await client.hset(key, f"r:{first.request_id}", "20000000 1")  # its lease ran out
+        await _charge(first.request_id, tenant_id, team_id)  # recorded; its worker died
+        second = await engine.admit(demand, "req_" + uuid.uuid4().hex)  # drops the lapsed one
+        await engine.settle(second, total_tokens=0, cost_usd=Decimal(0))
+        await store.drain()
+        _fail(engine)
+        third = await engine.admit(demand, "req_" + uuid.uuid4().hex)  # reloads the window
+        await engine.settle(third, total_tokens=0, cost_usd=Decimal(0))
+        orphan = Release(budget_spend=((key, COST_NANOS),), if_still_reserved=True)
+        await engine.release_reserved(orphan, first.request_id)
+        assert await _counter(engine, key) == (COST_NANOS, 0)
+    finally:
+        await client.aclose()

@@ -127,6 +127,26 @@ async def test_a_settlement_that_may_be_a_repeat_charges_its_spend_once(store: A
     assert await store.budget_state(key) == (240, 0)
 
 
+async def test_a_repeatable_settlement_after_its_reservation_lapsed_still_charges(
+    store: Any,
+) -> None:
+    # A worker recorded a call and died; its machine came back after the lease, and an admission
+    # meanwhile dropped the lapsed reservation: recovery's settlement charges the call all the
+    # same (the ledger holds it), once.
+    key = fresh("budget")
+    check = BudgetCheck(key, limit=1000, amount=400, label="team budget", ttl_s=3600)
+    await store.seed(key, 0, 3600)
+    orphan = rid()
+    assert (await store.admit([check], orphan, 1)).allowed
+    await asyncio.sleep(2.1)
+    assert (await store.admit([check], rid(), 60)).allowed  # the lapsed reservation is dropped
+    repeat = Release(budget_spend=((key, 150),), if_still_reserved=True)
+    await store.settle(repeat, orphan, at_once=True)
+    assert await store.budget_state(key) == (150, 400)
+    await store.settle(repeat, orphan, at_once=True)
+    assert await store.budget_state(key) == (150, 400)
+
+
 async def test_each_alert_threshold_alerts_once_per_window(store: Any) -> None:
     key = fresh("soft")
     await store.seed(key, 0, 3600)

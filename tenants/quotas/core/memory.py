@@ -57,10 +57,12 @@ class _Budget:
         self.reservations: dict[str, tuple[int, float]] = {}  # request id → (amount, expiry)
         self.alerted = 0  # how many of the alert thresholds have alerted
         self.counted: set[str] = set()  # reserved calls a reload found in the ledger
+        self.lapsed: set[str] = set()  # reservations dropped unsettled: still charged if settled
 
     def reserved(self, now: float) -> int:
         for request_id in [r for r, (_, exp) in self.reservations.items() if exp <= now]:
             del self.reservations[request_id]
+            self.lapsed.add(request_id)
         return sum(amount for amount, _ in self.reservations.values())
 
 
@@ -190,6 +192,9 @@ class MemoryQuotaStore:
             budget.counted.discard(request_id)
             if counted:
                 continue
+            if not held and request_id in budget.lapsed:
+                budget.lapsed.discard(request_id)
+                held = True
             if budget.spent is not None and (held or not release.if_still_reserved):
                 budget.spent += actual
 
@@ -203,11 +208,14 @@ class MemoryQuotaStore:
         if force or budget.spent is None:
             budget.spent = spent
             for request_id in counted:
-                if budget.reservations.pop(request_id, None) is not None:
+                lapsed = request_id in budget.lapsed
+                budget.lapsed.discard(request_id)
+                if budget.reservations.pop(request_id, None) is not None or lapsed:
                     budget.counted.add(request_id)
 
     async def reserved_ids(self, key: str) -> list[str]:
-        return list(self._budgets[key].reservations)
+        budget = self._budgets[key]
+        return [*budget.reservations, *budget.lapsed]
 
     async def budget_state(self, key: str) -> tuple[int | None, int]:
         budget = self._budgets[key]

@@ -124,8 +124,13 @@ for i = 1, #settle, 4 do
     -- 'h': charged only if its reservation was still held (a settlement that may be repeated).
     local held = redis.call('HDEL', KEYS[k], 'r:' .. id)
     -- 'c:<id>': a reload from the ledger found the call there and counted it in 'spent'.
-    local counted = held == 0 and redis.call('HDEL', KEYS[k], 'c:' .. id) == 1
-    if not counted and (kind == 'b' or held == 1)
+    -- 'x:<id>': its reservation lapsed unsettled (its worker died): charged as if still held.
+    local counted, lapsed = false, 0
+    if held == 0 then
+      counted = redis.call('HDEL', KEYS[k], 'c:' .. id) == 1
+      if not counted then lapsed = redis.call('HDEL', KEYS[k], 'x:' .. id) end
+    end
+    if not counted and (kind == 'b' or held == 1 or lapsed == 1)
         and redis.call('HEXISTS', KEYS[k], 'spent') == 1 then
       redis.call('HINCRBY', KEYS[k], 'spent', amount)
     end
@@ -155,10 +160,11 @@ local function wait_to_free(buckets, need)
 end
 
 -- A budget's state, one read: spent (nil: not seeded), alerted, and what its live reservations
--- hold (expired ones are dropped: their worker died, and recovery did not release them).
+-- hold (expired ones are dropped: their worker died, and recovery did not release them; each
+-- leaves 'x:<id>', so that recovery's settlement, which may come later, still charges it).
 local function budget(key)
   local fields = redis.call('HGETALL', key)
-  local spent, alerted, held, expired = nil, 0, 0, {}
+  local spent, alerted, held, expired, lapsed = nil, 0, 0, {}, {}
   for j = 1, #fields, 2 do
     local f, v = fields[j], fields[j + 1]
     if f == 'spent' then
@@ -169,6 +175,7 @@ local function budget(key)
       local amount, expiry = string.match(v, '(%d+) (%d+)')
       if tonumber(expiry) <= now then
         expired[#expired + 1] = f
+        lapsed[#lapsed + 1], lapsed[#lapsed + 2] = 'x:' .. string.sub(f, 3), 1
       else
         held = held + tonumber(amount)
       end
@@ -177,6 +184,7 @@ local function budget(key)
     end
   end
   if #expired > 0 then redis.call('HDEL', key, unpack(expired)) end
+  if #lapsed > 0 then redis.call('HSET', key, unpack(lapsed)) end
   return spent, alerted, held
 end
 
@@ -294,18 +302,19 @@ return answer(out)
 """
 )
 
-# ARGV: spent, ttl, force (0|1), then the calls still reserved whose spend `spent` holds: their
-# reservations become 'c:<id>' → expiry, so that their settlement, if it ever comes, neither
-# charges them again nor is waited for (the reload followed a failure: it may have been lost).
+# ARGV: spent, ttl, force (0|1), then the calls unsettled (reserved, or lapsed) whose spend
+# `spent` holds: each becomes 'c:<id>' → expiry (the hash's), so that their settlement, if it
+# ever comes, neither charges them again nor is waited for (the reload followed a failure: it
+# may have been lost).
 _SEED = """
 if ARGV[3] == '1' or redis.call('HEXISTS', KEYS[1], 'spent') == 0 then
   redis.call('HSET', KEYS[1], 'spent', ARGV[1])
   redis.call('EXPIRE', KEYS[1], ARGV[2])
+  local keep = tonumber(redis.call('TIME')[1]) + tonumber(ARGV[2])
   for i = 4, #ARGV do
-    local held = redis.call('HGET', KEYS[1], 'r:' .. ARGV[i])
-    if held then
-      redis.call('HDEL', KEYS[1], 'r:' .. ARGV[i])
-      redis.call('HSET', KEYS[1], 'c:' .. ARGV[i], string.match(held, '%d+ (%d+)'))
+    local id = ARGV[i]
+    if redis.call('HDEL', KEYS[1], 'r:' .. id, 'x:' .. id) > 0 then
+      redis.call('HSET', KEYS[1], 'c:' .. id, keep)
     end
   end
 end
@@ -599,10 +608,10 @@ class RedisQuotaStore:
             await self._seed(keys=[key], args=[spent, ttl_s, "1" if force else "0", *counted])
 
     async def reserved_ids(self, key: str) -> list[str]:
-        """The requests holding a reservation on a budget hash."""
+        """The requests unsettled on a budget hash: holding a reservation, or one that lapsed."""
         async with self._slot():
             fields = await self.client.hkeys(key)
-        return [name[2:] for name in map(_text, fields) if name.startswith("r:")]
+        return [name[2:] for name in map(_text, fields) if name.startswith(("r:", "x:"))]
 
     async def budget_state(self, key: str) -> tuple[int | None, int]:
         async with self._slot():
