@@ -29,11 +29,12 @@ from typing import Any, Protocol
 import psycopg
 from django.db import close_old_connections, connection, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.utils import InterfaceError, OperationalError
+from django.db.utils import DatabaseError, InterfaceError, OperationalError
 from psycopg_pool import PoolTimeout
 
 from audit.content import ContentModes, apply_content_mode
 from audit.entries import AuditEntry
+from audit.models import AuditRecord
 from audit.sql import (
     complete_entries,
     completion_statement,
@@ -390,6 +391,12 @@ class AuditWriter:
                 _settle(batch, error=True)
                 return
             if len(batch) == 1:
+                if await loop.run_in_executor(self._executor, _already_written, batch[0][0]):
+                    # A retry of a write that committed (its answer was lost with its
+                    # connection): refused now, a recorded and charged call would answer 503
+                    # and be owed for ever.
+                    _settle(batch, error=False)
+                    return
                 logger.error(
                     "audit record %s could not be written (%s)",
                     batch[0][0].entry.request_id,
@@ -442,6 +449,24 @@ class AuditWriter:
                 return completions if part is completions else batch
             _settle(part, error=False)
         return []
+
+
+def _already_written(op: _Op) -> bool:
+    """Whether the database holds this very record as `op` writes it (its id, start, status and
+    cost; a request id is the gateway's own, never reused): a second, different completion of a
+    stream is still refused."""
+    entry = op.entry
+    try:
+        return AuditRecord.objects.filter(
+            request_id=entry.request_id,
+            started_at=entry.started_at,
+            status=entry.status,
+            cost_usd=entry.cost_usd,
+        ).exists()
+    except DatabaseError:
+        return False
+    finally:
+        close_old_connections()
 
 
 def failed_write_reason(error: BaseException) -> str:

@@ -164,6 +164,43 @@ async def test_a_lost_loop_connection_falls_back_to_the_thread_and_nothing_is_lo
     )
 
 
+async def test_a_record_whose_commit_answer_was_lost_is_written_not_refused(
+    make, shared_thread_closed, monkeypatch
+) -> None:
+    # The statement committed, then the connection died before its answer came back; the
+    # database answers again at once. The writer's retry finds the record: it is written (it was
+    # refused, the client got 503 for an answer recorded and charged, and the record was owed
+    # for ever, its reservation held).
+    import psycopg
+    from asgiref.sync import sync_to_async
+
+    from audit.writer import _LoopConnection
+
+    writer = AuditWriter()
+    real_insert = _LoopConnection.insert
+
+    async def answer_lost(self, entries):
+        await real_insert(self, entries)
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    async def reachable() -> bool:
+        return True
+
+    monkeypatch.setattr(writer, "_reachable", reachable)
+    try:
+        await writer.insert(make())  # the thread looks the tenant's content mode up
+        monkeypatch.setattr(_LoopConnection, "insert", answer_lost)
+        lost = make()
+        await writer.insert(lost)
+    finally:
+        await writer.aclose()
+
+    assert (
+        await sync_to_async(lambda: SpendEntry.objects.filter(request_id=lost.request_id).count())()
+        == 1
+    )
+
+
 def _terminate_backend(pid: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
