@@ -400,5 +400,7 @@ def held_q(tenant_id: int) -> Q | None:
 
 def holds_locked(tenant_id: int) -> None:
     """Serialise, per tenant, placing a legal hold with deleting or erasing records: each takes
-    the tenant's row lock in its transaction. Holds read after it are all the holds there are."""
-    Tenant.objects.select_for_update().filter(pk=tenant_id).first()
+    the tenant's row lock in its transaction. Holds read after it are all the holds there are.
+    FOR NO KEY UPDATE: the tenant's calls go on being recorded meanwhile (a record's foreign key
+    takes only a key-share lock on its tenant), however long a purge runs."""
+    Tenant.objects.select_for_update(no_key=True).filter(pk=tenant_id).first()

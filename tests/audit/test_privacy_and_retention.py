@@ -245,3 +245,23 @@ def test_metadata_mode_stores_only_hashes_of_the_content(world):
     assert set(stored.request_body) == {"content_mode", "sha256"}
     assert "jane" not in str(stored.response_body)
     assert stored.end_user == entry.end_user and stored.status == "success"
+
+
+def test_a_purge_or_an_erasure_holding_its_tenant_never_stalls_the_tenants_calls(world):
+    """While retention or an erasure holds a tenant's hold lock, its calls are still recorded:
+    a record's foreign key needs a key-share lock on the tenant, which the hold lock leaves free.
+    """
+    import psycopg
+
+    from audit.selectors import holds_locked
+    from tests.support.live import test_database_url
+
+    tenant_id = world.team.tenant_id
+    with transaction.atomic():
+        holds_locked(tenant_id)  # as a purge does, for as long as it deletes
+        with psycopg.connect(test_database_url(), autocommit=True) as other:
+            other.execute("SET lock_timeout = '1s'")
+            found = other.execute(
+                "SELECT id FROM tenants_tenant WHERE id = %s FOR KEY SHARE", [tenant_id]
+            ).fetchone()
+    assert found == (tenant_id,)
