@@ -98,6 +98,20 @@ def redis_cluster() -> Iterator[RedisClusterNodes]:
     yield from cluster_nodes()
 
 
+@pytest.fixture
+async def in_process_proxy() -> Any:
+    """The proxy served by Django's AsyncClient in this process; its runtime closed after."""
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    from routing.runtime import close_runtime
+
+    yield
+    await close_runtime()
+    # The key and route lookups ran on asgiref's shared thread: close its connection too.
+    await sync_to_async(connections.close_all)()
+
+
 @pytest.fixture(scope="session")
 def mock_server() -> Iterator[Any]:
     from mock_provider.testing import run_mock_server

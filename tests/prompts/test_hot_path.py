@@ -12,7 +12,6 @@ from audit.activity.services import Actor
 from routing.prompts import services
 from tenants.models import Tenant
 from tests.routing.test_hot_path_queries import (  # noqa: F401  (fixtures)
-    in_process_proxy,
     only_the_record_and_its_charge,
     statements,
 )
@@ -40,7 +39,7 @@ async def test_a_warm_prompt_request_reads_nothing_from_the_database(
     world,
     hot_prompt,
     statements,  # noqa: F811
-    in_process_proxy,  # noqa: F811
+    in_process_proxy,
 ):
     client = AsyncClient()
     headers = {"authorization": f"Bearer {world.key}", "x-gateway-prompt": "hot@production"}

@@ -13,7 +13,6 @@ from django.test import AsyncClient
 from routing import services as routing
 from routing.models import Deployment
 from tests.routing.test_hot_path_queries import (  # noqa: F401 - fixtures
-    in_process_proxy,
     only_the_record_and_its_charge,
     statements,
 )
@@ -77,7 +76,7 @@ class BrokenStore:
 
 async def test_a_cache_that_cannot_be_read_is_a_miss_and_the_provider_answers(
     world,
-    in_process_proxy,  # noqa: F811
+    in_process_proxy,
 ):
     from routing.runtime import get_runtime
 
