@@ -41,6 +41,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _listed_once(kind: str, names: list[str]) -> None:
+    """Entries are applied in order: a second one of the same name would silently overwrite
+    the first, so the file is refused instead."""
+    if twice := next((name for name in names if names.count(name) > 1), None):
+        raise ValueError(f"{kind} {twice!r} is listed twice; merge its entries into one")
+
+
 def resolve_secret(value: str | None) -> str | None:
     """`env:NAME` reads the environment variable NAME; anything else is taken literally."""
     if value is None or not value.startswith("env:"):
@@ -234,6 +241,8 @@ class TenantSpec(_Strict):
 
     @model_validator(mode="after")
     def _users_name_known_teams(self) -> TenantSpec:
+        _listed_once("team", [team.slug for team in self.teams])
+        _listed_once("user", [user.username for user in self.users])
         known = {team.slug for team in self.teams}
         for user in self.users:
             for team in user.teams:
@@ -287,6 +296,10 @@ class GatewayConfig(_Strict):
 
     @model_validator(mode="after")
     def _references_resolve(self) -> GatewayConfig:
+        _listed_once("provider", [p.name for p in self.providers])
+        _listed_once("deployment", [d.name for d in self.deployments])
+        _listed_once("route", [r.alias for r in self.routes])
+        _listed_once("tenant", [t.slug for t in self.tenants])
         providers = {p.name for p in self.providers}
         deployments = {d.name for d in self.deployments}
         for deployment in self.deployments:

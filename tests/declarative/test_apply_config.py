@@ -296,3 +296,31 @@ def test_cost_approval_thresholds_in_the_file_reach_tenant_team_and_key(config_f
     config_file.write_text(declared.replace("threshold_usd: 0.5}", "threshold_usd: -1}"))
     with pytest.raises(CommandError, match="threshold_usd"):
         call_command("apply_config", str(config_file))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("addition", "message"),
+    [
+        ("  - slug: cfg-bank\n    name: Other Name\n", "tenant 'cfg-bank' is listed twice"),
+        (
+            "  - slug: cfg-other\n    name: Other\n    teams:\n"
+            "      - {slug: t, name: T}\n      - {slug: t, name: U}\n",
+            "team 't' is listed twice",
+        ),
+    ],
+)
+def test_a_file_naming_the_same_object_twice_is_refused(config_file, addition, message):
+    # Applied in order, the second entry would silently overwrite the first.
+    config_file.write_text(config_file.read_text() + addition)
+    with pytest.raises(CommandError, match=message):
+        call_command("apply_config", str(config_file))
+    assert not Tenant.objects.filter(slug="cfg-bank").exists()
+
+
+@pytest.mark.django_db
+def test_a_provider_named_twice_is_refused(config_file):
+    twice = "providers:\n  - {name: cfg-openai, kind: openai, base_url: 'http://127.0.0.1:9/v1'}\n"
+    config_file.write_text(config_file.read_text().replace("providers:\n", twice, 1))
+    with pytest.raises(CommandError, match="provider 'cfg-openai' is listed twice"):
+        call_command("apply_config", str(config_file))
