@@ -324,3 +324,20 @@ def test_a_provider_named_twice_is_refused(config_file):
     config_file.write_text(config_file.read_text().replace("providers:\n", twice, 1))
     with pytest.raises(CommandError, match="provider 'cfg-openai' is listed twice"):
         call_command("apply_config", str(config_file))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "change",
+    [
+        ("name: Config Bank", 'name: "Config\\0Bank"'),  # PostgreSQL text holds no NUL
+        ("input_per_mtok: 0.15", "input_per_mtok: 1e30"),  # past the price column
+    ],
+)
+def test_a_value_the_database_cannot_store_is_a_clear_error_and_changes_nothing(
+    config_file, change
+):
+    config_file.write_text(config_file.read_text().replace(*change))
+    with pytest.raises(CommandError, match=r"cannot be stored.*nothing was changed"):
+        call_command("apply_config", str(config_file))
+    assert not Provider.objects.filter(name="cfg-openai").exists()

@@ -2,6 +2,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DataError
 
 from gateway_site.declarative.services import ConfigError, config_apply, config_load
 
@@ -24,6 +25,13 @@ class Command(BaseCommand):
             report = config_apply(config)
         except ConfigError as exc:
             raise CommandError(str(exc)) from exc
+        except DataError as exc:
+            # A NUL in a string or a number past its column: the file's fault, not a crash. The
+            # apply is one transaction, so what it wrote before this was rolled back.
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "out of range"
+            raise CommandError(
+                f"{path}: a value cannot be stored ({reason}); nothing was changed."
+            ) from exc
         summary = ", ".join(f"{count} {kind}" for kind, count in report.counts.items()) or "nothing"
         self.stdout.write(self.style.SUCCESS(f"Applied {path}: {summary}."))
         for where, plaintext in report.generated_keys.items():
