@@ -36,11 +36,12 @@ from django.utils import timezone
 
 from audit.activity.services import Actor, activity_record
 from routing.errors import GatewayError
+from tenants.models import ApiKey
 from tenants.quotas.models import ApprovalRule, ApprovalStatus, CostApproval, Scope
 from tenants.quotas.table import ApprovalThreshold
 
 if TYPE_CHECKING:
-    from tenants.models import ApiKey, Team, Tenant
+    from tenants.models import Team, Tenant
 
 APPROVAL_HEADER = "x-gateway-approval"
 PENDING_HOURS = 24
@@ -336,6 +337,14 @@ def cost_approval_decide(
             raise ApprovalError(f"Approval {locked.public_id} is already {locked.status}.")
         if locked.expires_at <= now:
             raise ApprovalError(f"Approval {locked.public_id} has expired undecided.")
+        # The hold asks someone else to agree to the spend: the owner of the key that made the
+        # request may refuse it, never approve it.
+        owner_id = ApiKey.objects.filter(pk=locked.api_key_id).values_list("owner_id", flat=True)
+        if approve and actor.user_id is not None and owner_id.first() == actor.user_id:
+            raise ApprovalError(
+                f"Approval {locked.public_id} holds a request made with your own key: another "
+                "budget owner must approve it."
+            )
         locked.status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REFUSED
         locked.decided_at, locked.decided_by = now, actor.label[:200]
         locked.decision_note = note[:500]

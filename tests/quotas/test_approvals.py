@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from audit.activity.models import ActivityEvent
-from audit.activity.services import SYSTEM
+from audit.activity.services import SYSTEM, Actor
 from gateway_site.api.services import admin_key_create
 from tenants.models import Role
 from tenants.quotas import approvals
@@ -176,3 +176,25 @@ def test_rules_through_the_api(acme: Acme) -> None:
     assert admin.delete(f"{base}/{listed[0]['id']}").status_code == 204
     events = ActivityEvent.objects.filter(tenant=acme.tenant, action__startswith="approval_rule.")
     assert events.count() == 2
+
+
+def test_a_budget_owner_cannot_approve_a_request_made_with_their_own_key(acme: Acme) -> None:
+    # The hold asks someone else to agree to the spend: its own requester cannot wave it through.
+    finance = acme.users[Role.FINANCE]
+    acme.key.owner = finance
+    acme.key.save(update_fields=["owner"])
+    held = _held(acme)
+    console = Client()
+    console.force_login(finance)
+    url = f"/console/t/{acme.tenant.slug}/limits/approvals/"
+    console.post(f"{url}{held.public_id}/decide/", {"decision": "approve"})
+    held.refresh_from_db()
+    assert held.status == ApprovalStatus.PENDING
+    with pytest.raises(approvals.ApprovalError, match="own key"):
+        approvals.cost_approval_decide(approval=held, approve=True, actor=Actor.user(finance))
+    # Refusing one's own request stays possible; another budget owner may approve.
+    approvals.cost_approval_decide(
+        approval=held, approve=True, actor=Actor.user(acme.users[Role.TENANT_ADMIN])
+    )
+    held.refresh_from_db()
+    assert held.status == ApprovalStatus.APPROVED
