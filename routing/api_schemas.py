@@ -84,8 +84,9 @@ class RouteIn(BodyIn):
     description: str = Field(default="", max_length=500)
     strategy: Literal["ordered", "weighted", "latency", "category"] = "ordered"
     sticky: bool = False
-    timeout_seconds: float | None = Field(default=None, gt=0)
-    first_token_timeout_seconds: float | None = Field(default=None, gt=0)
+    # Finite: a stored Infinity reads back as a bare `Infinity`, which is not JSON.
+    timeout_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    first_token_timeout_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     hosted_tools: Literal["refuse", "drop"] = "refuse"
     forward_hosted_tools: list[str] = Field(
         default=[],

@@ -104,8 +104,9 @@ class RouteSpec(_Strict):
     description: str = ""
     strategy: Literal["ordered", "weighted", "latency", "category"] = "ordered"
     sticky: bool = False
-    timeout_seconds: float | None = Field(default=None, gt=0)
-    first_token_timeout_seconds: float | None = Field(default=None, gt=0)
+    # Finite: a stored Infinity reads back as a bare `Infinity`, which is not JSON.
+    timeout_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    first_token_timeout_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     # Responses API tools the provider would run: refuse the request (default) or drop them.
     hosted_tools: Literal["refuse", "drop"] = "refuse"
     # Hosted tool types sent on to a Responses-native deployment of the route (deny by default).

@@ -196,3 +196,23 @@ def test_a_route_forwards_the_hosted_tools_it_lists_to_a_responses_native_provid
         assert refused.json()["error"]["fields"][0]["field"] == "forward_hosted_tools[0]"
         assert why in refused.json()["error"]["message"]
     assert Route.objects.get(alias="searching").forward_hosted_tools == ["web_search"]
+
+
+@pytest.mark.parametrize("field", ["timeout_seconds", "first_token_timeout_seconds"])
+def test_an_infinite_route_timeout_is_refused_so_routes_always_read_back_as_json(
+    platform: Api, field: str
+) -> None:
+    # Stored, Infinity would come back as a bare `Infinity`: not JSON, for every route reader.
+    platform.put("/providers/vendor-x", {"kind": "anthropic", "base_url": "https://a.example"})
+    platform.put("/deployments/primary-model", {"provider": "vendor-x", "upstream_model": "m"})
+    body = '{"targets": [{"deployment": "primary-model"}], "' + field + '": Infinity}'
+    response = platform.client.put(
+        "/api/v1/routes/smart-chat",
+        data=body,
+        content_type="application/json",
+        headers=platform.headers,
+    )
+
+    assert response.status_code == 422, response.content
+    assert response.json()["error"]["fields"][0]["field"] == field
+    assert not Route.objects.filter(alias="smart-chat").exists()
