@@ -149,6 +149,14 @@ def username_check(username: str) -> None:
         raise TenancyError(
             "invalid", "A username may not contain control characters.", field="username"
         )
+    if unicodedata.normalize("NFKC", username) != username:
+        # Sign-in folds what is typed (NFKC): this account could never be signed in to, and it
+        # would look like the account its name folds to.
+        raise TenancyError(
+            "invalid",
+            f"Write the username as '{unicodedata.normalize('NFKC', username)}' (plain letters).",
+            field="username",
+        )
     try:
         field.run_validators(username)
         if len(username) > (field.max_length or 150):
@@ -219,7 +227,8 @@ def member_create(
         field="username",
     )
     user_model = get_user_model()
-    if user_model.objects.filter(username=username).exists():
+    # Case aside, as Django's own sign-up does: 'Alice' next to 'alice' is one person to a reader.
+    if user_model.objects.filter(username__iexact=username).exists():
         raise taken
     user = user_model(username=username, email=email)
     if password:

@@ -172,3 +172,23 @@ def test_a_tenant_key_sets_the_models_its_tenant_may_use(as_ours: Api, ours: Sid
     assert response.json()["name"] == ours.tenant.name  # untouched
     event = ActivityEvent.objects.get(action="tenant.models", tenant=ours.tenant)
     assert event.details == {"allowed_models": ["demo"]}
+
+
+@pytest.mark.parametrize(
+    "lookalike",
+    [
+        "Piedpiper-Dev",  # another tenant's 'piedpiper-dev', in other case
+        "\uff50iedpiper-dev",  # with a full-width 'p': sign-in folds it (NFKC) to theirs
+    ],
+)
+def test_a_username_that_only_looks_different_from_an_existing_one_is_refused(
+    as_ours: Api, ours: Side, theirs: Side, lookalike: str
+) -> None:
+    response = as_ours.post(
+        f"/tenants/{ours.tenant.slug}/members",
+        {"username": lookalike, "role": "developer", "password": "a long password 123"},
+    )
+
+    assert response.status_code in (409, 422), response.content
+    assert response.json()["error"]["fields"][0]["field"] == "username"
+    assert not get_user_model().objects.filter(username=lookalike).exists()
