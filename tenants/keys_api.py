@@ -169,6 +169,9 @@ def key_rotate(
     key = key_or_404(tenant_or_404(request, slug), key_id)
     if key.revoked_at is not None:
         raise conflict(f"Key {key.prefix}… is revoked; create a new one instead.")
+    if key.replaced_by_id is not None:
+        # Rotating it again would mint a second live successor and forget the first.
+        raise conflict(f"Key {key.prefix}… is already rotated; rotate its successor instead.")
     successor, material = services.key_rotate(
         key=key, grace=timedelta(seconds=payload.grace_seconds), actor=scope_of(request).actor
     )

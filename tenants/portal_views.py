@@ -176,7 +176,8 @@ def key_detail(request: HttpRequest, key_id: int) -> HttpResponse:
 def key_rotate(request: HttpRequest, key_id: int) -> HttpResponse:
     key = _key(request, key_id)
     form = KeyRotateForm(request.POST)
-    if not form.is_valid() or key.revoked_at is not None:
+    # A rotated key is on its way out: its successor is the one to rotate.
+    if not form.is_valid() or key.revoked_at is not None or key.replaced_by_id is not None:
         messages.error(request, "This key cannot be rotated.")
         return redirect("console:key_detail", tenant_slug=key.tenant.slug, key_id=key.pk)
     if not _teams(request).filter(pk=key.team_id).exists():

@@ -427,6 +427,8 @@ def key_rotate(*, key: ApiKey, grace: timedelta, actor: Actor = SYSTEM) -> tuple
     """
     if key.revoked_at is not None:
         raise ValueError("a revoked key cannot be rotated")
+    if key.replaced_by_id is not None:
+        raise ValueError("a rotated key cannot be rotated again: rotate its successor")
     now = timezone.now()
     name, original_expiry = key.name, key.expires_at
     material = generate_key()

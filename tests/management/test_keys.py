@@ -191,3 +191,20 @@ def test_a_revoked_key_cannot_be_rotated(as_ours: Api, ours: Side) -> None:
     as_ours.post(f"{base}/revoke")
 
     assert as_ours.post(f"{base}/rotate", {"grace_seconds": 60}).status_code == 409
+
+
+def test_a_key_already_rotated_cannot_be_rotated_again(as_ours: Api, ours: Side) -> None:
+    # A second rotation would mint another live successor from a key on its way out, and the
+    # old key would forget the first successor.
+    path = f"/tenants/{ours.tenant.slug}/keys/{ours.key.pk}/rotate"
+    first = as_ours.post(path, {"grace_seconds": 600})
+    assert first.status_code == 201
+
+    again = as_ours.post(path, {"grace_seconds": 600})
+
+    assert again.status_code == 409, again.content
+    assert again.json()["error"]["code"] == "conflict"
+    live = ApiKey.objects.filter(tenant=ours.tenant, revoked_at__isnull=True)
+    assert live.count() == 2
+    ours.key.refresh_from_db()
+    assert ours.key.replaced_by_id == first.json()["id"]
