@@ -145,7 +145,11 @@ def config_apply(config: GatewayConfig) -> ApplyReport:
         evaluation_services.category_upsert(actor=CONFIG, **category.model_dump())
         report.bump("task categories")
     for tenant_spec in config.tenants:
-        _apply_tenant(tenant_spec, report)
+        try:
+            _apply_tenant(tenant_spec, report)
+        except tenant_services.TenancyError as refused:
+            # e.g. a username the accounts refuse: a clear error; the transaction undoes the rest.
+            raise ConfigError(f"tenant {tenant_spec.slug}: {refused.message}") from refused
     for policy_spec in config.guardrail_policies:
         _apply_guardrail_policy(policy_spec, report)
     return report

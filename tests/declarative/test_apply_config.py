@@ -341,3 +341,11 @@ def test_a_value_the_database_cannot_store_is_a_clear_error_and_changes_nothing(
     with pytest.raises(CommandError, match=r"cannot be stored.*nothing was changed"):
         call_command("apply_config", str(config_file))
     assert not Provider.objects.filter(name="cfg-openai").exists()
+
+
+@pytest.mark.django_db
+def test_a_username_the_accounts_refuse_is_a_clear_error_and_changes_nothing(config_file):
+    config_file.write_text(config_file.read_text().replace("username: cfg-alice", "username: a b"))
+    with pytest.raises(CommandError, match="valid username"):
+        call_command("apply_config", str(config_file))
+    assert not Provider.objects.filter(name="cfg-openai").exists()
