@@ -7,6 +7,7 @@ returns that version, so applying the same YAML twice publishes nothing new.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from typing import Any
 
@@ -91,6 +92,13 @@ def _clean_parameters(parameters: Any) -> dict[str, Any]:
         raise PromptError(
             f"Unknown model parameter(s) {', '.join(unknown)}; allowed: {', '.join(sorted(PARAMETERS))}."
         )
+    try:
+        # Sent on to providers as JSON (and hashed with orjson): no NaN or Infinity, and no
+        # integer past 64 bits.
+        json.dumps(parameters, allow_nan=False)
+        orjson.dumps(parameters)
+    except (ValueError, TypeError) as exc:  # orjson.JSONEncodeError is a TypeError
+        raise PromptError(f"Model parameters must be plain JSON values: {exc}.") from None
     return dict(parameters)
 
 

@@ -110,3 +110,21 @@ def test_a_prompt_with_a_label_is_listed_and_read_with_where_its_labels_point(
     expected = {"production": {"version": 1, "canary_version": None, "canary_percent": 0}}
     assert one.json()["labels"] == expected
     assert listed.json()["items"][0]["labels"] == expected
+
+
+@pytest.mark.parametrize("value", ["1180591620717411303424", "NaN", "Infinity"])
+def test_a_parameter_that_is_not_plain_json_is_refused_in_the_apis_format(
+    api: Api, base: str, value: str
+):
+    # The version is sent on to providers as JSON: no integer past 64 bits, no NaN or Infinity.
+    body = '{"messages": [{"role": "system", "content": "hi"}], "parameters": {"seed": %s}}'
+    response = api.client.post(
+        f"/api/v1{base}/versions",
+        data=body.replace("%s", value),
+        content_type="application/json",
+        headers=api.headers,
+    )
+
+    assert response.status_code == 422, response.content
+    assert response.json()["error"]["code"] == "validation_error"
+    assert not PromptVersion.objects.filter(prompt__name="advisor").exists()
