@@ -225,6 +225,11 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
             ).first()
             if existing is not None and existing.team_id != team.id:
                 raise ConfigError(f"{where}: a key of that name belongs to another team")
+            if plaintext is not None:
+                # Key values are unique across tenants: say so, without naming the other key.
+                holder = ApiKey.objects.filter(key_hash=hash_key(plaintext))
+                if holder.exclude(pk=existing.pk if existing else None).exists():
+                    raise ConfigError(f"{where}: this value is already another key's")
             if existing is None:
                 existing, material = tenant_services.key_create(
                     actor=CONFIG,

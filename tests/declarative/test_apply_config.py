@@ -349,3 +349,12 @@ def test_a_username_the_accounts_refuse_is_a_clear_error_and_changes_nothing(con
     with pytest.raises(CommandError, match="valid username"):
         call_command("apply_config", str(config_file))
     assert not Provider.objects.filter(name="cfg-openai").exists()
+
+
+@pytest.mark.django_db
+def test_a_key_value_already_another_keys_is_a_clear_error_and_changes_nothing(config_file):
+    twice = "          - name: generated\n            value: env:CFG_KEY\n"
+    config_file.write_text(config_file.read_text().replace("          - name: generated\n", twice))
+    with pytest.raises(CommandError, match="generated: this value is already another key's"):
+        call_command("apply_config", str(config_file))
+    assert not Provider.objects.filter(name="cfg-openai").exists()
