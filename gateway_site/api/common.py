@@ -10,7 +10,7 @@ from django.http import HttpRequest
 
 from gateway_site.api import selectors
 from gateway_site.api.auth import AdminScope
-from gateway_site.api.errors import ApiError, not_found, platform_only
+from gateway_site.api.errors import ApiError, invalid, not_found, platform_only
 from tenants.models import ApiKey, Team, Tenant
 
 M = TypeVar("M", bound=Model)
@@ -62,3 +62,14 @@ def put_precondition(request: HttpRequest, existing: QuerySet[M], what: str) -> 
         raise ApiError(
             412, "precondition_failed", f"{what} does not exist (If-Match: *): nothing created."
         )
+
+
+_TARGET_OF_SCOPE = {"team": "team", "key": "key_id", "user": "end_user", "agent": "agent"}
+
+
+def unused_target_refuse(scope: str, body: object) -> None:
+    """A team, key, end user or agent the scope does not use would be ignored, and the rule set
+    on another scope instead (a `tenant` rule naming a team replaces the tenant's own)."""
+    for field in ("team", "key_id", "end_user", "agent"):
+        if _TARGET_OF_SCOPE.get(scope) != field and getattr(body, field, None) not in (None, ""):
+            raise invalid(field, f"not used by scope '{scope}': leave it out, or change the scope")

@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from ninja import Router, Status
 from ninja.pagination import paginate
 
-from gateway_site.api.common import one_or_404, scope_of, tenant_or_404
+from gateway_site.api.common import one_or_404, scope_of, tenant_or_404, unused_target_refuse
 from gateway_site.api.errors import invalid
 from tenants import selectors as tenant_selectors
 from tenants.models import ApiKey, Team, Tenant
@@ -34,6 +34,7 @@ _RULE_FIELDS = {"scope", "team", "key_id", "end_user", "agent"}
 
 def _whom(tenant: Tenant, body: LimitIn | BudgetIn) -> dict[str, object]:
     """The scope of a rule, with the team or key looked up inside this tenant only."""
+    unused_target_refuse(body.scope, body)
     team: Team | None = None
     key: ApiKey | None = None
     if body.scope == "team":

@@ -14,7 +14,7 @@ from ninja.pagination import paginate
 from pydantic import ConfigDict
 
 from gateway_site.api.auth import api_roles
-from gateway_site.api.common import one_or_404, scope_of, tenant_or_404
+from gateway_site.api.common import one_or_404, scope_of, tenant_or_404, unused_target_refuse
 from gateway_site.api.errors import conflict, invalid
 from gateway_site.api.schemas import BodyOut
 from gateway_site.bounds import BIGINT_MAX, StorableInput
@@ -89,6 +89,7 @@ def rule_list(request: HttpRequest, slug: str) -> QuerySet[ApprovalRule]:
 )
 def rule_set(request: HttpRequest, slug: str, payload: ApprovalRuleIn) -> Status[ApprovalRule]:
     tenant = tenant_or_404(request, slug)
+    unused_target_refuse(payload.scope, payload)
     team = key = None
     if payload.scope == "team":
         team = tenant_selectors.team_named(tenant=tenant, slug=payload.team or "")

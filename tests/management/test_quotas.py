@@ -96,3 +96,32 @@ def test_the_quota_policy_reads_its_defaults_then_what_was_set(as_ours: Api, our
     assert refused.status_code == 422
     assert "downgrade route" in refused.json()["error"]["message"]
     assert Decimal(as_ours.get(path).json()["max_request_cost_usd"]) == Decimal("0.50")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("budgets", {"scope": "tenant", "team": "hooli-research", "amount_usd": "10"}, "team"),
+        ("limits", {"scope": "team", "team": "hooli-research", "end_user": "bob"}, "end_user"),
+        ("limits", {"scope": "tenant", "agent": "crawler", "requests_per_minute": 1}, "agent"),
+        (
+            "approval-rules",
+            {"scope": "tenant", "team": "hooli-research", "threshold_usd": "1"},
+            "team",
+        ),
+    ],
+)
+def test_a_rule_naming_a_target_its_scope_does_not_use_is_refused(
+    as_ours: Api, ours: Side, path: str, body: dict[str, object], field: str
+) -> None:
+    # Ignoring the target would set another scope's rule: e.g. replace the tenant's own budget.
+    if "key_id" not in body and body["scope"] == "team" and path == "limits":
+        body = {**body, "requests_per_minute": 1}
+    before = Budget.objects.get(pk=ours.budget_id).amount_usd
+
+    response = as_ours.post(f"/tenants/{ours.tenant.slug}/{path}", body)
+
+    assert response.status_code == 422, response.content
+    assert response.json()["error"]["fields"][0]["field"] == field
+    assert Budget.objects.get(pk=ours.budget_id).amount_usd == before
+    assert not RateLimit.objects.filter(tenant=ours.tenant).exclude(pk=ours.limit_id).exists()

@@ -652,6 +652,9 @@ def body_overrides(victim: FullTenant) -> dict[str, Any]:
     }
 
 
+_SCOPE_TARGET = {"tenant": "", "team": "team", "key": "key_id"}
+
+
 def body_from_schema(schema: dict[str, Any], overrides: dict[str, Any], title: str = "") -> Any:
     """A small valid instance of an OpenAPI schema: required fields, plus fields we override."""
     if "$ref" in schema:
@@ -674,6 +677,10 @@ def body_from_schema(schema: dict[str, Any], overrides: dict[str, Any], title: s
                 body[prop] = overrides[prop]
             elif prop in required:
                 body[prop] = body_from_schema(sub, overrides)
+        # A rule names only its scope's target: the API refuses a team or key its scope ignores.
+        if body.get("scope") in _SCOPE_TARGET:
+            for target in {"team", "key_id"} - {_SCOPE_TARGET[body["scope"]]}:
+                body.pop(target, None)
         return body
     if kind == "object":
         return {}
