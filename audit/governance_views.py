@@ -117,7 +117,13 @@ def erasure_decide(request: HttpRequest, erasure_id: int, decision: str) -> Http
     try:
         if decision == "approve":
             done = erasure_requests.erasure_request_approve(request=asked, user=request.user)
-            messages.success(request, f"Erased the content of {done.records_erased} records.")
+            count = done.records_erased or 0
+            messages.success(
+                request,
+                f"Erased the content of {count} record{'' if count == 1 else 's'} of "
+                f"{done.end_user}, and the copies kept elsewhere (stored responses and "
+                "conversation items).",
+            )
         else:
             erasure_requests.erasure_request_refuse(request=asked, user=request.user)
             messages.success(request, "Erasure request refused.")

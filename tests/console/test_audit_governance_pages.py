@@ -141,7 +141,11 @@ def test_an_erasure_needs_a_second_person(acme: Acme, second_officer: Client) ->
 
     # Another compliance officer can.
     assert "Approve and erase" in second_officer.get(_url(acme, "erasure/")).content.decode()
-    assert second_officer.post(_url(acme, f"erasure/{asked.pk}/approve/")).status_code == 302
+    approved = second_officer.post(_url(acme, f"erasure/{asked.pk}/approve/"), follow=True)
+    assert approved.status_code == 200
+    assert "Erased the content of 1 record of client-erase-me, and the copies" in (
+        approved.content.decode()
+    )
     asked.refresh_from_db()
     record.refresh_from_db()
     kept.refresh_from_db()
