@@ -47,9 +47,19 @@ class ConsoleOIDCBackend(OIDCAuthenticationBackend):  # type: ignore[misc]
         return get_user_model().objects.filter(username=claim_username(claims))
 
     def create_user(self, claims: dict[str, Any]) -> Any:
-        user = get_user_model().objects.create_user(
-            username=claim_username(claims), email=str(claims.get("email") or "")
-        )
+        username = claim_username(claims)
+        # The rules of every other new account: no look-alike of an existing one (control or
+        # compatibility characters, another's name in other case).
+        try:
+            services.username_check(username)
+        except services.TenancyError as refused:
+            raise SuspiciousOperation(f"SSO username {username!r} refused: {refused}") from None
+        accounts = get_user_model().objects
+        if accounts.filter(username__iexact=username).exists():
+            raise SuspiciousOperation(
+                f"SSO username {username!r} is another account's in other case"
+            )
+        user = accounts.create_user(username=username, email=str(claims.get("email") or ""))
         user.set_unusable_password()
         user.save()
         return self.update_user(user, claims)

@@ -186,3 +186,22 @@ def test_the_whole_code_flow_signs_in_an_sso_user_and_refuses_a_password_account
     refused = code_flow(other, "acme-tenant_admin")
     assert refused["Location"] == "/console/login/?sso=failed"
     assert other.get(f"/console/t/{acme.tenant.slug}/").status_code == 302
+
+
+@pytest.mark.parametrize(
+    "look_alike",
+    [
+        lambda name: "\u202e" + name,  # a right-to-left override before it
+        lambda name: "\uff50" + name[1:],  # a full-width first letter, which sign-in folds
+        str.upper,  # the same name in other case
+    ],
+    ids=["right-to-left override", "full-width letter", "other case"],
+)
+def test_an_identity_provider_user_never_gets_a_look_alike_of_an_existing_account(
+    acme: Acme, sso: None, look_alike: Any
+) -> None:
+    username = look_alike(acme.users[Role.TENANT_ADMIN].username)
+    claims = {"preferred_username": username, "gateway_roles": ["acme-c:developer"]}
+
+    assert sign_in(claims) is None
+    assert not User.objects.filter(username=username).exists()
