@@ -228,7 +228,9 @@ def _apply_tenant(spec: TenantSpec, report: ApplyReport) -> None:
             if plaintext is not None:
                 # Key values are unique across tenants: say so, without naming the other key.
                 holder = ApiKey.objects.filter(key_hash=hash_key(plaintext))
-                if holder.exclude(pk=existing.pk if existing else None).exists():
+                if existing is not None:
+                    holder = holder.exclude(pk=existing.pk)
+                if holder.exists():
                     raise ConfigError(f"{where}: this value is already another key's")
             if existing is None:
                 existing, material = tenant_services.key_create(
