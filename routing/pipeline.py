@@ -13,13 +13,15 @@ first deployment is asked, after the call is on the write-ahead journal: docs/ad
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from audit.models import AuditStatus
 from audit.writer import AuditWriteError
@@ -196,6 +198,30 @@ def _note_guard(call: Call, decision: GuardDecision) -> None:
         call.entry.tool_results = decision.masked_tool_results
     if decision.held:  # the quarantine review queue reads the held request from its record
         call.entry.request_body = decision.payload
+
+
+_View = TypeVar("_View", bound=Callable[..., Awaitable[HttpResponse | StreamingHttpResponse]])
+
+
+def recorded_on_fault(view: _View) -> _View:
+    """A model call's last resort, around its endpoint: an exception no step expected is
+    answered 500 in the API's format with the request id, and the call recorded as failed
+    (`Call.fail_unexpectedly`), never left without a record. The API's own errors go to its
+    handlers (routing/proxy_api.py)."""
+
+    @functools.wraps(view)
+    async def served(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await view(request, *args, **kwargs)
+        except (GatewayError, HttpError, AuthenticationError, ValidationError):
+            raise
+        except Exception as error:
+            call = Call.of(request)
+            if call is None:
+                raise
+            return await call.fail_unexpectedly(error)
+
+    return served  # type: ignore[return-value]
 
 
 def _note_admission(call: Call, admitted: Admitted) -> None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -15,7 +13,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from audit.writer import is_outage
 from gateway_site.api_docs import api_docs_view
 from routing import counting, pipeline
-from routing.call import Call, audit_unavailable, checked_header, parse_json_body
+from routing.call import audit_unavailable, checked_header, parse_json_body
 from routing.caller import END_USER_HEADER
 from routing.errors import GatewayError
 from routing.responses_state import conversations
@@ -66,35 +64,13 @@ def _body_doc(schema: type[Any]) -> dict[str, Any]:
 
 router = Router(auth=VirtualKeyAuth(), tags=["proxy"])
 
-_View = TypeVar("_View", bound=Callable[..., Awaitable[HttpResponse | StreamingHttpResponse]])
-
-
-def _recorded(view: _View) -> _View:
-    """A model call's last resort: an exception no step expected is answered 500 in the API's
-    format with the request id, and the call recorded as failed (Call.fail_unexpectedly),
-    never left without a record. The API's own errors go to its handlers (build_api)."""
-
-    @functools.wraps(view)
-    async def served(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return await view(request, *args, **kwargs)
-        except (GatewayError, HttpError, AuthenticationError, ValidationError):
-            raise
-        except Exception as error:
-            call = Call.of(request)
-            if call is None:
-                raise
-            return await call.fail_unexpectedly(error)
-
-    return served  # type: ignore[return-value]
-
 
 @router.post(
     "/chat/completions",
     openapi_extra=_body_doc(ChatCompletionRequest),
     summary="Create a chat completion (streaming and tools supported)",
 )
-@_recorded
+@pipeline.recorded_on_fault
 async def chat_completions(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     return await pipeline.chat_completions(request, request.auth)  # type: ignore[attr-defined]
 
@@ -104,7 +80,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse | StreamingHttp
     openapi_extra=_body_doc(AnthropicMessagesRequest),
     summary="Create a message (Anthropic's Messages API; streaming and tools supported)",
 )
-@_recorded
+@pipeline.recorded_on_fault
 async def messages(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     return await pipeline.messages(request, request.auth)  # type: ignore[attr-defined]
 
@@ -114,7 +90,7 @@ async def messages(request: HttpRequest) -> HttpResponse | StreamingHttpResponse
     openapi_extra=_body_doc(AnthropicCountTokensRequest),
     summary="Count a message's input tokens (Anthropic's count_tokens; no cost)",
 )
-@_recorded
+@pipeline.recorded_on_fault
 async def count_tokens(request: HttpRequest) -> HttpResponse:
     return await counting.count_tokens(request, request.auth)  # type: ignore[attr-defined]
 
@@ -124,7 +100,7 @@ async def count_tokens(request: HttpRequest) -> HttpResponse:
     openapi_extra=_body_doc(ResponsesRequest),
     summary="Create a response (OpenAI's Responses API; store, previous_response_id, streaming and tools)",
 )
-@_recorded
+@pipeline.recorded_on_fault
 async def responses(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     return await pipeline.responses(request, request.auth)  # type: ignore[attr-defined]
 
@@ -298,7 +274,7 @@ async def conversation_item_delete(
 
 
 @router.post("/embeddings", openapi_extra=_body_doc(EmbeddingsRequest), summary="Create embeddings")
-@_recorded
+@pipeline.recorded_on_fault
 async def embeddings(request: HttpRequest) -> HttpResponse:
     return await pipeline.embeddings(request, request.auth)  # type: ignore[attr-defined]
 
